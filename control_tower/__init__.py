@@ -1,0 +1,1 @@
+"""qc: control_tower package."""

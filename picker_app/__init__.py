@@ -1,0 +1,1 @@
+"""qc: picker_app package."""

@@ -1,0 +1,1 @@
+"""qc: rider_app package."""

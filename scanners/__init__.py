@@ -1,0 +1,1 @@
+"""qc: scanners package."""

@@ -1,0 +1,150 @@
+"""The FastAPI application: ``create_app(settings)``; the lifespan owns every connection."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from server import db
+from server import redis as qredis
+from server.clock import Clock
+from server.config import Settings, get_settings
+from server.errors import PROBLEM_JSON, DomainError, problem_body
+from server.identity.routes import router as identity_router
+from server.logs import configure_logging
+from server.metrics import MetricsMiddleware
+from server.migrate import head_revision
+from server.stores.routes import router as stores_router
+from shared.schemas import Health, ServiceCheck
+
+log = logging.getLogger("server")
+
+
+def _problem(
+    status: int, code: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    return JSONResponse(
+        problem_body(status, code, detail, **extra),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def domain_error(_: Request, exc: DomainError) -> JSONResponse:
+        return JSONResponse(
+            exc.problem(),
+            status_code=exc.status,
+            media_type=PROBLEM_JSON,
+            headers=exc.headers or None,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {
+                "field": ".".join(str(p) for p in e.get("loc", ())),
+                "message": e.get("msg", ""),
+                "type": e.get("type", ""),
+            }
+            for e in exc.errors()
+        ]
+        fields = ", ".join(e["field"] for e in errors) or "request"
+        return _problem(422, "validation_failed", f"invalid input: {fields}", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _problem(
+            exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None)
+        )
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return _problem(500, "internal_error", "an unexpected error occurred; it was logged")
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(json_lines=settings.log_json, level=settings.log_level)
+        db_url = await asyncio.to_thread(db.resolve_database_url, settings)
+        redis_url = await asyncio.to_thread(qredis.resolve_redis_url, settings)
+        engine = db.create_engine(db_url, settings)
+        app.state.engine = engine
+        app.state.sessions = db.session_maker(engine)
+        app.state.redis = qredis.create_redis(redis_url)
+        app.state.head_revision = head_revision(db_url)
+        log.info(
+            "server ready",
+            extra={"embedded_db": settings.embedded_db, "embedded_redis": settings.embedded_redis},
+        )
+        try:
+            yield
+        finally:
+            await app.state.redis.aclose()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="qc: quick-commerce operations API",
+        version="0.1.0",
+        summary="Dark-store selection, catalogue, carts, orders, picking, delivery and ops.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.clock = clock or Clock(speed=settings.clock_speed, anchor=settings.clock_anchor)
+    app.add_middleware(MetricsMiddleware)
+    _install_error_handlers(app)
+    app.include_router(identity_router)
+    app.include_router(stores_router)
+
+    @app.get(
+        "/healthz",
+        summary="PostgreSQL and Redis reachable, schema at head",
+        tags=["service"],
+        responses={503: {"model": Health}},
+    )
+    async def healthz() -> JSONResponse:
+        health = await check_health(app)
+        return JSONResponse(health.model_dump(), status_code=200 if health.status == "ok" else 503)
+
+    @app.get("/metrics", summary="Prometheus metrics", tags=["service"], response_class=Response)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+async def check_health(app: FastAPI) -> Health:
+    pg = ServiceCheck(ok=False)
+    migration = ServiceCheck(ok=False)
+    rd = ServiceCheck(ok=False)
+    try:
+        async with app.state.engine.connect() as conn:
+            pg = ServiceCheck(ok=True)
+            current = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+            head = app.state.head_revision
+            migration = ServiceCheck(ok=current == head, detail=f"at {current}, head {head}")
+    except Exception as exc:
+        pg = ServiceCheck(ok=pg.ok, detail=type(exc).__name__)
+    try:
+        rd = ServiceCheck(ok=bool(await app.state.redis.ping()))
+    except Exception as exc:
+        rd = ServiceCheck(ok=False, detail=type(exc).__name__)
+    status = "ok" if pg.ok and rd.ok and migration.ok else "degraded"
+    return Health(status=status, postgres=pg, redis=rd, migration=migration)

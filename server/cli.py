@@ -1,0 +1,184 @@
+"""The ``qc`` command: migrate, seed, serve, token, demo (and, later, bench)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from server.config import Settings, get_settings
+from server.embedded import ServiceConfigError
+
+app = typer.Typer(
+    help="qc: quick-commerce operations suite", no_args_is_help=True, pretty_exceptions_enable=False
+)
+console = Console(stderr=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=2)
+
+
+def _database(settings: Settings) -> str:
+    from server.db import resolve_database_url
+    from server.migrate import upgrade_to_head
+
+    try:
+        url = resolve_database_url(settings)
+    except ServiceConfigError as exc:
+        raise _fail(str(exc)) from None
+    upgrade_to_head(url)
+    return url
+
+
+def _redis(settings: Settings) -> str:
+    from server.redis import resolve_redis_url
+
+    try:
+        return resolve_redis_url(settings)
+    except ServiceConfigError as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema to the newest migration."""
+    _database(get_settings())
+    console.print("schema at head")
+
+
+def _print_logins(logins: dict[str, str]) -> None:
+    table = Table(title="demo logins (role: login / secret)")
+    table.add_column("role")
+    table.add_column("example login / secret")
+    for role, cred in logins.items():
+        table.add_row(role, cred)
+    Console().print(table)
+
+
+@app.command()
+def seed(
+    seed: Annotated[int, typer.Option(help="random seed: same seed, same city")] = 42,
+    stores: Annotated[int, typer.Option(min=1, max=14)] = 12,
+    skus: Annotated[int, typer.Option(min=10, max=6000)] = 5000,
+    riders: Annotated[int, typer.Option(min=1)] = 120,
+    customers: Annotated[int, typer.Option(min=1)] = 50,
+    reset: Annotated[bool, typer.Option(help="delete every row first")] = False,
+) -> None:
+    """Build the demo Bengaluru: stores, catalogue, layout, stock, staff, riders, customers."""
+    import time
+
+    from server.seed.generate import database_is_empty, reset_database, seed_city
+
+    url = _database(get_settings())
+    if reset:
+        reset_database(url)
+    elif not database_is_empty(url):
+        raise _fail("the database already holds a city; add --reset to rebuild it")
+    started = time.perf_counter()
+    summary = seed_city(
+        url, seed=seed, stores=stores, skus=skus, riders=riders, customers=customers
+    )
+    console.print(
+        f"seeded {summary.stores} stores, {summary.products} SKUs, "
+        f"{summary.inventory_rows} stock rows, {summary.riders} riders, "
+        f"{summary.pickers} pickers, {summary.customers} customers "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
+    _print_logins(summary.logins)
+
+
+def _prepare_stack(settings: Settings) -> tuple[str, str]:
+    """Start (or reach) PostgreSQL and Redis, migrate, seed an empty database."""
+    from server.seed.generate import database_is_empty, seed_city
+
+    db_url = _database(settings)
+    redis_url = _redis(settings)
+    if database_is_empty(db_url):
+        console.print("empty database: seeding the demo city ...")
+        _print_logins(seed_city(db_url).logins)
+    # workers inherit the resolved URLs, so every process uses the same servers
+    os.environ["QC_DATABASE_URL"] = db_url
+    os.environ["QC_REDIS_URL"] = redis_url
+    os.environ.setdefault("QC_SECRET_KEY", settings.secret_key_value())
+    os.environ.setdefault(
+        "QC_CLOCK_ANCHOR",
+        str(
+            settings.clock_anchor
+            if settings.clock_anchor is not None
+            else __import__("time").time()
+        ),
+    )
+    get_settings.cache_clear()
+    return db_url, redis_url
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes")] = 1,
+) -> None:
+    """Run the API on the embedded (or configured) stack, seeding an empty database."""
+    import uvicorn
+
+    _prepare_stack(get_settings())
+    console.print(f"API on http://{host}:{port}  (OpenAPI: http://{host}:{port}/docs)")
+    uvicorn.run(
+        "server.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8000,
+) -> None:
+    """The main job. Until the simulation lands it serves the seeded city."""
+    console.print("[bold]qc demo[/]: serving the seeded city (the live simulation comes next)")
+    console.print(f"  health:  http://{host}:{port}/healthz")
+    console.print(f"  API:     http://{host}:{port}/docs")
+    serve(host=host, port=port, workers=1)
+
+
+@app.command()
+def token(login: Annotated[str, typer.Argument(help="a staff login, e.g. manager.blr")]) -> None:
+    """Print a bearer token for a staff user (operator tool: reads the database directly)."""
+    import psycopg
+
+    from server.clock import Clock
+    from server.identity.models import User
+    from server.identity.service import issue_token
+    from shared.enums import Role
+
+    settings = get_settings()
+    url = _database(settings)
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT id, role FROM users WHERE login = %s AND is_active", (login,)
+        ).fetchone()
+    if row is None:
+        raise _fail(f"no active user {login!r}")
+    if row[1] == Role.CUSTOMER:
+        raise _fail("tokens from the CLI are for staff; customers log in through the API")
+    clock = Clock(speed=settings.clock_speed, anchor=settings.clock_anchor)
+    user = User(id=row[0], login=login, name=login, role=Role(row[1]), secret_hash="")
+    tok, _ = issue_token(
+        user, key=settings.secret_key_value(), now=clock.now(), ttl_s=settings.token_ttl_s
+    )
+    sys.stdout.write(tok + "\n")
+
+
+if __name__ == "__main__":
+    app()

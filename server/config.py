@@ -1,0 +1,68 @@
+"""One settings object for the whole backend, read from ``QC_*`` environment variables."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime configuration. Unset database/redis URLs mean "start the embedded servers"."""
+
+    model_config = SettingsConfigDict(env_prefix="QC_", env_file=".env", extra="ignore")
+
+    home: Path = Field(default=Path(".qc"), description="Data folder of the embedded stack")
+    database_url: str | None = Field(default=None, description="External PostgreSQL URL")
+    redis_url: str | None = Field(default=None, description="External Redis URL")
+    database_name: str = "qc"
+    # No usable default: embedded mode generates one per QC_HOME (see ``secret_key_value``).
+    secret_key: SecretStr | None = None
+    token_ttl_s: int = 12 * 3600
+
+    # One clock (server/clock.py): the demo runs the world ``clock_speed`` times faster.
+    clock_speed: float = 1.0
+    clock_anchor: float | None = Field(
+        default=None, description="Unix time at which the sped-up clock equals real time"
+    )
+
+    soft_hold_s: int = 600
+    payment_window_s: int = 300
+    sla_s: int = 15 * 60
+    log_json: bool = True
+    log_level: str = "INFO"
+    db_pool_size: int = 10
+    db_max_overflow: int = 20
+
+    @property
+    def embedded_db(self) -> bool:
+        return not self.database_url
+
+    @property
+    def embedded_redis(self) -> bool:
+        return not self.redis_url
+
+    def secret_key_value(self) -> str:
+        """The token signing key: QC_SECRET_KEY, or a random one kept in QC_HOME (0600)."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        path = self.home / "secret_key"
+        if not path.exists():
+            self.home.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(secrets.token_urlsafe(48))
+            tmp.chmod(0o600)
+            # rename is atomic: two processes racing both end with one valid key file
+            try:
+                tmp.rename(path) if not path.exists() else tmp.unlink()
+            except FileNotFoundError:
+                pass
+        return path.read_text().strip()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

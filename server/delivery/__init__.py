@@ -1,0 +1,1 @@
+"""Rider assignment, batching and ETA planning."""

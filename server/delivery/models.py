@@ -1,0 +1,43 @@
+"""Riders and their sampled location history."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import DateTime
+from sqlmodel import Field, SQLModel
+
+from server.columns import Timestamp, enum_field, tz_field
+from shared.enums import RiderStatus
+
+
+class Rider(SQLModel, table=True):
+    __tablename__ = "riders"
+
+    rider_id: uuid.UUID = Field(foreign_key="users.id", primary_key=True)
+    city_id: str = Field(foreign_key="cities.city_id", max_length=10, index=True)
+    home_store_id: str | None = Field(
+        default=None, foreign_key="dark_stores.store_id", max_length=20
+    )
+    vehicle: str = Field(default="scooter", max_length=20)  # bicycle, scooter, ev-scooter
+    rating: float = Field(default=4.5, ge=0, le=5)
+    battery_pct: float = Field(default=100, ge=0, le=100)
+    status: RiderStatus = enum_field(RiderStatus.OFFLINE, max_length=20)
+    on_duty: bool = False
+    lat: float | None = None
+    lng: float | None = None
+    last_fix_at: Timestamp = tz_field()
+
+
+class RiderLocation(SQLModel, table=True):
+    """Sampled history of fixes (live positions live in Redis GEO)."""
+
+    __tablename__ = "rider_locations"
+
+    rider_id: uuid.UUID = Field(primary_key=True)
+    recorded_at: datetime = Field(sa_type=DateTime(timezone=True), primary_key=True)  # type: ignore[call-overload]
+    lat: float
+    lng: float
+    speed_mps: float | None = None
+    accuracy_m: float | None = None

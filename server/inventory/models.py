@@ -1,0 +1,95 @@
+"""Stock per (store, sku), reservations and the append-only stock ledger.
+
+Invariant, per (store, sku): physical = available + reserved + damaged + in_transit.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import BigInteger, CheckConstraint, Identity, Index, UniqueConstraint, text
+from sqlmodel import Column, Field, SQLModel
+
+from server.columns import Timestamp, enum_field, tz_field
+from shared.enums import Movement, ReservationStatus
+
+
+class StoreInventory(SQLModel, table=True):
+    __tablename__ = "store_inventory"
+    __table_args__ = (
+        Index(
+            "idx_low_stock",
+            "store_id",
+            "sku_id",
+            postgresql_where=text("available_qty <= reorder_level"),
+        ),
+        CheckConstraint(
+            "available_qty >= 0 AND reserved_qty >= 0 AND damaged_qty >= 0 AND in_transit_qty >= 0",
+            name="ck_store_inventory_non_negative",
+        ),
+    )
+
+    store_id: str = Field(foreign_key="dark_stores.store_id", primary_key=True, max_length=20)
+    sku_id: str = Field(foreign_key="products.sku_id", primary_key=True, max_length=50)
+    available_qty: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    reserved_qty: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    damaged_qty: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    in_transit_qty: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    reorder_level: int = Field(default=10, sa_column_kwargs={"server_default": "10"})
+    max_capacity: int = Field(default=100, sa_column_kwargs={"server_default": "100"})
+    bin_code: str | None = Field(default=None, max_length=20)
+    last_updated: Timestamp = tz_field(server_now=True)
+    version: int = Field(
+        default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": "0"}
+    )  # optimistic lock for staff edits
+
+
+class InventoryReservation(SQLModel, table=True):
+    """One hold of one SKU for one cart or order (``order_id`` is the cart id until checkout).
+
+    Unique per (store, order, sku): an order belongs to one store, and the store column
+    keeps the key valid when the table is distributed by ``store_id`` (Citus).
+    """
+
+    __tablename__ = "inventory_reservations"
+    __table_args__ = (
+        UniqueConstraint("store_id", "order_id", "sku_id", name="uq_reservation_order_sku"),
+        Index(
+            "ix_reservations_active_expiry",
+            "store_id",
+            "expires_at",
+            postgresql_where=text("status IN ('SOFT', 'HARD')"),
+        ),
+    )
+
+    store_id: str = Field(foreign_key="dark_stores.store_id", primary_key=True, max_length=20)
+    reservation_id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    order_id: str = Field(max_length=50, index=True)
+    sku_id: str = Field(foreign_key="products.sku_id", max_length=50)
+    quantity: int = Field(ge=0)
+    status: ReservationStatus = enum_field(max_length=20)
+    created_at: Timestamp = tz_field(server_now=True)
+    updated_at: Timestamp = tz_field(server_now=True)
+    expires_at: Timestamp = tz_field()
+
+
+class StockLedger(SQLModel, table=True):
+    """Every stock movement, never updated or deleted; deltas per bucket."""
+
+    __tablename__ = "stock_ledger"
+    __table_args__ = (Index("ix_stock_ledger_sku_time", "store_id", "sku_id", "created_at"),)
+
+    store_id: str = Field(foreign_key="dark_stores.store_id", primary_key=True, max_length=20)
+    entry_id: int | None = Field(
+        default=None, sa_column=Column(BigInteger, Identity(), primary_key=True)
+    )
+    sku_id: str = Field(max_length=50)
+    movement: Movement = enum_field(max_length=20)
+    d_available: int = 0
+    d_reserved: int = 0
+    d_damaged: int = 0
+    d_in_transit: int = 0
+    reference: str | None = Field(default=None, max_length=80)  # order, reservation, transfer
+    actor_id: uuid.UUID | None = None
+    reason: str | None = Field(default=None, max_length=200)
+    created_at: Timestamp = tz_field(server_now=True)

@@ -1,0 +1,97 @@
+"""Carts, orders, their items and the order-event history."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import BigInteger, ForeignKeyConstraint, Identity, Index
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Column, Field, SQLModel
+
+from server.columns import Timestamp, enum_field, tz_field
+from shared.enums import ItemStatus, OrderStatus
+
+
+class Cart(SQLModel, table=True):
+    __tablename__ = "carts"
+
+    cart_id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="users.id", index=True)
+    store_id: str = Field(foreign_key="dark_stores.store_id", max_length=20)
+    status: str = Field(default="ACTIVE", max_length=20)  # ACTIVE, CHECKED_OUT, ABANDONED
+    created_at: Timestamp = tz_field(server_now=True)
+    updated_at: Timestamp = tz_field(server_now=True)
+
+
+class Order(SQLModel, table=True):
+    """An order, keyed (store_id, order_id) so it can be distributed by store (Citus)."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        Index("ix_orders_order_id", "order_id", unique=False),
+        Index("ix_orders_store_status", "store_id", "status"),
+    )
+
+    store_id: str = Field(foreign_key="dark_stores.store_id", primary_key=True, max_length=20)
+    order_id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    user_id: uuid.UUID = Field(foreign_key="users.id", index=True)
+    city_id: str = Field(foreign_key="cities.city_id", max_length=10)
+    cart_id: uuid.UUID | None = None
+    status: OrderStatus = enum_field(OrderStatus.PLACED, max_length=30)
+    currency: str = Field(default="INR", max_length=3)
+    subtotal_paise: int = 0
+    delivery_fee_paise: int = 0
+    handling_fee_paise: int = 0
+    discount_paise: int = 0
+    total_amount_paise: int = 0
+    delivery_address: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB))
+    delivery_lat: float
+    delivery_lng: float
+    cancel_reason: str | None = Field(default=None, max_length=200)
+    rider_id: uuid.UUID | None = Field(default=None, index=True)
+    sla_deadline: Timestamp = tz_field()
+    placed_at: Timestamp = tz_field(index=True)
+    confirmed_at: Timestamp = tz_field()
+    picking_at: Timestamp = tz_field()
+    partially_fulfilled_at: Timestamp = tz_field()
+    packed_at: Timestamp = tz_field()
+    dispatched_at: Timestamp = tz_field()
+    out_for_delivery_at: Timestamp = tz_field()
+    delivered_at: Timestamp = tz_field()
+    cancelled_at: Timestamp = tz_field()
+
+
+class OrderItem(SQLModel, table=True):
+    __tablename__ = "order_items"
+    __table_args__ = (
+        ForeignKeyConstraint(["store_id", "order_id"], ["orders.store_id", "orders.order_id"]),
+    )
+
+    store_id: str = Field(primary_key=True, max_length=20)
+    order_id: uuid.UUID = Field(primary_key=True)
+    sku_id: str = Field(foreign_key="products.sku_id", primary_key=True, max_length=50)
+    quantity: int = Field(ge=1)
+    unit_price_paise: int = Field(ge=0)
+    mrp_paise: int = Field(ge=0)
+    status: ItemStatus = enum_field(ItemStatus.PENDING, max_length=20)
+    picked_qty: int = 0
+    substitute_sku: str | None = Field(default=None, max_length=50)
+
+
+class OrderEvent(SQLModel, table=True):
+    """One row per state change, written in the transaction that changes the state."""
+
+    __tablename__ = "order_events"
+    __table_args__ = (Index("ix_order_events_order", "order_id", "at"),)
+
+    store_id: str = Field(primary_key=True, max_length=20)
+    event_id: int | None = Field(
+        default=None, sa_column=Column(BigInteger, Identity(), primary_key=True)
+    )
+    order_id: uuid.UUID
+    from_status: OrderStatus | None = enum_field(None, max_length=30)
+    to_status: OrderStatus = enum_field(max_length=30)
+    at: Timestamp = tz_field(server_now=True)
+    actor_id: uuid.UUID | None = None
+    reason: str | None = Field(default=None, max_length=200)

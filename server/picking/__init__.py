@@ -1,0 +1,1 @@
+"""Pick-path ordering and pick-time estimation."""

@@ -1,0 +1,43 @@
+"""Dark-store resources."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from server.deps import ManagerUser, SessionDep
+from server.openapi import problem_responses
+from server.stores import service
+from shared.schemas import Page, StorePublic, UserPublic
+
+router = APIRouter(prefix="/v1/stores", tags=["stores"])
+
+
+@router.get(
+    "", summary="List dark stores (optionally of one city)", responses=problem_responses(422)
+)
+async def list_stores(
+    session: SessionDep,
+    city: Annotated[str | None, Query(max_length=10, examples=["BLR"])] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=20)] = None,
+) -> Page[StorePublic]:
+    stores = await service.list_stores(session, city_id=city, limit=limit + 1, after=cursor)
+    page = stores[:limit]
+    return Page[StorePublic](
+        items=[StorePublic.model_validate(s) for s in page],
+        next_cursor=page[-1].store_id if len(stores) > limit else None,
+    )
+
+
+@router.get(
+    "/{store_id}/staff",
+    summary="Pickers of a store (staff only: city manager)",
+    tags=["staff"],
+    responses=problem_responses(401, 403, 404),
+)
+async def store_staff(store_id: str, session: SessionDep, manager: ManagerUser) -> list[UserPublic]:
+    await service.get_store_for_manager(session, store_id=store_id, manager=manager)
+    staff = await service.list_store_staff(session, store_id=store_id)
+    return [UserPublic.model_validate(u) for u in staff]

@@ -1,0 +1,1 @@
+"""qc: shared package."""

