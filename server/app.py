@@ -21,6 +21,8 @@ from server.clock import Clock
 from server.config import Settings, get_settings
 from server.errors import PROBLEM_JSON, DomainError, problem_body
 from server.identity.routes import router as identity_router
+from server.inventory.routes import router as inventory_router
+from server.inventory.worker import inventory_loops, reconcile_all
 from server.logs import configure_logging
 from server.metrics import MetricsMiddleware
 from server.migrate import head_revision
@@ -90,6 +92,15 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         app.state.sessions = db.session_maker(engine)
         app.state.redis = qredis.create_redis(redis_url)
         app.state.head_revision = head_revision(db_url)
+        # Redis must hold every store's stock before the first reservation is accepted
+        await reconcile_all(engine, app.state.redis)
+        loops = (
+            inventory_loops(settings, engine, app.state.sessions, app.state.redis, app.state.clock)
+            if settings.background_loops
+            else []
+        )
+        for loop in loops:
+            loop.start()
         log.info(
             "server ready",
             extra={"embedded_db": settings.embedded_db, "embedded_redis": settings.embedded_redis},
@@ -97,6 +108,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         try:
             yield
         finally:
+            for loop in loops:
+                await loop.stop()
             await app.state.redis.aclose()
             await engine.dispose()
 
@@ -112,6 +125,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     _install_error_handlers(app)
     app.include_router(identity_router)
     app.include_router(stores_router)
+    app.include_router(inventory_router)
 
     @app.get(
         "/healthz",

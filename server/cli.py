@@ -180,5 +180,28 @@ def token(login: Annotated[str, typer.Argument(help="a staff login, e.g. manager
     sys.stdout.write(tok + "\n")
 
 
+bench_app = typer.Typer(help="benchmarks: figures with their conditions, side by side")
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("reserve")
+def bench_reserve(
+    ops: Annotated[int, typer.Option(min=100, help="operations per scenario")] = 4000,
+    concurrency: Annotated[int, typer.Option(min=1, max=256)] = 32,
+    repeats: Annotated[int, typer.Option(min=1, help="runs per scenario; the median counts")] = 3,
+    json_out: Annotated[str | None, typer.Option("--json", help="write figures here")] = None,
+) -> None:
+    """Reservations/s and p50/p99: engine vs trivial Lua vs PostgreSQL row lock."""
+    import asyncio
+    import json
+
+    from server.bench.reserve import run
+
+    figures = asyncio.run(run(get_settings(), ops=ops, concurrency=concurrency, repeats=repeats))
+    if json_out:
+        with open(json_out, "w") as fh:
+            json.dump(figures, fh, indent=2)
+
+
 if __name__ == "__main__":
     app()

@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     soft_hold_s: int = 600
     payment_window_s: int = 300
     sla_s: int = 15 * 60
+    # background loops (real seconds): expiry sweep, Redis/PostgreSQL reconciliation
+    background_loops: bool = True
+    sweep_interval_s: float = 1.0
+    reconcile_interval_s: float = 30.0
     log_json: bool = True
     log_level: str = "INFO"
     db_pool_size: int = 10

@@ -15,6 +15,7 @@ import psycopg
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from server import uow
 from server.config import Settings
 from server.embedded import ServiceConfigError, home_lock, redact_url
 
@@ -96,7 +97,7 @@ async def transaction(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[
     async with maker() as session:
         try:
             yield session
-            await session.commit()
         except BaseException:
-            await session.rollback()
+            await uow.rollback(session)
             raise
+        await uow.commit(session)

@@ -10,6 +10,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from server import uow
 from server.clock import Clock
 from server.config import Settings
 from server.errors import Forbidden, Unauthorized
@@ -23,10 +24,10 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     async with request.app.state.sessions() as session:
         try:
             yield session
-            await session.commit()
         except BaseException:
-            await session.rollback()
+            await uow.rollback(session)
             raise
+        await uow.commit(session)
 
 
 def get_redis(request: Request) -> aioredis.Redis:

@@ -148,5 +148,13 @@ def resolve_redis_url(settings: Settings) -> str:
     return EmbeddedValkey(settings.home.resolve()).acquire()
 
 
-def create_redis(url: str) -> aioredis.Redis:
-    return aioredis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+def create_redis(url: str, *, max_connections: int = 64) -> aioredis.Redis:
+    """A client whose pool waits for a free connection instead of failing under load."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        decode_responses=True,
+        max_connections=max_connections,
+        timeout=10,
+        health_check_interval=30,
+    )
+    return aioredis.Redis.from_pool(pool)

@@ -115,6 +115,7 @@ def settings(services: Services) -> Settings:
         secret_key=TEST_SECRET,  # type: ignore[arg-type]
         log_json=False,
         log_level="WARNING",
+        background_loops=False,  # tests drive sweeps and reconciliation themselves
     )
 
 
@@ -169,3 +170,37 @@ def live_server(settings: Settings, clock: Clock, clean: Services) -> Iterator[L
     yield LiveServer(url=f"http://127.0.0.1:{port}", app=application, clock=clock)
     server.should_exit = True
     thread.join(timeout=10)
+
+
+@dataclass
+class Stack:
+    """Direct handles on the backing services for service-level tests."""
+
+    engine: object
+    sessions: object
+    redis: object
+    clock: Clock
+    database_url: str
+    redis_url: str
+
+
+@pytest.fixture
+async def stack(city: Services, settings: Settings, clock: Clock) -> AsyncIterator[Stack]:
+    """The seeded small city with an async engine and Redis client, stock loaded."""
+    from server import db
+    from server import redis as qredis
+    from server.inventory.worker import reconcile_all
+
+    engine = db.create_engine(city.database_url, settings)
+    client = qredis.create_redis(city.redis_url)
+    await reconcile_all(engine, client)
+    yield Stack(
+        engine=engine,
+        sessions=db.session_maker(engine),
+        redis=client,
+        clock=clock,
+        database_url=city.database_url,
+        redis_url=city.redis_url,
+    )
+    await client.aclose()
+    await engine.dispose()

@@ -38,6 +38,6 @@ async def list_stores(
     responses=problem_responses(401, 403, 404),
 )
 async def store_staff(store_id: str, session: SessionDep, manager: ManagerUser) -> list[UserPublic]:
-    await service.get_store_for_manager(session, store_id=store_id, manager=manager)
+    await service.authorize_store(session, store_id=store_id, user=manager)
     staff = await service.list_store_staff(session, store_id=store_id)
     return [UserPublic.model_validate(u) for u in staff]

@@ -37,3 +37,17 @@ async def get_store_for_manager(
 async def list_store_staff(session: AsyncSession, *, store_id: str) -> list[User]:
     query = select(User).where(User.store_id == store_id, User.role == Role.PICKER)
     return list((await session.exec(query.order_by(col(User.login)))).all())
+
+
+async def authorize_store(session: AsyncSession, *, store_id: str, user: User) -> DarkStore:
+    """A store the staff member may work on: a picker's own store, a manager's city."""
+    store = await session.get(DarkStore, store_id)
+    if store is None:
+        raise NotFound(f"no store {store_id}", code="store_not_found")
+    if user.role == Role.ADMIN:
+        return store
+    if user.role == Role.MANAGER and store.city_id == user.city_id:
+        return store
+    if user.role == Role.PICKER and user.store_id == store_id:
+        return store
+    raise Forbidden(f"store {store_id} is not yours", code="not_your_store")

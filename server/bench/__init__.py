@@ -1,0 +1,1 @@
+"""Benchmarks behind `qc bench ...`: figures with their conditions, side by side."""

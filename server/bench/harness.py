@@ -1,0 +1,112 @@
+"""Timing harness: N operations from C concurrent workers; medians and tails, not means."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+@dataclass
+class Result:
+    name: str
+    ops: int
+    errors: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+
+    @property
+    def per_second(self) -> float:
+        return self.ops / self.seconds if self.seconds else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"per_second": round(self.per_second, 1)}
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return 0.0
+    index = min(len(sorted_values) - 1, round(q * (len(sorted_values) - 1)))
+    return sorted_values[index]
+
+
+async def measure(
+    name: str,
+    op: Callable[[int], Awaitable[object]],
+    *,
+    total: int,
+    concurrency: int,
+    expected_errors: tuple[type[BaseException], ...] = (),
+) -> Result:
+    """Run ``op(i)`` for i in range(total) from ``concurrency`` workers."""
+    latencies: list[float] = []
+    errors = 0
+    counter = iter(range(total))
+
+    async def worker() -> None:
+        nonlocal errors
+        for i in counter:
+            start = time.perf_counter()
+            try:
+                await op(i)
+            except expected_errors:
+                errors += 1
+            latencies.append(time.perf_counter() - start)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return Result(
+        name,
+        total,
+        errors,
+        elapsed,
+        _percentile(latencies, 0.5) * 1000,
+        _percentile(latencies, 0.99) * 1000,
+    )
+
+
+def median_of(runs: list[Result]) -> Result:
+    """The run with the median throughput of several repeats (the machine is noisy)."""
+    ordered = sorted(runs, key=lambda r: r.per_second)
+    return ordered[len(ordered) // 2]
+
+
+def conditions(**extra: object) -> dict[str, object]:
+    return {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        **extra,
+    }
+
+
+def print_table(
+    title: str, results: list[Result], baseline: str | None, cond: dict[str, object]
+) -> None:
+    base = next((r for r in results if r.name == baseline), None)
+    table = Table(title=title)
+    for column in ("scenario", "ops/s", "p50 ms", "p99 ms", "refused", "vs " + (baseline or "-")):
+        table.add_column(column, justify="left" if column == "scenario" else "right")
+    for r in results:
+        ratio = f"{r.per_second / base.per_second:.2f}x" if base and base.per_second else "-"
+        table.add_row(
+            r.name,
+            f"{r.per_second:,.0f}",
+            f"{r.p50_ms:.2f}",
+            f"{r.p99_ms:.2f}",
+            str(r.errors),
+            ratio,
+        )
+    console = Console()
+    console.print(table)
+    console.print("conditions: " + ", ".join(f"{k}={v}" for k, v in cond.items()))

@@ -1,0 +1,279 @@
+"""The Redis side of inventory: one Python function per Lua script.
+
+Scripts are registered once per client (EVALSHA, reloaded transparently after a Redis
+restart) and every key they touch is passed through ``KEYS`` with the ``{store}`` tag.
+Each function turns the script's answer into a value or a domain error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Literal
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+
+from server import keys
+from server.inventory.errors import (
+    HoldNotActive,
+    InsufficientStock,
+    StockBucketShort,
+    StoreNotReady,
+    UnknownSku,
+)
+
+TOMBSTONE_TTL_S = 24 * 3600
+Outcome = Literal["COMMITTED", "RELEASED", "EXPIRED"]
+
+
+def _lua(name: str) -> str:
+    return (resources.files("server.inventory") / "lua" / f"{name}.lua").read_text()
+
+
+_SOURCES = {name: _lua(name) for name in ("reserve", "settle", "adjust", "restore")}
+
+
+def _script(client: aioredis.Redis, name: str) -> AsyncScript:
+    cache: dict[str, AsyncScript] = client.__dict__.setdefault("_qc_scripts", {})
+    if name not in cache:
+        cache[name] = client.register_script(_SOURCES[name])
+    return cache[name]
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@dataclass(frozen=True)
+class LineChange:
+    sku_id: str
+    old_qty: int
+    new_qty: int
+
+    @property
+    def delta(self) -> int:
+        return self.new_qty - self.old_qty
+
+
+@dataclass(frozen=True)
+class Reserved:
+    previous_state: str | None
+    previous_expires_at: float | None
+    lines: list[LineChange]
+
+    @property
+    def changed(self) -> bool:
+        return any(line.delta for line in self.lines)
+
+
+async def reserve(
+    client: aioredis.Redis,
+    *,
+    store_id: str,
+    holder: str,
+    lines: dict[str, int],
+    mode: Literal["SOFT", "HARD"],
+    expires_at: float,
+    new_holder: str | None = None,
+) -> Reserved:
+    """Set held quantities for ``holder`` (all lines or none); see ``lua/reserve.lua``."""
+    target = new_holder or holder
+    skus = sorted(lines)
+    script_keys = [
+        keys.store_ready(store_id),
+        keys.hold_expiry(store_id),
+        keys.hold(store_id, holder),
+        keys.hold(store_id, target),
+        keys.inflight(store_id),
+        *(keys.inventory(store_id, s) for s in skus),
+    ]
+    args: list[Any] = [mode, holder, target, expires_at]
+    for sku in skus:
+        args += [sku, lines[sku]]
+    answer = [_s(v) for v in await _script(client, "reserve")(keys=script_keys, args=args)]
+    status = answer[0]
+    if status == "OK":
+        body = answer[3:]
+        return Reserved(
+            previous_state=answer[1] or None,
+            previous_expires_at=float(answer[2]) if answer[2] else None,
+            lines=[
+                LineChange(body[i], int(body[i + 1]), int(body[i + 2]))
+                for i in range(0, len(body), 3)
+            ],
+        )
+    if status == "SHORT":
+        body = answer[1:]
+        raise InsufficientStock(
+            [
+                {
+                    "sku_id": body[i],
+                    "requested_more": int(body[i + 1]),
+                    "available": int(body[i + 2]),
+                }
+                for i in range(0, len(body), 3)
+            ]
+        )
+    if status == "NOT_READY":
+        raise StoreNotReady(f"stock of {store_id} is being loaded")
+    if status == "UNKNOWN_SKU":
+        raise UnknownSku(f"{answer[1]} is not stocked at {store_id}")
+    raise HoldNotActive(f"hold {holder} is {answer[1]}", state=answer[1])
+
+
+@dataclass(frozen=True)
+class Settled:
+    status: Literal["OK", "NOOP", "NOT_DUE"]
+    lines: dict[str, int]
+    previous_state: str | None = None
+    previous_expires_at: float | None = None
+
+
+async def read_hold(client: aioredis.Redis, *, store_id: str, holder: str) -> dict[str, str]:
+    return {_s(k): _s(v) for k, v in (await client.hgetall(keys.hold(store_id, holder))).items()}
+
+
+async def settle(
+    client: aioredis.Redis,
+    *,
+    store_id: str,
+    holder: str,
+    outcome: Outcome,
+    now: float,
+    attempts: int = 5,
+) -> Settled:
+    """Commit, release or expire a hold; ending an ended hold is a no-op."""
+    for _ in range(attempts):
+        held = await read_hold(client, store_id=store_id, holder=holder)
+        skus = sorted(k for k in held if not k.startswith("_"))
+        script_keys = [
+            keys.store_ready(store_id),
+            keys.hold_expiry(store_id),
+            keys.hold(store_id, holder),
+            keys.inflight(store_id),
+            *(keys.inventory(store_id, s) for s in skus),
+        ]
+        answer = [
+            _s(v)
+            for v in await _script(client, "settle")(
+                keys=script_keys, args=[outcome, holder, now, TOMBSTONE_TTL_S, *skus]
+            )
+        ]
+        status = answer[0]
+        if status == "OK":
+            body = answer[1:]
+            return Settled(
+                "OK",
+                {body[i]: int(body[i + 1]) for i in range(0, len(body), 2)},
+                held.get("_state"),
+                float(held["_exp"]) if "_exp" in held else None,
+            )
+        if status == "NOOP":
+            return Settled("NOOP", {}, answer[1] or None)
+        if status == "NOT_DUE":
+            return Settled("NOT_DUE", {})
+        if status == "NOT_READY":
+            raise StoreNotReady(f"stock of {store_id} is being loaded")
+        # RETRY: the hold changed between our read and the script; read it again
+    raise HoldNotActive(f"hold {holder} kept changing; try again", code="hold_busy")
+
+
+@dataclass(frozen=True)
+class Buckets:
+    available: int
+    reserved: int
+    damaged: int
+    in_transit: int
+
+
+async def adjust(
+    client: aioredis.Redis,
+    *,
+    store_id: str,
+    sku_id: str,
+    d_available: int = 0,
+    d_reserved: int = 0,
+    d_damaged: int = 0,
+    d_in_transit: int = 0,
+) -> Buckets:
+    script_keys = [
+        keys.store_ready(store_id),
+        keys.inventory(store_id, sku_id),
+        keys.inflight(store_id),
+    ]
+    answer = [
+        _s(v)
+        for v in await _script(client, "adjust")(
+            keys=script_keys, args=[d_available, d_reserved, d_damaged, d_in_transit]
+        )
+    ]
+    if answer[0] == "OK":
+        return Buckets(*(int(v) for v in answer[1:5]))
+    if answer[0] == "NOT_READY":
+        raise StoreNotReady(f"stock of {store_id} is being loaded")
+    if answer[0] == "UNKNOWN_SKU":
+        raise UnknownSku(f"{sku_id} is not stocked at {store_id}")
+    raise StockBucketShort(
+        f"only {answer[2]} {answer[1]} units of {sku_id}", bucket=answer[1], current=int(answer[2])
+    )
+
+
+async def read_buckets(
+    client: aioredis.Redis, *, store_id: str, sku_ids: list[str]
+) -> dict[str, Buckets | None]:
+    pipe = client.pipeline(transaction=False)
+    for sku in sku_ids:
+        pipe.hmget(keys.inventory(store_id, sku), "available", "reserved", "damaged", "in_transit")
+    out: dict[str, Buckets | None] = {}
+    for sku, values in zip(sku_ids, await pipe.execute(), strict=True):
+        out[sku] = None if values[0] is None else Buckets(*(int(v or 0) for v in values))
+    return out
+
+
+async def done_inflight(client: aioredis.Redis, *, store_id: str) -> None:
+    """The PostgreSQL side of a Redis change finished (committed or compensated)."""
+    await client.decr(keys.inflight(store_id))
+
+
+@dataclass(frozen=True)
+class RestoreLine:
+    sku_id: str
+    held_qty: int = 0
+    d_available: int = 0
+    d_reserved: int = 0
+    d_damaged: int = 0
+    d_in_transit: int = 0
+
+
+async def restore(
+    client: aioredis.Redis,
+    *,
+    store_id: str,
+    lines: list[RestoreLine],
+    holder: str | None = None,
+    drop_holder: str | None = None,
+    state: str | None = None,
+    expires_at: float | None = None,
+) -> str:
+    """Undo a change whose PostgreSQL write failed; see ``lua/restore.lua``."""
+    holder_key = keys.hold(store_id, holder) if holder else keys.hold_expiry(store_id)
+    drop = drop_holder or holder or ""
+    script_keys = [
+        keys.store_ready(store_id),
+        keys.hold_expiry(store_id),
+        holder_key,
+        keys.hold(store_id, drop) if drop else holder_key,
+        *(keys.inventory(store_id, line.sku_id) for line in lines),
+    ]
+    args: list[Any] = [holder or "", drop, state or "", expires_at or 0]
+    for line in lines:
+        args += [
+            line.sku_id,
+            line.held_qty,
+            line.d_available,
+            line.d_reserved,
+            line.d_damaged,
+            line.d_in_transit,
+        ]
+    return _s(await _script(client, "restore")(keys=script_keys, args=args))

@@ -1,0 +1,40 @@
+-- End a hold: COMMITTED (payment succeeded: reserved units leave the books), RELEASED
+-- (payment failed, cancel, cart emptied) or EXPIRED (the sweeper; only if still due).
+-- The caller passes the hold's SKUs as it read them; if the hold changed meanwhile the
+-- script answers RETRY. Ending an ended or unknown hold is a no-op (NOOP).
+-- KEYS: 1 ready, 2 expiry zset, 3 hold, 4 inflight, 5.. inventory hash per SKU
+-- ARGV: 1 outcome, 2 holder, 3 now (EXPIRED only), 4 tombstone ttl s, then the SKUs
+-- -> {"OK", sku, qty, ...} | {"NOOP", state} | {"RETRY"} | {"NOT_READY"} | {"NOT_DUE"}
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'NOT_READY'} end
+local outcome, holder = ARGV[1], ARGV[2]
+local state = redis.call('HGET', KEYS[3], '_state')
+if not state or (state ~= 'SOFT' and state ~= 'HARD') then return {'NOOP', state or ''} end
+if outcome == 'EXPIRED' and tonumber(redis.call('HGET', KEYS[3], '_exp')) > tonumber(ARGV[3]) then
+  return {'NOT_DUE'}
+end
+local n = #ARGV - 4
+local fields = 0
+for _, f in ipairs(redis.call('HKEYS', KEYS[3])) do
+  if string.sub(f, 1, 1) ~= '_' then fields = fields + 1 end
+end
+if fields ~= n then return {'RETRY'} end
+local qtys = {}
+for i = 1, n do
+  local q = redis.call('HGET', KEYS[3], ARGV[4 + i])
+  if not q then return {'RETRY'} end
+  qtys[i] = tonumber(q)
+end
+local out = {'OK'}
+for i = 1, n do
+  local inv, q = KEYS[4 + i], qtys[i]
+  redis.call('HINCRBY', inv, 'reserved', -q)
+  if outcome ~= 'COMMITTED' then redis.call('HINCRBY', inv, 'available', q) end
+  table.insert(out, ARGV[4 + i]); table.insert(out, q)
+end
+redis.call('DEL', KEYS[3])
+-- a tombstone makes a late release or a repeated commit a no-op
+redis.call('HSET', KEYS[3], '_state', outcome)
+redis.call('EXPIRE', KEYS[3], tonumber(ARGV[4]))
+redis.call('ZREM', KEYS[2], holder)
+if n > 0 then redis.call('INCR', KEYS[4]) end
+return out

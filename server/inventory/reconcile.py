@@ -1,0 +1,250 @@
+"""Keep Redis equal to PostgreSQL: load a store's stock before it takes reservations, and
+find and repair drift. PostgreSQL is the truth; the drift repaired is a metric and a log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from prometheus_client import Counter
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from server import keys
+from server.inventory import engine
+from server.inventory.errors import StoreNotFound, StoreNotReady
+
+log = logging.getLogger(__name__)
+
+DRIFT_REPAIRED = Counter(
+    "qc_inventory_drift_repaired_total",
+    "Stock rows and holds whose Redis copy disagreed with PostgreSQL",
+    ["store_id", "kind"],
+)
+STORE_LOADS = Counter(
+    "qc_inventory_store_loads_total",
+    "Times a store's stock was (re)loaded into Redis",
+    ["store_id", "why"],
+)
+
+LOCK_TTL_MS = 30_000
+
+
+@dataclass(frozen=True)
+class Drift:
+    kind: str  # "stock" or "hold"
+    key: str  # sku id or holder id
+    postgres: object
+    redis: object
+
+
+Snapshot = tuple[
+    dict[str, engine.Buckets], dict[str, tuple[str, float, dict[str, int]]], dict[str, str]
+]
+
+
+async def _snapshot(db: AsyncEngine, store_id: str) -> Snapshot:
+    """PostgreSQL's stock rows, active holds and recently ended holds of one store, read in
+    one snapshot. Ended holds become tombstones again so that ending one twice stays a
+    no-op after Redis lost its data."""
+    async with db.connect() as conn:
+        await conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+        exists = (
+            await conn.execute(
+                text("SELECT 1 FROM dark_stores WHERE store_id = :s"), {"s": store_id}
+            )
+        ).first()
+        if exists is None:
+            raise StoreNotFound(f"no store {store_id}")
+        stock = {
+            r[0]: engine.Buckets(*r[1:])
+            for r in await conn.execute(
+                text(
+                    "SELECT sku_id, available_qty, reserved_qty, damaged_qty, in_transit_qty "
+                    "FROM store_inventory WHERE store_id = :s"
+                ),
+                {"s": store_id},
+            )
+        }
+        holds: dict[str, tuple[str, float, dict[str, int]]] = {}
+        for holder, sku, qty, status, expires in await conn.execute(
+            text(
+                "SELECT order_id, sku_id, quantity, status, expires_at "
+                "FROM inventory_reservations WHERE store_id = :s "
+                "AND status IN ('SOFT', 'HARD') AND quantity > 0"
+            ),
+            {"s": store_id},
+        ):
+            _, _, lines = holds.setdefault(holder, (status, expires.timestamp(), {}))
+            lines[sku] = qty
+        ended = {
+            r[0]: r[1]
+            for r in await conn.execute(
+                text("""
+            SELECT order_id, CASE WHEN bool_or(status = 'COMMITTED') THEN 'COMMITTED'
+                                  WHEN bool_or(status = 'EXPIRED') THEN 'EXPIRED'
+                                  ELSE 'RELEASED' END
+            FROM inventory_reservations
+            WHERE store_id = :s AND updated_at > now() - interval '1 day'
+            GROUP BY order_id
+            HAVING bool_and(status NOT IN ('SOFT', 'HARD'))
+               AND bool_or(status IN ('COMMITTED', 'EXPIRED')
+                           OR (status = 'RELEASED' AND quantity > 0))"""),
+                {"s": store_id},
+            )
+        }
+        await conn.rollback()
+    return stock, holds, ended
+
+
+async def _live_holds(redis: aioredis.Redis, store_id: str) -> dict[str, dict[str, str]]:
+    prefix = keys.hold(store_id, "")
+    found: dict[str, dict[str, str]] = {}
+    async for key in redis.scan_iter(
+        match=prefix.replace("{", "\\{").replace("}", "\\}") + "*", count=1000
+    ):
+        key = key.decode() if isinstance(key, bytes) else key
+        held = await engine.read_hold(redis, store_id=store_id, holder=key[len(prefix) :])
+        if held.get("_state") in ("SOFT", "HARD"):
+            found[key[len(prefix) :]] = held
+    return found
+
+
+async def _write_store(db: AsyncEngine, redis: aioredis.Redis, store_id: str) -> None:
+    stock, holds, ended = await _snapshot(db, store_id)
+    stale = await _live_holds(redis, store_id)
+    pipe = redis.pipeline(transaction=True)
+    for sku, b in stock.items():
+        pipe.hset(
+            keys.inventory(store_id, sku),
+            mapping={
+                "available": b.available,
+                "reserved": b.reserved,
+                "damaged": b.damaged,
+                "in_transit": b.in_transit,
+            },
+        )
+    for holder in stale:
+        pipe.delete(keys.hold(store_id, holder))
+    pipe.delete(keys.hold_expiry(store_id))
+    for holder, (status, expires, lines) in holds.items():
+        pipe.delete(keys.hold(store_id, holder))
+        pipe.hset(keys.hold(store_id, holder), mapping={**lines, "_state": status, "_exp": expires})
+        pipe.zadd(keys.hold_expiry(store_id), {holder: expires})
+    for holder, outcome in ended.items():
+        pipe.delete(keys.hold(store_id, holder))
+        pipe.hset(keys.hold(store_id, holder), "_state", outcome)
+        pipe.expire(keys.hold(store_id, holder), engine.TOMBSTONE_TTL_S)
+    pipe.set(keys.inflight(store_id), 0)
+    pipe.set(keys.store_ready(store_id), int(time.time()))
+    await pipe.execute()
+
+
+async def load_store(
+    db: AsyncEngine,
+    redis: aioredis.Redis,
+    store_id: str,
+    *,
+    why: str = "missing",
+    wait_s: float = 15.0,
+) -> None:
+    """Load a store's stock and holds into Redis unless it is loaded; one loader at a time."""
+    token = uuid.uuid4().hex
+    deadline = time.monotonic() + wait_s
+    while True:
+        if why == "missing" and await redis.exists(keys.store_ready(store_id)):
+            return
+        if await redis.set(keys.rebuild_lock(store_id), token, nx=True, px=LOCK_TTL_MS):
+            break
+        if time.monotonic() > deadline:
+            raise StoreNotReady(f"stock of {store_id} is still loading; retry shortly")
+        await asyncio.sleep(0.05)  # another process is loading it: poll its ready marker
+    try:
+        if why != "missing" or not await redis.exists(keys.store_ready(store_id)):
+            await _write_store(db, redis, store_id)
+            STORE_LOADS.labels(store_id, why).inc()
+            log.info("inventory loaded into redis", extra={"store_id": store_id, "why": why})
+    finally:
+        if await redis.get(keys.rebuild_lock(store_id)) in (token, token.encode()):
+            await redis.delete(keys.rebuild_lock(store_id))
+
+
+async def find_drift(db: AsyncEngine, redis: aioredis.Redis, store_id: str) -> list[Drift]:
+    stock, holds, _ = await _snapshot(db, store_id)
+    drift: list[Drift] = []
+    cached = await engine.read_buckets(redis, store_id=store_id, sku_ids=sorted(stock))
+    for sku, truth in stock.items():
+        if cached[sku] != truth:
+            drift.append(Drift("stock", sku, truth, cached[sku]))
+    live = await _live_holds(redis, store_id)
+    for holder in sorted(set(holds) | set(live)):
+        want = holds[holder][2] if holder in holds else {}
+        have = {k: int(v) for k, v in live.get(holder, {}).items() if not k.startswith("_")}
+        if want != have:
+            drift.append(Drift("hold", holder, want, have))
+    return drift
+
+
+async def _quiesce(redis: aioredis.Redis, store_id: str, wait_s: float) -> None:
+    """Stop new stock changes on a store and wait for those in flight to be written."""
+    await redis.delete(keys.store_ready(store_id))
+    deadline = time.monotonic() + wait_s
+    while int(await redis.get(keys.inflight(store_id)) or 0) > 0:
+        if time.monotonic() > deadline:
+            # a crashed request never finishes; its Redis effect is what we overwrite
+            log.warning("in-flight stock changes did not finish", extra={"store_id": store_id})
+            return
+        await asyncio.sleep(0.02)
+
+
+async def reconcile_store(
+    db: AsyncEngine,
+    redis: aioredis.Redis,
+    store_id: str,
+    *,
+    confirm_after_s: float = 0.5,
+    quiesce_s: float = 5.0,
+) -> list[Drift]:
+    """Load a store that Redis lost; repair drift that persists across two looks.
+
+    A change between its Redis and PostgreSQL writes looks like drift for a moment, so a
+    difference must be seen twice before the store is paused and reloaded from PostgreSQL.
+    """
+    if not await redis.exists(keys.store_ready(store_id)):
+        await load_store(db, redis, store_id, why="missing")
+        return []
+    first = await find_drift(db, redis, store_id)
+    if not first:
+        return []
+    await asyncio.sleep(confirm_after_s)
+    second = {(d.kind, d.key) for d in await find_drift(db, redis, store_id)}
+    persistent = [d for d in first if (d.kind, d.key) in second]
+    if not persistent:
+        return []
+    await _quiesce(redis, store_id, quiesce_s)
+    confirmed = await find_drift(db, redis, store_id)
+    await load_store(db, redis, store_id, why="drift")
+    for d in confirmed:
+        DRIFT_REPAIRED.labels(store_id, d.kind).inc()
+    log.warning(
+        "inventory drift repaired",
+        extra={
+            "store_id": store_id,
+            "repaired": len(confirmed),
+            "items": [f"{d.kind}:{d.key}" for d in confirmed[:20]],
+        },
+    )
+    return confirmed
+
+
+async def store_ids(db: AsyncEngine) -> list[str]:
+    async with db.connect() as conn:
+        return [
+            r[0]
+            for r in await conn.execute(text("SELECT store_id FROM dark_stores ORDER BY store_id"))
+        ]

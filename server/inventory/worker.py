@@ -1,0 +1,38 @@
+"""The inventory's background work: expire due holds, load lost stores, repair drift."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from server.background import LeasedLoop
+from server.clock import Clock
+from server.config import Settings
+from server.inventory.reconcile import reconcile_store, store_ids
+from server.inventory.sweeper import sweep_store
+
+
+async def reconcile_all(db: AsyncEngine, redis: aioredis.Redis) -> int:
+    return sum([len(await reconcile_store(db, redis, s)) for s in await store_ids(db)])
+
+
+def inventory_loops(
+    settings: Settings,
+    db: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    redis: aioredis.Redis,
+    clock: Clock,
+) -> list[LeasedLoop]:
+    async def sweep_all() -> None:
+        for store_id in await store_ids(db):
+            await sweep_store(sessions, redis, clock, store_id)
+
+    return [
+        LeasedLoop(redis, "inventory-sweeper", settings.sweep_interval_s, sweep_all),
+        LeasedLoop(
+            redis,
+            "inventory-reconciler",
+            settings.reconcile_interval_s,
+            lambda: reconcile_all(db, redis),
+        ),
+    ]

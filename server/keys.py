@@ -1,0 +1,53 @@
+"""Every Redis key name qc uses, built in one place.
+
+Keys of one dark store carry the hash tag ``{store_id}`` so a Lua script over a store's
+stock touches a single Redis Cluster slot. Layout:
+
+====================================  ======  ==============================================
+key                                   type    holds
+====================================  ======  ==============================================
+``inv:{S}:<sku>``                     hash    available, reserved, damaged, in_transit
+``res:{S}:<holder>``                  hash    one field per SKU (held qty) + ``_state``
+                                              (SOFT/HARD, or COMMITTED/RELEASED/EXPIRED
+                                              tombstone) and ``_exp`` (expiry, unix s)
+``resexp:{S}``                        zset    holder -> expiry (unix s): the sweeper's index
+``invready:{S}``                      string  set by the reconciler once the store's stock
+                                              is loaded; scripts refuse to work without it
+``inflight:{S}``                      string  count of stock changes applied in Redis whose
+                                              PostgreSQL write has not finished yet
+``lock:{S}:rebuild``                  string  the rebuild lock of a store (SET NX PX)
+``lease:<name>``                      string  a background loop's leader lease
+====================================  ======  ==============================================
+
+``<holder>`` is a cart id until checkout, then the order id.
+"""
+
+from __future__ import annotations
+
+
+def inventory(store_id: str, sku_id: str) -> str:
+    return f"inv:{{{store_id}}}:{sku_id}"
+
+
+def hold(store_id: str, holder: str) -> str:
+    return f"res:{{{store_id}}}:{holder}"
+
+
+def hold_expiry(store_id: str) -> str:
+    return f"resexp:{{{store_id}}}"
+
+
+def store_ready(store_id: str) -> str:
+    return f"invready:{{{store_id}}}"
+
+
+def inflight(store_id: str) -> str:
+    return f"inflight:{{{store_id}}}"
+
+
+def rebuild_lock(store_id: str) -> str:
+    return f"lock:{{{store_id}}}:rebuild"
+
+
+def lease(name: str) -> str:
+    return f"lease:{name}"

@@ -1,0 +1,62 @@
+"""Unit-of-work hooks: what to do once a session's transaction commits or rolls back.
+
+Inventory changes Redis first (the gate) and PostgreSQL second, in the request's
+transaction. A service registers the compensation of its Redis change with
+``on_rollback`` and its bookkeeping with ``after_commit``; whoever owns the transaction
+(the request dependency, ``db.transaction``) calls ``finish``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+log = logging.getLogger(__name__)
+
+Hook = Callable[[], Awaitable[None]]
+
+
+def _hooks(session: AsyncSession, kind: str) -> list[Hook]:
+    return session.info.setdefault(kind, [])
+
+
+def after_commit(session: AsyncSession, hook: Hook) -> None:
+    _hooks(session, "qc_after_commit").append(hook)
+
+
+def on_rollback(session: AsyncSession, hook: Hook) -> None:
+    _hooks(session, "qc_on_rollback").append(hook)
+
+
+def after_either(session: AsyncSession, hook: Hook) -> None:
+    after_commit(session, hook)
+    on_rollback(session, hook)
+
+
+async def finish(session: AsyncSession, *, committed: bool) -> None:
+    """Run the hooks of the outcome (compensations newest first) and forget both lists."""
+    hooks = session.info.pop("qc_after_commit" if committed else "qc_on_rollback", [])
+    session.info.pop("qc_on_rollback" if committed else "qc_after_commit", None)
+    for hook in reversed(hooks) if not committed else hooks:
+        try:
+            await hook()
+        except Exception:
+            # the reconciler repairs whatever a failed hook leaves behind
+            log.exception("unit-of-work hook failed")
+
+
+async def commit(session: AsyncSession) -> None:
+    try:
+        await session.commit()
+    except BaseException:
+        await session.rollback()
+        await finish(session, committed=False)
+        raise
+    await finish(session, committed=True)
+
+
+async def rollback(session: AsyncSession) -> None:
+    await session.rollback()
+    await finish(session, committed=False)

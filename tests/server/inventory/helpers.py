@@ -1,0 +1,67 @@
+"""Reading both sides of the inventory books for assertions."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext as _nullcontext
+
+import psycopg
+
+from server import keys
+
+
+def _conn(db: str | psycopg.Connection) -> psycopg.Connection:
+    # a URL opens a short-lived connection; an open connection is reused (hot loops)
+    return psycopg.connect(db, autocommit=True) if isinstance(db, str) else db
+
+
+def pg_stock(db: str | psycopg.Connection, store_id: str, sku_id: str) -> tuple[int, int, int, int]:
+    conn = _conn(db)
+    with conn if isinstance(db, str) else _nullcontext():
+        row = conn.execute(
+            "SELECT available_qty, reserved_qty, damaged_qty, in_transit_qty "
+            "FROM store_inventory WHERE store_id = %s AND sku_id = %s",
+            (store_id, sku_id),
+        ).fetchone()
+    assert row is not None
+    return tuple(row)  # type: ignore[return-value]
+
+
+async def redis_stock(redis, store_id: str, sku_id: str) -> tuple[int, int, int, int]:
+    values = await redis.hmget(
+        keys.inventory(store_id, sku_id), "available", "reserved", "damaged", "in_transit"
+    )
+    return tuple(int(v or 0) for v in values)  # type: ignore[return-value]
+
+
+def ledger_sum(
+    db: str | psycopg.Connection, store_id: str, sku_id: str
+) -> tuple[int, int, int, int]:
+    conn = _conn(db)
+    with conn if isinstance(db, str) else _nullcontext():
+        row = conn.execute(
+            "SELECT coalesce(sum(d_available), 0), coalesce(sum(d_reserved), 0), "
+            "coalesce(sum(d_damaged), 0), coalesce(sum(d_in_transit), 0) FROM stock_ledger "
+            "WHERE store_id = %s AND sku_id = %s",
+            (store_id, sku_id),
+        ).fetchone()
+    return tuple(int(v) for v in row)  # type: ignore[return-value, union-attr]
+
+
+def reservation_rows(database_url: str, store_id: str, holder: str) -> dict[str, tuple[int, str]]:
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT sku_id, quantity, status FROM inventory_reservations "
+            "WHERE store_id = %s AND order_id = %s",
+            (store_id, holder),
+        ).fetchall()
+    return {r[0]: (r[1], r[2]) for r in rows}
+
+
+def set_stock(database_url: str, store_id: str, sku_id: str, available: int) -> None:
+    """Fixture helper: give a SKU exact stock (before Redis loads the store)."""
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "UPDATE store_inventory SET available_qty = %s, reserved_qty = 0, damaged_qty = 0, "
+            "in_transit_qty = 0 WHERE store_id = %s AND sku_id = %s",
+            (available, store_id, sku_id),
+        )

@@ -1,0 +1,194 @@
+"""Faults: a crash between the Redis and PostgreSQL writes, a Redis that lost its data,
+and holds that come due while the server process is down."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import httpx
+import psycopg
+import pytest
+
+from server import keys
+from server.db import transaction
+from server.inventory import service
+from server.inventory.reconcile import DRIFT_REPAIRED, find_drift, reconcile_store
+from tests.server.inventory.helpers import pg_stock, redis_stock, reservation_rows
+
+STORE = "BLR-KOR"
+
+CRASH_BETWEEN_WRITES = textwrap.dedent("""
+    import asyncio, os, sys
+    from server import db, redis as qredis
+    from server.clock import Clock
+    from server.config import Settings
+    from server.inventory import service
+
+    async def die_before_postgres(*args, **kwargs):
+        os._exit(9)  # the process dies after Redis said yes, before PostgreSQL heard of it
+
+    service._record_reservation = die_before_postgres
+
+    async def main():
+        url, rurl, sku = sys.argv[1:4]
+        engine = db.create_engine(url, Settings())
+        sessions = db.session_maker(engine)
+        redis = qredis.create_redis(rurl)
+        async with db.transaction(sessions) as s:
+            await service.reserve_lines(s, redis, store_id="BLR-KOR", holder="cart-crash",
+                                        lines={sku: 2}, now=Clock().now(), hold_s=600)
+
+    asyncio.run(main())
+""")
+
+
+def _sku(database_url: str) -> str:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(
+            "SELECT sku_id FROM store_inventory WHERE store_id = %s AND "
+            "available_qty >= 5 ORDER BY sku_id LIMIT 1",
+            (STORE,),
+        ).fetchone()[0]
+
+
+async def test_crash_between_redis_and_postgres_is_repaired(stack) -> None:
+    sku = _sku(stack.database_url)
+    truth = pg_stock(stack.database_url, STORE, sku)
+    out = subprocess.run(
+        [sys.executable, "-c", CRASH_BETWEEN_WRITES, stack.database_url, stack.redis_url, sku],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 9, out.stderr
+    # Redis took the hold, PostgreSQL never did: the books disagree
+    assert (await redis_stock(stack.redis, STORE, sku))[:2] == (truth[0] - 2, truth[1] + 2)
+    assert pg_stock(stack.database_url, STORE, sku) == truth
+    assert reservation_rows(stack.database_url, STORE, "cart-crash") == {}
+
+    before = DRIFT_REPAIRED.labels(STORE, "stock")._value.get()
+    repaired = await reconcile_store(
+        stack.engine, stack.redis, STORE, confirm_after_s=0.05, quiesce_s=0.2
+    )
+    assert {(d.kind, d.key) for d in repaired} == {("stock", sku), ("hold", "cart-crash")}
+    assert DRIFT_REPAIRED.labels(STORE, "stock")._value.get() == before + 1
+    assert await redis_stock(stack.redis, STORE, sku) == truth
+    assert not await stack.redis.exists(keys.hold(STORE, "cart-crash"))
+    assert await find_drift(stack.engine, stack.redis, STORE) == []
+
+
+async def test_a_change_in_flight_is_not_mistaken_for_drift(stack) -> None:
+    sku = _sku(stack.database_url)
+    async with transaction(stack.sessions) as s:
+        await service.reserve_lines(
+            s,
+            stack.redis,
+            store_id=STORE,
+            holder="cart-slow",
+            lines={sku: 1},
+            now=stack.clock.now(),
+            hold_s=600,
+        )
+        # Redis has it, PostgreSQL's transaction is still open: one look sees a difference
+        assert await find_drift(stack.engine, stack.redis, STORE) != []
+    assert await reconcile_store(stack.engine, stack.redis, STORE, confirm_after_s=0.05) == []
+    assert reservation_rows(stack.database_url, STORE, "cart-slow") == {sku: (1, "SOFT")}
+
+
+async def test_lost_redis_is_rebuilt_before_the_next_reservation(stack) -> None:
+    sku = _sku(stack.database_url)
+    async with transaction(stack.sessions) as s:
+        await service.reserve_lines(
+            s,
+            stack.redis,
+            store_id=STORE,
+            holder="cart-a",
+            lines={sku: 2},
+            now=stack.clock.now(),
+            hold_s=600,
+        )
+    await stack.redis.flushdb()  # e.g. a restart with no persistence
+    async with transaction(stack.sessions) as s:
+        await service.reserve_lines(
+            s,
+            stack.redis,
+            store_id=STORE,
+            holder="cart-b",
+            lines={sku: 1},
+            now=stack.clock.now(),
+            hold_s=600,
+        )
+    # the rebuild came first: cart-a's hold survived and counts against availability
+    assert await redis_stock(stack.redis, STORE, sku) == pg_stock(stack.database_url, STORE, sku)
+    assert pg_stock(stack.database_url, STORE, sku)[1] == 3
+    held = await stack.redis.hgetall(keys.hold(STORE, "cart-a"))
+    assert held[sku] == "2"
+    assert await find_drift(stack.engine, stack.redis, STORE) == []
+
+
+@pytest.mark.slow
+async def test_holds_expire_after_a_server_restart(stack) -> None:
+    sku = _sku(stack.database_url)
+    truth = pg_stock(stack.database_url, STORE, sku)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QC_")} | {
+        "QC_DATABASE_URL": stack.database_url,
+        "QC_REDIS_URL": stack.redis_url,
+        "QC_SECRET_KEY": "restart-test-secret-key-0123456789abcdef",
+        "QC_LOG_JSON": "false",
+        "QC_SWEEP_INTERVAL_S": "0.2",
+    }
+
+    def start(port: int) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, "server exited"
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    return proc
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "server never became healthy"
+            time.sleep(0.1)
+
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    first = start(port)
+    async with transaction(stack.sessions) as s:
+        await service.reserve_lines(
+            s,
+            stack.redis,
+            store_id=STORE,
+            holder="cart-restart",
+            lines={sku: 2},
+            now=stack.clock.now(),
+            hold_s=3,
+        )
+    first.send_signal(signal.SIGKILL)  # no graceful shutdown: the hold is still due later
+    first.wait(timeout=10)
+    assert reservation_rows(stack.database_url, STORE, "cart-restart") == {sku: (2, "SOFT")}
+
+    second = start(port)
+    try:
+        deadline = time.monotonic() + 30
+        while reservation_rows(stack.database_url, STORE, "cart-restart")[sku][1] != "EXPIRED":
+            assert time.monotonic() < deadline, "the hold never expired"
+            time.sleep(0.1)
+    finally:
+        second.send_signal(signal.SIGINT)
+        second.wait(timeout=30)
+    assert pg_stock(stack.database_url, STORE, sku) == truth
+    assert await redis_stock(stack.redis, STORE, sku) == truth
