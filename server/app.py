@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server import db
 from server import redis as qredis
+from server.catalog.routes import router as catalog_router
 from server.clock import Clock
 from server.config import Settings, get_settings
 from server.errors import PROBLEM_JSON, DomainError, problem_body
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(identity_router)
     app.include_router(stores_router)
     app.include_router(inventory_router)
+    app.include_router(catalog_router)
 
     @app.get(
         "/healthz",

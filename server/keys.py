@@ -17,6 +17,10 @@ key                                   type    holds
                                               PostgreSQL write has not finished yet
 ``lock:{S}:rebuild``                  string  the rebuild lock of a store (SET NX PX)
 ``lease:<name>``                      string  a background loop's leader lease
+``storesel:<version>:<cell>``         string  store selection for a ~150 m location cell
+                                              (JSON, 30 s cache); bumping
+                                              ``storesel:version`` invalidates every cell
+``events:order:<order_id>``           pubsub  an order's state changes and rider fixes
 ====================================  ======  ==============================================
 
 ``<holder>`` is a cart id until checkout, then the order id.
@@ -51,3 +55,14 @@ def rebuild_lock(store_id: str) -> str:
 
 def lease(name: str) -> str:
     return f"lease:{name}"
+
+
+def store_selection(version: int, cell: str) -> str:
+    return f"storesel:{version}:{cell}"
+
+
+STORE_SELECTION_VERSION = "storesel:version"
+
+
+def order_channel(order_id: str) -> str:
+    return f"events:order:{order_id}"

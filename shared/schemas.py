@@ -129,3 +129,59 @@ class CountStock(BaseModel):
     )
     version: int = Field(ge=0, description="the stock row's version when the count began")
     reason: str | None = Field(default=None, max_length=200)
+
+
+class ServiceableStore(BaseModel):
+    store_id: str
+    store_name: str
+    distance_m: float
+    eta_min: float = Field(description="estimated minutes to the door, queue included")
+    orders_in_flight: int
+    active_pickers: int
+    idle_riders: int
+
+
+class StoreSelection(BaseModel):
+    stores: list[ServiceableStore]
+    cell: str = Field(description="location cell the answer is cached for (30 s)")
+
+
+class CategoryPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    category_id: str
+    name: str
+    sort_order: int
+
+
+class ProductCard(BaseModel):
+    sku_id: str
+    name: str
+    brand: str
+    category_id: str
+    pack_size: str
+    mrp_paise: int
+    price_paise: int
+    currency: str = "INR"
+    image_url: str | None = None
+    available_qty: int = Field(description="live from the reservation engine")
+    in_stock: bool
+
+
+class ProductDetail(BaseModel):
+    sku_id: str
+    name: str
+    brand: str
+    category_id: str
+    pack_size: str
+    weight_grams: int
+    barcode: str
+    mrp_paise: int
+    price_paise: int
+    currency: str = "INR"
+    image_urls: list[str]
+
+
+class Availability(BaseModel):
+    store_id: str
+    available: dict[str, int]

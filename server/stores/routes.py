@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from server.deps import ManagerUser, SessionDep
+from server.deps import ClockDep, ManagerUser, RedisDep, SessionDep
+from server.errors import NotFound
 from server.openapi import problem_responses
-from server.stores import service
-from shared.schemas import Page, StorePublic, UserPublic
+from server.stores import selection, service
+from shared.geo import LatLng, location_cell
+from shared.schemas import Page, ServiceableStore, StorePublic, StoreSelection, UserPublic
 
 router = APIRouter(prefix="/v1/stores", tags=["stores"])
 
@@ -28,6 +31,27 @@ async def list_stores(
     return Page[StorePublic](
         items=[StorePublic.model_validate(s) for s in page],
         next_cursor=page[-1].store_id if len(stores) > limit else None,
+    )
+
+
+@router.get(
+    "/serviceable",
+    summary="Dark stores that deliver to a location, best first",
+    responses=problem_responses(404, 422),
+)
+async def serviceable(
+    session: SessionDep,
+    redis: RedisDep,
+    clock: ClockDep,
+    lat: Annotated[float, Query(ge=-90, le=90, examples=[12.9352])],
+    lng: Annotated[float, Query(ge=-180, le=180, examples=[77.6245])],
+) -> StoreSelection:
+    point = LatLng(lat, lng)
+    ranked = await selection.select_stores(session, redis, point=point, now=clock.now())
+    if not ranked:
+        raise NotFound("no dark store delivers to this location yet", code="not_serviceable")
+    return StoreSelection(
+        stores=[ServiceableStore(**asdict(c)) for c in ranked], cell=location_cell(point)
     )
 
 

@@ -1,0 +1,1 @@
+"""Idempotency-Key: a replayed request gets the first answer."""
