@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import redis.asyncio as aioredis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -27,6 +28,10 @@ from server.inventory.worker import inventory_loops, reconcile_all
 from server.logs import configure_logging
 from server.metrics import MetricsMiddleware
 from server.migrate import head_revision
+from server.orders.routes import router as orders_router
+from server.orders.tracking import router as tracking_router
+from server.payments.routes import router as payments_router
+from server.payments.service import payment_gateway
 from server.stores.routes import router as stores_router
 from shared.schemas import Health, ServiceCheck
 
@@ -92,6 +97,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         app.state.engine = engine
         app.state.sessions = db.session_maker(engine)
         app.state.redis = qredis.create_redis(redis_url)
+        # pub/sub holds a connection per subscriber: its own client, not the bounded pool
+        app.state.redis_pubsub = aioredis.Redis.from_url(redis_url, decode_responses=True)
+        app.state.payments = payment_gateway(settings, app.state.redis)
         app.state.head_revision = head_revision(db_url)
         # Redis must hold every store's stock before the first reservation is accepted
         await reconcile_all(engine, app.state.redis)
@@ -111,6 +119,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         finally:
             for loop in loops:
                 await loop.stop()
+            await app.state.redis_pubsub.aclose()
             await app.state.redis.aclose()
             await engine.dispose()
 
@@ -128,6 +137,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(stores_router)
     app.include_router(inventory_router)
     app.include_router(catalog_router)
+    app.include_router(orders_router)
+    app.include_router(payments_router)
+    app.include_router(tracking_router)
 
     @app.get(
         "/healthz",

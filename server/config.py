@@ -32,10 +32,18 @@ class Settings(BaseSettings):
     soft_hold_s: int = 600
     payment_window_s: int = 300
     sla_s: int = 15 * 60
+    # payments: the simulated provider (a real one plugs in behind the same interface)
+    payment_latency_s: float = 0.02
+    payment_failure_rate: float = 0.0
+    payment_timeout_s: float = 5.0
+    payment_bulkhead: int = 64
+    payment_webhook_secret: SecretStr | None = None
+
     # background loops (real seconds): expiry sweep, Redis/PostgreSQL reconciliation
     background_loops: bool = True
     sweep_interval_s: float = 1.0
     reconcile_interval_s: float = 30.0
+    relay_interval_s: float = 0.2
     log_json: bool = True
     log_level: str = "INFO"
     db_pool_size: int = 10
@@ -65,6 +73,17 @@ class Settings(BaseSettings):
             except FileNotFoundError:
                 pass
         return path.read_text().strip()
+
+
+def webhook_secret_value(settings: Settings) -> str:
+    """The payment webhook signing secret; by default derived from the token key."""
+    if settings.payment_webhook_secret is not None:
+        return settings.payment_webhook_secret.get_secret_value()
+    import hashlib
+    import hmac
+
+    return hmac.new(settings.secret_key_value().encode(), b"payment-webhooks",
+                    hashlib.sha256).hexdigest()
 
 
 @lru_cache

@@ -21,6 +21,9 @@ key                                   type    holds
                                               (JSON, 30 s cache); bumping
                                               ``storesel:version`` invalidates every cell
 ``events:order:<order_id>``           pubsub  an order's state changes and rider fixes
+``breaker:{name}``                    hash    a circuit breaker's state, generation, open_until
+``breaker:{name}:window``             zset    its recent outcomes (``<seq>:ok|fail`` by time)
+``breaker:{name}:trial``              string  the half-open trial permit (SET NX in Lua)
 ====================================  ======  ==============================================
 
 ``<holder>`` is a cart id until checkout, then the order id.
@@ -66,3 +69,16 @@ STORE_SELECTION_VERSION = "storesel:version"
 
 def order_channel(order_id: str) -> str:
     return f"events:order:{order_id}"
+
+
+# A breaker's three keys share the hash tag {name}: its script touches one cluster slot.
+def breaker_state(name: str) -> str:
+    return f"breaker:{{{name}}}"
+
+
+def breaker_window(name: str) -> str:
+    return f"breaker:{{{name}}}:window"
+
+
+def breaker_trial(name: str) -> str:
+    return f"breaker:{{{name}}}:trial"

@@ -63,3 +63,4 @@ class Movement(StrEnum):
     TRANSFER = "TRANSFER"  # between stores
     ADJUSTMENT = "ADJUSTMENT"  # cycle count correction
     SHORT_PICK = "SHORT_PICK"  # picker found less than the books said
+    RETURN = "RETURN"  # committed units back to available (order cancelled before picking)

@@ -1,0 +1,243 @@
+"""Customer carts, checkout and orders."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Path, Query, Request, status
+from fastapi.responses import JSONResponse
+
+from server.deps import ClockDep, CurrentUser, CustomerUser, RedisDep, SessionDep, SettingsDep
+from server.idempotency.service import request_fingerprint, run_once
+from server.openapi import problem_responses
+from server.orders import cart as carts
+from server.orders import service
+from shared.schemas import (
+    CancelRequest,
+    CartCreate,
+    CartLineSet,
+    CartPublic,
+    CartSwitchStore,
+    CheckoutRequest,
+    OrderPublic,
+    Page,
+)
+
+router = APIRouter(prefix="/v1", tags=["orders"])
+
+SkuId = Annotated[
+    str, Path(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9_-]+$", examples=["SKU00042"])
+]
+IdempotencyKey = Annotated[
+    str,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=100,
+        description="repeat it on a retry; the first answer is replayed",
+    ),
+]
+
+
+@router.post(
+    "/carts",
+    summary="Start a cart at a store",
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def create_cart(
+    body: CartCreate, session: SessionDep, clock: ClockDep, user: CustomerUser
+) -> CartPublic:
+    cart = await carts.create_cart(session, user=user, store_id=body.store_id, now=clock.now())
+    return await carts.cart_view(session, cart=cart, now=clock.now())
+
+
+@router.get(
+    "/carts/{cart_id}",
+    summary="A cart with each line's hold time left",
+    responses=problem_responses(401, 403, 404),
+)
+async def get_cart(
+    cart_id: uuid.UUID, session: SessionDep, clock: ClockDep, user: CustomerUser
+) -> CartPublic:
+    cart = await carts.get_cart(session, cart_id=cart_id, user=user)
+    return await carts.cart_view(session, cart=cart, now=clock.now())
+
+
+@router.put(
+    "/carts/{cart_id}/lines/{sku_id}",
+    summary="Set a line's quantity (holds the stock for 10 minutes; 0 removes it)",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def set_line(
+    cart_id: uuid.UUID,
+    sku_id: SkuId,
+    body: CartLineSet,
+    session: SessionDep,
+    redis: RedisDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    user: CustomerUser,
+) -> CartPublic:
+    cart = await carts.get_cart(session, cart_id=cart_id, user=user, for_update=True)
+    await carts.set_line(
+        session,
+        redis,
+        cart=cart,
+        sku_id=sku_id,
+        quantity=body.quantity,
+        now=clock.now(),
+        hold_s=settings.soft_hold_s,
+    )
+    return await carts.cart_view(session, cart=cart, now=clock.now())
+
+
+@router.delete(
+    "/carts/{cart_id}/lines/{sku_id}",
+    summary="Remove a line (releases its hold)",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def remove_line(
+    cart_id: uuid.UUID,
+    sku_id: SkuId,
+    session: SessionDep,
+    redis: RedisDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    user: CustomerUser,
+) -> CartPublic:
+    cart = await carts.get_cart(session, cart_id=cart_id, user=user, for_update=True)
+    await carts.set_line(
+        session,
+        redis,
+        cart=cart,
+        sku_id=sku_id,
+        quantity=0,
+        now=clock.now(),
+        hold_s=settings.soft_hold_s,
+    )
+    return await carts.cart_view(session, cart=cart, now=clock.now())
+
+
+@router.patch(
+    "/carts/{cart_id}",
+    summary="Move the cart to another store",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def switch_store(
+    cart_id: uuid.UUID,
+    body: CartSwitchStore,
+    session: SessionDep,
+    redis: RedisDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    user: CustomerUser,
+) -> CartPublic:
+    cart = await carts.get_cart(session, cart_id=cart_id, user=user, for_update=True)
+    dropped = await carts.switch_store(
+        session,
+        redis,
+        cart=cart,
+        store_id=body.store_id,
+        now=clock.now(),
+        hold_s=settings.soft_hold_s,
+    )
+    return await carts.cart_view(session, cart=cart, now=clock.now(), dropped=dropped)
+
+
+@router.post(
+    "/carts/{cart_id}/checkout",
+    summary="Check out: hard reservation, order PLACED, payment (Idempotency-Key)",
+    status_code=status.HTTP_201_CREATED,
+    responses={201: {"model": OrderPublic}, **problem_responses(401, 402, 403, 404, 409, 422, 503)},
+)
+async def checkout(
+    cart_id: uuid.UUID,
+    body: CheckoutRequest,
+    request: Request,
+    idempotency_key: IdempotencyKey,
+    redis: RedisDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    user: CustomerUser,
+) -> JSONResponse:
+    state = request.app.state
+    now = clock.now()
+    return await run_once(
+        state.sessions,
+        user_id=user.id,
+        key=idempotency_key,
+        now=now,
+        fingerprint=request_fingerprint("POST", request.url.path, body.model_dump(mode="json")),
+        work=lambda: carts.checkout(
+            state.sessions,
+            redis,
+            gateway=state.payments,
+            settings=settings,
+            user=user,
+            cart_id=cart_id,
+            body=body,
+            now=now,
+        ),
+    )
+
+
+@router.get(
+    "/orders",
+    summary="The customer's own orders, newest first",
+    responses=problem_responses(401, 403, 422),
+)
+async def list_orders(
+    session: SessionDep,
+    user: CustomerUser,
+    limit: Annotated[int, Query(ge=1, le=50)] = 20,
+    cursor: Annotated[
+        datetime | None, Query(description="placed_at of the last order seen")
+    ] = None,
+) -> Page[OrderPublic]:
+    found = await service.list_orders(session, user=user, limit=limit + 1, before=cursor)
+    page = found[:limit]
+    return Page[OrderPublic](
+        items=[await service.public(session, o) for o in page],
+        next_cursor=page[-1].placed_at.isoformat()
+        if len(found) > limit and page[-1].placed_at
+        else None,
+    )
+
+
+@router.get(
+    "/orders/{order_id}",
+    summary="One order with its state times",
+    responses=problem_responses(401, 404),
+)
+async def get_order(order_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> OrderPublic:
+    order = await service.get_order(session, order_id=order_id, viewer=user)
+    return await service.public(session, order)
+
+
+@router.post(
+    "/orders/{order_id}/cancel",
+    summary="Cancel an order (customers: until picking starts)",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def cancel(
+    order_id: uuid.UUID,
+    body: CancelRequest,
+    session: SessionDep,
+    redis: RedisDep,
+    clock: ClockDep,
+    user: CustomerUser,
+) -> OrderPublic:
+    order = await service.get_order(session, order_id=order_id, viewer=user, for_update=True)
+    await service.cancel_order(
+        session,
+        redis,
+        order=order,
+        now=clock.now(),
+        actor=user,
+        reason=body.reason,
+        by_customer=True,
+    )
+    return await service.public(session, order)

@@ -1,0 +1,54 @@
+"""The payment provider's webhook: signed final outcomes of charges."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Request
+from sqlmodel import select
+
+from server.config import webhook_secret_value
+from server.deps import ClockDep, RedisDep, SessionDep, SettingsDep
+from server.openapi import problem_responses
+from server.orders import service as orders
+from server.orders.models import Order
+from server.payments.models import Payment
+from server.payments.provider import WEBHOOK_SIGNATURE_HEADER, WebhookEvent, verify_webhook
+
+router = APIRouter(prefix="/v1/payments", tags=["payments"])
+
+
+@router.post(
+    "/webhook", summary="Payment provider callback (HMAC-signed)", responses=problem_responses(400)
+)
+async def webhook(
+    request: Request, session: SessionDep, redis: RedisDep, clock: ClockDep, settings: SettingsDep
+) -> dict[str, str]:
+    body = await request.body()
+    verify_webhook(
+        body,
+        request.headers.get(WEBHOOK_SIGNATURE_HEADER),
+        webhook_secret_value(settings),
+        clock.now().timestamp(),
+    )
+    event = WebhookEvent.from_json(body)
+    try:
+        payment_id = uuid.UUID(event.payment_id)
+    except ValueError:
+        return {"status": "ignored"}  # signed, but not one of our payment ids
+    query = select(Payment).where(Payment.payment_id == payment_id).with_for_update()
+    payment = (await session.exec(query)).first()
+    if payment is None:
+        return {"status": "ignored"}  # not ours (or already purged): acknowledge anyway
+    order = await session.get(Order, (payment.store_id, payment.order_id), with_for_update=True)
+    await orders.apply_payment(
+        session,
+        redis,
+        order=order,
+        payment=payment,  # type: ignore[arg-type]
+        status=event.status.value,
+        provider_ref=event.provider_ref,
+        failure_reason=event.failure_reason,
+        now=clock.now(),
+    )
+    return {"status": "applied"}

@@ -1,0 +1,259 @@
+"""The customer journey end to end on a seeded city, and its unhappy paths."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import httpx
+import psycopg
+import pytest
+import websockets
+
+from server.events.relay import relay_once
+from server.inventory.sweeper import sweep_store
+from server.seed.generate import DEMO_SECRETS
+from shared.enums import Role
+from tests.helpers import login
+from tests.server.inventory.helpers import pg_stock
+
+HOME = {"lat": 12.9352, "lng": 77.6245}
+ADDRESS = {"address": {"line1": "4th Cross, 5th Block", **HOME}, "payment_method": "upi"}
+STORE = "BLR-KOR"
+
+
+@pytest.fixture
+async def customer(city, client) -> dict[str, str]:
+    return await login(client, "customer.001", DEMO_SECRETS[Role.CUSTOMER])
+
+
+def _in_stock(url: str, n: int = 2) -> list[str]:
+    with psycopg.connect(url) as conn:
+        return [
+            r[0]
+            for r in conn.execute(
+                "SELECT sku_id FROM store_inventory WHERE store_id = %s AND available_qty >= 5 "
+                "ORDER BY sku_id LIMIT %s",
+                (STORE, n),
+            )
+        ]
+
+
+async def _cart_with(client, headers, skus: dict[str, int]) -> str:
+    cart = (await client.post("/v1/carts", json={"store_id": STORE}, headers=headers)).json()
+    for sku, qty in skus.items():
+        r = await client.put(
+            f"/v1/carts/{cart['cart_id']}/lines/{sku}", json={"quantity": qty}, headers=headers
+        )
+        assert r.status_code == 200, r.text
+    return cart["cart_id"]
+
+
+async def _checkout(client, headers, cart_id: str, key: str | None = None, body=None):
+    return await client.post(
+        f"/v1/carts/{cart_id}/checkout",
+        json=body or ADDRESS,
+        headers={**headers, "Idempotency-Key": key or uuid.uuid4().hex},
+    )
+
+
+async def test_locate_browse_search_cart_checkout_pay_and_track(city, live_server, stack) -> None:
+    app = live_server.app
+    app.state.payments.provider.pending_rate = 1.0  # UPI collect: the webhook settles it
+    async with httpx.AsyncClient(base_url=live_server.url) as client:
+        headers = await login(client, "customer.001", DEMO_SECRETS[Role.CUSTOMER])
+        store = (await client.get("/v1/stores/serviceable", params=HOME)).json()["stores"][0]
+        assert store["store_id"] == STORE
+        products = (await client.get(f"/v1/stores/{STORE}/products")).json()["items"]
+        a, b = [p for p in products if p["available_qty"] >= 3][:2]
+        hits = (await client.get(f"/v1/stores/{STORE}/search", params={"q": a["brand"]})).json()
+        assert a["sku_id"] in [h["sku_id"] for h in hits]
+        cart_id = await _cart_with(client, headers, {a["sku_id"]: 2, b["sku_id"]: 1})
+        cart = (await client.get(f"/v1/carts/{cart_id}", headers=headers)).json()
+        assert [ln["quantity"] for ln in cart["lines"]] == [2, 1]
+        assert 590 <= cart["hold_seconds_left"] <= 600
+        assert cart["total_paise"] == (
+            cart["subtotal_paise"] + cart["delivery_fee_paise"] + cart["handling_fee_paise"]
+        )
+        r = await _checkout(client, headers, cart_id)
+        assert r.status_code == 201, r.text
+        order = r.json()
+        assert order["status"] == "PLACED" and order["total_amount_paise"] == cart["total_paise"]
+
+        await relay_once(stack.engine, stack.redis)  # PLACED is already out
+        ws_url = live_server.url.replace("http", "ws") + f"/ws/orders/{order['order_id']}"
+        token = headers["Authorization"].split()[1]
+        async with websockets.connect(f"{ws_url}?token={token}") as ws:
+            snapshot = json.loads(await ws.recv())
+            assert snapshot["type"] == "snapshot" and snapshot["order"]["status"] == "PLACED"
+            with psycopg.connect(city.database_url) as conn:
+                payment_id = conn.execute(
+                    "SELECT payment_id FROM payments WHERE order_id = %s", (order["order_id"],)
+                ).fetchone()[0]
+            delivery = app.state.payments.provider.webhook_event(
+                str(payment_id), now_ts=live_server.clock.now().timestamp()
+            )
+            hook = await client.post(
+                "/v1/payments/webhook", content=delivery.body, headers=delivery.headers
+            )
+            assert hook.status_code == 200 and hook.json()["status"] == "applied"
+            await relay_once(stack.engine, stack.redis)
+            pushed = json.loads(await ws.recv())
+            assert pushed["type"] == "order.status" and pushed["status"] == "CONFIRMED"
+        final = (await client.get(f"/v1/orders/{order['order_id']}", headers=headers)).json()
+        assert final["status"] == "CONFIRMED"
+        assert set(final["status_times"]) == {"PLACED", "CONFIRMED"}
+    # the units left the books: reserved went back to zero, available stayed reduced
+    assert pg_stock(city.database_url, STORE, a["sku_id"])[1] == 0
+
+
+async def test_checkout_confirms_at_once_when_the_payment_succeeds(
+    city, app, client, customer
+) -> None:
+    sku = _in_stock(city.database_url, 1)[0]
+    before = pg_stock(city.database_url, STORE, sku)
+    cart_id = await _cart_with(client, customer, {sku: 3})
+    r = await _checkout(client, customer, cart_id)
+    assert r.status_code == 201 and r.json()["status"] == "CONFIRMED"
+    assert pg_stock(city.database_url, STORE, sku) == (before[0] - 3, 0, 0, 0)
+    listed = (await client.get("/v1/orders", headers=customer)).json()["items"]
+    assert [o["order_id"] for o in listed] == [r.json()["order_id"]]
+
+
+async def test_a_replayed_idempotency_key_returns_the_same_order(city, client, customer) -> None:
+    sku = _in_stock(city.database_url, 1)[0]
+    cart_id = await _cart_with(client, customer, {sku: 1})
+    first = await _checkout(client, customer, cart_id, key="k-1")
+    again = await _checkout(client, customer, cart_id, key="k-1")
+    assert first.status_code == again.status_code == 201
+    assert again.json()["order_id"] == first.json()["order_id"]
+    assert again.headers["idempotent-replayed"] == "true"
+    other = await _checkout(
+        client, customer, cart_id, key="k-1", body={**ADDRESS, "payment_method": "card"}
+    )
+    assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
+    with psycopg.connect(city.database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] == 1
+
+
+async def test_out_of_zone_address_is_refused_at_checkout(city, client, customer) -> None:
+    sku = _in_stock(city.database_url, 1)[0]
+    cart_id = await _cart_with(client, customer, {sku: 1})
+    far = {"address": {"line1": "Connaught Place", "lat": 28.63, "lng": 77.22}}
+    r = await _checkout(client, customer, cart_id, body=far)
+    assert r.status_code == 409 and r.json()["code"] == "not_serviceable"
+    cart = (await client.get(f"/v1/carts/{cart_id}", headers=customer)).json()
+    assert cart["status"] == "ACTIVE" and cart["lines"]  # nothing was lost
+
+
+async def test_out_of_stock_line_is_refused_with_the_short_line(city, client, customer) -> None:
+    sku = _in_stock(city.database_url, 1)[0]
+    cart = (await client.post("/v1/carts", json={"store_id": STORE}, headers=customer)).json()
+    with psycopg.connect(city.database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE store_inventory SET available_qty = available_qty WHERE store_id = %s", (STORE,)
+        )
+    available = pg_stock(city.database_url, STORE, sku)[0]
+    r = await client.put(
+        f"/v1/carts/{cart['cart_id']}/lines/{sku}",
+        json={"quantity": min(available + 1, 50)},
+        headers=customer,
+    )
+    if available + 1 > 50:
+        assert r.status_code == 422
+        return
+    assert r.status_code == 409 and r.json()["code"] == "insufficient_stock"
+    assert r.json()["lines"][0]["sku_id"] == sku
+
+
+async def test_an_expired_cart_cannot_check_out(city, app, client, customer) -> None:
+    sku = _in_stock(city.database_url, 1)[0]
+    before = pg_stock(city.database_url, STORE, sku)
+    cart_id = await _cart_with(client, customer, {sku: 2})
+    app.state.clock.advance(601)
+    await sweep_store(app.state.sessions, app.state.redis, app.state.clock, STORE)
+    assert pg_stock(city.database_url, STORE, sku) == before
+    cart = (await client.get(f"/v1/carts/{cart_id}", headers=customer)).json()
+    assert cart["status"] == "EXPIRED" and cart["lines"] == []
+    r = await _checkout(client, customer, cart_id)
+    assert r.status_code == 409 and r.json()["code"] == "cart_expired"
+
+
+async def test_payment_failure_puts_the_stock_back(city, app, client, customer) -> None:
+    app.state.payments.provider.failure_rate = 1.0
+    sku = _in_stock(city.database_url, 1)[0]
+    before = pg_stock(city.database_url, STORE, sku)
+    cart_id = await _cart_with(client, customer, {sku: 2})
+    r = await _checkout(client, customer, cart_id)
+    assert r.status_code == 402 and r.json()["code"] == "payment_failed"
+    order = (await client.get(f"/v1/orders/{r.json()['order_id']}", headers=customer)).json()
+    assert order["status"] == "CANCELLED" and order["cancel_reason"].startswith("payment_failed")
+    assert pg_stock(city.database_url, STORE, sku) == before
+
+
+async def test_an_open_breaker_answers_fast_with_503_and_reserves_nothing(
+    city, app, client, customer
+) -> None:
+    breaker = app.state.payments.breaker
+    now = app.state.clock.now().timestamp()
+    for _ in range(breaker.config.min_calls):
+        permit = await breaker.before_call(now)
+        await breaker.record(False, now, permit=permit)
+    sku = _in_stock(city.database_url, 1)[0]
+    cart_id = await _cart_with(client, customer, {sku: 1})
+    held = pg_stock(city.database_url, STORE, sku)
+    r = await _checkout(client, customer, cart_id)
+    assert r.status_code == 503 and r.json()["code"] == "payment_unavailable"
+    assert int(r.headers["retry-after"]) >= 1
+    assert pg_stock(city.database_url, STORE, sku) == held  # still only the cart's soft hold
+    with psycopg.connect(city.database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] == 0
+
+
+async def test_cancel_before_picking_returns_stock_and_after_is_409(city, client, customer) -> None:
+    sku = _in_stock(city.database_url, 1)[0]
+    before = pg_stock(city.database_url, STORE, sku)
+    order = (await _checkout(client, customer, await _cart_with(client, customer, {sku: 2}))).json()
+    r = await client.post(
+        f"/v1/orders/{order['order_id']}/cancel", json={"reason": "oops"}, headers=customer
+    )
+    assert r.status_code == 200 and r.json()["status"] == "CANCELLED"
+    assert pg_stock(city.database_url, STORE, sku) == before
+    with psycopg.connect(city.database_url) as conn:
+        refund = conn.execute(
+            "SELECT amount_paise FROM refunds WHERE order_id = %s", (order["order_id"],)
+        ).fetchone()
+    assert refund == (order["total_amount_paise"],)
+
+    second = (
+        await _checkout(client, customer, await _cart_with(client, customer, {sku: 1}))
+    ).json()
+    with psycopg.connect(city.database_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE orders SET status = 'PICKING' WHERE order_id = %s", (second["order_id"],)
+        )
+    late = await client.post(f"/v1/orders/{second['order_id']}/cancel", json={}, headers=customer)
+    assert late.status_code == 409 and late.json()["code"] == "too_late_to_cancel"
+
+
+async def test_another_customer_cannot_read_cancel_or_track(city, live_server) -> None:
+    async with httpx.AsyncClient(base_url=live_server.url) as client:
+        owner = await login(client, "customer.001", DEMO_SECRETS[Role.CUSTOMER])
+        other = await login(client, "customer.002", DEMO_SECRETS[Role.CUSTOMER])
+        sku = _in_stock(city.database_url, 1)[0]
+        order = (await _checkout(client, owner, await _cart_with(client, owner, {sku: 1}))).json()
+        oid = order["order_id"]
+        assert (await client.get(f"/v1/orders/{oid}", headers=other)).status_code == 404
+        r = await client.post(f"/v1/orders/{oid}/cancel", json={}, headers=other)
+        assert r.status_code == 404
+        assert (await client.get("/v1/orders", headers=other)).json()["items"] == []
+        ws_url = live_server.url.replace("http", "ws") + f"/ws/orders/{oid}"
+        async with websockets.connect(f"{ws_url}?token={other['Authorization'][7:]}") as ws:
+            refused = json.loads(await ws.recv())
+            assert refused["type"] == "error" and refused["error"]["code"] == "order_not_found"
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await ws.recv()
+            assert closed.value.rcvd.code == 4404
+        # someone else's cart is invisible too
+        cart = await _cart_with(client, owner, {sku: 1})
+        assert (await client.get(f"/v1/carts/{cart}", headers=other)).status_code == 404
