@@ -203,5 +203,47 @@ def bench_reserve(
             json.dump(figures, fh, indent=2)
 
 
+def _write_json(path: str | None, figures: dict) -> None:
+    if path:
+        import json
+
+        with open(path, "w") as fh:
+            json.dump(figures, fh, indent=2)
+
+
+@bench_app.command("catalog")
+def bench_catalog(
+    ops: Annotated[int, typer.Option(min=100, help="requests per scenario")] = 3000,
+    concurrency: Annotated[int, typer.Option(min=1, max=256)] = 32,
+    repeats: Annotated[int, typer.Option(min=1)] = 3,
+    json_out: Annotated[str | None, typer.Option("--json")] = None,
+) -> None:
+    """Reads/s of product list and detail vs a bare ASGI app, 1 and 2 workers."""
+    import asyncio
+
+    from server.bench.http import run_catalog
+
+    _write_json(
+        json_out,
+        asyncio.run(run_catalog(get_settings(), ops=ops, concurrency=concurrency, repeats=repeats)),
+    )
+
+
+@bench_app.command("checkout")
+def bench_checkout(
+    orders: Annotated[int, typer.Option(min=10, help="orders per run")] = 400,
+    concurrency: Annotated[int, typer.Option(min=1, max=128)] = 16,
+    json_out: Annotated[str | None, typer.Option("--json")] = None,
+) -> None:
+    """Complete orders/s (cart, lines, checkout, payment, CONFIRMED), 1 and 2 workers."""
+    import asyncio
+
+    from server.bench.http import run_checkout
+
+    _write_json(
+        json_out, asyncio.run(run_checkout(get_settings(), orders=orders, concurrency=concurrency))
+    )
+
+
 if __name__ == "__main__":
     app()
