@@ -32,6 +32,7 @@ from server.orders.routes import router as orders_router
 from server.orders.tracking import router as tracking_router
 from server.payments.routes import router as payments_router
 from server.payments.service import payment_gateway
+from server.picking.routes import router as picking_router
 from server.stores.routes import router as stores_router
 from shared.schemas import Health, ServiceCheck
 
@@ -140,6 +141,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(orders_router)
     app.include_router(payments_router)
     app.include_router(tracking_router)
+    app.include_router(picking_router)
 
     @app.get(
         "/healthz",

@@ -82,8 +82,9 @@ def webhook_secret_value(settings: Settings) -> str:
     import hashlib
     import hmac
 
-    return hmac.new(settings.secret_key_value().encode(), b"payment-webhooks",
-                    hashlib.sha256).hexdigest()
+    return hmac.new(
+        settings.secret_key_value().encode(), b"payment-webhooks", hashlib.sha256
+    ).hexdigest()
 
 
 @lru_cache

@@ -5,9 +5,12 @@ from sqlmodel import SQLModel
 from server.catalog.models import Category, Product, StorePrice
 from server.delivery.models import Rider, RiderLocation
 from server.events.models import OutboxEvent
+from server.idempotency.models import IdempotencyRecord
 from server.identity.models import User
 from server.inventory.models import InventoryReservation, StockLedger, StoreInventory
 from server.orders.models import Cart, Order, OrderEvent, OrderItem
+from server.payments.models import Payment, Refund
+from server.picking.models import PickScan, PickTask
 from server.stores.models import City, DarkStore, StoreBin
 
 metadata = SQLModel.metadata
@@ -17,12 +20,17 @@ __all__ = [
     "Category",
     "City",
     "DarkStore",
+    "IdempotencyRecord",
     "InventoryReservation",
     "Order",
     "OrderEvent",
     "OrderItem",
     "OutboxEvent",
+    "Payment",
+    "PickScan",
+    "PickTask",
     "Product",
+    "Refund",
     "Rider",
     "RiderLocation",
     "StockLedger",

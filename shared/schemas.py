@@ -188,13 +188,15 @@ class Availability(BaseModel):
 
 
 class CartCreate(BaseModel):
-    store_id: str = Field(min_length=1, max_length=20, pattern=r"^[A-Z0-9-]+$",
-                          examples=["BLR-KOR"])
+    store_id: str = Field(
+        min_length=1, max_length=20, pattern=r"^[A-Z0-9-]+$", examples=["BLR-KOR"]
+    )
 
 
 class CartLineSet(BaseModel):
-    quantity: int = Field(ge=0, le=50, description="wanted quantity; 0 removes the line",
-                          examples=[2])
+    quantity: int = Field(
+        ge=0, le=50, description="wanted quantity; 0 removes the line", examples=[2]
+    )
 
 
 class CartSwitchStore(BaseModel):
@@ -224,8 +226,9 @@ class CartPublic(BaseModel):
     discount_paise: int
     total_paise: int
     currency: str = "INR"
-    dropped: list[str] = Field(default_factory=list,
-                               description="lines that could not move to a new store")
+    dropped: list[str] = Field(
+        default_factory=list, description="lines that could not move to a new store"
+    )
 
 
 class DeliveryAddress(BaseModel):
@@ -272,3 +275,95 @@ class OrderPublic(BaseModel):
 
 class CancelRequest(BaseModel):
     reason: str = Field(default="changed my mind", min_length=1, max_length=200)
+
+
+class PickTaskSummary(BaseModel):
+    order_id: uuid.UUID
+    store_id: str
+    status: str
+    sla_deadline: datetime | None
+    seconds_left: int | None
+    lines: int
+    units: int
+
+
+class PickLinePublic(BaseModel):
+    sku_id: str
+    name: str
+    pack_size: str
+    barcode: str
+    quantity: int
+    picked_qty: int
+    status: str
+    bin_code: str | None
+    aisle: str | None
+    walk_seq: int | None
+    substitute_sku: str | None = None
+
+
+class PickList(BaseModel):
+    order_id: uuid.UUID
+    store_id: str
+    status: str
+    picker_id: uuid.UUID | None
+    sla_deadline: datetime | None
+    estimate_s: float
+    claimed_at: datetime | None
+    lines: list[PickLinePublic]
+
+
+class ScanRequest(BaseModel):
+    scan_id: str = Field(
+        min_length=1,
+        max_length=64,
+        description="unique per physical scan; a retry with the same id counts once",
+    )
+    code: str = Field(min_length=1, max_length=120, examples=["8900000000017"])
+
+
+class ScanResult(BaseModel):
+    sku_id: str
+    picked_qty: int
+    quantity: int
+    line_complete: bool
+    order_complete: bool
+    replayed: bool = False
+
+
+class ShortPickRequest(BaseModel):
+    sku_id: str = Field(min_length=1, max_length=50)
+    found_qty: int = Field(ge=0, le=50, description="units actually found on the shelf")
+    reason: str = Field(default="missing", pattern=r"^(missing|damaged)$")
+
+
+class SubstituteOption(BaseModel):
+    sku_id: str
+    name: str
+    pack_size: str
+    price_paise: int
+    available_qty: int
+
+
+class ShortPickResult(BaseModel):
+    sku_id: str
+    short_qty: int
+    policy: str
+    substitutes: list[SubstituteOption]
+
+
+class SubstituteRequest(BaseModel):
+    sku_id: str = Field(min_length=1, max_length=50)
+    substitute_sku: str = Field(min_length=1, max_length=50)
+    quantity: int = Field(ge=1, le=50)
+
+
+class PackRequest(BaseModel):
+    bag_count: int = Field(ge=1, le=20, examples=[2])
+
+
+class PackResult(BaseModel):
+    order_id: uuid.UUID
+    status: str
+    bag_label: str
+    bag_count: int
+    pick_duration_s: float

@@ -80,7 +80,7 @@ _BUCKETS_SQL = """
       INSERT INTO stock_ledger (store_id, sku_id, movement, d_available, d_reserved,
         d_damaged, d_in_transit, reference, actor_id, reason, created_at)
       SELECT :store, :sku, :movement, :da, :dr, :dd, :dt, :ref, :actor, :reason, :now
-      WHERE :moves
+      WHERE :moves OR :note
     )
     UPDATE store_inventory SET
       available_qty = available_qty + :da, reserved_qty = reserved_qty + :dr,
@@ -131,6 +131,8 @@ async def _write_bucket_change(
         "actor": actor_id,
         "reason": reason,
         "moves": moves,
+        # a short pick moves nothing the books still hold, but the discrepancy is recorded
+        "note": movement == Movement.SHORT_PICK,
     }
     statement = _PLAIN
     if reservation is not None:

@@ -284,6 +284,9 @@ async def apply_payment(
             )
             return
         await transition(session, order=order, to=OrderStatus.CONFIRMED, now=now)
+        from server.picking.service import enqueue  # picking builds on orders, not back
+
+        await enqueue(session, order=order, now=now)
     else:
         await inventory.settle_hold(
             session,

@@ -16,16 +16,25 @@ async def test_product_list_pages_and_carries_live_availability(city, app, clien
     first = page["items"][0]
     assert first["price_paise"] <= first["mrp_paise"]
     async with transaction(app.state.sessions) as s:
-        await service.reserve_lines(s, app.state.redis, store_id="BLR-KOR", holder="cart-x",
-                                    lines={first["sku_id"]: 1}, now=app.state.clock.now(),
-                                    hold_s=600)
+        await service.reserve_lines(
+            s,
+            app.state.redis,
+            store_id="BLR-KOR",
+            holder="cart-x",
+            lines={first["sku_id"]: 1},
+            now=app.state.clock.now(),
+            hold_s=600,
+        )
     again = (await client.get("/v1/stores/BLR-KOR/products", params={"limit": 5})).json()
     assert again["items"][0]["available_qty"] == first["available_qty"] - 1
 
 
 async def test_category_filter(city, client) -> None:
-    items = (await client.get("/v1/stores/BLR-KOR/products",
-                              params={"category": "snacks-munchies", "limit": 100})).json()
+    items = (
+        await client.get(
+            "/v1/stores/BLR-KOR/products", params={"category": "snacks-munchies", "limit": 100}
+        )
+    ).json()
     assert items["items"] and {i["category_id"] for i in items["items"]} == {"snacks-munchies"}
     cats = (await client.get("/v1/categories")).json()
     assert "snacks-munchies" in [c["category_id"] for c in cats]
@@ -36,27 +45,30 @@ async def test_product_detail_is_cacheable_with_etag_and_304(city, client) -> No
     assert r.status_code == 200
     assert "max-age=60" in r.headers["cache-control"]
     assert "stale-while-revalidate" in r.headers["cache-control"]
-    again = await client.get("/v1/stores/BLR-KOR/products/SKU00001",
-                             headers={"If-None-Match": r.headers["etag"]})
+    again = await client.get(
+        "/v1/stores/BLR-KOR/products/SKU00001", headers={"If-None-Match": r.headers["etag"]}
+    )
     assert again.status_code == 304 and again.content == b""
-    assert (await client.get("/v1/stores/BLR-KOR/products/NOPE1")).json()["code"] == \
-        "product_not_found"
+    assert (await client.get("/v1/stores/BLR-KOR/products/NOPE1")).json()[
+        "code"
+    ] == "product_not_found"
     assert (await client.get("/v1/stores/NOPE/products")).json()["code"] == "store_not_found"
 
 
 async def test_availability_is_never_cached(city, client) -> None:
-    r = await client.get("/v1/stores/BLR-KOR/availability",
-                         params={"skus": "SKU00001,SKU00002"})
+    r = await client.get("/v1/stores/BLR-KOR/availability", params={"skus": "SKU00001,SKU00002"})
     assert r.status_code == 200 and r.headers["cache-control"] == "no-store"
     assert set(r.json()["available"]) == {"SKU00001", "SKU00002"}
 
 
 def _brand_with_stock(url: str) -> tuple[str, str]:
     with psycopg.connect(url) as conn:
-        return conn.execute("SELECT p.brand, p.name FROM products p JOIN store_inventory i "
-                            "ON i.sku_id = p.sku_id AND i.store_id = 'BLR-KOR' "
-                            "WHERE i.available_qty > 0 AND length(p.brand) >= 5 "
-                            "ORDER BY p.sku_id LIMIT 1").fetchone()
+        return conn.execute(
+            "SELECT p.brand, p.name FROM products p JOIN store_inventory i "
+            "ON i.sku_id = p.sku_id AND i.store_id = 'BLR-KOR' "
+            "WHERE i.available_qty > 0 AND length(p.brand) >= 5 "
+            "ORDER BY p.sku_id LIMIT 1"
+        ).fetchone()
 
 
 async def test_search_by_prefix_and_with_a_typo(city, client) -> None:
@@ -72,9 +84,11 @@ async def test_search_by_prefix_and_with_a_typo(city, client) -> None:
 async def test_search_puts_in_stock_items_first(city, client) -> None:
     brand, _ = _brand_with_stock(city.database_url)
     with psycopg.connect(city.database_url, autocommit=True) as conn:
-        conn.execute("UPDATE store_inventory SET available_qty = 0 WHERE store_id = 'BLR-KOR' "
-                     "AND sku_id = (SELECT min(sku_id) FROM products WHERE brand = %s)",
-                     (brand,))
+        conn.execute(
+            "UPDATE store_inventory SET available_qty = 0 WHERE store_id = 'BLR-KOR' "
+            "AND sku_id = (SELECT min(sku_id) FROM products WHERE brand = %s)",
+            (brand,),
+        )
     hits = (await client.get("/v1/stores/BLR-KOR/search", params={"q": brand})).json()
     stock = [h["in_stock"] for h in hits]
     assert stock == sorted(stock, reverse=True)

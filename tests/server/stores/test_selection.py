@@ -32,11 +32,14 @@ async def test_a_busy_store_ranks_below_a_slightly_farther_idle_one(city, client
     with psycopg.connect(city.database_url, autocommit=True) as conn:
         user = conn.execute("SELECT id FROM users WHERE role = 'customer' LIMIT 1").fetchone()[0]
         for _ in range(12):  # a queue of confirmed orders at Koramangala's 2 pickers
-            conn.execute("INSERT INTO orders (store_id, order_id, user_id, city_id, status, "
-                         "currency, subtotal_paise, delivery_fee_paise, handling_fee_paise, "
-                         "discount_paise, total_amount_paise, delivery_lat, delivery_lng) "
-                         "VALUES ('BLR-KOR', gen_random_uuid(), %s, 'BLR', 'CONFIRMED', 'INR', "
-                         "0, 0, 0, 0, 0, 12.93, 77.63)", (user,))
+            conn.execute(
+                "INSERT INTO orders (store_id, order_id, user_id, city_id, status, "
+                "currency, subtotal_paise, delivery_fee_paise, handling_fee_paise, "
+                "discount_paise, total_amount_paise, delivery_lat, delivery_lng) "
+                "VALUES ('BLR-KOR', gen_random_uuid(), %s, 'BLR', 'CONFIRMED', 'INR', "
+                "0, 0, 0, 0, 0, 12.93, 77.63)",
+                (user,),
+            )
     point2 = {"lat": 12.92551, "lng": 77.63301}  # same cell: still cached for 30 s
     cached = (await client.get("/v1/stores/serviceable", params=point2)).json()["stores"]
     assert cached[0]["store_id"] == "BLR-KOR"
@@ -55,14 +58,25 @@ async def test_a_paused_store_is_not_offered(city, client) -> None:
 
 
 async def test_a_service_zone_polygon_replaces_the_radius(city, client) -> None:
-    tiny = {"type": "Polygon", "coordinates": [[[77.6240, 12.9347], [77.6250, 12.9347],
-                                                [77.6250, 12.9357], [77.6240, 12.9357],
-                                                [77.6240, 12.9347]]]}
+    tiny = {
+        "type": "Polygon",
+        "coordinates": [
+            [
+                [77.6240, 12.9347],
+                [77.6250, 12.9347],
+                [77.6250, 12.9357],
+                [77.6240, 12.9357],
+                [77.6240, 12.9347],
+            ]
+        ],
+    }
     import json
 
     with psycopg.connect(city.database_url, autocommit=True) as conn:
-        conn.execute("UPDATE dark_stores SET service_zone = %s WHERE store_id = 'BLR-KOR'",
-                     (json.dumps(tiny),))
+        conn.execute(
+            "UPDATE dark_stores SET service_zone = %s WHERE store_id = 'BLR-KOR'",
+            (json.dumps(tiny),),
+        )
     inside = (await client.get("/v1/stores/serviceable", params=KORAMANGALA)).json()
     assert inside["stores"][0]["store_id"] == "BLR-KOR"
     # 530 m from the store, inside its old radius, outside its zone: nobody serves it

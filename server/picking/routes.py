@@ -1,0 +1,168 @@
+"""The picker terminal's API: queue, claim, pick list, scans, shorts, substitutes, pack."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+
+from server.deps import ClockDep, PickerUser, RedisDep, SessionDep
+from server.openapi import problem_responses
+from server.picking import service
+from shared.schemas import (
+    PackRequest,
+    PackResult,
+    PickList,
+    PickTaskSummary,
+    ScanRequest,
+    ScanResult,
+    ShortPickRequest,
+    ShortPickResult,
+    SubstituteRequest,
+)
+
+router = APIRouter(prefix="/v1/picking", tags=["picking", "staff"])
+StoreId = Annotated[str, Path(min_length=1, max_length=20, pattern=r"^[A-Z0-9-]+$")]
+
+
+@router.get(
+    "/stores/{store_id}/queue",
+    summary="Orders waiting to be picked, by SLA deadline",
+    responses=problem_responses(401, 403, 422),
+)
+async def queue(
+    store_id: StoreId, session: SessionDep, clock: ClockDep, picker: PickerUser
+) -> list[PickTaskSummary]:
+    now = clock.now()
+    return [
+        PickTaskSummary(
+            order_id=r[0],
+            store_id=store_id,
+            status=r[1],
+            sla_deadline=r[2],
+            seconds_left=int((r[2] - now).total_seconds()) if r[2] else None,
+            lines=r[3],
+            units=r[4],
+        )
+        for r in await service.queue(session, store_id=store_id, picker=picker)
+    ]
+
+
+@router.post(
+    "/claim",
+    summary="Claim the next order (the most urgent one)",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def claim(session: SessionDep, clock: ClockDep, picker: PickerUser) -> PickList:
+    task = await service.claim_next(session, picker=picker, now=clock.now())
+    return await service.pick_list(session, task=task)
+
+
+@router.get(
+    "/tasks/{order_id}",
+    summary="The pick list, sorted along the walking path",
+    responses=problem_responses(401, 404),
+)
+async def pick_list(order_id: uuid.UUID, session: SessionDep, picker: PickerUser) -> PickList:
+    task = await service.get_task(session, order_id=order_id, picker=picker)
+    return await service.pick_list(session, task=task)
+
+
+@router.post(
+    "/tasks/{order_id}/scans",
+    summary="Count one scanned unit (idempotent by scan_id)",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def scan(
+    order_id: uuid.UUID, body: ScanRequest, session: SessionDep, clock: ClockDep, picker: PickerUser
+) -> ScanResult:
+    task = await service.get_task(session, order_id=order_id, picker=picker, for_update=True)
+    line, done, replayed = await service.scan(
+        session, task=task, picker=picker, scan_id=body.scan_id, code=body.code, now=clock.now()
+    )
+    return ScanResult(
+        sku_id=line.sku_id,
+        picked_qty=line.picked_qty,
+        quantity=line.quantity,
+        line_complete=line.picked_qty >= line.quantity,
+        order_complete=done,
+        replayed=replayed,
+    )
+
+
+@router.post(
+    "/tasks/{order_id}/short",
+    summary="Report a short pick (missing or damaged)",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def short(
+    order_id: uuid.UUID,
+    body: ShortPickRequest,
+    session: SessionDep,
+    redis: RedisDep,
+    clock: ClockDep,
+    picker: PickerUser,
+) -> ShortPickResult:
+    task = await service.get_task(session, order_id=order_id, picker=picker, for_update=True)
+    short_qty, policy, offers = await service.short_pick(
+        session,
+        redis,
+        task=task,
+        picker=picker,
+        sku_id=body.sku_id,
+        found_qty=body.found_qty,
+        reason=body.reason,
+        now=clock.now(),
+    )
+    return ShortPickResult(
+        sku_id=body.sku_id, short_qty=short_qty, policy=policy, substitutes=offers
+    )
+
+
+@router.post(
+    "/tasks/{order_id}/substitute",
+    summary="Put a substitute in place of a short line",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def substitute(
+    order_id: uuid.UUID,
+    body: SubstituteRequest,
+    session: SessionDep,
+    redis: RedisDep,
+    clock: ClockDep,
+    picker: PickerUser,
+) -> PickList:
+    task = await service.get_task(session, order_id=order_id, picker=picker, for_update=True)
+    await service.substitute(
+        session,
+        redis,
+        task=task,
+        picker=picker,
+        sku_id=body.sku_id,
+        substitute_sku=body.substitute_sku,
+        quantity=body.quantity,
+        now=clock.now(),
+    )
+    return await service.pick_list(session, task=task)
+
+
+@router.post(
+    "/tasks/{order_id}/pack",
+    summary="Seal the bags: order PACKED",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def pack(
+    order_id: uuid.UUID, body: PackRequest, session: SessionDep, clock: ClockDep, picker: PickerUser
+) -> PackResult:
+    task = await service.get_task(session, order_id=order_id, picker=picker, for_update=True)
+    done = await service.pack(
+        session, task=task, picker=picker, bag_count=body.bag_count, now=clock.now()
+    )
+    return PackResult(
+        order_id=done.order_id,
+        status="PACKED",
+        bag_label=done.bag_label or "",
+        bag_count=body.bag_count,
+        pick_duration_s=done.duration_s or 0.0,
+    )
