@@ -21,11 +21,14 @@ from server import redis as qredis
 from server.catalog.routes import router as catalog_router
 from server.clock import Clock
 from server.config import Settings, get_settings
+from server.delivery.routes import router as delivery_router
+from server.delivery.routes import ws_router as rider_ws_router
 from server.errors import PROBLEM_JSON, DomainError, problem_body
 from server.identity.routes import router as identity_router
 from server.inventory.routes import router as inventory_router
-from server.inventory.worker import inventory_loops, reconcile_all
+from server.inventory.worker import reconcile_all
 from server.logs import configure_logging
+from server.loops import background_loops
 from server.metrics import MetricsMiddleware
 from server.migrate import head_revision
 from server.orders.routes import router as orders_router
@@ -104,11 +107,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         app.state.head_revision = head_revision(db_url)
         # Redis must hold every store's stock before the first reservation is accepted
         await reconcile_all(engine, app.state.redis)
-        loops = (
-            inventory_loops(settings, engine, app.state.sessions, app.state.redis, app.state.clock)
-            if settings.background_loops
-            else []
-        )
+        loops = background_loops(settings, app.state) if settings.background_loops else []
         for loop in loops:
             loop.start()
         log.info(
@@ -142,6 +141,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(payments_router)
     app.include_router(tracking_router)
     app.include_router(picking_router)
+    app.include_router(delivery_router)
+    app.include_router(rider_ws_router)
 
     @app.get(
         "/healthz",

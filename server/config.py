@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     sweep_interval_s: float = 1.0
     reconcile_interval_s: float = 30.0
     relay_interval_s: float = 0.2
+    dispatch_interval_s: float = 1.0
     log_json: bool = True
     log_level: str = "INFO"
     db_pool_size: int = 10

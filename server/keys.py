@@ -21,6 +21,9 @@ key                                   type    holds
                                               (JSON, 30 s cache); bumping
                                               ``storesel:version`` invalidates every cell
 ``events:order:<order_id>``           pubsub  an order's state changes and rider fixes
+``riders:geo:<city>``                 geo     live rider positions of a city (GEOADD/GEOSEARCH)
+``rider:<rider_id>:fix``              hash    the rider's last fix (lat, lng, at, speed)
+``events:rider:<rider_id>``           pubsub  offers and trip changes for one rider
 ``breaker:{name}``                    hash    a circuit breaker's state, generation, open_until
 ``breaker:{name}:window``             zset    its recent outcomes (``<seq>:ok|fail`` by time)
 ``breaker:{name}:trial``              string  the half-open trial permit (SET NX in Lua)
@@ -82,3 +85,15 @@ def breaker_window(name: str) -> str:
 
 def breaker_trial(name: str) -> str:
     return f"breaker:{{{name}}}:trial"
+
+
+def rider_geo(city_id: str) -> str:
+    return f"riders:geo:{city_id}"
+
+
+def rider_fix(rider_id: str) -> str:
+    return f"rider:{rider_id}:fix"
+
+
+def rider_channel(rider_id: str) -> str:
+    return f"events:rider:{rider_id}"

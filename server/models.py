@@ -3,7 +3,7 @@
 from sqlmodel import SQLModel
 
 from server.catalog.models import Category, Product, StorePrice
-from server.delivery.models import Rider, RiderLocation
+from server.delivery.models import Rider, RiderLocation, RiderShift, Trip, TripStop
 from server.events.models import OutboxEvent
 from server.idempotency.models import IdempotencyRecord
 from server.identity.models import User
@@ -33,10 +33,13 @@ __all__ = [
     "Refund",
     "Rider",
     "RiderLocation",
+    "RiderShift",
     "StockLedger",
     "StoreBin",
     "StoreInventory",
     "StorePrice",
+    "Trip",
+    "TripStop",
     "User",
     "metadata",
 ]

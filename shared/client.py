@@ -6,12 +6,28 @@ on it, never on message text.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, Self, TypeVar
 
 import httpx
 from pydantic import BaseModel
 
-from shared.schemas import Health, LoginRequest, Problem, TokenResponse, UserPublic
+from shared.schemas import (
+    Health,
+    LoginRequest,
+    PackRequest,
+    PackResult,
+    PickList,
+    PickTaskSummary,
+    Problem,
+    ScanRequest,
+    ScanResult,
+    ShortPickRequest,
+    ShortPickResult,
+    SubstituteRequest,
+    TokenResponse,
+    UserPublic,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -107,3 +123,44 @@ class QcClient:
         except httpx.TransportError as exc:
             raise ConnectionLost(str(exc)) from exc
         return Health.model_validate(response.json())
+
+    # --- picking (the picker terminal) ------------------------------------------------
+    async def queue(self, store_id: str) -> list[PickTaskSummary]:
+        """Tasks waiting or being picked at ``store_id``, most urgent (SLA) first."""
+        response = await self.request("GET", f"/v1/picking/stores/{store_id}/queue")
+        return [PickTaskSummary.model_validate(row) for row in response.json()]
+
+    async def claim(self) -> PickList:
+        """Claim the most urgent waiting task (or get back this picker's unfinished one)."""
+        response = await self.request("POST", "/v1/picking/claim")
+        return PickList.model_validate(response.json())
+
+    async def pick_list(self, order_id: uuid.UUID | str) -> PickList:
+        return await self._get(f"/v1/picking/tasks/{order_id}", PickList)
+
+    async def scan(self, order_id: uuid.UUID | str, *, scan_id: str, code: str) -> ScanResult:
+        """Count one scanned unit; resending the same ``scan_id`` counts it once."""
+        body = ScanRequest(scan_id=scan_id, code=code).model_dump()
+        response = await self.request("POST", f"/v1/picking/tasks/{order_id}/scans", json=body)
+        return ScanResult.model_validate(response.json())
+
+    async def short_pick(
+        self, order_id: uuid.UUID | str, *, sku_id: str, found_qty: int, reason: str = "missing"
+    ) -> ShortPickResult:
+        body = ShortPickRequest(sku_id=sku_id, found_qty=found_qty, reason=reason).model_dump()
+        response = await self.request("POST", f"/v1/picking/tasks/{order_id}/short", json=body)
+        return ShortPickResult.model_validate(response.json())
+
+    async def substitute(
+        self, order_id: uuid.UUID | str, *, sku_id: str, substitute_sku: str, quantity: int
+    ) -> PickList:
+        body = SubstituteRequest(
+            sku_id=sku_id, substitute_sku=substitute_sku, quantity=quantity
+        ).model_dump()
+        response = await self.request("POST", f"/v1/picking/tasks/{order_id}/substitute", json=body)
+        return PickList.model_validate(response.json())
+
+    async def pack(self, order_id: uuid.UUID | str, *, bag_count: int) -> PackResult:
+        body = PackRequest(bag_count=bag_count).model_dump()
+        response = await self.request("POST", f"/v1/picking/tasks/{order_id}/pack", json=body)
+        return PackResult.model_validate(response.json())

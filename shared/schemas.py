@@ -271,6 +271,7 @@ class OrderPublic(BaseModel):
     sla_deadline: datetime | None = None
     status_times: dict[str, datetime] = Field(default_factory=dict)
     rider_id: uuid.UUID | None = None
+    delivery_otp: str | None = Field(default=None, description="shown to the customer only")
 
 
 class CancelRequest(BaseModel):
@@ -367,3 +368,67 @@ class PackResult(BaseModel):
     bag_label: str
     bag_count: int
     pick_duration_s: float
+
+
+class ShiftChange(BaseModel):
+    on_duty: bool
+
+
+class GpsFix(BaseModel):
+    lat: float = Field(ge=-90, le=90)
+    lng: float = Field(ge=-180, le=180)
+    at: datetime
+    speed_mps: float | None = Field(default=None, ge=0, le=60)
+    heading_deg: float | None = Field(default=None, ge=0, le=360)
+    accuracy_m: float | None = Field(default=None, ge=0, le=10_000)
+
+
+class FixBatch(BaseModel):
+    fixes: list[GpsFix] = Field(max_length=5000)
+
+
+class FixBatchResult(BaseModel):
+    accepted: int
+    duplicates: int
+
+
+class RiderPublic(BaseModel):
+    rider_id: uuid.UUID
+    status: str
+    on_duty: bool
+    lat: float | None
+    lng: float | None
+    trip_id: uuid.UUID | None = None
+
+
+class TripStopPublic(BaseModel):
+    order_id: uuid.UUID
+    seq: int
+    status: str
+    lat: float
+    lng: float
+    address: str | None
+    planned_arrival_at: datetime | None
+    sla_deadline: datetime | None
+    order_status: str
+
+
+class TripPublic(BaseModel):
+    trip_id: uuid.UUID
+    store_id: str
+    store_lat: float
+    store_lng: float
+    status: str
+    stops: list[TripStopPublic]
+
+
+class PickupRequest(BaseModel):
+    bag_labels: list[str] = Field(min_length=1, max_length=20)
+
+
+class DeliverRequest(BaseModel):
+    otp: str = Field(pattern=r"^[0-9]{4}$")
+
+
+class FailRequest(BaseModel):
+    reason: str = Field(min_length=1, max_length=200)

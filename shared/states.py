@@ -16,7 +16,8 @@ TRANSITIONS: dict[S, frozenset[S]] = {
     S.PARTIALLY_FULFILLED: frozenset({S.PACKED, S.CANCELLED}),
     S.PACKED: frozenset({S.DISPATCHED, S.CANCELLED}),
     S.DISPATCHED: frozenset({S.OUT_FOR_DELIVERY}),
-    S.OUT_FOR_DELIVERY: frozenset({S.DELIVERED}),
+    # a failed delivery (nobody home, refused) ends the order; the bag returns to the store
+    S.OUT_FOR_DELIVERY: frozenset({S.DELIVERED, S.CANCELLED}),
     S.DELIVERED: frozenset(),
     S.CANCELLED: frozenset(),
 }

@@ -41,3 +41,41 @@ class RiderLocation(SQLModel, table=True):
     lng: float
     speed_mps: float | None = None
     accuracy_m: float | None = None
+
+
+class RiderShift(SQLModel, table=True):
+    __tablename__ = "rider_shifts"
+
+    rider_id: uuid.UUID = Field(primary_key=True)
+    started_at: datetime = Field(sa_type=DateTime(timezone=True), primary_key=True)  # type: ignore[call-overload]
+    ended_at: Timestamp = tz_field()
+
+
+class Trip(SQLModel, table=True):
+    """One rider run from a store: a single order or a batch of up to three."""
+
+    __tablename__ = "trips"
+
+    trip_id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    store_id: str = Field(max_length=20, index=True)
+    rider_id: uuid.UUID = Field(index=True)
+    # OFFERED, ACCEPTED, AT_STORE, PICKED_UP, OUT, COMPLETED, CANCELLED
+    status: str = Field(default="OFFERED", max_length=20)
+    created_at: Timestamp = tz_field(server_now=True)
+    updated_at: Timestamp = tz_field(server_now=True)
+    planned_depart_at: Timestamp = tz_field()
+
+
+class TripStop(SQLModel, table=True):
+    __tablename__ = "trip_stops"
+
+    trip_id: uuid.UUID = Field(primary_key=True)
+    order_id: uuid.UUID = Field(primary_key=True, index=True)
+    seq: int
+    status: str = Field(default="PENDING", max_length=20)  # PENDING, ARRIVED, DELIVERED, FAILED
+    planned_arrival_at: Timestamp = tz_field()
+    otp_attempts: int = 0
+    otp_locked: bool = False
+    arrived_at: Timestamp = tz_field()
+    delivered_at: Timestamp = tz_field()
+    failed_reason: str | None = Field(default=None, max_length=200)

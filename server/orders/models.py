@@ -50,6 +50,8 @@ class Order(SQLModel, table=True):
     delivery_lng: float
     cancel_reason: str | None = Field(default=None, max_length=200)
     rider_id: uuid.UUID | None = Field(default=None, index=True)
+    # shown to the customer, asked by the rider at the door
+    delivery_otp: str | None = Field(default=None, max_length=4)
     sla_deadline: Timestamp = tz_field()
     placed_at: Timestamp = tz_field(index=True)
     confirmed_at: Timestamp = tz_field()

@@ -214,7 +214,7 @@ async def list_orders(
 )
 async def get_order(order_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> OrderPublic:
     order = await service.get_order(session, order_id=order_id, viewer=user)
-    return await service.public(session, order)
+    return await service.public(session, order, show_otp=user.id == order.user_id)
 
 
 @router.post(

@@ -113,7 +113,7 @@ async def list_orders(
     )
 
 
-async def public(session: AsyncSession, order: Order) -> OrderPublic:
+async def public(session: AsyncSession, order: Order, *, show_otp: bool = False) -> OrderPublic:
     items = (
         await session.exec(
             select(OrderItem)
@@ -142,6 +142,7 @@ async def public(session: AsyncSession, order: Order) -> OrderPublic:
         sla_deadline=order.sla_deadline,
         status_times=times,
         rider_id=order.rider_id,
+        delivery_otp=order.delivery_otp if show_otp else None,
     )
 
 

@@ -48,7 +48,7 @@ async def track_order(websocket: WebSocket, order_id: uuid.UUID) -> None:
             pubsub = state.redis_pubsub.pubsub()
             # subscribe before the snapshot so no change can fall between the two
             await pubsub.subscribe(order_channel(str(order_id)))
-            snapshot = await orders.public(session, order)
+            snapshot = await orders.public(session, order, show_otp=True)
     except DomainError as exc:
         await websocket.send_json({"type": "error", "error": exc.problem()})
         await websocket.close(code=CLOSE_UNAUTHORIZED if exc.status == 401 else CLOSE_NOT_FOUND)

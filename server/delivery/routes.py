@@ -1,0 +1,245 @@
+"""The rider handheld's API: shift, positions (socket and offline batch), trip actions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pydantic import ValidationError
+
+from server.db import transaction
+from server.delivery import service
+from server.deps import ClockDep, RedisDep, RiderUser, SessionDep
+from server.errors import DomainError, Forbidden, Unauthorized
+from server.identity import service as identity
+from server.keys import rider_channel
+from server.openapi import problem_responses
+from shared.enums import Role
+from shared.schemas import (
+    DeliverRequest,
+    FailRequest,
+    FixBatch,
+    FixBatchResult,
+    GpsFix,
+    PickupRequest,
+    RiderPublic,
+    ShiftChange,
+    TripPublic,
+)
+
+router = APIRouter(prefix="/v1", tags=["delivery", "staff"])
+ws_router = APIRouter(tags=["delivery"])
+ERRORS = problem_responses(401, 403, 404, 409, 422)
+
+
+async def _me(session: SessionDep, user: RiderUser, *, lock: bool = False):  # type: ignore[no-untyped-def]
+    return await service.get_rider(session, user=user, for_update=lock)
+
+
+@router.get("/riders/me", summary="The rider's status and current trip", responses=ERRORS)
+async def me(session: SessionDep, user: RiderUser) -> RiderPublic:
+    rider = await _me(session, user)
+    trip = await service.current_trip(session, rider_id=rider.rider_id)
+    return RiderPublic(
+        rider_id=rider.rider_id,
+        status=rider.status,
+        on_duty=rider.on_duty,
+        lat=rider.lat,
+        lng=rider.lng,
+        trip_id=trip.trip_id if trip else None,
+    )
+
+
+@router.post("/riders/me/shift", summary="Go on or off duty", responses=ERRORS)
+async def shift(
+    body: ShiftChange, session: SessionDep, redis: RedisDep, clock: ClockDep, user: RiderUser
+) -> RiderPublic:
+    rider = await service.set_shift(
+        session,
+        redis,
+        rider=await _me(session, user, lock=True),
+        on_duty=body.on_duty,
+        now=clock.now(),
+    )
+    return RiderPublic(
+        rider_id=rider.rider_id,
+        status=rider.status,
+        on_duty=rider.on_duty,
+        lat=rider.lat,
+        lng=rider.lng,
+    )
+
+
+@router.post(
+    "/riders/me/locations",
+    summary="Replay fixes buffered while offline (in order; duplicates ignored)",
+    responses=ERRORS,
+)
+async def locations(
+    body: FixBatch, session: SessionDep, redis: RedisDep, clock: ClockDep, user: RiderUser
+) -> FixBatchResult:
+    accepted, duplicates = await service.ingest_fixes(
+        session, redis, rider=await _me(session, user, lock=True), fixes=body.fixes, now=clock.now()
+    )
+    return FixBatchResult(accepted=accepted, duplicates=duplicates)
+
+
+@router.get("/riders/me/trip", summary="The current trip, stops in route order", responses=ERRORS)
+async def my_trip(session: SessionDep, user: RiderUser) -> TripPublic | None:
+    trip = await service.current_trip(session, rider_id=user.id)
+    return await service.trip_view(session, trip=trip) if trip else None
+
+
+def _trip_action(name: str, summary: str):  # type: ignore[no-untyped-def]
+    async def action(
+        trip_id: uuid.UUID, session: SessionDep, redis: RedisDep, clock: ClockDep, user: RiderUser
+    ) -> TripPublic:
+        trip = await service.own_trip(session, trip_id=trip_id, rider=user)
+        now = clock.now()
+        if name == "accept":
+            await service.accept(session, trip=trip, now=now)
+        elif name == "reject":
+            await service.hand_back(session, redis, trip=trip, now=now, reason="rejected")
+        elif name == "arrived":
+            await service.arrived_at_store(session, trip=trip, now=now)
+        elif name == "depart":
+            await service.depart(session, trip=trip, actor=user, now=now)
+        return await service.trip_view(session, trip=trip)
+
+    router.add_api_route(
+        f"/trips/{{trip_id}}/{name}",
+        action,
+        methods=["POST"],
+        summary=summary,
+        responses=ERRORS,
+        response_model=TripPublic,
+    )
+
+
+_trip_action("accept", "Accept an offered trip")
+_trip_action("reject", "Turn an offered trip down (it is offered to someone else)")
+_trip_action("arrived", "At the store")
+_trip_action("depart", "Leave the store: every order OUT_FOR_DELIVERY")
+
+
+@router.post(
+    "/trips/{trip_id}/pickup", summary="Scan the bag labels: orders DISPATCHED", responses=ERRORS
+)
+async def pickup(
+    trip_id: uuid.UUID, body: PickupRequest, session: SessionDep, clock: ClockDep, user: RiderUser
+) -> TripPublic:
+    trip = await service.own_trip(session, trip_id=trip_id, rider=user)
+    await service.pick_up(
+        session, trip=trip, bag_labels=body.bag_labels, actor=user, now=clock.now()
+    )
+    return await service.trip_view(session, trip=trip)
+
+
+@router.post(
+    "/trips/{trip_id}/stops/{order_id}/deliver",
+    summary="Hand over with the customer's OTP (3 wrong tries lock it)",
+    responses=ERRORS,
+)
+async def deliver(
+    trip_id: uuid.UUID,
+    order_id: uuid.UUID,
+    body: DeliverRequest,
+    session: SessionDep,
+    clock: ClockDep,
+    user: RiderUser,
+) -> TripPublic:
+    trip = await service.own_trip(session, trip_id=trip_id, rider=user)
+    await service.deliver(
+        session, trip=trip, order_id=order_id, otp=body.otp, actor=user, now=clock.now()
+    )
+    return await service.trip_view(session, trip=trip)
+
+
+@router.post(
+    "/trips/{trip_id}/stops/{order_id}/fail",
+    summary="A failed delivery, with why",
+    responses=ERRORS,
+)
+async def fail(
+    trip_id: uuid.UUID,
+    order_id: uuid.UUID,
+    body: FailRequest,
+    session: SessionDep,
+    clock: ClockDep,
+    user: RiderUser,
+) -> TripPublic:
+    trip = await service.own_trip(session, trip_id=trip_id, rider=user)
+    await service.fail_drop(
+        session, trip=trip, order_id=order_id, reason=body.reason, actor=user, now=clock.now()
+    )
+    return await service.trip_view(session, trip=trip)
+
+
+@ws_router.websocket("/ws/rider")
+async def rider_socket(websocket: WebSocket) -> None:
+    """A fix every 5 s in (acknowledged), offers and trip changes out."""
+    state = websocket.app.state
+    await websocket.accept()
+    try:
+        header = websocket.headers.get("authorization", "")
+        token = (
+            header[7:]
+            if header.lower().startswith("bearer ")
+            else websocket.query_params.get("token")
+        )
+        if not token:
+            raise Unauthorized("a bearer token is required")
+        user_id = identity.decode_token(
+            token, key=state.settings.secret_key_value(), now=state.clock.now()
+        )
+        async with transaction(state.sessions) as session:
+            user = await identity.get_active_user(session, user_id=user_id)
+            if user.role != Role.RIDER:
+                raise Forbidden("riders only", code="forbidden")
+    except DomainError as exc:
+        await websocket.send_json({"type": "error", "error": exc.problem()})
+        await websocket.close(code=4401 if exc.status == 401 else 4403)
+        return
+    pubsub = state.redis_pubsub.pubsub()
+    await pubsub.subscribe(rider_channel(str(user.id)))
+    pushes = asyncio.create_task(_push(websocket, pubsub))
+    try:
+        while True:
+            raw = await websocket.receive_text()
+            try:
+                fix = GpsFix.model_validate(json.loads(raw))
+                async with transaction(state.sessions) as session:
+                    rider = await service.get_rider(session, user=user, for_update=True)
+                    accepted, _ = await service.ingest_fixes(
+                        session, state.redis, rider=rider, fixes=[fix], now=state.clock.now()
+                    )
+                await websocket.send_json(
+                    {"type": "ack", "at": fix.at.isoformat(), "accepted": bool(accepted)}
+                )
+            except (ValueError, ValidationError) as exc:
+                await websocket.send_json(
+                    {
+                        "type": "error",
+                        "error": {"code": "invalid_fix", "detail": str(exc).splitlines()[0]},
+                    }
+                )
+            except DomainError as exc:
+                await websocket.send_json({"type": "error", "error": exc.problem()})
+    except WebSocketDisconnect:
+        pass
+    finally:
+        pushes.cancel()
+        with contextlib.suppress(asyncio.CancelledError, RuntimeError, WebSocketDisconnect):
+            await pushes
+        await pubsub.unsubscribe()
+        await pubsub.aclose()
+
+
+async def _push(websocket: WebSocket, pubsub) -> None:  # type: ignore[no-untyped-def]
+    async for message in pubsub.listen():
+        if message.get("type") == "message":
+            event = json.loads(message["data"])
+            await websocket.send_json({"type": event["topic"], **event["payload"]})

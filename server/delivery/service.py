@@ -1,0 +1,557 @@
+"""Delivery: shifts, live locations, assignment with batching, handover with the OTP.
+
+Positions live in Redis (a GEO index per city and the last fix per rider) and a sampled
+history in PostgreSQL; each fix is fanned out to the tracking channels of the rider's
+orders through Redis pub/sub, so any API replica's sockets see it.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import uuid
+from datetime import datetime, timedelta
+
+import redis.asyncio as aioredis
+from sqlalchemy import text
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server import keys
+from server.delivery import planning
+from server.delivery.models import Rider, RiderShift, Trip, TripStop
+from server.errors import Conflict, Forbidden, NotFound, Unprocessable
+from server.events.service import emit
+from server.identity.models import User
+from server.orders import service as orders
+from server.orders.models import Order
+from server.picking.models import PickTask
+from server.stores.models import DarkStore
+from shared.enums import OrderStatus, RiderStatus
+from shared.geo import LatLng, haversine_m
+from shared.schemas import GpsFix, TripPublic, TripStopPublic
+
+GEOFENCE_M = 50.0
+OTP_TRIES = 3
+ACTIVE_TRIP = ("OFFERED", "ACCEPTED", "AT_STORE", "PICKED_UP", "OUT")
+HISTORY_SAMPLE_S = 15  # keep one fix in PostgreSQL per 15 s per rider
+
+
+async def get_rider(session: AsyncSession, *, user: User, for_update: bool = False) -> Rider:
+    rider = await session.get(Rider, user.id, with_for_update=for_update)
+    if rider is None:
+        raise NotFound("this user is not a rider", code="rider_not_found")
+    return rider
+
+
+async def set_shift(
+    session: AsyncSession, redis: aioredis.Redis, *, rider: Rider, on_duty: bool, now: datetime
+) -> Rider:
+    if on_duty == rider.on_duty:
+        return rider
+    if not on_duty and await current_trip(session, rider_id=rider.rider_id) is not None:
+        raise Conflict("finish or hand back the current trip first", code="trip_in_progress")
+    rider.on_duty = on_duty
+    rider.status = RiderStatus.IDLE if on_duty else RiderStatus.OFFLINE
+    session.add(rider)
+    if on_duty:
+        session.add(RiderShift(rider_id=rider.rider_id, started_at=now))
+    else:
+        await session.exec(
+            text(  # type: ignore[call-overload]
+                "UPDATE rider_shifts SET ended_at = :now WHERE rider_id = :r AND ended_at IS NULL"
+            ),
+            params={"now": now, "r": rider.rider_id},
+        )
+        await redis.zrem(keys.rider_geo(rider.city_id), str(rider.rider_id))
+    return rider
+
+
+async def current_trip(session: AsyncSession, *, rider_id: uuid.UUID) -> Trip | None:
+    return (
+        await session.exec(
+            select(Trip).where(Trip.rider_id == rider_id, col(Trip.status).in_(ACTIVE_TRIP))
+        )
+    ).first()
+
+
+async def ingest_fixes(
+    session: AsyncSession,
+    redis: aioredis.Redis,
+    *,
+    rider: Rider,
+    fixes: list[GpsFix],
+    now: datetime,
+) -> tuple[int, int]:
+    """Apply fixes in time order; older-than-last or repeated fixes are duplicates.
+    Returns (accepted, duplicates). Only on-duty riders are tracked."""
+    if not rider.on_duty:
+        raise Conflict("start a shift first: positions are tracked on duty only", code="off_duty")
+    accepted = duplicates = 0
+    last_recorded = rider.last_fix_at
+    for fix in sorted(fixes, key=lambda f: f.at):
+        if fix.at.tzinfo is None:
+            raise Unprocessable("fix times must carry a time zone", code="naive_time")
+        if fix.at > now + timedelta(seconds=60):
+            raise Unprocessable("a fix from the future", code="fix_in_future")
+        if rider.last_fix_at is not None and fix.at <= rider.last_fix_at:
+            duplicates += 1
+            continue
+        if last_recorded is None or (fix.at - last_recorded).total_seconds() >= HISTORY_SAMPLE_S:
+            await session.exec(
+                text(  # type: ignore[call-overload]
+                    "INSERT INTO rider_locations (rider_id, recorded_at, lat, lng, speed_mps, "
+                    "accuracy_m) VALUES (:r, :at, :lat, :lng, :v, :acc) ON CONFLICT DO NOTHING"
+                ),
+                params={
+                    "r": rider.rider_id,
+                    "at": fix.at,
+                    "lat": fix.lat,
+                    "lng": fix.lng,
+                    "v": fix.speed_mps,
+                    "acc": fix.accuracy_m,
+                },
+            )
+            last_recorded = fix.at
+        rider.lat, rider.lng, rider.last_fix_at = fix.lat, fix.lng, fix.at
+        accepted += 1
+    if not accepted:
+        return accepted, duplicates
+    session.add(rider)
+    latest = max(fixes, key=lambda f: f.at)
+    pipe = redis.pipeline(transaction=False)
+    pipe.geoadd(keys.rider_geo(rider.city_id), (rider.lng, rider.lat, str(rider.rider_id)))
+    pipe.hset(
+        keys.rider_fix(str(rider.rider_id)),
+        mapping={
+            "lat": rider.lat,
+            "lng": rider.lng,
+            "at": rider.last_fix_at.isoformat(),  # type: ignore[union-attr]
+            "speed": latest.speed_mps if latest.speed_mps is not None else "",
+        },
+    )
+    await pipe.execute()
+    await _after_move(session, redis, rider=rider, speed=latest.speed_mps, now=now)
+    return accepted, duplicates
+
+
+async def _after_move(
+    session: AsyncSession,
+    redis: aioredis.Redis,
+    *,
+    rider: Rider,
+    speed: float | None,
+    now: datetime,
+) -> None:
+    """Geofences and the customer's live view for every order on the rider's trip."""
+    trip = await current_trip(session, rider_id=rider.rider_id)
+    if trip is None or rider.lat is None or rider.lng is None:
+        return
+    here = LatLng(rider.lat, rider.lng)
+    store = await session.get(DarkStore, trip.store_id)
+    assert store is not None
+    if trip.status == "ACCEPTED" and haversine_m(here, LatLng(store.lat, store.lng)) <= GEOFENCE_M:
+        trip.status, trip.updated_at = "AT_STORE", now  # arrived at the store: applied
+        rider.status = RiderStatus.AT_STORE
+        session.add(trip)
+        session.add(rider)
+    stops = await _stops(session, trip.trip_id)
+    pending = [(s, o) for s, o in stops if s.status in ("PENDING", "ARRIVED")]
+    # ETA: to the store first unless the bags are on board, then drop by drop
+    cursor = here if trip.status == "OUT" else LatLng(store.lat, store.lng)
+    elapsed = (
+        0.0
+        if trip.status == "OUT"
+        else planning.eta_s(haversine_m(here, cursor), recent_speed_mps=speed)
+    )
+    for stop, order in pending:
+        drop = LatLng(order.delivery_lat, order.delivery_lng)
+        elapsed += planning.eta_s(haversine_m(cursor, drop), recent_speed_mps=speed)
+        cursor = drop
+        if (
+            trip.status == "OUT"
+            and stop.status == "PENDING"
+            and haversine_m(here, drop) <= GEOFENCE_M
+        ):
+            stop.status, stop.arrived_at = "ARRIVED", now
+            session.add(stop)
+        await redis.publish(
+            keys.order_channel(str(order.order_id)),
+            json.dumps(
+                {
+                    "topic": "rider.location",
+                    "payload": {
+                        "order_id": str(order.order_id),
+                        "rider_id": str(rider.rider_id),
+                        "lat": rider.lat,
+                        "lng": rider.lng,
+                        "at": rider.last_fix_at.isoformat()  # type: ignore[union-attr]
+                        if rider.last_fix_at
+                        else None,
+                        "eta_s": round(elapsed),
+                        "arrived": stop.status == "ARRIVED",
+                    },
+                }
+            ),
+        )
+
+
+async def _stops(session: AsyncSession, trip_id: uuid.UUID) -> list[tuple[TripStop, Order]]:
+    rows = await session.exec(
+        select(TripStop, Order)
+        .where(TripStop.trip_id == trip_id, col(Order.order_id) == col(TripStop.order_id))
+        .order_by(col(TripStop.seq))
+    )
+    return list(rows.all())  # type: ignore[arg-type]
+
+
+async def trip_view(session: AsyncSession, *, trip: Trip) -> TripPublic:
+    store = await session.get(DarkStore, trip.store_id)
+    assert store is not None
+    return TripPublic(
+        trip_id=trip.trip_id,
+        store_id=trip.store_id,
+        store_lat=store.lat,
+        store_lng=store.lng,
+        status=trip.status,
+        stops=[
+            TripStopPublic(
+                order_id=o.order_id,
+                seq=s.seq,
+                status=s.status,
+                lat=o.delivery_lat,
+                lng=o.delivery_lng,
+                address=(o.delivery_address or {}).get("line1"),
+                planned_arrival_at=s.planned_arrival_at,
+                sla_deadline=o.sla_deadline,
+                order_status=o.status,
+            )
+            for s, o in await _stops(session, trip.trip_id)
+        ],
+    )
+
+
+async def own_trip(
+    session: AsyncSession, *, trip_id: uuid.UUID, rider: User, for_update: bool = True
+) -> Trip:
+    trip = await session.get(Trip, trip_id, with_for_update=for_update)
+    if trip is None:
+        raise NotFound("no such trip", code="trip_not_found")
+    if trip.rider_id != rider.id:
+        raise Forbidden("this trip belongs to another rider", code="not_your_trip")
+    return trip
+
+
+def _expect(trip: Trip, *states: str) -> None:
+    if trip.status not in states:
+        raise Conflict(
+            f"the trip is {trip.status}", code="invalid_trip_state", trip_status=trip.status
+        )
+
+
+async def _notify(session: AsyncSession, *, trip: Trip, event: str, now: datetime) -> None:
+    await emit(
+        session,
+        topic=f"delivery.{event}",
+        store_id=trip.store_id,
+        aggregate_id=str(trip.trip_id),
+        now=now,
+        payload={
+            "trip_id": str(trip.trip_id),
+            "rider_id": str(trip.rider_id),
+            "status": trip.status,
+        },
+    )
+
+
+async def accept(session: AsyncSession, *, trip: Trip, now: datetime) -> None:
+    _expect(trip, "OFFERED")
+    trip.status, trip.updated_at = "ACCEPTED", now
+    session.add(trip)
+    await _notify(session, trip=trip, event="accepted", now=now)
+
+
+async def hand_back(
+    session: AsyncSession, redis: aioredis.Redis, *, trip: Trip, now: datetime, reason: str
+) -> None:
+    """A rejected offer or a rider gone offline: the orders go back to the dispatcher,
+    which will not offer them to this rider again for a while."""
+    _expect(trip, "OFFERED", "ACCEPTED")
+    trip.status, trip.updated_at = "CANCELLED", now
+    session.add(trip)
+    for _, order in await _stops(session, trip.trip_id):
+        order.rider_id = None
+        session.add(order)
+        await redis.sadd(f"dispatch:avoid:{order.order_id}", str(trip.rider_id))
+        await redis.expire(f"dispatch:avoid:{order.order_id}", 1800)
+    rider = await session.get(Rider, trip.rider_id)
+    if rider is not None:
+        rider.status = RiderStatus.IDLE if rider.on_duty else RiderStatus.OFFLINE
+        session.add(rider)
+    await _notify(session, trip=trip, event=f"handed_back:{reason}", now=now)
+
+
+async def arrived_at_store(session: AsyncSession, *, trip: Trip, now: datetime) -> None:
+    _expect(trip, "ACCEPTED", "AT_STORE")
+    trip.status, trip.updated_at = "AT_STORE", now
+    session.add(trip)
+
+
+async def pick_up(
+    session: AsyncSession, *, trip: Trip, bag_labels: list[str], actor: User, now: datetime
+) -> None:
+    """Every order of the trip must be PACKED and its bag label scanned: DISPATCHED."""
+    _expect(trip, "ACCEPTED", "AT_STORE")
+    stops = await _stops(session, trip.trip_id)
+    labels = {}
+    for _, order in stops:
+        task = await session.get(PickTask, (order.store_id, order.order_id))
+        labels[order.order_id] = task.bag_label if task else None
+    if any(o.status != OrderStatus.PACKED for _, o in stops):
+        raise Conflict("not every bag is packed yet", code="not_packed")
+    missing = [str(oid) for oid, label in labels.items() if label not in bag_labels]
+    if missing:
+        raise Conflict("scan the bag label of every order", code="bag_not_scanned", orders=missing)
+    for _, order in stops:
+        order.delivery_otp = f"{secrets.randbelow(10_000):04d}"
+        await orders.transition(
+            session, order=order, to=OrderStatus.DISPATCHED, now=now, actor_id=actor.id
+        )
+    trip.status, trip.updated_at = "PICKED_UP", now
+    session.add(trip)
+
+
+async def depart(session: AsyncSession, *, trip: Trip, actor: User, now: datetime) -> None:
+    _expect(trip, "PICKED_UP")
+    for _, order in await _stops(session, trip.trip_id):
+        await orders.transition(
+            session, order=order, to=OrderStatus.OUT_FOR_DELIVERY, now=now, actor_id=actor.id
+        )
+    trip.status, trip.updated_at = "OUT", now
+    session.add(trip)
+    rider = await session.get(Rider, trip.rider_id)
+    if rider is not None:
+        rider.status = RiderStatus.DELIVERING
+        session.add(rider)
+
+
+async def _stop(session: AsyncSession, trip: Trip, order_id: uuid.UUID) -> tuple[TripStop, Order]:
+    for stop, order in await _stops(session, trip.trip_id):
+        if stop.order_id == order_id:
+            return stop, order
+    raise NotFound("this order is not on the trip", code="stop_not_found")
+
+
+async def deliver(
+    session: AsyncSession, *, trip: Trip, order_id: uuid.UUID, otp: str, actor: User, now: datetime
+) -> TripStop:
+    """The customer's 4-digit OTP completes the drop; three wrong tries lock it and
+    raise an alert for the control tower."""
+    _expect(trip, "OUT")
+    stop, order = await _stop(session, trip, order_id)
+    if stop.status in ("DELIVERED", "FAILED"):
+        raise Conflict(f"this drop is already {stop.status}", code="stop_closed")
+    if stop.otp_locked:
+        raise Conflict("the OTP is locked after 3 wrong tries; call support", code="otp_locked")
+    if not secrets.compare_digest(otp, order.delivery_otp or ""):
+        stop.otp_attempts += 1
+        stop.otp_locked = stop.otp_attempts >= OTP_TRIES
+        session.add(stop)
+        if stop.otp_locked:
+            await emit(
+                session,
+                topic="alert.otp_locked",
+                store_id=trip.store_id,
+                aggregate_id=str(order_id),
+                now=now,
+                payload={"order_id": str(order_id), "rider_id": str(trip.rider_id)},
+            )
+        await session.commit()  # the attempt counts even though the request fails
+        raise Conflict(
+            "wrong OTP",
+            code="otp_locked" if stop.otp_locked else "wrong_otp",
+            tries_left=max(0, OTP_TRIES - stop.otp_attempts),
+        )
+    stop.status, stop.delivered_at = "DELIVERED", now
+    session.add(stop)
+    await orders.transition(
+        session, order=order, to=OrderStatus.DELIVERED, now=now, actor_id=actor.id
+    )
+    await _maybe_complete(session, trip=trip, now=now)
+    return stop
+
+
+async def fail_drop(
+    session: AsyncSession,
+    *,
+    trip: Trip,
+    order_id: uuid.UUID,
+    reason: str,
+    actor: User,
+    now: datetime,
+) -> TripStop:
+    _expect(trip, "OUT")
+    stop, order = await _stop(session, trip, order_id)
+    if stop.status in ("DELIVERED", "FAILED"):
+        raise Conflict(f"this drop is already {stop.status}", code="stop_closed")
+    stop.status, stop.failed_reason = "FAILED", reason
+    session.add(stop)
+    await orders.transition(
+        session,
+        order=order,
+        to=OrderStatus.CANCELLED,
+        now=now,
+        actor_id=actor.id,
+        reason=f"delivery_failed: {reason}",
+    )
+    await _maybe_complete(session, trip=trip, now=now)
+    return stop
+
+
+async def _maybe_complete(session: AsyncSession, *, trip: Trip, now: datetime) -> None:
+    if all(s.status in ("DELIVERED", "FAILED") for s, _ in await _stops(session, trip.trip_id)):
+        trip.status, trip.updated_at = "COMPLETED", now
+        session.add(trip)
+        rider = await session.get(Rider, trip.rider_id)
+        if rider is not None:
+            rider.status = RiderStatus.IDLE if rider.on_duty else RiderStatus.OFFLINE
+            session.add(rider)
+
+
+async def dispatch_store(
+    session: AsyncSession,
+    redis: aioredis.Redis,
+    *,
+    store: DarkStore,
+    now: datetime,
+    weights: planning.ScoreWeights,
+) -> list[Trip]:
+    """Batch the store's orders that wait for a rider and assign the batches together."""
+    waiting = list(
+        (
+            await session.exec(
+                select(Order, PickTask)
+                .where(
+                    Order.store_id == store.store_id,
+                    col(Order.rider_id).is_(None),
+                    col(Order.status).in_(
+                        [OrderStatus.PICKING, OrderStatus.PARTIALLY_FULFILLED, OrderStatus.PACKED]
+                    ),
+                    PickTask.store_id == Order.store_id,
+                    PickTask.order_id == Order.order_id,
+                )
+                .with_for_update(skip_locked=True, of=Order)
+            )
+        ).all()
+    )
+    if not waiting:
+        return []
+    here = LatLng(store.lat, store.lng)
+    now_s = now.timestamp()
+    ready = {}
+    for order, task in waiting:
+        started = task.claimed_at.timestamp() if task.claimed_at else now_s
+        ready[str(order.order_id)] = max(now_s, started + task.estimate_s)
+    batches = planning.plan_batches(
+        [
+            planning.WaitingOrder(
+                str(o.order_id),
+                o.store_id,
+                here,
+                LatLng(o.delivery_lat, o.delivery_lng),
+                o.placed_at.timestamp() if o.placed_at else now_s,
+                ready[str(o.order_id)],
+            )
+            for o, _ in waiting
+        ],
+        now_s,
+    )
+    riders = list(
+        (
+            await session.exec(
+                select(Rider).where(
+                    Rider.city_id == store.city_id,
+                    col(Rider.on_duty).is_(True),
+                    Rider.status == RiderStatus.IDLE,
+                    col(Rider.lat).is_not(None),
+                )
+            )
+        ).all()
+    )
+    by_id = {str(r.rider_id): r for r in riders}
+    leaders = [
+        planning.WaitingOrder(
+            b.order_ids[0],
+            store.store_id,
+            here,
+            b.stops[0].drop,
+            b.stops[0].placed_at_s,
+            b.depart_at_s,
+        )
+        for b in batches
+    ]
+    trips: list[Trip] = []
+    avoid = {
+        b.order_ids[0]: {
+            a.decode() if isinstance(a, bytes) else a
+            for a in await redis.smembers(f"dispatch:avoid:{b.order_ids[0]}")
+        }
+        for b in batches
+    }
+    candidates = [
+        planning.RiderCandidate(
+            str(r.rider_id),
+            LatLng(r.lat, r.lng),
+            r.status,
+            0.0,  # type: ignore[arg-type]
+            r.rating,
+            r.battery_pct,
+        )
+        for r in riders
+    ]
+    batch_of = {b.order_ids[0]: b for b in batches}
+    orders_by_id = {str(o.order_id): o for o, _ in waiting}
+    # orders a rider turned down are matched after the rest, to the best other rider
+    fresh = [w for w in leaders if not avoid[w.order_id]]
+    pairs = planning.assign(fresh, candidates, weights)
+    taken = {rider_id for _, rider_id in pairs}
+    for w in leaders:
+        if not avoid[w.order_id]:
+            continue
+        options = [
+            c
+            for c in candidates
+            if c.rider_id not in taken | avoid[w.order_id]
+            and planning.is_eligible(c, here, weights)
+        ]
+        if options:
+            best = max(options, key=lambda c: planning.rider_score(c, here, weights))
+            pairs.append((w.order_id, best.rider_id))
+            taken.add(best.rider_id)
+    for leader, rider_id in pairs:
+        batch, rider = batch_of[leader], by_id[rider_id]
+        trip = Trip(
+            store_id=store.store_id,
+            rider_id=rider.rider_id,
+            created_at=now,
+            updated_at=now,
+            planned_depart_at=datetime.fromtimestamp(batch.depart_at_s, tz=now.tzinfo),
+        )
+        session.add(trip)
+        for seq, stop in enumerate(batch.stops, start=1):
+            order = orders_by_id[stop.order_id]
+            order.rider_id = rider.rider_id
+            session.add(order)
+            session.add(
+                TripStop(
+                    trip_id=trip.trip_id,
+                    order_id=order.order_id,
+                    seq=seq,
+                    planned_arrival_at=datetime.fromtimestamp(stop.arrive_at_s, tz=now.tzinfo),
+                )
+            )
+        rider.status = RiderStatus.ASSIGNED
+        session.add(rider)
+        await _notify(session, trip=trip, event="offered", now=now)
+        trips.append(trip)
+    return trips

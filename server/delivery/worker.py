@@ -1,0 +1,31 @@
+"""The dispatcher loop: every store's waiting orders are batched and assigned."""
+
+from __future__ import annotations
+
+import redis.asyncio as aioredis
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import select
+
+from server.clock import Clock
+from server.db import transaction
+from server.delivery import planning
+from server.delivery.models import Trip
+from server.delivery.service import dispatch_store
+from server.stores.models import DarkStore
+
+
+async def dispatch_all(
+    sessions: async_sessionmaker[AsyncSession],
+    redis: aioredis.Redis,
+    clock: Clock,
+    weights: planning.ScoreWeights = planning.DEFAULT_WEIGHTS,
+) -> list[Trip]:
+    async with transaction(sessions) as session:
+        stores = list((await session.exec(select(DarkStore))).all())  # type: ignore[attr-defined]
+    trips: list[Trip] = []
+    for store in stores:
+        async with transaction(sessions) as session:
+            trips += await dispatch_store(
+                session, redis, store=store, now=clock.now(), weights=weights
+            )
+    return trips
