@@ -127,7 +127,7 @@ class CountStock(BaseModel):
     counted: int = Field(
         ge=0, le=100_000, description="units on the shelf, held ones included", examples=[31]
     )
-    version: int = Field(ge=0, description="the stock row's version when the count began")
+    version: int = Field(ge=0, le=2**62, description="the stock row's version when the count began")
     reason: str | None = Field(default=None, max_length=200)
 
 

@@ -54,10 +54,13 @@ async def run_catalog(
         for n in workers:
             results: list[Result] = []
             limits = httpx.Limits(max_connections=concurrency)
+            timeout = httpx.Timeout(30.0)
             with serve(
                 "server.bench.serving:bare_app", env=env, workers=n, factory=False
             ) as bare_url:
-                async with httpx.AsyncClient(base_url=bare_url, limits=limits) as c:
+                async with httpx.AsyncClient(
+                    base_url=bare_url, limits=limits, timeout=timeout
+                ) as c:
 
                     async def bare(i: int, c: httpx.AsyncClient = c) -> None:
                         (await c.get("/")).raise_for_status()
@@ -76,7 +79,7 @@ async def run_catalog(
                         )
                     )
             with serve("server.app:create_app", env=env, workers=n, factory=True) as url:
-                async with httpx.AsyncClient(base_url=url, limits=limits) as c:
+                async with httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout) as c:
 
                     async def listing(i: int, c: httpx.AsyncClient = c) -> None:
                         r = await c.get(f"/v1/stores/{STORE}/products", params={"limit": 40})

@@ -108,17 +108,9 @@ async def remove_line(
     settings: SettingsDep,
     user: CustomerUser,
 ) -> CartPublic:
-    cart = await carts.get_cart(session, cart_id=cart_id, user=user, for_update=True)
-    await carts.set_line(
-        session,
-        redis,
-        cart=cart,
-        sku_id=sku_id,
-        quantity=0,
-        now=clock.now(),
-        hold_s=settings.soft_hold_s,
+    return await set_line(
+        cart_id, sku_id, CartLineSet(quantity=0), session, redis, clock, settings, user
     )
-    return await carts.cart_view(session, cart=cart, now=clock.now())
 
 
 @router.patch(

@@ -257,3 +257,13 @@ async def test_another_customer_cannot_read_cancel_or_track(city, live_server) -
         # someone else's cart is invisible too
         cart = await _cart_with(client, owner, {sku: 1})
         assert (await client.get(f"/v1/carts/{cart}", headers=other)).status_code == 404
+
+
+async def test_removing_a_line_releases_its_hold(city, client, customer) -> None:
+    sku = _in_stock(city.database_url, 1)[0]
+    before = pg_stock(city.database_url, STORE, sku)
+    cart_id = await _cart_with(client, customer, {sku: 2})
+    assert pg_stock(city.database_url, STORE, sku)[1] == before[1] + 2
+    r = await client.delete(f"/v1/carts/{cart_id}/lines/{sku}", headers=customer)
+    assert r.status_code == 200 and r.json()["lines"] == []
+    assert pg_stock(city.database_url, STORE, sku) == before
