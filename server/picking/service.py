@@ -240,7 +240,9 @@ async def scan(
     seen = await session.get(PickScan, (task.store_id, scan_id))
     lines = await _lines(session, task.store_id, task.order_id)
     if seen is not None:
-        line = next(ln for ln in lines if ln.sku_id == seen.sku_id)
+        line = next((ln for ln in lines if ln.sku_id == seen.sku_id), None)
+        if seen.order_id != task.order_id or line is None:
+            raise Conflict("this scan_id was used for another order", code="scan_id_reused")
         return line, all(ln.picked_qty >= ln.quantity for ln in lines), True
     barcode = _barcode_of(code)
     line = next((ln for ln in lines if ln.barcode == barcode), None)
@@ -507,6 +509,8 @@ async def substitute(
 async def pack(
     session: AsyncSession, *, task: PickTask, picker: User, bag_count: int, now: datetime
 ) -> PickTask:
+    if task.status == "PACKED" and task.picker_id == picker.id:
+        return task  # a retried pack (the answer was lost) gets the same bag label
     _require_picking(task, picker)
     lines = await _lines(session, task.store_id, task.order_id)
     missing = [ln.sku_id for ln in lines if ln.picked_qty < ln.quantity]

@@ -197,3 +197,19 @@ async def test_a_picker_of_another_store_sees_nothing(city, client) -> None:
     assert r.status_code == 403
     r = await client.post("/v1/picking/claim", headers=other)
     assert r.status_code == 404 and r.json()["code"] == "queue_empty"
+
+
+async def test_a_retried_pack_returns_the_same_bag_label(city, client, picker) -> None:
+    order = await place_confirmed_order(client, city.database_url, lines=1)
+    task = (await client.post("/v1/picking/claim", headers=picker)).json()
+    for line in task["lines"]:
+        for _ in range(line["quantity"]):
+            await _scan(client, picker, order["order_id"], line["barcode"])
+    first = await client.post(
+        f"/v1/picking/tasks/{order['order_id']}/pack", json={"bag_count": 1}, headers=picker
+    )
+    again = await client.post(
+        f"/v1/picking/tasks/{order['order_id']}/pack", json={"bag_count": 1}, headers=picker
+    )
+    assert first.status_code == again.status_code == 200
+    assert again.json()["bag_label"] == first.json()["bag_label"]

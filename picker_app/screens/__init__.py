@@ -1,0 +1,1 @@
+"""Screens of the picker app: login, queue, pick list, exception flow, pack."""

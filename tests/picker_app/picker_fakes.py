@@ -1,0 +1,263 @@
+"""A scripted stand-in for the picking API and fixed data, for the app's offline tests and
+snapshots (deterministic: a fixed clock and fixed answers)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from textual.pilot import Pilot
+
+from picker_app.app import PickerApp
+from picker_app.screens.pick import PickScreen
+from picker_app.screens.queue import QueueScreen
+from shared.client import ApiError, ConnectionLost
+from shared.enums import Role
+from shared.schemas import (
+    Health,
+    PackResult,
+    PickLinePublic,
+    PickList,
+    PickTaskSummary,
+    ScanResult,
+    ServiceCheck,
+    ShortPickResult,
+    SubstituteOption,
+    TokenResponse,
+    UserPublic,
+)
+
+NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+ORDER = uuid.UUID("6340abe8-df3b-4a37-b901-b0005a1036a1")
+PICKER = UserPublic(
+    id=uuid.UUID("2e20657d-99e6-4304-b91f-55d4e1b7683a"),
+    login="picker.kor.1",
+    name="Koramangala Picker 1",
+    role=Role.PICKER,
+    store_id="BLR-KOR",
+    city_id="BLR",
+)
+
+
+def fixed_clock() -> datetime:
+    return NOW
+
+
+class SteppedClock:
+    """Monotonic seconds that move only when told: key timing for the wedge detector."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def queue_rows() -> list[PickTaskSummary]:
+    rows = [
+        ("6340abe8-df3b-4a37-b901-b0005a1036a1", "WAITING", 75, 3, 4),
+        ("8f1c2d3e-0000-4000-8000-000000000002", "WAITING", 260, 5, 9),
+        ("a7b6c5d4-0000-4000-8000-000000000003", "PICKING", 540, 2, 2),
+        ("0b0c0d0e-0000-4000-8000-000000000004", "WAITING", -30, 1, 1),
+    ]
+    return sorted(
+        (
+            PickTaskSummary(
+                order_id=uuid.UUID(oid),
+                store_id="BLR-KOR",
+                status=status,
+                sla_deadline=NOW + timedelta(seconds=left),
+                seconds_left=left,
+                lines=lines,
+                units=units,
+            )
+            for oid, status, left, lines, units in rows
+        ),
+        key=lambda t: t.seconds_left or 0,
+    )
+
+
+def line(sku: str, name: str, qty: int, bin_code: str, seq: int, picked: int = 0) -> PickLinePublic:
+    return PickLinePublic(
+        sku_id=sku,
+        name=name,
+        pack_size=name.rsplit(" ", 2)[-2] + " " + name.rsplit(" ", 1)[-1],
+        barcode=f"89000000{seq:04d}" + "0",
+        quantity=qty,
+        picked_qty=picked,
+        status="PENDING",
+        bin_code=bin_code,
+        aisle=bin_code[0],
+        walk_seq=seq,
+    )
+
+
+def pick_list() -> PickList:
+    from scanners.symbology import ean13_check_digit
+
+    lines = [
+        line("SKU00001", "Kisan Direct Hybrid Spinach 500 g", 2, "A-01-1", 1, picked=2),
+        line("SKU00002", "Kisan Direct Premium Papaya 1 kg", 1, "A-01-2", 2),
+        line("SKU00031", "Amul Taaza Toned Milk 1 l", 3, "C-02-4", 31, picked=1),
+        line("SKU00077", "Britannia Good Day Cashew 200 g", 1, "F-05-2", 77),
+    ]
+    for ln in lines:  # real EAN-13s: 890 + 9 digits + check digit
+        body = f"89000000{int(ln.sku_id[3:]):04d}"
+        ln.barcode = body + ean13_check_digit(body)
+    return PickList(
+        order_id=ORDER,
+        store_id="BLR-KOR",
+        status="PICKING",
+        picker_id=PICKER.id,
+        sla_deadline=NOW + timedelta(seconds=75),
+        estimate_s=95.0,
+        claimed_at=NOW - timedelta(seconds=48),
+        lines=lines,
+    )
+
+
+class FakePickingApi:
+    """Answers like the server, from memory. ``offline`` makes every call fail with
+    ConnectionLost; ``calls`` records (method, args) for the assertions."""
+
+    base_url = "http://fake.test"
+
+    def __init__(self, *, logged_in: bool = True) -> None:
+        self.token: str | None = "t" if logged_in else None
+        self.user: UserPublic | None = PICKER if logged_in else None
+        self.pick = pick_list()
+        self.tasks = queue_rows()
+        self.offline = False
+        self.calls: list[tuple[str, object]] = []
+        self.seen_scans: dict[str, ScanResult] = {}
+        self.lose_answers = 0  # scans counted whose answer is then lost on the way back
+
+    def _call(self, name: str, arg: object = None) -> None:
+        self.calls.append((name, arg))
+        if self.offline:
+            raise ConnectionLost("ConnectError: [Errno 111] Connection refused")
+
+    async def login(self, login: str, secret: str) -> TokenResponse:
+        self._call("login", login)
+        if secret != "1234":
+            raise ApiError(401, "invalid_credentials", "wrong login or secret")
+        self.token, self.user = "t", PICKER
+        return TokenResponse(access_token="t", expires_at=NOW + timedelta(hours=8), user=PICKER)
+
+    async def health(self) -> Health:
+        self._call("health")
+        ok = ServiceCheck(ok=True)
+        return Health(status="ok", postgres=ok, redis=ok, migration=ok)
+
+    async def queue(self, store_id: str) -> list[PickTaskSummary]:
+        self._call("queue", store_id)
+        return list(self.tasks)
+
+    async def claim(self) -> PickList:
+        self._call("claim")
+        return self.pick.model_copy(deep=True)
+
+    async def pick_list(self, order_id: uuid.UUID | str) -> PickList:
+        self._call("pick_list", str(order_id))
+        return self.pick.model_copy(deep=True)
+
+    async def scan(self, order_id: uuid.UUID | str, *, scan_id: str, code: str) -> ScanResult:
+        self._call("scan", (scan_id, code))
+        if scan_id in self.seen_scans:
+            return self.seen_scans[scan_id].model_copy(update={"replayed": True})
+        ln = next((x for x in self.pick.lines if x.barcode == code), None)
+        if ln is None:
+            raise ApiError(409, "wrong_item", f"{code} is not in this order")
+        if ln.picked_qty >= ln.quantity:
+            raise ApiError(409, "over_pick", f"all {ln.quantity} of {ln.name} are already picked")
+        ln.picked_qty += 1
+        result = ScanResult(
+            sku_id=ln.sku_id,
+            picked_qty=ln.picked_qty,
+            quantity=ln.quantity,
+            line_complete=ln.picked_qty >= ln.quantity,
+            order_complete=all(x.picked_qty >= x.quantity for x in self.pick.lines),
+        )
+        self.seen_scans[scan_id] = result
+        if self.lose_answers:
+            self.lose_answers -= 1
+            raise ConnectionLost("ReadTimeout: the answer never came")
+        return result
+
+    async def short_pick(
+        self, order_id: uuid.UUID | str, *, sku_id: str, found_qty: int, reason: str = "missing"
+    ) -> ShortPickResult:
+        self._call("short_pick", (sku_id, found_qty, reason))
+        ln = next(x for x in self.pick.lines if x.sku_id == sku_id)
+        short = ln.quantity - found_qty
+        ln.quantity = found_qty
+        offers = [
+            SubstituteOption(
+                sku_id="SKU00011",
+                name="Fresho Robusta Banana 1 kg",
+                pack_size="1 kg",
+                price_paise=8700,
+                available_qty=65,
+            )
+        ]
+        return ShortPickResult(
+            sku_id=sku_id, short_qty=short, policy="substitute", substitutes=offers
+        )
+
+    async def substitute(
+        self, order_id: uuid.UUID | str, *, sku_id: str, substitute_sku: str, quantity: int
+    ) -> PickList:
+        self._call("substitute", (sku_id, substitute_sku, quantity))
+        raise NotImplementedError
+
+    async def pack(self, order_id: uuid.UUID | str, *, bag_count: int) -> PackResult:
+        self._call("pack", bag_count)
+        return PackResult(
+            order_id=ORDER,
+            status="PACKED",
+            bag_label="QC-KOR-1A2B3C",
+            bag_count=bag_count,
+            pick_duration_s=95.0,
+        )
+
+    async def aclose(self) -> None:
+        self.calls.append(("aclose", None))
+
+
+async def wait_for(
+    pilot: Pilot[Any], condition: Callable[[], object], *, timeout: float = 15.0, what: str = ""
+) -> None:
+    """Let the app run until ``condition()`` holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what or condition}"
+        await pilot.pause(0.01)
+
+
+def fake_app(api: FakePickingApi, **kwargs: object) -> tuple[PickerApp, SteppedClock]:
+    clock = SteppedClock()
+    options: dict[str, object] = {
+        "store": "BLR-KOR",
+        "clock": fixed_clock,
+        "monotonic": clock,
+        "retry_delays": (0.02,),
+    }
+    app = PickerApp(client=api, **(options | kwargs))  # type: ignore[arg-type]
+    return app, clock
+
+
+async def open_task(pilot: Pilot[Any], app: PickerApp) -> PickScreen:
+    await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen), what="queue")
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: isinstance(app.screen, PickScreen), what="pick screen")
+    return cast(PickScreen, app.screen)
+
+
+def scans_sent(api: FakePickingApi) -> list[tuple[str, str]]:
+    return [cast(tuple[str, str], arg) for name, arg in api.calls if name == "scan"]
