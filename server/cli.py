@@ -245,5 +245,22 @@ def bench_checkout(
     )
 
 
+@bench_app.command("dispatch")
+def bench_dispatch(
+    orders: Annotated[int, typer.Option(min=1)] = 500,
+    riders: Annotated[int, typer.Option(min=1)] = 2000,
+    fixes: Annotated[int, typer.Option(min=10)] = 3000,
+    json_out: Annotated[str | None, typer.Option("--json")] = None,
+) -> None:
+    """Assignment latency (orders x riders) and location ingest fixes/s with fan-out."""
+    import asyncio
+
+    from server.bench.dispatch import run
+
+    _write_json(
+        json_out, asyncio.run(run(get_settings(), orders=orders, riders=riders, fixes=fixes))
+    )
+
+
 if __name__ == "__main__":
     app()

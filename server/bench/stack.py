@@ -43,7 +43,13 @@ def _with_db(url: str, name: str) -> str:
 
 @asynccontextmanager
 async def bench_stack(
-    settings: Settings, *, stores: int = 1, skus: int = 5000, pool: int = 20, customers: int = 1
+    settings: Settings,
+    *,
+    stores: int = 1,
+    skus: int = 5000,
+    pool: int = 20,
+    customers: int = 1,
+    riders: int = 1,
 ) -> AsyncIterator[BenchStack]:
     """Fresh ``qc_bench`` database (seeded) and Redis DB 13 on the configured servers."""
     base = db.resolve_database_url(settings)
@@ -52,7 +58,13 @@ async def bench_stack(
     upgrade_to_head(url)
     reset_database(url)
     seed_city(
-        url, seed=1, stores=stores, skus=skus, riders=1, pickers_per_store=1, customers=customers
+        url,
+        seed=1,
+        stores=stores,
+        skus=skus,
+        riders=riders,
+        pickers_per_store=1,
+        customers=customers,
     )
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("UPDATE store_inventory SET available_qty = 1000000, max_capacity = 1000000")

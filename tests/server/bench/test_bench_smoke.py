@@ -34,3 +34,17 @@ async def test_http_benchmarks_complete_orders_and_reads(settings, clean) -> Non
     checkout = await run_checkout(settings, orders=10, concurrency=2, workers=(1,))
     result = checkout["results"]["1 worker"][0]
     assert result["ops"] == 10 and result["errors"] == 0 and result["per_second"] > 0
+
+
+@pytest.mark.slow
+async def test_dispatch_benchmark_reports_matching_and_ingest(settings, clean) -> None:
+    from server.bench.dispatch import run as run_dispatch
+
+    figures = await run_dispatch(
+        settings, orders=20, riders=50, repeats=1, fixes=40, concurrency=4, tracked_riders=5
+    )
+    assert [r["name"] for r in figures["assignment"]] == [
+        "match 20 orders x 50 riders",
+        "batch 20 orders of one store",
+    ]
+    assert figures["ingest"]["ops"] == 40 and figures["ingest"]["errors"] == 0
