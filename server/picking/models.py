@@ -20,6 +20,10 @@ class PickTask(SQLModel, table=True):
     picker_id: uuid.UUID | None = None
     sla_deadline: Timestamp = tz_field()
     estimate_s: float = 0
+    # the walk's features, kept so recorded durations can calibrate the estimate
+    bin_steps: int = 0
+    aisle_changes: int = 0
+    units: int = 0
     created_at: Timestamp = tz_field(server_now=True)
     claimed_at: Timestamp = tz_field()
     packed_at: Timestamp = tz_field()

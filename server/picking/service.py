@@ -17,6 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from scanners.gs1 import GS1Error
 from scanners.gs1 import parse as parse_gs1
 from scanners.symbology import ean13_of
+from server.cache import TTLCache
 from server.errors import Conflict, Forbidden, NotFound, Unprocessable
 from server.events.service import emit
 from server.identity.models import User
@@ -25,7 +26,14 @@ from server.orders import service as orders
 from server.orders.models import Order, OrderItem
 from server.payments.models import Refund
 from server.picking.models import PickScan, PickTask
-from server.picking.walk import DEFAULT_PICK_TIME_MODEL, PickLine, sort_pick_lines
+from server.picking.walk import (
+    PickFeatures,
+    PickLine,
+    PickTimeModel,
+    calibrate,
+    pick_features,
+    sort_pick_lines,
+)
 from server.stores.models import DarkStore
 from shared.enums import ItemStatus, Movement, OrderStatus, Role
 from shared.schemas import PickLinePublic, PickList, SubstituteOption
@@ -39,17 +47,42 @@ class OverPick(Conflict):
     code, title = "over_pick", "This line is already complete"
 
 
+_models: TTLCache[PickTimeModel] = TTLCache(300)
+
+
+async def pick_time_model(session: AsyncSession, *, store_id: str) -> PickTimeModel:
+    """The store's pick-time model, calibrated from its recorded pick durations once there
+    are enough of them (the default model until then); refreshed every 5 minutes."""
+
+    async def load() -> PickTimeModel:
+        rows = await session.exec(
+            text("""
+            SELECT bin_steps, aisle_changes, units, duration_s FROM pick_tasks
+            WHERE store_id = :s AND status = 'PACKED' AND duration_s IS NOT NULL
+            ORDER BY packed_at DESC LIMIT 500"""),
+            params={"s": store_id},
+        )  # type: ignore[call-overload]
+        return calibrate([(PickFeatures(r[0], r[1], r[2]), r[3]) for r in rows])
+
+    return await _models.get_or_load(store_id, load)
+
+
 async def enqueue(session: AsyncSession, *, order: Order, now: datetime) -> PickTask:
     """A confirmed order joins its store's pick queue (called in the confirming tx)."""
     lines = await _lines(session, order.store_id, order.order_id)
+    features = pick_features(
+        [PickLine(r.sku_id, r.quantity, r.aisle or "", r.walk_seq or 0) for r in lines]
+    )
+    model = await pick_time_model(session, store_id=order.store_id)
     task = PickTask(
         store_id=order.store_id,
         order_id=order.order_id,
         sla_deadline=order.sla_deadline,
         created_at=now,
-        estimate_s=DEFAULT_PICK_TIME_MODEL.estimate_s(
-            [PickLine(r.sku_id, r.quantity, r.aisle or "", r.walk_seq or 0) for r in lines]
-        ),
+        estimate_s=model.features_s(features) if lines else 0.0,
+        bin_steps=features.bin_steps,
+        aisle_changes=features.aisle_changes,
+        units=features.units,
     )
     session.add(task)
     return task
