@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import psycopg
 import redis.asyncio as aioredis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server import db
@@ -82,6 +84,19 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _problem(
             exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None)
         )
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        # text PostgreSQL cannot store (a NUL byte, an unpaired surrogate) is bad input; the
+        # transaction was rolled back and its Redis changes compensated on the way here
+        if isinstance(exc.orig, psycopg.errors.DataError):
+            return _problem(
+                422,
+                "invalid_text",
+                "the input holds characters that cannot be stored (e.g. a NUL byte)",
+            )
+        log.exception("database error on %s %s", request.method, request.url.path)
+        return _problem(500, "internal_error", "an unexpected error occurred; it was logged")
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -6,9 +6,11 @@ from fastapi.datastructures import State
 
 from server.background import LeasedLoop
 from server.config import Settings
+from server.db import transaction
 from server.delivery.worker import dispatch_all
 from server.events.relay import relay_once
 from server.inventory.worker import inventory_loops
+from server.orders.service import cancel_unpaid
 
 
 def background_loops(settings: Settings, state: State) -> list[LeasedLoop]:
@@ -27,3 +29,10 @@ def background_loops(settings: Settings, state: State) -> list[LeasedLoop]:
             lambda: dispatch_all(state.sessions, state.redis, state.clock),
         ),
     ]
+
+
+async def _cancel_unpaid(settings: Settings, state: State) -> int:
+    async with transaction(state.sessions) as session:
+        return await cancel_unpaid(
+            session, state.redis, now=state.clock.now(), window_s=settings.payment_window_s
+        )

@@ -20,6 +20,8 @@ _DESCRIPTIONS = {
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    # every route can answer 400 (an unreadable body) and 422 (invalid input)
+    statuses = tuple(sorted({*statuses, 400, 422}))
     return {
         s: {
             "model": Problem,

@@ -13,19 +13,28 @@ import httpx
 from pydantic import BaseModel
 
 from shared.schemas import (
+    DeliverRequest,
+    FailRequest,
+    FixBatch,
+    FixBatchResult,
+    GpsFix,
     Health,
     LoginRequest,
     PackRequest,
     PackResult,
     PickList,
     PickTaskSummary,
+    PickupRequest,
     Problem,
+    RiderPublic,
     ScanRequest,
     ScanResult,
+    ShiftChange,
     ShortPickRequest,
     ShortPickResult,
     SubstituteRequest,
     TokenResponse,
+    TripPublic,
     UserPublic,
 )
 
@@ -164,3 +173,55 @@ class QcClient:
         body = PackRequest(bag_count=bag_count).model_dump()
         response = await self.request("POST", f"/v1/picking/tasks/{order_id}/pack", json=body)
         return PackResult.model_validate(response.json())
+
+    # --- delivery (the rider handheld) --------------------------------------------------
+    async def rider_me(self) -> RiderPublic:
+        """The rider's status, duty, last known position and current trip id."""
+        return await self._get("/v1/riders/me", RiderPublic)
+
+    async def set_shift(self, *, on_duty: bool) -> RiderPublic:
+        body = ShiftChange(on_duty=on_duty).model_dump()
+        response = await self.request("POST", "/v1/riders/me/shift", json=body)
+        return RiderPublic.model_validate(response.json())
+
+    async def post_locations(self, fixes: list[GpsFix]) -> FixBatchResult:
+        """Replay fixes kept while offline, oldest first; the server ignores duplicates."""
+        body = FixBatch(fixes=fixes).model_dump(mode="json")
+        response = await self.request("POST", "/v1/riders/me/locations", json=body)
+        return FixBatchResult.model_validate(response.json())
+
+    async def my_trip(self) -> TripPublic | None:
+        """The rider's current trip (stops in route order), or None."""
+        response = await self.request("GET", "/v1/riders/me/trip")
+        data = response.json()
+        return None if data is None else TripPublic.model_validate(data)
+
+    async def trip_step(self, trip_id: uuid.UUID | str, step: str) -> TripPublic:
+        """``step``: accept, reject, arrived or depart."""
+        if step not in ("accept", "reject", "arrived", "depart"):
+            raise ValueError(f"unknown trip step {step!r}")
+        response = await self.request("POST", f"/v1/trips/{trip_id}/{step}")
+        return TripPublic.model_validate(response.json())
+
+    async def pick_up(self, trip_id: uuid.UUID | str, *, bag_labels: list[str]) -> TripPublic:
+        body = PickupRequest(bag_labels=bag_labels).model_dump()
+        response = await self.request("POST", f"/v1/trips/{trip_id}/pickup", json=body)
+        return TripPublic.model_validate(response.json())
+
+    async def deliver(
+        self, trip_id: uuid.UUID | str, order_id: uuid.UUID | str, *, otp: str
+    ) -> TripPublic:
+        """Hand over with the customer's OTP; a wrong one is a 409 ``wrong_otp`` (with
+        ``tries_left`` in the problem) or ``otp_locked``."""
+        body = DeliverRequest(otp=otp).model_dump()
+        path = f"/v1/trips/{trip_id}/stops/{order_id}/deliver"
+        response = await self.request("POST", path, json=body)
+        return TripPublic.model_validate(response.json())
+
+    async def fail_drop(
+        self, trip_id: uuid.UUID | str, order_id: uuid.UUID | str, *, reason: str
+    ) -> TripPublic:
+        body = FailRequest(reason=reason).model_dump()
+        path = f"/v1/trips/{trip_id}/stops/{order_id}/fail"
+        response = await self.request("POST", path, json=body)
+        return TripPublic.model_validate(response.json())

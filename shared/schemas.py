@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from shared.enums import Role
 
@@ -194,7 +194,7 @@ class CartCreate(BaseModel):
 
 
 class CartLineSet(BaseModel):
-    quantity: int = Field(
+    quantity: StrictInt = Field(
         ge=0, le=50, description="wanted quantity; 0 removes the line", examples=[2]
     )
 

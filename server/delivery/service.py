@@ -34,7 +34,8 @@ from shared.schemas import GpsFix, TripPublic, TripStopPublic
 GEOFENCE_M = 50.0
 OTP_TRIES = 3
 ACTIVE_TRIP = ("OFFERED", "ACCEPTED", "AT_STORE", "PICKED_UP", "OUT")
-HISTORY_SAMPLE_S = 15  # keep one fix in PostgreSQL per 15 s per rider
+HISTORY_SAMPLE_S = 15
+MAX_FIX_AGE = timedelta(hours=24)  # what a handheld's offline buffer keeps
 
 
 async def get_rider(session: AsyncSession, *, user: User, for_update: bool = False) -> Rider:
@@ -94,6 +95,10 @@ async def ingest_fixes(
             raise Unprocessable("fix times must carry a time zone", code="naive_time")
         if fix.at > now + timedelta(seconds=60):
             raise Unprocessable("a fix from the future", code="fix_in_future")
+        if fix.at < now - MAX_FIX_AGE:
+            raise Unprocessable(
+                "a fix older than the offline buffer keeps (24 h)", code="fix_too_old"
+            )
         if rider.last_fix_at is not None and fix.at <= rider.last_fix_at:
             duplicates += 1
             continue

@@ -125,7 +125,7 @@ def verify_webhook(
     candidates: list[str] = []
     for part in (header or "").split(","):
         name, _, value = part.strip().partition("=")
-        if name == "t" and value.isdigit():
+        if name == "t" and value.isdigit() and len(value) <= 12:  # a unix time, not a bignum
             ts = int(value)
         elif name == "v1" and value:
             candidates.append(value)

@@ -34,7 +34,7 @@ async def webhook(
     event = WebhookEvent.from_json(body)
     try:
         payment_id = uuid.UUID(event.payment_id)
-    except ValueError:
+    except (ValueError, TypeError, AttributeError):
         return {"status": "ignored"}  # signed, but not one of our payment ids
     query = select(Payment).where(Payment.payment_id == payment_id).with_for_update()
     payment = (await session.exec(query)).first()

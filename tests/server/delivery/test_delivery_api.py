@@ -268,3 +268,26 @@ async def test_a_rejected_offer_goes_to_another_rider(city, live_server, stack) 
         ).status_code == 200
         (second,) = await dispatch_all(stack.sessions, stack.redis, live_server.clock)
         assert second.rider_id != first.rider_id
+
+
+async def test_fixes_older_than_a_day_or_from_the_future_are_refused(city, client) -> None:
+    from server.clock import Clock
+
+    rider = await login(client, "rider.002", DEMO_SECRETS[Role.RIDER])
+    await client.post("/v1/riders/me/shift", json={"on_duty": True}, headers=rider)
+    now = Clock().now()
+    for at, code in (
+        (now - timedelta(days=2), "fix_too_old"),
+        (now + timedelta(hours=1), "fix_in_future"),
+    ):
+        r = await client.post(
+            "/v1/riders/me/locations", headers=rider, json={"fixes": [_fix(KOR, at)]}
+        )
+        assert r.status_code == 422 and r.json()["code"] == code
+    r = await client.post(
+        "/v1/riders/me/locations",
+        headers=rider,
+        json={"fixes": [{"lat": 12.93, "lng": 77.62, "at": "0001-01-01T00:00:00+14:00"}]},
+    )
+    assert r.status_code == 422
+    assert (await client.get("/v1/riders/me", headers=rider)).status_code == 200

@@ -267,3 +267,35 @@ async def test_removing_a_line_releases_its_hold(city, client, customer) -> None
     r = await client.delete(f"/v1/carts/{cart_id}/lines/{sku}", headers=customer)
     assert r.status_code == 200 and r.json()["lines"] == []
     assert pg_stock(city.database_url, STORE, sku) == before
+
+
+async def test_an_order_whose_payment_never_settles_is_cancelled_and_released(
+    city, app, client, customer
+) -> None:
+    from server.db import transaction
+    from server.orders.service import cancel_unpaid
+
+    app.state.payments.provider.pending_rate = 1.0  # the webhook never comes
+    sku = _in_stock(city.database_url, 1)[0]
+    before = pg_stock(city.database_url, STORE, sku)
+    order = (await _checkout(client, customer, await _cart_with(client, customer, {sku: 2}))).json()
+    assert order["status"] == "PLACED"
+    settings = app.state.settings
+    async with transaction(app.state.sessions) as s:
+        assert (
+            await cancel_unpaid(
+                s, app.state.redis, now=app.state.clock.now(), window_s=settings.payment_window_s
+            )
+            == 0
+        )
+    app.state.clock.advance(settings.payment_window_s + 1)
+    async with transaction(app.state.sessions) as s:
+        assert (
+            await cancel_unpaid(
+                s, app.state.redis, now=app.state.clock.now(), window_s=settings.payment_window_s
+            )
+            == 1
+        )
+    final = (await client.get(f"/v1/orders/{order['order_id']}", headers=customer)).json()
+    assert final["status"] == "CANCELLED" and final["cancel_reason"] == "payment_timeout"
+    assert pg_stock(city.database_url, STORE, sku) == before

@@ -213,3 +213,14 @@ async def test_a_retried_pack_returns_the_same_bag_label(city, client, picker) -
     )
     assert first.status_code == again.status_code == 200
     assert again.json()["bag_label"] == first.json()["bag_label"]
+
+
+async def test_a_cancelled_order_leaves_the_pick_queue(city, client, picker) -> None:
+    order = await place_confirmed_order(client, city.database_url, lines=1)
+    customer = await login(client, "customer.001", DEMO_SECRETS[Role.CUSTOMER])
+    r = await client.post(f"/v1/orders/{order['order_id']}/cancel", json={}, headers=customer)
+    assert r.status_code == 200
+    queue = (await client.get(f"/v1/picking/stores/{STORE}/queue", headers=picker)).json()
+    assert queue == []
+    r = await client.post("/v1/picking/claim", headers=picker)
+    assert r.status_code == 404 and r.json()["code"] == "queue_empty"
