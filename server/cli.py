@@ -12,6 +12,7 @@ from rich.table import Table
 
 from server.config import Settings, get_settings
 from server.embedded import ServiceConfigError
+from server.forecast.cli import forecast_app, replenish_app
 
 app = typer.Typer(
     help="qc: quick-commerce operations suite", no_args_is_help=True, pretty_exceptions_enable=False
@@ -69,6 +70,9 @@ def seed(
     riders: Annotated[int, typer.Option(min=1)] = 120,
     customers: Annotated[int, typer.Option(min=1)] = 50,
     reset: Annotated[bool, typer.Option(help="delete every row first")] = False,
+    history_days: Annotated[
+        int, typer.Option(min=0, max=365, help="also generate this many days of sales history")
+    ] = 0,
 ) -> None:
     """Build the demo Bengaluru: stores, catalogue, layout, stock, staff, riders, customers."""
     import time
@@ -91,6 +95,14 @@ def seed(
         f"in {time.perf_counter() - started:.1f} s"
     )
     _print_logins(summary.logins)
+    if history_days:
+        from server.forecast.service import seed_history
+
+        started = time.perf_counter()
+        seed_history(url, history_days, seed)
+        console.print(
+            f"sales history: {history_days} days in {time.perf_counter() - started:.1f} s"
+        )
 
 
 def _prepare_stack(settings: Settings) -> tuple[str, str]:
@@ -179,6 +191,9 @@ def token(login: Annotated[str, typer.Argument(help="a staff login, e.g. manager
     )
     sys.stdout.write(tok + "\n")
 
+
+app.add_typer(forecast_app, name="forecast")
+app.add_typer(replenish_app, name="replenish")
 
 bench_app = typer.Typer(help="benchmarks: figures with their conditions, side by side")
 app.add_typer(bench_app, name="bench")

@@ -5,6 +5,14 @@ from sqlmodel import SQLModel
 from server.catalog.models import Category, Product, StorePrice
 from server.delivery.models import Rider, RiderLocation, RiderShift, Trip, TripStop
 from server.events.models import OutboxEvent
+from server.forecast.models import (
+    CalendarEvent,
+    DailyWeather,
+    DemandForecast,
+    FlashSaleSchedule,
+    ReplenishmentOrder,
+    SalesHistory,
+)
 from server.idempotency.models import IdempotencyRecord
 from server.identity.models import User
 from server.inventory.models import InventoryReservation, StockLedger, StoreInventory
@@ -16,10 +24,14 @@ from server.stores.models import City, DarkStore, StoreBin
 metadata = SQLModel.metadata
 
 __all__ = [
+    "CalendarEvent",
     "Cart",
     "Category",
     "City",
+    "DailyWeather",
     "DarkStore",
+    "DemandForecast",
+    "FlashSaleSchedule",
     "IdempotencyRecord",
     "InventoryReservation",
     "Order",
@@ -31,9 +43,11 @@ __all__ = [
     "PickTask",
     "Product",
     "Refund",
+    "ReplenishmentOrder",
     "Rider",
     "RiderLocation",
     "RiderShift",
+    "SalesHistory",
     "StockLedger",
     "StoreBin",
     "StoreInventory",

@@ -6,21 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 
 import psycopg
-from sqlalchemy import create_engine
-from sqlmodel import SQLModel
 
 import server.models  # noqa: F401  (the tables the new ones reference)
-from server.db import sqlalchemy_url
-from server.forecast.models import FORECAST_TABLES
-
-
-def create_forecast_tables(database_url: str) -> None:
-    """Until the migration exists: create the forecasting tables (idempotent)."""
-    engine = create_engine(sqlalchemy_url(database_url))
-    try:
-        SQLModel.metadata.create_all(engine, tables=list(FORECAST_TABLES), checkfirst=True)
-    finally:
-        engine.dispose()
 
 
 def set_position(
