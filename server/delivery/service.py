@@ -35,6 +35,8 @@ GEOFENCE_M = 50.0
 OTP_TRIES = 3
 ACTIVE_TRIP = ("OFFERED", "ACCEPTED", "AT_STORE", "PICKED_UP", "OUT")
 HISTORY_SAMPLE_S = 15
+OFFER_TIMEOUT = timedelta(seconds=60)  # an offer not accepted in time goes to someone else
+SIGNAL_LOST = timedelta(minutes=2)  # no fix for this long: the rider is treated as offline
 MAX_FIX_AGE = timedelta(hours=24)  # what a handheld's offline buffer keeps
 
 
@@ -560,3 +562,43 @@ async def dispatch_store(
         await _notify(session, trip=trip, event="offered", now=now)
         trips.append(trip)
     return trips
+
+
+async def replace_lost_riders(
+    session: AsyncSession, redis: aioredis.Redis, *, now: datetime
+) -> int:
+    """Offers nobody accepted in time, and trips not yet picked up whose rider lost signal,
+    go back to the dispatcher (the rider is set offline when the signal is gone)."""
+    rows = (
+        await session.exec(
+            select(Trip, Rider)
+            .where(col(Trip.status).in_(["OFFERED", "ACCEPTED"]), Rider.rider_id == Trip.rider_id)
+            .with_for_update(skip_locked=True, of=Trip)
+        )
+    ).all()
+    replaced = 0
+    for trip, rider in rows:
+        lost = rider.last_fix_at is None or now - rider.last_fix_at > SIGNAL_LOST
+        unanswered = (
+            trip.status == "OFFERED"
+            and trip.created_at is not None
+            and now - trip.created_at > OFFER_TIMEOUT
+        )
+        if not (lost or unanswered):
+            continue
+        await hand_back(
+            session, redis, trip=trip, now=now, reason="signal_lost" if lost else "offer_timeout"
+        )
+        if lost:
+            rider.status = RiderStatus.OFFLINE
+            session.add(rider)
+            await emit(
+                session,
+                topic="alert.rider_signal_lost",
+                store_id=trip.store_id,
+                aggregate_id=str(rider.rider_id),
+                now=now,
+                payload={"rider_id": str(rider.rider_id), "trip_id": str(trip.trip_id)},
+            )
+        replaced += 1
+    return replaced

@@ -10,7 +10,7 @@ from server.clock import Clock
 from server.db import transaction
 from server.delivery import planning
 from server.delivery.models import Trip
-from server.delivery.service import dispatch_store
+from server.delivery.service import dispatch_store, replace_lost_riders
 from server.stores.models import DarkStore
 
 
@@ -22,6 +22,8 @@ async def dispatch_all(
 ) -> list[Trip]:
     async with transaction(sessions) as session:
         stores = list((await session.exec(select(DarkStore))).all())  # type: ignore[attr-defined]
+    async with transaction(sessions) as session:
+        await replace_lost_riders(session, redis, now=clock.now())
     trips: list[Trip] = []
     for store in stores:
         async with transaction(sessions) as session:

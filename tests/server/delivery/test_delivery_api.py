@@ -291,3 +291,44 @@ async def test_fixes_older_than_a_day_or_from_the_future_are_refused(city, clien
     )
     assert r.status_code == 422
     assert (await client.get("/v1/riders/me", headers=rider)).status_code == 200
+
+
+async def test_a_rider_who_goes_silent_is_replaced_automatically(city, live_server, stack) -> None:
+    async with httpx.AsyncClient(base_url=live_server.url) as client:
+        await _packed_order(client, city.database_url)
+        with psycopg.connect(city.database_url) as conn:
+            logins = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT u.login FROM riders r JOIN users u ON u.id = r.rider_id "
+                    "WHERE r.home_store_id = %s ORDER BY u.login LIMIT 2",
+                    (STORE,),
+                )
+            ]
+        first = await login(client, logins[0], DEMO_SECRETS[Role.RIDER])
+        await client.post("/v1/riders/me/shift", json={"on_duty": True}, headers=first)
+        await client.post(
+            "/v1/riders/me/locations",
+            headers=first,
+            json={"fixes": [_fix(KOR, live_server.clock.now())]},
+        )
+        (trip,) = await dispatch_all(stack.sessions, stack.redis, live_server.clock)
+        await client.post(f"/v1/trips/{trip.trip_id}/accept", headers=first)
+        live_server.clock.advance(150)  # two and a half minutes without a fix
+        second = await login(client, logins[1], DEMO_SECRETS[Role.RIDER])
+        await client.post("/v1/riders/me/shift", json={"on_duty": True}, headers=second)
+        r = await client.post(
+            "/v1/riders/me/locations",
+            headers=second,
+            json={"fixes": [_fix(KOR, live_server.clock.now())]},
+        )
+        assert r.status_code == 200, r.text
+        (again,) = await dispatch_all(stack.sessions, stack.redis, live_server.clock)
+        assert again.rider_id != trip.rider_id
+        gone = (await client.get("/v1/riders/me", headers=first)).json()
+        assert gone["status"] == "OFFLINE" and gone["trip_id"] is None
+        with psycopg.connect(city.database_url) as conn:
+            alerts = conn.execute(
+                "SELECT count(*) FROM outbox WHERE topic = 'alert.rider_signal_lost'"
+            ).fetchone()[0]
+        assert alerts == 1

@@ -87,3 +87,11 @@ async def test_store_list_pages_by_cursor(city, client: httpx.AsyncClient) -> No
     ).json()
     ids = [s["store_id"] for s in first["items"] + rest["items"]]
     assert len(ids) == 3 == len(set(ids)) and rest["next_cursor"] is None
+
+
+async def test_tokens_work_when_the_server_clock_runs_ahead(
+    city, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    clock.advance(86_400)  # the demo's sped-up clock is ahead of the wall clock
+    headers = await login(client, "manager.blr", DEMO_SECRETS[Role.MANAGER])
+    assert (await client.get("/v1/me", headers=headers)).status_code == 200
