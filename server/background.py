@@ -67,8 +67,10 @@ class LeasedLoop:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # a run stuck on a dead connection must not hold up the shutdown
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(self._task, timeout=5)
         with contextlib.suppress(Exception):
-            if await self.redis.get(keys.lease(self.name)) == self.owner:
-                await self.redis.delete(keys.lease(self.name))
+            async with asyncio.timeout(2):
+                if await self.redis.get(keys.lease(self.name)) == self.owner:
+                    await self.redis.delete(keys.lease(self.name))

@@ -149,6 +149,7 @@ def serve(
         workers=workers,
         log_level="warning",
         access_log=False,
+        timeout_graceful_shutdown=10,
     )
 
 

@@ -124,6 +124,8 @@ async def ingest_fixes(
         accepted += 1
     if not accepted:
         return accepted, duplicates
+    if rider.status == RiderStatus.OFFLINE:
+        rider.status = RiderStatus.IDLE  # the signal is back: offers may come again
     session.add(rider)
     latest = max(fixes, key=lambda f: f.at)
     pipe = redis.pipeline(transaction=False)

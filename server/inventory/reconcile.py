@@ -80,8 +80,10 @@ async def _snapshot(db: AsyncEngine, store_id: str) -> Snapshot:
             ),
             {"s": store_id},
         ):
-            _, _, lines = holds.setdefault(holder, (status, expires.timestamp(), {}))
-            lines[sku] = qty
+            held = holds.setdefault(holder, (status, expires.timestamp(), {}))
+            held[2][sku] = qty
+            if expires.timestamp() > held[1]:  # the hold lasts as long as its latest line
+                holds[holder] = (held[0], expires.timestamp(), held[2])
         ended = {
             r[0]: r[1]
             for r in await conn.execute(

@@ -238,6 +238,14 @@ async def reserve_lines(
             expires=expires,
             actor_id=actor_id,
         )
+    # Redis extends the whole hold on every touch: so does the books' expiry of each line
+    await session.exec(
+        text(
+            "UPDATE inventory_reservations SET expires_at = :expires WHERE store_id = :store "
+            "AND order_id = :holder AND status IN ('SOFT', 'HARD')"
+        ),  # type: ignore[call-overload]
+        params={"expires": expires, "store": store_id, "holder": target},
+    )
     await session.flush()
     return result
 

@@ -332,3 +332,12 @@ async def test_a_rider_who_goes_silent_is_replaced_automatically(city, live_serv
                 "SELECT count(*) FROM outbox WHERE topic = 'alert.rider_signal_lost'"
             ).fetchone()[0]
         assert alerts == 1
+
+        # the signal comes back: the rider can take offers again
+        r = await client.post(
+            "/v1/riders/me/locations",
+            headers=first,
+            json={"fixes": [_fix(KOR, live_server.clock.now())]},
+        )
+        assert r.status_code == 200
+        assert (await client.get("/v1/riders/me", headers=first)).json()["status"] == "IDLE"

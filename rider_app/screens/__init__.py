@@ -1,0 +1,1 @@
+"""Screens of the rider app: login, shift, trip (the assignment), pickup, drop, dialogs."""

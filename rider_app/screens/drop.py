@@ -1,0 +1,198 @@
+"""One drop: ride there, ask for the customer's OTP, hand over; or report it failed."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Label, Static
+
+from rider_app.api import describe
+from rider_app.clock import distance, mmss
+from rider_app.messages import TripUpdated
+from rider_app.route import plan
+from rider_app.screens.dialogs import FailReasonScreen
+from rider_app.widgets.banner import ConnectionBanner
+from rider_app.widgets.gps_status import GpsStatus
+from shared.client import ApiError, ConnectionLost
+from shared.schemas import TripPublic, TripStopPublic
+
+if TYPE_CHECKING:
+    from rider_app.app import RiderApp
+
+
+class DropScreen(Screen[None]):
+    # printable keys go to the focused OTP field, so "failed" is Ctrl+F while it has the
+    # focus (and plain F once the field is locked)
+    BINDINGS = [
+        Binding("ctrl+f,f", "fail", "Failed delivery", priority=True),
+        Binding("escape", "back", "Back to the trip", priority=True),
+    ]
+
+    def __init__(self, trip: TripPublic, stop: TripStopPublic) -> None:
+        super().__init__()
+        self.trip = trip
+        self.stop = stop
+        self.order_id = str(stop.order_id)
+        self.tries_left: int | None = None
+        self.locked = False
+        self.sending = False
+        self.delivered = False
+
+    @property
+    def rider_app(self) -> RiderApp:
+        return cast("RiderApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        stop = self.stop
+        yield Static(
+            f"Drop {stop.seq} of {len(self.trip.stops)} · order {self.order_id[:8]}",
+            classes="title",
+        )
+        yield ConnectionBanner()
+        yield Static(stop.address or f"{stop.lat:.5f}, {stop.lng:.5f}", id="drop-address")
+        yield Static(id="drop-info")
+        yield Label("Customer's OTP (4 digits)")
+        yield Input(id="otp", placeholder="____", type="integer", max_length=4)
+        yield Static("Ask the customer for the code in their app", id="drop-result")
+        yield GpsStatus(id="gps")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._info()
+        self.set_interval(1.0, self._info)
+        self.query_one(Input).focus()
+
+    def on_trip_updated(self, message: TripUpdated) -> None:
+        self.trip = message.trip
+        fresh = next((s for s in message.trip.stops if str(s.order_id) == self.order_id), None)
+        if fresh is not None:
+            self.stop = fresh
+        self._info()
+
+    def _info(self) -> None:
+        app = self.rider_app
+        leg = plan(self.trip, app.position()).drops.get(self.order_id)
+        parts = []
+        if leg is not None:
+            parts.append(f"{distance(leg.distance_m)} away")
+        if self.stop.status == "ARRIVED":
+            parts.append("you are at the door")
+        if self.stop.sla_deadline is not None:
+            left = (self.stop.sla_deadline - app.clock()).total_seconds()
+            parts.append(f"SLA {mmss(left)}" if left >= 0 else f"SLA LATE {mmss(-left)}")
+        self.query_one("#drop-info", Static).update(" · ".join(parts))
+
+    def result(self, text: str, kind: str = "info") -> None:
+        panel = self.query_one("#drop-result", Static)
+        for name in ("ok", "error", "info"):
+            panel.set_class(name == kind, f"-{name}")
+        panel.update(text)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        otp = event.value.strip()
+        if self.locked:
+            self.result("The OTP is locked — call support, or F: failed delivery", "error")
+            return
+        if len(otp) != 4 or not otp.isdigit():
+            self.result("The OTP has 4 digits", "error")
+            return
+        if not self.sending:
+            self.sending = True
+            self.deliver(otp)
+
+    @work(exclusive=True, group="deliver")
+    async def deliver(self, otp: str) -> None:
+        """Retries by itself while the server is unreachable; after a lost answer a
+        ``stop_closed`` refusal means the first try went through."""
+        app = self.rider_app
+        attempt, lost = 0, False
+        try:
+            while True:
+                self.result("Checking the OTP…")
+                try:
+                    result = await app.client.deliver(self.trip.trip_id, self.order_id, otp=otp)
+                    break
+                except ConnectionLost as exc:
+                    app.report_offline(exc)
+                    lost = True
+                    self.result("Connection lost — retrying…", "error")
+                    await app.retry_pause(app.retry_delay(attempt))
+                    attempt += 1
+                except ApiError as exc:
+                    if lost and exc.code == "stop_closed":
+                        self.delivered = True
+                        app.notify(f"Order {self.order_id[:8]} delivered ✔")
+                        app.poll_trip()
+                        self._leave()
+                        return
+                    self._refused(exc)
+                    return
+        finally:
+            self.sending = False
+        app.report_online()
+        self.delivered = True
+        app.notify(f"Order {self.order_id[:8]} delivered ✔")
+        self._leave()
+        app.trip_answered(result)
+
+    def _leave(self) -> None:
+        if self.is_current:
+            self.app.pop_screen()
+
+    def _refused(self, exc: ApiError) -> None:
+        self.app.bell()
+        otp = self.query_one(Input)
+        otp.clear()
+        if exc.code == "wrong_otp":
+            self.tries_left = int(exc.problem.get("tries_left", 0))
+            tries = f"{self.tries_left} tr{'ies' if self.tries_left != 1 else 'y'} left"
+            self.result(
+                f"WRONG OTP — {tries}. Ask the customer again. Ctrl+F: failed delivery", "error"
+            )
+            otp.focus()
+        elif exc.code == "otp_locked":
+            self.locked, self.tries_left = True, 0
+            otp.disabled = True
+            self.result(
+                "OTP LOCKED after 3 wrong tries — call support. F: failed delivery", "error"
+            )
+        else:
+            self.result(f"Not delivered: {describe(exc)}", "error")
+            otp.focus()
+
+    def action_fail(self) -> None:
+        if not self.sending and not self.delivered:
+            self.app.push_screen(FailReasonScreen(), self._fail_chosen)
+
+    def _fail_chosen(self, reason: str | None) -> None:
+        if reason:
+            self.sending = True
+            self.fail(reason)
+
+    @work(exclusive=True, group="deliver")
+    async def fail(self, reason: str) -> None:
+        app = self.rider_app
+        try:
+            self.result("Reporting the failed delivery…")
+            try:
+                result = await app.client.fail_drop(self.trip.trip_id, self.order_id, reason=reason)
+            except ApiError as exc:
+                if isinstance(exc, ConnectionLost):
+                    app.report_offline(exc)
+                self.result(f"Not reported: {describe(exc)} — F: try again", "error")
+                return
+        finally:
+            self.sending = False
+        app.report_online()
+        app.notify(f"Order {self.order_id[:8]}: failed delivery reported ({reason})")
+        self._leave()
+        app.trip_answered(result)
+
+    def action_back(self) -> None:
+        if not self.sending:
+            self.app.pop_screen()

@@ -1,0 +1,324 @@
+"""The current assignment: the store, the drops in route order with distance, ETA and a live
+SLA countdown, and the one next step (accept/reject, at the store, pickup, depart, drop)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, cast
+
+from rich.text import Text
+from textual import events, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from rider_app.api import describe
+from rider_app.clock import distance, minutes, mmss, sla_text
+from rider_app.messages import TripUpdated
+from rider_app.route import RoutePlan, next_stop, plan
+from rider_app.screens.dialogs import ConfirmScreen
+from rider_app.screens.drop import DropScreen
+from rider_app.screens.pickup import PickupScreen
+from rider_app.widgets.banner import ConnectionBanner
+from rider_app.widgets.gps_status import GpsStatus
+from shared.client import ApiError, ConnectionLost
+from shared.schemas import TripPublic
+
+if TYPE_CHECKING:
+    from rider_app.app import RiderApp
+
+STATUS_TITLE = {
+    "OFFERED": "NEW OFFER",
+    "ACCEPTED": "to the store",
+    "AT_STORE": "at the store",
+    "PICKED_UP": "bags on board",
+    "OUT": "delivering",
+}
+STEP_BUSY = {
+    "accept": "Accepting…",
+    "reject": "Rejecting…",
+    "arrived": "Telling the store you are here…",
+    "depart": "Departing…",
+}
+STEP_DONE = {
+    "accept": "Accepted ✔ — ride to the store",
+    "reject": "Rejected",
+    "arrived": "At the store ✔ — collect the bags",
+    "depart": "Departed ✔ — ride to the first drop",
+}
+# which keys work in which trip state (the footer shows only those)
+ALLOWED = {
+    "accept": ("OFFERED",),
+    "reject": ("OFFERED",),
+    "arrived": ("ACCEPTED",),
+    "pickup": ("ACCEPTED", "AT_STORE"),
+    "depart": ("PICKED_UP",),
+    "drop": ("OUT",),
+}
+STOP_MARK = {"DELIVERED": "✔ delivered", "FAILED": "✘ failed", "ARRIVED": "at the door"}
+# The dispatcher withdraws an offer not accepted within 60 s. The trip does not say when it
+# was offered, so the countdown runs from when this handheld first showed it.
+OFFER_ANSWER_S = 60.0
+
+
+class TripScreen(Screen[None]):
+    BINDINGS = [
+        Binding("enter", "next_step", "Next step", priority=True),
+        Binding("a", "accept", "Accept"),
+        Binding("x", "reject", "Reject"),
+        Binding("t", "arrived", "At store"),
+        Binding("p", "pickup", "Scan bags"),
+        Binding("d", "depart", "Depart"),
+        Binding("o", "drop", "Hand over (OTP)"),
+        Binding("r", "refresh", "Refresh"),
+        Binding("escape", "home", "Shift"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trip: TripPublic | None = None
+        self.offer_seen_at: datetime | None = None
+        self._busy = False
+
+    @property
+    def rider_app(self) -> RiderApp:
+        return cast("RiderApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="trip-title", classes="title")
+        yield ConnectionBanner()
+        yield Static(id="store")
+        yield Static("Drops in route order", classes="section")
+        yield DataTable(id="drops", cursor_type="none", zebra_stripes=True)
+        yield Static(id="route-total", classes="muted")
+        yield Static(id="next-step")
+        yield Static("", id="trip-status")
+        yield GpsStatus(id="gps")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_column("#", key="seq", width=2)
+        table.add_column("Order", key="order", width=8)
+        table.add_column("Address", key="address", width=26)
+        table.add_column("Leg", key="leg", width=7)
+        table.add_column("ETA", key="eta", width=7)
+        table.add_column("SLA", key="sla", width=10)
+        table.add_column("Status", key="status", width=12)
+        self.show_trip(self.rider_app.trip)
+        self.set_interval(1.0, self._tick)
+        self.watch(self.rider_app, "last_fix", self._moved, init=False)
+
+    def on_trip_updated(self, message: TripUpdated) -> None:
+        self.show_trip(message.trip)
+
+    def on_screen_resume(self, _event: events.ScreenResume) -> None:
+        self.show_trip(self.rider_app.trip)
+
+    def _moved(self, _fix: object) -> None:
+        self.show_trip(self.trip)
+
+    # --- showing the trip -----------------------------------------------------------
+    def show_trip(self, trip: TripPublic | None) -> None:
+        if trip is None:
+            return
+        changed = self.trip is None or self.trip.status != trip.status
+        self.trip = trip
+        if trip.status == "OFFERED" and self.offer_seen_at is None:
+            self.offer_seen_at = self.rider_app.clock()
+        route = plan(trip, self.rider_app.position())
+        stops = sorted(trip.stops, key=lambda s: s.seq)
+        title = STATUS_TITLE.get(trip.status, trip.status.lower())
+        self.query_one("#trip-title", Static).update(
+            f"Trip {str(trip.trip_id)[:8]} · {title} · {len(stops)} drop{'s' * (len(stops) != 1)}"
+        )
+        self.query_one("#store", Static).update(self._store_text(trip, route))
+        table = self.query_one(DataTable)
+        table.clear()
+        for stop in stops:
+            oid = str(stop.order_id)
+            leg = route.drops.get(oid)
+            table.add_row(
+                str(stop.seq),
+                oid[:8],
+                (stop.address or f"{stop.lat:.4f}, {stop.lng:.4f}")[:26],
+                distance(leg.distance_m) if leg else "—",
+                self._eta(leg.eta_s if leg else None),
+                self._sla(stop.status, stop.sla_deadline),
+                STOP_MARK.get(stop.status, stop.status.lower()),
+                key=oid,
+            )
+        total = route.total_m
+        finish = route.finish_s
+        self.query_one("#route-total", Static).update(
+            f"Route {distance(total)}"
+            + (f" · all done in {minutes(finish)}" if finish is not None else "")
+        )
+        self._show_next_step(trip, route)
+        if changed:
+            self.refresh_bindings()
+
+    def _store_text(self, trip: TripPublic, route: RoutePlan) -> str:
+        if route.store is None:
+            return f"Store {trip.store_id} · bags on board"
+        if trip.status == "AT_STORE":
+            return f"Store {trip.store_id} · you are here"
+        leg = route.store
+        eta = f" · ETA {minutes(leg.eta_s)}" if leg.eta_s is not None else ""
+        return f"Store {trip.store_id} · pick up · {distance(leg.distance_m)} away{eta}"
+
+    @staticmethod
+    def _eta(seconds: float | None) -> str:
+        return "—" if seconds is None else minutes(seconds)
+
+    def _sla(self, status: str, deadline: object) -> Text:
+        if status in ("DELIVERED", "FAILED") or deadline is None:
+            return Text("—")
+        left = (deadline - self.rider_app.clock()).total_seconds()  # type: ignore[operator]
+        return sla_text(left)
+
+    def _show_next_step(self, trip: TripPublic, route: RoutePlan) -> None:
+        panel = self.query_one("#next-step", Static)
+        panel.set_class(trip.status == "OFFERED", "-offer")
+        stop = next_stop(trip)
+        n = len(trip.stops)
+        if trip.status == "OFFERED":
+            text = (
+                f"NEW OFFER: {n} drop{'s' * (n != 1)} from {trip.store_id}, "
+                f"{distance(route.total_m)} in all. {self._answer_within()}\n"
+                "A or Enter: accept · X: reject"
+            )
+        elif trip.status == "ACCEPTED":
+            text = f"Ride to {trip.store_id}.\nT or Enter: at the store · P: scan the bags"
+        elif trip.status == "AT_STORE":
+            text = (
+                f"At {trip.store_id}: collect {n} bag{'s' * (n != 1)}.\n"
+                "P or Enter: scan the bag labels"
+            )
+        elif trip.status == "PICKED_UP":
+            text = "All bags on board.\nD or Enter: depart"
+        elif trip.status == "OUT" and stop is not None:
+            leg = route.drops.get(str(stop.order_id))
+            where = stop.address or f"{stop.lat:.5f}, {stop.lng:.5f}"
+            away = f" · {distance(leg.distance_m)}" if leg is not None else ""
+            text = f"Drop {stop.seq}: {where}{away}\nO or Enter: hand over with the customer's OTP"
+        else:
+            text = "All drops done."
+        panel.update(text)
+
+    def _answer_within(self) -> str:
+        if self.offer_seen_at is None:
+            return ""
+        spent = (self.rider_app.clock() - self.offer_seen_at).total_seconds()
+        return f"Answer within {mmss(max(0.0, OFFER_ANSWER_S - spent))}"
+
+    def _tick(self) -> None:
+        trip = self.trip
+        if trip is None:
+            return
+        if trip.status == "OFFERED":
+            self._show_next_step(trip, plan(trip, self.rider_app.position()))
+        table = self.query_one(DataTable)
+        for stop in trip.stops:
+            table.update_cell(str(stop.order_id), "sla", self._sla(stop.status, stop.sla_deadline))
+
+    def status(self, text: str, *, error: bool = False) -> None:
+        line = self.query_one("#trip-status", Static)
+        line.set_class(error, "-error")
+        line.update(text)
+
+    # --- keys -----------------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        states = ALLOWED.get(action)
+        if states is None:
+            return True
+        return self.trip is not None and self.trip.status in states
+
+    def action_next_step(self) -> None:
+        status = self.trip.status if self.trip is not None else None
+        match status:
+            case "OFFERED":
+                self.action_accept()
+            case "ACCEPTED":
+                self.action_arrived()
+            case "AT_STORE":
+                self.action_pickup()
+            case "PICKED_UP":
+                self.action_depart()
+            case "OUT":
+                self.action_drop()
+
+    def action_accept(self) -> None:
+        self._step("accept")
+
+    async def action_reject(self) -> None:
+        self.confirm_reject()
+
+    @work(exclusive=True, group="confirm")
+    async def confirm_reject(self) -> None:
+        yes = await self.app.push_screen_wait(
+            ConfirmScreen("Reject this offer?", "It goes to another rider.")
+        )
+        if yes:
+            self._step("reject")
+
+    def action_arrived(self) -> None:
+        self._step("arrived")
+
+    def action_depart(self) -> None:
+        self._step("depart")
+
+    def action_pickup(self) -> None:
+        if self.trip is not None and self.trip.status in ALLOWED["pickup"]:
+            self.app.push_screen(PickupScreen(self.trip))
+
+    def action_drop(self) -> None:
+        trip = self.trip
+        stop = next_stop(trip) if trip is not None else None
+        if trip is not None and trip.status == "OUT" and stop is not None:
+            self.app.push_screen(DropScreen(trip, stop))
+
+    def action_refresh(self) -> None:
+        self.rider_app.poll_trip()
+
+    def action_home(self) -> None:
+        self.app.pop_screen()
+
+    def _step(self, step: str) -> None:
+        trip = self.trip
+        if trip is None or trip.status not in ALLOWED[step] or self._busy:
+            return
+        self._busy = True
+        self.run_step(trip, step)
+
+    @work(exclusive=True, group="step")
+    async def run_step(self, trip: TripPublic, step: str) -> None:
+        """Retries by itself while the server is unreachable; a step that turns out to
+        have been done already (a lost answer, or the store geofence) is not an error."""
+        app = self.rider_app
+        attempt = 0
+        try:
+            while True:
+                self.status(STEP_BUSY[step])
+                try:
+                    result = await app.client.trip_step(trip.trip_id, step)
+                    break
+                except ConnectionLost as exc:
+                    app.report_offline(exc)
+                    self.status("Connection lost — retrying…", error=True)
+                    await app.retry_pause(app.retry_delay(attempt))
+                    attempt += 1
+                except ApiError as exc:
+                    if exc.code == "invalid_trip_state":
+                        now = exc.problem.get("trip_status", "changed")
+                        self.status(f"The trip is {now} now", error=True)
+                        app.poll_trip()
+                    else:
+                        self.status(f"{step.capitalize()} refused: {describe(exc)}", error=True)
+                    return
+        finally:
+            self._busy = False
+        app.report_online()
+        self.status(STEP_DONE[step])
+        app.trip_answered(result)

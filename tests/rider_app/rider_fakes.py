@@ -1,0 +1,227 @@
+"""A scripted stand-in for the rider API, fixed data, a GPS source the test feeds, and the
+waiting helper, for the rider app's offline tests and its snapshot (deterministic: a fixed
+clock and fixed answers)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from textual.pilot import Pilot
+
+from rider_app.gps.fix import Fix
+from shared.client import ApiError, ConnectionLost
+from shared.enums import Role
+from shared.schemas import (
+    FixBatchResult,
+    GpsFix,
+    Health,
+    RiderPublic,
+    ServiceCheck,
+    TokenResponse,
+    TripPublic,
+    TripStopPublic,
+    UserPublic,
+)
+
+NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+KOR = (12.9352, 77.6245)
+HERE = (12.9389, 77.6271)  # ~500 m north-east of the Koramangala store
+TRIP = uuid.UUID("5b1f0c2e-7d4a-4f39-9a61-0c8e2d7f4b10")
+RIDER = UserPublic(
+    id=uuid.UUID("9d3c8a71-2b4e-4c6f-8e1a-5f7b9c0d2e43"),
+    login="rider.001",
+    name="Rider 001",
+    role=Role.RIDER,
+    city_id="BLR",
+)
+
+
+def fixed_clock() -> datetime:
+    return NOW
+
+
+class SteppedClock:
+    """Monotonic seconds that move only when told: key timing for the wedge detector."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def offered_trip() -> TripPublic:
+    drops = [
+        ("0d6f5a3b-1c2e-4d7f-8a9b-0c1d2e3f4a51", "4th Cross, 5th Block", 12.9301, 77.6302, 540),
+        ("7e8f9a0b-2c3d-4e5f-9a0b-1c2d3e4f5a62", "80 Feet Rd, 6th Block", 12.9266, 77.6349, 95),
+    ]
+    return TripPublic(
+        trip_id=TRIP,
+        store_id="BLR-KOR",
+        store_lat=KOR[0],
+        store_lng=KOR[1],
+        status="OFFERED",
+        stops=[
+            TripStopPublic(
+                order_id=uuid.UUID(oid),
+                seq=seq,
+                status="PENDING",
+                lat=lat,
+                lng=lng,
+                address=address,
+                planned_arrival_at=NOW + timedelta(minutes=6 * seq),
+                sla_deadline=NOW + timedelta(seconds=left),
+                order_status="PACKED",
+            )
+            for seq, (oid, address, lat, lng, left) in enumerate(drops, start=1)
+        ],
+    )
+
+
+class FakeRiderApi:
+    """Answers like the server, from memory. ``offline`` makes every call fail with
+    ConnectionLost; ``calls`` records (method, arg); ``stored`` the fixes the server took."""
+
+    base_url = "http://fake.test"
+
+    def __init__(self, *, logged_in: bool = True, on_duty: bool = True) -> None:
+        self.token: str | None = "t" if logged_in else None
+        self.user: UserPublic | None = RIDER if logged_in else None
+        self.on_duty = on_duty
+        self.trip: TripPublic | None = None
+        self.offline = False
+        self.calls: list[tuple[str, object]] = []
+        self.stored: list[GpsFix] = []
+        self.batches: list[list[GpsFix]] = []  # batches that reached the "server"
+        self.bag_labels: dict[str, str] = {}  # order id -> its bag label
+        self.signal_lost = False  # dispatch set the rider OFFLINE though on duty
+
+    def _call(self, name: str, arg: object = None) -> None:
+        self.calls.append((name, arg))
+        if self.offline:
+            raise ConnectionLost("ConnectError: [Errno 111] Connection refused")
+
+    def _rider(self) -> RiderPublic:
+        last = self.stored[-1] if self.stored else None
+        return RiderPublic(
+            rider_id=RIDER.id,
+            status="IDLE" if self.on_duty and not self.signal_lost else "OFFLINE",
+            on_duty=self.on_duty,
+            lat=last.lat if last else HERE[0],
+            lng=last.lng if last else HERE[1],
+            trip_id=self.trip.trip_id if self.trip else None,
+        )
+
+    async def login(self, login: str, secret: str) -> TokenResponse:
+        self._call("login", login)
+        if secret != "4321":
+            raise ApiError(401, "invalid_credentials", "wrong login or secret")
+        self.token, self.user = "t", RIDER
+        return TokenResponse(access_token="t", expires_at=NOW + timedelta(hours=8), user=RIDER)
+
+    async def health(self) -> Health:
+        self._call("health")
+        ok = ServiceCheck(ok=True)
+        return Health(status="ok", postgres=ok, redis=ok, migration=ok)
+
+    async def rider_me(self) -> RiderPublic:
+        self._call("rider_me")
+        return self._rider()
+
+    async def set_shift(self, *, on_duty: bool) -> RiderPublic:
+        self._call("set_shift", on_duty)
+        if on_duty != self.on_duty:
+            self.signal_lost = False  # like the server: only a real change resets the status
+        self.on_duty = on_duty
+        return self._rider()
+
+    async def post_locations(self, fixes: list[GpsFix]) -> FixBatchResult:
+        self._call("post_locations", [f.at for f in fixes])
+        self.batches.append(list(fixes))
+        if not self.on_duty:
+            raise ApiError(409, "off_duty", "start a shift first")
+        if any(f.at < NOW - timedelta(hours=24) for f in fixes):
+            raise ApiError(422, "fix_too_old", "a fix older than the offline buffer keeps")
+        last = self.stored[-1].at if self.stored else None
+        fresh = [f for f in sorted(fixes, key=lambda f: f.at) if last is None or f.at > last]
+        self.stored += fresh
+        return FixBatchResult(accepted=len(fresh), duplicates=len(fixes) - len(fresh))
+
+    async def my_trip(self) -> TripPublic | None:
+        self._call("my_trip")
+        return self.trip
+
+    def _moved(self, status: str, **stop_status: str) -> TripPublic:
+        assert self.trip is not None
+        stops = [
+            s.model_copy(update={"status": stop_status.get(str(s.order_id), s.status)})
+            for s in self.trip.stops
+        ]
+        self.trip = self.trip.model_copy(update={"status": status, "stops": stops})
+        return self.trip
+
+    async def trip_step(self, trip_id: uuid.UUID | str, step: str) -> TripPublic:
+        self._call("trip_step", step)
+        status = {"accept": "ACCEPTED", "arrived": "AT_STORE", "depart": "OUT"}
+        return self._moved(status.get(step, "CANCELLED"))
+
+    async def pick_up(self, trip_id: uuid.UUID | str, *, bag_labels: list[str]) -> TripPublic:
+        self._call("pick_up", bag_labels)
+        missing = [o for o, label in self.bag_labels.items() if label not in bag_labels]
+        if missing:
+            raise ApiError(409, "bag_not_scanned", "scan every label", {"orders": missing})
+        return self._moved("PICKED_UP")
+
+    async def deliver(
+        self, trip_id: uuid.UUID | str, order_id: uuid.UUID | str, *, otp: str
+    ) -> TripPublic:
+        self._call("deliver", otp)
+        raise NotImplementedError
+
+    async def fail_drop(
+        self, trip_id: uuid.UUID | str, order_id: uuid.UUID | str, *, reason: str
+    ) -> TripPublic:
+        self._call("fail_drop", (str(order_id), reason))
+        trip = self._moved("OUT", **{str(order_id): "FAILED"})
+        if all(s.status in ("DELIVERED", "FAILED") for s in trip.stops):
+            trip = self._moved("COMPLETED")
+            self.trip = None
+        return trip
+
+    async def aclose(self) -> None:
+        self.calls.append(("aclose", None))
+
+
+class QueueSource:
+    """A GPS source the test feeds one fix at a time (``put``)."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[Fix | None] = asyncio.Queue()
+
+    def put(self, fix: Fix) -> None:
+        self._queue.put_nowait(fix)
+
+    async def fixes(self) -> AsyncIterator[Fix]:
+        while (fix := await self._queue.get()) is not None:
+            yield fix
+
+    async def close(self) -> None:
+        self._queue.put_nowait(None)
+
+
+async def wait_for(
+    pilot: Pilot[Any], condition: Callable[[], object], *, timeout: float = 15.0, what: str = ""
+) -> None:
+    """Let the app run until ``condition()`` holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what or condition}"
+        await pilot.pause(0.01)

@@ -1,0 +1,119 @@
+"""Keyboard paths the live flow does not take: a bag label typed by hand (and a wrong one
+refused), and a drop reported failed with a reason, which completes the trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import cast
+
+from textual.widgets import Input, OptionList, Static
+
+from rider_app.app import RiderApp
+from rider_app.screens.dialogs import FailReasonScreen, TypeLabelScreen
+from rider_app.screens.drop import DropScreen
+from rider_app.screens.pickup import PickupScreen
+from rider_app.screens.shift import ShiftScreen
+from rider_app.screens.trip import TripScreen
+from tests.rider_app.rider_fakes import (
+    FakeRiderApi,
+    SteppedClock,
+    fixed_clock,
+    offered_trip,
+    wait_for,
+)
+from tests.rider_app.rider_live import scanner_types
+
+
+def fake_app(api: FakeRiderApi, tmp_path: Path, keys: SteppedClock) -> RiderApp:
+    return RiderApp(
+        client=api,
+        clock=fixed_clock,
+        monotonic=keys,
+        buffer_dir=tmp_path,
+        socket=False,
+        trip_poll_s=3600,
+        push_interval_s=3600,
+    )
+
+
+async def person_presses(pilot, keys: SteppedClock, key: str) -> None:  # type: ignore[no-untyped-def]
+    """A person: the key stands alone in time, so the wedge detector hands it back (on its
+    next poll) as ordinary typing."""
+    keys.advance(1.0)
+    await pilot.press(key)
+    keys.advance(1.0)
+
+
+async def test_typed_bag_labels_a_wrong_one_refused(tmp_path: Path) -> None:
+    api, keys = FakeRiderApi(), SteppedClock()
+    trip = offered_trip().model_copy(update={"status": "AT_STORE"})
+    api.trip = trip
+    first, second = (str(s.order_id) for s in trip.stops)
+    api.bag_labels = {first: "QC-KOR-AAA111", second: "QC-KOR-BBB222"}
+    app = fake_app(api, tmp_path, keys)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, TripScreen), what="trip")
+        await pilot.press("enter")  # at the store: Enter scans the bags
+        await wait_for(pilot, lambda: isinstance(app.screen, PickupScreen), what="pickup")
+        pickup = cast(PickupScreen, app.screen)
+
+        # one label typed by hand (lower case is fine), one read by the scanner
+        await person_presses(pilot, keys, "m")
+        await wait_for(pilot, lambda: isinstance(app.screen, TypeLabelScreen), what="dialog")
+        await pilot.press(*"qc-kor-aaa111", "enter")
+        await wait_for(pilot, lambda: pickup.labels == ["QC-KOR-AAA111"], what="typed label")
+        await scanner_types(pilot, keys, "QC-KOR-XXX999")  # not this trip's bag
+        await wait_for(
+            pilot,
+            lambda: "WRONG BAG" in str(pickup.query_one("#pickup-feedback", Static).content),
+            what="wrong bag refused",
+        )
+        feedback = str(pickup.query_one("#pickup-feedback", Static).content)
+        assert "WRONG BAG" in feedback and second[:8] in feedback
+        assert pickup.labels == []  # scan again from the start
+        assert ("pick_up", ["QC-KOR-AAA111", "QC-KOR-XXX999"]) in api.calls
+
+        for label in ("QC-KOR-BBB222", "QC-KOR-AAA111"):
+            await scanner_types(pilot, keys, label)
+        await wait_for(pilot, lambda: isinstance(app.screen, TripScreen), what="picked up")
+        assert app.trip is not None and app.trip.status == "PICKED_UP"
+
+
+async def test_a_failed_drop_with_its_reason_completes_the_trip(tmp_path: Path) -> None:
+    api, keys = FakeRiderApi(), SteppedClock()
+    trip = offered_trip().model_copy(update={"status": "OUT"})
+    first, second = trip.stops
+    api.trip = trip.model_copy(
+        update={"stops": [first.model_copy(update={"status": "DELIVERED"}), second]}
+    )
+    app = fake_app(api, tmp_path, keys)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, TripScreen), what="trip")
+        await pilot.press("o")
+        await wait_for(pilot, lambda: isinstance(app.screen, DropScreen), what="drop")
+        drop = cast(DropScreen, app.screen)
+        assert drop.order_id == str(second.order_id)  # the next open drop in route order
+        assert drop.query_one(Input).has_focus
+        await pilot.press("ctrl+f")
+        await wait_for(pilot, lambda: isinstance(app.screen, FailReasonScreen), what="reasons")
+        assert app.screen.query_one(OptionList).option_count >= 3
+        await pilot.press("down", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ShiftScreen), what="trip closed")
+        assert ("fail_drop", (str(second.order_id), "customer not at the address")) in api.calls
+        assert app.trip is None
+
+
+async def test_a_rider_dispatch_set_offline_restarts_the_shift_with_one_key(
+    tmp_path: Path,
+) -> None:
+    api, keys = FakeRiderApi(on_duty=True), SteppedClock()
+    api.signal_lost = True
+    app = fake_app(api, tmp_path, keys)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.rider_status == "OFFLINE", what="rider loaded")
+        hint = app.screen.query_one("#shift-hint", Static)
+        assert "set you OFFLINE" in str(hint.content)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: app.rider_status == "IDLE", what="offerable again")
+        assert [a for n, a in api.calls if n == "set_shift"] == [False, True]
+        assert app.on_duty and "Waiting for an offer" in str(hint.content)
