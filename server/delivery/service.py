@@ -166,7 +166,11 @@ async def _after_move(
         session.add(rider)
     stops = await _stops(session, trip.trip_id)
     pending = [(s, o) for s, o in stops if s.status in ("PENDING", "ARRIVED")]
-    # ETA: to the store first unless the bags are on board, then drop by drop
+    # ETA: to the store first unless the bags are on board, then drop by drop, corrected
+    # by the rider's recent speed and by how their past rides from this store compared
+    # with plan
+    past = await rider_history(session, store_id=trip.store_id, rider_ids=[rider.rider_id], now=now)
+    factor = past[rider.rider_id][1] if rider.rider_id in past else None
     cursor = here if trip.status == "OUT" else LatLng(store.lat, store.lng)
     elapsed = (
         0.0
@@ -175,7 +179,9 @@ async def _after_move(
     )
     for stop, order in pending:
         drop = LatLng(order.delivery_lat, order.delivery_lng)
-        elapsed += planning.eta_s(haversine_m(cursor, drop), recent_speed_mps=speed)
+        elapsed += planning.eta_s(
+            haversine_m(cursor, drop), recent_speed_mps=speed, history_factor=factor
+        )
         cursor = drop
         if (
             trip.status == "OUT"
@@ -507,14 +513,18 @@ async def dispatch_store(
         }
         for b in batches
     }
+    past = await rider_history(
+        session, store_id=store.store_id, rider_ids=[r.rider_id for r in riders], now=now
+    )
     candidates = [
         planning.RiderCandidate(
             str(r.rider_id),
-            LatLng(r.lat, r.lng),
+            LatLng(r.lat, r.lng),  # type: ignore[arg-type]
             r.status,
-            0.0,  # type: ignore[arg-type]
+            0.0,
             r.rating,
             r.battery_pct,
+            past[r.rider_id][0] if r.rider_id in past else None,  # time on this route
         )
         for r in riders
     ]
@@ -604,3 +614,33 @@ async def replace_lost_riders(
             )
         replaced += 1
     return replaced
+
+
+HISTORY_MIN_SAMPLES = 3
+
+
+async def rider_history(
+    session: AsyncSession, *, store_id: str, rider_ids: list[uuid.UUID], now: datetime
+) -> dict[uuid.UUID, tuple[float, float]]:
+    """Per rider, from their last 30 days of drops from this store: average minutes from
+    leaving the store to the door, and the median ratio of actual to planned ride time
+    (the ETA's history correction). Riders with fewer than 3 drops are left out."""
+    if not rider_ids:
+        return {}
+    rows = await session.exec(
+        text("""
+        SELECT t.rider_id,
+               avg(extract(epoch FROM s.delivered_at - o.out_for_delivery_at)) / 60,
+               percentile_cont(0.5) WITHIN GROUP (ORDER BY
+                 extract(epoch FROM s.delivered_at - o.out_for_delivery_at)
+                 / extract(epoch FROM s.planned_arrival_at - t.planned_depart_at)),
+               count(*)
+        FROM trip_stops s JOIN trips t ON t.trip_id = s.trip_id
+        JOIN orders o ON o.order_id = s.order_id
+        WHERE t.store_id = :store AND t.rider_id = ANY(:riders) AND s.status = 'DELIVERED'
+          AND s.delivered_at > :since AND o.out_for_delivery_at IS NOT NULL
+          AND s.planned_arrival_at > t.planned_depart_at
+        GROUP BY t.rider_id"""),  # type: ignore[call-overload]
+        params={"store": store_id, "riders": rider_ids, "since": now - timedelta(days=30)},
+    )
+    return {r[0]: (float(r[1]), float(r[2])) for r in rows if r[3] >= HISTORY_MIN_SAMPLES}
