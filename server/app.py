@@ -28,7 +28,7 @@ from server.delivery.routes import ws_router as rider_ws_router
 from server.errors import PROBLEM_JSON, DomainError, problem_body
 from server.identity.routes import router as identity_router
 from server.inventory.routes import router as inventory_router
-from server.inventory.worker import reconcile_all
+from server.inventory.worker import load_missing_stores
 from server.logs import configure_logging
 from server.loops import background_loops
 from server.metrics import MetricsMiddleware
@@ -121,7 +121,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         app.state.payments = payment_gateway(settings, app.state.redis)
         app.state.head_revision = head_revision(db_url)
         # Redis must hold every store's stock before the first reservation is accepted
-        await reconcile_all(engine, app.state.redis)
+        await load_missing_stores(engine, app.state.redis)
         loops = background_loops(settings, app.state) if settings.background_loops else []
         for loop in loops:
             loop.start()

@@ -24,6 +24,7 @@ key                                   type    holds
 ``riders:geo:<city>``                 geo     live rider positions of a city (GEOADD/GEOSEARCH)
 ``rider:<rider_id>:fix``              hash    the rider's last fix (lat, lng, at, speed)
 ``events:rider:<rider_id>``           pubsub  offers and trip changes for one rider
+``dispatch:avoid:<order_id>``         set     riders who handed the order back (30 min)
 ``breaker:{name}``                    hash    a circuit breaker's state, generation, open_until
 ``breaker:{name}:window``             zset    its recent outcomes (``<seq>:ok|fail`` by time)
 ``breaker:{name}:trial``              string  the half-open trial permit (SET NX in Lua)
@@ -97,3 +98,7 @@ def rider_fix(rider_id: str) -> str:
 
 def rider_channel(rider_id: str) -> str:
     return f"events:rider:{rider_id}"
+
+
+def dispatch_avoid(order_id: str) -> str:
+    return f"dispatch:avoid:{order_id}"

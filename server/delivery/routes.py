@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import uuid
@@ -13,10 +12,11 @@ from pydantic import ValidationError
 from server.db import transaction
 from server.delivery import service
 from server.deps import ClockDep, RedisDep, RiderUser, SessionDep
-from server.errors import DomainError, Forbidden, Unauthorized
+from server.errors import DomainError, Forbidden
 from server.identity import service as identity
 from server.keys import rider_channel
 from server.openapi import problem_responses
+from server.sockets import caller_id, relaying
 from shared.enums import Role
 from shared.schemas import (
     DeliverRequest,
@@ -184,17 +184,7 @@ async def rider_socket(websocket: WebSocket) -> None:
     state = websocket.app.state
     await websocket.accept()
     try:
-        header = websocket.headers.get("authorization", "")
-        token = (
-            header[7:]
-            if header.lower().startswith("bearer ")
-            else websocket.query_params.get("token")
-        )
-        if not token:
-            raise Unauthorized("a bearer token is required")
-        user_id = identity.decode_token(
-            token, key=state.settings.secret_key_value(), now=state.clock.now()
-        )
+        user_id = caller_id(websocket)
         async with transaction(state.sessions) as session:
             user = await identity.get_active_user(session, user_id=user_id)
             if user.role != Role.RIDER:
@@ -203,43 +193,28 @@ async def rider_socket(websocket: WebSocket) -> None:
         await websocket.send_json({"type": "error", "error": exc.problem()})
         await websocket.close(code=4401 if exc.status == 401 else 4403)
         return
-    pubsub = state.redis_pubsub.pubsub()
-    await pubsub.subscribe(rider_channel(str(user.id)))
-    pushes = asyncio.create_task(_push(websocket, pubsub))
+    async with relaying(websocket, rider_channel(str(user.id))):
+        with contextlib.suppress(WebSocketDisconnect):
+            while True:
+                await _take_fix(websocket, user, await websocket.receive_text())
+
+
+async def _take_fix(websocket: WebSocket, user, raw: str) -> None:  # type: ignore[no-untyped-def]
+    state = websocket.app.state
     try:
-        while True:
-            raw = await websocket.receive_text()
-            try:
-                fix = GpsFix.model_validate(json.loads(raw))
-                async with transaction(state.sessions) as session:
-                    rider = await service.get_rider(session, user=user, for_update=True)
-                    accepted, _ = await service.ingest_fixes(
-                        session, state.redis, rider=rider, fixes=[fix], now=state.clock.now()
-                    )
-                await websocket.send_json(
-                    {"type": "ack", "at": fix.at.isoformat(), "accepted": bool(accepted)}
-                )
-            except (ValueError, ValidationError) as exc:
-                await websocket.send_json(
-                    {
-                        "type": "error",
-                        "error": {"code": "invalid_fix", "detail": str(exc).splitlines()[0]},
-                    }
-                )
-            except DomainError as exc:
-                await websocket.send_json({"type": "error", "error": exc.problem()})
-    except WebSocketDisconnect:
-        pass
-    finally:
-        pushes.cancel()
-        with contextlib.suppress(asyncio.CancelledError, RuntimeError, WebSocketDisconnect):
-            await pushes
-        await pubsub.unsubscribe()
-        await pubsub.aclose()
-
-
-async def _push(websocket: WebSocket, pubsub) -> None:  # type: ignore[no-untyped-def]
-    async for message in pubsub.listen():
-        if message.get("type") == "message":
-            event = json.loads(message["data"])
-            await websocket.send_json({"type": event["topic"], **event["payload"]})
+        fix = GpsFix.model_validate(json.loads(raw))
+        async with transaction(state.sessions) as session:
+            rider = await service.get_rider(session, user=user, for_update=True)
+            accepted, _ = await service.ingest_fixes(
+                session, state.redis, rider=rider, fixes=[fix], now=state.clock.now()
+            )
+        await websocket.send_json(
+            {"type": "ack", "at": fix.at.isoformat(), "accepted": bool(accepted)}
+        )
+    except (ValueError, ValidationError) as exc:
+        detail = str(exc).splitlines()[0]
+        await websocket.send_json(
+            {"type": "error", "error": {"code": "invalid_fix", "detail": f"not a fix: {detail}"}}
+        )
+    except DomainError as exc:
+        await websocket.send_json({"type": "error", "error": exc.problem()})

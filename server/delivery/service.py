@@ -18,6 +18,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server import keys
+from server.cache import TTLCache
 from server.delivery import planning
 from server.delivery.models import Rider, RiderShift, Trip, TripStop
 from server.errors import Conflict, Forbidden, NotFound, Unprocessable
@@ -169,8 +170,9 @@ async def _after_move(
     # ETA: to the store first unless the bags are on board, then drop by drop, corrected
     # by the rider's recent speed and by how their past rides from this store compared
     # with plan
-    past = await rider_history(session, store_id=trip.store_id, rider_ids=[rider.rider_id], now=now)
-    factor = past[rider.rider_id][1] if rider.rider_id in past else None
+    factor = await _history_factor(
+        session, rider_id=rider.rider_id, store_id=trip.store_id, now=now
+    )
     cursor = here if trip.status == "OUT" else LatLng(store.lat, store.lng)
     elapsed = (
         0.0
@@ -297,8 +299,8 @@ async def hand_back(
     for _, order in await _stops(session, trip.trip_id):
         order.rider_id = None
         session.add(order)
-        await redis.sadd(f"dispatch:avoid:{order.order_id}", str(trip.rider_id))
-        await redis.expire(f"dispatch:avoid:{order.order_id}", 1800)
+        await redis.sadd(keys.dispatch_avoid(str(order.order_id)), str(trip.rider_id))
+        await redis.expire(keys.dispatch_avoid(str(order.order_id)), 1800)
     rider = await session.get(Rider, trip.rider_id)
     if rider is not None:
         rider.status = RiderStatus.IDLE if rider.on_duty else RiderStatus.OFFLINE
@@ -509,7 +511,7 @@ async def dispatch_store(
     avoid = {
         b.order_ids[0]: {
             a.decode() if isinstance(a, bytes) else a
-            for a in await redis.smembers(f"dispatch:avoid:{b.order_ids[0]}")
+            for a in await redis.smembers(keys.dispatch_avoid(b.order_ids[0]))
         }
         for b in batches
     }
@@ -617,6 +619,19 @@ async def replace_lost_riders(
 
 
 HISTORY_MIN_SAMPLES = 3
+# a fix arrives every 5 s per rider: the history query runs once per rider and store per
+# 10 minutes, not on every fix
+_factors: TTLCache[float | None] = TTLCache(600)
+
+
+async def _history_factor(
+    session: AsyncSession, *, rider_id: uuid.UUID, store_id: str, now: datetime
+) -> float | None:
+    async def load() -> float | None:
+        past = await rider_history(session, store_id=store_id, rider_ids=[rider_id], now=now)
+        return past[rider_id][1] if rider_id in past else None
+
+    return await _factors.get_or_load((rider_id, store_id), load)
 
 
 async def rider_history(

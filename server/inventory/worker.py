@@ -8,8 +8,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from server.background import LeasedLoop
 from server.clock import Clock
 from server.config import Settings
-from server.inventory.reconcile import reconcile_store, store_ids
+from server.inventory.reconcile import load_store, reconcile_store, store_ids
 from server.inventory.sweeper import sweep_store
+
+
+async def load_missing_stores(db: AsyncEngine, redis: aioredis.Redis) -> None:
+    """Start-up: load every store Redis does not hold. Drift is the leased reconciler's
+    job; running it here would make every replica compare every store as it starts."""
+    for store_id in await store_ids(db):
+        await load_store(db, redis, store_id)
 
 
 async def reconcile_all(db: AsyncEngine, redis: aioredis.Redis) -> int:
