@@ -22,6 +22,7 @@ from picker_app.outbox import PendingScan, ScanOutbox
 from picker_app.screens.login import LoginScreen
 from picker_app.screens.pick import PickScreen
 from picker_app.screens.queue import QueueScreen
+from shared.aio import wait_event
 from shared.client import ApiError, ConnectionLost, QcClient
 from shared.schemas import PackResult, PickList
 
@@ -126,8 +127,7 @@ class PickerApp(App[None]):
     async def retry_pause(self, seconds: float) -> None:
         """A retry pause that ends early when the server is seen answering again."""
         self._retry_now.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._retry_now.wait(), seconds)
+        await wait_event(self._retry_now, seconds)
 
     # --- scans ----------------------------------------------------------------------
     def submit_scan(self, *, order_id: str, code: str, source: str) -> PendingScan:

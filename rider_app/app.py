@@ -31,6 +31,7 @@ from rider_app.tracking import (
     remembered_duty,
     to_gps_fixes,
 )
+from shared.aio import wait_event
 from shared.client import ApiError, ConnectionLost, QcClient
 from shared.geo import LatLng
 from shared.schemas import RiderPublic, TripPublic
@@ -296,8 +297,7 @@ class RiderApp(App[None]):
     async def retry_pause(self, seconds: float) -> None:
         """A retry pause that ends early when the server is seen answering again."""
         self._retry_now.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._retry_now.wait(), seconds)
+        await wait_event(self._retry_now, seconds)
 
     # --- socket ---------------------------------------------------------------------
     @work(exclusive=True, group="socket")
@@ -383,22 +383,22 @@ class RiderApp(App[None]):
 
     async def _send_batch(self, fixes: Sequence[Fix]) -> None:
         """The pusher's replay: the batch endpoint, in order, duplicates ignored by the
-        server. Anything that may work later keeps the batch; a final refusal drops it."""
+        server. Anything that may work later keeps the batch; a final refusal drops it.
+        The server applies a batch's usable fixes and lists the ones it can never take
+        (older than a day, from the future): those are dropped too."""
         try:
-            await self.client.post_locations(to_gps_fixes(fixes))
+            result = await self.client.post_locations(to_gps_fixes(fixes))
         except ApiError as exc:
             self._batch_failed(exc)
-            if len(fixes) == 1:
-                self._refused(fixes, exc)
-                return
-            # one bad fix (older than a day, from the future) refuses the whole batch:
-            # send them one at a time so only the bad ones are dropped
-            for fix in fixes:
-                try:
-                    await self.client.post_locations(to_gps_fixes([fix]))
-                except ApiError as one:
-                    self._batch_failed(one)
-                    self._refused([fix], one)
+            self._refused(fixes, exc)  # final, and none of them was usable
+            return
+        if result.refused:
+            self.dropped_fixes += len(result.refused)
+            log.warning(
+                "the server refused %d kept fix(es) for good: %s",
+                len(result.refused),
+                ", ".join(sorted({r.code for r in result.refused})),
+            )
         self.last_push_at = self.clock()
         self.report_online()
 

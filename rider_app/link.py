@@ -10,7 +10,6 @@ and reopened, so a late ``ack`` can never be paired with the next fix.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections import deque
@@ -23,6 +22,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from rider_app.gps.fix import Fix
 from rider_app.tracking import to_gps_fix
+from shared.aio import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +110,7 @@ class RiderLink:
             delay = self.retry_delays[min(attempt, len(self.retry_delays) - 1)]
             attempt += 1
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+            await wait_event(self._wake, delay)
 
     async def _serve(self, ws: ClientConnection) -> None:
         self._ws = ws

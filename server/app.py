@@ -26,6 +26,8 @@ from server.config import Settings, get_settings
 from server.delivery.routes import router as delivery_router
 from server.delivery.routes import ws_router as rider_ws_router
 from server.errors import PROBLEM_JSON, DomainError, problem_body
+from server.flash.routes import router as flash_router
+from server.flash.routes import ws_router as flash_ws_router
 from server.identity.routes import router as identity_router
 from server.inventory.routes import router as inventory_router
 from server.inventory.worker import load_missing_stores
@@ -33,6 +35,8 @@ from server.logs import configure_logging
 from server.loops import background_loops
 from server.metrics import MetricsMiddleware
 from server.migrate import head_revision
+from server.ops.routes import router as ops_router
+from server.ops.routes import ws_router as ops_ws_router
 from server.orders.routes import router as orders_router
 from server.orders.tracking import router as tracking_router
 from server.payments.routes import router as payments_router
@@ -114,6 +118,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         redis_url = await asyncio.to_thread(qredis.resolve_redis_url, settings)
         engine = db.create_engine(db_url, settings)
         app.state.engine = engine
+        app.state.database_url = db_url
         app.state.sessions = db.session_maker(engine)
         app.state.redis = qredis.create_redis(redis_url)
         # pub/sub holds a connection per subscriber: its own client, not the bounded pool
@@ -158,6 +163,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(picking_router)
     app.include_router(delivery_router)
     app.include_router(rider_ws_router)
+    app.include_router(flash_router)
+    app.include_router(flash_ws_router)
+    app.include_router(ops_router)
+    app.include_router(ops_ws_router)
 
     @app.get(
         "/healthz",

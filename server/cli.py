@@ -149,14 +149,135 @@ def serve(
 
 @app.command()
 def demo(
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8000,
+    host: Annotated[str, typer.Option(help="interface for the API")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port for the API")] = 8000,
+    speed: Annotated[
+        float, typer.Option(min=1.0, max=60.0, help="the world runs this many times faster")
+    ] = 10.0,
+    headless: Annotated[
+        bool, typer.Option(help="no UI: run for --duration, then print the report")
+    ] = False,
+    duration: Annotated[
+        float | None,
+        typer.Option(
+            min=1.0,
+            help="wall-clock seconds to run (the city lives duration x speed simulated "
+            "seconds); headless default 60, otherwise until Ctrl-C",
+        ),
+    ] = None,
+    json_out: Annotated[
+        str | None, typer.Option("--json", help="also write the report here (JSON)")
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(help="simulated local time to start at, HH:MM (e.g. 18:30); default now"),
+    ] = None,
+    orders_per_minute: Annotated[
+        float, typer.Option(min=0.0, help="city-wide base order rate per simulated minute")
+    ] = 1.5,
+    riders_per_store: Annotated[int, typer.Option(min=0, help="simulated riders on shift")] = 3,
+    pickers_per_store: Annotated[int, typer.Option(min=0, help="simulated pickers")] = 2,
+    payment_failure_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="share of payments the provider declines")
+    ] = 0.03,
+    seed: Annotated[int, typer.Option(help="random seed of the simulated people")] = 1,
 ) -> None:
-    """The main job. Until the simulation lands it serves the seeded city."""
-    console.print("[bold]qc demo[/]: serving the seeded city (the live simulation comes next)")
-    console.print(f"  health:  http://{host}:{port}/healthz")
-    console.print(f"  API:     http://{host}:{port}/docs")
-    serve(host=host, port=port, workers=1)
+    """The main job: the API on the seeded city with simulated customers, pickers and
+    riders living in it, all on one sped-up clock; the report at the end."""
+    from server.sim import SimConfig, run_demo
+    from server.sim.demo import demo_logins, open_control_tower
+
+    os.environ["QC_CLOCK_SPEED"] = str(speed)
+    get_settings.cache_clear()
+    db_url, _ = _prepare_stack(get_settings())
+    _print_logins(demo_logins())
+    if not headless:
+        console.print(
+            f"apps: [bold]qc picker --store BLR-KOR --server http://{host}:{port}[/]   "
+            f"[bold]qc rider --rider rider.001 --server http://{host}:{port}[/]"
+        )
+    config = SimConfig(
+        orders_per_minute=orders_per_minute,
+        riders_per_store=riders_per_store,
+        pickers_per_store=pickers_per_store,
+        seed=seed,
+    )
+    try:
+        run_demo(
+            database_url=db_url,
+            host=host,
+            port=port,
+            speed=speed,
+            duration_s=duration if duration is not None else (60.0 if headless else None),
+            headless=headless,
+            json_path=json_out,
+            start_at=start,
+            payment_failure_rate=payment_failure_rate,
+            config=config,
+            foreground=None if headless else open_control_tower,
+        )
+    except (RuntimeError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(code=130) from None
+
+
+@app.command()
+def picker(
+    server: Annotated[str, typer.Option(help="API base URL")] = "http://127.0.0.1:8000",
+    store: Annotated[str | None, typer.Option(help="dark store, e.g. BLR-KOR")] = None,
+    login: Annotated[str | None, typer.Option("--picker", help="e.g. picker.kor.1")] = None,
+    camera: Annotated[
+        str | None, typer.Option(help="also scan with a camera: device index or video")
+    ] = None,
+    outbox: Annotated[str | None, typer.Option(help="journal of unsent scans")] = None,
+) -> None:
+    """The picker terminal (picker_app) against a server."""
+    from picker_app.__main__ import main
+
+    argv = ["--server", server]
+    for flag, value in (("--store", store), ("--picker", login), ("--camera", camera)):
+        if value:
+            argv += [flag, value]
+    if outbox:
+        argv += ["--outbox", outbox]
+    raise typer.Exit(code=main(argv))
+
+
+@app.command()
+def rider(
+    server: Annotated[str, typer.Option(help="API base URL")] = "http://127.0.0.1:8000",
+    login: Annotated[str | None, typer.Option("--rider", help="e.g. rider.001")] = None,
+    gps: Annotated[
+        str | None, typer.Option(help="gpsd://, nmea://, gpx:// or sim://?from=..&to=..")
+    ] = None,
+    buffer_dir: Annotated[str | None, typer.Option(help="offline fix buffer folder")] = None,
+    push_every: Annotated[float, typer.Option(help="seconds between position pushes")] = 5.0,
+) -> None:
+    """The rider handheld (rider_app) against a server."""
+    from rider_app.__main__ import main
+
+    argv = ["--server", server, "--push-every", str(push_every)]
+    for flag, value in (("--rider", login), ("--gps", gps), ("--buffer-dir", buffer_dir)):
+        if value:
+            argv += [flag, value]
+    raise typer.Exit(code=main(argv))
+
+
+@app.command("control-tower")
+def control_tower(
+    server: Annotated[str, typer.Option(help="API base URL")] = "http://127.0.0.1:8000",
+    city: Annotated[str | None, typer.Option(help="city to watch (default: the manager's)")] = None,
+    login: Annotated[str | None, typer.Option(help="manager login, e.g. manager.blr")] = None,
+) -> None:
+    """The city manager's control tower (control_tower) against a server."""
+    from control_tower.__main__ import main
+
+    argv = ["--server", server]
+    for flag, value in (("--city", city), ("--login", login)):
+        if value:
+            argv += [flag, value]
+    raise typer.Exit(code=main(argv))
 
 
 @app.command()
@@ -270,6 +391,91 @@ def bench_dispatch(
     _write_json(
         json_out, asyncio.run(run(get_settings(), orders=orders, riders=riders, fixes=fixes))
     )
+
+
+@bench_app.command("flash")
+def bench_flash(
+    users: Annotated[int, typer.Option(min=10, help="customers in the crowd")] = 20_000,
+    units: Annotated[int, typer.Option(min=1, max=5000, help="units on sale")] = 1000,
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn workers")] = 2,
+    slots: Annotated[int, typer.Option(min=1, help="MAX_CONCURRENT_CHECKOUTS")] = 100,
+    slot_seconds: Annotated[int, typer.Option(min=5, help="a checkout slot's length")] = 60,
+    sockets: Annotated[int, typer.Option(min=0, help="customers waiting on a websocket")] = 5000,
+    arrival_s: Annotated[float, typer.Option(min=0.0, help="the crowd arrives within")] = 10.0,
+    connections: Annotated[int, typer.Option(min=4, help="client HTTP connections")] = 64,
+    failure_rate: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.05,
+    abandon_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="admitted customers who never pay")
+    ] = 0.005,
+    regular_seconds: Annotated[float, typer.Option(min=1.0, help="baseline run length")] = 20.0,
+    json_out: Annotated[str | None, typer.Option("--json")] = None,
+) -> None:
+    """A flash-sale crowd over real HTTP and websockets: units sold, oversold, limits, FIFO,
+    join/checkout latency, and regular checkout latency with and without the sale."""
+    import asyncio
+
+    from server.bench.flash import run as run_flash
+
+    _write_json(
+        json_out,
+        asyncio.run(
+            run_flash(
+                get_settings(),
+                users=users,
+                units=units,
+                workers=workers,
+                slots=slots,
+                slot_seconds=slot_seconds,
+                sockets=sockets,
+                arrival_s=arrival_s,
+                connections=connections,
+                failure_rate=failure_rate,
+                abandon_rate=abandon_rate,
+                regular_seconds=regular_seconds,
+            )
+        ),
+    )
+
+
+@bench_app.command("ops")
+def bench_ops(
+    active: Annotated[int, typer.Option(min=0, help="orders in flight")] = 600,
+    delivered: Annotated[int, typer.Option(min=0, help="orders delivered earlier today")] = 6000,
+    repeats: Annotated[int, typer.Option(min=3)] = 30,
+    json_out: Annotated[str | None, typer.Option("--json")] = None,
+) -> None:
+    """Control-tower feed: city snapshot build, diff and alert evaluation vs a bare query."""
+    import asyncio
+
+    from server.bench.ops import run_and_report
+
+    _write_json(
+        json_out,
+        asyncio.run(
+            run_and_report(get_settings(), active=active, delivered=delivered, repeats=repeats)
+        ),
+    )
+
+
+@bench_app.command("all")
+def bench_all(
+    quick: Annotated[
+        bool, typer.Option(help="small sizes: a smoke run of every benchmark")
+    ] = False,
+    only: Annotated[
+        list[str] | None, typer.Option(help="run just these (repeatable), e.g. --only ops")
+    ] = None,
+    json_out: Annotated[str | None, typer.Option("--json")] = None,
+) -> None:
+    """Every benchmark in one run, then one table of all their figures and conditions."""
+    import asyncio
+
+    from server.bench.all import BENCHMARKS, run_all
+
+    unknown = sorted(set(only or []) - set(BENCHMARKS))
+    if unknown:
+        raise _fail(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
+    asyncio.run(run_all(get_settings(), quick=quick, only=only, json_path=json_out))
 
 
 if __name__ == "__main__":

@@ -45,6 +45,21 @@ class Settings(BaseSettings):
     reconcile_interval_s: float = 30.0
     relay_interval_s: float = 0.2
     dispatch_interval_s: float = 1.0
+    ops_feed_interval_s: float = 1.0  # control-tower socket: at most one update this often
+    ops_alert_interval_s: float = 5.0  # re-evaluate condition alerts
+    replenish_hour_ist: int = 2  # the daily replenishment job runs after this IST hour
+    forecast_daily: bool = False  # also refit the forecast first (minutes of CPU)
+    # flash sales (server/flash): virtual queue, checkout slots, rate limits, bulkheads
+    flash_max_concurrent_checkouts: int = Field(default=100, ge=1)  # slots per sale and store
+    flash_slot_seconds: int = Field(default=60, ge=5)  # an admitted customer's checkout time
+    flash_token_grace_s: int = 600  # token holds outlive the sale end by this (a safety net)
+    flash_tick_interval_s: float = 0.5  # leased loop: expire slots, admit, end sales
+    checkout_rate_limit_per_ip: str = "100/minute"  # flash join and checkout, per client IP
+    flash_rate_limit_per_customer: str = "120/minute"  # every flash request of a customer
+    flash_bulkhead_queue: int = Field(default=4, ge=1)  # queue requests at once, per process
+    flash_bulkhead_checkout: int = Field(default=4, ge=1)  # flash checkouts at once
+    flash_bulkhead_wait_s: float = 2.0  # then 503 flash_busy with Retry-After
+    flash_payment_bulkhead: int = Field(default=16, ge=1)  # provider slots of flash checkouts
     log_json: bool = True
     log_level: str = "INFO"
     db_pool_size: int = 10

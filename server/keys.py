@@ -25,12 +25,31 @@ key                                   type    holds
 ``rider:<rider_id>:fix``              hash    the rider's last fix (lat, lng, at, speed)
 ``events:rider:<rider_id>``           pubsub  offers and trip changes for one rider
 ``dispatch:avoid:<order_id>``         set     riders who handed the order back (30 min)
+``daily:<job>``                       string  the IST day a daily job last completed
 ``breaker:{name}``                    hash    a circuit breaker's state, generation, open_until
 ``breaker:{name}:window``             zset    its recent outcomes (``<seq>:ok|fail`` by time)
 ``breaker:{name}:trial``              string  the half-open trial permit (SET NX in Lua)
+``flash:{F}:<S>:state``               hash    one sale's queue at one store: ``status``
+                                              (open/closed), ``reason``, ``units``,
+                                              ``avg_slot_s`` (how long a slot lasts, EWMA);
+                                              its absence means "load from PostgreSQL"
+``flash:{F}:<S>:wait``                zset    customer -> join ticket: the waiting line
+``flash:{F}:<S>:slots``               zset    customer -> slot expiry (unix s): who holds a
+                                              checkout slot (and, in PostgreSQL, a token)
+``flash:{F}:<S>:free``                string  tokens no slot holds yet (the admission gate)
+``flash:{F}:entries``                 hash    customer -> store: one entry per customer
+``flash:{F}:tickets``                 string  join counter of the sale (FIFO order)
+``flash:{F}:admits``                  hash    customer -> admission number (while admitted)
+``flash:{F}:admitted``                string  admission counter of the sale
+``events:flash:<F>:<S>``              pubsub  "the line moved" / "closed" for the sockets
+``LIMITS:LIMITER/<scope>/<who>/...``  list    rate-limit windows, written by ``limits``
+                                              (moving window); ``<scope>`` from
+                                              ``rate_limit_scope``
 ====================================  ======  ==============================================
 
-``<holder>`` is a cart id until checkout, then the order id.
+``<holder>`` is a cart id until checkout, then the order id; a flash-sale token's unit is
+held by ``flash:<token_id>``. ``{F}`` is a flash sale id: every key of one sale shares
+that hash tag, so each queue script touches one cluster slot.
 """
 
 from __future__ import annotations
@@ -102,3 +121,49 @@ def rider_channel(rider_id: str) -> str:
 
 def dispatch_avoid(order_id: str) -> str:
     return f"dispatch:avoid:{order_id}"
+
+
+def daily_job(name: str) -> str:
+    return f"daily:{name}"
+
+
+# Flash sales: every key of one sale carries the hash tag {sale_id}.
+def flash_state(sale_id: str, store_id: str) -> str:
+    return f"flash:{{{sale_id}}}:{store_id}:state"
+
+
+def flash_wait(sale_id: str, store_id: str) -> str:
+    return f"flash:{{{sale_id}}}:{store_id}:wait"
+
+
+def flash_slots(sale_id: str, store_id: str) -> str:
+    return f"flash:{{{sale_id}}}:{store_id}:slots"
+
+
+def flash_free(sale_id: str, store_id: str) -> str:
+    return f"flash:{{{sale_id}}}:{store_id}:free"
+
+
+def flash_entries(sale_id: str) -> str:
+    return f"flash:{{{sale_id}}}:entries"
+
+
+def flash_tickets(sale_id: str) -> str:
+    return f"flash:{{{sale_id}}}:tickets"
+
+
+def flash_admits(sale_id: str) -> str:
+    return f"flash:{{{sale_id}}}:admits"
+
+
+def flash_admitted(sale_id: str) -> str:
+    return f"flash:{{{sale_id}}}:admitted"
+
+
+def flash_channel(sale_id: str, store_id: str) -> str:
+    return f"events:flash:{sale_id}:{store_id}"
+
+
+def rate_limit_scope(name: str) -> str:
+    """The namespace ``limits`` files a rate limit under (``LIMITS:LIMITER/<scope>/...``)."""
+    return f"qc-{name}"

@@ -9,7 +9,10 @@ from server.config import Settings
 from server.db import transaction
 from server.delivery.worker import dispatch_all
 from server.events.relay import relay_once
+from server.flash.service import tick as flash_tick
+from server.forecast.daily import run_daily_job
 from server.inventory.worker import inventory_loops
+from server.ops.worker import evaluate_all
 from server.orders.service import cancel_unpaid
 
 
@@ -27,6 +30,33 @@ def background_loops(settings: Settings, state: State) -> list[LeasedLoop]:
             "dispatcher",
             settings.dispatch_interval_s,
             lambda: dispatch_all(state.sessions, state.redis, state.clock),
+        ),
+        LeasedLoop(
+            state.redis,
+            "flash-queues",
+            settings.flash_tick_interval_s,
+            lambda: flash_tick(state.sessions, state.redis, clock=state.clock, settings=settings),
+        ),
+        LeasedLoop(
+            state.redis,
+            "unpaid-orders",
+            settings.sweep_interval_s,
+            lambda: _cancel_unpaid(settings, state),
+        ),
+        LeasedLoop(
+            state.redis,
+            "ops-alerts",
+            settings.ops_alert_interval_s,
+            lambda: evaluate_all(state.sessions, state.clock),
+        ),
+        LeasedLoop(
+            state.redis,
+            "daily-replenishment",
+            60.0,
+            lambda: run_daily_job(
+                settings, state.sessions, state.redis, state.clock, state.database_url
+            ),
+            lease_ms=30 * 60_000,  # a daily forecast refit may take minutes
         ),
     ]
 

@@ -5,6 +5,7 @@ from sqlmodel import SQLModel
 from server.catalog.models import Category, Product, StorePrice
 from server.delivery.models import Rider, RiderLocation, RiderShift, Trip, TripStop
 from server.events.models import OutboxEvent
+from server.flash.models import FlashSale, FlashSaleStore, InventoryToken
 from server.forecast.models import (
     CalendarEvent,
     DailyWeather,
@@ -16,6 +17,7 @@ from server.forecast.models import (
 from server.idempotency.models import IdempotencyRecord
 from server.identity.models import User
 from server.inventory.models import InventoryReservation, StockLedger, StoreInventory
+from server.ops.models import AuditLogEntry, OpsAlert
 from server.orders.models import Cart, Order, OrderEvent, OrderItem
 from server.payments.models import Payment, Refund
 from server.picking.models import PickScan, PickTask
@@ -24,6 +26,7 @@ from server.stores.models import City, DarkStore, StoreBin
 metadata = SQLModel.metadata
 
 __all__ = [
+    "AuditLogEntry",
     "CalendarEvent",
     "Cart",
     "Category",
@@ -31,9 +34,13 @@ __all__ = [
     "DailyWeather",
     "DarkStore",
     "DemandForecast",
+    "FlashSale",
     "FlashSaleSchedule",
+    "FlashSaleStore",
     "IdempotencyRecord",
     "InventoryReservation",
+    "InventoryToken",
+    "OpsAlert",
     "Order",
     "OrderEvent",
     "OrderItem",

@@ -13,25 +13,50 @@ import httpx
 from pydantic import BaseModel
 
 from shared.schemas import (
+    AlertPublic,
+    AuditEntry,
+    Availability,
+    CancelRequest,
+    CartCreate,
+    CartLineSet,
+    CartPublic,
+    CartSwitchStore,
+    CategoryPublic,
+    CheckoutRequest,
     DeliverRequest,
+    DeliveryAddress,
     FailRequest,
     FixBatch,
     FixBatchResult,
+    FlashSalePublic,
+    FlashSaleStop,
     GpsFix,
     Health,
     LoginRequest,
+    OpsCancelOrder,
+    OpsSnapshot,
+    OrderPublic,
     PackRequest,
     PackResult,
+    Page,
+    PauseStore,
     PickList,
     PickTaskSummary,
     PickupRequest,
     Problem,
+    ProductCard,
+    ProductDetail,
+    ReassignOrder,
     RiderPublic,
     ScanRequest,
     ScanResult,
     ShiftChange,
     ShortPickRequest,
     ShortPickResult,
+    StoreOps,
+    StorePublic,
+    StoreRadius,
+    StoreSelection,
     SubstituteRequest,
     TokenResponse,
     TripPublic,
@@ -174,6 +199,62 @@ class QcClient:
         response = await self.request("POST", f"/v1/picking/tasks/{order_id}/pack", json=body)
         return PackResult.model_validate(response.json())
 
+    # --- control tower (manager) -----------------------------------------------------------
+    def ops_socket_url(self, city_id: str) -> str:
+        """The ``/ws/ops`` feed URL (token in the query: websockets cannot always set headers)."""
+        scheme = "wss" if self.base_url.startswith("https") else "ws"
+        host = self.base_url.split("://", 1)[1]
+        return f"{scheme}://{host}/ws/ops?city={city_id}&token={self.token or ''}"
+
+    async def ops_snapshot(self, city_id: str) -> OpsSnapshot:
+        return await self._get("/v1/ops/snapshot", OpsSnapshot, city=city_id)
+
+    async def acknowledge_alert(self, alert_id: uuid.UUID | str) -> AlertPublic:
+        response = await self.request("POST", f"/v1/ops/alerts/{alert_id}/ack")
+        return AlertPublic.model_validate(response.json())
+
+    async def pause_store(self, store_id: str, *, reason: str) -> StoreOps:
+        body = PauseStore(reason=reason).model_dump()
+        response = await self.request("POST", f"/v1/ops/stores/{store_id}/pause", json=body)
+        return StoreOps.model_validate(response.json())
+
+    async def resume_store(self, store_id: str) -> StoreOps:
+        response = await self.request("POST", f"/v1/ops/stores/{store_id}/resume")
+        return StoreOps.model_validate(response.json())
+
+    async def set_store_radius(
+        self, store_id: str, *, service_radius_m: int, reason: str | None = None
+    ) -> StoreOps:
+        body = StoreRadius(service_radius_m=service_radius_m, reason=reason).model_dump()
+        response = await self.request("PUT", f"/v1/ops/stores/{store_id}/radius", json=body)
+        return StoreOps.model_validate(response.json())
+
+    async def reassign_order(
+        self, order_id: uuid.UUID | str, *, rider_id: uuid.UUID | str, reason: str
+    ) -> OrderPublic:
+        body = ReassignOrder(rider_id=uuid.UUID(str(rider_id)), reason=reason).model_dump(
+            mode="json"
+        )
+        response = await self.request("POST", f"/v1/ops/orders/{order_id}/reassign", json=body)
+        return OrderPublic.model_validate(response.json())
+
+    async def ops_cancel_order(self, order_id: uuid.UUID | str, *, reason: str) -> OrderPublic:
+        body = OpsCancelOrder(reason=reason).model_dump()
+        response = await self.request("POST", f"/v1/ops/orders/{order_id}/cancel", json=body)
+        return OrderPublic.model_validate(response.json())
+
+    async def stop_flash_sale(self, sale_id: uuid.UUID | str, *, reason: str) -> FlashSalePublic:
+        """End a flash sale now (the manager's stop button): unsold units go back."""
+        body = FlashSaleStop(reason=reason).model_dump()
+        response = await self.request("POST", f"/v1/flash-sales/{sale_id}/stop", json=body)
+        return FlashSalePublic.model_validate(response.json())
+
+    async def audit_log(self, city_id: str, *, limit: int = 100) -> list[AuditEntry]:
+        response = await self.request(
+            "GET", "/v1/ops/audit", params={"city": city_id, "limit": limit}
+        )
+        return [AuditEntry.model_validate(row) for row in response.json()]
+
     # --- delivery (the rider handheld) --------------------------------------------------
     async def rider_me(self) -> RiderPublic:
         """The rider's status, duty, last known position and current trip id."""
@@ -225,3 +306,137 @@ class QcClient:
         path = f"/v1/trips/{trip_id}/stops/{order_id}/fail"
         response = await self.request("POST", path, json=body)
         return TripPublic.model_validate(response.json())
+
+    # --- customer: stores, catalogue, carts, checkout, orders, tracking -------------------
+    async def stores(
+        self, *, city: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> Page[StorePublic]:
+        """Dark stores (optionally of one city), a page at a time."""
+        params = {"city": city, "limit": limit, "cursor": cursor}
+        return await self._get(
+            "/v1/stores", Page[StorePublic], **{k: v for k, v in params.items() if v is not None}
+        )
+
+    async def serviceable_stores(self, lat: float, lng: float) -> StoreSelection:
+        """Stores that deliver to a location, best first; 404 ``not_serviceable`` if none."""
+        return await self._get("/v1/stores/serviceable", StoreSelection, lat=lat, lng=lng)
+
+    async def store_staff(self, store_id: str) -> list[UserPublic]:
+        """The pickers of a store (city manager only)."""
+        response = await self.request("GET", f"/v1/stores/{store_id}/staff")
+        return [UserPublic.model_validate(row) for row in response.json()]
+
+    async def categories(self) -> list[CategoryPublic]:
+        response = await self.request("GET", "/v1/categories")
+        return [CategoryPublic.model_validate(row) for row in response.json()]
+
+    async def products(
+        self,
+        store_id: str,
+        *,
+        category: str | None = None,
+        limit: int = 40,
+        cursor: str | None = None,
+    ) -> Page[ProductCard]:
+        """A store's products with live availability, a page at a time (by SKU id)."""
+        params = {"category": category, "limit": limit, "cursor": cursor}
+        return await self._get(
+            f"/v1/stores/{store_id}/products",
+            Page[ProductCard],
+            **{k: v for k, v in params.items() if v is not None},
+        )
+
+    async def product(self, store_id: str, sku_id: str) -> ProductDetail:
+        return await self._get(f"/v1/stores/{store_id}/products/{sku_id}", ProductDetail)
+
+    async def availability(self, store_id: str, sku_ids: list[str]) -> Availability:
+        """Live available units of up to 100 SKUs."""
+        return await self._get(
+            f"/v1/stores/{store_id}/availability", Availability, skus=",".join(sku_ids)
+        )
+
+    async def search(self, store_id: str, q: str, *, limit: int = 20) -> list[ProductCard]:
+        response = await self.request(
+            "GET", f"/v1/stores/{store_id}/search", params={"q": q, "limit": limit}
+        )
+        return [ProductCard.model_validate(row) for row in response.json()]
+
+    async def create_cart(self, store_id: str) -> CartPublic:
+        body = CartCreate(store_id=store_id).model_dump()
+        response = await self.request("POST", "/v1/carts", json=body)
+        return CartPublic.model_validate(response.json())
+
+    async def cart(self, cart_id: uuid.UUID | str) -> CartPublic:
+        return await self._get(f"/v1/carts/{cart_id}", CartPublic)
+
+    async def set_cart_line(
+        self, cart_id: uuid.UUID | str, sku_id: str, *, quantity: int
+    ) -> CartPublic:
+        """Set a line's quantity (a 10-minute soft hold; 0 removes it). Not enough stock is
+        a 409 ``insufficient_stock``."""
+        body = CartLineSet(quantity=quantity).model_dump()
+        response = await self.request("PUT", f"/v1/carts/{cart_id}/lines/{sku_id}", json=body)
+        return CartPublic.model_validate(response.json())
+
+    async def remove_cart_line(self, cart_id: uuid.UUID | str, sku_id: str) -> CartPublic:
+        response = await self.request("DELETE", f"/v1/carts/{cart_id}/lines/{sku_id}")
+        return CartPublic.model_validate(response.json())
+
+    async def switch_cart_store(self, cart_id: uuid.UUID | str, store_id: str) -> CartPublic:
+        body = CartSwitchStore(store_id=store_id).model_dump()
+        response = await self.request("PATCH", f"/v1/carts/{cart_id}", json=body)
+        return CartPublic.model_validate(response.json())
+
+    async def checkout(
+        self,
+        cart_id: uuid.UUID | str,
+        *,
+        address: DeliveryAddress,
+        payment_method: str = "upi",
+        idempotency_key: str | None = None,
+    ) -> OrderPublic:
+        """Place and pay for the cart: the order, CONFIRMED (or PLACED while the payment is
+        pending). A declined payment is a 402 ``payment_failed`` whose problem names the
+        cancelled ``order_id``; 503 ``payment_unavailable`` leaves the cart as it was.
+        Pass the same ``idempotency_key`` on a retry to get the first answer again."""
+        body = CheckoutRequest(address=address, payment_method=payment_method)
+        response = await self.request(
+            "POST",
+            f"/v1/carts/{cart_id}/checkout",
+            json=body.model_dump(mode="json"),
+            headers={"Idempotency-Key": idempotency_key or uuid.uuid4().hex},
+        )
+        return OrderPublic.model_validate(response.json())
+
+    async def orders(self, *, limit: int = 20, cursor: str | None = None) -> Page[OrderPublic]:
+        """The customer's own orders, newest first."""
+        params: dict[str, Any] = {"limit": limit} | ({"cursor": cursor} if cursor else {})
+        return await self._get("/v1/orders", Page[OrderPublic], **params)
+
+    async def order(self, order_id: uuid.UUID | str) -> OrderPublic:
+        """One order with its state times; its customer also sees the delivery OTP once the
+        rider has picked it up."""
+        return await self._get(f"/v1/orders/{order_id}", OrderPublic)
+
+    async def cancel_order(
+        self, order_id: uuid.UUID | str, *, reason: str = "changed my mind"
+    ) -> OrderPublic:
+        """Cancel until picking starts; later it is a 409 ``too_late_to_cancel``."""
+        body = CancelRequest(reason=reason).model_dump()
+        response = await self.request("POST", f"/v1/orders/{order_id}/cancel", json=body)
+        return OrderPublic.model_validate(response.json())
+
+    def _socket_url(self, path: str) -> str:
+        scheme = "wss" if self.base_url.startswith("https") else "ws"
+        host = self.base_url.split("://", 1)[1]
+        return f"{scheme}://{host}{path}?token={self.token or ''}"
+
+    def order_socket_url(self, order_id: uuid.UUID | str) -> str:
+        """``/ws/orders/{id}``: a snapshot (with the OTP for its customer), then every state
+        change and, once a rider has it, the rider's position and ETA."""
+        return self._socket_url(f"/ws/orders/{order_id}")
+
+    def rider_socket_url(self) -> str:
+        """``/ws/rider``: send a ``GpsFix`` per message (each acknowledged), receive offers
+        and trip events."""
+        return self._socket_url("/ws/rider")

@@ -64,3 +64,22 @@ class Movement(StrEnum):
     ADJUSTMENT = "ADJUSTMENT"  # cycle count correction
     SHORT_PICK = "SHORT_PICK"  # picker found less than the books said
     RETURN = "RETURN"  # committed units back to available (order cancelled before picking)
+
+
+class AlertKind(StrEnum):
+    """Why the control tower is calling a manager's attention."""
+
+    STORE_OVERLOADED = "store_overloaded"
+    SLA_BREACH_PREDICTED = "sla_breach_predicted"
+    RIDER_IDLE = "rider_idle"
+    RIDER_SIGNAL_LOST = "rider_signal_lost"
+    OTP_LOCKED = "otp_locked"
+    TOP_SELLER_STOCK_OUT = "top_seller_stock_out"
+    RECONCILIATION_DRIFT = "reconciliation_drift"
+    STOCKOUT_RISK = "stockout_risk"
+
+
+class AlertSeverity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"

@@ -166,6 +166,7 @@ class ProductCard(BaseModel):
     image_url: str | None = None
     available_qty: int = Field(description="live from the reservation engine")
     in_stock: bool
+    flash: FlashOffer | None = Field(default=None, description="a live flash sale of it here")
 
 
 class ProductDetail(BaseModel):
@@ -180,6 +181,7 @@ class ProductDetail(BaseModel):
     price_paise: int
     currency: str = "INR"
     image_urls: list[str]
+    flash: FlashOffer | None = Field(default=None, description="a live flash sale of it here")
 
 
 class Availability(BaseModel):
@@ -387,9 +389,16 @@ class FixBatch(BaseModel):
     fixes: list[GpsFix] = Field(max_length=5000)
 
 
+class RefusedFix(BaseModel):
+    at: datetime
+    code: str  # fix_in_future, fix_too_old, naive_time
+    detail: str
+
+
 class FixBatchResult(BaseModel):
     accepted: int
     duplicates: int
+    refused: list[RefusedFix] = Field(default_factory=list)  # left out; the rest applied
 
 
 class RiderPublic(BaseModel):
@@ -432,3 +441,243 @@ class DeliverRequest(BaseModel):
 
 class FailRequest(BaseModel):
     reason: str = Field(min_length=1, max_length=200)
+
+
+# --- control tower (ops) ------------------------------------------------------------------
+
+
+class StoreOps(BaseModel):
+    """One dark store's live numbers in the control-tower feed."""
+
+    store_id: str
+    name: str
+    lat: float
+    lng: float
+    is_operational: bool
+    paused_reason: str | None = None
+    service_radius_m: int
+    orders_by_state: dict[str, int] = Field(default_factory=dict)  # active orders only
+    oldest_wait_s: float = 0.0  # oldest order not yet handed to a rider
+    predicted_breaches: int = 0
+    active_pickers: int = 0
+    idle_riders: int = 0
+    busy_riders: int = 0
+    low_stock: int = 0
+    stock_outs: int = 0
+    stockout_risk: int = 0  # SKUs the forecast says run out within 24 h
+    risk: float = 0.0  # 0..1, higher is worse; the table sorts by it
+
+
+class OpsOrder(BaseModel):
+    """An active order as the store drill-down shows it."""
+
+    order_id: uuid.UUID
+    store_id: str
+    status: str
+    placed_at: datetime
+    age_s: float  # at ``at`` of the message that carried it; count on from ``placed_at``
+    sla_deadline: datetime | None
+    predicted_breach: bool
+    rider_id: uuid.UUID | None = None
+    drop_lat: float | None = None
+    drop_lng: float | None = None
+
+
+class OpsRider(BaseModel):
+    rider_id: uuid.UUID
+    name: str
+    store_id: str | None
+    status: str
+    lat: float | None
+    lng: float | None
+    idle_s: float | None = None  # time since the rider's last status change when IDLE
+
+
+class OpsPicker(BaseModel):
+    user_id: uuid.UUID
+    name: str
+    store_id: str
+    picking_order_id: uuid.UUID | None = None
+
+
+class FlashQueueOps(BaseModel):
+    sale_id: uuid.UUID
+    sku_id: str
+    status: str
+    waiting: int
+    in_checkout: int
+    tokens_left: int
+    sold: int
+
+
+class CityOps(BaseModel):
+    city_id: str
+    orders_last_minute: int
+    orders_per_minute: list[int] = Field(default_factory=list)  # last 30 min, oldest first
+    delivered_today: int
+    within_10_share: float | None  # of today's deliveries, None before the first one
+    within_15_share: float | None
+    p50_door_s: float | None
+    p90_door_s: float | None
+    cancellations_by_reason: dict[str, int] = Field(default_factory=dict)
+    flash_queues: list[FlashQueueOps] = Field(default_factory=list)
+
+
+class AlertPublic(BaseModel):
+    alert_id: uuid.UUID
+    kind: str  # shared.enums.AlertKind
+    severity: str  # shared.enums.AlertSeverity
+    store_id: str | None
+    subject: str | None  # what it is about: an order, a rider, a SKU
+    message: str
+    raised_at: datetime
+    acknowledged_at: datetime | None = None
+    acknowledged_by: uuid.UUID | None = None
+    resolved_at: datetime | None = None
+
+
+class OpsSnapshot(BaseModel):
+    """The whole city, sent on connect (``type`` "snapshot") and by ``GET /v1/ops/snapshot``."""
+
+    type: str = "snapshot"
+    at: datetime
+    clock_speed: float = 1.0  # simulated seconds per real second (sped-up demos)
+    city: CityOps
+    stores: list[StoreOps]
+    orders: list[OpsOrder]
+    riders: list[OpsRider]
+    pickers: list[OpsPicker]
+    alerts: list[AlertPublic]  # open (unresolved) alerts, newest first
+
+
+class OpsChanges(BaseModel):
+    """What changed since the previous message on the same socket (``type`` "changes").
+    Lists hold upserts by id; ``removed_*`` hold ids that left the view."""
+
+    type: str = "changes"
+    at: datetime
+    city: CityOps | None = None
+    stores: list[StoreOps] = Field(default_factory=list)
+    orders: list[OpsOrder] = Field(default_factory=list)
+    removed_orders: list[uuid.UUID] = Field(default_factory=list)
+    riders: list[OpsRider] = Field(default_factory=list)
+    removed_riders: list[uuid.UUID] = Field(default_factory=list)
+    pickers: list[OpsPicker] = Field(default_factory=list)
+    removed_pickers: list[uuid.UUID] = Field(default_factory=list)
+    alerts: list[AlertPublic] = Field(default_factory=list)
+    removed_alerts: list[uuid.UUID] = Field(default_factory=list)
+
+
+class PauseStore(BaseModel):
+    reason: str = Field(min_length=1, max_length=200)
+
+
+class StoreRadius(BaseModel):
+    service_radius_m: StrictInt = Field(ge=500, le=10_000)
+    reason: str | None = Field(default=None, max_length=200)
+
+
+class ReassignOrder(BaseModel):
+    rider_id: uuid.UUID
+    reason: str = Field(min_length=1, max_length=200)
+
+
+class OpsCancelOrder(BaseModel):
+    reason: str = Field(min_length=1, max_length=200)
+
+
+class AuditEntry(BaseModel):
+    entry_id: int
+    at: datetime
+    actor_id: uuid.UUID
+    city_id: str
+    action: str
+    target: str
+    reason: str | None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+# --- flash sales --------------------------------------------------------------------------
+class FlashOffer(BaseModel):
+    """A flash sale running now for a product at a store (on product cards and detail)."""
+
+    sale_id: uuid.UUID
+    price_paise: int
+    currency: str = "INR"
+    starts_at: datetime
+    ends_at: datetime
+    per_customer_limit: int
+
+
+class FlashSaleCreate(BaseModel):
+    sku_id: str = Field(
+        min_length=1, max_length=50, pattern=r"^[A-Za-z0-9_-]+$", examples=["SKU00042"]
+    )
+    store_ids: list[str] = Field(min_length=1, max_length=20, examples=[["BLR-KOR"]])
+    sale_price_paise: StrictInt = Field(ge=1, le=10_000_000, examples=[100])
+    starts_at: datetime = Field(description="RFC 3339 with a time zone")
+    ends_at: datetime = Field(description="after starts_at, at most 24 h later")
+    units_per_store: StrictInt = Field(ge=1, le=5000, examples=[1000])
+    per_customer_limit: StrictInt = Field(default=1, ge=1, le=10)
+
+
+class FlashSaleStop(BaseModel):
+    reason: str = Field(min_length=1, max_length=200, examples=["pricing error"])
+
+
+class FlashStoreUnits(BaseModel):
+    store_id: str
+    units: int
+    available: int = Field(description="tokens nobody holds yet")
+    in_checkout: int = Field(description="tokens held by a checkout slot")
+    sold: int
+    waiting: int = Field(description="customers in this store's line")
+
+
+class FlashSalePublic(BaseModel):
+    sale_id: uuid.UUID
+    city_id: str
+    sku_id: str
+    name: str
+    mrp_paise: int
+    sale_price_paise: int
+    currency: str = "INR"
+    starts_at: datetime
+    ends_at: datetime
+    per_customer_limit: int
+    status: str = Field(description="SCHEDULED, LIVE, SOLD_OUT, ENDED or STOPPED")
+    units: int
+    sold: int
+    stores: list[FlashStoreUnits]
+    stop_reason: str | None = None
+
+
+class FlashJoin(BaseModel):
+    store_id: str = Field(
+        min_length=1, max_length=20, pattern=r"^[A-Z0-9-]+$", examples=["BLR-KOR"]
+    )
+
+
+class FlashQueueEntry(BaseModel):
+    """A customer's place in a sale's line (``POST .../queue``, ``GET .../queue/me``)."""
+
+    sale_id: uuid.UUID
+    store_id: str
+    status: str = Field(
+        description="WAITING, ADMITTING (a slot is being handed over: ask again in a "
+        "second), ADMITTED, PAYING, PURCHASED or CLOSED"
+    )
+    ticket: int | None = Field(default=None, description="join order in the sale (1 = first)")
+    position: int | None = Field(default=None, description="WAITING: 1 = next in line")
+    estimated_wait_s: int | None = None
+    admitted_no: int | None = Field(default=None, description="admission order in the sale")
+    slot_expires_at: datetime | None = None
+    slot_seconds_left: int | None = None
+    units_left: int = Field(description="tokens not sold yet (free or in checkout)")
+    closed_reason: str | None = Field(default=None, description="sold_out, stopped or ended")
+    order_id: uuid.UUID | None = None
+    poll_after_s: int = Field(description="without the websocket: ask again after this long")
+
+
+ProductCard.model_rebuild()
+ProductDetail.model_rebuild()

@@ -18,6 +18,7 @@ from typing import Any
 
 from rider_app.gps.base import Clock
 from rider_app.gps.fix import Fix, utc_now
+from shared.aio import wait_event
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +135,4 @@ class GpsdSource:
             self._writer.close()  # ends a pending readline, so fixes() returns promptly
 
     async def _closed_within(self, seconds: float) -> bool:
-        try:
-            await asyncio.wait_for(self._closed.wait(), seconds)
-        except TimeoutError:
-            return False
-        return True
+        return await wait_event(self._closed, seconds)

@@ -32,3 +32,9 @@ def cart_totals(lines: list[tuple[int, int, int]]) -> Totals:
         max(mrp_total - subtotal, 0),
         subtotal + delivery + HANDLING_FEE_PAISE,
     )
+
+
+def flash_totals(flash_price_paise: int, mrp_paise: int, quantity: int = 1) -> Totals:
+    """A flash-sale order: the sale's price per unit (bought through the sale's queue, never
+    from a regular cart); fees as for any order, so a ₹1 deal still pays delivery."""
+    return cart_totals([(flash_price_paise, mrp_paise, quantity)])

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+from html import escape
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from server.catalog import service
-from server.deps import RedisDep, SessionDep
+from server.catalog.models import Product
+from server.deps import ClockDep, RedisDep, SessionDep
 from server.errors import NotFound
+from server.flash.service import live_offers
 from server.openapi import problem_responses
 from server.stores.models import DarkStore
 from shared.schemas import Availability, CategoryPublic, Page, ProductCard, ProductDetail
@@ -22,8 +25,10 @@ StoreId = Annotated[
 SkuId = Annotated[
     str, Path(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9_-]+$", examples=["SKU00042"])
 ]
-NO_STORE = "no-store"  # inventory is never cached (seed: always fresh)
-PRODUCT_CACHE = "public, max-age=60, stale-while-revalidate=60"
+# The seed's edge rules, as the Cache-Control an edge cache (Cloudflare, Akamai) obeys:
+NO_STORE = "no-store"  # inventory (and anything carrying it) is never cached: always fresh
+PRODUCT_CACHE = "public, max-age=60, stale-while-revalidate=60"  # product detail: 60 s
+IMAGE_CACHE = "public, max-age=86400, immutable"  # product images: 24 h
 
 
 async def _known_store(session: SessionDep, store_id: str) -> None:
@@ -32,11 +37,15 @@ async def _known_store(session: SessionDep, store_id: str) -> None:
 
 
 async def _cards(
-    redis: RedisDep, store_id: str, rows: list[service.ProductRow]
+    session: SessionDep,
+    redis: RedisDep,
+    clock: ClockDep,
+    store_id: str,
+    rows: list[service.ProductRow],
 ) -> list[ProductCard]:
-    live = await service.live_availability(
-        redis, store_id=store_id, sku_ids=[r.sku_id for r in rows]
-    )
+    skus = [r.sku_id for r in rows]
+    live = await service.live_availability(redis, store_id=store_id, sku_ids=skus)
+    offers = await live_offers(session, store_id=store_id, now=clock.now(), sku_ids=skus)
     return [
         ProductCard(
             sku_id=r.sku_id,
@@ -49,6 +58,7 @@ async def _cards(
             image_url=r.image_url,
             available_qty=live[r.sku_id],
             in_stock=live[r.sku_id] > 0,
+            flash=offers.get(r.sku_id),
         )
         for r in rows
     ]
@@ -69,6 +79,7 @@ async def products(
     store_id: StoreId,
     session: SessionDep,
     redis: RedisDep,
+    clock: ClockDep,
     response: Response,
     category: Annotated[str | None, Query(max_length=40, examples=["dairy-bread-eggs"])] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 40,
@@ -81,7 +92,7 @@ async def products(
     page = rows[:limit]
     response.headers["Cache-Control"] = NO_STORE
     return Page[ProductCard](
-        items=await _cards(redis, store_id, page),
+        items=await _cards(session, redis, clock, store_id, page),
         next_cursor=page[-1].sku_id if len(rows) > limit else None,
     )
 
@@ -92,10 +103,12 @@ async def products(
     responses={**problem_responses(404, 422), 304: {"description": "Not modified"}},
 )
 async def product(
-    store_id: StoreId, sku_id: SkuId, session: SessionDep, request: Request
+    store_id: StoreId, sku_id: SkuId, session: SessionDep, clock: ClockDep, request: Request
 ) -> Response:
+    offers = await live_offers(session, store_id=store_id, now=clock.now(), sku_ids=[sku_id])
     detail = ProductDetail(
-        **await service.product_detail(session, store_id=store_id, sku_id=sku_id)
+        **await service.product_detail(session, store_id=store_id, sku_id=sku_id),
+        flash=offers.get(sku_id),
     )
     body = detail.model_dump_json().encode()
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
@@ -143,6 +156,7 @@ async def search(
     store_id: StoreId,
     session: SessionDep,
     redis: RedisDep,
+    clock: ClockDep,
     response: Response,
     q: Annotated[str, Query(min_length=1, max_length=100, examples=["amul milk"])],
     limit: Annotated[int, Query(ge=1, le=50)] = 20,
@@ -150,5 +164,34 @@ async def search(
     await _known_store(session, store_id)
     response.headers["Cache-Control"] = NO_STORE
     return await _cards(
-        redis, store_id, await service.search(session, store_id=store_id, query=q, limit=limit)
+        session,
+        redis,
+        clock,
+        store_id,
+        await service.search(session, store_id=store_id, query=q, limit=limit),
     )
+
+
+@router.get(
+    "/products/{sku_id}/image",
+    summary="A product's picture (cacheable 24 h at the edge)",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/svg+xml": {}}, "description": "the picture"},
+        **problem_responses(404, 422),
+    },
+)
+async def image(sku_id: SkuId, session: SessionDep) -> Response:
+    """A placeholder drawn from the product's name (the seed's pictures live on a CDN);
+    an image never changes under its URL, so it is cached for a day."""
+    product = await session.get(Product, sku_id)
+    if product is None or not product.is_active:
+        raise NotFound(f"no product {sku_id}", code="product_not_found")
+    label = escape(product.name[:40])
+    svg = (
+        '<svg xmlns="http://www.w3.org/2000/svg" width="240" height="240" viewBox="0 0 240 240">'
+        '<rect width="240" height="240" fill="#f3efe6"/>'
+        f'<text x="120" y="124" font-family="sans-serif" font-size="14" text-anchor="middle">'
+        f"{label}</text></svg>"
+    )
+    return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": IMAGE_CACHE})

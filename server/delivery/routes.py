@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from server.db import transaction
 from server.delivery import service
 from server.deps import ClockDep, RedisDep, RiderUser, SessionDep
-from server.errors import DomainError, Forbidden
+from server.errors import DomainError, Forbidden, Unprocessable
 from server.identity import service as identity
 from server.keys import rider_channel
 from server.openapi import problem_responses
@@ -25,6 +25,7 @@ from shared.schemas import (
     FixBatchResult,
     GpsFix,
     PickupRequest,
+    RefusedFix,
     RiderPublic,
     ShiftChange,
     TripPublic,
@@ -81,10 +82,22 @@ async def shift(
 async def locations(
     body: FixBatch, session: SessionDep, redis: RedisDep, clock: ClockDep, user: RiderUser
 ) -> FixBatchResult:
+    refused: list[tuple[GpsFix, Unprocessable]] = []
     accepted, duplicates = await service.ingest_fixes(
-        session, redis, rider=await _me(session, user, lock=True), fixes=body.fixes, now=clock.now()
+        session,
+        redis,
+        rider=await _me(session, user, lock=True),
+        fixes=body.fixes,
+        now=clock.now(),
+        refused=refused,
     )
-    return FixBatchResult(accepted=accepted, duplicates=duplicates)
+    if refused and len(refused) == len(body.fixes):
+        raise refused[0][1]  # nothing usable at all: say why, as for a single fix
+    return FixBatchResult(
+        accepted=accepted,
+        duplicates=duplicates,
+        refused=[RefusedFix(at=f.at, code=e.code, detail=e.detail) for f, e in refused],
+    )
 
 
 @router.get("/riders/me/trip", summary="The current trip, stops in route order", responses=ERRORS)

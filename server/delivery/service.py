@@ -24,11 +24,12 @@ from server.delivery.models import Rider, RiderShift, Trip, TripStop
 from server.errors import Conflict, Forbidden, NotFound, Unprocessable
 from server.events.service import emit
 from server.identity.models import User
+from server.ops.alerts import raise_alert
 from server.orders import service as orders
 from server.orders.models import Order
 from server.picking.models import PickTask
 from server.stores.models import DarkStore
-from shared.enums import OrderStatus, RiderStatus
+from shared.enums import AlertKind, AlertSeverity, OrderStatus, RiderStatus
 from shared.geo import LatLng, haversine_m
 from shared.schemas import GpsFix, TripPublic, TripStopPublic
 
@@ -79,6 +80,16 @@ async def current_trip(session: AsyncSession, *, rider_id: uuid.UUID) -> Trip | 
     ).first()
 
 
+def _unusable(fix: GpsFix, now: datetime) -> Unprocessable | None:
+    if fix.at.tzinfo is None:
+        return Unprocessable("fix times must carry a time zone", code="naive_time")
+    if fix.at > now + timedelta(seconds=60):
+        return Unprocessable("a fix from the future", code="fix_in_future")
+    if fix.at < now - MAX_FIX_AGE:
+        return Unprocessable("a fix older than the offline buffer keeps (24 h)", code="fix_too_old")
+    return None
+
+
 async def ingest_fixes(
     session: AsyncSession,
     redis: aioredis.Redis,
@@ -86,22 +97,25 @@ async def ingest_fixes(
     rider: Rider,
     fixes: list[GpsFix],
     now: datetime,
+    refused: list[tuple[GpsFix, Unprocessable]] | None = None,
 ) -> tuple[int, int]:
     """Apply fixes in time order; older-than-last or repeated fixes are duplicates.
-    Returns (accepted, duplicates). Only on-duty riders are tracked."""
+    Returns (accepted, duplicates). Only on-duty riders are tracked.
+
+    A fix the server can never take (no time zone, from the future, older than a day)
+    raises, unless ``refused`` is given: then it is left out and listed there, so one
+    bad fix in a replayed batch does not hold back the good ones."""
     if not rider.on_duty:
         raise Conflict("start a shift first: positions are tracked on duty only", code="off_duty")
     accepted = duplicates = 0
     last_recorded = rider.last_fix_at
-    for fix in sorted(fixes, key=lambda f: f.at):
-        if fix.at.tzinfo is None:
-            raise Unprocessable("fix times must carry a time zone", code="naive_time")
-        if fix.at > now + timedelta(seconds=60):
-            raise Unprocessable("a fix from the future", code="fix_in_future")
-        if fix.at < now - MAX_FIX_AGE:
-            raise Unprocessable(
-                "a fix older than the offline buffer keeps (24 h)", code="fix_too_old"
-            )
+    for fix in sorted(fixes, key=lambda f: (f.at.tzinfo is not None, f.at.timestamp())):
+        problem = _unusable(fix, now)
+        if problem is not None:
+            if refused is None:
+                raise problem
+            refused.append((fix, problem))
+            continue
         if rider.last_fix_at is not None and fix.at <= rider.last_fix_at:
             duplicates += 1
             continue
@@ -122,13 +136,13 @@ async def ingest_fixes(
             )
             last_recorded = fix.at
         rider.lat, rider.lng, rider.last_fix_at = fix.lat, fix.lng, fix.at
+        latest = fix
         accepted += 1
     if not accepted:
         return accepted, duplicates
     if rider.status == RiderStatus.OFFLINE:
         rider.status = RiderStatus.IDLE  # the signal is back: offers may come again
     session.add(rider)
-    latest = max(fixes, key=lambda f: f.at)
     pipe = redis.pipeline(transaction=False)
     pipe.geoadd(keys.rider_geo(rider.city_id), (rider.lng, rider.lat, str(rider.rider_id)))
     pipe.hset(
@@ -383,6 +397,15 @@ async def deliver(
                 now=now,
                 payload={"order_id": str(order_id), "rider_id": str(trip.rider_id)},
             )
+            await raise_alert(
+                session,
+                kind=AlertKind.OTP_LOCKED,
+                severity=AlertSeverity.CRITICAL,
+                store_id=trip.store_id,
+                subject=str(order_id),
+                message=f"OTP locked after {OTP_TRIES} wrong tries on order {str(order_id)[:8]}",
+                now=now,
+            )
         await session.commit()  # the attempt counts even though the request fails
         raise Conflict(
             "wrong OTP",
@@ -614,6 +637,15 @@ async def replace_lost_riders(
                 now=now,
                 payload={"rider_id": str(rider.rider_id), "trip_id": str(trip.trip_id)},
             )
+            await raise_alert(
+                session,
+                kind=AlertKind.RIDER_SIGNAL_LOST,
+                severity=AlertSeverity.WARNING,
+                store_id=trip.store_id,
+                subject=str(rider.rider_id),
+                message=f"no signal from rider {str(rider.rider_id)[:8]} for 2 min; trip reassigned",
+                now=now,
+            )
         replaced += 1
     return replaced
 
@@ -659,3 +691,116 @@ async def rider_history(
         params={"store": store_id, "riders": rider_ids, "since": now - timedelta(days=30)},
     )
     return {r[0]: (float(r[1]), float(r[2])) for r in rows if r[3] >= HISTORY_MIN_SAMPLES}
+
+
+# --- manager overrides (control tower) ------------------------------------------------------
+
+NOT_PICKED_UP = ("OFFERED", "ACCEPTED", "AT_STORE")
+ASSIGNABLE_ORDER_STATES = frozenset(
+    {
+        OrderStatus.CONFIRMED,
+        OrderStatus.PICKING,
+        OrderStatus.PARTIALLY_FULFILLED,
+        OrderStatus.PACKED,
+    }
+)
+
+
+async def detach_order(
+    session: AsyncSession, *, order: Order, now: datetime, reason: str
+) -> Trip | None:
+    """Take the order off its rider's open trip. Before pickup the stop is removed (a trip
+    left empty is cancelled and its rider freed); after pickup the bag is with the rider,
+    so the stop is closed as FAILED with the reason. Returns the trip it left, if any."""
+    row = (
+        await session.exec(
+            select(TripStop, Trip)
+            .where(
+                TripStop.order_id == order.order_id,
+                col(Trip.trip_id) == col(TripStop.trip_id),
+                col(Trip.status).in_(ACTIVE_TRIP),
+            )
+            .with_for_update(of=Trip)
+        )
+    ).first()
+    order.rider_id = None
+    session.add(order)
+    if row is None:
+        return None
+    stop, trip = row
+    if trip.status in NOT_PICKED_UP:
+        await session.delete(stop)
+        await session.flush()
+        left = await _stops(session, trip.trip_id)
+        for seq, (s, _) in enumerate(left, start=1):
+            s.seq = seq
+            session.add(s)
+        if not left:
+            trip.status = "CANCELLED"
+            rider = await session.get(Rider, trip.rider_id, with_for_update=True)
+            if rider is not None:
+                rider.status = RiderStatus.IDLE if rider.on_duty else RiderStatus.OFFLINE
+                session.add(rider)
+    elif stop.status not in ("DELIVERED", "FAILED"):
+        stop.status, stop.failed_reason = "FAILED", reason[:200]
+        session.add(stop)
+    trip.updated_at = now
+    session.add(trip)
+    await session.flush()
+    if trip.status != "CANCELLED":
+        await _maybe_complete(session, trip=trip, now=now)
+    await _notify(session, trip=trip, event="changed", now=now)
+    return trip
+
+
+async def assign_to_rider(
+    session: AsyncSession, *, order: Order, rider: Rider, now: datetime, reason: str
+) -> Trip:
+    """A manager hands an order that is still at the store to a chosen idle rider: it
+    leaves its current trip and becomes a one-stop offer on the new rider's handheld."""
+    if order.status not in ASSIGNABLE_ORDER_STATES:
+        raise Conflict(
+            f"an order that is {order.status} cannot change rider",
+            code="order_not_reassignable",
+            status_now=order.status,
+        )
+    if rider.city_id != order.city_id:
+        raise Conflict("the rider works in another city", code="rider_not_in_city")
+    if order.rider_id == rider.rider_id:
+        raise Conflict("the order is already with this rider", code="same_rider")
+    if not rider.on_duty or rider.status != RiderStatus.IDLE:
+        raise Conflict(
+            f"the rider is {rider.status if rider.on_duty else 'off duty'}; pick an idle one",
+            code="rider_unavailable",
+            rider_status=rider.status,
+        )
+    await detach_order(session, order=order, now=now, reason=f"reassigned: {reason}")
+    store = await session.get(DarkStore, order.store_id)
+    assert store is not None
+    start = LatLng(store.lat, store.lng)
+    to_store = haversine_m(LatLng(rider.lat, rider.lng), start) if rider.lat is not None else 0.0
+    arrive = planning.eta_s(to_store) + planning.eta_s(
+        haversine_m(start, LatLng(order.delivery_lat, order.delivery_lng))
+    )
+    trip = Trip(
+        store_id=order.store_id,
+        rider_id=rider.rider_id,
+        created_at=now,
+        updated_at=now,
+        planned_depart_at=now + timedelta(seconds=planning.eta_s(to_store)),
+    )
+    session.add(trip)
+    session.add(
+        TripStop(
+            trip_id=trip.trip_id,
+            order_id=order.order_id,
+            seq=1,
+            planned_arrival_at=now + timedelta(seconds=arrive),
+        )
+    )
+    order.rider_id = rider.rider_id
+    rider.status = RiderStatus.ASSIGNED
+    session.add_all([order, rider])
+    await session.flush()
+    await _notify(session, trip=trip, event="offered", now=now)
+    return trip

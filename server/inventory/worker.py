@@ -8,8 +8,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from server.background import LeasedLoop
 from server.clock import Clock
 from server.config import Settings
-from server.inventory.reconcile import load_store, reconcile_store, store_ids
+from server.db import transaction
+from server.inventory.reconcile import Drift, load_store, reconcile_store, store_ids
 from server.inventory.sweeper import sweep_store
+from server.ops.alerts import raise_alert
+from shared.enums import AlertKind, AlertSeverity
 
 
 async def load_missing_stores(db: AsyncEngine, redis: aioredis.Redis) -> None:
@@ -34,12 +37,42 @@ def inventory_loops(
         for store_id in await store_ids(db):
             await sweep_store(sessions, redis, clock, store_id)
 
+    async def reconcile_and_alert() -> None:
+        for store_id in await store_ids(db):
+            await reconcile_and_report(sessions, db, redis, clock, store_id)
+
     return [
         LeasedLoop(redis, "inventory-sweeper", settings.sweep_interval_s, sweep_all),
         LeasedLoop(
-            redis,
-            "inventory-reconciler",
-            settings.reconcile_interval_s,
-            lambda: reconcile_all(db, redis),
+            redis, "inventory-reconciler", settings.reconcile_interval_s, reconcile_and_alert
         ),
     ]
+
+
+async def reconcile_and_report(
+    sessions: async_sessionmaker[AsyncSession],
+    db: AsyncEngine,
+    redis: aioredis.Redis,
+    clock: Clock,
+    store_id: str,
+) -> list[Drift]:
+    """Repair one store's drift and tell the control tower when there was any."""
+    drift = await reconcile_store(db, redis, store_id)
+    if drift:
+        async with transaction(sessions) as session:
+            await raise_alert(
+                session,  # type: ignore[arg-type]
+                kind=AlertKind.RECONCILIATION_DRIFT,
+                severity=AlertSeverity.WARNING,
+                store_id=store_id,
+                subject=f"{len(drift)} keys",
+                key=f"{AlertKind.RECONCILIATION_DRIFT.value}:{store_id}:{clock.now().isoformat()}",
+                message=(
+                    f"{store_id}: Redis and PostgreSQL disagreed on {len(drift)} stock record(s); "
+                    "reloaded from PostgreSQL ("
+                    + ", ".join(f"{d.kind}:{d.key}" for d in drift[:3])
+                    + ")"
+                ),
+                now=clock.now(),
+            )
+    return drift

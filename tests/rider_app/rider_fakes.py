@@ -20,6 +20,7 @@ from shared.schemas import (
     FixBatchResult,
     GpsFix,
     Health,
+    RefusedFix,
     RiderPublic,
     ServiceCheck,
     TokenResponse,
@@ -148,12 +149,19 @@ class FakeRiderApi:
         self.batches.append(list(fixes))
         if not self.on_duty:
             raise ApiError(409, "off_duty", "start a shift first")
-        if any(f.at < NOW - timedelta(hours=24) for f in fixes):
+        # like the server: unusable fixes are left out and listed; all unusable is a 422
+        too_old = [f for f in fixes if f.at < NOW - timedelta(hours=24)]
+        if too_old and len(too_old) == len(fixes):
             raise ApiError(422, "fix_too_old", "a fix older than the offline buffer keeps")
+        usable = [f for f in fixes if f not in too_old]
         last = self.stored[-1].at if self.stored else None
-        fresh = [f for f in sorted(fixes, key=lambda f: f.at) if last is None or f.at > last]
+        fresh = [f for f in sorted(usable, key=lambda f: f.at) if last is None or f.at > last]
         self.stored += fresh
-        return FixBatchResult(accepted=len(fresh), duplicates=len(fixes) - len(fresh))
+        return FixBatchResult(
+            accepted=len(fresh),
+            duplicates=len(usable) - len(fresh),
+            refused=[RefusedFix(at=f.at, code="fix_too_old", detail="too old") for f in too_old],
+        )
 
     async def my_trip(self) -> TripPublic | None:
         self._call("my_trip")

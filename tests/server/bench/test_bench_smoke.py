@@ -48,3 +48,42 @@ async def test_dispatch_benchmark_reports_matching_and_ingest(settings, clean) -
         "batch 20 orders of one store",
     ]
     assert figures["ingest"]["ops"] == 40 and figures["ingest"]["errors"] == 0
+
+
+async def test_ops_benchmark_reports_the_feed_figures(settings, clean) -> None:
+    from server.bench.ops import run as run_ops
+
+    results, cond = await run_ops(settings, active=40, delivered=100, repeats=3)
+    assert results[0].name == "SELECT 1 round trip (floor)"
+    assert all(r.errors == 0 and r.p50_ms > 0 for r in results)
+    # the feed sees exactly the orders the benchmark put in flight and delivered
+    assert cond["active_orders"] == 40 and cond["riders_on_duty"] == 120
+    assert 0 < cond["delivered_today"] <= 100
+
+
+def test_bench_all_flattens_every_shape_of_figures() -> None:
+    from server.bench.all import rows_of
+
+    row = {"name": "x", "ops": 10, "errors": 1, "seconds": 1.0, "p50_ms": 2.0, "p99_ms": 3.0}
+    shapes = {
+        "results": {"1 worker": [row], "2 workers": [row | {"name": "y"}]},
+        "ingest": row | {"name": "fixes", "per_second": 10.0},
+        "conditions": {"cores": 2},
+    }
+    rows = list(rows_of("b", shapes))
+    assert [r.scenario for r in rows] == ["1 worker / x", "2 workers / y", "ingest / fixes"]
+    assert rows[2].per_second == 10.0 and rows[0].errors == 1
+
+
+async def test_bench_all_runs_the_chosen_benchmarks_into_one_table(
+    settings, clean, tmp_path
+) -> None:
+    import json
+
+    from server.bench.all import run_all
+
+    out = tmp_path / "all.json"
+    rows = await run_all(settings, quick=True, only=["ops"], json_path=str(out))
+    assert {r.bench for r in rows} == {"ops"} and len(rows) == 4
+    saved = json.loads(out.read_text())
+    assert saved["conditions"]["cores"] and set(saved["benchmarks"]) == {"ops"}

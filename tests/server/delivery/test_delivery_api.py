@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import timedelta
 
 import httpx
@@ -15,7 +14,7 @@ from server.delivery.worker import dispatch_all
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
 from shared.geo import LatLng, destination
-from tests.helpers import login
+from tests.helpers import login, pick_and_pack
 from tests.server.picking.test_picking_api import place_confirmed_order
 
 STORE = "BLR-KOR"
@@ -24,20 +23,7 @@ KOR = LatLng(12.9352, 77.6245)
 
 async def _packed_order(client: httpx.AsyncClient, url: str) -> tuple[dict, str]:
     order = await place_confirmed_order(client, url, lines=1)
-    picker = await login(client, "picker.kor.1", DEMO_SECRETS[Role.PICKER])
-    task = (await client.post("/v1/picking/claim", headers=picker)).json()
-    for line in task["lines"]:
-        for _ in range(line["quantity"]):
-            await client.post(
-                f"/v1/picking/tasks/{order['order_id']}/scans",
-                headers=picker,
-                json={"scan_id": uuid.uuid4().hex, "code": line["barcode"]},
-            )
-    packed = await client.post(
-        f"/v1/picking/tasks/{order['order_id']}/pack", json={"bag_count": 1}, headers=picker
-    )
-    assert packed.status_code == 200, packed.text
-    return order, packed.json()["bag_label"]
+    return order, await pick_and_pack(client, order["order_id"])
 
 
 def _rider_near_kor(url: str) -> str:
@@ -67,7 +53,7 @@ async def test_a_full_delivery_with_live_tracking_and_the_otp(city, live_server,
         r = await client.post(
             "/v1/riders/me/locations", headers=rider, json={"fixes": [_fix(near, now)]}
         )
-        assert r.json() == {"accepted": 1, "duplicates": 0}
+        assert r.json() == {"accepted": 1, "duplicates": 0, "refused": []}
 
         trips = await dispatch_all(stack.sessions, stack.redis, live_server.clock)
         assert len(trips) == 1
@@ -179,7 +165,14 @@ async def test_three_wrong_otps_lock_the_drop_and_raise_an_alert(city, live_serv
                 "AND aggregate_id = %s",
                 (order["order_id"],),
             ).fetchone()[0]
+            open_alert = conn.execute(
+                "SELECT kind, severity, store_id FROM ops_alerts WHERE subject = %s "
+                "AND resolved_at IS NULL",
+                (order["order_id"],),
+            ).fetchall()
         assert alerts == 1
+        # the control tower sees it as an open alert of the store
+        assert open_alert == [("otp_locked", "critical", STORE)]
 
 
 async def test_offline_fixes_replay_in_order_and_duplicates_are_ignored(city, client) -> None:
@@ -192,9 +185,9 @@ async def test_offline_fixes_replay_in_order_and_duplicates_are_ignored(city, cl
     fixes = [_fix(p, start + timedelta(seconds=5 * i)) for i, p in enumerate(path)]
     shuffled = [fixes[3], fixes[0], fixes[5], fixes[1], fixes[4], fixes[2]]
     r = await client.post("/v1/riders/me/locations", headers=rider, json={"fixes": shuffled})
-    assert r.json() == {"accepted": 6, "duplicates": 0}
+    assert r.json() == {"accepted": 6, "duplicates": 0, "refused": []}
     again = await client.post("/v1/riders/me/locations", headers=rider, json={"fixes": fixes[2:]})
-    assert again.json() == {"accepted": 0, "duplicates": 4}
+    assert again.json() == {"accepted": 0, "duplicates": 4, "refused": []}
     me = (await client.get("/v1/riders/me", headers=rider)).json()
     assert (me["lat"], me["lng"]) == pytest.approx((path[-1].lat, path[-1].lng))
     with psycopg.connect(city.database_url) as conn:
@@ -291,6 +284,29 @@ async def test_fixes_older_than_a_day_or_from_the_future_are_refused(city, clien
     )
     assert r.status_code == 422
     assert (await client.get("/v1/riders/me", headers=rider)).status_code == 200
+
+
+async def test_a_batch_applies_its_good_fixes_and_lists_the_bad_ones(city, client) -> None:
+    from server.clock import Clock
+
+    rider = await login(client, "rider.002", DEMO_SECRETS[Role.RIDER])
+    await client.post("/v1/riders/me/shift", json={"on_duty": True}, headers=rider)
+    now = Clock().now()
+    near = destination(KOR, 45, 300)
+    fixes = [
+        _fix(KOR, now - timedelta(days=2)),
+        _fix(KOR, now - timedelta(seconds=10)),
+        _fix(near, now),
+        _fix(KOR, now + timedelta(hours=1)),
+    ]
+    r = await client.post("/v1/riders/me/locations", headers=rider, json={"fixes": fixes})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert (body["accepted"], body["duplicates"]) == (2, 0)
+    assert [f["code"] for f in body["refused"]] == ["fix_too_old", "fix_in_future"]
+    me = (await client.get("/v1/riders/me", headers=rider)).json()
+    # the latest good fix is where the rider is, not the refused one from the future
+    assert (me["lat"], me["lng"]) == pytest.approx((near.lat, near.lng))
 
 
 async def test_a_rider_who_goes_silent_is_replaced_automatically(city, live_server, stack) -> None:

@@ -1,0 +1,60 @@
+"""What the control tower needs from the server: ``shared.client.QcClient`` fits this
+protocol structurally; tests may hand the app a fake with the same methods."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Protocol
+
+from shared.client import ApiError, ConnectionLost
+from shared.schemas import (
+    AlertPublic,
+    AuditEntry,
+    FlashSalePublic,
+    OrderPublic,
+    StoreOps,
+    TokenResponse,
+    UserPublic,
+)
+
+Id = uuid.UUID | str
+
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+
+
+class OpsApi(Protocol):
+    base_url: str
+    token: str | None
+    user: UserPublic | None
+
+    async def login(self, login: str, secret: str) -> TokenResponse: ...
+
+    async def me(self) -> UserPublic: ...
+
+    def ops_socket_url(self, city_id: str) -> str: ...
+
+    async def acknowledge_alert(self, alert_id: Id) -> AlertPublic: ...
+
+    async def pause_store(self, store_id: str, *, reason: str) -> StoreOps: ...
+
+    async def resume_store(self, store_id: str) -> StoreOps: ...
+
+    async def set_store_radius(
+        self, store_id: str, *, service_radius_m: int, reason: str | None = None
+    ) -> StoreOps: ...
+
+    async def reassign_order(self, order_id: Id, *, rider_id: Id, reason: str) -> OrderPublic: ...
+
+    async def ops_cancel_order(self, order_id: Id, *, reason: str) -> OrderPublic: ...
+
+    async def stop_flash_sale(self, sale_id: Id, *, reason: str) -> FlashSalePublic: ...
+
+    async def audit_log(self, city_id: str, *, limit: int = 100) -> list[AuditEntry]: ...
+
+    async def aclose(self) -> None: ...
+
+
+def describe(exc: ApiError) -> str:
+    if isinstance(exc, ConnectionLost):
+        return "server unreachable"
+    return exc.detail or exc.code

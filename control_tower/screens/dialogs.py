@@ -1,0 +1,184 @@
+"""Small dialogs for the manager's actions: confirm, a reason, a radius, pick one of a list.
+Enter confirms, Escape backs out (the dialog answers None or False)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+RADIUS_MIN_M = 500
+RADIUS_MAX_M = 10_000
+REASON_MAX = 200
+
+PAUSE_REASONS = (
+    "picking backlog",
+    "no riders available",
+    "power or network outage",
+    "stock count in progress",
+    "weather",
+)
+CANCEL_REASONS = (
+    "customer asked by phone",
+    "items unavailable",
+    "address not serviceable",
+    "store paused",
+)
+REASSIGN_REASONS = ("rider not responding", "rider vehicle breakdown", "faster rider nearby")
+FLASH_STOP_REASONS = ("oversold risk", "pricing error", "store overloaded")
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    BINDINGS = [
+        Binding("enter,y", "answer(True)", "Yes", priority=True),
+        Binding("escape,n", "answer(False)", "No"),
+    ]
+
+    def __init__(self, question: str, detail: str = "") -> None:
+        super().__init__()
+        self.question = question
+        self.detail = detail
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="confirm-dialog"):
+            yield Static(self.question, classes="dialog-title", markup=False)
+            if self.detail:
+                yield Static(self.detail, markup=False)
+            yield Static("Enter/Y: yes · Esc/N: no", classes="muted")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
+class ReasonScreen(ModalScreen[str | None]):
+    """Type a reason, or Tab to a common one and Enter."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(
+        self, title: str, detail: str = "", *, suggestions: Sequence[str] = (), action: str = "OK"
+    ) -> None:
+        super().__init__()
+        self.title_text = title
+        self.detail = detail
+        self.suggestions = tuple(suggestions)
+        self.action = action
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="reason-dialog"):
+            yield Static(self.title_text, classes="dialog-title", markup=False)
+            if self.detail:
+                yield Static(self.detail, markup=False)
+            yield Input(placeholder="reason", id="reason", max_length=REASON_MAX)
+            if self.suggestions:
+                yield OptionList(*(Option(s, id=s) for s in self.suggestions), id="suggestions")
+            yield Static("", id="reason-error", classes="dialog-error")
+            yield Static(f"Enter: {self.action} · Tab: common reasons · Esc: back", classes="muted")
+
+    def on_mount(self) -> None:
+        self.query_one("#reason", Input).focus()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        reason = event.value.strip()
+        if not reason:
+            self.query_one("#reason-error", Static).update("A reason is required")
+            return
+        self.dismiss(reason)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.dismiss(self.suggestions[event.option_index])
+
+
+class RadiusScreen(ModalScreen[tuple[int, str | None] | None]):
+    """The store's service radius in metres, and an optional reason."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, store_name: str, current_m: int) -> None:
+        super().__init__()
+        self.store_name = store_name
+        self.current_m = current_m
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="radius-dialog"):
+            yield Static(f"Service radius of {self.store_name}", classes="dialog-title")
+            yield Label(f"Metres ({RADIUS_MIN_M:,} to {RADIUS_MAX_M:,}), now {self.current_m:,}")
+            yield Input(str(self.current_m), type="integer", id="radius", max_length=5)
+            yield Label("Reason (optional)")
+            yield Input(placeholder="e.g. rain: shrink to keep the SLA", id="radius-reason")
+            yield Static("", id="radius-error", classes="dialog-error")
+            yield Static("Enter: set it · Tab: next field · Esc: back", classes="muted")
+
+    def on_mount(self) -> None:
+        radius = self.query_one("#radius", Input)
+        radius.focus()
+        radius.action_select_all()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        text = self.query_one("#radius", Input).value.strip()
+        try:
+            radius = int(text)
+        except ValueError:
+            radius = 0
+        if not RADIUS_MIN_M <= radius <= RADIUS_MAX_M:
+            self.query_one("#radius-error", Static).update(
+                f"Between {RADIUS_MIN_M:,} and {RADIUS_MAX_M:,} metres"
+            )
+            self.query_one("#radius", Input).focus()
+            return
+        reason = self.query_one("#radius-reason", Input).value.strip() or None
+        self.dismiss((radius, reason))
+
+
+class ChoiceScreen(ModalScreen[str | None]):
+    """Pick one: answers the chosen option's id."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(
+        self, title: str, options: Sequence[tuple[str, str | Text]], *, empty: str = "Nothing"
+    ) -> None:
+        super().__init__()
+        self.title_text = title
+        self.options = tuple(options)
+        self.empty = empty
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="choice-dialog"):
+            yield Static(self.title_text, classes="dialog-title", markup=False)
+            if self.options:
+                yield OptionList(
+                    *(Option(prompt, id=key) for key, prompt in self.options), id="choices"
+                )
+                yield Static("↑↓: choose · Enter: take it · Esc: back", classes="muted")
+            else:
+                yield Static(self.empty, classes="dialog-error", markup=False)
+                yield Static("Esc: back", classes="muted")
+
+    def on_mount(self) -> None:
+        if self.options:
+            choices = self.query_one(OptionList)
+            choices.highlighted = 0
+            choices.focus()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.dismiss(event.option.id)

@@ -1,0 +1,1 @@
+"""Flash sales: inventory tokens, the virtual queue, checkout slots, rate limits, bulkheads."""

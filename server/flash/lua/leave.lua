@@ -1,0 +1,7 @@
+-- A waiting customer leaves the line (an admitted one gives the slot back by release).
+-- KEYS: 1 wait, 2 entries
+-- ARGV: 1 customer, 2 store
+-- -> 1 left | 0 was not waiting
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+if redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[2], ARGV[1]) end
+return 1

@@ -1,0 +1,350 @@
+"""The virtual queue in Redis: one Python function per Lua script (``lua/*.lua``).
+
+Per sale and store: a waiting line (zset by join ticket), the checkout slots (zset by
+slot expiry), and ``free``, the tokens no slot holds yet. Admission pops the head of the
+line only while a slot and a free token exist, so FIFO order and "never more customers
+in checkout than tokens" are decided atomically in Redis; PostgreSQL then hands each
+admitted customer a token (``FOR UPDATE SKIP LOCKED``) and is the truth about tokens.
+Every ``free`` change is tied to a slot starting or ending, which keeps the count equal
+to PostgreSQL's AVAILABLE tokens whatever order replicas interleave in.
+
+Expiry is never a TTL: slot expiries are scores read against the server clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Literal
+
+import redis.asyncio as aioredis
+from redis.commands.core import AsyncScript
+
+from server import keys
+from server.errors import DomainError
+
+
+class QueueNotReady(DomainError):
+    """This sale's line is not loaded in Redis yet; the caller loads it and retries."""
+
+    status, code, title = 503, "flash_queue_loading", "The queue is being loaded"
+
+
+def _lua(name: str) -> str:
+    folder = resources.files("server.flash") / "lua"
+    body = (folder / f"{name}.lua").read_text()
+    if "close_line(" in body or "exhausted(" in body:
+        body = (folder / "_common.lua").read_text() + "\n" + body
+    return body
+
+
+_NAMES = (
+    "join",
+    "admit",
+    "confirm",
+    "unadmit",
+    "release",
+    "refill",
+    "leave",
+    "close",
+    "init",
+    "positions",
+)
+_SOURCES = {name: _lua(name) for name in _NAMES}
+
+
+def _script(client: aioredis.Redis, name: str) -> AsyncScript:
+    cache: dict[str, AsyncScript] = client.__dict__.setdefault("_qc_flash_scripts", {})
+    if name not in cache:
+        cache[name] = client.register_script(_SOURCES[name])
+    return cache[name]
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _line_keys(sale_id: str, store_id: str) -> list[str]:
+    """state, wait, slots, free, admits, entries: the keys most scripts share."""
+    return [
+        keys.flash_state(sale_id, store_id),
+        keys.flash_wait(sale_id, store_id),
+        keys.flash_slots(sale_id, store_id),
+        keys.flash_free(sale_id, store_id),
+        keys.flash_admits(sale_id),
+        keys.flash_entries(sale_id),
+    ]
+
+
+@dataclass(frozen=True)
+class Joined:
+    status: Literal["WAITING", "ADMITTED", "CLOSED", "ELSEWHERE"]
+    ticket: int | None = None
+    rank: int | None = None  # 0 = next in line
+    can_admit: bool = False
+    slot_expires: float | None = None
+    reason: str | None = None  # CLOSED: sold_out, stopped, ended
+    store_id: str | None = None  # ELSEWHERE: the store whose line holds the entry
+
+
+async def join(
+    client: aioredis.Redis, *, sale_id: str, store_id: str, customer: str, max_slots: int
+) -> Joined:
+    answer = [
+        _s(v)
+        for v in await _script(client, "join")(
+            keys=[
+                keys.flash_state(sale_id, store_id),
+                keys.flash_entries(sale_id),
+                keys.flash_tickets(sale_id),
+                keys.flash_wait(sale_id, store_id),
+                keys.flash_slots(sale_id, store_id),
+                keys.flash_free(sale_id, store_id),
+            ],
+            args=[customer, store_id, max_slots],
+        )
+    ]
+    status = answer[0]
+    if status == "NOT_READY":
+        raise QueueNotReady(f"the line of {sale_id} at {store_id} is being loaded")
+    if status == "WAITING":
+        return Joined(
+            "WAITING", ticket=int(answer[1]), rank=int(answer[2]), can_admit=answer[3] == "1"
+        )
+    if status == "ADMITTED":
+        return Joined("ADMITTED", slot_expires=float(answer[1]))
+    if status == "CLOSED":
+        return Joined("CLOSED", reason=answer[1] or "closed")
+    return Joined("ELSEWHERE", store_id=answer[1])
+
+
+@dataclass(frozen=True)
+class Admission:
+    customer: str
+    ticket: int
+    admit_no: int
+
+
+async def admit(
+    client: aioredis.Redis, *, sale_id: str, store_id: str, slot_expires: float, max_slots: int
+) -> list[Admission]:
+    """Pop the head of the line into checkout slots; [] when closed or nothing to do."""
+    state, wait, slots, free, _, _ = _line_keys(sale_id, store_id)
+    answer = [
+        _s(v)
+        for v in await _script(client, "admit")(
+            keys=[state, wait, slots, free, keys.flash_admitted(sale_id)],
+            args=[repr(slot_expires), max_slots],
+        )
+    ]
+    if answer[0] == "NOT_READY":
+        raise QueueNotReady(f"the line of {sale_id} at {store_id} is being loaded")
+    body = answer[1:]
+    return [
+        Admission(body[i], int(float(body[i + 1])), int(body[i + 2]))
+        for i in range(0, len(body), 3)
+    ]
+
+
+async def confirm(
+    client: aioredis.Redis, *, sale_id: str, store_id: str, admissions: list[Admission]
+) -> int:
+    """Announce admissions whose PostgreSQL claims committed (status ADMITTED from now)."""
+    if not admissions:
+        return 0
+    args: list[Any] = []
+    for a in admissions:
+        args += [a.customer, f"{a.admit_no}:{a.ticket}"]
+    return int(
+        await _script(client, "confirm")(
+            keys=[keys.flash_slots(sale_id, store_id), keys.flash_admits(sale_id)], args=args
+        )
+    )
+
+
+@dataclass(frozen=True)
+class Released:
+    ended: int
+    exhausted: bool  # no free token and no slot: sold out, or the count is off (refill)
+    can_admit: bool = False
+
+
+async def unadmit(
+    client: aioredis.Redis,
+    *,
+    sale_id: str,
+    store_id: str,
+    admissions: list[Admission],
+    refund: bool,
+) -> Released:
+    """Put admitted customers back in line (their PostgreSQL claim did not happen)."""
+    args: list[Any] = ["1" if refund else "0", store_id]
+    for a in admissions:
+        args += [a.customer, a.ticket]
+    answer = await _script(client, "unadmit")(keys=_line_keys(sale_id, store_id), args=args)
+    return Released(int(answer[0]), answer[1] == 1)
+
+
+Outcome = Literal["returned", "sold"]
+
+
+async def release(
+    client: aioredis.Redis,
+    *,
+    sale_id: str,
+    store_id: str,
+    ended: dict[str, Outcome],
+    now: float,
+    slot_s: int,
+    max_slots: int,
+) -> Released:
+    """End slots ("returned": the token is free again; "sold")."""
+    args: list[Any] = [repr(now), slot_s, store_id, max_slots]
+    for customer, outcome in ended.items():
+        args += [customer, outcome]
+    answer = await _script(client, "release")(keys=_line_keys(sale_id, store_id), args=args)
+    return Released(int(answer[0]), answer[1] == 1, answer[2] == 1)
+
+
+async def refill(client: aioredis.Redis, *, sale_id: str, store_id: str, free: int) -> bool:
+    """Set an exhausted line's free count from PostgreSQL; False if it moved meanwhile."""
+    return bool(
+        await _script(client, "refill")(
+            keys=[
+                keys.flash_state(sale_id, store_id),
+                keys.flash_slots(sale_id, store_id),
+                keys.flash_free(sale_id, store_id),
+            ],
+            args=[free],
+        )
+    )
+
+
+async def leave(client: aioredis.Redis, *, sale_id: str, store_id: str, customer: str) -> bool:
+    """A waiting customer leaves the line; False if they were not waiting."""
+    left = await _script(client, "leave")(
+        keys=[keys.flash_wait(sale_id, store_id), keys.flash_entries(sale_id)],
+        args=[customer, store_id],
+    )
+    return bool(left)
+
+
+async def close(client: aioredis.Redis, *, sale_id: str, store_id: str, reason: str) -> int:
+    """Close the line for good (stop, end); returns how many were still waiting."""
+    return int(
+        await _script(client, "close")(keys=_line_keys(sale_id, store_id), args=[reason, store_id])
+    )
+
+
+@dataclass(frozen=True)
+class Slot:
+    customer: str
+    expires: float
+    admit_no: int
+    ticket: int
+
+
+async def init(
+    client: aioredis.Redis,
+    *,
+    sale_id: str,
+    store_id: str,
+    open_: bool,
+    reason: str,
+    units: int,
+    free: int,
+    slot_s: int,
+    slots: list[Slot],
+    max_ticket: int,
+    max_admit: int,
+) -> bool:
+    """Load a line from PostgreSQL's figures unless it is loaded already."""
+    state, _, slot_key, free_key, admits, entries = _line_keys(sale_id, store_id)
+    args: list[Any] = [
+        "open" if open_ else "closed",
+        reason,
+        units,
+        free,
+        slot_s,
+        store_id,
+        max_ticket,
+        max_admit,
+    ]
+    for slot in slots:
+        args += [slot.customer, repr(slot.expires), f"{slot.admit_no}:{slot.ticket}"]
+    loaded = await _script(client, "init")(
+        keys=[
+            state,
+            slot_key,
+            free_key,
+            entries,
+            admits,
+            keys.flash_tickets(sale_id),
+            keys.flash_admitted(sale_id),
+        ],
+        args=args,
+    )
+    return bool(loaded)
+
+
+@dataclass(frozen=True)
+class Standing:
+    rank: int | None  # 0 = next in line; None: not waiting
+    ticket: int | None
+    slot_expires: float | None
+    admit_no: int | None
+
+
+@dataclass(frozen=True)
+class LineView:
+    loaded: bool
+    open: bool
+    reason: str | None
+    waiting: int
+    in_slots: int
+    free: int
+    avg_slot_s: float | None
+    customers: dict[str, Standing]
+
+
+async def positions(
+    client: aioredis.Redis, *, sale_id: str, store_id: str, customers: list[str]
+) -> LineView:
+    """The line's figures and where each of ``customers`` stands, in one call."""
+    state, wait, slots, free, admits, _ = _line_keys(sale_id, store_id)
+    answer = [
+        _s(v)
+        for v in await _script(client, "positions")(
+            keys=[state, wait, slots, free, admits], args=customers
+        )
+    ]
+    standing = {}
+    body = answer[6:]
+    for i, customer in enumerate(customers):
+        rank, ticket, expires, admission = body[4 * i : 4 * i + 4]
+        admit_no, _, admitted_ticket = admission.partition(":")
+        ticket = ticket or admitted_ticket
+        standing[customer] = Standing(
+            None if int(rank) < 0 else int(rank),
+            int(float(ticket)) if ticket else None,
+            float(expires) if expires else None,
+            int(admit_no) if admit_no else None,
+        )
+    return LineView(
+        loaded=bool(answer[0]),
+        open=answer[0] == "open",
+        reason=answer[1] or None,
+        waiting=int(answer[2]),
+        in_slots=int(answer[3]),
+        free=int(answer[4]),
+        avg_slot_s=float(answer[5]) if answer[5] else None,
+        customers=standing,
+    )
+
+
+def wait_estimate(position: int, *, avg_slot_s: float | None, max_slots: int, slot_s: int) -> int:
+    """Seconds until ``position`` (1 = next) gets a slot: the turns of the slots ahead of
+    it, each lasting as long as slots have lately (half a slot before any ended)."""
+    avg = avg_slot_s if avg_slot_s is not None else slot_s / 2
+    turns = -(-position // max_slots)
+    return max(1, round(turns * avg))

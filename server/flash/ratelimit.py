@@ -1,0 +1,150 @@
+"""Rate limits (per client IP, per customer) and the flash-sale bulkheads.
+
+Rate limits use the ``limits`` library with its moving-window strategy on Redis, so
+every replica counts the same window; an exceeded limit is a 429 problem with
+``Retry-After``. The window is wall-clock time by nature (it is about request rates,
+not simulated business time), so it does not read the server clock.
+
+The bulkheads keep a flash-sale crowd from taking what regular carts and checkouts
+need in this process: at most ``flash_bulkhead_queue`` queue requests and
+``flash_bulkhead_checkout`` flash checkouts run at once (each holds database
+connections from the shared pool), a request that cannot get in within
+``flash_bulkhead_wait_s`` is answered 503 at once, and flash payments go through their
+own provider slots (``flash_payment_bulkhead``) beside the regular ones. The semaphores
+are per process (per uvicorn worker) like the payment bulkhead: they guard local
+resources, so they need no coordination.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import lru_cache
+from typing import Any
+
+from fastapi import Request
+from limits import RateLimitItem, parse
+from limits.aio.storage import RedisStorage
+from limits.aio.strategies import MovingWindowRateLimiter
+
+from server import keys
+from server.errors import DomainError, ServiceUnavailable
+from server.payments.gateway import PaymentGateway
+
+
+class RateLimited(DomainError):
+    status, code, title = 429, "rate_limited", "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after_s: int, **extra: Any) -> None:
+        super().__init__(detail, retry_after_s=retry_after_s, **extra)
+        self.headers = {"Retry-After": str(retry_after_s)}
+
+
+class FlashBusy(ServiceUnavailable):
+    code, title = "flash_busy", "The flash sale is busy"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, retry_after_s=1)
+        self.headers = {"Retry-After": "1"}
+
+
+@lru_cache(maxsize=32)
+def _item(spec: str) -> RateLimitItem:
+    try:
+        return parse(spec)
+    except ValueError:
+        raise ValueError(f"not a rate limit: {spec!r} (write e.g. '100/minute')") from None
+
+
+def _limiter(state: Any) -> MovingWindowRateLimiter:
+    """One limiter per app, on the app's own Redis connection pool."""
+    limiter = getattr(state, "flash_limiter", None)
+    if limiter is None:
+        storage = RedisStorage(
+            "async+redis://",
+            implementation="redispy",
+            connection_pool=state.redis.connection_pool,
+        )
+        limiter = state.flash_limiter = MovingWindowRateLimiter(storage)
+    return limiter
+
+
+async def hit(state: Any, *, scope: str, who: str, spec: str) -> None:
+    """Count one request of ``who`` against ``spec`` (e.g. "100/minute") or raise 429."""
+    item = _item(spec)
+    limiter = _limiter(state)
+    namespace = keys.rate_limit_scope(scope)
+    if await limiter.hit(item, namespace, who):
+        return
+    stats = await limiter.get_window_stats(item, namespace, who)
+    retry = max(1, math.ceil(stats.reset_time - time.time()))
+    raise RateLimited(
+        f"more than {spec} {scope.replace('-', ' ')} requests; try again in {retry} s",
+        retry_after_s=retry,
+        limit=spec,
+    )
+
+
+def client_ip(request: Request) -> str:
+    """The caller's address as the ASGI server reports it (uvicorn takes it from
+    ``X-Forwarded-For`` when the connection comes from a trusted proxy, the edge)."""
+    return request.client.host if request.client else "unknown"
+
+
+class Bulkhead:
+    """At most ``limit`` holders at once; others wait up to ``wait_s``, then 503."""
+
+    def __init__(self, name: str, limit: int, wait_s: float) -> None:
+        if limit < 1 or wait_s < 0:
+            raise ValueError("a bulkhead needs limit >= 1 and wait_s >= 0")
+        self.name, self.limit, self.wait_s = name, limit, wait_s
+        self._slots = asyncio.Semaphore(limit)
+        self.in_use = 0
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        try:
+            async with asyncio.timeout(self.wait_s):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise FlashBusy(
+                f"too many flash-sale {self.name} requests in progress; try again shortly"
+            ) from None
+        self.in_use += 1
+        try:
+            yield
+        finally:
+            self.in_use -= 1
+            self._slots.release()
+
+
+def bulkhead(state: Any, name: str) -> Bulkhead:
+    """This process's bulkhead ``name`` ("queue" or "checkout"), made on first use."""
+    held: dict[str, Bulkhead] | None = getattr(state, "flash_bulkheads", None)
+    if held is None:
+        held = state.flash_bulkheads = {}
+    if name not in held:
+        settings = state.settings
+        limit = (
+            settings.flash_bulkhead_queue if name == "queue" else settings.flash_bulkhead_checkout
+        )
+        held[name] = Bulkhead(name, limit, settings.flash_bulkhead_wait_s)
+    return held[name]
+
+
+def flash_gateway(state: Any) -> PaymentGateway:
+    """The regular provider and its shared breaker, behind the flash sale's own slots."""
+    gateway = getattr(state, "flash_payments", None)
+    if gateway is None:
+        regular: PaymentGateway = state.payments
+        gateway = state.flash_payments = PaymentGateway(
+            regular.provider,
+            regular.breaker,
+            bulkhead_limit=state.settings.flash_payment_bulkhead,
+            timeout_s=regular.timeout_s,
+            bulkhead_wait_s=regular.bulkhead_wait_s,
+        )
+    return gateway

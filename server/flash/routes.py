@@ -1,0 +1,387 @@
+"""Flash sales over HTTP and the queue's websocket.
+
+Managers create and stop sales; customers join a store's line, watch it on
+``/ws/flash/{sale_id}`` (or poll ``.../queue/me``) and check out while they hold a slot.
+Queue and checkout requests run inside the flash bulkheads and under the rate limits
+(per client IP on join and checkout, per customer on every flash request). Nothing here
+is cacheable: every answer carries live stock (the seed's edge rule for inventory).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import (
+    APIRouter,
+    Depends,
+    Header,
+    Path,
+    Query,
+    Request,
+    Response,
+    WebSocket,
+    WebSocketDisconnect,
+    status,
+)
+from fastapi.responses import JSONResponse
+
+from server.catalog.routes import NO_STORE
+from server.db import transaction
+from server.deps import (
+    ClockDep,
+    CustomerUser,
+    ManagerUser,
+    RedisDep,
+    SessionDep,
+    SettingsDep,
+)
+from server.errors import DomainError, Forbidden
+from server.flash import ratelimit, service
+from server.flash.hub import FINAL, flash_hub
+from server.idempotency.service import request_fingerprint, run_once
+from server.identity import service as identity
+from server.identity.models import User
+from server.openapi import problem_responses
+from server.sockets import caller_id
+from shared.enums import Role
+from shared.schemas import (
+    CheckoutRequest,
+    FlashJoin,
+    FlashQueueEntry,
+    FlashSaleCreate,
+    FlashSalePublic,
+    FlashSaleStop,
+    OrderPublic,
+    Page,
+)
+
+router = APIRouter(prefix="/v1/flash-sales", tags=["flash"])
+ws_router = APIRouter(tags=["flash"])
+
+SaleId = Annotated[uuid.UUID, Path(description="the flash sale")]
+StoreQuery = Annotated[
+    str | None, Query(max_length=20, pattern=r"^[A-Z0-9-]+$", examples=["BLR-KOR"])
+]
+IdempotencyKey = Annotated[
+    str,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=100,
+        description="repeat it on a retry; the first answer is replayed",
+    ),
+]
+
+
+async def _queue_bulkhead(request: Request) -> AsyncIterator[None]:
+    async with ratelimit.bulkhead(request.app.state, "queue").slot():
+        yield
+
+
+async def _checkout_bulkhead(request: Request) -> AsyncIterator[None]:
+    async with ratelimit.bulkhead(request.app.state, "checkout").slot():
+        yield
+
+
+async def _per_ip(request: Request, settings: SettingsDep) -> None:
+    await ratelimit.hit(
+        request.app.state,
+        scope="flash-ip",
+        who=ratelimit.client_ip(request),
+        spec=settings.checkout_rate_limit_per_ip,
+    )
+
+
+async def _limited_customer(request: Request, user: CustomerUser, settings: SettingsDep) -> User:
+    await ratelimit.hit(
+        request.app.state,
+        scope="flash-customer",
+        who=str(user.id),
+        spec=settings.flash_rate_limit_per_customer,
+    )
+    return user
+
+
+FlashCustomer = Annotated[User, Depends(_limited_customer)]
+
+
+@router.post(
+    "",
+    summary="Create a flash sale and pre-generate its tokens (managers, own city)",
+    status_code=status.HTTP_201_CREATED,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def create_sale(
+    body: FlashSaleCreate,
+    session: SessionDep,
+    redis: RedisDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    user: ManagerUser,
+    response: Response,
+) -> FlashSalePublic:
+    now = clock.now()
+    sale = await service.create_sale(
+        session, redis, manager=user, body=body, now=now, settings=settings
+    )
+    response.headers["Cache-Control"] = NO_STORE
+    return await service.sale_public(session, redis, sale=sale, now=now)
+
+
+@router.get(
+    "",
+    summary="Flash sales: live and upcoming (or all), newest start first",
+    responses=problem_responses(422),
+)
+async def list_sales(
+    session: SessionDep,
+    redis: RedisDep,
+    clock: ClockDep,
+    response: Response,
+    city: Annotated[str | None, Query(max_length=10, pattern=r"^[A-Z]+$")] = None,
+    store_id: StoreQuery = None,
+    include_finished: bool = False,
+    limit: Annotated[int, Query(ge=1, le=50)] = 20,
+    cursor: Annotated[datetime | None, Query(description="starts_at of the last sale seen")] = None,
+) -> Page[FlashSalePublic]:
+    now = clock.now()
+    found = await service.list_sales(
+        session,
+        now=now,
+        city_id=city,
+        store_id=store_id,
+        include_finished=include_finished,
+        before=cursor,
+        limit=limit + 1,
+    )
+    page = found[:limit]
+    response.headers["Cache-Control"] = NO_STORE
+    return Page[FlashSalePublic](
+        items=[await service.sale_public(session, redis, sale=s, now=now) for s in page],
+        next_cursor=page[-1].starts_at.isoformat()  # type: ignore[union-attr]
+        if len(found) > limit
+        else None,
+    )
+
+
+@router.get(
+    "/{sale_id}",
+    summary="One flash sale with its units per store (live, never cached)",
+    responses=problem_responses(404),
+)
+async def get_sale(
+    sale_id: SaleId, session: SessionDep, redis: RedisDep, clock: ClockDep, response: Response
+) -> FlashSalePublic:
+    sale = await service.get_sale(session, sale_id=sale_id)
+    response.headers["Cache-Control"] = NO_STORE
+    return await service.sale_public(session, redis, sale=sale, now=clock.now())
+
+
+@router.post(
+    "/{sale_id}/stop",
+    summary="Stop a sale now: unsold units go back to regular stock (managers, own city)",
+    responses=problem_responses(401, 403, 404, 409),
+)
+async def stop_sale(
+    sale_id: SaleId,
+    body: FlashSaleStop,
+    session: SessionDep,
+    redis: RedisDep,
+    clock: ClockDep,
+    user: ManagerUser,
+    response: Response,
+) -> FlashSalePublic:
+    now = clock.now()
+    sale = await service.stop_sale(
+        session, redis, sale_id=sale_id, manager=user, reason=body.reason, now=now
+    )
+    response.headers["Cache-Control"] = NO_STORE
+    return await service.sale_public(session, redis, sale=sale, now=now)
+
+
+@router.post(
+    "/{sale_id}/queue",
+    summary="Join a store's line: a position and an estimated wait, or a checkout slot",
+    dependencies=[Depends(_queue_bulkhead), Depends(_per_ip)],
+    responses=problem_responses(401, 403, 404, 409, 429, 503),
+)
+async def join(
+    sale_id: SaleId,
+    body: FlashJoin,
+    session: SessionDep,
+    redis: RedisDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    user: FlashCustomer,
+    response: Response,
+) -> FlashQueueEntry:
+    response.headers["Cache-Control"] = NO_STORE
+    return await service.join(
+        session,
+        redis,
+        sale_id=sale_id,
+        customer=user,
+        store_id=body.store_id,
+        now=clock.now(),
+        settings=settings,
+    )
+
+
+@router.get(
+    "/{sale_id}/queue/me",
+    summary="Where I stand in the line (for clients without the websocket)",
+    dependencies=[Depends(_queue_bulkhead)],
+    responses=problem_responses(401, 403, 404, 429, 503),
+)
+async def my_entry(
+    sale_id: SaleId,
+    session: SessionDep,
+    redis: RedisDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    user: FlashCustomer,
+    response: Response,
+    store_id: StoreQuery = None,
+) -> FlashQueueEntry:
+    response.headers["Cache-Control"] = NO_STORE
+    return await service.my_entry(
+        session,
+        redis,
+        sale_id=sale_id,
+        customer=user,
+        store_id=store_id,
+        now=clock.now(),
+        settings=settings,
+    )
+
+
+@router.delete(
+    "/{sale_id}/queue/me",
+    summary="Leave the line (an unused checkout slot and its token pass to the next)",
+    status_code=status.HTTP_204_NO_CONTENT,
+    dependencies=[Depends(_queue_bulkhead)],
+    responses=problem_responses(401, 403, 404, 409, 429, 503),
+)
+async def leave(
+    sale_id: SaleId,
+    request: Request,
+    redis: RedisDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    user: FlashCustomer,
+) -> Response:
+    await service.leave(
+        request.app.state.sessions,
+        redis,
+        sale_id=sale_id,
+        customer=user,
+        now=clock.now(),
+        settings=settings,
+    )
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{sale_id}/checkout",
+    summary="Buy the unit of my checkout slot at the sale price (Idempotency-Key)",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[Depends(_checkout_bulkhead), Depends(_per_ip)],
+    responses={
+        201: {"model": OrderPublic},
+        **problem_responses(401, 402, 403, 404, 409, 422, 429, 503),
+    },
+)
+async def checkout(
+    sale_id: SaleId,
+    body: CheckoutRequest,
+    request: Request,
+    idempotency_key: IdempotencyKey,
+    redis: RedisDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    user: FlashCustomer,
+) -> JSONResponse:
+    state = request.app.state
+    now = clock.now()
+    answer = await run_once(
+        state.sessions,
+        user_id=user.id,
+        key=idempotency_key,
+        now=now,
+        fingerprint=request_fingerprint("POST", request.url.path, body.model_dump(mode="json")),
+        work=lambda: service.checkout(
+            state.sessions,
+            redis,
+            gateway=ratelimit.flash_gateway(state),
+            settings=settings,
+            customer=user,
+            sale_id=sale_id,
+            body=body,
+            now=now,
+        ),
+    )
+    answer.headers["Cache-Control"] = NO_STORE
+    return answer
+
+
+CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND = 4401, 4403, 4404
+
+
+@ws_router.websocket("/ws/flash/{sale_id}")
+async def watch_line(websocket: WebSocket, sale_id: uuid.UUID) -> None:
+    """The customer's place in line, pushed as it changes: ``position`` (with the
+    estimated wait) only ever decreasing, then ``admitted`` (a 60 s slot) and
+    ``slot_ended``, or ``closed`` (sold out, stopped, ended) for everyone at once."""
+    state = websocket.app.state
+    await websocket.accept()
+    try:
+        user_id = caller_id(websocket)
+        async with transaction(state.sessions) as session:
+            user = await identity.get_active_user(session, user_id=user_id)
+            if user.role not in (Role.CUSTOMER, Role.ADMIN):
+                raise Forbidden("the queue is for customers")
+            sale = await service.get_sale(session, sale_id=sale_id)
+            stores = list(await service.sale_stores(session, sale.sale_id))
+        store_id = await service.entry_store(
+            state.redis,
+            sale=sale,
+            customer=user.id,
+            asked=websocket.query_params.get("store_id"),
+            stores=stores,
+        )
+    except DomainError as exc:
+        await websocket.send_json({"type": "error", "error": exc.problem()})
+        code = {401: CLOSE_UNAUTHORIZED, 403: CLOSE_FORBIDDEN}.get(exc.status, CLOSE_NOT_FOUND)
+        await websocket.close(code=code)
+        return
+
+    async def client_gone() -> None:
+        with contextlib.suppress(WebSocketDisconnect):
+            while True:  # the client may send pings; a disconnect ends the watch
+                await websocket.receive_text()
+
+    gone = asyncio.create_task(client_gone())
+    try:
+        async with flash_hub(state).watch(str(sale_id), store_id, str(user.id)) as inbox:
+            while True:
+                getting = asyncio.create_task(inbox.get())
+                done, _ = await asyncio.wait({getting, gone}, return_when=asyncio.FIRST_COMPLETED)
+                if getting not in done:
+                    getting.cancel()
+                    return
+                message = getting.result()
+                await websocket.send_json(message)
+                if message["type"] in FINAL:
+                    await websocket.close()
+                    return
+    except (WebSocketDisconnect, RuntimeError):
+        return
+    finally:
+        gone.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await gone

@@ -1,0 +1,1 @@
+"""Operations: the control-tower feed, SLA prediction, alerts, and audited manager actions."""

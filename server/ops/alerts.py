@@ -1,0 +1,231 @@
+"""Alerts for city managers: raised where something happens (an OTP locked, a rider's
+signal lost, drift found by the reconciler) or by the evaluator from the live figures
+(overload, predicted SLA breaches, idle riders, top sellers out of stock, forecast risk).
+
+One open alert per condition (``dedupe_key``): raising it again refreshes its message.
+Condition alerts resolve themselves when the condition clears; event alerts resolve when
+a manager acknowledges them. Acknowledging a condition alert only records who saw it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import text
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server.errors import Forbidden, NotFound
+from server.identity.models import User
+from server.ops import sla
+from server.ops.models import OpsAlert
+from shared.enums import AlertKind, AlertSeverity, RiderStatus, Role
+from shared.schemas import AlertPublic, OpsSnapshot
+
+CONDITION_KINDS = frozenset(
+    {
+        AlertKind.STORE_OVERLOADED,
+        AlertKind.SLA_BREACH_PREDICTED,
+        AlertKind.RIDER_IDLE,
+        AlertKind.TOP_SELLER_STOCK_OUT,
+        AlertKind.STOCKOUT_RISK,
+    }
+)
+RIDER_IDLE_AFTER = timedelta(minutes=20)
+TOP_SELLERS = 20  # per store, by units ordered in the last week
+TOP_SELLER_WINDOW = timedelta(days=7)
+
+_RAISE = text("""
+    INSERT INTO ops_alerts (alert_id, city_id, store_id, kind, severity, subject, message,
+                            dedupe_key, raised_at)
+    VALUES (:id, coalesce(:city, (SELECT city_id FROM dark_stores WHERE store_id = :store)),
+            :store, :kind, :severity, :subject, :message, :key, :now)
+    ON CONFLICT (dedupe_key) WHERE resolved_at IS NULL
+    DO UPDATE SET message = EXCLUDED.message, severity = EXCLUDED.severity""")
+
+_RESOLVE_CLEARED = text("""
+    UPDATE ops_alerts SET resolved_at = :now
+    WHERE city_id = :city AND resolved_at IS NULL AND kind = ANY(:kinds)
+      AND NOT (dedupe_key = ANY(:keep))""")
+
+_TOP_SELLERS_OUT = text("""
+    WITH sold AS (
+        SELECT oi.store_id, oi.sku_id, sum(oi.quantity) AS units
+        FROM order_items oi
+        JOIN orders o ON o.store_id = oi.store_id AND o.order_id = oi.order_id
+        WHERE o.store_id = ANY(:stores) AND o.placed_at > :since AND o.status <> 'CANCELLED'
+        GROUP BY oi.store_id, oi.sku_id),
+    ranked AS (
+        SELECT store_id, sku_id,
+               row_number() OVER (PARTITION BY store_id ORDER BY units DESC, sku_id) AS rank
+        FROM sold)
+    SELECT r.store_id, r.sku_id, p.name
+    FROM ranked r
+    JOIN store_inventory i ON i.store_id = r.store_id AND i.sku_id = r.sku_id
+    JOIN products p ON p.sku_id = r.sku_id
+    WHERE r.rank <= :top AND i.available_qty = 0""")
+
+
+def alert_key(kind: AlertKind, *parts: str) -> str:
+    return ":".join([kind.value, *parts])
+
+
+async def raise_alert(
+    session: AsyncSession,
+    *,
+    kind: AlertKind,
+    severity: AlertSeverity,
+    message: str,
+    now: datetime,
+    store_id: str | None = None,
+    city_id: str | None = None,
+    subject: str | None = None,
+    key: str | None = None,
+) -> None:
+    """Open an alert (or refresh the open one with the same key). A store's city is
+    looked up when ``city_id`` is not given."""
+    if city_id is None and store_id is None:
+        raise ValueError("an alert needs a store or a city")
+    await session.exec(
+        _RAISE,  # type: ignore[call-overload]
+        params={
+            "id": uuid.uuid4(),
+            "city": city_id,
+            "store": store_id,
+            "kind": kind.value,
+            "severity": severity.value,
+            "subject": subject,
+            "message": message[:300],
+            "key": key or alert_key(kind, store_id or city_id or "", subject or ""),
+            "now": now,
+        },
+    )
+
+
+def public(alert: OpsAlert) -> AlertPublic:
+    return AlertPublic.model_validate(alert, from_attributes=True)
+
+
+async def open_alerts(session: AsyncSession, *, city_id: str) -> list[AlertPublic]:
+    rows = await session.exec(
+        select(OpsAlert)
+        .where(OpsAlert.city_id == city_id, col(OpsAlert.resolved_at).is_(None))
+        .order_by(col(OpsAlert.raised_at).desc(), col(OpsAlert.alert_id))
+    )
+    return [public(a) for a in rows.all()]
+
+
+async def acknowledge(
+    session: AsyncSession, *, alert_id: uuid.UUID, manager: User, now: datetime
+) -> OpsAlert:
+    alert = await session.get(OpsAlert, alert_id, with_for_update=True)
+    if alert is None:
+        raise NotFound("no such alert", code="alert_not_found")
+    if manager.role != Role.ADMIN and alert.city_id != manager.city_id:
+        raise Forbidden("the alert is not in your city", code="not_your_city")
+    if alert.acknowledged_at is None:
+        alert.acknowledged_at, alert.acknowledged_by = now, manager.id
+    if alert.kind not in CONDITION_KINDS and alert.resolved_at is None:
+        alert.resolved_at = now  # an event has been seen to: nothing left to clear it
+    session.add(alert)
+    await session.flush()
+    return alert
+
+
+async def evaluate_city(session: AsyncSession, *, snapshot: OpsSnapshot, now: datetime) -> int:
+    """Raise the condition alerts the live figures call for and resolve those that cleared.
+    Returns how many conditions hold."""
+    city = snapshot.city.city_id
+    raised: list[str] = []
+
+    async def hold(
+        kind: AlertKind,
+        severity: AlertSeverity,
+        message: str,
+        *,
+        store_id: str | None = None,
+        subject: str | None = None,
+    ) -> None:
+        key = alert_key(kind, store_id or city, subject or "")
+        await raise_alert(
+            session,
+            kind=kind,
+            severity=severity,
+            message=message,
+            now=now,
+            city_id=city,
+            store_id=store_id,
+            subject=subject,
+            key=key,
+        )
+        raised.append(key)
+
+    for s in snapshot.stores:
+        if not s.is_operational:
+            continue
+        in_store = sum(n for st, n in s.orders_by_state.items() if st in sla.IN_STORE)
+        load = sla.StoreLoad(
+            in_store=in_store,
+            predicted_breaches=s.predicted_breaches,
+            oldest_wait_s=s.oldest_wait_s,
+            active_pickers=s.active_pickers,
+            idle_riders=s.idle_riders,
+            is_operational=s.is_operational,
+        )
+        if sla.is_overloaded(load):
+            await hold(
+                AlertKind.STORE_OVERLOADED,
+                AlertSeverity.WARNING,
+                f"{s.name}: {in_store} orders waiting for {max(1, s.active_pickers)} picker(s)",
+                store_id=s.store_id,
+            )
+        if s.predicted_breaches:
+            await hold(
+                AlertKind.SLA_BREACH_PREDICTED,
+                AlertSeverity.CRITICAL if s.predicted_breaches >= 3 else AlertSeverity.WARNING,
+                f"{s.name}: {s.predicted_breaches} order(s) predicted to miss the SLA",
+                store_id=s.store_id,
+            )
+        if s.stockout_risk:
+            await hold(
+                AlertKind.STOCKOUT_RISK,
+                AlertSeverity.INFO,
+                f"{s.name}: {s.stockout_risk} SKU(s) may run out within 24 h",
+                store_id=s.store_id,
+            )
+    for r in snapshot.riders:
+        if r.status == RiderStatus.IDLE and (r.idle_s or 0) > RIDER_IDLE_AFTER.total_seconds():
+            await hold(
+                AlertKind.RIDER_IDLE,
+                AlertSeverity.INFO,
+                f"rider {r.name} idle for {int((r.idle_s or 0) // 60)} min",
+                store_id=r.store_id,
+                subject=str(r.rider_id),
+            )
+    rows = await session.exec(
+        _TOP_SELLERS_OUT,  # type: ignore[call-overload]
+        params={
+            "stores": [s.store_id for s in snapshot.stores if s.is_operational],
+            "since": now - TOP_SELLER_WINDOW,
+            "top": TOP_SELLERS,
+        },
+    )
+    for store_id, sku_id, name in rows.all():
+        await hold(
+            AlertKind.TOP_SELLER_STOCK_OUT,
+            AlertSeverity.WARNING,
+            f"{store_id}: top seller {name} ({sku_id}) is out of stock",
+            store_id=store_id,
+            subject=sku_id,
+        )
+    await session.exec(
+        _RESOLVE_CLEARED,  # type: ignore[call-overload]
+        params={
+            "now": now,
+            "city": city,
+            "kinds": [k.value for k in CONDITION_KINDS],
+            "keep": raised,
+        },
+    )
+    return len(raised)

@@ -1,0 +1,221 @@
+"""Manager actions from the control tower. Each one checks the manager's city, does its
+change, and writes its audit row in the same transaction (so an action without a trace,
+or a trace without the action, cannot happen)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import redis.asyncio as aioredis
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server import uow
+from server.delivery import service as delivery
+from server.delivery.models import Rider
+from server.errors import Conflict, Forbidden, NotFound
+from server.events.service import emit
+from server.identity.models import User
+from server.ops.audit import record_action
+from server.orders import service as orders
+from server.orders.models import Order
+from server.stores.models import DarkStore
+from server.stores.selection import invalidate_selection
+from server.stores.service import get_store_for_manager
+from shared.enums import Role
+from shared.states import TERMINAL
+
+
+def require_city(manager: User, city_id: str) -> None:
+    if manager.role != Role.ADMIN and manager.city_id != city_id:
+        raise Forbidden(f"city {city_id} is not yours", code="not_your_city")
+
+
+async def _store(session: AsyncSession, *, store_id: str, manager: User) -> DarkStore:
+    store = await get_store_for_manager(session, store_id=store_id, manager=manager)
+    await session.refresh(store, with_for_update=True)
+    return store
+
+
+def _refresh_selection_after_commit(session: AsyncSession, redis: aioredis.Redis) -> None:
+    # after the commit: a request recomputing the cache before it would store the old view
+    async def bump() -> None:
+        await invalidate_selection(redis)
+
+    uow.after_commit(session, bump)
+
+
+async def _store_changed(
+    session: AsyncSession,
+    redis: aioredis.Redis,
+    *,
+    store: DarkStore,
+    manager: User,
+    action: str,
+    now: datetime,
+    reason: str | None,
+    details: dict[str, object] | None = None,
+) -> None:
+    session.add(store)
+    await record_action(
+        session,
+        actor_id=manager.id,
+        city_id=store.city_id,
+        action=action,
+        target=store.store_id,
+        now=now,
+        reason=reason,
+        details=details,
+    )
+    await emit(
+        session,
+        topic=action,
+        store_id=store.store_id,
+        now=now,
+        payload={"store_id": store.store_id, "reason": reason, **(details or {})},
+    )
+    _refresh_selection_after_commit(session, redis)
+
+
+async def pause_store(
+    session: AsyncSession,
+    redis: aioredis.Redis,
+    *,
+    store_id: str,
+    manager: User,
+    reason: str,
+    now: datetime,
+) -> DarkStore:
+    """Store selection stops offering the store and checkout refuses it; orders already
+    taken are still picked and delivered."""
+    store = await _store(session, store_id=store_id, manager=manager)
+    if not store.is_operational:
+        raise Conflict(f"{store_id} is already paused", code="store_already_paused")
+    store.is_operational, store.paused_reason = False, reason
+    await _store_changed(
+        session, redis, store=store, manager=manager, action="store.pause", now=now, reason=reason
+    )
+    return store
+
+
+async def resume_store(
+    session: AsyncSession, redis: aioredis.Redis, *, store_id: str, manager: User, now: datetime
+) -> DarkStore:
+    store = await _store(session, store_id=store_id, manager=manager)
+    if store.is_operational:
+        raise Conflict(f"{store_id} is not paused", code="store_not_paused")
+    was = store.paused_reason
+    store.is_operational, store.paused_reason = True, None
+    await _store_changed(
+        session,
+        redis,
+        store=store,
+        manager=manager,
+        action="store.resume",
+        now=now,
+        reason=None,
+        details={"paused_reason": was},
+    )
+    return store
+
+
+async def set_radius(
+    session: AsyncSession,
+    redis: aioredis.Redis,
+    *,
+    store_id: str,
+    manager: User,
+    radius_m: int,
+    reason: str | None,
+    now: datetime,
+) -> DarkStore:
+    store = await _store(session, store_id=store_id, manager=manager)
+    before = store.service_radius_m
+    store.service_radius_m = radius_m
+    await _store_changed(
+        session,
+        redis,
+        store=store,
+        manager=manager,
+        action="store.radius",
+        now=now,
+        reason=reason,
+        details={"from_m": before, "to_m": radius_m},
+    )
+    return store
+
+
+async def _order(session: AsyncSession, *, order_id: uuid.UUID, manager: User) -> Order:
+    order = await orders.get_order(session, order_id=order_id, viewer=manager, for_update=True)
+    require_city(manager, order.city_id)
+    return order
+
+
+async def reassign_order(
+    session: AsyncSession,
+    *,
+    order_id: uuid.UUID,
+    rider_id: uuid.UUID,
+    manager: User,
+    reason: str,
+    now: datetime,
+) -> Order:
+    order = await _order(session, order_id=order_id, manager=manager)
+    rider = await session.get(Rider, rider_id, with_for_update=True)
+    if rider is None:
+        raise NotFound("no such rider", code="rider_not_found")
+    previous = order.rider_id
+    trip = await delivery.assign_to_rider(session, order=order, rider=rider, now=now, reason=reason)
+    await record_action(
+        session,
+        actor_id=manager.id,
+        city_id=order.city_id,
+        action="order.reassign",
+        target=str(order.order_id),
+        now=now,
+        reason=reason,
+        details={
+            "from_rider": str(previous) if previous else None,
+            "to_rider": str(rider_id),
+            "trip_id": str(trip.trip_id),
+        },
+    )
+    return order
+
+
+async def cancel_order(
+    session: AsyncSession,
+    redis: aioredis.Redis,
+    *,
+    order_id: uuid.UUID,
+    manager: User,
+    reason: str,
+    now: datetime,
+) -> Order:
+    """Cancel with the stock released (a hold) or returned (a paid order), the refund
+    owed, the pick task withdrawn and the order taken off its rider's trip."""
+    order = await _order(session, order_id=order_id, manager=manager)
+    status = order.status
+    if status in TERMINAL:
+        raise Conflict(f"the order is already {status}", code="order_closed", status_now=status)
+    await orders.cancel_order(
+        session,
+        redis,
+        order=order,
+        now=now,
+        actor=manager,
+        reason=f"ops: {reason}",
+        by_customer=False,
+    )
+    await delivery.detach_order(session, order=order, now=now, reason=f"cancelled: {reason}")
+    await record_action(
+        session,
+        actor_id=manager.id,
+        city_id=order.city_id,
+        action="order.cancel",
+        target=str(order.order_id),
+        now=now,
+        reason=reason,
+        details={"status_was": status},
+    )
+    return order

@@ -1,0 +1,36 @@
+"""``qc bench flash`` end to end at a tiny size: real uvicorn workers, real sockets; the
+proof it reports must hold (figures are not timed here)."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.bench.flash import run
+
+
+@pytest.mark.slow
+async def test_the_flash_benchmark_sells_exactly_the_units(settings, clean) -> None:
+    figures = await run(
+        settings,
+        users=60,
+        units=12,
+        workers=1,
+        slots=4,
+        slot_seconds=5,
+        sockets=20,
+        arrival_s=1.0,
+        connections=16,
+        failure_rate=0.1,
+        abandon_rate=0.0,
+        regular_seconds=1.0,
+        poll_cap_s=2.0,  # pages far back would wait 2 minutes to hear the line closed
+    )
+    proof, crowd = figures["proof"], figures["crowd"]
+    assert proof["sold"] == proof["units"] == proof["confirmed_orders_at_sale_price"] == 12
+    assert proof["oversold"] == 0 and proof["customers_over_limit"] == 0
+    assert proof["units_that_left"] == 12 and proof["ledger_matches_stock"]
+    assert proof["sold_admission_inversions"] == 0 and crowd["admission_inversions"] == 0
+    assert crowd["joins"] == 60 and crowd["socket_positions_rose"] == 0
+    assert crowd["outcomes"]["bought"] == 12
+    assert sum(crowd["outcomes"].values()) == 60  # every customer ended somewhere
+    assert figures["regular"]["without_sale"]["orders"] > 0

@@ -1,0 +1,132 @@
+"""The queue's websocket over a real socket: positions pushed as the line moves, only
+ever decreasing, then the slot; a sold-out line tells everyone still waiting at once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import httpx
+import websockets
+
+from server.flash import service
+from tests.server.flash.flash_helpers import (
+    ADDRESS,
+    STORE,
+    create_sale,
+    flash_sku,
+    make_customers,
+    manager_headers,
+    stock_up,
+)
+
+
+def _ws_url(live_server, sale_id: str, headers: dict[str, str]) -> str:
+    token = headers["Authorization"].split()[1]
+    return live_server.url.replace("http", "ws") + f"/ws/flash/{sale_id}?token={token}"
+
+
+async def _next(ws) -> dict:
+    return json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
+
+
+async def _checkout(client, sid, headers):
+    r = await client.post(
+        f"/v1/flash-sales/{sid}/checkout",
+        json=ADDRESS,
+        headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert r.status_code == 201, r.text
+
+
+async def test_positions_pushed_over_the_socket_only_decrease(city, live_server, stack, clock):
+    app = live_server.app
+    app.state.settings.flash_max_concurrent_checkouts = 1
+    sku = flash_sku(city.database_url)
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as client:
+        await stock_up(_on_test_loop(stack, app), STORE, sku, 10)
+        sale = await create_sale(
+            client, manager_headers(clock, city.database_url), clock, sku=sku, units=5
+        )
+        sid = sale["sale_id"]
+        crowd = make_customers(city.database_url, clock, 5)
+        for _, h in crowd:
+            r = await client.post(
+                f"/v1/flash-sales/{sid}/queue", json={"store_id": STORE}, headers=h
+            )
+            assert r.status_code == 200, r.text
+        (_, first), (_, second), _third, (_, fourth), (_, last) = crowd
+        async with websockets.connect(_ws_url(live_server, sid, last)) as ws:
+            seen = [await _next(ws)]
+            await _checkout(client, sid, first)  # bought: the next one is admitted
+            seen.append(await _next(ws))
+            r = await client.delete(f"/v1/flash-sales/{sid}/queue/me", headers=second)
+            assert r.status_code == 204  # gave the slot up
+            seen.append(await _next(ws))
+            clock.advance(61)  # the third never checks out: the slot expires
+            await service.tick(
+                stack.sessions, stack.redis, clock=clock, settings=app.state.settings
+            )
+            seen.append(await _next(ws))
+            await _checkout(client, sid, fourth)
+            seen.append(await _next(ws))
+        positions = [m["position"] for m in seen if m["type"] == "position"]
+        assert positions == [4, 3, 2, 1]
+        assert all(m["estimated_wait_s"] >= 1 for m in seen if m["type"] == "position")
+        assert seen[-1]["type"] == "admitted" and seen[-1]["slot_seconds_left"] > 0
+
+
+async def test_a_sold_out_line_tells_everyone_waiting_at_once(city, live_server, stack, clock):
+    app = live_server.app
+    app.state.settings.flash_max_concurrent_checkouts = 1
+    sku = flash_sku(city.database_url)
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as client:
+        await stock_up(_on_test_loop(stack, app), STORE, sku, 2)
+        sale = await create_sale(
+            client, manager_headers(clock, city.database_url), clock, sku=sku, units=1
+        )
+        sid = sale["sale_id"]
+        (_, buyer), *waiting = make_customers(city.database_url, clock, 4)
+        for h in [buyer, *[h for _, h in waiting]]:
+            r = await client.post(
+                f"/v1/flash-sales/{sid}/queue", json={"store_id": STORE}, headers=h
+            )
+            assert r.status_code == 200
+        sockets = [await websockets.connect(_ws_url(live_server, sid, h)) for _, h in waiting]
+        try:
+            firsts = [await _next(ws) for ws in sockets]
+            assert [m["position"] for m in firsts] == [1, 2, 3]
+            await _checkout(client, sid, buyer)
+            lasts = [await _next(ws) for ws in sockets]
+            assert lasts == [{"type": "closed", "reason": "sold_out"}] * 3
+            for ws in sockets:  # and the server closes each socket
+                await asyncio.wait_for(ws.wait_closed(), timeout=10)
+        finally:
+            for ws in sockets:
+                await ws.close()
+        r = await client.get(f"/v1/flash-sales/{sid}/queue/me", headers=waiting[0][1])
+        assert r.json()["status"] == "CLOSED" and r.json()["closed_reason"] == "sold_out"
+
+
+async def test_the_socket_refuses_strangers(city, live_server, clock):
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=30):
+        url = live_server.url.replace("http", "ws") + f"/ws/flash/{uuid.uuid4()}?token=nope"
+        async with websockets.connect(url) as ws:
+            message = await _next(ws)
+            assert message["type"] == "error" and message["error"]["status"] == 401
+            await asyncio.wait_for(ws.wait_closed(), timeout=10)
+            assert ws.close_code == 4401
+
+
+def _on_test_loop(stack, app):
+    """The app's state as ``stock_up`` wants it, on this test's own connections (the live
+    server's engine belongs to its own event loop)."""
+
+    class _State:
+        sessions, redis, clock = stack.sessions, stack.redis, app.state.clock
+
+    class _App:
+        state = _State
+
+    return _App
