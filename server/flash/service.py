@@ -61,12 +61,12 @@ from server.inventory import service as inventory
 from server.inventory.errors import InsufficientStock
 from server.ops.audit import record_action
 from server.orders import service as orders
+from server.orders.checkout import charge_order, payment_failed, require_checkout_possible
 from server.orders.models import Order
-from server.payments.breaker import CircuitOpen, PaymentUnavailable
+from server.payments.breaker import PaymentUnavailable
 from server.payments.gateway import PaymentGateway
 from server.payments.models import Payment
 from server.stores.models import DarkStore
-from server.stores.selection import select_stores
 from shared.enums import OrderStatus, Role
 from shared.geo import LatLng
 from shared.schemas import (
@@ -1167,17 +1167,7 @@ async def leave(
                 session, lambda: publish(redis, sale_id=str(sale.sale_id), store_id=store)
             )
             return
-        token = (
-            await session.exec(
-                select(InventoryToken)
-                .where(
-                    InventoryToken.sale_id == sale.sale_id,
-                    InventoryToken.claimed_by == customer.id,
-                    InventoryToken.status == TokenStatus.CLAIMED,
-                )
-                .with_for_update()
-            )
-        ).first()
+        token = await _claimed_token(session, sale_id=sale.sale_id, customer=customer.id)
         if token is None:
             raise NotInQueue("you are not in this sale's line")
         if token.order_id is not None:
@@ -1193,6 +1183,23 @@ async def leave(
         now=now,
         settings=settings,
     )
+
+
+async def _claimed_token(
+    session: AsyncSession, *, sale_id: uuid.UUID, customer: uuid.UUID
+) -> InventoryToken | None:
+    """The token of the customer's checkout slot in this sale, locked."""
+    return (
+        await session.exec(
+            select(InventoryToken)
+            .where(
+                InventoryToken.sale_id == sale_id,
+                InventoryToken.claimed_by == customer,
+                InventoryToken.status == TokenStatus.CLAIMED,
+            )
+            .with_for_update()
+        )
+    ).first()
 
 
 def _free_token(token: InventoryToken, now: datetime) -> None:
@@ -1249,17 +1256,7 @@ async def checkout(
     async with transaction(sessions) as session:
         sale = await get_sale(session, sale_id=sale_id, lock="share")
         _require_live(sale, now)
-        token = (
-            await session.exec(
-                select(InventoryToken)
-                .where(
-                    InventoryToken.sale_id == sale.sale_id,
-                    InventoryToken.claimed_by == customer.id,
-                    InventoryToken.status == TokenStatus.CLAIMED,
-                )
-                .with_for_update()
-            )
-        ).first()
+        token = await _claimed_token(session, sale_id=sale.sale_id, customer=customer.id)
         if token is None:
             raise NoCheckoutSlot("you have no checkout slot; join the line and wait your turn")
         if token.order_id is not None:
@@ -1274,15 +1271,9 @@ async def checkout(
                 f"you bought the most this sale allows ({sale.per_customer_limit})",
                 limit=sale.per_customer_limit,
             )
-        serving = await select_stores(session, redis, point=point, now=now, use_cache=False)
-        if token.store_id not in {c.store_id for c in serving}:
-            raise Conflict(
-                f"{token.store_id} does not deliver to this address right now",
-                code="not_serviceable",
-            )
-        breaker = await gateway.breaker.snapshot(now.timestamp())
-        if breaker.state == "open" and breaker.open_until is not None:
-            raise CircuitOpen(breaker.open_until - now.timestamp())
+        await require_checkout_possible(
+            session, redis, gateway=gateway, store_id=token.store_id, point=point, now=now
+        )
         await inventory.reserve_lines(
             session,
             redis,
@@ -1318,13 +1309,8 @@ async def checkout(
         payment_id, amount = payment.payment_id, payment.amount_paise
         store_id, token_id = token.store_id, token.token_id
     try:
-        result = await gateway.charge(
-            payment_id=str(payment_id),
-            order_id=str(order_id),
-            amount_paise=amount,
-            currency="INR",
-            idempotency_key=str(order_id),
-            now=now.timestamp(),
+        result = await charge_order(
+            gateway, payment_id=payment_id, order_id=order_id, amount_paise=amount, now=now
         )
     except PaymentUnavailable:
         # not the customer's doing: the order goes, the slot and its token stay theirs
@@ -1401,15 +1387,7 @@ async def checkout(
             settings=settings,
         )
     if view.status == OrderStatus.CANCELLED:
-        failed = Conflict(
-            f"the payment failed ({result.failure_reason or 'declined'}); nothing was charged "
-            "and the unit went back to the sale",
-            code="payment_failed",
-            status=402,
-            order_id=str(order_id),
-        )
-        failed.title = "Payment failed"
-        return 402, failed.problem()
+        return payment_failed(order_id, result, what_happened="the unit went back to the sale")
     return 201, view.model_dump(mode="json")
 
 

@@ -23,12 +23,12 @@ from server.identity.models import User
 from server.inventory import service as inventory
 from server.inventory.errors import HoldNotActive, InsufficientStock, UnknownSku
 from server.orders import service as orders
+from server.orders.checkout import charge_order, payment_failed, require_checkout_possible
 from server.orders.models import Cart, Order
-from server.payments.breaker import CircuitOpen, PaymentUnavailable
+from server.payments.breaker import PaymentUnavailable
 from server.payments.gateway import PaymentGateway
 from server.payments.models import Payment
 from server.stores.models import DarkStore
-from server.stores.selection import select_stores
 from shared.enums import OrderStatus
 from shared.geo import LatLng
 from shared.schemas import CartLine, CartPublic, CheckoutRequest
@@ -248,16 +248,9 @@ async def checkout(
             if await _had_expired_lines(session, cart):
                 raise CartExpired("the cart's holds expired; start a new cart")
             raise Unprocessable("the cart is empty", code="cart_empty")
-        serving = await select_stores(session, redis, point=point, now=now, use_cache=False)
-        if cart.store_id not in {c.store_id for c in serving}:
-            raise Conflict(
-                f"{cart.store_id} does not deliver to this address right now",
-                code="not_serviceable",
-            )
-        # a breaker that is open answers now, before anything is reserved or written
-        breaker = await gateway.breaker.snapshot(now.timestamp())
-        if breaker.state == "open" and breaker.open_until is not None:
-            raise CircuitOpen(breaker.open_until - now.timestamp())
+        await require_checkout_possible(
+            session, redis, gateway=gateway, store_id=cart.store_id, point=point, now=now
+        )
         await inventory.reserve_lines(
             session,
             redis,
@@ -291,13 +284,8 @@ async def checkout(
         payment_id, amount = payment.payment_id, payment.amount_paise
     held = {r[0]: r[3] for r in lines}
     try:
-        result = await gateway.charge(
-            payment_id=str(payment_id),
-            order_id=str(order_id),
-            amount_paise=amount,
-            currency="INR",
-            idempotency_key=str(order_id),
-            now=now.timestamp(),
+        result = await charge_order(
+            gateway, payment_id=payment_id, order_id=order_id, amount_paise=amount, now=now
         )
     except PaymentUnavailable:
         await _undo_checkout(
@@ -326,15 +314,7 @@ async def checkout(
         )
         view = await orders.public(session, order)  # type: ignore[arg-type]
     if view.status == OrderStatus.CANCELLED:  # the payment was declined or failed
-        failed = Conflict(
-            f"the payment failed ({result.failure_reason or 'declined'}); "
-            "nothing was charged and the items were put back",
-            code="payment_failed",
-            status=402,
-            order_id=str(order_id),
-        )
-        failed.title = "Payment failed"
-        return 402, failed.problem()
+        return payment_failed(order_id, result, what_happened="the items were put back")
     return 201, view.model_dump(mode="json")
 
 
