@@ -6,16 +6,17 @@ import asyncio
 import contextlib
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TypeVar
 
 from textual import work
 from textual.app import App
 from textual.message import Message
 from textual.reactive import reactive
 
-from picker_app.api import DEFAULT_SERVER, RETRY_DELAYS, PickingApi, is_transient
+from picker_app.api import DEFAULT_SERVER, RETRY_DELAYS, PickingApi, describe, is_transient
 from picker_app.clock import ServerClock, utc_now
 from picker_app.messages import ScanAccepted, ScanRefused, TaskPacked
 from picker_app.outbox import PendingScan, ScanOutbox
@@ -25,6 +26,8 @@ from picker_app.screens.queue import QueueScreen
 from shared.aio import wait_event
 from shared.client import ApiError, ConnectionLost, QcClient
 from shared.schemas import PackResult, PickList
+
+T = TypeVar("T")
 
 
 class PickerApp(App[None]):
@@ -128,6 +131,30 @@ class PickerApp(App[None]):
         """A retry pause that ends early when the server is seen answering again."""
         self._retry_now.clear()
         await wait_event(self._retry_now, seconds)
+
+    async def send_until_answered(
+        self, send: Callable[[], Awaitable[T]], *, waiting: Callable[[str], None]
+    ) -> T:
+        """Send a request again, unchanged, until the server gives a final answer. Only for
+        requests the server applies once however often they come (a short names the units
+        found, a substitute the line's substitute), so a lost answer is simply asked for
+        again. ``waiting`` hears why before each pause; a final refusal is raised, and so is
+        an expired session (the picker must log in again)."""
+        attempt = 0
+        while True:
+            try:
+                answer = await send()
+            except ApiError as exc:
+                if not is_transient(exc) or exc.status == 401:
+                    raise
+                if isinstance(exc, ConnectionLost):
+                    self.report_offline(exc)
+                waiting(describe(exc))
+                await self.retry_pause(self.retry_delay(attempt))
+                attempt += 1
+                continue
+            self.report_online()
+            return answer
 
     # --- scans ----------------------------------------------------------------------
     def submit_scan(self, *, order_id: str, code: str, source: str) -> PendingScan:

@@ -16,7 +16,7 @@ from textual.app import App
 from textual.reactive import reactive
 
 from rider_app.api import DEFAULT_SERVER, RETRY_DELAYS, RiderApi, is_transient
-from rider_app.clock import utc_now
+from rider_app.clock import ServerTime, utc_now
 from rider_app.gps import FixPusher, GpsSource, OfflineBuffer
 from rider_app.gps.fix import Fix
 from rider_app.link import LinkDown, RiderLink
@@ -77,8 +77,9 @@ class RiderApp(App[None]):
         self.client: RiderApi = client if client is not None else QcClient(server_url)
         self.login_hint = login
         self.gps_source = gps
-        self.clock = clock  # countdowns and ages; tests and snapshots fix it
-        self.monotonic = monotonic  # key timing for the keyboard-wedge detector
+        self.clock = clock  # ages of local things; tests and snapshots fix it
+        # key timing for the keyboard-wedge detector, and how old a trip answer is
+        self.monotonic = monotonic
         self.buffer_dir = buffer_dir
         self.push_interval_s = push_interval_s
         self.trip_poll_s = trip_poll_s
@@ -86,6 +87,7 @@ class RiderApp(App[None]):
         self.use_socket = socket
         self.rider: RiderPublic | None = None
         self.trip: TripPublic | None = None  # the active trip, if any
+        self.server_time: ServerTime | None = None  # from the last trip answer
         self.buffer: OfflineBuffer | None = None
         self.pusher: FixPusher | None = None
         self.link: RiderLink | None = None
@@ -219,8 +221,17 @@ class RiderApp(App[None]):
         self._trip_gen += 1
         self.apply_trip(trip)
 
+    def server_now(self) -> datetime:
+        """The server's now, for its deadlines; an older server that does not say falls
+        back to this handheld's clock."""
+        if self.server_time is None:
+            return self.clock()
+        return self.server_time.now(self.monotonic())
+
     def apply_trip(self, trip: TripPublic | None) -> None:
         previous = self.trip
+        if trip is not None and trip.server_now is not None:
+            self.server_time = ServerTime(trip.server_now, trip.clock_speed, self.monotonic())
         active = trip if trip is not None and trip.status in ACTIVE_TRIP else None
         self.trip = active
         if active is None:
@@ -230,7 +241,8 @@ class RiderApp(App[None]):
                     done = sum(1 for s in trip.stops if s.status == "DELIVERED")
                     self.notify(f"Trip complete ✔ {done}/{len(trip.stops)} delivered")
                 elif trip is not None and trip.status == "CANCELLED":
-                    self.notify("The offer went back to dispatch")
+                    what = "offer" if previous.status == "OFFERED" else "trip"
+                    self.notify(f"The {what} went back to dispatch")
                 elif previous.status == "OFFERED":
                     self.notify("The offer ran out: it went to another rider", severity="warning")
                 else:

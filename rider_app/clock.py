@@ -1,9 +1,11 @@
 """Time on the rider handheld: the wall clock (injectable, so tests and snapshots can fix
-it) and how countdowns and ages are written."""
+it), the server's clock as the last answer told it, and how countdowns and ages are
+written."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from rich.text import Text
 
@@ -13,6 +15,20 @@ SOON_S = 300  # and yellow under five
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerTime:
+    """The server clock (which may run ``speed`` times faster than real time) as a trip
+    answer stated it, moved on by the real time since the answer came. Server deadlines
+    (the offer, SLAs, ETAs) are judged by it, never by the handheld's own wall clock."""
+
+    at: datetime  # the answer's server_now
+    speed: float  # simulated seconds per real second
+    received: float  # monotonic seconds when the answer came
+
+    def now(self, monotonic: float) -> datetime:
+        return self.at + timedelta(seconds=max(0.0, monotonic - self.received) * self.speed)
 
 
 def mmss(seconds: float) -> str:

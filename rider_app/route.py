@@ -3,8 +3,9 @@ rider is now, through the store (until the bags are on board) and the open drops
 order. Pure functions: the position and the trip are passed in.
 
 The speed model is the dispatcher's (straight line x road factor at a city two-wheeler
-average, a minute per handover); the server does not send its ETAs to the rider, so the
-handheld computes the same estimate itself.
+average, a minute per handover). The trip screen shows the server's ETA per drop
+(``eta_at``, the customer's ETA) when the trip carries one; this estimate, from the
+handheld's own position, covers the store leg and servers that do not send ETAs.
 """
 
 from __future__ import annotations

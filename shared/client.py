@@ -47,6 +47,7 @@ from shared.schemas import (
     ProductCard,
     ProductDetail,
     ReassignOrder,
+    ReleaseRequest,
     RiderPublic,
     ScanRequest,
     ScanResult,
@@ -282,6 +283,13 @@ class QcClient:
         if step not in ("accept", "reject", "arrived", "depart"):
             raise ValueError(f"unknown trip step {step!r}")
         response = await self.request("POST", f"/v1/trips/{trip_id}/{step}")
+        return TripPublic.model_validate(response.json())
+
+    async def release_trip(self, trip_id: uuid.UUID | str, *, reason: str) -> TripPublic:
+        """Give an accepted trip back before pickup; after pickup a 409
+        ``invalid_trip_state``."""
+        body = ReleaseRequest(reason=reason).model_dump()
+        response = await self.request("POST", f"/v1/trips/{trip_id}/release", json=body)
         return TripPublic.model_validate(response.json())
 
     async def pick_up(self, trip_id: uuid.UUID | str, *, bag_labels: list[str]) -> TripPublic:

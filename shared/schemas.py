@@ -245,11 +245,15 @@ class CheckoutRequest(BaseModel):
     payment_method: str = Field(default="upi", pattern=r"^(upi|card|wallet)$")
 
 
+ORDERED_QTY = "units ordered (for a substitute: units put in); picking never changes it"
+
+
 class OrderItemPublic(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     sku_id: str
-    quantity: int
+    quantity: int = Field(description="units to deliver: fewer than ordered after a short pick")
+    ordered_qty: int | None = Field(default=None, description=ORDERED_QTY)
     unit_price_paise: int
     mrp_paise: int
     status: str
@@ -295,7 +299,8 @@ class PickLinePublic(BaseModel):
     name: str
     pack_size: str
     barcode: str
-    quantity: int
+    quantity: int = Field(description="units to pick: fewer than ordered after a short pick")
+    ordered_qty: int | None = Field(default=None, description=ORDERED_QTY)
     picked_qty: int
     status: str
     bin_code: str | None
@@ -349,7 +354,7 @@ class SubstituteOption(BaseModel):
 
 class ShortPickResult(BaseModel):
     sku_id: str
-    short_qty: int
+    short_qty: int = Field(description="units of the line short in all: ordered - found")
     policy: str
     substitutes: list[SubstituteOption]
 
@@ -420,6 +425,9 @@ class TripStopPublic(BaseModel):
     planned_arrival_at: datetime | None
     sla_deadline: datetime | None
     order_status: str
+    # the server's ETA at the door from the rider's last position, the customer's ETA;
+    # None once the drop is closed or while the rider's position is unknown
+    eta_at: datetime | None = None
 
 
 class TripPublic(BaseModel):
@@ -429,6 +437,11 @@ class TripPublic(BaseModel):
     store_lng: float
     status: str
     stops: list[TripStopPublic]
+    # The server clock may run faster than real time: a handheld judges deadlines by
+    # server_now, moved on by the real time since the answer came x clock_speed.
+    server_now: datetime | None = None
+    clock_speed: float = 1.0  # simulated seconds per real second (sped-up demos)
+    offer_expires_at: datetime | None = None  # OFFERED only: then it goes to someone else
 
 
 class PickupRequest(BaseModel):
@@ -440,6 +453,12 @@ class DeliverRequest(BaseModel):
 
 
 class FailRequest(BaseModel):
+    reason: str = Field(min_length=1, max_length=200)
+
+
+class ReleaseRequest(BaseModel):
+    """Why the rider gives a trip back before pickup (bags not ready, vehicle problem)."""
+
     reason: str = Field(min_length=1, max_length=200)
 
 

@@ -47,10 +47,13 @@ class ShortScreen(ModalScreen[ShortChoice | None]):
 
     def compose(self) -> ComposeResult:
         ln = self.line
+        ordered = ln.ordered_qty or ln.quantity
+        # after an earlier short, fewer than ordered are left to pick
+        left = f" · to pick {ln.quantity}" if ordered != ln.quantity else ""
         with Vertical(classes="dialog", id="short-dialog"):
             yield Static("Report short", classes="dialog-title")
             yield Static(
-                f"{ln.name}\nbin {ln.bin_code or '?'} · ordered {ln.quantity} · "
+                f"{ln.name}\nbin {ln.bin_code or '?'} · ordered {ordered}{left} · "
                 f"scanned {ln.picked_qty}"
             )
             yield Label(f"Good units found on the shelf ({ln.picked_qty}-{ln.quantity - 1})")

@@ -72,7 +72,6 @@ class PickScreen(Screen[None]):
         super().__init__()
         self.pick = pick
         self.order_id = str(pick.order_id)
-        self.shorts: dict[str, int] = {}  # sku -> units reported short here
         self.wedge = WedgeDetector()
         self._fed: deque[str] = deque()  # key names of the keys the detector holds
         self._wedge_timer: Timer | None = None
@@ -81,6 +80,16 @@ class PickScreen(Screen[None]):
     @property
     def picker_app(self) -> PickerApp:
         return cast("PickerApp", self.app)
+
+    @property
+    def shorts(self) -> dict[str, int]:
+        """Units short per line as the server has them, so a short whose answer was lost
+        (or reported before a restart) still shows."""
+        return {
+            ln.sku_id: ln.ordered_qty - ln.quantity
+            for ln in self.pick.lines
+            if ln.ordered_qty is not None and ln.ordered_qty > ln.quantity
+        }
 
     @property
     def feedback(self) -> ScanFeedback:
@@ -128,8 +137,9 @@ class PickScreen(Screen[None]):
     # --- showing the task -----------------------------------------------------------
     def views(self) -> list[LineView]:
         replaced = {ln.substitute_sku: ln.name for ln in self.pick.lines if ln.substitute_sku}
+        shorts = self.shorts
         return [
-            LineView(ln, self.shorts.get(ln.sku_id, 0), replaced.get(ln.sku_id))
+            LineView(ln, shorts.get(ln.sku_id, 0), replaced.get(ln.sku_id))
             for ln in self.pick.lines
         ]
 
@@ -390,18 +400,23 @@ class PickScreen(Screen[None]):
         app = self.picker_app
         self._busy = True
         try:
+            # both requests are sent again until answered: the server applies each once
             try:
-                result = await app.client.short_pick(
-                    self.order_id, sku_id=line.sku_id, found_qty=choice.found, reason=choice.reason
+                result = await app.send_until_answered(
+                    lambda: app.client.short_pick(
+                        self.order_id,
+                        sku_id=line.sku_id,
+                        found_qty=choice.found,
+                        reason=choice.reason,
+                    ),
+                    waiting=lambda why: self.feedback.info(
+                        f"⋯ short not answered ({why}), resending"
+                    ),
                 )
             except ApiError as exc:
-                if isinstance(exc, ConnectionLost):
-                    app.report_offline(exc)
                 self.refuse(f"Short not recorded: {describe(exc)}")
                 await self.reload()
                 return
-            app.report_online()
-            self.shorts[line.sku_id] = result.short_qty
             await self.reload(keep_cursor=False)
             what = f"{result.short_qty} x {line.name} short ({choice.reason})"
             if result.policy == "never" or not result.substitutes:
@@ -413,15 +428,18 @@ class PickScreen(Screen[None]):
                 self.feedback.info(f"{what} — no substitute; customer refunded")
                 return
             try:
-                updated = await app.client.substitute(
-                    self.order_id,
-                    sku_id=line.sku_id,
-                    substitute_sku=pick.sku_id,
-                    quantity=pick.quantity,
+                updated = await app.send_until_answered(
+                    lambda: app.client.substitute(
+                        self.order_id,
+                        sku_id=line.sku_id,
+                        substitute_sku=pick.sku_id,
+                        quantity=pick.quantity,
+                    ),
+                    waiting=lambda why: self.feedback.info(
+                        f"⋯ substitute not answered ({why}), resending"
+                    ),
                 )
             except ApiError as exc:
-                if isinstance(exc, ConnectionLost):
-                    app.report_offline(exc)
                 self.refuse(f"Substitute not recorded: {describe(exc)}")
                 await self.reload()
                 return

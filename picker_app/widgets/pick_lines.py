@@ -16,7 +16,7 @@ class LineView:
     """A line as the picker sees it: the server's line plus what the terminal knows."""
 
     line: PickLinePublic
-    short_qty: int = 0  # units reported short on this terminal
+    short_qty: int = 0  # units of the line short (ordered - to pick)
     substitute_for: str | None = None  # the name of the line this one replaces
 
     @property

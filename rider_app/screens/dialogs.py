@@ -1,5 +1,5 @@
-"""Small dialogs: confirm, type a bag label, why a drop failed. Each has one focused
-control: Enter confirms, Escape backs out."""
+"""Small dialogs: confirm, type a bag label, why a drop failed or a trip is given back.
+Each has one focused control: Enter confirms, Escape backs out."""
 
 from __future__ import annotations
 
@@ -16,6 +16,12 @@ FAIL_REASONS = (
     "wrong or incomplete address",
     "customer refused the order",
     "unsafe to deliver",
+)
+RELEASE_REASONS = (
+    "bags not ready",
+    "vehicle problem",
+    "store closed or unreachable",
+    "personal emergency",
 )
 
 
@@ -63,16 +69,20 @@ class TypeLabelScreen(ModalScreen[str | None]):
         self.dismiss(event.value.strip() or None)
 
 
-class FailReasonScreen(ModalScreen[str | None]):
-    """Why the drop failed; the order is cancelled and the customer refunded."""
+class ReasonScreen(ModalScreen[str | None]):
+    """One reason from a short list (``None``: backed out)."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    QUESTION = ""
+    REASONS: tuple[str, ...] = ()
+    HINT = "Enter: choose · Esc: back"
+    DIALOG_ID = ""
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog", id="fail-dialog"):
-            yield Static("Failed delivery — why?", classes="dialog-title")
-            yield OptionList(*(Option(r, id=r) for r in FAIL_REASONS), id="reasons")
-            yield Static("Enter: report it · Esc: back", classes="muted")
+        with Vertical(classes="dialog", id=self.DIALOG_ID):
+            yield Static(self.QUESTION, classes="dialog-title")
+            yield OptionList(*(Option(r, id=r) for r in self.REASONS), id="reasons")
+            yield Static(self.HINT, classes="muted")
 
     def on_mount(self) -> None:
         options = self.query_one(OptionList)
@@ -84,4 +94,21 @@ class FailReasonScreen(ModalScreen[str | None]):
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
-        self.dismiss(FAIL_REASONS[event.option_index])
+        self.dismiss(self.REASONS[event.option_index])
+
+
+class FailReasonScreen(ReasonScreen):
+    """Why the drop failed; the order is cancelled and the customer refunded."""
+
+    QUESTION = "Failed delivery — why?"
+    REASONS = FAIL_REASONS
+    HINT = "Enter: report it · Esc: back"
+    DIALOG_ID = "fail-dialog"
+
+
+class ReleaseReasonScreen(ReasonScreen):
+    """Why the rider gives the trip back before pickup; the orders go back to dispatch."""
+
+    QUESTION = "Give the trip back — why?"
+    REASONS = RELEASE_REASONS
+    DIALOG_ID = "release-dialog"

@@ -82,7 +82,7 @@ class DropScreen(Screen[None]):
         if self.stop.status == "ARRIVED":
             parts.append("you are at the door")
         if self.stop.sla_deadline is not None:
-            left = (self.stop.sla_deadline - app.clock()).total_seconds()
+            left = (self.stop.sla_deadline - app.server_now()).total_seconds()
             parts.append(f"SLA {mmss(left)}" if left >= 0 else f"SLA LATE {mmss(-left)}")
         self.query_one("#drop-info", Static).update(" · ".join(parts))
 

@@ -1,9 +1,9 @@
 """The current assignment: the store, the drops in route order with distance, ETA and a live
-SLA countdown, and the one next step (accept/reject, at the store, pickup, depart, drop)."""
+SLA countdown, and the one next step (accept/reject, at the store, pickup, depart, drop).
+Before pickup the trip can be given back, with a reason."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING, cast
 
 from rich.text import Text
@@ -16,14 +16,14 @@ from textual.widgets import DataTable, Footer, Static
 from rider_app.api import describe
 from rider_app.clock import distance, minutes, mmss, sla_text
 from rider_app.messages import TripUpdated
-from rider_app.route import RoutePlan, next_stop, plan
-from rider_app.screens.dialogs import ConfirmScreen
+from rider_app.route import Leg, RoutePlan, next_stop, plan
+from rider_app.screens.dialogs import ConfirmScreen, ReleaseReasonScreen
 from rider_app.screens.drop import DropScreen
 from rider_app.screens.pickup import PickupScreen
 from rider_app.widgets.banner import ConnectionBanner
 from rider_app.widgets.gps_status import GpsStatus
 from shared.client import ApiError, ConnectionLost
-from shared.schemas import TripPublic
+from shared.schemas import TripPublic, TripStopPublic
 
 if TYPE_CHECKING:
     from rider_app.app import RiderApp
@@ -40,12 +40,14 @@ STEP_BUSY = {
     "reject": "Rejecting…",
     "arrived": "Telling the store you are here…",
     "depart": "Departing…",
+    "release": "Giving the trip back…",
 }
 STEP_DONE = {
     "accept": "Accepted ✔ — ride to the store",
     "reject": "Rejected",
     "arrived": "At the store ✔ — collect the bags",
     "depart": "Departed ✔ — ride to the first drop",
+    "release": "Given back ✔ — the orders go back to dispatch",
 }
 # which keys work in which trip state (the footer shows only those)
 ALLOWED = {
@@ -55,11 +57,9 @@ ALLOWED = {
     "pickup": ("ACCEPTED", "AT_STORE"),
     "depart": ("PICKED_UP",),
     "drop": ("OUT",),
+    "release": ("ACCEPTED", "AT_STORE"),  # before pickup: the bags are not with the rider
 }
 STOP_MARK = {"DELIVERED": "✔ delivered", "FAILED": "✘ failed", "ARRIVED": "at the door"}
-# The dispatcher withdraws an offer not accepted within 60 s. The trip does not say when it
-# was offered, so the countdown runs from when this handheld first showed it.
-OFFER_ANSWER_S = 60.0
 
 
 class TripScreen(Screen[None]):
@@ -71,6 +71,7 @@ class TripScreen(Screen[None]):
         Binding("p", "pickup", "Scan bags"),
         Binding("d", "depart", "Depart"),
         Binding("o", "drop", "Hand over (OTP)"),
+        Binding("g", "release", "Give back"),
         Binding("r", "refresh", "Refresh"),
         Binding("escape", "home", "Shift"),
     ]
@@ -78,7 +79,6 @@ class TripScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self.trip: TripPublic | None = None
-        self.offer_seen_at: datetime | None = None
         self._busy = False
 
     @property
@@ -125,8 +125,6 @@ class TripScreen(Screen[None]):
             return
         changed = self.trip is None or self.trip.status != trip.status
         self.trip = trip
-        if trip.status == "OFFERED" and self.offer_seen_at is None:
-            self.offer_seen_at = self.rider_app.clock()
         route = plan(trip, self.rider_app.position())
         stops = sorted(trip.stops, key=lambda s: s.seq)
         title = STATUS_TITLE.get(trip.status, trip.status.lower())
@@ -144,13 +142,14 @@ class TripScreen(Screen[None]):
                 oid[:8],
                 (stop.address or f"{stop.lat:.4f}, {stop.lng:.4f}")[:26],
                 distance(leg.distance_m) if leg else "—",
-                self._eta(leg.eta_s if leg else None),
+                self._eta(self._eta_s(stop, leg)),
                 self._sla(stop.status, stop.sla_deadline),
                 STOP_MARK.get(stop.status, stop.status.lower()),
                 key=oid,
             )
         total = route.total_m
-        finish = route.finish_s
+        last = [s for s in stops if str(s.order_id) in route.drops][-1:]
+        finish = self._eta_s(last[0], route.drops[str(last[0].order_id)]) if last else None
         self.query_one("#route-total", Static).update(
             f"Route {distance(total)}"
             + (f" · all done in {minutes(finish)}" if finish is not None else "")
@@ -172,10 +171,17 @@ class TripScreen(Screen[None]):
     def _eta(seconds: float | None) -> str:
         return "—" if seconds is None else minutes(seconds)
 
+    def _eta_s(self, stop: TripStopPublic, leg: Leg | None) -> float | None:
+        """Seconds to the door: the server's ETA (the one the customer sees) when the trip
+        carries it, else this handheld's estimate from its own position."""
+        if stop.eta_at is not None:
+            return max(0.0, (stop.eta_at - self.rider_app.server_now()).total_seconds())
+        return leg.eta_s if leg else None
+
     def _sla(self, status: str, deadline: object) -> Text:
         if status in ("DELIVERED", "FAILED") or deadline is None:
             return Text("—")
-        left = (deadline - self.rider_app.clock()).total_seconds()  # type: ignore[operator]
+        left = (deadline - self.rider_app.server_now()).total_seconds()  # type: ignore[operator]
         return sla_text(left)
 
     def _show_next_step(self, trip: TripPublic, route: RoutePlan) -> None:
@@ -190,11 +196,14 @@ class TripScreen(Screen[None]):
                 "A or Enter: accept · X: reject"
             )
         elif trip.status == "ACCEPTED":
-            text = f"Ride to {trip.store_id}.\nT or Enter: at the store · P: scan the bags"
+            text = (
+                f"Ride to {trip.store_id}.\n"
+                "T or Enter: at the store · P: scan the bags · G: give back"
+            )
         elif trip.status == "AT_STORE":
             text = (
                 f"At {trip.store_id}: collect {n} bag{'s' * (n != 1)}.\n"
-                "P or Enter: scan the bag labels"
+                "P or Enter: scan the bag labels · G: give back"
             )
         elif trip.status == "PICKED_UP":
             text = "All bags on board.\nD or Enter: depart"
@@ -208,20 +217,25 @@ class TripScreen(Screen[None]):
         panel.update(text)
 
     def _answer_within(self) -> str:
-        if self.offer_seen_at is None:
-            return ""
-        spent = (self.rider_app.clock() - self.offer_seen_at).total_seconds()
-        return f"Answer within {mmss(max(0.0, OFFER_ANSWER_S - spent))}"
+        """The server's deadline for the offer, on the server's clock."""
+        trip = self.trip
+        if trip is None or trip.offer_expires_at is None:
+            return ""  # an older server does not say
+        left = (trip.offer_expires_at - self.rider_app.server_now()).total_seconds()
+        return f"Answer within {mmss(max(0.0, left))}"
 
     def _tick(self) -> None:
         trip = self.trip
         if trip is None:
             return
+        route = plan(trip, self.rider_app.position())
         if trip.status == "OFFERED":
-            self._show_next_step(trip, plan(trip, self.rider_app.position()))
+            self._show_next_step(trip, route)
         table = self.query_one(DataTable)
         for stop in trip.stops:
-            table.update_cell(str(stop.order_id), "sla", self._sla(stop.status, stop.sla_deadline))
+            oid = str(stop.order_id)
+            table.update_cell(oid, "sla", self._sla(stop.status, stop.sla_deadline))
+            table.update_cell(oid, "eta", self._eta(self._eta_s(stop, route.drops.get(oid))))
 
     def status(self, text: str, *, error: bool = False) -> None:
         line = self.query_one("#trip-status", Static)
@@ -263,6 +277,21 @@ class TripScreen(Screen[None]):
         if yes:
             self._step("reject")
 
+    def action_release(self) -> None:
+        if self.trip is not None and self.trip.status in ALLOWED["release"]:
+            self.confirm_release()
+
+    @work(exclusive=True, group="confirm")
+    async def confirm_release(self) -> None:
+        reason = await self.app.push_screen_wait(ReleaseReasonScreen())
+        if not reason:
+            return
+        yes = await self.app.push_screen_wait(
+            ConfirmScreen("Give this trip back?", f"{reason}: the orders go to another rider.")
+        )
+        if yes:
+            self._step("release", reason)
+
     def action_arrived(self) -> None:
         self._step("arrived")
 
@@ -285,15 +314,15 @@ class TripScreen(Screen[None]):
     def action_home(self) -> None:
         self.app.pop_screen()
 
-    def _step(self, step: str) -> None:
+    def _step(self, step: str, reason: str = "") -> None:
         trip = self.trip
         if trip is None or trip.status not in ALLOWED[step] or self._busy:
             return
         self._busy = True
-        self.run_step(trip, step)
+        self.run_step(trip, step, reason)
 
     @work(exclusive=True, group="step")
-    async def run_step(self, trip: TripPublic, step: str) -> None:
+    async def run_step(self, trip: TripPublic, step: str, reason: str = "") -> None:
         """Retries by itself while the server is unreachable; a step that turns out to
         have been done already (a lost answer, or the store geofence) is not an error."""
         app = self.rider_app
@@ -302,7 +331,10 @@ class TripScreen(Screen[None]):
             while True:
                 self.status(STEP_BUSY[step])
                 try:
-                    result = await app.client.trip_step(trip.trip_id, step)
+                    if step == "release":
+                        result = await app.client.release_trip(trip.trip_id, reason=reason)
+                    else:
+                        result = await app.client.trip_step(trip.trip_id, step)
                     break
                 except ConnectionLost as exc:
                     app.report_offline(exc)

@@ -9,8 +9,10 @@ import uuid
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
+from server.clock import Clock
 from server.db import transaction
 from server.delivery import service
+from server.delivery.models import Trip
 from server.deps import ClockDep, RedisDep, RiderUser, SessionDep
 from server.errors import DomainError, Forbidden, Unprocessable
 from server.identity import service as identity
@@ -26,6 +28,7 @@ from shared.schemas import (
     GpsFix,
     PickupRequest,
     RefusedFix,
+    ReleaseRequest,
     RiderPublic,
     ShiftChange,
     TripPublic,
@@ -38,6 +41,12 @@ ERRORS = problem_responses(401, 403, 404, 409, 422)
 
 async def _me(session: SessionDep, user: RiderUser, *, lock: bool = False):  # type: ignore[no-untyped-def]
     return await service.get_rider(session, user=user, for_update=lock)
+
+
+async def _view(session: SessionDep, redis: RedisDep, clock: Clock, trip: Trip) -> TripPublic:
+    return await service.trip_view(
+        session, redis, trip=trip, now=clock.now(), clock_speed=clock.speed
+    )
 
 
 @router.get("/riders/me", summary="The rider's status and current trip", responses=ERRORS)
@@ -101,9 +110,11 @@ async def locations(
 
 
 @router.get("/riders/me/trip", summary="The current trip, stops in route order", responses=ERRORS)
-async def my_trip(session: SessionDep, user: RiderUser) -> TripPublic | None:
+async def my_trip(
+    session: SessionDep, redis: RedisDep, clock: ClockDep, user: RiderUser
+) -> TripPublic | None:
     trip = await service.current_trip(session, rider_id=user.id)
-    return await service.trip_view(session, trip=trip) if trip else None
+    return await _view(session, redis, clock, trip) if trip else None
 
 
 def _trip_action(name: str, summary: str):  # type: ignore[no-untyped-def]
@@ -120,7 +131,7 @@ def _trip_action(name: str, summary: str):  # type: ignore[no-untyped-def]
             await service.arrived_at_store(session, trip=trip, now=now)
         elif name == "depart":
             await service.depart(session, trip=trip, actor=user, now=now)
-        return await service.trip_view(session, trip=trip)
+        return await _view(session, redis, clock, trip)
 
     router.add_api_route(
         f"/trips/{{trip_id}}/{name}",
@@ -139,16 +150,39 @@ _trip_action("depart", "Leave the store: every order OUT_FOR_DELIVERY")
 
 
 @router.post(
+    "/trips/{trip_id}/release",
+    summary="Give an accepted trip back before pickup, with why (it goes back to dispatch)",
+    responses=ERRORS,
+)
+async def release(
+    trip_id: uuid.UUID,
+    body: ReleaseRequest,
+    session: SessionDep,
+    redis: RedisDep,
+    clock: ClockDep,
+    user: RiderUser,
+) -> TripPublic:
+    trip = await service.own_trip(session, trip_id=trip_id, rider=user)
+    await service.release(session, redis, trip=trip, now=clock.now(), reason=body.reason)
+    return await _view(session, redis, clock, trip)
+
+
+@router.post(
     "/trips/{trip_id}/pickup", summary="Scan the bag labels: orders DISPATCHED", responses=ERRORS
 )
 async def pickup(
-    trip_id: uuid.UUID, body: PickupRequest, session: SessionDep, clock: ClockDep, user: RiderUser
+    trip_id: uuid.UUID,
+    body: PickupRequest,
+    session: SessionDep,
+    redis: RedisDep,
+    clock: ClockDep,
+    user: RiderUser,
 ) -> TripPublic:
     trip = await service.own_trip(session, trip_id=trip_id, rider=user)
     await service.pick_up(
         session, trip=trip, bag_labels=body.bag_labels, actor=user, now=clock.now()
     )
-    return await service.trip_view(session, trip=trip)
+    return await _view(session, redis, clock, trip)
 
 
 @router.post(
@@ -161,6 +195,7 @@ async def deliver(
     order_id: uuid.UUID,
     body: DeliverRequest,
     session: SessionDep,
+    redis: RedisDep,
     clock: ClockDep,
     user: RiderUser,
 ) -> TripPublic:
@@ -168,7 +203,7 @@ async def deliver(
     await service.deliver(
         session, trip=trip, order_id=order_id, otp=body.otp, actor=user, now=clock.now()
     )
-    return await service.trip_view(session, trip=trip)
+    return await _view(session, redis, clock, trip)
 
 
 @router.post(
@@ -181,6 +216,7 @@ async def fail(
     order_id: uuid.UUID,
     body: FailRequest,
     session: SessionDep,
+    redis: RedisDep,
     clock: ClockDep,
     user: RiderUser,
 ) -> TripPublic:
@@ -188,7 +224,7 @@ async def fail(
     await service.fail_drop(
         session, trip=trip, order_id=order_id, reason=body.reason, actor=user, now=clock.now()
     )
-    return await service.trip_view(session, trip=trip)
+    return await _view(session, redis, clock, trip)
 
 
 @ws_router.websocket("/ws/rider")

@@ -179,26 +179,12 @@ async def _after_move(
         rider.status = RiderStatus.AT_STORE
         session.add(trip)
         session.add(rider)
-    stops = await _stops(session, trip.trip_id)
-    pending = [(s, o) for s, o in stops if s.status in ("PENDING", "ARRIVED")]
-    # ETA: to the store first unless the bags are on board, then drop by drop, corrected
-    # by the rider's recent speed and by how their past rides from this store compared
-    # with plan
-    factor = await _history_factor(
-        session, rider_id=rider.rider_id, store_id=trip.store_id, now=now
+    pending = _open(await _stops(session, trip.trip_id))
+    etas = await _etas(
+        session, trip=trip, store=store, here=here, speed=speed, pending=pending, now=now
     )
-    cursor = here if trip.status == "OUT" else LatLng(store.lat, store.lng)
-    elapsed = (
-        0.0
-        if trip.status == "OUT"
-        else planning.eta_s(haversine_m(here, cursor), recent_speed_mps=speed)
-    )
-    for stop, order in pending:
+    for (stop, order), elapsed in zip(pending, etas, strict=True):
         drop = LatLng(order.delivery_lat, order.delivery_lng)
-        elapsed += planning.eta_s(
-            haversine_m(cursor, drop), recent_speed_mps=speed, history_factor=factor
-        )
-        cursor = drop
         if (
             trip.status == "OUT"
             and stop.status == "PENDING"
@@ -236,9 +222,77 @@ async def _stops(session: AsyncSession, trip_id: uuid.UUID) -> list[tuple[TripSt
     return list(rows.all())  # type: ignore[arg-type]
 
 
-async def trip_view(session: AsyncSession, *, trip: Trip) -> TripPublic:
+def _open(stops: list[tuple[TripStop, Order]]) -> list[tuple[TripStop, Order]]:
+    return [(s, o) for s, o in stops if s.status in ("PENDING", "ARRIVED")]
+
+
+async def _etas(
+    session: AsyncSession,
+    *,
+    trip: Trip,
+    store: DarkStore,
+    here: LatLng,
+    speed: float | None,
+    pending: list[tuple[TripStop, Order]],
+    now: datetime,
+) -> list[float]:
+    """Seconds from ``here`` to each open drop in route order: to the store first unless
+    the bags are on board, then drop by drop, corrected by the rider's recent speed and by
+    how their past rides from this store compared with plan. The customer's live ETA and
+    the rider's trip view both come from here."""
+    factor = await _history_factor(session, rider_id=trip.rider_id, store_id=trip.store_id, now=now)
+    start = here if trip.status == "OUT" else LatLng(store.lat, store.lng)
+    lead = (
+        0.0
+        if trip.status == "OUT"
+        else planning.eta_s(haversine_m(here, start), recent_speed_mps=speed)
+    )
+    drops = [LatLng(o.delivery_lat, o.delivery_lng) for _, o in pending]
+    legs = planning.route_etas(start, drops, recent_speed_mps=speed, history_factor=factor)
+    return [lead + s for s in legs]
+
+
+def offer_expires_at(trip: Trip) -> datetime | None:
+    """When an offer nobody accepted goes to someone else (``replace_lost_riders``)."""
+    if trip.status != "OFFERED" or trip.created_at is None:
+        return None
+    return trip.created_at + OFFER_TIMEOUT
+
+
+async def trip_view(
+    session: AsyncSession,
+    redis: aioredis.Redis,
+    *,
+    trip: Trip,
+    now: datetime,
+    clock_speed: float = 1.0,
+) -> TripPublic:
     store = await session.get(DarkStore, trip.store_id)
     assert store is not None
+    stops = await _stops(session, trip.trip_id)
+    eta_at: dict[uuid.UUID, datetime] = {}
+    rider = await session.get(Rider, trip.rider_id)
+    if (
+        trip.status in ACTIVE_TRIP
+        and rider is not None
+        and rider.lat is not None
+        and rider.lng is not None
+    ):
+        pending = _open(stops)
+        speed = await redis.hget(keys.rider_fix(str(rider.rider_id)), "speed")
+        etas = await _etas(
+            session,
+            trip=trip,
+            store=store,
+            here=LatLng(rider.lat, rider.lng),
+            speed=float(speed) if speed else None,  # as the last fix's fan-out used it
+            pending=pending,
+            now=now,
+        )
+        eta_at = {
+            s.order_id: now + timedelta(seconds=round(e))
+            for (s, _), e in zip(pending, etas, strict=True)
+        }
     return TripPublic(
         trip_id=trip.trip_id,
         store_id=trip.store_id,
@@ -256,9 +310,13 @@ async def trip_view(session: AsyncSession, *, trip: Trip) -> TripPublic:
                 planned_arrival_at=s.planned_arrival_at,
                 sla_deadline=o.sla_deadline,
                 order_status=o.status,
+                eta_at=eta_at.get(s.order_id),
             )
-            for s, o in await _stops(session, trip.trip_id)
+            for s, o in stops
         ],
+        server_now=now,
+        clock_speed=clock_speed,
+        offer_expires_at=offer_expires_at(trip),
     )
 
 
@@ -280,7 +338,9 @@ def _expect(trip: Trip, *states: str) -> None:
         )
 
 
-async def _notify(session: AsyncSession, *, trip: Trip, event: str, now: datetime) -> None:
+async def _notify(
+    session: AsyncSession, *, trip: Trip, event: str, now: datetime, **extra: str
+) -> None:
     await emit(
         session,
         topic=f"delivery.{event}",
@@ -291,6 +351,7 @@ async def _notify(session: AsyncSession, *, trip: Trip, event: str, now: datetim
             "trip_id": str(trip.trip_id),
             "rider_id": str(trip.rider_id),
             "status": trip.status,
+            **extra,
         },
     )
 
@@ -305,9 +366,28 @@ async def accept(session: AsyncSession, *, trip: Trip, now: datetime) -> None:
 async def hand_back(
     session: AsyncSession, redis: aioredis.Redis, *, trip: Trip, now: datetime, reason: str
 ) -> None:
-    """A rejected offer or a rider gone offline: the orders go back to the dispatcher,
-    which will not offer them to this rider again for a while."""
+    """A rejected offer or a rider gone offline: the orders go back to the dispatcher."""
     _expect(trip, "OFFERED", "ACCEPTED")
+    await _to_dispatcher(session, redis, trip=trip, now=now)
+    await _notify(session, trip=trip, event=f"handed_back:{reason}", now=now)
+
+
+async def release(
+    session: AsyncSession, redis: aioredis.Redis, *, trip: Trip, now: datetime, reason: str
+) -> None:
+    """The rider gives an accepted trip back before pickup (bags not ready, vehicle
+    problem): as a hand-back, with the reason for the control tower. After pickup the
+    bags are with the rider (DISPATCHED), so the trip can no longer be given back."""
+    _expect(trip, "ACCEPTED", "AT_STORE")
+    await _to_dispatcher(session, redis, trip=trip, now=now)
+    await _notify(session, trip=trip, event="released", now=now, reason=reason)
+
+
+async def _to_dispatcher(
+    session: AsyncSession, redis: aioredis.Redis, *, trip: Trip, now: datetime
+) -> None:
+    """Cancel the trip and free its orders and rider; the dispatcher will not offer the
+    orders to this rider again for a while."""
     trip.status, trip.updated_at = "CANCELLED", now
     session.add(trip)
     for _, order in await _stops(session, trip.trip_id):
@@ -319,7 +399,6 @@ async def hand_back(
     if rider is not None:
         rider.status = RiderStatus.IDLE if rider.on_duty else RiderStatus.OFFLINE
         session.add(rider)
-    await _notify(session, trip=trip, event=f"handed_back:{reason}", now=now)
 
 
 async def arrived_at_store(session: AsyncSession, *, trip: Trip, now: datetime) -> None:
@@ -616,11 +695,8 @@ async def replace_lost_riders(
     replaced = 0
     for trip, rider in rows:
         lost = rider.last_fix_at is None or now - rider.last_fix_at > SIGNAL_LOST
-        unanswered = (
-            trip.status == "OFFERED"
-            and trip.created_at is not None
-            and now - trip.created_at > OFFER_TIMEOUT
-        )
+        expires = offer_expires_at(trip)
+        unanswered = expires is not None and now > expires
         if not (lost or unanswered):
             continue
         await hand_back(

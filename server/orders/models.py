@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKeyConstraint, Identity, Index
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKeyConstraint, Identity, Index
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Column, Field, SQLModel
 
@@ -68,12 +68,16 @@ class OrderItem(SQLModel, table=True):
     __tablename__ = "order_items"
     __table_args__ = (
         ForeignKeyConstraint(["store_id", "order_id"], ["orders.store_id", "orders.order_id"]),
+        CheckConstraint("quantity <= ordered_qty", name="ck_order_items_quantity_ordered"),
     )
 
     store_id: str = Field(primary_key=True, max_length=20)
     order_id: uuid.UUID = Field(primary_key=True)
     sku_id: str = Field(foreign_key="products.sku_id", primary_key=True, max_length=50)
+    # the units to deliver: a short pick lowers it to the units found
     quantity: int = Field(ge=1)
+    # the units the customer ordered (or the picker substituted); picking never changes it
+    ordered_qty: int = Field(ge=1)
     unit_price_paise: int = Field(ge=0)
     mrp_paise: int = Field(ge=0)
     status: ItemStatus = enum_field(ItemStatus.PENDING, max_length=20)

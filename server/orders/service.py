@@ -191,6 +191,7 @@ async def place_order(
                 order_id=order_id,
                 sku_id=sku,
                 quantity=qty,
+                ordered_qty=qty,
                 unit_price_paise=price,
                 mrp_paise=mrp,
             )

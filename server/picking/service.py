@@ -11,7 +11,7 @@ from datetime import datetime
 
 import redis.asyncio as aioredis
 from sqlalchemy import text
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from scanners.gs1 import GS1Error
@@ -187,6 +187,7 @@ class _Line:
             self.pack_size,
             self.barcode,
             self.quantity,
+            self.ordered_qty,
             self.picked_qty,
             self.status,
             self.bin_code,
@@ -210,7 +211,8 @@ class _Line:
 async def _lines(session: AsyncSession, store_id: str, order_id: uuid.UUID) -> list[_Line]:
     rows = await session.exec(
         text("""
-        SELECT i.sku_id, p.name, p.pack_size, p.barcode, i.quantity, i.picked_qty, i.status,
+        SELECT i.sku_id, p.name, p.pack_size, p.barcode, i.quantity, i.ordered_qty,
+               i.picked_qty, i.status,
                inv.bin_code, b.aisle, b.walk_seq, i.substitute_sku, p.category_id,
                i.unit_price_paise
         FROM order_items i JOIN products p ON p.sku_id = i.sku_id
@@ -240,6 +242,7 @@ async def pick_list(session: AsyncSession, *, task: PickTask) -> PickList:
                 pack_size=ln.pack_size,
                 barcode=ln.barcode,
                 quantity=ln.quantity,
+                ordered_qty=ln.ordered_qty,
                 picked_qty=ln.picked_qty,
                 status=ln.status,
                 bin_code=ln.bin_code,
@@ -366,17 +369,59 @@ async def short_pick(
     now: datetime,
 ) -> tuple[int, str, list[SubstituteOption]]:
     """The shelf had fewer units than the books: record the discrepancy in the ledger
-    (the missing units leave the books), and offer substitutes under the store policy."""
+    (the missing units leave the books), refund them, and offer substitutes under the
+    store policy. Answers (units of the line short in all, policy, offers).
+
+    ``found_qty`` names the line's new quantity, not a change: a line already at
+    ``found_qty`` and below its ordered quantity is a retry whose answer was lost, so it
+    writes nothing and is answered again."""
     _require_picking(task, picker)
     lines = {ln.sku_id: ln for ln in await _lines(session, task.store_id, task.order_id)}
     line = lines.get(sku_id)
     if line is None:
         raise NotFound(f"{sku_id} is not in this order", code="line_not_found")
-    if found_qty < line.picked_qty or found_qty >= line.quantity:
-        raise Unprocessable(
-            f"found_qty must be from {line.picked_qty} to {line.quantity - 1}",
-            code="invalid_quantity",
+    applied = found_qty == line.quantity < line.ordered_qty
+    if not applied:
+        if found_qty < line.picked_qty or found_qty >= line.quantity:
+            raise Unprocessable(
+                f"found_qty must be from {line.picked_qty} to {line.quantity - 1}",
+                code="invalid_quantity",
+            )
+        await _record_short(
+            session,
+            redis,
+            task=task,
+            picker=picker,
+            line=line,
+            found_qty=found_qty,
+            reason=reason,
+            now=now,
         )
+    store = await session.get(DarkStore, task.store_id)
+    policy = store.substitution_policy if store else "never"
+    offers = (
+        []
+        if policy == "never"
+        else await substitutes(
+            session, redis, store_id=task.store_id, sku_id=sku_id, exclude=frozenset(lines)
+        )
+    )
+    return line.ordered_qty - found_qty, policy, offers
+
+
+async def _record_short(
+    session: AsyncSession,
+    redis: aioredis.Redis,
+    *,
+    task: PickTask,
+    picker: User,
+    line: _Line,
+    found_qty: int,
+    reason: str,
+    now: datetime,
+) -> None:
+    """One short report: the ledger entry, the line's new quantity, the refund for the
+    units this report found missing, and PARTIALLY_FULFILLED on the first short."""
     short = line.quantity - found_qty
     # the books said these units were on the shelf; they are not (ledger: SHORT_PICK /
     # DAMAGE). The shelf may still hold more of the SKU elsewhere: a cycle count settles it.
@@ -384,7 +429,7 @@ async def short_pick(
         session,
         redis,
         store_id=task.store_id,
-        sku_id=sku_id,
+        sku_id=line.sku_id,
         movement=Movement.SHORT_PICK,
         now=now,
         d_available=0,
@@ -402,14 +447,14 @@ async def short_pick(
             "st": ItemStatus.CANCELLED.value if found_qty == 0 else ItemStatus.PENDING.value,
             "s": task.store_id,
             "o": task.order_id,
-            "k": sku_id,
+            "k": line.sku_id,
         },
     )
     session.add(
         Refund(
             store_id=task.store_id,
             order_id=task.order_id,
-            sku_id=sku_id,
+            sku_id=line.sku_id,
             amount_paise=short * line.price_paise,
             reason=f"short pick ({reason})",
             created_at=now,
@@ -424,18 +469,8 @@ async def short_pick(
             to=OrderStatus.PARTIALLY_FULFILLED,
             now=now,
             actor_id=picker.id,
-            reason=f"short: {sku_id}",
+            reason=f"short: {line.sku_id}",
         )
-    store = await session.get(DarkStore, task.store_id)
-    policy = store.substitution_policy if store else "never"
-    offers = (
-        []
-        if policy == "never"
-        else await substitutes(
-            session, redis, store_id=task.store_id, sku_id=sku_id, exclude=frozenset(lines)
-        )
-    )
-    return short, policy, offers
 
 
 async def substitute(
@@ -451,13 +486,19 @@ async def substitute(
 ) -> None:
     """Fill a short line with another product: its units are taken from stock at once
     (held and committed through the engine), at no more than the original price, and the
-    short line's refund shrinks accordingly. The picker then scans it like any line."""
+    short line's refund shrinks accordingly. The picker then scans it like any line.
+
+    The same substitute already in place for the line (same SKU, same quantity put in)
+    is a retry whose answer was lost: nothing is written again."""
     _require_picking(task, picker)
     lines = {ln.sku_id: ln for ln in await _lines(session, task.store_id, task.order_id)}
     original = lines.get(sku_id)
     if original is None:
         raise NotFound(f"{sku_id} is not in this order", code="line_not_found")
-    if original.substitute_sku or substitute_sku in lines:
+    placed = lines.get(substitute_sku)
+    if original.substitute_sku == substitute_sku and placed and placed.ordered_qty == quantity:
+        return
+    if original.substitute_sku or placed is not None:
         raise Conflict("this line already has a substitute", code="already_substituted")
     offered = {
         o.sku_id
@@ -477,12 +518,7 @@ async def substitute(
     store = await session.get(DarkStore, task.store_id)
     if store is None or store.substitution_policy == "never":
         raise Conflict("this store does not substitute", code="substitution_not_allowed")
-    refund = (
-        await session.exec(
-            select(Refund).where(Refund.order_id == task.order_id, Refund.sku_id == sku_id)
-        )
-    ).first()
-    short_units = (refund.amount_paise // original.price_paise) if refund else 0
+    short_units = original.ordered_qty - original.quantity
     if quantity > short_units:
         raise Unprocessable(f"at most {short_units} units are short", code="invalid_quantity")
     holder = f"sub:{task.order_id}:{substitute_sku}"
@@ -522,6 +558,7 @@ async def substitute(
             order_id=task.order_id,
             sku_id=substitute_sku,
             quantity=quantity,
+            ordered_qty=quantity,
             unit_price_paise=unit,
             mrp_paise=price[1],
         )
@@ -533,8 +570,21 @@ async def substitute(
         ),
         params={"sub": substitute_sku, "s": task.store_id, "o": task.order_id, "k": sku_id},
     )
-    if refund is not None:
-        refund.amount_paise = max(0, refund.amount_paise - quantity * unit)
+    # the line's refunds (one per short report) shrink by what the substitute costs
+    credit = quantity * unit
+    refunds = await session.exec(
+        select(Refund)
+        .where(
+            Refund.store_id == task.store_id,
+            Refund.order_id == task.order_id,
+            Refund.sku_id == sku_id,
+        )
+        .order_by(col(Refund.created_at))
+    )
+    for refund in refunds:
+        taken = min(credit, refund.amount_paise)
+        refund.amount_paise -= taken
+        credit -= taken
         session.add(refund)
     await session.flush()
 

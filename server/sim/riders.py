@@ -27,7 +27,7 @@ HOME_RADIUS_M = 400.0  # an idle rider waits within this of their store
 AT_DOOR_M = 15.0
 DOOR_S = (30.0, 90.0)  # park, walk up, ring (simulated seconds)
 OTP_WAIT_S = 300.0  # nobody answers for this long: the drop fails
-BAG_WAIT_S = 1800.0  # the longest a rider waits at the store for bags
+BAG_WAIT_S = 1800.0  # the longest a rider waits at the store for bags, then gives it back
 BATCH_LIMIT = 5000
 
 
@@ -155,7 +155,8 @@ class Rider:
                 trip = await self._call(lambda: client.trip_step(trip_id, "arrived"))
             orders = [str(s.order_id) for s in trip.stops]
             shelf = world.shelves[trip.store_id]
-            await self._wait_for_bags(trip_id, shelf, orders)
+            if not await self._wait_for_bags(trip_id, shelf, orders):
+                return  # given back: dispatch offers the orders to another rider
             await self._hold(self.rng.uniform(10, 30))  # scan the labels
             labels = shelf.labels(orders)
             trip = await self._call(lambda: client.pick_up(trip_id, bag_labels=labels))
@@ -171,9 +172,10 @@ class Rider:
             await self._drop(trip_id, str(stop.order_id), LatLng(stop.lat, stop.lng))
         world.count("trips_completed")
 
-    async def _wait_for_bags(self, trip_id: Any, shelf: Shelf, orders: list[str]) -> None:
-        """At the store until every bag of the trip is on the shelf; a glance at the trip
-        screen every minute (it may have been handed to someone else meanwhile)."""
+    async def _wait_for_bags(self, trip_id: Any, shelf: Shelf, orders: list[str]) -> bool:
+        """At the store until every bag of the trip is on the shelf (True); a glance at the
+        trip screen every minute (it may have been handed to someone else meanwhile). After
+        ``BAG_WAIT_S`` the rider releases the trip instead (False)."""
         world = self.world
         waited = 0.0
         while not await self._hold(60, shelf.wait_for(orders)):
@@ -186,8 +188,10 @@ class Rider:
             ):
                 raise TripAbandoned()
             if waited >= BAG_WAIT_S:
-                world.count("bags_never_came")
-                raise TripAbandoned()
+                await self._call(lambda: self.client.release_trip(trip_id, reason="bags not ready"))
+                world.count("trips_released")
+                return False
+        return True
 
     async def _drop(self, trip_id: Any, order_id: str, door: LatLng) -> None:
         world, config, client = self.world, self.world.config, self.client

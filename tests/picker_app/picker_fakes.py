@@ -7,13 +7,14 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from textual.pilot import Pilot
 
 from picker_app.app import PickerApp
 from picker_app.screens.pick import PickScreen
 from picker_app.screens.queue import QueueScreen
+from scanners.symbology import ean13_check_digit
 from shared.client import ApiError, ConnectionLost
 from shared.enums import Role
 from shared.schemas import (
@@ -30,6 +31,7 @@ from shared.schemas import (
     UserPublic,
 )
 
+T = TypeVar("T")
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 ORDER = uuid.UUID("6340abe8-df3b-4a37-b901-b0005a1036a1")
 PICKER = UserPublic(
@@ -84,12 +86,14 @@ def queue_rows() -> list[PickTaskSummary]:
 
 
 def line(sku: str, name: str, qty: int, bin_code: str, seq: int, picked: int = 0) -> PickLinePublic:
+    body = f"89000000{seq:04d}"  # a real EAN-13: 890 + 9 digits + check digit
     return PickLinePublic(
         sku_id=sku,
         name=name,
         pack_size=name.rsplit(" ", 2)[-2] + " " + name.rsplit(" ", 1)[-1],
-        barcode=f"89000000{seq:04d}" + "0",
+        barcode=body + ean13_check_digit(body),
         quantity=qty,
+        ordered_qty=qty,
         picked_qty=picked,
         status="PENDING",
         bin_code=bin_code,
@@ -99,17 +103,12 @@ def line(sku: str, name: str, qty: int, bin_code: str, seq: int, picked: int = 0
 
 
 def pick_list() -> PickList:
-    from scanners.symbology import ean13_check_digit
-
     lines = [
         line("SKU00001", "Kisan Direct Hybrid Spinach 500 g", 2, "A-01-1", 1, picked=2),
         line("SKU00002", "Kisan Direct Premium Papaya 1 kg", 1, "A-01-2", 2),
         line("SKU00031", "Amul Taaza Toned Milk 1 l", 3, "C-02-4", 31, picked=1),
         line("SKU00077", "Britannia Good Day Cashew 200 g", 1, "F-05-2", 77),
     ]
-    for ln in lines:  # real EAN-13s: 890 + 9 digits + check digit
-        body = f"89000000{int(ln.sku_id[3:]):04d}"
-        ln.barcode = body + ean13_check_digit(body)
     return PickList(
         order_id=ORDER,
         store_id="BLR-KOR",
@@ -120,6 +119,9 @@ def pick_list() -> PickList:
         claimed_at=NOW - timedelta(seconds=48),
         lines=lines,
     )
+
+
+BANANA = line("SKU00011", "Fresho Robusta Banana 1 kg", 1, "B-03-1", 11)  # the substitute
 
 
 class FakePickingApi:
@@ -136,12 +138,18 @@ class FakePickingApi:
         self.offline = False
         self.calls: list[tuple[str, object]] = []
         self.seen_scans: dict[str, ScanResult] = {}
-        self.lose_answers = 0  # scans counted whose answer is then lost on the way back
+        self.lose_answers = 0  # requests applied whose answer is then lost on the way back
 
     def _call(self, name: str, arg: object = None) -> None:
         self.calls.append((name, arg))
         if self.offline:
             raise ConnectionLost("ConnectError: [Errno 111] Connection refused")
+
+    def _answer(self, answer: T) -> T:
+        if self.lose_answers:
+            self.lose_answers -= 1
+            raise ConnectionLost("ReadTimeout: the answer never came")
+        return answer
 
     async def login(self, login: str, secret: str) -> TokenResponse:
         self._call("login", login)
@@ -185,36 +193,49 @@ class FakePickingApi:
             order_complete=all(x.picked_qty >= x.quantity for x in self.pick.lines),
         )
         self.seen_scans[scan_id] = result
-        if self.lose_answers:
-            self.lose_answers -= 1
-            raise ConnectionLost("ReadTimeout: the answer never came")
-        return result
+        return self._answer(result)
 
     async def short_pick(
         self, order_id: uuid.UUID | str, *, sku_id: str, found_qty: int, reason: str = "missing"
     ) -> ShortPickResult:
         self._call("short_pick", (sku_id, found_qty, reason))
         ln = next(x for x in self.pick.lines if x.sku_id == sku_id)
-        short = ln.quantity - found_qty
-        ln.quantity = found_qty
+        assert ln.ordered_qty is not None
+        if not found_qty == ln.quantity < ln.ordered_qty:  # else: already applied
+            ln.quantity = found_qty
         offers = [
             SubstituteOption(
-                sku_id="SKU00011",
-                name="Fresho Robusta Banana 1 kg",
-                pack_size="1 kg",
+                sku_id=BANANA.sku_id,
+                name=BANANA.name,
+                pack_size=BANANA.pack_size,
                 price_paise=8700,
                 available_qty=65,
             )
         ]
-        return ShortPickResult(
-            sku_id=sku_id, short_qty=short, policy="substitute", substitutes=offers
+        return self._answer(
+            ShortPickResult(
+                sku_id=sku_id,
+                short_qty=ln.ordered_qty - found_qty,
+                policy="substitute",
+                substitutes=offers,
+            )
         )
 
     async def substitute(
         self, order_id: uuid.UUID | str, *, sku_id: str, substitute_sku: str, quantity: int
     ) -> PickList:
         self._call("substitute", (sku_id, substitute_sku, quantity))
-        raise NotImplementedError
+        ln = next(x for x in self.pick.lines if x.sku_id == sku_id)
+        placed = next((x for x in self.pick.lines if x.sku_id == substitute_sku), None)
+        if placed is None or ln.substitute_sku != substitute_sku:  # else: already in place
+            if ln.substitute_sku is not None or placed is not None:
+                raise ApiError(409, "already_substituted", "this line already has a substitute")
+            ln.substitute_sku = substitute_sku
+            index = self.pick.lines.index(ln) + 1
+            self.pick.lines.insert(
+                index, BANANA.model_copy(update={"quantity": quantity, "ordered_qty": quantity})
+            )
+        return self._answer(self.pick.model_copy(deep=True))
 
     async def pack(self, order_id: uuid.UUID | str, *, bag_count: int) -> PackResult:
         self._call("pack", bag_count)

@@ -15,10 +15,11 @@ from textual.widgets import Input, Static
 from picker_app.__main__ import camera_source, parse_args
 from picker_app.clock import ServerClock, mmss
 from picker_app.outbox import PendingScan, ScanOutbox
-from picker_app.screens.exception import ManualCodeScreen
+from picker_app.screens.exception import ManualCodeScreen, ShortScreen, SubstituteScreen
 from picker_app.screens.login import LoginScreen
 from picker_app.screens.queue import QueueScreen
 from tests.picker_app.picker_fakes import (
+    BANANA,
     NOW,
     FakePickingApi,
     fake_app,
@@ -30,6 +31,7 @@ from tests.picker_app.picker_fakes import (
 from tests.picker_app.picker_live import person_presses, scanner_types, wait_for
 
 PAPAYA = "SKU00002"  # the fake pick list's first open line (0 of 1 picked)
+MILK = "SKU00031"  # the next line (1 of 3 picked)
 
 
 def test_outbox_journal_replays_pending_scans(tmp_path: Path) -> None:
@@ -83,6 +85,31 @@ async def test_a_scan_whose_answer_was_lost_is_resent_and_counted_once() -> None
         ids = [scan_id for scan_id, _ in scans_sent(api)]
         assert len(ids) == 2 and ids[0] == ids[1]
         assert api.pick.lines[1].picked_qty == 1 and screen.feedback.kind == "ok"
+
+
+async def test_a_short_and_a_substitute_whose_answers_were_lost_are_sent_again() -> None:
+    api = FakePickingApi()
+    app, clock = fake_app(api)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await open_task(pilot, app)
+        await person_presses(pilot, clock, "down")
+        await wait_for(pilot, lambda: getattr(screen.selected(), "sku_id", "") == MILK)
+        api.lose_answers = 1
+        await person_presses(pilot, clock, "s")
+        await wait_for(pilot, lambda: isinstance(app.screen, ShortScreen), what="short dialog")
+        await pilot.press("enter")  # found: the one already scanned
+        await wait_for(pilot, lambda: isinstance(app.screen, SubstituteScreen), what="offers")
+        assert cast(SubstituteScreen, app.screen).short.short_qty == 2
+        api.lose_answers = 1
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: screen.line(BANANA.sku_id) is not None, what="substitute")
+        assert screen.feedback.kind == "ok" and screen.shorts == {MILK: 2}
+    # each sent twice, unchanged; the fake (like the server) applied each once
+    shorts = [arg for name, arg in api.calls if name == "short_pick"]
+    substitutes = [arg for name, arg in api.calls if name == "substitute"]
+    assert shorts == [(MILK, 1, "missing")] * 2
+    assert substitutes == [(MILK, BANANA.sku_id, 2)] * 2
+    assert [ln.sku_id for ln in api.pick.lines].count(BANANA.sku_id) == 1
 
 
 async def test_typing_by_hand_is_not_a_scan_but_runs_the_keys() -> None:

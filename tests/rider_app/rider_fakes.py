@@ -59,7 +59,12 @@ class SteppedClock:
         self.now += seconds
 
 
+OFFER_LEFT_S = 45  # the offer lapses this long after the server built the payload
+
+
 def offered_trip() -> TripPublic:
+    """An offer as the server sends it: its clock at NOW, the offer's deadline and the
+    server's ETA per drop."""
     drops = [
         ("0d6f5a3b-1c2e-4d7f-8a9b-0c1d2e3f4a51", "4th Cross, 5th Block", 12.9301, 77.6302, 540),
         ("7e8f9a0b-2c3d-4e5f-9a0b-1c2d3e4f5a62", "80 Feet Rd, 6th Block", 12.9266, 77.6349, 95),
@@ -81,9 +86,12 @@ def offered_trip() -> TripPublic:
                 planned_arrival_at=NOW + timedelta(minutes=6 * seq),
                 sla_deadline=NOW + timedelta(seconds=left),
                 order_status="PACKED",
+                eta_at=NOW + timedelta(minutes=4 * seq + 3),
             )
             for seq, (oid, address, lat, lng, left) in enumerate(drops, start=1)
         ],
+        server_now=NOW,
+        offer_expires_at=NOW + timedelta(seconds=OFFER_LEFT_S),
     )
 
 
@@ -173,13 +181,30 @@ class FakeRiderApi:
             s.model_copy(update={"status": stop_status.get(str(s.order_id), s.status)})
             for s in self.trip.stops
         ]
-        self.trip = self.trip.model_copy(update={"status": status, "stops": stops})
+        expires = self.trip.offer_expires_at if status == "OFFERED" else None
+        self.trip = self.trip.model_copy(
+            update={"status": status, "stops": stops, "offer_expires_at": expires}
+        )
         return self.trip
 
     async def trip_step(self, trip_id: uuid.UUID | str, step: str) -> TripPublic:
         self._call("trip_step", step)
         status = {"accept": "ACCEPTED", "arrived": "AT_STORE", "depart": "OUT"}
         return self._moved(status.get(step, "CANCELLED"))
+
+    async def release_trip(self, trip_id: uuid.UUID | str, *, reason: str) -> TripPublic:
+        self._call("release_trip", reason)
+        assert self.trip is not None
+        if self.trip.status not in ("ACCEPTED", "AT_STORE"):
+            raise ApiError(
+                409,
+                "invalid_trip_state",
+                f"the trip is {self.trip.status}",
+                {"trip_status": self.trip.status},
+            )
+        trip = self._moved("CANCELLED")
+        self.trip = None
+        return trip
 
     async def pick_up(self, trip_id: uuid.UUID | str, *, bag_labels: list[str]) -> TripPublic:
         self._call("pick_up", bag_labels)

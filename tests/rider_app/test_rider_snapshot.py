@@ -1,5 +1,5 @@
 """A snapshot of the assignment screen (an offer with two drops) with fixed data and a fixed
-clock, so the SLA countdowns, distances and ETAs read the same on every run."""
+clock, so the offer and SLA countdowns, distances and ETAs read the same on every run."""
 
 from __future__ import annotations
 
@@ -11,7 +11,13 @@ from textual.pilot import Pilot
 
 from rider_app.app import RiderApp
 from rider_app.screens.trip import TripScreen
-from tests.rider_app.rider_fakes import FakeRiderApi, fixed_clock, offered_trip, wait_for
+from tests.rider_app.rider_fakes import (
+    FakeRiderApi,
+    SteppedClock,
+    fixed_clock,
+    offered_trip,
+    wait_for,
+)
 
 SIZE = (100, 30)
 
@@ -22,6 +28,7 @@ def test_assignment_snapshot(snap_compare: Callable[..., bool], tmp_path: Path) 
     app = RiderApp(
         client=api,
         clock=fixed_clock,
+        monotonic=SteppedClock(),  # no real time passes since the payload: a fixed countdown
         buffer_dir=tmp_path,
         socket=False,
         trip_poll_s=3600,
