@@ -49,9 +49,10 @@ _RESOLVE_CLEARED = text("""
     WHERE city_id = :city AND resolved_at IS NULL AND kind = ANY(:kinds)
       AND NOT (dedupe_key = ANY(:keep))""")
 
+# demand is what customers ordered: short-picked units (a stock-out's first symptom) count
 _TOP_SELLERS_OUT = text("""
     WITH sold AS (
-        SELECT oi.store_id, oi.sku_id, sum(oi.quantity) AS units
+        SELECT oi.store_id, oi.sku_id, sum(oi.ordered_qty) AS units
         FROM order_items oi
         JOIN orders o ON o.store_id = oi.store_id AND o.order_id = oi.order_id
         WHERE o.store_id = ANY(:stores) AND o.placed_at > :since AND o.status <> 'CANCELLED'

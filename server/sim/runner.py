@@ -61,7 +61,7 @@ class Simulation:
 
     # --- who works today ----------------------------------------------------------------
     def _login(self, login: str, role: Role) -> Login:
-        return Login(login, DEMO_SECRETS[role], QcClient(self.base_url, timeout=30))
+        return Login(login, DEMO_SECRETS[role], self.world.client())
 
     async def _try(self, login: Login) -> Login | None:
         try:
@@ -170,6 +170,7 @@ class Simulation:
             end = self.clock.now()
             self._report_stuck(await cancel_and_wait(actors))
             self._report_stuck(await customers.stop())
+            await self.world.settle()  # what the cancelled actors had sent lands first
             await asyncio.gather(*(r.go_off_duty() for r in riders), return_exceptions=True)
             await self.aclose()
         wall = time.monotonic() - started

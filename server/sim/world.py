@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import httpx
+
 from server.clock import Clock
 from server.sim.config import SimConfig
 from shared.aio import wait_event
@@ -84,6 +86,31 @@ class Login:
         return self.client
 
 
+class SettlingTransport(httpx.AsyncBaseTransport):
+    """HTTP for the simulated people: a request that was sent is carried to its answer
+    even if the actor that sent it is cancelled at the end of the run. The server
+    finishes such a request anyway (a checkout places its order), so the report must not
+    be read before it has; ``World.settle`` waits for them."""
+
+    def __init__(self, in_flight: set[asyncio.Task[httpx.Response]]) -> None:
+        self._inner = httpx.AsyncHTTPTransport()
+        self._in_flight = in_flight
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        task = asyncio.ensure_future(self._answer(request))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+        return await asyncio.shield(task)
+
+    async def _answer(self, request: httpx.Request) -> httpx.Response:
+        response = await self._inner.handle_async_request(request)
+        await response.aread()  # read here: an answer nobody waits for still frees its connection
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
 @dataclass
 class World:
     base_url: str
@@ -100,6 +127,8 @@ class World:
     barcodes: dict[str, list[str]] = field(default_factory=dict)
     stats: Counter[str] = field(default_factory=Counter)
     errors: Counter[str] = field(default_factory=Counter)
+    # requests sent and not yet answered, whoever sent them (see SettlingTransport)
+    in_flight: set[asyncio.Task[httpx.Response]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.tz = ZoneInfo(self.config.timezone)
@@ -133,6 +162,15 @@ class World:
 
     async def sleep_until(self, sim_ts: float) -> None:
         await asyncio.sleep(self.real(sim_ts - self.now()))
+
+    # --- the API -------------------------------------------------------------------------
+    def client(self, *, timeout: float = 30.0) -> QcClient:
+        return QcClient(self.base_url, timeout=timeout, transport=SettlingTransport(self.in_flight))
+
+    async def settle(self, timeout_s: float = 40.0) -> None:
+        """Wait for every request already sent to be answered (or to fail)."""
+        if self.in_flight:
+            await asyncio.wait(set(self.in_flight), timeout=timeout_s)
 
     # --- between people ----------------------------------------------------------------
     def otp(self, order_id: str) -> asyncio.Future[str]:
