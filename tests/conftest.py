@@ -101,8 +101,9 @@ SMALL_CITY = {"stores": 3, "skus": 150, "riders": 12, "pickers_per_store": 2, "c
 
 @pytest.fixture
 def city(clean: Services) -> Services:
-    """A small seeded Bengaluru (3 stores, 150 SKUs) on clean data."""
-    seed_city(clean.database_url, seed=7, **SMALL_CITY)
+    """A small seeded Bengaluru (3 stores, 150 SKUs) on clean data, open round the clock:
+    the suite runs at any hour (operating hours have tests of their own)."""
+    seed_city(clean.database_url, seed=7, hours=None, **SMALL_CITY)
     return clean
 
 

@@ -143,8 +143,13 @@ def seed_city(
     riders: int = 120,
     pickers_per_store: int = 4,
     customers: int = 50,
+    hours: dict[str, list[list[str]]] | None = OPEN_ALL_DAY,
 ) -> SeedSummary:
-    """Load the demo city into an empty, migrated database (one transaction)."""
+    """Load the demo city into an empty, migrated database (one transaction).
+
+    ``hours`` are every store's operating hours; None keeps them open round the clock
+    (the test suite and the benchmarks, which must not depend on the hour they run at).
+    """
     if not 1 <= stores <= len(STORES):
         raise ValueError(f"stores must be between 1 and {len(STORES)}")
     rng = random.Random(seed)
@@ -182,7 +187,7 @@ def seed_city(
                         True,
                         "substitute",
                         f"{hood}, {CITY_NAME}",
-                        json.dumps(OPEN_ALL_DAY),
+                        json.dumps(hours) if hours else None,
                     )
                 )
         with cur.copy(
