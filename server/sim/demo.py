@@ -84,11 +84,15 @@ def parse_start(value: str | None) -> tuple[int, int] | None:
     return h, m
 
 
-def latest_recorded(database_url: str) -> float | None:
-    """The latest simulated moment anything in the database happened at."""
+def latest_recorded(database_url: str) -> tuple[float | None, int]:
+    """The latest simulated moment anything in the database happened at, and how many
+    orders an earlier run left unfinished."""
     with psycopg.connect(database_url) as conn:
         row = conn.execute(_LATEST).fetchone()
-    return row[0].timestamp() if row and row[0] is not None else None
+        (unfinished,) = conn.execute(
+            "SELECT count(*) FROM orders WHERE status NOT IN ('DELIVERED', 'CANCELLED')"
+        ).fetchone() or (0,)
+    return (row[0].timestamp() if row and row[0] is not None else None), int(unfinished)
 
 
 def choose_start(
@@ -97,12 +101,16 @@ def choose_start(
     timezone: str,
     latest: float | None,
     now: float | None = None,
+    unfinished: int = 0,
 ) -> float:
     """When the simulated day starts (unix s): the next ``start_at`` local time not before
-    ``latest`` + 1 min (today's if that is still allowed), or now (not before it)."""
+    ``latest`` + 1 min (today's if that is still allowed), or now (not before it).
+
+    Orders an earlier run left in flight are carried on from where it stopped: jumping to
+    tomorrow's ``start_at`` would leave them a day old on every SLA figure."""
     now = time.time() if now is None else now
     floor = (latest or 0.0) + 60.0
-    if start_at is None:
+    if start_at is None or unfinished:
         return max(now, floor)
     local = datetime.fromtimestamp(now, ZoneInfo(timezone))
     day = local.replace(hour=start_at[0], minute=start_at[1], second=0, microsecond=0)
@@ -218,11 +226,18 @@ def run_demo(
     """
     console = console or Console(stderr=True)
     config = config or SimConfig()
+    latest, unfinished = latest_recorded(database_url)
     start = choose_start(
         start_at=parse_start(start_at),
         timezone=config.timezone,
-        latest=latest_recorded(database_url),
+        latest=latest,
+        unfinished=unfinished,
     )
+    if start_at and unfinished:
+        console.print(
+            f"{unfinished} orders of an earlier run are still in flight: the city carries on "
+            f"where it stopped instead of starting at {start_at} (a fresh QC_HOME starts anew)"
+        )
     opening = first_open(database_url, start)
     if opening > start:
         console.print("the stores are closed at that hour: the day starts when they open")

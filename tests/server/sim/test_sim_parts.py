@@ -41,6 +41,10 @@ def test_the_day_starts_at_the_asked_hour_never_before_what_was_recorded() -> No
     assert datetime.fromtimestamp(evening, IST).strftime("%d %H:%M") == "24 18:30"
     morning = choose_start(start_at=(9, 0), timezone=tz, latest=NOON, now=NOON)
     assert datetime.fromtimestamp(morning, IST).strftime("%d %H:%M") == "25 09:00"
+    # orders still in flight from an earlier run: it carries on, not tomorrow morning
+    assert choose_start(start_at=(9, 0), timezone=tz, latest=later, now=NOON, unfinished=3) == (
+        later + 60
+    )
     assert parse_start("07:05") == (7, 5)
     for bad in ("7", "25:00", "ab:cd"):
         with pytest.raises(ValueError):
