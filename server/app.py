@@ -18,23 +18,23 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from server import db
-from server import redis as qredis
 from server.catalog.routes import router as catalog_router
-from server.clock import Clock
-from server.config import Settings, get_settings
 from server.delivery.routes import router as delivery_router
 from server.delivery.routes import ws_router as rider_ws_router
-from server.errors import PROBLEM_JSON, DomainError, problem_body
 from server.flash.routes import router as flash_router
 from server.flash.routes import ws_router as flash_ws_router
 from server.identity.routes import router as identity_router
 from server.inventory.routes import router as inventory_router
 from server.inventory.worker import load_missing_stores
-from server.logs import configure_logging
-from server.loops import background_loops
-from server.metrics import MetricsMiddleware
-from server.migrate import head_revision
+from server.kit import db
+from server.kit import redis as qredis
+from server.kit.clock import Clock
+from server.kit.config import Settings, get_settings
+from server.kit.errors import PROBLEM_JSON, DomainError, problem_body
+from server.kit.logs import configure_logging
+from server.kit.loops import background_loops
+from server.kit.metrics import MetricsMiddleware
+from server.kit.migrate import head_revision
 from server.ops.routes import router as ops_router
 from server.ops.routes import ws_router as ops_ws_router
 from server.orders.routes import router as orders_router

@@ -19,11 +19,11 @@ import pytest
 import redis
 
 from server.app import create_app
-from server.clock import Clock
-from server.config import Settings
-from server.db import ensure_database, resolve_database_url
-from server.migrate import upgrade_to_head
-from server.redis import EmbeddedValkey
+from server.kit.clock import Clock
+from server.kit.config import Settings
+from server.kit.db import ensure_database, resolve_database_url
+from server.kit.migrate import upgrade_to_head
+from server.kit.redis import EmbeddedValkey
 from server.seed.generate import reset_database, seed_city
 
 TEST_SECRET = "test-secret-key-not-for-production-0123456789"
@@ -188,9 +188,9 @@ class Stack:
 @pytest.fixture
 async def stack(city: Services, settings: Settings, clock: Clock) -> AsyncIterator[Stack]:
     """The seeded small city with an async engine and Redis client, stock loaded."""
-    from server import db
-    from server import redis as qredis
     from server.inventory.worker import reconcile_all
+    from server.kit import db
+    from server.kit import redis as qredis
 
     engine = db.create_engine(city.database_url, settings)
     client = qredis.create_redis(city.redis_url)

@@ -1,5 +1,8 @@
-"""Import rules: apps never import ``server``; ``shared`` and ``scanners`` never import
-``textual`` or ``server``. Checked on the source (AST), so a lazy import counts too."""
+"""Import rules, checked on the source (AST) so a lazy import counts too:
+- ``shared`` and ``scanners`` import neither ``textual``, ``server``, the apps nor ``qc``;
+- the apps never import ``server`` or ``qc`` (they speak HTTP/websockets only);
+- the server imports neither the apps, ``textual`` nor ``qc`` (the umbrella above it);
+- the TUI kit the apps share imports no server and no app."""
 
 from __future__ import annotations
 
@@ -9,12 +12,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+APPS = {"picker_app", "rider_app", "control_tower"}
 FORBIDDEN = {
-    "shared": {"server", "textual", "picker_app", "rider_app", "control_tower"},
-    "scanners": {"server", "textual", "picker_app", "rider_app", "control_tower"},
-    "picker_app": {"server"},
-    "rider_app": {"server"},
-    "control_tower": {"server"},
+    "shared": {"server", "textual", "qc", *APPS},
+    "scanners": {"server", "textual", "qc", *APPS},
+    "picker_app": {"server", "qc"},
+    "rider_app": {"server", "qc"},
+    "control_tower": {"server", "qc"},
+    "server": {"textual", "qc", *APPS},
 }
 
 

@@ -6,7 +6,7 @@ from sqlalchemy import ARRAY, Computed, Index, Text
 from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlmodel import Column, Field, SQLModel
 
-from server.columns import Timestamp, tz_field
+from server.kit.columns import Timestamp, tz_field
 
 # Name weighs most, then brand, then the category's words (its id is a readable slug).
 SEARCH_VECTOR_SQL = (

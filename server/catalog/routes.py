@@ -10,10 +10,10 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from server.catalog import service
 from server.catalog.models import Product
-from server.deps import ClockDep, RedisDep, SessionDep
-from server.errors import NotFound
 from server.flash.service import live_offers
-from server.openapi import problem_responses
+from server.kit.deps import ClockDep, RedisDep, SessionDep
+from server.kit.errors import NotFound
+from server.kit.openapi import problem_responses
 from server.stores.models import DarkStore
 from shared.schemas import Availability, CategoryPublic, Page, ProductCard, ProductDetail
 

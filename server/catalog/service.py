@@ -14,10 +14,10 @@ from sqlalchemy import text
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.cache import TTLCache
 from server.catalog.models import Category
-from server.errors import NotFound
 from server.inventory import engine
+from server.kit.cache import TTLCache
+from server.kit.errors import NotFound
 
 _categories: TTLCache[list[Category]] = TTLCache(30)
 _details: TTLCache[dict | None] = TTLCache(30)

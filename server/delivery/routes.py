@@ -9,16 +9,16 @@ import uuid
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
-from server.clock import Clock
-from server.db import transaction
 from server.delivery import service
 from server.delivery.models import Trip
-from server.deps import ClockDep, RedisDep, RiderUser, SessionDep
-from server.errors import DomainError, Forbidden, Unprocessable
 from server.identity import service as identity
-from server.keys import rider_channel
-from server.openapi import problem_responses
-from server.sockets import caller_id, relaying
+from server.kit.clock import Clock
+from server.kit.db import transaction
+from server.kit.deps import ClockDep, RedisDep, RiderUser, SessionDep
+from server.kit.errors import DomainError, Forbidden, Unprocessable
+from server.kit.keys import rider_channel
+from server.kit.openapi import problem_responses
+from server.kit.sockets import caller_id, relaying
 from shared.enums import Role
 from shared.schemas import (
     DeliverRequest,

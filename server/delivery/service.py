@@ -17,13 +17,13 @@ from sqlalchemy import text
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server import keys
-from server.cache import TTLCache
 from server.delivery import planning
 from server.delivery.models import Rider, RiderShift, Trip, TripStop
-from server.errors import Conflict, Forbidden, NotFound, Unprocessable
 from server.events.service import emit
 from server.identity.models import User
+from server.kit import keys
+from server.kit.cache import TTLCache
+from server.kit.errors import Conflict, Forbidden, NotFound, Unprocessable
 from server.ops.alerts import raise_alert
 from server.orders import service as orders
 from server.orders.models import Order

@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from server import keys
+from server.kit import keys
 
 STREAM = "events:stream"
 STREAM_MAXLEN = 50_000

@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from server import keys
 from server.flash import queue
+from server.kit import keys
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from enum import StrEnum
 from sqlalchemy import BigInteger, CheckConstraint, Index, text
 from sqlmodel import Field, SQLModel
 
-from server.columns import Timestamp, enum_field, tz_field
+from server.kit.columns import Timestamp, enum_field, tz_field
 
 
 class SaleState(StrEnum):

@@ -20,8 +20,8 @@ from typing import Any, Literal
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
-from server import keys
-from server.errors import DomainError
+from server.kit import keys
+from server.kit.errors import DomainError
 
 
 class QueueNotReady(DomainError):

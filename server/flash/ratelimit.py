@@ -30,8 +30,8 @@ from limits import RateLimitItem, parse
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
-from server import keys
-from server.errors import DomainError, ServiceUnavailable
+from server.kit import keys
+from server.kit.errors import DomainError, ServiceUnavailable
 from server.payments.gateway import PaymentGateway
 
 

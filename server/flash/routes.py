@@ -31,8 +31,13 @@ from fastapi import (
 from fastapi.responses import JSONResponse
 
 from server.catalog.routes import NO_STORE
-from server.db import transaction
-from server.deps import (
+from server.flash import ratelimit, service
+from server.flash.hub import FINAL, flash_hub
+from server.idempotency.service import request_fingerprint, run_once
+from server.identity import service as identity
+from server.identity.models import User
+from server.kit.db import transaction
+from server.kit.deps import (
     ClockDep,
     CustomerUser,
     ManagerUser,
@@ -40,14 +45,9 @@ from server.deps import (
     SessionDep,
     SettingsDep,
 )
-from server.errors import DomainError, Forbidden
-from server.flash import ratelimit, service
-from server.flash.hub import FINAL, flash_hub
-from server.idempotency.service import request_fingerprint, run_once
-from server.identity import service as identity
-from server.identity.models import User
-from server.openapi import problem_responses
-from server.sockets import caller_id
+from server.kit.errors import DomainError, Forbidden
+from server.kit.openapi import problem_responses
+from server.kit.sockets import caller_id
 from shared.enums import Role
 from shared.schemas import (
     CheckoutRequest,

@@ -38,14 +38,8 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server import keys, uow
-from server.cache import TTLCache
 from server.catalog.models import Product
 from server.catalog.pricing import flash_totals
-from server.clock import Clock
-from server.config import Settings
-from server.db import transaction
-from server.errors import Conflict, Forbidden, NotFound, Unprocessable
 from server.flash import queue
 from server.flash.models import (
     FlashSale,
@@ -59,6 +53,12 @@ from server.identity.models import User
 from server.inventory import engine
 from server.inventory import service as inventory
 from server.inventory.errors import InsufficientStock
+from server.kit import keys, uow
+from server.kit.cache import TTLCache
+from server.kit.clock import Clock
+from server.kit.config import Settings
+from server.kit.db import transaction
+from server.kit.errors import Conflict, Forbidden, NotFound, Unprocessable
 from server.ops.audit import record_action
 from server.orders import service as orders
 from server.orders.checkout import charge_order, payment_failed, require_checkout_possible

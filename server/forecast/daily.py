@@ -13,11 +13,11 @@ import logging
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from server import keys
-from server.clock import Clock
-from server.config import Settings
-from server.db import transaction
 from server.forecast.service import IST, ist_midnight, plan_replenishment, run_forecast
+from server.kit import keys
+from server.kit.clock import Clock
+from server.kit.config import Settings
+from server.kit.db import transaction
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Column, Field, SQLModel
 
-from server.columns import Timestamp, enum_field, tz_field
+from server.kit.columns import Timestamp, enum_field, tz_field
 
 
 class ReplenishmentStatus(StrEnum):

@@ -34,7 +34,6 @@ from sqlalchemy import text
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.errors import Conflict, NotFound
 from server.forecast import factors as core_factors
 from server.forecast.backtest import BacktestReport, rolling_origins, run_backtest
 from server.forecast.entities import Sku, Store
@@ -57,6 +56,7 @@ from server.forecast.model import DemandModel, ForecastConfig
 from server.forecast.models import FactorSource, ReplenishmentOrder, ReplenishmentStatus
 from server.forecast.replenish import Reason, StockPosition, plan
 from server.inventory.service import move_stock
+from server.kit.errors import Conflict, NotFound
 from shared.enums import Movement
 
 HORIZON_HOURS = 72

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Column, Field, SQLModel
 
-from server.columns import Timestamp, tz_field
+from server.kit.columns import Timestamp, tz_field
 
 
 class IdempotencyRecord(SQLModel, table=True):

@@ -20,7 +20,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.expression import bindparam
 
-from server.errors import PROBLEM_JSON, Conflict, DomainError, Unprocessable
+from server.kit.errors import PROBLEM_JSON, Conflict, DomainError, Unprocessable
 
 RETENTION = timedelta(hours=24)
 

@@ -6,7 +6,7 @@ import uuid
 
 from sqlmodel import Field, SQLModel
 
-from server.columns import Timestamp, enum_field, tz_field
+from server.kit.columns import Timestamp, enum_field, tz_field
 from shared.enums import Role
 
 

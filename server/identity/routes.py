@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from server.deps import ClockDep, CurrentUser, SessionDep, SettingsDep
 from server.identity import service
-from server.openapi import problem_responses
+from server.kit.deps import ClockDep, CurrentUser, SessionDep, SettingsDep
+from server.kit.openapi import problem_responses
 from shared.schemas import LoginRequest, TokenResponse, UserPublic
 
 router = APIRouter(prefix="/v1", tags=["identity"])

@@ -12,8 +12,8 @@ import jwt
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.errors import Unauthorized
 from server.identity.models import User
+from server.kit.errors import Unauthorized
 
 # scrypt parameters: ~30 ms per check on a laptop core; PINs are short, so login is
 # also rate limited and the hash is never exposed.

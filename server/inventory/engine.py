@@ -14,7 +14,6 @@ from typing import Any, Literal
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
-from server import keys
 from server.inventory.errors import (
     HoldNotActive,
     InsufficientStock,
@@ -22,6 +21,7 @@ from server.inventory.errors import (
     StoreNotReady,
     UnknownSku,
 )
+from server.kit import keys
 
 TOMBSTONE_TTL_S = 24 * 3600
 Outcome = Literal["COMMITTED", "RELEASED", "EXPIRED"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.errors import Conflict, DomainError, NotFound
+from server.kit.errors import Conflict, DomainError, NotFound
 
 
 class InsufficientStock(Conflict):

@@ -10,7 +10,7 @@ import uuid
 from sqlalchemy import BigInteger, CheckConstraint, Identity, Index, UniqueConstraint, text
 from sqlmodel import Column, Field, SQLModel
 
-from server.columns import Timestamp, enum_field, tz_field
+from server.kit.columns import Timestamp, enum_field, tz_field
 from shared.enums import Movement, ReservationStatus
 
 

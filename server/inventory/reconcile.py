@@ -15,9 +15,9 @@ from prometheus_client import Counter
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from server import keys
 from server.inventory import engine
 from server.inventory.errors import StoreNotFound, StoreNotReady
+from server.kit import keys
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from server.deps import ClockDep, PickerUser, RedisDep, SessionDep
 from server.inventory import service
-from server.openapi import problem_responses
+from server.kit.deps import ClockDep, PickerUser, RedisDep, SessionDep
+from server.kit.openapi import problem_responses
 from server.stores.service import authorize_store
 from shared.enums import Movement
 from shared.schemas import CountStock, DamageStock, Page, ReceiveStock, StockRow

@@ -18,13 +18,13 @@ from sqlalchemy import text
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server import uow
-from server.errors import Unprocessable
 from server.events.service import emit
 from server.inventory import engine
 from server.inventory.engine import LineChange, Reserved, RestoreLine, Settled
 from server.inventory.errors import StaleVersion, StockBucketShort, StoreNotReady, UnknownSku
 from server.inventory.models import StoreInventory
+from server.kit import uow
+from server.kit.errors import Unprocessable
 from shared.enums import Movement, ReservationStatus
 
 MAX_LINE_QTY = 50  # per SKU in one cart: beyond this it is a wholesale order, not q-commerce

@@ -12,10 +12,10 @@ import redis.asyncio as aioredis
 from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from server import keys
-from server.clock import Clock
-from server.db import transaction
 from server.inventory.service import settle_hold
+from server.kit import keys
+from server.kit.clock import Clock
+from server.kit.db import transaction
 
 log = logging.getLogger(__name__)
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from server.background import LeasedLoop
-from server.clock import Clock
-from server.config import Settings
-from server.db import transaction
 from server.inventory.reconcile import Drift, load_store, reconcile_store, store_ids
 from server.inventory.sweeper import sweep_store
+from server.kit.background import LeasedLoop
+from server.kit.clock import Clock
+from server.kit.config import Settings
+from server.kit.db import transaction
 from server.ops.alerts import raise_alert
 from shared.enums import AlertKind, AlertSeverity
 

@@ -1,4 +1,4 @@
-"""Alembic environment: runs migrations on the URL handed over by ``server.migrate``."""
+"""Alembic environment: runs migrations on the URL handed over by ``server.kit.migrate``."""
 
 from __future__ import annotations
 

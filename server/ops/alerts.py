@@ -16,8 +16,8 @@ from sqlalchemy import text
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.errors import Forbidden, NotFound
 from server.identity.models import User
+from server.kit.errors import Forbidden, NotFound
 from server.ops import sla
 from server.ops.models import OpsAlert
 from shared.enums import AlertKind, AlertSeverity, RiderStatus, Role

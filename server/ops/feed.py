@@ -18,9 +18,9 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.cache import TTLCache
-from server.errors import NotFound
 from server.forecast.service import ist_midnight, stockout_risk
+from server.kit.cache import TTLCache
+from server.kit.errors import NotFound
 from server.ops import alerts as alert_store
 from server.ops import sla
 from shared.enums import OrderStatus, RiderStatus

@@ -11,15 +11,15 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, WebSocket, WebSocketDisconnect
 from fastapi.datastructures import State
 
-from server.db import transaction
-from server.deps import ClockDep, ManagerUser, RedisDep, SessionDep
-from server.errors import DomainError, Forbidden
 from server.flash import service as flash
 from server.identity import service as identity
-from server.openapi import problem_responses
+from server.kit.db import transaction
+from server.kit.deps import ClockDep, ManagerUser, RedisDep, SessionDep
+from server.kit.errors import DomainError, Forbidden
+from server.kit.openapi import problem_responses
+from server.kit.sockets import caller_id
 from server.ops import alerts, audit, feed, service
 from server.orders import service as orders
-from server.sockets import caller_id
 from server.stores.models import DarkStore
 from shared.aio import wait_event
 from shared.enums import Role

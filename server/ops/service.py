@@ -10,12 +10,12 @@ from datetime import datetime
 import redis.asyncio as aioredis
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server import uow
 from server.delivery import service as delivery
 from server.delivery.models import Rider
-from server.errors import Conflict, Forbidden, NotFound
 from server.events.service import emit
 from server.identity.models import User
+from server.kit import uow
+from server.kit.errors import Conflict, Forbidden, NotFound
 from server.ops.audit import record_action
 from server.orders import service as orders
 from server.orders.models import Order

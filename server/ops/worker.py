@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from server.clock import Clock
-from server.db import transaction
+from server.kit.clock import Clock
+from server.kit.db import transaction
 from server.ops import alerts, feed
 
 

@@ -16,12 +16,12 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.catalog.pricing import cart_totals
-from server.config import Settings
-from server.db import transaction
-from server.errors import Conflict, NotFound, Unprocessable
 from server.identity.models import User
 from server.inventory import service as inventory
 from server.inventory.errors import HoldNotActive, InsufficientStock, UnknownSku
+from server.kit.config import Settings
+from server.kit.db import transaction
+from server.kit.errors import Conflict, NotFound, Unprocessable
 from server.orders import service as orders
 from server.orders.checkout import charge_order, payment_failed, require_checkout_possible
 from server.orders.models import Cart, Order

@@ -9,7 +9,7 @@ from datetime import datetime
 import redis.asyncio as aioredis
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.errors import Conflict
+from server.kit.errors import Conflict
 from server.payments.breaker import CircuitOpen
 from server.payments.gateway import PaymentGateway
 from server.payments.provider import ChargeResult

@@ -9,7 +9,7 @@ from sqlalchemy import BigInteger, CheckConstraint, ForeignKeyConstraint, Identi
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Column, Field, SQLModel
 
-from server.columns import Timestamp, enum_field, tz_field
+from server.kit.columns import Timestamp, enum_field, tz_field
 from shared.enums import ItemStatus, OrderStatus
 
 

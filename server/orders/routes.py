@@ -9,9 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Query, Request, status
 from fastapi.responses import JSONResponse
 
-from server.deps import ClockDep, CurrentUser, CustomerUser, RedisDep, SessionDep, SettingsDep
 from server.idempotency.service import request_fingerprint, run_once
-from server.openapi import problem_responses
+from server.kit.deps import ClockDep, CurrentUser, CustomerUser, RedisDep, SessionDep, SettingsDep
+from server.kit.openapi import problem_responses
 from server.orders import cart as carts
 from server.orders import service
 from shared.schemas import (

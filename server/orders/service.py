@@ -15,10 +15,10 @@ from sqlalchemy import text
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.errors import Conflict, NotFound
 from server.events.service import emit
 from server.identity.models import User
 from server.inventory import service as inventory
+from server.kit.errors import Conflict, NotFound
 from server.orders.models import Order, OrderEvent, OrderItem
 from server.payments.models import Payment, Refund
 from shared.enums import ItemStatus, Movement, OrderStatus, Role

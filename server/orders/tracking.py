@@ -8,12 +8,12 @@ import uuid
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from server.db import transaction
-from server.errors import DomainError, NotFound
 from server.identity import service as identity
-from server.keys import order_channel
+from server.kit.db import transaction
+from server.kit.errors import DomainError, NotFound
+from server.kit.keys import order_channel
+from server.kit.sockets import caller_id, relaying
 from server.orders import service as orders
-from server.sockets import caller_id, relaying
 from shared.enums import Role
 
 router = APIRouter(tags=["orders"])

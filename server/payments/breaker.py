@@ -28,8 +28,8 @@ from typing import Any, Literal, cast
 
 import redis.asyncio as aioredis
 
-from server import keys
-from server.errors import ServiceUnavailable
+from server.kit import keys
+from server.kit.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any, Literal, Protocol
 
-from server.errors import DomainError
+from server.kit.errors import DomainError
 
 WEBHOOK_SIGNATURE_HEADER = "X-QC-Payment-Signature"
 DECLINE_REASONS = ("card_declined", "insufficient_funds", "upi_rejected_by_bank")

@@ -7,9 +7,9 @@ import uuid
 from fastapi import APIRouter, Request
 from sqlmodel import select
 
-from server.config import webhook_secret_value
-from server.deps import ClockDep, RedisDep, SessionDep, SettingsDep
-from server.openapi import problem_responses
+from server.kit.config import webhook_secret_value
+from server.kit.deps import ClockDep, RedisDep, SessionDep, SettingsDep
+from server.kit.openapi import problem_responses
 from server.orders import service as orders
 from server.orders.models import Order
 from server.payments.models import Payment

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
-from server.config import Settings, webhook_secret_value
+from server.kit.config import Settings, webhook_secret_value
 from server.payments.breaker import BreakerConfig, CircuitBreaker
 from server.payments.gateway import PaymentGateway
 from server.payments.provider import SimulatedProvider

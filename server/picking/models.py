@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
-from server.columns import Timestamp, tz_field
+from server.kit.columns import Timestamp, tz_field
 
 
 class PickTask(SQLModel, table=True):

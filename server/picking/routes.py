@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from server.deps import ClockDep, PickerUser, RedisDep, SessionDep
-from server.openapi import problem_responses
+from server.kit.deps import ClockDep, PickerUser, RedisDep, SessionDep
+from server.kit.openapi import problem_responses
 from server.picking import service
 from shared.schemas import (
     PackRequest,

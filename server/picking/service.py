@@ -17,11 +17,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from scanners.gs1 import GS1Error
 from scanners.gs1 import parse as parse_gs1
 from scanners.symbology import ean13_of
-from server.cache import TTLCache
-from server.errors import Conflict, Forbidden, NotFound, Unprocessable
 from server.events.service import emit
 from server.identity.models import User
 from server.inventory import service as inventory
+from server.kit.cache import TTLCache
+from server.kit.errors import Conflict, Forbidden, NotFound, Unprocessable
 from server.orders import service as orders
 from server.orders.models import Order, OrderItem
 from server.payments.models import Refund

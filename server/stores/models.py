@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Column, Field, SQLModel
 
-from server.columns import Timestamp, tz_field
+from server.kit.columns import Timestamp, tz_field
 
 
 class City(SQLModel, table=True):

@@ -7,9 +7,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from server.deps import ClockDep, ManagerUser, RedisDep, SessionDep
-from server.errors import NotFound
-from server.openapi import problem_responses
+from server.kit.deps import ClockDep, ManagerUser, RedisDep, SessionDep
+from server.kit.errors import NotFound
+from server.kit.openapi import problem_responses
 from server.stores import selection, service
 from shared.geo import LatLng, location_cell
 from shared.schemas import Page, ServiceableStore, StorePublic, StoreSelection, UserPublic

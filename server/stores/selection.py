@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server import keys
+from server.kit import keys
 from shared.geo import LatLng, haversine_m, location_cell, point_in_geojson
 
 CACHE_TTL_S = 30

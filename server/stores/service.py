@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.errors import Forbidden, NotFound
 from server.identity.models import User
+from server.kit.errors import Forbidden, NotFound
 from server.stores.models import DarkStore
 from shared.enums import Role
 

@@ -27,8 +27,8 @@ from control_tower.widgets.banner import ConnectionBanner
 from control_tower.widgets.pipeline import PipelineBoard
 from control_tower.widgets.stores_table import StoresTable
 from server.app import create_app
-from server.clock import Clock
-from server.config import Settings
+from server.kit.clock import Clock
+from server.kit.config import Settings
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import OrderStatus, Role
 from tests.control_tower.ct_app_fakes import fixed_monotonic, wait_for

@@ -42,8 +42,8 @@ from schemathesis.checks import (  # noqa: E402  (all built-in checks live here 
 )
 
 from server.app import create_app  # noqa: E402
-from server.config import Settings  # noqa: E402
-from server.errors import PROBLEM_JSON  # noqa: E402
+from server.kit.config import Settings  # noqa: E402
+from server.kit.errors import PROBLEM_JSON  # noqa: E402
 from tests.conftest import TEST_SECRET  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -435,7 +435,7 @@ def _webhook_huge_timestamp(world: World) -> list[httpx.Response]:
 #    (123, 1.5, null, a list): uuid.UUID() raises AttributeError/TypeError, and the route
 #    (server/payments/routes.py, `except ValueError`) catches only ValueError.
 def _webhook_signed_int_payment_id(world: World) -> list[httpx.Response]:
-    from server.config import webhook_secret_value
+    from server.kit.config import webhook_secret_value
     from server.payments.provider import sign_webhook
 
     event = {

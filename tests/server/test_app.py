@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from server.errors import PROBLEM_JSON
+from server.kit.errors import PROBLEM_JSON
 
 
 async def test_healthz_is_green_with_schema_at_head(client: httpx.AsyncClient) -> None:

@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from server.clock import Clock
+from server.kit.clock import Clock
 
 
 def test_sped_up_clock_runs_k_times_faster_from_its_anchor() -> None:

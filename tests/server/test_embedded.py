@@ -20,9 +20,9 @@ PY = sys.executable
 START_AND_WRITE = textwrap.dedent("""
     import json, sys
     import psycopg, redis
-    from server.config import Settings
-    from server.db import resolve_database_url
-    from server.redis import resolve_redis_url
+    from server.kit.config import Settings
+    from server.kit.db import resolve_database_url
+    from server.kit.redis import resolve_redis_url
     s = Settings(home=sys.argv[1])
     db, rd = resolve_database_url(s), resolve_redis_url(s)
     with psycopg.connect(db, autocommit=True) as c:
@@ -127,7 +127,7 @@ def test_unreachable_external_server_fails_in_one_clear_line(
         env = {**env, "QC_DATABASE_URL": services.database_url}
     command = "serve" if "QC_REDIS_URL" in env else "migrate"
     out = subprocess.run(
-        [PY, "-m", "server.cli", command],
+        [PY, "-m", "qc.cli", command],
         capture_output=True,
         text=True,
         timeout=60,

@@ -8,8 +8,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine
 
-from server.db import sqlalchemy_url
-from server.migrate import alembic_config
+from server.kit.db import sqlalchemy_url
+from server.kit.migrate import alembic_config
 from server.models import metadata
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import psycopg
 
-from server.db import transaction
 from server.inventory import service
+from server.kit.db import transaction
 
 
 async def test_product_list_pages_and_carries_live_availability(city, app, client) -> None:

@@ -178,7 +178,7 @@ async def test_three_wrong_otps_lock_the_drop_and_raise_an_alert(city, live_serv
 async def test_offline_fixes_replay_in_order_and_duplicates_are_ignored(city, client) -> None:
     rider = await login(client, "rider.001", DEMO_SECRETS[Role.RIDER])
     await client.post("/v1/riders/me/shift", json={"on_duty": True}, headers=rider)
-    from server.clock import Clock
+    from server.kit.clock import Clock
 
     start = Clock().now()
     path = [destination(KOR, 45, 100 * i) for i in range(6)]
@@ -264,7 +264,7 @@ async def test_a_rejected_offer_goes_to_another_rider(city, live_server, stack) 
 
 
 async def test_fixes_older_than_a_day_or_from_the_future_are_refused(city, client) -> None:
-    from server.clock import Clock
+    from server.kit.clock import Clock
 
     rider = await login(client, "rider.002", DEMO_SECRETS[Role.RIDER])
     await client.post("/v1/riders/me/shift", json={"on_duty": True}, headers=rider)
@@ -287,7 +287,7 @@ async def test_fixes_older_than_a_day_or_from_the_future_are_refused(city, clien
 
 
 async def test_a_batch_applies_its_good_fixes_and_lists_the_bad_ones(city, client) -> None:
-    from server.clock import Clock
+    from server.kit.clock import Clock
 
     rider = await login(client, "rider.002", DEMO_SECRETS[Role.RIDER])
     await client.post("/v1/riders/me/shift", json={"on_duty": True}, headers=rider)

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import psycopg
 
-from server.db import transaction
 from server.delivery.service import rider_history
+from server.kit.db import transaction
 
 STORE = "BLR-KOR"
 

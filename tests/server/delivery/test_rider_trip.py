@@ -11,8 +11,8 @@ import psycopg
 import pytest
 import websockets
 
-from server.clock import Clock
 from server.delivery.worker import dispatch_all
+from server.kit.clock import Clock
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
 from shared.geo import LatLng, destination

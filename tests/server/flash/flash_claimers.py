@@ -6,10 +6,10 @@ import asyncio
 import uuid
 from datetime import timedelta
 
-from server import db
-from server.clock import Clock
-from server.config import Settings
 from server.flash.service import claim_token
+from server.kit import db
+from server.kit.clock import Clock
+from server.kit.config import Settings
 
 
 async def _claim(

@@ -9,11 +9,11 @@ from typing import Any
 import httpx
 import psycopg
 
-from server.clock import Clock
-from server.db import transaction
 from server.identity.models import User
 from server.identity.service import issue_token
 from server.inventory import service as inventory
+from server.kit.clock import Clock
+from server.kit.db import transaction
 from shared.enums import Movement, Role
 from tests.conftest import TEST_SECRET
 

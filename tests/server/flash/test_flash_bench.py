@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.bench.flash import run
+from qc.bench.flash import run
 
 
 @pytest.mark.slow

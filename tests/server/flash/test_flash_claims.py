@@ -10,8 +10,8 @@ from datetime import timedelta
 
 import psycopg
 
-from server import db
 from server.flash.service import claim_token
+from server.kit import db
 from tests.server.flash.flash_claimers import claim
 from tests.server.flash.flash_helpers import (
     STORE,

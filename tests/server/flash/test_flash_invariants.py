@@ -11,8 +11,8 @@ import psycopg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server import keys
 from server.flash import queue, service
+from server.kit import keys
 from tests.server.flash.flash_helpers import (
     ADDRESS,
     STORE,

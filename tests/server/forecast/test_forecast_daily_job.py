@@ -6,9 +6,9 @@ from datetime import datetime, timedelta
 
 import psycopg
 
-from server.clock import Clock
 from server.forecast.daily import run_daily_job
 from server.forecast.service import IST
+from server.kit.clock import Clock
 from tests.server.forecast.forecast_db_helpers import put_forecasts, set_position, skus_of
 
 STORE = "BLR-KOR"

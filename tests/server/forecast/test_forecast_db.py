@@ -10,16 +10,16 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from server import keys
-from server.config import get_settings
-from server.db import transaction
-from server.errors import Conflict, NotFound
 from server.forecast import service
 from server.forecast.factors import CsvError
 from server.forecast.history import IST
 from server.forecast.model import ForecastConfig
 from server.forecast.models import ReplenishmentStatus
 from server.inventory.reconcile import find_drift, load_store
+from server.kit import keys
+from server.kit.config import get_settings
+from server.kit.db import transaction
+from server.kit.errors import Conflict, NotFound
 from tests.server.forecast.forecast_db_helpers import (
     put_forecasts,
     set_position,
@@ -425,7 +425,7 @@ async def test_stockout_risk_counts_skus_below_the_next_24h(stack) -> None:
 
 
 def test_cli_runs_the_whole_loop(city, settings, monkeypatch, tmp_path) -> None:
-    from server.forecast.cli import forecast_app, replenish_app
+    from qc.forecast_cli import forecast_app, replenish_app
 
     monkeypatch.setenv("QC_DATABASE_URL", city.database_url)
     monkeypatch.setenv("QC_REDIS_URL", city.redis_url)

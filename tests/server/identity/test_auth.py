@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from server.clock import Clock
+from server.kit.clock import Clock
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
 from tests.helpers import login

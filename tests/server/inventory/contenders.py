@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-from server import db
-from server import redis as qredis
-from server.clock import Clock
-from server.config import Settings
 from server.inventory import service
 from server.inventory.errors import InsufficientStock
+from server.kit import db
+from server.kit import redis as qredis
+from server.kit.clock import Clock
+from server.kit.config import Settings
 
 
 async def _race(

@@ -6,7 +6,7 @@ from contextlib import nullcontext as _nullcontext
 
 import psycopg
 
-from server import keys
+from server.kit import keys
 
 
 def _conn(db: str | psycopg.Connection) -> psycopg.Connection:

@@ -6,8 +6,8 @@ import multiprocessing
 
 import psycopg
 
-from server import keys
 from server.inventory.reconcile import find_drift, load_store
+from server.kit import keys
 from tests.server.inventory.contenders import race
 from tests.server.inventory.helpers import pg_stock, redis_stock, set_stock
 

@@ -14,19 +14,19 @@ import httpx
 import psycopg
 import pytest
 
-from server import keys
-from server.db import transaction
 from server.inventory import service
 from server.inventory.reconcile import DRIFT_REPAIRED, find_drift, reconcile_store
+from server.kit import keys
+from server.kit.db import transaction
 from tests.server.inventory.helpers import pg_stock, redis_stock, reservation_rows
 
 STORE = "BLR-KOR"
 
 CRASH_BETWEEN_WRITES = textwrap.dedent("""
     import asyncio, os, sys
-    from server import db, redis as qredis
-    from server.clock import Clock
-    from server.config import Settings
+    from server.kit import db, redis as qredis
+    from server.kit.clock import Clock
+    from server.kit.config import Settings
     from server.inventory import service
 
     async def die_before_postgres(*args, **kwargs):
@@ -145,7 +145,7 @@ async def test_holds_expire_after_a_server_restart(stack) -> None:
 
     def start(port: int) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "serve", "--port", str(port)],
+            [sys.executable, "-m", "qc.cli", "serve", "--port", str(port)],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -6,7 +6,7 @@ import httpx
 import psycopg
 import pytest
 
-from server import keys
+from server.kit import keys
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
 from tests.helpers import login

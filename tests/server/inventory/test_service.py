@@ -6,13 +6,13 @@ import uuid
 
 import pytest
 
-from server import keys
-from server.db import transaction
-from server.errors import Unprocessable
 from server.inventory import service
 from server.inventory.errors import HoldNotActive, InsufficientStock, UnknownSku
 from server.inventory.reconcile import find_drift
 from server.inventory.sweeper import sweep_store
+from server.kit import keys
+from server.kit.db import transaction
+from server.kit.errors import Unprocessable
 from tests.server.inventory.helpers import (
     ledger_sum,
     pg_stock,

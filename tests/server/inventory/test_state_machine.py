@@ -23,14 +23,14 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from server import db, keys
-from server import redis as qredis
-from server.clock import Clock
-from server.config import Settings
 from server.inventory import service
 from server.inventory.errors import HoldNotActive, InsufficientStock, StockBucketShort
 from server.inventory.reconcile import find_drift, load_store
 from server.inventory.sweeper import sweep_store
+from server.kit import db, keys
+from server.kit import redis as qredis
+from server.kit.clock import Clock
+from server.kit.config import Settings
 from shared.enums import Movement
 from tests.server.inventory.helpers import ledger_sum, pg_stock, redis_stock
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 import httpx
 import psycopg
 
-from server.clock import Clock
 from server.delivery.worker import dispatch_all
+from server.kit.clock import Clock
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
 from shared.geo import LatLng

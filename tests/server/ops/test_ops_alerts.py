@@ -7,9 +7,9 @@ from datetime import timedelta
 
 import psycopg
 
-from server import keys
-from server.db import transaction
 from server.inventory.worker import reconcile_and_report
+from server.kit import keys
+from server.kit.db import transaction
 from server.ops import alerts, feed
 from server.ops.worker import evaluate_all
 from shared.enums import AlertKind

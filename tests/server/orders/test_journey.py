@@ -272,7 +272,7 @@ async def test_removing_a_line_releases_its_hold(city, client, customer) -> None
 async def test_an_order_whose_payment_never_settles_is_cancelled_and_released(
     city, app, client, customer
 ) -> None:
-    from server.db import transaction
+    from server.kit.db import transaction
     from server.orders.service import cancel_unpaid
 
     app.state.payments.provider.pending_rate = 1.0  # the webhook never comes

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from server.errors import ServiceUnavailable
+from server.kit.errors import ServiceUnavailable
 from server.payments.breaker import BreakerConfig, CircuitBreaker, CircuitOpen, Permit
 
 T0 = 1_750_000_000.0

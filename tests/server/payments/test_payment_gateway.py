@@ -11,7 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 from fastapi import FastAPI, Request
 
-from server.clock import Clock
+from server.kit.clock import Clock
 from server.payments.breaker import BreakerConfig, CircuitBreaker, CircuitOpen
 from server.payments.gateway import BulkheadFull, PaymentGateway
 from server.payments.provider import (

@@ -6,7 +6,7 @@ import uuid
 
 import psycopg
 
-from server.db import transaction
+from server.kit.db import transaction
 from server.picking import service
 from server.picking.walk import DEFAULT_PICK_TIME_MODEL, PickFeatures
 

@@ -1,0 +1,165 @@
+"""``qc bench dispatch``: assignment latency and location-ingest throughput.
+
+1. Matching 500 waiting orders against 2,000 riders (the seed's scoring, maximum-weight
+   matching) and batching 500 orders of one store, as pure computations (median of runs).
+2. Location ingest: fixes/s through the real path (PostgreSQL rider row and sampled
+   history, Redis GEO and last fix, fan-out to the tracking channel of every order on the
+   rider's trip) with every rider on a trip, so the fan-out is running.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+import uuid
+from datetime import timedelta
+
+import psycopg
+
+from qc.bench.harness import Result, conditions, measure, print_table
+from qc.bench.stack import bench_stack
+from server.delivery import planning
+from server.delivery.models import Rider
+from server.delivery.service import ingest_fixes
+from server.kit.clock import Clock
+from server.kit.config import Settings
+from server.kit.db import transaction
+from shared.geo import LatLng, destination
+from shared.schemas import GpsFix
+
+KOR = LatLng(12.9352, 77.6245)
+
+
+def _timed(fn, repeats: int) -> Result:  # type: ignore[no-untyped-def]
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    samples.sort()
+    return Result("", 1, 0, sum(samples), statistics.median(samples) * 1000, samples[-1] * 1000)
+
+
+def matching_figures(orders: int, riders: int, repeats: int) -> list[Result]:
+    rng = random.Random(11)
+    now = time.time()
+    waiting = [
+        planning.WaitingOrder(
+            f"o{i}",
+            "BLR-KOR",
+            KOR,
+            destination(KOR, rng.uniform(0, 360), rng.uniform(200, 2500)),
+            now - rng.uniform(0, 300),
+            now + rng.uniform(0, 120),
+        )
+        for i in range(orders)
+    ]
+    fleet = [
+        planning.RiderCandidate(
+            f"r{i}",
+            destination(KOR, rng.uniform(0, 360), rng.uniform(0, 2500)),
+            "IDLE",
+            0.0,
+            rng.uniform(3.5, 5),
+            rng.uniform(20, 100),
+            rng.choice([None, rng.uniform(8, 16)]),
+        )
+        for i in range(riders)
+    ]
+    match = _timed(lambda: planning.assign(waiting, fleet), repeats)
+    match.name, match.ops = f"match {orders} orders x {riders} riders", orders
+    batch = _timed(lambda: planning.plan_batches(waiting, now), repeats)
+    batch.name, batch.ops = f"batch {orders} orders of one store", orders
+    return [match, batch]
+
+
+async def run(
+    settings: Settings,
+    *,
+    orders: int = 500,
+    riders: int = 2000,
+    repeats: int = 5,
+    fixes: int = 3000,
+    concurrency: int = 16,
+    tracked_riders: int = 50,
+) -> dict:
+    pure = matching_figures(orders, riders, repeats)
+    async with bench_stack(
+        settings, stores=1, skus=50, pool=concurrency, riders=tracked_riders
+    ) as stack:
+        with psycopg.connect(stack.database_url, autocommit=True) as conn:
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT rider_id FROM riders ORDER BY rider_id LIMIT %s", (tracked_riders,)
+                )
+            ]
+            if len(ids) < tracked_riders:
+                raise RuntimeError("the bench city has too few riders")
+            conn.execute("UPDATE riders SET on_duty = true, status = 'DELIVERING'")
+            user = conn.execute("SELECT id FROM users WHERE role = 'customer' LIMIT 1").fetchone()[
+                0
+            ]  # type: ignore[index]
+            for rider_id in ids:  # every tracked rider carries a trip of two orders
+                trip = uuid.uuid4()
+                conn.execute(
+                    "INSERT INTO trips (trip_id, store_id, rider_id, status) "
+                    "VALUES (%s, 'BLR-KOR', %s, 'OUT')",
+                    (trip, rider_id),
+                )
+                for seq in (1, 2):
+                    order = uuid.uuid4()
+                    conn.execute(
+                        "INSERT INTO orders (store_id, order_id, user_id, city_id, status, "
+                        "currency, subtotal_paise, delivery_fee_paise, handling_fee_paise, "
+                        "discount_paise, total_amount_paise, delivery_lat, delivery_lng, "
+                        "rider_id) VALUES ('BLR-KOR', %s, %s, 'BLR', 'OUT_FOR_DELIVERY', "
+                        "'INR', 0, 0, 0, 0, 0, 12.95, 77.63, %s)",
+                        (order, user, rider_id),
+                    )
+                    conn.execute(
+                        "INSERT INTO trip_stops (trip_id, order_id, seq, status, "
+                        "otp_attempts, otp_locked) VALUES (%s, %s, %s, 'PENDING', 0, "
+                        "false)",
+                        (trip, order, seq),
+                    )
+        clock = Clock()
+        start = clock.now()
+        rng = random.Random(5)
+
+        async def one_fix(i: int) -> None:
+            rider_id = ids[i % len(ids)]
+            at = start + timedelta(seconds=5 * (i // len(ids) + 1))
+            spot = destination(KOR, rng.uniform(0, 360), rng.uniform(100, 2000))
+            async with transaction(stack.sessions) as session:
+                rider = await session.get(Rider, rider_id, with_for_update=True)
+                await ingest_fixes(
+                    session,
+                    stack.redis,
+                    rider=rider,  # type: ignore[arg-type]
+                    fixes=[GpsFix(lat=spot.lat, lng=spot.lng, at=at, speed_mps=6.0)],
+                    now=at,
+                )
+
+        ingest = await measure(
+            f"location ingest, fan-out to 2 orders ({tracked_riders} riders)",
+            one_fix,
+            total=fixes,
+            concurrency=concurrency,
+        )
+        cond = conditions(
+            orders=orders,
+            riders=riders,
+            repeats=repeats,
+            fixes=fixes,
+            concurrency=concurrency,
+            services="embedded" if stack.embedded else "external",
+        )
+    print_table("qc bench dispatch: assignment (latency per run)", pure, None, cond)
+    print_table("qc bench dispatch: location ingest", [ingest], None, cond)
+    return {
+        "conditions": cond,
+        "assignment": [r.as_dict() for r in pure],
+        "ingest": ingest.as_dict(),
+    }

@@ -1,0 +1,177 @@
+"""``qc bench catalog`` and ``qc bench checkout``: real HTTP against uvicorn workers.
+
+catalog: reads/s of the store product list and of product detail, side by side with a
+bare ASGI JSON app under the same uvicorn settings (the stack's limit), for 1 and 2
+workers. checkout: complete orders/s (cart, lines, checkout, payment, CONFIRMED) with
+p50/p99 per order. The load generator is an asyncio httpx client in this process, so
+on a 2-core machine it competes with the server: ratios matter more than absolutes.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+
+import httpx
+import psycopg
+
+from qc.bench.harness import Result, conditions, measure, median_of, print_table
+from qc.bench.serving import serve
+from qc.bench.stack import bench_stack
+from server.kit.config import Settings
+from server.seed.generate import DEMO_SECRETS
+from shared.enums import Role
+
+STORE = "BLR-KOR"
+HOME = {"lat": 12.9352, "lng": 77.6245}
+
+
+def _server_env(database_url: str, redis_url: str) -> dict[str, str]:
+    return {
+        "QC_DATABASE_URL": database_url,
+        "QC_REDIS_URL": redis_url,
+        "QC_SECRET_KEY": "bench-secret-key-" + "x" * 40,
+        "QC_LOG_JSON": "true",
+        "QC_LOG_LEVEL": "WARNING",
+        "QC_PAYMENT_LATENCY_S": "0.01",
+    }
+
+
+async def run_catalog(
+    settings: Settings,
+    *,
+    ops: int,
+    concurrency: int,
+    repeats: int,
+    workers: tuple[int, ...] = (1, 2),
+) -> dict:
+    tables: dict[str, list[Result]] = {}
+    async with bench_stack(settings, stores=1, skus=5000, pool=4) as stack:
+        with psycopg.connect(stack.database_url) as conn:
+            skus = [r[0] for r in conn.execute("SELECT sku_id FROM products ORDER BY sku_id")]
+        env = _server_env(stack.database_url, stack.redis_url)
+        rng = random.Random(3)
+        for n in workers:
+            results: list[Result] = []
+            limits = httpx.Limits(max_connections=concurrency)
+            timeout = httpx.Timeout(30.0)
+            with serve("qc.bench.serving:bare_app", env=env, workers=n, factory=False) as bare_url:
+                async with httpx.AsyncClient(
+                    base_url=bare_url, limits=limits, timeout=timeout
+                ) as c:
+
+                    async def bare(i: int, c: httpx.AsyncClient = c) -> None:
+                        (await c.get("/")).raise_for_status()
+
+                    results.append(
+                        median_of(
+                            [
+                                await measure(
+                                    "bare ASGI JSON (limit)",
+                                    bare,
+                                    total=ops,
+                                    concurrency=concurrency,
+                                )
+                                for _ in range(repeats)
+                            ]
+                        )
+                    )
+            with serve("server.app:create_app", env=env, workers=n, factory=True) as url:
+                async with httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout) as c:
+
+                    async def listing(i: int, c: httpx.AsyncClient = c) -> None:
+                        r = await c.get(f"/v1/stores/{STORE}/products", params={"limit": 40})
+                        r.raise_for_status()
+
+                    async def detail(i: int, c: httpx.AsyncClient = c) -> None:
+                        r = await c.get(f"/v1/stores/{STORE}/products/{rng.choice(skus)}")
+                        r.raise_for_status()
+
+                    for name, op in (
+                        ("product list (40, live stock)", listing),
+                        ("product detail", detail),
+                    ):
+                        results.append(
+                            median_of(
+                                [
+                                    await measure(name, op, total=ops, concurrency=concurrency)
+                                    for _ in range(repeats)
+                                ]
+                            )
+                        )
+            tables[f"{n} worker{'s' if n > 1 else ''}"] = results
+        cond = conditions(
+            concurrency=concurrency,
+            requests_per_scenario=ops,
+            repeats=repeats,
+            client="httpx asyncio, same machine",
+            services="embedded" if stack.embedded else "external",
+        )
+    for label, results in tables.items():
+        print_table(f"qc bench catalog: {label}", results, "bare ASGI JSON (limit)", cond)
+    return {"conditions": cond, "results": {k: [r.as_dict() for r in v] for k, v in tables.items()}}
+
+
+async def run_checkout(
+    settings: Settings, *, orders: int, concurrency: int, workers: tuple[int, ...] = (1, 2)
+) -> dict:
+    tables: dict[str, list[Result]] = {}
+    async with bench_stack(settings, stores=1, skus=500, pool=4, customers=concurrency) as stack:
+        with psycopg.connect(stack.database_url) as conn:
+            skus = [r[0] for r in conn.execute("SELECT sku_id FROM products ORDER BY sku_id")]
+        env = _server_env(stack.database_url, stack.redis_url)
+        rng = random.Random(5)
+        for n in workers:
+            with serve("server.app:create_app", env=env, workers=n, factory=True) as url:
+                limits = httpx.Limits(max_connections=concurrency * 2)
+                async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as c:
+                    tokens = []
+                    for i in range(1, concurrency + 1):
+                        r = await c.post(
+                            "/v1/auth/login",
+                            json={
+                                "login": f"customer.{i:03d}",
+                                "secret": DEMO_SECRETS[Role.CUSTOMER],
+                            },
+                        )
+                        tokens.append({"Authorization": f"Bearer {r.json()['access_token']}"})
+
+                    async def one_order(i: int, tokens: list = tokens) -> None:
+                        h = tokens[i % len(tokens)]
+                        cart = (
+                            await c.post("/v1/carts", json={"store_id": STORE}, headers=h)
+                        ).json()["cart_id"]
+                        for sku in rng.sample(skus, 3):
+                            (
+                                await c.put(
+                                    f"/v1/carts/{cart}/lines/{sku}",
+                                    json={"quantity": rng.randint(1, 2)},
+                                    headers=h,
+                                )
+                            ).raise_for_status()
+                        r = await c.post(
+                            f"/v1/carts/{cart}/checkout",
+                            headers={**h, "Idempotency-Key": uuid.uuid4().hex},
+                            json={"address": {"line1": "bench", **HOME}},
+                        )
+                        if r.status_code != 201 or r.json()["status"] != "CONFIRMED":
+                            raise RuntimeError(f"checkout failed: {r.status_code} {r.text}")
+
+                    result = await measure(
+                        "complete order (5 requests)",
+                        one_order,
+                        total=orders,
+                        concurrency=concurrency,
+                    )
+                    tables[f"{n} worker{'s' if n > 1 else ''}"] = [result]
+        cond = conditions(
+            concurrency=concurrency,
+            orders=orders,
+            lines_per_order=3,
+            payment_latency_s=0.01,
+            client="httpx asyncio, same machine",
+            services="embedded" if stack.embedded else "external",
+        )
+    for label, results in tables.items():
+        print_table(f"qc bench checkout: {label}", results, None, cond)
+    return {"conditions": cond, "results": {k: [r.as_dict() for r in v] for k, v in tables.items()}}

@@ -1,0 +1,482 @@
+"""The ``qc`` command: migrate, seed, serve, token, demo (and, later, bench)."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from qc.forecast_cli import forecast_app, replenish_app
+from server.kit.config import Settings, get_settings
+from server.kit.embedded import ServiceConfigError
+
+app = typer.Typer(
+    help="qc: quick-commerce operations suite", no_args_is_help=True, pretty_exceptions_enable=False
+)
+console = Console(stderr=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=2)
+
+
+def _database(settings: Settings) -> str:
+    from server.kit.db import resolve_database_url
+    from server.kit.migrate import upgrade_to_head
+
+    try:
+        url = resolve_database_url(settings)
+    except ServiceConfigError as exc:
+        raise _fail(str(exc)) from None
+    upgrade_to_head(url)
+    return url
+
+
+def _redis(settings: Settings) -> str:
+    from server.kit.redis import resolve_redis_url
+
+    try:
+        return resolve_redis_url(settings)
+    except ServiceConfigError as exc:
+        raise _fail(str(exc)) from None
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema to the newest migration."""
+    _database(get_settings())
+    console.print("schema at head")
+
+
+def _print_logins(logins: dict[str, str]) -> None:
+    table = Table(title="demo logins (role: login / secret)")
+    table.add_column("role")
+    table.add_column("example login / secret")
+    for role, cred in logins.items():
+        table.add_row(role, cred)
+    Console().print(table)
+
+
+@app.command()
+def seed(
+    seed: Annotated[int, typer.Option(help="random seed: same seed, same city")] = 42,
+    stores: Annotated[int, typer.Option(min=1, max=14)] = 12,
+    skus: Annotated[int, typer.Option(min=10, max=6000)] = 5000,
+    riders: Annotated[int, typer.Option(min=1)] = 120,
+    customers: Annotated[int, typer.Option(min=1)] = 50,
+    reset: Annotated[bool, typer.Option(help="delete every row first")] = False,
+    history_days: Annotated[
+        int, typer.Option(min=0, max=365, help="also generate this many days of sales history")
+    ] = 0,
+) -> None:
+    """Build the demo Bengaluru: stores, catalogue, layout, stock, staff, riders, customers."""
+    from server.seed.generate import database_is_empty, reset_database, seed_city
+
+    url = _database(get_settings())
+    if reset:
+        reset_database(url)
+    elif not database_is_empty(url):
+        raise _fail("the database already holds a city; add --reset to rebuild it")
+    started = time.perf_counter()
+    summary = seed_city(
+        url, seed=seed, stores=stores, skus=skus, riders=riders, customers=customers
+    )
+    console.print(
+        f"seeded {summary.stores} stores, {summary.products} SKUs, "
+        f"{summary.inventory_rows} stock rows, {summary.riders} riders, "
+        f"{summary.pickers} pickers, {summary.customers} customers "
+        f"in {time.perf_counter() - started:.1f} s"
+    )
+    _print_logins(summary.logins)
+    if history_days:
+        from server.forecast.service import seed_history
+
+        started = time.perf_counter()
+        seed_history(url, history_days, seed)
+        console.print(
+            f"sales history: {history_days} days in {time.perf_counter() - started:.1f} s"
+        )
+
+
+def _prepare_stack(settings: Settings) -> tuple[str, str]:
+    """Start (or reach) PostgreSQL and Redis, migrate, seed an empty database."""
+    from server.seed.generate import database_is_empty, seed_city
+
+    db_url = _database(settings)
+    redis_url = _redis(settings)
+    if database_is_empty(db_url):
+        console.print("empty database: seeding the demo city ...")
+        _print_logins(seed_city(db_url).logins)
+    # workers inherit the resolved URLs, so every process uses the same servers
+    os.environ["QC_DATABASE_URL"] = db_url
+    os.environ["QC_REDIS_URL"] = redis_url
+    os.environ.setdefault("QC_SECRET_KEY", settings.secret_key_value())
+    # one anchor for every worker, so a sped-up clock reads the same in all of them
+    anchor = settings.clock_anchor if settings.clock_anchor is not None else time.time()
+    os.environ.setdefault("QC_CLOCK_ANCHOR", str(anchor))
+    get_settings.cache_clear()
+    return db_url, redis_url
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes")] = 1,
+) -> None:
+    """Run the API on the embedded (or configured) stack, seeding an empty database."""
+    import uvicorn
+
+    _prepare_stack(get_settings())
+    console.print(f"API on http://{host}:{port}  (OpenAPI: http://{host}:{port}/docs)")
+    uvicorn.run(
+        "server.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@app.command()
+def demo(
+    host: Annotated[str, typer.Option(help="interface for the API")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port for the API")] = 8000,
+    speed: Annotated[
+        float, typer.Option(min=1.0, max=60.0, help="the world runs this many times faster")
+    ] = 10.0,
+    headless: Annotated[
+        bool, typer.Option(help="no UI: run for --duration, then print the report")
+    ] = False,
+    duration: Annotated[
+        float | None,
+        typer.Option(
+            min=1.0,
+            help="wall-clock seconds to run (the city lives duration x speed simulated "
+            "seconds); headless default 60, otherwise until Ctrl-C",
+        ),
+    ] = None,
+    json_out: Annotated[
+        str | None, typer.Option("--json", help="also write the report here (JSON)")
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option(help="simulated local time to start at, HH:MM (e.g. 18:30); default now"),
+    ] = None,
+    orders_per_minute: Annotated[
+        float, typer.Option(min=0.0, help="city-wide base order rate per simulated minute")
+    ] = 1.5,
+    riders_per_store: Annotated[int, typer.Option(min=0, help="simulated riders on shift")] = 3,
+    pickers_per_store: Annotated[int, typer.Option(min=0, help="simulated pickers")] = 2,
+    payment_failure_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="share of payments the provider declines")
+    ] = 0.03,
+    seed: Annotated[int, typer.Option(help="random seed of the simulated people")] = 1,
+) -> None:
+    """The main job: the API on the seeded city with simulated customers, pickers and
+    riders living in it, all on one sped-up clock; the report at the end."""
+    from qc.sim import SimConfig, run_demo
+    from qc.sim.demo import demo_logins, open_control_tower
+
+    os.environ["QC_CLOCK_SPEED"] = str(speed)
+    get_settings.cache_clear()
+    db_url, _ = _prepare_stack(get_settings())
+    _print_logins(demo_logins())
+    if not headless:
+        console.print(
+            f"apps: [bold]qc picker --store BLR-KOR --server http://{host}:{port}[/]   "
+            f"[bold]qc rider --rider rider.001 --server http://{host}:{port}[/]"
+        )
+    config = SimConfig(
+        orders_per_minute=orders_per_minute,
+        riders_per_store=riders_per_store,
+        pickers_per_store=pickers_per_store,
+        seed=seed,
+    )
+    try:
+        run_demo(
+            database_url=db_url,
+            host=host,
+            port=port,
+            speed=speed,
+            duration_s=duration if duration is not None else (60.0 if headless else None),
+            headless=headless,
+            json_path=json_out,
+            start_at=start,
+            payment_failure_rate=payment_failure_rate,
+            config=config,
+            foreground=None if headless else open_control_tower,
+        )
+    except (RuntimeError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(code=130) from None
+
+
+@app.command()
+def picker(
+    server: Annotated[str, typer.Option(help="API base URL")] = "http://127.0.0.1:8000",
+    store: Annotated[str | None, typer.Option(help="dark store, e.g. BLR-KOR")] = None,
+    login: Annotated[str | None, typer.Option("--picker", help="e.g. picker.kor.1")] = None,
+    camera: Annotated[
+        str | None, typer.Option(help="also scan with a camera: device index or video")
+    ] = None,
+    outbox: Annotated[str | None, typer.Option(help="journal of unsent scans")] = None,
+) -> None:
+    """The picker terminal (picker_app) against a server."""
+    from picker_app.__main__ import main
+
+    argv = ["--server", server]
+    for flag, value in (("--store", store), ("--picker", login), ("--camera", camera)):
+        if value:
+            argv += [flag, value]
+    if outbox:
+        argv += ["--outbox", outbox]
+    raise typer.Exit(code=main(argv))
+
+
+@app.command()
+def rider(
+    server: Annotated[str, typer.Option(help="API base URL")] = "http://127.0.0.1:8000",
+    login: Annotated[str | None, typer.Option("--rider", help="e.g. rider.001")] = None,
+    gps: Annotated[
+        str | None, typer.Option(help="gpsd://, nmea://, gpx:// or sim://?from=..&to=..")
+    ] = None,
+    buffer_dir: Annotated[str | None, typer.Option(help="offline fix buffer folder")] = None,
+    push_every: Annotated[float, typer.Option(help="seconds between position pushes")] = 5.0,
+) -> None:
+    """The rider handheld (rider_app) against a server."""
+    from rider_app.__main__ import main
+
+    argv = ["--server", server, "--push-every", str(push_every)]
+    for flag, value in (("--rider", login), ("--gps", gps), ("--buffer-dir", buffer_dir)):
+        if value:
+            argv += [flag, value]
+    raise typer.Exit(code=main(argv))
+
+
+@app.command("control-tower")
+def control_tower(
+    server: Annotated[str, typer.Option(help="API base URL")] = "http://127.0.0.1:8000",
+    city: Annotated[str | None, typer.Option(help="city to watch (default: the manager's)")] = None,
+    login: Annotated[str | None, typer.Option(help="manager login, e.g. manager.blr")] = None,
+) -> None:
+    """The city manager's control tower (control_tower) against a server."""
+    from control_tower.__main__ import main
+
+    argv = ["--server", server]
+    for flag, value in (("--city", city), ("--login", login)):
+        if value:
+            argv += [flag, value]
+    raise typer.Exit(code=main(argv))
+
+
+@app.command()
+def token(login: Annotated[str, typer.Argument(help="a staff login, e.g. manager.blr")]) -> None:
+    """Print a bearer token for a staff user (operator tool: reads the database directly)."""
+    import psycopg
+
+    from server.identity.models import User
+    from server.identity.service import issue_token
+    from server.kit.clock import Clock
+    from shared.enums import Role
+
+    settings = get_settings()
+    url = _database(settings)
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT id, role FROM users WHERE login = %s AND is_active", (login,)
+        ).fetchone()
+    if row is None:
+        raise _fail(f"no active user {login!r}")
+    if row[1] == Role.CUSTOMER:
+        raise _fail("tokens from the CLI are for staff; customers log in through the API")
+    clock = Clock(speed=settings.clock_speed, anchor=settings.clock_anchor)
+    user = User(id=row[0], login=login, name=login, role=Role(row[1]), secret_hash="")
+    tok, _ = issue_token(
+        user, key=settings.secret_key_value(), now=clock.now(), ttl_s=settings.token_ttl_s
+    )
+    sys.stdout.write(tok + "\n")
+
+
+app.add_typer(forecast_app, name="forecast")
+app.add_typer(replenish_app, name="replenish")
+
+bench_app = typer.Typer(help="benchmarks: figures with their conditions, side by side")
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("reserve")
+def bench_reserve(
+    ops: Annotated[int, typer.Option(min=100, help="operations per scenario")] = 4000,
+    concurrency: Annotated[int, typer.Option(min=1, max=256)] = 32,
+    repeats: Annotated[int, typer.Option(min=1, help="runs per scenario; the median counts")] = 3,
+    json_out: Annotated[str | None, typer.Option("--json", help="write figures here")] = None,
+) -> None:
+    """Reservations/s and p50/p99: engine vs trivial Lua vs PostgreSQL row lock."""
+    import asyncio
+    import json
+
+    from qc.bench.reserve import run
+
+    figures = asyncio.run(run(get_settings(), ops=ops, concurrency=concurrency, repeats=repeats))
+    if json_out:
+        with open(json_out, "w") as fh:
+            json.dump(figures, fh, indent=2)
+
+
+def _write_json(path: str | None, figures: dict) -> None:
+    if path:
+        import json
+
+        with open(path, "w") as fh:
+            json.dump(figures, fh, indent=2)
+
+
+@bench_app.command("catalog")
+def bench_catalog(
+    ops: Annotated[int, typer.Option(min=100, help="requests per scenario")] = 3000,
+    concurrency: Annotated[int, typer.Option(min=1, max=256)] = 32,
+    repeats: Annotated[int, typer.Option(min=1)] = 3,
+    json_out: Annotated[str | None, typer.Option("--json")] = None,
+) -> None:
+    """Reads/s of product list and detail vs a bare ASGI app, 1 and 2 workers."""
+    import asyncio
+
+    from qc.bench.http import run_catalog
+
+    _write_json(
+        json_out,
+        asyncio.run(run_catalog(get_settings(), ops=ops, concurrency=concurrency, repeats=repeats)),
+    )
+
+
+@bench_app.command("checkout")
+def bench_checkout(
+    orders: Annotated[int, typer.Option(min=10, help="orders per run")] = 400,
+    concurrency: Annotated[int, typer.Option(min=1, max=128)] = 16,
+    json_out: Annotated[str | None, typer.Option("--json")] = None,
+) -> None:
+    """Complete orders/s (cart, lines, checkout, payment, CONFIRMED), 1 and 2 workers."""
+    import asyncio
+
+    from qc.bench.http import run_checkout
+
+    _write_json(
+        json_out, asyncio.run(run_checkout(get_settings(), orders=orders, concurrency=concurrency))
+    )
+
+
+@bench_app.command("dispatch")
+def bench_dispatch(
+    orders: Annotated[int, typer.Option(min=1)] = 500,
+    riders: Annotated[int, typer.Option(min=1)] = 2000,
+    fixes: Annotated[int, typer.Option(min=10)] = 3000,
+    json_out: Annotated[str | None, typer.Option("--json")] = None,
+) -> None:
+    """Assignment latency (orders x riders) and location ingest fixes/s with fan-out."""
+    import asyncio
+
+    from qc.bench.dispatch import run
+
+    _write_json(
+        json_out, asyncio.run(run(get_settings(), orders=orders, riders=riders, fixes=fixes))
+    )
+
+
+@bench_app.command("flash")
+def bench_flash(
+    users: Annotated[int, typer.Option(min=10, help="customers in the crowd")] = 20_000,
+    units: Annotated[int, typer.Option(min=1, max=5000, help="units on sale")] = 1000,
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn workers")] = 2,
+    slots: Annotated[int, typer.Option(min=1, help="MAX_CONCURRENT_CHECKOUTS")] = 100,
+    slot_seconds: Annotated[int, typer.Option(min=5, help="a checkout slot's length")] = 60,
+    sockets: Annotated[int, typer.Option(min=0, help="customers waiting on a websocket")] = 5000,
+    arrival_s: Annotated[float, typer.Option(min=0.0, help="the crowd arrives within")] = 10.0,
+    connections: Annotated[int, typer.Option(min=4, help="client HTTP connections")] = 64,
+    failure_rate: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.05,
+    abandon_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="admitted customers who never pay")
+    ] = 0.005,
+    regular_seconds: Annotated[float, typer.Option(min=1.0, help="baseline run length")] = 20.0,
+    json_out: Annotated[str | None, typer.Option("--json")] = None,
+) -> None:
+    """A flash-sale crowd over real HTTP and websockets: units sold, oversold, limits, FIFO,
+    join/checkout latency, and regular checkout latency with and without the sale."""
+    import asyncio
+
+    from qc.bench.flash import run as run_flash
+
+    _write_json(
+        json_out,
+        asyncio.run(
+            run_flash(
+                get_settings(),
+                users=users,
+                units=units,
+                workers=workers,
+                slots=slots,
+                slot_seconds=slot_seconds,
+                sockets=sockets,
+                arrival_s=arrival_s,
+                connections=connections,
+                failure_rate=failure_rate,
+                abandon_rate=abandon_rate,
+                regular_seconds=regular_seconds,
+            )
+        ),
+    )
+
+
+@bench_app.command("ops")
+def bench_ops(
+    active: Annotated[int, typer.Option(min=0, help="orders in flight")] = 600,
+    delivered: Annotated[int, typer.Option(min=0, help="orders delivered earlier today")] = 6000,
+    repeats: Annotated[int, typer.Option(min=3)] = 30,
+    json_out: Annotated[str | None, typer.Option("--json")] = None,
+) -> None:
+    """Control-tower feed: city snapshot build, diff and alert evaluation vs a bare query."""
+    import asyncio
+
+    from qc.bench.ops import run_and_report
+
+    _write_json(
+        json_out,
+        asyncio.run(
+            run_and_report(get_settings(), active=active, delivered=delivered, repeats=repeats)
+        ),
+    )
+
+
+@bench_app.command("all")
+def bench_all(
+    quick: Annotated[
+        bool, typer.Option(help="small sizes: a smoke run of every benchmark")
+    ] = False,
+    only: Annotated[
+        list[str] | None, typer.Option(help="run just these (repeatable), e.g. --only ops")
+    ] = None,
+    json_out: Annotated[str | None, typer.Option("--json")] = None,
+) -> None:
+    """Every benchmark in one run, then one table of all their figures and conditions."""
+    import asyncio
+
+    from qc.bench.all import BENCHMARKS, run_all
+
+    unknown = sorted(set(only or []) - set(BENCHMARKS))
+    if unknown:
+        raise _fail(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
+    asyncio.run(run_all(get_settings(), quick=quick, only=only, json_path=json_out))
+
+
+if __name__ == "__main__":
+    app()

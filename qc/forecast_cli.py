@@ -1,0 +1,374 @@
+"""``qc forecast ...`` and ``qc replenish ...``: register with
+
+    app.add_typer(forecast_app, name="forecast")
+    app.add_typer(replenish_app, name="replenish")
+
+``qc seed --history-days N`` can call :func:`server.forecast.service.seed_history`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime, time, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, TypeVar
+
+import redis.asyncio as aioredis
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server.kit.config import Settings, get_settings
+from server.kit.embedded import ServiceConfigError
+
+if TYPE_CHECKING:
+    from server.forecast.model import ForecastConfig
+
+T = TypeVar("T")
+
+forecast_app = typer.Typer(
+    help="demand forecasting: sales history, external factors, forecasts, backtests",
+    no_args_is_help=True,
+)
+replenish_app = typer.Typer(
+    help="replenishment: plan orders from the latest forecasts, dispatch and receive them",
+    no_args_is_help=True,
+)
+console = Console(stderr=True)
+out = Console()
+
+
+def _fail(message: str) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code=2)
+
+
+def _database(settings: Settings) -> str:
+    from server.kit.db import resolve_database_url
+    from server.kit.migrate import upgrade_to_head
+
+    try:
+        url = resolve_database_url(settings)
+    except ServiceConfigError as exc:
+        raise _fail(str(exc)) from None
+    upgrade_to_head(url)
+    return url
+
+
+def _now(settings: Settings) -> datetime:
+    from server.kit.clock import Clock
+
+    return Clock(speed=settings.clock_speed, anchor=settings.clock_anchor).now()
+
+
+def _parse_origin(value: str | None, settings: Settings) -> datetime:
+    """``None``: today's IST midnight by the server clock; a date: that day's IST midnight;
+    a datetime without zone: IST."""
+    from server.forecast.history import IST
+    from server.forecast.service import ist_midnight
+
+    if value is None:
+        return ist_midnight(_now(settings))
+    try:
+        if len(value) == 10:
+            return datetime.combine(date.fromisoformat(value), time(0), tzinfo=IST)
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise _fail(f"--origin {value!r}: want YYYY-MM-DD or an ISO datetime") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=IST)
+
+
+def _config(threads: int | None, train_rows: int | None) -> ForecastConfig:
+    from server.forecast.model import ForecastConfig
+
+    base = ForecastConfig()
+    return ForecastConfig(
+        threads=threads, max_train_rows=train_rows if train_rows else base.max_train_rows
+    )
+
+
+class FactorChoice(StrEnum):
+    synthetic = "synthetic"
+    database = "database"
+
+
+Threads = Annotated[
+    int | None, typer.Option(min=1, help="OpenMP threads for the model (default: all cores)")
+]
+TrainRows = Annotated[
+    int | None, typer.Option(min=10_000, help="sampled training rows (default 1,200,000)")
+]
+StoresOpt = Annotated[int | None, typer.Option(min=1, help="only the first N stores by id")]
+SkusOpt = Annotated[int | None, typer.Option(min=1, help="only the first N SKUs by id")]
+
+
+@forecast_app.command("history")
+def history(
+    days: Annotated[int, typer.Option(min=1, max=730, help="days of hourly history")] = 90,
+    seed: Annotated[int, typer.Option(help="same seed, same history")] = 42,
+    end: Annotated[
+        str | None, typer.Option(help="first day NOT in the history (default: today, IST)")
+    ] = None,
+    factors: Annotated[
+        FactorChoice,
+        typer.Option(help="synthetic: generate weather/matches/sales first; database: as is"),
+    ] = FactorChoice.synthetic,
+    stores: StoresOpt = None,
+    skus: SkusOpt = None,
+) -> None:
+    """Generate synthetic hourly sales for the seeded city and bulk-load them.
+
+    The window ends at --end (default today, IST) and replaces earlier rows of that window.
+    """
+    from server.forecast.history import IST
+    from server.forecast.service import load_history
+
+    settings = get_settings()
+    url = _database(settings)
+    try:
+        last = date.fromisoformat(end) if end else _now(settings).astimezone(IST).date()
+    except ValueError:
+        raise _fail(f"--end {end!r}: want YYYY-MM-DD") from None
+    try:
+        result = load_history(
+            url,
+            start=last - timedelta(days=days),
+            days=days,
+            seed=seed,
+            stores=stores,
+            skus=skus,
+            factors=factors.value,
+        )
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    console.print(result.describe())
+
+
+def _import(kind: str, file: Path) -> None:
+    from server.forecast import service
+    from server.forecast.factors import CsvError
+
+    loaders = {
+        "weather": service.import_weather,
+        "events": service.import_events,
+        "flash": service.import_flash_sales,
+    }
+    url = _database(get_settings())
+    try:
+        count = loaders[kind](url, file)
+    except CsvError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"imported {count} {kind} row(s) from {file}")
+
+
+FileArg = Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)]
+
+
+@forecast_app.command("import-weather")
+def import_weather(file: FileArg) -> None:
+    """Import daily rain: CSV city,date,rain_mm,rainy (city id or name; mm and/or flag)."""
+    _import("weather", file)
+
+
+@forecast_app.command("import-events")
+def import_events(file: FileArg) -> None:
+    """Import events: CSV date,start_hour[,kind,name,city,duration_hours] (IST hours)."""
+    _import("events", file)
+
+
+@forecast_app.command("import-flash")
+def import_flash(file: FileArg) -> None:
+    """Import flash sales: CSV date,sku_id[,store_ids] (store ids split by ';', '*': all)."""
+    _import("flash", file)
+
+
+@forecast_app.command("run")
+def run(
+    origin: Annotated[
+        str | None,
+        typer.Option(help="forecast from this IST hour (default: today's IST midnight)"),
+    ] = None,
+    days: Annotated[int, typer.Option(min=8, help="days of history to learn from")] = 90,
+    threads: Threads = None,
+    train_rows: TrainRows = None,
+    stores: StoresOpt = None,
+    skus: SkusOpt = None,
+) -> None:
+    """Fit on the stored history and write next-24 h / next-72 h forecasts per store x SKU."""
+    from server.forecast.service import run_forecast
+
+    settings = get_settings()
+    url = _database(settings)
+    try:
+        result = run_forecast(
+            url,
+            origin=_parse_origin(origin, settings),
+            days=days,
+            config=_config(threads, train_rows),
+            stores=stores,
+            skus=skus,
+        )
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    console.print(result.describe())
+
+
+@forecast_app.command("backtest")
+def backtest(
+    days: Annotated[int, typer.Option(min=22, help="the last N days of stored history")] = 56,
+    origins: Annotated[int, typer.Option(min=1, max=14)] = 4,
+    categories: Annotated[bool, typer.Option(help="per-category rows too")] = True,
+    threads: Threads = None,
+    train_rows: TrainRows = None,
+    stores: StoresOpt = None,
+    skus: SkusOpt = None,
+) -> None:
+    """Rolling-origin WAPE and bias, model vs seasonal-naive, overall and per category."""
+    from server.forecast import service
+
+    url = _database(get_settings())
+    try:
+        report = service.backtest(
+            url,
+            days=days,
+            origins=origins,
+            config=_config(threads, train_rows),
+            stores=stores,
+            skus=skus,
+        )
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    out.print(report.format(categories=categories), highlight=False, soft_wrap=True)
+
+
+# --------------------------------------------------------------------------- replenish
+
+
+def _in_transaction(
+    work: Callable[[AsyncSession, aioredis.Redis | None], Awaitable[T]], *, redis: bool
+) -> T:
+    """Run ``work`` in one committed unit of work (with Redis when it moves stock)."""
+    from server.kit import db
+    from server.kit.errors import DomainError
+    from server.kit.redis import create_redis, resolve_redis_url
+
+    settings = get_settings()
+    url = _database(settings)
+    redis_url = None
+    if redis:
+        try:
+            redis_url = resolve_redis_url(settings)
+        except ServiceConfigError as exc:
+            raise _fail(str(exc)) from None
+
+    async def main() -> T:
+        engine = db.create_engine(url, settings)
+        client = create_redis(redis_url) if redis_url else None
+        try:
+            async with db.transaction(db.session_maker(engine)) as session:
+                return await work(session, client)
+        finally:
+            if client is not None:
+                await client.aclose()
+            await engine.dispose()
+
+    try:
+        return asyncio.run(main())
+    except DomainError as exc:
+        raise _fail(exc.detail) from None
+
+
+@replenish_app.command("run")
+def replenish_run(
+    store: Annotated[str | None, typer.Option(help="one store (default: all)")] = None,
+    show: Annotated[int, typer.Option(min=0, help="order lines to print")] = 40,
+) -> None:
+    """Apply the reorder rule to current stock and the latest forecasts; write PLANNED
+    orders and print them."""
+    from server.forecast.service import ReplenishmentPlan, plan_replenishment
+
+    now = _now(get_settings())
+
+    async def work(session: AsyncSession, _: aioredis.Redis | None) -> ReplenishmentPlan:
+        return await plan_replenishment(session, now=now, store_id=store)
+
+    result = _in_transaction(work, redis=False)
+    table = Table(title=f"replenishment orders planned ({len(result.lines)})", box=box.SIMPLE)
+    table.add_column("id (for dispatch)", no_wrap=True, min_width=36)
+    for name in ("store", "sku", "avail", "transit", "cap", "case", "24 h", "72 h"):
+        table.add_column(name, justify="left" if name in ("store", "sku") else "right")
+    table.add_column("qty", justify="right", style="bold")
+    table.add_column("cases", justify="right")
+    for line in result.lines[:show]:
+        p, o = line.position, line.order
+        table.add_row(
+            str(o.replenishment_id),
+            p.store_id,
+            p.sku_id,
+            str(p.available),
+            str(p.in_transit),
+            str(p.max_capacity),
+            str(p.case_pack),
+            f"{o.forecast_24h:.1f}",
+            f"{o.forecast_72h:.1f}",
+            str(o.quantity),
+            str(o.cases),
+        )
+    # the full id must show (it is what `qc replenish dispatch` takes): never narrower
+    # than the table, even in a pipe, where rich would assume 80 columns
+    Console(width=max(out.width, 120)).print(table)
+    if len(result.lines) > show:
+        out.print(f"... and {len(result.lines) - show} more")
+    missing = sorted(s for s, at in result.forecast_at.items() if at is None)
+    reasons = ", ".join(f"{r.value}: {n}" for r, n in sorted(result.reasons.items()))
+    console.print(f"{result.positions} positions ({reasons}); {len(result.lines)} orders planned")
+    if missing:
+        console.print(f"[yellow]no forecast yet for {', '.join(missing)}: `qc forecast run`[/]")
+
+
+def _replenishment_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise _fail(f"{value!r} is not a replenishment id (a UUID)") from None
+
+
+@replenish_app.command("dispatch")
+def replenish_dispatch(
+    replenishment_id: Annotated[str, typer.Argument(help="the order's id")],
+) -> None:
+    """Send a PLANNED order: its units go in transit to the store."""
+    from server.forecast.service import dispatch
+
+    rid = _replenishment_id(replenishment_id)
+    now = _now(get_settings())
+
+    async def work(session: AsyncSession, redis: aioredis.Redis | None) -> str:
+        assert redis is not None
+        order = await dispatch(session, redis, replenishment_id=rid, now=now)
+        return f"{order.replenishment_id}: {order.quantity} x {order.sku_id} in transit to {order.store_id}"
+
+    console.print(_in_transaction(work, redis=True))
+
+
+@replenish_app.command("receive")
+def replenish_receive(
+    replenishment_id: Annotated[str, typer.Argument(help="the order's id")],
+) -> None:
+    """A DISPATCHED order arrived: in transit -> available, status RECEIVED."""
+    from server.forecast.service import receive
+
+    rid = _replenishment_id(replenishment_id)
+    now = _now(get_settings())
+
+    async def work(session: AsyncSession, redis: aioredis.Redis | None) -> str:
+        assert redis is not None
+        order = await receive(session, redis, replenishment_id=rid, now=now)
+        return f"{order.replenishment_id}: {order.quantity} x {order.sku_id} received at {order.store_id}"
+
+    console.print(_in_transaction(work, redis=True))

@@ -1,0 +1,355 @@
+"""``qc demo``: the API server on the prepared stack plus the living city against it.
+
+The server runs as a uvicorn subprocess (its own core: the simulation is busy too) on the
+same clock as the simulation: both read ``QC_CLOCK_SPEED`` and ``QC_CLOCK_ANCHOR``. The
+anchor is chosen so the simulated day starts at ``start_at`` (local time of the city),
+and never before anything already recorded, so a second demo continues the first one's
+world instead of travelling back in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import psycopg
+from rich.console import Console
+
+from qc.sim.config import SimConfig
+from qc.sim.report import Report
+from qc.sim.runner import Simulation
+from server.kit.clock import Clock
+from server.kit.config import get_settings
+from server.seed.generate import DEMO_SECRETS
+from shared.enums import Role
+
+_LATEST = """
+    SELECT greatest(
+      (SELECT max(placed_at) FROM orders), (SELECT max(last_fix_at) FROM riders),
+      (SELECT max(created_at) FROM stock_ledger), (SELECT max(updated_at) FROM trips),
+      (SELECT max(started_at) FROM rider_shifts), (SELECT max(updated_at) FROM carts))"""
+
+
+@dataclass
+class DemoSession:
+    """What a foreground UI gets while the city runs behind it."""
+
+    base_url: str
+    clock: Clock
+    simulation: Simulation
+    logins: dict[str, str]
+
+    def stop(self) -> None:
+        self.simulation.request_stop()
+
+
+Foreground = Callable[[DemoSession], object]
+
+
+def demo_logins(store_ids: list[str] | None = None) -> dict[str, str]:
+    """The logins the simulation leaves to people (role -> "login / secret")."""
+    stores = len(store_ids) if store_ids else 12
+    return {
+        "manager": f"manager.blr / {DEMO_SECRETS[Role.MANAGER]}",
+        "picker (yours)": f"picker.kor.1 / {DEMO_SECRETS[Role.PICKER]}  "
+        "(picker.<store>.1 at every store)",
+        "rider (yours)": f"rider.001 / {DEMO_SECRETS[Role.RIDER]}  "
+        f"(rider.001 to rider.{stores:03d})",
+        "customer": f"customer.001 / {DEMO_SECRETS[Role.CUSTOMER]}",
+    }
+
+
+def parse_start(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        hh, mm = value.split(":")
+        h, m = int(hh), int(mm)
+    except ValueError:
+        raise ValueError(f"--start wants HH:MM, got {value!r}") from None
+    if not (0 <= h < 24 and 0 <= m < 60):
+        raise ValueError(f"--start wants HH:MM, got {value!r}")
+    return h, m
+
+
+def latest_recorded(database_url: str) -> tuple[float | None, int]:
+    """The latest simulated moment anything in the database happened at, and how many
+    orders an earlier run left unfinished."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(_LATEST).fetchone()
+        (unfinished,) = conn.execute(
+            "SELECT count(*) FROM orders WHERE status NOT IN ('DELIVERED', 'CANCELLED')"
+        ).fetchone() or (0,)
+    return (row[0].timestamp() if row and row[0] is not None else None), int(unfinished)
+
+
+def choose_start(
+    *,
+    start_at: tuple[int, int] | None,
+    timezone: str,
+    latest: float | None,
+    now: float | None = None,
+    unfinished: int = 0,
+) -> float:
+    """When the simulated day starts (unix s): the next ``start_at`` local time not before
+    ``latest`` + 1 min (today's if that is still allowed), or now (not before it).
+
+    Orders an earlier run left in flight are carried on from where it stopped: jumping to
+    tomorrow's ``start_at`` would leave them a day old on every SLA figure."""
+    now = time.time() if now is None else now
+    floor = (latest or 0.0) + 60.0
+    if start_at is None or unfinished:
+        return max(now, floor)
+    local = datetime.fromtimestamp(now, ZoneInfo(timezone))
+    day = local.replace(hour=start_at[0], minute=start_at[1], second=0, microsecond=0)
+    while day.timestamp() < floor:
+        day += timedelta(days=1)
+    return day.timestamp()
+
+
+def anchor_for(start: float, *, speed: float, now: float | None = None) -> tuple[float, float]:
+    """(anchor, start): a clock that reads ``start`` at real ``now`` and runs ``speed``
+    times faster. At real speed the anchor cannot move the clock: (now, now)."""
+    now = time.time() if now is None else now
+    if abs(speed - 1.0) < 1e-9:
+        return now, now
+    return (now * speed - start) / (speed - 1.0), start
+
+
+def first_open(database_url: str, at: float, *, horizon_s: float = 86400.0) -> float:
+    """``at``, or the first quarter hour after it when some operational store is open
+    (stores keep hours: a demo started at 3 a.m. would otherwise find the city closed)."""
+    from server.stores.selection import is_open  # the rule the API applies, not re-written
+
+    with psycopg.connect(database_url) as conn:
+        stores = conn.execute(
+            "SELECT s.operating_hours, c.timezone FROM dark_stores s "
+            "JOIN cities c ON c.city_id = s.city_id WHERE s.is_operational"
+        ).fetchall()
+    if not stores:
+        return at
+    t = at
+    while t < at + horizon_s:
+        if any(is_open(hours, datetime.fromtimestamp(t, ZoneInfo(tz))) for hours, tz in stores):
+            return t
+        t = (t // 900 + 1) * 900
+    return at
+
+
+def _loop_intervals(speed: float) -> dict[str, float]:
+    return {
+        "QC_DISPATCH_INTERVAL_S": max(0.2, min(1.0, 20.0 / speed)),
+        "QC_SWEEP_INTERVAL_S": max(0.25, min(1.0, 20.0 / speed)),
+        "QC_RELAY_INTERVAL_S": max(0.05, min(0.2, 4.0 / speed)),
+    }
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-2000:] if log_path.exists() else ""
+            raise RuntimeError(f"the API server exited (code {proc.returncode}):\n{tail}")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"the API server at {url} did not become healthy")
+
+
+def _stop_server(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+async def _run_until_stopped(simulation: Simulation, duration_s: float | None) -> Report:
+    """Run; Ctrl-C stops the city and still prints the report (a second one quits)."""
+    loop = asyncio.get_running_loop()
+    presses = 0
+
+    def interrupted() -> None:
+        nonlocal presses
+        presses += 1
+        if presses > 1:
+            raise KeyboardInterrupt
+        simulation.request_stop()
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGINT, interrupted)
+    try:
+        await simulation.setup()
+        return await simulation.run(duration_s)
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.remove_signal_handler(signal.SIGINT)
+
+
+def run_demo(
+    *,
+    database_url: str,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    speed: float = 10.0,
+    duration_s: float | None = None,
+    headless: bool = False,
+    json_path: str | None = None,
+    start_at: str | None = None,
+    payment_failure_rate: float = 0.03,
+    config: SimConfig | None = None,
+    foreground: Foreground | None = None,
+    console: Console | None = None,
+) -> Report:
+    """The demo: API server + simulation on one clock; returns (and prints) the report.
+
+    ``duration_s`` is wall-clock seconds (the city lives ``duration_s * speed`` simulated
+    seconds); None runs until Ctrl-C (or until ``foreground`` returns). ``foreground``, if
+    given and not headless, is called in this thread with a ``DemoSession`` while the city
+    runs in a background thread (e.g. the control tower app); the city stops when it
+    returns. The caller has prepared the stack (``qc.cli._prepare_stack``).
+    """
+    console = console or Console(stderr=True)
+    config = config or SimConfig()
+    latest, unfinished = latest_recorded(database_url)
+    start = choose_start(
+        start_at=parse_start(start_at),
+        timezone=config.timezone,
+        latest=latest,
+        unfinished=unfinished,
+    )
+    if start_at and unfinished:
+        console.print(
+            f"{unfinished} orders of an earlier run are still in flight: the city carries on "
+            f"where it stopped instead of starting at {start_at} (a fresh QC_HOME starts anew)"
+        )
+    opening = first_open(database_url, start)
+    if opening > start:
+        console.print("the stores are closed at that hour: the day starts when they open")
+    anchor, start = anchor_for(opening, speed=speed)
+    os.environ["QC_CLOCK_SPEED"] = repr(float(speed))
+    os.environ["QC_CLOCK_ANCHOR"] = repr(anchor)
+    os.environ["QC_PAYMENT_FAILURE_RATE"] = repr(float(payment_failure_rate))
+    os.environ.setdefault("QC_LOG_LEVEL", "WARNING")
+    # the server's loops run on real-time cadences: faster worlds need them more often, so
+    # an offer or a status change takes about as long in simulated time at any speed
+    for name, value in _loop_intervals(speed).items():
+        os.environ.setdefault(name, repr(value))
+    get_settings.cache_clear()
+    clock = Clock(speed=speed, anchor=anchor)
+    home = get_settings().home
+    home.mkdir(parents=True, exist_ok=True)
+    log_path = home / "demo-server.log"
+    base_url = f"http://{host}:{port}"
+    local = datetime.fromtimestamp(start, ZoneInfo(config.timezone))
+    console.print(
+        f"[bold]qc demo[/]: the city at {speed:g}x from {local:%a %H:%M} local time; "
+        f"API on {base_url} (server log: {log_path})"
+    )
+    with log_path.open("ab") as server_log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "server.app:create_app",
+                "--factory",
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+                "--timeout-graceful-shutdown",
+                "5",
+            ],
+            env=os.environ.copy(),
+            stdout=server_log,
+            stderr=server_log,
+            start_new_session=True,  # Ctrl-C reaches the demo; the demo stops the server
+        )
+    try:
+        _wait_healthy(base_url, proc, log_path)
+        simulation = Simulation(base_url, clock=clock, database_url=database_url, config=config)
+        if foreground is not None and not headless:
+            report = run_with_foreground(simulation, foreground, duration_s, clock)
+        else:
+            if not headless:
+                console.print("the city is running: Ctrl-C stops it and prints the report")
+            report = asyncio.run(_run_until_stopped(simulation, duration_s))
+    finally:
+        _stop_server(proc)
+    report.render(Console())
+    if json_path:
+        report.write_json(json_path)
+        console.print(f"report written to {json_path}")
+    return report
+
+
+def run_with_foreground(
+    simulation: Simulation, foreground: Foreground, duration_s: float | None, clock: Clock
+) -> Report:
+    result: list[Report] = []
+    failure: list[BaseException] = []
+
+    def city() -> None:
+        async def main() -> None:
+            await simulation.setup()
+            ready.set()
+            result.append(await simulation.run(duration_s))
+
+        try:
+            asyncio.run(main())
+        except BaseException as exc:  # surfaced in the calling thread
+            failure.append(exc)
+            ready.set()
+
+    ready = threading.Event()
+    thread = threading.Thread(target=city, name="qc-city", daemon=True)
+    thread.start()
+    ready.wait()
+    try:
+        if not failure:
+            foreground(
+                DemoSession(
+                    simulation.base_url,
+                    clock,
+                    simulation,
+                    demo_logins(list(simulation.world.stores)),
+                )
+            )
+    finally:
+        simulation.request_stop()
+        thread.join()
+    if failure:
+        raise failure[0]
+    return result[0]
+
+
+def open_control_tower(session: DemoSession) -> None:
+    """The demo's foreground: the control tower, logged in as the city manager, on the
+    running city. Quitting it (``q``) stops the city and prints the report."""
+    from control_tower.app import ControlTowerApp
+
+    ControlTowerApp(
+        server_url=session.base_url,
+        city="BLR",
+        login="manager.blr",
+        password=DEMO_SECRETS[Role.MANAGER],
+    ).run()

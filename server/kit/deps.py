@@ -1,0 +1,87 @@
+"""Typed dependencies: the session unit of work, Redis, the clock, the current user."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated
+
+import redis.asyncio as aioredis
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server.identity import service as identity
+from server.identity.models import User
+from server.kit import uow
+from server.kit.clock import Clock
+from server.kit.config import Settings
+from server.kit.errors import Forbidden, Unauthorized
+from shared.enums import Role
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request: committed when the handler returns, rolled back on error."""
+    async with request.app.state.sessions() as session:
+        try:
+            yield session
+        except BaseException:
+            await uow.rollback(session)
+            raise
+        await uow.commit(session)
+
+
+def get_redis(request: Request) -> aioredis.Redis:
+    return request.app.state.redis
+
+
+def get_clock(request: Request) -> Clock:
+    return request.app.state.clock
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+# scope="function": commit before the response is sent, so a client never reads its own
+# write before it is committed, and a failed commit is an error answer, not a lost write
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+RedisDep = Annotated[aioredis.Redis, Depends(get_redis)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+async def get_current_user(
+    session: SessionDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> User:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("a bearer token is required")
+    user_id = identity.decode_token(
+        credentials.credentials, key=settings.secret_key_value(), now=clock.now()
+    )
+    return await identity.get_active_user(session, user_id=user_id)
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+def require_roles(*roles: Role) -> Callable[[User], User]:
+    allowed = frozenset(roles) | {Role.ADMIN}
+
+    def guard(user: CurrentUser) -> User:
+        if user.role not in allowed:
+            raise Forbidden(f"this needs one of the roles: {', '.join(sorted(allowed))}")
+        return user
+
+    return guard
+
+
+CustomerUser = Annotated[User, Depends(require_roles(Role.CUSTOMER))]
+PickerUser = Annotated[User, Depends(require_roles(Role.PICKER, Role.MANAGER))]
+RiderUser = Annotated[User, Depends(require_roles(Role.RIDER))]
+ManagerUser = Annotated[User, Depends(require_roles(Role.MANAGER))]
+StaffUser = Annotated[User, Depends(require_roles(Role.PICKER, Role.RIDER, Role.MANAGER))]

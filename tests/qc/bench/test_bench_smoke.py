@@ -1,0 +1,89 @@
+"""The benchmarks run end to end at a tiny size and report figures (not timed here)."""
+
+from __future__ import annotations
+
+import pytest
+
+from qc.bench.http import run_catalog, run_checkout
+from qc.bench.reserve import run as run_reserve
+
+
+@pytest.mark.slow
+async def test_reserve_benchmark_reports_every_scenario(settings, clean) -> None:
+    figures = await run_reserve(settings, ops=100, concurrency=8, repeats=1)
+    for spread in ("1 SKU", "5,000 SKUs"):
+        names = [r["name"] for r in figures["results"][spread]]
+        assert names == [
+            "engine (Redis + PostgreSQL)",
+            "engine, Redis side only",
+            "trivial Lua (limit)",
+            "PostgreSQL row lock",
+        ]
+        assert all(r["per_second"] > 0 and r["errors"] == 0 for r in figures["results"][spread])
+    assert figures["conditions"]["cores"] >= 1
+
+
+@pytest.mark.slow
+async def test_http_benchmarks_complete_orders_and_reads(settings, clean) -> None:
+    catalog = await run_catalog(settings, ops=100, concurrency=4, repeats=1, workers=(1,))
+    assert [r["name"] for r in catalog["results"]["1 worker"]] == [
+        "bare ASGI JSON (limit)",
+        "product list (40, live stock)",
+        "product detail",
+    ]
+    checkout = await run_checkout(settings, orders=10, concurrency=2, workers=(1,))
+    result = checkout["results"]["1 worker"][0]
+    assert result["ops"] == 10 and result["errors"] == 0 and result["per_second"] > 0
+
+
+@pytest.mark.slow
+async def test_dispatch_benchmark_reports_matching_and_ingest(settings, clean) -> None:
+    from qc.bench.dispatch import run as run_dispatch
+
+    figures = await run_dispatch(
+        settings, orders=20, riders=50, repeats=1, fixes=40, concurrency=4, tracked_riders=5
+    )
+    assert [r["name"] for r in figures["assignment"]] == [
+        "match 20 orders x 50 riders",
+        "batch 20 orders of one store",
+    ]
+    assert figures["ingest"]["ops"] == 40 and figures["ingest"]["errors"] == 0
+
+
+async def test_ops_benchmark_reports_the_feed_figures(settings, clean) -> None:
+    from qc.bench.ops import run as run_ops
+
+    results, cond = await run_ops(settings, active=40, delivered=100, repeats=3)
+    assert results[0].name == "SELECT 1 round trip (floor)"
+    assert all(r.errors == 0 and r.p50_ms > 0 for r in results)
+    # the feed sees exactly the orders the benchmark put in flight and delivered
+    assert cond["active_orders"] == 40 and cond["riders_on_duty"] == 120
+    assert 0 < cond["delivered_today"] <= 100
+
+
+def test_bench_all_flattens_every_shape_of_figures() -> None:
+    from qc.bench.all import rows_of
+
+    row = {"name": "x", "ops": 10, "errors": 1, "seconds": 1.0, "p50_ms": 2.0, "p99_ms": 3.0}
+    shapes = {
+        "results": {"1 worker": [row], "2 workers": [row | {"name": "y"}]},
+        "ingest": row | {"name": "fixes", "per_second": 10.0},
+        "conditions": {"cores": 2},
+    }
+    rows = list(rows_of("b", shapes))
+    assert [r.scenario for r in rows] == ["1 worker / x", "2 workers / y", "ingest / fixes"]
+    assert rows[2].per_second == 10.0 and rows[0].errors == 1
+
+
+async def test_bench_all_runs_the_chosen_benchmarks_into_one_table(
+    settings, clean, tmp_path
+) -> None:
+    import json
+
+    from qc.bench.all import run_all
+
+    out = tmp_path / "all.json"
+    rows = await run_all(settings, quick=True, only=["ops"], json_path=str(out))
+    assert {r.bench for r in rows} == {"ops"} and len(rows) == 4
+    saved = json.loads(out.read_text())
+    assert saved["conditions"]["cores"] and set(saved["benchmarks"]) == {"ops"}

@@ -1,0 +1,98 @@
+"""The simulation's pure parts: the start of the simulated day and its clock anchor, the
+daily order curve, baskets by time of day, popularity."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from qc.sim.demand import Want, choose_basket, hourly_profile, pick_product, popularity
+from qc.sim.demo import anchor_for, choose_start, parse_start
+from server.kit.clock import Clock
+from shared.schemas import ProductCard
+
+IST = ZoneInfo("Asia/Kolkata")
+NOON = datetime(2026, 11, 24, 12, 0, tzinfo=IST).timestamp()
+
+
+def test_the_anchor_makes_the_clock_read_the_start_and_run_faster() -> None:
+    start = NOON + 6.5 * 3600  # 18:30
+    anchor, at = anchor_for(start, speed=20, now=NOON)
+    assert at == start
+    clock = Clock(speed=20, anchor=anchor)
+    # what the clock reads at real NOON, and ten real seconds later
+    read = anchor + (NOON - anchor) * 20
+    assert read == pytest.approx(start, abs=1e-3)
+    assert anchor + (NOON + 10 - anchor) * 20 == pytest.approx(start + 200, abs=1e-3)
+    assert clock.speed == 20
+    assert anchor_for(start, speed=1, now=NOON) == (NOON, NOON)  # cannot move a real clock
+
+
+def test_the_day_starts_at_the_asked_hour_never_before_what_was_recorded() -> None:
+    tz = "Asia/Kolkata"
+    assert choose_start(start_at=None, timezone=tz, latest=None, now=NOON) == NOON
+    later = NOON + 5 * 3600
+    assert choose_start(start_at=None, timezone=tz, latest=later, now=NOON) == later + 60
+    evening = choose_start(start_at=(18, 30), timezone=tz, latest=None, now=NOON)
+    assert datetime.fromtimestamp(evening, IST).strftime("%d %H:%M") == "24 18:30"
+    morning = choose_start(start_at=(9, 0), timezone=tz, latest=NOON, now=NOON)
+    assert datetime.fromtimestamp(morning, IST).strftime("%d %H:%M") == "25 09:00"
+    # orders still in flight from an earlier run: it carries on, not tomorrow morning
+    assert choose_start(start_at=(9, 0), timezone=tz, latest=later, now=NOON, unfinished=3) == (
+        later + 60
+    )
+    assert parse_start("07:05") == (7, 5)
+    for bad in ("7", "25:00", "ab:cd"):
+        with pytest.raises(ValueError):
+            parse_start(bad)
+
+
+def test_orders_peak_in_the_morning_and_the_evening() -> None:
+    assert hourly_profile(19) > hourly_profile(8) > hourly_profile(15) > hourly_profile(3)
+    assert hourly_profile(8.5) == pytest.approx((hourly_profile(8) + hourly_profile(9)) / 2)
+    assert hourly_profile(24) == hourly_profile(0)
+
+
+def test_baskets_follow_the_time_of_day() -> None:
+    rng = random.Random(5)
+    morning = Counter(choose_basket(rng, 8.0)[0] for _ in range(2000))
+    night = Counter(choose_basket(rng, 23.5)[0] for _ in range(2000))
+    assert morning["breakfast"] > 3 * night["breakfast"]
+    assert night["movie-night"] > 3 * morning["movie-night"]
+    name, wants = choose_basket(random.Random(1), 8.0)
+    assert name and wants and all(w.category for w in wants)
+
+
+def _card(sku: str, name: str, qty: int) -> ProductCard:
+    return ProductCard(
+        sku_id=sku,
+        name=name,
+        brand="Amul",
+        category_id="dairy-bread-eggs",
+        pack_size="1 L",
+        mrp_paise=6800,
+        price_paise=6500,
+        available_qty=qty,
+        in_stock=qty > 0,
+    )
+
+
+def test_products_are_picked_in_stock_by_name_and_popularity() -> None:
+    cards = [_card(f"SKU{i:05d}", f"Amul Toned Milk {i}", 5) for i in range(40)]
+    cards += [_card("SKU09999", "Amul Eggs", 0), _card("SKU09998", "Amul Butter", 4)]
+    rng = random.Random(2)
+    picked = Counter(
+        pick_product(rng, cards, Want("dairy-bread-eggs", "Milk"), seed=1, exclude=set()).sku_id  # type: ignore[union-attr]
+        for _ in range(3000)
+    )
+    assert "SKU09998" not in picked  # not milk
+    favourite = max(cards[:40], key=lambda c: popularity(1, c.sku_id)).sku_id
+    assert picked.most_common(1)[0][0] == favourite
+    # nothing matching in stock: any in-stock product of the category
+    eggs = pick_product(rng, cards, Want("dairy-bread-eggs", "Eggs"), seed=1, exclude=set())
+    assert eggs is not None and eggs.in_stock
+    assert pick_product(rng, [cards[40]], Want("dairy-bread-eggs"), seed=1, exclude=set()) is None
