@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 help:
 	@echo "make demo   - the embedded stack, a seeded Bengaluru and the API (main job)"
 	@echo "make test   - the whole test suite on real PostgreSQL and Redis (embedded by default)"
-	@echo "make lint   - ruff"
+	@echo "make lint   - ruff and mypy"
 
 $(STAMP): pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then \
@@ -36,6 +36,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) .qc .pytest_cache .ruff_cache
