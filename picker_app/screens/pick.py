@@ -22,7 +22,7 @@ from textual.widgets import Footer, ProgressBar, Static
 from textual.worker import get_current_worker
 
 from picker_app.api import describe
-from picker_app.barcodes import item_barcode
+from scanners.resolve import item_barcode
 from picker_app.clock import mmss
 from picker_app.messages import ScanAccepted, ScanRead, ScanRefused
 from picker_app.screens.exception import (

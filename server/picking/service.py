@@ -14,9 +14,7 @@ from sqlalchemy import text
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from scanners.gs1 import GS1Error
-from scanners.gs1 import parse as parse_gs1
-from scanners.symbology import ean13_of
+from scanners.resolve import item_barcode
 from server.events.service import emit
 from server.identity.models import User
 from server.inventory import service as inventory
@@ -255,18 +253,6 @@ async def pick_list(session: AsyncSession, *, task: PickTask) -> PickList:
     )
 
 
-def _barcode_of(code: str) -> str | None:
-    """The EAN-13 a scan refers to: plain EAN/UPC, or the GTIN inside a GS1 string."""
-    direct = ean13_of(code)
-    if direct:
-        return direct
-    try:
-        gtin = parse_gs1(code).gtin
-    except GS1Error:
-        return None
-    return ean13_of(gtin) if gtin else None
-
-
 async def scan(
     session: AsyncSession, *, task: PickTask, picker: User, scan_id: str, code: str, now: datetime
 ) -> tuple[_Line, bool, bool]:
@@ -280,7 +266,7 @@ async def scan(
         if seen.order_id != task.order_id or line is None:
             raise Conflict("this scan_id was used for another order", code="scan_id_reused")
         return line, all(ln.picked_qty >= ln.quantity for ln in lines), True
-    barcode = _barcode_of(code)
+    barcode = item_barcode(code)
     line = next((ln for ln in lines if ln.barcode == barcode), None)
     if line is None:
         expected = next((ln for ln in lines if ln.picked_qty < ln.quantity), None)
