@@ -2,7 +2,8 @@
 - ``shared`` and ``scanners`` import neither ``textual``, ``server``, the apps nor ``qc``;
 - the apps never import ``server`` or ``qc`` (they speak HTTP/websockets only);
 - the server imports neither the apps, ``textual`` nor ``qc`` (the umbrella above it);
-- the TUI kit the apps share imports no server and no app."""
+- the TUI kit the apps share (``qc_tui``) imports neither ``server``, ``qc`` nor any app;
+  the apps may import it."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ FORBIDDEN = {
     "rider_app": {"server", "qc"},
     "control_tower": {"server", "qc"},
     "server": {"textual", "qc", *APPS},
+    "qc_tui": {"server", "qc", *APPS},
 }
 
 
