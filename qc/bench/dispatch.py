@@ -21,7 +21,7 @@ from qc.bench.harness import Result, conditions, measure, print_table
 from qc.bench.stack import bench_stack
 from server.delivery import planning
 from server.delivery.models import Rider
-from server.delivery.service import ingest_fixes
+from server.delivery.riders import ingest_fixes
 from server.kit.clock import Clock
 from server.kit.config import Settings
 from server.kit.db import transaction

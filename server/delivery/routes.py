@@ -9,7 +9,7 @@ import uuid
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
-from server.delivery import service
+from server.delivery import riders, trips
 from server.delivery.models import Trip
 from server.identity import service as identity
 from server.kit.clock import Clock
@@ -40,11 +40,11 @@ ERRORS = problem_responses(401, 403, 404, 409, 422)
 
 
 async def _me(session: SessionDep, user: RiderUser, *, lock: bool = False):  # type: ignore[no-untyped-def]
-    return await service.get_rider(session, user=user, for_update=lock)
+    return await riders.get_rider(session, user=user, for_update=lock)
 
 
 async def _view(session: SessionDep, redis: RedisDep, clock: Clock, trip: Trip) -> TripPublic:
-    return await service.trip_view(
+    return await trips.trip_view(
         session, redis, trip=trip, now=clock.now(), clock_speed=clock.speed
     )
 
@@ -52,7 +52,7 @@ async def _view(session: SessionDep, redis: RedisDep, clock: Clock, trip: Trip) 
 @router.get("/riders/me", summary="The rider's status and current trip", responses=ERRORS)
 async def me(session: SessionDep, user: RiderUser) -> RiderPublic:
     rider = await _me(session, user)
-    trip = await service.current_trip(session, rider_id=rider.rider_id)
+    trip = await trips.current_trip(session, rider_id=rider.rider_id)
     return RiderPublic(
         rider_id=rider.rider_id,
         status=rider.status,
@@ -67,7 +67,7 @@ async def me(session: SessionDep, user: RiderUser) -> RiderPublic:
 async def shift(
     body: ShiftChange, session: SessionDep, redis: RedisDep, clock: ClockDep, user: RiderUser
 ) -> RiderPublic:
-    rider = await service.set_shift(
+    rider = await riders.set_shift(
         session,
         redis,
         rider=await _me(session, user, lock=True),
@@ -92,7 +92,7 @@ async def locations(
     body: FixBatch, session: SessionDep, redis: RedisDep, clock: ClockDep, user: RiderUser
 ) -> FixBatchResult:
     refused: list[tuple[GpsFix, Unprocessable]] = []
-    accepted, duplicates = await service.ingest_fixes(
+    accepted, duplicates = await riders.ingest_fixes(
         session,
         redis,
         rider=await _me(session, user, lock=True),
@@ -113,7 +113,7 @@ async def locations(
 async def my_trip(
     session: SessionDep, redis: RedisDep, clock: ClockDep, user: RiderUser
 ) -> TripPublic | None:
-    trip = await service.current_trip(session, rider_id=user.id)
+    trip = await trips.current_trip(session, rider_id=user.id)
     return await _view(session, redis, clock, trip) if trip else None
 
 
@@ -121,16 +121,16 @@ def _trip_action(name: str, summary: str):  # type: ignore[no-untyped-def]
     async def action(
         trip_id: uuid.UUID, session: SessionDep, redis: RedisDep, clock: ClockDep, user: RiderUser
     ) -> TripPublic:
-        trip = await service.own_trip(session, trip_id=trip_id, rider=user)
+        trip = await trips.own_trip(session, trip_id=trip_id, rider=user)
         now = clock.now()
         if name == "accept":
-            await service.accept(session, trip=trip, now=now)
+            await trips.accept(session, trip=trip, now=now)
         elif name == "reject":
-            await service.hand_back(session, redis, trip=trip, now=now, reason="rejected")
+            await trips.hand_back(session, redis, trip=trip, now=now, reason="rejected")
         elif name == "arrived":
-            await service.arrived_at_store(session, trip=trip, now=now)
+            await trips.arrived_at_store(session, trip=trip, now=now)
         elif name == "depart":
-            await service.depart(session, trip=trip, actor=user, now=now)
+            await trips.depart(session, trip=trip, actor=user, now=now)
         return await _view(session, redis, clock, trip)
 
     router.add_api_route(
@@ -162,8 +162,8 @@ async def release(
     clock: ClockDep,
     user: RiderUser,
 ) -> TripPublic:
-    trip = await service.own_trip(session, trip_id=trip_id, rider=user)
-    await service.release(session, redis, trip=trip, now=clock.now(), reason=body.reason)
+    trip = await trips.own_trip(session, trip_id=trip_id, rider=user)
+    await trips.release(session, redis, trip=trip, now=clock.now(), reason=body.reason)
     return await _view(session, redis, clock, trip)
 
 
@@ -178,8 +178,8 @@ async def pickup(
     clock: ClockDep,
     user: RiderUser,
 ) -> TripPublic:
-    trip = await service.own_trip(session, trip_id=trip_id, rider=user)
-    await service.pick_up(
+    trip = await trips.own_trip(session, trip_id=trip_id, rider=user)
+    await trips.pick_up(
         session, trip=trip, bag_labels=body.bag_labels, actor=user, now=clock.now()
     )
     return await _view(session, redis, clock, trip)
@@ -199,8 +199,8 @@ async def deliver(
     clock: ClockDep,
     user: RiderUser,
 ) -> TripPublic:
-    trip = await service.own_trip(session, trip_id=trip_id, rider=user)
-    await service.deliver(
+    trip = await trips.own_trip(session, trip_id=trip_id, rider=user)
+    await trips.deliver(
         session, trip=trip, order_id=order_id, otp=body.otp, actor=user, now=clock.now()
     )
     return await _view(session, redis, clock, trip)
@@ -220,8 +220,8 @@ async def fail(
     clock: ClockDep,
     user: RiderUser,
 ) -> TripPublic:
-    trip = await service.own_trip(session, trip_id=trip_id, rider=user)
-    await service.fail_drop(
+    trip = await trips.own_trip(session, trip_id=trip_id, rider=user)
+    await trips.fail_drop(
         session, trip=trip, order_id=order_id, reason=body.reason, actor=user, now=clock.now()
     )
     return await _view(session, redis, clock, trip)
@@ -253,8 +253,8 @@ async def _take_fix(websocket: WebSocket, user, raw: str) -> None:  # type: igno
     try:
         fix = GpsFix.model_validate(json.loads(raw))
         async with transaction(state.sessions) as session:
-            rider = await service.get_rider(session, user=user, for_update=True)
-            accepted, _ = await service.ingest_fixes(
+            rider = await riders.get_rider(session, user=user, for_update=True)
+            accepted, _ = await riders.ingest_fixes(
                 session, state.redis, rider=rider, fixes=[fix], now=state.clock.now()
             )
         await websocket.send_json(

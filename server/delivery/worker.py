@@ -7,8 +7,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import select
 
 from server.delivery import planning
+from server.delivery.dispatcher import dispatch_store, replace_lost_riders
 from server.delivery.models import Trip
-from server.delivery.service import dispatch_store, replace_lost_riders
 from server.kit.clock import Clock
 from server.kit.db import transaction
 from server.stores.models import DarkStore

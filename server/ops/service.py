@@ -10,8 +10,8 @@ from datetime import datetime
 import redis.asyncio as aioredis
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.delivery import service as delivery
 from server.delivery.models import Rider
+from server.delivery.overrides import assign_to_rider, detach_order
 from server.events.service import emit
 from server.identity.models import User
 from server.kit import uow
@@ -165,7 +165,7 @@ async def reassign_order(
     if rider is None:
         raise NotFound("no such rider", code="rider_not_found")
     previous = order.rider_id
-    trip = await delivery.assign_to_rider(session, order=order, rider=rider, now=now, reason=reason)
+    trip = await assign_to_rider(session, order=order, rider=rider, now=now, reason=reason)
     await record_action(
         session,
         actor_id=manager.id,
@@ -207,7 +207,7 @@ async def cancel_order(
         reason=f"ops: {reason}",
         by_customer=False,
     )
-    await delivery.detach_order(session, order=order, now=now, reason=f"cancelled: {reason}")
+    await detach_order(session, order=order, now=now, reason=f"cancelled: {reason}")
     await record_action(
         session,
         actor_id=manager.id,

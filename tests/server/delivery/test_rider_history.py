@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import psycopg
 
-from server.delivery.service import rider_history
+from server.delivery.eta import rider_history
 from server.kit.db import transaction
 
 STORE = "BLR-KOR"

@@ -1,0 +1,192 @@
+"""Riders: shifts and live positions.
+
+Positions live in Redis (a GEO index per city and the last fix per rider) and a sampled
+history in PostgreSQL; each fix is fanned out to the tracking channels of the rider's
+orders through Redis pub/sub, so any API replica's sockets see it.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+
+import redis.asyncio as aioredis
+from sqlalchemy import text
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server.delivery import eta, trips
+from server.delivery.models import Rider, RiderShift
+from server.identity.models import User
+from server.kit import keys
+from server.kit.errors import Conflict, NotFound, Unprocessable
+from server.stores.models import DarkStore
+from shared.enums import RiderStatus
+from shared.geo import LatLng, haversine_m
+from shared.schemas import GpsFix
+
+GEOFENCE_M = 50.0
+HISTORY_SAMPLE_S = 15
+MAX_FIX_AGE = timedelta(hours=24)  # what a handheld's offline buffer keeps
+
+
+async def get_rider(session: AsyncSession, *, user: User, for_update: bool = False) -> Rider:
+    rider = await session.get(Rider, user.id, with_for_update=for_update)
+    if rider is None:
+        raise NotFound("this user is not a rider", code="rider_not_found")
+    return rider
+
+
+async def set_shift(
+    session: AsyncSession, redis: aioredis.Redis, *, rider: Rider, on_duty: bool, now: datetime
+) -> Rider:
+    if on_duty == rider.on_duty:
+        return rider
+    if not on_duty and await trips.current_trip(session, rider_id=rider.rider_id) is not None:
+        raise Conflict("finish or hand back the current trip first", code="trip_in_progress")
+    rider.on_duty = on_duty
+    rider.status = RiderStatus.IDLE if on_duty else RiderStatus.OFFLINE
+    session.add(rider)
+    if on_duty:
+        session.add(RiderShift(rider_id=rider.rider_id, started_at=now))
+    else:
+        await session.exec(
+            text(  # type: ignore[call-overload]
+                "UPDATE rider_shifts SET ended_at = :now WHERE rider_id = :r AND ended_at IS NULL"
+            ),
+            params={"now": now, "r": rider.rider_id},
+        )
+        await redis.zrem(keys.rider_geo(rider.city_id), str(rider.rider_id))
+    return rider
+
+
+def _unusable(fix: GpsFix, now: datetime) -> Unprocessable | None:
+    if fix.at.tzinfo is None:
+        return Unprocessable("fix times must carry a time zone", code="naive_time")
+    if fix.at > now + timedelta(seconds=60):
+        return Unprocessable("a fix from the future", code="fix_in_future")
+    if fix.at < now - MAX_FIX_AGE:
+        return Unprocessable("a fix older than the offline buffer keeps (24 h)", code="fix_too_old")
+    return None
+
+
+async def ingest_fixes(
+    session: AsyncSession,
+    redis: aioredis.Redis,
+    *,
+    rider: Rider,
+    fixes: list[GpsFix],
+    now: datetime,
+    refused: list[tuple[GpsFix, Unprocessable]] | None = None,
+) -> tuple[int, int]:
+    """Apply fixes in time order; older-than-last or repeated fixes are duplicates.
+    Returns (accepted, duplicates). Only on-duty riders are tracked.
+
+    A fix the server can never take (no time zone, from the future, older than a day)
+    raises, unless ``refused`` is given: then it is left out and listed there, so one
+    bad fix in a replayed batch does not hold back the good ones."""
+    if not rider.on_duty:
+        raise Conflict("start a shift first: positions are tracked on duty only", code="off_duty")
+    accepted = duplicates = 0
+    last_recorded = rider.last_fix_at
+    for fix in sorted(fixes, key=lambda f: (f.at.tzinfo is not None, f.at.timestamp())):
+        problem = _unusable(fix, now)
+        if problem is not None:
+            if refused is None:
+                raise problem
+            refused.append((fix, problem))
+            continue
+        if rider.last_fix_at is not None and fix.at <= rider.last_fix_at:
+            duplicates += 1
+            continue
+        if last_recorded is None or (fix.at - last_recorded).total_seconds() >= HISTORY_SAMPLE_S:
+            await session.exec(
+                text(  # type: ignore[call-overload]
+                    "INSERT INTO rider_locations (rider_id, recorded_at, lat, lng, speed_mps, "
+                    "accuracy_m) VALUES (:r, :at, :lat, :lng, :v, :acc) ON CONFLICT DO NOTHING"
+                ),
+                params={
+                    "r": rider.rider_id,
+                    "at": fix.at,
+                    "lat": fix.lat,
+                    "lng": fix.lng,
+                    "v": fix.speed_mps,
+                    "acc": fix.accuracy_m,
+                },
+            )
+            last_recorded = fix.at
+        rider.lat, rider.lng, rider.last_fix_at = fix.lat, fix.lng, fix.at
+        latest = fix
+        accepted += 1
+    if not accepted:
+        return accepted, duplicates
+    if rider.status == RiderStatus.OFFLINE:
+        rider.status = RiderStatus.IDLE  # the signal is back: offers may come again
+    session.add(rider)
+    pipe = redis.pipeline(transaction=False)
+    pipe.geoadd(keys.rider_geo(rider.city_id), (rider.lng, rider.lat, str(rider.rider_id)))
+    pipe.hset(
+        keys.rider_fix(str(rider.rider_id)),
+        mapping={
+            "lat": rider.lat,
+            "lng": rider.lng,
+            "at": rider.last_fix_at.isoformat(),  # type: ignore[union-attr]
+            "speed": latest.speed_mps if latest.speed_mps is not None else "",
+        },
+    )
+    await pipe.execute()
+    await _after_move(session, redis, rider=rider, speed=latest.speed_mps, now=now)
+    return accepted, duplicates
+
+
+async def _after_move(
+    session: AsyncSession,
+    redis: aioredis.Redis,
+    *,
+    rider: Rider,
+    speed: float | None,
+    now: datetime,
+) -> None:
+    """Geofences and the customer's live view for every order on the rider's trip."""
+    trip = await trips.current_trip(session, rider_id=rider.rider_id)
+    if trip is None or rider.lat is None or rider.lng is None:
+        return
+    here = LatLng(rider.lat, rider.lng)
+    store = await session.get(DarkStore, trip.store_id)
+    assert store is not None
+    if trip.status == "ACCEPTED" and haversine_m(here, LatLng(store.lat, store.lng)) <= GEOFENCE_M:
+        trip.status, trip.updated_at = "AT_STORE", now  # arrived at the store: applied
+        rider.status = RiderStatus.AT_STORE
+        session.add(trip)
+        session.add(rider)
+    pending = trips.open_stops(await trips.trip_stops(session, trip.trip_id))
+    etas = await eta.etas(
+        session, trip=trip, store=store, here=here, speed=speed, pending=pending, now=now
+    )
+    for (stop, order), elapsed in zip(pending, etas, strict=True):
+        drop = LatLng(order.delivery_lat, order.delivery_lng)
+        if (
+            trip.status == "OUT"
+            and stop.status == "PENDING"
+            and haversine_m(here, drop) <= GEOFENCE_M
+        ):
+            stop.status, stop.arrived_at = "ARRIVED", now
+            session.add(stop)
+        await redis.publish(
+            keys.order_channel(str(order.order_id)),
+            json.dumps(
+                {
+                    "topic": "rider.location",
+                    "payload": {
+                        "order_id": str(order.order_id),
+                        "rider_id": str(rider.rider_id),
+                        "lat": rider.lat,
+                        "lng": rider.lng,
+                        "at": rider.last_fix_at.isoformat()  # type: ignore[union-attr]
+                        if rider.last_fix_at
+                        else None,
+                        "eta_s": round(elapsed),
+                        "arrived": stop.status == "ARRIVED",
+                    },
+                }
+            ),
+        )
