@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from picker_app.api import DEFAULT_SERVER
+from qc_tui.api import DEFAULT_SERVER
 
 
 def camera_source(value: str) -> int | str:

@@ -9,7 +9,28 @@ from textual.message import Message
 
 from picker_app.outbox import PendingScan
 from scanners.types import Scan
-from shared.schemas import PackResult, ScanResult
+from shared.schemas import PackResult, PickList, ScanResult
+
+
+@dataclass
+class LoggedIn(Message):
+    """A picker logged in to work at ``store_id``."""
+
+    store_id: str
+
+
+@dataclass
+class TaskClaimed(Message):
+    """The server handed this picker a task: open it."""
+
+    pick: PickList
+
+
+@dataclass
+class BackToQueue(Message):
+    """Close the task's screens; with ``claim_next`` take the next task at once."""
+
+    claim_next: bool = False
 
 
 @dataclass

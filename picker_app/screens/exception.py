@@ -12,6 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from qc_tui.dialogs import TextEntryScreen
 from shared.schemas import PickLinePublic, ShortPickResult
 
 REASONS = ("missing", "damaged")
@@ -153,23 +154,12 @@ class SubstituteScreen(ModalScreen[SubstituteChoice | None]):
         self.dismiss(SubstituteChoice(offer.sku_id, offer.name, self.quantity))
 
 
-class ManualCodeScreen(ModalScreen[str | None]):
+class ManualCodeScreen(TextEntryScreen):
     """For a label the scanner cannot read: type the digits under the barcode."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog", id="manual-dialog"):
-            yield Static("Type a code", classes="dialog-title")
-            yield Input(placeholder="digits under the barcode", id="code", max_length=120)
-            yield Static("Enter: count it · Esc: cancel", classes="muted")
-
-    def on_mount(self) -> None:
-        self.query_one(Input).focus()
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.dismiss(event.value.strip() or None)
+    HEADING = "Type a code"
+    PLACEHOLDER = "digits under the barcode"
+    FIELD_ID = "code"
+    MAX_LENGTH = 120
+    HINT = "Enter: count it · Esc: cancel"
+    DIALOG_ID = "manual-dialog"

@@ -2,93 +2,44 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
-
-from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import Vertical
-from textual.screen import Screen
-from textual.widgets import Footer, Input, Label, Static
+from textual.widgets import Input, Label
 
-from picker_app.api import describe
-from picker_app.widgets.banner import ConnectionBanner
-from shared.client import ApiError, ConnectionLost
+from picker_app.context import PickerContext
+from picker_app.messages import LoggedIn
+from qc_tui import login
 from shared.enums import Role
-
-if TYPE_CHECKING:
-    from picker_app.app import PickerApp
+from shared.schemas import UserPublic
 
 STAFF = {Role.PICKER, Role.MANAGER, Role.ADMIN}
 
 
-class LoginScreen(Screen[None]):
-    BINDINGS = [Binding("ctrl+q", "app.quit", "Quit")]
+class LoginScreen(login.LoginScreen):
+    HEADING = "qc picker"
+    WRONG = "Wrong picker or PIN"
+    MISSING = "Enter your picker login and PIN"
 
-    @property
-    def picker_app(self) -> PickerApp:
-        return cast("PickerApp", self.app)
+    def __init__(self, ctx: PickerContext) -> None:
+        super().__init__(ctx.client, connection=ctx.connection)
+        self.ctx = ctx
 
-    def compose(self) -> ComposeResult:
-        app = self.picker_app
-        yield ConnectionBanner()
-        with Vertical(id="login-box"):
-            yield Static("qc picker", id="login-title")
-            yield Static(f"server {app.client.base_url}", classes="muted")
-            yield Label("Store")
-            yield Input(app.store_id or "", placeholder="BLR-KOR", id="store")
-            yield Label("Picker")
-            yield Input(app.login_hint or "", placeholder="picker.kor.1", id="login")
-            yield Label("PIN")
-            yield Input(password=True, placeholder="••••", id="pin")
-            yield Static("", id="login-error")
-        yield Footer()
+    def fields(self) -> ComposeResult:
+        yield Label("Store")
+        yield Input(self.ctx.store_id or "", placeholder="BLR-KOR", id="store")
+        yield Label("Picker")
+        yield Input(self.ctx.login_hint or "", placeholder="picker.kor.1", id="login")
+        yield Label("PIN")
+        yield Input(password=True, placeholder="••••", id="pin")
 
-    def on_mount(self) -> None:
-        first_empty = next((i for i in self.query(Input) if not i.value), None)
-        (first_empty or self.query_one("#pin", Input)).focus()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        if event.input.id != "pin":
-            self.focus_next()
-            return
-        store = self.query_one("#store", Input).value.strip().upper()
-        login = self.query_one("#login", Input).value.strip()
-        pin = self.query_one("#pin", Input).value
-        if not login or not pin:
-            self._error("Enter your picker login and PIN")
-            return
-        self._error("Logging in…")
-        self.log_in(store, login, pin)
-
-    def _error(self, text: str) -> None:
-        self.query_one("#login-error", Static).update(text)
-
-    @work(exclusive=True, group="login")
-    async def log_in(self, store: str, login: str, pin: str) -> None:
-        app = self.picker_app
-        try:
-            result = await app.client.login(login, pin)
-        except ConnectionLost as exc:
-            app.report_offline(exc)
-            self._error("Cannot reach the server — check the network and try again")
-            return
-        except ApiError as exc:
-            wrong = exc.code == "invalid_credentials"
-            self._error("Wrong picker or PIN" if wrong else describe(exc))
-            self.query_one("#pin", Input).clear()
-            self.query_one("#pin", Input).focus()
-            return
-        app.report_online()
-        user = result.user
+    def accepted(self, user: UserPublic) -> None:
+        store = self.value("store").upper()
         if user.role not in STAFF:
-            self._error(f"{user.login} is not store staff")
+            self.error(f"{user.login} is not store staff")
             return
         if user.store_id and store and user.store_id != store:
-            self._error(f"{user.login} works at {user.store_id}, not {store}")
+            self.error(f"{user.login} works at {user.store_id}, not {store}")
             return
         if not (store or user.store_id):
-            self._error("Enter the store")
+            self.error("Enter the store")
             return
-        app.logged_in(store or str(user.store_id))
+        self.post_message(LoggedIn(store or str(user.store_id)))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, cast
 
 from textual import work
 from textual.app import ComposeResult
@@ -11,15 +10,13 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, Static
 
-from picker_app.api import describe
-from picker_app.clock import mmss
-from picker_app.messages import TaskPacked
-from picker_app.widgets.banner import ConnectionBanner
-from shared.client import ApiError, ConnectionLost
+from picker_app.context import PickerContext
+from picker_app.messages import BackToQueue, TaskPacked
+from qc_tui.api import describe
+from qc_tui.banner import ConnectionBanner
+from qc_tui.clock import mmss
+from shared.client import ApiError
 from shared.schemas import PackResult, PickList
-
-if TYPE_CHECKING:
-    from picker_app.app import PickerApp
 
 UNITS_PER_BAG = 8
 
@@ -44,17 +41,17 @@ class PackScreen(Screen[None]):
         Binding("enter", "next", "Next task"),
     ]
 
-    def __init__(self, pick: PickList, *, shorts: dict[str, int] | None = None) -> None:
+    def __init__(
+        self, ctx: PickerContext, pick: PickList, *, shorts: dict[str, int] | None = None
+    ) -> None:
         super().__init__()
+        self.ctx = ctx
         self.pick = pick
         self.order_id = str(pick.order_id)
         self.shorts = shorts or {}
         self.result: PackResult | None = None
         self.packed = False
-
-    @property
-    def picker_app(self) -> PickerApp:
-        return cast("PickerApp", self.app)
+        self._lost = False  # an attempt went unanswered: the next may find it done
 
     def compose(self) -> ComposeResult:
         units = sum(ln.picked_qty for ln in self.pick.lines)
@@ -93,33 +90,30 @@ class PackScreen(Screen[None]):
         """Retries by itself while the server is unreachable. Packing twice is refused
         (the task is no longer PICKING), so a retry after a lost answer checks whether
         the first attempt went through."""
-        app = self.picker_app
-        attempt, lost = 0, False
-        while True:
-            self._result("Packing…")
-            try:
-                result = await app.client.pack(self.order_id, bag_count=bags)
-                break
-            except ConnectionLost as exc:
-                app.report_offline(exc)
-                lost = True
-                self._result("Connection lost — retrying…", error=True)
-                await app.retry_pause(app.retry_delay(attempt))
-                attempt += 1
-            except ApiError as exc:
-                if lost and exc.code == "task_not_picking" and await self._was_packed():
-                    self._packed(None, bags)
-                    return
-                self._result(f"Not packed: {describe(exc)}", error=True)
-                self.query_one(Input).disabled = False
-                self.query_one(Input).focus()
+        self._lost = False
+        try:
+            result = await self.ctx.connection.send_until_answered(
+                lambda: self.ctx.client.pack(self.order_id, bag_count=bags),
+                trying=lambda: self._result("Packing…"),
+                waiting=self._waiting,
+            )
+        except ApiError as exc:
+            if self._lost and exc.code == "task_not_picking" and await self._was_packed():
+                self._packed(None, bags)
                 return
-        app.report_online()
+            self._result(f"Not packed: {describe(exc)}", error=True)
+            self.query_one(Input).disabled = False
+            self.query_one(Input).focus()
+            return
         self._packed(result, bags)
+
+    def _waiting(self, _why: str) -> None:
+        self._lost = True
+        self._result("Connection lost — retrying…", error=True)
 
     async def _was_packed(self) -> bool:
         try:
-            pick = await self.picker_app.client.pick_list(self.order_id)
+            pick = await self.ctx.client.pick_list(self.order_id)
         except ApiError:
             return False
         return pick.status == "PACKED"
@@ -137,10 +131,10 @@ class PackScreen(Screen[None]):
 
     def action_next(self) -> None:
         if self.packed:
-            self.picker_app.back_to_queue(claim_next=True)
+            self.post_message(BackToQueue(claim_next=True))
 
     def action_back(self) -> None:
         if self.packed:
-            self.picker_app.back_to_queue()
+            self.post_message(BackToQueue())
         elif not self.query_one(Input).disabled:
             self.dismiss()

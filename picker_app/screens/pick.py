@@ -1,30 +1,20 @@
-"""The pick list: walk the lines in order and scan every unit.
-
-Scanner input needs no focused field: every key reaches ``on_key``, which feeds the
-keyboard-wedge detector. A scanner's burst becomes a scan; keys a person typed come back
-out of the detector (at most ``max_gap`` later) and run this screen's key bindings.
-"""
+"""The pick list: walk the lines in order and scan every unit (a USB keyboard-wedge
+scanner needs no focused field, see ``qc_tui.wedge``; a camera may scan too)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections import deque
-from typing import TYPE_CHECKING, cast
 
-from textual import events, work
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.screen import Screen
-from textual.timer import Timer
 from textual.widgets import Footer, ProgressBar, Static
 from textual.worker import get_current_worker
 
-from picker_app.api import describe
-from scanners.resolve import item_barcode
-from picker_app.clock import mmss
-from picker_app.messages import ScanAccepted, ScanRead, ScanRefused
+from picker_app.context import PickerContext
+from picker_app.messages import BackToQueue, ScanAccepted, ScanRead, ScanRefused
 from picker_app.screens.exception import (
     ManualCodeScreen,
     ShortChoice,
@@ -32,31 +22,22 @@ from picker_app.screens.exception import (
     SubstituteScreen,
 )
 from picker_app.screens.pack import PackScreen
-from picker_app.widgets.banner import ConnectionBanner
 from picker_app.widgets.feedback import ScanFeedback
 from picker_app.widgets.pick_lines import LineView, PickLines
+from qc_tui.api import describe
+from qc_tui.banner import ConnectionBanner
+from qc_tui.clock import mmss
+from qc_tui.connection import worth_resending
+from qc_tui.wedge import WedgeScreen
 from scanners.camera import CameraScanner
+from scanners.resolve import item_barcode
 from scanners.types import Scan
 from scanners.wedge import WedgeDetector
-from shared.client import ApiError, ConnectionLost
+from shared.client import ApiError
 from shared.schemas import PickLinePublic, PickList
 
-if TYPE_CHECKING:
-    from picker_app.app import PickerApp
 
-GS = "\x1d"  # FNC1 in GS1 data, sent by wedge scanners as Ctrl+]
-
-
-def wedge_key(event: events.Key) -> str:
-    """What the detector is fed: the character a key typed, or the key's name."""
-    char = event.character
-    if event.key != "enter" and char is not None and len(char) == 1:
-        if char.isprintable() or char == GS:
-            return char
-    return event.key
-
-
-class PickScreen(Screen[None]):
+class PickScreen(WedgeScreen):
     BINDINGS = [
         Binding("up", "cursor(-1)", "Line up", show=False),
         Binding("down", "cursor(1)", "Line down", show=False),
@@ -68,18 +49,12 @@ class PickScreen(Screen[None]):
         Binding("escape", "leave", "Queue"),
     ]
 
-    def __init__(self, pick: PickList) -> None:
-        super().__init__()
+    def __init__(self, ctx: PickerContext, pick: PickList) -> None:
+        super().__init__(WedgeDetector(), ctx.monotonic)
+        self.ctx = ctx
         self.pick = pick
         self.order_id = str(pick.order_id)
-        self.wedge = WedgeDetector()
-        self._fed: deque[str] = deque()  # key names of the keys the detector holds
-        self._wedge_timer: Timer | None = None
         self._busy = False  # an exception flow is running
-
-    @property
-    def picker_app(self) -> PickerApp:
-        return cast("PickerApp", self.app)
 
     @property
     def shorts(self) -> dict[str, int]:
@@ -110,29 +85,22 @@ class PickScreen(Screen[None]):
         yield Footer()
 
     async def on_mount(self) -> None:
-        app = self.picker_app
-        app.pick_screen = self
         await self.apply_pick(self.pick)
         self._tick()
         self.set_interval(1.0, self._tick)
-        pending = len(app.outbox.for_order(self.order_id))
+        pending = len(self.ctx.scans.pending(self.order_id))
         if pending:
             self.feedback.info(f"{pending} earlier scan(s) of this order are being sent…")
         else:
             self.feedback.info("Scan the highlighted item")
-        if app.camera_source is not None:
-            self.run_camera(app.camera_source)
-        self.watch(app, "online", self._online_changed, init=False)
+        if self.ctx.camera is not None:
+            self.run_camera(self.ctx.camera)
+        self.watch(self.app, "online", self._online_changed, init=False)
 
     def _online_changed(self, online: bool) -> None:
-        waiting = len(self.picker_app.outbox.for_order(self.order_id))
+        waiting = len(self.ctx.scans.pending(self.order_id))
         if not online and waiting:
             self.feedback.info(f"⋯ {waiting} scan(s) kept — sent when the connection is back")
-
-    def on_unmount(self) -> None:
-        app = self.picker_app
-        if app.pick_screen is self:
-            app.pick_screen = None
 
     # --- showing the task -----------------------------------------------------------
     def views(self) -> list[LineView]:
@@ -199,7 +167,7 @@ class PickScreen(Screen[None]):
             )
 
     def _tick(self) -> None:
-        clock = self.picker_app.server_clock
+        clock = self.ctx.clock
         sla = self.query_one("#sla", Static)
         left = clock.seconds_until(self.pick.sla_deadline)
         sla.set_class(left is not None and left < 120, "-urgent")
@@ -210,38 +178,8 @@ class PickScreen(Screen[None]):
         shown = "—" if spent is None else mmss(max(spent, 0))
         timer.update(f"Time {shown} / est {mmss(self.pick.estimate_s)}")
 
-    # --- keys: scanner or person ----------------------------------------------------
-    async def on_key(self, event: events.Key) -> None:
-        event.stop()
-        event.prevent_default()
-        self._fed.append(event.key)
-        result = self.wedge.feed(wedge_key(event), self.picker_app.monotonic())
-        if result.scan is not None:
-            self._fed.clear()  # the held keys and the Enter were the scan
-            self.post_message(ScanRead(result.scan))
-        await self._replay(len(result.passthrough))
-        self._arm_wedge_poll(result.pending)
-
-    async def _replay(self, count: int) -> None:
-        """Keys the detector handed back were typed by a person: run their bindings."""
-        for _ in range(min(count, len(self._fed))):
-            key = self._fed.popleft()
-            active = self.app.active_bindings.get(key)
-            if active is not None and active.enabled:
-                await self.app.run_action(active.binding.action, active.node)
-
-    def _arm_wedge_poll(self, pending: bool) -> None:
-        if self._wedge_timer is not None:
-            self._wedge_timer.stop()
-            self._wedge_timer = None
-        if pending:
-            self._wedge_timer = self.set_timer(self.wedge.max_gap * 1.2, self._poll_wedge)
-
-    async def _poll_wedge(self) -> None:
-        self._wedge_timer = None
-        result = self.wedge.poll(self.picker_app.monotonic())
-        await self._replay(len(result.passthrough))
-        self._arm_wedge_poll(result.pending)
+    def scanned(self, scan: Scan) -> None:
+        self.post_message(ScanRead(scan))
 
     # --- scans ----------------------------------------------------------------------
     def on_scan_read(self, message: ScanRead) -> None:
@@ -252,7 +190,7 @@ class PickScreen(Screen[None]):
 
     def count_code(self, code: str, source: str) -> None:
         """Refuse at once what cannot be right; keep and send the rest."""
-        app = self.picker_app
+        scans = self.ctx.scans
         barcode = item_barcode(code)
         line = next((ln for ln in self.pick.lines if ln.barcode == barcode), None)
         if line is None:
@@ -260,14 +198,12 @@ class PickScreen(Screen[None]):
             hint = f" Next: {nxt.name} at {nxt.bin_code}." if nxt is not None else ""
             self.refuse(f"WRONG ITEM {code}: not in this order — put it back.{hint}")
             return
-        in_flight = sum(
-            1 for e in app.outbox.for_order(self.order_id) if item_barcode(e.code) == barcode
-        )
+        in_flight = sum(1 for e in scans.pending(self.order_id) if item_barcode(e.code) == barcode)
         if line.picked_qty + in_flight >= line.quantity:
             self.refuse(f"TOO MANY: all {line.quantity} x {line.name} are picked — put it back")
             return
-        app.submit_scan(order_id=self.order_id, code=code, source=source)
-        if app.online:
+        scans.submit(order_id=self.order_id, code=code, source=source)
+        if self.ctx.connection.online:
             self.feedback.info(f"⋯ {line.name} — counting")
         else:
             self.feedback.info(f"⋯ {line.name} — kept, sent when the connection is back")
@@ -357,14 +293,13 @@ class PickScreen(Screen[None]):
 
     async def reload(self, *, keep_cursor: bool = True) -> bool:
         """Fetch the list again (the server's counts are the truth)."""
-        app = self.picker_app
+        connection = self.ctx.connection
         try:
-            pick = await app.client.pick_list(self.order_id)
+            pick = await self.ctx.client.pick_list(self.order_id)
         except ApiError as exc:
-            if isinstance(exc, ConnectionLost):
-                app.report_offline(exc)
+            connection.report(exc)
             return False
-        app.report_online()
+        connection.answered()
         await self.apply_pick(
             pick, cursor=self.query_one(PickLines).cursor if keep_cursor else None
         )
@@ -372,13 +307,13 @@ class PickScreen(Screen[None]):
 
     def action_leave(self) -> None:
         """Back to the queue; the task stays this picker's (claiming returns it)."""
-        self.picker_app.back_to_queue()
+        self.post_message(BackToQueue())
 
     def action_short(self, reason: str) -> None:
         line = self.selected()
         if line is None or self._busy:
             return
-        if self.picker_app.outbox.for_order(self.order_id):
+        if self.ctx.scans.pending(self.order_id):
             self.feedback.info("Wait: scans are still being sent")
             return
         if line.quantity == 0 or line.substitute_sku is not None:
@@ -397,18 +332,19 @@ class PickScreen(Screen[None]):
     @work(exclusive=True, group="exception")
     async def exception_flow(self, line: PickLinePublic, choice: ShortChoice) -> None:
         """Short -> (substitute offered by the store's policy) -> substitute or refund."""
-        app = self.picker_app
+        connection, client = self.ctx.connection, self.ctx.client
         self._busy = True
         try:
             # both requests are sent again until answered: the server applies each once
             try:
-                result = await app.send_until_answered(
-                    lambda: app.client.short_pick(
+                result = await connection.send_until_answered(
+                    lambda: client.short_pick(
                         self.order_id,
                         sku_id=line.sku_id,
                         found_qty=choice.found,
                         reason=choice.reason,
                     ),
+                    resend_on=worth_resending,
                     waiting=lambda why: self.feedback.info(
                         f"⋯ short not answered ({why}), resending"
                     ),
@@ -423,18 +359,19 @@ class PickScreen(Screen[None]):
                 why = "store never substitutes" if result.policy == "never" else "none in stock"
                 self.feedback.info(f"{what} — no substitute ({why}); customer refunded")
                 return
-            pick = await app.push_screen_wait(SubstituteScreen(line, result))
+            pick = await self.app.push_screen_wait(SubstituteScreen(line, result))
             if pick is None:
                 self.feedback.info(f"{what} — no substitute; customer refunded")
                 return
             try:
-                updated = await app.send_until_answered(
-                    lambda: app.client.substitute(
+                updated = await connection.send_until_answered(
+                    lambda: client.substitute(
                         self.order_id,
                         sku_id=line.sku_id,
                         substitute_sku=pick.sku_id,
                         quantity=pick.quantity,
                     ),
+                    resend_on=worth_resending,
                     waiting=lambda why: self.feedback.info(
                         f"⋯ substitute not answered ({why}), resending"
                     ),
@@ -459,7 +396,7 @@ class PickScreen(Screen[None]):
             more = f" and {len(open_lines) - 2} more" if len(open_lines) > 2 else ""
             self.refuse(f"Not complete: {names}{more}. Scan them or report short (S).")
             return
-        if self.picker_app.outbox.for_order(self.order_id):
+        if self.ctx.scans.pending(self.order_id):
             self.feedback.info("Wait: scans are still being sent")
             return
-        self.app.push_screen(PackScreen(self.pick, shorts=dict(self.shorts)))
+        self.app.push_screen(PackScreen(self.ctx, self.pick, shorts=dict(self.shorts)))

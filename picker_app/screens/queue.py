@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
-
-from rich.text import Text
 from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -12,24 +9,13 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Static
 
-from picker_app.api import describe
-from picker_app.clock import mmss
-from picker_app.widgets.banner import ConnectionBanner
+from picker_app.context import PickerContext
+from picker_app.messages import TaskClaimed
+from qc_tui.api import describe
+from qc_tui.banner import ConnectionBanner
+from qc_tui.clock import sla_text
 from shared.client import ApiError, ConnectionLost
 from shared.schemas import PickTaskSummary
-
-if TYPE_CHECKING:
-    from picker_app.app import PickerApp
-
-URGENT_S = 120  # the countdown turns red under two minutes
-
-
-def sla_text(seconds: float | None) -> Text:
-    if seconds is None:
-        return Text("—")
-    style = "bold red" if seconds < URGENT_S else "bold yellow" if seconds < 300 else "green"
-    label = mmss(seconds) if seconds >= 0 else f"LATE {mmss(-seconds)}"
-    return Text(label, style=style)
 
 
 class QueueScreen(Screen[None]):
@@ -39,22 +25,18 @@ class QueueScreen(Screen[None]):
         Binding("ctrl+q", "app.quit", "Quit"),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, ctx: PickerContext) -> None:
         super().__init__()
+        self.ctx = ctx
         self.tasks: list[PickTaskSummary] = []
         self._poll_timer: Timer | None = None
         self._claiming = False
         self._suspended = False
 
-    @property
-    def picker_app(self) -> PickerApp:
-        return cast("PickerApp", self.app)
-
     def compose(self) -> ComposeResult:
-        app = self.picker_app
-        user = app.client.user
+        user = self.ctx.client.user
         who = f" · {user.name}" if user is not None else ""
-        yield Static(f"qc picker · {app.store_id}{who}", id="queue-title", classes="title")
+        yield Static(f"qc picker · {self.ctx.store_id}{who}", id="queue-title", classes="title")
         yield ConnectionBanner()
         yield DataTable(id="queue-table", cursor_type="row", zebra_stripes=True)
         yield Static("Loading the queue…", id="queue-status")
@@ -94,25 +76,25 @@ class QueueScreen(Screen[None]):
 
     @work(exclusive=True, group="queue")
     async def refresh_queue(self) -> None:
-        app = self.picker_app
+        ctx = self.ctx
         self._stop_polling()
-        delay = app.queue_poll_s
+        delay = ctx.queue_poll_s
         try:
-            tasks = await app.client.queue(str(app.store_id))
+            tasks = await ctx.client.queue(str(ctx.store_id))
         except ApiError as exc:
             if isinstance(exc, ConnectionLost):
-                app.report_offline(exc)
-                delay = min(delay, app.retry_delay(0))
+                ctx.connection.lost(exc)
+                delay = min(delay, ctx.connection.retry_delay(0))
             self._status(f"Could not load the queue: {describe(exc)}", error=True)
         else:
-            app.report_online()
+            ctx.connection.answered()
             self.show_tasks(tasks)
         self._schedule_poll(delay)
 
     def show_tasks(self, tasks: list[PickTaskSummary]) -> None:
-        app = self.picker_app
+        clock = self.ctx.clock
         for task in tasks:
-            app.server_clock.observe(task.sla_deadline, task.seconds_left)
+            clock.observe(task.sla_deadline, task.seconds_left)
         self.tasks = tasks
         table = self.query_one(DataTable)
         keep = table.cursor_row
@@ -124,7 +106,7 @@ class QueueScreen(Screen[None]):
                 task.status.lower(),
                 str(task.lines),
                 str(task.units),
-                sla_text(app.server_clock.seconds_until(task.sla_deadline)),
+                sla_text(clock.seconds_until(task.sla_deadline)),
                 key=str(task.order_id),
             )
         if tasks:
@@ -136,7 +118,7 @@ class QueueScreen(Screen[None]):
             self._status(f"{waiting} waiting · {len(tasks) - waiting} being picked · Enter: claim")
 
     def _tick(self) -> None:
-        clock = self.picker_app.server_clock
+        clock = self.ctx.clock
         table = self.query_one(DataTable)
         for task in self.tasks:
             table.update_cell(
@@ -161,13 +143,12 @@ class QueueScreen(Screen[None]):
     async def claim_next(self) -> None:
         """The server hands out the most urgent waiting order (or this picker's own
         unfinished one), never the same one to two pickers."""
-        app = self.picker_app
+        connection = self.ctx.connection
         self._status("Claiming the next order…")
         try:
-            pick = await app.client.claim()
+            pick = await self.ctx.client.claim()
         except ApiError as exc:
-            if isinstance(exc, ConnectionLost):
-                app.report_offline(exc)
+            connection.report(exc)
             if exc.code == "queue_empty":
                 self._status("Nothing to pick right now.")
             else:
@@ -175,5 +156,5 @@ class QueueScreen(Screen[None]):
             return
         finally:
             self._claiming = False
-        app.report_online()
-        app.open_task(pick)
+        connection.answered()
+        self.post_message(TaskClaimed(pick))

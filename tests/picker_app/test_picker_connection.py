@@ -9,8 +9,8 @@ import httpx
 
 from picker_app.app import PickerApp
 from picker_app.screens.pick import PickScreen
-from picker_app.widgets.banner import ConnectionBanner
-from shared.client import QcClient
+from qc_tui.banner import ConnectionBanner
+from shared.client import PickerClient
 from tests.picker_app.picker_fakes import SteppedClock
 from tests.picker_app.picker_live import (
     STORE,
@@ -57,7 +57,7 @@ async def test_lost_connection_keeps_scans_and_counts_each_once(city, live_serve
     net = FlakyTransport()
     clock = SteppedClock()
     app = PickerApp(
-        client=QcClient(live_server.url, transport=net),
+        client=PickerClient(live_server.url, transport=net),
         store=STORE,
         monotonic=clock,
         queue_poll_s=0.2,
@@ -69,10 +69,10 @@ async def test_lost_connection_keeps_scans_and_counts_each_once(city, live_serve
 
         # the queue poll notices, the banner shows, polling goes on, the banner goes
         net.down = True
-        await wait_for(pilot, lambda: banner.has_class("-offline"), what="banner")
+        await wait_for(pilot, lambda: banner.has_class("-lost"), what="banner")
         assert not app.online and "Connection lost" in str(banner.content)
         net.down = False
-        await wait_for(pilot, lambda: not banner.has_class("-offline"), what="banner gone")
+        await wait_for(pilot, lambda: not banner.has_class("-lost"), what="banner gone")
 
         screen: PickScreen = await claim(pilot, app, order_id)
         line_a, line_b = (screen.line(a), screen.line(b))
@@ -91,7 +91,7 @@ async def test_lost_connection_keeps_scans_and_counts_each_once(city, live_serve
         await scanner_types(pilot, clock, line_a.barcode)
         await scanner_types(pilot, clock, line_b.barcode)
         banner = screen.query_one(ConnectionBanner)
-        await wait_for(pilot, lambda: banner.has_class("-offline"), what="offline banner")
+        await wait_for(pilot, lambda: banner.has_class("-lost"), what="offline banner")
         kept = [e.scan_id for e in app.outbox]
         assert len(kept) == 2 and app.pending_scans == 2
         await wait_for(pilot, lambda: "2 scans kept" in str(banner.content), what="banner count")
@@ -104,7 +104,7 @@ async def test_lost_connection_keeps_scans_and_counts_each_once(city, live_serve
         net.down = False
         await wait_for(pilot, lambda: len(app.outbox) == 0, what="outbox drained")
         await wait_for(pilot, lambda: picked(screen, b) == 1 and picked(screen, a) == 2)
-        await wait_for(pilot, lambda: not banner.has_class("-offline"), what="banner gone")
+        await wait_for(pilot, lambda: not banner.has_class("-lost"), what="banner gone")
         assert net.delivered_scan_ids[2:] == kept
         assert picked_in_db(city.database_url, order_id) == {a: 2, b: 1}
         assert "ALL PICKED" in screen.feedback.text

@@ -56,7 +56,7 @@ async def test_log_in_claim_scan_in_walking_order_refuse_wrong_item_and_pack(
         assert "WRONG ITEM" in screen.feedback.text and bells.count == 1
         assert len(app.outbox) == 0
         # the server's own refusal reaches the screen the same way
-        app.submit_scan(order_id=order_id, code=barcode_not_in(city.database_url, skus), source="t")
+        app.ctx.scans.submit(order_id=order_id, code=barcode_not_in(city.database_url, skus), source="t")
         await wait_for(pilot, lambda: bells.count == 2, what="server refusal")
         assert "WRONG ITEM" in screen.feedback.text and "Next:" in screen.feedback.text
         assert picked_in_db(city.database_url, order_id) == dict.fromkeys(skus, 0)

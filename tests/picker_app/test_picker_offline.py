@@ -13,7 +13,7 @@ import zxingcpp
 from textual.widgets import Input, Static
 
 from picker_app.__main__ import camera_source, parse_args
-from picker_app.clock import ServerClock, mmss
+from qc_tui.clock import ServerClock, mmss
 from picker_app.outbox import PendingScan, ScanOutbox
 from picker_app.screens.exception import ManualCodeScreen, ShortScreen, SubstituteScreen
 from picker_app.screens.login import LoginScreen
