@@ -1,4 +1,4 @@
-"""What the control tower needs from the server: ``shared.client.QcClient`` fits this
+"""What the control tower needs from the server: ``shared.client.ManagerClient`` fits this
 protocol structurally; tests may hand the app a fake with the same methods."""
 
 from __future__ import annotations

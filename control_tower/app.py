@@ -36,7 +36,7 @@ from control_tower.screens.store import StoreScreen
 from control_tower.state import CityView
 from control_tower.widgets.pipeline import ID_CHARS
 from control_tower.widgets.style import LEVEL_COLOUR, format_age, sla_level
-from shared.client import ApiError, ConnectionLost, QcClient
+from shared.client import ApiError, ConnectionLost, ManagerClient
 from shared.enums import Role
 from shared.geo import LatLng, haversine_m
 from shared.schemas import OpsOrder
@@ -69,7 +69,9 @@ class ControlTowerApp(App[None]):
         retry_max_s: float = 15.0,
     ) -> None:
         super().__init__()
-        self.client: OpsApi = client if client is not None else QcClient(server_url, token=token)
+        self.client: OpsApi = (
+            client if client is not None else ManagerClient(server_url, token=token)
+        )
         if token is not None:
             self.client.token = token
         self.requested_city = city.upper() if city else None

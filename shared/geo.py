@@ -126,7 +126,7 @@ def point_in_geojson(point: LatLng, geometry: dict[str, Any]) -> bool:
     antimeridian).
     """
     kind = geometry.get("type")
-    coords = geometry.get("coordinates")
+    coords: Any = geometry.get("coordinates")
     if kind == "Polygon":
         polygons = [coords]
     elif kind == "MultiPolygon":

@@ -26,7 +26,7 @@ from server.kit.clock import Clock
 from server.kit.config import Settings
 from server.kit.db import transaction
 from shared.geo import LatLng, destination
-from shared.schemas import GpsFix
+from shared.schemas.delivery import GpsFix
 
 KOR = LatLng(12.9352, 77.6245)
 

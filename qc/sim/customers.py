@@ -9,6 +9,8 @@ import json
 import math
 import random
 import uuid
+from collections.abc import Coroutine
+from typing import Any
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
@@ -16,10 +18,11 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from qc.sim import demand
 from qc.sim.world import Login, World
 from shared.aio import cancel_and_wait
-from shared.client import ApiError, ConnectionLost, QcClient
+from shared.client import ApiError, ConnectionLost, CustomerClient
 from shared.enums import OrderStatus
 from shared.geo import LatLng, destination
-from shared.schemas import DeliveryAddress, ProductCard
+from shared.schemas.catalog import ProductCard
+from shared.schemas.orders import DeliveryAddress
 
 CATALOGUE_TTL_S = 600.0  # how long the app keeps a category list (simulated seconds)
 STREETS = (
@@ -39,7 +42,7 @@ WITH_OTP = frozenset({OrderStatus.DISPATCHED.value, OrderStatus.OUT_FOR_DELIVERY
 class Customers:
     """The city's customers: the arrival process and one task per shopping trip."""
 
-    def __init__(self, world: World, logins: list[Login]) -> None:
+    def __init__(self, world: World, logins: list[Login[CustomerClient]]) -> None:
         self.world = world
         self.logins = logins
         self.rng = world.rng("customers")
@@ -77,8 +80,8 @@ class Customers:
             rng = random.Random(self.rng.getrandbits(64))
             self._spawn(self._journey(login, rng))
 
-    def _spawn(self, coro: object) -> None:
-        task = asyncio.create_task(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
         self.journeys.add(task)
         task.add_done_callback(self.journeys.discard)
 
@@ -94,7 +97,9 @@ class Customers:
             LatLng(store.lat, store.lng), rng.uniform(0, 360), 2700 * math.sqrt(rng.random())
         )
 
-    async def _cards(self, client: QcClient, store_id: str, category: str) -> list[ProductCard]:
+    async def _cards(
+        self, client: CustomerClient, store_id: str, category: str
+    ) -> list[ProductCard]:
         world = self.world
         cached = world.catalogue.get((store_id, category))
         if cached and world.now() - cached[0] < CATALOGUE_TTL_S:
@@ -110,7 +115,7 @@ class Customers:
         world.catalogue[(store_id, category)] = (world.now(), cards)
         return cards
 
-    async def _journey(self, login: Login, rng: random.Random) -> None:
+    async def _journey(self, login: Login[CustomerClient], rng: random.Random) -> None:
         world = self.world
         world.count("sessions")
         try:
@@ -134,7 +139,7 @@ class Customers:
             world.error("customer", exc)
 
     async def _shop(
-        self, client: QcClient, rng: random.Random, store_id: str, home: LatLng
+        self, client: CustomerClient, rng: random.Random, store_id: str, home: LatLng
     ) -> str | None:
         world = self.world
         basket, wants = demand.choose_basket(rng, world.local_hour())
@@ -211,7 +216,7 @@ class Customers:
                 world.count("cancel_too_late")
         return order_id
 
-    async def _track(self, client: QcClient, order_id: str) -> None:
+    async def _track(self, client: CustomerClient, order_id: str) -> None:
         """Follow the order live; read the OTP once the rider has the bag."""
         world = self.world
         status = None
@@ -231,7 +236,7 @@ class Customers:
                 await world.sleep(30)
         world.count(f"tracked:{status}")
 
-    async def _follow_socket(self, client: QcClient, order_id: str) -> str | None:
+    async def _follow_socket(self, client: CustomerClient, order_id: str) -> str | None:
         world = self.world
         status: str | None = None
         async with connect(

@@ -10,7 +10,7 @@ import hashlib
 import random
 from dataclasses import dataclass
 
-from shared.schemas import ProductCard
+from shared.schemas.catalog import ProductCard
 
 # Relative order rate by local hour (1.0 = the configured base rate): quiet nights, a
 # breakfast peak, lunch, and the evening peak when people get home.

@@ -8,8 +8,8 @@ import uuid
 
 from qc.sim.world import Login, World
 from scanners.symbology import ean13_check_digit
-from shared.client import ApiError, ConnectionLost, QcClient
-from shared.schemas import PickLinePublic, PickList
+from shared.client import ApiError, ConnectionLost, PickerClient
+from shared.schemas.picking import PickLinePublic, PickList
 
 # simulated seconds
 START_S = (10.0, 25.0)  # read the list, grab a basket
@@ -22,7 +22,7 @@ UNITS_PER_BAG = 8
 
 
 class Picker:
-    def __init__(self, world: World, login: Login, store_id: str) -> None:
+    def __init__(self, world: World, login: Login[PickerClient], store_id: str) -> None:
         self.world = world
         self.login = login
         self.store_id = store_id
@@ -61,13 +61,15 @@ class Picker:
         body = "20" + "".join(str(self.rng.randint(0, 9)) for _ in range(10))
         return body + ean13_check_digit(body)
 
-    async def _scan(self, client: QcClient, task: PickList, line: PickLinePublic, n: int) -> None:
+    async def _scan(
+        self, client: PickerClient, task: PickList, line: PickLinePublic, n: int
+    ) -> None:
         world, rng = self.world, self.rng
         for _ in range(n):
             await world.sleep(rng.uniform(*SCAN_S))
             await client.scan(task.order_id, scan_id=uuid.uuid4().hex, code=line.barcode)
 
-    async def _pick(self, client: QcClient, task: PickList) -> None:
+    async def _pick(self, client: PickerClient, task: PickList) -> None:
         world, rng, config = self.world, self.rng, self.world.config
         seen = world.barcodes[self.store_id]
         seen.extend(ln.barcode for ln in task.lines if ln.barcode not in seen)
@@ -105,7 +107,7 @@ class Picker:
         await world.shelves[self.store_id].put(str(task.order_id), packed.bag_label)
 
     async def _short(
-        self, client: QcClient, task: PickList, line: PickLinePublic, found: int
+        self, client: PickerClient, task: PickList, line: PickLinePublic, found: int
     ) -> None:
         world, rng = self.world, self.rng
         reason = "damaged" if rng.random() < 0.25 else "missing"

@@ -17,9 +17,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from qc.sim.world import Login, Shelf, World
-from shared.client import ApiError, ConnectionLost, QcClient
+from shared.client import ApiError, ConnectionLost, RiderClient
 from shared.geo import LatLng, bearing_deg, destination, haversine_m, interpolate
-from shared.schemas import GpsFix, TripPublic
+from shared.schemas.delivery import GpsFix, TripPublic
 
 T = TypeVar("T")
 
@@ -36,7 +36,7 @@ class TripAbandoned(Exception):
 
 
 class Rider:
-    def __init__(self, world: World, login: Login) -> None:
+    def __init__(self, world: World, login: Login[RiderClient]) -> None:
         self.world = world
         self.login = login
         self.rng = world.rng(login.login)
@@ -53,7 +53,7 @@ class Rider:
         self.heading: float | None = None
 
     @property
-    def client(self) -> QcClient:
+    def client(self) -> RiderClient:
         return self.login.client
 
     # --- the life of a shift -------------------------------------------------------------
@@ -148,9 +148,10 @@ class Rider:
         store = LatLng(trip.store_lat, trip.store_lng)
         if trip.status in ("ACCEPTED", "AT_STORE"):
             await self._ride(store)
-            trip = await self._call(lambda: client.my_trip())
-            if trip is None or trip.trip_id != trip_id:
+            current = await self._call(lambda: client.my_trip())
+            if current is None or current.trip_id != trip_id:
                 raise TripAbandoned()
+            trip = current
             if trip.status == "ACCEPTED":  # the geofence did not see us (a missed fix)
                 trip = await self._call(lambda: client.trip_step(trip_id, "arrived"))
             orders = [str(s.order_id) for s in trip.stops]

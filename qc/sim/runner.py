@@ -1,5 +1,5 @@
 """The simulation: every actor an asyncio task in one process, acting only through the
-public HTTP API and websockets (``shared.client.QcClient``), on the server's clock.
+public HTTP API and websockets (``shared.client``, a client per role), on the server's clock.
 
 ``Simulation.run`` returns the report, computed from PostgreSQL after the actors stop.
 """
@@ -20,11 +20,17 @@ from qc.sim.customers import Customers
 from qc.sim.pickers import Picker
 from qc.sim.report import Report, build_report, take_snapshot
 from qc.sim.riders import Rider
-from qc.sim.world import Login, World
+from qc.sim.world import C, Login, World
 from server.kit.clock import Clock
 from server.seed.generate import DEMO_SECRETS
 from shared.aio import cancel_and_wait, wait_event
-from shared.client import ApiError, QcClient
+from shared.client import (
+    ApiError,
+    CustomerClient,
+    ManagerClient,
+    PickerClient,
+    RiderClient,
+)
 from shared.enums import Role
 
 log = logging.getLogger("qc.sim")
@@ -34,9 +40,9 @@ MANAGER = "manager.blr"
 
 @dataclass
 class Crew:
-    customers: list[Login] = field(default_factory=list)
-    pickers: dict[str, list[Login]] = field(default_factory=dict)
-    riders: list[Login] = field(default_factory=list)
+    customers: list[Login[CustomerClient]] = field(default_factory=list)
+    pickers: dict[str, list[Login[PickerClient]]] = field(default_factory=dict)
+    riders: list[Login[RiderClient]] = field(default_factory=list)
 
 
 class Simulation:
@@ -60,10 +66,10 @@ class Simulation:
         self._stop_requested = False
 
     # --- who works today ----------------------------------------------------------------
-    def _login(self, login: str, role: Role) -> Login:
-        return Login(login, DEMO_SECRETS[role], self.world.client())
+    def _login(self, login: str, role: Role, kind: type[C]) -> Login[C]:
+        return Login(login, DEMO_SECRETS[role], self.world.client(kind))
 
-    async def _try(self, login: Login) -> Login | None:
+    async def _try(self, login: Login[C]) -> Login[C] | None:
         try:
             await login.fresh(self.clock)
             return login
@@ -73,7 +79,7 @@ class Simulation:
 
     async def setup(self) -> None:
         world, config = self.world, self.config
-        async with QcClient(self.base_url, timeout=30) as anonymous:
+        async with CustomerClient(self.base_url, timeout=30) as anonymous:
             cursor = None
             while True:
                 page = await anonymous.stores(limit=200, cursor=cursor)
@@ -86,7 +92,7 @@ class Simulation:
         if not world.stores:
             raise RuntimeError("no operational dark store: seed the city first (qc seed)")
         self._shelve_leftover_bags()
-        manager = self._login(MANAGER, Role.MANAGER)
+        manager = self._login(MANAGER, Role.MANAGER, ManagerClient)
         try:
             await manager.fresh(self.clock)
             for store_id in world.stores:
@@ -96,19 +102,26 @@ class Simulation:
                 )
                 skip = 1 if config.leave_for_humans and len(staff) > 1 else 0
                 chosen = staff[skip : skip + config.pickers_per_store]
-                self.crew.pickers[store_id] = [self._login(u.login, Role.PICKER) for u in chosen]
+                self.crew.pickers[store_id] = [
+                    self._login(u.login, Role.PICKER, PickerClient) for u in chosen
+                ]
         finally:
             await manager.client.aclose()
         # the seed hands riders to stores in turn: rider.001 -> first store, ...; the first
         # round is left to humans
         first = len(world.stores) + 1 if config.leave_for_humans else 1
         wanted = config.riders_per_store * len(world.stores)
-        riders = [self._login(f"rider.{n:03d}", Role.RIDER) for n in range(first, first + wanted)]
+        riders = [
+            self._login(f"rider.{n:03d}", Role.RIDER, RiderClient)
+            for n in range(first, first + wanted)
+        ]
         customers = [
-            self._login(f"customer.{n:03d}", Role.CUSTOMER) for n in range(1, config.customers + 1)
+            self._login(f"customer.{n:03d}", Role.CUSTOMER, CustomerClient)
+            for n in range(1, config.customers + 1)
         ]
         pickers = [p for team in self.crew.pickers.values() for p in team]
-        everyone = await asyncio.gather(*(self._try(x) for x in [*pickers, *riders, *customers]))
+        crew: list[Login[Any]] = [*pickers, *riders, *customers]
+        everyone = await asyncio.gather(*(self._try(x) for x in crew))
         ok = {id(x) for x in everyone if x is not None}
         self.crew.pickers = {
             s: [p for p in team if id(p) in ok] for s, team in self.crew.pickers.items()
@@ -197,7 +210,7 @@ class Simulation:
             self.world.error(task.get_name(), RuntimeError("did not stop when cancelled"))
 
     async def aclose(self) -> None:
-        logins = [
+        logins: list[Login[Any]] = [
             *self.crew.customers,
             *self.crew.riders,
             *(p for team in self.crew.pickers.values() for p in team),

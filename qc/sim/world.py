@@ -13,6 +13,7 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -20,9 +21,10 @@ import httpx
 from qc.sim.config import SimConfig
 from server.kit.clock import Clock
 from shared.aio import wait_event
-from shared.client import ApiError, QcClient
+from shared.client import ApiClient, ApiError
 from shared.geo import LatLng, haversine_m
-from shared.schemas import ProductCard, StorePublic
+from shared.schemas.catalog import ProductCard
+from shared.schemas.stores import StorePublic
 
 log = logging.getLogger("qc.sim")
 
@@ -71,14 +73,19 @@ class Shelf:
             self._bags.pop(o, None)
 
 
+C = TypeVar("C", bound=ApiClient)
+
+
 @dataclass
-class Login:
+class Login(Generic[C]):
+    """A simulated person's sign-in and the client of their role."""
+
     login: str
     secret: str
-    client: QcClient
+    client: C
     expires_at: float = 0.0  # simulated unix time
 
-    async def fresh(self, clock: Clock) -> QcClient:
+    async def fresh(self, clock: Clock) -> C:
         """The client with a token good for at least another simulated hour."""
         if self.expires_at - clock.timestamp() < 3600:
             token = await self.client.login(self.login, self.secret)
@@ -164,8 +171,9 @@ class World:
         await asyncio.sleep(self.real(sim_ts - self.now()))
 
     # --- the API -------------------------------------------------------------------------
-    def client(self, *, timeout: float = 30.0) -> QcClient:
-        return QcClient(self.base_url, timeout=timeout, transport=SettlingTransport(self.in_flight))
+    def client(self, kind: type[C], *, timeout: float = 30.0) -> C:
+        """A ``kind`` (role) client whose requests settle (see ``SettlingTransport``)."""
+        return kind(self.base_url, timeout=timeout, transport=SettlingTransport(self.in_flight))
 
     async def settle(self, timeout_s: float = 40.0) -> None:
         """Wait for every request already sent to be answered (or to fail)."""

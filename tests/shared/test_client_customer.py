@@ -9,15 +9,15 @@ import pytest
 from websockets.asyncio.client import connect
 
 from server.seed.generate import DEMO_SECRETS
-from shared.client import ApiError, QcClient
+from shared.client import ApiError, CustomerClient, RiderClient
 from shared.enums import OrderStatus, Role
-from shared.schemas import DeliveryAddress
+from shared.schemas.orders import DeliveryAddress
 
 HOME = DeliveryAddress(line1="4th Cross, 5th Block", lat=12.9301, lng=77.6302)
 
 
 async def test_a_customer_walk_through_the_typed_client(city, live_server) -> None:
-    async with QcClient(live_server.url) as api:
+    async with CustomerClient(live_server.url) as api:
         await api.login("customer.001", DEMO_SECRETS[Role.CUSTOMER])
         stores = await api.stores(city="BLR")
         assert {s.store_id for s in stores.items} >= {"BLR-KOR"}
@@ -75,7 +75,7 @@ async def test_a_customer_walk_through_the_typed_client(city, live_server) -> No
 
 
 async def test_the_rider_socket_url_carries_the_token(city, live_server) -> None:
-    async with QcClient(live_server.url) as api:
+    async with RiderClient(live_server.url) as api:
         await api.login("rider.001", DEMO_SECRETS[Role.RIDER])
         url = api.rider_socket_url()
         assert url.startswith("ws://127.0.0.1:") and url.endswith(f"/ws/rider?token={api.token}")

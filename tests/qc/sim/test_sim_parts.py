@@ -13,7 +13,7 @@ import pytest
 from qc.sim.demand import Want, choose_basket, hourly_profile, pick_product, popularity
 from qc.sim.demo import anchor_for, choose_start, parse_start
 from server.kit.clock import Clock
-from shared.schemas import ProductCard
+from shared.schemas.catalog import ProductCard
 
 IST = ZoneInfo("Asia/Kolkata")
 NOON = datetime(2026, 11, 24, 12, 0, tzinfo=IST).timestamp()

@@ -8,6 +8,7 @@ import asyncio
 from qc.sim.config import SimConfig
 from qc.sim.world import World
 from server.kit.clock import Clock
+from shared.client import ApiClient
 
 
 async def test_a_cancelled_actors_request_still_lands_and_settle_waits_for_it() -> None:
@@ -24,10 +25,10 @@ async def test_a_cancelled_actors_request_still_lands_and_settle_waits_for_it() 
         answered.append(request.split(b"\r\n", 1)[0])
         writer.close()
 
-    server = await asyncio.start_server(slow_server, "127.0.0.1", 0)
-    port = server.kit.sockets[0].getsockname()[1]
+    listener = await asyncio.start_server(slow_server, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
     world = World(f"http://127.0.0.1:{port}", Clock(), SimConfig())
-    client = world.client(timeout=10)
+    client = world.client(ApiClient, timeout=10)
     try:
         actor = asyncio.create_task(client._http.post("/v1/carts/x/checkout", json={}))
         await asyncio.wait_for(received.wait(), 10)
@@ -44,5 +45,5 @@ async def test_a_cancelled_actors_request_still_lands_and_settle_waits_for_it() 
         assert not world.in_flight
     finally:
         await client.aclose()
-        server.close()
-        await server.wait_closed()
+        listener.close()
+        await listener.wait_closed()

@@ -14,7 +14,7 @@ import websockets
 from server.delivery.worker import dispatch_all
 from server.events.relay import relay_once
 from server.seed.generate import DEMO_SECRETS
-from shared.client import QcClient
+from shared.client import ManagerClient
 from shared.enums import Role
 from shared.geo import destination
 from tests.helpers import login
@@ -44,7 +44,7 @@ async def serving(client: httpx.AsyncClient, lat: float, lng: float) -> list[str
 
 
 async def test_a_paused_store_receives_no_new_orders_until_resumed(city, client) -> None:
-    manager = QcClient("http://qc.test", transport=client._transport)  # type: ignore[attr-defined]
+    manager = ManagerClient("http://qc.test", transport=client._transport)  # type: ignore[attr-defined]
     me = await manager.login(*MANAGER)
     customer = await login(client, "customer.001", DEMO_SECRETS[Role.CUSTOMER])
     assert STORE in await serving(client, KOR.lat, KOR.lng)

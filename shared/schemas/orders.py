@@ -1,0 +1,103 @@
+"""Carts, checkout and orders, as the customer sees them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
+
+
+class CartCreate(BaseModel):
+    store_id: str = Field(
+        min_length=1, max_length=20, pattern=r"^[A-Z0-9-]+$", examples=["BLR-KOR"]
+    )
+
+
+class CartLineSet(BaseModel):
+    quantity: StrictInt = Field(
+        ge=0, le=50, description="wanted quantity; 0 removes the line", examples=[2]
+    )
+
+
+class CartSwitchStore(BaseModel):
+    store_id: str = Field(min_length=1, max_length=20, pattern=r"^[A-Z0-9-]+$")
+
+
+class CartLine(BaseModel):
+    sku_id: str
+    name: str
+    pack_size: str
+    quantity: int
+    unit_price_paise: int
+    mrp_paise: int
+    line_total_paise: int
+
+
+class CartPublic(BaseModel):
+    cart_id: uuid.UUID
+    store_id: str
+    status: str = Field(description="ACTIVE, EXPIRED (holds ran out) or CHECKED_OUT")
+    lines: list[CartLine]
+    hold_expires_at: datetime | None = None
+    hold_seconds_left: int | None = None
+    subtotal_paise: int
+    delivery_fee_paise: int
+    handling_fee_paise: int
+    discount_paise: int
+    total_paise: int
+    currency: str = "INR"
+    dropped: list[str] = Field(
+        default_factory=list, description="lines that could not move to a new store"
+    )
+
+
+class DeliveryAddress(BaseModel):
+    line1: str = Field(min_length=1, max_length=200, examples=["4th Cross, 5th Block"])
+    landmark: str | None = Field(default=None, max_length=120)
+    lat: float = Field(ge=-90, le=90, examples=[12.9352])
+    lng: float = Field(ge=-180, le=180, examples=[77.6245])
+
+
+class CheckoutRequest(BaseModel):
+    address: DeliveryAddress
+    payment_method: str = Field(default="upi", pattern=r"^(upi|card|wallet)$")
+
+
+ORDERED_QTY = "units ordered (for a substitute: units put in); picking never changes it"
+
+
+class OrderItemPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    sku_id: str
+    quantity: int = Field(description="units to deliver: fewer than ordered after a short pick")
+    ordered_qty: int | None = Field(default=None, description=ORDERED_QTY)
+    unit_price_paise: int
+    mrp_paise: int
+    status: str
+    picked_qty: int
+    substitute_sku: str | None = None
+
+
+class OrderPublic(BaseModel):
+    order_id: uuid.UUID
+    store_id: str
+    status: str
+    items: list[OrderItemPublic]
+    subtotal_paise: int
+    delivery_fee_paise: int
+    handling_fee_paise: int
+    discount_paise: int
+    total_amount_paise: int
+    currency: str
+    cancel_reason: str | None = None
+    placed_at: datetime | None = None
+    sla_deadline: datetime | None = None
+    status_times: dict[str, datetime] = Field(default_factory=dict)
+    rider_id: uuid.UUID | None = None
+    delivery_otp: str | None = Field(default=None, description="shown to the customer only")
+
+
+class CancelRequest(BaseModel):
+    reason: str = Field(default="changed my mind", min_length=1, max_length=200)
