@@ -21,6 +21,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from server.catalog.routes import router as catalog_router
 from server.delivery.routes import router as delivery_router
 from server.delivery.routes import ws_router as rider_ws_router
+from server.flash import ratelimit
+from server.flash.hub import FlashHub
 from server.flash.routes import router as flash_router
 from server.flash.routes import ws_router as flash_ws_router
 from server.identity.routes import router as identity_router
@@ -35,6 +37,8 @@ from server.kit.logs import configure_logging
 from server.kit.loops import background_loops
 from server.kit.metrics import MetricsMiddleware
 from server.kit.migrate import head_revision
+from server.kit.resources import Resources, install, resources_of
+from server.ops.feed import FeedCache
 from server.ops.routes import router as ops_router
 from server.ops.routes import ws_router as ops_ws_router
 from server.orders.routes import router as orders_router
@@ -108,40 +112,72 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _problem(500, "internal_error", "an unexpected error occurred; it was logged")
 
 
+@asynccontextmanager
+async def open_resources(settings: Settings, clock: Clock) -> AsyncIterator[Resources]:
+    """Every connection and per-process singleton the app runs on; closed on the way out."""
+    db_url = await asyncio.to_thread(db.resolve_database_url, settings)
+    redis_url = await asyncio.to_thread(qredis.resolve_redis_url, settings)
+    engine = db.create_engine(db_url, settings)
+    redis = qredis.create_redis(redis_url)
+    redis_pubsub = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        payments = payment_gateway(settings, redis)
+        resources = Resources(
+            settings=settings,
+            clock=clock,
+            database_url=db_url,
+            head_revision=head_revision(db_url),
+            engine=engine,
+            sessions=db.session_maker(engine),
+            redis=redis,
+            redis_pubsub=redis_pubsub,
+            payments=payments,
+            flash_payments=ratelimit.flash_gateway(payments, slots=settings.flash_payment_bulkhead),
+            rate_limiter=ratelimit.rate_limiter(redis),
+            flash_queue_bulkhead=ratelimit.Bulkhead(
+                "queue", settings.flash_bulkhead_queue, settings.flash_bulkhead_wait_s
+            ),
+            flash_checkout_bulkhead=ratelimit.Bulkhead(
+                "checkout", settings.flash_bulkhead_checkout, settings.flash_bulkhead_wait_s
+            ),
+            flash_hub=FlashHub(
+                redis=redis, redis_pubsub=redis_pubsub, settings=settings, clock=clock
+            ),
+            ops_feed=FeedCache(),
+        )
+        # Redis must hold every store's stock before the first reservation is accepted
+        await load_missing_stores(engine, redis)
+        yield resources
+    finally:
+        await redis_pubsub.aclose()
+        await redis.aclose()
+        await engine.dispose()
+
+
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
     settings = settings or get_settings()
+    clock = clock or Clock(speed=settings.clock_speed, anchor=settings.clock_anchor)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         configure_logging(json_lines=settings.log_json, level=settings.log_level)
-        db_url = await asyncio.to_thread(db.resolve_database_url, settings)
-        redis_url = await asyncio.to_thread(qredis.resolve_redis_url, settings)
-        engine = db.create_engine(db_url, settings)
-        app.state.engine = engine
-        app.state.database_url = db_url
-        app.state.sessions = db.session_maker(engine)
-        app.state.redis = qredis.create_redis(redis_url)
-        # pub/sub holds a connection per subscriber: its own client, not the bounded pool
-        app.state.redis_pubsub = aioredis.Redis.from_url(redis_url, decode_responses=True)
-        app.state.payments = payment_gateway(settings, app.state.redis)
-        app.state.head_revision = head_revision(db_url)
-        # Redis must hold every store's stock before the first reservation is accepted
-        await load_missing_stores(engine, app.state.redis)
-        loops = background_loops(settings, app.state) if settings.background_loops else []
-        for loop in loops:
-            loop.start()
-        log.info(
-            "server ready",
-            extra={"embedded_db": settings.embedded_db, "embedded_redis": settings.embedded_redis},
-        )
-        try:
-            yield
-        finally:
+        async with open_resources(settings, clock) as resources:
+            install(app, resources)
+            loops = background_loops(resources) if settings.background_loops else []
             for loop in loops:
-                await loop.stop()
-            await app.state.redis_pubsub.aclose()
-            await app.state.redis.aclose()
-            await engine.dispose()
+                loop.start()
+            log.info(
+                "server ready",
+                extra={
+                    "embedded_db": settings.embedded_db,
+                    "embedded_redis": settings.embedded_redis,
+                },
+            )
+            try:
+                yield
+            finally:
+                for loop in loops:
+                    await loop.stop()
 
     app = FastAPI(
         title="qc: quick-commerce operations API",
@@ -149,8 +185,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         summary="Dark-store selection, catalogue, carts, orders, picking, delivery and ops.",
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.clock = clock or Clock(speed=settings.clock_speed, anchor=settings.clock_anchor)
     app.add_middleware(MetricsMiddleware)
     _install_error_handlers(app)
     app.include_router(identity_router)
@@ -186,19 +220,20 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
 
 
 async def check_health(app: FastAPI) -> Health:
+    resources = resources_of(app)
     pg = ServiceCheck(ok=False)
     migration = ServiceCheck(ok=False)
     rd = ServiceCheck(ok=False)
     try:
-        async with app.state.engine.connect() as conn:
+        async with resources.engine.connect() as conn:
             pg = ServiceCheck(ok=True)
             current = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
-            head = app.state.head_revision
+            head = resources.head_revision
             migration = ServiceCheck(ok=current == head, detail=f"at {current}, head {head}")
     except Exception as exc:
         pg = ServiceCheck(ok=pg.ok, detail=type(exc).__name__)
     try:
-        rd = ServiceCheck(ok=bool(await app.state.redis.ping()))
+        rd = ServiceCheck(ok=bool(await resources.redis.ping()))
     except Exception as exc:
         rd = ServiceCheck(ok=False, detail=type(exc).__name__)
     status = "ok" if pg.ok and rd.ok and migration.ok else "degraded"

@@ -11,14 +11,15 @@ from pydantic import ValidationError
 
 from server.delivery import riders, trips
 from server.delivery.models import Trip
-from server.identity import service as identity
+from server.identity.models import User
+from server.kit import sockets
 from server.kit.clock import Clock
 from server.kit.db import transaction
 from server.kit.deps import ClockDep, RedisDep, RiderUser, SessionDep
 from server.kit.errors import DomainError, Forbidden, Unprocessable
 from server.kit.keys import rider_channel
 from server.kit.openapi import problem_responses
-from server.kit.sockets import caller_id, relaying
+from server.kit.resources import resources_of
 from shared.enums import Role
 from shared.schemas import (
     DeliverRequest,
@@ -230,32 +231,25 @@ async def fail(
 @ws_router.websocket("/ws/rider")
 async def rider_socket(websocket: WebSocket) -> None:
     """A fix every 5 s in (acknowledged), offers and trip changes out."""
-    state = websocket.app.state
-    await websocket.accept()
-    try:
-        user_id = caller_id(websocket)
-        async with transaction(state.sessions) as session:
-            user = await identity.get_active_user(session, user_id=user_id)
-            if user.role != Role.RIDER:
-                raise Forbidden("riders only", code="forbidden")
-    except DomainError as exc:
-        await websocket.send_json({"type": "error", "error": exc.problem()})
-        await websocket.close(code=4401 if exc.status == 401 else 4403)
+    user = await sockets.accept(
+        websocket, roles={Role.RIDER}, wrong_role=lambda: Forbidden("riders only", code="forbidden")
+    )
+    if user is None:
         return
-    async with relaying(websocket, rider_channel(str(user.id))):
+    async with sockets.relaying(websocket, rider_channel(str(user.id))):
         with contextlib.suppress(WebSocketDisconnect):
             while True:
                 await _take_fix(websocket, user, await websocket.receive_text())
 
 
-async def _take_fix(websocket: WebSocket, user, raw: str) -> None:  # type: ignore[no-untyped-def]
-    state = websocket.app.state
+async def _take_fix(websocket: WebSocket, user: User, raw: str) -> None:
+    resources = resources_of(websocket.app)
     try:
         fix = GpsFix.model_validate(json.loads(raw))
-        async with transaction(state.sessions) as session:
+        async with transaction(resources.sessions) as session:
             rider = await riders.get_rider(session, user=user, for_update=True)
             accepted, _ = await riders.ingest_fixes(
-                session, state.redis, rider=rider, fixes=[fix], now=state.clock.now()
+                session, resources.redis, rider=rider, fixes=[fix], now=resources.clock.now()
             )
         await websocket.send_json(
             {"type": "ack", "at": fix.at.isoformat(), "accepted": bool(accepted)}

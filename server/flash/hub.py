@@ -34,8 +34,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import redis.asyncio as aioredis
+
 from server.flash import queue
 from server.kit import keys
+from server.kit.clock import Clock
+from server.kit.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +87,7 @@ class _Line:
         self.task = asyncio.create_task(self._run(), name=f"flash-hub:{sale_id}:{store_id}")
 
     async def _run(self) -> None:
-        pubsub = self.hub.state.redis_pubsub.pubsub()
+        pubsub = self.hub.redis_pubsub.pubsub()
         try:
             await pubsub.subscribe(keys.flash_channel(self.sale_id, self.store_id))
             self.subscribed.set()
@@ -138,15 +142,15 @@ class _Line:
         view = None
         for i in range(0, len(customers), BATCH):
             view = await queue.positions(
-                self.hub.state.redis,
+                self.hub.redis,
                 sale_id=self.sale_id,
                 store_id=self.store_id,
                 customers=customers[i : i + BATCH],
             )
             standing |= view.customers
         assert view is not None
-        settings = self.hub.state.settings
-        clock = self.hub.state.clock.timestamp()
+        settings = self.hub.settings
+        clock = self.hub.clock.timestamp()
         for w in watchers:
             me = standing[w.customer]
             if me.rank is not None:
@@ -198,8 +202,18 @@ class _Line:
 
 
 class FlashHub:
-    def __init__(self, state: Any) -> None:
-        self.state = state
+    """This process's queue watchers, one line (subscription) per sale and store."""
+
+    def __init__(
+        self,
+        *,
+        redis: aioredis.Redis,
+        redis_pubsub: aioredis.Redis,
+        settings: Settings,
+        clock: Clock,
+    ) -> None:
+        self.redis, self.redis_pubsub = redis, redis_pubsub
+        self.settings, self.clock = settings, clock
         self.lines: dict[tuple[str, str], _Line] = {}
 
     @asynccontextmanager
@@ -222,11 +236,3 @@ class FlashHub:
             if not line.watchers and self.lines.get((sale_id, store_id)) is line:
                 del self.lines[(sale_id, store_id)]
                 await line.close()
-
-
-def flash_hub(state: Any) -> FlashHub:
-    """This process's hub, made on first use."""
-    hub = getattr(state, "flash_hub", None)
-    if hub is None:
-        hub = state.flash_hub = FlashHub(state)
-    return hub

@@ -25,6 +25,7 @@ from contextlib import asynccontextmanager
 from functools import lru_cache
 from typing import Any
 
+import redis.asyncio as aioredis
 from fastapi import Request
 from limits import RateLimitItem, parse
 from limits.aio.storage import RedisStorage
@@ -59,23 +60,17 @@ def _item(spec: str) -> RateLimitItem:
         raise ValueError(f"not a rate limit: {spec!r} (write e.g. '100/minute')") from None
 
 
-def _limiter(state: Any) -> MovingWindowRateLimiter:
-    """One limiter per app, on the app's own Redis connection pool."""
-    limiter = getattr(state, "flash_limiter", None)
-    if limiter is None:
-        storage = RedisStorage(
-            "async+redis://",
-            implementation="redispy",
-            connection_pool=state.redis.connection_pool,
-        )
-        limiter = state.flash_limiter = MovingWindowRateLimiter(storage)
-    return limiter
+def rate_limiter(redis: aioredis.Redis) -> MovingWindowRateLimiter:
+    """The app's limiter (one per app), on the app's own Redis connection pool."""
+    storage = RedisStorage(
+        "async+redis://", implementation="redispy", connection_pool=redis.connection_pool
+    )
+    return MovingWindowRateLimiter(storage)
 
 
-async def hit(state: Any, *, scope: str, who: str, spec: str) -> None:
+async def hit(limiter: MovingWindowRateLimiter, *, scope: str, who: str, spec: str) -> None:
     """Count one request of ``who`` against ``spec`` (e.g. "100/minute") or raise 429."""
     item = _item(spec)
-    limiter = _limiter(state)
     namespace = keys.rate_limit_scope(scope)
     if await limiter.hit(item, namespace, who):
         return
@@ -121,30 +116,12 @@ class Bulkhead:
             self._slots.release()
 
 
-def bulkhead(state: Any, name: str) -> Bulkhead:
-    """This process's bulkhead ``name`` ("queue" or "checkout"), made on first use."""
-    held: dict[str, Bulkhead] | None = getattr(state, "flash_bulkheads", None)
-    if held is None:
-        held = state.flash_bulkheads = {}
-    if name not in held:
-        settings = state.settings
-        limit = (
-            settings.flash_bulkhead_queue if name == "queue" else settings.flash_bulkhead_checkout
-        )
-        held[name] = Bulkhead(name, limit, settings.flash_bulkhead_wait_s)
-    return held[name]
-
-
-def flash_gateway(state: Any) -> PaymentGateway:
+def flash_gateway(regular: PaymentGateway, *, slots: int) -> PaymentGateway:
     """The regular provider and its shared breaker, behind the flash sale's own slots."""
-    gateway = getattr(state, "flash_payments", None)
-    if gateway is None:
-        regular: PaymentGateway = state.payments
-        gateway = state.flash_payments = PaymentGateway(
-            regular.provider,
-            regular.breaker,
-            bulkhead_limit=state.settings.flash_payment_bulkhead,
-            timeout_s=regular.timeout_s,
-            bulkhead_wait_s=regular.bulkhead_wait_s,
-        )
-    return gateway
+    return PaymentGateway(
+        regular.provider,
+        regular.breaker,
+        bulkhead_limit=slots,
+        timeout_s=regular.timeout_s,
+        bulkhead_wait_s=regular.bulkhead_wait_s,
+    )

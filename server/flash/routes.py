@@ -32,22 +32,23 @@ from fastapi.responses import JSONResponse
 
 from server.catalog.routes import NO_STORE
 from server.flash import ratelimit, service
-from server.flash.hub import FINAL, flash_hub
+from server.flash.hub import FINAL
 from server.idempotency.service import request_fingerprint, run_once
-from server.identity import service as identity
 from server.identity.models import User
+from server.kit import sockets
 from server.kit.db import transaction
 from server.kit.deps import (
     ClockDep,
     CustomerUser,
     ManagerUser,
     RedisDep,
+    ResourcesDep,
     SessionDep,
     SettingsDep,
 )
-from server.kit.errors import DomainError, Forbidden
+from server.kit.errors import Forbidden
 from server.kit.openapi import problem_responses
-from server.kit.sockets import caller_id
+from server.kit.resources import resources_of
 from shared.enums import Role
 from shared.schemas import (
     CheckoutRequest,
@@ -78,28 +79,30 @@ IdempotencyKey = Annotated[
 ]
 
 
-async def _queue_bulkhead(request: Request) -> AsyncIterator[None]:
-    async with ratelimit.bulkhead(request.app.state, "queue").slot():
+async def _queue_bulkhead(resources: ResourcesDep) -> AsyncIterator[None]:
+    async with resources.flash_queue_bulkhead.slot():
         yield
 
 
-async def _checkout_bulkhead(request: Request) -> AsyncIterator[None]:
-    async with ratelimit.bulkhead(request.app.state, "checkout").slot():
+async def _checkout_bulkhead(resources: ResourcesDep) -> AsyncIterator[None]:
+    async with resources.flash_checkout_bulkhead.slot():
         yield
 
 
-async def _per_ip(request: Request, settings: SettingsDep) -> None:
+async def _per_ip(request: Request, resources: ResourcesDep, settings: SettingsDep) -> None:
     await ratelimit.hit(
-        request.app.state,
+        resources.rate_limiter,
         scope="flash-ip",
         who=ratelimit.client_ip(request),
         spec=settings.checkout_rate_limit_per_ip,
     )
 
 
-async def _limited_customer(request: Request, user: CustomerUser, settings: SettingsDep) -> User:
+async def _limited_customer(
+    resources: ResourcesDep, user: CustomerUser, settings: SettingsDep
+) -> User:
     await ratelimit.hit(
-        request.app.state,
+        resources.rate_limiter,
         scope="flash-customer",
         who=str(user.id),
         spec=settings.flash_rate_limit_per_customer,
@@ -276,7 +279,7 @@ async def leave(
     user: FlashCustomer,
 ) -> Response:
     await service.leave(
-        request.app.state.sessions,
+        resources_of(request.app).sessions,
         redis,
         sale_id=sale_id,
         customer=user,
@@ -306,18 +309,18 @@ async def checkout(
     settings: SettingsDep,
     user: FlashCustomer,
 ) -> JSONResponse:
-    state = request.app.state
+    resources = resources_of(request.app)
     now = clock.now()
     answer = await run_once(
-        state.sessions,
+        resources.sessions,
         user_id=user.id,
         key=idempotency_key,
         now=now,
         fingerprint=request_fingerprint("POST", request.url.path, body.model_dump(mode="json")),
         work=lambda: service.checkout(
-            state.sessions,
+            resources.sessions,
             redis,
-            gateway=ratelimit.flash_gateway(state),
+            gateway=resources.flash_payments,
             settings=settings,
             customer=user,
             sale_id=sale_id,
@@ -329,36 +332,34 @@ async def checkout(
     return answer
 
 
-CLOSE_UNAUTHORIZED, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND = 4401, 4403, 4404
-
-
 @ws_router.websocket("/ws/flash/{sale_id}")
 async def watch_line(websocket: WebSocket, sale_id: uuid.UUID) -> None:
     """The customer's place in line, pushed as it changes: ``position`` (with the
     estimated wait) only ever decreasing, then ``admitted`` (a 60 s slot) and
     ``slot_ended``, or ``closed`` (sold out, stopped, ended) for everyone at once."""
-    state = websocket.app.state
-    await websocket.accept()
-    try:
-        user_id = caller_id(websocket)
-        async with transaction(state.sessions) as session:
-            user = await identity.get_active_user(session, user_id=user_id)
-            if user.role not in (Role.CUSTOMER, Role.ADMIN):
-                raise Forbidden("the queue is for customers")
+    resources = resources_of(websocket.app)
+
+    async def entry_store(user: User) -> str:
+        async with transaction(resources.sessions) as session:
             sale = await service.get_sale(session, sale_id=sale_id)
             stores = list(await service.sale_stores(session, sale.sale_id))
-        store_id = await service.entry_store(
-            state.redis,
+        return await service.entry_store(
+            resources.redis,
             sale=sale,
             customer=user.id,
             asked=websocket.query_params.get("store_id"),
             stores=stores,
         )
-    except DomainError as exc:
-        await websocket.send_json({"type": "error", "error": exc.problem()})
-        code = {401: CLOSE_UNAUTHORIZED, 403: CLOSE_FORBIDDEN}.get(exc.status, CLOSE_NOT_FOUND)
-        await websocket.close(code=code)
+
+    admitted = await sockets.accept(
+        websocket,
+        roles={Role.CUSTOMER, Role.ADMIN},
+        wrong_role=lambda: Forbidden("the queue is for customers"),
+        admit=entry_store,
+    )
+    if admitted is None:
         return
+    user, store_id = admitted
 
     async def client_gone() -> None:
         with contextlib.suppress(WebSocketDisconnect):
@@ -367,7 +368,7 @@ async def watch_line(websocket: WebSocket, sale_id: uuid.UUID) -> None:
 
     gone = asyncio.create_task(client_gone())
     try:
-        async with flash_hub(state).watch(str(sale_id), store_id, str(user.id)) as inbox:
+        async with resources.flash_hub.watch(str(sale_id), store_id, str(user.id)) as inbox:
             while True:
                 getting = asyncio.create_task(inbox.get())
                 done, _ = await asyncio.wait({getting, gone}, return_when=asyncio.FIRST_COMPLETED)

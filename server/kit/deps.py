@@ -1,4 +1,5 @@
-"""Typed dependencies: the session unit of work, Redis, the clock, the current user."""
+"""Typed dependencies: the app's resources, the session unit of work, Redis, the clock,
+the current user."""
 
 from __future__ import annotations
 
@@ -16,12 +17,20 @@ from server.kit import uow
 from server.kit.clock import Clock
 from server.kit.config import Settings
 from server.kit.errors import Forbidden, Unauthorized
+from server.kit.resources import Resources, resources_of
 from shared.enums import Role
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+def get_resources(request: Request) -> Resources:
+    return resources_of(request.app)
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
+
+
+async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
     """One session per request: committed when the handler returns, rolled back on error."""
-    async with request.app.state.sessions() as session:
+    async with resources.sessions() as session:
         try:
             yield session
         except BaseException:
@@ -30,16 +39,16 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         await uow.commit(session)
 
 
-def get_redis(request: Request) -> aioredis.Redis:
-    return request.app.state.redis
+def get_redis(resources: ResourcesDep) -> aioredis.Redis:
+    return resources.redis
 
 
-def get_clock(request: Request) -> Clock:
-    return request.app.state.clock
+def get_clock(resources: ResourcesDep) -> Clock:
+    return resources.clock
 
 
-def get_settings(request: Request) -> Settings:
-    return request.app.state.settings
+def get_settings(resources: ResourcesDep) -> Settings:
+    return resources.settings
 
 
 # scope="function": commit before the response is sent, so a client never reads its own

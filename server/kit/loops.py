@@ -2,67 +2,68 @@
 
 from __future__ import annotations
 
-from fastapi.datastructures import State
-
 from server.delivery.worker import dispatch_all
 from server.events.relay import relay_once
 from server.flash.service import tick as flash_tick
 from server.forecast.daily import run_daily_job
 from server.inventory.worker import inventory_loops
 from server.kit.background import LeasedLoop
-from server.kit.config import Settings
 from server.kit.db import transaction
+from server.kit.resources import Resources
 from server.ops.worker import evaluate_all
 from server.orders.service import cancel_unpaid
 
 
-def background_loops(settings: Settings, state: State) -> list[LeasedLoop]:
+def background_loops(resources: Resources) -> list[LeasedLoop]:
+    settings, clock = resources.settings, resources.clock
+    engine, sessions, redis = resources.engine, resources.sessions, resources.redis
     return [
-        *inventory_loops(settings, state.engine, state.sessions, state.redis, state.clock),
+        *inventory_loops(settings, engine, sessions, redis, clock),
         LeasedLoop(
-            state.redis,
+            redis,
             "outbox-relay",
             settings.relay_interval_s,
-            lambda: relay_once(state.engine, state.redis),
+            lambda: relay_once(engine, redis),
         ),
         LeasedLoop(
-            state.redis,
+            redis,
             "dispatcher",
             settings.dispatch_interval_s,
-            lambda: dispatch_all(state.sessions, state.redis, state.clock),
+            lambda: dispatch_all(sessions, redis, clock),
         ),
         LeasedLoop(
-            state.redis,
+            redis,
             "flash-queues",
             settings.flash_tick_interval_s,
-            lambda: flash_tick(state.sessions, state.redis, clock=state.clock, settings=settings),
+            lambda: flash_tick(sessions, redis, clock=clock, settings=settings),
         ),
         LeasedLoop(
-            state.redis,
+            redis,
             "unpaid-orders",
             settings.sweep_interval_s,
-            lambda: _cancel_unpaid(settings, state),
+            lambda: _cancel_unpaid(resources),
         ),
         LeasedLoop(
-            state.redis,
+            redis,
             "ops-alerts",
             settings.ops_alert_interval_s,
-            lambda: evaluate_all(state.sessions, state.clock),
+            lambda: evaluate_all(sessions, clock),
         ),
         LeasedLoop(
-            state.redis,
+            redis,
             "daily-replenishment",
             60.0,
-            lambda: run_daily_job(
-                settings, state.sessions, state.redis, state.clock, state.database_url
-            ),
+            lambda: run_daily_job(settings, sessions, redis, clock, resources.database_url),
             lease_ms=30 * 60_000,  # a daily forecast refit may take minutes
         ),
     ]
 
 
-async def _cancel_unpaid(settings: Settings, state: State) -> int:
-    async with transaction(state.sessions) as session:
+async def _cancel_unpaid(resources: Resources) -> int:
+    async with transaction(resources.sessions) as session:
         return await cancel_unpaid(
-            session, state.redis, now=state.clock.now(), window_s=settings.payment_window_s
+            session,
+            resources.redis,
+            now=resources.clock.now(),
+            window_s=resources.settings.payment_window_s,
         )

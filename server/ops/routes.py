@@ -9,15 +9,15 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, WebSocket, WebSocketDisconnect
-from fastapi.datastructures import State
 
 from server.flash import service as flash
-from server.identity import service as identity
+from server.identity.models import User
+from server.kit import sockets
 from server.kit.db import transaction
 from server.kit.deps import ClockDep, ManagerUser, RedisDep, SessionDep
-from server.kit.errors import DomainError, Forbidden
+from server.kit.errors import Forbidden
 from server.kit.openapi import problem_responses
-from server.kit.sockets import caller_id
+from server.kit.resources import Resources, resources_of
 from server.ops import alerts, audit, feed, service
 from server.orders import service as orders
 from server.stores.models import DarkStore
@@ -43,26 +43,21 @@ StoreId = Annotated[str, Path(min_length=1, max_length=20, pattern=r"^[A-Z0-9-]+
 PING_AFTER_S = 15.0  # a quiet city still proves the socket is alive
 
 
-def feed_cache(state: State) -> feed.FeedCache:
-    if not hasattr(state, "ops_feed"):
-        state.ops_feed = feed.FeedCache()
-    return state.ops_feed  # type: ignore[no-any-return]
-
-
-async def city_snapshot(state: State, city_id: str) -> OpsSnapshot:
-    cache = feed_cache(state)
+async def city_snapshot(resources: Resources, city_id: str) -> OpsSnapshot:
+    """The city as every socket of this process sees it (built at most twice a second)."""
+    cache = resources.ops_feed
 
     async def build() -> OpsSnapshot:
-        async with transaction(state.sessions) as session:
-            now = state.clock.now()
+        async with transaction(resources.sessions) as session:
+            now = resources.clock.now()
             return await feed.build_snapshot(
                 session,
                 city_id=city_id,
                 now=now,
                 cache=cache,
-                clock_speed=state.clock.speed,
+                clock_speed=resources.clock.speed,
                 flash_queues=await flash.queue_figures(
-                    session, state.redis, city_id=city_id, now=now
+                    session, resources.redis, city_id=city_id, now=now
                 ),
             )
 
@@ -205,20 +200,23 @@ async def audit_log(
 @ws_router.websocket("/ws/ops")
 async def ops_socket(websocket: WebSocket) -> None:
     """A snapshot on connect, then what changed, at most once per feed interval."""
-    state = websocket.app.state
-    await websocket.accept()
-    try:
-        async with transaction(state.sessions) as session:
-            user = await identity.get_active_user(session, user_id=caller_id(websocket))
-        if user.role not in (Role.MANAGER, Role.ADMIN):
-            raise Forbidden("managers only", code="forbidden")
+    resources = resources_of(websocket.app)
+
+    async def first_snapshot(user: User) -> tuple[str, OpsSnapshot]:
         city = websocket.query_params.get("city") or user.city_id or ""
         service.require_city(user, city)
-        previous = await city_snapshot(state, city)
-    except DomainError as exc:
-        await websocket.send_json({"type": "error", "error": exc.problem()})
-        await websocket.close(code=4401 if exc.status == 401 else 4403)
+        return city, await city_snapshot(resources, city)
+
+    admitted = await sockets.accept(
+        websocket,
+        roles={Role.MANAGER, Role.ADMIN},
+        wrong_role=lambda: Forbidden("managers only", code="forbidden"),
+        admit=first_snapshot,
+        otherwise=sockets.CLOSE_FORBIDDEN,  # final for the control tower: no retrying
+    )
+    if admitted is None:
         return
+    _, (city, previous) = admitted
     await websocket.send_text(previous.model_dump_json())
     gone = asyncio.Event()
 
@@ -232,9 +230,9 @@ async def ops_socket(websocket: WebSocket) -> None:
     last_sent = time.monotonic()
     try:
         while not gone.is_set():
-            if await wait_event(gone, state.settings.ops_feed_interval_s):
+            if await wait_event(gone, resources.settings.ops_feed_interval_s):
                 break
-            current = await city_snapshot(state, city)
+            current = await city_snapshot(resources, city)
             changes = feed.changes_between(previous, current)
             previous = current
             if changes is not None:

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from server.idempotency.service import request_fingerprint, run_once
 from server.kit.deps import ClockDep, CurrentUser, CustomerUser, RedisDep, SessionDep, SettingsDep
 from server.kit.openapi import problem_responses
+from server.kit.resources import resources_of
 from server.orders import cart as carts
 from server.orders import service
 from shared.schemas import (
@@ -155,18 +156,18 @@ async def checkout(
     settings: SettingsDep,
     user: CustomerUser,
 ) -> JSONResponse:
-    state = request.app.state
+    resources = resources_of(request.app)
     now = clock.now()
     return await run_once(
-        state.sessions,
+        resources.sessions,
         user_id=user.id,
         key=idempotency_key,
         now=now,
         fingerprint=request_fingerprint("POST", request.url.path, body.model_dump(mode="json")),
         work=lambda: carts.checkout(
-            state.sessions,
+            resources.sessions,
             redis,
-            gateway=state.payments,
+            gateway=resources.payments,
             settings=settings,
             user=user,
             cart_id=cart_id,

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import httpx
 
 from server.kit.errors import PROBLEM_JSON
+from server.kit.resources import install, resources_of
 
 
 async def test_healthz_is_green_with_schema_at_head(client: httpx.AsyncClient) -> None:
@@ -18,13 +21,14 @@ async def test_healthz_is_green_with_schema_at_head(client: httpx.AsyncClient) -
 async def test_healthz_degrades_when_redis_is_unreachable(app, client: httpx.AsyncClient) -> None:
     import redis.asyncio as aioredis
 
-    healthy = app.state.redis
-    app.state.redis = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    healthy = resources_of(app)
+    unreachable = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    install(app, replace(healthy, redis=unreachable))
     try:
         response = await client.get("/healthz")
     finally:
-        await app.state.redis.aclose()
-        app.state.redis = healthy
+        await unreachable.aclose()
+        install(app, healthy)
     assert response.status_code == 503
     assert response.json()["redis"]["ok"] is False
 

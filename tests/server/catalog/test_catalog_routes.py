@@ -6,6 +6,7 @@ import psycopg
 
 from server.inventory import service
 from server.kit.db import transaction
+from server.kit.resources import resources_of
 
 
 async def test_product_list_pages_and_carries_live_availability(city, app, client) -> None:
@@ -15,14 +16,15 @@ async def test_product_list_pages_and_carries_live_availability(city, app, clien
     assert len(page["items"]) == 5 and page["next_cursor"] == page["items"][-1]["sku_id"]
     first = page["items"][0]
     assert first["price_paise"] <= first["mrp_paise"]
-    async with transaction(app.state.sessions) as s:
+    resources = resources_of(app)
+    async with transaction(resources.sessions) as s:
         await service.reserve_lines(
             s,
-            app.state.redis,
+            resources.redis,
             store_id="BLR-KOR",
             holder="cart-x",
             lines={first["sku_id"]: 1},
-            now=app.state.clock.now(),
+            now=resources.clock.now(),
             hold_s=600,
         )
     again = (await client.get("/v1/stores/BLR-KOR/products", params={"limit": 5})).json()

@@ -14,6 +14,7 @@ from server.identity.service import issue_token
 from server.inventory import service as inventory
 from server.kit.clock import Clock
 from server.kit.db import transaction
+from server.kit.resources import resources_of
 from shared.enums import Movement, Role
 from tests.conftest import TEST_SECRET
 
@@ -60,14 +61,15 @@ def flash_sku(database_url: str, store: str = STORE) -> str:
 
 async def stock_up(app: Any, store: str, sku: str, units: int) -> None:
     """Receive ``units`` more of a SKU through the engine (both books move)."""
-    async with transaction(app.state.sessions) as s:
+    resources = resources_of(app)
+    async with transaction(resources.sessions) as s:
         await inventory.move_stock(
             s,
-            app.state.redis,
+            resources.redis,
             store_id=store,
             sku_id=sku,
             movement=Movement.RECEIPT,
-            now=app.state.clock.now(),
+            now=resources.clock.now(),
             d_available=units,
             reason="flash test stock",
         )

@@ -10,8 +10,9 @@ from datetime import timedelta
 
 import psycopg
 
-from server.flash.service import claim_token
+from server.flash.admission import claim_token
 from server.kit import db
+from server.kit.resources import resources_of
 from tests.server.flash.flash_claimers import claim
 from tests.server.flash.flash_helpers import (
     STORE,
@@ -53,7 +54,7 @@ async def test_a_buyer_never_waits_for_another_buyers_open_transaction(city, app
     sale = await create_sale(
         client, manager_headers(clock, city.database_url), clock, sku=sku, units=3
     )
-    sessions = app.state.sessions
+    sessions = resources_of(app).sessions
     sale_id = uuid.UUID(sale["sale_id"])
 
     async def claim_in(session) -> uuid.UUID | None:

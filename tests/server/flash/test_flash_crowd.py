@@ -10,7 +10,8 @@ import uuid
 
 import psycopg
 
-from server.flash import service
+from server.flash import tick
+from server.kit.resources import resources_of
 from tests.server.flash.flash_helpers import (
     ADDRESS,
     STORE,
@@ -26,8 +27,9 @@ UNITS, CROWD = 8, 30
 
 
 async def test_a_crowd_buys_exactly_the_units_in_join_order(city, app, client, clock):
-    app.state.settings.flash_max_concurrent_checkouts = 3
-    provider = app.state.payments.provider
+    resources = resources_of(app)
+    resources.settings.flash_max_concurrent_checkouts = 3
+    provider = resources.payments.provider
     provider.failure_rate, provider.pending_rate = 0.25, 0.2
     sku = flash_sku(city.database_url)
     await stock_up(app, STORE, sku, UNITS + 10)
@@ -86,8 +88,8 @@ async def test_a_crowd_buys_exactly_the_units_in_join_order(city, app, client, c
     while len(outcome) < CROWD:
         assert time.monotonic() < deadline, f"stuck: {len(outcome)} of {CROWD} done"
         await asyncio.gather(*(shop(cid, h) for cid, h in crowd if cid not in outcome))
-        await service.tick(
-            app.state.sessions, app.state.redis, clock=clock, settings=app.state.settings
+        await tick.tick(
+            resources.sessions, resources.redis, clock=clock, settings=resources.settings
         )
 
     with psycopg.connect(city.database_url) as conn:

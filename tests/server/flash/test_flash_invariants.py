@@ -11,8 +11,9 @@ import psycopg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.flash import queue, service
+from server.flash import queue, tick
 from server.kit import keys
+from server.kit.resources import resources_of
 from tests.server.flash.flash_helpers import (
     ADDRESS,
     STORE,
@@ -50,9 +51,10 @@ ops = st.lists(
 )
 @given(steps=ops)
 async def test_random_shopping_keeps_every_invariant(city, app, client, clock, steps) -> None:
-    app.state.settings.flash_max_concurrent_checkouts = SLOTS
-    app.state.settings.checkout_rate_limit_per_ip = "100000/minute"  # rate limits: elsewhere
-    provider = app.state.payments.provider
+    resources = resources_of(app)
+    resources.settings.flash_max_concurrent_checkouts = SLOTS
+    resources.settings.checkout_rate_limit_per_ip = "100000/minute"  # rate limits: elsewhere
+    provider = resources.payments.provider
     sku = flash_sku(city.database_url)
     await stock_up(app, STORE, sku, UNITS)
     start = books(city.database_url, STORE, sku)
@@ -65,8 +67,8 @@ async def test_random_shopping_keeps_every_invariant(city, app, client, clock, s
         for op, arg in steps:
             if op == "wait":
                 clock.advance(arg)
-                await service.tick(
-                    app.state.sessions, app.state.redis, clock=clock, settings=app.state.settings
+                await tick.tick(
+                    resources.sessions, resources.redis, clock=clock, settings=resources.settings
                 )
             elif op == "webhooks":  # the provider reports the pending payments, then a tick
                 for payment in _pending_payments(city.database_url, sid):
@@ -75,8 +77,8 @@ async def test_random_shopping_keeps_every_invariant(city, app, client, clock, s
                         "/v1/payments/webhook", content=hook.body, headers=hook.headers
                     )
                     assert r.status_code == 200, r.text
-                await service.tick(
-                    app.state.sessions, app.state.redis, clock=clock, settings=app.state.settings
+                await tick.tick(
+                    resources.sessions, resources.redis, clock=clock, settings=resources.settings
                 )
             else:
                 _, headers = people[arg]
@@ -97,7 +99,7 @@ async def test_random_shopping_keeps_every_invariant(city, app, client, clock, s
                         headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
                     )
                     assert r.status_code in (201, 402, 409), r.text
-            await _check(city.database_url, app.state.redis, sid, sku, start)
+            await _check(city.database_url, resources.redis, sid, sku, start)
 
     finally:  # whatever happened, end the sale so the next example can start one
         stopped = await client.post(

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 
 from server.flash.ratelimit import Bulkhead, FlashBusy
+from server.kit.resources import resources_of
 from tests.server.flash.flash_helpers import (
     ADDRESS,
     STORE,
@@ -25,7 +26,7 @@ from tests.server.flash.flash_helpers import (
 async def test_checkout_answers_429_with_retry_after_past_the_per_ip_limit(
     city, app, client, clock
 ):
-    app.state.settings.checkout_rate_limit_per_ip = "3/minute"
+    resources_of(app).settings.checkout_rate_limit_per_ip = "3/minute"
     sku = flash_sku(city.database_url)
     await stock_up(app, STORE, sku, 5)
     sale = await create_sale(
@@ -57,7 +58,7 @@ async def test_checkout_answers_429_with_retry_after_past_the_per_ip_limit(
 
 
 async def test_a_customer_is_limited_across_addresses(city, app, client, clock):
-    app.state.settings.flash_rate_limit_per_customer = "5/minute"
+    resources_of(app).settings.flash_rate_limit_per_customer = "5/minute"
     sku = flash_sku(city.database_url)
     await stock_up(app, STORE, sku, 5)
     sale = await create_sale(

@@ -7,7 +7,8 @@ import uuid
 
 import psycopg
 
-from server.flash import service
+from server.flash import sales
+from server.kit.resources import resources_of
 from tests.server.flash.flash_helpers import (
     ADDRESS,
     STORE,
@@ -71,8 +72,9 @@ async def test_a_sale_sets_units_aside_and_sells_one_at_the_sale_price(city, app
     card = (await client.get(f"/v1/stores/{STORE}/products/{sku}")).json()
     assert card["flash"]["sale_id"] == sale["sale_id"] and card["flash"]["price_paise"] == 100
 
-    async with app.state.sessions() as s:
-        figures = await service.queue_figures(s, app.state.redis, city_id="BLR", now=clock.now())
+    resources = resources_of(app)
+    async with resources.sessions() as s:
+        figures = await sales.queue_figures(s, resources.redis, city_id="BLR", now=clock.now())
     assert [(f.sold, f.tokens_left, f.in_checkout) for f in figures] == [(1, 4, 0)]
 
     stop = await client.post(

@@ -8,7 +8,8 @@ import uuid
 
 import psycopg
 
-from server.flash import service
+from server.flash import tick
+from server.kit.resources import resources_of
 from tests.server.flash.flash_helpers import (
     ADDRESS,
     STORE,
@@ -56,13 +57,14 @@ def _tokens(database_url: str, sale_id: str) -> list[tuple]:
 
 
 async def _tick(app) -> None:
-    await service.tick(
-        app.state.sessions, app.state.redis, clock=app.state.clock, settings=app.state.settings
+    resources = resources_of(app)
+    await tick.tick(
+        resources.sessions, resources.redis, clock=resources.clock, settings=resources.settings
     )
 
 
 async def test_an_unused_slot_expires_and_its_token_passes_to_the_next(city, app, client, clock):
-    app.state.settings.flash_max_concurrent_checkouts = 1
+    resources_of(app).settings.flash_max_concurrent_checkouts = 1
     sku = flash_sku(city.database_url)
     await stock_up(app, STORE, sku, 5)
     sale = await create_sale(
@@ -98,7 +100,7 @@ async def test_an_unused_slot_expires_and_its_token_passes_to_the_next(city, app
 async def test_a_failed_payment_returns_the_token_and_its_unit_to_the_sale(
     city, app, client, clock
 ):
-    app.state.settings.flash_max_concurrent_checkouts = 1
+    resources_of(app).settings.flash_max_concurrent_checkouts = 1
     sku = flash_sku(city.database_url)
     await stock_up(app, STORE, sku, 5)
     sale = await create_sale(
@@ -109,7 +111,7 @@ async def test_a_failed_payment_returns_the_token_and_its_unit_to_the_sale(
     (_a_id, a), (b_id, b), (_, c) = make_customers(city.database_url, clock, 3)
     await _join(client, sid, a)
     assert (await _join(client, sid, b))["position"] == 1
-    app.state.payments.provider.failure_rate = 1.0
+    resources_of(app).payments.provider.failure_rate = 1.0
     declined = await _checkout(client, sid, a)
     assert declined.status_code == 402 and declined.json()["code"] == "payment_failed"
     # the unit is with the sale again (not regular stock) and the next customer has it
@@ -121,7 +123,7 @@ async def test_a_failed_payment_returns_the_token_and_its_unit_to_the_sale(
             "SELECT status FROM orders WHERE order_id = %s", (declined.json()["order_id"],)
         ).fetchone()[0]
     assert cancelled == "CANCELLED"
-    app.state.payments.provider.failure_rate = 0.0
+    resources_of(app).payments.provider.failure_rate = 0.0
     paid = await _checkout(client, sid, b)
     assert paid.status_code == 201 and paid.json()["status"] == "CONFIRMED"
     # everything is sold: the line is closed for everyone
@@ -133,7 +135,7 @@ async def test_a_failed_payment_returns_the_token_and_its_unit_to_the_sale(
 
 
 async def test_leaving_passes_the_slot_and_the_end_returns_unsold_units(city, app, client, clock):
-    app.state.settings.flash_max_concurrent_checkouts = 1
+    resources_of(app).settings.flash_max_concurrent_checkouts = 1
     sku = flash_sku(city.database_url)
     await stock_up(app, STORE, sku, 5)
     before = books(city.database_url, STORE, sku)
@@ -164,8 +166,6 @@ async def test_leaving_passes_the_slot_and_the_end_returns_unsold_units(city, ap
 
 
 async def test_payments_unavailable_keep_the_slot_and_the_unit(city, app, client, clock):
-    from server.flash.ratelimit import flash_gateway
-
     sku = flash_sku(city.database_url)
     await stock_up(app, STORE, sku, 5)
     sale = await create_sale(
@@ -175,13 +175,15 @@ async def test_payments_unavailable_keep_the_slot_and_the_unit(city, app, client
     before = _stock(city.database_url, sku)
     ((a_id, a),) = make_customers(city.database_url, clock, 1)
     await _join(client, sid, a)
-    app.state.settings.flash_payment_bulkhead = 1
-    gateway = flash_gateway(app.state)
-    await gateway._slots.acquire()  # the flash sale's provider slots are all busy
+    resources = resources_of(app)
+    gateway, slots = resources.flash_payments, resources.settings.flash_payment_bulkhead
+    for _ in range(slots):  # the flash sale's provider slots are all busy
+        await gateway._slots.acquire()
     try:
         busy = await _checkout(client, sid, a)
     finally:
-        gateway._slots.release()
+        for _ in range(slots):
+            gateway._slots.release()
     assert busy.status_code == 503 and busy.json()["code"] == "payment_unavailable"
     assert "retry-after" in busy.headers
     # not the customer's doing: the order is cancelled, the slot and its unit stay theirs

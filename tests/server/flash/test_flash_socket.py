@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from dataclasses import replace
 
 import httpx
 import websockets
+from starlette.applications import Starlette
 
-from server.flash import service
+from server.flash import tick
+from server.kit.resources import install, resources_of
 from tests.server.flash.flash_helpers import (
     ADDRESS,
     STORE,
@@ -42,7 +45,7 @@ async def _checkout(client, sid, headers):
 
 async def test_positions_pushed_over_the_socket_only_decrease(city, live_server, stack, clock):
     app = live_server.app
-    app.state.settings.flash_max_concurrent_checkouts = 1
+    resources_of(app).settings.flash_max_concurrent_checkouts = 1
     sku = flash_sku(city.database_url)
     async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as client:
         await stock_up(_on_test_loop(stack, app), STORE, sku, 10)
@@ -65,8 +68,8 @@ async def test_positions_pushed_over_the_socket_only_decrease(city, live_server,
             assert r.status_code == 204  # gave the slot up
             seen.append(await _next(ws))
             clock.advance(61)  # the third never checks out: the slot expires
-            await service.tick(
-                stack.sessions, stack.redis, clock=clock, settings=app.state.settings
+            await tick.tick(
+                stack.sessions, stack.redis, clock=clock, settings=resources_of(app).settings
             )
             seen.append(await _next(ws))
             await _checkout(client, sid, fourth)
@@ -79,7 +82,7 @@ async def test_positions_pushed_over_the_socket_only_decrease(city, live_server,
 
 async def test_a_sold_out_line_tells_everyone_waiting_at_once(city, live_server, stack, clock):
     app = live_server.app
-    app.state.settings.flash_max_concurrent_checkouts = 1
+    resources_of(app).settings.flash_max_concurrent_checkouts = 1
     sku = flash_sku(city.database_url)
     async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as client:
         await stock_up(_on_test_loop(stack, app), STORE, sku, 2)
@@ -120,13 +123,8 @@ async def test_the_socket_refuses_strangers(city, live_server, clock):
 
 
 def _on_test_loop(stack, app):
-    """The app's state as ``stock_up`` wants it, on this test's own connections (the live
+    """The app as ``stock_up`` wants it, on this test's own connections (the live
     server's engine belongs to its own event loop)."""
-
-    class _State:
-        sessions, redis, clock = stack.sessions, stack.redis, app.state.clock
-
-    class _App:
-        state = _State
-
-    return _App
+    on_this_loop = Starlette()
+    install(on_this_loop, replace(resources_of(app), sessions=stack.sessions, redis=stack.redis))
+    return on_this_loop

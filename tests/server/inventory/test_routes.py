@@ -7,6 +7,7 @@ import psycopg
 import pytest
 
 from server.kit import keys
+from server.kit.resources import resources_of
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
 from tests.helpers import login
@@ -68,7 +69,8 @@ async def test_receive_a_transfer_moves_in_transit_to_available(city, app, clien
             "UPDATE store_inventory SET in_transit_qty = 10 WHERE store_id = %s AND sku_id = %s",
             (STORE, sku),
         )
-    await app.state.redis.delete(keys.store_ready(STORE))  # reload the store from PostgreSQL
+    # reload the store from PostgreSQL
+    await resources_of(app).redis.delete(keys.store_ready(STORE))
     before = pg_stock(city.database_url, STORE, sku)
     r = await client.post(
         f"/v1/stores/{STORE}/inventory/{sku}/receive",
@@ -97,7 +99,7 @@ async def test_damage_moves_available_to_damaged(city, app, client, picker) -> N
     assert r.status_code == 200
     after = pg_stock(city.database_url, STORE, sku)
     assert after == (before[0] - 2, before[1], before[2] + 2, before[3])
-    assert await redis_stock(app.state.redis, STORE, sku) == after
+    assert await redis_stock(resources_of(app).redis, STORE, sku) == after
     r = await client.post(
         f"/v1/stores/{STORE}/inventory/{sku}/damage",
         json={"quantity": after[0] + 1, "reason": "x"},
@@ -134,7 +136,7 @@ async def test_cycle_count_uses_the_version_and_refuses_a_stale_one(
     )
     assert stale.status_code == 409 and stale.json()["code"] == "stale_version"
     assert pg_stock(city.database_url, STORE, sku)[0] == row["available_qty"] - 3
-    assert (await redis_stock(app.state.redis, STORE, sku))[0] == row["available_qty"] - 3
+    assert (await redis_stock(resources_of(app).redis, STORE, sku))[0] == row["available_qty"] - 3
 
 
 async def test_falling_to_the_reorder_level_emits_a_low_stock_event(city, client, picker) -> None:

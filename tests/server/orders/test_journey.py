@@ -12,6 +12,7 @@ import websockets
 
 from server.events.relay import relay_once
 from server.inventory.sweeper import sweep_store
+from server.kit.resources import resources_of
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
 from tests.helpers import login
@@ -59,7 +60,7 @@ async def _checkout(client, headers, cart_id: str, key: str | None = None, body=
 
 async def test_locate_browse_search_cart_checkout_pay_and_track(city, live_server, stack) -> None:
     app = live_server.app
-    app.state.payments.provider.pending_rate = 1.0  # UPI collect: the webhook settles it
+    resources_of(app).payments.provider.pending_rate = 1.0  # UPI collect: the webhook settles it
     async with httpx.AsyncClient(base_url=live_server.url) as client:
         headers = await login(client, "customer.001", DEMO_SECRETS[Role.CUSTOMER])
         store = (await client.get("/v1/stores/serviceable", params=HOME)).json()["stores"][0]
@@ -90,7 +91,7 @@ async def test_locate_browse_search_cart_checkout_pay_and_track(city, live_serve
                 payment_id = conn.execute(
                     "SELECT payment_id FROM payments WHERE order_id = %s", (order["order_id"],)
                 ).fetchone()[0]
-            delivery = app.state.payments.provider.webhook_event(
+            delivery = resources_of(app).payments.provider.webhook_event(
                 str(payment_id), now_ts=live_server.clock.now().timestamp()
             )
             hook = await client.post(
@@ -170,8 +171,9 @@ async def test_an_expired_cart_cannot_check_out(city, app, client, customer) -> 
     sku = _in_stock(city.database_url, 1)[0]
     before = pg_stock(city.database_url, STORE, sku)
     cart_id = await _cart_with(client, customer, {sku: 2})
-    app.state.clock.advance(601)
-    await sweep_store(app.state.sessions, app.state.redis, app.state.clock, STORE)
+    resources = resources_of(app)
+    resources.clock.advance(601)
+    await sweep_store(resources.sessions, resources.redis, resources.clock, STORE)
     assert pg_stock(city.database_url, STORE, sku) == before
     cart = (await client.get(f"/v1/carts/{cart_id}", headers=customer)).json()
     assert cart["status"] == "EXPIRED" and cart["lines"] == []
@@ -180,7 +182,7 @@ async def test_an_expired_cart_cannot_check_out(city, app, client, customer) -> 
 
 
 async def test_payment_failure_puts_the_stock_back(city, app, client, customer) -> None:
-    app.state.payments.provider.failure_rate = 1.0
+    resources_of(app).payments.provider.failure_rate = 1.0
     sku = _in_stock(city.database_url, 1)[0]
     before = pg_stock(city.database_url, STORE, sku)
     cart_id = await _cart_with(client, customer, {sku: 2})
@@ -194,8 +196,9 @@ async def test_payment_failure_puts_the_stock_back(city, app, client, customer) 
 async def test_an_open_breaker_answers_fast_with_503_and_reserves_nothing(
     city, app, client, customer
 ) -> None:
-    breaker = app.state.payments.breaker
-    now = app.state.clock.now().timestamp()
+    resources = resources_of(app)
+    breaker = resources.payments.breaker
+    now = resources.clock.now().timestamp()
     for _ in range(breaker.config.min_calls):
         permit = await breaker.before_call(now)
         await breaker.record(False, now, permit=permit)
@@ -275,24 +278,25 @@ async def test_an_order_whose_payment_never_settles_is_cancelled_and_released(
     from server.kit.db import transaction
     from server.orders.service import cancel_unpaid
 
-    app.state.payments.provider.pending_rate = 1.0  # the webhook never comes
+    resources = resources_of(app)
+    resources.payments.provider.pending_rate = 1.0  # the webhook never comes
     sku = _in_stock(city.database_url, 1)[0]
     before = pg_stock(city.database_url, STORE, sku)
     order = (await _checkout(client, customer, await _cart_with(client, customer, {sku: 2}))).json()
     assert order["status"] == "PLACED"
-    settings = app.state.settings
-    async with transaction(app.state.sessions) as s:
+    settings = resources.settings
+    async with transaction(resources.sessions) as s:
         assert (
             await cancel_unpaid(
-                s, app.state.redis, now=app.state.clock.now(), window_s=settings.payment_window_s
+                s, resources.redis, now=resources.clock.now(), window_s=settings.payment_window_s
             )
             == 0
         )
-    app.state.clock.advance(settings.payment_window_s + 1)
-    async with transaction(app.state.sessions) as s:
+    resources.clock.advance(settings.payment_window_s + 1)
+    async with transaction(resources.sessions) as s:
         assert (
             await cancel_unpaid(
-                s, app.state.redis, now=app.state.clock.now(), window_s=settings.payment_window_s
+                s, resources.redis, now=resources.clock.now(), window_s=settings.payment_window_s
             )
             == 1
         )

@@ -12,6 +12,7 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI, Request
 
 from server.kit.clock import Clock
+from server.kit.resources import resources_of
 from server.payments.breaker import BreakerConfig, CircuitBreaker, CircuitOpen
 from server.payments.gateway import BulkheadFull, PaymentGateway
 from server.payments.provider import (
@@ -181,7 +182,7 @@ async def test_http_answers(redis, app: FastAPI, client: httpx.AsyncClient, cloc
     async def webhook(request: Request) -> dict[str, bool]:
         body = await request.body()
         header = request.headers.get(WEBHOOK_SIGNATURE_HEADER)
-        verify_webhook(body, header, SECRET, now_ts=request.app.state.clock.timestamp())
+        verify_webhook(body, header, SECRET, now_ts=resources_of(request.app).clock.timestamp())
         received.append(WebhookEvent.from_json(body))
         return {"ok": True}
 
