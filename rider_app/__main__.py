@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from rider_app.api import DEFAULT_SERVER
+from qc_tui.api import DEFAULT_SERVER
 from rider_app.gps import GpsSource, open_source
 from rider_app.tracking import DEFAULT_BUFFER_DIR
 

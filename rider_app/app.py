@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -12,27 +11,31 @@ from pathlib import Path
 from typing import Any
 
 from textual import work
-from textual.app import App
 from textual.reactive import reactive
+from textual.timer import Timer
 
-from rider_app.api import DEFAULT_SERVER, RETRY_DELAYS, RiderApi, is_transient
-from rider_app.clock import ServerTime, utc_now
-from rider_app.gps import FixPusher, GpsSource, OfflineBuffer
+from qc_tui.api import DEFAULT_SERVER, RETRY_DELAYS
+from qc_tui.app import ServerApp
+from qc_tui.clock import ServerClock, utc_now
+from rider_app.api import RiderApi
+from rider_app.context import RiderContext
+from rider_app.gps import GpsSource, OfflineBuffer
 from rider_app.gps.fix import Fix
-from rider_app.link import LinkDown, RiderLink
-from rider_app.messages import ServerPushed, TripUpdated
+from rider_app.link import RiderLink
+from rider_app.messages import (
+    LoggedIn,
+    PollAsked,
+    RiderAnswered,
+    ServerPushed,
+    TripAnswered,
+    TripUpdated,
+)
+from rider_app.positions import PositionSender
 from rider_app.screens.login import LoginScreen
 from rider_app.screens.shift import ShiftScreen
 from rider_app.screens.trip import TripScreen
-from rider_app.tracking import (
-    DEFAULT_BUFFER_DIR,
-    buffer_path,
-    remember_duty,
-    remembered_duty,
-    to_gps_fixes,
-)
-from shared.aio import wait_event
-from shared.client import ApiError, ConnectionLost, QcClient
+from rider_app.tracking import DEFAULT_BUFFER_DIR, buffer_path, remember_duty, remembered_duty
+from shared.client import ApiError, ConnectionLost, RiderClient
 from shared.geo import LatLng
 from shared.schemas import RiderPublic, TripPublic
 
@@ -41,16 +44,12 @@ log = logging.getLogger(__name__)
 ACTIVE_TRIP = ("OFFERED", "ACCEPTED", "AT_STORE", "PICKED_UP", "OUT")
 
 
-class FixesNotSent(ConnectionError):
-    """The batch did not reach the server (or not now): the buffer keeps it."""
-
-
-class RiderApp(App[None]):
+class RiderApp(ServerApp):
     CSS_PATH = "rider.tcss"
     TITLE = "qc rider"
     ENABLE_COMMAND_PALETTE = False
+    KEPT_COUNT = "buffered_fixes"
 
-    online: reactive[bool] = reactive(True)  # the API answers
     socket_up: reactive[bool] = reactive(False)  # the rider socket is open
     on_duty: reactive[bool] = reactive(False)
     rider_status: reactive[str] = reactive("")
@@ -73,39 +72,53 @@ class RiderApp(App[None]):
         retry_delays: Sequence[float] = RETRY_DELAYS,
         socket: bool = True,
     ) -> None:
-        super().__init__()
-        self.client: RiderApi = client if client is not None else QcClient(server_url)
-        self.login_hint = login
+        api: RiderApi = client if client is not None else RiderClient(server_url)
+        super().__init__(health=api.health, retry_delays=retry_delays)
+        self.client = api
         self.gps_source = gps
-        self.clock = clock  # ages of local things; tests and snapshots fix it
-        # key timing for the keyboard-wedge detector, and how old a trip answer is
-        self.monotonic = monotonic
         self.buffer_dir = buffer_dir
         self.push_interval_s = push_interval_s
         self.trip_poll_s = trip_poll_s
-        self.retry_delays = tuple(retry_delays) or (1.0,)
-        self.use_socket = socket
+        self.ctx = RiderContext(
+            client=api,
+            connection=self.connection,
+            # the wall clock dates local things (tests and snapshots fix it); the server's
+            # clock comes with every trip answer
+            clock=ServerClock(clock, monotonic),
+            monotonic=monotonic,
+            live=self,
+            login_hint=login,
+            use_socket=socket,
+        )
         self.rider: RiderPublic | None = None
         self.trip: TripPublic | None = None  # the active trip, if any
-        self.server_time: ServerTime | None = None  # from the last trip answer
-        self.buffer: OfflineBuffer | None = None
-        self.pusher: FixPusher | None = None
+        self.positions: PositionSender | None = None  # once logged in
         self.link: RiderLink | None = None
-        self.last_push_at: datetime | None = None  # when the server last took a fix
-        self.dropped_fixes = 0  # refused by the server for good (invalid)
-        self.connection_detail = ""
         self.server_events: list[dict[str, Any]] = []  # pushes received, newest last
         self._trip_gen = 0  # bumped by every answer to the rider's own steps
-        self._poll_timer: Any = None
-        self._retry_now = asyncio.Event()  # the server answered again: stop waiting
+        self._poll_timer: Timer | None = None
         self._socket_refusal_told = False
+
+    @property
+    def last_push_at(self) -> datetime | None:
+        return self.positions.last_push_at if self.positions is not None else None
+
+    @property
+    def dropped_fixes(self) -> int:
+        return self.positions.dropped_fixes if self.positions is not None else 0
+
+    def kept_note(self) -> str:
+        kept = self.buffered_fixes
+        if not kept:
+            return ""
+        return f" · {kept} GPS fix{'es' if kept != 1 else ''} kept, sent in order when back"
 
     # --- start-up -------------------------------------------------------------------
     def on_mount(self) -> None:
         if self.client.user is not None and self.client.token:
             self.logged_in()
         else:
-            self.push_screen(LoginScreen())
+            self.push_screen(LoginScreen(self.ctx))
 
     async def on_unmount(self) -> None:
         if self.gps_source is not None:
@@ -116,35 +129,42 @@ class RiderApp(App[None]):
                 await self.link.close()
         await self.client.aclose()
 
+    def on_logged_in(self, _message: LoggedIn) -> None:
+        self.logged_in()
+
     def logged_in(self) -> None:
         """Open this rider's offline buffer, start GPS, the socket and the trip poll."""
         user = self.client.user
         assert user is not None
         self.buffer_dir.mkdir(parents=True, exist_ok=True)
-        self.buffer = OfflineBuffer(buffer_path(self.buffer_dir, user.login))
-        self.buffered_fixes = len(self.buffer)
+        buffer = OfflineBuffer(buffer_path(self.buffer_dir, user.login))
+        self.buffered_fixes = len(buffer)
         self.on_duty = remembered_duty(self.buffer_dir, user.login)  # until the server says
-        self.pusher = FixPusher(
-            self._send_fix,
-            self._send_batch,
-            self.buffer,
-            interval_s=self.push_interval_s,
-        )
-        if isinstance(self.screen, LoginScreen):
-            self.switch_screen(ShiftScreen())
-        else:
-            self.push_screen(ShiftScreen())
-        if self.gps_source is not None:
-            self.read_gps(self.gps_source)
-        if self.use_socket:
+        if self.ctx.use_socket:
             self.link = RiderLink(
                 self.client.base_url,
                 lambda: self.client.token,
                 on_event=self._socket_event,
                 on_state=self._socket_state,
                 on_auth_error=self._socket_refused,
-                retry_delays=self.retry_delays,
+                retry_delays=self.connection.retry_delays,
             )
+        self.positions = PositionSender(
+            self.client,
+            self.connection,
+            buffer,
+            link=self.link,
+            interval_s=self.push_interval_s,
+            wall=self.ctx.clock.wall,
+            counted=self._kept,
+        )
+        if isinstance(self.screen, LoginScreen):
+            self.switch_screen(ShiftScreen(self.ctx))
+        else:
+            self.push_screen(ShiftScreen(self.ctx))
+        if self.gps_source is not None:
+            self.read_gps(self.gps_source)
+        if self.link is not None:
             self.run_socket(self.link)
         self.push_loop()
         self.refresh_rider()
@@ -159,10 +179,18 @@ class RiderApp(App[None]):
             return LatLng(rider.lat, rider.lng)
         return None
 
-    def retry_delay(self, attempt: int) -> float:
-        return self.retry_delays[min(attempt, len(self.retry_delays) - 1)]
+    def reconnected(self) -> None:
+        if self.link is not None:
+            self.link.reconnect_now()
+        if self.on_duty:
+            self.flush_fixes()
+        self.refresh_rider()
+        self.poll_trip()
 
     # --- the rider ------------------------------------------------------------------
+    def on_rider_answered(self, message: RiderAnswered) -> None:
+        self.rider_changed(message.rider)
+
     def rider_changed(self, rider: RiderPublic) -> None:
         was_on = self.on_duty
         self.rider = rider
@@ -181,13 +209,18 @@ class RiderApp(App[None]):
         try:
             rider = await self.client.rider_me()
         except ApiError as exc:
-            if isinstance(exc, ConnectionLost):
-                self.report_offline(exc)
+            self.connection.report(exc)
             return
-        self.report_online()
+        self.connection.answered()
         self.rider_changed(rider)
 
     # --- the trip -------------------------------------------------------------------
+    def on_poll_asked(self, message: PollAsked) -> None:
+        if message.rider:
+            self.refresh_rider()
+        if message.trip:
+            self.poll_trip()
+
     def _stop_polling(self) -> None:
         if self._poll_timer is not None:
             self._poll_timer.stop()
@@ -204,34 +237,26 @@ class RiderApp(App[None]):
             trip = await self.client.my_trip()
         except ApiError as exc:
             if isinstance(exc, ConnectionLost):
-                self.report_offline(exc)
-                delay = min(delay, self.retry_delay(0))
+                self.connection.lost(exc)
+                delay = min(delay, self.connection.retry_delay(0))
             elif exc.status == 401:
                 self.notify("Session expired: log in again", severity="error", timeout=30)
         except ValueError:  # an answer this version cannot read: keep the last view
             log.exception("unreadable trip answer")
         else:
-            self.report_online()
+            self.connection.answered()
             if generation == self._trip_gen:  # no newer answer from a step of our own
                 self.apply_trip(trip)
         self._poll_timer = self.set_timer(delay, self.poll_trip)
 
-    def trip_answered(self, trip: TripPublic) -> None:
-        """The answer to one of the rider's own steps: newer than any poll in flight."""
+    def on_trip_answered(self, message: TripAnswered) -> None:
         self._trip_gen += 1
-        self.apply_trip(trip)
-
-    def server_now(self) -> datetime:
-        """The server's now, for its deadlines; an older server that does not say falls
-        back to this handheld's clock."""
-        if self.server_time is None:
-            return self.clock()
-        return self.server_time.now(self.monotonic())
+        self.apply_trip(message.trip)
 
     def apply_trip(self, trip: TripPublic | None) -> None:
         previous = self.trip
         if trip is not None and trip.server_now is not None:
-            self.server_time = ServerTime(trip.server_now, trip.clock_speed, self.monotonic())
+            self.ctx.clock.sync(trip.server_now, trip.clock_speed)
         active = trip if trip is not None and trip.status in ACTIVE_TRIP else None
         self.trip = active
         if active is None:
@@ -253,7 +278,7 @@ class RiderApp(App[None]):
             self.close_trip()
             if active.status == "OFFERED":
                 self.bell()
-            self.push_screen(TripScreen())
+            self.push_screen(TripScreen(self.ctx))
             return
         if active != previous:
             self._broadcast_trip(active)
@@ -276,41 +301,6 @@ class RiderApp(App[None]):
         if str(message.event.get("type", "")).startswith("delivery."):
             self.poll_trip()
 
-    # --- connection -----------------------------------------------------------------
-    def report_offline(self, exc: ApiError) -> None:
-        self.connection_detail = exc.detail
-        if self.online:
-            self.online = False
-            self.probe_connection()
-
-    def report_online(self) -> None:
-        if not self.online:
-            self.online = True
-            self.connection_detail = ""
-            if self.link is not None:
-                self.link.reconnect_now()
-            if self.on_duty:
-                self.flush_fixes()
-            self.refresh_rider()
-            self.poll_trip()
-        self._retry_now.set()
-
-    @work(exclusive=True, group="probe")
-    async def probe_connection(self) -> None:
-        """While the server is unreachable, knock on /healthz with growing pauses."""
-        attempt = 0
-        while not self.online:
-            await self.retry_pause(self.retry_delay(attempt))
-            attempt += 1
-            with contextlib.suppress(ConnectionLost):
-                await self.client.health()
-                self.report_online()
-
-    async def retry_pause(self, seconds: float) -> None:
-        """A retry pause that ends early when the server is seen answering again."""
-        self._retry_now.clear()
-        await wait_event(self._retry_now, seconds)
-
     # --- socket ---------------------------------------------------------------------
     @work(exclusive=True, group="socket")
     async def run_socket(self, link: RiderLink) -> None:
@@ -332,14 +322,14 @@ class RiderApp(App[None]):
     # --- GPS ------------------------------------------------------------------------
     @work(exclusive=True, group="gps")
     async def read_gps(self, source: GpsSource) -> None:
-        """Follow the receiver; the pusher samples the newest fix every interval."""
+        """Follow the receiver; the sender samples the newest fix every interval."""
         self.gps_state = "waiting for a fix"
         try:
             async for fix in source.fixes():
                 self.last_fix = fix
                 self.gps_state = fix.source
-                if self.pusher is not None:
-                    self.pusher.offer(fix)
+                if self.positions is not None:
+                    self.positions.offer(fix)
         except Exception as exc:
             log.exception("GPS source failed")
             self.gps_state = f"GPS failed: {exc}"
@@ -351,76 +341,18 @@ class RiderApp(App[None]):
 
     @work(exclusive=True, group="push")
     async def push_loop(self) -> None:
-        """Every ``push_interval_s`` on duty: the newest fix over the socket, or kept on
-        disk and replayed in order (batch endpoint) once the server is reachable."""
-        next_at = time.monotonic() + self.push_interval_s
-        while True:
-            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-            if self.on_duty:
-                await self.push_once()
-            next_at = max(next_at + self.push_interval_s, time.monotonic())
+        if self.positions is not None:
+            await self.positions.run(lambda: self.on_duty)
 
     @work(group="push-now")
     async def push_now(self) -> None:
-        await self.push_once()
+        if self.positions is not None:
+            await self.positions.push_once()
 
     @work(group="push-now")
     async def flush_fixes(self) -> None:
-        if self.pusher is None:
-            return
-        try:
-            await self.pusher.flush()
-        except Exception:
-            log.exception("replaying kept fixes failed")
-        self._after_push()
+        if self.positions is not None:
+            await self.positions.flush()
 
-    async def push_once(self) -> None:
-        if self.pusher is None:
-            return
-        try:
-            await self.pusher.tick()
-        except Exception:
-            log.exception("pushing a fix failed")
-        self._after_push()
-
-    def _after_push(self) -> None:
-        if self.buffer is not None:
-            self.buffered_fixes = len(self.buffer)
-
-    async def _send_fix(self, fix: Fix) -> None:
-        if self.link is None:
-            raise LinkDown("no rider socket")
-        await self.link.send_fix(fix)
-        self.last_push_at = self.clock()
-
-    async def _send_batch(self, fixes: Sequence[Fix]) -> None:
-        """The pusher's replay: the batch endpoint, in order, duplicates ignored by the
-        server. Anything that may work later keeps the batch; a final refusal drops it.
-        The server applies a batch's usable fixes and lists the ones it can never take
-        (older than a day, from the future): those are dropped too."""
-        try:
-            result = await self.client.post_locations(to_gps_fixes(fixes))
-        except ApiError as exc:
-            self._batch_failed(exc)
-            self._refused(fixes, exc)  # final, and none of them was usable
-            return
-        if result.refused:
-            self.dropped_fixes += len(result.refused)
-            log.warning(
-                "the server refused %d kept fix(es) for good: %s",
-                len(result.refused),
-                ", ".join(sorted({r.code for r in result.refused})),
-            )
-        self.last_push_at = self.clock()
-        self.report_online()
-
-    def _batch_failed(self, exc: ApiError) -> None:
-        """Raise ``FixesNotSent`` (keep the fixes) unless the refusal is final."""
-        if isinstance(exc, ConnectionLost):
-            self.report_offline(exc)
-        if is_transient(exc) or exc.code == "off_duty":
-            raise FixesNotSent(exc.detail) from exc
-
-    def _refused(self, fixes: Sequence[Fix], exc: ApiError) -> None:
-        self.dropped_fixes += len(fixes)
-        log.warning("the server refused %d kept fix(es) for good: %s", len(fixes), exc)
+    def _kept(self, count: int) -> None:
+        self.buffered_fixes = count

@@ -8,7 +8,34 @@ from typing import Any
 from textual.message import Message
 
 from scanners.types import Scan
-from shared.schemas import TripPublic
+from shared.schemas import RiderPublic, TripPublic
+
+
+@dataclass
+class LoggedIn(Message):
+    """A rider logged in: open the shift."""
+
+
+@dataclass
+class TripAnswered(Message):
+    """The answer to one of the rider's own steps: newer than any poll in flight."""
+
+    trip: TripPublic
+
+
+@dataclass
+class RiderAnswered(Message):
+    """The server's answer about the rider (a shift change)."""
+
+    rider: RiderPublic
+
+
+@dataclass
+class PollAsked(Message):
+    """Ask the server again for the rider, the trip or both."""
+
+    rider: bool = False
+    trip: bool = True
 
 
 @dataclass

@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
-
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Label, Static
 
-from rider_app.api import describe
-from rider_app.clock import distance, mmss
-from rider_app.messages import TripUpdated
+from qc_tui.api import describe
+from qc_tui.banner import ConnectionBanner
+from qc_tui.clock import mmss
+from rider_app.context import RiderContext
+from rider_app.formats import distance
+from rider_app.messages import PollAsked, TripAnswered, TripUpdated
 from rider_app.route import plan
 from rider_app.screens.dialogs import FailReasonScreen
-from rider_app.widgets.banner import ConnectionBanner
 from rider_app.widgets.gps_status import GpsStatus
-from shared.client import ApiError, ConnectionLost
+from shared.client import ApiError
 from shared.schemas import TripPublic, TripStopPublic
-
-if TYPE_CHECKING:
-    from rider_app.app import RiderApp
 
 
 class DropScreen(Screen[None]):
@@ -32,8 +29,9 @@ class DropScreen(Screen[None]):
         Binding("escape", "back", "Back to the trip", priority=True),
     ]
 
-    def __init__(self, trip: TripPublic, stop: TripStopPublic) -> None:
+    def __init__(self, ctx: RiderContext, trip: TripPublic, stop: TripStopPublic) -> None:
         super().__init__()
+        self.ctx = ctx
         self.trip = trip
         self.stop = stop
         self.order_id = str(stop.order_id)
@@ -41,10 +39,7 @@ class DropScreen(Screen[None]):
         self.locked = False
         self.sending = False
         self.delivered = False
-
-    @property
-    def rider_app(self) -> RiderApp:
-        return cast("RiderApp", self.app)
+        self._lost = False  # an attempt went unanswered: the next may find it done
 
     def compose(self) -> ComposeResult:
         stop = self.stop
@@ -58,7 +53,7 @@ class DropScreen(Screen[None]):
         yield Label("Customer's OTP (4 digits)")
         yield Input(id="otp", placeholder="____", type="integer", max_length=4)
         yield Static("Ask the customer for the code in their app", id="drop-result")
-        yield GpsStatus(id="gps")
+        yield GpsStatus(self.ctx, id="gps")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -74,15 +69,14 @@ class DropScreen(Screen[None]):
         self._info()
 
     def _info(self) -> None:
-        app = self.rider_app
-        leg = plan(self.trip, app.position()).drops.get(self.order_id)
+        leg = plan(self.trip, self.ctx.live.position()).drops.get(self.order_id)
         parts = []
         if leg is not None:
             parts.append(f"{distance(leg.distance_m)} away")
         if self.stop.status == "ARRIVED":
             parts.append("you are at the door")
         if self.stop.sla_deadline is not None:
-            left = (self.stop.sla_deadline - app.server_now()).total_seconds()
+            left = (self.stop.sla_deadline - self.ctx.clock.now()).total_seconds()
             parts.append(f"SLA {mmss(left)}" if left >= 0 else f"SLA LATE {mmss(-left)}")
         self.query_one("#drop-info", Static).update(" · ".join(parts))
 
@@ -109,36 +103,33 @@ class DropScreen(Screen[None]):
     async def deliver(self, otp: str) -> None:
         """Retries by itself while the server is unreachable; after a lost answer a
         ``stop_closed`` refusal means the first try went through."""
-        app = self.rider_app
-        attempt, lost = 0, False
+        client = self.ctx.client
+        self._lost = False
         try:
-            while True:
-                self.result("Checking the OTP…")
-                try:
-                    result = await app.client.deliver(self.trip.trip_id, self.order_id, otp=otp)
-                    break
-                except ConnectionLost as exc:
-                    app.report_offline(exc)
-                    lost = True
-                    self.result("Connection lost — retrying…", "error")
-                    await app.retry_pause(app.retry_delay(attempt))
-                    attempt += 1
-                except ApiError as exc:
-                    if lost and exc.code == "stop_closed":
-                        self.delivered = True
-                        app.notify(f"Order {self.order_id[:8]} delivered ✔")
-                        app.poll_trip()
-                        self._leave()
-                        return
-                    self._refused(exc)
-                    return
+            result = await self.ctx.connection.send_until_answered(
+                lambda: client.deliver(self.trip.trip_id, self.order_id, otp=otp),
+                trying=lambda: self.result("Checking the OTP…"),
+                waiting=self._waiting,
+            )
+        except ApiError as exc:
+            if self._lost and exc.code == "stop_closed":
+                self.delivered = True
+                self.app.notify(f"Order {self.order_id[:8]} delivered ✔")
+                self.app.post_message(PollAsked())
+                self._leave()
+                return
+            self._refused(exc)
+            return
         finally:
             self.sending = False
-        app.report_online()
         self.delivered = True
-        app.notify(f"Order {self.order_id[:8]} delivered ✔")
+        self.app.notify(f"Order {self.order_id[:8]} delivered ✔")
         self._leave()
-        app.trip_answered(result)
+        self.app.post_message(TripAnswered(result))
+
+    def _waiting(self, _why: str) -> None:
+        self._lost = True
+        self.result("Connection lost — retrying…", "error")
 
     def _leave(self) -> None:
         if self.is_current:
@@ -176,22 +167,23 @@ class DropScreen(Screen[None]):
 
     @work(exclusive=True, group="deliver")
     async def fail(self, reason: str) -> None:
-        app = self.rider_app
+        connection = self.ctx.connection
         try:
             self.result("Reporting the failed delivery…")
             try:
-                result = await app.client.fail_drop(self.trip.trip_id, self.order_id, reason=reason)
+                result = await self.ctx.client.fail_drop(
+                    self.trip.trip_id, self.order_id, reason=reason
+                )
             except ApiError as exc:
-                if isinstance(exc, ConnectionLost):
-                    app.report_offline(exc)
+                connection.report(exc)
                 self.result(f"Not reported: {describe(exc)} — F: try again", "error")
                 return
         finally:
             self.sending = False
-        app.report_online()
-        app.notify(f"Order {self.order_id[:8]}: failed delivery reported ({reason})")
+        connection.answered()
+        self.app.notify(f"Order {self.order_id[:8]}: failed delivery reported ({reason})")
         self._leave()
-        app.trip_answered(result)
+        self.app.post_message(TripAnswered(result))
 
     def action_back(self) -> None:
         if not self.sending:

@@ -1,49 +1,33 @@
-"""Pickup at the store: scan (or type) the bag label of every order on the trip.
-
-Scanner input needs no focused field: every key reaches ``on_key``, which feeds the
-keyboard-wedge detector. A scanner's burst becomes a label; keys a person typed come back
-out of the detector (at most ``max_gap`` later) and run this screen's key bindings. When
-there are as many labels as orders they are sent; the server checks that every order's
-label is among them.
+"""Pickup at the store: scan (or type) the bag label of every order on the trip (a USB
+keyboard-wedge scanner needs no focused field, see ``qc_tui.wedge``). When there are as many
+labels as orders they are sent; the server checks that every order's label is among them.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from typing import TYPE_CHECKING, cast
-
-from textual import events, work
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
-from textual.timer import Timer
 from textual.widgets import Footer, Static
 
-from rider_app.api import describe
-from rider_app.messages import LabelRead, TripUpdated
+from qc_tui.api import describe
+from qc_tui.banner import ConnectionBanner
+from qc_tui.wedge import WedgeScreen
+from rider_app.context import RiderContext
+from rider_app.messages import LabelRead, PollAsked, TripAnswered, TripUpdated
 from rider_app.screens.dialogs import TypeLabelScreen
-from rider_app.widgets.banner import ConnectionBanner
+from scanners.types import Scan
 from scanners.wedge import WedgeDetector
-from shared.client import ApiError, ConnectionLost
+from shared.client import ApiError
 from shared.schemas import TripPublic
-
-if TYPE_CHECKING:
-    from rider_app.app import RiderApp
-
-
-def wedge_key(event: events.Key) -> str:
-    """What the detector is fed: the character a key typed, or the key's name."""
-    char = event.character
-    if event.key != "enter" and char is not None and len(char) == 1 and char.isprintable():
-        return char
-    return event.key
 
 
 def normalise_label(code: str) -> str:
     return code.strip().upper()
 
 
-class PickupScreen(Screen[None]):
+class PickupScreen(WedgeScreen):
+    FNC1 = False  # bag labels carry no GS1 data
     BINDINGS = [
         Binding("m", "type_label", "Type a label"),
         Binding("enter", "confirm", "Confirm pickup"),
@@ -51,19 +35,14 @@ class PickupScreen(Screen[None]):
         Binding("escape", "back", "Back"),
     ]
 
-    def __init__(self, trip: TripPublic) -> None:
-        super().__init__()
+    def __init__(self, ctx: RiderContext, trip: TripPublic) -> None:
+        super().__init__(WedgeDetector(source="wedge"), ctx.monotonic)
+        self.ctx = ctx
         self.trip = trip
         self.labels: list[str] = []
-        self.wedge = WedgeDetector(source="wedge")
-        self._fed: deque[str] = deque()  # key names of the keys the detector holds
-        self._wedge_timer: Timer | None = None
         self.sending = False
         self.done = False
-
-    @property
-    def rider_app(self) -> RiderApp:
-        return cast("RiderApp", self.app)
+        self._lost = False  # an attempt went unanswered: the next may find it done
 
     @property
     def bags(self) -> int:
@@ -96,38 +75,8 @@ class PickupScreen(Screen[None]):
             panel.set_class(name == kind, f"-{name}")
         panel.update(text)
 
-    # --- keys: scanner or person ----------------------------------------------------
-    async def on_key(self, event: events.Key) -> None:
-        event.stop()
-        event.prevent_default()
-        self._fed.append(event.key)
-        result = self.wedge.feed(wedge_key(event), self.rider_app.monotonic())
-        if result.scan is not None:
-            self._fed.clear()  # the held keys and the Enter were the scan
-            self.post_message(LabelRead(result.scan))
-        await self._replay(len(result.passthrough))
-        self._arm_wedge_poll(result.pending)
-
-    async def _replay(self, count: int) -> None:
-        """Keys the detector handed back were typed by a person: run their bindings."""
-        for _ in range(min(count, len(self._fed))):
-            key = self._fed.popleft()
-            active = self.app.active_bindings.get(key)
-            if active is not None and active.enabled:
-                await self.app.run_action(active.binding.action, active.node)
-
-    def _arm_wedge_poll(self, pending: bool) -> None:
-        if self._wedge_timer is not None:
-            self._wedge_timer.stop()
-            self._wedge_timer = None
-        if pending:
-            self._wedge_timer = self.set_timer(self.wedge.max_gap * 1.2, self._poll_wedge)
-
-    async def _poll_wedge(self) -> None:
-        self._wedge_timer = None
-        result = self.wedge.poll(self.rider_app.monotonic())
-        await self._replay(len(result.passthrough))
-        self._arm_wedge_poll(result.pending)
+    def scanned(self, scan: Scan) -> None:
+        self.post_message(LabelRead(scan))
 
     # --- labels ---------------------------------------------------------------------
     def on_label_read(self, message: LabelRead) -> None:
@@ -193,39 +142,36 @@ class PickupScreen(Screen[None]):
     async def pick_up(self, labels: list[str]) -> None:
         """Retries by itself while the server is unreachable. Picking up twice is refused
         (the trip is PICKED_UP), which after a lost answer means it went through."""
-        app = self.rider_app
-        attempt, lost = 0, False
+        client = self.ctx.client
+        self._lost = False
         try:
-            while True:
-                self.feedback("Checking the bags…")
-                try:
-                    result = await app.client.pick_up(self.trip.trip_id, bag_labels=labels)
-                    break
-                except ConnectionLost as exc:
-                    app.report_offline(exc)
-                    lost = True
-                    self.feedback("Connection lost — retrying…", "error")
-                    await app.retry_pause(app.retry_delay(attempt))
-                    attempt += 1
-                except ApiError as exc:
-                    if lost and exc.code == "invalid_trip_state":
-                        self.done = True  # the first try went through; its answer was lost
-                        app.notify("Picked up ✔ (confirmed after reconnecting)")
-                        app.poll_trip()
-                        if self.is_current:
-                            self.app.pop_screen()
-                        return
-                    self._refused(exc)
-                    return
+            result = await self.ctx.connection.send_until_answered(
+                lambda: client.pick_up(self.trip.trip_id, bag_labels=labels),
+                trying=lambda: self.feedback("Checking the bags…"),
+                waiting=self._waiting,
+            )
+        except ApiError as exc:
+            if self._lost and exc.code == "invalid_trip_state":
+                self.done = True  # the first try went through; its answer was lost
+                self.app.notify("Picked up ✔ (confirmed after reconnecting)")
+                self.app.post_message(PollAsked())
+                if self.is_current:
+                    self.app.pop_screen()
+                return
+            self._refused(exc)
+            return
         finally:
             self.sending = False
-        app.report_online()
         self.done = True
         self.feedback("Picked up ✔", "ok")
-        app.notify(f"Picked up ✔ {len(labels)} bag{'s' * (len(labels) != 1)} — D: depart")
-        app.trip_answered(result)
+        self.app.notify(f"Picked up ✔ {len(labels)} bag{'s' * (len(labels) != 1)} — D: depart")
+        self.app.post_message(TripAnswered(result))
         if self.is_current:
             self.app.pop_screen()
+
+    def _waiting(self, _why: str) -> None:
+        self._lost = True
+        self.feedback("Connection lost — retrying…", "error")
 
     def _refused(self, exc: ApiError) -> None:
         self.app.bell()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
-
 from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -11,14 +9,13 @@ from textual.containers import Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from rider_app.api import describe
+from qc_tui.api import describe
+from qc_tui.banner import ConnectionBanner
+from rider_app.context import RiderContext
+from rider_app.messages import PollAsked, RiderAnswered
 from rider_app.screens.trip import TripScreen
-from rider_app.widgets.banner import ConnectionBanner
 from rider_app.widgets.gps_status import GpsStatus
-from shared.client import ApiError, ConnectionLost
-
-if TYPE_CHECKING:
-    from rider_app.app import RiderApp
+from shared.client import ApiError
 
 
 class ShiftScreen(Screen[None]):
@@ -29,55 +26,51 @@ class ShiftScreen(Screen[None]):
         Binding("ctrl+q", "app.quit", "Quit"),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, ctx: RiderContext) -> None:
         super().__init__()
+        self.ctx = ctx
         self._changing = False
 
-    @property
-    def rider_app(self) -> RiderApp:
-        return cast("RiderApp", self.app)
-
     def compose(self) -> ComposeResult:
-        user = self.rider_app.client.user
+        user = self.ctx.client.user
         who = f" · {user.name} ({user.login})" if user is not None else ""
         yield Static(f"qc rider{who}", id="shift-title", classes="title")
         yield ConnectionBanner()
         with Vertical(id="shift-box"):
             yield Static(id="duty")
             yield Static(id="rider-status", classes="muted")
-            yield GpsStatus(id="gps")
+            yield GpsStatus(self.ctx, id="gps")
             yield Static(id="shift-hint")
             yield Static("", id="shift-error")
         yield Footer()
 
     def on_mount(self) -> None:
-        app = self.rider_app
-        self.watch(app, "on_duty", self._show)
-        self.watch(app, "rider_status", self._show)
+        self.watch(self.app, "on_duty", self._show)
+        self.watch(self.app, "rider_status", self._show)
 
     def on_screen_resume(self, _event: events.ScreenResume) -> None:
         self._show()
-        self.rider_app.refresh_rider()
+        self.post_message(PollAsked(rider=True, trip=False))
 
     def _show(self, _value: object = None) -> None:
-        app = self.rider_app
+        live = self.ctx.live
         duty = self.query_one("#duty", Static)
-        duty.set_class(app.on_duty, "-on")
-        duty.update("● ON DUTY" if app.on_duty else "○ OFF DUTY")
+        duty.set_class(live.on_duty, "-on")
+        duty.update("● ON DUTY" if live.on_duty else "○ OFF DUTY")
         self.query_one("#rider-status", Static).update(
-            f"Status {app.rider_status or '…'}" if app.rider_status else "Status …"
+            f"Status {live.rider_status or '…'}" if live.rider_status else "Status …"
         )
         hint = self.query_one("#shift-hint", Static)
-        if app.on_duty and app.rider_status == "OFFLINE":
+        if live.on_duty and live.rider_status == "OFFLINE":
             # the dispatcher sets a rider who sent no fix for 2 minutes OFFLINE and only a
             # new shift makes them IDLE (offerable) again
             hint.update(
                 "⚠ Dispatch lost your GPS signal and set you OFFLINE: no offers come.\n"
                 "Check the GPS, then S: restart the shift."
             )
-        elif app.trip is not None:
+        elif live.trip is not None:
             hint.update("A trip is open — Enter: show it")
-        elif app.on_duty:
+        elif live.on_duty:
             hint.update("Waiting for an offer… it appears here by itself.\nS: end the shift")
         else:
             hint.update("S: start your shift — offers come only on duty")
@@ -86,28 +79,27 @@ class ShiftScreen(Screen[None]):
         self.query_one("#shift-error", Static).update(text)
 
     def action_toggle_shift(self) -> None:
-        app = self.rider_app
+        live = self.ctx.live
         if self._changing:
             return
         self._changing = True
-        if app.on_duty and app.rider_status == "OFFLINE":
+        if live.on_duty and live.rider_status == "OFFLINE":
             self.change_shift(True, restart=True)
         else:
-            self.change_shift(not app.on_duty)
+            self.change_shift(not live.on_duty)
 
     @work(exclusive=True, group="shift")
     async def change_shift(self, on_duty: bool, *, restart: bool = False) -> None:
         """``restart``: end and start the shift, the one way the server makes a rider it
         set OFFLINE (signal lost) offerable again."""
-        app = self.rider_app
+        client, connection = self.ctx.client, self.ctx.connection
         self._error("Starting the shift…" if on_duty else "Ending the shift…")
         try:
             if restart:
-                app.rider_changed(await app.client.set_shift(on_duty=False))
-            rider = await app.client.set_shift(on_duty=on_duty)
+                self.post_message(RiderAnswered(await client.set_shift(on_duty=False)))
+            rider = await client.set_shift(on_duty=on_duty)
         except ApiError as exc:
-            if isinstance(exc, ConnectionLost):
-                app.report_offline(exc)
+            connection.report(exc)
             if exc.code == "trip_in_progress":
                 self._error("Finish or hand back the current trip first")
             else:
@@ -115,16 +107,14 @@ class ShiftScreen(Screen[None]):
             return
         finally:
             self._changing = False
-        app.report_online()
+        connection.answered()
         self._error("")
-        app.rider_changed(rider)
-        app.poll_trip()
+        self.post_message(RiderAnswered(rider))
+        self.post_message(PollAsked())
 
     def action_open_trip(self) -> None:
-        app = self.rider_app
-        if app.trip is not None and self.is_current:
-            app.push_screen(TripScreen())
+        if self.ctx.live.trip is not None and self.is_current:
+            self.app.push_screen(TripScreen(self.ctx))
 
     def action_refresh(self) -> None:
-        self.rider_app.refresh_rider()
-        self.rider_app.poll_trip()
+        self.post_message(PollAsked(rider=True))

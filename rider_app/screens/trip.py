@@ -4,7 +4,7 @@ Before pickup the trip can be given back, with a reason."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from datetime import datetime
 
 from rich.text import Text
 from textual import events, work
@@ -13,20 +13,20 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from rider_app.api import describe
-from rider_app.clock import distance, minutes, mmss, sla_text
-from rider_app.messages import TripUpdated
+from qc_tui.api import describe
+from qc_tui.banner import ConnectionBanner
+from qc_tui.clock import mmss, sla_text
+from qc_tui.dialogs import ConfirmScreen
+from rider_app.context import RiderContext
+from rider_app.formats import distance, minutes
+from rider_app.messages import PollAsked, TripAnswered, TripUpdated
 from rider_app.route import Leg, RoutePlan, next_stop, plan
-from rider_app.screens.dialogs import ConfirmScreen, ReleaseReasonScreen
+from rider_app.screens.dialogs import ReleaseReasonScreen
 from rider_app.screens.drop import DropScreen
 from rider_app.screens.pickup import PickupScreen
-from rider_app.widgets.banner import ConnectionBanner
 from rider_app.widgets.gps_status import GpsStatus
-from shared.client import ApiError, ConnectionLost
+from shared.client import ApiError
 from shared.schemas import TripPublic, TripStopPublic
-
-if TYPE_CHECKING:
-    from rider_app.app import RiderApp
 
 STATUS_TITLE = {
     "OFFERED": "NEW OFFER",
@@ -76,14 +76,11 @@ class TripScreen(Screen[None]):
         Binding("escape", "home", "Shift"),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, ctx: RiderContext) -> None:
         super().__init__()
+        self.ctx = ctx
         self.trip: TripPublic | None = None
         self._busy = False
-
-    @property
-    def rider_app(self) -> RiderApp:
-        return cast("RiderApp", self.app)
 
     def compose(self) -> ComposeResult:
         yield Static(id="trip-title", classes="title")
@@ -94,7 +91,7 @@ class TripScreen(Screen[None]):
         yield Static(id="route-total", classes="muted")
         yield Static(id="next-step")
         yield Static("", id="trip-status")
-        yield GpsStatus(id="gps")
+        yield GpsStatus(self.ctx, id="gps")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -106,15 +103,15 @@ class TripScreen(Screen[None]):
         table.add_column("ETA", key="eta", width=7)
         table.add_column("SLA", key="sla", width=10)
         table.add_column("Status", key="status", width=12)
-        self.show_trip(self.rider_app.trip)
+        self.show_trip(self.ctx.live.trip)
         self.set_interval(1.0, self._tick)
-        self.watch(self.rider_app, "last_fix", self._moved, init=False)
+        self.watch(self.app, "last_fix", self._moved, init=False)
 
     def on_trip_updated(self, message: TripUpdated) -> None:
         self.show_trip(message.trip)
 
     def on_screen_resume(self, _event: events.ScreenResume) -> None:
-        self.show_trip(self.rider_app.trip)
+        self.show_trip(self.ctx.live.trip)
 
     def _moved(self, _fix: object) -> None:
         self.show_trip(self.trip)
@@ -125,7 +122,7 @@ class TripScreen(Screen[None]):
             return
         changed = self.trip is None or self.trip.status != trip.status
         self.trip = trip
-        route = plan(trip, self.rider_app.position())
+        route = plan(trip, self.ctx.live.position())
         stops = sorted(trip.stops, key=lambda s: s.seq)
         title = STATUS_TITLE.get(trip.status, trip.status.lower())
         self.query_one("#trip-title", Static).update(
@@ -175,14 +172,13 @@ class TripScreen(Screen[None]):
         """Seconds to the door: the server's ETA (the one the customer sees) when the trip
         carries it, else this handheld's estimate from its own position."""
         if stop.eta_at is not None:
-            return max(0.0, (stop.eta_at - self.rider_app.server_now()).total_seconds())
+            return max(0.0, (stop.eta_at - self.ctx.clock.now()).total_seconds())
         return leg.eta_s if leg else None
 
-    def _sla(self, status: str, deadline: object) -> Text:
+    def _sla(self, status: str, deadline: datetime | None) -> Text:
         if status in ("DELIVERED", "FAILED") or deadline is None:
             return Text("—")
-        left = (deadline - self.rider_app.server_now()).total_seconds()  # type: ignore[operator]
-        return sla_text(left)
+        return sla_text((deadline - self.ctx.clock.now()).total_seconds())
 
     def _show_next_step(self, trip: TripPublic, route: RoutePlan) -> None:
         panel = self.query_one("#next-step", Static)
@@ -221,14 +217,14 @@ class TripScreen(Screen[None]):
         trip = self.trip
         if trip is None or trip.offer_expires_at is None:
             return ""  # an older server does not say
-        left = (trip.offer_expires_at - self.rider_app.server_now()).total_seconds()
+        left = (trip.offer_expires_at - self.ctx.clock.now()).total_seconds()
         return f"Answer within {mmss(max(0.0, left))}"
 
     def _tick(self) -> None:
         trip = self.trip
         if trip is None:
             return
-        route = plan(trip, self.rider_app.position())
+        route = plan(trip, self.ctx.live.position())
         if trip.status == "OFFERED":
             self._show_next_step(trip, route)
         table = self.query_one(DataTable)
@@ -300,16 +296,16 @@ class TripScreen(Screen[None]):
 
     def action_pickup(self) -> None:
         if self.trip is not None and self.trip.status in ALLOWED["pickup"]:
-            self.app.push_screen(PickupScreen(self.trip))
+            self.app.push_screen(PickupScreen(self.ctx, self.trip))
 
     def action_drop(self) -> None:
         trip = self.trip
         stop = next_stop(trip) if trip is not None else None
         if trip is not None and trip.status == "OUT" and stop is not None:
-            self.app.push_screen(DropScreen(trip, stop))
+            self.app.push_screen(DropScreen(self.ctx, trip, stop))
 
     def action_refresh(self) -> None:
-        self.rider_app.poll_trip()
+        self.post_message(PollAsked())
 
     def action_home(self) -> None:
         self.app.pop_screen()
@@ -325,32 +321,26 @@ class TripScreen(Screen[None]):
     async def run_step(self, trip: TripPublic, step: str, reason: str = "") -> None:
         """Retries by itself while the server is unreachable; a step that turns out to
         have been done already (a lost answer, or the store geofence) is not an error."""
-        app = self.rider_app
-        attempt = 0
+        client = self.ctx.client
         try:
-            while True:
-                self.status(STEP_BUSY[step])
-                try:
-                    if step == "release":
-                        result = await app.client.release_trip(trip.trip_id, reason=reason)
-                    else:
-                        result = await app.client.trip_step(trip.trip_id, step)
-                    break
-                except ConnectionLost as exc:
-                    app.report_offline(exc)
-                    self.status("Connection lost — retrying…", error=True)
-                    await app.retry_pause(app.retry_delay(attempt))
-                    attempt += 1
-                except ApiError as exc:
-                    if exc.code == "invalid_trip_state":
-                        now = exc.problem.get("trip_status", "changed")
-                        self.status(f"The trip is {now} now", error=True)
-                        app.poll_trip()
-                    else:
-                        self.status(f"{step.capitalize()} refused: {describe(exc)}", error=True)
-                    return
+            result = await self.ctx.connection.send_until_answered(
+                lambda: (
+                    client.release_trip(trip.trip_id, reason=reason)
+                    if step == "release"
+                    else client.trip_step(trip.trip_id, step)
+                ),
+                trying=lambda: self.status(STEP_BUSY[step]),
+                waiting=lambda _why: self.status("Connection lost — retrying…", error=True),
+            )
+        except ApiError as exc:
+            if exc.code == "invalid_trip_state":
+                now = exc.problem.get("trip_status", "changed")
+                self.status(f"The trip is {now} now", error=True)
+                self.post_message(PollAsked())
+            else:
+                self.status(f"{step.capitalize()} refused: {describe(exc)}", error=True)
+            return
         finally:
             self._busy = False
-        app.report_online()
         self.status(STEP_DONE[step])
-        app.trip_answered(result)
+        self.app.post_message(TripAnswered(result))

@@ -65,7 +65,7 @@ class FakeGpsd:
 async def serving(gpsd: FakeGpsd, port: int = 0) -> AsyncIterator[int]:
     server = await asyncio.start_server(gpsd.handle, "127.0.0.1", port)
     async with server:
-        yield server.kit.sockets[0].getsockname()[1]
+        yield server.sockets[0].getsockname()[1]
 
 
 async def take(source: GpsdSource, count: int) -> list[Fix]:

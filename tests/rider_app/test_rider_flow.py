@@ -10,10 +10,10 @@ from typing import cast
 import pytest
 from textual.widgets import DataTable, Input, Static
 
+from qc_tui.dialogs import ConfirmScreen
 from rider_app.app import RiderApp
 from rider_app.gps import open_source
 from rider_app.gps.fix import Fix, utc_now
-from rider_app.screens.dialogs import ConfirmScreen
 from rider_app.screens.drop import DropScreen
 from rider_app.screens.login import LoginScreen
 from rider_app.screens.pickup import PickupScreen
@@ -165,7 +165,7 @@ async def test_offer_found_by_polling_with_a_simulated_gps_then_rejected(
         await wait_for(pilot, lambda: app.gps_state == "GPS source ended", what="sim ran")
         await wait_for(pilot, lambda: app.last_push_at is not None, what="fix replayed")
         assert app.buffered_fixes == 0
-        assert app.buffer is not None and len(app.buffer) == 0
+        assert app.positions is not None and len(app.positions.buffer) == 0
         (trip,) = await dispatch_all(stack.sessions, stack.redis, live_server.clock)
         await wait_for(pilot, lambda: trip_shown(app), what="offer polled")
         assert app.server_events == []

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from textual.widgets import Static
 
+from qc_tui.banner import ConnectionBanner
 from rider_app.app import RiderApp
 from rider_app.gps.fix import Fix
 from rider_app.screens.shift import ShiftScreen
 from rider_app.tracking import buffer_path
-from rider_app.widgets.banner import ConnectionBanner
 from tests.rider_app.rider_fakes import NOW, RIDER, FakeRiderApi, QueueSource, wait_for
 
 
@@ -51,7 +51,7 @@ async def test_fixes_kept_while_offline_are_replayed_in_order(tmp_path: Path) ->
             await wait_for(pilot, lambda n=n: app.buffered_fixes == n, what=f"{n} kept")
         assert not app.online
         banner = app.screen.query_one(ConnectionBanner)
-        assert banner.has_class("-offline")
+        assert banner.has_class("-lost")
         assert "3 GPS fixes kept" in str(banner.content)
         journal = buffer_path(tmp_path, RIDER.login)
         assert len(journal.read_text().splitlines()) == 3  # on disk, not only in memory
@@ -63,7 +63,7 @@ async def test_fixes_kept_while_offline_are_replayed_in_order(tmp_path: Path) ->
         assert [f.at for f in api.stored] == [f.at for f in track]
         sent = [fix.at for batch in api.batches for fix in batch]
         assert sent == [f.at for f in track]  # in order, each once
-        assert not banner.has_class("-offline")
+        assert not banner.has_class("-lost")
 
 
 async def test_fixes_kept_before_a_crash_are_sent_by_the_next_run(tmp_path: Path) -> None:

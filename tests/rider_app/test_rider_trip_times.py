@@ -11,8 +11,9 @@ from typing import cast
 
 from textual.widgets import DataTable, OptionList, Static
 
+from qc_tui.dialogs import ConfirmScreen
 from rider_app.app import RiderApp
-from rider_app.screens.dialogs import ConfirmScreen, ReleaseReasonScreen
+from rider_app.screens.dialogs import ReleaseReasonScreen
 from rider_app.screens.shift import ShiftScreen
 from rider_app.screens.trip import TripScreen
 from tests.rider_app.rider_fakes import (
@@ -87,7 +88,7 @@ async def test_an_older_server_without_server_times_shows_no_offer_countdown(
         await wait_for(pilot, lambda: isinstance(app.screen, TripScreen), what="trip")
         await wait_for(pilot, lambda: "NEW OFFER" in next_step(app), what="offer")
         assert "Answer within" not in next_step(app)
-        assert app.server_now() == NOW  # deadlines fall back to the handheld's clock
+        assert app.ctx.clock.now() == NOW  # deadlines fall back to the handheld's clock
 
 
 async def test_a_trip_stuck_at_the_store_is_given_back_with_a_reason(tmp_path: Path) -> None:
