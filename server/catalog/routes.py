@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 
 from server.catalog import service
 from server.catalog.models import Product
-from server.flash.service import live_offers
+from server.flash.offers import live_offers
 from server.kit.deps import ClockDep, RedisDep, SessionDep
 from server.kit.errors import NotFound
 from server.kit.openapi import problem_responses

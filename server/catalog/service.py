@@ -63,20 +63,20 @@ async def list_products(
     if after:
         filters += " AND p.sku_id > :after"
         params["after"] = after
-    rows = await session.exec(text(_PRODUCTS.format(filters=filters)), params=params)
+    rows = await session.execute(text(_PRODUCTS.format(filters=filters)), params)
     return [ProductRow(*r) for r in rows]
 
 
 async def product_detail(session: AsyncSession, *, store_id: str, sku_id: str) -> dict:
     async def load() -> dict | None:
         row = (
-            await session.exec(
+            await session.execute(
                 text("""
             SELECT p.sku_id, p.name, p.brand, p.category_id, p.pack_size, p.weight_grams,
                    p.barcode, p.mrp_paise, sp.selling_price_paise, p.image_urls
             FROM products p JOIN store_prices sp ON sp.sku_id = p.sku_id
             WHERE sp.store_id = :store AND p.sku_id = :sku AND p.is_active"""),
-                params={"store": store_id, "sku": sku_id},
+                {"store": store_id, "sku": sku_id},
             )
         ).first()
         if row is None:
@@ -135,7 +135,7 @@ async def search(
     if not words:
         return []
     tsq = " & ".join(f"{w}:*" for w in words)
-    rows = await session.exec(
-        _SEARCH, params={"tsq": tsq, "raw": " ".join(words), "store": store_id, "limit": limit}
+    rows = await session.execute(
+        _SEARCH, {"tsq": tsq, "raw": " ".join(words), "store": store_id, "limit": limit}
     )
     return [ProductRow(*r) for r in rows]

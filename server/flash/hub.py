@@ -1,6 +1,6 @@
 """Queue positions for the websockets: one pub/sub subscription per line per process.
 
-A line's changes are published by ``service.publish``: "admitted" (naming the customers
+A line's changes are published by ``sales.publish``: "admitted" (naming the customers
 whose claims just committed), "moved" (slots ended, so positions went down) and
 "closed". Each process keeps one subscription per line it has sockets for and pushes to
 each of its sockets what changed for it:

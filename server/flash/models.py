@@ -10,6 +10,7 @@ releases what is left to regular stock.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import BigInteger, CheckConstraint, Index, text
@@ -46,11 +47,11 @@ class FlashSale(SQLModel, table=True):
     sku_id: str = Field(foreign_key="products.sku_id", max_length=50)
     sale_price_paise: int
     per_customer_limit: int = 1
-    starts_at: Timestamp = tz_field(nullable=False)
-    ends_at: Timestamp = tz_field(nullable=False)
+    starts_at: datetime = tz_field(nullable=False)
+    ends_at: datetime = tz_field(nullable=False)
     status: SaleState = enum_field(SaleState.ACTIVE, max_length=12)
     created_by: uuid.UUID = Field(foreign_key="users.id")
-    created_at: Timestamp = tz_field(nullable=False)
+    created_at: datetime = tz_field(nullable=False)
     ended_at: Timestamp = tz_field()
     stopped_by: uuid.UUID | None = None
     stop_reason: str | None = Field(default=None, max_length=200)
@@ -99,7 +100,7 @@ class InventoryToken(SQLModel, table=True):
     admit_no: int | None = Field(default=None, sa_type=BigInteger)  # its admission order
     order_id: uuid.UUID | None = None
     sold_at: Timestamp = tz_field()
-    updated_at: Timestamp = tz_field(nullable=False)
+    updated_at: datetime = tz_field(nullable=False)
 
 
 def token_holder(token_id: uuid.UUID | str) -> str:

@@ -14,7 +14,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import (
     APIRouter,
@@ -31,7 +31,8 @@ from fastapi import (
 from fastapi.responses import JSONResponse
 
 from server.catalog.routes import NO_STORE
-from server.flash import ratelimit, service
+from server.flash import checkout as flash_checkout
+from server.flash import entries, ratelimit, sales
 from server.flash.hub import FINAL
 from server.idempotency.service import request_fingerprint, run_once
 from server.identity.models import User
@@ -49,6 +50,7 @@ from server.kit.deps import (
 from server.kit.errors import Forbidden
 from server.kit.openapi import problem_responses
 from server.kit.resources import resources_of
+from server.orders.routes import checkout_answer
 from shared.enums import Role
 from shared.schemas import (
     CheckoutRequest,
@@ -129,11 +131,11 @@ async def create_sale(
     response: Response,
 ) -> FlashSalePublic:
     now = clock.now()
-    sale = await service.create_sale(
+    sale = await sales.create_sale(
         session, redis, manager=user, body=body, now=now, settings=settings
     )
     response.headers["Cache-Control"] = NO_STORE
-    return await service.sale_public(session, redis, sale=sale, now=now)
+    return await sales.sale_public(session, redis, sale=sale, now=now)
 
 
 @router.get(
@@ -153,7 +155,7 @@ async def list_sales(
     cursor: Annotated[datetime | None, Query(description="starts_at of the last sale seen")] = None,
 ) -> Page[FlashSalePublic]:
     now = clock.now()
-    found = await service.list_sales(
+    found = await sales.list_sales(
         session,
         now=now,
         city_id=city,
@@ -165,10 +167,8 @@ async def list_sales(
     page = found[:limit]
     response.headers["Cache-Control"] = NO_STORE
     return Page[FlashSalePublic](
-        items=[await service.sale_public(session, redis, sale=s, now=now) for s in page],
-        next_cursor=page[-1].starts_at.isoformat()  # type: ignore[union-attr]
-        if len(found) > limit
-        else None,
+        items=[await sales.sale_public(session, redis, sale=s, now=now) for s in page],
+        next_cursor=page[-1].starts_at.isoformat() if len(found) > limit else None,
     )
 
 
@@ -180,9 +180,9 @@ async def list_sales(
 async def get_sale(
     sale_id: SaleId, session: SessionDep, redis: RedisDep, clock: ClockDep, response: Response
 ) -> FlashSalePublic:
-    sale = await service.get_sale(session, sale_id=sale_id)
+    sale = await sales.get_sale(session, sale_id=sale_id)
     response.headers["Cache-Control"] = NO_STORE
-    return await service.sale_public(session, redis, sale=sale, now=clock.now())
+    return await sales.sale_public(session, redis, sale=sale, now=clock.now())
 
 
 @router.post(
@@ -200,11 +200,11 @@ async def stop_sale(
     response: Response,
 ) -> FlashSalePublic:
     now = clock.now()
-    sale = await service.stop_sale(
+    sale = await sales.stop_sale(
         session, redis, sale_id=sale_id, manager=user, reason=body.reason, now=now
     )
     response.headers["Cache-Control"] = NO_STORE
-    return await service.sale_public(session, redis, sale=sale, now=now)
+    return await sales.sale_public(session, redis, sale=sale, now=now)
 
 
 @router.post(
@@ -224,7 +224,7 @@ async def join(
     response: Response,
 ) -> FlashQueueEntry:
     response.headers["Cache-Control"] = NO_STORE
-    return await service.join(
+    return await entries.join(
         session,
         redis,
         sale_id=sale_id,
@@ -252,7 +252,7 @@ async def my_entry(
     store_id: StoreQuery = None,
 ) -> FlashQueueEntry:
     response.headers["Cache-Control"] = NO_STORE
-    return await service.my_entry(
+    return await entries.my_entry(
         session,
         redis,
         sale_id=sale_id,
@@ -278,7 +278,7 @@ async def leave(
     settings: SettingsDep,
     user: FlashCustomer,
 ) -> Response:
-    await service.leave(
+    await entries.leave(
         resources_of(request.app).sessions,
         redis,
         sale_id=sale_id,
@@ -311,13 +311,9 @@ async def checkout(
 ) -> JSONResponse:
     resources = resources_of(request.app)
     now = clock.now()
-    answer = await run_once(
-        resources.sessions,
-        user_id=user.id,
-        key=idempotency_key,
-        now=now,
-        fingerprint=request_fingerprint("POST", request.url.path, body.model_dump(mode="json")),
-        work=lambda: service.checkout(
+
+    async def work() -> tuple[int, dict[str, Any]]:
+        outcome = await flash_checkout.checkout(
             resources.sessions,
             redis,
             gateway=resources.flash_payments,
@@ -326,7 +322,16 @@ async def checkout(
             sale_id=sale_id,
             body=body,
             now=now,
-        ),
+        )
+        return checkout_answer(outcome, what_happened="the unit went back to the sale")
+
+    answer = await run_once(
+        resources.sessions,
+        user_id=user.id,
+        key=idempotency_key,
+        now=now,
+        fingerprint=request_fingerprint("POST", request.url.path, body.model_dump(mode="json")),
+        work=work,
     )
     answer.headers["Cache-Control"] = NO_STORE
     return answer
@@ -341,9 +346,9 @@ async def watch_line(websocket: WebSocket, sale_id: uuid.UUID) -> None:
 
     async def entry_store(user: User) -> str:
         async with transaction(resources.sessions) as session:
-            sale = await service.get_sale(session, sale_id=sale_id)
-            stores = list(await service.sale_stores(session, sale.sale_id))
-        return await service.entry_store(
+            sale = await sales.get_sale(session, sale_id=sale_id)
+            stores = list(await sales.sale_stores(session, sale.sale_id))
+        return await entries.entry_store(
             resources.redis,
             sale=sale,
             customer=user.id,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from server.delivery.worker import dispatch_all
 from server.events.relay import relay_once
-from server.flash.service import tick as flash_tick
+from server.flash.tick import tick as flash_tick
 from server.forecast.daily import run_daily_job
 from server.inventory.worker import inventory_loops
 from server.kit.background import LeasedLoop

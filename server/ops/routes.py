@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, WebSocket, WebSocketDisconnect
 
-from server.flash import service as flash
+from server.flash import sales as flash
 from server.identity.models import User
 from server.kit import sockets
 from server.kit.db import transaction

@@ -1,7 +1,7 @@
 """Carts: a store-bound basket whose lines are soft reservations (10-minute holds).
 
-Checkout converts them into a hard hold moved to the new order, places the order and
-starts the payment; the payment outcome confirms or cancels it.
+Checkout (``flows.checkout``) converts them into a hard hold moved to the new order,
+places the order and starts the payment; the payment outcome confirms or cancels it.
 """
 
 from __future__ import annotations
@@ -10,27 +10,22 @@ import uuid
 from datetime import datetime
 
 import redis.asyncio as aioredis
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.catalog.pricing import cart_totals
 from server.identity.models import User
 from server.inventory import service as inventory
 from server.inventory.errors import HoldNotActive, InsufficientStock, UnknownSku
+from server.inventory.queries import had_expired_hold, held_lines
 from server.kit.config import Settings
-from server.kit.db import transaction
 from server.kit.errors import Conflict, NotFound, Unprocessable
-from server.orders import service as orders
-from server.orders.checkout import charge_order, payment_failed, require_checkout_possible
-from server.orders.models import Cart, Order
-from server.payments.breaker import PaymentUnavailable
+from server.orders import flows
+from server.orders.flows import CheckoutOutcome, CheckoutSource, Purchase
+from server.orders.models import Cart
+from server.orders.service import OrderLine
 from server.payments.gateway import PaymentGateway
-from server.payments.models import Payment
 from server.stores.models import DarkStore
-from shared.enums import OrderStatus
-from shared.geo import LatLng
 from shared.schemas import CartLine, CartPublic, CheckoutRequest
 
 
@@ -59,44 +54,25 @@ async def get_cart(
     return cart
 
 
-_LINES = text("""
-    SELECT r.sku_id, p.name, p.pack_size, r.quantity, sp.selling_price_paise, p.mrp_paise,
-           r.expires_at
-    FROM inventory_reservations r
-    JOIN products p ON p.sku_id = r.sku_id
-    JOIN store_prices sp ON sp.store_id = r.store_id AND sp.sku_id = r.sku_id
-    WHERE r.store_id = :store AND r.order_id = :holder AND r.status = 'SOFT'
-      AND r.quantity > 0
-    ORDER BY r.sku_id""")
-
-
 async def cart_view(
     session: AsyncSession, *, cart: Cart, now: datetime, dropped: list[str] | None = None
 ) -> CartPublic:
-    rows = list(
-        await session.exec(
-            _LINES,
-            params={  # type: ignore[call-overload]
-                "store": cart.store_id,
-                "holder": str(cart.cart_id),
-            },
-        )
-    )
+    held = await held_lines(session, store_id=cart.store_id, holder=str(cart.cart_id))
     lines = [
         CartLine(
-            sku_id=r[0],
-            name=r[1],
-            pack_size=r[2],
-            quantity=r[3],
-            unit_price_paise=r[4],
-            mrp_paise=r[5],
-            line_total_paise=r[3] * r[4],
+            sku_id=h.sku_id,
+            name=h.name,
+            pack_size=h.pack_size,
+            quantity=h.quantity,
+            unit_price_paise=h.unit_price_paise,
+            mrp_paise=h.mrp_paise,
+            line_total_paise=h.quantity * h.unit_price_paise,
         )
-        for r in rows
+        for h in held
     ]
-    expires = min((r[6] for r in rows), default=None)
+    expires = min((h.expires_at for h in held), default=None)
     status = cart.status
-    if status == "ACTIVE" and not rows and await _had_expired_lines(session, cart):
+    if status == "ACTIVE" and not held and await _had_expired_lines(session, cart):
         status = "EXPIRED"
     totals = cart_totals([(ln.unit_price_paise, ln.mrp_paise, ln.quantity) for ln in lines])
     return CartPublic(
@@ -116,16 +92,7 @@ async def cart_view(
 
 
 async def _had_expired_lines(session: AsyncSession, cart: Cart) -> bool:
-    found = (
-        await session.exec(
-            text(  # type: ignore[call-overload]
-                "SELECT 1 FROM inventory_reservations WHERE store_id = :s AND order_id = :h "
-                "AND status = 'EXPIRED' LIMIT 1"
-            ),
-            params={"s": cart.store_id, "h": str(cart.cart_id)},
-        )
-    ).first()
-    return found is not None
+    return await had_expired_hold(session, store_id=cart.store_id, holder=str(cart.cart_id))
 
 
 def _require_active(cart: Cart) -> None:
@@ -177,14 +144,8 @@ async def switch_store(
     if await session.get(DarkStore, store_id) is None:
         raise NotFound(f"no store {store_id}", code="store_not_found")
     old = {
-        r[0]: r[3]
-        for r in await session.exec(
-            _LINES,
-            params={  # type: ignore[call-overload]
-                "store": cart.store_id,
-                "holder": str(cart.cart_id),
-            },
-        )
+        h.sku_id: h.quantity
+        for h in await held_lines(session, store_id=cart.store_id, holder=str(cart.cart_id))
     }
     await inventory.settle_hold(
         session,
@@ -214,6 +175,60 @@ async def switch_store(
     return dropped
 
 
+class _CartSource(CheckoutSource):
+    """A cart's soft holds, bought at the store's prices."""
+
+    def __init__(
+        self, redis: aioredis.Redis, *, user: User, cart_id: uuid.UUID, soft_hold_s: int
+    ) -> None:
+        self._redis, self._user, self._cart_id = redis, user, cart_id
+        self._soft_hold_s = soft_hold_s
+        self._cart: Cart | None = None
+        self._held: dict[str, int] = {}
+
+    async def open(self, session: AsyncSession, *, now: datetime) -> Purchase:
+        cart = await get_cart(session, cart_id=self._cart_id, user=self._user, for_update=True)
+        _require_active(cart)
+        lines = await held_lines(session, store_id=cart.store_id, holder=str(cart.cart_id))
+        if not lines:
+            if await _had_expired_lines(session, cart):
+                raise CartExpired("the cart's holds expired; start a new cart")
+            raise Unprocessable("the cart is empty", code="cart_empty")
+        self._cart, self._held = cart, {h.sku_id: h.quantity for h in lines}
+        return Purchase(
+            store_id=cart.store_id,
+            holder=str(cart.cart_id),
+            lines=[OrderLine(h.sku_id, h.quantity, h.unit_price_paise, h.mrp_paise) for h in lines],
+            totals=cart_totals([(h.unit_price_paise, h.mrp_paise, h.quantity) for h in lines]),
+            cart_id=cart.cart_id,
+        )
+
+    async def placed(self, session: AsyncSession, *, order_id: uuid.UUID, now: datetime) -> None:
+        assert self._cart is not None  # opened in this transaction
+        self._cart.status, self._cart.updated_at = "CHECKED_OUT", now
+        session.add(self._cart)
+
+    async def reopen(self, session: AsyncSession, *, now: datetime) -> None:
+        """The customer gets the cart back with its items held again, so a retry can
+        succeed."""
+        cart = await get_cart(session, cart_id=self._cart_id, user=self._user, for_update=True)
+        cart.status, cart.updated_at = "ACTIVE", now
+        session.add(cart)
+        for sku, qty in self._held.items():
+            try:
+                await inventory.reserve_lines(
+                    session,
+                    self._redis,
+                    store_id=cart.store_id,
+                    holder=str(self._cart_id),
+                    lines={sku: qty},
+                    now=now,
+                    hold_s=self._soft_hold_s,
+                )
+            except InsufficientStock:
+                continue  # taken meanwhile: the cart view shows what is still held
+
+
 async def checkout(
     sessions: async_sessionmaker[AsyncSession],
     redis: aioredis.Redis,
@@ -224,137 +239,17 @@ async def checkout(
     cart_id: uuid.UUID,
     body: CheckoutRequest,
     now: datetime,
-) -> tuple[int, dict]:
-    """Hard-reserve the cart, place the order, charge it, apply the outcome.
-
-    Returns (HTTP status, body): 201 with the order (CONFIRMED, or PLACED while the
-    payment is pending), or 402 when the payment failed (stock released, order cancelled).
-    """
-    order_id = uuid.uuid4()
-    point = LatLng(body.address.lat, body.address.lng)
-    async with transaction(sessions) as session:
-        cart = await get_cart(session, cart_id=cart_id, user=user, for_update=True)
-        _require_active(cart)
-        lines = list(
-            await session.exec(
-                _LINES,
-                params={  # type: ignore[call-overload]
-                    "store": cart.store_id,
-                    "holder": str(cart.cart_id),
-                },
-            )
-        )
-        if not lines:
-            if await _had_expired_lines(session, cart):
-                raise CartExpired("the cart's holds expired; start a new cart")
-            raise Unprocessable("the cart is empty", code="cart_empty")
-        await require_checkout_possible(
-            session, redis, gateway=gateway, store_id=cart.store_id, point=point, now=now
-        )
-        await inventory.reserve_lines(
-            session,
-            redis,
-            store_id=cart.store_id,
-            holder=str(cart.cart_id),
-            lines={r[0]: r[3] for r in lines},
-            now=now,
-            hold_s=settings.payment_window_s,
-            mode="HARD",
-            new_holder=str(order_id),
-        )
-        store = await session.get(DarkStore, cart.store_id)
-        totals = cart_totals([(r[4], r[5], r[3]) for r in lines])
-        order, payment = await orders.place_order(
-            session,
-            order_id=order_id,
-            user=user,
-            store_id=cart.store_id,
-            city_id=store.city_id,
-            cart_id=cart.cart_id,  # type: ignore[union-attr]
-            lines=[(r[0], r[3], r[4], r[5]) for r in lines],
-            totals=totals,
-            address=body.address.model_dump(),
-            lat=point.lat,
-            lng=point.lng,
-            now=now,
-            sla_s=settings.sla_s,
-        )
-        cart.status, cart.updated_at = "CHECKED_OUT", now
-        session.add(cart)
-        payment_id, amount = payment.payment_id, payment.amount_paise
-    held = {r[0]: r[3] for r in lines}
-    try:
-        result = await charge_order(
-            gateway, payment_id=payment_id, order_id=order_id, amount_paise=amount, now=now
-        )
-    except PaymentUnavailable:
-        await _undo_checkout(
-            sessions,
-            redis,
-            user=user,
-            cart_id=cart_id,
-            order_id=order_id,
-            lines=held,
-            now=now,
-            hold_s=settings.soft_hold_s,
-        )
-        raise
-    async with transaction(sessions) as session:
-        order = await session.get(Order, (cart.store_id, order_id), with_for_update=True)
-        payment = await session.get(Payment, (cart.store_id, payment_id), with_for_update=True)
-        await orders.apply_payment(
-            session,
-            redis,
-            order=order,
-            payment=payment,  # type: ignore[arg-type]
-            status=result.status.value,
-            provider_ref=result.provider_ref,
-            failure_reason=result.failure_reason,
-            now=now,
-        )
-        view = await orders.public(session, order)  # type: ignore[arg-type]
-    if view.status == OrderStatus.CANCELLED:  # the payment was declined or failed
-        return payment_failed(order_id, result, what_happened="the items were put back")
-    return 201, view.model_dump(mode="json")
-
-
-async def _undo_checkout(
-    sessions: async_sessionmaker[AsyncSession],
-    redis: aioredis.Redis,
-    *,
-    user: User,
-    cart_id: uuid.UUID,
-    order_id: uuid.UUID,
-    lines: dict[str, int],
-    now: datetime,
-    hold_s: int,
-) -> None:
-    """The provider could not be asked (breaker, bulkhead): cancel the order, give the
-    customer their cart back with its items held again, so a retry can succeed."""
-    async with transaction(sessions) as session:
-        order = (await session.exec(select(Order).where(Order.order_id == order_id))).one()
-        await orders.cancel_order(
-            session,
-            redis,
-            order=order,
-            now=now,
-            actor=user,
-            reason="payment_unavailable",
-            by_customer=False,
-        )
-        cart = await get_cart(session, cart_id=cart_id, user=user, for_update=True)
-        cart.status, cart.updated_at = "ACTIVE", now
-        session.add(cart)
-        for sku, qty in lines.items():
-            try:
-                await inventory.reserve_lines(
-                    session,
-                    redis,
-                    store_id=cart.store_id,
-                    holder=str(cart_id),
-                    lines={sku: qty},
-                    now=now,
-                    hold_s=hold_s,
-                )
-            except InsufficientStock:
-                continue  # taken meanwhile: the cart view shows what is still held
+) -> CheckoutOutcome:
+    """Buy the cart: the order is CONFIRMED (or PLACED while the payment is pending), or
+    the payment was declined (the order cancelled, its items put back)."""
+    source = _CartSource(redis, user=user, cart_id=cart_id, soft_hold_s=settings.soft_hold_s)
+    return await flows.checkout(
+        sessions,
+        redis,
+        source=source,
+        gateway=gateway,
+        settings=settings,
+        user=user,
+        address=body.address,
+        now=now,
+    )

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Path, Query, Request, status
 from fastapi.responses import JSONResponse
 
 from server.idempotency.service import request_fingerprint, run_once
 from server.kit.deps import ClockDep, CurrentUser, CustomerUser, RedisDep, SessionDep, SettingsDep
+from server.kit.errors import problem_body
 from server.kit.openapi import problem_responses
 from server.kit.resources import resources_of
 from server.orders import cart as carts
 from server.orders import service
+from server.orders.flows import CheckoutOutcome, CheckoutPlaced, PaymentDeclined
 from shared.schemas import (
     CancelRequest,
     CartCreate,
@@ -40,6 +42,22 @@ IdempotencyKey = Annotated[
         description="repeat it on a retry; the first answer is replayed",
     ),
 ]
+
+
+def checkout_answer(outcome: CheckoutOutcome, *, what_happened: str) -> tuple[int, dict[str, Any]]:
+    """A checkout's HTTP answer: 201 with the order, or 402 when the payment failed."""
+    match outcome:
+        case CheckoutPlaced(order=order):
+            return 201, order.model_dump(mode="json")
+        case PaymentDeclined(order_id=order_id, failure_reason=reason):
+            return 402, problem_body(
+                402,
+                "payment_failed",
+                f"the payment failed ({reason or 'declined'}); nothing was charged "
+                f"and {what_happened}",
+                title="Payment failed",
+                order_id=str(order_id),
+            )
 
 
 @router.post(
@@ -158,13 +176,9 @@ async def checkout(
 ) -> JSONResponse:
     resources = resources_of(request.app)
     now = clock.now()
-    return await run_once(
-        resources.sessions,
-        user_id=user.id,
-        key=idempotency_key,
-        now=now,
-        fingerprint=request_fingerprint("POST", request.url.path, body.model_dump(mode="json")),
-        work=lambda: carts.checkout(
+
+    async def work() -> tuple[int, dict[str, Any]]:
+        outcome = await carts.checkout(
             resources.sessions,
             redis,
             gateway=resources.payments,
@@ -173,7 +187,16 @@ async def checkout(
             cart_id=cart_id,
             body=body,
             now=now,
-        ),
+        )
+        return checkout_answer(outcome, what_happened="the items were put back")
+
+    return await run_once(
+        resources.sessions,
+        user_id=user.id,
+        key=idempotency_key,
+        now=now,
+        fingerprint=request_fingerprint("POST", request.url.path, body.model_dump(mode="json")),
+        work=work,
     )
 
 

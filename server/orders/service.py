@@ -1,4 +1,4 @@
-"""Orders: the state machine, placing an order from a cart, payment outcomes, cancelling.
+"""Orders: the state machine, placing an order, cancelling (checkout is in ``flows``).
 
 Every state change goes through ``transition``: it checks the shared transition table,
 stamps the state's timestamp, writes an ``order_events`` row and an outbox event in the
@@ -8,13 +8,16 @@ caller's transaction.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import redis.asyncio as aioredis
 from sqlalchemy import text
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from server.catalog.pricing import Totals
 from server.events.service import emit
 from server.identity.models import User
 from server.inventory import service as inventory
@@ -28,6 +31,16 @@ from shared.states import CUSTOMER_CANCELLABLE, TIMESTAMP_COLUMN, can_transition
 
 class InvalidTransition(Conflict):
     code, title = "invalid_transition", "Not possible in the order's current state"
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    """One line of a new order, priced when it was bought."""
+
+    sku_id: str
+    quantity: int
+    unit_price_paise: int
+    mrp_paise: int
 
 
 async def transition(
@@ -153,18 +166,17 @@ async def place_order(
     user: User,
     store_id: str,
     city_id: str,
-    cart_id: uuid.UUID,
-    lines: list[tuple[str, int, int, int]],
-    totals: object,
-    address: dict,
+    cart_id: uuid.UUID | None,
+    lines: list[OrderLine],
+    totals: Totals,
+    address: dict[str, Any],
     lat: float,
     lng: float,
     now: datetime,
     sla_s: int,
 ) -> tuple[Order, Payment]:
-    """Insert the order (PLACED), its items and a pending payment. ``lines``: (sku,
-    qty, unit price, MRP). The caller has already hard-reserved the stock."""
-    t = totals
+    """Insert the order (PLACED), its items and a pending payment. The caller has already
+    hard-reserved the stock."""
     order = Order(
         store_id=store_id,
         order_id=order_id,
@@ -172,28 +184,28 @@ async def place_order(
         city_id=city_id,
         cart_id=cart_id,
         status=OrderStatus.PLACED,
-        subtotal_paise=t.subtotal_paise,
-        delivery_fee_paise=t.delivery_fee_paise,  # type: ignore[attr-defined]
-        handling_fee_paise=t.handling_fee_paise,
-        discount_paise=t.discount_paise,  # type: ignore[attr-defined]
-        total_amount_paise=t.total_paise,
-        delivery_address=address,  # type: ignore[attr-defined]
+        subtotal_paise=totals.subtotal_paise,
+        delivery_fee_paise=totals.delivery_fee_paise,
+        handling_fee_paise=totals.handling_fee_paise,
+        discount_paise=totals.discount_paise,
+        total_amount_paise=totals.total_paise,
+        delivery_address=address,
         delivery_lat=lat,
         delivery_lng=lng,
         placed_at=now,
         sla_deadline=now + timedelta(seconds=sla_s),
     )
     session.add(order)
-    for sku, qty, price, mrp in lines:
+    for line in lines:
         session.add(
             OrderItem(
                 store_id=store_id,
                 order_id=order_id,
-                sku_id=sku,
-                quantity=qty,
-                ordered_qty=qty,
-                unit_price_paise=price,
-                mrp_paise=mrp,
+                sku_id=line.sku_id,
+                quantity=line.quantity,
+                ordered_qty=line.quantity,
+                unit_price_paise=line.unit_price_paise,
+                mrp_paise=line.mrp_paise,
             )
         )
     session.add(
@@ -224,88 +236,13 @@ async def place_order(
     payment = Payment(
         store_id=store_id,
         order_id=order_id,
-        amount_paise=t.total_paise,  # type: ignore[attr-defined]
+        amount_paise=totals.total_paise,
         created_at=now,
         updated_at=now,
     )
     session.add(payment)
     await session.flush()
     return order, payment
-
-
-async def apply_payment(
-    session: AsyncSession,
-    redis: aioredis.Redis,
-    *,
-    order: Order,
-    payment: Payment,
-    status: str,
-    provider_ref: str | None,
-    failure_reason: str | None,
-    now: datetime,
-) -> None:
-    """Apply a charge outcome once: SUCCEEDED commits the stock and confirms the order;
-    FAILED releases it and cancels. A second report of an applied outcome changes nothing.
-    """
-    if payment.status != "PENDING" or status == "PENDING":
-        return
-    payment.status, payment.provider_ref = status, provider_ref
-    payment.failure_reason, payment.updated_at = failure_reason, now
-    session.add(payment)
-    holder = str(order.order_id)
-    if order.status != OrderStatus.PLACED:
-        # the order was cancelled (timeout, customer) before the money arrived: give it back
-        if status == "SUCCEEDED":
-            session.add(
-                Refund(
-                    store_id=order.store_id,
-                    order_id=order.order_id,
-                    amount_paise=payment.amount_paise,
-                    reason="order_cancelled",
-                    created_at=now,
-                )
-            )
-        return
-    if status == "SUCCEEDED":
-        settled = await inventory.settle_hold(
-            session, redis, store_id=order.store_id, holder=holder, outcome="COMMITTED", now=now
-        )
-        if settled.status != "OK":
-            # the hold ran out before the money arrived: never confirm unheld stock
-            session.add(
-                Refund(
-                    store_id=order.store_id,
-                    order_id=order.order_id,
-                    amount_paise=payment.amount_paise,
-                    reason="hold_expired",
-                    created_at=now,
-                )
-            )
-            await transition(
-                session, order=order, to=OrderStatus.CANCELLED, now=now, reason="hold_expired"
-            )
-            return
-        await transition(session, order=order, to=OrderStatus.CONFIRMED, now=now)
-        from server.picking.service import enqueue  # picking builds on orders, not back
-
-        await enqueue(session, order=order, now=now)
-    else:
-        await inventory.settle_hold(
-            session,
-            redis,
-            store_id=order.store_id,
-            holder=holder,
-            outcome="RELEASED",
-            now=now,
-            reason="payment_failed",
-        )
-        await transition(
-            session,
-            order=order,
-            to=OrderStatus.CANCELLED,
-            now=now,
-            reason=f"payment_failed: {failure_reason or 'declined'}",
-        )
 
 
 async def cancel_order(
@@ -342,17 +279,17 @@ async def cancel_order(
     await transition(
         session, order=order, to=OrderStatus.CANCELLED, now=now, actor_id=actor.id, reason=reason
     )
-    await session.exec(
-        text("UPDATE order_items SET status = :s WHERE store_id = :st AND order_id = :o"),  # type: ignore[call-overload]
-        params={"s": ItemStatus.CANCELLED.value, "st": order.store_id, "o": order.order_id},
+    await session.execute(
+        text("UPDATE order_items SET status = :s WHERE store_id = :st AND order_id = :o"),
+        {"s": ItemStatus.CANCELLED.value, "st": order.store_id, "o": order.order_id},
     )
     # a cancelled order leaves the pick queue
-    await session.exec(
+    await session.execute(
         text(
             "UPDATE pick_tasks SET status = 'CANCELLED' WHERE store_id = :st AND order_id = :o "
             "AND status IN ('WAITING', 'PICKING')"
-        ),  # type: ignore[call-overload]
-        params={"st": order.store_id, "o": order.order_id},
+        ),
+        {"st": order.store_id, "o": order.order_id},
     )
 
 
@@ -428,12 +365,21 @@ async def _return_committed_units(
         )
     ).first()
     if paid is not None:
-        session.add(
-            Refund(
-                store_id=order.store_id,
-                order_id=order.order_id,
-                amount_paise=paid.amount_paise,
-                reason="order_cancelled",
-                created_at=now,
-            )
+        owe_refund(
+            session, order=order, amount_paise=paid.amount_paise, reason="order_cancelled", now=now
         )
+
+
+def owe_refund(
+    session: AsyncSession, *, order: Order, amount_paise: int, reason: str, now: datetime
+) -> None:
+    """Record the money the customer gets back (the provider is paid out elsewhere)."""
+    session.add(
+        Refund(
+            store_id=order.store_id,
+            order_id=order.order_id,
+            amount_paise=amount_paise,
+            reason=reason,
+            created_at=now,
+        )
+    )

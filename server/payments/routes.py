@@ -10,7 +10,7 @@ from sqlmodel import select
 from server.kit.config import webhook_secret_value
 from server.kit.deps import ClockDep, RedisDep, SessionDep, SettingsDep
 from server.kit.openapi import problem_responses
-from server.orders import service as orders
+from server.orders.flows import apply_payment
 from server.orders.models import Order
 from server.payments.models import Payment
 from server.payments.provider import WEBHOOK_SIGNATURE_HEADER, WebhookEvent, verify_webhook
@@ -41,11 +41,12 @@ async def webhook(
     if payment is None:
         return {"status": "ignored"}  # not ours (or already purged): acknowledge anyway
     order = await session.get(Order, (payment.store_id, payment.order_id), with_for_update=True)
-    await orders.apply_payment(
+    assert order is not None  # a payment belongs to an order, never deleted
+    await apply_payment(
         session,
         redis,
         order=order,
-        payment=payment,  # type: ignore[arg-type]
+        payment=payment,
         status=event.status.value,
         provider_ref=event.provider_ref,
         failure_reason=event.failure_reason,

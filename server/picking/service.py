@@ -53,13 +53,13 @@ async def pick_time_model(session: AsyncSession, *, store_id: str) -> PickTimeMo
     are enough of them (the default model until then); refreshed every 5 minutes."""
 
     async def load() -> PickTimeModel:
-        rows = await session.exec(
+        rows = await session.execute(
             text("""
             SELECT bin_steps, aisle_changes, units, duration_s FROM pick_tasks
             WHERE store_id = :s AND status = 'PACKED' AND duration_s IS NOT NULL
             ORDER BY packed_at DESC LIMIT 500"""),
-            params={"s": store_id},
-        )  # type: ignore[call-overload]
+            {"s": store_id},
+        )
         return calibrate([(PickFeatures(r[0], r[1], r[2]), r[3]) for r in rows])
 
     return await _models.get_or_load(store_id, load)
@@ -93,15 +93,15 @@ def _own_store(picker: User, store_id: str) -> None:
 
 async def queue(session: AsyncSession, *, store_id: str, picker: User) -> list[tuple]:
     _own_store(picker, store_id)
-    rows = await session.exec(
+    rows = await session.execute(
         text("""
         SELECT t.order_id, t.status, t.sla_deadline, count(i.sku_id), coalesce(sum(i.quantity), 0)
         FROM pick_tasks t JOIN order_items i ON i.store_id = t.store_id AND i.order_id = t.order_id
         WHERE t.store_id = :store AND t.status IN ('WAITING', 'PICKING')
         GROUP BY t.order_id, t.status, t.sla_deadline
         ORDER BY t.sla_deadline"""),
-        params={"store": store_id},
-    )  # type: ignore[call-overload]
+        {"store": store_id},
+    )
     return list(rows)
 
 
@@ -125,7 +125,7 @@ async def claim_next(session: AsyncSession, *, picker: User, now: datetime) -> P
         await session.exec(
             select(PickTask)
             .where(PickTask.store_id == picker.store_id, PickTask.status == "WAITING")
-            .order_by(PickTask.sla_deadline)
+            .order_by(col(PickTask.sla_deadline))
             .limit(1)
             .with_for_update(skip_locked=True)
         )
@@ -207,7 +207,7 @@ class _Line:
 
 
 async def _lines(session: AsyncSession, store_id: str, order_id: uuid.UUID) -> list[_Line]:
-    rows = await session.exec(
+    rows = await session.execute(
         text("""
         SELECT i.sku_id, p.name, p.pack_size, p.barcode, i.quantity, i.ordered_qty,
                i.picked_qty, i.status,
@@ -216,8 +216,8 @@ async def _lines(session: AsyncSession, store_id: str, order_id: uuid.UUID) -> l
         FROM order_items i JOIN products p ON p.sku_id = i.sku_id
         LEFT JOIN store_inventory inv ON inv.store_id = i.store_id AND inv.sku_id = i.sku_id
         LEFT JOIN store_bins b ON b.store_id = inv.store_id AND b.bin_code = inv.bin_code
-        WHERE i.store_id = :store AND i.order_id = :order"""),  # type: ignore[call-overload]
-        params={"store": store_id, "order": order_id},
+        WHERE i.store_id = :store AND i.order_id = :order"""),
+        {"store": store_id, "order": order_id},
     )
     lines = [_Line(tuple(r)) for r in rows]
     return sort_pick_lines(lines, key=lambda ln: ln.walk_seq or 0)
@@ -290,12 +290,12 @@ async def scan(
             at=now,
         )
     )
-    await session.exec(
-        text(  # type: ignore[call-overload]
+    await session.execute(
+        text(
             "UPDATE order_items SET picked_qty = picked_qty + 1 WHERE store_id = :s "
             "AND order_id = :o AND sku_id = :k"
         ),
-        params={"s": task.store_id, "o": task.order_id, "k": line.sku_id},
+        {"s": task.store_id, "o": task.order_id, "k": line.sku_id},
     )
     line.picked_qty += 1
     return line, all(ln.picked_qty >= ln.quantity for ln in lines), False
@@ -312,7 +312,7 @@ async def substitutes(
 ) -> list[SubstituteOption]:
     """Same category, similar size and price, in stock: nearest by relative difference."""
     rows = list(
-        await session.exec(
+        await session.execute(
             text("""
         SELECT c.sku_id, c.name, c.pack_size, sp.selling_price_paise
         FROM products o JOIN products c ON c.category_id = o.category_id AND c.sku_id <> o.sku_id
@@ -324,9 +324,9 @@ async def substitutes(
                + abs(sp.selling_price_paise - op.selling_price_paise)::float
                  / greatest(op.selling_price_paise, 1)
         LIMIT :n"""),
-            params={"store": store_id, "sku": sku_id, "n": limit * 3},
+            {"store": store_id, "sku": sku_id, "n": limit * 3},
         )
-    )  # type: ignore[call-overload]
+    )
     live = await inventory.engine.read_buckets(
         redis, store_id=store_id, sku_ids=[r[0] for r in rows]
     )
@@ -336,11 +336,11 @@ async def substitutes(
             name=r[1],
             pack_size=r[2],
             price_paise=r[3],
-            available_qty=live[r[0]].available,
-        )  # type: ignore[union-attr]
+            available_qty=buckets.available,
+        )
         for r in rows
-        if r[0] not in exclude and live.get(r[0]) and live[r[0]].available > 0
-    ][:limit]  # type: ignore[union-attr]
+        if r[0] not in exclude and (buckets := live.get(r[0])) and buckets.available > 0
+    ][:limit]
 
 
 async def short_pick(
@@ -423,12 +423,12 @@ async def _record_short(
         actor_id=picker.id,
         reason=f"short pick: {short} {reason}",
     )
-    await session.exec(
-        text(  # type: ignore[call-overload]
+    await session.execute(
+        text(
             "UPDATE order_items SET quantity = :found, status = :st WHERE store_id = :s "
             "AND order_id = :o AND sku_id = :k"
         ),
-        params={
+        {
             "found": found_qty,
             "st": ItemStatus.CANCELLED.value if found_qty == 0 else ItemStatus.PENDING.value,
             "s": task.store_id,
@@ -529,12 +529,12 @@ async def substitute(
         actor_id=picker.id,
     )
     price = (
-        await session.exec(
-            text(  # type: ignore[call-overload]
+        await session.execute(
+            text(
                 "SELECT selling_price_paise, p.mrp_paise FROM store_prices sp JOIN products p "
                 "ON p.sku_id = sp.sku_id WHERE sp.store_id = :s AND sp.sku_id = :k"
             ),
-            params={"s": task.store_id, "k": substitute_sku},
+            {"s": task.store_id, "k": substitute_sku},
         )
     ).one()
     unit = min(price[0], original.price_paise)
@@ -549,12 +549,12 @@ async def substitute(
             mrp_paise=price[1],
         )
     )
-    await session.exec(
-        text(  # type: ignore[call-overload]
+    await session.execute(
+        text(
             "UPDATE order_items SET substitute_sku = :sub WHERE store_id = :s AND order_id = :o "
             "AND sku_id = :k"
         ),
-        params={"sub": substitute_sku, "s": task.store_id, "o": task.order_id, "k": sku_id},
+        {"sub": substitute_sku, "s": task.store_id, "o": task.order_id, "k": sku_id},
     )
     # the line's refunds (one per short report) shrink by what the substitute costs
     credit = quantity * unit
@@ -591,13 +591,13 @@ async def pack(
         )
     order = await session.get(Order, (task.store_id, task.order_id), with_for_update=True)
     assert order is not None
-    await session.exec(
-        text(  # type: ignore[call-overload]
+    await session.execute(
+        text(
             "UPDATE order_items SET status = CASE WHEN substitute_sku IS NOT NULL THEN 'SUBSTITUTED' "
             "WHEN quantity = 0 THEN 'CANCELLED' ELSE 'FULFILLED' END "
             "WHERE store_id = :s AND order_id = :o"
         ),
-        params={"s": task.store_id, "o": task.order_id},
+        {"s": task.store_id, "o": task.order_id},
     )
     task.status, task.packed_at, task.bag_count = "PACKED", now, bag_count
     task.duration_s = (now - task.claimed_at).total_seconds() if task.claimed_at else None

@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from datetime import timedelta
 
-from server.flash.service import claim_token
+from server.flash.admission import claim_token
 from server.kit import db
 from server.kit.clock import Clock
 from server.kit.config import Settings

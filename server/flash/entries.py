@@ -1,0 +1,274 @@
+"""A customer's entry in a store's line: join, where am I, leave."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server.flash import queue
+from server.flash.admission import (
+    admit_next,
+    claimed_token,
+    end_slots,
+    free_token,
+    load_line,
+    on_line,
+)
+from server.flash.errors import CheckoutInProgress, NotInQueue, QueuedElsewhere, closed_error
+from server.flash.models import FlashSale, InventoryToken, TokenStatus
+from server.flash.sales import (
+    get_sale,
+    hot_sale,
+    publish,
+    require_live,
+    require_under_limit,
+    sale_stores,
+)
+from server.identity.models import User
+from server.kit import keys, uow
+from server.kit.config import Settings
+from server.kit.db import transaction
+from server.kit.errors import NotFound
+from shared.schemas import FlashQueueEntry
+
+
+def poll_after(estimate: int, *, position: int, units_left: int, settings: Settings) -> int:
+    """When a client without the socket should ask again. A turn can come sooner than the
+    estimate, and a slot a poller has not noticed is wasted, so: among the next in line
+    every 2 s; while a unit could still come its way (the units left, a quarter more for
+    the payments that fail, the slots) at most every 10 s (a quarter of the estimate);
+    further back, where only many failures ahead bring a turn, every 2 minutes (such a
+    page mostly learns that the line closed)."""
+    slots = settings.flash_max_concurrent_checkouts
+    if position <= slots:
+        return 2
+    if position <= units_left * 5 // 4 + slots:
+        return max(2, min(10, estimate // 4, settings.flash_slot_seconds // 6))
+    return 120
+
+
+async def entry_view(
+    session: AsyncSession,
+    redis: aioredis.Redis,
+    *,
+    sale: FlashSale,
+    store_id: str,
+    customer: uuid.UUID,
+    now: datetime,
+    settings: Settings,
+    ticket: int | None = None,
+) -> FlashQueueEntry:
+    """Where a customer stands: waiting (position, estimate), admitted (slot), paying,
+    purchased, or the line closed. ``ticket``: the join's, if the caller knows it."""
+    sale_id = str(sale.sale_id)
+    view = await queue.positions(
+        redis, sale_id=sale_id, store_id=store_id, customers=[str(customer)]
+    )
+    if not view.loaded:
+        await load_line(session, redis, sale=sale, store_id=store_id, now=now, settings=settings)
+        view = await queue.positions(
+            redis, sale_id=sale_id, store_id=store_id, customers=[str(customer)]
+        )
+    me = view.customers[str(customer)]
+    units_left = view.free + view.in_slots if view.open else 0
+    base: dict[str, Any] = {
+        "sale_id": sale.sale_id,
+        "store_id": store_id,
+        "units_left": units_left,
+        "ticket": me.ticket or ticket,
+    }
+    if me.rank is not None:
+        position = me.rank + 1
+        estimate = queue.wait_estimate(
+            position,
+            avg_slot_s=view.avg_slot_s,
+            max_slots=settings.flash_max_concurrent_checkouts,
+            slot_s=settings.flash_slot_seconds,
+        )
+        return FlashQueueEntry(
+            **base,
+            status="WAITING",
+            position=position,
+            estimated_wait_s=estimate,
+            poll_after_s=poll_after(
+                estimate, position=position, units_left=units_left, settings=settings
+            ),
+        )
+    claim = (
+        await session.exec(
+            select(InventoryToken)
+            .where(
+                InventoryToken.sale_id == sale.sale_id,
+                InventoryToken.claimed_by == customer,
+                col(InventoryToken.status).in_([TokenStatus.CLAIMED, TokenStatus.SOLD]),
+            )
+            .order_by(col(InventoryToken.updated_at).desc())
+            .limit(1)
+        )
+    ).first()
+    if claim is not None and claim.status == TokenStatus.CLAIMED:
+        base |= {"ticket": claim.ticket, "admitted_no": claim.admit_no}
+        if claim.order_id is not None:
+            return FlashQueueEntry(**base, status="PAYING", order_id=claim.order_id, poll_after_s=2)
+        expires = claim.slot_expires_at
+        assert expires is not None  # a claim always has its slot's end
+        left = max(0, round((expires - now).total_seconds()))
+        return FlashQueueEntry(
+            **base,
+            status="ADMITTED",
+            slot_expires_at=expires,
+            slot_seconds_left=left,
+            poll_after_s=5,
+        )
+    if me.slot_expires is not None:  # admitted this instant: the claim is committing
+        return FlashQueueEntry(**base, status="ADMITTING", poll_after_s=1)
+    if claim is not None and claim.status == TokenStatus.SOLD and claim.store_id == store_id:
+        return FlashQueueEntry(
+            **base | {"ticket": claim.ticket, "admitted_no": claim.admit_no},
+            status="PURCHASED",
+            order_id=claim.order_id,
+            poll_after_s=0,
+        )
+    if not view.open:
+        return FlashQueueEntry(
+            **base, status="CLOSED", closed_reason=view.reason or "closed", poll_after_s=0
+        )
+    raise NotInQueue("you are not in this sale's line; join it first")
+
+
+async def join(
+    session: AsyncSession,
+    redis: aioredis.Redis,
+    *,
+    sale_id: uuid.UUID,
+    customer: User,
+    store_id: str,
+    now: datetime,
+    settings: Settings,
+) -> FlashQueueEntry:
+    """Join a store's line: a position and an estimated wait, or a slot at once when one
+    is free. One entry per customer; a repeat reports the entry."""
+    sale, stores = await hot_sale(session, sale_id=sale_id)
+    require_live(sale, now)
+    if store_id not in stores:
+        raise NotFound(f"the sale does not run at {store_id}", code="store_not_in_sale")
+    await require_under_limit(session, sale=sale, customer=customer.id)
+    joined = await on_line(
+        session,
+        redis,
+        sale=sale,
+        store_id=store_id,
+        now=now,
+        settings=settings,
+        call=lambda: queue.join(
+            redis,
+            sale_id=str(sale.sale_id),
+            store_id=store_id,
+            customer=str(customer.id),
+            max_slots=settings.flash_max_concurrent_checkouts,
+        ),
+    )
+    if joined.status == "CLOSED":
+        raise closed_error(joined.reason)
+    if joined.status == "ELSEWHERE":
+        raise QueuedElsewhere(
+            f"you are already in the line at {joined.store_id}", store_id=joined.store_id
+        )
+    if joined.can_admit:
+        await admit_next(session, redis, sale=sale, store_id=store_id, now=now, settings=settings)
+    return await entry_view(
+        session,
+        redis,
+        sale=sale,
+        store_id=store_id,
+        customer=customer.id,
+        now=now,
+        settings=settings,
+        ticket=joined.ticket,
+    )
+
+
+async def entry_store(
+    redis: aioredis.Redis,
+    *,
+    sale: FlashSale,
+    customer: uuid.UUID,
+    asked: str | None,
+    stores: list[str],
+) -> str:
+    """Which store's line a customer is in (their entry), else the one asked for, else
+    the sale's only store."""
+    at = await redis.hget(keys.flash_entries(str(sale.sale_id)), str(customer))
+    if at:
+        return at.decode() if isinstance(at, bytes) else str(at)
+    if asked:
+        if asked not in stores:
+            raise NotFound(f"the sale does not run at {asked}", code="store_not_in_sale")
+        return asked
+    if len(stores) == 1:
+        return stores[0]
+    raise NotInQueue("you are not in this sale's line; join it first")
+
+
+async def my_entry(
+    session: AsyncSession,
+    redis: aioredis.Redis,
+    *,
+    sale_id: uuid.UUID,
+    customer: User,
+    store_id: str | None,
+    now: datetime,
+    settings: Settings,
+) -> FlashQueueEntry:
+    sale, stores = await hot_sale(session, sale_id=sale_id)
+    store = await entry_store(
+        redis, sale=sale, customer=customer.id, asked=store_id, stores=list(stores)
+    )
+    return await entry_view(
+        session, redis, sale=sale, store_id=store, customer=customer.id, now=now, settings=settings
+    )
+
+
+async def leave(
+    sessions: async_sessionmaker[AsyncSession],
+    redis: aioredis.Redis,
+    *,
+    sale_id: uuid.UUID,
+    customer: User,
+    now: datetime,
+    settings: Settings,
+) -> None:
+    """Leave the line; an admitted customer gives the slot and its token back at once."""
+    async with transaction(sessions) as session:
+        sale = await get_sale(session, sale_id=sale_id)
+        stores = list(await sale_stores(session, sale.sale_id))
+        store = await entry_store(redis, sale=sale, customer=customer.id, asked=None, stores=stores)
+        if await queue.leave(
+            redis, sale_id=str(sale.sale_id), store_id=store, customer=str(customer.id)
+        ):
+            uow.after_commit(
+                session, lambda: publish(redis, sale_id=str(sale.sale_id), store_id=store)
+            )
+            return
+        token = await claimed_token(session, sale_id=sale.sale_id, customer=customer.id)
+        if token is None:
+            raise NotInQueue("you are not in this sale's line")
+        if token.order_id is not None:
+            raise CheckoutInProgress("your checkout is being paid; it cannot be given up now")
+        free_token(token, now)
+        session.add(token)
+    await end_slots(
+        sessions,
+        redis,
+        sale=sale,
+        store_id=token.store_id,
+        ended={str(customer.id): "returned"},
+        now=now,
+        settings=settings,
+    )

@@ -1,0 +1,311 @@
+"""Checkout: the one workflow spanning orders, inventory, payments and picking.
+
+A cart's checkout and a flash sale's share this skeleton; what they buy from (a
+``CheckoutSource``) differs:
+
+1. one transaction: the source is locked and checked, the store must deliver to the
+   address and the payment breaker must not be open, the source's hold moves to the new
+   order (HARD, for the payment window), the order is PLACED with a pending payment;
+2. the charge, outside any transaction (the order id is the provider's idempotency key);
+3. one transaction applying the charge's outcome (``apply_payment``, which the webhook
+   uses too): paid, the stock is committed, the order CONFIRMED and queued for picking;
+   declined, the stock goes back and the order is CANCELLED.
+
+When the provider could not be asked at all (breaker, bulkhead), a compensating
+transaction cancels the order and gives the source its hold back, so a retry can succeed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import redis.asyncio as aioredis
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server.catalog.pricing import Totals
+from server.identity.models import User
+from server.inventory import service as inventory
+from server.kit.config import Settings
+from server.kit.db import transaction
+from server.kit.errors import Conflict
+from server.orders import service as orders
+from server.orders.models import Order
+from server.orders.service import OrderLine
+from server.payments.breaker import CircuitOpen, PaymentUnavailable
+from server.payments.gateway import PaymentGateway
+from server.payments.models import Payment
+from server.payments.provider import ChargeResult
+from server.picking.service import enqueue as enqueue_picking
+from server.stores.models import DarkStore
+from server.stores.selection import select_stores
+from shared.enums import OrderStatus
+from shared.geo import LatLng
+from shared.schemas import DeliveryAddress, OrderPublic
+
+
+@dataclass(frozen=True)
+class CheckoutPlaced:
+    """The order stands: CONFIRMED when paid, PLACED while the payment is pending."""
+
+    order: OrderPublic
+
+
+@dataclass(frozen=True)
+class PaymentDeclined:
+    """The payment failed: nothing was charged, the order is cancelled, its stock went back."""
+
+    order_id: uuid.UUID
+    failure_reason: str | None
+
+
+CheckoutOutcome = CheckoutPlaced | PaymentDeclined
+
+
+@dataclass(frozen=True)
+class Purchase:
+    """What a source sells: its held lines at one store, priced."""
+
+    store_id: str
+    holder: str  # the reservation-engine holder whose hold moves to the order
+    lines: list[OrderLine]
+    totals: Totals
+    cart_id: uuid.UUID | None = None
+    hold_actor: uuid.UUID | None = None  # recorded on the hold's move to the order
+
+
+class CheckoutSource:
+    """Where a checkout's stock is held (a cart, a flash-sale slot). Each hook runs in the
+    flow's transaction of its step. Subclasses implement ``open`` and ``placed``; the
+    other hooks do nothing unless overridden."""
+
+    async def open(self, session: AsyncSession, *, now: datetime) -> Purchase:
+        """Lock the source and check it can be bought now (a DomainError if not)."""
+        raise NotImplementedError
+
+    async def placed(self, session: AsyncSession, *, order_id: uuid.UUID, now: datetime) -> None:
+        """The order holds the stock now: the source is being paid."""
+        raise NotImplementedError
+
+    async def take_back(self, session: AsyncSession, *, order: Order, now: datetime) -> None:
+        """The provider could not be asked; before the order is cancelled (which releases
+        what it still holds), the source may take the order's hold back."""
+
+    async def reopen(self, session: AsyncSession, *, now: datetime) -> None:
+        """After that cancel: the source can be bought again."""
+
+    async def charged(
+        self,
+        session: AsyncSession,
+        *,
+        order: Order,
+        payment: Payment,
+        result: ChargeResult,
+        now: datetime,
+    ) -> None:
+        """The charge answered; its outcome is applied to the order next."""
+
+    async def settled(
+        self, session: AsyncSession, *, order: Order, result: ChargeResult, now: datetime
+    ) -> None:
+        """The outcome was applied (the order is CONFIRMED, CANCELLED or still PLACED)."""
+
+
+async def checkout(
+    sessions: async_sessionmaker[AsyncSession],
+    redis: aioredis.Redis,
+    *,
+    source: CheckoutSource,
+    gateway: PaymentGateway,
+    settings: Settings,
+    user: User,
+    address: DeliveryAddress,
+    now: datetime,
+) -> CheckoutOutcome:
+    """Place an order from the source's hold, charge it, apply the outcome. Raises
+    ``PaymentUnavailable`` (after compensating) when the provider could not be asked."""
+    order_id = uuid.uuid4()
+    point = LatLng(address.lat, address.lng)
+    async with transaction(sessions) as session:
+        purchase = await source.open(session, now=now)
+        await _require_checkout_possible(
+            session, redis, gateway=gateway, store_id=purchase.store_id, point=point, now=now
+        )
+        await inventory.reserve_lines(
+            session,
+            redis,
+            store_id=purchase.store_id,
+            holder=purchase.holder,
+            lines={line.sku_id: line.quantity for line in purchase.lines},
+            now=now,
+            hold_s=settings.payment_window_s,
+            mode="HARD",
+            new_holder=str(order_id),
+            actor_id=purchase.hold_actor,
+        )
+        store = await session.get(DarkStore, purchase.store_id)
+        assert store is not None  # the source's store exists (foreign key)
+        _, payment = await orders.place_order(
+            session,
+            order_id=order_id,
+            user=user,
+            store_id=purchase.store_id,
+            city_id=store.city_id,
+            cart_id=purchase.cart_id,
+            lines=purchase.lines,
+            totals=purchase.totals,
+            address=address.model_dump(),
+            lat=point.lat,
+            lng=point.lng,
+            now=now,
+            sla_s=settings.sla_s,
+        )
+        await source.placed(session, order_id=order_id, now=now)
+        store_id, payment_id, amount = purchase.store_id, payment.payment_id, payment.amount_paise
+    try:
+        # one charge per order: the order id is the provider's idempotency key
+        result = await gateway.charge(
+            payment_id=str(payment_id),
+            order_id=str(order_id),
+            amount_paise=amount,
+            currency="INR",
+            idempotency_key=str(order_id),
+            now=now.timestamp(),
+        )
+    except PaymentUnavailable:
+        async with transaction(sessions) as session:
+            order = (await session.exec(select(Order).where(Order.order_id == order_id))).one()
+            await source.take_back(session, order=order, now=now)
+            await orders.cancel_order(
+                session,
+                redis,
+                order=order,
+                now=now,
+                actor=user,
+                reason="payment_unavailable",
+                by_customer=False,
+            )
+            await source.reopen(session, now=now)
+        raise
+    async with transaction(sessions) as session:
+        order, payment = await _locked_order_and_payment(
+            session, store_id=store_id, order_id=order_id, payment_id=payment_id
+        )
+        await source.charged(session, order=order, payment=payment, result=result, now=now)
+        await apply_payment(
+            session,
+            redis,
+            order=order,
+            payment=payment,
+            status=result.status.value,
+            provider_ref=result.provider_ref,
+            failure_reason=result.failure_reason,
+            now=now,
+        )
+        await source.settled(session, order=order, result=result, now=now)
+        view = await orders.public(session, order)
+    if view.status == OrderStatus.CANCELLED:
+        return PaymentDeclined(order_id=order_id, failure_reason=result.failure_reason)
+    return CheckoutPlaced(order=view)
+
+
+async def _require_checkout_possible(
+    session: AsyncSession,
+    redis: aioredis.Redis,
+    *,
+    gateway: PaymentGateway,
+    store_id: str,
+    point: LatLng,
+    now: datetime,
+) -> None:
+    """The store delivers to the address right now, and the payment breaker is not open
+    (an open breaker answers now, before anything is reserved or written)."""
+    serving = await select_stores(session, redis, point=point, now=now, use_cache=False)
+    if store_id not in {c.store_id for c in serving}:
+        raise Conflict(
+            f"{store_id} does not deliver to this address right now", code="not_serviceable"
+        )
+    breaker = await gateway.breaker.snapshot(now.timestamp())
+    if breaker.state == "open" and breaker.open_until is not None:
+        raise CircuitOpen(breaker.open_until - now.timestamp())
+
+
+async def _locked_order_and_payment(
+    session: AsyncSession, *, store_id: str, order_id: uuid.UUID, payment_id: uuid.UUID
+) -> tuple[Order, Payment]:
+    order = await session.get(Order, (store_id, order_id), with_for_update=True)
+    payment = await session.get(Payment, (store_id, payment_id), with_for_update=True)
+    assert order is not None and payment is not None  # placed by this checkout, never deleted
+    return order, payment
+
+
+async def apply_payment(
+    session: AsyncSession,
+    redis: aioredis.Redis,
+    *,
+    order: Order,
+    payment: Payment,
+    status: str,
+    provider_ref: str | None,
+    failure_reason: str | None,
+    now: datetime,
+) -> None:
+    """Apply a charge outcome once: SUCCEEDED commits the stock, confirms the order and
+    queues it for picking; FAILED releases the stock and cancels. A second report of an
+    applied outcome changes nothing."""
+    if payment.status != "PENDING" or status == "PENDING":
+        return
+    payment.status, payment.provider_ref = status, provider_ref
+    payment.failure_reason, payment.updated_at = failure_reason, now
+    session.add(payment)
+    holder = str(order.order_id)
+    if order.status != OrderStatus.PLACED:
+        # the order was cancelled (timeout, customer) before the money arrived: give it back
+        if status == "SUCCEEDED":
+            orders.owe_refund(
+                session,
+                order=order,
+                amount_paise=payment.amount_paise,
+                reason="order_cancelled",
+                now=now,
+            )
+        return
+    if status == "SUCCEEDED":
+        settled = await inventory.settle_hold(
+            session, redis, store_id=order.store_id, holder=holder, outcome="COMMITTED", now=now
+        )
+        if settled.status != "OK":
+            # the hold ran out before the money arrived: never confirm unheld stock
+            orders.owe_refund(
+                session,
+                order=order,
+                amount_paise=payment.amount_paise,
+                reason="hold_expired",
+                now=now,
+            )
+            await orders.transition(
+                session, order=order, to=OrderStatus.CANCELLED, now=now, reason="hold_expired"
+            )
+            return
+        await orders.transition(session, order=order, to=OrderStatus.CONFIRMED, now=now)
+        await enqueue_picking(session, order=order, now=now)
+    else:
+        await inventory.settle_hold(
+            session,
+            redis,
+            store_id=order.store_id,
+            holder=holder,
+            outcome="RELEASED",
+            now=now,
+            reason="payment_failed",
+        )
+        await orders.transition(
+            session,
+            order=order,
+            to=OrderStatus.CANCELLED,
+            now=now,
+            reason=f"payment_failed: {failure_reason or 'declined'}",
+        )
