@@ -13,12 +13,13 @@ import random
 import statistics
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 
 import psycopg
 
 from qc.bench.harness import Result, conditions, measure, print_table
-from qc.bench.stack import bench_stack
+from qc.bench.stack import bench_stack, one_row
 from server.delivery import planning
 from server.delivery.models import Rider
 from server.delivery.riders import ingest_fixes
@@ -31,7 +32,7 @@ from shared.schemas.delivery import GpsFix
 KOR = LatLng(12.9352, 77.6245)
 
 
-def _timed(fn, repeats: int) -> Result:  # type: ignore[no-untyped-def]
+def _timed(fn: Callable[[], object], repeats: int) -> Result:
     samples = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -98,9 +99,7 @@ async def run(
             if len(ids) < tracked_riders:
                 raise RuntimeError("the bench city has too few riders")
             conn.execute("UPDATE riders SET on_duty = true, status = 'DELIVERING'")
-            user = conn.execute("SELECT id FROM users WHERE role = 'customer' LIMIT 1").fetchone()[
-                0
-            ]  # type: ignore[index]
+            user = one_row(conn, "SELECT id FROM users WHERE role = 'customer' LIMIT 1")[0]
             for rider_id in ids:  # every tracked rider carries a trip of two orders
                 trip = uuid.uuid4()
                 conn.execute(
@@ -134,10 +133,12 @@ async def run(
             spot = destination(KOR, rng.uniform(0, 360), rng.uniform(100, 2000))
             async with transaction(stack.sessions) as session:
                 rider = await session.get(Rider, rider_id, with_for_update=True)
+                if rider is None:
+                    raise LookupError(f"rider {rider_id} left the bench city")
                 await ingest_fixes(
                     session,
                     stack.redis,
-                    rider=rider,  # type: ignore[arg-type]
+                    rider=rider,
                     fixes=[GpsFix(lat=spot.lat, lng=spot.lng, at=at, speed_mps=6.0)],
                     now=at,
                 )

@@ -45,7 +45,7 @@ from rich.table import Table
 
 from qc.bench.harness import _percentile, conditions
 from qc.bench.serving import serve
-from qc.bench.stack import bench_stack
+from qc.bench.stack import bench_stack, one_row
 from server.identity.models import User
 from server.identity.service import issue_token
 from server.kit.config import Settings
@@ -332,16 +332,18 @@ async def _customer(
 def _books(database_url: str, store: str, sku: str) -> tuple[tuple[int, ...], int]:
     """The SKU's stock row and the sum of its ledger deltas."""
     with psycopg.connect(database_url) as conn:
-        row = conn.execute(
+        row = one_row(
+            conn,
             "SELECT available_qty, reserved_qty, damaged_qty, in_transit_qty FROM store_inventory "
             "WHERE store_id = %s AND sku_id = %s",
             (store, sku),
-        ).fetchone()
-        ledger = conn.execute(
+        )
+        ledger = one_row(
+            conn,
             "SELECT coalesce(sum(d_available + d_reserved + d_damaged + d_in_transit), 0) "
             "FROM stock_ledger WHERE store_id = %s AND sku_id = %s",
             (store, sku),
-        ).fetchone()[0]
+        )[0]
     return tuple(row), int(ledger)
 
 
@@ -350,37 +352,40 @@ def _verify(
 ) -> dict[str, Any]:
     """What PostgreSQL says happened: the proof."""
     with psycopg.connect(database_url) as conn:
-        tokens = dict(
+        tokens: dict[str, int] = dict(
             conn.execute(
                 "SELECT status, count(*) FROM inventory_tokens WHERE sale_id = %s GROUP BY status",
                 (sale_id,),
             ).fetchall()
         )
-        units, limit, price = conn.execute(
+        units, limit, price = one_row(
+            conn,
             "SELECT (SELECT sum(units) FROM flash_sale_stores WHERE sale_id = s.sale_id), "
             "per_customer_limit, sale_price_paise FROM flash_sales s WHERE sale_id = %s",
             (sale_id,),
-        ).fetchone()
-        orders = conn.execute(
+        )
+        orders = one_row(
+            conn,
             "SELECT count(*), count(DISTINCT o.user_id) FROM orders o "
             "JOIN order_items i ON i.store_id = o.store_id AND i.order_id = o.order_id "
             "JOIN inventory_tokens t ON t.order_id = o.order_id "
             "WHERE t.sale_id = %s AND o.status = 'CONFIRMED' AND i.unit_price_paise = %s",
             (sale_id, price),
-        ).fetchone()
-        over_limit = conn.execute(
+        )
+        over_limit = one_row(
+            conn,
             "SELECT count(*) FROM (SELECT claimed_by FROM inventory_tokens WHERE sale_id = %s "
             "AND status = 'SOLD' GROUP BY claimed_by HAVING count(*) > %s) x",
             (sale_id, limit),
-        ).fetchone()[0]
+        )[0]
         admitted = conn.execute(
             "SELECT ticket FROM inventory_tokens WHERE sale_id = %s AND status = 'SOLD' "
             "ORDER BY admit_no",
             (sale_id,),
         ).fetchall()
-        negative = conn.execute(
-            "SELECT count(*) FROM store_inventory WHERE available_qty < 0 OR reserved_qty < 0"
-        ).fetchone()[0]
+        negative = one_row(
+            conn, "SELECT count(*) FROM store_inventory WHERE available_qty < 0 OR reserved_qty < 0"
+        )[0]
     sold = int(tokens.get("SOLD", 0))
     tickets = [t for (t,) in admitted]
     after, ledger_after = _books(database_url, store, sku)
@@ -433,7 +438,7 @@ async def run(
         regular_tokens = [t for _, t in minted[users:]]
         with psycopg.connect(stack.database_url) as conn:
             skus = [r[0] for r in conn.execute("SELECT sku_id FROM products ORDER BY sku_id")]
-            manager = conn.execute("SELECT id FROM users WHERE login = 'manager.blr'").fetchone()[0]
+            manager = one_row(conn, "SELECT id FROM users WHERE login = 'manager.blr'")[0]
         flash_sku, regular_skus = skus[0], skus[1:]
         before = _books(stack.database_url, store, flash_sku)
         boss = User(id=manager, login="manager.blr", name="m", role=Role.MANAGER, secret_hash="")

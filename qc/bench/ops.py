@@ -13,13 +13,13 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import psycopg
 from sqlalchemy import text
 
 from qc.bench.harness import Result, conditions, measure, print_table
-from qc.bench.stack import bench_stack
+from qc.bench.stack import bench_stack, one_row
 from server.kit.clock import Clock
 from server.kit.config import Settings
 from server.kit.db import transaction
@@ -35,11 +35,11 @@ STATES = [
 ]
 
 
-def _fill(url: str, *, active: int, delivered: int, now) -> None:  # type: ignore[no-untyped-def]
+def _fill(url: str, *, active: int, delivered: int, now: datetime) -> None:
     rng = random.Random(5)
     with psycopg.connect(url) as conn:
         stores = conn.execute("SELECT store_id, lat, lng FROM dark_stores").fetchall()
-        user = conn.execute("SELECT id FROM users WHERE role = 'customer' LIMIT 1").fetchone()[0]
+        user = one_row(conn, "SELECT id FROM users WHERE role = 'customer' LIMIT 1")[0]
         conn.execute(
             "UPDATE riders SET on_duty = true, status = 'IDLE', "
             "lat = s.lat + (random() - 0.5) / 50, lng = s.lng + (random() - 0.5) / 50 "
@@ -100,7 +100,7 @@ async def run(
         async def floor(_: int) -> None:
             async with transaction(stack.sessions) as session:
                 await session.connection()
-                await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+                await session.execute(text("SELECT 1"))
 
         async with transaction(stack.sessions) as session:
             first = await feed.build_snapshot(session, city_id="BLR", now=clock.now())

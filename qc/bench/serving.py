@@ -11,9 +11,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
+from starlette.types import Receive, Scope, Send
 
 
-async def bare_app(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+async def bare_app(scope: Scope, receive: Receive, send: Send) -> None:
     """The stack's limit: a raw ASGI app answering a small JSON document."""
     if scope["type"] == "lifespan":
         while True:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import redis.asyncio as aioredis
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.kit import db
 from server.kit import redis as qredis
@@ -29,6 +31,14 @@ class BenchStack:
     sessions: async_sessionmaker[AsyncSession]
     redis: aioredis.Redis
     embedded: bool
+
+
+def one_row(conn: psycopg.Connection[Any], sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...]:
+    """The row a query must return (an aggregate, a seeded user): none is a broken bench city."""
+    row = conn.execute(sql, params).fetchone()
+    if row is None:
+        raise LookupError(f"no row for {sql!r}")
+    return row
 
 
 def _redis_db(url: str, index: int) -> str:

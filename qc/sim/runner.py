@@ -177,8 +177,9 @@ class Simulation:
         try:
             await wait_event(self._stop, duration_s)
             for task in actors:
-                if task.done() and not task.cancelled() and task.exception() is not None:
-                    self.world.error(task.get_name(), task.exception())  # type: ignore[arg-type]
+                failure = task.exception() if task.done() and not task.cancelled() else None
+                if failure is not None:
+                    self.world.error(task.get_name(), failure)
         finally:
             end = self.clock.now()
             self._report_stuck(await cancel_and_wait(actors))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from pydantic import SecretStr
 
 from qc.sim import DemoSession, SimConfig, Simulation, run_simulation
 from qc.sim.demo import anchor_for, choose_start, run_with_foreground
@@ -45,7 +46,7 @@ def settings(services: Services) -> Settings:
         home=services.home,
         database_url=services.database_url,
         redis_url=services.redis_url,
-        secret_key=TEST_SECRET,  # type: ignore[arg-type]
+        secret_key=SecretStr(TEST_SECRET),
         log_json=False,
         log_level="WARNING",
         clock_speed=SPEED,
@@ -87,7 +88,7 @@ async def test_the_city_delivers_and_the_report_agrees_with_the_database(
     start = report.started_at
 
     # orders went through every state of the happy path, in order
-    paths = {}
+    paths: dict[str, list[str]] = {}
     for order_id, to_status in _rows(
         db,
         "SELECT e.order_id, e.to_status FROM order_events e JOIN orders o "

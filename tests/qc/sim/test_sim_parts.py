@@ -85,10 +85,10 @@ def test_products_are_picked_in_stock_by_name_and_popularity() -> None:
     cards = [_card(f"SKU{i:05d}", f"Amul Toned Milk {i}", 5) for i in range(40)]
     cards += [_card("SKU09999", "Amul Eggs", 0), _card("SKU09998", "Amul Butter", 4)]
     rng = random.Random(2)
-    picked = Counter(
-        pick_product(rng, cards, Want("dairy-bread-eggs", "Milk"), seed=1, exclude=set()).sku_id  # type: ignore[union-attr]
-        for _ in range(3000)
-    )
+    milk = Want("dairy-bread-eggs", "Milk")
+    chosen = [pick_product(rng, cards, milk, seed=1, exclude=set()) for _ in range(3000)]
+    picked = Counter(card.sku_id for card in chosen if card is not None)
+    assert None not in chosen
     assert "SKU09998" not in picked  # not milk
     favourite = max(cards[:40], key=lambda c: popularity(1, c.sku_id)).sku_id
     assert picked.most_common(1)[0][0] == favourite
