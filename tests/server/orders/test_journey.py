@@ -213,6 +213,39 @@ async def test_an_open_breaker_answers_fast_with_503_and_reserves_nothing(
         assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] == 0
 
 
+async def test_payments_unavailable_after_placing_give_the_cart_back(
+    city, app, client, customer
+) -> None:
+    resources = resources_of(app)
+    gateway, slots = resources.payments, resources.settings.payment_bulkhead
+    sku = _in_stock(city.database_url, 1)[0]
+    cart_id = await _cart_with(client, customer, {sku: 2})
+    held = pg_stock(city.database_url, STORE, sku)
+    for _ in range(slots):  # every provider slot is busy: the charge cannot even be asked
+        await gateway._slots.acquire()
+    try:
+        busy = await _checkout(client, customer, cart_id)
+    finally:
+        for _ in range(slots):
+            gateway._slots.release()
+    assert busy.status_code == 503 and busy.json()["code"] == "payment_unavailable"
+    # not the customer's doing: the order is cancelled, the cart is back with its holds
+    cart = (await client.get(f"/v1/carts/{cart_id}", headers=customer)).json()
+    assert cart["status"] == "ACTIVE"
+    assert [(ln["sku_id"], ln["quantity"]) for ln in cart["lines"]] == [(sku, 2)]
+    assert pg_stock(city.database_url, STORE, sku) == held
+    r = await _checkout(client, customer, cart_id)
+    assert r.status_code == 201, r.text
+    with psycopg.connect(city.database_url) as conn:
+        reasons = sorted(
+            str(reason)
+            for (reason,) in conn.execute(
+                "SELECT cancel_reason FROM orders WHERE cart_id = %s", (cart_id,)
+            )
+        )
+    assert reasons == ["None", "payment_unavailable"]
+
+
 async def test_cancel_before_picking_returns_stock_and_after_is_409(city, client, customer) -> None:
     sku = _in_stock(city.database_url, 1)[0]
     before = pg_stock(city.database_url, STORE, sku)
