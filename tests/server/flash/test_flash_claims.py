@@ -10,7 +10,7 @@ from datetime import timedelta
 
 import psycopg
 
-from server.flash.service import claim_token
+from server.flash.admission import claim_token
 from server.kit import db
 from server.kit.resources import resources_of
 from tests.server.flash.flash_claimers import claim

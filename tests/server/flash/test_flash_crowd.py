@@ -10,7 +10,7 @@ import uuid
 
 import psycopg
 
-from server.flash import service
+from server.flash import tick
 from server.kit.resources import resources_of
 from tests.server.flash.flash_helpers import (
     ADDRESS,
@@ -88,7 +88,7 @@ async def test_a_crowd_buys_exactly_the_units_in_join_order(city, app, client, c
     while len(outcome) < CROWD:
         assert time.monotonic() < deadline, f"stuck: {len(outcome)} of {CROWD} done"
         await asyncio.gather(*(shop(cid, h) for cid, h in crowd if cid not in outcome))
-        await service.tick(
+        await tick.tick(
             resources.sessions, resources.redis, clock=clock, settings=resources.settings
         )
 

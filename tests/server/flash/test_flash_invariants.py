@@ -11,7 +11,7 @@ import psycopg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from server.flash import queue, service
+from server.flash import queue, tick
 from server.kit import keys
 from server.kit.resources import resources_of
 from tests.server.flash.flash_helpers import (
@@ -67,7 +67,7 @@ async def test_random_shopping_keeps_every_invariant(city, app, client, clock, s
         for op, arg in steps:
             if op == "wait":
                 clock.advance(arg)
-                await service.tick(
+                await tick.tick(
                     resources.sessions, resources.redis, clock=clock, settings=resources.settings
                 )
             elif op == "webhooks":  # the provider reports the pending payments, then a tick
@@ -77,7 +77,7 @@ async def test_random_shopping_keeps_every_invariant(city, app, client, clock, s
                         "/v1/payments/webhook", content=hook.body, headers=hook.headers
                     )
                     assert r.status_code == 200, r.text
-                await service.tick(
+                await tick.tick(
                     resources.sessions, resources.redis, clock=clock, settings=resources.settings
                 )
             else:

@@ -7,7 +7,7 @@ import uuid
 
 import psycopg
 
-from server.flash import service
+from server.flash import sales
 from server.kit.resources import resources_of
 from tests.server.flash.flash_helpers import (
     ADDRESS,
@@ -74,7 +74,7 @@ async def test_a_sale_sets_units_aside_and_sells_one_at_the_sale_price(city, app
 
     resources = resources_of(app)
     async with resources.sessions() as s:
-        figures = await service.queue_figures(s, resources.redis, city_id="BLR", now=clock.now())
+        figures = await sales.queue_figures(s, resources.redis, city_id="BLR", now=clock.now())
     assert [(f.sold, f.tokens_left, f.in_checkout) for f in figures] == [(1, 4, 0)]
 
     stop = await client.post(

@@ -8,7 +8,7 @@ import uuid
 
 import psycopg
 
-from server.flash import service
+from server.flash import tick
 from server.kit.resources import resources_of
 from tests.server.flash.flash_helpers import (
     ADDRESS,
@@ -58,7 +58,7 @@ def _tokens(database_url: str, sale_id: str) -> list[tuple]:
 
 async def _tick(app) -> None:
     resources = resources_of(app)
-    await service.tick(
+    await tick.tick(
         resources.sessions, resources.redis, clock=resources.clock, settings=resources.settings
     )
 

@@ -12,7 +12,7 @@ import httpx
 import websockets
 from starlette.applications import Starlette
 
-from server.flash import service
+from server.flash import tick
 from server.kit.resources import install, resources_of
 from tests.server.flash.flash_helpers import (
     ADDRESS,
@@ -68,7 +68,7 @@ async def test_positions_pushed_over_the_socket_only_decrease(city, live_server,
             assert r.status_code == 204  # gave the slot up
             seen.append(await _next(ws))
             clock.advance(61)  # the third never checks out: the slot expires
-            await service.tick(
+            await tick.tick(
                 stack.sessions, stack.redis, clock=clock, settings=resources_of(app).settings
             )
             seen.append(await _next(ws))
