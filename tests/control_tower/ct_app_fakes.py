@@ -1,25 +1,21 @@
 """Stand-ins for the control tower's tests: a fixed city (schema objects), a scripted ops
-API, and a real-socket fake of the ``/ws/ops`` feed (Starlette under uvicorn on a free
-port, in a thread) that can be stopped and started again on the same port."""
+API, and a real-socket fake of the ``/ws/ops`` feed (Starlette on a ``ThreadedServer``)
+that can be stopped and started again on the same port."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket
-from textual.pilot import Pilot
 
 from control_tower.app import ControlTowerApp
 from shared.client import ApiError, ConnectionLost
@@ -41,6 +37,7 @@ from shared.schemas import (
     UserPublic,
 )
 from tests.control_tower.ct_data import stores as store_rows
+from tests.helpers import ThreadedServer
 
 AT = datetime(2026, 3, 2, 13, 0, tzinfo=UTC)
 SLA = timedelta(minutes=15)
@@ -346,40 +343,24 @@ def tower(api: FakeOpsApi, **kwargs: Any) -> ControlTowerApp:
     return ControlTowerApp(client=api, **(options | kwargs))
 
 
-async def wait_for(
-    pilot: Pilot[Any], condition: Callable[[], object], *, timeout: float = 15.0, what: str = ""
-) -> None:
-    """Let the app run until ``condition()`` holds; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what or condition}"
-        await pilot.pause(0.01)
-
-
 # --- the feed --------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class FakeFeedServer:
+class FakeFeedServer(ThreadedServer):
     """``/ws/ops`` on a real socket: each connection gets ``snapshot()`` (the current
     one, so a restart can bring a different city), then whatever :meth:`send` pushes.
     ``refuse_with`` closes new connections with that code right after accepting."""
 
     def __init__(self, snapshot: Callable[[], OpsSnapshot] = snapshot) -> None:
+        super().__init__(
+            lambda: Starlette(routes=[WebSocketRoute("/ws/ops", self._ops)]), lifespan="off"
+        )
         self.snapshot = snapshot
-        self.port = free_port()
         self.refuse_with: int | None = None
         self.queries: list[dict[str, str]] = []  # the query of every connection
         self.open_sockets = 0
         self._queues: set[asyncio.Queue[str | int]] = set()
         self._lock = threading.Lock()
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
@@ -426,29 +407,8 @@ class FakeFeedServer:
                 self._queues.discard(queue)
                 self.open_sockets -= 1
 
-    def start(self) -> None:
-        app = Starlette(routes=[WebSocketRoute("/ws/ops", self._ops)])
-        config = uvicorn.Config(
-            app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 15
-        while not self._server.started:
-            assert self._thread.is_alive() and time.monotonic() < deadline, "feed did not start"
-            time.sleep(0.01)
-
     def stop(self) -> None:
-        if self._server is None or self._thread is None:
-            return
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        if self._thread.is_alive():
-            self._server.force_exit = True
-            self._thread.join(timeout=5)
-        self._server = None
-        self._thread = None
+        super().stop()
         with self._lock:
             self._queues.clear()
 

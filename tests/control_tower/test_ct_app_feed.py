@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -16,13 +15,7 @@ from control_tower.feed import FeedRefused, OpsFeed, backoff_delay
 from control_tower.state import FeedPayload
 from shared.schemas import OpsChanges, OpsSnapshot
 from tests.control_tower.ct_app_fakes import AT, FakeFeedServer, changes, snapshot, store
-
-
-async def until(condition: Callable[[], object], *, timeout: float = 10.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what or condition}"
-        await asyncio.sleep(0.01)
+from tests.helpers import wait_until as until
 
 
 @dataclass

@@ -48,8 +48,8 @@ from tests.control_tower.ct_app_fakes import (
     store,
     tower,
     uid,
-    wait_for,
 )
+from tests.helpers import wait_for
 
 SIZE = (130, 40)
 RISK_ORDER = ["BLR-KOR", "BLR-HSR", "BLR-JPN", "BLR-IND", "BLR-WHF"]

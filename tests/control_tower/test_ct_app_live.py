@@ -5,16 +5,12 @@ not the manager's, and the screen surviving a server restart."""
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC
 from typing import Any, cast
 
 import psycopg
 import pytest
-import uvicorn
 from textual.pilot import Pilot
 from textual.widgets import Input, OptionList, Static
 
@@ -31,7 +27,8 @@ from server.kit.clock import Clock
 from server.kit.config import Settings
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import OrderStatus, Role
-from tests.control_tower.ct_app_fakes import fixed_monotonic, wait_for
+from tests.control_tower.ct_app_fakes import fixed_monotonic
+from tests.helpers import ThreadedServer, wait_for
 from tests.picker_app.picker_live import STORE, in_stock_skus, place_order
 
 MANAGER = ("manager.blr", DEMO_SECRETS[Role.MANAGER])
@@ -185,49 +182,10 @@ async def test_an_order_on_the_board_cancelled_from_the_app(city, live_server) -
 # --- a server that can be restarted ------------------------------------------------
 
 
-class RestartableServer:
-    """The app under uvicorn on a fixed loopback port; stop and start it again."""
-
-    def __init__(self, settings: Settings, clock: Clock) -> None:
-        self.settings = settings
-        self.clock = clock
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = int(s.getsockname()[1])
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        application = create_app(self.settings, clock=self.clock)
-        config = uvicorn.Config(
-            application, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 30
-        while not self._server.started:
-            assert self._thread.is_alive() and time.monotonic() < deadline, "did not start"
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        if self._server is None or self._thread is None:
-            return
-        self._server.should_exit = True
-        self._thread.join(timeout=15)
-        if self._thread.is_alive():
-            self._server.force_exit = True
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-
 @pytest.fixture
-def restartable(city, settings: Settings, clock: Clock) -> Iterator[RestartableServer]:
-    server = RestartableServer(settings, clock)
+def restartable(city, settings: Settings, clock: Clock) -> Iterator[ThreadedServer]:
+    """The app under uvicorn on a fixed loopback port; stop and start it again."""
+    server = ThreadedServer(lambda: create_app(settings, clock=clock))
     server.start()
     yield server
     server.stop()

@@ -16,7 +16,8 @@ from control_tower.widgets.banner import ConnectionBanner
 from control_tower.widgets.pipeline import PipelineBoard
 from control_tower.widgets.stores_table import StoresTable
 from shared.enums import OrderStatus
-from tests.control_tower.ct_app_fakes import logged_in_api, snapshot, tower, wait_for
+from tests.control_tower.ct_app_fakes import logged_in_api, snapshot, tower
+from tests.helpers import wait_for
 
 SIZE = (120, 36)
 

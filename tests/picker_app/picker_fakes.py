@@ -3,9 +3,7 @@ snapshots (deterministic: a fixed clock and fixed answers)."""
 
 from __future__ import annotations
 
-import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar, cast
 
@@ -30,6 +28,7 @@ from shared.schemas import (
     TokenResponse,
     UserPublic,
 )
+from tests.helpers import SteppedClock, wait_for
 
 T = TypeVar("T")
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -46,19 +45,6 @@ PICKER = UserPublic(
 
 def fixed_clock() -> datetime:
     return NOW
-
-
-class SteppedClock:
-    """Monotonic seconds that move only when told: key timing for the wedge detector."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def queue_rows() -> list[PickTaskSummary]:
@@ -249,16 +235,6 @@ class FakePickingApi:
 
     async def aclose(self) -> None:
         self.calls.append(("aclose", None))
-
-
-async def wait_for(
-    pilot: Pilot[Any], condition: Callable[[], object], *, timeout: float = 15.0, what: str = ""
-) -> None:
-    """Let the app run until ``condition()`` holds; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what or condition}"
-        await pilot.pause(0.01)
 
 
 def fake_app(api: FakePickingApi, **kwargs: object) -> tuple[PickerApp, SteppedClock]:

@@ -18,7 +18,7 @@ from picker_app.screens.pick import PickScreen
 from picker_app.screens.queue import QueueScreen
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
-from tests.picker_app.picker_fakes import SteppedClock, wait_for
+from tests.helpers import SteppedClock, wait_for
 
 STORE = "BLR-KOR"
 PICKER_LOGIN = "picker.kor.1"
@@ -100,12 +100,6 @@ def picked_in_db(database_url: str, order_id: str) -> dict[str, int]:
             "SELECT sku_id, picked_qty FROM order_items WHERE order_id = %s", (order_id,)
         ).fetchall()
     return {r[0]: r[1] for r in rows}
-
-
-async def scanner_types(pilot: Pilot, clock: SteppedClock, code: str) -> None:
-    """A USB wedge scanner: every key of the code and Enter inside one instant."""
-    clock.advance(1.0)  # well apart from whatever came before
-    await pilot.press(*code, "enter")
 
 
 async def person_presses(pilot: Pilot, clock: SteppedClock, key: str) -> None:

@@ -11,7 +11,7 @@ from picker_app.app import PickerApp
 from picker_app.screens.pick import PickScreen
 from qc_tui.banner import ConnectionBanner
 from shared.client import PickerClient
-from tests.picker_app.picker_fakes import SteppedClock
+from tests.helpers import SteppedClock, scanner_types, wait_for
 from tests.picker_app.picker_live import (
     STORE,
     claim,
@@ -20,8 +20,6 @@ from tests.picker_app.picker_live import (
     picked,
     picked_in_db,
     place_order,
-    scanner_types,
-    wait_for,
 )
 
 

@@ -11,7 +11,7 @@ from picker_app.app import PickerApp
 from picker_app.screens.exception import ShortScreen, SubstituteScreen
 from picker_app.screens.queue import QueueScreen
 from picker_app.widgets.pick_lines import PickLines
-from tests.picker_app.picker_fakes import SteppedClock
+from tests.helpers import SteppedClock, scanner_types, wait_for
 from tests.picker_app.picker_live import (
     PICKER_LOGIN,
     STORE,
@@ -27,8 +27,6 @@ from tests.picker_app.picker_live import (
     picked_in_db,
     picked_is,
     place_order,
-    scanner_types,
-    wait_for,
 )
 
 
@@ -56,7 +54,9 @@ async def test_log_in_claim_scan_in_walking_order_refuse_wrong_item_and_pack(
         assert "WRONG ITEM" in screen.feedback.text and bells.count == 1
         assert len(app.outbox) == 0
         # the server's own refusal reaches the screen the same way
-        app.ctx.scans.submit(order_id=order_id, code=barcode_not_in(city.database_url, skus), source="t")
+        app.ctx.scans.submit(
+            order_id=order_id, code=barcode_not_in(city.database_url, skus), source="t"
+        )
         await wait_for(pilot, lambda: bells.count == 2, what="server refusal")
         assert "WRONG ITEM" in screen.feedback.text and "Next:" in screen.feedback.text
         assert picked_in_db(city.database_url, order_id) == dict.fromkeys(skus, 0)

@@ -13,11 +13,12 @@ import zxingcpp
 from textual.widgets import Input, Static
 
 from picker_app.__main__ import camera_source, parse_args
-from qc_tui.clock import ServerClock, mmss
 from picker_app.outbox import PendingScan, ScanOutbox
 from picker_app.screens.exception import ManualCodeScreen, ShortScreen, SubstituteScreen
 from picker_app.screens.login import LoginScreen
 from picker_app.screens.queue import QueueScreen
+from qc_tui.clock import ServerClock, mmss
+from tests.helpers import scanner_types, wait_for
 from tests.picker_app.picker_fakes import (
     BANANA,
     NOW,
@@ -28,7 +29,7 @@ from tests.picker_app.picker_fakes import (
     queue_rows,
     scans_sent,
 )
-from tests.picker_app.picker_live import person_presses, scanner_types, wait_for
+from tests.picker_app.picker_live import person_presses
 
 PAPAYA = "SKU00002"  # the fake pick list's first open line (0 of 1 picked)
 MILK = "SKU00031"  # the next line (1 of 3 picked)

@@ -10,8 +10,8 @@ from textual.pilot import Pilot
 
 from picker_app.screens.pick import PickScreen
 from picker_app.screens.queue import QueueScreen
-from tests.picker_app.picker_fakes import FakePickingApi, fake_app, open_task, wait_for
-from tests.picker_app.picker_live import scanner_types
+from tests.helpers import scanner_types, wait_for
+from tests.picker_app.picker_fakes import FakePickingApi, fake_app, open_task
 
 SIZE = (100, 26)
 

@@ -5,13 +5,9 @@ clock and fixed answers)."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
-
-from textual.pilot import Pilot
 
 from rider_app.gps.fix import Fix
 from shared.client import ApiError, ConnectionLost
@@ -44,19 +40,6 @@ RIDER = UserPublic(
 
 def fixed_clock() -> datetime:
     return NOW
-
-
-class SteppedClock:
-    """Monotonic seconds that move only when told: key timing for the wedge detector."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 OFFER_LEFT_S = 45  # the offer lapses this long after the server built the payload
@@ -248,13 +231,3 @@ class QueueSource:
 
     async def close(self) -> None:
         self._queue.put_nowait(None)
-
-
-async def wait_for(
-    pilot: Pilot[Any], condition: Callable[[], object], *, timeout: float = 15.0, what: str = ""
-) -> None:
-    """Let the app run until ``condition()`` holds; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what or condition}"
-        await pilot.pause(0.01)

@@ -9,12 +9,10 @@ from typing import Any
 
 import httpx
 import psycopg
-from textual.pilot import Pilot
 
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
 from shared.geo import LatLng
-from tests.rider_app.rider_fakes import SteppedClock
 
 STORE = "BLR-KOR"
 KOR = LatLng(12.9352, 77.6245)
@@ -103,9 +101,3 @@ def db_one(database_url: str, sql: str, *params: object) -> Any:
         row = conn.execute(sql, params).fetchone()
     assert row is not None
     return row[0] if len(row) == 1 else row
-
-
-async def scanner_types(pilot: Pilot[Any], clock: SteppedClock, code: str) -> None:
-    """A USB wedge scanner: every key of the code and Enter inside one instant."""
-    clock.advance(1.0)  # well apart from whatever came before
-    await pilot.press(*code, "enter")

@@ -14,7 +14,8 @@ import pytest
 
 from rider_app.gps.fix import Fix
 from rider_app.gps.gpsd import WATCH_COMMAND, GpsdSource, parse_report
-from tests.rider_app.gps_helpers import T0, wait_until
+from tests.helpers import wait_until
+from tests.rider_app.gps_helpers import T0
 
 VERSION = {"class": "VERSION", "release": "3.25", "proto_major": 3, "proto_minor": 15}
 DEVICES = {"class": "DEVICES", "devices": [{"class": "DEVICE", "path": "/dev/ttyACM0"}]}

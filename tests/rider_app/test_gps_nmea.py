@@ -20,7 +20,8 @@ from rider_app.gps.nmea import (
     parse_nmea,
     split_sentence,
 )
-from tests.rider_app.gps_helpers import T0, FakeTime, wait_until
+from tests.helpers import wait_until
+from tests.rider_app.gps_helpers import T0, FakeTime
 
 # The NMEA standard's own examples (Munich, 23 March 1994), with their published checksums.
 TEXTBOOK_RMC = "$GPRMC,123519,A,4807.038,N,01131.000,E,022.4,084.4,230394,003.1,W*6A"

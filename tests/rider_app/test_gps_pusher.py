@@ -11,7 +11,8 @@ import pytest
 from rider_app.gps.buffer import OfflineBuffer
 from rider_app.gps.fix import Fix
 from rider_app.gps.pusher import FixPusher
-from tests.rider_app.gps_helpers import track, wait_until
+from tests.helpers import wait_until
+from tests.rider_app.gps_helpers import track
 
 
 class Backend:

@@ -22,7 +22,8 @@ from rider_app.screens.trip import TripScreen
 from server.delivery.worker import dispatch_all
 from server.events.relay import relay_once
 from shared.geo import destination
-from tests.rider_app.rider_fakes import QueueSource, SteppedClock, wait_for
+from tests.helpers import SteppedClock, scanner_types, wait_for
+from tests.rider_app.rider_fakes import QueueSource
 from tests.rider_app.rider_live import (
     KOR,
     RIDER_PIN,
@@ -30,7 +31,6 @@ from tests.rider_app.rider_live import (
     order_as_customer,
     packed_order,
     rider_near_store,
-    scanner_types,
 )
 
 SIZE = (100, 36)

@@ -14,14 +14,8 @@ from rider_app.screens.drop import DropScreen
 from rider_app.screens.pickup import PickupScreen
 from rider_app.screens.shift import ShiftScreen
 from rider_app.screens.trip import TripScreen
-from tests.rider_app.rider_fakes import (
-    FakeRiderApi,
-    SteppedClock,
-    fixed_clock,
-    offered_trip,
-    wait_for,
-)
-from tests.rider_app.rider_live import scanner_types
+from tests.helpers import SteppedClock, scanner_types, wait_for
+from tests.rider_app.rider_fakes import FakeRiderApi, fixed_clock, offered_trip
 
 
 def fake_app(api: FakeRiderApi, tmp_path: Path, keys: SteppedClock) -> RiderApp:

@@ -14,7 +14,8 @@ from rider_app.app import RiderApp
 from rider_app.gps.fix import Fix
 from rider_app.screens.shift import ShiftScreen
 from rider_app.tracking import buffer_path
-from tests.rider_app.rider_fakes import NOW, RIDER, FakeRiderApi, QueueSource, wait_for
+from tests.helpers import wait_for
+from tests.rider_app.rider_fakes import NOW, RIDER, FakeRiderApi, QueueSource
 
 
 def fixes(n: int) -> list[Fix]:

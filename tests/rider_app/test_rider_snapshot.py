@@ -11,13 +11,8 @@ from textual.pilot import Pilot
 
 from rider_app.app import RiderApp
 from rider_app.screens.trip import TripScreen
-from tests.rider_app.rider_fakes import (
-    FakeRiderApi,
-    SteppedClock,
-    fixed_clock,
-    offered_trip,
-    wait_for,
-)
+from tests.helpers import SteppedClock, wait_for
+from tests.rider_app.rider_fakes import FakeRiderApi, fixed_clock, offered_trip
 
 SIZE = (100, 30)
 

@@ -16,14 +16,8 @@ from rider_app.app import RiderApp
 from rider_app.screens.dialogs import ReleaseReasonScreen
 from rider_app.screens.shift import ShiftScreen
 from rider_app.screens.trip import TripScreen
-from tests.rider_app.rider_fakes import (
-    NOW,
-    FakeRiderApi,
-    SteppedClock,
-    fixed_clock,
-    offered_trip,
-    wait_for,
-)
+from tests.helpers import SteppedClock, wait_for
+from tests.rider_app.rider_fakes import NOW, FakeRiderApi, fixed_clock, offered_trip
 
 
 def fake_app(api: FakeRiderApi, tmp_path: Path, keys: SteppedClock) -> RiderApp:
