@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from control_tower.api import DEFAULT_SERVER
+from qc_tui.api import DEFAULT_SERVER
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

@@ -6,29 +6,20 @@ from __future__ import annotations
 import uuid
 from typing import Protocol
 
-from shared.client import ApiError, ConnectionLost
+from qc_tui.api import SessionApi
 from shared.schemas import (
     AlertPublic,
     AuditEntry,
     FlashSalePublic,
     OrderPublic,
     StoreOps,
-    TokenResponse,
     UserPublic,
 )
 
 Id = uuid.UUID | str
 
-DEFAULT_SERVER = "http://127.0.0.1:8000"
 
-
-class OpsApi(Protocol):
-    base_url: str
-    token: str | None
-    user: UserPublic | None
-
-    async def login(self, login: str, secret: str) -> TokenResponse: ...
-
+class OpsApi(SessionApi, Protocol):
     async def me(self) -> UserPublic: ...
 
     def ops_socket_url(self, city_id: str) -> str: ...
@@ -50,11 +41,3 @@ class OpsApi(Protocol):
     async def stop_flash_sale(self, sale_id: Id, *, reason: str) -> FlashSalePublic: ...
 
     async def audit_log(self, city_id: str, *, limit: int = 100) -> list[AuditEntry]: ...
-
-    async def aclose(self) -> None: ...
-
-
-def describe(exc: ApiError) -> str:
-    if isinstance(exc, ConnectionLost):
-        return "server unreachable"
-    return exc.detail or exc.code

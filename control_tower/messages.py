@@ -31,3 +31,10 @@ class FeedStopped(Message):
 
     code: int
     reason: str
+
+
+@dataclass
+class LoggedIn(Message):
+    """A manager logged in, to watch ``city`` (None: their own)."""
+
+    city: str | None

@@ -8,10 +8,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Static
 
-from control_tower.api import describe
+from control_tower.context import TowerContext
 from control_tower.screens.base import CityAlertsPanel, KeyedTable, LiveScreen
 from control_tower.state import ALERTS
-from control_tower.widgets.banner import ConnectionBanner
+from qc_tui.api import describe
+from qc_tui.banner import ConnectionBanner
 from shared.client import ApiError
 from shared.schemas import AuditEntry
 
@@ -26,8 +27,8 @@ class AlertsScreen(LiveScreen):
         Binding("u", "reload_audit", "Reload audit"),
     ]
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, ctx: TowerContext) -> None:
+        super().__init__(ctx)
         self.audit: list[AuditEntry] = []
 
     def compose(self) -> ComposeResult:
@@ -43,17 +44,15 @@ class AlertsScreen(LiveScreen):
         self.load_audit()
 
     def update_view(self, changed: frozenset[str]) -> None:
-        self.query_one("#title", Static).update(f"Alerts · {self.tower.city_id} · {self.as_of()}")
+        self.query_one("#title", Static).update(f"Alerts · {self.ctx.city_id} · {self.as_of()}")
         if ALERTS in changed:
-            self.query_one(CityAlertsPanel).set_alerts(
-                self.tower.view.alert_items(tz=self.tower.tz)
-            )
+            self.query_one(CityAlertsPanel).set_alerts(self.ctx.view.alert_items(tz=self.ctx.tz))
 
     @work(exclusive=True, group="audit")
     async def load_audit(self) -> None:
         table = self.query_one("#audit", KeyedTable)
         try:
-            entries = await self.tower.client.audit_log(self.tower.city_id, limit=AUDIT_LIMIT)
+            entries = await self.ctx.client.audit_log(self.ctx.city_id, limit=AUDIT_LIMIT)
         except ApiError as exc:
             table.border_title = f"Audit log · could not load: {describe(exc)}"
             return
@@ -62,7 +61,7 @@ class AlertsScreen(LiveScreen):
         table.set_rows(
             {
                 str(e.entry_id): [
-                    f"{e.at.astimezone(self.tower.tz):%H:%M:%S}",
+                    f"{e.at.astimezone(self.ctx.tz):%H:%M:%S}",
                     e.action,
                     e.target,
                     Text(e.reason or "", style="" if e.reason else "dim"),

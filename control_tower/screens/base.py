@@ -4,19 +4,17 @@ which parts of the city changed so it redraws only those, in place."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from rich.text import Text
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, OptionList
 
+from control_tower.context import TowerContext
 from control_tower.state import SECTIONS
 from control_tower.widgets.alerts import AlertsPanel
-from control_tower.widgets.banner import ConnectionBanner
-
-if TYPE_CHECKING:
-    from control_tower.app import ControlTowerApp
+from qc_tui.banner import ConnectionBanner
 
 Cell = str | Text
 
@@ -85,20 +83,30 @@ class LiveScreen(Screen[None]):
 
     _composed = False  # on_mount has run: the widgets are there to update
 
-    @property
-    def tower(self) -> ControlTowerApp:
-        return cast("ControlTowerApp", self.app)
+    def __init__(self, ctx: TowerContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self._link = ("connecting", "")  # the feed's state and why, as the app says
 
     def on_mount(self) -> None:
-        self.watch(self.app, "link_state", self._link_changed)
-        self.watch(self.app, "link_detail", self._link_changed)
+        self.watch(self.app, "link_state", self._link_state_changed)
+        self.watch(self.app, "link_detail", self._link_detail_changed)
         self._composed = True
         self.update_view(SECTIONS)
 
-    def _link_changed(self, _value: object = None) -> None:
+    def _link_state_changed(self, state: str) -> None:
+        self._link = (state, self._link[1])
+        self._show_link()
+
+    def _link_detail_changed(self, detail: str) -> None:
+        self._link = (self._link[0], detail)
+        self._show_link()
+
+    def _show_link(self) -> None:
         banner = self.query_one(ConnectionBanner)
-        if self.tower.link_state == "down":
-            banner.show_lost(self.tower.link_detail or None)
+        state, detail = self._link
+        if state == "down":
+            banner.show_lost(detail or None)
         else:
             banner.hide()
 
@@ -118,8 +126,7 @@ class LiveScreen(Screen[None]):
     def on_alerts_panel_alert_acknowledged(
         self, message: CityAlertsPanel.AlertAcknowledged
     ) -> None:
-        self.tower.acknowledge(message.alert_id)
+        self.ctx.actions.acknowledge(message.alert_id)
 
     def as_of(self) -> str:
-        at = self.tower.view.at
-        return f"as of {at.astimezone(self.tower.tz):%H:%M:%S}" if at else "waiting for the feed…"
+        return self.ctx.as_of()

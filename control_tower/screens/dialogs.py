@@ -1,11 +1,10 @@
-"""Small dialogs for the manager's actions: confirm, a reason, a radius, pick one of a list.
-Enter confirms, Escape backs out (the dialog answers None or False)."""
+"""The manager's own dialogs: a reason (typed, or a common one) and a radius; confirm and
+pick-one are ``qc_tui.dialogs``. Enter confirms, Escape backs out (the dialog answers None)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -32,28 +31,6 @@ CANCEL_REASONS = (
 )
 REASSIGN_REASONS = ("rider not responding", "rider vehicle breakdown", "faster rider nearby")
 FLASH_STOP_REASONS = ("oversold risk", "pricing error", "store overloaded")
-
-
-class ConfirmScreen(ModalScreen[bool]):
-    BINDINGS = [
-        Binding("enter,y", "answer(True)", "Yes", priority=True),
-        Binding("escape,n", "answer(False)", "No"),
-    ]
-
-    def __init__(self, question: str, detail: str = "") -> None:
-        super().__init__()
-        self.question = question
-        self.detail = detail
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog", id="confirm-dialog"):
-            yield Static(self.question, classes="dialog-title", markup=False)
-            if self.detail:
-                yield Static(self.detail, markup=False)
-            yield Static("Enter/Y: yes · Esc/N: no", classes="muted")
-
-    def action_answer(self, yes: bool) -> None:
-        self.dismiss(yes)
 
 
 class ReasonScreen(ModalScreen[str | None]):
@@ -143,42 +120,3 @@ class RadiusScreen(ModalScreen[tuple[int, str | None] | None]):
             return
         reason = self.query_one("#radius-reason", Input).value.strip() or None
         self.dismiss((radius, reason))
-
-
-class ChoiceScreen(ModalScreen[str | None]):
-    """Pick one: answers the chosen option's id."""
-
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
-
-    def __init__(
-        self, title: str, options: Sequence[tuple[str, str | Text]], *, empty: str = "Nothing"
-    ) -> None:
-        super().__init__()
-        self.title_text = title
-        self.options = tuple(options)
-        self.empty = empty
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog", id="choice-dialog"):
-            yield Static(self.title_text, classes="dialog-title", markup=False)
-            if self.options:
-                yield OptionList(
-                    *(Option(prompt, id=key) for key, prompt in self.options), id="choices"
-                )
-                yield Static("↑↓: choose · Enter: take it · Esc: back", classes="muted")
-            else:
-                yield Static(self.empty, classes="dialog-error", markup=False)
-                yield Static("Esc: back", classes="muted")
-
-    def on_mount(self) -> None:
-        if self.options:
-            choices = self.query_one(OptionList)
-            choices.highlighted = 0
-            choices.focus()
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        event.stop()
-        self.dismiss(event.option.id)

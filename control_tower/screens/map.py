@@ -9,8 +9,8 @@ from textual.widgets import Footer, Static
 
 from control_tower.screens.base import LiveScreen
 from control_tower.state import ORDERS, RIDERS, STORES
-from control_tower.widgets.banner import ConnectionBanner
 from control_tower.widgets.city_map import CityMap
+from qc_tui.banner import ConnectionBanner
 
 
 class MapScreen(LiveScreen):
@@ -29,17 +29,14 @@ class MapScreen(LiveScreen):
         self.query_one(CityMap).focus()
 
     def update_view(self, changed: frozenset[str]) -> None:
-        view = self.tower.view
+        view = self.ctx.view
         self.query_one("#title", Static).update(
-            f"City map · {self.tower.city_id} · {len(view.stores)} stores · "
+            f"City map · {self.ctx.city_id} · {len(view.stores)} stores · "
             f"{len(view.rider_dots())} riders · {self.as_of()}"
         )
-        layers = {}
-        if STORES in changed:
-            layers["stores"] = view.store_rows()
-        if RIDERS in changed:
-            layers["riders"] = view.rider_dots()
-        if ORDERS in changed:
-            layers["drops"] = view.drop_dots()
-        if layers:
-            self.query_one(CityMap).set_data(**layers)
+        if changed & {STORES, RIDERS, ORDERS}:  # the layers not given stay as they were
+            self.query_one(CityMap).set_data(
+                stores=view.store_rows() if STORES in changed else None,
+                riders=view.rider_dots() if RIDERS in changed else None,
+                drops=view.drop_dots() if ORDERS in changed else None,
+            )

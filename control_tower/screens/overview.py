@@ -10,11 +10,12 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Static
 
 from control_tower.screens.base import CityAlertsPanel, LiveScreen
+from control_tower.screens.store import StoreScreen
 from control_tower.state import ALERTS, CITY, STORES, sale_is_open
-from control_tower.widgets.banner import ConnectionBanner
 from control_tower.widgets.kpi import KpiBar, KpiTile
 from control_tower.widgets.sparkline import OrdersSparkline
 from control_tower.widgets.stores_table import StoresTable
+from qc_tui.banner import ConnectionBanner
 
 
 def kpi_tiles() -> list[KpiTile]:
@@ -62,11 +63,11 @@ class OverviewScreen(LiveScreen):
         return ids[table.cursor_row] if 0 <= table.cursor_row < len(ids) else None
 
     def update_view(self, changed: frozenset[str]) -> None:
-        view = self.tower.view
-        user = self.tower.client.user
+        view = self.ctx.view
+        user = self.ctx.client.user
         who = f" · {user.name}" if user is not None else ""
         self.query_one("#title", Static).update(
-            f"qc control tower · {self.tower.city_id}{who} · {self.as_of()}"
+            f"qc control tower · {self.ctx.city_id}{who} · {self.as_of()}"
         )
         if changed & {CITY, STORES, ALERTS}:
             bar = self.query_one(KpiBar)
@@ -86,10 +87,10 @@ class OverviewScreen(LiveScreen):
             spark.border_title = f"Orders / min · last {len(series)} min"
             self.query_one("#flash", Static).update(self._flash_text())
         if ALERTS in changed:
-            self.query_one(CityAlertsPanel).set_alerts(view.alert_items(tz=self.tower.tz))
+            self.query_one(CityAlertsPanel).set_alerts(view.alert_items(tz=self.ctx.tz))
 
     def _flash_text(self) -> Text:
-        sales = self.tower.view.flash_sales()
+        sales = self.ctx.view.flash_sales()
         if not sales:
             return Text("none running", style="dim")
         lines = []
@@ -106,21 +107,21 @@ class OverviewScreen(LiveScreen):
 
     # --- actions --------------------------------------------------------------------
     def on_stores_table_store_selected(self, message: StoresTable.StoreSelected) -> None:
-        self.tower.open_store(message.store_id)
+        self.app.push_screen(StoreScreen(self.ctx, message.store_id))
 
     def action_pause(self) -> None:
         store_id = self.selected_store
         if store_id is None:
             self.app.bell()
             return
-        self.tower.pause_or_resume(store_id)
+        self.ctx.actions.pause_or_resume(store_id)
 
     def action_radius(self) -> None:
         store_id = self.selected_store
         if store_id is None:
             self.app.bell()
             return
-        self.tower.change_radius(store_id)
+        self.ctx.actions.change_radius(store_id)
 
     def action_stop_sale(self) -> None:
-        self.tower.stop_flash_sale()
+        self.ctx.actions.stop_flash_sale()

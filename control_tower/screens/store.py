@@ -9,17 +9,18 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Static
 
+from control_tower.context import TowerContext
 from control_tower.screens.base import CityAlertsPanel, KeyedTable, LiveScreen
 from control_tower.state import ALERTS, ORDERS, PICKERS, RIDERS, STORES, store_row
-from control_tower.widgets.banner import ConnectionBanner
 from control_tower.widgets.pipeline import ID_CHARS, PipelineBoard
 from control_tower.widgets.style import LEVEL_COLOUR, Level, format_age, risk_level
+from qc_tui.banner import ConnectionBanner
 from shared.enums import RiderStatus
 
 PICKER_COLUMNS = (("name", "Picker"), ("doing", "Doing"))
 RIDER_COLUMNS = (("name", "Rider"), ("status", "Status"), ("idle", "Idle"))
 STATE_WORDS = {"PARTIALLY_FULFILLED": "short pick"}
-RIDER_STYLE = {
+RIDER_STYLE: dict[str, str] = {
     RiderStatus.IDLE: LEVEL_COLOUR[Level.OK],
     RiderStatus.OFFLINE: "dim",
 }
@@ -37,15 +38,15 @@ class StoreScreen(LiveScreen):
         Binding("a", "app.open_alerts", "Alerts"),
     ]
 
-    def __init__(self, store_id: str) -> None:
-        super().__init__()
+    def __init__(self, ctx: TowerContext, store_id: str) -> None:
+        super().__init__(ctx)
         self.store_id = store_id
 
     def compose(self) -> ComposeResult:
         yield Static("", id="title", classes="title", markup=False)
         yield ConnectionBanner()
         yield Static("", id="store-stats", markup=False)
-        yield PipelineBoard(clock=self.tower.timer_clock, id="pipeline")
+        yield PipelineBoard(clock=self.ctx.timer_clock, id="pipeline")
         with Horizontal(id="store-bottom"):
             yield KeyedTable(PICKER_COLUMNS, id="pickers")
             yield KeyedTable(RIDER_COLUMNS, id="riders")
@@ -61,7 +62,7 @@ class StoreScreen(LiveScreen):
         self.query_one("#riders", KeyedTable).focus()
 
     def update_view(self, changed: frozenset[str]) -> None:
-        view = self.tower.view
+        view = self.ctx.view
         if STORES in changed:
             self._show_store()
         self.query_one("#title", Static).update(self._title())
@@ -73,11 +74,11 @@ class StoreScreen(LiveScreen):
             self._show_riders()
         if ALERTS in changed:
             self.query_one(CityAlertsPanel).set_alerts(
-                view.alert_items(self.store_id, tz=self.tower.tz)
+                view.alert_items(self.store_id, tz=self.ctx.tz)
             )
 
     def _title(self) -> Text:
-        store = self.tower.view.stores.get(self.store_id)
+        store = self.ctx.view.stores.get(self.store_id)
         title = Text(f"{self.store_id}")
         if store is None:
             title.append(" · not in the feed", style="dim")
@@ -94,7 +95,7 @@ class StoreScreen(LiveScreen):
         return title
 
     def _show_store(self) -> None:
-        store = self.tower.view.stores.get(self.store_id)
+        store = self.ctx.view.stores.get(self.store_id)
         stats = self.query_one("#store-stats", Static)
         stock = self.query_one("#stock", Static)
         if store is None:
@@ -132,8 +133,8 @@ class StoreScreen(LiveScreen):
 
     def _show_pickers(self) -> None:
         rows: dict[str, list[str | Text]] = {}
-        orders = self.tower.view.orders
-        for picker in self.tower.view.store_pickers(self.store_id):
+        orders = self.ctx.view.orders
+        for picker in self.ctx.view.store_pickers(self.store_id):
             order_id = str(picker.picking_order_id) if picker.picking_order_id else None
             if order_id is None:
                 doing = Text("free", style=LEVEL_COLOUR[Level.OK])
@@ -146,7 +147,7 @@ class StoreScreen(LiveScreen):
 
     def _show_riders(self) -> None:
         rows: dict[str, list[str | Text]] = {}
-        for rider in self.tower.view.store_riders(self.store_id):
+        for rider in self.ctx.view.store_riders(self.store_id):
             idle = format_age(rider.idle_s) if rider.idle_s is not None else ""
             rows[str(rider.rider_id)] = [
                 rider.name,
@@ -159,13 +160,13 @@ class StoreScreen(LiveScreen):
 
     # --- actions --------------------------------------------------------------------
     def action_pause(self) -> None:
-        self.tower.pause_or_resume(self.store_id)
+        self.ctx.actions.pause_or_resume(self.store_id)
 
     def action_radius(self) -> None:
-        self.tower.change_radius(self.store_id)
+        self.ctx.actions.change_radius(self.store_id)
 
     def action_reassign(self) -> None:
-        self.tower.reassign(self.store_id)
+        self.ctx.actions.reassign(self.store_id)
 
     def action_cancel_order(self) -> None:
-        self.tower.cancel_order(self.store_id)
+        self.ctx.actions.cancel_order(self.store_id)

@@ -5,7 +5,6 @@ place (cells, options, reactives), never by remounting, so live updates do not f
 """
 
 from control_tower.widgets.alerts import AlertsPanel
-from control_tower.widgets.banner import ConnectionBanner
 from control_tower.widgets.braille import BrailleCanvas
 from control_tower.widgets.city_map import CityMap, render_map
 from control_tower.widgets.kpi import KpiBar, KpiTile
@@ -28,7 +27,6 @@ __all__ = [
     "AlertsPanel",
     "BrailleCanvas",
     "CityMap",
-    "ConnectionBanner",
     "DropDot",
     "KpiBar",
     "KpiTile",

@@ -19,17 +19,18 @@ from control_tower.app import ControlTowerApp
 from control_tower.messages import FeedReceived
 from control_tower.screens.alerts import AlertsScreen
 from control_tower.screens.base import CityAlertsPanel, KeyedTable
-from control_tower.screens.dialogs import ChoiceScreen, ConfirmScreen, RadiusScreen, ReasonScreen
+from control_tower.screens.dialogs import RadiusScreen, ReasonScreen
 from control_tower.screens.login import LoginScreen
 from control_tower.screens.map import MapScreen
 from control_tower.screens.overview import OverviewScreen
 from control_tower.screens.store import StoreScreen
-from control_tower.widgets.banner import ConnectionBanner
 from control_tower.widgets.city_map import CityMap
 from control_tower.widgets.kpi import KpiBar
 from control_tower.widgets.pipeline import PipelineBoard
 from control_tower.widgets.sparkline import OrdersSparkline
 from control_tower.widgets.stores_table import StoresTable
+from qc_tui.banner import ConnectionBanner
+from qc_tui.dialogs import ChoiceScreen, ConfirmScreen
 from shared.client import ApiError
 from shared.enums import OrderStatus, Role
 from shared.schemas import AuditEntry

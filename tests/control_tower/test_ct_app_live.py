@@ -15,13 +15,14 @@ from textual.pilot import Pilot
 from textual.widgets import Input, OptionList, Static
 
 from control_tower.app import ControlTowerApp
-from control_tower.screens.dialogs import ChoiceScreen, ConfirmScreen, ReasonScreen
+from control_tower.screens.dialogs import ReasonScreen
 from control_tower.screens.login import LoginScreen
 from control_tower.screens.overview import OverviewScreen
 from control_tower.screens.store import StoreScreen
-from control_tower.widgets.banner import ConnectionBanner
 from control_tower.widgets.pipeline import PipelineBoard
 from control_tower.widgets.stores_table import StoresTable
+from qc_tui.banner import ConnectionBanner
+from qc_tui.dialogs import ChoiceScreen, ConfirmScreen
 from server.app import create_app
 from server.kit.clock import Clock
 from server.kit.config import Settings

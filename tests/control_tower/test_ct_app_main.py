@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from control_tower import __main__ as cli
-from control_tower.api import DEFAULT_SERVER
 from control_tower.app import ControlTowerApp
+from qc_tui.api import DEFAULT_SERVER
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ from control_tower.app import ControlTowerApp
 from control_tower.messages import FeedReceived, FeedState
 from control_tower.screens.overview import OverviewScreen
 from control_tower.screens.store import StoreScreen
-from control_tower.widgets.banner import ConnectionBanner
 from control_tower.widgets.pipeline import PipelineBoard
 from control_tower.widgets.stores_table import StoresTable
+from qc_tui.banner import ConnectionBanner
 from shared.enums import OrderStatus
 from tests.control_tower.ct_app_fakes import logged_in_api, snapshot, tower
 from tests.helpers import wait_for

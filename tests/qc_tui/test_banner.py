@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.app import App, ComposeResult
 
-from control_tower.widgets.banner import ConnectionBanner
+from qc_tui.banner import ConnectionBanner
 
 
 class BannerApp(App[None]):
