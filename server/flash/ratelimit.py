@@ -62,9 +62,9 @@ def _item(spec: str) -> RateLimitItem:
 
 def rate_limiter(redis: aioredis.Redis) -> MovingWindowRateLimiter:
     """The app's limiter (one per app), on the app's own Redis connection pool."""
-    storage = RedisStorage(
-        "async+redis://", implementation="redispy", connection_pool=redis.connection_pool
-    )
+    # limits documents ``connection_pool`` but types its **options as scalars
+    pool: Any = redis.connection_pool
+    storage = RedisStorage("async+redis://", implementation="redispy", connection_pool=pool)
     return MovingWindowRateLimiter(storage)
 
 

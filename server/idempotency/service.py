@@ -17,8 +17,9 @@ from typing import Any
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.sql.expression import bindparam
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.kit.errors import PROBLEM_JSON, Conflict, DomainError, Unprocessable
 
@@ -57,9 +58,9 @@ async def run_once(
         )
     async with sessions() as s:
         claimed = (
-            await s.exec(
+            await s.execute(
                 _CLAIM,
-                params={
+                {
                     "user": user_id,
                     "key": key,
                     "hash": fingerprint,
@@ -71,12 +72,12 @@ async def run_once(
         await s.commit()
         if claimed is None:
             row = (
-                await s.exec(
+                await s.execute(
                     text(
                         "SELECT request_hash, status_code, body FROM idempotency_keys "
                         "WHERE user_id = :user AND key = :key"
                     ),
-                    params={"user": user_id, "key": key},
+                    {"user": user_id, "key": key},
                 )
             ).one()
             if row.request_hash != fingerprint:
@@ -101,16 +102,16 @@ async def run_once(
         await _forget(sessions, user_id, key)  # a crash is not an answer: allow a retry
         raise
     async with sessions() as s:
-        await s.exec(_STORE, params={"status": status, "body": body, "user": user_id, "key": key})
+        await s.execute(_STORE, {"status": status, "body": body, "user": user_id, "key": key})
         await s.commit()
     return _response(status, body, replayed=False)
 
 
 async def _forget(sessions: async_sessionmaker[AsyncSession], user_id: uuid.UUID, key: str) -> None:
     async with sessions() as s:
-        await s.exec(
+        await s.execute(
             text("DELETE FROM idempotency_keys WHERE user_id = :u AND key = :k"),
-            params={"u": user_id, "k": key},
+            {"u": user_id, "k": key},
         )
         await s.commit()
 
