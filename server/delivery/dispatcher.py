@@ -11,13 +11,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.delivery import eta, planning, trips
 from server.delivery.models import Rider, Trip, TripStop
-from server.events.service import emit
+from server.events.service import alert_topic, emit
 from server.kit import keys
-from server.ops.alerts import raise_alert
 from server.orders.models import Order
 from server.picking.models import PickTask
 from server.stores.models import DarkStore
-from shared.enums import AlertKind, AlertSeverity, OrderStatus, RiderStatus
+from shared.enums import AlertKind, OrderStatus, RiderStatus
 from shared.geo import LatLng
 
 SIGNAL_LOST = timedelta(minutes=2)  # no fix for this long: the rider is treated as offline
@@ -193,20 +192,15 @@ async def replace_lost_riders(
             session.add(rider)
             await emit(
                 session,
-                topic="alert.rider_signal_lost",
+                topic=alert_topic(AlertKind.RIDER_SIGNAL_LOST),
                 store_id=trip.store_id,
                 aggregate_id=str(rider.rider_id),
                 now=now,
-                payload={"rider_id": str(rider.rider_id), "trip_id": str(trip.trip_id)},
-            )
-            await raise_alert(
-                session,
-                kind=AlertKind.RIDER_SIGNAL_LOST,
-                severity=AlertSeverity.WARNING,
-                store_id=trip.store_id,
-                subject=str(rider.rider_id),
-                message=f"no signal from rider {str(rider.rider_id)[:8]} for 2 min; trip reassigned",
-                now=now,
+                payload={
+                    "rider_id": str(rider.rider_id),
+                    "trip_id": str(trip.trip_id),
+                    "silent_s": int(SIGNAL_LOST.total_seconds()),
+                },
             )
         replaced += 1
     return replaced

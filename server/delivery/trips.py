@@ -13,16 +13,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.delivery import eta
 from server.delivery.models import Rider, Trip, TripStop
-from server.events.service import emit
+from server.events.service import alert_topic, emit
 from server.identity.models import User
 from server.kit import keys
 from server.kit.errors import Conflict, Forbidden, NotFound
-from server.ops.alerts import raise_alert
 from server.orders import service as orders
 from server.orders.models import Order
 from server.picking.models import PickTask
 from server.stores.models import DarkStore
-from shared.enums import AlertKind, AlertSeverity, OrderStatus, RiderStatus
+from shared.enums import AlertKind, OrderStatus, RiderStatus
 from shared.geo import LatLng
 from shared.schemas import TripPublic, TripStopPublic
 
@@ -270,20 +269,15 @@ async def deliver(
         if stop.otp_locked:
             await emit(
                 session,
-                topic="alert.otp_locked",
+                topic=alert_topic(AlertKind.OTP_LOCKED),
                 store_id=trip.store_id,
                 aggregate_id=str(order_id),
                 now=now,
-                payload={"order_id": str(order_id), "rider_id": str(trip.rider_id)},
-            )
-            await raise_alert(
-                session,
-                kind=AlertKind.OTP_LOCKED,
-                severity=AlertSeverity.CRITICAL,
-                store_id=trip.store_id,
-                subject=str(order_id),
-                message=f"OTP locked after {OTP_TRIES} wrong tries on order {str(order_id)[:8]}",
-                now=now,
+                payload={
+                    "order_id": str(order_id),
+                    "rider_id": str(trip.rider_id),
+                    "tries": OTP_TRIES,
+                },
             )
         await session.commit()  # the attempt counts even though the request fails
         raise Conflict(

@@ -1,7 +1,15 @@
-"""The outbox: an event is a row written in the same transaction as the change it tells."""
+"""The outbox: an event is a row written in the same transaction as the change it tells.
+
+A higher domain reacts to a lower one's events without the lower importing it: it
+registers a handler for a topic (``handles``), and ``emit`` runs the handler inside the
+emitting transaction, so what the handler writes commits or rolls back with the change.
+The control tower's alerts arrive this way (``alert.<kind>`` topics, handled in ops).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -10,11 +18,43 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.expression import bindparam
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from shared.enums import AlertKind
+
 _INSERT = text("""
     INSERT INTO outbox (topic, store_id, aggregate_id, payload, created_at)
     VALUES (:topic, :store, :aggregate, :payload, :now)""").bindparams(
     bindparam("payload", type_=JSONB)
 )
+
+
+@dataclass(frozen=True)
+class Event:
+    topic: str
+    payload: dict[str, Any]
+    now: datetime
+    store_id: str | None
+    aggregate_id: str | None
+
+
+Handler = Callable[[AsyncSession, Event], Awaitable[None]]
+_handlers: dict[str, list[Handler]] = {}
+
+
+def handles(topic: str) -> Callable[[Handler], Handler]:
+    """Decorator: run the handler in the transaction of every event with this topic."""
+
+    def register(handler: Handler) -> Handler:
+        registered = _handlers.setdefault(topic, [])
+        if handler not in registered:
+            registered.append(handler)
+        return handler
+
+    return register
+
+
+def alert_topic(kind: AlertKind) -> str:
+    """The topic of an event that calls for a manager's attention."""
+    return f"alert.{kind.value}"
 
 
 async def emit(
@@ -26,9 +66,9 @@ async def emit(
     store_id: str | None = None,
     aggregate_id: str | None = None,
 ) -> None:
-    await session.exec(
+    await session.execute(
         _INSERT,
-        params={
+        {
             "topic": topic,
             "store": store_id,
             "aggregate": aggregate_id,
@@ -36,3 +76,6 @@ async def emit(
             "now": now,
         },
     )
+    event = Event(topic, payload, now, store_id, aggregate_id)
+    for handler in _handlers.get(topic, ()):
+        await handler(session, event)

@@ -5,14 +5,14 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from server.events.service import alert_topic, emit
 from server.inventory.reconcile import Drift, load_store, reconcile_store, store_ids
 from server.inventory.sweeper import sweep_store
 from server.kit.background import LeasedLoop
 from server.kit.clock import Clock
 from server.kit.config import Settings
 from server.kit.db import transaction
-from server.ops.alerts import raise_alert
-from shared.enums import AlertKind, AlertSeverity
+from shared.enums import AlertKind
 
 
 async def load_missing_stores(db: AsyncEngine, redis: aioredis.Redis) -> None:
@@ -60,19 +60,15 @@ async def reconcile_and_report(
     drift = await reconcile_store(db, redis, store_id)
     if drift:
         async with transaction(sessions) as session:
-            await raise_alert(
-                session,  # type: ignore[arg-type]
-                kind=AlertKind.RECONCILIATION_DRIFT,
-                severity=AlertSeverity.WARNING,
+            await emit(
+                session,
+                topic=alert_topic(AlertKind.RECONCILIATION_DRIFT),
                 store_id=store_id,
-                subject=f"{len(drift)} keys",
-                key=f"{AlertKind.RECONCILIATION_DRIFT.value}:{store_id}:{clock.now().isoformat()}",
-                message=(
-                    f"{store_id}: Redis and PostgreSQL disagreed on {len(drift)} stock record(s); "
-                    "reloaded from PostgreSQL ("
-                    + ", ".join(f"{d.kind}:{d.key}" for d in drift[:3])
-                    + ")"
-                ),
+                aggregate_id=store_id,
                 now=clock.now(),
+                payload={
+                    "records": len(drift),
+                    "sample": [f"{d.kind}:{d.key}" for d in drift[:3]],
+                },
             )
     return drift

@@ -1,6 +1,7 @@
-"""Alerts for city managers: raised where something happens (an OTP locked, a rider's
-signal lost, drift found by the reconciler) or by the evaluator from the live figures
-(overload, predicted SLA breaches, idle riders, top sellers out of stock, forecast risk).
+"""Alerts for city managers: raised from the events of what happened (an OTP locked, a
+rider's signal lost, drift found by the reconciler; ``alert.<kind>`` topics, handled here
+in the transaction that emitted them) or by the evaluator from the live figures (overload,
+predicted SLA breaches, idle riders, top sellers out of stock, forecast risk).
 
 One open alert per condition (``dedupe_key``): raising it again refreshes its message.
 Condition alerts resolve themselves when the condition clears; event alerts resolve when
@@ -16,6 +17,7 @@ from sqlalchemy import text
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from server.events.service import Event, alert_topic, handles
 from server.identity.models import User
 from server.kit.errors import Forbidden, NotFound
 from server.ops import sla
@@ -230,3 +232,53 @@ async def evaluate_city(session: AsyncSession, *, snapshot: OpsSnapshot, now: da
         },
     )
     return len(raised)
+
+
+# --- alerts from the events of lower domains (they emit facts; the wording is ours) ---------
+
+
+@handles(alert_topic(AlertKind.OTP_LOCKED))
+async def _otp_locked(session: AsyncSession, event: Event) -> None:
+    order_id = event.payload["order_id"]
+    await raise_alert(
+        session,
+        kind=AlertKind.OTP_LOCKED,
+        severity=AlertSeverity.CRITICAL,
+        store_id=event.store_id,
+        subject=order_id,
+        message=f"OTP locked after {event.payload['tries']} wrong tries on order {order_id[:8]}",
+        now=event.now,
+    )
+
+
+@handles(alert_topic(AlertKind.RIDER_SIGNAL_LOST))
+async def _rider_signal_lost(session: AsyncSession, event: Event) -> None:
+    rider_id = event.payload["rider_id"]
+    silent_min = event.payload["silent_s"] // 60
+    await raise_alert(
+        session,
+        kind=AlertKind.RIDER_SIGNAL_LOST,
+        severity=AlertSeverity.WARNING,
+        store_id=event.store_id,
+        subject=rider_id,
+        message=f"no signal from rider {rider_id[:8]} for {silent_min} min; trip reassigned",
+        now=event.now,
+    )
+
+
+@handles(alert_topic(AlertKind.RECONCILIATION_DRIFT))
+async def _reconciliation_drift(session: AsyncSession, event: Event) -> None:
+    count = event.payload["records"]
+    await raise_alert(
+        session,
+        kind=AlertKind.RECONCILIATION_DRIFT,
+        severity=AlertSeverity.WARNING,
+        store_id=event.store_id,
+        subject=f"{count} keys",
+        key=f"{AlertKind.RECONCILIATION_DRIFT.value}:{event.store_id}:{event.now.isoformat()}",
+        message=(
+            f"{event.store_id}: Redis and PostgreSQL disagreed on {count} stock record(s); "
+            f"reloaded from PostgreSQL ({', '.join(event.payload['sample'])})"
+        ),
+        now=event.now,
+    )
