@@ -14,7 +14,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import (
     APIRouter,
@@ -34,7 +34,6 @@ from server.catalog.routes import NO_STORE
 from server.flash import checkout as flash_checkout
 from server.flash import entries, ratelimit, sales
 from server.flash.hub import FINAL
-from server.idempotency.service import request_fingerprint, run_once
 from server.identity.models import User
 from server.kit import sockets
 from server.kit.db import transaction
@@ -50,7 +49,7 @@ from server.kit.deps import (
 from server.kit.errors import Forbidden
 from server.kit.openapi import problem_responses
 from server.kit.resources import resources_of
-from server.orders.routes import checkout_answer
+from server.orders.routes import answer_checkout_once
 from shared.enums import Role
 from shared.schemas import (
     CheckoutRequest,
@@ -311,9 +310,14 @@ async def checkout(
 ) -> JSONResponse:
     resources = resources_of(request.app)
     now = clock.now()
-
-    async def work() -> tuple[int, dict[str, Any]]:
-        outcome = await flash_checkout.checkout(
+    answer = await answer_checkout_once(
+        request,
+        user=user,
+        key=idempotency_key,
+        body=body,
+        now=now,
+        what_happened="the unit went back to the sale",
+        checkout=lambda: flash_checkout.checkout(
             resources.sessions,
             redis,
             gateway=resources.flash_payments,
@@ -322,16 +326,7 @@ async def checkout(
             sale_id=sale_id,
             body=body,
             now=now,
-        )
-        return checkout_answer(outcome, what_happened="the unit went back to the sale")
-
-    answer = await run_once(
-        resources.sessions,
-        user_id=user.id,
-        key=idempotency_key,
-        now=now,
-        fingerprint=request_fingerprint("POST", request.url.path, body.model_dump(mode="json")),
-        work=work,
+        ),
     )
     answer.headers["Cache-Control"] = NO_STORE
     return answer

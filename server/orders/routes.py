@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -10,6 +11,7 @@ from fastapi import APIRouter, Header, Path, Query, Request, status
 from fastapi.responses import JSONResponse
 
 from server.idempotency.service import request_fingerprint, run_once
+from server.identity.models import User
 from server.kit.deps import ClockDep, CurrentUser, CustomerUser, RedisDep, SessionDep, SettingsDep
 from server.kit.errors import problem_body
 from server.kit.openapi import problem_responses
@@ -44,7 +46,33 @@ IdempotencyKey = Annotated[
 ]
 
 
-def checkout_answer(outcome: CheckoutOutcome, *, what_happened: str) -> tuple[int, dict[str, Any]]:
+async def answer_checkout_once(
+    request: Request,
+    *,
+    user: User,
+    key: str,
+    body: CheckoutRequest,
+    now: datetime,
+    what_happened: str,
+    checkout: Callable[[], Awaitable[CheckoutOutcome]],
+) -> JSONResponse:
+    """Run a checkout once per Idempotency-Key (a retry gets the first answer) and answer
+    it; ``what_happened``: where the stock went when the payment failed."""
+
+    async def work() -> tuple[int, dict[str, Any]]:
+        return _checkout_answer(await checkout(), what_happened=what_happened)
+
+    return await run_once(
+        resources_of(request.app).sessions,
+        user_id=user.id,
+        key=key,
+        now=now,
+        fingerprint=request_fingerprint("POST", request.url.path, body.model_dump(mode="json")),
+        work=work,
+    )
+
+
+def _checkout_answer(outcome: CheckoutOutcome, *, what_happened: str) -> tuple[int, dict[str, Any]]:
     """A checkout's HTTP answer: 201 with the order, or 402 when the payment failed."""
     match outcome:
         case CheckoutPlaced(order=order):
@@ -176,9 +204,14 @@ async def checkout(
 ) -> JSONResponse:
     resources = resources_of(request.app)
     now = clock.now()
-
-    async def work() -> tuple[int, dict[str, Any]]:
-        outcome = await carts.checkout(
+    return await answer_checkout_once(
+        request,
+        user=user,
+        key=idempotency_key,
+        body=body,
+        now=now,
+        what_happened="the items were put back",
+        checkout=lambda: carts.checkout(
             resources.sessions,
             redis,
             gateway=resources.payments,
@@ -187,16 +220,7 @@ async def checkout(
             cart_id=cart_id,
             body=body,
             now=now,
-        )
-        return checkout_answer(outcome, what_happened="the items were put back")
-
-    return await run_once(
-        resources.sessions,
-        user_id=user.id,
-        key=idempotency_key,
-        now=now,
-        fingerprint=request_fingerprint("POST", request.url.path, body.model_dump(mode="json")),
-        work=work,
+        ),
     )
 
 

@@ -62,11 +62,27 @@ async def transition(
     if to == OrderStatus.CANCELLED:
         order.cancel_reason = reason
     session.add(order)
+    await _record_status(
+        session, order=order, came_from=current, now=now, actor_id=actor_id, reason=reason
+    )
+
+
+async def _record_status(
+    session: AsyncSession,
+    *,
+    order: Order,
+    came_from: OrderStatus | None,
+    now: datetime,
+    actor_id: uuid.UUID | None,
+    reason: str | None = None,
+) -> None:
+    """The order's new state as an ``order_events`` row and an outbox event."""
+    to = OrderStatus(order.status)
     session.add(
         OrderEvent(
             store_id=order.store_id,
             order_id=order.order_id,
-            from_status=current,
+            from_status=came_from,
             to_status=to,
             at=now,
             actor_id=actor_id,
@@ -82,7 +98,7 @@ async def transition(
         payload={
             "order_id": str(order.order_id),
             "store_id": order.store_id,
-            "from": current.value,
+            "from": came_from.value if came_from else None,
             "status": to.value,
             "at": now.isoformat(),
             "reason": reason,
@@ -208,31 +224,7 @@ async def place_order(
                 mrp_paise=line.mrp_paise,
             )
         )
-    session.add(
-        OrderEvent(
-            store_id=store_id,
-            order_id=order_id,
-            from_status=None,
-            to_status=OrderStatus.PLACED,
-            at=now,
-            actor_id=user.id,
-        )
-    )
-    await emit(
-        session,
-        topic="order.status",
-        store_id=store_id,
-        aggregate_id=str(order_id),
-        now=now,
-        payload={
-            "order_id": str(order_id),
-            "store_id": store_id,
-            "from": None,
-            "status": OrderStatus.PLACED.value,
-            "at": now.isoformat(),
-            "reason": None,
-        },
-    )
+    await _record_status(session, order=order, came_from=None, now=now, actor_id=user.id)
     payment = Payment(
         store_id=store_id,
         order_id=order_id,
