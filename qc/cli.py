@@ -95,7 +95,7 @@ def seed(
     )
     _print_logins(summary.logins)
     if history_days:
-        from server.forecast.service import seed_history
+        from server.forecast.sales_history import seed_history
 
         started = time.perf_counter()
         seed_history(url, history_days, seed)

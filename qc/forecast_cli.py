@@ -3,7 +3,7 @@
     app.add_typer(forecast_app, name="forecast")
     app.add_typer(replenish_app, name="replenish")
 
-``qc seed --history-days N`` can call :func:`server.forecast.service.seed_history`.
+``qc seed --history-days N`` can call :func:`server.forecast.sales_history.seed_history`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from server.kit.config import Settings, get_settings
 from server.kit.embedded import ServiceConfigError
 
 if TYPE_CHECKING:
-    from server.forecast.model import ForecastConfig
+    from server.forecast.estimator import ForecastConfig
 
 T = TypeVar("T")
 
@@ -69,8 +69,7 @@ def _now(settings: Settings) -> datetime:
 def _parse_origin(value: str | None, settings: Settings) -> datetime:
     """``None``: today's IST midnight by the server clock; a date: that day's IST midnight;
     a datetime without zone: IST."""
-    from server.forecast.history import IST
-    from server.forecast.service import ist_midnight
+    from server.forecast.history import IST, ist_midnight
 
     if value is None:
         return ist_midnight(_now(settings))
@@ -84,7 +83,7 @@ def _parse_origin(value: str | None, settings: Settings) -> datetime:
 
 
 def _config(threads: int | None, train_rows: int | None) -> ForecastConfig:
-    from server.forecast.model import ForecastConfig
+    from server.forecast.estimator import ForecastConfig
 
     base = ForecastConfig()
     return ForecastConfig(
@@ -126,7 +125,7 @@ def history(
     The window ends at --end (default today, IST) and replaces earlier rows of that window.
     """
     from server.forecast.history import IST
-    from server.forecast.service import load_history
+    from server.forecast.sales_history import load_history
 
     settings = get_settings()
     url = _database(settings)
@@ -150,13 +149,13 @@ def history(
 
 
 def _import(kind: str, file: Path) -> None:
-    from server.forecast import service
+    from server.forecast import inputs
     from server.forecast.factors import CsvError
 
     loaders = {
-        "weather": service.import_weather,
-        "events": service.import_events,
-        "flash": service.import_flash_sales,
+        "weather": inputs.import_weather,
+        "events": inputs.import_events,
+        "flash": inputs.import_flash_sales,
     }
     url = _database(get_settings())
     try:
@@ -200,7 +199,7 @@ def run(
     skus: SkusOpt = None,
 ) -> None:
     """Fit on the stored history and write next-24 h / next-72 h forecasts per store x SKU."""
-    from server.forecast.service import run_forecast
+    from server.forecast.runs import run_forecast
 
     settings = get_settings()
     url = _database(settings)
@@ -229,11 +228,11 @@ def backtest(
     skus: SkusOpt = None,
 ) -> None:
     """Rolling-origin WAPE and bias, model vs seasonal-naive, overall and per category."""
-    from server.forecast import service
+    from server.forecast import runs
 
     url = _database(get_settings())
     try:
-        report = service.backtest(
+        report = runs.backtest(
             url,
             days=days,
             origins=origins,

@@ -1,10 +1,12 @@
-"""Demand forecasting and replenishment for the dark stores: pure modules, no I/O.
+"""Demand forecasting and replenishment for the dark stores.
 
 Design note
 ===========
 
 Modules
 -------
+The core is pure (no I/O, nothing reads the clock):
+
 ``entities``   Store, Sku (with launch/discontinue dates) and per-category demand traits.
 ``factors``    Typed external drivers (WeatherDay, Event, FlashSale, ExternalFactors), CSV
                loaders that name the bad line and field, holidays via ``holidays.India`` (plus
@@ -12,10 +14,21 @@ Modules
 ``history``    History: hourly units as a ``uint16`` array ``[series, hour]`` plus series
                metadata; ``generate_history`` (seeded synthetic sales), ``iter_rows`` for COPY
                and ``History.from_rows`` to rebuild it from PostgreSQL rows.
-``model``      DemandModel (fit / predict 24-72 h per store x SKU) and Forecast.
+``estimator``  DemandModel (fit / predict 24-72 h per store x SKU) and Forecast.
 ``backtest``   Rolling-origin WAPE / bias, model vs seasonal-naive, per category.
 ``replenish``  The reorder rule as a pure function over StockPosition + forecasts.
 ``bench``      ``python -m server.forecast.bench``: timing at 12 stores x 5,000 SKUs.
+
+Wired to the database (``models`` holds the tables):
+
+``inputs``         Bulk, sync: the seeded city as core entities; factor tables (synthetic
+                   writes, CSV imports, reads).
+``sales_history``  Bulk, sync: generated history loaded with a binary COPY, read back.
+``runs``           Bulk, sync: forecast runs (fit, predict, write ``demand_forecasts``) and
+                   backtests on the stored history; the server runs them in a thread.
+``service``        Async, request-sized: plan, dispatch and receive replenishment orders;
+                   stock-out risk for the control tower.
+``daily``          The leased daily job: refit, then plan.
 
 Flow for the integrator: sales rows -> ``History.from_rows`` -> ``DemandModel().fit(history,
 factors)`` -> ``model.predict(history, factors)`` -> ``forecast.totals()`` gives
@@ -43,7 +56,7 @@ cores), handles missing values and categoricals natively, and Poisson loss keeps
 forecasts non-negative and calibrated. LightGBM would do the same job but is one more
 compiled dependency for no gain at this size.
 
-Key choices (details in ``model``):
+Key choices (details in ``estimator``):
 
 * Offset, not raw level: the model is fit on ``units / base`` with weight ``base`` (Poisson
   with a log offset). ``base`` = a shrunk series level x category hour-of-day share x the

@@ -20,12 +20,21 @@ from datetime import date
 import numpy as np
 from numpy.typing import NDArray
 
+from server.forecast.estimator import DemandModel, ForecastConfig
 from server.forecast.factors import ExternalFactors
 from server.forecast.history import HOURS_PER_DAY, History
-from server.forecast.model import DemandModel, ForecastConfig, seasonal_naive
 
 OVERALL = "overall"
 GRANULARITIES = ("total", "hourly")
+
+
+def seasonal_naive(history: History, origin_hour: int, horizon_hours: int) -> NDArray[np.float32]:
+    """Same hour last week: the baseline every model here must beat."""
+    lead = np.arange(horizon_hours)
+    src = origin_hour + lead - 7 * HOURS_PER_DAY
+    if src.min() < 0 or src.max() >= origin_hour:
+        raise ValueError("seasonal naive needs a week of history and a horizon <= 7 days")
+    return history.units[:, src].astype(np.float32)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,9 +14,9 @@ from datetime import date
 import numpy as np
 
 from server.forecast.entities import make_catalogue, make_stores
+from server.forecast.estimator import DemandModel, ForecastConfig
 from server.forecast.factors import synthetic_factors
 from server.forecast.history import generate_history
-from server.forecast.model import DemandModel, ForecastConfig
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,9 @@ import logging
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from server.forecast.service import IST, ist_midnight, plan_replenishment, run_forecast
+from server.forecast.history import IST, ist_midnight
+from server.forecast.runs import run_forecast
+from server.forecast.service import plan_replenishment
 from server.kit import keys
 from server.kit.clock import Clock
 from server.kit.config import Settings

@@ -42,6 +42,16 @@ _WEEKDAY = (0.97, 0.94, 0.96, 0.98, 1.05)
 Row = tuple[str, str, datetime, int]
 
 
+def day_start_utc(day: date) -> datetime:
+    """The Asia/Kolkata midnight that starts ``day``, as a UTC datetime."""
+    return datetime.combine(day, time(0), tzinfo=IST).astimezone(UTC)
+
+
+def ist_midnight(moment: datetime) -> datetime:
+    """The Asia/Kolkata midnight at or before ``moment`` (as a UTC datetime)."""
+    return day_start_utc(moment.astimezone(IST).date())
+
+
 @dataclass(frozen=True)
 class HistoryConfig:
     # popularity ~ 1 / rank^0.8, the seeded catalogue's curve (server/seed/generate.py);
@@ -123,7 +133,7 @@ class History:
 
     @property
     def start_utc(self) -> datetime:
-        return datetime.combine(self.start, time(0), tzinfo=IST).astimezone(UTC)
+        return day_start_utc(self.start)
 
     def store_of(self, i: int) -> Store:
         return self.stores[int(self.series_store[i])]

@@ -18,7 +18,8 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.forecast.service import ist_midnight, stockout_risk
+from server.forecast.history import ist_midnight
+from server.forecast.service import stockout_risk
 from server.kit.cache import TTLCache
 from server.kit.errors import NotFound
 from server.ops import alerts as alert_store

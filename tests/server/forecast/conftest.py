@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.forecast.model import DemandModel
+from server.forecast.estimator import DemandModel
 from tests.server.forecast.forecast_world import TEST_CONFIG, World, make_world
 
 

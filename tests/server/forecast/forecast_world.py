@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from datetime import date
 
 from server.forecast.entities import Sku, Store, make_catalogue, make_stores
+from server.forecast.estimator import ForecastConfig
 from server.forecast.factors import ExternalFactors, synthetic_factors
 from server.forecast.history import History, generate_history
-from server.forecast.model import ForecastConfig
 
 START = date(2024, 7, 15)  # monsoon: plenty of rainy days to learn from
 DAYS = 70

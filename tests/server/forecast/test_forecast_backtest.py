@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from server.forecast.backtest import OVERALL, rolling_origins, run_backtest
-from server.forecast.model import ForecastConfig
+from server.forecast.estimator import ForecastConfig
 from tests.server.forecast.forecast_world import TEST_CONFIG, World
 
 

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import psycopg
 
 from server.forecast.daily import run_daily_job
-from server.forecast.service import IST
+from server.forecast.history import IST
 from server.kit.clock import Clock
 from tests.server.forecast.forecast_db_helpers import put_forecasts, set_position, skus_of
 

@@ -10,10 +10,10 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from server.forecast import service
+from server.forecast import inputs, runs, sales_history, service
+from server.forecast.estimator import ForecastConfig
 from server.forecast.factors import CsvError
 from server.forecast.history import IST
-from server.forecast.model import ForecastConfig
 from server.forecast.models import ReplenishmentStatus
 from server.inventory.reconcile import find_drift, load_store
 from server.kit import keys
@@ -43,7 +43,7 @@ def _rows(url: str, sql: str, params: tuple[object, ...] = ()) -> list[tuple]:
 
 def test_history_load_round_trips(city) -> None:
     url = city.database_url
-    load = service.load_history(url, start=START, days=14, seed=3)
+    load = sales_history.load_history(url, start=START, days=14, seed=3)
     h = load.history
     # the seeded city's real ids and categories are the core's entities
     assert [s.store_id for s in h.stores] == ["BLR-HSR", "BLR-IND", "BLR-KOR"]
@@ -61,7 +61,7 @@ def test_history_load_round_trips(city) -> None:
 
     # ... and back into the core's History, identical cell for cell
     with psycopg.connect(url) as conn:
-        back = service.read_history(conn, service.load_entities(conn), start=START, days=14)
+        back = sales_history.read_history(conn, inputs.load_entities(conn), start=START, days=14)
     assert (back.units == h.units).all()
 
     # the synthetic drivers the generator used are in the factor tables (weather and
@@ -75,7 +75,7 @@ def test_history_load_round_trips(city) -> None:
     others_before = _rows(
         url, "SELECT count(*), sum(units) FROM sales_history WHERE store_id <> %s", (STORE,)
     )
-    again = service.load_history(url, start=START, days=14, seed=3, stores=[STORE], skus=20)
+    again = sales_history.load_history(url, start=START, days=14, seed=3, stores=[STORE], skus=20)
     assert not again.whole_table
     assert again.replaced_rows == sum(
         1 for s, k, *_ in generated if s == STORE and k in {x.sku_id for x in h.skus[:20]}
@@ -95,7 +95,7 @@ def test_history_load_round_trips(city) -> None:
 
 def test_seed_history_ends_at_today_ist_midnight_and_reruns_cleanly(city) -> None:
     url = city.database_url
-    load = service.seed_history(url, days=9, seed=1, today=date(2024, 8, 1))
+    load = sales_history.seed_history(url, days=9, seed=1, today=date(2024, 8, 1))
     assert (load.history.start, load.history.days) == (date(2024, 7, 23), 9)
     ((lo, hi, n),) = _rows(
         url, "SELECT min(hour_start), max(hour_start), count(*) FROM sales_history"
@@ -103,14 +103,14 @@ def test_seed_history_ends_at_today_ist_midnight_and_reruns_cleanly(city) -> Non
     assert datetime(2024, 7, 23, tzinfo=IST) <= lo and hi < datetime(2024, 8, 1, tzinfo=IST)
     assert n == load.rows
     # the same seed again: the whole table is replaced by identical rows
-    again = service.seed_history(url, days=9, seed=1, today=date(2024, 8, 1))
+    again = sales_history.seed_history(url, days=9, seed=1, today=date(2024, 8, 1))
     assert again.whole_table and again.replaced_rows == load.rows == again.rows
     assert (again.history.units == load.history.units).all()
 
 
 def test_history_needs_a_city(clean) -> None:
     with pytest.raises(ValueError, match="seed the city first"):
-        service.load_history(clean.database_url, start=START, days=3)
+        sales_history.load_history(clean.database_url, start=START, days=3)
 
 
 # --------------------------------------------------------------------------- CSV imports
@@ -119,8 +119,8 @@ def test_history_needs_a_city(clean) -> None:
 def test_csv_imports_upsert_and_errors_name_the_bad_row(city) -> None:
     url = city.database_url
     weather = "city,date,rain_mm,rainy\nBLR,2024-07-15,12.5,\nBengaluru,2024-07-16,,yes\n"
-    assert service.import_weather(url, weather) == 2
-    assert service.import_weather(url, weather) == 2  # again: updated, not duplicated
+    assert inputs.import_weather(url, weather) == 2
+    assert inputs.import_weather(url, weather) == 2  # again: updated, not duplicated
     assert _rows(
         url, "SELECT city_id, day, rain_mm, rainy, source FROM weather_days ORDER BY day"
     ) == [
@@ -128,8 +128,8 @@ def test_csv_imports_upsert_and_errors_name_the_bad_row(city) -> None:
         ("BLR", date(2024, 7, 16), None, True, "import"),
     ]
     events = "date,start_hour,name,city\n2024-07-15,19,IND v AUS,\n2024-07-16,15,RCB v CSK,BLR\n"
-    assert service.import_events(url, events) == 2
-    assert service.import_events(url, events) == 2
+    assert inputs.import_events(url, events) == 2
+    assert inputs.import_events(url, events) == 2
     assert _rows(
         url, "SELECT day, start_hour, kind, city_id FROM calendar_events ORDER BY day"
     ) == [
@@ -137,8 +137,8 @@ def test_csv_imports_upsert_and_errors_name_the_bad_row(city) -> None:
         (date(2024, 7, 16), 15, "cricket", "BLR"),
     ]
     flash = "date,sku_id,store_ids\n2024-07-20,SKU00001,*\n2024-07-21,SKU00002,BLR-KOR;BLR-IND\n"
-    assert service.import_flash_sales(url, flash) == 3
-    assert service.import_flash_sales(url, flash) == 3
+    assert inputs.import_flash_sales(url, flash) == 3
+    assert inputs.import_flash_sales(url, flash) == 3
     assert _rows(url, "SELECT day, sku_id, store_id FROM flash_sale_schedule ORDER BY 1, 3") == [
         (date(2024, 7, 20), "SKU00001", None),
         (date(2024, 7, 21), "SKU00002", "BLR-IND"),
@@ -146,13 +146,13 @@ def test_csv_imports_upsert_and_errors_name_the_bad_row(city) -> None:
     ]
 
     # imported rows win over synthetic ones, and the history reads them back
-    service.load_history(url, start=START, days=8, seed=1, skus=10)
+    sales_history.load_history(url, start=START, days=8, seed=1, skus=10)
     assert _rows(url, "SELECT rain_mm, source FROM weather_days WHERE day = %s", (START,)) == [
         (12.5, "import")
     ]
     with psycopg.connect(url) as conn:
-        drivers = service.read_factors(
-            conn, service.load_entities(conn), first=START, last=date(2024, 7, 21)
+        drivers = inputs.read_factors(
+            conn, inputs.load_entities(conn), first=START, last=date(2024, 7, 21)
         )
     assert any(e.name == "RCB v CSK" and e.city == "Bengaluru" for e in drivers.events)
     assert any(f.sku_id == "SKU00001" and f.store_ids is None for f in drivers.flash_sales)
@@ -160,33 +160,33 @@ def test_csv_imports_upsert_and_errors_name_the_bad_row(city) -> None:
     bad = [
         # (loader, csv text, line, field): the core's parse errors and the DB's unknown ids
         (
-            service.import_weather,
+            inputs.import_weather,
             "city,date,rain_mm\nBLR,2024-07-01,3\nPune,2024-07-02,1\n",
             3,
             "city",
         ),
         (
-            service.import_weather,
+            inputs.import_weather,
             "city,date,rain_mm\nBLR,2024-07-01,3\nBLR,07/02/2024,1\n",
             3,
             "date",
         ),
         (
-            service.import_weather,
+            inputs.import_weather,
             "city,date,rain_mm\n\nBLR,2024-07-01,3\nblr,2024-07-01,1\n",
             4,
             "date",
         ),
-        (service.import_events, "date,start_hour\n2024-07-01,19\n2024-07-02,25\n", 3, "start_hour"),
-        (service.import_events, "date,start_hour,city\n2024-07-01,19,Mumbai\n", 2, "city"),
+        (inputs.import_events, "date,start_hour\n2024-07-01,19\n2024-07-02,25\n", 3, "start_hour"),
+        (inputs.import_events, "date,start_hour,city\n2024-07-01,19,Mumbai\n", 2, "city"),
         (
-            service.import_flash_sales,
+            inputs.import_flash_sales,
             "date,sku_id\n2024-07-01,SKU00001\n2024-07-01,NOPE\n",
             3,
             "sku_id",
         ),
         (
-            service.import_flash_sales,
+            inputs.import_flash_sales,
             "date,sku_id,store_ids\n2024-07-01,SKU00001,BLR-KOR;BLR-XXX\n",
             2,
             "store_ids",
@@ -206,9 +206,9 @@ def test_csv_imports_upsert_and_errors_name_the_bad_row(city) -> None:
 
 def test_forecast_run_writes_one_row_per_store_and_sku(city) -> None:
     url = city.database_url
-    service.load_history(url, start=START, days=21, seed=5)
+    sales_history.load_history(url, start=START, days=21, seed=5)
     origin = datetime(2024, 8, 5, tzinfo=IST)  # the midnight that ends the history
-    run = service.run_forecast(url, origin=origin, days=90, config=FAST)
+    run = runs.run_forecast(url, origin=origin, days=90, config=FAST)
     assert run.series == 3 * 150
     assert (run.history_start, run.history_days) == (START, 21)
     rows = _rows(
@@ -221,9 +221,9 @@ def test_forecast_run_writes_one_row_per_store_and_sku(city) -> None:
     assert sum(r[4] for r in rows) > 0
 
     # the same origin again replaces the run; a later IST hour adds another
-    service.run_forecast(url, origin=origin, config=FAST)
+    runs.run_forecast(url, origin=origin, config=FAST)
     later = origin - timedelta(hours=10)  # 14:00 IST on the history's last day
-    run2 = service.run_forecast(url, origin=later, config=FAST)
+    run2 = runs.run_forecast(url, origin=later, config=FAST)
     assert run2.history_days == 21  # whole days; the hours after 14:00 are not read
     assert _rows(
         url, "SELECT forecast_at, count(*) FROM demand_forecasts GROUP BY 1 ORDER BY 1"
@@ -232,15 +232,15 @@ def test_forecast_run_writes_one_row_per_store_and_sku(city) -> None:
         (origin, 450),
     ]
     with pytest.raises(ValueError, match="not on an Asia/Kolkata hour"):
-        service.run_forecast(url, origin=datetime(2024, 8, 5, 3, 0, tzinfo=UTC), config=FAST)
+        runs.run_forecast(url, origin=datetime(2024, 8, 5, 3, 0, tzinfo=UTC), config=FAST)
     with pytest.raises(ValueError, match="no sales history"):
-        service.run_forecast(url, origin=datetime(2024, 7, 1, tzinfo=IST), config=FAST)
+        runs.run_forecast(url, origin=datetime(2024, 7, 1, tzinfo=IST), config=FAST)
 
 
 def test_backtest_on_the_stored_history(city) -> None:
     url = city.database_url
-    service.load_history(url, start=START, days=24, seed=2, skus=60)
-    report = service.backtest(url, days=24, origins=2, config=FAST, skus=60)
+    sales_history.load_history(url, start=START, days=24, seed=2, skus=60)
+    report = runs.backtest(url, days=24, origins=2, config=FAST, skus=60)
     overall = report.get(24)
     assert overall.actual_units > 0
     assert overall.model_wape > 0 and overall.baseline_wape > 0

@@ -15,7 +15,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from server.forecast.service import ist_midnight
+from server.forecast.history import ist_midnight
 from server.identity.service import hash_secret
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role

@@ -589,27 +589,6 @@ class DemandModel:
         return np.where(on_sale, mu, 0.0)
 
 
-def seasonal_naive(history: History, origin_hour: int, horizon_hours: int) -> NDArray[np.float32]:
-    """Same hour last week: the baseline every model here must beat."""
-    lead = np.arange(horizon_hours)
-    src = origin_hour + lead - 7 * HOURS_PER_DAY
-    if src.min() < 0 or src.max() >= origin_hour:
-        raise ValueError("seasonal naive needs a week of history and a horizon <= 7 days")
-    return history.units[:, src].astype(np.float32)
-
-
-def fit_and_forecast(
-    history: History,
-    factors: ExternalFactors,
-    *,
-    config: ForecastConfig | None = None,
-    horizon_hours: int = 72,
-) -> Forecast:
-    """Fit on the whole history and forecast the hours right after it."""
-    model = DemandModel(config).fit(history, factors)
-    return model.predict(history, factors, horizon_hours=horizon_hours)
-
-
 def category_totals(forecast: Forecast, hours: Sequence[int] | None = None) -> dict[str, float]:
     """Forecast units per category over the given horizon hour offsets (default: all)."""
     sel = forecast.units if hours is None else forecast.units[:, list(hours)]
