@@ -46,7 +46,7 @@ def trip_shown(app: RiderApp) -> bool:
 
 async def log_in_and_start_shift(pilot, app: RiderApp) -> None:  # type: ignore[no-untyped-def]
     await wait_for(pilot, lambda: isinstance(app.screen, LoginScreen), what="login screen")
-    assert app.screen.query_one("#login", Input).value == app.login_hint
+    assert app.screen.query_one("#login", Input).value == app.ctx.login_hint
     await pilot.press(*RIDER_PIN, "enter")  # the login is prefilled: the PIN has the focus
     await wait_for(pilot, lambda: isinstance(app.screen, ShiftScreen), what="shift screen")
     await wait_for(pilot, lambda: app.rider is not None, what="rider loaded")
