@@ -28,7 +28,7 @@ from server.flash.routes import ws_router as flash_ws_router
 from server.identity.routes import router as identity_router
 from server.inventory.routes import router as inventory_router
 from server.inventory.worker import load_missing_stores
-from server.kit import db
+from server.kit import db, scripts
 from server.kit import redis as qredis
 from server.kit.clock import Clock
 from server.kit.config import Settings, get_settings
@@ -145,6 +145,7 @@ async def open_resources(settings: Settings, clock: Clock) -> AsyncIterator[Reso
             ),
             ops_feed=FeedCache(),
         )
+        await scripts.load_all(redis)
         # Redis must hold every store's stock before the first reservation is accepted
         await load_missing_stores(engine, redis)
         yield resources

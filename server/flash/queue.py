@@ -14,13 +14,11 @@ Expiry is never a TTL: slot expiries are scores read against the server clock.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any, Literal
 
 import redis.asyncio as aioredis
-from redis.commands.core import AsyncScript
 
-from server.kit import keys
+from server.kit import keys, scripts
 from server.kit.errors import DomainError
 
 
@@ -28,36 +26,6 @@ class QueueNotReady(DomainError):
     """This sale's line is not loaded in Redis yet; the caller loads it and retries."""
 
     status, code, title = 503, "flash_queue_loading", "The queue is being loaded"
-
-
-def _lua(name: str) -> str:
-    folder = resources.files("server.flash") / "lua"
-    body = (folder / f"{name}.lua").read_text()
-    if "close_line(" in body or "exhausted(" in body:
-        body = (folder / "_common.lua").read_text() + "\n" + body
-    return body
-
-
-_NAMES = (
-    "join",
-    "admit",
-    "confirm",
-    "unadmit",
-    "release",
-    "refill",
-    "leave",
-    "close",
-    "init",
-    "positions",
-)
-_SOURCES = {name: _lua(name) for name in _NAMES}
-
-
-def _script(client: aioredis.Redis, name: str) -> AsyncScript:
-    cache: dict[str, AsyncScript] = client.__dict__.setdefault("_qc_flash_scripts", {})
-    if name not in cache:
-        cache[name] = client.register_script(_SOURCES[name])
-    return cache[name]
 
 
 def _s(value: Any) -> str:
@@ -92,7 +60,9 @@ async def join(
 ) -> Joined:
     answer = [
         _s(v)
-        for v in await _script(client, "join")(
+        for v in await scripts.run(
+            client,
+            "flash/join",
             keys=[
                 keys.flash_state(sale_id, store_id),
                 keys.flash_entries(sale_id),
@@ -132,7 +102,9 @@ async def admit(
     state, wait, slots, free, _, _ = _line_keys(sale_id, store_id)
     answer = [
         _s(v)
-        for v in await _script(client, "admit")(
+        for v in await scripts.run(
+            client,
+            "flash/admit",
             keys=[state, wait, slots, free, keys.flash_admitted(sale_id)],
             args=[repr(slot_expires), max_slots],
         )
@@ -156,8 +128,11 @@ async def confirm(
     for a in admissions:
         args += [a.customer, f"{a.admit_no}:{a.ticket}"]
     return int(
-        await _script(client, "confirm")(
-            keys=[keys.flash_slots(sale_id, store_id), keys.flash_admits(sale_id)], args=args
+        await scripts.run(
+            client,
+            "flash/confirm",
+            keys=[keys.flash_slots(sale_id, store_id), keys.flash_admits(sale_id)],
+            args=args,
         )
     )
 
@@ -181,7 +156,9 @@ async def unadmit(
     args: list[Any] = ["1" if refund else "0", store_id]
     for a in admissions:
         args += [a.customer, a.ticket]
-    answer = await _script(client, "unadmit")(keys=_line_keys(sale_id, store_id), args=args)
+    answer = await scripts.run(
+        client, "flash/unadmit", keys=_line_keys(sale_id, store_id), args=args
+    )
     return Released(int(answer[0]), answer[1] == 1)
 
 
@@ -202,14 +179,18 @@ async def release(
     args: list[Any] = [repr(now), slot_s, store_id, max_slots]
     for customer, outcome in ended.items():
         args += [customer, outcome]
-    answer = await _script(client, "release")(keys=_line_keys(sale_id, store_id), args=args)
+    answer = await scripts.run(
+        client, "flash/release", keys=_line_keys(sale_id, store_id), args=args
+    )
     return Released(int(answer[0]), answer[1] == 1, answer[2] == 1)
 
 
 async def refill(client: aioredis.Redis, *, sale_id: str, store_id: str, free: int) -> bool:
     """Set an exhausted line's free count from PostgreSQL; False if it moved meanwhile."""
     return bool(
-        await _script(client, "refill")(
+        await scripts.run(
+            client,
+            "flash/refill",
             keys=[
                 keys.flash_state(sale_id, store_id),
                 keys.flash_slots(sale_id, store_id),
@@ -222,7 +203,9 @@ async def refill(client: aioredis.Redis, *, sale_id: str, store_id: str, free: i
 
 async def leave(client: aioredis.Redis, *, sale_id: str, store_id: str, customer: str) -> bool:
     """A waiting customer leaves the line; False if they were not waiting."""
-    left = await _script(client, "leave")(
+    left = await scripts.run(
+        client,
+        "flash/leave",
         keys=[keys.flash_wait(sale_id, store_id), keys.flash_entries(sale_id)],
         args=[customer, store_id],
     )
@@ -232,7 +215,9 @@ async def leave(client: aioredis.Redis, *, sale_id: str, store_id: str, customer
 async def close(client: aioredis.Redis, *, sale_id: str, store_id: str, reason: str) -> int:
     """Close the line for good (stop, end); returns how many were still waiting."""
     return int(
-        await _script(client, "close")(keys=_line_keys(sale_id, store_id), args=[reason, store_id])
+        await scripts.run(
+            client, "flash/close", keys=_line_keys(sale_id, store_id), args=[reason, store_id]
+        )
     )
 
 
@@ -272,7 +257,9 @@ async def init(
     ]
     for slot in slots:
         args += [slot.customer, repr(slot.expires), f"{slot.admit_no}:{slot.ticket}"]
-    loaded = await _script(client, "init")(
+    loaded = await scripts.run(
+        client,
+        "flash/init",
         keys=[
             state,
             slot_key,
@@ -314,8 +301,8 @@ async def positions(
     state, wait, slots, free, admits, _ = _line_keys(sale_id, store_id)
     answer = [
         _s(v)
-        for v in await _script(client, "positions")(
-            keys=[state, wait, slots, free, admits], args=customers
+        for v in await scripts.run(
+            client, "flash/positions", keys=[state, wait, slots, free, admits], args=customers
         )
     ]
     standing = {}

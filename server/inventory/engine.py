@@ -1,18 +1,16 @@
 """The Redis side of inventory: one Python function per Lua script.
 
-Scripts are registered once per client (EVALSHA, reloaded transparently after a Redis
-restart) and every key they touch is passed through ``KEYS`` with the ``{store}`` tag.
+Scripts run from the registry (``server.kit.scripts``: EVALSHA, reloaded transparently
+after a Redis restart) and every key they touch is passed through ``KEYS`` with the ``{store}`` tag.
 Each function turns the script's answer into a value or a domain error.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any, Literal
 
 import redis.asyncio as aioredis
-from redis.commands.core import AsyncScript
 
 from server.inventory.errors import (
     HoldNotActive,
@@ -21,24 +19,10 @@ from server.inventory.errors import (
     StoreNotReady,
     UnknownSku,
 )
-from server.kit import keys
+from server.kit import keys, scripts
 
 TOMBSTONE_TTL_S = 24 * 3600
 Outcome = Literal["COMMITTED", "RELEASED", "EXPIRED"]
-
-
-def _lua(name: str) -> str:
-    return (resources.files("server.inventory") / "lua" / f"{name}.lua").read_text()
-
-
-_SOURCES = {name: _lua(name) for name in ("reserve", "settle", "adjust", "restore")}
-
-
-def _script(client: aioredis.Redis, name: str) -> AsyncScript:
-    cache: dict[str, AsyncScript] = client.__dict__.setdefault("_qc_scripts", {})
-    if name not in cache:
-        cache[name] = client.register_script(_SOURCES[name])
-    return cache[name]
 
 
 def _s(value: Any) -> str:
@@ -91,7 +75,9 @@ async def reserve(
     args: list[Any] = [mode, holder, target, expires_at]
     for sku in skus:
         args += [sku, lines[sku]]
-    answer = [_s(v) for v in await _script(client, "reserve")(keys=script_keys, args=args)]
+    answer = [
+        _s(v) for v in await scripts.run(client, "inventory/reserve", keys=script_keys, args=args)
+    ]
     status = answer[0]
     if status == "OK":
         body = answer[3:]
@@ -156,8 +142,11 @@ async def settle(
         ]
         answer = [
             _s(v)
-            for v in await _script(client, "settle")(
-                keys=script_keys, args=[outcome, holder, now, TOMBSTONE_TTL_S, *skus]
+            for v in await scripts.run(
+                client,
+                "inventory/settle",
+                keys=script_keys,
+                args=[outcome, holder, now, TOMBSTONE_TTL_S, *skus],
             )
         ]
         status = answer[0]
@@ -204,8 +193,11 @@ async def adjust(
     ]
     answer = [
         _s(v)
-        for v in await _script(client, "adjust")(
-            keys=script_keys, args=[d_available, d_reserved, d_damaged, d_in_transit]
+        for v in await scripts.run(
+            client,
+            "inventory/adjust",
+            keys=script_keys,
+            args=[d_available, d_reserved, d_damaged, d_in_transit],
         )
     ]
     if answer[0] == "OK":
@@ -276,4 +268,4 @@ async def restore(
             line.d_damaged,
             line.d_in_transit,
         ]
-    return _s(await _script(client, "restore")(keys=script_keys, args=args))
+    return _s(await scripts.run(client, "inventory/restore", keys=script_keys, args=args))

@@ -1,7 +1,7 @@
 """Background loops that must run once per cluster, not once per replica.
 
-Each loop holds a Redis lease (SET NX PX, renewed every run); replicas without the lease
-stand by and take over within one lease period if the holder dies.
+Each loop holds a Redis lease (SET NX PX, renewed every run: ``lua/lease.lua``); replicas
+without the lease stand by and take over within one lease period if the holder dies.
 """
 
 from __future__ import annotations
@@ -14,16 +14,9 @@ from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
 
-from server.kit import keys
+from server.kit import keys, scripts
 
 log = logging.getLogger(__name__)
-
-_RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
-"""
 
 
 class LeasedLoop:
@@ -42,11 +35,15 @@ class LeasedLoop:
         self.lease_ms = lease_ms or max(3000, int(interval_s * 3000))
         self.owner = uuid.uuid4().hex
         self._task: asyncio.Task[None] | None = None
-        self._renew = redis.register_script(_RENEW)
 
     async def holds_lease(self) -> bool:
         return bool(
-            await self._renew(keys=[keys.lease(self.name)], args=[self.owner, self.lease_ms])
+            await scripts.run(
+                self.redis,
+                "kit/lease",
+                keys=[keys.lease(self.name)],
+                args=[self.owner, self.lease_ms],
+            )
         )
 
     async def _loop(self) -> None:

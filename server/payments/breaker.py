@@ -23,17 +23,14 @@ import logging
 import math
 import uuid
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any, Literal, cast
 
 import redis.asyncio as aioredis
 
-from server.kit import keys
+from server.kit import keys, scripts
 from server.kit.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
-
-_SOURCE = (resources.files("server.payments") / "lua" / "breaker.lua").read_text()
 
 BreakerState = Literal["closed", "open", "half_open"]
 
@@ -108,14 +105,15 @@ class CircuitBreaker:
         self.name = name
         self.config = config or BreakerConfig()
         self._keys = [keys.breaker_state(name), keys.breaker_window(name), keys.breaker_trial(name)]
-        self._script = redis.register_script(_SOURCE)
 
     async def before_call(self, now: float) -> Permit:
         """A permit for one call, or ``CircuitOpen`` if the provider must not be called."""
         token = uuid.uuid4().hex
         answer = [
             _s(v)
-            for v in await self._script(
+            for v in await scripts.run(
+                self.redis,
+                "payments/breaker",
                 keys=self._keys,
                 args=["before", now, token, now + self.config.trial_timeout_s],
             )
@@ -136,7 +134,9 @@ class CircuitBreaker:
         c = self.config
         answer = [
             _s(v)
-            for v in await self._script(
+            for v in await scripts.run(
+                self.redis,
+                "payments/breaker",
                 keys=self._keys,
                 args=[
                     "record",
