@@ -5,8 +5,8 @@ what changed. One runs at a time (an exclusive worker of the app)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 from rich.text import Text
 from textual.app import App
@@ -27,6 +27,8 @@ from qc_tui.dialogs import ChoiceScreen, ConfirmScreen
 from shared.client import ApiError
 from shared.geo import LatLng, haversine_m
 from shared.schemas import OpsOrder
+
+T = TypeVar("T")
 
 
 class ManagerActions:
@@ -64,52 +66,56 @@ class ManagerActions:
     def stop_flash_sale(self) -> None:
         self._run(self._stop_flash_sale())
 
-    def _failed(self, what: str, exc: ApiError) -> None:
-        self.app.notify(f"{what}: {describe(exc)}", severity="error", timeout=8)
+    async def _call(self, request: Awaitable[T], *, failed: str) -> T | None:
+        """The action's one API call; a refusal is said (``failed: why``) and answers None."""
+        try:
+            return await request
+        except ApiError as exc:
+            self.app.notify(f"{failed}: {describe(exc)}", severity="error", timeout=8)
+            return None
+
+    def _done(self, text: str, changed: frozenset[str] | None = None) -> None:
+        if changed is not None:
+            self._shown(changed)
+        self.app.notify(text)
+        self._audited()
 
     async def _acknowledge(self, alert_id: str) -> None:
-        try:
-            alert = await self.ctx.client.acknowledge_alert(alert_id)
-        except ApiError as exc:
-            self._failed("Could not acknowledge", exc)
-            return
-        self._shown(self.ctx.view.put_alert(alert))
-        self.app.notify("Alert acknowledged")
-        self._audited()
+        alert = await self._call(
+            self.ctx.client.acknowledge_alert(alert_id), failed="Could not acknowledge"
+        )
+        if alert is not None:
+            self._done("Alert acknowledged", self.ctx.view.put_alert(alert))
 
     async def _pause_or_resume(self, store_id: str) -> None:
         store = self.ctx.view.stores.get(store_id)
         if store is None:
             self.app.bell()
             return
-        try:
-            if store.is_operational:
-                reason = await self.app.push_screen_wait(
-                    ReasonScreen(
-                        f"Pause {store.name} ({store_id})?",
-                        "New orders stop going to this store; orders in hand carry on.",
-                        suggestions=PAUSE_REASONS,
-                        action="pause the store",
-                    )
+        if store.is_operational:
+            reason = await self.app.push_screen_wait(
+                ReasonScreen(
+                    f"Pause {store.name} ({store_id})?",
+                    "New orders stop going to this store; orders in hand carry on.",
+                    suggestions=PAUSE_REASONS,
+                    action="pause the store",
                 )
-                if reason is None:
-                    return
-                result = await self.ctx.client.pause_store(store_id, reason=reason)
-                done = f"{store.name} paused"
-            else:
-                why = f"Paused: {store.paused_reason}" if store.paused_reason else ""
-                if not await self.app.push_screen_wait(
-                    ConfirmScreen(f"Resume {store.name} ({store_id})?", why)
-                ):
-                    return
-                result = await self.ctx.client.resume_store(store_id)
-                done = f"{store.name} is live again"
-        except ApiError as exc:
-            self._failed(f"Could not change {store_id}", exc)
-            return
-        self._shown(self.ctx.view.put_store_settings(result))
-        self.app.notify(done)
-        self._audited()
+            )
+            if reason is None:
+                return
+            request = self.ctx.client.pause_store(store_id, reason=reason)
+            done = f"{store.name} paused"
+        else:
+            why = f"Paused: {store.paused_reason}" if store.paused_reason else ""
+            if not await self.app.push_screen_wait(
+                ConfirmScreen(f"Resume {store.name} ({store_id})?", why)
+            ):
+                return
+            request = self.ctx.client.resume_store(store_id)
+            done = f"{store.name} is live again"
+        result = await self._call(request, failed=f"Could not change {store_id}")
+        if result is not None:
+            self._done(done, self.ctx.view.put_store_settings(result))
 
     async def _change_radius(self, store_id: str) -> None:
         store = self.ctx.view.stores.get(store_id)
@@ -120,16 +126,15 @@ class ManagerActions:
         if answer is None:
             return
         radius, reason = answer
-        try:
-            result = await self.ctx.client.set_store_radius(
-                store_id, service_radius_m=radius, reason=reason
+        result = await self._call(
+            self.ctx.client.set_store_radius(store_id, service_radius_m=radius, reason=reason),
+            failed=f"Could not change the radius of {store_id}",
+        )
+        if result is not None:
+            self._done(
+                f"{store.name}: radius {result.service_radius_m:,} m",
+                self.ctx.view.put_store_settings(result),
             )
-        except ApiError as exc:
-            self._failed(f"Could not change the radius of {store_id}", exc)
-            return
-        self._shown(self.ctx.view.put_store_settings(result))
-        self.app.notify(f"{store.name}: radius {result.service_radius_m:,} m")
-        self._audited()
 
     def _order_choices(self, store_id: str, orders: list[OpsOrder]) -> list[tuple[str, Text]]:
         riders = self.ctx.view.riders
@@ -191,15 +196,12 @@ class ManagerActions:
         )
         if reason is None:
             return
-        try:
-            await self.ctx.client.reassign_order(
-                order_id, rider_id=uuid.UUID(rider_id), reason=reason
-            )
-        except ApiError as exc:
-            self._failed(f"Could not reassign {order_id[:ID_CHARS]}", exc)
-            return
-        self.app.notify(f"Order {order_id[:ID_CHARS]} reassigned")
-        self._audited()
+        reassigned = await self._call(
+            self.ctx.client.reassign_order(order_id, rider_id=uuid.UUID(rider_id), reason=reason),
+            failed=f"Could not reassign {order_id[:ID_CHARS]}",
+        )
+        if reassigned is not None:
+            self._done(f"Order {order_id[:ID_CHARS]} reassigned")
 
     async def _cancel_order(self, store_id: str) -> None:
         order_id = await self.app.push_screen_wait(
@@ -221,13 +223,12 @@ class ManagerActions:
         )
         if reason is None:
             return
-        try:
-            await self.ctx.client.ops_cancel_order(order_id, reason=reason)
-        except ApiError as exc:
-            self._failed(f"Could not cancel {order_id[:ID_CHARS]}", exc)
-            return
-        self.app.notify(f"Order {order_id[:ID_CHARS]} cancelled")
-        self._audited()
+        cancelled = await self._call(
+            self.ctx.client.ops_cancel_order(order_id, reason=reason),
+            failed=f"Could not cancel {order_id[:ID_CHARS]}",
+        )
+        if cancelled is not None:
+            self._done(f"Order {order_id[:ID_CHARS]} cancelled")
 
     async def _stop_flash_sale(self) -> None:
         sales = self.ctx.view.flash_sales(open_only=True)
@@ -254,10 +255,9 @@ class ManagerActions:
         )
         if reason is None:
             return
-        try:
-            await self.ctx.client.stop_flash_sale(sale.sale_id, reason=reason)
-        except ApiError as exc:
-            self._failed("Could not stop the sale", exc)
-            return
-        self.app.notify(f"Flash sale of {sale.sku_id} stopped")
-        self._audited()
+        stopped = await self._call(
+            self.ctx.client.stop_flash_sale(sale.sale_id, reason=reason),
+            failed="Could not stop the sale",
+        )
+        if stopped is not None:
+            self._done(f"Flash sale of {sale.sku_id} stopped")

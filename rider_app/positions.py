@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 from qc_tui.api import is_transient
@@ -62,18 +62,17 @@ class PositionSender:
             next_at = max(next_at + self.interval_s, time.monotonic())
 
     async def push_once(self) -> None:
-        try:
-            await self.pusher.tick()
-        except Exception:
-            log.exception("pushing a fix failed")
-        self._counted(len(self.buffer))
+        await self._attempt(self.pusher.tick(), "pushing a fix failed")
 
     async def flush(self) -> None:
         """Replay what was kept, in order."""
+        await self._attempt(self.pusher.flush(), "replaying kept fixes failed")
+
+    async def _attempt(self, push: Awaitable[object], failed: str) -> None:
         try:
-            await self.pusher.flush()
-        except Exception:
-            log.exception("replaying kept fixes failed")
+            await push
+        except Exception:  # logged; the buffer keeps what was not sent
+            log.exception(failed)
         self._counted(len(self.buffer))
 
     async def _send_fix(self, fix: Fix) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from textual import work
 from textual.app import ComposeResult
@@ -35,6 +37,8 @@ from scanners.types import Scan
 from scanners.wedge import WedgeDetector
 from shared.client import ApiError
 from shared.schemas import PickLinePublic, PickList
+
+T = TypeVar("T")
 
 
 class PickScreen(WedgeScreen):
@@ -332,26 +336,19 @@ class PickScreen(WedgeScreen):
     @work(exclusive=True, group="exception")
     async def exception_flow(self, line: PickLinePublic, choice: ShortChoice) -> None:
         """Short -> (substitute offered by the store's policy) -> substitute or refund."""
-        connection, client = self.ctx.connection, self.ctx.client
+        client = self.ctx.client
         self._busy = True
         try:
-            # both requests are sent again until answered: the server applies each once
-            try:
-                result = await connection.send_until_answered(
-                    lambda: client.short_pick(
-                        self.order_id,
-                        sku_id=line.sku_id,
-                        found_qty=choice.found,
-                        reason=choice.reason,
-                    ),
-                    resend_on=worth_resending,
-                    waiting=lambda why: self.feedback.info(
-                        f"⋯ short not answered ({why}), resending"
-                    ),
-                )
-            except ApiError as exc:
-                self.refuse(f"Short not recorded: {describe(exc)}")
-                await self.reload()
+            result = await self._recorded(
+                "short",
+                lambda: client.short_pick(
+                    self.order_id,
+                    sku_id=line.sku_id,
+                    found_qty=choice.found,
+                    reason=choice.reason,
+                ),
+            )
+            if result is None:
                 return
             await self.reload(keep_cursor=False)
             what = f"{result.short_qty} x {line.name} short ({choice.reason})"
@@ -363,22 +360,16 @@ class PickScreen(WedgeScreen):
             if pick is None:
                 self.feedback.info(f"{what} — no substitute; customer refunded")
                 return
-            try:
-                updated = await connection.send_until_answered(
-                    lambda: client.substitute(
-                        self.order_id,
-                        sku_id=line.sku_id,
-                        substitute_sku=pick.sku_id,
-                        quantity=pick.quantity,
-                    ),
-                    resend_on=worth_resending,
-                    waiting=lambda why: self.feedback.info(
-                        f"⋯ substitute not answered ({why}), resending"
-                    ),
-                )
-            except ApiError as exc:
-                self.refuse(f"Substitute not recorded: {describe(exc)}")
-                await self.reload()
+            updated = await self._recorded(
+                "substitute",
+                lambda: client.substitute(
+                    self.order_id,
+                    sku_id=line.sku_id,
+                    substitute_sku=pick.sku_id,
+                    quantity=pick.quantity,
+                ),
+            )
+            if updated is None:
                 return
             skus = [ln.sku_id for ln in updated.lines]
             cursor = skus.index(pick.sku_id) if pick.sku_id in skus else None
@@ -388,6 +379,20 @@ class PickScreen(WedgeScreen):
             self.feedback.ok(f"Substitute {pick.quantity} x {pick.name} added — pick it{where}")
         finally:
             self._busy = False
+
+    async def _recorded(self, what: str, send: Callable[[], Awaitable[T]]) -> T | None:
+        """Send a short or a substitute again until answered (the server applies each
+        once); a refusal is said, the list reloaded, and the answer is None."""
+        try:
+            return await self.ctx.connection.send_until_answered(
+                send,
+                resend_on=worth_resending,
+                waiting=lambda why: self.feedback.info(f"⋯ {what} not answered ({why}), resending"),
+            )
+        except ApiError as exc:
+            self.refuse(f"{what.capitalize()} not recorded: {describe(exc)}")
+            await self.reload()
+            return None
 
     def action_pack(self) -> None:
         open_lines = [ln for ln in self.pick.lines if ln.picked_qty < ln.quantity]
