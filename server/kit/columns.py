@@ -16,7 +16,7 @@ def tz_field(*, nullable: bool = True, server_now: bool = False, index: bool = F
         kwargs["server_default"] = func.now()
     return Field(
         default=None,
-        sa_type=DateTime(timezone=True),  # type: ignore[call-overload]
+        sa_type=DateTime(timezone=True),
         nullable=nullable and not server_now,
         index=index,
         sa_column_kwargs=kwargs,
@@ -30,6 +30,6 @@ def enum_field(default: Any = ..., *, max_length: int = 30, index: bool = False)
     """A StrEnum stored as VARCHAR: new states need no ``ALTER TYPE`` migration."""
     return Field(
         default=default,
-        sa_type=String(max_length),  # type: ignore[call-overload]
+        sa_type=String(max_length),
         index=index,
     )

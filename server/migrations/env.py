@@ -14,6 +14,8 @@ target_metadata = SQLModel.metadata
 
 def run_migrations_online() -> None:
     url = config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise RuntimeError("run migrations through server.kit.migrate, which sets the URL")
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)

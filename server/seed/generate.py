@@ -13,6 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from functools import cache
 from itertools import product as cartesian
+from typing import Any, TypedDict
 
 import psycopg
 
@@ -71,7 +72,22 @@ def ean13(index: int) -> str:
     return body + str(ean13_check_digit(body))
 
 
-def _products(rng: random.Random, count: int) -> list[dict[str, object]]:
+class _Product(TypedDict):
+    """One catalogue row, its keys in the column order of the ``products`` COPY."""
+
+    sku_id: str
+    name: str
+    category_id: str
+    brand: str
+    mrp_paise: int
+    weight_grams: int
+    pack_size: str
+    barcode: str
+    case_pack: int
+    image_urls: list[str]
+
+
+def _products(rng: random.Random, count: int) -> list[_Product]:
     """``count`` distinct SKUs spread over the categories in proportion to their variety."""
     pools: dict[str, list[tuple[str, str, str, tuple[str, int, int]]]] = {}
     for cat, (_, _, brands, nouns, variants, sizes) in CATEGORIES.items():
@@ -81,7 +97,7 @@ def _products(rng: random.Random, count: int) -> list[dict[str, object]]:
     total = sum(len(p) for p in pools.values())
     if count > total:
         raise ValueError(f"the catalogue shape allows at most {total} SKUs")
-    rows: list[dict[str, object]] = []
+    rows: list[_Product] = []
     quotas = {c: max(1, round(count * len(p) / total)) for c, p in pools.items()}
     # fix rounding so the quotas add up to exactly ``count``
     order = sorted(pools, key=lambda c: -len(pools[c]))
@@ -159,12 +175,12 @@ def seed_city(
     bins = _bins()
     walk = walk_sequence(bins)
     aisle_bins: dict[str, list[tuple[str, int, int]]] = {a: [] for a in AISLES}
-    for b in bins:
-        aisle_bins[b[0]].append(b)
+    for aisle_bin in bins:
+        aisle_bins[aisle_bin[0]].append(aisle_bin)
     hashes = _demo_hashes()
 
     with psycopg.connect(url) as conn, conn.cursor() as cur:
-        if cur.execute("SELECT count(*) FROM dark_stores").fetchone()[0]:  # type: ignore[index]
+        if _store_count(cur):
             raise RuntimeError("the database already holds a city; use `qc seed --reset`")
         cur.execute(
             "INSERT INTO cities (city_id, name, timezone) VALUES (%s, %s, %s)",
@@ -217,7 +233,7 @@ def seed_city(
             for store_id, *_ in chosen:
                 for p in catalogue:
                     discount = rng.choice([0, 0, 0, 5, 10, 15, 20])
-                    price = int(p["mrp_paise"]) * (100 - discount) // 100  # type: ignore[call-overload]
+                    price = p["mrp_paise"] * (100 - discount) // 100
                     price_copy.write_row((store_id, p["sku_id"], price))
         with cur.copy(
             "COPY store_inventory (store_id, sku_id, available_qty, reorder_level, "
@@ -226,11 +242,11 @@ def seed_city(
             for store_id, *_ in chosen:
                 slot = {a: 0 for a in AISLES}
                 for p in catalogue:
-                    aisle = CATEGORIES[str(p["category_id"])][1]
+                    aisle = CATEGORIES[p["category_id"]][1]
                     spots = aisle_bins[aisle]
                     a, s, b = spots[slot[aisle] % len(spots)]
                     slot[aisle] += 1
-                    capacity = 40 + int(160 * popularity[p["sku_id"]] ** 0.5)  # type: ignore[index]
+                    capacity = 40 + int(160 * popularity[p["sku_id"]] ** 0.5)
                     stocked = 0 if rng.random() < 0.03 else rng.randint(capacity // 4, capacity)
                     inv_copy.write_row(
                         (
@@ -323,9 +339,15 @@ def seed_city(
     return summary
 
 
+def _store_count(cur: psycopg.Cursor[Any]) -> int:
+    row = cur.execute("SELECT count(*) FROM dark_stores").fetchone()
+    assert row is not None  # count(*) answers one row
+    return int(row[0])
+
+
 def database_is_empty(url: str) -> bool:
-    with psycopg.connect(url) as conn:
-        return not conn.execute("SELECT count(*) FROM dark_stores").fetchone()[0]  # type: ignore[index]
+    with psycopg.connect(url) as conn, conn.cursor() as cur:
+        return not _store_count(cur)
 
 
 def reset_database(url: str) -> None:

@@ -76,7 +76,7 @@ _STORES_SQL = text("""
 
 async def rank_stores(session: AsyncSession, *, point: LatLng, now: datetime) -> list[Candidate]:
     found: list[Candidate] = []
-    for row in await session.exec(_STORES_SQL):  # type: ignore[call-overload]
+    for row in await session.execute(_STORES_SQL):
         (store_id, name, lat, lng, radius, zone, hours, tz, in_flight, pickers, idle) = row
         distance = haversine_m(LatLng(lat, lng), point)
         inside = point_in_geojson(point, zone) if zone else distance <= radius
