@@ -17,14 +17,11 @@ from picker_app.outbox import PendingScan, ScanOutbox
 from picker_app.screens.exception import ManualCodeScreen, ShortScreen, SubstituteScreen
 from picker_app.screens.login import LoginScreen
 from picker_app.screens.queue import QueueScreen
-from qc_tui.clock import ServerClock, mmss
 from tests.helpers import scanner_types, wait_for
 from tests.picker_app.picker_fakes import (
     BANANA,
-    NOW,
     FakePickingApi,
     fake_app,
-    fixed_clock,
     open_task,
     queue_rows,
     scans_sent,
@@ -210,15 +207,6 @@ async def test_login_refusals_are_shown() -> None:
         await pilot.press("enter")  # the PIN is still there
         await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen), what="queue")
         assert app.store_id == "BLR-KOR"
-
-
-def test_server_clock_and_countdowns() -> None:
-    clock = ServerClock(fixed_clock)
-    clock.observe(NOW.replace(minute=40), 300)  # the server runs 5 minutes ahead
-    assert clock.now() == NOW.replace(minute=35)
-    clock.observe(NOW.replace(minute=40), 299)  # within the tolerance: no twitch
-    assert clock.now() == NOW.replace(minute=35)
-    assert (mmss(75), mmss(-30.5), mmss(0.4), mmss(3600)) == ("01:15", "-00:30", "00:00", "60:00")
 
 
 def test_command_line() -> None:
