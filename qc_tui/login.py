@@ -46,7 +46,6 @@ class LoginScreen(Screen[None]):
     def fields(self) -> ComposeResult:
         """The labelled inputs, the login's (id ``login``) and the secret's among them."""
         raise NotImplementedError
-        yield
 
     def on_mount(self) -> None:
         first_empty = next((i for i in self.query(Input) if not i.value), None)
