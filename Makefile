@@ -6,11 +6,12 @@ PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3; do \
 	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(not (3,11) <= sys.version_info[:2] <= (3,13))' 2>/dev/null; then echo $$p; break; fi; done)
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint serve clean help
+.PHONY: demo test test-slow test-all lint serve clean help
 
 help:
 	@echo "make demo   - the embedded stack, a seeded Bengaluru and the API (main job)"
-	@echo "make test   - the whole test suite on real PostgreSQL and Redis (embedded by default)"
+	@echo "make test   - the test suite on real PostgreSQL and Redis (embedded by default), in"
+	@echo "              parallel, without the slow tests; make test-slow: those; make test-all: all"
 	@echo "make lint   - ruff and mypy"
 
 $(STAMP): pyproject.toml
@@ -30,8 +31,20 @@ demo: $(STAMP)
 serve: $(STAMP)
 	$(VENV)/bin/qc serve
 
+# In parallel (pytest-xdist): every worker starts its own embedded stack, or takes its own
+# database and Redis db on external servers (tests/conftest.py). Exit code 5 (the selection
+# holds no test) is not a failure.
+TEST_WORKERS ?= 2
+PYTEST = $(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=10
+
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS) || [ $$? -eq 5 ]
+
+test-slow: $(STAMP)
+	$(PYTEST) -m slow $(PYTEST_ARGS) || [ $$? -eq 5 ]
+
+test-all: $(STAMP)
+	$(PYTEST) $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -52,6 +52,7 @@ def _xdist_worker() -> int | None:
     return int(name.removeprefix("gw")) if name else None
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """On a shared external Redis, the tests that listen on pub/sub channels go to one
     worker (``--dist loadgroup``): a channel is the same in every Redis database."""
