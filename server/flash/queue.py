@@ -28,10 +28,6 @@ class QueueNotReady(DomainError):
     status, code, title = 503, "flash_queue_loading", "The queue is being loaded"
 
 
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _line_keys(sale_id: str, store_id: str) -> list[str]:
     """state, wait, slots, free, admits, entries: the keys most scripts share."""
     return [
@@ -59,7 +55,7 @@ async def join(
     client: aioredis.Redis, *, sale_id: str, store_id: str, customer: str, max_slots: int
 ) -> Joined:
     answer = [
-        _s(v)
+        scripts.text(v)
         for v in await scripts.run(
             client,
             "flash/join",
@@ -101,7 +97,7 @@ async def admit(
     """Pop the head of the line into checkout slots; [] when closed or nothing to do."""
     state, wait, slots, free, _, _ = _line_keys(sale_id, store_id)
     answer = [
-        _s(v)
+        scripts.text(v)
         for v in await scripts.run(
             client,
             "flash/admit",
@@ -300,7 +296,7 @@ async def positions(
     """The line's figures and where each of ``customers`` stands, in one call."""
     state, wait, slots, free, admits, _ = _line_keys(sale_id, store_id)
     answer = [
-        _s(v)
+        scripts.text(v)
         for v in await scripts.run(
             client, "flash/positions", keys=[state, wait, slots, free, admits], args=customers
         )

@@ -25,10 +25,6 @@ TOMBSTONE_TTL_S = 24 * 3600
 Outcome = Literal["COMMITTED", "RELEASED", "EXPIRED"]
 
 
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 @dataclass(frozen=True)
 class LineChange:
     sku_id: str
@@ -76,7 +72,8 @@ async def reserve(
     for sku in skus:
         args += [sku, lines[sku]]
     answer = [
-        _s(v) for v in await scripts.run(client, "inventory/reserve", keys=script_keys, args=args)
+        scripts.text(v)
+        for v in await scripts.run(client, "inventory/reserve", keys=script_keys, args=args)
     ]
     status = answer[0]
     if status == "OK":
@@ -117,7 +114,10 @@ class Settled:
 
 
 async def read_hold(client: aioredis.Redis, *, store_id: str, holder: str) -> dict[str, str]:
-    return {_s(k): _s(v) for k, v in (await client.hgetall(keys.hold(store_id, holder))).items()}
+    return {
+        scripts.text(k): scripts.text(v)
+        for k, v in (await client.hgetall(keys.hold(store_id, holder))).items()
+    }
 
 
 async def settle(
@@ -141,7 +141,7 @@ async def settle(
             *(keys.inventory(store_id, s) for s in skus),
         ]
         answer = [
-            _s(v)
+            scripts.text(v)
             for v in await scripts.run(
                 client,
                 "inventory/settle",
@@ -192,7 +192,7 @@ async def adjust(
         keys.inflight(store_id),
     ]
     answer = [
-        _s(v)
+        scripts.text(v)
         for v in await scripts.run(
             client,
             "inventory/adjust",
@@ -268,4 +268,4 @@ async def restore(
             line.d_damaged,
             line.d_in_transit,
         ]
-    return _s(await scripts.run(client, "inventory/restore", keys=script_keys, args=args))
+    return scripts.text(await scripts.run(client, "inventory/restore", keys=script_keys, args=args))

@@ -86,6 +86,11 @@ async def run(
         return await client.evalsha(script.sha, len(keys), *keys, *args)
 
 
+def text(value: Any) -> str:
+    """One item of a script's answer as text (bytes unless the client decodes them)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 async def load_all(client: aioredis.Redis) -> None:
     """Load every script into Redis (a compile error surfaces here, at startup)."""
     for script in SCRIPTS.values():

@@ -23,7 +23,7 @@ import logging
 import math
 import uuid
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Literal, cast
 
 import redis.asyncio as aioredis
 
@@ -93,10 +93,6 @@ class BreakerSnapshot:
     failures: int
 
 
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 class CircuitBreaker:
     def __init__(
         self, redis: aioredis.Redis, name: str = "payments", config: BreakerConfig | None = None
@@ -110,7 +106,7 @@ class CircuitBreaker:
         """A permit for one call, or ``CircuitOpen`` if the provider must not be called."""
         token = uuid.uuid4().hex
         answer = [
-            _s(v)
+            scripts.text(v)
             for v in await scripts.run(
                 self.redis,
                 "payments/breaker",
@@ -133,7 +129,7 @@ class CircuitBreaker:
         """
         c = self.config
         answer = [
-            _s(v)
+            scripts.text(v)
             for v in await scripts.run(
                 self.redis,
                 "payments/breaker",
@@ -163,13 +159,16 @@ class CircuitBreaker:
     async def snapshot(self, now: float) -> BreakerSnapshot:
         """The state as callers at ``now`` would see it (for health checks and tests)."""
         state_key, window_key, _ = self._keys
-        fields = {_s(k): _s(v) for k, v in (await self.redis.hgetall(state_key)).items()}
+        fields = {
+            scripts.text(k): scripts.text(v)
+            for k, v in (await self.redis.hgetall(state_key)).items()
+        }
         state = cast(BreakerState, fields.get("state", "closed"))
         open_until = float(fields["open_until"]) if state == "open" else None
         if open_until is not None and now >= open_until:
             state, open_until = "half_open", None
         members = [
-            _s(m)
+            scripts.text(m)
             for m in await self.redis.zrangebyscore(window_key, now - self.config.window_s, "+inf")
         ]
         failures = sum(m.endswith(":fail") for m in members)
