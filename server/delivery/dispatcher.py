@@ -108,7 +108,7 @@ async def dispatch_store(
     candidates = [
         planning.RiderCandidate(
             str(r.rider_id),
-            LatLng(r.lat, r.lng),  # type: ignore[arg-type]
+            LatLng(r.lat, r.lng),
             r.status,
             0.0,
             r.rating,
@@ -116,6 +116,7 @@ async def dispatch_store(
             past[r.rider_id][0] if r.rider_id in past else None,  # time on this route
         )
         for r in riders
+        if r.lat is not None and r.lng is not None  # the query asked for placed riders
     ]
     batch_of = {b.order_ids[0]: b for b in batches}
     orders_by_id = {str(o.order_id): o for o, _ in waiting}

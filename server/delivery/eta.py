@@ -66,7 +66,7 @@ async def rider_history(
     (the ETA's history correction). Riders with fewer than 3 drops are left out."""
     if not rider_ids:
         return {}
-    rows = await session.exec(
+    rows = await session.execute(
         text("""
         SELECT t.rider_id,
                avg(extract(epoch FROM s.delivered_at - o.out_for_delivery_at)) / 60,
@@ -79,7 +79,7 @@ async def rider_history(
         WHERE t.store_id = :store AND t.rider_id = ANY(:riders) AND s.status = 'DELIVERED'
           AND s.delivered_at > :since AND o.out_for_delivery_at IS NOT NULL
           AND s.planned_arrival_at > t.planned_depart_at
-        GROUP BY t.rider_id"""),  # type: ignore[call-overload]
-        params={"store": store_id, "riders": rider_ids, "since": now - timedelta(days=30)},
+        GROUP BY t.rider_id"""),
+        {"store": store_id, "riders": rider_ids, "since": now - timedelta(days=30)},
     )
     return {r[0]: (float(r[1]), float(r[2])) for r in rows if r[3] >= HISTORY_MIN_SAMPLES}

@@ -36,7 +36,7 @@ class RiderLocation(SQLModel, table=True):
     __tablename__ = "rider_locations"
 
     rider_id: uuid.UUID = Field(primary_key=True)
-    recorded_at: datetime = Field(sa_type=DateTime(timezone=True), primary_key=True)  # type: ignore[call-overload]
+    recorded_at: datetime = Field(sa_type=DateTime(timezone=True), primary_key=True)
     lat: float
     lng: float
     speed_mps: float | None = None
@@ -47,7 +47,7 @@ class RiderShift(SQLModel, table=True):
     __tablename__ = "rider_shifts"
 
     rider_id: uuid.UUID = Field(primary_key=True)
-    started_at: datetime = Field(sa_type=DateTime(timezone=True), primary_key=True)  # type: ignore[call-overload]
+    started_at: datetime = Field(sa_type=DateTime(timezone=True), primary_key=True)
     ended_at: Timestamp = tz_field()
 
 

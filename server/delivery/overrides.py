@@ -99,7 +99,11 @@ async def assign_to_rider(
     store = await session.get(DarkStore, order.store_id)
     assert store is not None
     start = LatLng(store.lat, store.lng)
-    to_store = haversine_m(LatLng(rider.lat, rider.lng), start) if rider.lat is not None else 0.0
+    to_store = (
+        haversine_m(LatLng(rider.lat, rider.lng), start)
+        if rider.lat is not None and rider.lng is not None
+        else 0.0
+    )
     arrive = planning.eta_s(to_store) + planning.eta_s(
         haversine_m(start, LatLng(order.delivery_lat, order.delivery_lng))
     )

@@ -223,7 +223,7 @@ def assign(
     neutral = neutral_history_minutes(riders, weights)
     score = (
         _distance_term(dist[np.ix_(rows, cols)], weights)
-        + _rider_terms([riders[c] for c in cols], weights, neutral)[None, :]
+        + _rider_terms([riders[int(c)] for c in cols], weights, neutral)[None, :]
     )
     # A per-pair bonus above any matching's total score makes one more assignment always
     # worth more than any score gain; ineligible cells get 0 and are dropped afterwards.

@@ -49,11 +49,11 @@ async def set_shift(
     if on_duty:
         session.add(RiderShift(rider_id=rider.rider_id, started_at=now))
     else:
-        await session.exec(
-            text(  # type: ignore[call-overload]
+        await session.execute(
+            text(
                 "UPDATE rider_shifts SET ended_at = :now WHERE rider_id = :r AND ended_at IS NULL"
             ),
-            params={"now": now, "r": rider.rider_id},
+            {"now": now, "r": rider.rider_id},
         )
         await redis.zrem(keys.rider_geo(rider.city_id), str(rider.rider_id))
     return rider
@@ -99,12 +99,12 @@ async def ingest_fixes(
             duplicates += 1
             continue
         if last_recorded is None or (fix.at - last_recorded).total_seconds() >= HISTORY_SAMPLE_S:
-            await session.exec(
-                text(  # type: ignore[call-overload]
+            await session.execute(
+                text(
                     "INSERT INTO rider_locations (rider_id, recorded_at, lat, lng, speed_mps, "
                     "accuracy_m) VALUES (:r, :at, :lat, :lng, :v, :acc) ON CONFLICT DO NOTHING"
                 ),
-                params={
+                {
                     "r": rider.rider_id,
                     "at": fix.at,
                     "lat": fix.lat,
@@ -123,13 +123,13 @@ async def ingest_fixes(
         rider.status = RiderStatus.IDLE  # the signal is back: offers may come again
     session.add(rider)
     pipe = redis.pipeline(transaction=False)
-    pipe.geoadd(keys.rider_geo(rider.city_id), (rider.lng, rider.lat, str(rider.rider_id)))
+    pipe.geoadd(keys.rider_geo(rider.city_id), (latest.lng, latest.lat, str(rider.rider_id)))
     pipe.hset(
         keys.rider_fix(str(rider.rider_id)),
         mapping={
-            "lat": rider.lat,
-            "lng": rider.lng,
-            "at": rider.last_fix_at.isoformat(),  # type: ignore[union-attr]
+            "lat": latest.lat,
+            "lng": latest.lng,
+            "at": latest.at.isoformat(),
             "speed": latest.speed_mps if latest.speed_mps is not None else "",
         },
     )
@@ -181,9 +181,7 @@ async def _after_move(
                         "rider_id": str(rider.rider_id),
                         "lat": rider.lat,
                         "lng": rider.lng,
-                        "at": rider.last_fix_at.isoformat()  # type: ignore[union-attr]
-                        if rider.last_fix_at
-                        else None,
+                        "at": rider.last_fix_at.isoformat() if rider.last_fix_at else None,
                         "eta_s": round(elapsed),
                         "arrived": stop.status == "ARRIVED",
                     },

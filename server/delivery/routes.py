@@ -10,7 +10,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
 from server.delivery import riders, trips
-from server.delivery.models import Trip
+from server.delivery.models import Rider, Trip
 from server.identity.models import User
 from server.kit import sockets
 from server.kit.clock import Clock
@@ -40,7 +40,7 @@ ws_router = APIRouter(tags=["delivery"])
 ERRORS = problem_responses(401, 403, 404, 409, 422)
 
 
-async def _me(session: SessionDep, user: RiderUser, *, lock: bool = False):  # type: ignore[no-untyped-def]
+async def _me(session: SessionDep, user: RiderUser, *, lock: bool = False) -> Rider:
     return await riders.get_rider(session, user=user, for_update=lock)
 
 
@@ -118,7 +118,7 @@ async def my_trip(
     return await _view(session, redis, clock, trip) if trip else None
 
 
-def _trip_action(name: str, summary: str):  # type: ignore[no-untyped-def]
+def _trip_action(name: str, summary: str) -> None:
     async def action(
         trip_id: uuid.UUID, session: SessionDep, redis: RedisDep, clock: ClockDep, user: RiderUser
     ) -> TripPublic:

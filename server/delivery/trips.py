@@ -44,7 +44,7 @@ async def trip_stops(session: AsyncSession, trip_id: uuid.UUID) -> list[tuple[Tr
         .where(TripStop.trip_id == trip_id, col(Order.order_id) == col(TripStop.order_id))
         .order_by(col(TripStop.seq))
     )
-    return list(rows.all())  # type: ignore[arg-type]
+    return list(rows.all())
 
 
 def open_stops(stops: list[tuple[TripStop, Order]]) -> list[tuple[TripStop, Order]]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import redis.asyncio as aioredis
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.delivery import planning
 from server.delivery.dispatcher import dispatch_store, replace_lost_riders
@@ -21,7 +22,7 @@ async def dispatch_all(
     weights: planning.ScoreWeights = planning.DEFAULT_WEIGHTS,
 ) -> list[Trip]:
     async with transaction(sessions) as session:
-        stores = list((await session.exec(select(DarkStore))).all())  # type: ignore[attr-defined]
+        stores = list((await session.exec(select(DarkStore))).all())
     async with transaction(sessions) as session:
         await replace_lost_riders(session, redis, now=clock.now())
     trips: list[Trip] = []

@@ -11,7 +11,8 @@ import asyncio
 import logging
 
 import redis.asyncio as aioredis
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.forecast.history import IST, ist_midnight
 from server.forecast.runs import run_forecast
@@ -45,7 +46,7 @@ async def run_daily_job(
         except ValueError as exc:  # no history yet: plan with what forecasts exist
             log.warning("daily forecast skipped", extra={"reason": str(exc)})
     async with transaction(sessions) as session:
-        plan = await plan_replenishment(session, now=now)  # type: ignore[arg-type]
+        plan = await plan_replenishment(session, now=now)
     await redis.set(keys.daily_job("replenishment"), day)
     log.info(
         "daily replenishment planned",

@@ -142,25 +142,25 @@ def _weather_rows(
     return [(city_ids[w.city], w.day, w.rain_mm, w.rainy, source.value) for w in weather]
 
 
+def _event_row(ev: Event, city_id: str | None, source: FactorSource) -> tuple[object, ...]:
+    return (
+        _event_id(ev, city_id),
+        ev.day,
+        ev.start_hour,
+        ev.duration_hours,
+        ev.kind,
+        ev.name,
+        city_id,
+        source.value,
+    )
+
+
 def _event_rows(
     events: Iterable[Event], city_ids: dict[str, str], source: FactorSource
 ) -> list[tuple[object, ...]]:
-    rows: list[tuple[object, ...]] = []
-    for ev in events:
-        cid = city_ids[ev.city] if ev.city is not None else None
-        rows.append(
-            (
-                _event_id(ev, cid),
-                ev.day,
-                ev.start_hour,
-                ev.duration_hours,
-                ev.kind,
-                ev.name,
-                cid,
-                source.value,
-            )
-        )
-    return rows
+    return [
+        _event_row(ev, city_ids[ev.city] if ev.city is not None else None, source) for ev in events
+    ]
 
 
 def _flash_rows(sales: Iterable[FlashSale], source: FactorSource) -> list[tuple[object, ...]]:
@@ -307,18 +307,7 @@ def import_events(url: str, source: PathOrText) -> int:
                 cid = lookup.get(ev.city.lower())
                 if cid is None:
                     raise CsvError(name, line, "city", f"unknown city {ev.city!r}")
-            rows.append(
-                (
-                    _event_id(ev, cid),
-                    ev.day,
-                    ev.start_hour,
-                    ev.duration_hours,
-                    ev.kind,
-                    ev.name,
-                    cid,
-                    FactorSource.IMPORT.value,
-                )
-            )
+            rows.append(_event_row(ev, cid, FactorSource.IMPORT))
         with conn.cursor() as cur:
             cur.executemany(_UPSERT_EVENT.format(action=_IMPORT_WINS["event"]), rows)
     return len(rows)

@@ -154,13 +154,3 @@ class ReplenishmentOrder(SQLModel, table=True):
     received_at: Timestamp = tz_field()
     forecast_24h: float = Field(sa_type=Float)
     forecast_72h: float = Field(sa_type=Float)
-
-
-FORECAST_TABLES = (
-    SalesHistory.__table__,  # type: ignore[attr-defined]
-    DailyWeather.__table__,  # type: ignore[attr-defined]
-    CalendarEvent.__table__,  # type: ignore[attr-defined]
-    FlashSaleSchedule.__table__,  # type: ignore[attr-defined]
-    DemandForecast.__table__,  # type: ignore[attr-defined]
-    ReplenishmentOrder.__table__,  # type: ignore[attr-defined]
-)

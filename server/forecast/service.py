@@ -68,11 +68,11 @@ async def plan_replenishment(
     Units PLANNED but not yet dispatched count as in transit, so planning again before
     dispatch orders nothing twice. A SKU without a forecast is never reordered.
     """
-    rows = (await session.exec(_POSITIONS_SQL, params={"now": now, "store": store_id})).all()  # type: ignore[call-overload]
+    rows = (await session.execute(_POSITIONS_SQL, {"now": now, "store": store_id})).all()
     if store_id is not None and not rows:
         exists = (
-            await session.exec(  # type: ignore[call-overload]
-                text("SELECT 1 FROM dark_stores WHERE store_id = :s"), params={"s": store_id}
+            await session.execute(
+                text("SELECT 1 FROM dark_stores WHERE store_id = :s"), {"s": store_id}
             )
         ).first()
         if exists is None:
@@ -205,7 +205,7 @@ _RISK_SQL = text("""
 async def stockout_risk(session: AsyncSession, *, store_id: str | None = None) -> dict[str, int]:
     """Per store: SKUs whose available units are below the next-24h forecast of the
     store's latest run (0 for a store without forecasts). For the control tower feed."""
-    rows = (await session.exec(_RISK_SQL, params={"store": store_id})).all()  # type: ignore[call-overload]
+    rows = (await session.execute(_RISK_SQL, {"store": store_id})).all()
     if store_id is not None and not rows:
         raise NotFound(f"no store {store_id}", code="store_not_found")
     return {store: int(n) for store, n in rows}

@@ -12,6 +12,7 @@ from dataclasses import astuple, dataclass
 
 import redis.asyncio as aioredis
 from prometheus_client import Counter
+from redis.typing import EncodableT
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -148,7 +149,9 @@ async def _write_store(db: AsyncEngine, redis: aioredis.Redis, store_id: str) ->
     pipe.delete(keys.hold_expiry(store_id))
     for holder, (status, expires, lines) in holds.items():
         pipe.delete(keys.hold(store_id, holder))
-        pipe.hset(keys.hold(store_id, holder), mapping={**lines, "_state": status, "_exp": expires})
+        fields: dict[EncodableT, EncodableT] = {sku: qty for sku, qty in lines.items()}
+        fields |= {"_state": status, "_exp": expires}
+        pipe.hset(keys.hold(store_id, holder), mapping=fields)
         pipe.zadd(keys.hold_expiry(store_id), {holder: expires})
     for holder, outcome in ended.items():
         pipe.delete(keys.hold(store_id, holder))

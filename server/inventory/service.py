@@ -15,6 +15,7 @@ from typing import Literal, TypeVar
 
 import redis.asyncio as aioredis
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -44,7 +45,9 @@ async def _gated(
     try:
         return await call()
     except StoreNotReady:
-        await load_store(session.bind, redis, store_id)  # type: ignore[arg-type]
+        engine = session.bind
+        assert isinstance(engine, AsyncEngine), "sessions are bound to the engine (kit.db)"
+        await load_store(engine, redis, store_id)
         return await call()
 
 
@@ -138,7 +141,7 @@ async def _write_bucket_change(
     if reservation is not None:
         statement = _WITH_RESERVATION
         params |= reservation
-    row = (await session.exec(statement, params=params)).first()
+    row = (await session.execute(statement, params)).first()
     if not moves:
         return
     if row is None and expected_version is not None:
@@ -220,11 +223,11 @@ async def reserve_lines(
     if result.changed:
         _finish_inflight(session, redis, store_id)
     if new_holder and new_holder != holder:
-        await session.exec(
+        await session.execute(
             text("""
             UPDATE inventory_reservations SET order_id = :target
             WHERE store_id = :store AND order_id = :holder AND status IN ('SOFT', 'HARD')"""),
-            params={"target": target, "store": store_id, "holder": holder},
+            {"target": target, "store": store_id, "holder": holder},
         )
     status = ReservationStatus.SOFT if mode == "SOFT" else ReservationStatus.HARD
     for change in result.lines:
@@ -239,12 +242,12 @@ async def reserve_lines(
             actor_id=actor_id,
         )
     # Redis extends the whole hold on every touch: so does the books' expiry of each line
-    await session.exec(
+    await session.execute(
         text(
             "UPDATE inventory_reservations SET expires_at = :expires WHERE store_id = :store "
             "AND order_id = :holder AND status IN ('SOFT', 'HARD')"
-        ),  # type: ignore[call-overload]
-        params={"expires": expires, "store": store_id, "holder": target},
+        ),
+        {"expires": expires, "store": store_id, "holder": target},
     )
     await session.flush()
     return result
@@ -331,11 +334,11 @@ async def settle_hold(
 
     uow.on_rollback(session, compensate)
     _finish_inflight(session, redis, store_id)
-    await session.exec(
+    await session.execute(
         text("""
         UPDATE inventory_reservations SET status = :status, updated_at = :now
         WHERE store_id = :store AND order_id = :holder AND status IN ('SOFT', 'HARD')"""),
-        params={"status": outcome, "now": now, "store": store_id, "holder": holder},
+        {"status": outcome, "now": now, "store": store_id, "holder": holder},
     )
     for sku, qty in sorted(result.lines.items()):
         await _write_bucket_change(

@@ -10,7 +10,8 @@ import logging
 
 import redis.asyncio as aioredis
 from prometheus_client import Counter
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.inventory.service import settle_hold
 from server.kit import keys
@@ -37,11 +38,11 @@ async def sweep_store(
     )
     released = 0
     for member in due:
-        holder = member.decode() if isinstance(member, bytes) else member
+        holder = member.decode() if isinstance(member, bytes) else str(member)
         async with transaction(sessions) as session:
             result = await settle_hold(
                 session, redis, store_id=store_id, holder=holder, outcome="EXPIRED", now=now
-            )  # type: ignore[arg-type]
+            )
         if result.status == "OK":
             released += 1
         elif result.status == "NOOP":

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import redis.asyncio as aioredis
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.events.service import alert_topic, emit
 from server.inventory.reconcile import Drift, load_store, reconcile_store, store_ids

@@ -11,6 +11,7 @@ a manager acknowledges them. Acknowledging a condition alert only records who sa
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import text
@@ -90,9 +91,9 @@ async def raise_alert(
     looked up when ``city_id`` is not given."""
     if city_id is None and store_id is None:
         raise ValueError("an alert needs a store or a city")
-    await session.exec(
-        _RAISE,  # type: ignore[call-overload]
-        params={
+    await session.execute(
+        _RAISE,
+        {
             "id": uuid.uuid4(),
             "city": city_id,
             "store": store_id,
@@ -206,9 +207,9 @@ async def evaluate_city(session: AsyncSession, *, snapshot: OpsSnapshot, now: da
                 store_id=r.store_id,
                 subject=str(r.rider_id),
             )
-    rows = await session.exec(
-        _TOP_SELLERS_OUT,  # type: ignore[call-overload]
-        params={
+    rows = await session.execute(
+        _TOP_SELLERS_OUT,
+        {
             "stores": [s.store_id for s in snapshot.stores if s.is_operational],
             "since": now - TOP_SELLER_WINDOW,
             "top": TOP_SELLERS,
@@ -222,9 +223,9 @@ async def evaluate_city(session: AsyncSession, *, snapshot: OpsSnapshot, now: da
             store_id=store_id,
             subject=sku_id,
         )
-    await session.exec(
-        _RESOLVE_CLEARED,  # type: ignore[call-overload]
-        params={
+    await session.execute(
+        _RESOLVE_CLEARED,
+        {
             "now": now,
             "city": city,
             "kinds": [k.value for k in CONDITION_KINDS],
@@ -237,48 +238,57 @@ async def evaluate_city(session: AsyncSession, *, snapshot: OpsSnapshot, now: da
 # --- alerts from the events of lower domains (they emit facts; the wording is ours) ---------
 
 
-@handles(alert_topic(AlertKind.OTP_LOCKED))
-async def _otp_locked(session: AsyncSession, event: Event) -> None:
-    order_id = event.payload["order_id"]
-    await raise_alert(
-        session,
-        kind=AlertKind.OTP_LOCKED,
-        severity=AlertSeverity.CRITICAL,
-        store_id=event.store_id,
-        subject=order_id,
-        message=f"OTP locked after {event.payload['tries']} wrong tries on order {order_id[:8]}",
-        now=event.now,
-    )
+def _raise_on(
+    kind: AlertKind,
+    severity: AlertSeverity,
+    describe: Callable[[Event], tuple[str, str]],
+    *,
+    one_per_event: bool = False,
+) -> None:
+    """Raise a ``kind`` alert for every ``alert.<kind>`` event, in the event's transaction.
+    ``describe`` gives the alert's subject and message; ``one_per_event`` keeps each event
+    its own alert instead of refreshing the open one."""
+
+    async def handler(session: AsyncSession, event: Event) -> None:
+        subject, message = describe(event)
+        await raise_alert(
+            session,
+            kind=kind,
+            severity=severity,
+            store_id=event.store_id,
+            subject=subject,
+            message=message,
+            key=f"{kind.value}:{event.store_id}:{event.now.isoformat()}" if one_per_event else None,
+            now=event.now,
+        )
+
+    handles(alert_topic(kind))(handler)
 
 
-@handles(alert_topic(AlertKind.RIDER_SIGNAL_LOST))
-async def _rider_signal_lost(session: AsyncSession, event: Event) -> None:
-    rider_id = event.payload["rider_id"]
-    silent_min = event.payload["silent_s"] // 60
-    await raise_alert(
-        session,
-        kind=AlertKind.RIDER_SIGNAL_LOST,
-        severity=AlertSeverity.WARNING,
-        store_id=event.store_id,
-        subject=rider_id,
-        message=f"no signal from rider {rider_id[:8]} for {silent_min} min; trip reassigned",
-        now=event.now,
-    )
-
-
-@handles(alert_topic(AlertKind.RECONCILIATION_DRIFT))
-async def _reconciliation_drift(session: AsyncSession, event: Event) -> None:
-    count = event.payload["records"]
-    await raise_alert(
-        session,
-        kind=AlertKind.RECONCILIATION_DRIFT,
-        severity=AlertSeverity.WARNING,
-        store_id=event.store_id,
-        subject=f"{count} keys",
-        key=f"{AlertKind.RECONCILIATION_DRIFT.value}:{event.store_id}:{event.now.isoformat()}",
-        message=(
-            f"{event.store_id}: Redis and PostgreSQL disagreed on {count} stock record(s); "
-            f"reloaded from PostgreSQL ({', '.join(event.payload['sample'])})"
-        ),
-        now=event.now,
-    )
+_raise_on(
+    AlertKind.OTP_LOCKED,
+    AlertSeverity.CRITICAL,
+    lambda e: (
+        e.payload["order_id"],
+        f"OTP locked after {e.payload['tries']} wrong tries on order {e.payload['order_id'][:8]}",
+    ),
+)
+_raise_on(
+    AlertKind.RIDER_SIGNAL_LOST,
+    AlertSeverity.WARNING,
+    lambda e: (
+        e.payload["rider_id"],
+        f"no signal from rider {e.payload['rider_id'][:8]} for {e.payload['silent_s'] // 60} min; "
+        "trip reassigned",
+    ),
+)
+_raise_on(
+    AlertKind.RECONCILIATION_DRIFT,
+    AlertSeverity.WARNING,
+    lambda e: (
+        f"{e.payload['records']} keys",
+        f"{e.store_id}: Redis and PostgreSQL disagreed on {e.payload['records']} stock record(s); "
+        f"reloaded from PostgreSQL ({', '.join(e.payload['sample'])})",
+    ),
+    one_per_event=True,  # each reconciliation that found drift is a report of its own
+)

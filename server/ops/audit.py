@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.ops.models import AuditLogEntry
@@ -42,6 +42,6 @@ async def list_actions(
 ) -> list[AuditLogEntry]:
     query = select(AuditLogEntry).where(AuditLogEntry.city_id == city_id)
     if before is not None:
-        query = query.where(AuditLogEntry.entry_id < before)  # type: ignore[operator]
-    query = query.order_by(AuditLogEntry.entry_id.desc()).limit(limit)  # type: ignore[union-attr]
+        query = query.where(col(AuditLogEntry.entry_id) < before)
+    query = query.order_by(col(AuditLogEntry.entry_id).desc()).limit(limit)
     return list((await session.exec(query)).all())

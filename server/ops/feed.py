@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.forecast.history import ist_midnight
@@ -126,8 +126,8 @@ def _rows(result: Any) -> list[Any]:
     return list(result.all())
 
 
-async def _exec(session: AsyncSession, statement: Any, **params: Any) -> list[Any]:
-    return _rows(await session.exec(statement, params=params))  # type: ignore[call-overload]
+async def _exec(session: AsyncSession, statement: TextClause, **params: Any) -> list[Any]:
+    return _rows(await session.execute(statement, params))
 
 
 async def _stock(

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, WebSocket, WebSocketDisconnect
@@ -64,7 +65,7 @@ async def city_snapshot(resources: Resources, city_id: str) -> OpsSnapshot:
     return await cache.snapshots.get_or_load(city_id, build)
 
 
-async def _store_ops(session: SessionDep, store: DarkStore, now) -> StoreOps:  # type: ignore[no-untyped-def]
+async def _store_ops(session: SessionDep, store: DarkStore, now: datetime) -> StoreOps:
     await session.flush()
     snapshot = await feed.build_snapshot(session, city_id=store.city_id, now=now)
     return next(s for s in snapshot.stores if s.store_id == store.store_id)
