@@ -33,6 +33,7 @@ from server.picking.walk import (
     sort_pick_lines,
 )
 from server.stores.models import DarkStore
+from server.stores.service import authorize_store
 from shared.enums import ItemStatus, Movement, OrderStatus, Role
 from shared.schemas import PickLinePublic, PickList, SubstituteOption
 
@@ -86,13 +87,8 @@ async def enqueue(session: AsyncSession, *, order: Order, now: datetime) -> Pick
     return task
 
 
-def _own_store(picker: User, store_id: str) -> None:
-    if picker.role == Role.PICKER and picker.store_id != store_id:
-        raise Forbidden(f"store {store_id} is not yours", code="not_your_store")
-
-
 async def queue(session: AsyncSession, *, store_id: str, picker: User) -> list[tuple]:
-    _own_store(picker, store_id)
+    await authorize_store(session, store_id=store_id, user=picker)
     rows = await session.execute(
         text("""
         SELECT t.order_id, t.status, t.sla_deadline, count(i.sku_id), coalesce(sum(i.quantity), 0)
@@ -165,8 +161,9 @@ async def get_task(
             else select(PickTask).where(PickTask.order_id == order_id)
         )
     ).first()
-    if task is None or (picker.role == Role.PICKER and picker.store_id != task.store_id):
+    if task is None:
         raise NotFound("no such pick task", code="task_not_found")
+    await authorize_store(session, store_id=task.store_id, user=picker)
     return task
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from server.identity.access import check_store_scope
 from server.identity.models import User
-from server.kit.errors import Forbidden, NotFound
+from server.kit.errors import NotFound
 from server.stores.models import DarkStore
 from shared.enums import Role
 
@@ -26,12 +27,7 @@ async def get_store_for_manager(
     session: AsyncSession, *, store_id: str, manager: User
 ) -> DarkStore:
     """A store the manager may act on: their own city only (admins anywhere)."""
-    store = await session.get(DarkStore, store_id)
-    if store is None:
-        raise NotFound(f"no store {store_id}", code="store_not_found")
-    if manager.role != Role.ADMIN and store.city_id != manager.city_id:
-        raise Forbidden(f"store {store_id} is not in your city", code="not_your_city")
-    return store
+    return await authorize_store(session, store_id=store_id, user=manager)
 
 
 async def list_store_staff(session: AsyncSession, *, store_id: str) -> list[User]:
@@ -40,14 +36,9 @@ async def list_store_staff(session: AsyncSession, *, store_id: str) -> list[User
 
 
 async def authorize_store(session: AsyncSession, *, store_id: str, user: User) -> DarkStore:
-    """A store the staff member may work on: a picker's own store, a manager's city."""
+    """A store the staff member may work on (the scope rule of ``identity.access``)."""
     store = await session.get(DarkStore, store_id)
     if store is None:
         raise NotFound(f"no store {store_id}", code="store_not_found")
-    if user.role == Role.ADMIN:
-        return store
-    if user.role == Role.MANAGER and store.city_id == user.city_id:
-        return store
-    if user.role == Role.PICKER and user.store_id == store_id:
-        return store
-    raise Forbidden(f"store {store_id} is not yours", code="not_your_store")
+    check_store_scope(user, store_id=store_id, city_id=store.city_id)
+    return store
