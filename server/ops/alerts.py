@@ -11,7 +11,7 @@ a manager acknowledges them. Acknowledging a condition alert only records who sa
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import text
@@ -22,6 +22,7 @@ from server.events.service import Event, alert_topic, handles
 from server.identity.models import User
 from server.kit.errors import Forbidden, NotFound
 from server.ops import sla
+from server.ops.audit import record_action
 from server.ops.models import OpsAlert
 from shared.enums import AlertKind, AlertSeverity, RiderStatus, Role
 from shared.schemas import AlertPublic, OpsSnapshot
@@ -128,8 +129,17 @@ async def acknowledge(
         raise NotFound("no such alert", code="alert_not_found")
     if manager.role != Role.ADMIN and alert.city_id != manager.city_id:
         raise Forbidden("the alert is not in your city", code="not_your_city")
-    if alert.acknowledged_at is None:
+    if alert.acknowledged_at is None:  # acknowledging again changes nothing: no new row
         alert.acknowledged_at, alert.acknowledged_by = now, manager.id
+        await record_action(
+            session,
+            actor_id=manager.id,
+            city_id=alert.city_id,
+            action="alert.acknowledge",
+            target=str(alert.alert_id),
+            now=now,
+            details={"kind": alert.kind, "store_id": alert.store_id, "message": alert.message},
+        )
     if alert.kind not in CONDITION_KINDS and alert.resolved_at is None:
         alert.resolved_at = now  # an event has been seen to: nothing left to clear it
     session.add(alert)
@@ -203,7 +213,7 @@ async def evaluate_city(session: AsyncSession, *, snapshot: OpsSnapshot, now: da
             await hold(
                 AlertKind.RIDER_IDLE,
                 AlertSeverity.INFO,
-                f"rider {r.name} idle for {int((r.idle_s or 0) // 60)} min",
+                f"{r.name} idle for {int((r.idle_s or 0) // 60)} min",
                 store_id=r.store_id,
                 subject=str(r.rider_id),
             )
@@ -241,7 +251,7 @@ async def evaluate_city(session: AsyncSession, *, snapshot: OpsSnapshot, now: da
 def _raise_on(
     kind: AlertKind,
     severity: AlertSeverity,
-    describe: Callable[[Event], tuple[str, str]],
+    describe: Callable[[AsyncSession, Event], Awaitable[tuple[str, str]]],
     *,
     one_per_event: bool = False,
 ) -> None:
@@ -250,7 +260,7 @@ def _raise_on(
     its own alert instead of refreshing the open one."""
 
     async def handler(session: AsyncSession, event: Event) -> None:
-        subject, message = describe(event)
+        subject, message = await describe(session, event)
         await raise_alert(
             session,
             kind=kind,
@@ -265,30 +275,33 @@ def _raise_on(
     handles(alert_topic(kind))(handler)
 
 
-_raise_on(
-    AlertKind.OTP_LOCKED,
-    AlertSeverity.CRITICAL,
-    lambda e: (
-        e.payload["order_id"],
-        f"OTP locked after {e.payload['tries']} wrong tries on order {e.payload['order_id'][:8]}",
-    ),
-)
-_raise_on(
-    AlertKind.RIDER_SIGNAL_LOST,
-    AlertSeverity.WARNING,
-    lambda e: (
-        e.payload["rider_id"],
-        f"no signal from rider {e.payload['rider_id'][:8]} for {e.payload['silent_s'] // 60} min; "
-        "trip reassigned",
-    ),
-)
-_raise_on(
-    AlertKind.RECONCILIATION_DRIFT,
-    AlertSeverity.WARNING,
-    lambda e: (
-        f"{e.payload['records']} keys",
-        f"{e.store_id}: Redis and PostgreSQL disagreed on {e.payload['records']} stock record(s); "
+async def _rider_name(session: AsyncSession, rider_id: str) -> str:
+    """The name the tower's tables show ("Rider 018"), not an id."""
+    user = await session.get(User, uuid.UUID(rider_id))
+    return user.name if user is not None else f"rider {rider_id[:8]}"
+
+
+async def _otp_locked(_session: AsyncSession, e: Event) -> tuple[str, str]:
+    order_id = e.payload["order_id"]
+    return order_id, f"OTP locked after {e.payload['tries']} wrong tries on order {order_id[:8]}"
+
+
+async def _signal_lost(session: AsyncSession, e: Event) -> tuple[str, str]:
+    rider = await _rider_name(session, e.payload["rider_id"])
+    minutes = e.payload["silent_s"] // 60
+    return e.payload["rider_id"], f"no signal from {rider} for {minutes} min; trip reassigned"
+
+
+async def _drift(_session: AsyncSession, e: Event) -> tuple[str, str]:
+    records = e.payload["records"]
+    return (
+        f"{records} keys",
+        f"{e.store_id}: Redis and PostgreSQL disagreed on {records} stock record(s); "
         f"reloaded from PostgreSQL ({', '.join(e.payload['sample'])})",
-    ),
-    one_per_event=True,  # each reconciliation that found drift is a report of its own
-)
+    )
+
+
+_raise_on(AlertKind.OTP_LOCKED, AlertSeverity.CRITICAL, _otp_locked)
+_raise_on(AlertKind.RIDER_SIGNAL_LOST, AlertSeverity.WARNING, _signal_lost)
+# each reconciliation that found drift is a report of its own
+_raise_on(AlertKind.RECONCILIATION_DRIFT, AlertSeverity.WARNING, _drift, one_per_event=True)

@@ -61,6 +61,8 @@ _STORES = text("""
     SELECT store_id, store_name, lat, lng, is_operational, paused_reason, service_radius_m
     FROM dark_stores WHERE city_id = :city ORDER BY store_id""")
 
+_TIMEZONE = text("SELECT timezone FROM cities WHERE city_id = :city")
+
 _ORDERS = text("""
     SELECT o.order_id, o.store_id, o.status, o.placed_at, o.sla_deadline, o.rider_id,
            o.delivery_lat, o.delivery_lng, t.estimate_s, t.claimed_at
@@ -322,8 +324,10 @@ async def _city(
         session, _DELIVERED, stores=stores, midnight=midnight, now=now
     )
     cancelled = await _exec(session, _CANCELLED, stores=stores, midnight=midnight, now=now)
+    zone = await _exec(session, _TIMEZONE, city=city_id)
     return CityOps(
         city_id=city_id,
+        timezone=zone[0][0] if zone else None,
         orders_last_minute=series[-1],
         orders_per_minute=series,
         delivered_today=int(delivered),

@@ -75,6 +75,7 @@ class FlashQueueOps(BaseModel):
 
 class CityOps(BaseModel):
     city_id: str
+    timezone: str | None = None  # the city's IANA zone ("Asia/Kolkata"): times are shown in it
     orders_last_minute: int
     orders_per_minute: list[int] = Field(default_factory=list)  # last 30 min, oldest first
     delivered_today: int

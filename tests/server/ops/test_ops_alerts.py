@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import psycopg
 
+from server.events.service import alert_topic, emit
 from server.inventory.worker import reconcile_and_report
 from server.kit import keys
 from server.kit.db import transaction
@@ -82,10 +83,43 @@ async def test_an_event_alert_resolves_when_acknowledged(city, client, stack) ->
     r = await client.post(f"/v1/ops/alerts/{alert['alert_id']}/ack", headers=headers)
     assert r.status_code == 200 and r.json()["resolved_at"] is not None
     assert open_alerts(city.database_url) == []
+    # the acknowledgement is a manager action like the others: it is in the audit log
+    log = (await client.get("/v1/ops/audit", params={"city": "BLR"}, headers=headers)).json()
+    assert [(e["action"], e["target"]) for e in log] == [("alert.acknowledge", alert["alert_id"])]
+    assert log[0]["details"]["kind"] == AlertKind.OTP_LOCKED.value
+    assert log[0]["actor_id"] == r.json()["acknowledged_by"]
+    # acknowledging it again changes nothing and writes nothing
+    r = await client.post(f"/v1/ops/alerts/{alert['alert_id']}/ack", headers=headers)
+    assert r.status_code == 200
+    log = (await client.get("/v1/ops/audit", params={"city": "BLR"}, headers=headers)).json()
+    assert len(log) == 1
     r = await client.post(
         "/v1/ops/alerts/00000000-0000-0000-0000-000000000000/ack", headers=headers
     )
     assert r.status_code == 404
+
+
+async def test_a_lost_rider_is_named_as_the_tables_name_them(city, stack) -> None:
+    with psycopg.connect(city.database_url) as conn:
+        rider_id, name = conn.execute(
+            "SELECT r.rider_id, u.name FROM riders r JOIN users u ON u.id = r.rider_id "
+            "ORDER BY u.login LIMIT 1"
+        ).fetchone()
+    async with transaction(stack.sessions) as session:
+        await emit(
+            session,
+            topic=alert_topic(AlertKind.RIDER_SIGNAL_LOST),
+            store_id=STORE,
+            aggregate_id=str(rider_id),
+            now=stack.clock.now(),
+            payload={"rider_id": str(rider_id), "trip_id": "t-1", "silent_s": 120},
+        )
+    with psycopg.connect(city.database_url) as conn:
+        (message,) = conn.execute(
+            "SELECT message FROM ops_alerts WHERE kind = 'rider_signal_lost'"
+        ).fetchone()
+    assert message == f"no signal from {name} for 2 min; trip reassigned"
+    assert str(rider_id)[:8] not in message
 
 
 async def test_reconciliation_drift_raises_an_alert(city, stack) -> None:
@@ -164,8 +198,12 @@ async def test_an_idle_rider_and_a_top_seller_out_of_stock_are_called_out(
     await evaluate_all(stack.sessions, stack.clock)
     with psycopg.connect(city.database_url) as conn:
         rows = conn.execute(
-            "SELECT kind, subject FROM ops_alerts WHERE resolved_at IS NULL "
+            "SELECT kind, subject, message FROM ops_alerts WHERE resolved_at IS NULL "
             "AND kind IN ('rider_idle', 'top_seller_stock_out') ORDER BY kind"
         ).fetchall()
-    assert [k for k, _ in rows] == ["rider_idle", "top_seller_stock_out"]
+        (rider_name,) = conn.execute(
+            "SELECT name FROM users WHERE id = %s", (rows[0][1],)
+        ).fetchone()
+    assert [k for k, *_ in rows] == ["rider_idle", "top_seller_stock_out"]
+    assert rows[0][2] == f"{rider_name} idle for 21 min"  # named as the tables name riders
     assert rows[1][1] == sku

@@ -196,5 +196,6 @@ async def test_the_rest_snapshot_matches_the_socket_schema(city, client) -> None
     snap = OpsSnapshot.model_validate(r.json())
     assert [s.store_id for s in snap.stores] == ["BLR-HSR", "BLR-IND", "BLR-KOR"]
     assert all(s.is_operational and s.risk == 0 for s in snap.stores)
+    assert snap.city.timezone == "Asia/Kolkata"  # the tower shows the city's times in it
     r = await client.get("/v1/ops/snapshot", params={"city": "NOPE"}, headers=headers)
     assert r.status_code == 403
