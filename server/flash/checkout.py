@@ -48,12 +48,13 @@ async def checkout(
     customer: User,
     sale_id: uuid.UUID,
     body: CheckoutRequest,
+    order_id: uuid.UUID,
     now: datetime,
 ) -> CheckoutOutcome:
-    """Buy the unit of the customer's checkout slot: a normal order at the sale price,
-    CONFIRMED (or PLACED while the payment is pending), or the payment was declined (the
-    order cancelled, the token and its unit back in the sale's pool). A slot that ended
-    here gives way to the next customer in line."""
+    """Buy the unit of the customer's checkout slot as order ``order_id``: a normal order
+    at the sale price, CONFIRMED (or PLACED while the payment is pending), or the payment
+    was declined (the order cancelled, the token and its unit back in the sale's pool). A
+    slot that ended here gives way to the next customer in line."""
     slot = _SlotSource(redis, settings=settings, customer=customer, sale_id=sale_id)
     outcome = await flows.checkout(
         sessions,
@@ -63,6 +64,7 @@ async def checkout(
         settings=settings,
         user=customer,
         address=body.address,
+        order_id=order_id,
         now=now,
     )
     if slot.ended is not None:

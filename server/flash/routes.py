@@ -317,7 +317,7 @@ async def checkout(
         body=body,
         now=now,
         what_happened="the unit went back to the sale",
-        checkout=lambda: flash_checkout.checkout(
+        checkout=lambda order_id: flash_checkout.checkout(
             resources.sessions,
             redis,
             gateway=resources.flash_payments,
@@ -325,6 +325,7 @@ async def checkout(
             customer=user,
             sale_id=sale_id,
             body=body,
+            order_id=order_id,
             now=now,
         ),
     )

@@ -72,7 +72,13 @@ async def get_current_user(
     user_id = identity.decode_token(
         credentials.credentials, key=settings.secret_key_value(), now=clock.now()
     )
-    return await identity.get_active_user(session, user_id=user_id)
+    user = await identity.get_active_user(session, user_id=user_id)
+    # End the read's transaction: its connection goes back to the pool until the handler
+    # uses the session, so a handler running its own transactions (checkout) never holds
+    # two connections at once (a crowd of them would deadlock the pool). Nothing was
+    # written yet, and the user stays loaded (no expiry on commit).
+    await uow.commit(session)
+    return user
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]

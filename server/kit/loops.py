@@ -8,10 +8,9 @@ from server.flash.tick import tick as flash_tick
 from server.forecast.daily import run_daily_job
 from server.inventory.worker import inventory_loops
 from server.kit.background import LeasedLoop
-from server.kit.db import transaction
 from server.kit.resources import Resources
 from server.ops.worker import evaluate_all
-from server.orders.service import cancel_unpaid
+from server.orders.flows import settle_unpaid
 
 
 def background_loops(resources: Resources) -> list[LeasedLoop]:
@@ -41,7 +40,13 @@ def background_loops(resources: Resources) -> list[LeasedLoop]:
             redis,
             "unpaid-orders",
             settings.sweep_interval_s,
-            lambda: _cancel_unpaid(resources),
+            lambda: settle_unpaid(
+                sessions,
+                redis,
+                gateway=resources.payments,
+                now=clock.now(),
+                window_s=settings.payment_window_s,
+            ),
         ),
         LeasedLoop(
             redis,
@@ -57,13 +62,3 @@ def background_loops(resources: Resources) -> list[LeasedLoop]:
             lease_ms=30 * 60_000,  # a daily forecast refit may take minutes
         ),
     ]
-
-
-async def _cancel_unpaid(resources: Resources) -> int:
-    async with transaction(resources.sessions) as session:
-        return await cancel_unpaid(
-            session,
-            resources.redis,
-            now=resources.clock.now(),
-            window_s=resources.settings.payment_window_s,
-        )

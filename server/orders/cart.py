@@ -238,10 +238,12 @@ async def checkout(
     user: User,
     cart_id: uuid.UUID,
     body: CheckoutRequest,
+    order_id: uuid.UUID,
     now: datetime,
 ) -> CheckoutOutcome:
-    """Buy the cart: the order is CONFIRMED (or PLACED while the payment is pending), or
-    the payment was declined (the order cancelled, its items put back)."""
+    """Buy the cart as order ``order_id``: the order is CONFIRMED (or PLACED while the
+    payment is pending), or the payment was declined (the order cancelled, its items put
+    back)."""
     source = _CartSource(redis, user=user, cart_id=cart_id, soft_hold_s=settings.soft_hold_s)
     return await flows.checkout(
         sessions,
@@ -251,5 +253,6 @@ async def checkout(
         settings=settings,
         user=user,
         address=body.address,
+        order_id=order_id,
         now=now,
     )

@@ -13,17 +13,23 @@ A cart's checkout and a flash sale's share this skeleton; what they buy from (a
 
 When the provider could not be asked at all (breaker, bulkhead), a compensating
 transaction cancels the order and gives the source its hold back, so a retry can succeed.
+
+The caller names the order (``order_id``): a retry of a checkout that crashed after
+placing it names the same order and gets it as it stands, never a second one. A charge
+whose outcome was never recorded is settled by ``settle_unpaid``, which asks the provider
+once the payment window has passed: the money either confirms the order or goes back.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.catalog.pricing import Totals
@@ -38,7 +44,7 @@ from server.orders.service import OrderLine
 from server.payments.breaker import CircuitOpen, PaymentUnavailable
 from server.payments.gateway import PaymentGateway
 from server.payments.models import Payment
-from server.payments.provider import ChargeResult
+from server.payments.provider import ChargeResult, ProviderError
 from server.picking.service import enqueue as enqueue_picking
 from server.stores.models import DarkStore
 from server.stores.selection import select_stores
@@ -46,10 +52,17 @@ from shared.enums import OrderStatus
 from shared.geo import LatLng
 from shared.schemas import DeliveryAddress, OrderPublic
 
+log = logging.getLogger(__name__)
+
+
+UNANSWERED = "timeout"  # the gateway's failure_reason when the provider did not answer
+UNPAID_BATCH = 100  # orders settled per sweep
+
 
 @dataclass(frozen=True)
 class CheckoutPlaced:
-    """The order stands: CONFIRMED when paid, PLACED while the payment is pending."""
+    """The order stands: CONFIRMED when paid, PLACED while the payment is pending (or, to
+    a retry after a crash, as it is now)."""
 
     order: OrderPublic
 
@@ -123,13 +136,17 @@ async def checkout(
     settings: Settings,
     user: User,
     address: DeliveryAddress,
+    order_id: uuid.UUID,
     now: datetime,
 ) -> CheckoutOutcome:
-    """Place an order from the source's hold, charge it, apply the outcome. Raises
+    """Place order ``order_id`` from the source's hold, charge it, apply the outcome (if
+    it stands already, this is a retry after a crash: it is answered as it is). Raises
     ``PaymentUnavailable`` (after compensating) when the provider could not be asked."""
-    order_id = uuid.uuid4()
     point = LatLng(address.lat, address.lng)
     async with transaction(sessions) as session:
+        earlier = await _placed_earlier(session, order_id=order_id)
+        if earlier is not None:
+            return earlier
         purchase = await source.open(session, now=now)
         await _require_checkout_possible(
             session, redis, gateway=gateway, store_id=purchase.store_id, point=point, now=now
@@ -212,6 +229,17 @@ async def checkout(
     return CheckoutPlaced(order=view)
 
 
+async def _placed_earlier(session: AsyncSession, *, order_id: uuid.UUID) -> CheckoutOutcome | None:
+    """The outcome of an order an earlier attempt of this checkout placed, as it stands."""
+    order = (await session.exec(select(Order).where(Order.order_id == order_id))).first()
+    if order is None:
+        return None
+    payment = (await session.exec(select(Payment).where(Payment.order_id == order_id))).one()
+    if payment.status == "FAILED" and order.status == OrderStatus.CANCELLED:
+        return PaymentDeclined(order_id=order_id, failure_reason=payment.failure_reason)
+    return CheckoutPlaced(order=await orders.public(session, order))
+
+
 async def _require_checkout_possible(
     session: AsyncSession,
     redis: aioredis.Redis,
@@ -255,8 +283,10 @@ async def apply_payment(
 ) -> None:
     """Apply a charge outcome once: SUCCEEDED commits the stock, confirms the order and
     queues it for picking; FAILED releases the stock and cancels. A second report of an
-    applied outcome changes nothing."""
-    if payment.status != "PENDING" or status == "PENDING":
+    applied outcome changes nothing, except that money arriving for a payment given up
+    as unanswered (a timeout) is given back."""
+    late_money = payment.failure_reason == UNANSWERED and status == "SUCCEEDED"
+    if (payment.status != "PENDING" and not late_money) or status == "PENDING":
         return
     payment.status, payment.provider_ref = status, provider_ref
     payment.failure_reason, payment.updated_at = failure_reason, now
@@ -309,3 +339,97 @@ async def apply_payment(
             now=now,
             reason=f"payment_failed: {failure_reason or 'declined'}",
         )
+
+
+async def settle_unpaid(
+    sessions: async_sessionmaker[AsyncSession],
+    redis: aioredis.Redis,
+    *,
+    gateway: PaymentGateway,
+    now: datetime,
+    window_s: int,
+) -> int:
+    """PLACED orders whose payment did not settle within the window (the provider answered
+    PENDING and no webhook came, or the checkout crashed before recording the charge):
+    the provider is asked what became of the charge and its outcome is applied (money
+    confirms the order if its hold lasted, else it is refunded); an order with no charge
+    is cancelled as ``payment_timeout`` and its hold released. An order the provider
+    cannot be asked about now waits for the next sweep. Returns the orders settled."""
+    async with sessions() as session:
+        stale = (
+            await session.exec(
+                select(Order.store_id, Order.order_id)
+                .where(
+                    Order.status == OrderStatus.PLACED,
+                    col(Order.placed_at) < now - timedelta(seconds=window_s),
+                )
+                .order_by(col(Order.placed_at))
+                .limit(UNPAID_BATCH)
+            )
+        ).all()
+    settled = 0
+    for store_id, order_id in stale:
+        try:  # outside any transaction: no lock waits on the provider
+            charge = await gateway.charge_status(idempotency_key=str(order_id))
+        except ProviderError:
+            log.warning("cannot ask the provider about an unpaid order", extra={"order": order_id})
+            continue
+        async with transaction(sessions) as session:
+            settled += await _settle_unpaid_order(
+                session, redis, store_id=store_id, order_id=order_id, charge=charge, now=now
+            )
+    return settled
+
+
+async def _settle_unpaid_order(
+    session: AsyncSession,
+    redis: aioredis.Redis,
+    *,
+    store_id: str,
+    order_id: uuid.UUID,
+    charge: ChargeResult | None,
+    now: datetime,
+) -> int:
+    order = (
+        await session.exec(
+            select(Order)
+            .where(Order.store_id == store_id, Order.order_id == order_id)
+            .with_for_update(skip_locked=True)
+        )
+    ).first()
+    if order is None or order.status != OrderStatus.PLACED:
+        return 0  # settled meanwhile, or being settled right now
+    payment = (
+        await session.exec(
+            select(Payment)
+            .where(Payment.store_id == store_id, Payment.order_id == order_id)
+            .with_for_update()
+        )
+    ).one()
+    if charge is not None:
+        await apply_payment(
+            session,
+            redis,
+            order=order,
+            payment=payment,
+            status=charge.status.value,
+            provider_ref=charge.provider_ref,
+            failure_reason=charge.failure_reason,
+            now=now,
+        )
+    if order.status == OrderStatus.PLACED:
+        # no charge (or still pending): a later webhook of money refunds it (see
+        # apply_payment)
+        await inventory.settle_hold(
+            session,
+            redis,
+            store_id=store_id,
+            holder=str(order_id),
+            outcome="RELEASED",
+            now=now,
+            reason="payment_timeout",
+        )
+        await orders.transition(
+            session, order=order, to=OrderStatus.CANCELLED, now=now, reason="payment_timeout"
+        )
+    return 1

@@ -54,13 +54,14 @@ async def answer_checkout_once(
     body: CheckoutRequest,
     now: datetime,
     what_happened: str,
-    checkout: Callable[[], Awaitable[CheckoutOutcome]],
+    checkout: Callable[[uuid.UUID], Awaitable[CheckoutOutcome]],
 ) -> JSONResponse:
     """Run a checkout once per Idempotency-Key (a retry gets the first answer) and answer
-    it; ``what_happened``: where the stock went when the payment failed."""
+    it; ``what_happened``: where the stock went when the payment failed. ``checkout``
+    gets the order's id: the attempt's, so a retry after a crash finds that order."""
 
-    async def work() -> tuple[int, dict[str, Any]]:
-        return _checkout_answer(await checkout(), what_happened=what_happened)
+    async def work(attempt_id: uuid.UUID) -> tuple[int, dict[str, Any]]:
+        return _checkout_answer(await checkout(attempt_id), what_happened=what_happened)
 
     return await run_once(
         resources_of(request.app).sessions,
@@ -211,7 +212,7 @@ async def checkout(
         body=body,
         now=now,
         what_happened="the items were put back",
-        checkout=lambda: carts.checkout(
+        checkout=lambda order_id: carts.checkout(
             resources.sessions,
             redis,
             gateway=resources.payments,
@@ -219,6 +220,7 @@ async def checkout(
             user=user,
             cart_id=cart_id,
             body=body,
+            order_id=order_id,
             now=now,
         ),
     )

@@ -285,43 +285,6 @@ async def cancel_order(
     )
 
 
-async def cancel_unpaid(
-    session: AsyncSession,
-    redis: aioredis.Redis,
-    *,
-    now: datetime,
-    window_s: int,
-    actor: User | None = None,
-) -> int:
-    """PLACED orders whose payment never settled within the window are cancelled and their
-    hold released (a crash between placing and paying must not leave them forever)."""
-    stale = (
-        await session.exec(
-            select(Order)
-            .where(
-                Order.status == OrderStatus.PLACED,
-                col(Order.placed_at) < now - timedelta(seconds=window_s),
-            )
-            .with_for_update(skip_locked=True)
-            .limit(100)
-        )
-    ).all()
-    for order in stale:
-        await inventory.settle_hold(
-            session,
-            redis,
-            store_id=order.store_id,
-            holder=str(order.order_id),
-            outcome="RELEASED",
-            now=now,
-            reason="payment_timeout",
-        )
-        await transition(
-            session, order=order, to=OrderStatus.CANCELLED, now=now, reason="payment_timeout"
-        )
-    return len(stale)
-
-
 async def _return_committed_units(
     session: AsyncSession, redis: aioredis.Redis, *, order: Order, now: datetime, actor: User
 ) -> None:

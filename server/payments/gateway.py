@@ -102,6 +102,16 @@ class PaymentGateway:
         finally:
             self._slots.release()
 
+    async def charge_status(self, *, idempotency_key: str) -> ChargeResult | None:
+        """Ask the provider what became of a charge (None: it made none). Raises
+        ``ProviderError`` when it cannot tell now; a lookup is not a payment, so it passes
+        neither the bulkhead nor the breaker."""
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return await self.provider.charge_status(idempotency_key=idempotency_key)
+        except TimeoutError:
+            raise ProviderError("the payment provider did not answer a status lookup") from None
+
     async def _record(self, success: bool, now: float, permit: Permit) -> None:
         # The charge already happened; losing one breaker sample must not lose its result.
         try:

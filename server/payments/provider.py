@@ -64,6 +64,10 @@ class PaymentProvider(Protocol):
         idempotency_key: str,
     ) -> ChargeResult: ...
 
+    async def charge_status(self, *, idempotency_key: str) -> ChargeResult | None:
+        """What became of the charge made under this key (None: no charge was made)."""
+        ...
+
 
 class WebhookRejected(DomainError):
     status, code, title = 400, "webhook_rejected", "Webhook rejected"
@@ -258,6 +262,12 @@ class SimulatedProvider:
             )
         await asyncio.sleep(self._latency())
         return known.result
+
+    async def charge_status(self, *, idempotency_key: str) -> ChargeResult | None:
+        """The key's charge as the provider answers it now, even when its first answer
+        was lost (a pending one stays PENDING: its final status comes by webhook)."""
+        known = self._charges.get(idempotency_key)
+        return None if known is None else known.result
 
     def webhook_event(self, payment_id: str, *, now_ts: float) -> WebhookDelivery:
         """The signed webhook the provider sends for a charge (its final status)."""

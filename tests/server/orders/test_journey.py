@@ -308,8 +308,9 @@ async def test_removing_a_line_releases_its_hold(city, client, customer) -> None
 async def test_an_order_whose_payment_never_settles_is_cancelled_and_released(
     city, app, client, customer
 ) -> None:
-    from server.kit.db import transaction
-    from server.orders.service import cancel_unpaid
+    """The sweep asks the provider: still pending after the window, the order is
+    cancelled and its stock released; money arriving later is owed back."""
+    from server.orders.flows import settle_unpaid
 
     resources = resources_of(app)
     resources.payments.provider.pending_rate = 1.0  # the webhook never comes
@@ -318,21 +319,34 @@ async def test_an_order_whose_payment_never_settles_is_cancelled_and_released(
     order = (await _checkout(client, customer, await _cart_with(client, customer, {sku: 2}))).json()
     assert order["status"] == "PLACED"
     settings = resources.settings
-    async with transaction(resources.sessions) as s:
-        assert (
-            await cancel_unpaid(
-                s, resources.redis, now=resources.clock.now(), window_s=settings.payment_window_s
-            )
-            == 0
+
+    async def sweep() -> int:
+        return await settle_unpaid(
+            resources.sessions,
+            resources.redis,
+            gateway=resources.payments,
+            now=resources.clock.now(),
+            window_s=settings.payment_window_s,
         )
+
+    assert await sweep() == 0
     resources.clock.advance(settings.payment_window_s + 1)
-    async with transaction(resources.sessions) as s:
-        assert (
-            await cancel_unpaid(
-                s, resources.redis, now=resources.clock.now(), window_s=settings.payment_window_s
-            )
-            == 1
-        )
+    assert await sweep() == 1
     final = (await client.get(f"/v1/orders/{order['order_id']}", headers=customer)).json()
     assert final["status"] == "CANCELLED" and final["cancel_reason"] == "payment_timeout"
     assert pg_stock(city.database_url, STORE, sku) == before
+
+    with psycopg.connect(city.database_url) as conn:
+        payment_id = conn.execute(
+            "SELECT payment_id FROM payments WHERE order_id = %s", (order["order_id"],)
+        ).fetchone()[0]
+    late = resources.payments.provider.webhook_event(
+        str(payment_id), now_ts=resources.clock.now().timestamp()
+    )
+    hook = await client.post("/v1/payments/webhook", content=late.body, headers=late.headers)
+    assert hook.status_code == 200
+    with psycopg.connect(city.database_url) as conn:
+        refunds = conn.execute(
+            "SELECT amount_paise, reason FROM refunds WHERE order_id = %s", (order["order_id"],)
+        ).fetchall()
+    assert refunds == [(final["total_amount_paise"], "order_cancelled")]
