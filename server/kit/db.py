@@ -6,9 +6,12 @@ pg_trgm and btree_gist) starts under ``QC_HOME/pg`` and is reused by later start
 
 from __future__ import annotations
 
+import atexit
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -17,7 +20,16 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.kit import uow
 from server.kit.config import Settings
-from server.kit.embedded import ServiceConfigError, home_lock, redact_url
+from server.kit.embedded import (
+    HandleList,
+    ServiceConfigError,
+    exit_handlers_run_on_termination,
+    home_lock,
+    redact_url,
+)
+
+if TYPE_CHECKING:
+    from pgserver import PostgresServer
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +52,39 @@ def _with_database(url: str, database: str) -> str:
     return urlunsplit(parts._replace(path="/" + database))
 
 
-def _start_embedded(settings: Settings) -> str:
-    import pgserver  # the wheel is only imported when the embedded server is wanted
+class EmbeddedPostgres:
+    """pgserver's PostgreSQL under ``QC_HOME/pg``, stopped by the last live process to let go.
 
-    home = settings.home.resolve()
-    with home_lock(home):
-        server = pgserver.get_server(home / "pg", cleanup_mode="stop")
-    return _with_database(server.get_uri(), settings.database_name)
+    pgserver keeps the pids using it in ``pg/.handle_pids.json`` but never drops a dead one:
+    one process killed outright would keep the server running for good. So the list drops
+    dead pids before pgserver reads it, and every start and stop runs under the home lock.
+    """
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.handles = HandleList(home / "pg" / ".handle_pids.json")
+        self.server: PostgresServer | None = None
+
+    def acquire(self) -> str:
+        import pgserver  # the wheel is only imported when the embedded server is wanted
+
+        with home_lock(self.home):
+            self.handles.drop_dead()
+            self.server = pgserver.get_server(self.home / "pg", cleanup_mode="stop")
+            self.handles.add()  # pgserver adds this pid only when it builds a new handle
+        # pgserver's own exit handler would decide on the unpruned list: release decides
+        atexit.unregister(self.server._cleanup)
+        atexit.register(self.release)
+        exit_handlers_run_on_termination()
+        return self.server.get_uri()
+
+    def release(self) -> None:
+        if self.server is None:
+            return
+        with home_lock(self.home):
+            self.handles.drop_dead()
+            self.server.cleanup()  # stops the server when this pid is the last in the list
+        atexit.unregister(self.release)
 
 
 def ensure_database(url: str) -> None:
@@ -73,7 +111,11 @@ def ensure_database(url: str) -> None:
 
 def resolve_database_url(settings: Settings) -> str:
     """The libpq URL of the database to use, starting the embedded server when needed."""
-    url = _libpq_url(settings.database_url) if settings.database_url else _start_embedded(settings)
+    if settings.database_url:
+        url = _libpq_url(settings.database_url)
+    else:
+        started = EmbeddedPostgres(settings.home.resolve()).acquire()
+        url = _with_database(started, settings.database_name)
     ensure_database(url)
     return url
 

@@ -2,14 +2,19 @@
 
 Several processes may start on one ``QC_HOME`` at once (the API, the CLI, a test's
 subprocess): an inter-process file lock serialises start-up, and a list of live handle
-pids decides who stops a server: the last process to let go.
+pids decides who stops a server: the last live process to let go. A process killed outright
+leaves its pid behind; the list drops it the next time anyone reads it.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 from pathlib import Path
+from types import FrameType
+from typing import NoReturn
 
 import fasteners
 import psutil
@@ -49,6 +54,29 @@ class HandleList:
         rest = [p for p in self._live() if p != me]
         self._write(rest)
         return rest
+
+    def drop_dead(self) -> None:
+        """Forget the pids of processes that died without letting go (killed, crashed)."""
+        if self.path.exists():
+            self._write(self._live())
+
+
+def _exit_through_handlers(signum: int, frame: FrameType | None) -> NoReturn:
+    raise SystemExit(128 + signum)
+
+
+def exit_handlers_run_on_termination() -> None:
+    """Make SIGTERM and SIGHUP end this process as Ctrl-C does, through its exit handlers.
+
+    Their default ends the process on the spot, so the ``atexit`` handlers that stop the
+    embedded servers never run (uvicorn, too, re-raises SIGTERM after its own shutdown, with
+    the handler it found restored). A handler someone else installed is left alone.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(signum) is signal.SIG_DFL:
+            signal.signal(signum, _exit_through_handlers)
 
 
 def redact_url(url: str) -> str:

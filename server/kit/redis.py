@@ -20,7 +20,13 @@ import redis
 import redis.asyncio as aioredis
 
 from server.kit.config import Settings
-from server.kit.embedded import HandleList, ServiceConfigError, home_lock, redact_url
+from server.kit.embedded import (
+    HandleList,
+    ServiceConfigError,
+    exit_handlers_run_on_termination,
+    home_lock,
+    redact_url,
+)
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +122,7 @@ class EmbeddedValkey:
             url = self._running_url() or self._spawn()
             self.handles.add()
         atexit.register(self.release)
+        exit_handlers_run_on_termination()
         return url
 
     def release(self) -> None:

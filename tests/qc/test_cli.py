@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+import psutil
 import psycopg
+import pytest
+
+from tests.helpers import free_port
 
 QC = [sys.executable, "-m", "qc.cli"]
 
@@ -19,12 +23,6 @@ QC = [sys.executable, "-m", "qc.cli"]
 def _env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("QC_")}
     return {**env, "QC_HOME": str(home), "QC_LOG_JSON": "false"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen[str], deadline_s: float = 90) -> dict:
@@ -56,6 +54,17 @@ def _stop(proc: subprocess.Popen[str]) -> None:
     proc.wait(timeout=60)
 
 
+def _seed_small(home: Path) -> None:
+    """A tiny city, so that ``qc serve`` does not seed the full demo one."""
+    subprocess.run(
+        [*QC, "seed", "--stores", "1", "--skus", "20", "--riders", "1", "--customers", "1"],
+        env=_env(home),
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+
+
 def test_serve_restart_keeps_the_data(qc_home: Path) -> None:
     home = qc_home
     seeded = subprocess.run(
@@ -69,7 +78,7 @@ def test_serve_restart_keeps_the_data(qc_home: Path) -> None:
     assert "seeded 2 stores, 60 SKUs" in seeded.stderr
     assert "manager.blr" in seeded.stdout  # demo logins are printed
 
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     proc = _serve(home, port)
     try:
@@ -119,7 +128,7 @@ def test_token_prints_a_staff_token_usable_on_the_api(qc_home: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     token = out.stdout.strip()
-    port = _free_port()
+    port = free_port()
     proc = _serve(home, port)
     try:
         _wait_healthy(f"http://127.0.0.1:{port}", proc)
@@ -133,3 +142,55 @@ def test_token_prints_a_staff_token_usable_on_the_api(qc_home: Path) -> None:
         [*QC, "token", "customer.001"], env=_env(home), capture_output=True, text=True, timeout=60
     )
     assert refused.returncode == 2
+
+
+def _embedded_pids(home: Path) -> dict[str, int]:
+    pg = int((home / "pg" / "postmaster.pid").read_text().splitlines()[0])
+    valkey = json.loads((home / "valkey" / "server.json").read_text())["pid"]
+    return {"postgres": pg, "valkey": valkey}
+
+
+def _running(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _handle_pids(home: Path) -> dict[str, list[int]]:
+    files = {
+        "postgres": home / "pg" / ".handle_pids.json",
+        "valkey": home / "valkey" / "handles.json",
+    }
+    return {name: json.loads(f.read_text()) if f.exists() else [] for name, f in files.items()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["term", "int"])
+def test_serve_stopped_by_a_signal_leaves_no_embedded_server_behind(
+    qc_home: Path, stop_signal: signal.Signals
+) -> None:
+    home = qc_home
+    _seed_small(home)
+    port = free_port()
+    proc = _serve(home, port)
+    try:
+        _wait_healthy(f"http://127.0.0.1:{port}", proc)
+        servers = _embedded_pids(home)
+        assert all(_running(pid) for pid in servers.values())
+        assert _handle_pids(home) == {"postgres": [proc.pid], "valkey": [proc.pid]}
+        proc.send_signal(stop_signal)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    deadline = time.monotonic() + 30
+    while any(_running(pid) for pid in servers.values()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = {name: pid for name, pid in servers.items() if _running(pid)}
+    for pid in left.values():  # a failing run must not leak servers into the machine
+        psutil.Process(pid).kill()
+    assert not left, f"still running after the serve process exited: {left}"
+    handles = _handle_pids(home)
+    assert not [pid for pids in handles.values() for pid in pids if not _running(pid)], handles

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -59,16 +60,24 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _postgres_running(home: Path) -> bool:
+def _postgres_pid(home: Path) -> int | None:
     pidfile = home / "pg" / "postmaster.pid"
-    if not pidfile.exists():
-        return False
-    return psutil.pid_exists(int(pidfile.read_text().splitlines()[0]))
+    return int(pidfile.read_text().splitlines()[0]) if pidfile.exists() else None
+
+
+def _valkey_pid(home: Path) -> int | None:
+    state = home / "valkey" / "server.json"
+    return json.loads(state.read_text())["pid"] if state.exists() else None
+
+
+def _postgres_running(home: Path) -> bool:
+    pid = _postgres_pid(home)
+    return pid is not None and psutil.pid_exists(pid)
 
 
 def _valkey_running(home: Path) -> bool:
-    state = home / "valkey" / "server.json"
-    return state.exists() and psutil.pid_exists(json.loads(state.read_text())["pid"])
+    pid = _valkey_pid(home)
+    return pid is not None and psutil.pid_exists(pid)
 
 
 def test_second_start_reuses_the_data_and_shutdown_stops_the_servers(qc_home: Path) -> None:
@@ -81,6 +90,32 @@ def test_second_start_reuses_the_data_and_shutdown_stops_the_servers(qc_home: Pa
     second = run_start(home, "second")
     assert second["rows"] == ["first", "second"]
     assert second["list"] == ["first", "second"]  # Valkey's AOF kept the data
+
+
+def test_a_user_killed_outright_does_not_keep_the_servers_running(qc_home: Path) -> None:
+    home = qc_home
+    killed = subprocess.run(
+        [PY, "-c", START_AND_WRITE + "import os; os.kill(os.getpid(), 9)\n", str(home), "killed"],
+        capture_output=True,
+        timeout=120,
+        env=_env(),
+    )
+    try:
+        assert killed.returncode == -signal.SIGKILL, killed.stderr
+        assert _postgres_running(home) and _valkey_running(home)  # nobody let go
+        # the next user reuses them and, the last live one, stops them
+        assert run_start(home, "next")["rows"] == ["killed", "next"]
+        assert not _postgres_running(home)
+        assert not _valkey_running(home)
+    finally:
+        _kill_servers(home)
+
+
+def _kill_servers(home: Path) -> None:
+    """Servers a failing test left running: they must not outlive it."""
+    for pid in (_postgres_pid(home), _valkey_pid(home)):
+        if pid is not None and psutil.pid_exists(pid):
+            psutil.Process(pid).kill()
 
 
 def test_two_processes_starting_at_once_share_one_server(qc_home: Path) -> None:
