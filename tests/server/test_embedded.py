@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -43,7 +44,7 @@ START_AND_WRITE = textwrap.dedent("""
 """)
 
 
-def run_start(home: Path, mark: str) -> dict[str, object]:
+def run_start(home: Path, mark: str) -> dict[str, Any]:
     out = subprocess.run(
         [PY, "-c", START_AND_WRITE, str(home), mark],
         capture_output=True,
@@ -139,7 +140,7 @@ def test_two_processes_starting_at_once_share_one_server(qc_home: Path) -> None:
     assert results[0]["redis"] == results[1]["redis"]
     final = run_start(home, "after")
     assert final["rows"] == ["after", "p0", "p1"]
-    assert sorted(final["list"]) == ["after", "p0", "p1"]  # type: ignore[arg-type]
+    assert sorted(final["list"]) == ["after", "p0", "p1"]
 
 
 @pytest.mark.parametrize(
