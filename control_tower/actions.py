@@ -26,7 +26,7 @@ from qc_tui.api import describe
 from qc_tui.dialogs import ChoiceScreen, ConfirmScreen
 from shared.client import ApiError
 from shared.geo import LatLng, haversine_m
-from shared.schemas import OpsOrder
+from shared.schemas.ops import OpsOrder
 
 T = TypeVar("T")
 

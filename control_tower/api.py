@@ -7,14 +7,10 @@ import uuid
 from typing import Protocol
 
 from qc_tui.api import SessionApi
-from shared.schemas import (
-    AlertPublic,
-    AuditEntry,
-    FlashSalePublic,
-    OrderPublic,
-    StoreOps,
-    UserPublic,
-)
+from shared.schemas.flash import FlashSalePublic
+from shared.schemas.identity import UserPublic
+from shared.schemas.ops import AlertPublic, AuditEntry, StoreOps
+from shared.schemas.orders import OrderPublic
 
 Id = uuid.UUID | str
 

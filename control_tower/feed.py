@@ -19,7 +19,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from control_tower.state import FeedFormatError, FeedPayload, error_detail, parse_message
 from shared.aio import wait_event
-from shared.schemas import OpsSnapshot
+from shared.schemas.ops import OpsSnapshot
 
 log = logging.getLogger(__name__)
 

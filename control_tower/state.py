@@ -26,7 +26,7 @@ from control_tower.widgets.models import (
     StoreRow,
 )
 from shared.enums import RiderStatus
-from shared.schemas import (
+from shared.schemas.ops import (
     AlertPublic,
     CityOps,
     FlashQueueOps,

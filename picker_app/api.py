@@ -7,7 +7,7 @@ import uuid
 from typing import Protocol
 
 from qc_tui.api import HealthApi
-from shared.schemas import (
+from shared.schemas.picking import (
     PackResult,
     PickList,
     PickTaskSummary,

@@ -24,7 +24,7 @@ from qc_tui.api import DEFAULT_SERVER, RETRY_DELAYS
 from qc_tui.app import ServerApp
 from qc_tui.clock import ServerClock, utc_now
 from shared.client import PickerClient
-from shared.schemas import PackResult
+from shared.schemas.picking import PackResult
 
 
 class PickerApp(ServerApp):

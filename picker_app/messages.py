@@ -9,7 +9,7 @@ from textual.message import Message
 
 from picker_app.outbox import PendingScan
 from scanners.types import Scan
-from shared.schemas import PackResult, PickList, ScanResult
+from shared.schemas.picking import PackResult, PickList, ScanResult
 
 
 @dataclass

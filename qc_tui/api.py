@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Protocol
 
 from shared.client import ApiError, ConnectionLost
-from shared.schemas import Health, TokenResponse, UserPublic
+from shared.schemas.common import Health
+from shared.schemas.identity import TokenResponse, UserPublic
 
 DEFAULT_SERVER = "http://127.0.0.1:8000"
 RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0)  # seconds between retries; then the last, for ever

@@ -15,7 +15,7 @@ from qc_tui.api import SessionApi, describe
 from qc_tui.banner import ConnectionBanner
 from qc_tui.connection import Connection
 from shared.client import ApiError, ConnectionLost
-from shared.schemas import UserPublic
+from shared.schemas.identity import UserPublic
 
 
 class LoginScreen(Screen[None]):

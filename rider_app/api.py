@@ -7,7 +7,7 @@ import uuid
 from typing import Protocol
 
 from qc_tui.api import HealthApi
-from shared.schemas import FixBatchResult, GpsFix, RiderPublic, TripPublic
+from shared.schemas.delivery import FixBatchResult, GpsFix, RiderPublic, TripPublic
 
 Id = uuid.UUID | str
 

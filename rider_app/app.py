@@ -37,7 +37,7 @@ from rider_app.screens.trip import TripScreen
 from rider_app.tracking import DEFAULT_BUFFER_DIR, buffer_path, remember_duty, remembered_duty
 from shared.client import ApiError, ConnectionLost, RiderClient
 from shared.geo import LatLng
-from shared.schemas import RiderPublic, TripPublic
+from shared.schemas.delivery import RiderPublic, TripPublic
 
 log = logging.getLogger(__name__)
 

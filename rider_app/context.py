@@ -12,7 +12,7 @@ from qc_tui.connection import Connection
 from rider_app.api import RiderApi
 from rider_app.gps.fix import Fix
 from shared.geo import LatLng
-from shared.schemas import TripPublic
+from shared.schemas.delivery import TripPublic
 
 
 class RiderLive(Protocol):

@@ -8,7 +8,7 @@ from typing import Any
 from textual.message import Message
 
 from scanners.types import Scan
-from shared.schemas import RiderPublic, TripPublic
+from shared.schemas.delivery import RiderPublic, TripPublic
 
 
 @dataclass

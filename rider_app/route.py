@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shared.geo import LatLng, haversine_m
-from shared.schemas import TripPublic, TripStopPublic
+from shared.schemas.delivery import TripPublic, TripStopPublic
 
 ROAD_FACTOR = 1.35
 RIDE_SPEED_MPS = 5.0  # ~18 km/h through city traffic, stops included

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from rider_app.gps.fix import Fix
-from shared.schemas import GpsFix
+from shared.schemas.delivery import GpsFix
 
 DEFAULT_BUFFER_DIR = Path.home() / ".qc" / "rider"
 

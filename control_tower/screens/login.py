@@ -8,7 +8,7 @@ from textual.widgets import Input, Label
 from control_tower.context import TowerContext
 from control_tower.messages import LoggedIn
 from qc_tui import login
-from shared.schemas import UserPublic
+from shared.schemas.identity import UserPublic
 
 
 class LoginScreen(login.LoginScreen):

@@ -13,7 +13,7 @@ from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from qc_tui.dialogs import TextEntryScreen
-from shared.schemas import PickLinePublic, ShortPickResult
+from shared.schemas.picking import PickLinePublic, ShortPickResult
 
 REASONS = ("missing", "damaged")
 

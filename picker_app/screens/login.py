@@ -9,7 +9,7 @@ from picker_app.context import PickerContext
 from picker_app.messages import LoggedIn
 from qc_tui import login
 from shared.enums import Role
-from shared.schemas import UserPublic
+from shared.schemas.identity import UserPublic
 
 STAFF = {Role.PICKER, Role.MANAGER, Role.ADMIN}
 

@@ -16,7 +16,7 @@ from qc_tui.api import describe
 from qc_tui.banner import ConnectionBanner
 from qc_tui.clock import mmss
 from shared.client import ApiError
-from shared.schemas import PackResult, PickList
+from shared.schemas.picking import PackResult, PickList
 
 UNITS_PER_BAG = 8
 

@@ -36,7 +36,7 @@ from scanners.resolve import item_barcode
 from scanners.types import Scan
 from scanners.wedge import WedgeDetector
 from shared.client import ApiError
-from shared.schemas import PickLinePublic, PickList
+from shared.schemas.picking import PickLinePublic, PickList
 
 T = TypeVar("T")
 

@@ -15,7 +15,7 @@ from qc_tui.api import describe
 from qc_tui.banner import ConnectionBanner
 from qc_tui.clock import sla_text
 from shared.client import ApiError, ConnectionLost
-from shared.schemas import PickTaskSummary
+from shared.schemas.picking import PickTaskSummary
 
 
 class QueueScreen(Screen[None]):

@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Label
 
-from shared.schemas import PickLinePublic
+from shared.schemas.picking import PickLinePublic
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from rider_app.route import plan
 from rider_app.screens.dialogs import FailReasonScreen
 from rider_app.widgets.gps_status import GpsStatus
 from shared.client import ApiError
-from shared.schemas import TripPublic, TripStopPublic
+from shared.schemas.delivery import TripPublic, TripStopPublic
 
 
 class DropScreen(Screen[None]):

@@ -9,7 +9,7 @@ from qc_tui import login
 from rider_app.context import RiderContext
 from rider_app.messages import LoggedIn
 from shared.enums import Role
-from shared.schemas import UserPublic
+from shared.schemas.identity import UserPublic
 
 
 class LoginScreen(login.LoginScreen):

@@ -19,7 +19,7 @@ from rider_app.screens.dialogs import TypeLabelScreen
 from scanners.types import Scan
 from scanners.wedge import WedgeDetector
 from shared.client import ApiError
-from shared.schemas import TripPublic
+from shared.schemas.delivery import TripPublic
 
 
 def normalise_label(code: str) -> str:

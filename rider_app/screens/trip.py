@@ -26,7 +26,7 @@ from rider_app.screens.drop import DropScreen
 from rider_app.screens.pickup import PickupScreen
 from rider_app.widgets.gps_status import GpsStatus
 from shared.client import ApiError
-from shared.schemas import TripPublic, TripStopPublic
+from shared.schemas.delivery import TripPublic, TripStopPublic
 
 STATUS_TITLE = {
     "OFFERED": "NEW OFFER",

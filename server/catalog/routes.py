@@ -15,7 +15,8 @@ from server.kit.deps import ClockDep, RedisDep, SessionDep
 from server.kit.errors import NotFound
 from server.kit.openapi import problem_responses
 from server.stores.models import DarkStore
-from shared.schemas import Availability, CategoryPublic, Page, ProductCard, ProductDetail
+from shared.schemas.catalog import Availability, CategoryPublic, ProductCard, ProductDetail
+from shared.schemas.common import Page
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 

@@ -22,7 +22,7 @@ from server.kit.errors import Conflict, NotFound, Unprocessable
 from server.stores.models import DarkStore
 from shared.enums import RiderStatus
 from shared.geo import LatLng, haversine_m
-from shared.schemas import GpsFix
+from shared.schemas.delivery import GpsFix
 
 GEOFENCE_M = 50.0
 HISTORY_SAMPLE_S = 15

@@ -21,7 +21,7 @@ from server.kit.keys import rider_channel
 from server.kit.openapi import problem_responses
 from server.kit.resources import resources_of
 from shared.enums import Role
-from shared.schemas import (
+from shared.schemas.delivery import (
     DeliverRequest,
     FailRequest,
     FixBatch,

@@ -23,7 +23,7 @@ from server.picking.models import PickTask
 from server.stores.models import DarkStore
 from shared.enums import AlertKind, OrderStatus, RiderStatus
 from shared.geo import LatLng
-from shared.schemas import TripPublic, TripStopPublic
+from shared.schemas.delivery import TripPublic, TripStopPublic
 
 OTP_TRIES = 3
 ACTIVE_TRIP = ("OFFERED", "ACCEPTED", "AT_STORE", "PICKED_UP", "OUT")

@@ -36,7 +36,7 @@ from server.payments.gateway import PaymentGateway
 from server.payments.models import Payment
 from server.payments.provider import ChargeResult
 from shared.enums import OrderStatus
-from shared.schemas import CheckoutRequest
+from shared.schemas.orders import CheckoutRequest
 
 
 async def checkout(

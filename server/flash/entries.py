@@ -35,7 +35,7 @@ from server.kit import keys, uow
 from server.kit.config import Settings
 from server.kit.db import transaction
 from server.kit.errors import NotFound
-from shared.schemas import FlashQueueEntry
+from shared.schemas.flash import FlashQueueEntry
 
 
 def poll_after(estimate: int, *, position: int, units_left: int, settings: Settings) -> int:

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from shared.schemas import FlashOffer
+from shared.schemas.flash import FlashOffer
 
 
 async def live_offers(

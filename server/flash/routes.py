@@ -51,16 +51,15 @@ from server.kit.openapi import problem_responses
 from server.kit.resources import resources_of
 from server.orders.routes import answer_checkout_once
 from shared.enums import Role
-from shared.schemas import (
-    CheckoutRequest,
+from shared.schemas.common import Page
+from shared.schemas.flash import (
     FlashJoin,
     FlashQueueEntry,
     FlashSaleCreate,
     FlashSalePublic,
     FlashSaleStop,
-    OrderPublic,
-    Page,
 )
+from shared.schemas.orders import CheckoutRequest, OrderPublic
 
 router = APIRouter(prefix="/v1/flash-sales", tags=["flash"])
 ws_router = APIRouter(tags=["flash"])

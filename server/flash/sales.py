@@ -63,7 +63,8 @@ from server.kit.errors import Forbidden, NotFound, Unprocessable
 from server.ops.audit import record_action
 from server.stores.models import DarkStore
 from shared.enums import Role
-from shared.schemas import FlashQueueOps, FlashSaleCreate, FlashSalePublic, FlashStoreUnits
+from shared.schemas.flash import FlashSaleCreate, FlashSalePublic, FlashStoreUnits
+from shared.schemas.ops import FlashQueueOps
 
 MAX_SALE_HOURS = 24
 MAX_LEAD_DAYS = 30

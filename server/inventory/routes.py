@@ -11,7 +11,8 @@ from server.kit.deps import ClockDep, PickerUser, RedisDep, SessionDep
 from server.kit.openapi import problem_responses
 from server.stores.service import authorize_store
 from shared.enums import Movement
-from shared.schemas import CountStock, DamageStock, Page, ReceiveStock, StockRow
+from shared.schemas.common import Page
+from shared.schemas.inventory import CountStock, DamageStock, ReceiveStock, StockRow
 
 router = APIRouter(prefix="/v1/stores/{store_id}/inventory", tags=["inventory", "staff"])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from server.kit.errors import PROBLEM_JSON
-from shared.schemas import Problem
+from shared.schemas.common import Problem
 
 _DESCRIPTIONS = {
     400: "Bad request",

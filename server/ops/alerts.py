@@ -25,7 +25,7 @@ from server.ops import sla
 from server.ops.audit import record_action
 from server.ops.models import OpsAlert
 from shared.enums import AlertKind, AlertSeverity, RiderStatus, Role
-from shared.schemas import AlertPublic, OpsSnapshot
+from shared.schemas.ops import AlertPublic, OpsSnapshot
 
 CONDITION_KINDS = frozenset(
     {

@@ -26,7 +26,7 @@ from server.ops import alerts as alert_store
 from server.ops import sla
 from shared.enums import OrderStatus, RiderStatus
 from shared.geo import LatLng, haversine_m
-from shared.schemas import (
+from shared.schemas.ops import (
     CityOps,
     FlashQueueOps,
     OpsChanges,

@@ -24,17 +24,17 @@ from server.orders import service as orders
 from server.stores.models import DarkStore
 from shared.aio import wait_event
 from shared.enums import Role
-from shared.schemas import (
+from shared.schemas.ops import (
     AlertPublic,
     AuditEntry,
     OpsCancelOrder,
     OpsSnapshot,
-    OrderPublic,
     PauseStore,
     ReassignOrder,
     StoreOps,
     StoreRadius,
 )
+from shared.schemas.orders import OrderPublic
 
 router = APIRouter(prefix="/v1/ops", tags=["ops", "staff"])
 ws_router = APIRouter(tags=["ops"])

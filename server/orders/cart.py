@@ -26,7 +26,7 @@ from server.orders.models import Cart
 from server.orders.service import OrderLine
 from server.payments.gateway import PaymentGateway
 from server.stores.models import DarkStore
-from shared.schemas import CartLine, CartPublic, CheckoutRequest
+from shared.schemas.orders import CartLine, CartPublic, CheckoutRequest
 
 
 class CartExpired(Conflict):

@@ -19,7 +19,8 @@ from server.kit.resources import resources_of
 from server.orders import cart as carts
 from server.orders import service
 from server.orders.flows import CheckoutOutcome, CheckoutPlaced, PaymentDeclined
-from shared.schemas import (
+from shared.schemas.common import Page
+from shared.schemas.orders import (
     CancelRequest,
     CartCreate,
     CartLineSet,
@@ -27,7 +28,6 @@ from shared.schemas import (
     CartSwitchStore,
     CheckoutRequest,
     OrderPublic,
-    Page,
 )
 
 router = APIRouter(prefix="/v1", tags=["orders"])

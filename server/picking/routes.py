@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path
 from server.kit.deps import ClockDep, PickerUser, RedisDep, SessionDep
 from server.kit.openapi import problem_responses
 from server.picking import service
-from shared.schemas import (
+from shared.schemas.picking import (
     PackRequest,
     PackResult,
     PickList,

@@ -35,7 +35,7 @@ from server.picking.walk import (
 from server.stores.models import DarkStore
 from server.stores.service import authorize_store
 from shared.enums import ItemStatus, Movement, OrderStatus, Role
-from shared.schemas import PickLinePublic, PickList, SubstituteOption
+from shared.schemas.picking import PickLinePublic, PickList, SubstituteOption
 
 
 class WrongItem(Conflict):

@@ -12,7 +12,9 @@ from server.kit.errors import NotFound
 from server.kit.openapi import problem_responses
 from server.stores import selection, service
 from shared.geo import LatLng, location_cell
-from shared.schemas import Page, ServiceableStore, StorePublic, StoreSelection, UserPublic
+from shared.schemas.common import Page
+from shared.schemas.identity import UserPublic
+from shared.schemas.stores import ServiceableStore, StorePublic, StoreSelection
 
 router = APIRouter(prefix="/v1/stores", tags=["stores"])
 

@@ -13,7 +13,7 @@ import pytest
 
 from control_tower.feed import FeedRefused, OpsFeed, backoff_delay
 from control_tower.state import FeedPayload
-from shared.schemas import OpsChanges, OpsSnapshot
+from shared.schemas.ops import OpsChanges, OpsSnapshot
 from tests.control_tower.ct_app_fakes import AT, FakeFeedServer, changes, snapshot, store
 from tests.helpers import wait_until as until
 

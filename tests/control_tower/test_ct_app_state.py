@@ -22,7 +22,7 @@ from control_tower.state import (
     parse_message,
 )
 from control_tower.widgets.models import Severity
-from shared.schemas import OpsChanges, OpsSnapshot
+from shared.schemas.ops import OpsChanges, OpsSnapshot
 from tests.control_tower.ct_app_fakes import (
     AT,
     alert,

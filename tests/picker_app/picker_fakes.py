@@ -15,18 +15,16 @@ from picker_app.screens.queue import QueueScreen
 from scanners.symbology import ean13_check_digit
 from shared.client import ApiError, ConnectionLost
 from shared.enums import Role
-from shared.schemas import (
-    Health,
+from shared.schemas.common import Health, ServiceCheck
+from shared.schemas.identity import TokenResponse, UserPublic
+from shared.schemas.picking import (
     PackResult,
     PickLinePublic,
     PickList,
     PickTaskSummary,
     ScanResult,
-    ServiceCheck,
     ShortPickResult,
     SubstituteOption,
-    TokenResponse,
-    UserPublic,
 )
 from tests.helpers import SteppedClock, wait_for
 

@@ -12,18 +12,16 @@ from datetime import UTC, datetime, timedelta
 from rider_app.gps.fix import Fix
 from shared.client import ApiError, ConnectionLost
 from shared.enums import Role
-from shared.schemas import (
+from shared.schemas.common import Health, ServiceCheck
+from shared.schemas.delivery import (
     FixBatchResult,
     GpsFix,
-    Health,
     RefusedFix,
     RiderPublic,
-    ServiceCheck,
-    TokenResponse,
     TripPublic,
     TripStopPublic,
-    UserPublic,
 )
+from shared.schemas.identity import TokenResponse, UserPublic
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 KOR = (12.9352, 77.6245)

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from server.ops.feed import changes_between
-from shared.schemas import CityOps, OpsOrder, OpsRider, OpsSnapshot, StoreOps
+from shared.schemas.ops import CityOps, OpsOrder, OpsRider, OpsSnapshot, StoreOps
 
 T0 = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 ORDER = uuid.UUID(int=1)

@@ -19,7 +19,7 @@ from server.forecast.history import ist_midnight
 from server.identity.service import hash_secret
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
-from shared.schemas import OpsChanges, OpsSnapshot
+from shared.schemas.ops import OpsChanges, OpsSnapshot
 from tests.helpers import login
 from tests.server.ops.ops_script import MANAGER, STORE, scripted_day
 from tests.server.picking.test_picking_api import place_confirmed_order

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
-from shared.schemas import OpsSnapshot
+from shared.schemas.ops import OpsSnapshot
 from tests.server.flash.flash_helpers import (
     STORE,
     create_sale,
