@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from server.identity import service
 from server.kit.deps import ClockDep, CurrentUser, SessionDep, SettingsDep
 from server.kit.openapi import problem_responses
-from shared.schemas import LoginRequest, TokenResponse, UserPublic
+from shared.schemas.identity import LoginRequest, TokenResponse, UserPublic
 
 router = APIRouter(prefix="/v1", tags=["identity"])
 
