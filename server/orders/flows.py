@@ -217,9 +217,7 @@ async def checkout(
             redis,
             order=order,
             payment=payment,
-            status=result.status.value,
-            provider_ref=result.provider_ref,
-            failure_reason=result.failure_reason,
+            charge=result,
             now=now,
         )
         await source.settled(session, order=order, result=result, now=now)
@@ -276,19 +274,18 @@ async def apply_payment(
     *,
     order: Order,
     payment: Payment,
-    status: str,
-    provider_ref: str | None,
-    failure_reason: str | None,
+    charge: ChargeResult,
     now: datetime,
 ) -> None:
     """Apply a charge outcome once: SUCCEEDED commits the stock, confirms the order and
     queues it for picking; FAILED releases the stock and cancels. A second report of an
     applied outcome changes nothing, except that money arriving for a payment given up
     as unanswered (a timeout) is given back."""
+    status, failure_reason = charge.status.value, charge.failure_reason
     late_money = payment.failure_reason == UNANSWERED and status == "SUCCEEDED"
     if (payment.status != "PENDING" and not late_money) or status == "PENDING":
         return
-    payment.status, payment.provider_ref = status, provider_ref
+    payment.status, payment.provider_ref = status, charge.provider_ref
     payment.failure_reason, payment.updated_at = failure_reason, now
     session.add(payment)
     holder = str(order.order_id)
@@ -412,9 +409,7 @@ async def _settle_unpaid_order(
             redis,
             order=order,
             payment=payment,
-            status=charge.status.value,
-            provider_ref=charge.provider_ref,
-            failure_reason=charge.failure_reason,
+            charge=charge,
             now=now,
         )
     if order.status == OrderStatus.PLACED:

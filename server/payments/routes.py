@@ -13,7 +13,12 @@ from server.kit.openapi import problem_responses
 from server.orders.flows import apply_payment
 from server.orders.models import Order
 from server.payments.models import Payment
-from server.payments.provider import WEBHOOK_SIGNATURE_HEADER, WebhookEvent, verify_webhook
+from server.payments.provider import (
+    WEBHOOK_SIGNATURE_HEADER,
+    ChargeResult,
+    WebhookEvent,
+    verify_webhook,
+)
 
 router = APIRouter(prefix="/v1/payments", tags=["payments"])
 
@@ -47,9 +52,7 @@ async def webhook(
         redis,
         order=order,
         payment=payment,
-        status=event.status.value,
-        provider_ref=event.provider_ref,
-        failure_reason=event.failure_reason,
+        charge=ChargeResult(event.status, event.provider_ref, event.failure_reason),
         now=clock.now(),
     )
     return {"status": "applied"}

@@ -16,6 +16,7 @@ import httpx
 import psycopg
 import pytest
 import redis
+from fastapi import FastAPI
 
 from server.app import create_app
 from server.identity.models import User
@@ -276,4 +277,31 @@ async def test_a_charge_whose_outcome_could_not_be_recorded_ends_refunded(
     assert isinstance(provider, SimulatedProvider)
     outcomes = await _assert_every_charge_confirmed_or_refunded(crowd.database_url, provider)
     assert sum(outcomes.values()) == 1 and "not charged" not in outcomes, outcomes
+    _assert_books_balance(crowd.database_url, crowd.redis_url, sku)
+
+
+async def test_money_arriving_after_the_checkout_gave_up_on_the_provider_goes_back(
+    crowd: Services, sku: str, app: FastAPI, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """The provider charges but its answer is lost: the checkout gives up (402, order
+    cancelled, stock back); the webhook then reports the money, which is owed back."""
+    resources = resources_of(app)
+    provider = resources.payments.provider
+    assert isinstance(provider, SimulatedProvider)
+    provider.timeout_rate = 1.0
+    resources.payments.timeout_s = 0.2
+    customer = _customer_headers(crowd.database_url, settings, resources.clock)[0]
+    cart_id = await _cart_with_one(client, customer, sku)
+    gave_up = await client.post(
+        f"/v1/carts/{cart_id}/checkout", json=ADDRESS, headers={**customer, "Idempotency-Key": "t"}
+    )
+    assert gave_up.status_code == 402, gave_up.text
+    with psycopg.connect(crowd.database_url) as conn:
+        row = conn.execute("SELECT payment_id, status FROM payments").fetchone()
+    assert row is not None and row[1] == "FAILED"
+    late = provider.webhook_event(str(row[0]), now_ts=resources.clock.now().timestamp())
+    hook = await client.post("/v1/payments/webhook", content=late.body, headers=late.headers)
+    assert hook.status_code == 200, hook.text
+    outcomes = await _assert_every_charge_confirmed_or_refunded(crowd.database_url, provider)
+    assert outcomes == {"refunded": 1}
     _assert_books_balance(crowd.database_url, crowd.redis_url, sku)
