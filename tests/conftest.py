@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -159,17 +160,23 @@ def city(clean: Services) -> Services:
     return clean
 
 
+def settings_for(services: Services, **changes: Any) -> Settings:
+    """The app's settings on the test services; ``changes`` override the defaults."""
+    defaults: dict[str, Any] = {
+        "home": services.home,
+        "database_url": services.database_url,
+        "redis_url": services.redis_url,
+        "secret_key": SecretStr(TEST_SECRET),
+        "log_json": False,
+        "log_level": "WARNING",
+        "background_loops": False,  # tests drive sweeps and reconciliation themselves
+    }
+    return Settings(**(defaults | changes))
+
+
 @pytest.fixture
 def settings(services: Services) -> Settings:
-    return Settings(
-        home=services.home,
-        database_url=services.database_url,
-        redis_url=services.redis_url,
-        secret_key=SecretStr(TEST_SECRET),
-        log_json=False,
-        log_level="WARNING",
-        background_loops=False,  # tests drive sweeps and reconciliation themselves
-    )
+    return settings_for(services)
 
 
 @pytest.fixture

@@ -11,14 +11,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from pydantic import SecretStr
 
 from qc.sim import DemoSession, SimConfig, Simulation, run_simulation
 from qc.sim.demo import anchor_for, choose_start, run_with_foreground
 from server.kit.clock import Clock
 from server.kit.config import Settings
 from shared.enums import OrderStatus
-from tests.conftest import TEST_SECRET, LiveServer, Services
+from tests.conftest import LiveServer, Services, settings_for
 
 SPEED = 30.0
 HAPPY_PATH = [
@@ -42,13 +41,8 @@ def clock() -> Clock:
 
 @pytest.fixture
 def settings(services: Services) -> Settings:
-    return Settings(
-        home=services.home,
-        database_url=services.database_url,
-        redis_url=services.redis_url,
-        secret_key=SecretStr(TEST_SECRET),
-        log_json=False,
-        log_level="WARNING",
+    return settings_for(
+        services,
         clock_speed=SPEED,
         background_loops=True,  # the dispatcher, the sweeper and the outbox relay run
         dispatch_interval_s=0.3,
