@@ -369,7 +369,9 @@ async def settle_unpaid(
         try:  # outside any transaction: no lock waits on the provider
             charge = await gateway.charge_status(idempotency_key=str(order_id))
         except ProviderError:
-            log.warning("cannot ask the provider about an unpaid order", extra={"order": order_id})
+            log.warning(
+                "cannot ask the provider about an unpaid order", extra={"order_id": str(order_id)}
+            )
             continue
         async with transaction(sessions) as session:
             settled += await _settle_unpaid_order(
