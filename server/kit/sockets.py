@@ -13,7 +13,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager
-from typing import TypeVar, overload
+from typing import Any, TypeVar, overload
 
 from fastapi import WebSocket, WebSocketDisconnect
 
@@ -94,11 +94,40 @@ async def accept(
         return None
 
 
+class AfterSnapshot:
+    """Holds a channel's events until the socket's snapshot is out, then lets through only
+    what the client does not have yet: an event carrying a ``sequence`` must be newer than the
+    snapshot's and than every one let through before it (the relay may deliver events older
+    than the subscription, and relays on two replicas may deliver out of order). Events
+    without a sequence (a rider's position) always pass once the snapshot is out."""
+
+    def __init__(self) -> None:
+        self._sent = asyncio.Event()
+        self._latest = 0
+
+    def snapshot_sent(self, sequence: int) -> None:
+        self._latest = sequence
+        self._sent.set()
+
+    async def admits(self, payload: dict[str, Any]) -> bool:
+        await self._sent.wait()
+        sequence = payload.get("sequence")
+        if sequence is None:
+            return True
+        if sequence <= self._latest:
+            return False
+        self._latest = sequence
+        return True
+
+
 @asynccontextmanager
-async def relaying(websocket: WebSocket, channel: str) -> AsyncIterator[None]:
+async def relaying(
+    websocket: WebSocket, channel: str, *, gate: AfterSnapshot | None = None
+) -> AsyncIterator[None]:
     """Subscribe to ``channel`` (on the pub/sub client: one connection per subscriber) and
-    forward its events to the socket as ``{"type": topic, **payload}`` while the block runs.
-    Subscribing happens on entry, so a snapshot sent inside the block misses nothing."""
+    forward its events to the socket as ``{"type": topic, **payload}`` while the block runs,
+    through ``gate`` if given. Subscribing happens on entry, so a snapshot sent inside the
+    block misses nothing."""
     pubsub = resources_of(websocket.app).redis_pubsub.pubsub()
     await pubsub.subscribe(channel)
 
@@ -106,7 +135,8 @@ async def relaying(websocket: WebSocket, channel: str) -> AsyncIterator[None]:
         async for message in pubsub.listen():
             if message.get("type") == "message":
                 event = json.loads(message["data"])
-                await websocket.send_json({"type": event["topic"], **event["payload"]})
+                if gate is None or await gate.admits(event["payload"]):
+                    await websocket.send_json({"type": event["topic"], **event["payload"]})
 
     task = asyncio.create_task(forward())
     try:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
-from sqlalchemy import text
+from sqlalchemy import func, text
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -76,19 +76,22 @@ async def _record_status(
     actor_id: uuid.UUID | None,
     reason: str | None = None,
 ) -> None:
-    """The order's new state as an ``order_events`` row and an outbox event."""
+    """The order's new state as an ``order_events`` row and an outbox event; the row's id is
+    the change's ``sequence``, by which a tracking socket drops what its client already has."""
     to = OrderStatus(order.status)
-    session.add(
-        OrderEvent(
-            store_id=order.store_id,
-            order_id=order.order_id,
-            from_status=came_from,
-            to_status=to,
-            at=now,
-            actor_id=actor_id,
-            reason=reason,
-        )
+    # the order's row first: its lock, held to commit, numbers one order's events in commit order
+    await session.flush()
+    record = OrderEvent(
+        store_id=order.store_id,
+        order_id=order.order_id,
+        from_status=came_from,
+        to_status=to,
+        at=now,
+        actor_id=actor_id,
+        reason=reason,
     )
+    session.add(record)
+    await session.flush()
     await emit(
         session,
         topic="order.status",
@@ -102,8 +105,17 @@ async def _record_status(
             "status": to.value,
             "at": now.isoformat(),
             "reason": reason,
+            "sequence": record.event_id,
         },
     )
+
+
+async def latest_sequence(session: AsyncSession, *, order_id: uuid.UUID) -> int:
+    """The ``sequence`` of the order's newest state change (0 before any)."""
+    newest = await session.exec(
+        select(func.max(OrderEvent.event_id)).where(OrderEvent.order_id == order_id)
+    )
+    return newest.one() or 0
 
 
 async def get_order(

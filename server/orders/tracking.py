@@ -1,5 +1,6 @@
 """Live tracking: ``/ws/orders/{id}`` pushes each state change (and, once a rider has the
-order, the rider's position and ETA) to the order's customer."""
+order, the rider's position and ETA) to the order's customer, never one older than the
+snapshot or than a change already pushed (each carries the order's event ``sequence``)."""
 
 from __future__ import annotations
 
@@ -37,12 +38,19 @@ async def track_order(websocket: WebSocket, order_id: uuid.UUID) -> None:
     if admitted is None:
         return
     user, _ = admitted
-    async with sockets.relaying(websocket, order_channel(str(order_id))):
-        # subscribed first, then the snapshot: no change can fall between the two
+    gate = sockets.AfterSnapshot()
+    async with sockets.relaying(websocket, order_channel(str(order_id)), gate=gate):
+        # subscribed first, then the snapshot: no change can fall between the two. The
+        # sequence is read before the order, so the order shows at least every change up to
+        # it: the gate drops those when the relay delivers them late
         async with transaction(sessions) as session:
+            sequence = await orders.latest_sequence(session, order_id=order_id)
             order = await orders.get_order(session, order_id=order_id, viewer=user)
             snapshot = await orders.public(session, order, show_otp=True)
-        await websocket.send_json({"type": "snapshot", "order": snapshot.model_dump(mode="json")})
+        await websocket.send_json(
+            {"type": "snapshot", "sequence": sequence, "order": snapshot.model_dump(mode="json")}
+        )
+        gate.snapshot_sent(sequence)
         with contextlib.suppress(WebSocketDisconnect):
             while True:  # the client may send pings; a disconnect ends the loop
                 await websocket.receive_text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 
@@ -106,6 +107,31 @@ async def test_locate_browse_search_cart_checkout_pay_and_track(city, live_serve
         assert set(final["status_times"]) == {"PLACED", "CONFIRMED"}
     # the units left the books: reserved went back to zero, available stayed reduced
     assert pg_stock(city.database_url, STORE, a["sku_id"])[1] == 0
+
+
+async def test_tracking_never_pushes_a_state_older_than_the_client_has(
+    city, live_server, stack
+) -> None:
+    """The relay delivers changes made before the socket opened: a client whose snapshot
+    shows CONFIRMED gets neither PLACED nor CONFIRMED again, and still gets the next change."""
+    async with httpx.AsyncClient(base_url=live_server.url) as client:
+        headers = await login(client, "customer.001", DEMO_SECRETS[Role.CUSTOMER])
+        sku = _in_stock(city.database_url, 1)[0]
+        cart_id = await _cart_with(client, headers, {sku: 1})
+        order = (await _checkout(client, headers, cart_id)).json()
+        assert order["status"] == "CONFIRMED"  # PLACED, then CONFIRMED: neither relayed yet
+        oid = order["order_id"]
+        ws_url = live_server.url.replace("http", "ws") + f"/ws/orders/{oid}"
+        async with websockets.connect(f"{ws_url}?token={headers['Authorization'][7:]}") as ws:
+            snapshot = json.loads(await ws.recv())
+            assert snapshot["type"] == "snapshot" and snapshot["order"]["status"] == "CONFIRMED"
+            assert await relay_once(stack.engine, stack.redis) >= 2  # the old changes go out
+            r = await client.post(f"/v1/orders/{oid}/cancel", json={}, headers=headers)
+            assert r.status_code == 200, r.text
+            await relay_once(stack.engine, stack.redis)
+            pushed = json.loads(await asyncio.wait_for(ws.recv(), timeout=10))
+            assert (pushed["type"], pushed["status"]) == ("order.status", "CANCELLED")
+            assert pushed["sequence"] > snapshot["sequence"]
 
 
 async def test_checkout_confirms_at_once_when_the_payment_succeeds(
