@@ -65,6 +65,7 @@ def _seed_small(home: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_serve_restart_keeps_the_data(qc_home: Path) -> None:
     home = qc_home
     seeded = subprocess.run(
@@ -114,6 +115,7 @@ def test_seed_refuses_to_seed_twice_without_reset(qc_home: Path) -> None:
     assert reset.returncode == 0, reset.stderr
 
 
+@pytest.mark.slow
 def test_token_prints_a_staff_token_usable_on_the_api(qc_home: Path) -> None:
     home = qc_home
     subprocess.run(

@@ -19,6 +19,7 @@ def test_rolling_origins_cover_the_last_two_weeks() -> None:
         rolling_origins(10)
 
 
+@pytest.mark.slow
 def test_model_beats_seasonal_naive_by_15_percent(world: World) -> None:
     report = run_backtest(world.history, world.factors, config=TEST_CONFIG)
     print("\n" + report.format(categories=False))

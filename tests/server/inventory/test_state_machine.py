@@ -304,6 +304,7 @@ class InventoryMachine(RuleBasedStateMachine):
         assert self.run(find_drift(self.engine, self.redis, STORE)) == []
 
 
+@pytest.mark.slow
 def test_inventory_state_machine(stack) -> None:
     InventoryMachine.database_url = stack.database_url
     InventoryMachine.redis_url = stack.redis_url
