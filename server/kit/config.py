@@ -22,6 +22,11 @@ class Settings(BaseSettings):
     # No usable default: embedded mode generates one per QC_HOME (see ``secret_key_value``).
     secret_key: SecretStr | None = None
     token_ttl_s: int = 12 * 3600
+    # login throttling (server/identity/throttle.py): attempts per account (the account is
+    # locked out until the window frees a slot, right PIN included) and failed logins
+    # per client address
+    login_attempts_per_account: str = "5/15 minutes"
+    login_failures_per_address: str = "40/5 minutes"
 
     # One clock (server/clock.py): the demo runs the world ``clock_speed`` times faster.
     clock_speed: float = 1.0

@@ -89,10 +89,12 @@ async def test_every_staff_store_route_applies_the_scope_rule(
     routes = _staff_store_routes(openapi)
     assert len(routes) >= 9, routes  # staff, inventory, picking queue, ops store actions
     with psycopg.connect(city.database_url) as conn:
-        sku = conn.execute(
+        row = conn.execute(
             "SELECT sku_id FROM store_inventory WHERE store_id = %s ORDER BY sku_id LIMIT 1",
             (STORE,),
-        ).fetchone()[0]
+        ).fetchone()
+    assert row is not None
+    sku = row[0]
     own = await login(client, "manager.blr", DEMO_SECRETS[Role.MANAGER])
     refused = {
         "manager.mum": (await login(client, "manager.mum", MUM_SECRET), {"not_your_city"}),
