@@ -1,5 +1,5 @@
 """``python -m control_tower [--server URL] [--city BLR] [--login manager.blr]
-[--password-env VAR | --token-env VAR]``"""
+[--password-env VAR | --token-env VAR] [--tz ZONE]``"""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from datetime import datetime, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from qc_tui.api import DEFAULT_SERVER
 
@@ -31,11 +33,38 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         metavar="VAR",
         help="use the bearer token in this environment variable (e.g. from `qc token`)",
     )
+    parser.add_argument(
+        "--tz",
+        default="city",
+        metavar="ZONE",
+        help="zone the times are shown in: 'city' (the city's, e.g. Asia/Kolkata for BLR), "
+        "'local' (this machine's) or a zone name such as UTC (default: %(default)s)",
+    )
     return parser.parse_args(argv)
+
+
+def display_zone(flag: str) -> tzinfo | None:
+    """The ``--tz`` choice as a zone; None means the city's. Raises ValueError for a zone
+    this machine does not know."""
+    if flag.lower() == "city":
+        return None
+    if flag.lower() == "local":
+        return datetime.now().astimezone().tzinfo
+    try:
+        return ZoneInfo(flag)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(
+            f"unknown time zone {flag!r} (try UTC, Asia/Kolkata, city or local)"
+        ) from exc
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        tz = display_zone(args.tz)
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 2
     password = token = None
     if args.password_env:
         if not args.login:
@@ -58,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         login=args.login,
         password=password,
         token=token,
+        tz=tz,
     )
     app.run()
     return app.return_code or 0

@@ -47,7 +47,7 @@ class ControlTowerApp(App[None]):
         password: str | None = None,
         token: str | None = None,
         client: OpsApi | None = None,
-        tz: tzinfo | None = None,
+        tz: tzinfo | None = None,  # times are shown in it (None: the city's zone)
         monotonic: Callable[[], float] = time.monotonic,
         feed: bool = True,
         retry_base_s: float = 0.5,
@@ -66,7 +66,7 @@ class ControlTowerApp(App[None]):
         self.retry_base_s = retry_base_s
         self.retry_max_s = retry_max_s
         self.ctx = TowerContext(
-            client=self.client, tz=tz, monotonic=monotonic, city_id=self.requested_city or ""
+            client=self.client, chosen_tz=tz, monotonic=monotonic, city_id=self.requested_city or ""
         )
         self.ctx.actions = ManagerActions(
             self.ctx, self, shown=self.show_city, audited=self._audit_changed

@@ -143,6 +143,7 @@ def serve(
         workers=workers,
         log_level="warning",
         access_log=False,
+        server_header=False,  # do not advertise the server software
         timeout_graceful_shutdown=10,
     )
 
@@ -269,11 +270,14 @@ def control_tower(
     server: Annotated[str, typer.Option(help="API base URL")] = "http://127.0.0.1:8000",
     city: Annotated[str | None, typer.Option(help="city to watch (default: the manager's)")] = None,
     login: Annotated[str | None, typer.Option(help="manager login, e.g. manager.blr")] = None,
+    tz: Annotated[
+        str, typer.Option(help="times in: city (its zone), local, or a zone name like UTC")
+    ] = "city",
 ) -> None:
     """The city manager's control tower (control_tower) against a server."""
     from control_tower.__main__ import main
 
-    argv = ["--server", server]
+    argv = ["--server", server, "--tz", tz]
     for flag, value in (("--city", city), ("--login", login)):
         if value:
             argv += [flag, value]

@@ -7,12 +7,30 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich.text import Text
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
+
+
+class DialogInput(Input):
+    """The text field of a dialog a key opens: it takes no key pressed before it was
+    there. When the app is slow to show the dialog, the person presses the key again; that
+    press, queued while nothing seemed to happen, is not text meant for the dialog."""
+
+    _shown_at = float("inf")
+
+    @on(events.Mount)
+    def _shown(self, event: events.Mount) -> None:
+        self._shown_at = event.time
+
+    def on_key(self, event: events.Key) -> None:
+        if event.time < self._shown_at:
+            event.stop()
+            event.prevent_default()
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -100,7 +118,9 @@ class TextEntryScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id=self.DIALOG_ID):
             yield Static(self.HEADING, classes="dialog-title")
-            yield Input(placeholder=self.PLACEHOLDER, id=self.FIELD_ID, max_length=self.MAX_LENGTH)
+            yield DialogInput(
+                placeholder=self.PLACEHOLDER, id=self.FIELD_ID, max_length=self.MAX_LENGTH
+            )
             yield Static(self.HINT, classes="muted")
 
     def on_mount(self) -> None:

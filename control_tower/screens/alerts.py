@@ -61,7 +61,7 @@ class AlertsScreen(LiveScreen):
         table.set_rows(
             {
                 str(e.entry_id): [
-                    f"{e.at.astimezone(self.ctx.tz):%H:%M:%S}",
+                    self.ctx.clock_time(e.at),
                     e.action,
                     e.target,
                     Text(e.reason or "", style="" if e.reason else "dim"),

@@ -12,6 +12,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
+from qc_tui.dialogs import DialogInput
+
 RADIUS_MIN_M = 500
 RADIUS_MAX_M = 10_000
 REASON_MAX = 200
@@ -52,7 +54,7 @@ class ReasonScreen(ModalScreen[str | None]):
             yield Static(self.title_text, classes="dialog-title", markup=False)
             if self.detail:
                 yield Static(self.detail, markup=False)
-            yield Input(placeholder="reason", id="reason", max_length=REASON_MAX)
+            yield DialogInput(placeholder="reason", id="reason", max_length=REASON_MAX)
             if self.suggestions:
                 yield OptionList(*(Option(s, id=s) for s in self.suggestions), id="suggestions")
             yield Static("", id="reason-error", classes="dialog-error")
@@ -91,7 +93,7 @@ class RadiusScreen(ModalScreen[tuple[int, str | None] | None]):
         with Vertical(classes="dialog", id="radius-dialog"):
             yield Static(f"Service radius of {self.store_name}", classes="dialog-title")
             yield Label(f"Metres ({RADIUS_MIN_M:,} to {RADIUS_MAX_M:,}), now {self.current_m:,}")
-            yield Input(str(self.current_m), type="integer", id="radius", max_length=5)
+            yield DialogInput(str(self.current_m), type="integer", id="radius", max_length=5)
             yield Label("Reason (optional)")
             yield Input(placeholder="e.g. rain: shrink to keep the SLA", id="radius-reason")
             yield Static("", id="radius-error", classes="dialog-error")

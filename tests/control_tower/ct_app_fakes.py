@@ -185,6 +185,7 @@ def city(**updates: Any) -> CityOps:
     per_minute = [20 + (i * 7) % 13 + i // 2 for i in range(30)]
     base = CityOps(
         city_id="BLR",
+        timezone="Asia/Kolkata",
         orders_last_minute=per_minute[-1],
         orders_per_minute=per_minute,
         delivered_today=1234,

@@ -5,6 +5,7 @@ manager's actions, the banner while the feed is down and the fresh snapshot afte
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from datetime import UTC, timedelta
 from typing import Any, cast
@@ -12,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from rich.text import Text
+from textual import events
 from textual.pilot import Pilot
 from textual.widgets import Input, OptionList, Static
 
@@ -116,7 +118,7 @@ async def test_log_in_and_watch_the_city_update_in_place(feed: FakeFeedServer) -
         table = stores_table(app)
         assert table.store_ids == RISK_ORDER
         title = plain(screen.query_one("#title", Static).content)
-        assert title == "qc control tower · BLR · Bengaluru Manager · as of 13:00:00"
+        assert title == "qc control tower · BLR · Bengaluru Manager · as of 13:00:00 UTC"
 
         bar = screen.query_one(KpiBar)
         assert bar.tile("late").value == 4 and bar.tile("idle").value == 10
@@ -138,7 +140,7 @@ async def test_log_in_and_watch_the_city_update_in_place(feed: FakeFeedServer) -
         assert all(table.rows[key] is row for key, row in rows.items())  # updated in place
         assert screen.query_one(KpiBar).tile("late").value == 10
         await wait_for(pilot, lambda: panel.alerts[0].alert_id[:8] in ("f1000001", "f1000004"))
-        assert plain(screen.query_one("#title", Static).content).endswith("13:00:01")
+        assert plain(screen.query_one("#title", Static).content).endswith("13:00:01 UTC")
         assert app.screen is screen  # never remounted
 
 
@@ -311,19 +313,20 @@ async def test_store_drill_down_shows_pipeline_people_and_stock(feed: FakeFeedSe
         await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen), what="back")
 
 
+PAUSE_ENTRY = AuditEntry(
+    entry_id=7,
+    at=AT,
+    actor_id=MANAGER.id,
+    city_id="BLR",
+    action="store.pause",
+    target="BLR-WHF",
+    reason="heavy rain",
+)
+
+
 async def test_map_and_alerts_screens(feed: FakeFeedServer) -> None:
     api = logged_in_api(socket_url=feed.url)
-    api.audit = [
-        AuditEntry(
-            entry_id=7,
-            at=AT,
-            actor_id=MANAGER.id,
-            city_id="BLR",
-            action="store.pause",
-            target="BLR-WHF",
-            reason="heavy rain",
-        )
-    ]
+    api.audit = [PAUSE_ENTRY]
     app = tower(api)
     async with app.run_test(size=SIZE) as pilot:
         await overview(pilot, app)
@@ -411,6 +414,27 @@ async def test_pause_and_resume_the_selected_store(feed: FakeFeedServer) -> None
         await pilot.press("y")
         await wait_for(pilot, lambda: api.called("resume_store") == [(("BLR-WHF",), {})])
         await wait_for(pilot, lambda: plain(table.get_cell("BLR-WHF", "state")) == "live")
+
+
+async def test_a_key_pressed_again_before_the_dialog_showed_is_not_typed_in_it(
+    feed: FakeFeedServer,
+) -> None:
+    api = logged_in_api(socket_url=feed.url)
+    app = tower(api)
+    async with app.run_test(size=SIZE) as pilot:
+        await overview(pilot, app)
+        # the app is slow to show the dialog: the manager presses p again, and that press
+        # reaches the app only once the dialog is up
+        again = events.Key("p", "p")
+        await pilot.press("p")
+        screen = await dialog(pilot, app, ReasonScreen)
+        app.post_message(again)
+        await pilot.pause()
+        reason = screen.query_one("#reason", Input)
+        assert reason.has_focus and reason.value == ""
+        await pilot.press(*"flooded road", "enter")
+        await wait_for(pilot, lambda: api.called("pause_store"), what="pause")
+        assert api.called("pause_store") == [(("BLR-KOR",), {"reason": "flooded road"})]
 
 
 async def test_pause_refused_by_the_server_is_reported(feed: FakeFeedServer) -> None:
@@ -556,6 +580,34 @@ async def test_stop_a_flash_sale(feed: FakeFeedServer) -> None:
         assert api.called("stop_flash_sale") == [((str(SALE_ID),), {"reason": "pricing error"})]
 
 
+@pytest.fixture
+def utc_machine(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This machine's zone is UTC (as on a server or in a container)."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+async def test_times_are_shown_in_the_citys_zone_by_default(utc_machine: None) -> None:
+    app = tower(logged_in_api(), feed=False, tz=None)  # no --tz: the city's zone
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen))
+        app.post_message(FeedReceived(snapshot()))  # BLR, in Asia/Kolkata
+        screen = await overview(pilot, app)
+        assert plain(screen.query_one("#title", Static).content).endswith("as of 18:30:00 IST")
+        first = screen.query_one(CityAlertsPanel).alerts[0]
+        assert f"{first.raised_at:%H:%M}" == "18:26"  # 12:56 UTC
+        api = cast(FakeOpsApi, app.client)
+        api.audit = [PAUSE_ENTRY]
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, AlertsScreen), what="alerts")
+        table = app.screen.query_one("#audit", KeyedTable)
+        await wait_for(pilot, lambda: table.row_count == 1, what="the audit log")
+        assert plain(table.get_row_at(0)[0]) == "18:30:00"
+
+
 async def test_times_are_shown_in_the_chosen_zone() -> None:
     ist = ZoneInfo("Asia/Kolkata")
     app = tower(logged_in_api(), feed=False, tz=ist)
@@ -563,7 +615,7 @@ async def test_times_are_shown_in_the_chosen_zone() -> None:
         await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen))
         app.post_message(FeedReceived(snapshot()))
         screen = await overview(pilot, app)
-        assert plain(screen.query_one("#title", Static).content).endswith("as of 18:30:00")
+        assert plain(screen.query_one("#title", Static).content).endswith("as of 18:30:00 IST")
         first = screen.query_one(CityAlertsPanel).alerts[0]
         assert first.raised_at.utcoffset() == timedelta(hours=5, minutes=30)
         assert first.raised_at.astimezone(UTC) == AT - timedelta(minutes=4)

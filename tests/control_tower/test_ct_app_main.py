@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -68,3 +69,16 @@ def test_missing_secrets_are_refused(
     with pytest.raises(SystemExit):
         cli.parse_args(["--password-env", "A", "--token-env", "B"])
     assert started == []
+
+
+def test_times_default_to_the_citys_zone_and_tz_changes_it(
+    started: list[ControlTowerApp], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main([]) == 0
+    assert started[-1].ctx.chosen_tz is None  # the city's zone, once the feed names it
+    assert cli.main(["--tz", "UTC"]) == 0
+    assert started[-1].ctx.chosen_tz == ZoneInfo("UTC")
+    assert cli.main(["--tz", "local"]) == 0
+    assert started[-1].ctx.chosen_tz is not None
+    assert cli.main(["--tz", "Mars/Olympus"]) == 2
+    assert "unknown time zone 'Mars/Olympus'" in capsys.readouterr().err
