@@ -33,7 +33,6 @@ DROP_COLOUR = "#d670d6"
 HULL_COLOUR = "#4a6a8a"
 STORE_GLYPH = "◆"
 PAUSED_STORE_GLYPH = "◇"
-LABEL_MAX = 14
 DEFAULT_PAD_M = 2_500.0  # about a dark store's delivery radius
 MAX_ZOOM = 32.0
 PAN_STEP = 0.25  # of the current view per key press
@@ -91,22 +90,42 @@ def _place_stores(
     for (cx, cy), store in glyph_at.items():
         glyph = PAUSED_STORE_GLYPH if store.paused else STORE_GLYPH
         grid[cy][cx] = (glyph, f"bold {LEVEL_COLOUR[risk_level(store.risk)]}")
+    brand = _shared_prefix([s.name for s in stores])
     # Riskiest stores label first, so when labels would collide theirs is the one shown.
     for (cx, cy), store in sorted(glyph_at.items(), key=lambda item: -item[1].risk):
-        name = store.name[:LABEL_MAX]
-        right = [(cx + 1 + i, cy) for i in range(len(name) + 1)]
-        left = [(cx - len(name) - 1 + i, cy) for i in range(len(name) + 1)]
-        fitting = [
-            (cells, text)
-            for cells, text in ((right, " " + name), (left, name + " "))
-            if all(0 <= x < width and (x, y) not in taken for x, y in cells)
-        ]
-        if not fitting:
-            continue
-        cells, text = min(fitting, key=lambda option: hidden(option[0]))
-        for (x, y), char in zip(cells, text, strict=True):
-            grid[y][x] = (char, "bold")
-        taken.update(cells)
+        # the whole name; where it does not fit, the name without the brand every store
+        # shares ("Malleshwaram" of "qc Malleshwaram"): a label is never cut
+        names = [store.name] + ([store.name[len(brand) :]] if brand else [])
+        for name in names:
+            right = [(cx + 1 + i, cy) for i in range(len(name) + 1)]
+            left = [(cx - len(name) - 1 + i, cy) for i in range(len(name) + 1)]
+            fitting = [
+                (cells, text)
+                for cells, text in ((right, " " + name), (left, name + " "))
+                if all(0 <= x < width and (x, y) not in taken for x, y in cells)
+            ]
+            if fitting:
+                cells, text = min(fitting, key=lambda option: hidden(option[0]))
+                for (x, y), char in zip(cells, text, strict=True):
+                    grid[y][x] = (char, "bold")
+                taken.update(cells)
+                break
+
+
+def _shared_prefix(names: Sequence[str]) -> str:
+    """The leading words every name shares ("qc " of "qc Koramangala", "qc HSR Layout"),
+    leaving each name at least one word of its own; "" when there is none."""
+    if len(names) < 2:
+        return ""
+    words = [name.split(" ") for name in names]
+    shared: list[str] = []
+    for column in zip(*words, strict=False):
+        if len(set(column)) != 1:
+            break
+        shared.append(column[0])
+    if not shared or any(len(w) <= len(shared) for w in words):
+        return ""
+    return " ".join(shared) + " "
 
 
 def render_map(

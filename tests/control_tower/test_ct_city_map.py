@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from rich.cells import cell_len
 from rich.text import Text
 from textual.app import App, ComposeResult
@@ -51,6 +53,23 @@ def test_stores_are_labelled_glyphs_coloured_by_risk() -> None:
     glyph_styles = {style for row in grid for char, style in row if char == "◆"}
     assert f"bold {LEVEL_COLOUR[Level.CRIT]}" in glyph_styles  # Koramangala, risk 0.82
     assert f"bold {LEVEL_COLOUR[Level.OK]}" in glyph_styles  # Indiranagar, risk 0.21
+
+
+def test_store_names_are_never_cut() -> None:
+    seeded = [
+        replace(s, name=f"qc {name}")
+        for s, name in zip(
+            stores(),
+            ["Malleshwaram", "Indiranagar", "Electronic City", "Whitefield", "JP Nagar"],
+            strict=True,
+        )
+    ]
+    wide = render_map(100, 24, seeded).plain
+    assert "◆ qc Malleshwaram" in wide  # the whole name where it fits
+    assert "qc Malleshwara " not in wide
+    # where the whole name cannot fit, the name without the brand all stores share
+    narrow = render_map(30, 10, seeded).plain
+    assert "Malleshwaram" in narrow and "Malleshwara " not in narrow
 
 
 def test_riders_drops_and_outline_have_their_colours() -> None:
