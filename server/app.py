@@ -33,6 +33,7 @@ from server.kit import redis as qredis
 from server.kit.clock import Clock
 from server.kit.config import Settings, get_settings
 from server.kit.errors import PROBLEM_JSON, DomainError, problem_body
+from server.kit.headers import SecurityHeadersMiddleware
 from server.kit.logs import configure_logging
 from server.kit.loops import background_loops
 from server.kit.metrics import MetricsMiddleware
@@ -187,6 +188,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         lifespan=lifespan,
     )
     app.add_middleware(MetricsMiddleware)
+    app.add_middleware(SecurityHeadersMiddleware)
     _install_error_handlers(app)
     app.include_router(identity_router)
     app.include_router(stores_router)

@@ -40,7 +40,7 @@ async def test_guessing_a_pin_is_throttled_and_the_account_locked_out(
     # other accounts are not affected
     await login(client, "picker.kor.2", PIN)
     failures = [r for r in caplog.records if r.getMessage() == "login failed"]
-    assert len(failures) == 5 and all(r.login == "picker.kor.1" for r in failures)
+    assert len(failures) == 5 and all(r.__dict__["login"] == "picker.kor.1" for r in failures)
 
 
 async def test_a_right_pin_clears_the_account_count(city, client: httpx.AsyncClient) -> None:
