@@ -1,4 +1,3 @@
-import time
 
 import numpy as np
 import pytest
@@ -207,10 +206,8 @@ def test_assign_scales_to_500_orders_and_2000_riders() -> None:
         )
         for i in range(2000)
     ]
-    started = time.perf_counter()
+    # how fast is `qc bench dispatch`'s business (a timed test fails on a loaded machine)
     pairs = assign(orders, riders)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 1.0  # ~0.05 s on a laptop
     assert len({o for o, _ in pairs}) == len({r for _, r in pairs}) == len(pairs) > 400
     by_id = {r.rider_id: r for r in riders}
     stores_by_order = {o.order_id: o.store for o in orders}
