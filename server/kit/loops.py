@@ -11,6 +11,7 @@ from server.kit.background import LeasedLoop
 from server.kit.resources import Resources
 from server.ops.worker import evaluate_all
 from server.orders.flows import settle_unpaid
+from server.payments.refunds import pay_refunds
 
 
 def background_loops(resources: Resources) -> list[LeasedLoop]:
@@ -47,6 +48,12 @@ def background_loops(resources: Resources) -> list[LeasedLoop]:
                 now=clock.now(),
                 window_s=settings.payment_window_s,
             ),
+        ),
+        LeasedLoop(
+            redis,
+            "refund-payouts",
+            settings.sweep_interval_s,
+            lambda: pay_refunds(sessions, gateway=resources.payments, now=clock.now()),
         ),
         LeasedLoop(
             redis,

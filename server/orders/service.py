@@ -25,7 +25,7 @@ from server.kit.errors import Conflict, NotFound
 from server.orders.models import Order, OrderEvent, OrderItem
 from server.payments.models import Payment, Refund
 from shared.enums import ItemStatus, Movement, OrderStatus, Role
-from shared.schemas import OrderItemPublic, OrderPublic
+from shared.schemas.orders import OrderItemPublic, OrderPublic, RefundPublic
 from shared.states import CUSTOMER_CANCELLABLE, TIMESTAMP_COLUMN, can_transition
 
 
@@ -162,6 +162,13 @@ async def public(session: AsyncSession, order: Order, *, show_otp: bool = False)
             .order_by(col(OrderItem.sku_id))
         )
     ).all()
+    refunds = (
+        await session.exec(
+            select(Refund)
+            .where(Refund.store_id == order.store_id, Refund.order_id == order.order_id)
+            .order_by(col(Refund.created_at))
+        )
+    ).all()
     times = {
         s.value: getattr(order, col_name)
         for s, col_name in TIMESTAMP_COLUMN.items()
@@ -184,6 +191,7 @@ async def public(session: AsyncSession, order: Order, *, show_otp: bool = False)
         status_times=times,
         rider_id=order.rider_id,
         delivery_otp=order.delivery_otp if show_otp else None,
+        refunds=[RefundPublic.model_validate(r) for r in refunds],
     )
 
 

@@ -112,6 +112,32 @@ class PaymentGateway:
         except TimeoutError:
             raise ProviderError("the payment provider did not answer a status lookup") from None
 
+    async def refund(
+        self,
+        *,
+        refund_id: str,
+        payment_id: str,
+        order_id: str,
+        amount_paise: int,
+        currency: str,
+    ) -> ChargeResult:
+        """Pay a refund out under its own id as the idempotency key. Raises
+        ``ProviderError`` when the provider did not answer or failed (the refund may have
+        been paid: a retry with the same key tells). Refunds run in the background, so they
+        skip the checkout's bulkhead and breaker."""
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return await self.provider.refund(
+                    refund_id=refund_id,
+                    payment_id=payment_id,
+                    order_id=order_id,
+                    amount_paise=amount_paise,
+                    currency=currency,
+                    idempotency_key=refund_id,
+                )
+        except TimeoutError:
+            raise ProviderError("the payment provider did not answer a refund") from None
+
     async def _record(self, success: bool, now: float, permit: Permit) -> None:
         # The charge already happened; losing one breaker sample must not lose its result.
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import Index
+from sqlalchemy import Index, text
 from sqlmodel import Field, SQLModel
 
 from server.kit.columns import Timestamp, tz_field
@@ -30,7 +30,10 @@ class Refund(SQLModel, table=True):
     """Money owed back: a cancelled paid order, or a line that could not be filled."""
 
     __tablename__ = "refunds"
-    __table_args__ = (Index("ix_refunds_order", "order_id"),)
+    __table_args__ = (
+        Index("ix_refunds_order", "order_id"),
+        Index("ix_refunds_pending", "next_attempt_at", postgresql_where=text("status = 'PENDING'")),
+    )
 
     store_id: str = Field(primary_key=True, max_length=20)
     refund_id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
@@ -38,5 +41,12 @@ class Refund(SQLModel, table=True):
     sku_id: str | None = Field(default=None, max_length=50)
     amount_paise: int = Field(ge=0)
     reason: str = Field(max_length=200)
+    # PENDING until the provider pays it out (SUCCEEDED) or refuses it for good (FAILED);
+    # the refund id is the provider's idempotency key, so a retry never pays twice
     status: str = Field(default="PENDING", max_length=20)
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    next_attempt_at: Timestamp = tz_field()
+    provider_ref: str | None = Field(default=None, max_length=80)
+    failure_reason: str | None = Field(default=None, max_length=200)
     created_at: Timestamp = tz_field(server_now=True)
+    updated_at: Timestamp = tz_field()

@@ -5,6 +5,9 @@ A real provider adapter implements ``PaymentProvider`` and translates its transp
 them against the circuit breaker. A declined card is an answer, not an error: it comes
 back as a FAILED ``ChargeResult``.
 
+A refund is paid out with ``refund`` under the refund's own idempotency key, so a retry
+after a lost answer never pays twice; its final word comes by webhook too.
+
 Webhooks are signed like Stripe's: the header ``t=<unix s>,v1=<hex>`` carries
 HMAC-SHA256(secret, "<t>.<body>"); several ``v1`` entries are accepted so a secret can be
 rotated without dropping events.
@@ -36,6 +39,8 @@ class ChargeStatus(StrEnum):
 
 @dataclass(frozen=True)
 class ChargeResult:
+    """The provider's answer to a charge or a refund."""
+
     status: ChargeStatus
     provider_ref: str | None = None
     failure_reason: str | None = None
@@ -68,14 +73,31 @@ class PaymentProvider(Protocol):
         """What became of the charge made under this key (None: no charge was made)."""
         ...
 
+    async def refund(
+        self,
+        *,
+        refund_id: str,
+        payment_id: str,
+        order_id: str,
+        amount_paise: int,
+        currency: str,
+        idempotency_key: str,
+    ) -> ChargeResult:
+        """Pay ``amount_paise`` of the payment's charge back; FAILED is final (e.g. more
+        than was charged), ``ProviderError`` is worth a retry with the same key."""
+        ...
+
 
 class WebhookRejected(DomainError):
     status, code, title = 400, "webhook_rejected", "Webhook rejected"
 
 
+CHARGE_EVENT, REFUND_EVENT = "charge.final", "refund.final"
+
+
 @dataclass(frozen=True)
 class WebhookEvent:
-    """A provider's final word on a charge, as POSTed to the webhook endpoint."""
+    """A provider's final word on a charge or a refund, as POSTed to the webhook endpoint."""
 
     event_id: str
     payment_id: str
@@ -86,6 +108,8 @@ class WebhookEvent:
     provider_ref: str
     failure_reason: str | None
     created: int
+    type: str = CHARGE_EVENT
+    refund_id: str | None = None  # set on refund events
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True).encode()
@@ -160,6 +184,16 @@ class _Charge:
     answer_lost: bool
 
 
+@dataclass
+class _Refund:
+    refund_id: str
+    payment_id: str
+    order_id: str
+    amount_paise: int
+    currency: str
+    result: ChargeResult
+
+
 class SimulatedProvider:
     """An in-process card/UPI gateway for tests and the demo.
 
@@ -167,6 +201,8 @@ class SimulatedProvider:
     ``error_rate`` raise ``ProviderError``, ``timeout_rate`` never answer the first time
     (the charge is made, like a real lost response: a retry with the same key, or the
     webhook, tells the outcome), ``pending_rate`` answer PENDING and settle by webhook.
+    Refunds share ``error_rate`` and ``timeout_rate`` (a lost answer: the refund is paid)
+    and are refused when they would pay back more than a known charge took.
     Latency is real asyncio time, independent of the server clock. Set ``outage`` to
     "error" (every call raises ``ProviderUnavailable``) or "hang" (no call answers).
     """
@@ -196,11 +232,25 @@ class SimulatedProvider:
         self._rng = random.Random(seed)
         self._charges: dict[str, _Charge] = {}
         self._by_payment: dict[str, str] = {}
+        self._refunds: dict[str, _Refund] = {}
 
     @property
     def charges(self) -> int:
         """Distinct charges made (replays of an idempotency key are not charges)."""
         return len(self._charges)
+
+    @property
+    def refunds(self) -> int:
+        """Distinct refunds paid out (replays of an idempotency key are not refunds)."""
+        return sum(1 for r in self._refunds.values() if r.result.status == ChargeStatus.SUCCEEDED)
+
+    @property
+    def refunded_paise(self) -> int:
+        return sum(
+            r.amount_paise
+            for r in self._refunds.values()
+            if r.result.status == ChargeStatus.SUCCEEDED
+        )
 
     def _latency(self) -> float:
         if isinstance(self.latency_s, tuple):
@@ -269,6 +319,83 @@ class SimulatedProvider:
         known = self._charges.get(idempotency_key)
         return None if known is None else known.result
 
+    async def refund(
+        self,
+        *,
+        refund_id: str,
+        payment_id: str,
+        order_id: str,
+        amount_paise: int,
+        currency: str,
+        idempotency_key: str,
+    ) -> ChargeResult:
+        self.calls += 1
+        if self.outage == "hang":
+            await asyncio.Event().wait()
+        if self.outage == "error":
+            raise ProviderUnavailable("simulated provider is down")
+        known = self._refunds.get(idempotency_key)  # decided before the first await
+        if known is None:
+            if self._rng.random() < self.error_rate:
+                raise ProviderError("simulated provider error (HTTP 502)")
+            known = self._new_refund(refund_id, payment_id, order_id, amount_paise, currency)
+            self._refunds[idempotency_key] = known
+            if self._rng.random() < self.timeout_rate:
+                await asyncio.Event().wait()
+        elif (known.refund_id, known.amount_paise) != (refund_id, amount_paise):
+            raise IdempotencyKeyReused(
+                f"idempotency key {idempotency_key} was used for another refund"
+            )
+        await asyncio.sleep(self._latency())
+        return known.result
+
+    def _new_refund(
+        self, refund_id: str, payment_id: str, order_id: str, amount_paise: int, currency: str
+    ) -> _Refund:
+        ref = f"sim_rf_{self._rng.getrandbits(64):016x}"
+        result = ChargeResult(ChargeStatus.SUCCEEDED, ref)
+        # the simulator keeps no books across restarts: only a charge it knows bounds a refund
+        key = self._by_payment.get(payment_id)
+        if key is not None:
+            charged = self._charges[key].amount_paise
+            paid_back = sum(
+                r.amount_paise
+                for r in self._refunds.values()
+                if r.payment_id == payment_id and r.result.status == ChargeStatus.SUCCEEDED
+            )
+            if paid_back + amount_paise > charged:
+                result = ChargeResult(ChargeStatus.FAILED, ref, "refund_exceeds_charge")
+        return _Refund(refund_id, payment_id, order_id, amount_paise, currency, result)
+
+    def refund_webhook_event(self, refund_id: str, *, now_ts: float) -> WebhookDelivery:
+        """The signed webhook the provider sends for a refund (its final status)."""
+        refund = next(r for r in self._refunds.values() if r.refund_id == refund_id)
+        assert refund.result.provider_ref is not None  # every simulated refund has a ref
+        return self._signed(
+            WebhookEvent(
+                event_id=f"sim_evt_{self._rng.getrandbits(64):016x}",
+                payment_id=refund.payment_id,
+                order_id=refund.order_id,
+                amount_paise=refund.amount_paise,
+                currency=refund.currency,
+                status=refund.result.status,
+                provider_ref=refund.result.provider_ref,
+                failure_reason=refund.result.failure_reason,
+                created=int(now_ts),
+                type=REFUND_EVENT,
+                refund_id=refund.refund_id,
+            ),
+            now_ts,
+        )
+
+    def _signed(self, event: WebhookEvent, now_ts: float) -> WebhookDelivery:
+        body = event.to_json()
+        signature = sign_webhook(body, self.webhook_secret, now_ts)
+        return WebhookDelivery(
+            body=body,
+            headers={"Content-Type": "application/json", WEBHOOK_SIGNATURE_HEADER: signature},
+        )
+
     def webhook_event(self, payment_id: str, *, now_ts: float) -> WebhookDelivery:
         """The signed webhook the provider sends for a charge (its final status)."""
         charge = self._charges[self._by_payment[payment_id]]
@@ -283,9 +410,4 @@ class SimulatedProvider:
             failure_reason=charge.final.failure_reason,
             created=int(now_ts),
         )
-        body = event.to_json()
-        signature = sign_webhook(body, self.webhook_secret, now_ts)
-        return WebhookDelivery(
-            body=body,
-            headers={"Content-Type": "application/json", WEBHOOK_SIGNATURE_HEADER: signature},
-        )
+        return self._signed(event, now_ts)

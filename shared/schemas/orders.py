@@ -80,6 +80,20 @@ class OrderItemPublic(BaseModel):
     substitute_sku: str | None = None
 
 
+class RefundPublic(BaseModel):
+    """Money owed back on the order and how far its payout got."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    refund_id: uuid.UUID
+    sku_id: str | None = Field(default=None, description="set when one line was refunded")
+    amount_paise: int
+    reason: str
+    status: str = Field(description="PENDING (being paid out), SUCCEEDED or FAILED")
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
 class OrderPublic(BaseModel):
     order_id: uuid.UUID
     store_id: str
@@ -97,6 +111,7 @@ class OrderPublic(BaseModel):
     status_times: dict[str, datetime] = Field(default_factory=dict)
     rider_id: uuid.UUID | None = None
     delivery_otp: str | None = Field(default=None, description="shown to the customer only")
+    refunds: list[RefundPublic] = Field(default_factory=list)
 
 
 class CancelRequest(BaseModel):
