@@ -37,6 +37,7 @@ from server.seed.generate import reset_database, seed_city
 from tests.helpers import ThreadedServer
 
 TEST_SECRET = "test-secret-key-not-for-production-0123456789"
+FORECAST_TESTS = Path(__file__).parent / "server" / "forecast"
 
 
 @dataclass(frozen=True)
@@ -55,12 +56,16 @@ def _xdist_worker() -> int | None:
 
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """On a shared external Redis, the tests that listen on pub/sub channels go to one
-    worker (``--dist loadgroup``): a channel is the same in every Redis database."""
-    if not os.environ.get("QC_TEST_REDIS_URL"):
-        return
+    """Groups for ``--dist loadgroup``, each run by one worker: the tests of the forecast's
+    session world (built and fitted once, not once per worker), and on a shared external
+    Redis the tests that listen on pub/sub channels (a channel is the same in every Redis
+    database)."""
+    external_redis = bool(os.environ.get("QC_TEST_REDIS_URL"))
     for item in items:
-        if "live_server" in getattr(item, "fixturenames", ()):
+        fixtures = getattr(item, "fixturenames", ())
+        if "world" in fixtures and item.path.is_relative_to(FORECAST_TESTS):
+            item.add_marker(pytest.mark.xdist_group("forecast-world"))
+        elif external_redis and "live_server" in fixtures:
             item.add_marker(pytest.mark.xdist_group("redis-pubsub"))
 
 
