@@ -48,7 +48,7 @@ from server.payments.routes import router as payments_router
 from server.payments.service import payment_gateway
 from server.picking.routes import router as picking_router
 from server.stores.routes import router as stores_router
-from shared.schemas import Health, ServiceCheck
+from shared.schemas.common import Health, ServiceCheck
 
 log = logging.getLogger("server")
 

@@ -14,7 +14,7 @@ from control_tower.state import ALERTS
 from qc_tui.api import describe
 from qc_tui.banner import ConnectionBanner
 from shared.client import ApiError
-from shared.schemas import AuditEntry
+from shared.schemas.ops import AuditEntry
 
 AUDIT_COLUMNS = (("at", "At"), ("action", "Action"), ("target", "Target"), ("reason", "Reason"))
 AUDIT_LIMIT = 100

@@ -9,7 +9,7 @@ from server.identity import service
 from server.identity.throttle import throttled_login
 from server.kit.deps import ClockDep, CurrentUser, ResourcesDep, SessionDep, SettingsDep
 from server.kit.openapi import problem_responses
-from shared.schemas import LoginRequest, TokenResponse, UserPublic
+from shared.schemas.identity import LoginRequest, TokenResponse, UserPublic
 
 router = APIRouter(prefix="/v1", tags=["identity"])
 

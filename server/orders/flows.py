@@ -50,7 +50,7 @@ from server.stores.models import DarkStore
 from server.stores.selection import select_stores
 from shared.enums import OrderStatus
 from shared.geo import LatLng
-from shared.schemas import DeliveryAddress, OrderPublic
+from shared.schemas.orders import DeliveryAddress, OrderPublic
 
 log = logging.getLogger(__name__)
 

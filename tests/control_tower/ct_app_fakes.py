@@ -20,22 +20,21 @@ from starlette.websockets import WebSocket
 from control_tower.app import ControlTowerApp
 from shared.client import ApiError, ConnectionLost
 from shared.enums import Role
-from shared.schemas import (
+from shared.schemas.flash import FlashSalePublic
+from shared.schemas.identity import TokenResponse, UserPublic
+from shared.schemas.ops import (
     AlertPublic,
     AuditEntry,
     CityOps,
     FlashQueueOps,
-    FlashSalePublic,
     OpsChanges,
     OpsOrder,
     OpsPicker,
     OpsRider,
     OpsSnapshot,
-    OrderPublic,
     StoreOps,
-    TokenResponse,
-    UserPublic,
 )
+from shared.schemas.orders import OrderPublic
 from tests.control_tower.ct_data import stores as store_rows
 from tests.helpers import ThreadedServer
 

@@ -35,7 +35,7 @@ from qc_tui.banner import ConnectionBanner
 from qc_tui.dialogs import ChoiceScreen, ConfirmScreen
 from shared.client import ApiError
 from shared.enums import OrderStatus, Role
-from shared.schemas import AuditEntry
+from shared.schemas.ops import AuditEntry
 from tests.control_tower.ct_app_fakes import (
     AT,
     MANAGER,
