@@ -118,13 +118,7 @@ def test_seed_refuses_to_seed_twice_without_reset(qc_home: Path) -> None:
 @pytest.mark.slow
 def test_token_prints_a_staff_token_usable_on_the_api(qc_home: Path) -> None:
     home = qc_home
-    subprocess.run(
-        [*QC, "seed", "--stores", "1", "--skus", "20", "--riders", "1", "--customers", "1"],
-        env=_env(home),
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    _seed_small(home)
     out = subprocess.run(
         [*QC, "token", "manager.blr"], env=_env(home), capture_output=True, text=True, timeout=60
     )
