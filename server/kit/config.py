@@ -9,6 +9,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from server.kit.embedded import private_file, secure_dir
+
 
 class Settings(BaseSettings):
     """Runtime configuration. Unset database/redis URLs mean "start the embedded servers"."""
@@ -82,18 +84,8 @@ class Settings(BaseSettings):
         """The token signing key: QC_SECRET_KEY, or a random one kept in QC_HOME (0600)."""
         if self.secret_key is not None:
             return self.secret_key.get_secret_value()
-        path = self.home / "secret_key"
-        if not path.exists():
-            self.home.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(secrets.token_urlsafe(48))
-            tmp.chmod(0o600)
-            # rename is atomic: two processes racing both end with one valid key file
-            try:
-                tmp.rename(path) if not path.exists() else tmp.unlink()
-            except FileNotFoundError:
-                pass
-        return path.read_text().strip()
+        secure_dir(self.home, postgres_inside=True)
+        return private_file(self.home / "secret_key", lambda: secrets.token_urlsafe(48))
 
 
 def webhook_secret_value(settings: Settings) -> str:

@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import NoReturn
@@ -24,8 +25,33 @@ class ServiceConfigError(RuntimeError):
     """A backing service is missing or unreachable; the message is one line for humans."""
 
 
+def secure_dir(path: Path, *, postgres_inside: bool = False) -> None:
+    """Create ``path`` for this user only (0700). Under root, the embedded PostgreSQL runs
+    as another user and must traverse to its data inside, so such a folder gets 0711 (no
+    listing, no reading; pgserver opens it wider at each start, this closes it again)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o711 if postgres_inside and os.geteuid() == 0 else 0o700)
+
+
+def private_file(path: Path, make: Callable[[], str]) -> str:
+    """The text of ``path``, created 0600 from ``make()`` if missing (never readable by
+    others, not even for an instant); racing processes all end with the first one's."""
+    if not path.exists():
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(make())
+        try:
+            os.link(tmp, path)  # fails if another process got there first
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text().strip()
+
+
 def home_lock(home: Path) -> fasteners.InterProcessLock:
-    home.mkdir(parents=True, exist_ok=True)
+    secure_dir(home, postgres_inside=True)
     return fasteners.InterProcessLock(str(home / ".embedded.lock"))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import secrets
 import socket
 import subprocess
 import time
@@ -25,7 +26,9 @@ from server.kit.embedded import (
     ServiceConfigError,
     exit_handlers_run_on_termination,
     home_lock,
+    private_file,
     redact_url,
+    secure_dir,
 )
 
 log = logging.getLogger(__name__)
@@ -52,12 +55,27 @@ class EmbeddedValkey:
         self.handles = HandleList(self.dir / "handles.json")
         self.home = home
 
+    def _password(self) -> str:
+        """The server's password: random, kept 0600 in its folder."""
+        return private_file(self.dir / "password", lambda: secrets.token_hex(24))
+
+    def _url(self, port: int) -> str:
+        return f"redis://:{self._password()}@127.0.0.1:{port}/0"
+
+    def _config(self) -> Path:
+        """A config file (0600) that carries the password: not on the command line,
+        where every local user could read it."""
+        path = self.dir / "valkey.conf"
+        path.unlink(missing_ok=True)
+        private_file(path, lambda: f"requirepass {self._password()}\n")
+        return path
+
     def _running_url(self) -> str | None:
         try:
             state = json.loads(self.state_path.read_text())
         except (FileNotFoundError, ValueError):
             return None
-        url = f"redis://127.0.0.1:{state['port']}/0"
+        url = self._url(state["port"])
         if not psutil.pid_exists(state["pid"]):
             return None
         try:
@@ -75,6 +93,7 @@ class EmbeddedValkey:
         subprocess.run(
             [
                 str(get_binary_path()),
+                str(self._config()),
                 "--port",
                 str(port),
                 "--bind",
@@ -100,7 +119,7 @@ class EmbeddedValkey:
             capture_output=True,
             timeout=15,
         )
-        url = f"redis://127.0.0.1:{port}/0"
+        url = self._url(port)
         deadline = time.monotonic() + 15
         while True:
             try:
@@ -117,8 +136,8 @@ class EmbeddedValkey:
         return url
 
     def acquire(self) -> str:
-        self.dir.mkdir(parents=True, exist_ok=True)
         with home_lock(self.home):
+            secure_dir(self.dir)  # the AOF and the password are for this user only
             url = self._running_url() or self._spawn()
             self.handles.add()
         atexit.register(self.release)
