@@ -223,7 +223,13 @@ async def fail(
 ) -> TripPublic:
     trip = await trips.own_trip(session, trip_id=trip_id, rider=user)
     await trips.fail_drop(
-        session, trip=trip, order_id=order_id, reason=body.reason, actor=user, now=clock.now()
+        session,
+        redis,
+        trip=trip,
+        order_id=order_id,
+        reason=body.reason,
+        actor=user,
+        now=clock.now(),
     )
     return await _view(session, redis, clock, trip)
 

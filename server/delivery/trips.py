@@ -296,6 +296,7 @@ async def deliver(
 
 async def fail_drop(
     session: AsyncSession,
+    redis: aioredis.Redis,
     *,
     trip: Trip,
     order_id: uuid.UUID,
@@ -317,6 +318,8 @@ async def fail_drop(
         actor_id=actor.id,
         reason=f"delivery_failed: {reason}",
     )
+    # the bag goes back on the shelf (or to damaged) and the money back to the customer
+    await orders.take_back_undelivered(session, redis, order=order, now=now, actor=actor)
     await maybe_complete(session, trip=trip, now=now)
     return stop
 

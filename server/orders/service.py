@@ -17,6 +17,7 @@ from sqlalchemy import func, text
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from server.catalog.models import Product
 from server.catalog.pricing import Totals
 from server.events.service import emit
 from server.identity.models import User
@@ -342,6 +343,74 @@ async def _return_committed_units(
     if paid is not None:
         owe_refund(
             session, order=order, amount_paise=paid.amount_paise, reason="order_cancelled", now=now
+        )
+
+
+# the cold chain of these categories breaks on a failed trip: the units cannot be sold again
+CHILLED_CATEGORIES = frozenset({"dairy-bread-eggs", "meat-fish"})
+
+
+async def take_back_undelivered(
+    session: AsyncSession, redis: aioredis.Redis, *, order: Order, now: datetime, actor: User
+) -> None:
+    """A bag the rider could not deliver comes back to the store, and the money goes back.
+
+    Every unit in the bag (its picked units) is booked back into the store through the
+    inventory engine (Redis and PostgreSQL), as a RETURN movement: a product of a chilled
+    category (``CHILLED_CATEGORIES``: dairy, meat and fish, out of the cold chain on the
+    trip) comes back DAMAGED (to be written off), any other, sealed and sellable, back to
+    available. The customer is owed what they paid less what is already owed back (short
+    picks)."""
+    bag = (
+        await session.exec(
+            select(OrderItem, Product.category_id)
+            .join(Product, col(Product.sku_id) == col(OrderItem.sku_id))
+            .where(
+                OrderItem.store_id == order.store_id,
+                OrderItem.order_id == order.order_id,
+                col(OrderItem.picked_qty) > 0,
+            )
+            .order_by(col(OrderItem.sku_id))
+        )
+    ).all()
+    for item, category in bag:
+        chilled = category in CHILLED_CATEGORIES
+        await inventory.move_stock(
+            session,
+            redis,
+            store_id=order.store_id,
+            sku_id=item.sku_id,
+            movement=Movement.RETURN,
+            now=now,
+            d_available=0 if chilled else item.picked_qty,
+            d_damaged=item.picked_qty if chilled else 0,
+            reference=str(order.order_id),
+            actor_id=actor.id,
+            reason="delivery failed: chilled, back damaged" if chilled else "delivery failed",
+        )
+    paid = (
+        await session.exec(
+            select(Payment).where(Payment.order_id == order.order_id, Payment.status == "SUCCEEDED")
+        )
+    ).first()
+    if paid is None:
+        return
+    owed = (
+        await session.exec(
+            select(func.coalesce(func.sum(Refund.amount_paise), 0)).where(
+                Refund.store_id == order.store_id,
+                Refund.order_id == order.order_id,
+                Refund.status != "FAILED",
+            )
+        )
+    ).one()
+    if paid.amount_paise > owed:
+        owe_refund(
+            session,
+            order=order,
+            amount_paise=paid.amount_paise - owed,
+            reason="delivery_failed",
+            now=now,
         )
 
 
