@@ -52,6 +52,7 @@ from server.flash.models import (
     TokenStatus,
     token_holder,
 )
+from server.identity.access import check_city_scope
 from server.identity.models import User
 from server.inventory import engine
 from server.inventory import service as inventory
@@ -59,10 +60,9 @@ from server.inventory.errors import InsufficientStock
 from server.kit import keys, uow
 from server.kit.cache import TTLCache
 from server.kit.config import Settings
-from server.kit.errors import Forbidden, NotFound, Unprocessable
+from server.kit.errors import NotFound, Unprocessable
 from server.ops.audit import record_action
 from server.stores.models import DarkStore
-from shared.enums import Role
 from shared.schemas.flash import FlashSaleCreate, FlashSalePublic, FlashStoreUnits
 from shared.schemas.ops import FlashQueueOps
 
@@ -210,8 +210,7 @@ def _check_window(body: FlashSaleCreate, now: datetime) -> tuple[datetime, datet
 
 
 def _may_manage(manager: User, city_id: str) -> None:
-    if manager.role != Role.ADMIN and manager.city_id != city_id:
-        raise Forbidden("managers act on flash sales of their own city only", code="not_your_city")
+    check_city_scope(manager, city_id=city_id, what="a flash sale of this city")
 
 
 _NEW_TOKENS = text("""

@@ -19,12 +19,13 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.events.service import Event, alert_topic, handles
+from server.identity.access import check_city_scope
 from server.identity.models import User
-from server.kit.errors import Forbidden, NotFound
+from server.kit.errors import NotFound
 from server.ops import sla
 from server.ops.audit import record_action
 from server.ops.models import OpsAlert
-from shared.enums import AlertKind, AlertSeverity, RiderStatus, Role
+from shared.enums import AlertKind, AlertSeverity, RiderStatus
 from shared.schemas.ops import AlertPublic, OpsSnapshot
 
 CONDITION_KINDS = frozenset(
@@ -127,8 +128,7 @@ async def acknowledge(
     alert = await session.get(OpsAlert, alert_id, with_for_update=True)
     if alert is None:
         raise NotFound("no such alert", code="alert_not_found")
-    if manager.role != Role.ADMIN and alert.city_id != manager.city_id:
-        raise Forbidden("the alert is not in your city", code="not_your_city")
+    check_city_scope(manager, city_id=alert.city_id, what="the alert")
     if alert.acknowledged_at is None:  # acknowledging again changes nothing: no new row
         alert.acknowledged_at, alert.acknowledged_by = now, manager.id
         await record_action(

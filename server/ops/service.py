@@ -13,22 +13,21 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from server.delivery.models import Rider
 from server.delivery.overrides import assign_to_rider, detach_order
 from server.events.service import emit
+from server.identity.access import check_city_scope
 from server.identity.models import User
 from server.kit import uow
-from server.kit.errors import Conflict, Forbidden, NotFound
+from server.kit.errors import Conflict, NotFound
 from server.ops.audit import record_action
 from server.orders import service as orders
 from server.orders.models import Order
 from server.stores.models import DarkStore
 from server.stores.selection import invalidate_selection
 from server.stores.service import get_store_for_manager
-from shared.enums import Role
 from shared.states import TERMINAL
 
 
 def require_city(manager: User, city_id: str) -> None:
-    if manager.role != Role.ADMIN and manager.city_id != city_id:
-        raise Forbidden(f"city {city_id} is not yours", code="not_your_city")
+    check_city_scope(manager, city_id=city_id, what=f"city {city_id}")
 
 
 async def _store(session: AsyncSession, *, store_id: str, manager: User) -> DarkStore:
