@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 from textual import work
 from textual.app import App
+from textual.binding import Binding
 from textual.reactive import reactive
 
 from qc_tui.api import RETRY_DELAYS
@@ -16,6 +17,9 @@ from qc_tui.connection import Connection
 class ServerApp(App[None]):
     """``online`` (a reactive the banners follow) mirrors ``connection``; when the server is
     lost the app probes it until it answers, then ``reconnected`` runs."""
+
+    # Textual's own ctrl+q is hidden: shown here, every footer says how to quit
+    BINDINGS = [Binding("ctrl+q", "quit", "Quit", priority=True)]
 
     online: reactive[bool] = reactive(True)
     # the reactive that counts what is kept to send later; the banner follows it too

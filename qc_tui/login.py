@@ -19,7 +19,8 @@ from shared.schemas.identity import UserPublic
 
 
 class LoginScreen(Screen[None]):
-    BINDINGS = [Binding("ctrl+q", "app.quit", "Quit")]
+    # priority, as Textual's hidden ctrl+q is: else that one hides this from the footer
+    BINDINGS = [Binding("ctrl+q", "app.quit", "Quit", priority=True)]
     HEADING = "qc"
     SECRET = "pin"  # the id of the secret's field
     WRONG = "Wrong login or PIN"

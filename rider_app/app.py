@@ -36,6 +36,7 @@ from rider_app.screens.shift import ShiftScreen
 from rider_app.screens.trip import TripScreen
 from rider_app.tracking import DEFAULT_BUFFER_DIR, buffer_path, remember_duty, remembered_duty
 from shared.client import ApiError, ConnectionLost, RiderClient
+from shared.enums import RiderStatus
 from shared.geo import LatLng
 from shared.schemas.delivery import RiderPublic, TripPublic
 
@@ -157,6 +158,7 @@ class RiderApp(ServerApp):
             interval_s=self.push_interval_s,
             wall=self.ctx.clock.wall,
             counted=self._kept,
+            taken=self._fix_taken,
         )
         if isinstance(self.screen, LoginScreen):
             self.switch_screen(ShiftScreen(self.ctx))
@@ -203,6 +205,12 @@ class RiderApp(ServerApp):
             self.push_now()  # dispatch needs to know where the rider is, now
         if self.trip is not None and self.last_fix is None:
             self._broadcast_trip(self.trip)  # distances from the server's last position
+
+    def _fix_taken(self) -> None:
+        """The server took a fix: a rider it had set OFFLINE (no signal) is free for offers
+        again, so ask, rather than show OFFLINE until the rider presses r."""
+        if self.on_duty and self.rider_status == RiderStatus.OFFLINE:
+            self.refresh_rider()
 
     @work(exclusive=True, group="rider")
     async def refresh_rider(self) -> None:
@@ -300,6 +308,7 @@ class RiderApp(ServerApp):
         self.server_events.append(message.event)
         if str(message.event.get("type", "")).startswith("delivery."):
             self.poll_trip()
+            self.refresh_rider()  # a trip's change changes the rider's status too
 
     # --- socket ---------------------------------------------------------------------
     @work(exclusive=True, group="socket")

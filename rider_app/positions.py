@@ -37,6 +37,7 @@ class PositionSender:
         interval_s: float,
         wall: Callable[[], datetime],
         counted: Callable[[int], None],
+        taken: Callable[[], None],
     ) -> None:
         self.client = client
         self.connection = connection
@@ -45,6 +46,7 @@ class PositionSender:
         self.interval_s = interval_s
         self._wall = wall
         self._counted = counted  # how many fixes are kept, after every attempt
+        self._taken = taken  # the server took a fix (it may have changed the rider's status)
         self.pusher = FixPusher(self._send_fix, self._send_batch, buffer, interval_s=interval_s)
         self.last_push_at: datetime | None = None  # when the server last took a fix
         self.dropped_fixes = 0  # refused by the server for good (invalid)
@@ -80,6 +82,7 @@ class PositionSender:
             raise LinkDown("no rider socket")
         await self.link.send_fix(fix)
         self.last_push_at = self._wall()
+        self._taken()
 
     async def _send_batch(self, fixes: Sequence[Fix]) -> None:
         """The pusher's replay: the batch endpoint, in order, duplicates ignored by the
@@ -104,3 +107,4 @@ class PositionSender:
             )
         self.last_push_at = self._wall()
         self.connection.answered()
+        self._taken()

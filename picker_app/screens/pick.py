@@ -167,7 +167,7 @@ class PickScreen(WedgeScreen):
             where = f"Aisle {nxt.aisle or '?'} > Bin {nxt.bin_code or '?'}"
             left = nxt.quantity - nxt.picked_qty
             panel.update(
-                f"{where}\n{nxt.name}\ntake {left} of {nxt.quantity} · barcode …{nxt.barcode[-6:]}"
+                f"{where}\n{nxt.name}\ntake {left} of {nxt.quantity} · barcode {nxt.barcode}"
             )
 
     def _tick(self) -> None:

@@ -22,7 +22,6 @@ class QueueScreen(Screen[None]):
     BINDINGS = [
         Binding("enter", "claim", "Claim next", priority=True),
         Binding("r", "refresh", "Refresh"),
-        Binding("ctrl+q", "app.quit", "Quit"),
     ]
 
     def __init__(self, ctx: PickerContext) -> None:

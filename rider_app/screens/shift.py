@@ -16,14 +16,25 @@ from rider_app.messages import PollAsked, RiderAnswered
 from rider_app.screens.trip import TripScreen
 from rider_app.widgets.gps_status import GpsStatus
 from shared.client import ApiError
+from shared.enums import RiderStatus
+
+# what dispatch's status means for the rider, as the shift screen says it
+DISPATCH_SEES: dict[str, str] = {
+    RiderStatus.IDLE: "free — offers can come",
+    RiderStatus.ASSIGNED: "on a trip, heading to the store",
+    RiderStatus.AT_STORE: "on a trip, at the store",
+    RiderStatus.DELIVERING: "on a trip, delivering",
+    RiderStatus.RETURNING: "returning to the store",
+}
 
 
 class ShiftScreen(Screen[None]):
+    # one key, labelled with what it does now (check_action shows the one that applies)
     BINDINGS = [
-        Binding("s", "toggle_shift", "Start/end shift"),
+        Binding("s", "start_shift", "Start shift"),
+        Binding("s", "end_shift", "End shift"),
         Binding("enter", "open_trip", "Trip", show=False),
         Binding("r", "refresh", "Refresh"),
-        Binding("ctrl+q", "app.quit", "Quit"),
     ]
 
     def __init__(self, ctx: RiderContext) -> None:
@@ -52,21 +63,39 @@ class ShiftScreen(Screen[None]):
         self._show()
         self.post_message(PollAsked(rider=True, trip=False))
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "start_shift":
+            return not self.ctx.live.on_duty
+        if action == "end_shift":
+            return self.ctx.live.on_duty
+        return True
+
     def _show(self, _value: object = None) -> None:
         live = self.ctx.live
+        # the dispatcher sets an on-duty rider who sent no fix for 2 minutes OFFLINE; the
+        # next fix the server takes makes them free for offers again
+        lost = live.on_duty and live.rider_status == RiderStatus.OFFLINE
         duty = self.query_one("#duty", Static)
-        duty.set_class(live.on_duty, "-on")
-        duty.update("● ON DUTY" if live.on_duty else "○ OFF DUTY")
-        self.query_one("#rider-status", Static).update(
-            f"Status {live.rider_status or '…'}" if live.rider_status else "Status …"
-        )
+        duty.set_class(live.on_duty and not lost, "-on")
+        if lost:
+            duty.update("● ON DUTY · no GPS signal at dispatch")
+        else:
+            duty.update("● ON DUTY" if live.on_duty else "○ OFF DUTY")
+        if not live.rider_status:
+            status = "…"
+        elif lost:
+            status = "no position from you — no offers"
+        elif not live.on_duty:
+            status = "off duty — no offers"
+        else:
+            status = DISPATCH_SEES.get(live.rider_status, live.rider_status)
+        self.query_one("#rider-status", Static).update(f"Dispatch: {status}")
         hint = self.query_one("#shift-hint", Static)
-        if live.on_duty and live.rider_status == "OFFLINE":
-            # the dispatcher sets a rider who sent no fix for 2 minutes OFFLINE and only a
-            # new shift makes them IDLE (offerable) again
+        if lost:
             hint.update(
-                "⚠ Dispatch lost your GPS signal and set you OFFLINE: no offers come.\n"
-                "Check the GPS, then S: restart the shift."
+                "⚠ Dispatch has had no GPS fix from you: no offers come.\n"
+                "Check the GPS; offers come again once a fix reaches the server. "
+                "S: end the shift"
             )
         elif live.trip is not None:
             hint.update("A trip is open — Enter: show it")
@@ -74,29 +103,28 @@ class ShiftScreen(Screen[None]):
             hint.update("Waiting for an offer… it appears here by itself.\nS: end the shift")
         else:
             hint.update("S: start your shift — offers come only on duty")
+        self.refresh_bindings()
 
     def _error(self, text: str) -> None:
         self.query_one("#shift-error", Static).update(text)
 
-    def action_toggle_shift(self) -> None:
-        live = self.ctx.live
+    def action_start_shift(self) -> None:
+        self._change(on_duty=True)
+
+    def action_end_shift(self) -> None:
+        self._change(on_duty=False)
+
+    def _change(self, *, on_duty: bool) -> None:
         if self._changing:
             return
         self._changing = True
-        if live.on_duty and live.rider_status == "OFFLINE":
-            self.change_shift(True, restart=True)
-        else:
-            self.change_shift(not live.on_duty)
+        self.change_shift(on_duty)
 
     @work(exclusive=True, group="shift")
-    async def change_shift(self, on_duty: bool, *, restart: bool = False) -> None:
-        """``restart``: end and start the shift, the one way the server makes a rider it
-        set OFFLINE (signal lost) offerable again."""
+    async def change_shift(self, on_duty: bool) -> None:
         client, connection = self.ctx.client, self.ctx.connection
         self._error("Starting the shift…" if on_duty else "Ending the shift…")
         try:
-            if restart:
-                self.post_message(RiderAnswered(await client.set_shift(on_duty=False)))
             rider = await client.set_shift(on_duty=on_duty)
         except ApiError as exc:
             connection.report(exc)

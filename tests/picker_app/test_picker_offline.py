@@ -124,6 +124,8 @@ async def test_typing_by_hand_is_not_a_scan_but_runs_the_keys() -> None:
         # a command key gets through the detector to its binding
         await person_presses(pilot, clock, "m")
         await wait_for(pilot, lambda: isinstance(app.screen, ManualCodeScreen), what="dialog")
+        # typed once the field is there (keys from before it was shown are not taken)
+        await wait_for(pilot, lambda: app.screen.query_one(Input).has_focus, what="field")
         await pilot.press(*barcode, "enter")  # typed into the dialog's field
         await wait_for(pilot, lambda: screen.pick.lines[1].picked_qty == 1, what="counted")
         assert scans_sent(api)[0][1] == barcode and app.screen is screen

@@ -146,6 +146,8 @@ class FakeRiderApi:
         last = self.stored[-1].at if self.stored else None
         fresh = [f for f in sorted(usable, key=lambda f: f.at) if last is None or f.at > last]
         self.stored += fresh
+        if fresh:
+            self.signal_lost = False  # like the server: a fix taken makes the rider IDLE
         return FixBatchResult(
             accepted=len(fresh),
             duplicates=len(usable) - len(fresh),

@@ -1,5 +1,6 @@
 """Keyboard paths the live flow does not take: a bag label typed by hand (and a wrong one
-refused), and a drop reported failed with a reason, which completes the trip."""
+refused), a drop reported failed with a reason, which completes the trip, the shift key
+labelled with what it does, the status following the server, and quit shown everywhere."""
 
 from __future__ import annotations
 
@@ -9,13 +10,22 @@ from typing import cast
 from textual.widgets import Input, OptionList, Static
 
 from rider_app.app import RiderApp
+from rider_app.gps.fix import Fix
 from rider_app.screens.dialogs import FailReasonScreen, TypeLabelScreen
 from rider_app.screens.drop import DropScreen
+from rider_app.screens.login import LoginScreen
 from rider_app.screens.pickup import PickupScreen
 from rider_app.screens.shift import ShiftScreen
 from rider_app.screens.trip import TripScreen
 from tests.helpers import SteppedClock, scanner_types, wait_for
-from tests.rider_app.rider_fakes import FakeRiderApi, fixed_clock, offered_trip
+from tests.rider_app.rider_fakes import (
+    HERE,
+    NOW,
+    FakeRiderApi,
+    QueueSource,
+    fixed_clock,
+    offered_trip,
+)
 
 
 def fake_app(api: FakeRiderApi, tmp_path: Path, keys: SteppedClock) -> RiderApp:
@@ -54,6 +64,8 @@ async def test_typed_bag_labels_a_wrong_one_refused(tmp_path: Path) -> None:
         # one label typed by hand (lower case is fine), one read by the scanner
         await person_presses(pilot, keys, "m")
         await wait_for(pilot, lambda: isinstance(app.screen, TypeLabelScreen), what="dialog")
+        # typed once the field is there (keys from before it was shown are not taken)
+        await wait_for(pilot, lambda: app.screen.query_one(Input).has_focus, what="field")
         await pilot.press(*"qc-kor-aaa111", "enter")
         await wait_for(pilot, lambda: pickup.labels == ["QC-KOR-AAA111"], what="typed label")
         await scanner_types(pilot, keys, "QC-KOR-XXX999")  # not this trip's bag
@@ -97,17 +109,75 @@ async def test_a_failed_drop_with_its_reason_completes_the_trip(tmp_path: Path) 
         assert app.trip is None
 
 
-async def test_a_rider_dispatch_set_offline_restarts_the_shift_with_one_key(
+def footer_keys(app: RiderApp) -> dict[str, str]:
+    return {
+        key: active.binding.description
+        for key, active in app.active_bindings.items()
+        if active.binding.show and active.enabled
+    }
+
+
+async def test_the_shift_key_is_labelled_with_what_it_does(tmp_path: Path) -> None:
+    api, keys = FakeRiderApi(on_duty=True), SteppedClock()
+    api.signal_lost = True  # dispatch set the rider OFFLINE: no fix for 2 minutes
+    app = fake_app(api, tmp_path, keys)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.rider_status == "OFFLINE", what="rider loaded")
+        screen = app.screen
+        duty = str(screen.query_one("#duty", Static).content)
+        status = str(screen.query_one("#rider-status", Static).content)
+        hint = str(screen.query_one("#shift-hint", Static).content)
+        assert duty == "● ON DUTY · no GPS signal at dispatch"
+        assert "OFFLINE" not in status and "no offers" in status
+        assert "S: end the shift" in hint and "restart" not in hint
+        assert footer_keys(app)["s"] == "End shift"
+        await pilot.press("s")  # ends the shift, as it says
+        await wait_for(pilot, lambda: not app.on_duty, what="off duty")
+        assert [a for n, a in api.calls if n == "set_shift"] == [False]
+        assert footer_keys(app)["s"] == "Start shift"
+        assert "S: start your shift" in str(screen.query_one("#shift-hint", Static).content)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: app.on_duty, what="on duty")
+        assert app.rider_status == "IDLE"
+        assert footer_keys(app)["s"] == "End shift"
+
+
+async def test_a_rider_set_offline_sees_the_server_take_them_back_without_a_key(
     tmp_path: Path,
 ) -> None:
     api, keys = FakeRiderApi(on_duty=True), SteppedClock()
     api.signal_lost = True
-    app = fake_app(api, tmp_path, keys)
+    gps = QueueSource()
+    app = RiderApp(
+        client=api,
+        gps=gps,
+        clock=fixed_clock,
+        monotonic=keys,
+        buffer_dir=tmp_path,
+        socket=False,
+        trip_poll_s=3600,
+        push_interval_s=0.05,
+    )
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: app.rider_status == "OFFLINE", what="rider loaded")
-        hint = app.screen.query_one("#shift-hint", Static)
-        assert "set you OFFLINE" in str(hint.content)
-        await pilot.press("s")
-        await wait_for(pilot, lambda: app.rider_status == "IDLE", what="offerable again")
-        assert [a for n, a in api.calls if n == "set_shift"] == [False, True]
-        assert app.on_duty and "Waiting for an offer" in str(hint.content)
+        gps.put(Fix(lat=HERE[0], lng=HERE[1], at=NOW))  # the signal is back
+        # the server takes the fix and makes the rider IDLE; the app asks by itself
+        await wait_for(pilot, lambda: app.rider_status == "IDLE", what="IDLE without r")
+        assert api.stored and not api.signal_lost
+        hint = str(app.screen.query_one("#shift-hint", Static).content)
+        assert "Waiting for an offer" in hint
+
+
+async def test_every_screen_says_how_to_quit(tmp_path: Path) -> None:
+    api, keys = FakeRiderApi(logged_in=False), SteppedClock()
+    app = fake_app(api, tmp_path, keys)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, LoginScreen), what="login")
+        assert footer_keys(app)["ctrl+q"] == "Quit"
+        await pilot.press(*"rider.001", "enter", *"4321", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ShiftScreen), what="shift")
+        assert footer_keys(app)["ctrl+q"] == "Quit"
+        api.trip = offered_trip()
+        app.poll_trip()
+        await wait_for(pilot, lambda: isinstance(app.screen, TripScreen), what="trip")
+        assert footer_keys(app)["ctrl+q"] == "Quit"
