@@ -1,22 +1,37 @@
-"""Snapshots of the control tower's city overview and store drill-down: fixed data, times
-shown in UTC and a frozen clock for the pipeline timers, so every run reads the same."""
+"""Snapshots of every control-tower screen (login, overview, store drill-down, map, alerts
+with the audit log): fixed data, times shown in UTC and a frozen clock for the pipeline
+timers, so every run reads the same."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from textual.pilot import Pilot
 
 from control_tower.app import ControlTowerApp
 from control_tower.messages import FeedReceived, FeedState
+from control_tower.screens.alerts import AlertsScreen
+from control_tower.screens.base import KeyedTable
+from control_tower.screens.login import LoginScreen
+from control_tower.screens.map import MapScreen
 from control_tower.screens.overview import OverviewScreen
 from control_tower.screens.store import StoreScreen
+from control_tower.widgets.city_map import CityMap
 from control_tower.widgets.pipeline import PipelineBoard
 from control_tower.widgets.stores_table import StoresTable
 from qc_tui.banner import ConnectionBanner
 from shared.enums import OrderStatus
-from tests.control_tower.ct_app_fakes import logged_in_api, snapshot, tower
+from shared.schemas import AuditEntry
+from tests.control_tower.ct_app_fakes import (
+    AT,
+    MANAGER,
+    FakeOpsApi,
+    logged_in_api,
+    snapshot,
+    tower,
+)
 from tests.helpers import wait_for
 
 SIZE = (120, 36)
@@ -65,3 +80,61 @@ def test_connection_lost_snapshot(snap_compare: Callable[..., bool]) -> None:
         await pilot.pause()
 
     assert snap_compare(snapshot_app(), terminal_size=SIZE, run_before=lost)
+
+
+def test_login_snapshot(snap_compare: Callable[..., bool]) -> None:
+    app = tower(FakeOpsApi(), feed=False, login="manager.blr")
+
+    async def shown(pilot: Pilot[Any]) -> None:
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, LoginScreen), what="login")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=shown)
+
+
+def test_map_snapshot(snap_compare: Callable[..., bool]) -> None:
+    async def mapped(pilot: Pilot[Any]) -> None:
+        await city_shown(pilot)
+        await pilot.press("m")
+        app = pilot.app
+        await wait_for(pilot, lambda: isinstance(app.screen, MapScreen), what="map")
+        city_map = app.screen.query_one(CityMap)
+        await wait_for(pilot, lambda: "Koramangala" in city_map.render().plain, what="stores")
+        await pilot.pause()
+
+    assert snap_compare(snapshot_app(), terminal_size=SIZE, run_before=mapped)
+
+
+def test_alerts_and_audit_snapshot(snap_compare: Callable[..., bool]) -> None:
+    api = logged_in_api()
+    api.audit = [
+        AuditEntry(
+            entry_id=7,
+            at=AT - timedelta(minutes=2),
+            actor_id=MANAGER.id,
+            city_id="BLR",
+            action="alert.acknowledge",
+            target="f1000002-0000-4000-8000-000000000000",
+            reason=None,
+        ),
+        AuditEntry(
+            entry_id=6,
+            at=AT - timedelta(minutes=5),
+            actor_id=MANAGER.id,
+            city_id="BLR",
+            action="store.pause",
+            target="BLR-WHF",
+            reason="heavy rain",
+        ),
+    ]
+
+    async def listed(pilot: Pilot[Any]) -> None:
+        await city_shown(pilot)
+        await pilot.press("a")
+        app = pilot.app
+        await wait_for(pilot, lambda: isinstance(app.screen, AlertsScreen), what="alerts")
+        audit = app.screen.query_one("#audit", KeyedTable)
+        await wait_for(pilot, lambda: audit.row_count == 2, what="the audit log")
+        await pilot.pause()
+
+    assert snap_compare(tower(api, feed=False), terminal_size=SIZE, run_before=listed)

@@ -1,5 +1,6 @@
-"""Snapshots of the queue and the pick list with fixed data and a fixed clock, so the SLA
-countdowns and the pick timer read the same on every run."""
+"""Snapshots of every picker screen (login, queue, pick list and a wrong item, short and
+substitute, pack) with fixed data and a fixed clock, so the SLA countdowns and the pick
+timer read the same on every run."""
 
 from __future__ import annotations
 
@@ -8,10 +9,15 @@ from typing import Any, cast
 
 from textual.pilot import Pilot
 
+from picker_app.app import PickerApp
+from picker_app.screens.exception import ShortScreen, SubstituteScreen
+from picker_app.screens.login import LoginScreen
+from picker_app.screens.pack import PackScreen
 from picker_app.screens.pick import PickScreen
 from picker_app.screens.queue import QueueScreen
-from tests.helpers import scanner_types, wait_for
+from tests.helpers import SteppedClock, scanner_types, wait_for
 from tests.picker_app.picker_fakes import FakePickingApi, fake_app, open_task
+from tests.picker_app.picker_live import person_presses
 
 SIZE = (100, 26)
 
@@ -43,3 +49,59 @@ def test_wrong_item_snapshot(snap_compare: Callable[..., bool]) -> None:
         await wait_for(pilot, lambda: screen.feedback.kind == "error")
 
     assert snap_compare(app, terminal_size=SIZE, run_before=wrong_scan)
+
+
+def test_login_snapshot(snap_compare: Callable[..., bool]) -> None:
+    app, _ = fake_app(FakePickingApi(logged_in=False))
+
+    async def shown(pilot: Pilot[Any]) -> None:
+        await wait_for(pilot, lambda: isinstance(app.screen, LoginScreen), what="login")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=shown)
+
+
+async def milk_short(pilot: Pilot[Any], app: PickerApp, clock: SteppedClock) -> None:
+    """The milk line reported short: the dialog asks how many were found."""
+    screen = await open_task(pilot, app)
+    await person_presses(pilot, clock, "down")
+    await wait_for(pilot, lambda: getattr(screen.selected(), "sku_id", "") == "SKU00031")
+    await person_presses(pilot, clock, "s")
+    await wait_for(pilot, lambda: isinstance(app.screen, ShortScreen), what="short dialog")
+    await pilot.pause()
+
+
+def test_short_snapshot(snap_compare: Callable[..., bool]) -> None:
+    app, clock = fake_app(FakePickingApi())
+
+    async def short(pilot: Pilot[Any]) -> None:
+        await milk_short(pilot, app, clock)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=short)
+
+
+def test_substitute_snapshot(snap_compare: Callable[..., bool]) -> None:
+    app, clock = fake_app(FakePickingApi())
+
+    async def substitute(pilot: Pilot[Any]) -> None:
+        await milk_short(pilot, app, clock)
+        await pilot.press("enter")  # found: the one already scanned
+        await wait_for(pilot, lambda: isinstance(app.screen, SubstituteScreen), what="offers")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=substitute)
+
+
+def test_pack_snapshot(snap_compare: Callable[..., bool]) -> None:
+    api = FakePickingApi()
+    for ln in api.pick.lines:  # everything picked
+        ln.picked_qty = ln.quantity
+    app, clock = fake_app(api)
+
+    async def packing(pilot: Pilot[Any]) -> None:
+        await open_task(pilot, app)
+        await person_presses(pilot, clock, "p")
+        await wait_for(pilot, lambda: isinstance(app.screen, PackScreen), what="pack")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=packing)

@@ -1,5 +1,6 @@
-"""A snapshot of the assignment screen (an offer with two drops) with fixed data and a fixed
-clock, so the offer and SLA countdowns, distances and ETAs read the same on every run."""
+"""Snapshots of every rider screen (login, shift, the assignment: an offer with two drops,
+bag pickup, the drop with its OTP) with fixed data and a fixed clock, so the offer and SLA
+countdowns, distances and ETAs read the same on every run."""
 
 from __future__ import annotations
 
@@ -10,11 +11,81 @@ from typing import Any
 from textual.pilot import Pilot
 
 from rider_app.app import RiderApp
+from rider_app.screens.drop import DropScreen
+from rider_app.screens.login import LoginScreen
+from rider_app.screens.pickup import PickupScreen
+from rider_app.screens.shift import ShiftScreen
 from rider_app.screens.trip import TripScreen
 from tests.helpers import SteppedClock, wait_for
 from tests.rider_app.rider_fakes import FakeRiderApi, fixed_clock, offered_trip
 
 SIZE = (100, 30)
+
+
+def rider_app(api: FakeRiderApi, tmp_path: Path) -> RiderApp:
+    return RiderApp(
+        client=api,
+        clock=fixed_clock,
+        monotonic=SteppedClock(),  # no real time passes since the payload: fixed countdowns
+        buffer_dir=tmp_path,
+        socket=False,
+        trip_poll_s=3600,
+        push_interval_s=3600,
+    )
+
+
+def test_login_snapshot(snap_compare: Callable[..., bool], tmp_path: Path) -> None:
+    app = rider_app(FakeRiderApi(logged_in=False), tmp_path)
+
+    async def shown(pilot: Pilot[Any]) -> None:
+        await wait_for(pilot, lambda: isinstance(app.screen, LoginScreen), what="login")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=shown)
+
+
+def test_shift_snapshot(snap_compare: Callable[..., bool], tmp_path: Path) -> None:
+    """On duty, waiting for an offer."""
+    app = rider_app(FakeRiderApi(on_duty=True), tmp_path)
+
+    async def waiting(pilot: Pilot[Any]) -> None:
+        await wait_for(pilot, lambda: app.rider_status == "IDLE", what="the rider loaded")
+        await wait_for(pilot, lambda: isinstance(app.screen, ShiftScreen), what="shift")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=waiting)
+
+
+def test_pickup_snapshot(snap_compare: Callable[..., bool], tmp_path: Path) -> None:
+    """At the store, the bags of both drops to scan."""
+    api = FakeRiderApi(on_duty=True)
+    api.trip = offered_trip().model_copy(update={"status": "AT_STORE", "offer_expires_at": None})
+    app = rider_app(api, tmp_path)
+
+    async def scanning(pilot: Pilot[Any]) -> None:
+        await wait_for(pilot, lambda: isinstance(app.screen, TripScreen), what="trip")
+        await wait_for(pilot, lambda: app.rider is not None, what="the rider loaded")
+        await pilot.press("enter")  # at the store: Enter scans the bags
+        await wait_for(pilot, lambda: isinstance(app.screen, PickupScreen), what="pickup")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=scanning)
+
+
+def test_drop_snapshot(snap_compare: Callable[..., bool], tmp_path: Path) -> None:
+    """On the road: the first drop, asking for the customer's code."""
+    api = FakeRiderApi(on_duty=True)
+    api.trip = offered_trip().model_copy(update={"status": "OUT", "offer_expires_at": None})
+    app = rider_app(api, tmp_path)
+
+    async def at_the_door(pilot: Pilot[Any]) -> None:
+        await wait_for(pilot, lambda: isinstance(app.screen, TripScreen), what="trip")
+        await wait_for(pilot, lambda: app.rider is not None, what="the rider loaded")
+        await pilot.press("o")
+        await wait_for(pilot, lambda: isinstance(app.screen, DropScreen), what="drop")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=at_the_door)
 
 
 def test_assignment_snapshot(snap_compare: Callable[..., bool], tmp_path: Path) -> None:
