@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import httpx
 import uvicorn
+from textual.app import App
 from textual.pilot import Pilot
 
 from server.seed.generate import DEMO_SECRETS
@@ -81,6 +82,15 @@ class SteppedClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+def footer_keys(app: App[Any]) -> dict[str, str]:
+    """The keys the footer shows now (enabled, shown), with what each says it does."""
+    return {
+        key: active.binding.description
+        for key, active in app.active_bindings.items()
+        if active.binding.show and active.enabled
+    }
 
 
 async def scanner_types(pilot: Pilot[Any], clock: SteppedClock, code: str) -> None:

@@ -5,21 +5,12 @@ from __future__ import annotations
 
 from textual.widgets import Static
 
-from picker_app.app import PickerApp
 from picker_app.screens.login import LoginScreen
 from picker_app.screens.pack import PackScreen
 from picker_app.screens.queue import QueueScreen
-from tests.helpers import wait_for
+from tests.helpers import footer_keys, wait_for
 from tests.picker_app.picker_fakes import FakePickingApi, fake_app, open_task
 from tests.picker_app.picker_live import person_presses
-
-
-def footer_keys(app: PickerApp) -> dict[str, str]:
-    return {
-        key: active.binding.description
-        for key, active in app.active_bindings.items()
-        if active.binding.show and active.enabled
-    }
 
 
 async def test_every_screen_says_how_to_quit() -> None:

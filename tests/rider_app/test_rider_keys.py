@@ -5,7 +5,7 @@ labelled with what it does, the status following the server, and quit shown ever
 from __future__ import annotations
 
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 from textual.widgets import Input, OptionList, Static
 
@@ -17,7 +17,7 @@ from rider_app.screens.login import LoginScreen
 from rider_app.screens.pickup import PickupScreen
 from rider_app.screens.shift import ShiftScreen
 from rider_app.screens.trip import TripScreen
-from tests.helpers import SteppedClock, scanner_types, wait_for
+from tests.helpers import SteppedClock, footer_keys, scanner_types, wait_for
 from tests.rider_app.rider_fakes import (
     HERE,
     NOW,
@@ -28,15 +28,15 @@ from tests.rider_app.rider_fakes import (
 )
 
 
-def fake_app(api: FakeRiderApi, tmp_path: Path, keys: SteppedClock) -> RiderApp:
+def fake_app(api: FakeRiderApi, tmp_path: Path, keys: SteppedClock, **options: Any) -> RiderApp:
+    defaults: dict[str, Any] = {"trip_poll_s": 3600, "push_interval_s": 3600}
     return RiderApp(
         client=api,
         clock=fixed_clock,
         monotonic=keys,
         buffer_dir=tmp_path,
         socket=False,
-        trip_poll_s=3600,
-        push_interval_s=3600,
+        **(defaults | options),
     )
 
 
@@ -109,14 +109,6 @@ async def test_a_failed_drop_with_its_reason_completes_the_trip(tmp_path: Path) 
         assert app.trip is None
 
 
-def footer_keys(app: RiderApp) -> dict[str, str]:
-    return {
-        key: active.binding.description
-        for key, active in app.active_bindings.items()
-        if active.binding.show and active.enabled
-    }
-
-
 async def test_the_shift_key_is_labelled_with_what_it_does(tmp_path: Path) -> None:
     api, keys = FakeRiderApi(on_duty=True), SteppedClock()
     api.signal_lost = True  # dispatch set the rider OFFLINE: no fix for 2 minutes
@@ -148,16 +140,7 @@ async def test_a_rider_set_offline_sees_the_server_take_them_back_without_a_key(
     api, keys = FakeRiderApi(on_duty=True), SteppedClock()
     api.signal_lost = True
     gps = QueueSource()
-    app = RiderApp(
-        client=api,
-        gps=gps,
-        clock=fixed_clock,
-        monotonic=keys,
-        buffer_dir=tmp_path,
-        socket=False,
-        trip_poll_s=3600,
-        push_interval_s=0.05,
-    )
+    app = fake_app(api, tmp_path, keys, gps=gps, push_interval_s=0.05)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: app.rider_status == "OFFLINE", what="rider loaded")
         gps.put(Fix(lat=HERE[0], lng=HERE[1], at=NOW))  # the signal is back
