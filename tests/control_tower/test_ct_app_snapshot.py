@@ -23,7 +23,7 @@ from control_tower.widgets.pipeline import PipelineBoard
 from control_tower.widgets.stores_table import StoresTable
 from qc_tui.banner import ConnectionBanner
 from shared.enums import OrderStatus
-from shared.schemas import AuditEntry
+from shared.schemas.ops import AuditEntry
 from tests.control_tower.ct_app_fakes import (
     AT,
     MANAGER,
