@@ -1,4 +1,4 @@
-"""Stock operations for staff: view, receive, damage, cycle count."""
+"""Stock operations for staff: view, receive, damage, cycle count, write-off, transfer."""
 
 from __future__ import annotations
 
@@ -12,7 +12,15 @@ from server.kit.openapi import problem_responses
 from server.stores.service import authorize_store
 from shared.enums import Movement
 from shared.schemas.common import Page
-from shared.schemas.inventory import CountStock, DamageStock, ReceiveStock, StockRow
+from shared.schemas.inventory import (
+    CountStock,
+    DamageStock,
+    ReceiveStock,
+    StockRow,
+    TransferPublic,
+    TransferStock,
+    WriteOffStock,
+)
 
 router = APIRouter(prefix="/v1/stores/{store_id}/inventory", tags=["inventory", "staff"])
 
@@ -133,3 +141,68 @@ async def count(
         reason=body.reason,
     )
     return StockRow.model_validate(row)
+
+
+@router.post(
+    "/{sku_id}/write-off",
+    summary="Damaged units leave the books (409 on a stale version)",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def write_off(
+    store_id: StoreId,
+    sku_id: SkuId,
+    body: WriteOffStock,
+    session: SessionDep,
+    redis: RedisDep,
+    clock: ClockDep,
+    user: PickerUser,
+) -> StockRow:
+    await authorize_store(session, store_id=store_id, user=user)
+    row = await service.write_off(
+        session,
+        redis,
+        store_id=store_id,
+        sku_id=sku_id,
+        quantity=body.quantity,
+        expected_version=body.version,
+        now=clock.now(),
+        actor_id=user.id,
+        reason=body.reason,
+    )
+    return StockRow.model_validate(row)
+
+
+@router.post(
+    "/{sku_id}/transfer",
+    summary="Send available units to another store of the city (409 on a stale version)",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def transfer(
+    store_id: StoreId,
+    sku_id: SkuId,
+    body: TransferStock,
+    session: SessionDep,
+    redis: RedisDep,
+    clock: ClockDep,
+    user: PickerUser,
+) -> TransferPublic:
+    """The sender works on the sending store; the receiving store's staff book the
+    units in when they arrive (``receive`` from transit)."""
+    await authorize_store(session, store_id=store_id, user=user)
+    sent = await service.transfer(
+        session,
+        redis,
+        from_store=store_id,
+        to_store=body.to_store_id,
+        sku_id=sku_id,
+        quantity=body.quantity,
+        expected_version=body.version,
+        now=clock.now(),
+        actor_id=user.id,
+        reason=body.reason,
+    )
+    return TransferPublic(
+        transfer_id=sent.transfer_id,
+        source=StockRow.model_validate(sent.source),
+        destination=StockRow.model_validate(sent.destination),
+    )

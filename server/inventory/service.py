@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, TypeVar
 
@@ -22,10 +23,17 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from server.events.service import emit
 from server.inventory import engine
 from server.inventory.engine import LineChange, Reserved, RestoreLine, Settled
-from server.inventory.errors import StaleVersion, StockBucketShort, StoreNotReady, UnknownSku
+from server.inventory.errors import (
+    StaleVersion,
+    StockBucketShort,
+    StoreNotFound,
+    StoreNotReady,
+    UnknownSku,
+)
 from server.inventory.models import StoreInventory
 from server.kit import uow
-from server.kit.errors import Unprocessable
+from server.kit.errors import Conflict, Unprocessable
+from server.stores.models import DarkStore
 from shared.enums import Movement, ReservationStatus
 
 MAX_LINE_QTY = 50  # per SKU in one cart: beyond this it is a wholesale order, not q-commerce
@@ -468,6 +476,95 @@ async def count_adjustment(
         actor_id=actor_id,
         reason=reason or "cycle count",
         expected_version=expected_version,
+    )
+
+
+async def write_off(
+    session: AsyncSession,
+    redis: aioredis.Redis,
+    *,
+    store_id: str,
+    sku_id: str,
+    quantity: int,
+    expected_version: int,
+    now: datetime,
+    actor_id: uuid.UUID | None,
+    reason: str,
+) -> StoreInventory:
+    """Damaged units leave the books (binned, returned to the supplier): a WRITE_OFF
+    out of ``damaged``, refused on a stale version like a cycle count."""
+    return await move_stock(
+        session,
+        redis,
+        store_id=store_id,
+        sku_id=sku_id,
+        movement=Movement.WRITE_OFF,
+        now=now,
+        d_damaged=-quantity,
+        actor_id=actor_id,
+        reason=reason,
+        expected_version=expected_version,
+    )
+
+
+@dataclass(frozen=True)
+class Transfer:
+    transfer_id: str  # the ledger reference of both sides, and of the receipt
+    source: StoreInventory
+    destination: StoreInventory
+
+
+async def transfer(
+    session: AsyncSession,
+    redis: aioredis.Redis,
+    *,
+    from_store: str,
+    to_store: str,
+    sku_id: str,
+    quantity: int,
+    expected_version: int,
+    now: datetime,
+    actor_id: uuid.UUID | None,
+    reason: str | None,
+) -> Transfer:
+    """Send available units of one store to another of its city: out of the source's
+    ``available`` into the destination's ``in_transit``, two TRANSFER entries under one
+    reference, in the caller's transaction (both stores or neither: a failure undoes
+    both Redis changes with the rollback). The destination books them available when
+    they arrive (``receive`` from transit, a RECEIPT). The version is the source row's,
+    checked like a cycle count's."""
+    stores = {s.store_id: s for s in await _stores(session, from_store, to_store)}
+    if to_store == from_store:
+        raise Unprocessable("a transfer goes to another store", code="same_store")
+    if to_store not in stores or from_store not in stores:
+        raise StoreNotFound(f"no store {to_store}")
+    if stores[to_store].city_id != stores[from_store].city_id:
+        raise Conflict(f"{to_store} is in another city", code="other_city")
+    transfer_id = f"TRF-{uuid.uuid4().hex[:12].upper()}"
+    rows: dict[str, StoreInventory] = {}
+    # one lock order, so opposite transfers cannot deadlock
+    for store_id in sorted((from_store, to_store)):
+        sending = store_id == from_store
+        rows[store_id] = await move_stock(
+            session,
+            redis,
+            store_id=store_id,
+            sku_id=sku_id,
+            movement=Movement.TRANSFER,
+            now=now,
+            d_available=-quantity if sending else 0,
+            d_in_transit=0 if sending else quantity,
+            reference=transfer_id,
+            actor_id=actor_id,
+            reason=reason or f"transfer {from_store} -> {to_store}",
+            expected_version=expected_version if sending else None,
+        )
+    return Transfer(transfer_id, rows[from_store], rows[to_store])
+
+
+async def _stores(session: AsyncSession, *store_ids: str) -> list[DarkStore]:
+    return list(
+        (await session.exec(select(DarkStore).where(col(DarkStore.store_id).in_(store_ids)))).all()
     )
 
 

@@ -51,3 +51,29 @@ class CountStock(BaseModel):
     )
     version: int = Field(ge=0, le=2**62, description="the stock row's version when the count began")
     reason: str | None = Field(default=None, max_length=200)
+
+
+class WriteOffStock(BaseModel):
+    quantity: int = Field(ge=1, le=10_000, description="damaged units leaving the books")
+    version: int = Field(ge=0, le=2**62, description="the stock row's version when it was read")
+    reason: str = Field(min_length=1, max_length=200, examples=["expired, binned"])
+
+
+class TransferStock(BaseModel):
+    to_store_id: str = Field(
+        min_length=1, max_length=20, pattern=r"^[A-Z0-9-]+$", examples=["BLR-IND"]
+    )
+    quantity: int = Field(ge=1, le=10_000, description="available units sent", examples=[12])
+    version: int = Field(
+        ge=0, le=2**62, description="the sending store's row version when it was read"
+    )
+    reason: str | None = Field(default=None, max_length=200)
+
+
+class TransferPublic(BaseModel):
+    """A transfer on its way: out of the source's available, in the destination's in
+    transit until the destination receives it (``receive`` with ``from_transit``)."""
+
+    transfer_id: str = Field(description="the ledger reference of both sides")
+    source: StockRow
+    destination: StockRow
