@@ -252,6 +252,18 @@ class SimulatedProvider:
             if r.result.status == ChargeStatus.SUCCEEDED
         )
 
+    async def _answer_call(self) -> None:
+        """Count the call; an outage answers it with an error or never."""
+        self.calls += 1
+        if self.outage == "hang":
+            await asyncio.Event().wait()
+        if self.outage == "error":
+            raise ProviderUnavailable("simulated provider is down")
+
+    def _maybe_fail(self) -> None:
+        if self._rng.random() < self.error_rate:
+            raise ProviderError("simulated provider error (HTTP 502)")
+
     def _latency(self) -> float:
         if isinstance(self.latency_s, tuple):
             return self._rng.uniform(*self.latency_s)
@@ -286,16 +298,11 @@ class SimulatedProvider:
         currency: str,
         idempotency_key: str,
     ) -> ChargeResult:
-        self.calls += 1
-        if self.outage == "hang":
-            await asyncio.Event().wait()
-        if self.outage == "error":
-            raise ProviderUnavailable("simulated provider is down")
+        await self._answer_call()
         # decide before the first await so concurrent replays of a key see one charge
         known = self._charges.get(idempotency_key)
         if known is None:
-            if self._rng.random() < self.error_rate:
-                raise ProviderError("simulated provider error (HTTP 502)")
+            self._maybe_fail()
             known = self._new_charge(payment_id, order_id, amount_paise, currency)
             self._charges[idempotency_key] = known
             self._by_payment[payment_id] = idempotency_key
@@ -329,15 +336,10 @@ class SimulatedProvider:
         currency: str,
         idempotency_key: str,
     ) -> ChargeResult:
-        self.calls += 1
-        if self.outage == "hang":
-            await asyncio.Event().wait()
-        if self.outage == "error":
-            raise ProviderUnavailable("simulated provider is down")
+        await self._answer_call()
         known = self._refunds.get(idempotency_key)  # decided before the first await
         if known is None:
-            if self._rng.random() < self.error_rate:
-                raise ProviderError("simulated provider error (HTTP 502)")
+            self._maybe_fail()
             known = self._new_refund(refund_id, payment_id, order_id, amount_paise, currency)
             self._refunds[idempotency_key] = known
             if self._rng.random() < self.timeout_rate:

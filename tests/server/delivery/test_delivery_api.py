@@ -40,6 +40,26 @@ def _fix(point: LatLng, at) -> dict:
     return {"lat": point.lat, "lng": point.lng, "at": at.isoformat(), "speed_mps": 6.0}
 
 
+async def out_for_delivery(
+    client: httpx.AsyncClient, live_server, stack, bag: str
+) -> tuple[dict[str, str], str]:
+    """A rider at the store takes the one packed bag out: (rider's headers, trip id)."""
+    rider = await login(client, _rider_near_kor(stack.database_url), DEMO_SECRETS[Role.RIDER])
+    await client.post("/v1/riders/me/shift", json={"on_duty": True}, headers=rider)
+    await client.post(
+        "/v1/riders/me/locations",
+        headers=rider,
+        json={"fixes": [_fix(KOR, live_server.clock.now())]},
+    )
+    (trip,) = await dispatch_all(stack.sessions, stack.redis, live_server.clock)
+    tid = str(trip.trip_id)
+    for step in ("accept", "arrived"):
+        await client.post(f"/v1/trips/{tid}/{step}", headers=rider)
+    await client.post(f"/v1/trips/{tid}/pickup", headers=rider, json={"bag_labels": [bag]})
+    await client.post(f"/v1/trips/{tid}/depart", headers=rider)
+    return rider, tid
+
+
 async def test_a_full_delivery_with_live_tracking_and_the_otp(city, live_server, stack) -> None:
     async with httpx.AsyncClient(base_url=live_server.url) as client:
         order, bag = await _packed_order(client, city.database_url)
@@ -126,19 +146,7 @@ async def test_a_full_delivery_with_live_tracking_and_the_otp(city, live_server,
 async def test_three_wrong_otps_lock_the_drop_and_raise_an_alert(city, live_server, stack) -> None:
     async with httpx.AsyncClient(base_url=live_server.url) as client:
         order, bag = await _packed_order(client, city.database_url)
-        rider = await login(client, _rider_near_kor(city.database_url), DEMO_SECRETS[Role.RIDER])
-        await client.post("/v1/riders/me/shift", json={"on_duty": True}, headers=rider)
-        await client.post(
-            "/v1/riders/me/locations",
-            headers=rider,
-            json={"fixes": [_fix(KOR, live_server.clock.now())]},
-        )
-        (trip,) = await dispatch_all(stack.sessions, stack.redis, live_server.clock)
-        tid = str(trip.trip_id)
-        for step in ("accept", "arrived"):
-            await client.post(f"/v1/trips/{tid}/{step}", headers=rider)
-        await client.post(f"/v1/trips/{tid}/pickup", headers=rider, json={"bag_labels": [bag]})
-        await client.post(f"/v1/trips/{tid}/depart", headers=rider)
+        rider, tid = await out_for_delivery(client, live_server, stack, bag)
         with psycopg.connect(city.database_url) as conn:
             otp = conn.execute(
                 "SELECT delivery_otp FROM orders WHERE order_id = %s", (order["order_id"],)

@@ -7,13 +7,12 @@ import uuid
 import httpx
 import psycopg
 
-from server.delivery.worker import dispatch_all
 from server.kit.resources import resources_of
 from server.payments.refunds import pay_refunds
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
 from tests.helpers import login, pick_and_pack
-from tests.server.delivery.test_delivery_api import KOR, STORE, _fix, _rider_near_kor
+from tests.server.delivery.test_delivery_api import STORE, out_for_delivery
 from tests.server.inventory.helpers import ledger_sum, pg_stock, redis_stock
 from tests.server.picking.test_picking_api import ADDRESS
 
@@ -53,19 +52,7 @@ async def test_a_failed_drop_returns_the_bag_and_owes_the_refund(city, live_serv
         ).json()
         assert order["status"] == "CONFIRMED"
         bag = await pick_and_pack(client, order["order_id"])
-        rider = await login(client, _rider_near_kor(url), DEMO_SECRETS[Role.RIDER])
-        await client.post("/v1/riders/me/shift", json={"on_duty": True}, headers=rider)
-        await client.post(
-            "/v1/riders/me/locations",
-            headers=rider,
-            json={"fixes": [_fix(KOR, live_server.clock.now())]},
-        )
-        (trip,) = await dispatch_all(stack.sessions, stack.redis, live_server.clock)
-        tid = str(trip.trip_id)
-        for step in ("accept", "arrived"):
-            await client.post(f"/v1/trips/{tid}/{step}", headers=rider)
-        await client.post(f"/v1/trips/{tid}/pickup", headers=rider, json={"bag_labels": [bag]})
-        await client.post(f"/v1/trips/{tid}/depart", headers=rider)
+        rider, tid = await out_for_delivery(client, live_server, stack, bag)
         r = await client.post(
             f"/v1/trips/{tid}/stops/{order['order_id']}/fail",
             headers=rider,
