@@ -41,7 +41,8 @@ async def test_log_in_claim_scan_in_walking_order_refuse_wrong_item_and_pack(
     async with app.run_test(size=(110, 34)) as pilot:
         queue = await log_in(pilot, app)
         assert app.client.user is not None and app.client.user.login == PICKER_LOGIN
-        assert [str(t.order_id) for t in queue.tasks] == [order_id]
+        # the queue loads after the screen shows (slowly on a busy machine)
+        await wait_for(pilot, lambda: [str(t.order_id) for t in queue.tasks] == [order_id])
         screen = await claim(pilot, app, order_id)
         lines = screen.pick.lines
         seqs = [ln.walk_seq or 0 for ln in lines]
