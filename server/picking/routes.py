@@ -29,7 +29,7 @@ StoreId = Annotated[str, Path(min_length=1, max_length=20, pattern=r"^[A-Z0-9-]+
 @router.get(
     "/stores/{store_id}/queue",
     summary="Orders waiting to be picked, by SLA deadline",
-    responses=problem_responses(401, 403, 422),
+    responses=problem_responses(401, 403, 404, 422),
 )
 async def queue(
     store_id: StoreId, session: SessionDep, clock: ClockDep, picker: PickerUser
@@ -62,7 +62,7 @@ async def claim(session: SessionDep, clock: ClockDep, picker: PickerUser) -> Pic
 @router.get(
     "/tasks/{order_id}",
     summary="The pick list, sorted along the walking path",
-    responses=problem_responses(401, 404),
+    responses=problem_responses(401, 403, 404),
 )
 async def pick_list(order_id: uuid.UUID, session: SessionDep, picker: PickerUser) -> PickList:
     task = await service.get_task(session, order_id=order_id, picker=picker)
