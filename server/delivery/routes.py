@@ -180,9 +180,7 @@ async def pickup(
     user: RiderUser,
 ) -> TripPublic:
     trip = await trips.own_trip(session, trip_id=trip_id, rider=user)
-    await trips.pick_up(
-        session, trip=trip, bag_labels=body.bag_labels, actor=user, now=clock.now()
-    )
+    await trips.pick_up(session, trip=trip, bag_labels=body.bag_labels, actor=user, now=clock.now())
     return await _view(session, redis, clock, trip)
 
 
