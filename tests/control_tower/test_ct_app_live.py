@@ -70,7 +70,11 @@ async def log_in(pilot: Pilot[Any], app: ControlTowerApp) -> OverviewScreen:
     )
     assert app.screen.query_one("#login", Input).value == MANAGER[0]
     await pilot.press(*MANAGER[1], "enter")
-    await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen), what="overview")
+    await wait_for(
+        pilot,
+        lambda: isinstance(app.screen, OverviewScreen) and app.screen.query(StoresTable),
+        what="overview composed",
+    )
     return cast(OverviewScreen, app.screen)
 
 
