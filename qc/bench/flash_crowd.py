@@ -1,0 +1,263 @@
+"""The flash-sale crowd of ``qc bench flash``: what one customer does (join the line, wait
+on the socket or by polling, check out when admitted), and the regular orders that keep
+running beside the sale. Everything here is what the clients saw, as they saw it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import random
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import websockets
+
+from qc.bench.harness import _percentile
+
+# httpcore asks for ``sniffio`` on every request; it is not installed here, so each ask is
+# a failed import that searches sys.path (a third of the client's CPU at 20,000 users).
+# Marking it absent once answers the same (asyncio) at no cost.
+if importlib.util.find_spec("sniffio") is None:
+    sys.modules["sniffio"] = None  # type: ignore[assignment]
+
+HOME = {"lat": 12.9352, "lng": 77.6245}  # BLR-KOR delivers here
+ADDRESS = {"address": {"line1": "bench", **HOME}, "payment_method": "upi"}
+
+
+@dataclass
+class Crowd:
+    """What the customers saw, as they saw it."""
+
+    join_ms: list[float] = field(default_factory=list)
+    checkout_ms: list[float] = field(default_factory=list)
+    admitted_after_s: list[float] = field(default_factory=list)
+    admissions: list[tuple[int, int]] = field(default_factory=list)  # (admitted_no, ticket)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    answers: Counter[str] = field(default_factory=Counter)  # 429s, 503s, ...
+    polls: int = 0
+    sockets: int = 0
+    socket_messages: int = 0
+    positions_rose: int = 0  # a socket's position going up (must stay 0)
+    first_join: float | None = None
+    sold_out_at: float | None = None
+
+
+def _ms(seconds: float) -> float:
+    return seconds * 1000
+
+
+def pct(values: list[float], q: float) -> float:
+    return round(_percentile(sorted(values), q), 1)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def regular_orders(
+    client: httpx.AsyncClient,
+    tokens: list[str],
+    skus: list[str],
+    *,
+    store: str,
+    concurrency: int,
+    until: asyncio.Event,
+    seconds: float | None = None,
+) -> dict[str, Any]:
+    """Complete regular orders (cart, two lines, checkout) until told to stop."""
+    checkout_ms: list[float] = []
+    errors = Counter[str]()
+    rng = random.Random(11)
+    deadline = time.monotonic() + seconds if seconds else None
+
+    async def worker(n: int) -> None:
+        headers = bearer(tokens[n % len(tokens)])
+        while not until.is_set() and (deadline is None or time.monotonic() < deadline):
+            try:
+                cart = (
+                    await client.post("/v1/carts", json={"store_id": store}, headers=headers)
+                ).json()
+                for sku in rng.sample(skus, 2):
+                    await client.put(
+                        f"/v1/carts/{cart['cart_id']}/lines/{sku}",
+                        json={"quantity": 1},
+                        headers=headers,
+                    )
+                started = time.perf_counter()
+                r = await client.post(
+                    f"/v1/carts/{cart['cart_id']}/checkout",
+                    json=ADDRESS,
+                    headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+                )
+                checkout_ms.append(_ms(time.perf_counter() - started))
+                if r.status_code != 201:
+                    errors[f"{r.status_code}"] += 1
+            except (httpx.HTTPError, KeyError, ValueError) as exc:
+                errors[type(exc).__name__] += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(n) for n in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    return {
+        "orders": len(checkout_ms),
+        "orders_per_s": round(len(checkout_ms) / elapsed, 1) if elapsed else 0.0,
+        "checkout_p50_ms": pct(checkout_ms, 0.5),
+        "checkout_p99_ms": pct(checkout_ms, 0.99),
+        "errors": dict(errors),
+    }
+
+
+async def _call(
+    crowd: Crowd, client: httpx.AsyncClient, method: str, url: str, **kwargs: Any
+) -> tuple[httpx.Response, float]:
+    """One request, retried after Retry-After when refused (429 rate limit, 503 busy), and
+    at once when a kept-alive connection was closed under it (every call here is safe to
+    repeat: one entry per customer, checkouts carry an Idempotency-Key)."""
+    lost = 0
+    while True:
+        started = time.perf_counter()
+        try:
+            r = await client.request(method, url, **kwargs)
+        except (httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError):
+            lost += 1
+            crowd.answers["connection closed by the server, repeated"] += 1
+            if lost > 5:
+                raise
+            continue
+        took = time.perf_counter() - started
+        if r.status_code not in (429, 503):
+            return r, took
+        crowd.answers[f"{r.status_code} {r.json().get('code', '')}"] += 1
+        await asyncio.sleep(min(5.0, float(r.headers.get("retry-after", "1"))))
+
+
+async def _watch(ws_url: str, crowd: Crowd) -> dict[str, Any] | None:
+    """Wait on the socket for the customer's turn (or the line closing); None if the socket
+    could not be used (the caller polls instead)."""
+    last = None
+    try:
+        async with websockets.connect(ws_url, open_timeout=30, close_timeout=2) as ws:
+            crowd.sockets += 1
+            async for raw in ws:
+                message = json.loads(raw)
+                crowd.socket_messages += 1
+                if message["type"] == "position":
+                    if last is not None and message["position"] > last:
+                        crowd.positions_rose += 1
+                    last = message["position"]
+                elif message["type"] == "admitted":
+                    return {"status": "ADMITTED", "admitted_no": message["admitted_no"]}
+                elif message["type"] == "closed":
+                    return {"status": "CLOSED", "closed_reason": message["reason"]}
+                else:
+                    return None
+    except (OSError, websockets.WebSocketException, TimeoutError):
+        return None
+    return None
+
+
+async def customer(
+    i: int,
+    *,
+    token: str,
+    lanes: dict[str, tuple[httpx.AsyncClient, asyncio.Semaphore]],
+    base_ws: str,
+    sale_id: str,
+    store: str,
+    start: float,
+    arrive_at: float,
+    with_socket: bool,
+    abandon: bool,
+    crowd: Crowd,
+    poll_cap_s: float | None = None,
+) -> None:
+    await asyncio.sleep(max(0.0, start + arrive_at - time.perf_counter()))
+    headers = {**bearer(token), "X-Forwarded-For": f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"}
+    client, gate = lanes["join"]
+    async with gate:
+        r, took = await _call(
+            crowd,
+            client,
+            "POST",
+            f"/v1/flash-sales/{sale_id}/queue",
+            json={"store_id": store},
+            headers=headers,
+        )
+    joined_at = time.perf_counter()
+    crowd.first_join = crowd.first_join or joined_at
+    crowd.join_ms.append(_ms(took))
+    if r.status_code == 409:
+        crowd.outcomes[f"told at join: {r.json()['code']}"] += 1
+        return
+    if r.status_code != 200:
+        crowd.outcomes[f"join {r.status_code}"] += 1
+        return
+    entry = r.json()
+    ticket = entry["ticket"]
+    socket_used = False
+    first = True  # still on the join's answer
+    while True:
+        status = entry["status"]
+        ticket = ticket or entry.get("ticket")
+        if status == "ADMITTED":
+            crowd.admitted_after_s.append(time.perf_counter() - joined_at)
+            if entry.get("admitted_no") and ticket:
+                crowd.admissions.append((entry["admitted_no"], ticket))
+            if abandon:
+                crowd.outcomes["abandoned the slot (expired)"] += 1
+                return
+            client, gate = lanes["checkout"]
+            async with gate:
+                r, took = await _call(
+                    crowd,
+                    client,
+                    "POST",
+                    f"/v1/flash-sales/{sale_id}/checkout",
+                    json=ADDRESS,
+                    headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+                )
+            crowd.checkout_ms.append(_ms(took))
+            if r.status_code == 201:
+                crowd.outcomes["bought"] += 1
+            elif r.status_code == 402:
+                crowd.outcomes["payment declined"] += 1
+            else:  # e.g. the slot ran out before the customer looked (polling far back)
+                how = "socket" if socket_used else "join" if first else "poll"
+                crowd.outcomes[f"checkout {r.status_code} {r.json().get('code')} ({how})"] += 1
+            return
+        if status == "CLOSED":
+            if entry.get("closed_reason") == "sold_out":
+                crowd.sold_out_at = crowd.sold_out_at or time.perf_counter()
+            how = "socket" if socket_used else "poll"
+            crowd.outcomes[f"told {entry.get('closed_reason')} ({how})"] += 1
+            return
+        if status in ("PURCHASED", "PAYING"):
+            crowd.outcomes[status.lower()] += 1
+            return
+        if with_socket and not socket_used:
+            socket_used = True
+            seen = await _watch(f"{base_ws}/ws/flash/{sale_id}?token={token}", crowd)
+            if seen is not None:
+                entry, first = seen, False
+                continue
+        else:
+            wait = max(1, entry.get("poll_after_s") or 1)  # as the server says
+            await asyncio.sleep(min(wait, poll_cap_s) if poll_cap_s else wait)
+        client, gate = lanes["poll"]
+        async with gate:
+            r, _ = await _call(
+                crowd, client, "GET", f"/v1/flash-sales/{sale_id}/queue/me", headers=headers
+            )
+        crowd.polls += 1
+        first = False
+        if r.status_code != 200:
+            crowd.outcomes[f"poll {r.status_code} {r.json().get('code')}"] += 1
+            return
+        entry = r.json()
