@@ -32,19 +32,23 @@ serve: $(STAMP)
 	$(VENV)/bin/qc serve
 
 # In parallel (pytest-xdist): every worker starts its own embedded stack, or takes its own
-# database and Redis db on external servers (tests/conftest.py). Exit code 5 (the selection
+# database and Redis db on external servers (tests/conftest.py). Tests marked `alone` judge
+# behaviour against the wall clock (the sped-up demo, a latency bar under a login flood)
+# and run afterwards in one process with nothing beside them. Exit code 5 (the selection
 # holds no test) is not a failure.
 TEST_WORKERS ?= 2
-PYTEST = $(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadgroup --durations=10
+PYTEST = $(VENV)/bin/python -m pytest --durations=10
+run_tests = ( $(PYTEST) -n $(TEST_WORKERS) --dist loadgroup -m "($(1)) and not alone" $(PYTEST_ARGS) || [ $$? -eq 5 ] ) && \
+	( $(PYTEST) -n 0 -m "($(1)) and alone" $(PYTEST_ARGS) || [ $$? -eq 5 ] )
 
 test: $(STAMP)
-	$(PYTEST) -m "not slow" $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	$(call run_tests,not slow)
 
 test-slow: $(STAMP)
-	$(PYTEST) -m slow $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	$(call run_tests,slow)
 
 test-all: $(STAMP)
-	$(PYTEST) $(PYTEST_ARGS) || [ $$? -eq 5 ]
+	$(call run_tests,slow or not slow)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -57,6 +57,7 @@ def _rows(database_url: str, sql: str, *params: object) -> list[tuple]:
         return conn.execute(sql, params).fetchall()
 
 
+@pytest.mark.alone
 @pytest.mark.slow
 async def test_the_city_delivers_and_the_report_agrees_with_the_database(
     city: Services, live_server: LiveServer, tmp_path: Path

@@ -85,6 +85,7 @@ async def test_unknown_and_known_accounts_both_cost_one_hash_check(
     assert checked == ["0000", "0000"]
 
 
+@pytest.mark.alone
 async def test_a_login_flood_does_not_stall_the_server(city, live_server, settings) -> None:
     """16 clients sending bad logins back to back; /healthz keeps answering quickly."""
     settings.login_attempts_per_account = settings.login_failures_per_address = "100000/minute"
