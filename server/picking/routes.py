@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path
 
 from server.kit.deps import ClockDep, PickerUser, RedisDep, SessionDep
 from server.kit.openapi import problem_responses
-from server.picking import service
+from server.picking import service, shorts
 from shared.schemas.picking import (
     PackRequest,
     PackResult,
@@ -105,7 +105,7 @@ async def short(
     picker: PickerUser,
 ) -> ShortPickResult:
     task = await service.get_task(session, order_id=order_id, picker=picker, for_update=True)
-    short_qty, policy, offers = await service.short_pick(
+    short_qty, policy, offers = await shorts.short_pick(
         session,
         redis,
         task=task,
@@ -134,7 +134,7 @@ async def substitute(
     picker: PickerUser,
 ) -> PickList:
     task = await service.get_task(session, order_id=order_id, picker=picker, for_update=True)
-    await service.substitute(
+    await shorts.substitute(
         session,
         redis,
         task=task,

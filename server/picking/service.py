@@ -1,6 +1,6 @@
 """Picking: a confirmed order becomes a task in its store's queue (by SLA deadline); a
 picker claims the next one, walks an S-shaped path, scans every unit (a wrong item is
-refused), reports shorts (with substitutes), and packs.
+refused), reports shorts (with substitutes: ``shorts.py``), and packs.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ import secrets
 import uuid
 from datetime import datetime
 
-import redis.asyncio as aioredis
 from sqlalchemy import text
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -17,12 +16,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from scanners.resolve import item_barcode
 from server.events.service import emit
 from server.identity.models import User
-from server.inventory import service as inventory
 from server.kit.cache import TTLCache
 from server.kit.errors import Conflict, Forbidden, NotFound, Unprocessable
 from server.orders import service as orders
-from server.orders.models import Order, OrderItem
-from server.payments.models import Refund
+from server.orders.models import Order
 from server.picking.models import PickScan, PickTask
 from server.picking.walk import (
     PickFeatures,
@@ -32,10 +29,9 @@ from server.picking.walk import (
     pick_features,
     sort_pick_lines,
 )
-from server.stores.models import DarkStore
 from server.stores.service import authorize_store
-from shared.enums import ItemStatus, Movement, OrderStatus, Role
-from shared.schemas.picking import PickLinePublic, PickList, SubstituteOption
+from shared.enums import OrderStatus, Role
+from shared.schemas.picking import PickLinePublic, PickList
 
 
 class WrongItem(Conflict):
@@ -68,7 +64,7 @@ async def pick_time_model(session: AsyncSession, *, store_id: str) -> PickTimeMo
 
 async def enqueue(session: AsyncSession, *, order: Order, now: datetime) -> PickTask:
     """A confirmed order joins its store's pick queue (called in the confirming tx)."""
-    lines = await _lines(session, order.store_id, order.order_id)
+    lines = await task_lines(session, order.store_id, order.order_id)
     features = pick_features(
         [PickLine(r.sku_id, r.quantity, r.aisle or "", r.walk_seq or 0) for r in lines]
     )
@@ -167,14 +163,14 @@ async def get_task(
     return task
 
 
-def _require_picking(task: PickTask, picker: User) -> None:
+def require_picking(task: PickTask, picker: User) -> None:
     if task.status != "PICKING":
         raise Conflict(f"the task is {task.status}", code="task_not_picking")
     if picker.role == Role.PICKER and task.picker_id != picker.id:
         raise Forbidden("another picker has this task", code="not_your_task")
 
 
-class _Line:
+class TaskLine:
     def __init__(self, row: tuple) -> None:
         (
             self.sku_id,
@@ -203,7 +199,7 @@ class _Line:
         return self.quantity
 
 
-async def _lines(session: AsyncSession, store_id: str, order_id: uuid.UUID) -> list[_Line]:
+async def task_lines(session: AsyncSession, store_id: str, order_id: uuid.UUID) -> list[TaskLine]:
     rows = await session.execute(
         text("""
         SELECT i.sku_id, p.name, p.pack_size, p.barcode, i.quantity, i.ordered_qty,
@@ -216,12 +212,12 @@ async def _lines(session: AsyncSession, store_id: str, order_id: uuid.UUID) -> l
         WHERE i.store_id = :store AND i.order_id = :order"""),
         {"store": store_id, "order": order_id},
     )
-    lines = [_Line(tuple(r)) for r in rows]
+    lines = [TaskLine(tuple(r)) for r in rows]
     return sort_pick_lines(lines, key=lambda ln: ln.walk_seq or 0)
 
 
 async def pick_list(session: AsyncSession, *, task: PickTask) -> PickList:
-    lines = await _lines(session, task.store_id, task.order_id)
+    lines = await task_lines(session, task.store_id, task.order_id)
     return PickList(
         order_id=task.order_id,
         store_id=task.store_id,
@@ -252,12 +248,12 @@ async def pick_list(session: AsyncSession, *, task: PickTask) -> PickList:
 
 async def scan(
     session: AsyncSession, *, task: PickTask, picker: User, scan_id: str, code: str, now: datetime
-) -> tuple[_Line, bool, bool]:
+) -> tuple[TaskLine, bool, bool]:
     """Count one scanned unit against the right line; returns (line, order complete,
     replayed). Wrong items and over-picks are refused and count nothing."""
-    _require_picking(task, picker)
+    require_picking(task, picker)
     seen = await session.get(PickScan, (task.store_id, scan_id))
-    lines = await _lines(session, task.store_id, task.order_id)
+    lines = await task_lines(session, task.store_id, task.order_id)
     if seen is not None:
         line = next((ln for ln in lines if ln.sku_id == seen.sku_id), None)
         if seen.order_id != task.order_id or line is None:
@@ -298,287 +294,13 @@ async def scan(
     return line, all(ln.picked_qty >= ln.quantity for ln in lines), False
 
 
-async def substitutes(
-    session: AsyncSession,
-    redis: aioredis.Redis,
-    *,
-    store_id: str,
-    sku_id: str,
-    limit: int = 3,
-    exclude: frozenset[str] = frozenset(),
-) -> list[SubstituteOption]:
-    """Same category, similar size and price, in stock: nearest by relative difference."""
-    rows = list(
-        await session.execute(
-            text("""
-        SELECT c.sku_id, c.name, c.pack_size, sp.selling_price_paise
-        FROM products o JOIN products c ON c.category_id = o.category_id AND c.sku_id <> o.sku_id
-        JOIN store_prices sp ON sp.store_id = :store AND sp.sku_id = c.sku_id
-        JOIN store_prices op ON op.store_id = :store AND op.sku_id = o.sku_id
-        JOIN store_inventory i ON i.store_id = :store AND i.sku_id = c.sku_id
-        WHERE o.sku_id = :sku AND c.is_active AND i.available_qty > 0
-        ORDER BY abs(c.weight_grams - o.weight_grams)::float / greatest(o.weight_grams, 1)
-               + abs(sp.selling_price_paise - op.selling_price_paise)::float
-                 / greatest(op.selling_price_paise, 1)
-        LIMIT :n"""),
-            {"store": store_id, "sku": sku_id, "n": limit * 3},
-        )
-    )
-    live = await inventory.engine.read_buckets(
-        redis, store_id=store_id, sku_ids=[r[0] for r in rows]
-    )
-    return [
-        SubstituteOption(
-            sku_id=r[0],
-            name=r[1],
-            pack_size=r[2],
-            price_paise=r[3],
-            available_qty=buckets.available,
-        )
-        for r in rows
-        if r[0] not in exclude and (buckets := live.get(r[0])) and buckets.available > 0
-    ][:limit]
-
-
-async def short_pick(
-    session: AsyncSession,
-    redis: aioredis.Redis,
-    *,
-    task: PickTask,
-    picker: User,
-    sku_id: str,
-    found_qty: int,
-    reason: str,
-    now: datetime,
-) -> tuple[int, str, list[SubstituteOption]]:
-    """The shelf had fewer units than the books: record the discrepancy in the ledger
-    (the missing units leave the books), refund them, and offer substitutes under the
-    store policy. Answers (units of the line short in all, policy, offers).
-
-    ``found_qty`` names the line's new quantity, not a change: a line already at
-    ``found_qty`` and below its ordered quantity is a retry whose answer was lost, so it
-    writes nothing and is answered again."""
-    _require_picking(task, picker)
-    lines = {ln.sku_id: ln for ln in await _lines(session, task.store_id, task.order_id)}
-    line = lines.get(sku_id)
-    if line is None:
-        raise NotFound(f"{sku_id} is not in this order", code="line_not_found")
-    applied = found_qty == line.quantity < line.ordered_qty
-    if not applied:
-        if found_qty < line.picked_qty or found_qty >= line.quantity:
-            raise Unprocessable(
-                f"found_qty must be from {line.picked_qty} to {line.quantity - 1}",
-                code="invalid_quantity",
-            )
-        await _record_short(
-            session,
-            redis,
-            task=task,
-            picker=picker,
-            line=line,
-            found_qty=found_qty,
-            reason=reason,
-            now=now,
-        )
-    store = await session.get(DarkStore, task.store_id)
-    policy = store.substitution_policy if store else "never"
-    offers = (
-        []
-        if policy == "never"
-        else await substitutes(
-            session, redis, store_id=task.store_id, sku_id=sku_id, exclude=frozenset(lines)
-        )
-    )
-    return line.ordered_qty - found_qty, policy, offers
-
-
-async def _record_short(
-    session: AsyncSession,
-    redis: aioredis.Redis,
-    *,
-    task: PickTask,
-    picker: User,
-    line: _Line,
-    found_qty: int,
-    reason: str,
-    now: datetime,
-) -> None:
-    """One short report: the ledger entry, the line's new quantity, the refund for the
-    units this report found missing, and PARTIALLY_FULFILLED on the first short."""
-    short = line.quantity - found_qty
-    # the books said these units were on the shelf; they are not (ledger: SHORT_PICK /
-    # DAMAGE). The shelf may still hold more of the SKU elsewhere: a cycle count settles it.
-    await inventory.move_stock(
-        session,
-        redis,
-        store_id=task.store_id,
-        sku_id=line.sku_id,
-        movement=Movement.SHORT_PICK,
-        now=now,
-        d_available=0,
-        reference=str(task.order_id),
-        actor_id=picker.id,
-        reason=f"short pick: {short} {reason}",
-    )
-    await session.execute(
-        text(
-            "UPDATE order_items SET quantity = :found, status = :st WHERE store_id = :s "
-            "AND order_id = :o AND sku_id = :k"
-        ),
-        {
-            "found": found_qty,
-            "st": ItemStatus.CANCELLED.value if found_qty == 0 else ItemStatus.PENDING.value,
-            "s": task.store_id,
-            "o": task.order_id,
-            "k": line.sku_id,
-        },
-    )
-    session.add(
-        Refund(
-            store_id=task.store_id,
-            order_id=task.order_id,
-            sku_id=line.sku_id,
-            amount_paise=short * line.price_paise,
-            reason=f"short pick ({reason})",
-            created_at=now,
-        )
-    )
-    order = await session.get(Order, (task.store_id, task.order_id), with_for_update=True)
-    assert order is not None
-    if order.status == OrderStatus.PICKING:
-        await orders.transition(
-            session,
-            order=order,
-            to=OrderStatus.PARTIALLY_FULFILLED,
-            now=now,
-            actor_id=picker.id,
-            reason=f"short: {line.sku_id}",
-        )
-
-
-async def substitute(
-    session: AsyncSession,
-    redis: aioredis.Redis,
-    *,
-    task: PickTask,
-    picker: User,
-    sku_id: str,
-    substitute_sku: str,
-    quantity: int,
-    now: datetime,
-) -> None:
-    """Fill a short line with another product: its units are taken from stock at once
-    (held and committed through the engine), at no more than the original price, and the
-    short line's refund shrinks accordingly. The picker then scans it like any line.
-
-    The same substitute already in place for the line (same SKU, same quantity put in)
-    is a retry whose answer was lost: nothing is written again."""
-    _require_picking(task, picker)
-    lines = {ln.sku_id: ln for ln in await _lines(session, task.store_id, task.order_id)}
-    original = lines.get(sku_id)
-    if original is None:
-        raise NotFound(f"{sku_id} is not in this order", code="line_not_found")
-    placed = lines.get(substitute_sku)
-    if original.substitute_sku == substitute_sku and placed and placed.ordered_qty == quantity:
-        return
-    if original.substitute_sku or placed is not None:
-        raise Conflict("this line already has a substitute", code="already_substituted")
-    offered = {
-        o.sku_id
-        for o in await substitutes(
-            session,
-            redis,
-            store_id=task.store_id,
-            sku_id=sku_id,
-            limit=10,
-            exclude=frozenset(lines),
-        )
-    }
-    if substitute_sku not in offered:
-        raise Unprocessable(
-            f"{substitute_sku} is not a suitable substitute in stock", code="not_a_substitute"
-        )
-    store = await session.get(DarkStore, task.store_id)
-    if store is None or store.substitution_policy == "never":
-        raise Conflict("this store does not substitute", code="substitution_not_allowed")
-    short_units = original.ordered_qty - original.quantity
-    if quantity > short_units:
-        raise Unprocessable(f"at most {short_units} units are short", code="invalid_quantity")
-    holder = f"sub:{task.order_id}:{substitute_sku}"
-    await inventory.reserve_lines(
-        session,
-        redis,
-        store_id=task.store_id,
-        holder=holder,
-        lines={substitute_sku: quantity},
-        now=now,
-        hold_s=60,
-        mode="HARD",
-        actor_id=picker.id,
-    )
-    await inventory.settle_hold(
-        session,
-        redis,
-        store_id=task.store_id,
-        holder=holder,
-        outcome="COMMITTED",
-        now=now,
-        actor_id=picker.id,
-    )
-    price = (
-        await session.execute(
-            text(
-                "SELECT selling_price_paise, p.mrp_paise FROM store_prices sp JOIN products p "
-                "ON p.sku_id = sp.sku_id WHERE sp.store_id = :s AND sp.sku_id = :k"
-            ),
-            {"s": task.store_id, "k": substitute_sku},
-        )
-    ).one()
-    unit = min(price[0], original.price_paise)
-    session.add(
-        OrderItem(
-            store_id=task.store_id,
-            order_id=task.order_id,
-            sku_id=substitute_sku,
-            quantity=quantity,
-            ordered_qty=quantity,
-            unit_price_paise=unit,
-            mrp_paise=price[1],
-        )
-    )
-    await session.execute(
-        text(
-            "UPDATE order_items SET substitute_sku = :sub WHERE store_id = :s AND order_id = :o "
-            "AND sku_id = :k"
-        ),
-        {"sub": substitute_sku, "s": task.store_id, "o": task.order_id, "k": sku_id},
-    )
-    # the line's refunds (one per short report) shrink by what the substitute costs
-    credit = quantity * unit
-    refunds = await session.exec(
-        select(Refund)
-        .where(
-            Refund.store_id == task.store_id,
-            Refund.order_id == task.order_id,
-            Refund.sku_id == sku_id,
-        )
-        .order_by(col(Refund.created_at))
-    )
-    for refund in refunds:
-        taken = min(credit, refund.amount_paise)
-        refund.amount_paise -= taken
-        credit -= taken
-        session.add(refund)
-    await session.flush()
-
-
 async def pack(
     session: AsyncSession, *, task: PickTask, picker: User, bag_count: int, now: datetime
 ) -> PickTask:
     if task.status == "PACKED" and task.picker_id == picker.id:
         return task  # a retried pack (the answer was lost) gets the same bag label
-    _require_picking(task, picker)
-    lines = await _lines(session, task.store_id, task.order_id)
+    require_picking(task, picker)
+    lines = await task_lines(session, task.store_id, task.order_id)
     missing = [ln.sku_id for ln in lines if ln.picked_qty < ln.quantity]
     if missing:
         raise Conflict(
