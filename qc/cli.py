@@ -12,30 +12,13 @@ from rich.console import Console
 from rich.table import Table
 
 from qc.forecast_cli import forecast_app, replenish_app
+from qc.terminal import console, database, fail
 from server.kit.config import Settings, get_settings
 from server.kit.embedded import ServiceConfigError
 
 app = typer.Typer(
     help="qc: quick-commerce operations suite", no_args_is_help=True, pretty_exceptions_enable=False
 )
-console = Console(stderr=True)
-
-
-def _fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=2)
-
-
-def _database(settings: Settings) -> str:
-    from server.kit.db import resolve_database_url
-    from server.kit.migrate import upgrade_to_head
-
-    try:
-        url = resolve_database_url(settings)
-    except ServiceConfigError as exc:
-        raise _fail(str(exc)) from None
-    upgrade_to_head(url)
-    return url
 
 
 def _redis(settings: Settings) -> str:
@@ -44,13 +27,13 @@ def _redis(settings: Settings) -> str:
     try:
         return resolve_redis_url(settings)
     except ServiceConfigError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
 
 @app.command()
 def migrate() -> None:
     """Bring the database schema to the newest migration."""
-    _database(get_settings())
+    database(get_settings())
     console.print("schema at head")
 
 
@@ -78,11 +61,11 @@ def seed(
     """Build the demo Bengaluru: stores, catalogue, layout, stock, staff, riders, customers."""
     from server.seed.generate import database_is_empty, reset_database, seed_city
 
-    url = _database(get_settings())
+    url = database(get_settings())
     if reset:
         reset_database(url)
     elif not database_is_empty(url):
-        raise _fail("the database already holds a city; add --reset to rebuild it")
+        raise fail("the database already holds a city; add --reset to rebuild it")
     started = time.perf_counter()
     summary = seed_city(
         url, seed=seed, stores=stores, skus=skus, riders=riders, customers=customers
@@ -108,7 +91,7 @@ def _prepare_stack(settings: Settings) -> tuple[str, str]:
     """Start (or reach) PostgreSQL and Redis, migrate, seed an empty database."""
     from server.seed.generate import database_is_empty, seed_city
 
-    db_url = _database(settings)
+    db_url = database(settings)
     redis_url = _redis(settings)
     if database_is_empty(db_url):
         console.print("empty database: seeding the demo city ...")
@@ -218,7 +201,7 @@ def demo(
             foreground=None if headless else open_control_tower,
         )
     except (RuntimeError, ValueError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except KeyboardInterrupt:
         raise typer.Exit(code=130) from None
 
@@ -295,15 +278,15 @@ def token(login: Annotated[str, typer.Argument(help="a staff login, e.g. manager
     from shared.enums import Role
 
     settings = get_settings()
-    url = _database(settings)
+    url = database(settings)
     with psycopg.connect(url) as conn:
         row = conn.execute(
             "SELECT id, role FROM users WHERE login = %s AND is_active", (login,)
         ).fetchone()
     if row is None:
-        raise _fail(f"no active user {login!r}")
+        raise fail(f"no active user {login!r}")
     if row[1] == Role.CUSTOMER:
-        raise _fail("tokens from the CLI are for staff; customers log in through the API")
+        raise fail("tokens from the CLI are for staff; customers log in through the API")
     clock = Clock(speed=settings.clock_speed, anchor=settings.clock_anchor)
     user = User(id=row[0], login=login, name=login, role=Role(row[1]), secret_hash="")
     tok, _ = issue_token(
@@ -478,7 +461,7 @@ def bench_all(
 
     unknown = sorted(set(only or []) - set(BENCHMARKS))
     if unknown:
-        raise _fail(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
+        raise fail(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
     asyncio.run(run_all(get_settings(), quick=quick, only=only, json_path=json_out))
 
 

@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from qc.terminal import console, database, fail
 from server.kit.config import Settings, get_settings
 from server.kit.embedded import ServiceConfigError
 
@@ -39,25 +40,7 @@ replenish_app = typer.Typer(
     help="replenishment: plan orders from the latest forecasts, dispatch and receive them",
     no_args_is_help=True,
 )
-console = Console(stderr=True)
 out = Console()
-
-
-def _fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code=2)
-
-
-def _database(settings: Settings) -> str:
-    from server.kit.db import resolve_database_url
-    from server.kit.migrate import upgrade_to_head
-
-    try:
-        url = resolve_database_url(settings)
-    except ServiceConfigError as exc:
-        raise _fail(str(exc)) from None
-    upgrade_to_head(url)
-    return url
 
 
 def _now(settings: Settings) -> datetime:
@@ -78,7 +61,7 @@ def _parse_origin(value: str | None, settings: Settings) -> datetime:
             return datetime.combine(date.fromisoformat(value), time(0), tzinfo=IST)
         moment = datetime.fromisoformat(value)
     except ValueError:
-        raise _fail(f"--origin {value!r}: want YYYY-MM-DD or an ISO datetime") from None
+        raise fail(f"--origin {value!r}: want YYYY-MM-DD or an ISO datetime") from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=IST)
 
 
@@ -128,11 +111,11 @@ def history(
     from server.forecast.sales_history import load_history
 
     settings = get_settings()
-    url = _database(settings)
+    url = database(settings)
     try:
         last = date.fromisoformat(end) if end else _now(settings).astimezone(IST).date()
     except ValueError:
-        raise _fail(f"--end {end!r}: want YYYY-MM-DD") from None
+        raise fail(f"--end {end!r}: want YYYY-MM-DD") from None
     try:
         result = load_history(
             url,
@@ -144,7 +127,7 @@ def history(
             factors=factors.value,
         )
     except ValueError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console.print(result.describe())
 
 
@@ -157,11 +140,11 @@ def _import(kind: str, file: Path) -> None:
         "events": inputs.import_events,
         "flash": inputs.import_flash_sales,
     }
-    url = _database(get_settings())
+    url = database(get_settings())
     try:
         count = loaders[kind](url, file)
     except CsvError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console.print(f"imported {count} {kind} row(s) from {file}")
 
 
@@ -202,7 +185,7 @@ def run(
     from server.forecast.runs import run_forecast
 
     settings = get_settings()
-    url = _database(settings)
+    url = database(settings)
     try:
         result = run_forecast(
             url,
@@ -213,7 +196,7 @@ def run(
             skus=skus,
         )
     except ValueError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     console.print(result.describe())
 
 
@@ -230,7 +213,7 @@ def backtest(
     """Rolling-origin WAPE and bias, model vs seasonal-naive, overall and per category."""
     from server.forecast import runs
 
-    url = _database(get_settings())
+    url = database(get_settings())
     try:
         report = runs.backtest(
             url,
@@ -241,7 +224,7 @@ def backtest(
             skus=skus,
         )
     except ValueError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     out.print(report.format(categories=categories), highlight=False, soft_wrap=True)
 
 
@@ -257,13 +240,13 @@ def _in_transaction(
     from server.kit.redis import create_redis, resolve_redis_url
 
     settings = get_settings()
-    url = _database(settings)
+    url = database(settings)
     redis_url = None
     if redis:
         try:
             redis_url = resolve_redis_url(settings)
         except ServiceConfigError as exc:
-            raise _fail(str(exc)) from None
+            raise fail(str(exc)) from None
 
     async def main() -> T:
         engine = db.create_engine(url, settings)
@@ -279,7 +262,7 @@ def _in_transaction(
     try:
         return asyncio.run(main())
     except DomainError as exc:
-        raise _fail(exc.detail) from None
+        raise fail(exc.detail) from None
 
 
 @replenish_app.command("run")
@@ -334,7 +317,7 @@ def _replenishment_id(value: str) -> uuid.UUID:
     try:
         return uuid.UUID(value)
     except ValueError:
-        raise _fail(f"{value!r} is not a replenishment id (a UUID)") from None
+        raise fail(f"{value!r} is not a replenishment id (a UUID)") from None
 
 
 @replenish_app.command("dispatch")
