@@ -52,6 +52,14 @@ class Settings(BaseSettings):
     reconcile_interval_s: float = 30.0
     relay_interval_s: float = 0.2
     dispatch_interval_s: float = 1.0
+    # Operations levers (issue 16 point 3), each switchable so the simulation can measure
+    # it; all on by default. See docs/architecture.md, "Operations levers".
+    work_push: bool = True  # new pick tasks and rider offers pushed over the websockets
+    dispatch_preassign: bool = True  # a rider is assigned while the bag is being picked
+    dispatch_batching: bool = True  # up to 3 drops in one direction per trip
+    dispatch_busy_candidates: bool = True  # DELIVERING riders free within 3 min may be offered
+    serviceability_dynamic: bool = True  # a store's reach shrinks while it can't keep the SLA
+    pick_walk_order: bool = True  # pick lists along the S-shaped walk (off: by aisle and bin)
     ops_feed_interval_s: float = 1.0  # control-tower socket: at most one update this often
     ops_alert_interval_s: float = 5.0  # re-evaluate condition alerts
     replenish_hour_ist: int = 2  # the daily replenishment job runs after this IST hour
