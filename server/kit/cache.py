@@ -19,9 +19,11 @@ class TTLCache(Generic[V]):
         self.ttl_s = ttl_s
         self.max_items = max_items
         self._items: OrderedDict[Hashable, tuple[float, V]] = OrderedDict()
+        # what "now" is read from; the deterministic simulation points it at its clock
+        self.timer: Callable[[], float] = time.monotonic
 
     async def get_or_load(self, key: Hashable, load: Callable[[], Awaitable[V]]) -> V:
-        now = time.monotonic()
+        now = self.timer()
         hit = self._items.get(key)
         if hit is not None and hit[0] > now:
             self._items.move_to_end(key)

@@ -40,3 +40,26 @@ class Clock:
 
     async def sleep(self, sim_seconds: float) -> None:
         await asyncio.sleep(self.real_seconds(sim_seconds))
+
+
+class ManualClock(Clock):
+    """Simulated time that moves only when told (the deterministic simulation, ``qc
+    simulate``): ``set`` jumps to an event's time; the wall clock is never read."""
+
+    def __init__(self, start: float) -> None:
+        super().__init__(speed=1.0, anchor=start)
+        self._now = start
+
+    def timestamp(self) -> float:
+        return self._now
+
+    def set(self, timestamp: float) -> None:
+        if timestamp < self._now:
+            raise ValueError("time only moves forward")
+        self._now = timestamp
+
+    def advance(self, seconds: float) -> None:
+        self.set(self._now + seconds)
+
+    async def sleep(self, sim_seconds: float) -> None:
+        raise RuntimeError("a manual clock is moved by its owner, never slept on")
