@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, WebSocket, WebSocketDisconnect
@@ -19,7 +19,7 @@ from server.kit.deps import ClockDep, ManagerUser, RedisDep, SessionDep
 from server.kit.errors import Forbidden
 from server.kit.openapi import problem_responses
 from server.kit.resources import Resources, resources_of
-from server.ops import alerts, audit, feed, service
+from server.ops import alerts, audit, feed, service, stages
 from server.orders import service as orders
 from server.stores.models import DarkStore
 from shared.aio import wait_event
@@ -31,6 +31,8 @@ from shared.schemas.ops import (
     OpsSnapshot,
     PauseStore,
     ReassignOrder,
+    ServerClockPublic,
+    StageBreakdown,
     StoreOps,
     StoreRadius,
 )
@@ -83,6 +85,31 @@ async def snapshot(
         now=now,
         clock_speed=clock.speed,
         flash_queues=await flash.queue_figures(session, redis, city_id=city, now=now),
+    )
+
+
+@router.get("/clock", summary="The server's clock and its speed (no login needed)")
+async def server_clock(clock: ClockDep) -> ServerClockPublic:
+    """Terminals and ``qc token`` set their clocks by it: a demo's world runs ``speed``
+    times faster than the wall, so deadlines are judged on this clock, not the wall's."""
+    return ServerClockPublic(now=clock.now(), speed=clock.speed)
+
+
+@router.get(
+    "/stages",
+    summary="Where the minutes go: per store, p50/p90 of each stage of an order",
+    responses=ERRORS,
+)
+async def stage_breakdown(
+    city: CityId,
+    session: SessionDep,
+    clock: ClockDep,
+    manager: ManagerUser,
+    window_min: Annotated[int, Query(ge=5, le=24 * 60)] = 60,
+) -> StageBreakdown:
+    service.require_city(manager, city)
+    return await stages.stage_breakdown(
+        session, city_id=city, now=clock.now(), window=timedelta(minutes=window_min)
     )
 
 

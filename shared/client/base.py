@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from shared.schemas.common import Health, Problem
 from shared.schemas.identity import LoginRequest, TokenResponse, UserPublic
+from shared.schemas.ops import ServerClockPublic
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -128,3 +129,7 @@ class ApiClient:
         except httpx.TransportError as exc:
             raise ConnectionLost(str(exc)) from exc
         return Health.model_validate(response.json())
+
+    async def server_clock(self) -> ServerClockPublic:
+        """The server's "now" and clock speed (no login needed)."""
+        return await self._get("/v1/ops/clock", ServerClockPublic)

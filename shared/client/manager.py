@@ -15,6 +15,7 @@ from shared.schemas.ops import (
     OpsSnapshot,
     PauseStore,
     ReassignOrder,
+    StageBreakdown,
     StoreOps,
     StoreRadius,
 )
@@ -60,6 +61,12 @@ class ManagerClient(ApiClient):
         """End a flash sale now (the manager's stop button): unsold units go back."""
         body = FlashSaleStop(reason=reason)
         return await self._send("POST", f"/v1/flash-sales/{sale_id}/stop", FlashSalePublic, body)
+
+    async def stage_breakdown(self, city_id: str, *, window_min: int = 60) -> StageBreakdown:
+        """Per store, p50/p90 of each stage of an order over the last ``window_min``."""
+        return await self._get(
+            "/v1/ops/stages", StageBreakdown, city=city_id, window_min=window_min
+        )
 
     async def audit_log(self, city_id: str, *, limit: int = 100) -> list[AuditEntry]:
         return await self._get_list("/v1/ops/audit", AuditEntry, city=city_id, limit=limit)

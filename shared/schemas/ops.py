@@ -159,3 +159,36 @@ class AuditEntry(BaseModel):
     target: str
     reason: str | None
     details: dict[str, Any] = Field(default_factory=dict)
+
+
+class ServerClockPublic(BaseModel):
+    """The server's clock: a terminal (and ``qc token``) sets its own by it. ``speed`` is
+    simulated seconds per real second (a demo runs the world faster)."""
+
+    now: datetime
+    speed: float
+
+
+class StageFigures(BaseModel):
+    """One stage of an order's way to the door, over the recent window: how many orders
+    finished the stage in it, and the time they spent in it."""
+
+    stage: str  # confirm, queue, pick, handover, ride, door, total
+    label: str  # "placed→confirmed"
+    count: int
+    p50_s: float | None = None
+    p90_s: float | None = None
+
+
+class StoreStages(BaseModel):
+    store_id: str
+    stages: list[StageFigures]
+
+
+class StageBreakdown(BaseModel):
+    """Where the minutes go, per store: stages that ended in the last ``window_s``."""
+
+    city_id: str
+    now: datetime
+    window_s: int
+    stores: list[StoreStages]
