@@ -1,4 +1,12 @@
-"""Run the API (or a bare ASGI app) under uvicorn in a subprocess for HTTP benchmarks."""
+"""Run the API (or a reference app) under uvicorn or granian in a subprocess for HTTP
+benchmarks.
+
+References, served exactly like the API (same server, workers, loop) so a figure's ratio to
+them is the cost of qc's own code: ``bare_app`` (a raw ASGI app: the server's limit) and
+``bare_fastapi`` (a factory: one FastAPI route with a path parameter answering a small JSON
+document: what any FastAPI route costs). ``serve_process`` yields the URL and the server's
+pid (its workers are its children) for the CPU split.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +17,13 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import httpx
+from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
+
+SERVERS = ("uvicorn", "granian")
 
 
 async def bare_app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -35,16 +47,56 @@ async def bare_app(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def bare_fastapi() -> FastAPI:
+    """The FastAPI reference: one route with a path parameter, a dict answered as JSON."""
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+
+    @app.get("/v1/bare/{sku_id}")
+    async def bare(sku_id: str) -> dict[str, object]:
+        return {"sku_id": sku_id, "name": "Amul Toned Milk 500 ml", "price_paise": 2900}
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+@dataclass(frozen=True)
+class Served:
+    url: str
+    pid: int
+    server: str
+    workers: int
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-@contextmanager
-def serve(target: str, *, env: dict[str, str], workers: int, factory: bool) -> Iterator[str]:
-    """uvicorn ``target`` on a free port with ``workers`` processes; yields the base URL."""
-    port = free_port()
+def _command(target: str, *, server: str, port: int, workers: int, factory: bool) -> list[str]:
+    if server == "granian":
+        args = [
+            sys.executable,
+            "-m",
+            "granian",
+            "--interface",
+            "asgi",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ]
+        return [*args, "--factory", target] if factory else [*args, target]
+    if server != "uvicorn":
+        raise ValueError(f"unknown server {server}; one of {', '.join(SERVERS)}")
     args = [
         sys.executable,
         "-m",
@@ -60,33 +112,57 @@ def serve(target: str, *, env: dict[str, str], workers: int, factory: bool) -> I
         "warning",
         "--no-access-log",
     ]
-    if factory:
-        args.append("--factory")
+    return [*args, "--factory"] if factory else args
+
+
+@contextmanager
+def serve_process(
+    target: str,
+    *,
+    env: dict[str, str],
+    workers: int,
+    factory: bool = True,
+    server: str = "uvicorn",
+    health: str | None = None,
+) -> Iterator[Served]:
+    """``target`` under ``server`` on a free port with ``workers`` processes."""
+    port = free_port()
     proc = subprocess.Popen(
-        args,
+        _command(target, server=server, port=port, workers=workers, factory=factory),
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
     url = f"http://127.0.0.1:{port}"
+    probe = url + (health if health is not None else ("/healthz" if factory else "/"))
     deadline = time.monotonic() + 60
     try:
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"server exited: {proc.stderr.read() if proc.stderr else ''}")
             try:
-                if httpx.get(url + ("/healthz" if factory else "/"), timeout=1).status_code < 500:
+                if httpx.get(probe, timeout=1).status_code < 500:
                     break
             except httpx.TransportError:
                 pass
             if time.monotonic() > deadline:
                 raise RuntimeError("server did not start")
             time.sleep(0.1)
-        yield url
+        yield Served(url, proc.pid, server, workers)
     finally:
         proc.terminate()
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def serve(
+    target: str, *, env: dict[str, str], workers: int, factory: bool, server: str = "uvicorn"
+) -> Iterator[str]:
+    """``target`` on a free port with ``workers`` processes; yields the base URL."""
+    with serve_process(target, env=env, workers=workers, factory=factory, server=server) as s:
+        yield s.url
