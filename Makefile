@@ -29,7 +29,7 @@ demo: $(STAMP)
 	$(VENV)/bin/qc demo
 
 serve: $(STAMP)
-	$(VENV)/bin/qc serve
+	$(VENV)/bin/qc serve --seed-demo
 
 # In parallel (pytest-xdist): every worker starts its own embedded stack, or takes its own
 # database and Redis db on external servers (tests/conftest.py). Tests marked `alone` judge

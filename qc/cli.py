@@ -87,15 +87,22 @@ def seed(
         )
 
 
-def _prepare_stack(settings: Settings) -> tuple[str, str]:
-    """Start (or reach) PostgreSQL and Redis, migrate, seed an empty database."""
+def _prepare_stack(settings: Settings, *, seed_demo: bool) -> tuple[str, str]:
+    """Start (or reach) PostgreSQL and Redis, migrate, and seed an empty database with the
+    demo city only when asked (its logins are public: never in production)."""
     from server.seed.generate import database_is_empty, seed_city
 
     db_url = database(settings)
     redis_url = _redis(settings)
     if database_is_empty(db_url):
-        console.print("empty database: seeding the demo city ...")
-        _print_logins(seed_city(db_url).logins)
+        if seed_demo:
+            console.print("empty database: seeding the demo city ...")
+            _print_logins(seed_city(db_url).logins)
+        else:
+            console.print(
+                "empty database: no city and no logins. `qc seed` (or `qc serve --seed-demo`)"
+                " loads the demo city with its public demo logins; never in production."
+            )
     # workers inherit the resolved URLs, so every process uses the same servers
     os.environ["QC_DATABASE_URL"] = db_url
     os.environ["QC_REDIS_URL"] = redis_url
@@ -112,11 +119,15 @@ def serve(
     host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes")] = 1,
+    seed_demo: Annotated[
+        bool, typer.Option(help="seed an empty database with the demo city and its logins")
+    ] = False,
 ) -> None:
-    """Run the API on the embedded (or configured) stack, seeding an empty database."""
+    """Run the API on the embedded (or configured) stack."""
     import uvicorn
 
-    _prepare_stack(get_settings())
+    settings = get_settings()
+    _prepare_stack(settings, seed_demo=seed_demo)
     console.print(f"API on http://{host}:{port}  (OpenAPI: http://{host}:{port}/docs)")
     uvicorn.run(
         "server.app:create_app",
@@ -127,6 +138,10 @@ def serve(
         log_level="warning",
         access_log=False,
         server_header=False,  # do not advertise the server software
+        # X-Forwarded-For names the client only when a trusted proxy (QC_TRUSTED_PROXIES)
+        # sent it; otherwise any client could pick its own address for the limits
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or None,
         timeout_graceful_shutdown=10,
     )
 
@@ -173,7 +188,7 @@ def demo(
 
     os.environ["QC_CLOCK_SPEED"] = str(speed)
     get_settings.cache_clear()
-    db_url, _ = _prepare_stack(get_settings())
+    db_url, _ = _prepare_stack(get_settings(), seed_demo=True)
     _print_logins(demo_logins())
     if not headless:
         console.print(

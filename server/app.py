@@ -36,7 +36,7 @@ from server.kit.errors import PROBLEM_JSON, DomainError, problem_body
 from server.kit.headers import SecurityHeadersMiddleware
 from server.kit.logs import configure_logging
 from server.kit.loops import background_loops
-from server.kit.metrics import MetricsMiddleware
+from server.kit.metrics import MetricsMiddleware, metrics_allowed
 from server.kit.migrate import head_revision
 from server.kit.resources import Resources, install, resources_of
 from server.ops.feed import FeedCache
@@ -186,6 +186,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         version="0.1.0",
         summary="Dark-store selection, catalogue, carts, orders, picking, delivery and ops.",
         lifespan=lifespan,
+        # production publishes no API map (clients ship with the one they were built on)
+        docs_url=None if settings.production else "/docs",
+        redoc_url=None if settings.production else "/redoc",
+        openapi_url=None if settings.production else "/openapi.json",
     )
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(SecurityHeadersMiddleware)
@@ -216,7 +220,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         return JSONResponse(health.model_dump(), status_code=200 if health.status == "ok" else 503)
 
     @app.get("/metrics", summary="Prometheus metrics", tags=["service"], response_class=Response)
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        if not metrics_allowed(settings, request.headers.get("authorization", "")):
+            # not 401: an unauthorised caller is not told that the endpoint exists
+            return JSONResponse(
+                problem_body(404, "not_found", "no such route"),
+                status_code=404,
+                media_type=PROBLEM_JSON,
+            )
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -29,6 +29,14 @@ class Settings(BaseSettings):
     # per client address
     login_attempts_per_account: str = "5/15 minutes"
     login_failures_per_address: str = "40/5 minutes"
+    # production: no /docs, /redoc or /openapi.json, and /metrics only with its token
+    production: bool = False
+    metrics_token: SecretStr | None = Field(
+        default=None, description="Bearer token /metrics asks for (required in production)"
+    )
+    # proxies whose X-Forwarded-For names the client (comma-separated addresses; empty:
+    # trust none, so a client cannot pick its own address for the per-address limits)
+    trusted_proxies: str = ""
 
     # One clock (server/clock.py): the demo runs the world ``clock_speed`` times faster.
     clock_speed: float = 1.0

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import secrets
 import time
 
 from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.kit.config import Settings
 
 REQUESTS = Counter("qc_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
@@ -40,3 +43,12 @@ class MetricsMiddleware:
             route = getattr(scope.get("route"), "path", "unmatched")
             REQUESTS.labels(scope["method"], route, str(status)).inc()
             LATENCY.labels(scope["method"], route).observe(time.perf_counter() - start)
+
+
+def metrics_allowed(settings: Settings, authorization: str) -> bool:
+    """/metrics is open in development; with ``QC_METRICS_TOKEN`` set it asks for that bearer
+    token, and in production (``QC_PRODUCTION``) it is closed unless the token is set."""
+    if settings.metrics_token is None:
+        return not settings.production
+    expected = f"Bearer {settings.metrics_token.get_secret_value()}"
+    return secrets.compare_digest(authorization.encode(), expected.encode())

@@ -103,6 +103,22 @@ def test_serve_restart_keeps_the_data(qc_home: Path) -> None:
         _stop(proc)
 
 
+@pytest.mark.slow
+def test_serve_on_an_empty_database_seeds_no_demo_logins(qc_home: Path) -> None:
+    """Production starts empty: `qc serve` loads no city and no public demo secrets."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = _serve(qc_home, port)
+    try:
+        _wait_healthy(url, proc)
+        assert httpx.get(url + "/v1/stores").json()["items"] == []
+        for login, secret in (("admin", "admin-demo"), ("manager.blr", "manager-demo")):
+            answer = httpx.post(url + "/v1/auth/login", json={"login": login, "secret": secret})
+            assert answer.status_code == 401, answer.text
+    finally:
+        _stop(proc)
+
+
 def test_seed_refuses_to_seed_twice_without_reset(qc_home: Path) -> None:
     home = qc_home
     args = [*QC, "seed", "--stores", "1", "--skus", "20", "--riders", "1", "--customers", "1"]

@@ -64,7 +64,7 @@ def test_qc_serve_sends_no_server_header(monkeypatch: pytest.MonkeyPatch) -> Non
     from qc import cli
 
     options: dict[str, Any] = {}
-    monkeypatch.setattr(cli, "_prepare_stack", lambda settings: None)
+    monkeypatch.setattr(cli, "_prepare_stack", lambda settings, **_: None)
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: options.update(kwargs))
     result = CliRunner().invoke(cli.app, ["serve", "--port", "8123"])
     assert result.exit_code == 0, result.output
