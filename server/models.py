@@ -13,6 +13,7 @@ from server.forecast.models import (
     FlashSaleSchedule,
     ReplenishmentOrder,
     SalesHistory,
+    StockoutHour,
 )
 from server.idempotency.models import IdempotencyRecord
 from server.identity.models import User
@@ -56,6 +57,7 @@ __all__ = [
     "RiderShift",
     "SalesHistory",
     "StockLedger",
+    "StockoutHour",
     "StoreBin",
     "StoreInventory",
     "StorePrice",

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.forecast.history import IST, ist_midnight
-from server.forecast.runs import run_forecast
+from server.forecast.runs import StaleHistory, run_forecast
 from server.forecast.service import plan_replenishment
 from server.kit import keys
 from server.kit.clock import Clock
@@ -43,6 +43,8 @@ async def run_daily_job(
     if settings.forecast_daily:
         try:
             await asyncio.to_thread(run_forecast, database_url, origin=ist_midnight(now))
+        except StaleHistory as exc:  # loud: planning goes on with the last good forecast
+            log.error("DAILY FORECAST REFUSED: stale sales history", extra={"reason": str(exc)})
         except ValueError as exc:  # no history yet: plan with what forecasts exist
             log.warning("daily forecast skipped", extra={"reason": str(exc)})
     async with transaction(sessions) as session:

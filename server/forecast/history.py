@@ -110,11 +110,16 @@ class History:
     series_store: NDArray[np.int32]
     series_sku: NDArray[np.int32]
     units: NDArray[np.uint16]  # [series, hour]
+    # [series, hour] True where the shelf was empty at some moment: sales there are censored
+    # (a lower bound on demand). None: no stock-out information (all hours taken as demand).
+    censored: NDArray[np.bool_] | None = None
 
     def __post_init__(self) -> None:
         n = self.units.shape[0]
         if self.units.ndim != 2 or self.series_store.shape != (n,) or self.series_sku.shape != (n,):
             raise ValueError("units must be [series, hour] with one store/sku index per series")
+        if self.censored is not None and self.censored.shape != self.units.shape:
+            raise ValueError("censored must have the shape of units")
         if self.units.shape[1] % HOURS_PER_DAY:
             raise ValueError("history must cover whole local days")
 
@@ -169,7 +174,8 @@ class History:
         """The first ``hours`` hours (whole days), sharing memory with this history."""
         if hours % HOURS_PER_DAY or not 0 < hours <= self.hours:
             raise ValueError("truncate to a whole number of days inside the history")
-        return replace(self, units=self.units[:, :hours])
+        mask = None if self.censored is None else self.censored[:, :hours]
+        return replace(self, units=self.units[:, :hours], censored=mask)
 
     # ---- export
     def nonzero(self) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.uint16]]:

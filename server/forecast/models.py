@@ -3,6 +3,8 @@
 * ``sales_history``: units sold per store x SKU per hour (only hours that sold: absent = 0).
   The bulk-loaded fact table: no foreign keys (they would check every one of ~5 M COPY rows;
   the loader takes its store and SKU ids from ``dark_stores``/``products``).
+* ``sales_stockout_hours``: the hours of a store x SKU whose sales are censored (the shelf
+  was empty at some moment of the hour), so a model does not read them as low demand.
 * ``weather_days``, ``calendar_events``, ``flash_sale_schedule``: the external drivers the
   model reads (``source`` says whether a row was imported or generated for the demo; an
   imported row always wins over a synthetic one).
@@ -43,6 +45,7 @@ class ReplenishmentStatus(StrEnum):
 class FactorSource(StrEnum):
     IMPORT = "import"  # from a CSV (real data): never overwritten by synthetic rows
     SYNTHETIC = "synthetic"  # generated with the demo history
+    SYSTEM = "system"  # a flash sale the system itself ran (copied by the hourly roll-up)
 
 
 class SalesHistory(SQLModel, table=True):
@@ -56,6 +59,18 @@ class SalesHistory(SQLModel, table=True):
         primary_key=True,
     )
     units: int
+
+
+class StockoutHour(SQLModel, table=True):
+    """A store x SKU local hour in which the shelf was empty at some moment (``available``
+    reached 0): its sales are censored, a lower bound on demand, not demand. Written by the
+    hourly roll-up (``server/forecast/rollup.py``) next to the hour's ``sales_history`` row."""
+
+    __tablename__ = "sales_stockout_hours"
+
+    store_id: str = Field(primary_key=True, max_length=20)
+    sku_id: str = Field(primary_key=True, max_length=50)
+    hour_start: datetime = Field(sa_type=DateTime(timezone=True), primary_key=True)
 
 
 class DailyWeather(SQLModel, table=True):

@@ -15,6 +15,7 @@ from datetime import date, datetime, timedelta
 import psycopg
 
 from server.forecast.backtest import BacktestReport, rolling_origins, run_backtest
+from server.forecast.censoring import impute_censored
 from server.forecast.estimator import DemandModel, ForecastConfig
 from server.forecast.history import HOURS_PER_DAY, IST, day_start_utc, ist_midnight
 from server.forecast.inputs import (
@@ -24,7 +25,15 @@ from server.forecast.inputs import (
     load_entities,
     read_factors,
 )
-from server.forecast.sales_history import history_bounds, read_history
+from server.forecast.sales_history import history_bounds, read_history, with_stockouts
+
+STALE_AFTER = timedelta(days=1)
+
+
+class StaleHistory(ValueError):
+    """The newest sales hour is more than a day before the origin: the sales roll-up is not
+    running (or the history was never loaded past the seed), and a refit would read the
+    missing days as zero demand."""
 
 
 @dataclass(frozen=True)
@@ -64,10 +73,15 @@ def run_forecast(
     config: ForecastConfig | None = None,
     stores: StoreSelection = None,
     skus: StoreSelection = None,
+    allow_stale: bool = False,
 ) -> ForecastRun:
     """Fit the model on up to ``days`` days of history before ``origin`` (an IST hour),
     forecast the next 72 h of every store x SKU and write one ``demand_forecasts`` row per
-    series (``forecast_at = origin``, replacing an earlier run at the same origin)."""
+    series (``forecast_at = origin``, replacing an earlier run at the same origin).
+
+    Refuses (:class:`StaleHistory`) when the newest sales hour is more than a day before
+    the origin, unless ``allow_stale``. Censored (stock-out) hours are filled with the
+    estimated demand before fitting (:mod:`server.forecast.censoring`)."""
     _check_origin(origin)
     t0 = time.perf_counter()
     with psycopg.connect(url) as conn:
@@ -75,11 +89,22 @@ def run_forecast(
         bounds = history_bounds(conn, city, before=origin)
         if bounds is None:
             raise ValueError("no sales history before the origin: run `qc forecast history`")
+        newest = bounds[1] + timedelta(hours=1)
+        if not allow_stale and origin - newest > STALE_AFTER:
+            raise StaleHistory(
+                f"the newest sales hour ends {newest.astimezone(IST):%Y-%m-%d %H:%M} IST, "
+                f"{(origin - newest) / timedelta(hours=1):.0f} h before the origin "
+                f"{origin.astimezone(IST):%Y-%m-%d %H:%M} IST: is the sales roll-up running? "
+                "Refusing to refit on missing days read as zero sales"
+            )
         origin_day = origin.astimezone(IST).date()
         first_day = max(origin_day - timedelta(days=days), bounds[0].astimezone(IST).date())
         origin_hour = (origin - day_start_utc(first_day)) // timedelta(hours=1)
         n_days = math.ceil(origin_hour / HOURS_PER_DAY)
         history = read_history(conn, city, start=first_day, days=n_days, until=origin)
+        history = impute_censored(
+            with_stockouts(conn, history, until=origin), until_hour=origin_hour
+        )
         drivers = read_factors(
             conn, city, first=first_day, last=origin_day + timedelta(days=FACTOR_LEAD_DAYS)
         )

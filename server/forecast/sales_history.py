@@ -10,7 +10,7 @@ from __future__ import annotations
 import struct
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
@@ -259,6 +259,30 @@ def read_history(
             rows = slice(store_i * n_sku, (store_i + 1) * n_sku)
             empty.units[rows] = block.reshape(n_sku, hours).astype(np.uint16)
     return empty
+
+
+def with_stockouts(
+    conn: psycopg.Connection[Any], history: History, *, until: datetime | None = None
+) -> History:
+    """``history`` with its censored mask read from ``sales_stockout_hours`` (hours at or
+    after ``until`` left unmarked)."""
+    lo = history.start_utc
+    hi = lo + timedelta(hours=history.hours)
+    if until is not None:
+        hi = min(hi, until)
+    index = history.series_index()
+    mask = np.zeros(history.units.shape, dtype=bool)
+    rows = conn.execute(
+        "SELECT store_id, sku_id, ((extract(epoch FROM hour_start)::int8 - %s) / 3600)::int4 "
+        "FROM sales_stockout_hours WHERE store_id = ANY(%s) AND hour_start >= %s "
+        "AND hour_start < %s",
+        (int(lo.timestamp()), [s.store_id for s in history.stores], lo, hi),
+    ).fetchall()
+    for store_id, sku_id, t in rows:
+        i = index.get((store_id, sku_id))
+        if i is not None:
+            mask[i, t] = True
+    return replace(history, censored=mask)
 
 
 def history_bounds(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from server.delivery.dispatcher import DispatchPolicy
 from server.delivery.worker import dispatch_all
 from server.events.relay import relay_once
 from server.flash.tick import tick as flash_tick
 from server.forecast.daily import run_daily_job
+from server.forecast.rollup import rollup_sales
 from server.inventory.worker import inventory_loops
 from server.kit.background import LeasedLoop
 from server.kit.resources import Resources
@@ -29,7 +31,7 @@ def background_loops(resources: Resources) -> list[LeasedLoop]:
             redis,
             "dispatcher",
             settings.dispatch_interval_s,
-            lambda: dispatch_all(sessions, redis, clock),
+            lambda: dispatch_all(sessions, redis, clock, policy=DispatchPolicy.of(settings)),
         ),
         LeasedLoop(
             redis,
@@ -60,6 +62,12 @@ def background_loops(resources: Resources) -> list[LeasedLoop]:
             "ops-alerts",
             settings.ops_alert_interval_s,
             lambda: evaluate_all(sessions, clock),
+        ),
+        LeasedLoop(
+            redis,
+            "sales-rollup",
+            60.0,
+            lambda: rollup_sales(sessions, redis, clock),
         ),
         LeasedLoop(
             redis,
