@@ -16,17 +16,10 @@ key                                   type    holds
 ``inflight:{S}``                      string  count of stock changes applied in Redis whose
                                               PostgreSQL write has not finished yet
 ``lock:{S}:rebuild``                  string  the rebuild lock of a store (SET NX PX)
-``invlog:{S}``                        stream  soft-hold movements journaled by the Lua
-                                              scripts, applied to PostgreSQL in batches
-``invapplied:{S}``                    string  the last journal id PostgreSQL holds (a hint;
-                                              the truth is ``inventory_journal_offsets``)
 ``lease:<name>``                      string  a background loop's leader lease
 ``storesel:<version>:<cell>``         string  store selection for a ~150 m location cell
                                               (JSON, 30 s cache); bumping
                                               ``storesel:version`` invalidates every cell
-``catalog:version``                   string  bumped after a catalogue change (prices, products,
-                                              flash offers): replicas drop their in-process
-                                              catalogue (``server.catalog.snapshot``)
 ``events:order:<order_id>``           pubsub  an order's state changes and rider fixes
 ``riders:geo:<city>``                 geo     live rider positions of a city (GEOADD/GEOSEARCH)
 ``rider:<rider_id>:fix``              hash    the rider's last fix (lat, lng, at, speed)
@@ -86,14 +79,6 @@ def rebuild_lock(store_id: str) -> str:
     return f"lock:{{{store_id}}}:rebuild"
 
 
-def inventory_journal(store_id: str) -> str:
-    return f"invlog:{{{store_id}}}"
-
-
-def journal_applied(store_id: str) -> str:
-    return f"invapplied:{{{store_id}}}"
-
-
 def lease(name: str) -> str:
     return f"lease:{name}"
 
@@ -103,8 +88,6 @@ def store_selection(version: int, cell: str) -> str:
 
 
 STORE_SELECTION_VERSION = "storesel:version"
-
-CATALOG_VERSION = "catalog:version"
 
 
 def order_channel(order_id: str) -> str:

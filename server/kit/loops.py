@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from server.delivery.dispatcher import DispatchPolicy
 from server.delivery.worker import dispatch_all
 from server.events.relay import relay_once
 from server.flash.tick import tick as flash_tick
@@ -31,7 +30,7 @@ def background_loops(resources: Resources) -> list[LeasedLoop]:
             redis,
             "dispatcher",
             settings.dispatch_interval_s,
-            lambda: dispatch_all(sessions, redis, clock, policy=DispatchPolicy.of(settings)),
+            lambda: dispatch_all(sessions, redis, clock),
         ),
         LeasedLoop(
             redis,
