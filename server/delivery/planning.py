@@ -49,6 +49,8 @@ class RiderCandidate:
     rating: float  # 0..5
     battery_pct: float  # 0..100
     hist_avg_minutes: float | None = None  # average delivery minutes; None for new riders
+    # where a DELIVERING rider will be free (their last open drop); None: where they are
+    free_at: LatLng | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +131,27 @@ def is_eligible(
     return _status_ok(rider, weights) and haversine_m(rider.position, store) <= weights.radius_m
 
 
+def approach_s(rider: RiderCandidate, store: LatLng) -> float:
+    """Seconds until the rider can be at the store: for a DELIVERING rider the rest of
+    their trip (``free_in_s``) and the ride from its last drop, else the ride from here."""
+    busy = rider.status == RIDER_DELIVERING
+    start = rider.free_at if busy and rider.free_at is not None else rider.position
+    return (rider.free_in_s if busy else 0.0) + eta_s(haversine_m(start, store))
+
+
+def _approach_matrix(
+    stores: Sequence[LatLng], riders: Sequence[RiderCandidate]
+) -> NDArray[np.float64]:
+    """``approach_s`` for every (store, rider), shape (len(stores), len(riders))."""
+    busy = np.array([r.status == RIDER_DELIVERING for r in riders], dtype=bool)
+    starts = [
+        r.free_at if r.status == RIDER_DELIVERING and r.free_at is not None else r.position
+        for r in riders
+    ]
+    free_in = np.where(busy, np.array([r.free_in_s for r in riders], dtype=np.float64), 0.0)
+    return _distance_matrix(stores, starts) * ROAD_FACTOR / BASE_SPEED_MPS + free_in[None, :]
+
+
 def neutral_history_minutes(riders: Sequence[RiderCandidate], weights: ScoreWeights) -> float:
     """Minutes credited to riders without history: the median of those who have one.
 
@@ -175,11 +198,14 @@ def rider_score(
     """Seed score, 0..``weights.total``: (1 - d/2000)*40 + (rating/5)*20 + (battery/100)*10
     + (1 - avg_minutes/15)*30, each term clamped to [0, its weight]. Eligibility is separate.
 
+    ``d`` is the distance to the store; for a DELIVERING rider the distance they could ride
+    in their ``approach_s`` (the rest of their trip, then from its last drop to the store),
+    so a rider free in a minute next door beats an idle one across the radius.
     ``neutral_minutes`` stands in for a missing history (see ``neutral_history_minutes``);
     without it a new rider gets half the history weight.
     """
     neutral = weights.sla_s / 60.0 / 2.0 if neutral_minutes is None else neutral_minutes
-    dist = np.array([haversine_m(rider.position, store)])
+    dist = np.array([approach_s(rider, store) * BASE_SPEED_MPS / ROAD_FACTOR])
     return float((_distance_term(dist, weights) + _rider_terms([rider], weights, neutral))[0])
 
 
@@ -206,35 +232,80 @@ def assign(
 
     Among all matchings of eligible pairs it first maximises how many orders get a rider,
     then the total score: an order left waiting costs SLA minutes, which outweighs a better
-    score for someone else. ``orders`` may be batches (one entry per trip; only ``store`` is
-    used). Riders without history score with the median of ``riders`` (the fleet passed in).
+    score for someone else. ``orders`` may be batches (one entry per trip; only ``store``
+    and ``ready_at_s`` are used). Riders without history score with the median of
+    ``riders`` (the fleet passed in).
+
+    A pair's score depends on the order only through its store, so orders of one store are
+    interchangeable: they are solved as one group (the best riders by score, the nearest of
+    them to the orders ready first), which is what the dispatcher (one store per run) asks.
+    Orders of several stores go to the Hungarian algorithm over, per store, only its best
+    ``len(orders)`` eligible riders (a rider outside that set can always be swapped for a
+    free one inside it, so the optimum is unchanged).
     """
     if not orders or not riders:
         return []
-    dist = _distance_matrix([o.store for o in orders], [r.position for r in riders])
+    group_of: dict[LatLng, int] = {}
+    groups = np.array([group_of.setdefault(o.store, len(group_of)) for o in orders])
+    points = list(group_of)
+    positions = [r.position for r in riders]
     status_ok = np.array([_status_ok(r, weights) for r in riders], dtype=bool)
-    eligible = (dist <= weights.radius_m) & status_ok[None, :]
-    # Drop rows/columns with no eligible pair: the solver's cost grows with matrix size.
-    rows = np.flatnonzero(eligible.any(axis=1))
-    cols = np.flatnonzero(eligible.any(axis=0))
-    if rows.size == 0:
-        return []
-    sub_eligible = eligible[np.ix_(rows, cols)]
+    eligible = (_distance_matrix(points, positions) <= weights.radius_m) & status_ok[None, :]
+    approach = _approach_matrix(points, riders)
     neutral = neutral_history_minutes(riders, weights)
     score = (
-        _distance_term(dist[np.ix_(rows, cols)], weights)
-        + _rider_terms([riders[int(c)] for c in cols], weights, neutral)[None, :]
+        _distance_term(approach * BASE_SPEED_MPS / ROAD_FACTOR, weights)
+        + _rider_terms(riders, weights, neutral)[None, :]
     )
+    if len(points) == 1:
+        return _assign_one_store(orders, riders, eligible[0], score[0], approach[0])
+    n = len(orders)
+    # per store its best n eligible riders (by score, then input order)
+    keep = np.zeros(len(riders), dtype=bool)
+    for g in range(len(points)):
+        idx = np.flatnonzero(eligible[g])
+        if idx.size > n:
+            idx = idx[np.argsort(-score[g, idx], kind="stable")[:n]]
+        keep[idx] = True
+    cols = np.flatnonzero(keep)
+    if cols.size == 0:
+        return []
+    sub_eligible = eligible[np.ix_(groups, cols)]
+    rows = np.flatnonzero(sub_eligible.any(axis=1))
+    sub_eligible = sub_eligible[rows]
+    sub_score = score[np.ix_(groups[rows], cols)]
     # A per-pair bonus above any matching's total score makes one more assignment always
     # worth more than any score gain; ineligible cells get 0 and are dropped afterwards.
     bonus = weights.total * min(rows.size, cols.size) + 1.0
-    profit = np.where(sub_eligible, score + bonus, 0.0)
+    profit = np.where(sub_eligible, sub_score + bonus, 0.0)
     r_idx, c_idx = linear_sum_assignment(profit, maximize=True)
-    keep = sub_eligible[r_idx, c_idx]
+    ok = sub_eligible[r_idx, c_idx]
     return [
         (orders[rows[i]].order_id, riders[cols[j]].rider_id)
-        for i, j in zip(r_idx[keep], c_idx[keep], strict=True)
+        for i, j in zip(r_idx[ok], c_idx[ok], strict=True)
     ]
+
+
+def _assign_one_store(
+    orders: Sequence[WaitingOrder],
+    riders: Sequence[RiderCandidate],
+    eligible: NDArray[np.bool_],
+    score: NDArray[np.float64],
+    approach: NDArray[np.float64],
+) -> list[tuple[str, str]]:
+    """Every order scores alike: the ``k`` best eligible riders take the ``k`` orders ready
+    first, the rider who can be there soonest on the order ready soonest."""
+    idx = np.flatnonzero(eligible)
+    k = min(len(orders), idx.size)
+    if k == 0:
+        return []
+    best = idx[np.argsort(-score[idx], kind="stable")[:k]]
+    best = best[np.argsort(approach[best], kind="stable")]
+    first = sorted(
+        range(len(orders)), key=lambda i: (orders[i].ready_at_s, orders[i].placed_at_s, i)
+    )[:k]
+    pairs = dict(zip(first, best.tolist(), strict=True))
+    return [(orders[i].order_id, riders[pairs[i]].rider_id) for i in sorted(pairs)]
 
 
 # --- ETA ----------------------------------------------------------------------------------
