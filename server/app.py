@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server.catalog.routes import router as catalog_router
+from server.catalog.snapshot import Catalog
 from server.delivery.routes import router as delivery_router
 from server.delivery.routes import ws_router as rider_ws_router
 from server.flash import ratelimit
@@ -145,6 +146,7 @@ async def open_resources(settings: Settings, clock: Clock) -> AsyncIterator[Reso
                 redis=redis, redis_pubsub=redis_pubsub, settings=settings, clock=clock
             ),
             ops_feed=FeedCache(),
+            catalog=Catalog(engine, redis),
         )
         await scripts.load_all(redis)
         # Redis must hold every store's stock before the first reservation is accepted

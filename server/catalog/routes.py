@@ -1,21 +1,33 @@
-"""Browsing and search (public): categories, a store's products, detail, availability."""
+"""Browsing and search (public): categories, a store's products, detail, availability.
+
+Every read here comes from the replica's in-process catalogue (``server.catalog.snapshot``)
+plus, where a page shows stock, one Redis call for its SKUs: no database session, no
+transaction, JSON written by orjson (static parts rendered once per catalogue version).
+"""
 
 from __future__ import annotations
 
-import hashlib
+from datetime import datetime
 from html import escape
-from typing import Annotated
+from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from server.catalog import service
 from server.catalog.models import Product
-from server.flash.offers import live_offers
-from server.kit.deps import ClockDep, RedisDep, SessionDep
+from server.catalog.snapshot import Item, StoreCatalog, available
+from server.kit.deps import SessionDep
 from server.kit.errors import NotFound
 from server.kit.openapi import problem_responses
-from server.stores.models import DarkStore
-from shared.schemas.catalog import Availability, CategoryPublic, ProductCard, ProductDetail
+from server.kit.resources import Resources, resources_of
+from shared.schemas.catalog import (
+    Availability,
+    CategoryPage,
+    CategoryPublic,
+    ProductCard,
+    ProductDetail,
+)
 from shared.schemas.common import Page
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
@@ -26,109 +38,185 @@ StoreId = Annotated[
 SkuId = Annotated[
     str, Path(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9_-]+$", examples=["SKU00042"])
 ]
+CategoryId = Annotated[
+    str, Path(min_length=1, max_length=40, pattern=r"^[a-z0-9-]+$", examples=["snacks-munchies"])
+]
+Cursor = Annotated[str | None, Query(max_length=50)]
 # The seed's edge rules, as the Cache-Control an edge cache (Cloudflare, Akamai) obeys:
 NO_STORE = "no-store"  # inventory (and anything carrying it) is never cached: always fresh
 PRODUCT_CACHE = "public, max-age=60, stale-while-revalidate=60"  # product detail: 60 s
+CATEGORY_CACHE = "public, max-age=60, s-maxage=3600"  # category pages: 1 h at the CDN
 IMAGE_CACHE = "public, max-age=86400, immutable"  # product images: 24 h
+JSON = "application/json"
 
 
-async def _known_store(session: SessionDep, store_id: str) -> None:
-    if await session.get(DarkStore, store_id) is None:
+def _json(body: bytes, cache_control: str, etag: str | None = None) -> Response:
+    headers = {"Cache-Control": cache_control}
+    if etag:
+        headers["ETag"] = etag
+    return Response(body, media_type=JSON, headers=headers)
+
+
+def _not_modified(request: Request, etag: str, cache_control: str) -> Response | None:
+    wanted = request.headers.get("if-none-match")
+    if wanted and etag in [t.strip() for t in wanted.split(",")]:
+        return Response(status_code=304, headers={"ETag": etag, "Cache-Control": cache_control})
+    return None
+
+
+async def _store(resources: Resources, store_id: str) -> StoreCatalog:
+    store = await resources.catalog.store(store_id)
+    if store is None:
         raise NotFound(f"no store {store_id}", code="store_not_found")
+    return store
+
+
+def _offers(store: StoreCatalog, skus: list[str], now: datetime) -> dict[str, Any]:
+    if not store.offers:
+        return {}
+    found = {s: store.offer(s, now) for s in skus}
+    return {s: o.body for s, o in found.items() if o is not None}
 
 
 async def _cards(
-    session: SessionDep,
-    redis: RedisDep,
-    clock: ClockDep,
-    store_id: str,
-    rows: list[service.ProductRow],
-) -> list[ProductCard]:
-    skus = [r.sku_id for r in rows]
-    live = await service.live_availability(redis, store_id=store_id, sku_ids=skus)
-    offers = await live_offers(session, store_id=store_id, now=clock.now(), sku_ids=skus)
-    return [
-        ProductCard(
-            sku_id=r.sku_id,
-            name=r.name,
-            brand=r.brand,
-            category_id=r.category_id,
-            pack_size=r.pack_size,
-            mrp_paise=r.mrp_paise,
-            price_paise=r.price_paise,
-            image_url=r.image_url,
-            available_qty=live[r.sku_id],
-            in_stock=live[r.sku_id] > 0,
-            flash=offers.get(r.sku_id),
+    resources: Resources, store: StoreCatalog, page: list[Item], qty: list[int] | None = None
+) -> bytes:
+    """A JSON array of product cards with live stock (read now unless given) and offers."""
+    skus = [i.sku_id for i in page]
+    if qty is None:
+        qty = await available(resources.redis, store.store_id, skus)
+    offers = _offers(store, skus, resources.clock.now())
+    parts = []
+    for item, q in zip(page, qty, strict=True):
+        offer = offers.get(item.sku_id)
+        tail = b',"in_stock":true,"flash":' if q > 0 else b',"in_stock":false,"flash":'
+        parts.append(
+            item.card_head
+            + str(q).encode()
+            + tail
+            + (orjson.dumps(offer) if offer else b"null")
+            + b"}"
         )
-        for r in rows
-    ]
+    return b"[" + b",".join(parts) + b"]"
 
 
-@router.get("/categories", summary="Product categories")
-async def categories(session: SessionDep, response: Response) -> list[CategoryPublic]:
-    response.headers["Cache-Control"] = "public, max-age=300"
-    return [CategoryPublic.model_validate(c) for c in await service.list_categories(session)]
+@router.get(
+    "/categories",
+    summary="Product categories",
+    response_class=Response,
+    responses={200: {"model": list[CategoryPublic], "description": "every category"}},
+)
+async def categories(request: Request) -> Response:
+    directory = await resources_of(request.app).catalog.directory()
+    return _json(directory.categories_body, "public, max-age=300")
 
 
 @router.get(
     "/stores/{store_id}/products",
     summary="A store's products with live availability",
-    responses=problem_responses(404, 422),
+    response_class=Response,
+    responses={
+        200: {"model": Page[ProductCard], "description": "a page of products"},
+        **problem_responses(404, 422),
+    },
 )
 async def products(
     store_id: StoreId,
-    session: SessionDep,
-    redis: RedisDep,
-    clock: ClockDep,
-    response: Response,
+    request: Request,
     category: Annotated[str | None, Query(max_length=40, examples=["dairy-bread-eggs"])] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 40,
-    cursor: Annotated[str | None, Query(max_length=50)] = None,
-) -> Page[ProductCard]:
-    await _known_store(session, store_id)
-    rows = await service.list_products(
-        session, store_id=store_id, category=category, after=cursor, limit=limit + 1
+    cursor: Cursor = None,
+) -> Response:
+    resources = resources_of(request.app)
+    store = await _store(resources, store_id)
+    page, next_cursor = store.page(category, cursor, limit)
+    body = (
+        b'{"items":'
+        + await _cards(resources, store, page)
+        + b',"next_cursor":'
+        + orjson.dumps(next_cursor)
+        + b"}"
     )
-    page = rows[:limit]
-    response.headers["Cache-Control"] = NO_STORE
-    return Page[ProductCard](
-        items=await _cards(session, redis, clock, store_id, page),
-        next_cursor=page[-1].sku_id if len(rows) > limit else None,
-    )
+    return _json(body, NO_STORE)
+
+
+@router.get(
+    "/stores/{store_id}/categories/{category_id}",
+    summary="A category page (cacheable 1 h at the edge; stock from availability)",
+    response_class=Response,
+    responses={
+        200: {"model": CategoryPage, "description": "a page of the category's products"},
+        304: {"description": "Not modified"},
+        **problem_responses(404, 422),
+    },
+)
+async def category_page(
+    store_id: StoreId,
+    category_id: CategoryId,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=100)] = 40,
+    cursor: Cursor = None,
+) -> Response:
+    """The category's products and prices at this store, without stock or flash prices,
+    so an edge cache may keep it for an hour; ``/availability`` answers those, live."""
+    resources = resources_of(request.app)
+    store = await _store(resources, store_id)
+    if category_id not in store.by_category:
+        directory = await resources.catalog.directory()
+        if category_id not in {c["category_id"] for c in directory.categories}:
+            raise NotFound(f"no category {category_id}", code="category_not_found")
+
+    def render() -> bytes:
+        page, next_cursor = store.page(category_id, cursor, limit)
+        return orjson.dumps(
+            {
+                "store_id": store_id,
+                "category_id": category_id,
+                "items": [i.card for i in page],
+                "next_cursor": next_cursor,
+            }
+        )
+
+    body, etag = store.memo(("category", category_id, cursor, limit), render)
+    return _not_modified(request, etag, CATEGORY_CACHE) or _json(body, CATEGORY_CACHE, etag)
 
 
 @router.get(
     "/stores/{store_id}/products/{sku_id}",
     summary="Product detail (cacheable 60 s)",
-    responses={**problem_responses(404, 422), 304: {"description": "Not modified"}},
+    response_class=Response,
+    responses={
+        200: {"model": ProductDetail, "description": "the product at this store"},
+        304: {"description": "Not modified"},
+        **problem_responses(404, 422),
+    },
 )
-async def product(
-    store_id: StoreId, sku_id: SkuId, session: SessionDep, clock: ClockDep, request: Request
-) -> Response:
-    offers = await live_offers(session, store_id=store_id, now=clock.now(), sku_ids=[sku_id])
-    detail = ProductDetail(
-        **await service.product_detail(session, store_id=store_id, sku_id=sku_id),
-        flash=offers.get(sku_id),
+async def product(store_id: StoreId, sku_id: SkuId, request: Request) -> Response:
+    resources = resources_of(request.app)
+    store = await _store(resources, store_id)
+    item = store.items.get(sku_id)
+    if item is None:
+        raise NotFound(f"{sku_id} is not sold at {store_id}", code="product_not_found")
+    offer = store.offer(sku_id, resources.clock.now()) if store.offers else None
+    body, etag = store.memo(
+        ("detail", sku_id, offer.sale_id if offer else None),
+        lambda: orjson.dumps(item.detail | {"flash": offer.body if offer else None}),
     )
-    body = detail.model_dump_json().encode()
-    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-    headers = {"ETag": etag, "Cache-Control": PRODUCT_CACHE}
-    if etag in [t.strip() for t in request.headers.get("if-none-match", "").split(",")]:
-        return Response(status_code=304, headers=headers)
-    return Response(body, media_type="application/json", headers=headers)
+    return _not_modified(request, etag, PRODUCT_CACHE) or _json(body, PRODUCT_CACHE, etag)
 
 
 @router.get(
     "/stores/{store_id}/availability",
-    summary="Live availability of some SKUs",
-    responses=problem_responses(404, 422),
+    summary="Live availability (and flash prices) of some SKUs",
+    response_class=Response,
+    responses={
+        200: {"model": Availability, "description": "units available now, by SKU"},
+        **problem_responses(404, 422),
+    },
 )
 async def availability(
     store_id: StoreId,
-    session: SessionDep,
-    redis: RedisDep,
-    response: Response,
+    request: Request,
     skus: Annotated[
         str,
         Query(
@@ -138,39 +226,38 @@ async def availability(
             examples=["SKU00001,SKU00002"],
         ),
     ],
-) -> Availability:
-    await _known_store(session, store_id)
+) -> Response:
+    resources = resources_of(request.app)
+    store = await _store(resources, store_id)
     wanted = sorted({s for s in skus.split(",") if s})[:100]
-    response.headers["Cache-Control"] = NO_STORE
-    return Availability(
-        store_id=store_id,
-        available=await service.live_availability(redis, store_id=store_id, sku_ids=wanted),
-    )
+    qty = await available(resources.redis, store_id, wanted)
+    body = {
+        "store_id": store_id,
+        "available": dict(zip(wanted, qty, strict=True)),
+        "flash": _offers(store, wanted, resources.clock.now()),
+    }
+    return _json(orjson.dumps(body), NO_STORE)
 
 
 @router.get(
     "/stores/{store_id}/search",
     summary="Search a store's catalogue",
-    responses=problem_responses(404, 422),
+    response_class=Response,
+    responses={
+        200: {"model": list[ProductCard], "description": "in-stock items first, then by rank"},
+        **problem_responses(404, 422),
+    },
 )
 async def search(
     store_id: StoreId,
-    session: SessionDep,
-    redis: RedisDep,
-    clock: ClockDep,
-    response: Response,
+    request: Request,
     q: Annotated[str, Query(min_length=1, max_length=100, examples=["amul milk"])],
     limit: Annotated[int, Query(ge=1, le=50)] = 20,
-) -> list[ProductCard]:
-    await _known_store(session, store_id)
-    response.headers["Cache-Control"] = NO_STORE
-    return await _cards(
-        session,
-        redis,
-        clock,
-        store_id,
-        await service.search(session, store_id=store_id, query=q, limit=limit),
-    )
+) -> Response:
+    resources = resources_of(request.app)
+    store = await _store(resources, store_id)
+    hits, qty = await service.search(resources.redis, store, query=q, limit=limit)
+    return _json(await _cards(resources, store, hits, qty), NO_STORE)
 
 
 @router.get(

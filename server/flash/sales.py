@@ -36,6 +36,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.catalog.models import Product
+from server.catalog.snapshot import catalog_changed
 from server.flash import queue
 from server.flash.errors import (
     FlashEnded,
@@ -363,6 +364,7 @@ async def create_sale(
             )
 
     uow.after_commit(session, load_lines)
+    uow.after_commit(session, lambda: catalog_changed(redis))  # the offer shows in the catalogue
     return sale
 
 
@@ -447,6 +449,7 @@ async def finish_sale(
             )
 
     uow.after_commit(session, close_lines)
+    uow.after_commit(session, lambda: catalog_changed(redis))  # the offer leaves the catalogue
     return len(tokens)
 
 

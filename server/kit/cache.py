@@ -1,15 +1,28 @@
-"""A small in-process TTL cache for hot, slowly changing data (products, prices, stores).
+"""In-process caches for hot, slowly changing data (products, prices, stores).
 
-Per replica by design: it only spares PostgreSQL repeated reads, so replicas may disagree
-for up to ``ttl_s``. Inventory is never cached here.
+``TTLCache``: values live ``ttl_s`` seconds; replicas may disagree for that long.
+
+``VersionedCache``: values live until a version in Redis changes. A writer calls
+``bump(redis, key)`` after its commit (``uow.after_commit``): it increments the version and
+tells every cache of this process at once; other replicas notice at their next check,
+which each cache makes at most every ``check_every_s`` (one GET, not per request). So a
+read that nothing changed costs no PostgreSQL and, most of the time, no Redis either; a
+change is seen at once on the replica that made it and within ``check_every_s`` elsewhere.
+Loads are single-flight: a crowd missing the same key runs one load.
+
+Inventory is never cached here.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
+
+import redis.asyncio as aioredis
 
 V = TypeVar("V")
 
@@ -37,3 +50,83 @@ class TTLCache(Generic[V]):
 
     def clear(self) -> None:
         self._items.clear()
+
+
+_live: weakref.WeakSet[VersionedCache[object]] = weakref.WeakSet()
+
+
+class VersionedCache(Generic[V]):
+    """Whole values by key, dropped when the Redis string ``version_key`` changes."""
+
+    def __init__(
+        self, redis: aioredis.Redis, version_key: str, *, check_every_s: float = 1.0
+    ) -> None:
+        self.redis = redis
+        self.version_key = version_key
+        self.check_every_s = check_every_s
+        self.loads = 0  # how many loads ran (a figure for tests and benchmarks)
+        self._version: object = object()  # never equal to what Redis answers
+        self._checked_at = -float("inf")
+        self._generation = 0
+        self._items: dict[Hashable, V] = {}
+        self._loading: dict[Hashable, asyncio.Future[V]] = {}
+        _live.add(self)  # type: ignore[arg-type]
+
+    def invalidate(self) -> None:
+        """Check the version at the next read (this process made a change)."""
+        self._checked_at = -float("inf")
+
+    async def _check(self) -> None:
+        now = time.monotonic()
+        if now - self._checked_at < self.check_every_s:
+            return
+        self._checked_at = now  # one check at a time: the others read what is there
+        try:
+            version = await self.redis.get(self.version_key)
+        except BaseException:
+            self._checked_at = -float("inf")
+            raise
+        if version != self._version:
+            self._version = version
+            self._generation += 1
+            self._items.clear()
+
+    async def get(self, key: Hashable, load: Callable[[], Awaitable[V]]) -> V:
+        await self._check()
+        try:
+            return self._items[key]
+        except KeyError:
+            pass
+        pending = self._loading.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
+        self._loading[key] = future
+        generation = self._generation
+        try:
+            value = await load()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: nobody else may be waiting
+            raise
+        finally:
+            self._loading.pop(key, None)
+        self.loads += 1
+        if generation == self._generation:  # else it may predate the change: serve, not keep
+            self._items[key] = value
+        future.set_result(value)
+        return value
+
+    def peek(self, key: Hashable) -> V | None:
+        """The cached value, if any, without a check or a load."""
+        return self._items.get(key)
+
+
+async def bump(redis: aioredis.Redis, version_key: str) -> int:
+    """Record a change: every ``VersionedCache`` on ``version_key`` drops its values (this
+    process's at once, other replicas' within their ``check_every_s``)."""
+    version = int(await redis.incr(version_key))
+    for cache in list(_live):
+        if cache.version_key == version_key:
+            cache.invalidate()
+    return version

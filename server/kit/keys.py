@@ -20,6 +20,9 @@ key                                   type    holds
 ``storesel:<version>:<cell>``         string  store selection for a ~150 m location cell
                                               (JSON, 30 s cache); bumping
                                               ``storesel:version`` invalidates every cell
+``catalog:version``                   string  bumped after a catalogue change (prices, products,
+                                              flash offers): replicas drop their in-process
+                                              catalogue (``server.catalog.snapshot``)
 ``events:order:<order_id>``           pubsub  an order's state changes and rider fixes
 ``riders:geo:<city>``                 geo     live rider positions of a city (GEOADD/GEOSEARCH)
 ``rider:<rider_id>:fix``              hash    the rider's last fix (lat, lng, at, speed)
@@ -88,6 +91,8 @@ def store_selection(version: int, cell: str) -> str:
 
 
 STORE_SELECTION_VERSION = "storesel:version"
+
+CATALOG_VERSION = "catalog:version"
 
 
 def order_channel(order_id: str) -> str:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
     from sqlmodel.ext.asyncio.session import AsyncSession
 
+    from server.catalog.snapshot import Catalog
     from server.flash.hub import FlashHub
     from server.flash.ratelimit import Bulkhead
     from server.kit.clock import Clock
@@ -45,6 +46,7 @@ class Resources:
     flash_checkout_bulkhead: Bulkhead
     flash_hub: FlashHub
     ops_feed: FeedCache
+    catalog: Catalog  # the in-process catalogue (reads without PostgreSQL)
 
 
 def install(app: Starlette, resources: Resources) -> None:

@@ -30,6 +30,28 @@ class ProductCard(BaseModel):
     flash: FlashOffer | None = Field(default=None, description="a live flash sale of it here")
 
 
+class ProductListing(BaseModel):
+    """A product on a category page: what an edge cache may keep (no stock, no flash
+    price; those come from the store's availability, never cached)."""
+
+    sku_id: str
+    name: str
+    brand: str
+    category_id: str
+    pack_size: str
+    mrp_paise: int
+    price_paise: int
+    currency: str = "INR"
+    image_url: str | None = None
+
+
+class CategoryPage(BaseModel):
+    store_id: str
+    category_id: str
+    items: list[ProductListing]
+    next_cursor: str | None = None
+
+
 class ProductDetail(BaseModel):
     sku_id: str
     name: str
@@ -48,3 +70,6 @@ class ProductDetail(BaseModel):
 class Availability(BaseModel):
     store_id: str
     available: dict[str, int]
+    flash: dict[str, FlashOffer] = Field(
+        default_factory=dict, description="flash sales of these SKUs running now here"
+    )

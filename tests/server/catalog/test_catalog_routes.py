@@ -65,12 +65,14 @@ async def test_availability_is_never_cached(city, client) -> None:
 
 def _brand_with_stock(url: str) -> tuple[str, str]:
     with psycopg.connect(url) as conn:
-        return conn.execute(
+        row = conn.execute(
             "SELECT p.brand, p.name FROM products p JOIN store_inventory i "
             "ON i.sku_id = p.sku_id AND i.store_id = 'BLR-KOR' "
             "WHERE i.available_qty > 0 AND length(p.brand) >= 5 "
             "ORDER BY p.sku_id LIMIT 1"
         ).fetchone()
+    assert row is not None
+    return str(row[0]), str(row[1])
 
 
 async def test_search_by_prefix_and_with_a_typo(city, client) -> None:
