@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     flash_token_grace_s: int = 600  # token holds outlive the sale end by this (a safety net)
     flash_tick_interval_s: float = 0.5  # leased loop: expire slots, admit, end sales
     checkout_rate_limit_per_ip: str = "100/minute"  # flash join and checkout, per client IP
+    # regular cart checkouts (a customer checks out a few times an hour; a shared address,
+    # e.g. an office behind one NAT, many times more)
+    cart_checkout_limit_per_customer: str = "20/minute"
+    cart_checkout_limit_per_address: str = "600/minute"
     flash_rate_limit_per_customer: str = "120/minute"  # every flash request of a customer
     flash_bulkhead_queue: int = Field(default=4, ge=1)  # queue requests at once, per process
     flash_bulkhead_checkout: int = Field(default=4, ge=1)  # flash checkouts at once

@@ -7,12 +7,21 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Request, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, status
 from fastapi.responses import JSONResponse
 
+from server.flash import ratelimit
 from server.idempotency.service import request_fingerprint, run_once
 from server.identity.models import User
-from server.kit.deps import ClockDep, CurrentUser, CustomerUser, RedisDep, SessionDep, SettingsDep
+from server.kit.deps import (
+    ClockDep,
+    CurrentUser,
+    CustomerUser,
+    RedisDep,
+    ResourcesDep,
+    SessionDep,
+    SettingsDep,
+)
 from server.kit.errors import problem_body
 from server.kit.openapi import problem_responses
 from server.kit.resources import resources_of
@@ -187,11 +196,37 @@ async def switch_store(
     return await carts.cart_view(session, cart=cart, now=clock.now(), dropped=dropped)
 
 
+async def _checkout_limits(
+    request: Request, resources: ResourcesDep, settings: SettingsDep, user: CustomerUser
+) -> User:
+    """Checkouts are counted per client address (behind QC_TRUSTED_PROXIES: the real one)
+    and per customer; past either limit a 429 with Retry-After, before any work is done."""
+    await ratelimit.hit(
+        resources.rate_limiter,
+        scope="checkout-ip",
+        who=ratelimit.client_ip(request),
+        spec=settings.cart_checkout_limit_per_address,
+    )
+    await ratelimit.hit(
+        resources.rate_limiter,
+        scope="checkout-customer",
+        who=str(user.id),
+        spec=settings.cart_checkout_limit_per_customer,
+    )
+    return user
+
+
+CheckoutCustomer = Annotated[User, Depends(_checkout_limits)]
+
+
 @router.post(
     "/carts/{cart_id}/checkout",
     summary="Check out: hard reservation, order PLACED, payment (Idempotency-Key)",
     status_code=status.HTTP_201_CREATED,
-    responses={201: {"model": OrderPublic}, **problem_responses(401, 402, 403, 404, 409, 422, 503)},
+    responses={
+        201: {"model": OrderPublic},
+        **problem_responses(401, 402, 403, 404, 409, 422, 429, 503),
+    },
 )
 async def checkout(
     cart_id: uuid.UUID,
@@ -201,7 +236,7 @@ async def checkout(
     redis: RedisDep,
     clock: ClockDep,
     settings: SettingsDep,
-    user: CustomerUser,
+    user: CheckoutCustomer,
 ) -> JSONResponse:
     resources = resources_of(request.app)
     now = clock.now()
