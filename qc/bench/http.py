@@ -34,6 +34,8 @@ def _server_env(database_url: str, redis_url: str) -> dict[str, str]:
         "QC_LOG_JSON": "true",
         "QC_LOG_LEVEL": "WARNING",
         "QC_PAYMENT_LATENCY_S": "0.01",
+        # every simulated customer comes from this one address
+        "QC_CART_CHECKOUT_LIMIT_PER_ADDRESS": "10000000/minute",
     }
 
 
