@@ -36,6 +36,7 @@ def _server_env(database_url: str, redis_url: str) -> dict[str, str]:
         "QC_PAYMENT_LATENCY_S": "0.01",
         # every simulated customer comes from this one address
         "QC_CART_CHECKOUT_LIMIT_PER_ADDRESS": "10000000/minute",
+        "QC_CART_CHECKOUT_LIMIT_PER_CUSTOMER": "10000000/minute",  # a few customers, many orders
     }
 
 
