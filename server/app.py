@@ -48,6 +48,7 @@ from server.orders.tracking import router as tracking_router
 from server.payments.routes import router as payments_router
 from server.payments.service import payment_gateway
 from server.picking.routes import router as picking_router
+from server.picking.routes import ws_router as picker_ws_router
 from server.stores.routes import router as stores_router
 from shared.schemas.common import Health, ServiceCheck
 
@@ -206,6 +207,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.include_router(picking_router)
     app.include_router(delivery_router)
     app.include_router(rider_ws_router)
+    app.include_router(picker_ws_router)
     app.include_router(flash_router)
     app.include_router(flash_ws_router)
     app.include_router(ops_router)

@@ -27,6 +27,7 @@ key                                   type    holds
 ``riders:geo:<city>``                 geo     live rider positions of a city (GEOADD/GEOSEARCH)
 ``rider:<rider_id>:fix``              hash    the rider's last fix (lat, lng, at, speed)
 ``events:rider:<rider_id>``           pubsub  offers and trip changes for one rider
+``events:picking:<store_id>``         pubsub  new pick tasks and claims, for the store's pickers
 ``dispatch:avoid:<order_id>``         set     riders who handed the order back (30 min)
 ``daily:<job>``                       string  the IST day a daily job last completed
 ``breaker:{name}``                    hash    a circuit breaker's state, generation, open_until
@@ -122,6 +123,10 @@ def rider_fix(rider_id: str) -> str:
 
 def rider_channel(rider_id: str) -> str:
     return f"events:rider:{rider_id}"
+
+
+def picking_channel(store_id: str) -> str:
+    return f"events:picking:{store_id}"
 
 
 def dispatch_avoid(order_id: str) -> str:

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, WebSocket, WebSocketDisconnect
 
+from server.identity.models import User
+from server.kit import sockets
+from server.kit.db import transaction
 from server.kit.deps import ClockDep, PickerUser, RedisDep, SessionDep
+from server.kit.errors import Forbidden, NotFound
+from server.kit.keys import picking_channel
 from server.kit.openapi import problem_responses
+from server.kit.resources import resources_of
 from server.picking import service, shorts
+from shared.enums import Role
 from shared.schemas.picking import (
     PackRequest,
     PackResult,
@@ -23,18 +32,11 @@ from shared.schemas.picking import (
 )
 
 router = APIRouter(prefix="/v1/picking", tags=["picking", "staff"])
+ws_router = APIRouter(tags=["picking"])
 StoreId = Annotated[str, Path(min_length=1, max_length=20, pattern=r"^[A-Z0-9-]+$")]
 
 
-@router.get(
-    "/stores/{store_id}/queue",
-    summary="Orders waiting to be picked, by SLA deadline",
-    responses=problem_responses(401, 403, 404, 422),
-)
-async def queue(
-    store_id: StoreId, session: SessionDep, clock: ClockDep, picker: PickerUser
-) -> list[PickTaskSummary]:
-    now = clock.now()
+def _summaries(rows: list[tuple], *, store_id: str, now: datetime) -> list[PickTaskSummary]:
     return [
         PickTaskSummary(
             order_id=r[0],
@@ -45,8 +47,20 @@ async def queue(
             lines=r[3],
             units=r[4],
         )
-        for r in await service.queue(session, store_id=store_id, picker=picker)
+        for r in rows
     ]
+
+
+@router.get(
+    "/stores/{store_id}/queue",
+    summary="Orders waiting to be picked, by SLA deadline",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def queue(
+    store_id: StoreId, session: SessionDep, clock: ClockDep, picker: PickerUser
+) -> list[PickTaskSummary]:
+    rows = await service.queue(session, store_id=store_id, picker=picker)
+    return _summaries(rows, store_id=store_id, now=clock.now())
 
 
 @router.post(
@@ -166,3 +180,44 @@ async def pack(
         bag_count=body.bag_count,
         pick_duration_s=done.duration_s or 0.0,
     )
+
+
+@ws_router.websocket("/ws/picker")
+async def picker_socket(websocket: WebSocket) -> None:
+    """The store's pick queue, pushed: first ``{"type": "queue", "tasks": [...]}`` (the
+    queue as ``GET .../queue`` gives it), then ``picking.queued`` as each new task joins
+    the queue and ``picking.started`` as a picker claims one (with ``QC_WORK_PUSH`` off,
+    only the snapshot: the terminal polls)."""
+    resources = resources_of(websocket.app)
+
+    async def admit(user: User) -> str:
+        if user.store_id is None:
+            raise NotFound("this user is not assigned to a store", code="no_store")
+        return user.store_id
+
+    admitted = await sockets.accept(
+        websocket,
+        roles={Role.PICKER},
+        wrong_role=lambda: Forbidden("pickers only", code="forbidden"),
+        admit=admit,
+    )
+    if admitted is None:
+        return
+    user, store_id = admitted
+    gate = sockets.AfterSnapshot()  # pushes wait for the snapshot (a task may be in both)
+    push = (
+        sockets.relaying(websocket, picking_channel(store_id), gate=gate)
+        if resources.settings.work_push
+        else contextlib.nullcontext()
+    )
+    async with push:
+        async with transaction(resources.sessions) as session:
+            rows = await service.queue(session, store_id=store_id, picker=user)
+        tasks = _summaries(rows, store_id=store_id, now=resources.clock.now())
+        await websocket.send_json(
+            {"type": "queue", "tasks": [t.model_dump(mode="json") for t in tasks]}
+        )
+        gate.snapshot_sent(0)
+        with contextlib.suppress(WebSocketDisconnect):
+            while True:
+                await websocket.receive_text()  # nothing to say; this sees the terminal leave

@@ -80,6 +80,23 @@ async def enqueue(session: AsyncSession, *, order: Order, now: datetime) -> Pick
         units=features.units,
     )
     session.add(task)
+    # pushed to the store's pickers (``/ws/picker``) by the outbox relay
+    await emit(
+        session,
+        topic="picking.queued",
+        store_id=order.store_id,
+        aggregate_id=str(order.order_id),
+        now=now,
+        payload={
+            "order_id": str(order.order_id),
+            "store_id": order.store_id,
+            "status": "WAITING",
+            "sla_deadline": order.sla_deadline.isoformat() if order.sla_deadline else None,
+            "estimate_s": task.estimate_s,
+            "lines": len(lines),
+            "units": sum(ln.quantity for ln in lines),
+        },
+    )
     return task
 
 
@@ -141,6 +158,8 @@ async def claim_next(session: AsyncSession, *, picker: User, now: datetime) -> P
         payload={
             "order_id": str(task.order_id),
             "store_id": task.store_id,
+            "status": "PICKING",
+            "picker_id": str(picker.id),
             "estimate_s": task.estimate_s,
         },
     )
