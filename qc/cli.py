@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from qc.des.cli import simulate
 from qc.forecast_cli import forecast_app, replenish_app
 from qc.terminal import console, database, fail
 from server.kit.config import Settings, get_settings
@@ -219,6 +220,9 @@ def demo(
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
         raise typer.Exit(code=130) from None
+
+
+app.command()(simulate)  # the deterministic simulated day (qc/des, issue 16)
 
 
 @app.command()

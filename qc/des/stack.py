@@ -1,0 +1,97 @@
+"""The real backing services for a simulated day: PostgreSQL and Redis (embedded, in a
+fresh home of their own by default), migrated and seeded with the demo city.
+
+Hidden wall-clock and ordering effects are switched off here: autovacuum (which runs on
+the wall clock and changes where PostgreSQL keeps rows, hence the order of unsorted
+reads), and the in-process caches' timers (pointed at the simulated clock).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import redis as sync_redis
+from pydantic import SecretStr
+
+from qc.des.config import DesConfig
+from server.kit.config import Settings
+from server.kit.migrate import upgrade_to_head
+from server.seed.generate import reset_database, seed_city
+
+SECRET = "qc-simulate-" + "s" * 40
+
+
+@dataclass(frozen=True)
+class Services:
+    home: Path
+    database_url: str
+    redis_url: str
+
+
+@contextmanager
+def embedded_services() -> Iterator[Services]:
+    """A private embedded PostgreSQL and Valkey in a temporary home, removed afterwards."""
+    from server.kit.db import EmbeddedPostgres, ensure_database
+    from server.kit.redis import EmbeddedValkey
+
+    home = Path(tempfile.mkdtemp(prefix="qc-simulate-"))
+    postgres = EmbeddedPostgres(home.resolve())
+    valkey = EmbeddedValkey(home.resolve())
+    try:
+        parts = urlsplit(postgres.acquire())
+        db_url = urlunsplit(parts._replace(path="/qc_simulate"))
+        ensure_database(db_url)
+        redis_url = valkey.acquire()
+        yield Services(home=home, database_url=db_url, redis_url=redis_url)
+    finally:
+        valkey.release()
+        postgres.release()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def settings_for(services: Services, config: DesConfig) -> Settings:
+    return Settings(
+        home=services.home,
+        database_url=services.database_url,
+        redis_url=services.redis_url,
+        secret_key=SecretStr(SECRET),
+        log_json=False,
+        log_level="WARNING",
+        background_loops=False,  # the simulation runs the sweeps itself, on its clock
+        **config.policies.settings(),  # type: ignore[arg-type]
+    )
+
+
+def prepare(services: Services, config: DesConfig) -> None:
+    """Empty database and Redis, the schema at head, the city seeded, autovacuum off."""
+    upgrade_to_head(services.database_url)
+    reset_database(services.database_url)
+    client = sync_redis.Redis.from_url(services.redis_url)
+    client.flushdb()
+    client.close()
+    pickers, riders = config.max_staff()
+    seed_city(
+        services.database_url,
+        seed=42,
+        stores=config.stores,
+        skus=config.skus,
+        riders=riders * config.stores,
+        pickers_per_store=pickers,
+        customers=config.customers,
+    )
+    with psycopg.connect(services.database_url, autocommit=True) as conn:
+        tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
+            )
+        ]
+        for table in tables:
+            conn.execute(f'ALTER TABLE "{table}" SET (autovacuum_enabled = false)')
