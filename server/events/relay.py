@@ -43,11 +43,11 @@ async def relay_once(db: AsyncEngine, redis: aioredis.Redis, *, batch: int = 500
                 }
             )
             if topic.startswith("order.") and aggregate_id:
-                pipe.publish(keys.order_channel(aggregate_id), message)
+                pipe.spublish(keys.order_channel(aggregate_id), message)
             if topic.startswith("delivery.") and payload.get("rider_id"):
-                pipe.publish(keys.rider_channel(payload["rider_id"]), message)
+                pipe.spublish(keys.rider_channel(payload["rider_id"]), message)
             if topic.startswith("picking.") and store_id:
-                pipe.publish(keys.picking_channel(store_id), message)
+                pipe.spublish(keys.picking_channel(store_id), message)
             pipe.xadd(STREAM, {"event": message}, maxlen=STREAM_MAXLEN, approximate=True)
         await pipe.execute()
         await conn.execute(

@@ -40,6 +40,7 @@ from server.flash import queue
 from server.kit import keys
 from server.kit.clock import Clock
 from server.kit.config import Settings
+from server.kit.redis import subscription
 
 log = logging.getLogger(__name__)
 
@@ -87,38 +88,33 @@ class _Line:
         self.task = asyncio.create_task(self._run(), name=f"flash-hub:{sale_id}:{store_id}")
 
     async def _run(self) -> None:
-        pubsub = self.hub.redis_pubsub.pubsub()
+        channel = keys.flash_channel(self.sale_id, self.store_id)
         try:
-            await pubsub.subscribe(keys.flash_channel(self.sale_id, self.store_id))
-            self.subscribed.set()
-            listener = asyncio.create_task(self._listen(pubsub))
-            try:
-                while True:
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(IDLE_REFRESH_S):
-                            await self.dirty.wait()
-                    self.dirty.clear()
-                    try:
-                        await self.refresh()
-                    except Exception:
-                        log.exception("flash hub refresh failed")
-                    await asyncio.sleep(MIN_REFRESH_S)
-            finally:
-                listener.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await listener
+            async with subscription(self.hub.redis_pubsub, channel) as messages:
+                self.subscribed.set()
+                listener = asyncio.create_task(self._listen(messages))
+                try:
+                    while True:
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(IDLE_REFRESH_S):
+                                await self.dirty.wait()
+                        self.dirty.clear()
+                        try:
+                            await self.refresh()
+                        except Exception:
+                            log.exception("flash hub refresh failed")
+                        await asyncio.sleep(MIN_REFRESH_S)
+                finally:
+                    listener.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await listener
         finally:
             self.subscribed.set()
-            with contextlib.suppress(Exception):
-                await pubsub.unsubscribe()
-                await pubsub.aclose()
 
-    async def _listen(self, pubsub: Any) -> None:
-        async for message in pubsub.listen():
-            if message.get("type") != "message":
-                continue
+    async def _listen(self, messages: AsyncIterator[str]) -> None:
+        async for data in messages:
             try:
-                event = json.loads(message["data"])
+                event = json.loads(data)
             except (TypeError, ValueError):
                 continue
             if event.get("type") == "closed":

@@ -28,11 +28,12 @@ from typing import Any
 import redis.asyncio as aioredis
 from fastapi import Request
 from limits import RateLimitItem, parse
-from limits.aio.storage import RedisStorage
+from limits.aio.storage import RedisClusterStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from server.kit import keys
 from server.kit.errors import DomainError, ServiceUnavailable
+from server.kit.redis import is_cluster_url
 from server.payments.gateway import PaymentGateway
 
 
@@ -60,8 +61,15 @@ def _item(spec: str) -> RateLimitItem:
         raise ValueError(f"not a rate limit: {spec!r} (write e.g. '100/minute')") from None
 
 
-def rate_limiter(redis: aioredis.Redis) -> MovingWindowRateLimiter:
-    """The app's limiter (one per app), on the app's own Redis connection pool."""
+def rate_limiter(redis: aioredis.Redis, url: str) -> MovingWindowRateLimiter:
+    """The app's limiter (one per app): on a single Redis, on the app's own connection
+    pool; on a cluster (``redis+cluster://`` URL), ``limits``' cluster storage (its own
+    ``RedisCluster`` client; each window is one key, so its scripts touch one slot)."""
+    if is_cluster_url(url):
+        scheme, rest = url.split("://", 1)
+        return MovingWindowRateLimiter(
+            RedisClusterStorage(f"async+{scheme}://{rest}", implementation="redispy")
+        )
     # limits documents ``connection_pool`` but types its **options as scalars
     pool: Any = redis.connection_pool
     storage = RedisStorage("async+redis://", implementation="redispy", connection_pool=pool)

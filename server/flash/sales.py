@@ -173,7 +173,9 @@ async def publish(
     redis: aioredis.Redis, *, sale_id: str, store_id: str, kind: str = "moved", **extra: Any
 ) -> None:
     """Tell the socket hubs that a line moved (or closed)."""
-    await redis.publish(keys.flash_channel(sale_id, store_id), json.dumps({"type": kind, **extra}))
+    await redis.spublish(  # sharded pub/sub: only the channel's shard carries it
+        keys.flash_channel(sale_id, store_id), json.dumps({"type": kind, **extra})
+    )
 
 
 def return_token(session: AsyncSession, token: InventoryToken, now: datetime) -> None:

@@ -19,7 +19,14 @@ class Settings(BaseSettings):
 
     home: Path = Field(default=Path(".qc"), description="Data folder of the embedded stack")
     database_url: str | None = Field(default=None, description="External PostgreSQL URL")
-    redis_url: str | None = Field(default=None, description="External Redis URL")
+    redis_url: str | None = Field(
+        default=None,
+        description="External Redis URL; redis+cluster://[:pw@]host:port[,host:port] names a "
+        "Redis/Valkey Cluster",
+    )
+    redis_cluster: int = Field(
+        default=0, ge=0, description="Embedded mode: start a Valkey Cluster of this many masters"
+    )
     database_name: str = "qc"
     # No usable default: embedded mode generates one per QC_HOME (see ``secret_key_value``).
     secret_key: SecretStr | None = None

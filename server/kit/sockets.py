@@ -21,6 +21,7 @@ from server.identity import service as identity
 from server.identity.models import User
 from server.kit.db import transaction
 from server.kit.errors import DomainError, Unauthorized
+from server.kit.redis import subscription
 from server.kit.resources import resources_of
 from shared.enums import Role
 
@@ -124,26 +125,23 @@ class AfterSnapshot:
 async def relaying(
     websocket: WebSocket, channel: str, *, gate: AfterSnapshot | None = None
 ) -> AsyncIterator[None]:
-    """Subscribe to ``channel`` (on the pub/sub client: one connection per subscriber) and
+    """Subscribe to shard channel ``channel`` (on the pub/sub client: one connection per
+    subscriber) and
     forward its events to the socket as ``{"type": topic, **payload}`` while the block runs,
     through ``gate`` if given. Subscribing happens on entry, so a snapshot sent inside the
     block misses nothing."""
-    pubsub = resources_of(websocket.app).redis_pubsub.pubsub()
-    await pubsub.subscribe(channel)
+    async with subscription(resources_of(websocket.app).redis_pubsub, channel) as messages:
 
-    async def forward() -> None:
-        async for message in pubsub.listen():
-            if message.get("type") == "message":
-                event = json.loads(message["data"])
+        async def forward() -> None:
+            async for data in messages:
+                event = json.loads(data)
                 if gate is None or await gate.admits(event["payload"]):
                     await websocket.send_json({"type": event["topic"], **event["payload"]})
 
-    task = asyncio.create_task(forward())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
-            await task
-        await pubsub.unsubscribe()
-        await pubsub.aclose()
+        task = asyncio.create_task(forward())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
+                await task
