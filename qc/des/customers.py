@@ -8,11 +8,13 @@ popular products more often, another product when one is out of stock.
 
 from __future__ import annotations
 
+import inspect
 import math
 import random
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
@@ -45,6 +47,13 @@ class Customers:
         self.end = 0.0
         self.peak = 0.0
         self.n = 0
+        # the serviceability lever, where the server has it
+        params = inspect.signature(select_stores).parameters
+        self._levers: dict[str, Any] = {}
+        if "dynamic" in params:
+            self._levers["dynamic"] = world.settings.serviceability_dynamic
+        if "promise_s" in params and hasattr(world.settings, "serviceability_promise_s"):
+            self._levers["promise_s"] = world.settings.serviceability_promise_s
 
     async def load(self) -> None:
         async with self.world.sessions() as session:

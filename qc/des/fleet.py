@@ -31,9 +31,9 @@ from server.stores.models import DarkStore
 from shared.geo import LatLng
 from shared.schemas.delivery import GpsFix
 
-RETRY_DISPATCH_S = 10.0  # a store with orders and no rider is dispatched again this often
-FIX_EVERY_S = 60.0
-SWEEP_S = 15.0
+RETRY_DISPATCH_S = 15.0  # a store with orders and no rider is dispatched again this often
+SWEEP_S = 30.0  # offers not taken in time, riders silent for 2 min (the dispatcher's sweep)
+FIX_EVERY_S = 80.0  # so a rider with an open offer or ride is never silent for 2 min
 
 
 class Fleet:
@@ -142,7 +142,6 @@ class Fleet:
         now = world.now()
         rider.trip_state = "accepted"
         rider.busy(now)
-        await self.fix(rider, rider.where(now))
         if rider.road is None:  # else: to the store once the drops on the road are done
             self._to_store(rider, trip_id, world.stores[store_id])
 

@@ -33,7 +33,7 @@ STAGES = (
 )
 
 _DELIVERED = """
-    SELECT o.order_id, o.store_id, o.placed_at, o.confirmed_at, o.picking_at, o.packed_at,
+    SELECT o.order_id, o.store_id, {promised}, o.placed_at, o.confirmed_at, o.picking_at, o.packed_at,
            o.dispatched_at, s.arrived_at, o.delivered_at
     FROM orders o JOIN trip_stops s ON s.order_id = o.order_id AND s.status = 'DELIVERED'
     WHERE o.status = 'DELIVERED' ORDER BY o.placed_at, o.order_id"""
@@ -169,14 +169,24 @@ def delivered_stages(
     database_url: str,
     rider_at_store: dict[uuid.UUID, float],
     at_door_seen: dict[uuid.UUID, float],
+    promised: dict[uuid.UUID, float | None] | None = None,
 ) -> list[tuple[uuid.UUID, str, list[float]]]:
-    """Per delivered order: its id, store and the 7 stage times in seconds."""
+    """Per delivered order: its id, store and the 7 stage times in seconds. Where the
+    server records the door time promised at checkout (``orders.promised_at``), it
+    replaces the store-selection estimate in ``promised`` (seconds from placing)."""
     out = []
     with psycopg.connect(database_url) as conn:
-        for row in conn.execute(_DELIVERED):
-            order_id, store_id = row[0], row[1]
+        has_promise = conn.execute(
+            "SELECT 1 FROM information_schema.columns WHERE table_name = 'orders' "
+            "AND column_name = 'promised_at'"
+        ).fetchone()
+        query = _DELIVERED.format(promised="o.promised_at" if has_promise else "NULL")
+        for row in conn.execute(query):
+            order_id, store_id, promised_at = row[0], row[1], row[2]
+            if promised is not None and promised_at is not None:
+                promised[order_id] = promised_at.timestamp() - row[3].timestamp()
             placed, confirmed, picking, packed, dispatched, at_door, delivered = (
-                m.timestamp() if m is not None else None for m in row[2:]
+                m.timestamp() if m is not None else None for m in row[3:]
             )
             assert placed is not None and delivered is not None
             confirmed = confirmed or placed

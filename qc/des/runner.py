@@ -254,12 +254,14 @@ def _report(
         ledger_mismatches=checked.ledger_mismatches,
         counters=dict(sorted(world.stats.items())),
     )
+    promised = {o: r.promised_s for o, r in world.orders.items()}
     rows = delivered_stages(
         services.database_url,
         {o: r.rider_at_store for o, r in world.orders.items() if r.rider_at_store is not None},
         {o: r.at_door for o, r in world.orders.items() if r.at_door is not None},
+        promised,
     )
-    fill_times(report, rows, {o: r.promised_s for o, r in world.orders.items()})
+    fill_times(report, rows, promised)
     riders = list(world.riders.values())
     pickers = [p for s in world.stores.values() for p in s.pickers]
     report.rider_hours = round(sum(r.shift_s for r in riders) / 3600, 2)
