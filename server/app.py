@@ -30,6 +30,7 @@ from server.inventory.routes import router as inventory_router
 from server.inventory.worker import load_missing_stores
 from server.kit import db, scripts
 from server.kit import redis as qredis
+from server.kit.bodylimit import BodyLimitMiddleware
 from server.kit.clock import Clock
 from server.kit.config import Settings, get_settings
 from server.kit.errors import PROBLEM_JSON, DomainError, problem_body
@@ -90,7 +91,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
+            exc.status_code, "http_error"
+        )
         return _problem(
             exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None)
         )
@@ -194,6 +197,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         openapi_url=None if settings.production else "/openapi.json",
     )
     app.add_middleware(MetricsMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeadersMiddleware)
     _install_error_handlers(app)
     app.include_router(identity_router)

@@ -118,9 +118,9 @@ async def run(
                         (order, user, rider_id),
                     )
                     conn.execute(
-                        "INSERT INTO trip_stops (trip_id, order_id, seq, status, "
-                        "otp_attempts, otp_locked) VALUES (%s, %s, %s, 'PENDING', 0, "
-                        "false)",
+                        "INSERT INTO trip_stops (store_id, trip_id, order_id, seq, "
+                        "status, otp_attempts, otp_locked) VALUES ('BLR-KOR', %s, %s, %s, "
+                        "'PENDING', 0, false)",
                         (trip, order, seq),
                     )
         clock = Clock()

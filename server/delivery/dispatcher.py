@@ -153,6 +153,7 @@ async def dispatch_store(
             session.add(order)
             session.add(
                 TripStop(
+                    store_id=trip.store_id,
                     trip_id=trip.trip_id,
                     order_id=order.order_id,
                     seq=seq,

@@ -56,8 +56,9 @@ class Trip(SQLModel, table=True):
 
     __tablename__ = "trips"
 
-    trip_id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    store_id: str = Field(max_length=20, index=True)
+    # keyed (store_id, trip_id) like every per-store table (Citus)
+    store_id: str = Field(max_length=20, primary_key=True)
+    trip_id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True, index=True)
     rider_id: uuid.UUID = Field(index=True)
     # OFFERED, ACCEPTED, AT_STORE, PICKED_UP, OUT, COMPLETED, CANCELLED
     status: str = Field(default="OFFERED", max_length=20)
@@ -69,6 +70,7 @@ class Trip(SQLModel, table=True):
 class TripStop(SQLModel, table=True):
     __tablename__ = "trip_stops"
 
+    store_id: str = Field(max_length=20, primary_key=True)  # the trip's store (Citus key)
     trip_id: uuid.UUID = Field(primary_key=True)
     order_id: uuid.UUID = Field(primary_key=True, index=True)
     seq: int

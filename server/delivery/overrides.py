@@ -117,6 +117,7 @@ async def assign_to_rider(
     session.add(trip)
     session.add(
         TripStop(
+            store_id=trip.store_id,
             trip_id=trip.trip_id,
             order_id=order.order_id,
             seq=1,

@@ -41,7 +41,11 @@ async def current_trip(session: AsyncSession, *, rider_id: uuid.UUID) -> Trip | 
 async def trip_stops(session: AsyncSession, trip_id: uuid.UUID) -> list[tuple[TripStop, Order]]:
     rows = await session.exec(
         select(TripStop, Order)
-        .where(TripStop.trip_id == trip_id, col(Order.order_id) == col(TripStop.order_id))
+        .where(
+            TripStop.trip_id == trip_id,
+            col(Order.store_id) == col(TripStop.store_id),
+            col(Order.order_id) == col(TripStop.order_id),
+        )
         .order_by(col(TripStop.seq))
     )
     return list(rows.all())
@@ -122,7 +126,10 @@ async def trip_view(
 async def own_trip(
     session: AsyncSession, *, trip_id: uuid.UUID, rider: User, for_update: bool = True
 ) -> Trip:
-    trip = await session.get(Trip, trip_id, with_for_update=for_update)
+    query = select(Trip).where(Trip.trip_id == trip_id)
+    if for_update:
+        query = query.with_for_update()
+    trip = (await session.exec(query)).first()
     if trip is None:
         raise NotFound("no such trip", code="trip_not_found")
     if trip.rider_id != rider.id:

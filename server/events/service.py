@@ -32,7 +32,7 @@ class Event:
     topic: str
     payload: dict[str, Any]
     now: datetime
-    store_id: str | None
+    store_id: str
     aggregate_id: str | None
 
 
@@ -63,7 +63,7 @@ async def emit(
     topic: str,
     payload: dict[str, Any],
     now: datetime,
-    store_id: str | None = None,
+    store_id: str,
     aggregate_id: str | None = None,
 ) -> None:
     await session.execute(

@@ -72,7 +72,8 @@ class InventoryToken(SQLModel, table=True):
     """One unit of a flash sale at one store, claimed with ``FOR UPDATE SKIP LOCKED``.
 
     Keyed (store_id, token_id) like every per-store table (Citus). A customer holds at
-    most one CLAIMED token per sale (partial unique index): one checkout slot at a time.
+    most one CLAIMED token per sale: the claim checks it, and a partial unique index per
+    (store, sale, customer) backs it up on the store's shard.
     """
 
     __tablename__ = "inventory_tokens"
@@ -81,6 +82,7 @@ class InventoryToken(SQLModel, table=True):
         Index("ix_inventory_tokens_customer", "sale_id", "claimed_by"),
         Index(
             "uq_inventory_tokens_one_claim",
+            "store_id",
             "sale_id",
             "claimed_by",
             unique=True,

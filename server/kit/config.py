@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     # proxies whose X-Forwarded-For names the client (comma-separated addresses; empty:
     # trust none, so a client cannot pick its own address for the per-address limits)
     trusted_proxies: str = ""
+    # request bodies over this are refused with 413 before they are read (the largest
+    # legitimate one, a batch of rider fixes, is a few kilobytes)
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
 
     # One clock (server/clock.py): the demo runs the world ``clock_speed`` times faster.
     clock_speed: float = 1.0

@@ -10,6 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
+from server.kit import citus
 from server.kit.db import sqlalchemy_url
 
 
@@ -22,6 +23,12 @@ def alembic_config(url: str) -> Config:
 
 def upgrade_to_head(url: str) -> None:
     command.upgrade(alembic_config(url), "head")
+    engine = create_engine(sqlalchemy_url(url))
+    try:
+        with engine.begin() as conn:  # on Citus: lay out what later migrations added
+            citus.lay_out(conn)
+    finally:
+        engine.dispose()
 
 
 def head_revision(url: str) -> str | None:

@@ -11,6 +11,7 @@ from datetime import datetime
 
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.catalog.pricing import cart_totals
@@ -48,7 +49,10 @@ async def create_cart(session: AsyncSession, *, user: User, store_id: str, now: 
 async def get_cart(
     session: AsyncSession, *, cart_id: uuid.UUID, user: User, for_update: bool = False
 ) -> Cart:
-    cart = await session.get(Cart, cart_id, with_for_update=for_update)
+    query = select(Cart).where(Cart.cart_id == cart_id)
+    if for_update:
+        query = query.with_for_update()
+    cart = (await session.exec(query)).first()
     if cart is None or cart.user_id != user.id:
         raise NotFound("no such cart", code="cart_not_found")
     return cart

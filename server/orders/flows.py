@@ -194,7 +194,8 @@ async def checkout(
         )
     except PaymentUnavailable:
         async with transaction(sessions) as session:
-            order = (await session.exec(select(Order).where(Order.order_id == order_id))).one()
+            order = await session.get(Order, (store_id, order_id))
+            assert order is not None  # placed in tx 1 above
             await source.take_back(session, order=order, now=now)
             await orders.cancel_order(
                 session,
@@ -229,10 +230,16 @@ async def checkout(
 
 async def _placed_earlier(session: AsyncSession, *, order_id: uuid.UUID) -> CheckoutOutcome | None:
     """The outcome of an order an earlier attempt of this checkout placed, as it stands."""
-    order = (await session.exec(select(Order).where(Order.order_id == order_id))).first()
-    if order is None:
+    store_id = await orders.store_of_order(session, order_id=order_id)
+    if store_id is None:
         return None
-    payment = (await session.exec(select(Payment).where(Payment.order_id == order_id))).one()
+    order = await session.get(Order, (store_id, order_id))
+    assert order is not None  # the directory row is written with the order
+    payment = (
+        await session.exec(
+            select(Payment).where(Payment.store_id == store_id, Payment.order_id == order_id)
+        )
+    ).one()
     if payment.status == "FAILED" and order.status == OrderStatus.CANCELLED:
         return PaymentDeclined(order_id=order_id, failure_reason=payment.failure_reason)
     return CheckoutPlaced(order=await orders.public(session, order))

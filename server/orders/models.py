@@ -14,11 +14,14 @@ from shared.enums import ItemStatus, OrderStatus
 
 
 class Cart(SQLModel, table=True):
+    """Keyed (store_id, cart_id) like every per-store table (Citus); no foreign key to
+    ``users`` (a customer's row lives apart from the store's books)."""
+
     __tablename__ = "carts"
 
-    cart_id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    user_id: uuid.UUID = Field(foreign_key="users.id", index=True)
-    store_id: str = Field(foreign_key="dark_stores.store_id", max_length=20)
+    store_id: str = Field(foreign_key="dark_stores.store_id", primary_key=True, max_length=20)
+    cart_id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True, index=True)
+    user_id: uuid.UUID = Field(index=True)
     status: str = Field(default="ACTIVE", max_length=20)  # ACTIVE, CHECKED_OUT, ABANDONED
     created_at: Timestamp = tz_field(server_now=True)
     updated_at: Timestamp = tz_field(server_now=True)
@@ -35,7 +38,7 @@ class Order(SQLModel, table=True):
 
     store_id: str = Field(foreign_key="dark_stores.store_id", primary_key=True, max_length=20)
     order_id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    user_id: uuid.UUID = Field(foreign_key="users.id", index=True)
+    user_id: uuid.UUID = Field(index=True)  # no foreign key: users live apart (Citus)
     city_id: str = Field(foreign_key="cities.city_id", max_length=10)
     cart_id: uuid.UUID | None = None
     status: OrderStatus = enum_field(OrderStatus.PLACED, max_length=30)
@@ -101,3 +104,14 @@ class OrderEvent(SQLModel, table=True):
     at: Timestamp = tz_field(server_now=True)
     actor_id: uuid.UUID | None = None
     reason: str | None = Field(default=None, max_length=200)
+
+
+class OrderDirectory(SQLModel, table=True):
+    """Which store holds an order: written once when the order is placed, so a lookup by
+    ``order_id`` alone (tracking, the customer's GET) finds the store, then reads the
+    order on that store's shard. Distributed by ``order_id`` on Citus (server/kit/citus.py)."""
+
+    __tablename__ = "order_directory"
+
+    order_id: uuid.UUID = Field(primary_key=True)
+    store_id: str = Field(max_length=20)

@@ -23,7 +23,7 @@ from server.events.service import emit
 from server.identity.models import User
 from server.inventory import service as inventory
 from server.kit.errors import Conflict, NotFound
-from server.orders.models import Order, OrderEvent, OrderItem
+from server.orders.models import Order, OrderDirectory, OrderEvent, OrderItem
 from server.payments.models import Payment, Refund
 from shared.enums import ItemStatus, Movement, OrderStatus, Role
 from shared.schemas.orders import OrderItemPublic, OrderPublic, RefundPublic
@@ -123,13 +123,23 @@ async def get_order(
     session: AsyncSession, *, order_id: uuid.UUID, viewer: User, for_update: bool = False
 ) -> Order:
     """An order the viewer may see; others' orders are 404 (existence is not leaked)."""
-    query = select(Order).where(Order.order_id == order_id)
+    store_id = await store_of_order(session, order_id=order_id)
+    query = select(Order).where(Order.store_id == store_id, Order.order_id == order_id)
     if for_update:
         query = query.with_for_update()
     order = (await session.exec(query)).first()
     if order is None or not _may_view(order, viewer):
         raise NotFound("no such order", code="order_not_found")
     return order
+
+
+async def store_of_order(session: AsyncSession, *, order_id: uuid.UUID) -> str | None:
+    """The store holding the order, from ``order_directory`` (None: no such order), so a
+    lookup by order id reads one store's rows (one shard on Citus)."""
+    found = await session.exec(
+        select(OrderDirectory.store_id).where(OrderDirectory.order_id == order_id)
+    )
+    return found.first()
 
 
 def _may_view(order: Order, viewer: User) -> bool:
@@ -233,6 +243,7 @@ async def place_order(
         sla_deadline=now + timedelta(seconds=sla_s),
     )
     session.add(order)
+    session.add(OrderDirectory(order_id=order_id, store_id=store_id))
     for line in lines:
         session.add(
             OrderItem(

@@ -67,3 +67,44 @@ def test_serve_trusts_forwarded_addresses_only_from_configured_proxies(
     assert result.exit_code == 0, result.output
     assert options["proxy_headers"] is proxy_headers
     assert options["forwarded_allow_ips"] == allow
+
+
+@pytest.fixture
+def small_bodies(services: Services) -> Settings:
+    return settings_for(services, max_body_bytes=4096)
+
+
+async def test_oversized_bodies_are_refused_before_they_are_read(
+    clean: Services, small_bodies: Settings
+) -> None:
+    """Over a real socket: a declared Content-Length over the ceiling and a chunked body
+    that grows past it are both 413 problems; a body under it is parsed as usual."""
+    from server.app import create_app
+    from tests.helpers import ThreadedServer
+
+    server = ThreadedServer(lambda: create_app(small_bodies))
+    server.start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            big = b'{"login": "' + b"a" * 10_000 + b'", "secret": "x"}'
+            declared = await http.post(
+                "/v1/auth/login", content=big, headers={"content-type": "application/json"}
+            )
+            assert declared.status_code == 413, declared.text
+            assert declared.json()["code"] == "body_too_large"
+
+            async def chunks():  # no Content-Length: counted as it arrives
+                yield b'{"login": "'
+                for _ in range(10):
+                    yield b"a" * 1000
+                yield b'", "secret": "x"}'
+
+            chunked = await http.post(
+                "/v1/auth/login", content=chunks(), headers={"content-type": "application/json"}
+            )
+            assert chunked.status_code == 413, chunked.text
+
+            small = await http.post("/v1/auth/login", json={"login": "nobody", "secret": "x"})
+            assert small.status_code == 401, small.text
+    finally:
+        server.stop()

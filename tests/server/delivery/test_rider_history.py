@@ -33,10 +33,11 @@ def _past_drops(url: str, rider_id: uuid.UUID, rides: list[tuple[int, int]], now
                 (STORE, order, user, depart),
             )
             conn.execute(
-                "INSERT INTO trip_stops (trip_id, order_id, seq, status, "
+                "INSERT INTO trip_stops (store_id, trip_id, order_id, seq, status, "
                 "planned_arrival_at, delivered_at, otp_attempts, otp_locked) VALUES "
-                "(%s, %s, 1, 'DELIVERED', %s, %s, 0, false)",
+                "(%s, %s, %s, 1, 'DELIVERED', %s, %s, 0, false)",
                 (
+                    STORE,
                     trip,
                     order,
                     depart + timedelta(seconds=planned),
