@@ -123,10 +123,19 @@ def serve(
     seed_demo: Annotated[
         bool, typer.Option(help="seed an empty database with the demo city and its logins")
     ] = False,
+    redis_cluster: Annotated[
+        int,
+        typer.Option(
+            min=0, help="embedded: run on a Valkey Cluster of this many masters (0: one server)"
+        ),
+    ] = 0,
 ) -> None:
     """Run the API on the embedded (or configured) stack."""
     import uvicorn
 
+    if redis_cluster:  # QC_REDIS_CLUSTER for this process; its workers get the cluster's URL
+        os.environ["QC_REDIS_CLUSTER"] = str(redis_cluster)
+        get_settings.cache_clear()
     settings = get_settings()
     _prepare_stack(settings, seed_demo=seed_demo)
     console.print(f"API on http://{host}:{port}  (OpenAPI: http://{host}:{port}/docs)")
