@@ -3,16 +3,19 @@ rider nearby; offers nobody took and riders who lost signal go back into the poo
 
 from __future__ import annotations
 
+import statistics
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import redis.asyncio as aioredis
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.delivery import eta, planning, trips
+from server.delivery import candidates, planning, trips
 from server.delivery.models import Rider, Trip, TripStop
 from server.events.service import alert_topic, emit
 from server.kit import keys
+from server.kit.config import Settings
 from server.orders.models import Order
 from server.picking.models import PickTask
 from server.stores.models import DarkStore
@@ -22,25 +25,44 @@ from shared.geo import LatLng
 SIGNAL_LOST = timedelta(minutes=2)  # no fix for this long: the rider is treated as offline
 
 
-async def dispatch_store(
-    session: AsyncSession,
-    redis: aioredis.Redis,
-    *,
-    store: DarkStore,
-    now: datetime,
-    weights: planning.ScoreWeights,
-) -> list[Trip]:
-    """Batch the store's orders that wait for a rider and assign the batches together."""
-    waiting = list(
+@dataclass(frozen=True, slots=True)
+class DispatchPolicy:
+    """The dispatcher's switchable levers (``QC_DISPATCH_*``; see docs/architecture.md)."""
+
+    preassign: bool = True  # orders still being picked get a rider, timed to the bag
+    batching: bool = True  # up to three drops per trip
+    busy_candidates: bool = True  # DELIVERING riders free within 3 min are candidates
+
+    @classmethod
+    def of(cls, settings: Settings) -> DispatchPolicy:
+        return cls(
+            preassign=settings.dispatch_preassign,
+            batching=settings.dispatch_batching,
+            busy_candidates=settings.dispatch_busy_candidates,
+        )
+
+
+# A rider pre-assigned to a bag still being picked is offered it when the bag will be
+# ready within their ride to the store plus this lead (time to see and accept the offer,
+# and a cushion so the rider waits for the bag rather than the bag for the rider).
+PREASSIGN_LEAD_S = 90.0
+MAX_BATCH = 3
+
+
+async def _waiting(
+    session: AsyncSession, *, store: DarkStore, preassign: bool
+) -> list[tuple[Order, PickTask]]:
+    states = [OrderStatus.PACKED]
+    if preassign:
+        states += [OrderStatus.PICKING, OrderStatus.PARTIALLY_FULFILLED]
+    return list(
         (
             await session.exec(
                 select(Order, PickTask)
                 .where(
                     Order.store_id == store.store_id,
                     col(Order.rider_id).is_(None),
-                    col(Order.status).in_(
-                        [OrderStatus.PICKING, OrderStatus.PARTIALLY_FULFILLED, OrderStatus.PACKED]
-                    ),
+                    col(Order.status).in_(states),
                     PickTask.store_id == Order.store_id,
                     PickTask.order_id == Order.order_id,
                 )
@@ -48,41 +70,69 @@ async def dispatch_store(
             )
         ).all()
     )
+
+
+def _ready_at(order: Order, task: PickTask, now_s: float) -> float:
+    """When the bag is expected on the counter: now once packed, else by the estimate."""
+    if order.status == OrderStatus.PACKED:
+        return now_s
+    started = task.claimed_at.timestamp() if task.claimed_at else now_s
+    return max(now_s, started + task.estimate_s)
+
+
+async def dispatch_store(
+    session: AsyncSession,
+    redis: aioredis.Redis,
+    *,
+    store: DarkStore,
+    now: datetime,
+    weights: planning.ScoreWeights,
+    policy: DispatchPolicy = DispatchPolicy(),
+) -> list[Trip]:
+    """Batch the store's orders that wait for a rider and assign the batches together.
+
+    Candidates come from ``candidates.near_store`` (locked for this transaction). Trips are
+    planned to leave when the later of their bags is ready and the rider can be there; a
+    batch is kept only if every drop still meets the SLA counting the assigned rider's
+    ride to the store (else the rider takes the oldest order's trip as planned from their
+    arrival, and the rest wait for the next run).
+    """
+    waiting = await _waiting(session, store=store, preassign=policy.preassign)
     if not waiting:
         return []
     here = LatLng(store.lat, store.lng)
+    found, by_id = await candidates.near_store(
+        session, redis, store=store, now=now, weights=weights, busy=policy.busy_candidates
+    )
+    fleet = [c for c in found if planning.is_eligible(c, here, weights)]
+    if not fleet:
+        return []
     now_s = now.timestamp()
-    ready = {}
-    for order, task in waiting:
-        started = task.claimed_at.timestamp() if task.claimed_at else now_s
-        ready[str(order.order_id)] = max(now_s, started + task.estimate_s)
-    batches = planning.plan_batches(
-        [
-            planning.WaitingOrder(
-                str(o.order_id),
-                o.store_id,
-                here,
-                LatLng(o.delivery_lat, o.delivery_lng),
-                o.placed_at.timestamp() if o.placed_at else now_s,
-                ready[str(o.order_id)],
-            )
-            for o, _ in waiting
-        ],
-        now_s,
-    )
-    riders = list(
-        (
-            await session.exec(
-                select(Rider).where(
-                    Rider.city_id == store.city_id,
-                    col(Rider.on_duty).is_(True),
-                    Rider.status == RiderStatus.IDLE,
-                    col(Rider.lat).is_not(None),
-                )
-            )
-        ).all()
-    )
-    by_id = {str(r.rider_id): r for r in riders}
+    approach = {c.rider_id: planning.approach_s(c, here) for c in fleet}
+    typical = statistics.median(approach.values())
+    orders_by_id = {str(o.order_id): o for o, _ in waiting}
+    pending = {
+        str(o.order_id): planning.WaitingOrder(
+            str(o.order_id),
+            o.store_id,
+            here,
+            LatLng(o.delivery_lat, o.delivery_lng),
+            o.placed_at.timestamp() if o.placed_at else now_s,
+            _ready_at(o, t, now_s),
+        )
+        for o, t in waiting
+    }
+    max_batch = MAX_BATCH if policy.batching else 1
+    batches = [
+        b
+        for b in planning.plan_batches(
+            list(pending.values()), now_s + min(approach.values()), max_batch=max_batch
+        )
+        # pre-assignment: offered once the bag is due within a typical ride here + the lead
+        if b.depart_at_s - now_s <= typical + PREASSIGN_LEAD_S
+    ]
+    if not batches:
+        return []
     leaders = [
         planning.WaitingOrder(
             b.order_ids[0],
@@ -94,7 +144,6 @@ async def dispatch_store(
         )
         for b in batches
     ]
-    offered: list[Trip] = []
     avoid = {
         b.order_ids[0]: {
             a.decode() if isinstance(a, bytes) else a
@@ -102,69 +151,89 @@ async def dispatch_store(
         }
         for b in batches
     }
-    past = await eta.rider_history(
-        session, store_id=store.store_id, rider_ids=[r.rider_id for r in riders], now=now
-    )
-    candidates = [
-        planning.RiderCandidate(
-            str(r.rider_id),
-            LatLng(r.lat, r.lng),
-            r.status,
-            0.0,
-            r.rating,
-            r.battery_pct,
-            past[r.rider_id][0] if r.rider_id in past else None,  # time on this route
-        )
-        for r in riders
-        if r.lat is not None and r.lng is not None  # the query asked for placed riders
-    ]
     batch_of = {b.order_ids[0]: b for b in batches}
-    orders_by_id = {str(o.order_id): o for o, _ in waiting}
     # orders a rider turned down are matched after the rest, to the best other rider
     fresh = [w for w in leaders if not avoid[w.order_id]]
-    pairs = planning.assign(fresh, candidates, weights)
+    pairs = planning.assign(fresh, fleet, weights)
     taken = {rider_id for _, rider_id in pairs}
     for w in leaders:
         if not avoid[w.order_id]:
             continue
-        options = [
-            c
-            for c in candidates
-            if c.rider_id not in taken | avoid[w.order_id]
-            and planning.is_eligible(c, here, weights)
-        ]
+        options = [c for c in fleet if c.rider_id not in taken | avoid[w.order_id]]
         if options:
             best = max(options, key=lambda c: planning.rider_score(c, here, weights))
             pairs.append((w.order_id, best.rider_id))
             taken.add(best.rider_id)
+    offered: list[Trip] = []
     for leader, rider_id in pairs:
-        batch, rider = batch_of[leader], by_id[rider_id]
-        trip = Trip(
-            store_id=store.store_id,
-            rider_id=rider.rider_id,
-            created_at=now,
-            updated_at=now,
-            planned_depart_at=datetime.fromtimestamp(batch.depart_at_s, tz=now.tzinfo),
-        )
-        session.add(trip)
-        for seq, stop in enumerate(batch.stops, start=1):
-            order = orders_by_id[stop.order_id]
-            order.rider_id = rider.rider_id
-            session.add(order)
-            session.add(
-                TripStop(
-                    store_id=trip.store_id,
-                    trip_id=trip.trip_id,
-                    order_id=order.order_id,
-                    seq=seq,
-                    planned_arrival_at=datetime.fromtimestamp(stop.arrive_at_s, tz=now.tzinfo),
-                )
+        batch = _fit(batch_of[leader], pending, now_s + approach[rider_id], max_batch)
+        offered.append(
+            await _offer(
+                session,
+                batch=batch,
+                rider=by_id[rider_id],
+                orders=orders_by_id,
+                arrive_s=now_s + approach[rider_id],
+                now=now,
             )
-        rider.status = RiderStatus.ASSIGNED
-        session.add(rider)
-        await trips.notify(session, trip=trip, event="offered", now=now)
-        offered.append(trip)
+        )
     return offered
+
+
+def _fit(
+    batch: planning.PlannedBatch,
+    pending: dict[str, planning.WaitingOrder],
+    arrive_s: float,
+    max_batch: int,
+) -> planning.PlannedBatch:
+    """The batch as this rider can ride it: planned from their arrival at the store; a
+    batch that no longer meets the SLA is planned again from there, and the rider takes
+    the trip of its oldest order."""
+    orders = [pending[o] for o in batch.order_ids]
+    if batch.depart_at_s >= arrive_s:
+        return batch
+    return planning.plan_batches(orders, arrive_s, max_batch=max_batch)[0]
+
+
+async def _offer(
+    session: AsyncSession,
+    *,
+    batch: planning.PlannedBatch,
+    rider: Rider,
+    orders: dict[str, Order],
+    arrive_s: float,
+    now: datetime,
+) -> Trip:
+    trip = Trip(
+        store_id=batch.store_id,
+        rider_id=rider.rider_id,
+        created_at=now,
+        updated_at=now,
+        planned_depart_at=datetime.fromtimestamp(max(batch.depart_at_s, arrive_s), tz=now.tzinfo),
+    )
+    session.add(trip)
+    for seq, stop in enumerate(batch.stops, start=1):
+        order = orders[stop.order_id]
+        order.rider_id = rider.rider_id
+        session.add(order)
+        session.add(
+            TripStop(
+                store_id=trip.store_id,
+                trip_id=trip.trip_id,
+                order_id=order.order_id,
+                seq=seq,
+                planned_arrival_at=datetime.fromtimestamp(stop.arrive_at_s, tz=now.tzinfo),
+            )
+        )
+    if rider.status == RiderStatus.IDLE:
+        rider.status = RiderStatus.ASSIGNED  # a DELIVERING rider stays so: this is their next
+    session.add(rider)
+    await session.flush()
+    await trips.claim_rider(session, rider=rider, trip=trip)
+    await trips.notify_offer(
+        session, trip=trip, order_ids=[orders[s.order_id].order_id for s in batch.stops], now=now
+    )
+    return trip
 
 
 async def replace_lost_riders(

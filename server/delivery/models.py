@@ -28,6 +28,9 @@ class Rider(SQLModel, table=True):
     lat: float | None = None
     lng: float | None = None
     last_fix_at: Timestamp = tz_field()
+    # the trip the rider goes to the store for next (offered, accepted or at the store);
+    # set only while empty (``trips.claim_rider``): one next trip per rider, race-free
+    next_trip_id: uuid.UUID | None = None
 
 
 class RiderLocation(SQLModel, table=True):

@@ -58,9 +58,12 @@ async def detach_order(
             session.add(s)
         if not left:
             trip.status = "CANCELLED"
+            session.add(trip)
+            await trips.release_rider(session, trip=trip)
+            await session.flush()
             rider = await session.get(Rider, trip.rider_id, with_for_update=True)
             if rider is not None:
-                rider.status = RiderStatus.IDLE if rider.on_duty else RiderStatus.OFFLINE
+                rider.status = await trips.free_status(session, rider=rider)
                 session.add(rider)
     elif stop.status not in ("DELIVERED", "FAILED"):
         stop.status, stop.failed_reason = "FAILED", reason[:200]
@@ -95,6 +98,8 @@ async def assign_to_rider(
             code="rider_unavailable",
             rider_status=rider.status,
         )
+    if rider.next_trip_id is not None:
+        raise Conflict("the rider already has a trip waiting", code="rider_taken")
     await detach_order(session, order=order, now=now, reason=f"reassigned: {reason}")
     store = await session.get(DarkStore, order.store_id)
     assert store is not None
@@ -128,5 +133,6 @@ async def assign_to_rider(
     rider.status = RiderStatus.ASSIGNED
     session.add_all([order, rider])
     await session.flush()
-    await trips.notify(session, trip=trip, event="offered", now=now)
+    await trips.claim_rider(session, rider=rider, trip=trip)
+    await trips.notify_offer(session, trip=trip, order_ids=[order.order_id], now=now)
     return trip

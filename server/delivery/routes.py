@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
+from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
@@ -116,6 +117,20 @@ async def my_trip(
 ) -> TripPublic | None:
     trip = await trips.current_trip(session, rider_id=user.id)
     return await _view(session, redis, clock, trip) if trip else None
+
+
+@router.get(
+    "/riders/me/trips",
+    summary="The rider's open trips: the one on the road first, then the next one",
+    responses=ERRORS,
+)
+async def my_trips(
+    session: SessionDep, redis: RedisDep, clock: ClockDep, user: RiderUser
+) -> list[TripPublic]:
+    return [
+        await _view(session, redis, clock, trip)
+        for trip in await trips.active_trips(session, rider_id=user.id)
+    ]
 
 
 def _trip_action(name: str, summary: str) -> None:
@@ -240,10 +255,24 @@ async def rider_socket(websocket: WebSocket) -> None:
     )
     if user is None:
         return
-    async with sockets.relaying(websocket, rider_channel(str(user.id))):
+    push = resources_of(websocket.app).settings.work_push
+    async with sockets.relaying(websocket, rider_channel(str(user.id)), gate=_Pushes(push)):
         with contextlib.suppress(WebSocketDisconnect):
             while True:
                 await _take_fix(websocket, user, await websocket.receive_text())
+
+
+class _Pushes(sockets.AfterSnapshot):
+    """Everything on the rider's channel, but offers only with ``QC_WORK_PUSH`` on (off,
+    the handheld polls ``GET /v1/riders/me/trip`` to find them)."""
+
+    def __init__(self, offers: bool) -> None:
+        super().__init__()
+        self.offers = offers
+        self.snapshot_sent(0)
+
+    async def admits(self, payload: dict[str, Any]) -> bool:
+        return self.offers or "offer_expires_at" not in payload
 
 
 async def _take_fix(websocket: WebSocket, user: User, raw: str) -> None:

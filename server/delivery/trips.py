@@ -6,8 +6,11 @@ from __future__ import annotations
 import secrets
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 import redis.asyncio as aioredis
+from sqlalchemy import text
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -30,12 +33,65 @@ ACTIVE_TRIP = ("OFFERED", "ACCEPTED", "AT_STORE", "PICKED_UP", "OUT")
 OFFER_TIMEOUT = timedelta(seconds=60)  # an offer not accepted in time goes to someone else
 
 
+QUEUED_TRIP = ("OFFERED", "ACCEPTED", "AT_STORE")  # the rider's next job, not picked up
+
+
+async def active_trips(session: AsyncSession, *, rider_id: uuid.UUID) -> list[Trip]:
+    """At most two: the trip on the road, then the next one (a rider free within minutes
+    may be offered their next trip while still delivering)."""
+    rows = await session.exec(
+        select(Trip).where(Trip.rider_id == rider_id, col(Trip.status).in_(ACTIVE_TRIP))
+    )
+    return sorted(rows.all(), key=lambda t: (t.status in QUEUED_TRIP, t.created_at or 0))
+
+
 async def current_trip(session: AsyncSession, *, rider_id: uuid.UUID) -> Trip | None:
-    return (
-        await session.exec(
-            select(Trip).where(Trip.rider_id == rider_id, col(Trip.status).in_(ACTIVE_TRIP))
-        )
-    ).first()
+    """The trip the rider is on: the one on the road, else their next one."""
+    found = await active_trips(session, rider_id=rider_id)
+    return found[0] if found else None
+
+
+class RiderTaken(Conflict):
+    code, title = "rider_taken", "The rider already has a next trip"
+
+
+async def claim_rider(session: AsyncSession, *, rider: Rider, trip: Trip) -> None:
+    """The one door through which a rider gets a trip: ``riders.next_trip_id`` is set only
+    while empty, by one conditional UPDATE of the rider's row, so of two dispatcher runs,
+    or a dispatcher and a manager's reassign, the second finds the rider taken
+    (``RiderTaken``) whatever each had read before. Freed by ``release_rider`` when the
+    trip is picked up (it is then on the road) or goes back to the dispatcher."""
+    claimed = await session.execute(
+        text(
+            "UPDATE riders SET next_trip_id = :t WHERE rider_id = :r AND next_trip_id IS NULL "
+            "RETURNING rider_id"
+        ),
+        {"t": trip.trip_id, "r": rider.rider_id},
+    )
+    if claimed.first() is None:
+        raise RiderTaken("the rider already has a trip waiting", rider_id=str(rider.rider_id))
+    set_committed_value(rider, "next_trip_id", trip.trip_id)
+
+
+async def release_rider(session: AsyncSession, *, trip: Trip) -> None:
+    await session.execute(
+        text("UPDATE riders SET next_trip_id = NULL WHERE rider_id = :r AND next_trip_id = :t"),
+        {"t": trip.trip_id, "r": trip.rider_id},
+    )
+    rider = session.identity_map.get(session.identity_key(Rider, trip.rider_id))
+    if isinstance(rider, Rider) and rider.next_trip_id == trip.trip_id:
+        set_committed_value(rider, "next_trip_id", None)
+
+
+async def free_status(session: AsyncSession, *, rider: Rider) -> RiderStatus:
+    """What a rider is once a trip of theirs ends: still delivering another, assigned to
+    their next one, idle, or offline when off duty."""
+    if not rider.on_duty:
+        return RiderStatus.OFFLINE
+    rest = await active_trips(session, rider_id=rider.rider_id)
+    if any(t.status in ("PICKED_UP", "OUT") for t in rest):
+        return RiderStatus.DELIVERING
+    return RiderStatus.ASSIGNED if rest else RiderStatus.IDLE
 
 
 async def trip_stops(session: AsyncSession, trip_id: uuid.UUID) -> list[tuple[TripStop, Order]]:
@@ -145,7 +201,7 @@ def _expect(trip: Trip, *states: str) -> None:
 
 
 async def notify(
-    session: AsyncSession, *, trip: Trip, event: str, now: datetime, **extra: str
+    session: AsyncSession, *, trip: Trip, event: str, now: datetime, **extra: Any
 ) -> None:
     await emit(
         session,
@@ -159,6 +215,23 @@ async def notify(
             "status": trip.status,
             **extra,
         },
+    )
+
+
+async def notify_offer(
+    session: AsyncSession, *, trip: Trip, order_ids: list[uuid.UUID], now: datetime
+) -> None:
+    """``delivery.offered``, pushed to the rider's socket: the trip, its store, its orders
+    in route order and when the offer goes to someone else."""
+    expires = offer_expires_at(trip)
+    await notify(
+        session,
+        trip=trip,
+        event="offered",
+        now=now,
+        store_id=trip.store_id,
+        order_ids=[str(o) for o in order_ids],
+        offer_expires_at=expires.isoformat() if expires else None,
     )
 
 
@@ -201,9 +274,11 @@ async def _to_dispatcher(
         session.add(order)
         await redis.sadd(keys.dispatch_avoid(str(order.order_id)), str(trip.rider_id))
         await redis.expire(keys.dispatch_avoid(str(order.order_id)), 1800)
+    await release_rider(session, trip=trip)
+    await session.flush()
     rider = await session.get(Rider, trip.rider_id)
     if rider is not None:
-        rider.status = RiderStatus.IDLE if rider.on_duty else RiderStatus.OFFLINE
+        rider.status = await free_status(session, rider=rider)
         session.add(rider)
 
 
@@ -225,6 +300,11 @@ async def pick_up(
         labels[order.order_id] = task.bag_label if task else None
     if any(o.status != OrderStatus.PACKED for _, o in stops):
         raise Conflict("not every bag is packed yet", code="not_packed")
+    if any(
+        t.status in ("PICKED_UP", "OUT")
+        for t in await active_trips(session, rider_id=trip.rider_id)
+    ):
+        raise Conflict("finish the trip on the road first", code="trip_in_progress")
     missing = [str(oid) for oid, label in labels.items() if label not in bag_labels]
     if missing:
         raise Conflict("scan the bag label of every order", code="bag_not_scanned", orders=missing)
@@ -235,6 +315,7 @@ async def pick_up(
         )
     trip.status, trip.updated_at = "PICKED_UP", now
     session.add(trip)
+    await release_rider(session, trip=trip)  # on the road: the rider may get a next trip
 
 
 async def depart(session: AsyncSession, *, trip: Trip, actor: User, now: datetime) -> None:
@@ -335,7 +416,8 @@ async def maybe_complete(session: AsyncSession, *, trip: Trip, now: datetime) ->
     if all(s.status in ("DELIVERED", "FAILED") for s, _ in await trip_stops(session, trip.trip_id)):
         trip.status, trip.updated_at = "COMPLETED", now
         session.add(trip)
+        await session.flush()
         rider = await session.get(Rider, trip.rider_id)
         if rider is not None:
-            rider.status = RiderStatus.IDLE if rider.on_duty else RiderStatus.OFFLINE
+            rider.status = await free_status(session, rider=rider)
             session.add(rider)

@@ -8,7 +8,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.delivery import planning
-from server.delivery.dispatcher import dispatch_store, replace_lost_riders
+from server.delivery.dispatcher import DispatchPolicy, dispatch_store, replace_lost_riders
 from server.delivery.models import Trip
 from server.kit.clock import Clock
 from server.kit.db import transaction
@@ -20,6 +20,7 @@ async def dispatch_all(
     redis: aioredis.Redis,
     clock: Clock,
     weights: planning.ScoreWeights = planning.DEFAULT_WEIGHTS,
+    policy: DispatchPolicy = DispatchPolicy(),
 ) -> list[Trip]:
     async with transaction(sessions) as session:
         stores = list((await session.exec(select(DarkStore))).all())
@@ -29,6 +30,6 @@ async def dispatch_all(
     for store in stores:
         async with transaction(sessions) as session:
             trips += await dispatch_store(
-                session, redis, store=store, now=clock.now(), weights=weights
+                session, redis, store=store, now=clock.now(), weights=weights, policy=policy
             )
     return trips

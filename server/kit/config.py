@@ -77,6 +77,7 @@ class Settings(BaseSettings):
     dispatch_batching: bool = True  # up to 3 drops in one direction per trip
     dispatch_busy_candidates: bool = True  # DELIVERING riders free within 3 min may be offered
     serviceability_dynamic: bool = True  # a store's reach shrinks while it can't keep the SLA
+    serviceability_promise_s: int = 15 * 60  # ... the door within this of placing
     pick_walk_order: bool = True  # pick lists along the S-shaped walk (off: by aisle and bin)
     ops_feed_interval_s: float = 1.0  # control-tower socket: at most one update this often
     ops_alert_interval_s: float = 5.0  # re-evaluate condition alerts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from server.delivery.dispatcher import DispatchPolicy
 from server.delivery.worker import dispatch_all
 from server.events.relay import relay_once
 from server.flash.tick import tick as flash_tick
@@ -30,7 +31,7 @@ def background_loops(resources: Resources) -> list[LeasedLoop]:
             redis,
             "dispatcher",
             settings.dispatch_interval_s,
-            lambda: dispatch_all(sessions, redis, clock),
+            lambda: dispatch_all(sessions, redis, clock, policy=DispatchPolicy.of(settings)),
         ),
         LeasedLoop(
             redis,

@@ -37,7 +37,6 @@ from server.identity.models import User
 from server.inventory import service as inventory
 from server.kit.config import Settings
 from server.kit.db import transaction
-from server.kit.errors import Conflict
 from server.orders import service as orders
 from server.orders.models import Order
 from server.orders.service import OrderLine
@@ -47,7 +46,7 @@ from server.payments.models import Payment
 from server.payments.provider import ChargeResult, ProviderError
 from server.picking.service import enqueue as enqueue_picking
 from server.stores.models import DarkStore
-from server.stores.selection import select_stores
+from server.stores.selection import Candidate, require_serviceable
 from shared.enums import OrderStatus
 from shared.geo import LatLng
 from shared.schemas.orders import DeliveryAddress, OrderPublic
@@ -148,8 +147,13 @@ async def checkout(
         if earlier is not None:
             return earlier
         purchase = await source.open(session, now=now)
-        await _require_checkout_possible(
-            session, redis, gateway=gateway, store_id=purchase.store_id, point=point, now=now
+        promise = await _require_checkout_possible(
+            session,
+            gateway=gateway,
+            settings=settings,
+            store_id=purchase.store_id,
+            point=point,
+            now=now,
         )
         await inventory.reserve_lines(
             session,
@@ -179,6 +183,7 @@ async def checkout(
             lng=point.lng,
             now=now,
             sla_s=settings.sla_s,
+            promised_at=now + timedelta(minutes=promise.eta_min),
         )
         await source.placed(session, order_id=order_id, now=now)
         store_id, payment_id, amount = purchase.store_id, payment.payment_id, payment.amount_paise
@@ -247,23 +252,28 @@ async def _placed_earlier(session: AsyncSession, *, order_id: uuid.UUID) -> Chec
 
 async def _require_checkout_possible(
     session: AsyncSession,
-    redis: aioredis.Redis,
     *,
     gateway: PaymentGateway,
+    settings: Settings,
     store_id: str,
     point: LatLng,
     now: datetime,
-) -> None:
-    """The store delivers to the address right now, and the payment breaker is not open
-    (an open breaker answers now, before anything is reserved or written)."""
-    serving = await select_stores(session, redis, point=point, now=now, use_cache=False)
-    if store_id not in {c.store_id for c in serving}:
-        raise Conflict(
-            f"{store_id} does not deliver to this address right now", code="not_serviceable"
-        )
+) -> Candidate:
+    """The store delivers to the address in time right now (its promise is returned), and
+    the payment breaker is not open (an open breaker answers now, before anything is
+    reserved or written)."""
+    promise = await require_serviceable(
+        session,
+        store_id=store_id,
+        point=point,
+        now=now,
+        dynamic=settings.serviceability_dynamic,
+        promise_s=settings.serviceability_promise_s,
+    )
     breaker = await gateway.breaker.snapshot(now.timestamp())
     if breaker.state == "open" and breaker.open_until is not None:
         raise CircuitOpen(breaker.open_until - now.timestamp())
+    return promise
 
 
 async def _locked_order_and_payment(

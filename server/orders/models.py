@@ -56,6 +56,7 @@ class Order(SQLModel, table=True):
     # shown to the customer, asked by the rider at the door
     delivery_otp: str | None = Field(default=None, max_length=4)
     sla_deadline: Timestamp = tz_field()
+    promised_at: Timestamp = tz_field()  # the door time promised at checkout
     placed_at: Timestamp = tz_field(index=True)
     confirmed_at: Timestamp = tz_field()
     picking_at: Timestamp = tz_field()

@@ -199,6 +199,7 @@ async def public(session: AsyncSession, order: Order, *, show_otp: bool = False)
         cancel_reason=order.cancel_reason,
         placed_at=order.placed_at,
         sla_deadline=order.sla_deadline,
+        promised_at=order.promised_at,
         status_times=times,
         rider_id=order.rider_id,
         delivery_otp=order.delivery_otp if show_otp else None,
@@ -221,6 +222,7 @@ async def place_order(
     lng: float,
     now: datetime,
     sla_s: int,
+    promised_at: datetime | None = None,
 ) -> tuple[Order, Payment]:
     """Insert the order (PLACED), its items and a pending payment. The caller has already
     hard-reserved the stock."""
@@ -241,6 +243,7 @@ async def place_order(
         delivery_lng=lng,
         placed_at=now,
         sla_deadline=now + timedelta(seconds=sla_s),
+        promised_at=promised_at,
     )
     session.add(order)
     session.add(OrderDirectory(order_id=order_id, store_id=store_id))

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from server.kit.deps import ClockDep, ManagerUser, RedisDep, SessionDep
+from server.kit.deps import ClockDep, ManagerUser, RedisDep, SessionDep, SettingsDep
 from server.kit.errors import NotFound
 from server.kit.openapi import problem_responses
 from server.stores import selection, service
@@ -45,11 +45,19 @@ async def serviceable(
     session: SessionDep,
     redis: RedisDep,
     clock: ClockDep,
+    settings: SettingsDep,
     lat: Annotated[float, Query(ge=-90, le=90, examples=[12.9352])],
     lng: Annotated[float, Query(ge=-180, le=180, examples=[77.6245])],
 ) -> StoreSelection:
     point = LatLng(lat, lng)
-    ranked = await selection.select_stores(session, redis, point=point, now=clock.now())
+    ranked = await selection.select_stores(
+        session,
+        redis,
+        point=point,
+        now=clock.now(),
+        dynamic=settings.serviceability_dynamic,
+        promise_s=settings.serviceability_promise_s,
+    )
     if not ranked:
         raise NotFound("no dark store delivers to this location yet", code="not_serviceable")
     return StoreSelection(

@@ -1,10 +1,16 @@
 """Which dark store serves a customer location: inside the zone, operational, open now,
-ranked by an estimate of minutes to the door rather than by distance alone.
+ranked by the minutes a new order would take to reach the door rather than by distance.
 
-Rank = riding time from the store (distance x road factor / speed) + a queue penalty
-(orders in flight per active picker, each worth ~1.5 min of picking) - a rider bonus
-(idle riders near the store save the wait for one, up to 3). Cached 30 s per ~150 m cell;
-checkout recomputes without the cache.
+Minutes to the door (``door_minutes``, the ETA the customer is shown and promised):
+waiting for a picker (orders waiting to be picked per picker x the store's pick time) +
+picking + waiting for a rider beyond what picking hides (orders needing a rider beyond the
+idle riders, x a trip's turnaround over the riders on duty; a store with nobody on duty
+yet is judged by its queue alone) + the ride (distance x road factor at ~18 km/h) + the
+handover. Serviceability keeps its word (``dynamic``, ``QC_SERVICEABILITY_DYNAMIC``): a
+store reaches only as far as a new order can still be at the door within the promise
+(``QC_SERVICEABILITY_PROMISE_S``), never beyond its radius nor under ``MIN_RADIUS_M``, and
+grows back as its queue drains. Cached 30 s per ~150 m cell; checkout recomputes without
+the cache and refuses an address beyond the store's reach with 409 ``not_serviceable``.
 """
 
 from __future__ import annotations
@@ -20,13 +26,17 @@ from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.kit import keys
+from server.kit.errors import Conflict
 from shared.geo import LatLng, haversine_m, location_cell, point_in_geojson
 
 CACHE_TTL_S = 30
 ROAD_FACTOR = 1.35
 RIDE_M_PER_MIN = 300.0  # ~18 km/h through city traffic
-PICK_MIN_PER_QUEUED_ORDER = 1.5
-RIDER_BONUS_MIN = 0.5
+PICK_MIN = 2.0  # a pick when the store has no open task to take its estimate from
+HANDOVER_MIN = 1.0
+TRIP_TURNAROUND_MIN = 10.0  # a rider's trip: out, at the door, back
+MIN_RADIUS_M = 500.0  # a store never shrinks below its doorstep
+DEFAULT_PROMISE_S = 15 * 60
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -39,6 +49,44 @@ class Candidate:
     active_pickers: int
     idle_riders: int
     eta_min: float
+    effective_radius_m: float = 0.0  # how far the store reaches right now
+
+
+@dataclass(frozen=True, slots=True)
+class StoreLoad:
+    """What decides how soon a store can deliver a new order."""
+
+    waiting_to_pick: int  # confirmed orders no picker has started
+    pickers: int
+    pick_min: float  # minutes per pick (the store's open estimates)
+    needing_rider: int  # orders in the store without a rider yet
+    idle_riders: int
+    riders_on_duty: int
+
+    def before_ride_min(self) -> float:
+        """Minutes from placing to the rider leaving the store."""
+        queue = self.waiting_to_pick / max(self.pickers, 1) * self.pick_min
+        in_store = queue + self.pick_min
+        rider = 0.0
+        short = self.needing_rider + 1 - self.idle_riders
+        if self.riders_on_duty > 0 and short > 0:
+            rider = short * TRIP_TURNAROUND_MIN / self.riders_on_duty
+        return in_store + max(0.0, rider - in_store)  # a rider on the way overlaps the pick
+
+
+def ride_min(distance_m: float) -> float:
+    return distance_m * ROAD_FACTOR / RIDE_M_PER_MIN
+
+
+def door_minutes(load: StoreLoad, distance_m: float) -> float:
+    return load.before_ride_min() + ride_min(distance_m) + HANDOVER_MIN
+
+
+def reach_m(load: StoreLoad, *, radius_m: float, promise_s: float) -> float:
+    """How far a new order still reaches the door within the promise (within the radius,
+    at least ``MIN_RADIUS_M``)."""
+    spare = promise_s / 60.0 - load.before_ride_min() - HANDOVER_MIN
+    return min(radius_m, max(MIN_RADIUS_M, spare * RIDE_M_PER_MIN / ROAD_FACTOR))
 
 
 def is_open(hours: dict[str, Any] | None, local: datetime) -> bool:
@@ -66,37 +114,95 @@ _STORES_SQL = text("""
            (SELECT count(*) FROM orders o WHERE o.store_id = s.store_id
               AND o.status IN ('CONFIRMED', 'PICKING', 'PARTIALLY_FULFILLED', 'PACKED'))
              AS in_flight,
+           (SELECT count(*) FROM orders o WHERE o.store_id = s.store_id
+              AND o.status = 'CONFIRMED') AS waiting,
+           (SELECT count(*) FROM orders o WHERE o.store_id = s.store_id AND o.rider_id IS NULL
+              AND o.status IN ('CONFIRMED', 'PICKING', 'PARTIALLY_FULFILLED', 'PACKED'))
+             AS needing_rider,
+           (SELECT avg(t.estimate_s) FROM pick_tasks t WHERE t.store_id = s.store_id
+              AND t.status IN ('WAITING', 'PICKING') AND t.estimate_s > 0) AS pick_s,
            (SELECT count(*) FROM users u WHERE u.store_id = s.store_id
               AND u.role = 'picker' AND u.is_active) AS pickers,
-           (SELECT count(*) FROM riders r WHERE r.home_store_id = s.store_id
-              AND r.on_duty AND r.status = 'IDLE') AS idle_riders
+           (SELECT count(*) FILTER (WHERE r.status = 'IDLE') FROM riders r
+              WHERE r.home_store_id = s.store_id AND r.on_duty) AS idle_riders,
+           (SELECT count(*) FROM riders r WHERE r.home_store_id = s.store_id AND r.on_duty)
+             AS on_duty
     FROM dark_stores s JOIN cities c ON c.city_id = s.city_id
     WHERE s.is_operational""")
 
 
-async def rank_stores(session: AsyncSession, *, point: LatLng, now: datetime) -> list[Candidate]:
-    found: list[Candidate] = []
+@dataclass(frozen=True, slots=True)
+class _Store:
+    store_id: str
+    name: str
+    location: LatLng
+    radius_m: float
+    zone: dict[str, Any] | None
+    is_open: bool
+    in_flight: int
+    load: StoreLoad
+
+    def covers(self, point: LatLng) -> bool:
+        """Inside the zone (or radius) as configured, open now."""
+        if not self.is_open:
+            return False
+        if self.zone:
+            return point_in_geojson(point, self.zone)
+        return haversine_m(self.location, point) <= self.radius_m
+
+
+async def _stores(session: AsyncSession, *, now: datetime) -> list[_Store]:
+    found = []
     for row in await session.execute(_STORES_SQL):
-        (store_id, name, lat, lng, radius, zone, hours, tz, in_flight, pickers, idle) = row
-        distance = haversine_m(LatLng(lat, lng), point)
-        inside = point_in_geojson(point, zone) if zone else distance <= radius
-        if not inside or not is_open(hours, now.astimezone(ZoneInfo(tz))):
-            continue
-        queue = in_flight / max(pickers, 1)
-        eta = (
-            distance * ROAD_FACTOR / RIDE_M_PER_MIN
-            + queue * PICK_MIN_PER_QUEUED_ORDER
-            - min(idle, 3) * RIDER_BONUS_MIN
-        )
+        (store_id, name, lat, lng, radius, zone, hours, tz, in_flight, waiting, needing) = row[:11]
+        pick_s, pickers, idle, on_duty = row[11:]
+        pick_min = float(pick_s) / 60.0 if pick_s else PICK_MIN
         found.append(
-            Candidate(
+            _Store(
                 store_id,
                 name,
-                round(distance, 1),
+                LatLng(lat, lng),
+                radius,
+                zone,
+                is_open(hours, now.astimezone(ZoneInfo(tz))),
                 in_flight,
-                pickers,
-                idle,
-                round(max(eta, 0.0), 2),
+                StoreLoad(waiting, pickers, pick_min, needing, idle, on_duty),
+            )
+        )
+    return found
+
+
+def _reach(store: _Store, *, dynamic: bool, promise_s: float) -> float:
+    if not dynamic:
+        return float("inf")
+    return reach_m(store.load, radius_m=float("inf"), promise_s=promise_s)
+
+
+async def rank_stores(
+    session: AsyncSession,
+    *,
+    point: LatLng,
+    now: datetime,
+    dynamic: bool = True,
+    promise_s: float = DEFAULT_PROMISE_S,
+) -> list[Candidate]:
+    """Every store that delivers to ``point`` now, soonest at the door first."""
+    found: list[Candidate] = []
+    for store in await _stores(session, now=now):
+        distance = haversine_m(store.location, point)
+        reach = _reach(store, dynamic=dynamic, promise_s=promise_s)
+        if not store.covers(point) or distance > reach:
+            continue
+        found.append(
+            Candidate(
+                store.store_id,
+                store.name,
+                round(distance, 1),
+                store.in_flight,
+                store.load.pickers,
+                store.load.idle_riders,
+                round(door_minutes(store.load, distance), 2),
+                round(min(reach, store.radius_m), 1),
             )
         )
     return sorted(found, key=lambda c: (c.eta_min, c.distance_m))
@@ -109,16 +215,20 @@ async def select_stores(
     point: LatLng,
     now: datetime,
     use_cache: bool = True,
+    dynamic: bool = True,
+    promise_s: float = DEFAULT_PROMISE_S,
 ) -> list[Candidate]:
     """Serviceable stores for a location, best first (30 s cache per location cell)."""
     if not use_cache:
-        return await rank_stores(session, point=point, now=now)
+        return await rank_stores(
+            session, point=point, now=now, dynamic=dynamic, promise_s=promise_s
+        )
     version = int(await redis.get(keys.STORE_SELECTION_VERSION) or 0)
     key = keys.store_selection(version, location_cell(point))
     cached = await redis.get(key)
     if cached is not None:
         return [Candidate(**c) for c in json.loads(cached)]
-    ranked = await rank_stores(session, point=point, now=now)
+    ranked = await rank_stores(session, point=point, now=now, dynamic=dynamic, promise_s=promise_s)
     await redis.set(key, json.dumps([asdict(c) for c in ranked]), ex=CACHE_TTL_S)
     return ranked
 
@@ -126,3 +236,38 @@ async def select_stores(
 async def invalidate_selection(redis: aioredis.Redis) -> None:
     """A store paused, resumed or changed its zone: every cached cell is stale."""
     await redis.incr(keys.STORE_SELECTION_VERSION)
+
+
+async def require_serviceable(
+    session: AsyncSession,
+    *,
+    store_id: str,
+    point: LatLng,
+    now: datetime,
+    dynamic: bool = True,
+    promise_s: float = DEFAULT_PROMISE_S,
+) -> Candidate:
+    """The store's promise for this address, computed afresh (checkout), or 409
+    ``not_serviceable`` naming why: beyond what the store reaches in time right now (with
+    that reach: its queue or riders), or not delivering here at all (outside its zone,
+    closed or paused)."""
+    for candidate in await rank_stores(
+        session, point=point, now=now, dynamic=dynamic, promise_s=promise_s
+    ):
+        if candidate.store_id == store_id:
+            return candidate
+    store = next((s for s in await _stores(session, now=now) if s.store_id == store_id), None)
+    if store is not None and store.covers(point):
+        reach = _reach(store, dynamic=dynamic, promise_s=promise_s)
+        distance = haversine_m(store.location, point)
+        raise Conflict(
+            f"{store_id} is too busy to reach this address in time: right now it delivers "
+            f"within {reach:.0f} m and this address is {distance:.0f} m away",
+            code="not_serviceable",
+            store_id=store_id,
+            reason="beyond_reach_now",
+            reach_m=round(reach, 1),
+            distance_m=round(distance, 1),
+            eta_min=round(door_minutes(store.load, distance), 2),
+        )
+    raise Conflict(f"{store_id} does not deliver to this address right now", code="not_serviceable")

@@ -108,6 +108,7 @@ class OrderPublic(BaseModel):
     cancel_reason: str | None = None
     placed_at: datetime | None = None
     sla_deadline: datetime | None = None
+    promised_at: datetime | None = None  # the door time promised at checkout (honest ETA)
     status_times: dict[str, datetime] = Field(default_factory=dict)
     rider_id: uuid.UUID | None = None
     delivery_otp: str | None = Field(default=None, description="shown to the customer only")

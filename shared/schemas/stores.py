@@ -26,6 +26,11 @@ class ServiceableStore(BaseModel):
     orders_in_flight: int
     active_pickers: int
     idle_riders: int
+    effective_radius_m: float = Field(
+        default=0.0,
+        description="how far the store delivers in time right now (it shrinks "
+        "while its queue or riders are stretched)",
+    )
 
 
 class StoreSelection(BaseModel):
