@@ -131,6 +131,7 @@ async def ingest_fixes(
             "lng": latest.lng,
             "at": latest.at.isoformat(),
             "speed": latest.speed_mps if latest.speed_mps is not None else "",
+            **({"battery": latest.battery_pct} if latest.battery_pct is not None else {}),
         },
     )
     await pipe.execute()

@@ -19,6 +19,8 @@ class GpsFix(BaseModel):
     speed_mps: float | None = Field(default=None, ge=0, le=60)
     heading_deg: float | None = Field(default=None, ge=0, le=360)
     accuracy_m: float | None = Field(default=None, ge=0, le=10_000)
+    # the handheld's battery: the dispatcher's battery term reads the last one reported
+    battery_pct: float | None = Field(default=None, ge=0, le=100)
 
 
 class FixBatch(BaseModel):

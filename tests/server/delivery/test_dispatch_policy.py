@@ -10,9 +10,13 @@ from datetime import timedelta
 import psycopg
 import pytest
 
+from server.delivery import candidates
 from server.delivery.dispatcher import DispatchPolicy
 from server.delivery.worker import dispatch_all
+from server.seed.generate import DEMO_SECRETS
+from shared.enums import Role
 from shared.geo import destination
+from tests.helpers import login
 from tests.server.delivery.dispatch_world import (
     KOR,
     add_order,
@@ -144,3 +148,46 @@ async def test_the_rider_is_offered_a_picking_bag_in_time_to_meet_it(
     assert abs((trip.planned_depart_at - ready).total_seconds()) < 1
     [(_, _, orders)] = trips_of(stack.database_url)
     assert orders == [order]
+
+
+async def test_battery_comes_from_the_handhelds_fixes(stack, client) -> None:
+    """Two riders alike but for the battery their handhelds report: the fuller one goes."""
+    now = stack.clock.now()
+    low, full = kor_riders(stack.database_url, 2)
+    with psycopg.connect(stack.database_url) as conn:
+        logins = dict(
+            conn.execute("SELECT id, login FROM users WHERE id = ANY(%s)", ([low, full],))
+        )
+        conn.execute("UPDATE riders SET battery_pct = 100 WHERE rider_id = %s", (low,))
+    for rider, battery, bearing in ((low, 12, 90), (full, 96, 270)):
+        headers = await login(client, logins[rider], DEMO_SECRETS[Role.RIDER])
+        assert (
+            await client.post("/v1/riders/me/shift", json={"on_duty": True}, headers=headers)
+        ).status_code == 200
+        spot = destination(KOR, bearing, 400)
+        fix = {"lat": spot.lat, "lng": spot.lng, "at": now.isoformat(), "battery_pct": battery}
+        r = await client.post("/v1/riders/me/locations", headers=headers, json={"fixes": [fix]})
+        assert r.status_code == 200, r.text
+    assert await candidates.batteries(stack.redis, [low, full]) == {low: 12.0, full: 96.0}
+    add_order(stack.database_url, drop=destination(KOR, 0, 800), placed=now)
+    (trip,) = await dispatch_all(stack.sessions, stack.redis, stack.clock)
+    assert trip.rider_id == full
+
+
+async def test_rating_is_earned_from_deliveries(stack) -> None:
+    now = stack.clock.now()
+    late, new = kor_riders(stack.database_url, 2)
+    for _ in range(5):  # five drops delivered 20 minutes after placing: all late
+        trip = send_out(
+            stack.database_url, late, destination(KOR, 0, 500), now - timedelta(hours=1)
+        )
+        with psycopg.connect(stack.database_url) as conn:
+            conn.execute(
+                "UPDATE trip_stops SET status = 'DELIVERED', delivered_at = %s WHERE trip_id = %s",
+                (now - timedelta(minutes=40), trip),
+            )
+            conn.execute("UPDATE trips SET status = 'COMPLETED' WHERE trip_id = %s", (trip,))
+    async with stack.sessions() as session:
+        stars = await candidates.ratings(session, rider_ids=[late, new], now=now)
+    assert stars[new] == pytest.approx(4.5)  # the prior: 10 drops at 90 % on time
+    assert stars[late] == pytest.approx(5 * 9 / 15)  # 0 of 5 on time pulls it to 3.0
