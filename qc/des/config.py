@@ -69,12 +69,12 @@ class Physics:
     label_scan_s: tuple[float, float] = (10.0, 25.0)  # at the store: bags found and scanned
     offer_read_s: tuple[float, float] = (3.0, 8.0)  # the rider reads and accepts an offer
     # picking: the pick path is walked bin by bin (S-shaped walk, or aisle by aisle)
-    pick_start_s: tuple[float, float] = (8.0, 15.0)  # read the list, take a basket
+    pick_start_s: tuple[float, float] = (10.0, 20.0)  # read the list, take a basket
     bin_step_s: float = 0.35  # per bin position walked
     aisle_change_s: tuple[float, float] = (4.0, 7.0)
-    line_s: tuple[float, float] = (5.0, 8.0)  # find the item, scan the first unit
+    line_s: tuple[float, float] = (7.0, 11.0)  # find the item, scan the first unit
     extra_unit_s: tuple[float, float] = (1.5, 3.0)
-    pack_s: tuple[float, float] = (12.0, 20.0)
+    pack_s: tuple[float, float] = (15.0, 25.0)
     push_latency_s: float = 2.0  # a websocket push to a terminal or a handheld
     picker_poll_s: float = 30.0  # without push: a picker glances at the queue this often
     rider_poll_s: float = 45.0  # without push: a rider glances at the trip screen this often

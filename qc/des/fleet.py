@@ -107,7 +107,8 @@ class Fleet:
             if world.config.policies.push
             else world.next_glance(now, rider.phase_s, physics.rider_poll_s)
         )
-        rng = random.Random(f"{world.config.seed}:offer:{trip_id}")
+        # keyed by who and when, never by the trip's id (the server draws it at random)
+        rng = random.Random(f"{world.config.seed}:offer:{rider.index}:{now}")
         world.at(seen + rng.uniform(*physics.offer_read_s), lambda: self._accept(rider, trip_id))
 
     def _lost(self, rider: RiderSim, trip_id: uuid.UUID) -> None:
@@ -193,7 +194,7 @@ class Fleet:
         for trip_id, rider in sorted(store.riders_waiting.items(), key=lambda kv: kv[1].index):
             if all(o in store.packed for o in rider.trip_orders):
                 del store.riders_waiting[trip_id]
-                rng = random.Random(f"{world.config.seed}:labels:{trip_id}")
+                rng = random.Random(f"{world.config.seed}:labels:{rider.index}:{world.now()}")
                 delay = rng.uniform(*world.config.physics.label_scan_s)
                 world.at(
                     world.now() + delay,

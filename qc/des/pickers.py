@@ -106,6 +106,8 @@ class Pickers:
         picker.task = task.order_id
         picker.busy(world.now())
         rng = random.Random(f"{world.config.seed}:pick:{task.order_id}")
+        if not world.config.policies.walk_order:  # by aisle and bin, whatever the list says
+            lines = sorted(lines, key=lambda ln: (ln.bin_code or "", ln.sku_id))
         duration = self.pick_s(rng, [ln.bin_code for ln in lines], [ln.quantity for ln in lines])
         rec = world.orders.get(task.order_id)
         if rec is not None:
