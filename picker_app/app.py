@@ -94,6 +94,8 @@ class PickerApp(ServerApp):
 
     # --- screens --------------------------------------------------------------------
     def on_mount(self) -> None:
+        # SLA countdowns and the pick timer run on the server's clock, at its speed
+        self.keep_time(self.ctx.clock, getattr(self.client, "server_clock", None))
         self.pending_scans = len(self.outbox)
         self.send_scans()
         if self.client.user is not None and self.ctx.store_id:

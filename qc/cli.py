@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -295,9 +296,29 @@ def control_tower(
     raise typer.Exit(code=main(argv))
 
 
+def _server_now(server: str) -> datetime | None:
+    """A running server's clock (a demo's runs faster than the wall), or None if none answers."""
+    import httpx
+
+    from shared.schemas.ops import ServerClockPublic
+
+    try:
+        r = httpx.get(server.rstrip("/") + "/v1/ops/clock", timeout=3)
+        return ServerClockPublic.model_validate(r.json()).now if r.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
+        return None
+
+
 @app.command()
-def token(login: Annotated[str, typer.Argument(help="a staff login, e.g. manager.blr")]) -> None:
-    """Print a bearer token for a staff user (operator tool: reads the database directly)."""
+def token(
+    login: Annotated[str, typer.Argument(help="a staff login, e.g. manager.blr")],
+    server: Annotated[
+        str, typer.Option(help="the running server whose clock dates the token")
+    ] = "http://127.0.0.1:8000",
+) -> None:
+    """Print a bearer token for a staff user (operator tool: reads the database directly).
+    The token is dated by the running server's clock (a demo's runs faster than the wall);
+    with no server answering, by this machine's clock and the settings' speed."""
     import psycopg
 
     from server.identity.models import User
@@ -315,11 +336,12 @@ def token(login: Annotated[str, typer.Argument(help="a staff login, e.g. manager
         raise fail(f"no active user {login!r}")
     if row[1] == Role.CUSTOMER:
         raise fail("tokens from the CLI are for staff; customers log in through the API")
-    clock = Clock(speed=settings.clock_speed, anchor=settings.clock_anchor)
+    now = _server_now(server)
+    if now is None:
+        console.print(f"[yellow]no server at {server}: the token is dated by this machine[/]")
+        now = Clock(speed=settings.clock_speed, anchor=settings.clock_anchor).now()
     user = User(id=row[0], login=login, name=login, role=Role(row[1]), secret_hash="")
-    tok, _ = issue_token(
-        user, key=settings.secret_key_value(), now=clock.now(), ttl_s=settings.token_ttl_s
-    )
+    tok, _ = issue_token(user, key=settings.secret_key_value(), now=now, ttl_s=settings.token_ttl_s)
     sys.stdout.write(tok + "\n")
 
 

@@ -3,6 +3,7 @@ every screen, whether it answers."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 
 from textual import work
@@ -11,7 +12,14 @@ from textual.binding import Binding
 from textual.reactive import reactive
 
 from qc_tui.api import RETRY_DELAYS
+from qc_tui.clock import ServerClock
 from qc_tui.connection import Connection
+from shared.client import ApiError
+from shared.schemas.ops import ServerClockPublic
+
+CLOCK_SYNC_S = 30.0  # how often a terminal sets its clock by the server's again
+
+AskClock = Callable[[], Awaitable[ServerClockPublic]]
 
 
 class ServerApp(App[None]):
@@ -45,6 +53,32 @@ class ServerApp(App[None]):
 
     def reconnected(self) -> None:
         """The server answers again (after being lost)."""
+
+    def keep_time(self, clock: ServerClock, ask: AskClock | None) -> None:
+        """Set ``clock`` by the server's now and every ``CLOCK_SYNC_S``: countdowns, pick
+        timers and the rider's fixes then run on the server's time at its speed (a demo's
+        world runs faster than the wall). ``ask`` None (a test's fake server): not at all."""
+        if ask is not None:
+            self._keep_time(clock, ask)
+
+    @work(exclusive=True, group="server-clock")
+    async def _keep_time(self, clock: ServerClock, ask: AskClock) -> None:
+        attempt = 0
+        while True:
+            try:
+                stated = await ask()
+            except ApiError as exc:
+                if exc.status == 404:  # a server without a clock to state: keep estimating
+                    return
+                self.connection.report(exc)
+                delay = self.connection.retry_delay(attempt)
+                attempt += 1
+            except (RuntimeError, ValueError):  # closing down, or an unreadable answer
+                delay = CLOCK_SYNC_S
+            else:
+                clock.sync(stated.now, stated.speed)
+                attempt, delay = 0, CLOCK_SYNC_S
+            await asyncio.sleep(delay)
 
     def kept_note(self) -> str:
         """What the banner adds while offline: what is kept to send once back."""

@@ -27,9 +27,15 @@ class ServerTime:
     at: datetime  # the answer's server_now
     speed: float  # simulated seconds per real second
     received: float  # monotonic seconds when the answer came
+    wall_at: datetime | None = None  # the terminal's wall clock when the answer came
 
     def now(self, monotonic: float) -> datetime:
         return self.at + timedelta(seconds=max(0.0, monotonic - self.received) * self.speed)
+
+    def of_wall(self, moment: datetime) -> datetime:
+        """The server's time at a moment of the terminal's wall clock."""
+        wall_at = self.wall_at if self.wall_at is not None else moment
+        return self.at + (moment - wall_at) * self.speed
 
 
 class ServerClock:
@@ -56,8 +62,20 @@ class ServerClock:
             return self.stated.now(self._monotonic())
         return self.wall() + self.offset
 
+    @property
+    def speed(self) -> float:
+        """Server seconds per real second, as last stated (1 until a server says)."""
+        return self.stated.speed if self.stated is not None else 1.0
+
     def sync(self, server_now: datetime, speed: float) -> None:
-        self.stated = ServerTime(server_now, speed, self._monotonic())
+        self.stated = ServerTime(server_now, speed, self._monotonic(), self.wall())
+
+    def of_wall(self, moment: datetime) -> datetime:
+        """A moment of this terminal's wall clock (a GPS fix's time, say) on the server's
+        clock: the rider's fixes must not look stale to a server running faster."""
+        if self.stated is not None:
+            return self.stated.of_wall(moment)
+        return moment + self.offset
 
     def observe(self, deadline: datetime | None, seconds_left: int | None) -> None:
         if deadline is None or seconds_left is None:

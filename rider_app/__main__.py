@@ -15,7 +15,8 @@ from rider_app.tracking import DEFAULT_BUFFER_DIR
 GPS_HELP = (
     "where fixes come from: gpsd://[host][:port] · nmea:///dev/ttyUSB0[?baud=9600] · "
     "nmea+file:///log.nmea[?speed=K] · gpx:///track.gpx[?speed=K] · "
-    "sim://?from=LAT,LNG&to=LAT,LNG[&via=LAT,LNG][&speed=M/S]"
+    "sim://?from=LAT,LNG&to=LAT,LNG[&via=LAT,LNG][&speed=M/S]. "
+    "Without it the handheld rides its own trips (to the store, then each drop)"
 )
 
 
@@ -69,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         gps=args.gps,
         buffer_dir=args.buffer_dir,
         push_interval_s=args.push_every,
+        ride_along=args.gps is None,
     )
     app.run()
     return app.return_code or 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +22,7 @@ from rider_app.api import RiderApi
 from rider_app.context import RiderContext
 from rider_app.gps import GpsSource, OfflineBuffer
 from rider_app.gps.fix import Fix
+from rider_app.gps.ride import RideAlong
 from rider_app.link import RiderLink
 from rider_app.messages import (
     LoggedIn,
@@ -31,6 +33,7 @@ from rider_app.messages import (
     TripUpdated,
 )
 from rider_app.positions import PositionSender
+from rider_app.route import next_stop
 from rider_app.screens.login import LoginScreen
 from rider_app.screens.shift import ShiftScreen
 from rider_app.screens.trip import TripScreen
@@ -72,11 +75,13 @@ class RiderApp(ServerApp):
         trip_poll_s: float = 5.0,
         retry_delays: Sequence[float] = RETRY_DELAYS,
         socket: bool = True,
+        ride_along: bool = False,
     ) -> None:
         api: RiderApi = client if client is not None else RiderClient(server_url)
         super().__init__(health=api.health, retry_delays=retry_delays)
         self.client = api
-        self.gps_source = gps
+        # no receiver: the handheld rides its own trips (``qc rider`` without --gps)
+        self.gps_source = gps if gps is not None or not ride_along else self._ride_along()
         self.buffer_dir = buffer_dir
         self.push_interval_s = push_interval_s
         self.trip_poll_s = trip_poll_s
@@ -114,8 +119,23 @@ class RiderApp(ServerApp):
             return ""
         return f" · {kept} GPS fix{'es' if kept != 1 else ''} kept, sent in order when back"
 
+    def _ride_along(self) -> RideAlong:
+        return RideAlong(self.position, self.ride_goal, speed_factor=lambda: self.ctx.clock.speed)
+
+    def ride_goal(self) -> LatLng | None:
+        """Where the trip wants the rider now: the store until the bags are on board, then
+        the next open drop; nowhere (stay) without an accepted trip."""
+        trip = self.trip
+        if trip is None or trip.status == "OFFERED":
+            return None
+        if trip.status in ("ACCEPTED", "AT_STORE", "PICKED_UP"):
+            return LatLng(trip.store_lat, trip.store_lng)
+        stop = next_stop(trip)
+        return LatLng(stop.lat, stop.lng) if stop is not None else None
+
     # --- start-up -------------------------------------------------------------------
     def on_mount(self) -> None:
+        self.keep_time(self.ctx.clock, getattr(self.client, "server_clock", None))
         if self.client.user is not None and self.client.token:
             self.logged_in()
         else:
@@ -338,7 +358,10 @@ class RiderApp(ServerApp):
                 self.last_fix = fix
                 self.gps_state = fix.source
                 if self.positions is not None:
-                    self.positions.offer(fix)
+                    # the receiver's time on the server's clock: a server running faster
+                    # than the wall would judge wall-clock fixes stale
+                    at = self.ctx.clock.of_wall(fix.at)
+                    self.positions.offer(dataclasses.replace(fix, at=at))
         except Exception as exc:
             log.exception("GPS source failed")
             self.gps_state = f"GPS failed: {exc}"

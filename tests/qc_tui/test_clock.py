@@ -47,3 +47,19 @@ def test_countdowns() -> None:
     assert (sla_text(90).plain, str(sla_text(90).style)) == ("01:30", "bold red")
     assert (sla_text(200).plain, str(sla_text(200).style)) == ("03:20", "bold yellow")
     assert (sla_text(-30).plain, str(sla_text(600).style)) == ("LATE 00:30", "green")
+
+
+def test_a_wall_clock_moment_on_the_server_clock() -> None:
+    """A GPS fix taken by the wall clock, dated on a server running 20x, an hour ahead."""
+    wall = [NOW]
+    clock = ServerClock(lambda: wall[0])
+    assert clock.speed == 1.0
+    assert clock.of_wall(NOW) == NOW  # nothing stated: the wall clock
+    clock.sync(NOW + timedelta(hours=1), 20.0)
+    assert clock.speed == 20.0
+    assert clock.of_wall(NOW) == NOW + timedelta(hours=1)
+    # three real seconds after the answer came are a minute on the server
+    assert clock.of_wall(NOW + timedelta(seconds=3)) == NOW + timedelta(hours=1, minutes=1)
+    wall[0] = NOW + timedelta(seconds=10)  # a later answer pins it again
+    clock.sync(NOW + timedelta(hours=2), 20.0)
+    assert clock.of_wall(NOW + timedelta(seconds=10)) == NOW + timedelta(hours=2)
