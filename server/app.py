@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server.catalog.routes import router as catalog_router
@@ -96,6 +97,17 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
         return _problem(
             exc.status_code, code, str(exc.detail), headers=getattr(exc, "headers", None)
+        )
+
+    @app.exception_handler(PoolTimeout)
+    async def pool_exhausted(request: Request, exc: PoolTimeout) -> JSONResponse:
+        # every pooled connection stayed busy for db_pool_timeout_s: overload, not a bug
+        log.warning("database pool exhausted on %s %s", request.method, request.url.path)
+        return _problem(
+            503,
+            "database_busy",
+            "the server is at capacity; retry shortly",
+            headers={"Retry-After": "1"},
         )
 
     @app.exception_handler(DBAPIError)

@@ -17,7 +17,12 @@ from server.forecast.models import (
 )
 from server.idempotency.models import IdempotencyRecord
 from server.identity.models import User
-from server.inventory.models import InventoryReservation, StockLedger, StoreInventory
+from server.inventory.models import (
+    InventoryJournalOffset,
+    InventoryReservation,
+    StockLedger,
+    StoreInventory,
+)
 from server.ops.models import AuditLogEntry, OpsAlert
 from server.orders.models import Cart, Order, OrderEvent, OrderItem
 from server.payments.models import Payment, Refund
@@ -39,6 +44,7 @@ __all__ = [
     "FlashSaleSchedule",
     "FlashSaleStore",
     "IdempotencyRecord",
+    "InventoryJournalOffset",
     "InventoryReservation",
     "InventoryToken",
     "OpsAlert",

@@ -7,6 +7,7 @@ Each function turns the script's answer into a value or a domain error.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -41,6 +42,8 @@ class Reserved:
     previous_state: str | None
     previous_expires_at: float | None
     lines: list[LineChange]
+    pending: str = ""  # HARD: the hold's last journal id PostgreSQL may not hold yet
+    epoch: str = ""  # the store's load the change was made on (see ``restore``)
 
     @property
     def changed(self) -> bool:
@@ -55,9 +58,11 @@ async def reserve(
     lines: dict[str, int],
     mode: Literal["SOFT", "HARD"],
     expires_at: float,
+    now: float,
     new_holder: str | None = None,
 ) -> Reserved:
-    """Set held quantities for ``holder`` (all lines or none); see ``lua/reserve.lua``."""
+    """Set held quantities for ``holder`` (all lines or none); see ``lua/reserve.lua``.
+    A SOFT change is journaled in the same step (no PostgreSQL write by the caller)."""
     target = new_holder or holder
     skus = sorted(lines)
     script_keys = [
@@ -66,9 +71,11 @@ async def reserve(
         keys.hold(store_id, holder),
         keys.hold(store_id, target),
         keys.inflight(store_id),
+        keys.inventory_journal(store_id),
+        keys.journal_applied(store_id),
         *(keys.inventory(store_id, s) for s in skus),
     ]
-    args: list[Any] = [mode, holder, target, expires_at]
+    args: list[Any] = [mode, holder, target, expires_at, now]
     for sku in skus:
         args += [sku, lines[sku]]
     answer = [
@@ -77,7 +84,7 @@ async def reserve(
     ]
     status = answer[0]
     if status == "OK":
-        body = answer[3:]
+        body = answer[5:]
         return Reserved(
             previous_state=answer[1] or None,
             previous_expires_at=float(answer[2]) if answer[2] else None,
@@ -85,6 +92,8 @@ async def reserve(
                 LineChange(body[i], int(body[i + 1]), int(body[i + 2]))
                 for i in range(0, len(body), 3)
             ],
+            pending=answer[3],
+            epoch=answer[4],
         )
     if status == "SHORT":
         body = answer[1:]
@@ -111,6 +120,12 @@ class Settled:
     lines: dict[str, int]
     previous_state: str | None = None
     previous_expires_at: float | None = None
+    epoch: str = ""
+
+    @property
+    def journaled(self) -> bool:
+        """A SOFT hold's end: the batch writer records it, not the caller."""
+        return self.status == "OK" and self.previous_state == "SOFT"
 
 
 async def read_hold(client: aioredis.Redis, *, store_id: str, holder: str) -> dict[str, str]:
@@ -128,16 +143,28 @@ async def settle(
     outcome: Outcome,
     now: float,
     attempts: int = 5,
+    before_hard: Callable[[], Awaitable[None]] | None = None,
 ) -> Settled:
-    """Commit, release or expire a hold; ending an ended hold is a no-op."""
+    """Commit, release or expire a hold; ending an ended hold is a no-op.
+
+    ``before_hard`` runs once before the script ends a HARD hold (whose end the caller
+    writes to PostgreSQL): the caller takes its store lock there."""
+    prepared = False
     for _ in range(attempts):
         held = await read_hold(client, store_id=store_id, holder=holder)
+        state = held.get("_state", "")
+        if state not in ("SOFT", "HARD"):
+            return Settled("NOOP", {}, state or None)
+        if state == "HARD" and before_hard is not None and not prepared:
+            await before_hard()
+            prepared = True
         skus = sorted(k for k in held if not k.startswith("_"))
         script_keys = [
             keys.store_ready(store_id),
             keys.hold_expiry(store_id),
             keys.hold(store_id, holder),
             keys.inflight(store_id),
+            keys.inventory_journal(store_id),
             *(keys.inventory(store_id, s) for s in skus),
         ]
         answer = [
@@ -146,17 +173,18 @@ async def settle(
                 client,
                 "inventory/settle",
                 keys=script_keys,
-                args=[outcome, holder, now, TOMBSTONE_TTL_S, *skus],
+                args=[outcome, holder, now, TOMBSTONE_TTL_S, state, *skus],
             )
         ]
         status = answer[0]
         if status == "OK":
-            body = answer[1:]
+            body = answer[2:]
             return Settled(
                 "OK",
                 {body[i]: int(body[i + 1]) for i in range(0, len(body), 2)},
-                held.get("_state"),
+                state,
                 float(held["_exp"]) if "_exp" in held else None,
+                epoch=answer[1],
             )
         if status == "NOOP":
             return Settled("NOOP", {}, answer[1] or None)
@@ -176,6 +204,12 @@ class Buckets:
     in_transit: int
 
 
+@dataclass(frozen=True)
+class Adjusted:
+    buckets: Buckets
+    epoch: str
+
+
 async def adjust(
     client: aioredis.Redis,
     *,
@@ -185,7 +219,7 @@ async def adjust(
     d_reserved: int = 0,
     d_damaged: int = 0,
     d_in_transit: int = 0,
-) -> Buckets:
+) -> Adjusted:
     script_keys = [
         keys.store_ready(store_id),
         keys.inventory(store_id, sku_id),
@@ -201,7 +235,7 @@ async def adjust(
         )
     ]
     if answer[0] == "OK":
-        return Buckets(*(int(v) for v in answer[1:5]))
+        return Adjusted(Buckets(*(int(v) for v in answer[1:5])), answer[5])
     if answer[0] == "NOT_READY":
         raise StoreNotReady(f"stock of {store_id} is being loaded")
     if answer[0] == "UNKNOWN_SKU":
@@ -247,6 +281,7 @@ async def restore(
     drop_holder: str | None = None,
     state: str | None = None,
     expires_at: float | None = None,
+    epoch: str = "",
 ) -> str:
     """Undo a change whose PostgreSQL write failed; see ``lua/restore.lua``."""
     holder_key = keys.hold(store_id, holder) if holder else keys.hold_expiry(store_id)
@@ -258,7 +293,7 @@ async def restore(
         keys.hold(store_id, drop) if drop else holder_key,
         *(keys.inventory(store_id, line.sku_id) for line in lines),
     ]
-    args: list[Any] = [holder or "", drop, state or "", expires_at or 0]
+    args: list[Any] = [epoch, holder or "", drop, state or "", expires_at or 0]
     for line in lines:
         args += [
             line.sku_id,

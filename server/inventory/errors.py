@@ -38,3 +38,7 @@ class StoreNotReady(DomainError):
     """Redis has not (or no longer) got this store's stock; the reconciler must load it."""
 
     status, code, title = 503, "inventory_loading", "Inventory is being loaded"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.headers = {"Retry-After": "1"}

@@ -93,3 +93,15 @@ class StockLedger(SQLModel, table=True):
     actor_id: uuid.UUID | None = None
     reason: str | None = Field(default=None, max_length=200)
     created_at: Timestamp = tz_field(server_now=True)
+
+
+class InventoryJournalOffset(SQLModel, table=True):
+    """How far PostgreSQL holds a store's journal of soft-hold movements (``invlog:{S}``,
+    a Redis stream id). The batch writer locks this row, applies the entries after it and
+    moves it in the same transaction, so each entry reaches the books exactly once."""
+
+    __tablename__ = "inventory_journal_offsets"
+
+    store_id: str = Field(foreign_key="dark_stores.store_id", primary_key=True, max_length=20)
+    applied_id: str = Field(default="0-0", max_length=40)
+    applied_at: Timestamp = tz_field(server_now=True)

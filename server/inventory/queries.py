@@ -1,12 +1,22 @@
-"""Typed reads of the holds recorded in PostgreSQL, for the domains that sell from them."""
+"""Typed reads of live holds, for the domains that sell from them.
+
+A soft hold's truth while it lives is Redis (the gate; the books get it through the
+journal a moment later), so the lines come from the hold's hash and their names and
+prices from PostgreSQL's catalogue.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
+import redis.asyncio as aioredis
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server.inventory import engine
+from server.kit import keys
 
 
 @dataclass(frozen=True)
@@ -22,36 +32,62 @@ class HeldLine:
     expires_at: datetime
 
 
-_HELD_LINES = text("""
-    SELECT r.sku_id, p.name, p.pack_size, r.quantity, sp.selling_price_paise, p.mrp_paise,
-           r.expires_at
-    FROM inventory_reservations r
-    JOIN products p ON p.sku_id = r.sku_id
-    JOIN store_prices sp ON sp.store_id = r.store_id AND sp.sku_id = r.sku_id
-    WHERE r.store_id = :store AND r.order_id = :holder AND r.status = 'SOFT'
-      AND r.quantity > 0
-    ORDER BY r.sku_id""")
+_PRICED = text("""
+    SELECT p.sku_id, p.name, p.pack_size, sp.selling_price_paise, p.mrp_paise
+    FROM products p
+    JOIN store_prices sp ON sp.store_id = :store AND sp.sku_id = p.sku_id
+    WHERE p.sku_id = ANY(CAST(:skus AS text[]))
+    ORDER BY p.sku_id""")
 
 
-async def held_lines(session: AsyncSession, *, store_id: str, holder: str) -> list[HeldLine]:
+async def _live_hold(
+    redis: aioredis.Redis, session: AsyncSession, store_id: str, holder: str
+) -> dict[str, str]:
+    hold = await engine.read_hold(redis, store_id=store_id, holder=holder)
+    if not hold and not await redis.exists(keys.store_ready(store_id)):
+        from server.inventory.reconcile import load_store
+
+        db = session.bind
+        assert isinstance(db, AsyncEngine), "sessions are bound to the engine (kit.db)"
+        await load_store(db, redis, store_id)
+        hold = await engine.read_hold(redis, store_id=store_id, holder=holder)
+    return hold
+
+
+async def held_lines(
+    session: AsyncSession, redis: aioredis.Redis, *, store_id: str, holder: str
+) -> list[HeldLine]:
     """The holder's soft-held lines at the store, by SKU."""
-    rows = await session.execute(_HELD_LINES, {"store": store_id, "holder": holder})
+    hold = await _live_hold(redis, session, store_id, holder)
+    if hold.get("_state") != "SOFT":
+        return []
+    quantities = {k: int(v) for k, v in hold.items() if not k.startswith("_") and int(v) > 0}
+    if not quantities:
+        return []
+    expires = datetime.fromtimestamp(float(hold["_exp"]), UTC)
+    rows = await session.execute(_PRICED, {"store": store_id, "skus": sorted(quantities)})
     return [
         HeldLine(
             sku_id=r.sku_id,
             name=r.name,
             pack_size=r.pack_size,
-            quantity=r.quantity,
+            quantity=quantities[r.sku_id],
             unit_price_paise=r.selling_price_paise,
             mrp_paise=r.mrp_paise,
-            expires_at=r.expires_at,
+            expires_at=expires,
         )
         for r in rows
     ]
 
 
-async def had_expired_hold(session: AsyncSession, *, store_id: str, holder: str) -> bool:
-    """Whether some hold of the holder ran out (the sweeper expired it)."""
+async def had_expired_hold(
+    session: AsyncSession, redis: aioredis.Redis, *, store_id: str, holder: str
+) -> bool:
+    """Whether some hold of the holder ran out (the sweeper expired it): its tombstone
+    in Redis, or (after Redis lost it) its rows in the books."""
+    hold = await engine.read_hold(redis, store_id=store_id, holder=holder)
+    if hold.get("_state") == "EXPIRED":
+        return True
     found = await session.execute(
         text(
             "SELECT 1 FROM inventory_reservations WHERE store_id = :s AND order_id = :h "

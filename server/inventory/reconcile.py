@@ -14,9 +14,11 @@ import redis.asyncio as aioredis
 from prometheus_client import Counter
 from redis.typing import EncodableT
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.inventory import engine
+from server.inventory import engine, journal
 from server.inventory.errors import StoreNotFound, StoreNotReady
 from server.kit import keys
 
@@ -67,53 +69,56 @@ async def _snapshot(db: AsyncEngine, store_id: str) -> Snapshot:
     no-op after Redis lost its data."""
     async with db.connect() as conn:
         await conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
-        exists = (
-            await conn.execute(
-                text("SELECT 1 FROM dark_stores WHERE store_id = :s"), {"s": store_id}
-            )
-        ).first()
-        if exists is None:
-            raise StoreNotFound(f"no store {store_id}")
-        stock = {
-            r[0]: engine.Buckets(*r[1:])
-            for r in await conn.execute(
-                text(
-                    "SELECT sku_id, available_qty, reserved_qty, damaged_qty, in_transit_qty "
-                    "FROM store_inventory WHERE store_id = :s"
-                ),
-                {"s": store_id},
-            )
-        }
-        holds: dict[str, tuple[str, float, dict[str, int]]] = {}
-        for holder, sku, qty, status, expires in await conn.execute(
+        snapshot = await _read_books(conn, store_id)
+        await conn.rollback()
+    return snapshot
+
+
+async def _read_books(conn: AsyncConnection, store_id: str) -> Snapshot:
+    exists = (
+        await conn.execute(text("SELECT 1 FROM dark_stores WHERE store_id = :s"), {"s": store_id})
+    ).first()
+    if exists is None:
+        raise StoreNotFound(f"no store {store_id}")
+    stock = {
+        r[0]: engine.Buckets(*r[1:])
+        for r in await conn.execute(
             text(
-                "SELECT order_id, sku_id, quantity, status, expires_at "
-                "FROM inventory_reservations WHERE store_id = :s "
-                "AND status IN ('SOFT', 'HARD') AND quantity > 0"
+                "SELECT sku_id, available_qty, reserved_qty, damaged_qty, in_transit_qty "
+                "FROM store_inventory WHERE store_id = :s"
             ),
             {"s": store_id},
-        ):
-            held = holds.setdefault(holder, (status, expires.timestamp(), {}))
-            held[2][sku] = qty
-            if expires.timestamp() > held[1]:  # the hold lasts as long as its latest line
-                holds[holder] = (held[0], expires.timestamp(), held[2])
-        ended = {
-            r[0]: r[1]
-            for r in await conn.execute(
-                text("""
-            SELECT order_id, CASE WHEN bool_or(status = 'COMMITTED') THEN 'COMMITTED'
-                                  WHEN bool_or(status = 'EXPIRED') THEN 'EXPIRED'
-                                  ELSE 'RELEASED' END
-            FROM inventory_reservations
-            WHERE store_id = :s AND updated_at > now() - interval '1 day'
-            GROUP BY order_id
-            HAVING bool_and(status NOT IN ('SOFT', 'HARD'))
-               AND bool_or(status IN ('COMMITTED', 'EXPIRED')
-                           OR (status = 'RELEASED' AND quantity > 0))"""),
-                {"s": store_id},
-            )
-        }
-        await conn.rollback()
+        )
+    }
+    holds: dict[str, tuple[str, float, dict[str, int]]] = {}
+    for holder, sku, qty, status, expires in await conn.execute(
+        text(
+            "SELECT order_id, sku_id, quantity, status, expires_at "
+            "FROM inventory_reservations WHERE store_id = :s "
+            "AND status IN ('SOFT', 'HARD') AND quantity > 0"
+        ),
+        {"s": store_id},
+    ):
+        held = holds.setdefault(holder, (status, expires.timestamp(), {}))
+        held[2][sku] = qty
+        if expires.timestamp() > held[1]:  # the hold lasts as long as its latest line
+            holds[holder] = (held[0], expires.timestamp(), held[2])
+    ended = {
+        r[0]: r[1]
+        for r in await conn.execute(
+            text("""
+        SELECT order_id, CASE WHEN bool_or(status = 'COMMITTED') THEN 'COMMITTED'
+                              WHEN bool_or(status = 'EXPIRED') THEN 'EXPIRED'
+                              ELSE 'RELEASED' END
+        FROM inventory_reservations
+        WHERE store_id = :s AND updated_at > now() - interval '1 day'
+        GROUP BY order_id
+        HAVING bool_and(status NOT IN ('SOFT', 'HARD'))
+           AND bool_or(status IN ('COMMITTED', 'EXPIRED')
+                       OR (status = 'RELEASED' AND quantity > 0))"""),
+            {"s": store_id},
+        )
+    }
     return stock, holds, ended
 
 
@@ -131,7 +136,47 @@ async def _live_holds(redis: aioredis.Redis, store_id: str) -> dict[str, dict[st
 
 
 async def _write_store(db: AsyncEngine, redis: aioredis.Redis, store_id: str) -> None:
-    stock, holds, ended = await _snapshot(db, store_id)
+    """Rebuild one store's Redis copy from the books, with the store's lock held
+    exclusively: every PostgreSQL write of its Redis changes in flight (synchronous paths,
+    the journal writer) finishes first, and the journal's unapplied tail is applied before
+    the books are read. The scripts refuse the store meanwhile (no ready marker), so
+    nothing new is journaled or admitted until the copy is whole."""
+    async with db.connect() as conn:
+        await conn.execute(text("SET LOCAL lock_timeout = '10s'"))
+        try:
+            await conn.execute(
+                text("SELECT pg_advisory_xact_lock(:c, hashtext(:s))"),
+                {"c": journal.LOCK_CLASS, "s": store_id},
+            )
+        except DBAPIError as exc:
+            raise StoreNotReady(f"stock of {store_id} is busy; retry shortly") from exc
+        session = AsyncSession(bind=conn, expire_on_commit=False)
+        await journal.apply_pending(session, redis, store_id)
+        await session.flush()
+        applied = str(
+            (
+                await conn.execute(
+                    text("SELECT applied_id FROM inventory_journal_offsets WHERE store_id = :s"),
+                    {"s": store_id},
+                )
+            ).scalar_one_or_none()
+            or "0-0"
+        )
+        stock, holds, ended = await _read_books(conn, store_id)
+        await _fill(redis, store_id, stock, holds, ended, applied)
+        session.info.clear()  # its after-commit hint is written by _fill already
+        await session.close()
+        await conn.commit()
+
+
+async def _fill(
+    redis: aioredis.Redis,
+    store_id: str,
+    stock: dict[str, engine.Buckets],
+    holds: dict[str, tuple[str, float, dict[str, int]]],
+    ended: dict[str, str],
+    applied: str,
+) -> None:
     stale = await _live_holds(redis, store_id)
     pipe = redis.pipeline(transaction=True)
     for sku, b in stock.items():
@@ -158,7 +203,10 @@ async def _write_store(db: AsyncEngine, redis: aioredis.Redis, store_id: str) ->
         pipe.hset(keys.hold(store_id, holder), "_state", outcome)
         pipe.expire(keys.hold(store_id, holder), engine.TOMBSTONE_TTL_S)
     pipe.set(keys.inflight(store_id), 0)
-    pipe.set(keys.store_ready(store_id), int(time.time()))
+    ms, seq = applied.split("-")
+    pipe.xtrim(keys.inventory_journal(store_id), minid=f"{ms}-{int(seq) + 1}", approximate=False)
+    pipe.set(keys.journal_applied(store_id), applied)
+    pipe.set(keys.store_ready(store_id), uuid.uuid4().hex)  # a new epoch (see restore.lua)
     await pipe.execute()
 
 
@@ -192,6 +240,8 @@ async def load_store(
 
 
 async def find_drift(db: AsyncEngine, redis: aioredis.Redis, store_id: str) -> list[Drift]:
+    """Redis against the books, once the journal is applied."""
+    await journal.drain(db, redis, store_id)
     stock, holds, _ = await _snapshot(db, store_id)
     drift: list[Drift] = []
     cached = await engine.read_buckets(redis, store_id=store_id, sku_ids=sorted(stock))

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from server.inventory import service
+from server.inventory import service, staff
 from server.kit.deps import ClockDep, PickerUser, RedisDep, SessionDep
 from server.kit.openapi import problem_responses
 from server.stores.service import authorize_store
@@ -44,7 +44,7 @@ async def list_stock(
     cursor: Annotated[str | None, Query(max_length=50)] = None,
 ) -> Page[StockRow]:
     await authorize_store(session, store_id=store_id, user=user)
-    rows = await service.list_stock(
+    rows = await staff.list_stock(
         session, store_id=store_id, limit=limit + 1, after=cursor, low_only=low_stock
     )
     page = rows[:limit]
@@ -129,7 +129,7 @@ async def count(
     user: PickerUser,
 ) -> StockRow:
     await authorize_store(session, store_id=store_id, user=user)
-    row = await service.count_adjustment(
+    row = await staff.count_adjustment(
         session,
         redis,
         store_id=store_id,
@@ -158,7 +158,7 @@ async def write_off(
     user: PickerUser,
 ) -> StockRow:
     await authorize_store(session, store_id=store_id, user=user)
-    row = await service.write_off(
+    row = await staff.write_off(
         session,
         redis,
         store_id=store_id,
@@ -189,7 +189,7 @@ async def transfer(
     """The sender works on the sending store; the receiving store's staff book the
     units in when they arrive (``receive`` from transit)."""
     await authorize_store(session, store_id=store_id, user=user)
-    sent = await service.transfer(
+    sent = await staff.transfer(
         session,
         redis,
         from_store=store_id,

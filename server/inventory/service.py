@@ -1,39 +1,41 @@
-"""Inventory: Redis decides (atomic Lua), PostgreSQL records (same request), never oversell.
+"""Inventory: Redis decides (atomic Lua), PostgreSQL records, never oversell.
 
-Every change runs Redis first, then writes ``store_inventory``, ``inventory_reservations``
-and ``stock_ledger`` in the caller's transaction. The inverse of the Redis change is
-registered as the transaction's rollback hook, so a failed write puts Redis back; a crash
-in between is repaired by the reconciler (PostgreSQL is the source of truth).
+SOFT holds (carts) are journaled by the scripts and reach PostgreSQL through the batch
+writer (``journal.py``): the request writes nothing to the books. HARD holds, commits and
+physical movements run Redis first, then write ``store_inventory``,
+``inventory_reservations`` and ``stock_ledger`` in the caller's transaction, which holds
+the store's lock (shared) from before the script to its end, so a rebuild waits for it.
+The inverse of the Redis change is registered as the transaction's rollback hook, so a
+failed write puts Redis back (unless the store was reloaded meanwhile); a crash in
+between is repaired by the reconciler (PostgreSQL is the source of truth).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from contextlib import suppress
 from datetime import datetime, timedelta
 from typing import Literal, TypeVar
 
 import redis.asyncio as aioredis
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.events.service import emit
-from server.inventory import engine
+from server.inventory import engine, journal
 from server.inventory.engine import LineChange, Reserved, RestoreLine, Settled
 from server.inventory.errors import (
+    InsufficientStock,
     StaleVersion,
-    StockBucketShort,
-    StoreNotFound,
     StoreNotReady,
     UnknownSku,
 )
 from server.inventory.models import StoreInventory
 from server.kit import uow
-from server.kit.errors import Conflict, Unprocessable
-from server.stores.models import DarkStore
+from server.kit.errors import DomainError, Unprocessable
 from shared.enums import Movement, ReservationStatus
 
 MAX_LINE_QTY = 50  # per SKU in one cart: beyond this it is a wholesale order, not q-commerce
@@ -53,10 +55,24 @@ async def _gated(
     try:
         return await call()
     except StoreNotReady:
+        if store_id in session.info.get("qc_inventory_locks", ()):
+            raise journal.not_ready(store_id) from None  # a load would wait for us
         engine = session.bind
         assert isinstance(engine, AsyncEngine), "sessions are bound to the engine (kit.db)"
         await load_store(engine, redis, store_id)
         return await call()
+
+
+async def _synchronous(
+    session: AsyncSession, redis: aioredis.Redis, store_id: str, call: Callable[[], Awaitable[T]]
+) -> T:
+    """Run a script whose change this transaction writes to the books: under the store's
+    shared lock, taken (after loading the store if Redis lost it) before the script."""
+    await journal.lock_store(session, redis, store_id)
+    try:
+        return await call()
+    except StoreNotReady:
+        raise journal.not_ready(store_id) from None
 
 
 def validate_lines(lines: dict[str, int], *, allow_zero: bool = True) -> None:
@@ -149,7 +165,15 @@ async def _write_bucket_change(
     if reservation is not None:
         statement = _WITH_RESERVATION
         params |= reservation
-    row = (await session.execute(statement, params)).first()
+    try:
+        row = (await session.execute(statement, params)).first()
+    except IntegrityError as exc:
+        if "ck_store_inventory_non_negative" not in str(exc.orig):
+            raise
+        # the books refuse what Redis admitted (it had drifted ahead): a refusal, not a 500
+        raise InsufficientStock(
+            [{"sku_id": sku_id, "requested_more": max(-d_available, -d_reserved, 0)}]
+        ) from None
     if not moves:
         return
     if row is None and expected_version is not None:
@@ -198,20 +222,26 @@ async def reserve_lines(
     validate_lines(lines)
     expires = now + timedelta(seconds=hold_s)
     target = new_holder or holder
-    result = await _gated(
-        session,
-        redis,
-        store_id,
-        lambda: engine.reserve(
+
+    def call() -> Awaitable[Reserved]:
+        return engine.reserve(
             redis,
             store_id=store_id,
             holder=holder,
             lines=lines,
             mode=mode,
             expires_at=_ts(expires),
+            now=_ts(now),
             new_holder=new_holder,
-        ),
-    )
+        )
+
+    if mode == "SOFT" and target == holder:
+        # journaled in the script's own step; the batch writer records it
+        soft = await _gated(session, redis, store_id, call)
+        if soft.changed:
+            uow.on_rollback(session, _soft_undo(redis, store_id, holder, soft, expires, now))
+        return soft
+    result = await _synchronous(session, redis, store_id, call)
 
     async def compensate() -> None:
         await engine.restore(
@@ -221,6 +251,7 @@ async def reserve_lines(
             drop_holder=target,
             state=result.previous_state,
             expires_at=result.previous_expires_at,
+            epoch=result.epoch,
             lines=[
                 RestoreLine(c.sku_id, held_qty=c.old_qty, d_available=c.delta, d_reserved=-c.delta)
                 for c in result.lines
@@ -230,6 +261,9 @@ async def reserve_lines(
     uow.on_rollback(session, compensate)
     if result.changed:
         _finish_inflight(session, redis, store_id)
+    if result.pending:
+        # the cart's soft holds must be in the books before they become the order's
+        await journal.apply_pending(session, redis, store_id)
     if new_holder and new_holder != holder:
         await session.execute(
             text("""
@@ -259,6 +293,31 @@ async def reserve_lines(
     )
     await session.flush()
     return result
+
+
+def _soft_undo(
+    redis: aioredis.Redis,
+    store_id: str,
+    holder: str,
+    done: Reserved,
+    expires: datetime,
+    now: datetime,
+) -> Callable[[], Awaitable[None]]:
+    """The caller's transaction failed: set the lines back (journaled like any change)."""
+
+    async def undo() -> None:
+        with suppress(DomainError):  # the hold moved on meanwhile: it is no longer ours
+            await engine.reserve(
+                redis,
+                store_id=store_id,
+                holder=holder,
+                lines={c.sku_id: c.old_qty for c in done.lines},
+                mode="SOFT",
+                expires_at=done.previous_expires_at or _ts(expires),
+                now=_ts(now),
+            )
+
+    return undo
 
 
 async def _record_reservation(
@@ -315,15 +374,24 @@ async def settle_hold(
 
     Ending a hold that already ended is a no-op, so retries and races are harmless.
     """
+
+    async def before_hard() -> None:
+        await journal.lock_store(session, redis, store_id)
+
     result = await _gated(
         session,
         redis,
         store_id,
         lambda: engine.settle(
-            redis, store_id=store_id, holder=holder, outcome=outcome, now=_ts(now)
+            redis,
+            store_id=store_id,
+            holder=holder,
+            outcome=outcome,
+            now=_ts(now),
+            before_hard=before_hard,
         ),
     )
-    if result.status != "OK":
+    if result.status != "OK" or result.journaled:
         return result
     committed = outcome == "COMMITTED"
 
@@ -334,6 +402,7 @@ async def settle_hold(
             holder=holder,
             state=result.previous_state,
             expires_at=result.previous_expires_at,
+            epoch=result.epoch,
             lines=[
                 RestoreLine(sku, held_qty=q, d_available=0 if committed else -q, d_reserved=q)
                 for sku, q in result.lines.items()
@@ -391,7 +460,7 @@ async def move_stock(
                 f"{sku_id} is at version {current.version}, not {expected_version}; count again",
                 version=current.version,
             )
-    await _gated(
+    adjusted = await _synchronous(
         session,
         redis,
         store_id,
@@ -409,6 +478,7 @@ async def move_stock(
         await engine.restore(
             redis,
             store_id=store_id,
+            epoch=adjusted.epoch,
             lines=[
                 RestoreLine(
                     sku_id,
@@ -439,141 +509,3 @@ async def move_stock(
     row = await session.get(StoreInventory, (store_id, sku_id), populate_existing=True)
     assert row is not None
     return row
-
-
-async def count_adjustment(
-    session: AsyncSession,
-    redis: aioredis.Redis,
-    *,
-    store_id: str,
-    sku_id: str,
-    counted: int,
-    expected_version: int,
-    now: datetime,
-    actor_id: uuid.UUID | None,
-    reason: str | None,
-) -> StoreInventory:
-    """Cycle count: ``counted`` units on the shelf (available + reserved) after a count."""
-    row = await session.get(StoreInventory, (store_id, sku_id))
-    if row is None:
-        raise UnknownSku(f"{sku_id} is not stocked at {store_id}")
-    delta = counted - (row.available_qty + row.reserved_qty)
-    if row.available_qty + delta < 0:
-        raise StockBucketShort(
-            f"counted {counted} but {row.reserved_qty} are held for orders; short-pick them "
-            "instead",
-            bucket="reserved",
-            current=row.reserved_qty,
-        )
-    return await move_stock(
-        session,
-        redis,
-        store_id=store_id,
-        sku_id=sku_id,
-        movement=Movement.ADJUSTMENT,
-        now=now,
-        d_available=delta,
-        actor_id=actor_id,
-        reason=reason or "cycle count",
-        expected_version=expected_version,
-    )
-
-
-async def write_off(
-    session: AsyncSession,
-    redis: aioredis.Redis,
-    *,
-    store_id: str,
-    sku_id: str,
-    quantity: int,
-    expected_version: int,
-    now: datetime,
-    actor_id: uuid.UUID | None,
-    reason: str,
-) -> StoreInventory:
-    """Damaged units leave the books (binned, returned to the supplier): a WRITE_OFF
-    out of ``damaged``, refused on a stale version like a cycle count."""
-    return await move_stock(
-        session,
-        redis,
-        store_id=store_id,
-        sku_id=sku_id,
-        movement=Movement.WRITE_OFF,
-        now=now,
-        d_damaged=-quantity,
-        actor_id=actor_id,
-        reason=reason,
-        expected_version=expected_version,
-    )
-
-
-@dataclass(frozen=True)
-class Transfer:
-    transfer_id: str  # the ledger reference of both sides, and of the receipt
-    source: StoreInventory
-    destination: StoreInventory
-
-
-async def transfer(
-    session: AsyncSession,
-    redis: aioredis.Redis,
-    *,
-    from_store: str,
-    to_store: str,
-    sku_id: str,
-    quantity: int,
-    expected_version: int,
-    now: datetime,
-    actor_id: uuid.UUID | None,
-    reason: str | None,
-) -> Transfer:
-    """Send available units of one store to another of its city: out of the source's
-    ``available`` into the destination's ``in_transit``, two TRANSFER entries under one
-    reference, in the caller's transaction (both stores or neither: a failure undoes
-    both Redis changes with the rollback). The destination books them available when
-    they arrive (``receive`` from transit, a RECEIPT). The version is the source row's,
-    checked like a cycle count's."""
-    stores = {s.store_id: s for s in await _stores(session, from_store, to_store)}
-    if to_store == from_store:
-        raise Unprocessable("a transfer goes to another store", code="same_store")
-    if to_store not in stores or from_store not in stores:
-        raise StoreNotFound(f"no store {to_store}")
-    if stores[to_store].city_id != stores[from_store].city_id:
-        raise Conflict(f"{to_store} is in another city", code="other_city")
-    transfer_id = f"TRF-{uuid.uuid4().hex[:12].upper()}"
-    rows: dict[str, StoreInventory] = {}
-    # one lock order, so opposite transfers cannot deadlock
-    for store_id in sorted((from_store, to_store)):
-        sending = store_id == from_store
-        rows[store_id] = await move_stock(
-            session,
-            redis,
-            store_id=store_id,
-            sku_id=sku_id,
-            movement=Movement.TRANSFER,
-            now=now,
-            d_available=-quantity if sending else 0,
-            d_in_transit=0 if sending else quantity,
-            reference=transfer_id,
-            actor_id=actor_id,
-            reason=reason or f"transfer {from_store} -> {to_store}",
-            expected_version=expected_version if sending else None,
-        )
-    return Transfer(transfer_id, rows[from_store], rows[to_store])
-
-
-async def _stores(session: AsyncSession, *store_ids: str) -> list[DarkStore]:
-    return list(
-        (await session.exec(select(DarkStore).where(col(DarkStore.store_id).in_(store_ids)))).all()
-    )
-
-
-async def list_stock(
-    session: AsyncSession, *, store_id: str, limit: int, after: str | None, low_only: bool
-) -> list[StoreInventory]:
-    query = select(StoreInventory).where(StoreInventory.store_id == store_id)
-    if after:
-        query = query.where(col(StoreInventory.sku_id) > after)
-    if low_only:
-        query = query.where(col(StoreInventory.available_qty) <= col(StoreInventory.reorder_level))
-    return list((await session.exec(query.order_by(col(StoreInventory.sku_id)).limit(limit))).all())

@@ -1,12 +1,16 @@
-"""The inventory's background work: expire due holds, load lost stores, repair drift."""
+"""The inventory's background work: write the soft-hold journal to the books, expire due
+holds, load lost stores, repair drift."""
 
 from __future__ import annotations
+
+import time
 
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.events.service import alert_topic, emit
+from server.inventory import journal
 from server.inventory.reconcile import Drift, load_store, reconcile_store, store_ids
 from server.inventory.sweeper import sweep_store
 from server.kit.background import LeasedLoop
@@ -14,6 +18,18 @@ from server.kit.clock import Clock
 from server.kit.config import Settings
 from server.kit.db import transaction
 from shared.enums import AlertKind
+
+STORE_LIST_S = 10.0  # the journal writer re-reads the list of stores this often
+
+
+class _StoreList:
+    def __init__(self, db: AsyncEngine) -> None:
+        self.db, self.ids, self.read_at = db, list[str](), float("-inf")
+
+    async def get(self) -> list[str]:
+        if time.monotonic() - self.read_at > STORE_LIST_S:
+            self.ids, self.read_at = await store_ids(self.db), time.monotonic()
+        return self.ids
 
 
 async def load_missing_stores(db: AsyncEngine, redis: aioredis.Redis) -> None:
@@ -42,7 +58,13 @@ def inventory_loops(
         for store_id in await store_ids(db):
             await reconcile_and_report(sessions, db, redis, clock, store_id)
 
+    stores = _StoreList(db)
+
+    async def write_journal() -> None:
+        await journal.write_stores(db, redis, await stores.get())
+
     return [
+        LeasedLoop(redis, "inventory-journal", settings.journal_interval_s, write_journal),
         LeasedLoop(redis, "inventory-sweeper", settings.sweep_interval_s, sweep_all),
         LeasedLoop(
             redis, "inventory-reconciler", settings.reconcile_interval_s, reconcile_and_alert

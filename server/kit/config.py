@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     background_loops: bool = True
     sweep_interval_s: float = 1.0
     reconcile_interval_s: float = 30.0
+    # soft holds reach PostgreSQL through the journal writer this often (leased loop)
+    journal_interval_s: float = 0.05
     relay_interval_s: float = 0.2
     dispatch_interval_s: float = 1.0
     # Operations levers (issue 16 point 3), each switchable so the simulation can measure
@@ -102,6 +104,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     db_pool_size: int = 10
     db_max_overflow: int = 20
+    # a request that waits this long for a pooled connection is answered 503 + Retry-After
+    db_pool_timeout_s: float = 10.0
 
     @property
     def embedded_db(self) -> bool:

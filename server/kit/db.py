@@ -125,6 +125,7 @@ def create_engine(url: str, settings: Settings) -> AsyncEngine:
         sqlalchemy_url(url),
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_s,
         pool_pre_ping=True,
     )
 

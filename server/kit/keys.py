@@ -16,6 +16,10 @@ key                                   type    holds
 ``inflight:{S}``                      string  count of stock changes applied in Redis whose
                                               PostgreSQL write has not finished yet
 ``lock:{S}:rebuild``                  string  the rebuild lock of a store (SET NX PX)
+``invlog:{S}``                        stream  soft-hold movements journaled by the Lua
+                                              scripts, applied to PostgreSQL in batches
+``invapplied:{S}``                    string  the last journal id PostgreSQL holds (a hint;
+                                              the truth is ``inventory_journal_offsets``)
 ``lease:<name>``                      string  a background loop's leader lease
 ``storesel:<version>:<cell>``         string  store selection for a ~150 m location cell
                                               (JSON, 30 s cache); bumping
@@ -81,6 +85,14 @@ def inflight(store_id: str) -> str:
 
 def rebuild_lock(store_id: str) -> str:
     return f"lock:{{{store_id}}}:rebuild"
+
+
+def inventory_journal(store_id: str) -> str:
+    return f"invlog:{{{store_id}}}"
+
+
+def journal_applied(store_id: str) -> str:
+    return f"invapplied:{{{store_id}}}"
 
 
 def lease(name: str) -> str:

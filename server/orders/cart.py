@@ -59,9 +59,14 @@ async def get_cart(
 
 
 async def cart_view(
-    session: AsyncSession, *, cart: Cart, now: datetime, dropped: list[str] | None = None
+    session: AsyncSession,
+    redis: aioredis.Redis,
+    *,
+    cart: Cart,
+    now: datetime,
+    dropped: list[str] | None = None,
 ) -> CartPublic:
-    held = await held_lines(session, store_id=cart.store_id, holder=str(cart.cart_id))
+    held = await held_lines(session, redis, store_id=cart.store_id, holder=str(cart.cart_id))
     lines = [
         CartLine(
             sku_id=h.sku_id,
@@ -76,7 +81,7 @@ async def cart_view(
     ]
     expires = min((h.expires_at for h in held), default=None)
     status = cart.status
-    if status == "ACTIVE" and not held and await _had_expired_lines(session, cart):
+    if status == "ACTIVE" and not held and await _had_expired_lines(session, redis, cart):
         status = "EXPIRED"
     totals = cart_totals([(ln.unit_price_paise, ln.mrp_paise, ln.quantity) for ln in lines])
     return CartPublic(
@@ -95,8 +100,8 @@ async def cart_view(
     )
 
 
-async def _had_expired_lines(session: AsyncSession, cart: Cart) -> bool:
-    return await had_expired_hold(session, store_id=cart.store_id, holder=str(cart.cart_id))
+async def _had_expired_lines(session: AsyncSession, redis: aioredis.Redis, cart: Cart) -> bool:
+    return await had_expired_hold(session, redis, store_id=cart.store_id, holder=str(cart.cart_id))
 
 
 def _require_active(cart: Cart) -> None:
@@ -149,7 +154,7 @@ async def switch_store(
         raise NotFound(f"no store {store_id}", code="store_not_found")
     old = {
         h.sku_id: h.quantity
-        for h in await held_lines(session, store_id=cart.store_id, holder=str(cart.cart_id))
+        for h in await held_lines(session, redis, store_id=cart.store_id, holder=str(cart.cart_id))
     }
     await inventory.settle_hold(
         session,
@@ -193,9 +198,11 @@ class _CartSource(CheckoutSource):
     async def open(self, session: AsyncSession, *, now: datetime) -> Purchase:
         cart = await get_cart(session, cart_id=self._cart_id, user=self._user, for_update=True)
         _require_active(cart)
-        lines = await held_lines(session, store_id=cart.store_id, holder=str(cart.cart_id))
+        lines = await held_lines(
+            session, self._redis, store_id=cart.store_id, holder=str(cart.cart_id)
+        )
         if not lines:
-            if await _had_expired_lines(session, cart):
+            if await _had_expired_lines(session, self._redis, cart):
                 raise CartExpired("the cart's holds expired; start a new cart")
             raise Unprocessable("the cart is empty", code="cart_empty")
         self._cart, self._held = cart, {h.sku_id: h.quantity for h in lines}

@@ -105,10 +105,10 @@ def _checkout_answer(outcome: CheckoutOutcome, *, what_happened: str) -> tuple[i
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def create_cart(
-    body: CartCreate, session: SessionDep, clock: ClockDep, user: CustomerUser
+    body: CartCreate, session: SessionDep, redis: RedisDep, clock: ClockDep, user: CustomerUser
 ) -> CartPublic:
     cart = await carts.create_cart(session, user=user, store_id=body.store_id, now=clock.now())
-    return await carts.cart_view(session, cart=cart, now=clock.now())
+    return await carts.cart_view(session, redis, cart=cart, now=clock.now())
 
 
 @router.get(
@@ -117,10 +117,10 @@ async def create_cart(
     responses=problem_responses(401, 403, 404),
 )
 async def get_cart(
-    cart_id: uuid.UUID, session: SessionDep, clock: ClockDep, user: CustomerUser
+    cart_id: uuid.UUID, session: SessionDep, redis: RedisDep, clock: ClockDep, user: CustomerUser
 ) -> CartPublic:
     cart = await carts.get_cart(session, cart_id=cart_id, user=user)
-    return await carts.cart_view(session, cart=cart, now=clock.now())
+    return await carts.cart_view(session, redis, cart=cart, now=clock.now())
 
 
 @router.put(
@@ -148,7 +148,7 @@ async def set_line(
         now=clock.now(),
         hold_s=settings.soft_hold_s,
     )
-    return await carts.cart_view(session, cart=cart, now=clock.now())
+    return await carts.cart_view(session, redis, cart=cart, now=clock.now())
 
 
 @router.delete(
@@ -193,7 +193,7 @@ async def switch_store(
         now=clock.now(),
         hold_s=settings.soft_hold_s,
     )
-    return await carts.cart_view(session, cart=cart, now=clock.now(), dropped=dropped)
+    return await carts.cart_view(session, redis, cart=cart, now=clock.now(), dropped=dropped)
 
 
 async def _checkout_limits(

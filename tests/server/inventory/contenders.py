@@ -1,10 +1,11 @@
-"""A process full of customers racing for one SKU (run by the concurrency test)."""
+"""A process full of customers racing for one SKU (run by the concurrency test), with a
+journal writer of its own racing the other processes' writers."""
 
 from __future__ import annotations
 
 import asyncio
 
-from server.inventory import service
+from server.inventory import journal, service
 from server.inventory.errors import InsufficientStock
 from server.kit import db
 from server.kit import redis as qredis
@@ -40,7 +41,18 @@ async def _race(
         except InsufficientStock:
             return False
 
+    done = asyncio.Event()
+
+    async def writer() -> None:
+        # every process also runs a journal writer: they contend for the same batches
+        while not done.is_set():
+            await journal.write_stores(engine, redis, [store_id])
+            await asyncio.sleep(0.01)
+
+    writing = asyncio.create_task(writer())
     results = await asyncio.gather(*(attempt(i) for i in range(attempts)))
+    done.set()
+    await writing
     won = sum(results)
     lost = len(results) - won
     await redis.aclose()

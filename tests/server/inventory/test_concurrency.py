@@ -6,6 +6,7 @@ import multiprocessing
 
 import psycopg
 
+from server.inventory import journal
 from server.inventory.reconcile import find_drift, load_store
 from server.kit import keys
 from tests.server.inventory.contenders import race
@@ -35,6 +36,14 @@ async def test_one_hot_sku_is_never_oversold_across_processes(stack) -> None:
     lost = sum(lost for _, lost in results)
     assert won + lost == PROCESSES * PER_PROCESS
     assert won == UNITS
+    await journal.drain(stack.engine, stack.redis, STORE)  # what the writers left
+    with psycopg.connect(stack.database_url) as conn:  # each entry applied exactly once
+        reserves = conn.execute(
+            "SELECT count(*) FROM stock_ledger WHERE store_id = %s AND sku_id = %s "
+            "AND movement = 'RESERVE'",
+            (STORE, sku),
+        ).fetchone()
+    assert reserves == (UNITS,)
     assert pg_stock(stack.database_url, STORE, sku) == (0, UNITS, 0, 0)
     assert await redis_stock(stack.redis, STORE, sku) == (0, UNITS, 0, 0)
     with psycopg.connect(stack.database_url) as conn:

@@ -14,7 +14,7 @@ import httpx
 import psycopg
 import pytest
 
-from server.inventory import service
+from server.inventory import journal, service
 from server.inventory.reconcile import DRIFT_REPAIRED, find_drift, reconcile_store
 from server.kit import keys
 from server.kit.db import transaction
@@ -27,7 +27,7 @@ CRASH_BETWEEN_WRITES = textwrap.dedent("""
     from server.kit import db, redis as qredis
     from server.kit.clock import Clock
     from server.kit.config import Settings
-    from server.inventory import service
+    from server.inventory import journal, service
 
     async def die_before_postgres(*args, **kwargs):
         os._exit(9)  # the process dies after Redis said yes, before PostgreSQL heard of it
@@ -39,9 +39,11 @@ CRASH_BETWEEN_WRITES = textwrap.dedent("""
         engine = db.create_engine(url, Settings())
         sessions = db.session_maker(engine)
         redis = qredis.create_redis(rurl)
+        # a checkout's hard hold: written by the request itself, with the order
         async with db.transaction(sessions) as s:
-            await service.reserve_lines(s, redis, store_id="BLR-KOR", holder="cart-crash",
-                                        lines={sku: 2}, now=Clock().now(), hold_s=600)
+            await service.reserve_lines(s, redis, store_id="BLR-KOR", holder="order-crash",
+                                        lines={sku: 2}, now=Clock().now(), hold_s=600,
+                                        mode="HARD")
 
     asyncio.run(main())
 """)
@@ -69,16 +71,16 @@ async def test_crash_between_redis_and_postgres_is_repaired(stack) -> None:
     # Redis took the hold, PostgreSQL never did: the books disagree
     assert (await redis_stock(stack.redis, STORE, sku))[:2] == (truth[0] - 2, truth[1] + 2)
     assert pg_stock(stack.database_url, STORE, sku) == truth
-    assert reservation_rows(stack.database_url, STORE, "cart-crash") == {}
+    assert reservation_rows(stack.database_url, STORE, "order-crash") == {}
 
     before = DRIFT_REPAIRED.labels(STORE, "stock")._value.get()
     repaired = await reconcile_store(
         stack.engine, stack.redis, STORE, confirm_after_s=0.05, quiesce_s=0.2
     )
-    assert {(d.kind, d.key) for d in repaired} == {("stock", sku), ("hold", "cart-crash")}
+    assert {(d.kind, d.key) for d in repaired} == {("stock", sku), ("hold", "order-crash")}
     assert DRIFT_REPAIRED.labels(STORE, "stock")._value.get() == before + 1
     assert await redis_stock(stack.redis, STORE, sku) == truth
-    assert not await stack.redis.exists(keys.hold(STORE, "cart-crash"))
+    assert not await stack.redis.exists(keys.hold(STORE, "order-crash"))
     assert await find_drift(stack.engine, stack.redis, STORE) == []
 
 
@@ -89,15 +91,16 @@ async def test_a_change_in_flight_is_not_mistaken_for_drift(stack) -> None:
             s,
             stack.redis,
             store_id=STORE,
-            holder="cart-slow",
+            holder="order-slow",
             lines={sku: 1},
             now=stack.clock.now(),
             hold_s=600,
+            mode="HARD",
         )
         # Redis has it, PostgreSQL's transaction is still open: one look sees a difference
         assert await find_drift(stack.engine, stack.redis, STORE) != []
     assert await reconcile_store(stack.engine, stack.redis, STORE, confirm_after_s=0.05) == []
-    assert reservation_rows(stack.database_url, STORE, "cart-slow") == {sku: (1, "SOFT")}
+    assert reservation_rows(stack.database_url, STORE, "order-slow") == {sku: (1, "HARD")}
 
 
 async def test_lost_redis_is_rebuilt_before_the_next_reservation(stack) -> None:
@@ -112,6 +115,17 @@ async def test_lost_redis_is_rebuilt_before_the_next_reservation(stack) -> None:
             now=stack.clock.now(),
             hold_s=600,
         )
+    await journal.drain(stack.engine, stack.redis, STORE)  # the writer applied cart-a's hold
+    async with transaction(stack.sessions) as s:  # journaled, not yet applied: the window
+        await service.reserve_lines(
+            s,
+            stack.redis,
+            store_id=STORE,
+            holder="cart-c",
+            lines={sku: 1},
+            now=stack.clock.now(),
+            hold_s=600,
+        )
     await stack.redis.flushdb()  # e.g. a restart with no persistence
     async with transaction(stack.sessions) as s:
         await service.reserve_lines(
@@ -123,7 +137,11 @@ async def test_lost_redis_is_rebuilt_before_the_next_reservation(stack) -> None:
             now=stack.clock.now(),
             hold_s=600,
         )
-    # the rebuild came first: cart-a's hold survived and counts against availability
+    await journal.drain(stack.engine, stack.redis, STORE)
+    # the rebuild came first: cart-a's hold survived and counts against availability;
+    # cart-c's was lost with Redis before the writer applied it, on both sides alike
+    assert reservation_rows(stack.database_url, STORE, "cart-c") == {}
+    assert not await stack.redis.exists(keys.hold(STORE, "cart-c"))
     assert await redis_stock(stack.redis, STORE, sku) == pg_stock(stack.database_url, STORE, sku)
     assert pg_stock(stack.database_url, STORE, sku)[1] == 3
     held = await stack.redis.hgetall(keys.hold(STORE, "cart-a"))
@@ -177,9 +195,13 @@ async def test_holds_expire_after_a_server_restart(stack) -> None:
             now=stack.clock.now(),
             hold_s=3,
         )
+    # the first server's journal writer records the hold
+    deadline = time.monotonic() + 30
+    while reservation_rows(stack.database_url, STORE, "cart-restart") != {sku: (2, "SOFT")}:
+        assert time.monotonic() < deadline, "the journal writer never recorded the hold"
+        time.sleep(0.05)
     first.send_signal(signal.SIGKILL)  # no graceful shutdown: the hold is still due later
     first.wait(timeout=10)
-    assert reservation_rows(stack.database_url, STORE, "cart-restart") == {sku: (2, "SOFT")}
 
     second = start(port)
     try:

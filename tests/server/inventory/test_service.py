@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from server.inventory import service
+from server.inventory import journal, service
 from server.inventory.errors import HoldNotActive, InsufficientStock, UnknownSku
 from server.inventory.reconcile import find_drift
 from server.inventory.sweeper import sweep_store
@@ -37,9 +37,10 @@ async def _stock_skus(stack, n: int, minimum: int = 5) -> list[str]:
         ]
 
 
-async def reserve(stack, holder: str, lines: dict[str, int], **kw):
+async def reserve(stack, holder: str, lines: dict[str, int], *, written: bool = True, **kw):
+    """A reservation; ``written``: and the journal writer's next run after it."""
     async with transaction(stack.sessions) as s:
-        return await service.reserve_lines(
+        result = await service.reserve_lines(
             s,
             stack.redis,
             store_id=STORE,
@@ -49,13 +50,18 @@ async def reserve(stack, holder: str, lines: dict[str, int], **kw):
             hold_s=600,
             **kw,
         )
+    if written:
+        await journal.drain(stack.engine, stack.redis, STORE)
+    return result
 
 
 async def settle(stack, holder: str, outcome: str):
     async with transaction(stack.sessions) as s:
-        return await service.settle_hold(
+        result = await service.settle_hold(
             s, stack.redis, store_id=STORE, holder=holder, outcome=outcome, now=stack.clock.now()
         )
+    await journal.drain(stack.engine, stack.redis, STORE)
+    return result
 
 
 async def assert_books_agree(stack) -> None:
@@ -65,7 +71,13 @@ async def assert_books_agree(stack) -> None:
 async def test_soft_reserve_moves_available_to_reserved_on_both_sides(stack) -> None:
     sku = (await _stock_skus(stack, 1))[0]
     before = pg_stock(stack.database_url, STORE, sku)
-    await reserve(stack, "cart-1", {sku: 3})
+    await reserve(stack, "cart-1", {sku: 3}, written=False)
+    # the request wrote nothing to PostgreSQL: the hold is in Redis and in the journal
+    assert pg_stock(stack.database_url, STORE, sku) == before
+    assert await stack.redis.xlen(keys.inventory_journal(STORE)) == 1
+    assert await journal.drain(stack.engine, stack.redis, STORE) == 1
+    assert await journal.drain(stack.engine, stack.redis, STORE) == 0  # exactly once
+    assert await stack.redis.xlen(keys.inventory_journal(STORE)) == 0  # trimmed once applied
     after = pg_stock(stack.database_url, STORE, sku)
     assert after == (before[0] - 3, before[1] + 3, before[2], before[3])
     assert await redis_stock(stack.redis, STORE, sku) == after
@@ -156,6 +168,7 @@ async def test_expired_holds_return_stock_by_the_server_clock(stack) -> None:
     assert await sweep_store(stack.sessions, stack.redis, stack.clock, STORE) == 0
     stack.clock.advance(301)  # cart-old is 601 s old, cart-new 301 s
     assert await sweep_store(stack.sessions, stack.redis, stack.clock, STORE) == 1
+    await journal.drain(stack.engine, stack.redis, STORE)  # a soft hold's expiry is journaled
     assert pg_stock(stack.database_url, STORE, a) == start
     assert reservation_rows(stack.database_url, STORE, "cart-old") == {a: (1, "EXPIRED")}
     assert reservation_rows(stack.database_url, STORE, "cart-new")[b] == (1, "SOFT")

@@ -23,7 +23,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from server.inventory import service
+from server.inventory import journal, service
 from server.inventory.errors import HoldNotActive, InsufficientStock, StockBucketShort
 from server.inventory.reconcile import find_drift, load_store
 from server.inventory.sweeper import sweep_store
@@ -288,6 +288,7 @@ class InventoryMachine(RuleBasedStateMachine):
             return  # before the initialize step
         if not self.run(self.redis.exists(keys.store_ready(STORE))):
             self.run(load_store(self.engine, self.redis, STORE))
+        self.run(journal.drain(self.engine, self.redis, STORE))  # the writer's next run
         for sku in self.skus:
             want = tuple(
                 self.stock[sku][b] for b in ("available", "reserved", "damaged", "in_transit")

@@ -1,0 +1,341 @@
+"""Soft holds reach PostgreSQL through a journal, not inside the customer's request.
+
+The reserve and settle scripts append every SOFT movement to the store's stream
+(``invlog:{S}``) in the same atomic step that decides it. A writer (a leased loop, and any
+request that needs the books of a hold now: a checkout) applies the entries after the
+store's offset in one transaction: one ``UPDATE`` of ``store_inventory`` with the summed
+deltas per SKU (rows locked in SKU order), the ledger rows and the reservation rows each in
+one multi-row statement, and the offset row moved, so each entry reaches the books exactly
+once. HARD holds, commits and physical movements stay synchronous (written with the order).
+
+Every PostgreSQL write of a store's Redis changes (this writer, and the synchronous paths)
+holds the store's advisory lock in shared mode; a rebuild takes it exclusively, so it waits
+for the work in flight and sees it, and applies the journal's tail before it reads the books.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import redis.asyncio as aioredis
+from prometheus_client import Counter
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from server.events.service import emit
+from server.inventory.errors import StoreNotReady
+from server.kit import keys, uow
+from shared.enums import Movement, ReservationStatus
+
+log = logging.getLogger(__name__)
+
+LOCK_CLASS = 7417  # pg_advisory_*lock(LOCK_CLASS, hashtext(store_id)): a store's books
+BATCH = 1000
+
+APPLIED = Counter(
+    "qc_inventory_journal_applied_total", "Journal entries written to PostgreSQL", ["store_id"]
+)
+DROPPED = Counter(
+    "qc_inventory_journal_dropped_total",
+    "Journal entries PostgreSQL refused (Redis had drifted ahead); the store is reloaded",
+    ["store_id"],
+)
+
+NEVER = datetime.min.replace(tzinfo=UTC)
+_MOVEMENT = {
+    "COMMITTED": Movement.COMMIT,
+    "RELEASED": Movement.RELEASE,
+    "EXPIRED": Movement.EXPIRE,
+}
+
+
+async def lock_store(session: AsyncSession, redis: aioredis.Redis, store_id: str) -> None:
+    """Before a synchronous Redis change of ``store_id``: the store is loaded, and this
+    transaction holds the store's lock in shared mode until it ends (a rebuild waits)."""
+    locked: set[str] = session.info.setdefault("qc_inventory_locks", set())
+    if store_id in locked:
+        return
+    if not await redis.exists(keys.store_ready(store_id)):
+        from server.inventory.reconcile import load_store
+
+        engine = session.bind
+        assert isinstance(engine, AsyncEngine), "sessions are bound to the engine (kit.db)"
+        await load_store(engine, redis, store_id)
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock_shared(:c, hashtext(:s))"),
+        {"c": LOCK_CLASS, "s": store_id},
+    )
+    locked.add(store_id)
+
+
+def not_ready(store_id: str) -> StoreNotReady:
+    """Redis lost the store while this transaction holds its lock: it cannot load it now."""
+    return StoreNotReady(f"stock of {store_id} is being reloaded; retry shortly")
+
+
+@dataclass
+class _Batch:
+    deltas: dict[str, list[int]] = field(default_factory=dict)  # sku -> [da, dr]
+    ledger: list[tuple[str, str, int, int, str, datetime]] = field(default_factory=list)
+    rows: dict[tuple[str, str], tuple[int, str, datetime, datetime]] = field(default_factory=dict)
+    expiry: dict[str, datetime] = field(default_factory=dict)
+    ended: dict[str, tuple[str, datetime]] = field(default_factory=dict)
+    latest: datetime = NEVER  # server clock of the last entry
+
+    def move(self, sku: str, da: int, dr: int, movement: Movement, ref: str, at: datetime) -> None:
+        d = self.deltas.setdefault(sku, [0, 0])
+        d[0] += da
+        d[1] += dr
+        self.ledger.append((sku, movement.value, da, dr, ref, at))
+
+    def add(self, entry: dict[str, str]) -> None:
+        if "k" not in entry:
+            return  # an entry deleted meanwhile
+        holder, at = entry["h"], _time(entry["t"])
+        self.latest = max(self.latest, at)
+        lines = [part.split(":") for part in entry.get("l", "").split(";") if part]
+        if entry["k"] == "R":
+            expires = _time(entry["x"])
+            for sku, old, new in lines:
+                delta = int(new) - int(old)
+                movement = Movement.RESERVE if delta > 0 else Movement.RELEASE
+                self.move(sku, -delta, delta, movement, holder, at)
+                status = ReservationStatus.SOFT if int(new) > 0 else ReservationStatus.RELEASED
+                self.rows[(holder, sku)] = (int(new), status.value, at, expires)
+            self.expiry[holder] = expires
+        else:
+            outcome = entry["o"]
+            for sku, qty in lines:
+                q = int(qty)
+                self.move(
+                    sku, 0 if outcome == "COMMITTED" else q, -q, _MOVEMENT[outcome], holder, at
+                )
+            self.ended[holder] = (outcome, at)
+
+
+def _time(value: str) -> datetime:
+    return datetime.fromtimestamp(float(value), UTC)
+
+
+def _text(value: bytes | str | None) -> str:
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _fields(fields: dict[bytes | str, bytes | str] | None) -> dict[str, str]:
+    return {_text(k): _text(v) for k, v in (fields or {}).items()}
+
+
+_STOCK = text("""
+    WITH v AS (
+      SELECT * FROM unnest(CAST(:skus AS text[]), CAST(:da AS int[]), CAST(:dr AS int[]))
+        AS v(sku, da, dr)),
+    locked AS (
+      SELECT i.sku_id FROM store_inventory i JOIN v ON v.sku = i.sku_id
+      WHERE i.store_id = :s ORDER BY i.sku_id FOR UPDATE OF i)
+    UPDATE store_inventory s SET available_qty = s.available_qty + v.da,
+      reserved_qty = s.reserved_qty + v.dr, last_updated = :now
+    FROM v JOIN locked l ON l.sku_id = v.sku
+    WHERE s.store_id = :s AND s.sku_id = v.sku
+    RETURNING s.sku_id, s.available_qty, s.reorder_level, v.da""")
+_LEDGER = text("""
+    INSERT INTO stock_ledger (store_id, sku_id, movement, d_available, d_reserved,
+      d_damaged, d_in_transit, reference, created_at)
+    SELECT :s, sku, mv, da, dr, 0, 0, ref, at FROM unnest(CAST(:skus AS text[]),
+      CAST(:mv AS text[]), CAST(:da AS int[]), CAST(:dr AS int[]), CAST(:ref AS text[]),
+      CAST(:at AS timestamptz[])) AS t(sku, mv, da, dr, ref, at)""")
+_ROWS = text("""
+    INSERT INTO inventory_reservations (reservation_id, store_id, order_id, sku_id,
+      quantity, status, created_at, updated_at, expires_at)
+    SELECT gen_random_uuid(), :s, h, sku, q, st, at, at, x FROM unnest(CAST(:h AS text[]),
+      CAST(:skus AS text[]), CAST(:q AS int[]), CAST(:st AS text[]),
+      CAST(:at AS timestamptz[]), CAST(:x AS timestamptz[])) AS t(h, sku, q, st, at, x)
+    ON CONFLICT (store_id, order_id, sku_id) DO UPDATE SET quantity = EXCLUDED.quantity,
+      status = EXCLUDED.status, updated_at = EXCLUDED.updated_at,
+      expires_at = EXCLUDED.expires_at""")
+_EXPIRY = text("""
+    UPDATE inventory_reservations r SET expires_at = v.x
+    FROM unnest(CAST(:h AS text[]), CAST(:x AS timestamptz[])) AS v(h, x)
+    WHERE r.store_id = :s AND r.order_id = v.h AND r.status IN ('SOFT', 'HARD')""")
+_ENDED = text("""
+    UPDATE inventory_reservations r SET status = v.o, updated_at = v.at
+    FROM unnest(CAST(:h AS text[]), CAST(:o AS text[]), CAST(:at AS timestamptz[]))
+      AS v(h, o, at)
+    WHERE r.store_id = :s AND r.order_id = v.h AND r.status IN ('SOFT', 'HARD')""")
+_OFFSET = text("""
+    INSERT INTO inventory_journal_offsets (store_id, applied_id, applied_at)
+    VALUES (:s, '0-0', now())
+    ON CONFLICT (store_id) DO UPDATE SET store_id = EXCLUDED.store_id
+    RETURNING applied_id""")
+_MOVE_OFFSET = text(
+    "UPDATE inventory_journal_offsets SET applied_id = :id, applied_at = now() WHERE store_id = :s"
+)
+
+
+async def _write(session: AsyncSession, store_id: str, batch: _Batch) -> None:
+    now = batch.latest
+    if batch.deltas:
+        skus = sorted(batch.deltas)
+        crossed = (
+            await session.execute(
+                _STOCK,
+                {
+                    "s": store_id,
+                    "now": now,
+                    "skus": skus,
+                    "da": [batch.deltas[k][0] for k in skus],
+                    "dr": [batch.deltas[k][1] for k in skus],
+                },
+            )
+        ).all()
+        for sku, available, reorder_level, da in crossed:
+            if da < 0 and available <= reorder_level < available - da:
+                await emit(
+                    session,
+                    topic="inventory.low_stock",
+                    store_id=store_id,
+                    aggregate_id=sku,
+                    payload={
+                        "sku_id": sku,
+                        "available": available,
+                        "reorder_level": reorder_level,
+                    },
+                    now=now,
+                )
+    if batch.ledger:
+        cols = list(zip(*batch.ledger, strict=True))
+        await session.execute(
+            _LEDGER,
+            {"s": store_id, "skus": list(cols[0]), "mv": list(cols[1]), "da": list(cols[2]),
+             "dr": list(cols[3]), "ref": list(cols[4]), "at": list(cols[5])},
+        )  # fmt: skip
+    if batch.rows:
+        items = list(batch.rows.items())
+        await session.execute(
+            _ROWS,
+            {
+                "s": store_id,
+                "h": [h for (h, _), _v in items],
+                "skus": [k for (_, k), _v in items],
+                "q": [v[0] for _, v in items],
+                "st": [v[1] for _, v in items],
+                "at": [v[2] for _, v in items],
+                "x": [v[3] for _, v in items],
+            },
+        )
+    if batch.expiry:
+        holders = list(batch.expiry)
+        await session.execute(
+            _EXPIRY, {"s": store_id, "h": holders, "x": [batch.expiry[h] for h in holders]}
+        )
+    if batch.ended:
+        holders = list(batch.ended)
+        await session.execute(
+            _ENDED,
+            {
+                "s": store_id,
+                "h": holders,
+                "o": [batch.ended[h][0] for h in holders],
+                "at": [batch.ended[h][1] for h in holders],
+            },
+        )
+
+
+async def apply_pending(
+    session: AsyncSession, redis: aioredis.Redis, store_id: str, *, limit: int = BATCH
+) -> int:
+    """Apply the store's journal past PostgreSQL's offset, in the caller's transaction
+    (which then holds the offset row until it ends). Returns the entries applied."""
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock_shared(:c, hashtext(:s))"),
+        {"c": LOCK_CLASS, "s": store_id},
+    )
+    applied = str((await session.execute(_OFFSET, {"s": store_id})).scalar_one())
+    stream = keys.inventory_journal(store_id)
+    total = 0
+    while True:
+        raw = await redis.xrange(stream, min=f"({applied}", count=limit)
+        if not raw:
+            break
+        batch = _Batch()
+        for _, fields in raw:
+            batch.add(_fields(fields))
+        try:
+            async with session.begin_nested():
+                await _write(session, store_id, batch)
+        except IntegrityError:
+            # Redis admitted what the books refuse: it drifted ahead of PostgreSQL (e.g. an
+            # AOF rollback). Keep what can be kept, entry by entry, and reload the store.
+            await _write_one_by_one(session, store_id, raw)
+            await redis.delete(keys.store_ready(store_id))
+        applied = _text(raw[-1][0])
+        total += len(raw)
+        if len(raw) < limit:
+            break
+    if total:
+        await session.execute(_MOVE_OFFSET, {"s": store_id, "id": applied})
+        APPLIED.labels(store_id).inc(total)
+
+        async def published() -> None:
+            await _after_commit(redis, store_id, applied)
+
+        uow.after_commit(session, published)
+    return total
+
+
+async def _write_one_by_one(session: AsyncSession, store_id: str, raw: list) -> None:
+    for entry_id, fields in raw:
+        batch = _Batch()
+        batch.add(_fields(fields))
+        try:
+            async with session.begin_nested():
+                await _write(session, store_id, batch)
+        except IntegrityError:
+            DROPPED.labels(store_id).inc()
+            log.warning(
+                "journal entry refused by the books",
+                extra={"store_id": store_id, "entry": _text(entry_id)},
+            )
+
+
+async def _after_commit(redis: aioredis.Redis, store_id: str, applied: str) -> None:
+    """Tell the scripts how far the books are (a hint) and trim what they hold."""
+    ms, seq = applied.split("-")
+    pipe = redis.pipeline(transaction=False)
+    pipe.set(keys.journal_applied(store_id), applied)
+    pipe.xtrim(keys.inventory_journal(store_id), minid=f"{ms}-{int(seq) + 1}", approximate=False)
+    await pipe.execute()
+
+
+async def drain(db: AsyncEngine, redis: aioredis.Redis, store_id: str) -> int:
+    """Apply the whole journal of one store now (tests, the reconciler, shutdown)."""
+    total = 0
+    while True:
+        async with AsyncSession(db, expire_on_commit=False) as session:
+            try:
+                n = await apply_pending(session, redis, store_id)
+            except BaseException:
+                await uow.rollback(session)
+                raise
+            await uow.commit(session)
+        total += n
+        if n < BATCH:
+            return total
+
+
+async def write_stores(db: AsyncEngine, redis: aioredis.Redis, store_ids: list[str]) -> int:
+    """The writer's run: apply every store whose journal has entries."""
+    pipe = redis.pipeline(transaction=False)
+    for store_id in store_ids:
+        pipe.xlen(keys.inventory_journal(store_id))
+    lengths = await pipe.execute()
+    total = 0
+    for store_id, length in zip(store_ids, lengths, strict=True):
+        if length:
+            total += await drain(db, redis, store_id)
+    return total

@@ -1,0 +1,163 @@
+"""The soft-hold journal: exactly once into the books, summed per SKU, a crashed writer
+applies nothing, and a rebuild waits for the PostgreSQL writes in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import psycopg
+import pytest
+
+from server.inventory import journal, service
+from server.inventory.reconcile import find_drift, load_store
+from server.kit import keys
+from server.kit.db import transaction
+from tests.helpers import wait_until
+from tests.server.inventory.helpers import ledger_sum, pg_stock, redis_stock, reservation_rows
+
+STORE = "BLR-KOR"
+
+
+def _waiting_for_the_store_lock(database_url: str) -> bool:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        ).fetchone()
+    return bool(row and row[0])
+
+
+def _skus(database_url: str, n: int) -> list[str]:
+    with psycopg.connect(database_url) as conn:
+        return [
+            r[0]
+            for r in conn.execute(
+                "SELECT sku_id FROM store_inventory WHERE store_id = %s AND available_qty >= 10 "
+                "ORDER BY sku_id LIMIT %s",
+                (STORE, n),
+            )
+        ]
+
+
+async def _soft(stack, holder: str, lines: dict[str, int]) -> None:
+    async with transaction(stack.sessions) as s:
+        await service.reserve_lines(
+            s,
+            stack.redis,
+            store_id=STORE,
+            holder=holder,
+            lines=lines,
+            now=stack.clock.now(),
+            hold_s=600,
+        )
+
+
+async def test_a_batch_sums_deltas_per_sku_and_writes_one_ledger_row_per_movement(stack) -> None:
+    a, b = _skus(stack.database_url, 2)
+    start_a, start_b = (
+        pg_stock(stack.database_url, STORE, a),
+        pg_stock(stack.database_url, STORE, b),
+    )
+    ledger_a = ledger_sum(stack.database_url, STORE, a)
+    await _soft(stack, "cart-1", {a: 3, b: 1})
+    await _soft(stack, "cart-2", {a: 2})
+    await _soft(stack, "cart-1", {a: 1, b: 1})  # a down by 2
+    async with transaction(stack.sessions) as s:
+        await service.settle_hold(
+            s,
+            stack.redis,
+            store_id=STORE,
+            holder="cart-2",
+            outcome="RELEASED",
+            now=stack.clock.now(),
+        )
+    assert pg_stock(stack.database_url, STORE, a) == start_a  # nothing written yet
+    assert await journal.drain(stack.engine, stack.redis, STORE) == 4
+    assert pg_stock(stack.database_url, STORE, a)[:2] == (start_a[0] - 1, start_a[1] + 1)
+    assert pg_stock(stack.database_url, STORE, b)[:2] == (start_b[0] - 1, start_b[1] + 1)
+    with psycopg.connect(stack.database_url) as conn:
+        movements = conn.execute(
+            "SELECT movement, d_available, reference FROM stock_ledger WHERE store_id = %s "
+            "AND sku_id = %s ORDER BY entry_id DESC LIMIT 4",
+            (STORE, a),
+        ).fetchall()
+    assert sorted(movements) == sorted(
+        [("RESERVE", -3, "cart-1"), ("RESERVE", -2, "cart-2"), ("RELEASE", 2, "cart-1"),
+         ("RELEASE", 2, "cart-2")]
+    )  # fmt: skip
+    moved = ledger_sum(stack.database_url, STORE, a)
+    assert (moved[0] - ledger_a[0], moved[1] - ledger_a[1]) == (-1, 1)
+    assert reservation_rows(stack.database_url, STORE, "cart-1") == {a: (1, "SOFT"), b: (1, "SOFT")}
+    assert reservation_rows(stack.database_url, STORE, "cart-2") == {a: (2, "RELEASED")}
+    assert await find_drift(stack.engine, stack.redis, STORE) == []
+
+
+async def test_a_writer_that_dies_mid_batch_applies_nothing_and_the_next_applies_once(
+    stack,
+) -> None:
+    (a,) = _skus(stack.database_url, 1)
+    start = pg_stock(stack.database_url, STORE, a)
+    await _soft(stack, "cart-1", {a: 2})
+    with pytest.raises(RuntimeError):
+        async with transaction(stack.sessions) as s:
+            assert await journal.apply_pending(s, stack.redis, STORE) == 1
+            raise RuntimeError("the writer died before its commit")
+    assert pg_stock(stack.database_url, STORE, a) == start
+    assert await journal.drain(stack.engine, stack.redis, STORE) == 1
+    assert await journal.drain(stack.engine, stack.redis, STORE) == 0
+    assert pg_stock(stack.database_url, STORE, a)[:2] == (start[0] - 2, start[1] + 2)
+
+
+async def test_checkout_writes_the_carts_pending_soft_holds_before_the_order_takes_them(
+    stack,
+) -> None:
+    (a,) = _skus(stack.database_url, 1)
+    start = pg_stock(stack.database_url, STORE, a)
+    await _soft(stack, "cart-1", {a: 2})  # not applied: the writer has not run
+    order = str(uuid.uuid4())
+    async with transaction(stack.sessions) as s:
+        await service.reserve_lines(
+            s,
+            stack.redis,
+            store_id=STORE,
+            holder="cart-1",
+            lines={a: 2},
+            now=stack.clock.now(),
+            hold_s=600,
+            mode="HARD",
+            new_holder=order,
+        )
+    assert pg_stock(stack.database_url, STORE, a)[:2] == (start[0] - 2, start[1] + 2)
+    assert reservation_rows(stack.database_url, STORE, order) == {a: (2, "HARD")}
+    assert reservation_rows(stack.database_url, STORE, "cart-1") == {}
+    assert await journal.drain(stack.engine, stack.redis, STORE) == 0  # once, by checkout
+    assert await find_drift(stack.engine, stack.redis, STORE) == []
+
+
+async def test_a_rebuild_waits_for_a_write_in_flight_and_sees_it(stack) -> None:
+    """Issue 18 point 2's cause: Redis flushed while a change is between its Redis and
+    PostgreSQL writes. The rebuild must wait for that transaction, then load what it
+    wrote, so Redis never admits what PostgreSQL refuses."""
+    (a,) = _skus(stack.database_url, 1)
+    start = pg_stock(stack.database_url, STORE, a)
+    rebuilt = None
+    async with transaction(stack.sessions) as s:
+        await service.reserve_lines(
+            s,
+            stack.redis,
+            store_id=STORE,
+            holder="order-1",
+            lines={a: 3},
+            now=stack.clock.now(),
+            hold_s=600,
+            mode="HARD",
+        )
+        await stack.redis.flushall()
+        rebuilt = asyncio.create_task(load_store(stack.engine, stack.redis, STORE))
+        await wait_until(lambda: _waiting_for_the_store_lock(stack.database_url), timeout=30)
+        assert not rebuilt.done()
+        assert not await stack.redis.exists(keys.store_ready(STORE))
+    await asyncio.wait_for(rebuilt, 30)
+    assert await redis_stock(stack.redis, STORE, a) == (start[0] - 3, start[1] + 3, 0, 0)
+    assert await redis_stock(stack.redis, STORE, a) == pg_stock(stack.database_url, STORE, a)
+    assert (await stack.redis.hgetall(keys.hold(STORE, "order-1")))[a] == "3"
