@@ -9,7 +9,7 @@ from typing import Protocol
 from qc_tui.api import SessionApi
 from shared.schemas.flash import FlashSalePublic
 from shared.schemas.identity import UserPublic
-from shared.schemas.ops import AlertPublic, AuditEntry, StoreOps
+from shared.schemas.ops import AlertPublic, AuditEntry, StageBreakdown, StoreOps
 from shared.schemas.orders import OrderPublic
 
 Id = uuid.UUID | str
@@ -37,3 +37,5 @@ class OpsApi(SessionApi, Protocol):
     async def stop_flash_sale(self, sale_id: Id, *, reason: str) -> FlashSalePublic: ...
 
     async def audit_log(self, city_id: str, *, limit: int = 100) -> list[AuditEntry]: ...
+
+    async def stage_breakdown(self, city_id: str, *, window_min: int = 60) -> StageBreakdown: ...

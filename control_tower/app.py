@@ -21,6 +21,7 @@ from control_tower.screens.base import LiveScreen
 from control_tower.screens.login import LoginScreen
 from control_tower.screens.map import MapScreen
 from control_tower.screens.overview import OverviewScreen
+from control_tower.screens.stages import StagesScreen
 from control_tower.state import CityView, FeedPayload
 from qc_tui.api import DEFAULT_SERVER, describe
 from shared.client import ApiError, ConnectionLost, ManagerClient
@@ -219,3 +220,6 @@ class ControlTowerApp(App[None]):
 
     def action_open_alerts(self) -> None:
         self.push_screen(AlertsScreen(self.ctx))
+
+    def action_open_stages(self) -> None:
+        self.push_screen(StagesScreen(self.ctx))

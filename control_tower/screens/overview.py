@@ -38,6 +38,7 @@ class OverviewScreen(LiveScreen):
         Binding("r", "radius", "Radius"),
         Binding("k", "acknowledge", "Ack alert"),
         Binding("s", "stop_sale", "Stop sale"),
+        Binding("w", "app.open_stages", "Minutes"),
     ]
 
     def compose(self) -> ComposeResult:

@@ -32,7 +32,10 @@ from shared.schemas.ops import (
     OpsPicker,
     OpsRider,
     OpsSnapshot,
+    StageBreakdown,
+    StageFigures,
     StoreOps,
+    StoreStages,
 )
 from shared.schemas.orders import OrderPublic
 from tests.control_tower.ct_data import stores as store_rows
@@ -325,8 +328,48 @@ class FakeOpsApi:
         self._call("audit_log", city_id, limit=limit)
         return list(self.audit)
 
+    async def stage_breakdown(self, city_id: str, *, window_min: int = 60) -> StageBreakdown:
+        self._call("stage_breakdown", city_id, window_min=window_min)
+        return stage_breakdown(city_id)
+
     async def aclose(self) -> None:
         pass
+
+
+def stage_breakdown(city_id: str = "BLR") -> StageBreakdown:
+    """Koramangala busy (its p90 to the door past the promise), Indiranagar quiet, HSR idle."""
+    seconds = {
+        "confirm": (4, 9),
+        "queue": (35, 140),
+        "pick": (110, 190),
+        "handover": (60, 250),
+        "ride": (240, 420),
+        "door": (45, 80),
+        "total": (520, 690),
+    }
+
+    def figures(scale: float, count: int) -> list[StageFigures]:
+        return [
+            StageFigures(
+                stage=key,
+                label=key,
+                count=count if count else 0,
+                p50_s=p50 * scale if count else None,
+                p90_s=p90 * scale if count else None,
+            )
+            for key, (p50, p90) in seconds.items()
+        ]
+
+    return StageBreakdown(
+        city_id=city_id,
+        now=AT,
+        window_s=3600,
+        stores=[
+            StoreStages(store_id="BLR-KOR", stages=figures(1.0, 42)),
+            StoreStages(store_id="BLR-IND", stages=figures(0.8, 17)),
+            StoreStages(store_id="BLR-HSR", stages=figures(1.0, 0)),
+        ],
+    )
 
 
 def logged_in_api(**kwargs: Any) -> FakeOpsApi:

@@ -17,6 +17,7 @@ from control_tower.screens.base import KeyedTable
 from control_tower.screens.login import LoginScreen
 from control_tower.screens.map import MapScreen
 from control_tower.screens.overview import OverviewScreen
+from control_tower.screens.stages import StagesScreen
 from control_tower.screens.store import StoreScreen
 from control_tower.widgets.city_map import CityMap
 from control_tower.widgets.pipeline import PipelineBoard
@@ -138,3 +139,15 @@ def test_alerts_and_audit_snapshot(snap_compare: Callable[..., bool]) -> None:
         await pilot.pause()
 
     assert snap_compare(tower(api, feed=False), terminal_size=SIZE, run_before=listed)
+
+
+def test_stages_snapshot(snap_compare: Callable[..., bool]) -> None:
+    async def stages(pilot: Pilot[Any]) -> None:
+        await city_shown(pilot)
+        await pilot.press("w")
+        app = pilot.app
+        await wait_for(pilot, lambda: isinstance(app.screen, StagesScreen), what="stages")
+        await wait_for(pilot, lambda: app.screen.query_one(KeyedTable).row_count == 3)
+        await pilot.pause()
+
+    assert snap_compare(snapshot_app(), terminal_size=(140, 36), run_before=stages)
