@@ -58,6 +58,9 @@ def add_order(
             ),
         )
         conn.execute(
+            "INSERT INTO order_directory (order_id, store_id) VALUES (%s, %s)", (order_id, STORE)
+        )
+        conn.execute(
             "INSERT INTO pick_tasks (store_id, order_id, status, sla_deadline, estimate_s, "
             "bin_steps, aisle_changes, units, created_at, claimed_at, bag_label) "
             "VALUES (%s, %s, %s, %s, %s, 0, 0, 1, %s, %s, %s)",
