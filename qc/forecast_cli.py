@@ -200,32 +200,84 @@ def run(
     console.print(result.describe())
 
 
+class SourceChoice(StrEnum):
+    both = "both"
+    generator = "generator"
+    second = "second"
+    database = "database"
+
+
 @forecast_app.command("backtest")
 def backtest(
-    days: Annotated[int, typer.Option(min=22, help="the last N days of stored history")] = 56,
-    origins: Annotated[int, typer.Option(min=1, max=14)] = 4,
-    categories: Annotated[bool, typer.Option(help="per-category rows too")] = True,
-    threads: Threads = None,
-    train_rows: TrainRows = None,
-    stores: StoresOpt = None,
-    skus: SkusOpt = None,
+    source: Annotated[
+        SourceChoice,
+        typer.Option(
+            help="generator: the seed's history.py; second: the source built apart from the "
+            "model (level shifts, stock-outs, promotions); both; database: the stored history"
+        ),
+    ] = SourceChoice.both,
+    stores: Annotated[int, typer.Option(min=1, help="stores in the sample")] = 2,
+    skus: Annotated[int, typer.Option(min=10, help="SKUs per store in the sample")] = 100,
+    days: Annotated[int, typer.Option(min=35, help="days of history")] = 70,
+    origins: Annotated[int, typer.Option(min=2, max=30, help="midnight origins")] = 12,
+    start: Annotated[str, typer.Option(help="first day of a synthetic history")] = "2025-01-06",
+    seed: int = 0,
+    boot: Annotated[int, typer.Option(min=100, help="bootstrap resamples")] = 1000,
+    threads: Threads = 1,
+    train_rows: Annotated[
+        int, typer.Option(min=10_000, help="qc model: sampled training rows per fit")
+    ] = 40_000,
 ) -> None:
-    """Rolling-origin WAPE and bias, model vs seasonal-naive, overall and per category."""
-    from server.forecast import runs
+    """Rolling-origin evaluation: qc's model, seasonal naive, 4-week average, seasonal ES
+    (statsforecast), LightGBM and the floor; WAPE / MAE / RMSSE on 24 h and 72 h totals,
+    stock-out rates of the reorder rules; bootstrap CIs over origins."""
+    from server.forecast import eval_sources as es
+    from server.forecast.baselines import INSTALL
+    from server.forecast.estimator import ForecastConfig
+    from server.forecast.evaluate import evaluate, spread_origins
 
-    url = database(get_settings())
+    missing = [m for m in ("pandas", "statsforecast", "lightgbm") if not _importable(m)]
+    if missing:
+        raise fail(f"the baselines need {', '.join(missing)}: {INSTALL}")
     try:
-        report = runs.backtest(
-            url,
-            days=days,
-            origins=origins,
-            config=_config(threads, train_rows),
-            stores=stores,
-            skus=skus,
-        )
-    except ValueError as exc:
-        raise fail(str(exc)) from None
-    out.print(report.format(categories=categories), highlight=False, soft_wrap=True)
+        first = date.fromisoformat(start)
+    except ValueError:
+        raise fail(f"--start {start!r}: want YYYY-MM-DD") from None
+    config = ForecastConfig(max_train_rows=train_rows, max_iter=100, threads=threads)
+    kinds = {
+        SourceChoice.both: (es.GENERATOR, es.SECOND),
+        SourceChoice.generator: (es.GENERATOR,),
+        SourceChoice.second: (es.SECOND,),
+        SourceChoice.database: (es.DATABASE,),
+    }[source]
+    for kind in kinds:
+        try:
+            if kind == es.DATABASE:
+                src = es.database_source(
+                    database(get_settings()), days=days, stores=stores, skus=skus
+                )
+            else:
+                make = es.generator_source if kind == es.GENERATOR else es.second_source
+                src = make(stores, skus, days, first, seed)
+            days_at = spread_origins(src.history.days, origins)
+            report = evaluate(
+                src,
+                origins=days_at,
+                config=config,
+                seed=seed,
+                boot=boot,
+                progress=lambda msg: console.print(msg, style="dim"),
+            )
+        except ValueError as exc:
+            raise fail(str(exc)) from None
+        out.print(report.format(), highlight=False, soft_wrap=True)
+        out.print()
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
 
 
 # --------------------------------------------------------------------------- replenish
@@ -354,3 +406,43 @@ def replenish_receive(
         return f"{order.replenishment_id}: {order.quantity} x {order.sku_id} received at {order.store_id}"
 
     console.print(_in_transaction(work, redis=True))
+
+
+@replenish_app.command("simulate")
+def replenish_simulate(
+    stores: Annotated[int, typer.Option(min=1, help="stores in the sample")] = 2,
+    skus: Annotated[int, typer.Option(min=10, help="SKUs per store in the sample")] = 60,
+    days: Annotated[int, typer.Option(min=3, max=92, help="days simulated")] = 30,
+    history_days: Annotated[int, typer.Option(min=35, help="history before the month")] = 42,
+    start: Annotated[str, typer.Option(help="first day of the history")] = "2025-01-06",
+    seed: int = 0,
+    refit_days: Annotated[int, typer.Option(min=1, help="refit qc's model every N days")] = 7,
+    threads: Threads = 1,
+    train_rows: Annotated[int, typer.Option(min=10_000, help="rows per fit")] = 40_000,
+) -> None:
+    """A closed-loop month (deterministic, seeded): the daily job with the seed rule, the
+    95 % quantile rule and fixed min/max; stock-out hours, lost sales, waste, over capacity."""
+    from qc.replenish_sim.month import format_outcomes, run_month
+    from server.forecast.estimator import ForecastConfig
+
+    try:
+        first = date.fromisoformat(start)
+    except ValueError:
+        raise fail(f"--start {start!r}: want YYYY-MM-DD") from None
+    config = ForecastConfig(max_train_rows=train_rows, max_iter=100, threads=threads)
+    results = run_month(
+        stores=stores,
+        skus=skus,
+        history_days=history_days,
+        days=days,
+        start=first,
+        seed=seed,
+        refit_days=refit_days,
+        config=config,
+        progress=lambda msg: console.print(msg, style="dim"),
+    )
+    out.print(
+        format_outcomes(results, start=first, history_days=history_days),
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -1,0 +1,1 @@
+"""A closed-loop month of replenishment, judged by outcome (``qc replenish simulate``)."""
