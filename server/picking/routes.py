@@ -12,7 +12,7 @@ from fastapi import APIRouter, Path, WebSocket, WebSocketDisconnect
 from server.identity.models import User
 from server.kit import sockets
 from server.kit.db import transaction
-from server.kit.deps import ClockDep, PickerUser, RedisDep, SessionDep
+from server.kit.deps import ClockDep, PickerUser, RedisDep, SessionDep, SettingsDep
 from server.kit.errors import Forbidden, NotFound
 from server.kit.keys import picking_channel
 from server.kit.openapi import problem_responses
@@ -68,9 +68,11 @@ async def queue(
     summary="Claim the next order (the most urgent one)",
     responses=problem_responses(401, 403, 404, 422),
 )
-async def claim(session: SessionDep, clock: ClockDep, picker: PickerUser) -> PickList:
+async def claim(
+    session: SessionDep, clock: ClockDep, settings: SettingsDep, picker: PickerUser
+) -> PickList:
     task = await service.claim_next(session, picker=picker, now=clock.now())
-    return await service.pick_list(session, task=task)
+    return await service.pick_list(session, task=task, walk_order=settings.pick_walk_order)
 
 
 @router.get(
@@ -78,9 +80,11 @@ async def claim(session: SessionDep, clock: ClockDep, picker: PickerUser) -> Pic
     summary="The pick list, sorted along the walking path",
     responses=problem_responses(401, 403, 404),
 )
-async def pick_list(order_id: uuid.UUID, session: SessionDep, picker: PickerUser) -> PickList:
+async def pick_list(
+    order_id: uuid.UUID, session: SessionDep, settings: SettingsDep, picker: PickerUser
+) -> PickList:
     task = await service.get_task(session, order_id=order_id, picker=picker)
-    return await service.pick_list(session, task=task)
+    return await service.pick_list(session, task=task, walk_order=settings.pick_walk_order)
 
 
 @router.post(
@@ -145,6 +149,7 @@ async def substitute(
     session: SessionDep,
     redis: RedisDep,
     clock: ClockDep,
+    settings: SettingsDep,
     picker: PickerUser,
 ) -> PickList:
     task = await service.get_task(session, order_id=order_id, picker=picker, for_update=True)
@@ -158,7 +163,7 @@ async def substitute(
         quantity=body.quantity,
         now=clock.now(),
     )
-    return await service.pick_list(session, task=task)
+    return await service.pick_list(session, task=task, walk_order=settings.pick_walk_order)
 
 
 @router.post(

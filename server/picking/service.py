@@ -218,7 +218,11 @@ class TaskLine:
         return self.quantity
 
 
-async def task_lines(session: AsyncSession, store_id: str, order_id: uuid.UUID) -> list[TaskLine]:
+async def task_lines(
+    session: AsyncSession, store_id: str, order_id: uuid.UUID, *, walk_order: bool = True
+) -> list[TaskLine]:
+    """The order's lines along the S-shaped walk, or (``walk_order`` off, the
+    ``QC_PICK_WALK_ORDER`` lever) by bin code as an aisle-by-aisle list would have them."""
     rows = await session.execute(
         text("""
         SELECT i.sku_id, p.name, p.pack_size, p.barcode, i.quantity, i.ordered_qty,
@@ -232,11 +236,13 @@ async def task_lines(session: AsyncSession, store_id: str, order_id: uuid.UUID) 
         {"store": store_id, "order": order_id},
     )
     lines = [TaskLine(tuple(r)) for r in rows]
+    if not walk_order:
+        return sorted(lines, key=lambda ln: (ln.bin_code or "", ln.sku_id))
     return sort_pick_lines(lines, key=lambda ln: ln.walk_seq or 0)
 
 
-async def pick_list(session: AsyncSession, *, task: PickTask) -> PickList:
-    lines = await task_lines(session, task.store_id, task.order_id)
+async def pick_list(session: AsyncSession, *, task: PickTask, walk_order: bool = True) -> PickList:
+    lines = await task_lines(session, task.store_id, task.order_id, walk_order=walk_order)
     return PickList(
         order_id=task.order_id,
         store_id=task.store_id,
