@@ -381,20 +381,29 @@ def _write_json(path: str | None, figures: dict) -> None:
 
 @bench_app.command("catalog")
 def bench_catalog(
-    ops: Annotated[int, typer.Option(min=100, help="requests per scenario")] = 3000,
-    concurrency: Annotated[int, typer.Option(min=1, max=256)] = 32,
+    duration: Annotated[float, typer.Option(min=1, help="seconds of wrk per run")] = 5,
+    connections: Annotated[int, typer.Option(min=1, max=1024)] = 64,
     repeats: Annotated[int, typer.Option(min=1)] = 3,
+    workers: Annotated[list[int] | None, typer.Option(help="API workers (repeatable)")] = None,
+    server: Annotated[
+        list[str] | None, typer.Option(help="uvicorn and/or granian (repeatable)")
+    ] = None,
     json_out: Annotated[str | None, typer.Option("--json")] = None,
 ) -> None:
-    """Reads/s of product list and detail vs a bare ASGI app, 1 and 2 workers."""
+    """Browse routes under wrk vs a bare FastAPI route and a bare ASGI app, same server."""
     import asyncio
 
-    from qc.bench.http import run_catalog
+    from qc.bench.catalog import run
 
-    _write_json(
-        json_out,
-        asyncio.run(run_catalog(get_settings(), ops=ops, concurrency=concurrency, repeats=repeats)),
+    figures = run(
+        get_settings(),
+        duration=duration,
+        connections=connections,
+        repeats=repeats,
+        workers=tuple(workers or (1, 2)),
+        servers=tuple(server or ("uvicorn",)),
     )
+    _write_json(json_out, asyncio.run(figures))
 
 
 @bench_app.command("checkout")

@@ -34,10 +34,13 @@ async def _reserve(settings: Settings, quick: bool) -> dict[str, Any]:
 
 
 async def _catalog(settings: Settings, quick: bool) -> dict[str, Any]:
-    from qc.bench.http import run_catalog
+    from qc.bench.catalog import run
 
-    return await run_catalog(
-        settings, ops=300 if quick else 3000, concurrency=32, repeats=1 if quick else 3
+    return await run(
+        settings,
+        duration=2 if quick else 5,
+        repeats=1 if quick else 3,
+        workers=(1,) if quick else (1, 2),
     )
 
 

@@ -1,8 +1,7 @@
-"""``qc bench catalog`` and ``qc bench checkout``: real HTTP against uvicorn workers.
+"""``qc bench checkout``: real HTTP against uvicorn workers (``qc bench catalog`` is
+``qc.bench.catalog``, on wrk).
 
-catalog: reads/s of the store product list and of product detail, side by side with a
-bare ASGI JSON app under the same uvicorn settings (the stack's limit), for 1 and 2
-workers. checkout: complete orders/s (cart, lines, checkout, payment, CONFIRMED) with
+checkout: complete orders/s (cart, lines, checkout, payment, CONFIRMED) with
 p50/p99 per order. The load generator is an asyncio httpx client in this process, so
 on a 2-core machine it competes with the server: ratios matter more than absolutes.
 """
@@ -15,7 +14,7 @@ import uuid
 import httpx
 import psycopg
 
-from qc.bench.harness import Result, conditions, measure, median_of, print_table
+from qc.bench.harness import Result, conditions, measure, print_table
 from qc.bench.serving import serve
 from qc.bench.stack import bench_stack
 from server.kit.config import Settings
@@ -38,81 +37,6 @@ def _server_env(database_url: str, redis_url: str) -> dict[str, str]:
         "QC_CART_CHECKOUT_LIMIT_PER_ADDRESS": "10000000/minute",
         "QC_CART_CHECKOUT_LIMIT_PER_CUSTOMER": "10000000/minute",  # a few customers, many orders
     }
-
-
-async def run_catalog(
-    settings: Settings,
-    *,
-    ops: int,
-    concurrency: int,
-    repeats: int,
-    workers: tuple[int, ...] = (1, 2),
-) -> dict:
-    tables: dict[str, list[Result]] = {}
-    async with bench_stack(settings, stores=1, skus=5000, pool=4) as stack:
-        with psycopg.connect(stack.database_url) as conn:
-            skus = [r[0] for r in conn.execute("SELECT sku_id FROM products ORDER BY sku_id")]
-        env = _server_env(stack.database_url, stack.redis_url)
-        rng = random.Random(3)
-        for n in workers:
-            results: list[Result] = []
-            limits = httpx.Limits(max_connections=concurrency)
-            timeout = httpx.Timeout(30.0)
-            with serve("qc.bench.serving:bare_app", env=env, workers=n, factory=False) as bare_url:
-                async with httpx.AsyncClient(
-                    base_url=bare_url, limits=limits, timeout=timeout
-                ) as c:
-
-                    async def bare(i: int, c: httpx.AsyncClient = c) -> None:
-                        (await c.get("/")).raise_for_status()
-
-                    results.append(
-                        median_of(
-                            [
-                                await measure(
-                                    "bare ASGI JSON (limit)",
-                                    bare,
-                                    total=ops,
-                                    concurrency=concurrency,
-                                )
-                                for _ in range(repeats)
-                            ]
-                        )
-                    )
-            with serve("server.app:create_app", env=env, workers=n, factory=True) as url:
-                async with httpx.AsyncClient(base_url=url, limits=limits, timeout=timeout) as c:
-
-                    async def listing(i: int, c: httpx.AsyncClient = c) -> None:
-                        r = await c.get(f"/v1/stores/{STORE}/products", params={"limit": 40})
-                        r.raise_for_status()
-
-                    async def detail(i: int, c: httpx.AsyncClient = c) -> None:
-                        r = await c.get(f"/v1/stores/{STORE}/products/{rng.choice(skus)}")
-                        r.raise_for_status()
-
-                    for name, op in (
-                        ("product list (40, live stock)", listing),
-                        ("product detail", detail),
-                    ):
-                        results.append(
-                            median_of(
-                                [
-                                    await measure(name, op, total=ops, concurrency=concurrency)
-                                    for _ in range(repeats)
-                                ]
-                            )
-                        )
-            tables[f"{n} worker{'s' if n > 1 else ''}"] = results
-        cond = conditions(
-            concurrency=concurrency,
-            requests_per_scenario=ops,
-            repeats=repeats,
-            client="httpx asyncio, same machine",
-            services="embedded" if stack.embedded else "external",
-        )
-    for label, results in tables.items():
-        print_table(f"qc bench catalog: {label}", results, "bare ASGI JSON (limit)", cond)
-    return {"conditions": cond, "results": {k: [r.as_dict() for r in v] for k, v in tables.items()}}
 
 
 async def run_checkout(

@@ -136,7 +136,7 @@ def serve_process(
     )
     url = f"http://127.0.0.1:{port}"
     probe = url + (health if health is not None else ("/healthz" if factory else "/"))
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 300  # a busy machine imports slowly
     try:
         while True:
             if proc.poll() is not None:

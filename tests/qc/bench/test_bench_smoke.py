@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from qc.bench.http import run_catalog, run_checkout
+from qc.bench.catalog import run as run_catalog
+from qc.bench.http import run_checkout
 from qc.bench.reserve import run as run_reserve
 
 
@@ -25,12 +26,19 @@ async def test_reserve_benchmark_reports_every_scenario(settings, clean) -> None
 
 @pytest.mark.slow
 async def test_http_benchmarks_complete_orders_and_reads(settings, clean) -> None:
-    catalog = await run_catalog(settings, ops=100, concurrency=4, repeats=1, workers=(1,))
-    assert [r["name"] for r in catalog["results"]["1 worker"]] == [
-        "bare ASGI JSON (limit)",
-        "product list (40, live stock)",
+    catalog = await run_catalog(settings, duration=1, connections=4, repeats=1, workers=(1,))
+    rows = catalog["results"]["uvicorn, 1 worker"]
+    assert [r["name"] for r in rows] == [
+        "bare ASGI (limit)",
+        "bare FastAPI route",
         "product detail",
+        "category page",
+        "product list (40, live stock)",
+        "search",
+        "search (8 connections)",
     ]
+    assert all(r["ops"] > 0 and r["errors"] == 0 and "wrk" in r["cpu"] for r in rows)
+    assert len(catalog["memory_mib"]["uvicorn, 1 worker"]) == 1
     checkout = await run_checkout(settings, orders=10, concurrency=2, workers=(1,))
     result = checkout["results"]["1 worker"][0]
     assert result["ops"] == 10 and result["errors"] == 0 and result["per_second"] > 0
