@@ -98,7 +98,14 @@ class Pickers:
         try:
             async with transaction(world.sessions) as session:
                 task = await picking.claim_next(session, picker=picker.user, now=now)
-                lines = await picking.task_lines(session, task.store_id, task.order_id)
+                # the list as the server hands it over (QC_PICK_WALK_ORDER: the S-shaped
+                # walk, or by bin code aisle after aisle), walked in that order
+                lines = await picking.task_lines(
+                    session,
+                    task.store_id,
+                    task.order_id,
+                    walk_order=world.settings.pick_walk_order,
+                )
         except NotFound:
             store.waiting_tasks = 0  # the queue is empty after all
             return
@@ -106,8 +113,6 @@ class Pickers:
         picker.task = task.order_id
         picker.busy(world.now())
         rng = random.Random(f"{world.config.seed}:pick:{task.order_id}")
-        if not world.config.policies.walk_order:  # by aisle and bin, whatever the list says
-            lines = sorted(lines, key=lambda ln: (ln.bin_code or "", ln.sku_id))
         duration = self.pick_s(rng, [ln.bin_code for ln in lines], [ln.quantity for ln in lines])
         rec = world.orders.get(task.order_id)
         if rec is not None:
