@@ -1,7 +1,9 @@
 """``qc bench dispatch``: assignment latency and location-ingest throughput.
 
-1. Matching 500 waiting orders against 2,000 riders (the seed's scoring, maximum-weight
-   matching) and batching 500 orders of one store, as pure computations (median of runs).
+1. Matching 500 waiting orders of one store (as the dispatcher runs it) against 2,000
+   riders (the seed's scoring, maximum-weight matching), against the same-run reference of
+   one Hungarian solve over the full matrix; the same across 12 stores; batching 500 orders
+   of one store. Pure computations (median of runs).
 2. Location ingest: fixes/s through the real path (PostgreSQL rider row and sampled
    history, Redis GEO and last fix, fan-out to the tracking channel of every order on the
    rider's trip) with every rider on a trip, so the fan-out is running.
@@ -16,7 +18,9 @@ import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
+import numpy as np
 import psycopg
+from scipy.optimize import linear_sum_assignment
 
 from qc.bench.harness import Result, conditions, measure, print_table
 from qc.bench.stack import bench_stack, one_row
@@ -30,6 +34,7 @@ from shared.geo import LatLng, destination
 from shared.schemas.delivery import GpsFix
 
 KOR = LatLng(12.9352, 77.6245)
+DENSE = "same, Hungarian on the full matrix (reference)"
 
 
 def _timed(fn: Callable[[], object], repeats: int) -> Result:
@@ -69,10 +74,50 @@ def matching_figures(orders: int, riders: int, repeats: int) -> list[Result]:
         for i in range(riders)
     ]
     match = _timed(lambda: planning.assign(waiting, fleet), repeats)
-    match.name, match.ops = f"match {orders} orders x {riders} riders", orders
+    match.name, match.ops = f"match {orders} orders x {riders} riders (one store)", orders
+    dense = _timed(lambda: _dense_hungarian(waiting, fleet), repeats)
+    dense.name, dense.ops = DENSE, orders
+    stores = [destination(KOR, rng.uniform(0, 360), rng.uniform(0, 6000)) for _ in range(12)]
+    city_orders = [
+        planning.WaitingOrder(
+            f"c{i}", f"s{i % 12}", stores[i % 12], o.drop, o.placed_at_s, o.ready_at_s
+        )
+        for i, o in enumerate(waiting)
+    ]
+    city_fleet = [
+        planning.RiderCandidate(
+            r.rider_id,
+            destination(stores[i % 12], rng.uniform(0, 360), rng.uniform(0, 2500)),
+            "IDLE",
+            0.0,
+            r.rating,
+            r.battery_pct,
+            r.hist_avg_minutes,
+        )
+        for i, r in enumerate(fleet)
+    ]
+    city = _timed(lambda: planning.assign(city_orders, city_fleet), repeats)
+    city.name, city.ops = f"match {orders} orders of 12 stores x {riders} riders", orders
     batch = _timed(lambda: planning.plan_batches(waiting, now), repeats)
     batch.name, batch.ops = f"batch {orders} orders of one store", orders
-    return [match, batch]
+    return [match, dense, city, batch]
+
+
+def _dense_hungarian(
+    orders: list[planning.WaitingOrder], riders: list[planning.RiderCandidate]
+) -> int:
+    """The matching as it was solved before (one linear_sum_assignment over every order x
+    every rider, same scores and eligibility): the same-run reference."""
+    weights = planning.DEFAULT_WEIGHTS
+    stores = [o.store for o in orders]
+    eligible = planning._distance_matrix(stores, [r.position for r in riders]) <= weights.radius_m
+    score = planning._distance_term(
+        planning._approach_matrix(stores, riders) * planning.BASE_SPEED_MPS / planning.ROAD_FACTOR,
+        weights,
+    ) + planning._rider_terms(riders, weights, planning.neutral_history_minutes(riders, weights))
+    bonus = weights.total * len(orders) + 1.0
+    rows, cols = linear_sum_assignment(np.where(eligible, score + bonus, 0.0), maximize=True)
+    return int(eligible[rows, cols].sum())
 
 
 async def run(
@@ -157,7 +202,7 @@ async def run(
             concurrency=concurrency,
             services="embedded" if stack.embedded else "external",
         )
-    print_table("qc bench dispatch: assignment (latency per run)", pure, None, cond)
+    print_table("qc bench dispatch: assignment (latency per run)", pure, DENSE, cond)
     print_table("qc bench dispatch: location ingest", [ingest], None, cond)
     return {
         "conditions": cond,
