@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from textual import work
 from textual.message import Message
@@ -14,7 +15,14 @@ from textual.reactive import reactive
 
 from picker_app.api import PickingApi
 from picker_app.context import PickerContext
-from picker_app.messages import BackToQueue, LoggedIn, ScanRefused, TaskClaimed, TaskPacked
+from picker_app.messages import (
+    BackToQueue,
+    LoggedIn,
+    ScanRefused,
+    TaskClaimed,
+    TaskPacked,
+    WorkPushed,
+)
 from picker_app.outbox import PendingScan, ScanOutbox
 from picker_app.scans import ScanSender
 from picker_app.screens.login import LoginScreen
@@ -23,6 +31,7 @@ from picker_app.screens.queue import QueueScreen
 from qc_tui.api import DEFAULT_SERVER, RETRY_DELAYS
 from qc_tui.app import ServerApp
 from qc_tui.clock import ServerClock, utc_now
+from qc_tui.push import PushSocket
 from shared.client import PickerClient
 from shared.schemas.picking import PackResult
 
@@ -48,8 +57,11 @@ class PickerApp(ServerApp):
         outbox_path: Path | None = None,
         queue_poll_s: float = 5.0,
         retry_delays: Sequence[float] = RETRY_DELAYS,
+        socket: bool | None = None,  # the work socket; default: with a real client only
     ) -> None:
         api: PickingApi = client if client is not None else PickerClient(server_url)
+        self.use_socket = client is None if socket is None else socket
+        self.work_socket: PushSocket | None = None
         super().__init__(health=api.health, retry_delays=retry_delays)
         self.client = api
         scans = ScanSender(
@@ -100,6 +112,7 @@ class PickerApp(ServerApp):
         self.send_scans()
         if self.client.user is not None and self.ctx.store_id:
             self.push_screen(QueueScreen(self.ctx))
+            self.open_work_socket()
         else:
             self.push_screen(LoginScreen(self.ctx))
 
@@ -109,6 +122,43 @@ class PickerApp(ServerApp):
     def on_logged_in(self, message: LoggedIn) -> None:
         self.ctx.store_id = message.store_id
         self.switch_screen(QueueScreen(self.ctx))
+        self.open_work_socket()
+
+    # --- work pushed ----------------------------------------------------------------
+    def open_work_socket(self) -> None:
+        """``/ws/picker``: the store's queue and each new task, pushed as it happens."""
+        if not self.use_socket or self.work_socket is not None:
+            return
+        self.work_socket = PushSocket(
+            self.client.base_url,
+            "/ws/picker",
+            lambda: self.client.token,
+            on_event=self._work_pushed,
+            on_state=self._work_socket_state,
+            retry_delays=self.connection.retry_delays,
+        )
+        self._run_work_socket(self.work_socket)
+
+    @work(exclusive=True, group="work-socket")
+    async def _run_work_socket(self, socket: PushSocket) -> None:
+        await socket.run()
+
+    def _work_pushed(self, event: dict[str, Any]) -> None:
+        self.post_message(WorkPushed(event))
+
+    def _work_socket_state(self, up: bool) -> None:
+        self.ctx.pushed = up
+
+    def on_work_pushed(self, message: WorkPushed) -> None:
+        """The queue changed: the queue screen asks for it at once (a task may come both
+        in the snapshot and pushed: the queue's answer has each once). A new task for a
+        picker waiting on the queue rings the bell."""
+        screen = self.screen
+        if not isinstance(screen, QueueScreen):
+            return
+        if message.event.get("type") == "picking.queued" and not screen.tasks:
+            self.bell()
+        screen.refresh_queue()
 
     def on_task_claimed(self, message: TaskClaimed) -> None:
         screen = self.pick_screen

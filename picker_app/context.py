@@ -23,3 +23,4 @@ class PickerContext:
     login_hint: str | None = None
     camera: int | str | os.PathLike[str] | None = None  # also scan with this camera
     queue_poll_s: float = 5.0
+    pushed: bool = False  # the server's work socket is up: the queue is pushed, polls are rare

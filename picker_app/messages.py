@@ -61,3 +61,10 @@ class ScanRefused(Message):
 @dataclass
 class TaskPacked(Message):
     result: PackResult
+
+
+@dataclass
+class WorkPushed(Message):
+    """The server pushed the store's queue or a change to it (``/ws/picker``)."""
+
+    event: dict[str, Any]

@@ -17,6 +17,8 @@ from qc_tui.clock import sla_text
 from shared.client import ApiError, ConnectionLost
 from shared.schemas.picking import PickTaskSummary
 
+PUSHED_POLL_S = 30.0
+
 
 class QueueScreen(Screen[None]):
     BINDINGS = [
@@ -77,7 +79,8 @@ class QueueScreen(Screen[None]):
     async def refresh_queue(self) -> None:
         ctx = self.ctx
         self._stop_polling()
-        delay = ctx.queue_poll_s
+        # with the work socket up the queue comes pushed: a poll is only a safety net
+        delay = max(ctx.queue_poll_s, PUSHED_POLL_S) if ctx.pushed else ctx.queue_poll_s
         try:
             tasks = await ctx.client.queue(str(ctx.store_id))
         except ApiError as exc:
