@@ -25,8 +25,9 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/python -m pip install -q -e ".[dev]"
 	@touch $(STAMP)
 
+# make demo PORT=8010 SPEED=20: another port (8000 may be taken) or clock speed
 demo: $(STAMP)
-	$(VENV)/bin/qc demo
+	$(VENV)/bin/qc demo $(if $(PORT),--port $(PORT)) $(if $(SPEED),--speed $(SPEED))
 
 serve: $(STAMP)
 	$(VENV)/bin/qc serve --seed-demo
