@@ -48,6 +48,7 @@ def server_env(database_url: str, redis_url: str) -> dict[str, str]:
         "QC_LOG_JSON": "true",
         "QC_LOG_LEVEL": "WARNING",
         "QC_PAYMENT_LATENCY_S": "0.01",
+        "QC_BACKGROUND_LOOPS": "false",  # reads only: no sweeper or relay in the figures
     }
 
 
@@ -126,14 +127,14 @@ def measure(
     files = {s.name: wrk.paths_file(s.paths) for s in plan}
     try:
         for s in plan:  # warm-up: until every worker answers (its catalogue loaded)
-            for _ in range(30):
+            for _ in range(10):
                 try:
                     r = wrk.run(
                         servers[s.target].url, "paths.lua", args=[files[s.name]], duration=1
                     )
                 except RuntimeError:  # not accepting yet (a starved machine)
                     continue
-                if r.ops > 0 and r.errors == 0 and r.p99_ms < 1000:
+                if r.ops > 0 and r.errors == 0:
                     break
         for _ in range(repeats):
             base = 0.0
