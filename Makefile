@@ -6,12 +6,13 @@ PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3; do \
 	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(not (3,11) <= sys.version_info[:2] <= (3,13))' 2>/dev/null; then echo $$p; break; fi; done)
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow test-all lint serve clean help
+.PHONY: demo test test-slow test-all test-cluster lint serve clean help
 
 help:
 	@echo "make demo   - the embedded stack, a seeded Bengaluru and the API (main job)"
 	@echo "make test   - the test suite on real PostgreSQL and Redis (embedded by default), in"
 	@echo "              parallel, without the slow tests; make test-slow: those; make test-all: all"
+	@echo "make test-cluster - the cluster-marked tests on an embedded 3-master Valkey Cluster"
 	@echo "make lint   - ruff and mypy"
 
 $(STAMP): pyproject.toml
@@ -50,6 +51,11 @@ test-slow: $(STAMP)
 
 test-all: $(STAMP)
 	$(call run_tests,slow or not slow)
+
+# The tests marked `cluster` (inventory, orders, flash, delivery, the fenced leases) again on
+# an embedded 3-master Valkey Cluster (tests/conftest.py); their slow ones stay single-node.
+test-cluster: $(STAMP)
+	export QC_TEST_REDIS_CLUSTER=3; $(call run_tests,cluster and not slow)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -1,61 +1,100 @@
-"""Background loops that must run once per cluster, not once per replica.
+"""Background loops shared by the replicas, under fenced Redis leases.
 
-Each loop holds a Redis lease (SET NX PX, renewed every run: ``lua/lease.lua``); replicas
-without the lease stand by and take over within one lease period if the holder dies.
+``LeasedLoop`` is work done once per cluster (one lease: a leader); ``ShardedLoop`` is work
+split by shard, here by dark store: each store has a lease of its own, and the replicas
+running the loop share the stores between them. Each replica keeps a heartbeat in the
+loop's member set; with ``n`` replicas alive it holds at most ``ceil(stores / n)`` store
+leases, gives back what is above that (so a replica that joins gets work within a lease
+period) and takes free ones up to it (so the stores of a replica that died are taken over
+within one lease period).
+
+Each lease (``lua/lease.lua``) carries a fencing token, larger for every new holder. A run
+happens with its lease's ``Fence`` current (``server.kit.fencing``), so every database
+transaction it commits first checks, in that transaction, that no newer holder has written
+under the lease; a holder that stalled past its lease and wakes after a takeover has its
+writes refused and rolled back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import math
+import time
 import uuid
-from collections.abc import Awaitable, Callable
+import zlib
+from collections.abc import Awaitable, Callable, Sequence
 
 import redis.asyncio as aioredis
 
-from server.kit import keys, scripts
+from server.kit import fencing, keys, scripts
 
 log = logging.getLogger(__name__)
 
 
-class LeasedLoop:
-    def __init__(
-        self,
-        redis: aioredis.Redis,
-        name: str,
-        interval_s: float,
-        run: Callable[[], Awaitable[object]],
-        lease_ms: int | None = None,
-    ) -> None:
-        self.redis = redis
-        self.name = name
-        self.interval_s = interval_s
-        self.run = run
-        self.lease_ms = lease_ms or max(3000, int(interval_s * 3000))
-        self.owner = uuid.uuid4().hex
-        self._task: asyncio.Task[None] | None = None
+class _Lease:
+    def __init__(self, redis: aioredis.Redis, name: str, owner: str, lease_ms: int) -> None:
+        self.redis, self.name, self.owner, self.lease_ms = redis, name, owner, lease_ms
+        self.floor = 0  # the newest token PostgreSQL refused this replica for
 
-    async def holds_lease(self) -> bool:
-        return bool(
+    async def take(self) -> int:
+        """Take or renew the lease: its fencing token while this replica holds it, else 0."""
+        return int(
             await scripts.run(
                 self.redis,
                 "kit/lease",
-                keys=[keys.lease(self.name)],
-                args=[self.owner, self.lease_ms],
+                keys=[keys.lease(self.name), keys.lease_fence(self.name)],
+                args=[self.owner, self.lease_ms, self.floor],
             )
         )
+
+    async def give_back(self) -> None:
+        await scripts.run(
+            self.redis, "kit/unlease", keys=[keys.lease(self.name)], args=[self.owner]
+        )
+
+
+async def _run_fenced(
+    lease: _Lease, token: int, run: Callable[[], Awaitable[object]], store_id: str = ""
+) -> None:
+    """``run()`` with the lease's fence current. Refused because PostgreSQL holds a newer
+    token: the lease is given back, to be taken again above that token (a holder that lost
+    it takes it no more; a Redis that lost its fence counter is set past the books')."""
+    entered = fencing.enter(fencing.Fence(lease.name, token, lease.owner, store_id))
+    try:
+        await run()
+    except fencing.Fenced as exc:
+        lease.floor = max(lease.floor, exc.newest)
+        await lease.give_back()
+        raise
+    finally:
+        fencing.leave(entered)
+
+
+class _Loop:
+    """Runs ``tick`` every ``interval_s`` (after each tick ends: a slow one never overlaps
+    itself) until stopped."""
+
+    name: str
+    interval_s: float
+    _task: asyncio.Task[None] | None = None
+
+    async def tick(self) -> None:
+        raise NotImplementedError
+
+    async def _give_back(self) -> None:
+        raise NotImplementedError
 
     async def _loop(self) -> None:
         while True:
             try:
-                if await self.holds_lease():
-                    await self.run()
+                await self.tick()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("background loop failed", extra={"loop": self.name})
-            # rescheduled after each run finishes, so a slow run never overlaps itself
             await asyncio.sleep(self.interval_s)
 
     def start(self) -> None:
@@ -69,5 +108,116 @@ class LeasedLoop:
                 await asyncio.wait_for(self._task, timeout=5)
         with contextlib.suppress(Exception):
             async with asyncio.timeout(2):
-                if await self.redis.get(keys.lease(self.name)) == self.owner:
-                    await self.redis.delete(keys.lease(self.name))
+                await self._give_back()
+
+
+def _lease_ms(interval_s: float, lease_ms: int | None) -> int:
+    return lease_ms or max(3000, int(interval_s * 3000))
+
+
+class LeasedLoop(_Loop):
+    """Work done by one replica at a time: the holder of the loop's lease."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        name: str,
+        interval_s: float,
+        run: Callable[[], Awaitable[object]],
+        lease_ms: int | None = None,
+    ) -> None:
+        self.redis, self.name, self.interval_s, self.run = redis, name, interval_s, run
+        self.lease_ms = _lease_ms(interval_s, lease_ms)
+        self.owner = uuid.uuid4().hex
+        self._lease = _Lease(redis, name, self.owner, self.lease_ms)
+
+    async def holds_lease(self) -> bool:
+        return await self._lease.take() > 0
+
+    async def tick(self) -> None:
+        token = await self._lease.take()
+        if token:
+            await _run_fenced(self._lease, token, self.run)
+
+    async def _give_back(self) -> None:
+        await self._lease.give_back()
+
+
+class ShardedLoop(_Loop):
+    """Work split by shard (a store): ``run(shard)`` for every shard whose lease this
+    replica holds, each under its own fence; the replicas share the shards evenly."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        name: str,
+        interval_s: float,
+        shards: Callable[[], Awaitable[Sequence[str]]],
+        run: Callable[[str], Awaitable[object]],
+        lease_ms: int | None = None,
+    ) -> None:
+        self.redis, self.name, self.interval_s = redis, name, interval_s
+        self.shards, self.run = shards, run
+        self.lease_ms = _lease_ms(interval_s, lease_ms)
+        self.owner = uuid.uuid4().hex
+        self.held: dict[str, int] = {}  # shard -> fencing token
+        self._leases: dict[str, _Lease] = {}
+        self.last_run: dict[str, float] = {}  # shard -> monotonic time its last run ended
+
+    def _lease(self, shard: str) -> _Lease:
+        if shard not in self._leases:
+            self._leases[shard] = _Lease(
+                self.redis, f"{self.name}:{shard}", self.owner, self.lease_ms
+            )
+        return self._leases[shard]
+
+    async def replicas(self) -> int:
+        return int(
+            await scripts.run(
+                self.redis,
+                "kit/members",
+                keys=[keys.loop_replicas(self.name)],
+                args=[self.owner, int(time.time() * 1000), self.lease_ms],
+            )
+        )
+
+    async def balance(self) -> dict[str, int]:
+        """Renew the leases held, give back those above this replica's share, take free
+        ones up to it. Answers the shards held now, with their tokens."""
+        shards = list(await self.shards())
+        share = math.ceil(len(shards) / max(1, await self.replicas()))
+        for shard in list(self.held):
+            token = await self._lease(shard).take() if shard in shards else 0
+            if token:
+                self.held[shard] = token
+            else:
+                del self.held[shard]  # taken over while this replica stalled, or gone
+        for shard in sorted(self.held)[share:]:
+            await self._lease(shard).give_back()
+            del self.held[shard]
+        # each replica tries the free shards in its own order: fewer collisions
+        start = zlib.crc32(self.owner.encode()) % max(1, len(shards))
+        for shard in shards[start:] + shards[:start]:
+            if len(self.held) >= share:
+                break
+            if shard not in self.held and (token := await self._lease(shard).take()):
+                self.held[shard] = token
+        return dict(self.held)
+
+    async def tick(self) -> None:
+        for shard, token in (await self.balance()).items():
+            try:
+                await _run_fenced(
+                    self._lease(shard), token, functools.partial(self.run, shard), shard
+                )
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("background loop failed", extra={"loop": self.name, "shard": shard})
+            self.last_run[shard] = time.monotonic()
+
+    async def _give_back(self) -> None:
+        for shard in list(self.held):
+            await self._lease(shard).give_back()
+        self.held.clear()
+        await self.redis.zrem(keys.loop_replicas(self.name), self.owner)

@@ -68,6 +68,7 @@ STORE_TABLES: tuple[str, ...] = (
     "demand_forecasts",
     "replenishment_orders",
     "inventory_journal_offsets",
+    "loop_leases",  # fencing tokens, by store ('' for a loop once per cluster)
 )
 
 DISTRIBUTED: dict[str, Distributed] = {

@@ -18,7 +18,7 @@ import psycopg
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.kit import uow
+from server.kit import fencing, uow
 from server.kit.config import Settings
 from server.kit.embedded import (
     HandleList,
@@ -136,10 +136,12 @@ def session_maker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 @asynccontextmanager
 async def transaction(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """A unit of work: commit when the block ends cleanly, roll back on any error."""
+    """A unit of work: commit when the block ends cleanly, roll back on any error. Inside
+    a leased background run, the commit first checks the lease's fence (``fencing``)."""
     async with maker() as session:
         try:
             yield session
+            await fencing.check(session)  # refused (rolled back) if a newer holder wrote
         except BaseException:
             await uow.rollback(session)
             raise

@@ -20,7 +20,10 @@ key                                   type    holds
                                               scripts, applied to PostgreSQL in batches
 ``invapplied:{S}``                    string  the last journal id PostgreSQL holds (a hint;
                                               the truth is ``inventory_journal_offsets``)
-``lease:<name>``                      string  a background loop's leader lease
+``lease:{<name>}``                    hash    a background lease: owner, fencing token
+                                              (``<name>`` is the loop, or loop:store)
+``lease:{<name>}:fence``              string  its fence counter (INCR at each takeover)
+``loop:{<name>}:replicas``            zset    replicas sharing a sharded loop -> expiry
 ``storesel:<version>:<cell>``         string  store selection for a ~150 m location cell
                                               (JSON, 30 s cache); bumping
                                               ``storesel:version`` invalidates every cell
@@ -95,8 +98,17 @@ def journal_applied(store_id: str) -> str:
     return f"invapplied:{{{store_id}}}"
 
 
+# A lease and its fence counter share the hash tag {name}: lease.lua touches one slot.
 def lease(name: str) -> str:
-    return f"lease:{name}"
+    return f"lease:{{{name}}}"
+
+
+def lease_fence(name: str) -> str:
+    return f"lease:{{{name}}}:fence"
+
+
+def loop_replicas(name: str) -> str:
+    return f"loop:{{{name}}}:replicas"
 
 
 def store_selection(version: int, cell: str) -> str:

@@ -1,37 +1,92 @@
-"""Every background loop the API process runs, each under its own Redis lease."""
+"""Every background loop the API process runs, each under its own fenced Redis lease.
+
+The dispatcher and the hold-expiry sweeper are per store (``ShardedLoop``: the replicas
+share the stores); the rest are once per cluster (``LeasedLoop``).
+"""
 
 from __future__ import annotations
 
-from server.delivery.dispatcher import DispatchPolicy
-from server.delivery.worker import dispatch_all
+import time
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from server.delivery import planning
+from server.delivery.dispatcher import DispatchPolicy, dispatch_store, replace_lost_riders
 from server.events.relay import relay_once
 from server.flash.tick import tick as flash_tick
 from server.forecast.daily import run_daily_job
 from server.forecast.rollup import rollup_sales
+from server.inventory.reconcile import store_ids
+from server.inventory.sweeper import sweep_store
 from server.inventory.worker import inventory_loops
-from server.kit.background import LeasedLoop
+from server.kit.background import LeasedLoop, ShardedLoop
+from server.kit.db import transaction
 from server.kit.resources import Resources
 from server.ops.worker import evaluate_all
 from server.orders.flows import settle_unpaid
 from server.payments.refunds import pay_refunds
+from server.stores.models import DarkStore
+
+STORE_LIST_S = 10.0  # the sharded loops re-read the list of stores this often
 
 
-def background_loops(resources: Resources) -> list[LeasedLoop]:
+class Stores:
+    """The dark stores' ids, re-read every ``STORE_LIST_S``: the sharded loops' shards."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine, self.ids, self.read_at = engine, list[str](), float("-inf")
+
+    async def __call__(self) -> Sequence[str]:
+        if time.monotonic() - self.read_at > STORE_LIST_S:
+            self.ids, self.read_at = await store_ids(self.engine), time.monotonic()
+        return self.ids
+
+
+def background_loops(resources: Resources) -> list[LeasedLoop | ShardedLoop]:
     settings, clock = resources.settings, resources.clock
     engine, sessions, redis = resources.engine, resources.sessions, resources.redis
+    stores = Stores(engine)
+    policy = DispatchPolicy.of(settings)
+
+    async def dispatch(store_id: str) -> None:
+        async with transaction(sessions) as session:
+            store = await session.get(DarkStore, store_id)
+            if store is not None:
+                await dispatch_store(
+                    session,
+                    redis,
+                    store=store,
+                    now=clock.now(),
+                    weights=planning.DEFAULT_WEIGHTS,
+                    policy=policy,
+                )
+
+    async def lost_riders() -> None:
+        async with transaction(sessions) as session:
+            await replace_lost_riders(session, redis, now=clock.now())
+
     return [
-        *inventory_loops(settings, engine, sessions, redis, clock),
+        # the sweeper runs per store below, not as one leader over every store
+        *(
+            loop
+            for loop in inventory_loops(settings, engine, sessions, redis, clock)
+            if loop.name != "inventory-sweeper"
+        ),
+        ShardedLoop(
+            redis,
+            "inventory-sweeper",
+            settings.sweep_interval_s,
+            stores,
+            lambda store_id: sweep_store(sessions, redis, clock, store_id),
+        ),
+        ShardedLoop(redis, "dispatcher", settings.dispatch_interval_s, stores, dispatch),
+        LeasedLoop(redis, "lost-riders", settings.dispatch_interval_s, lost_riders),
         LeasedLoop(
             redis,
             "outbox-relay",
             settings.relay_interval_s,
             lambda: relay_once(engine, redis),
-        ),
-        LeasedLoop(
-            redis,
-            "dispatcher",
-            settings.dispatch_interval_s,
-            lambda: dispatch_all(sessions, redis, clock, policy=DispatchPolicy.of(settings)),
         ),
         LeasedLoop(
             redis,

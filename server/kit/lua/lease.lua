@@ -1,6 +1,23 @@
--- Take or renew a background loop's lease: KEYS[1] the lease, ARGV[1] this replica's
--- owner id, ARGV[2] the lease in ms. 1 while this replica holds it, else 0.
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+-- Take or renew a background lease: KEYS[1] the lease (hash: owner, token), KEYS[2] its
+-- fence counter (same hash tag, so one cluster slot), ARGV[1] this replica's owner id,
+-- ARGV[2] the lease in ms, ARGV[3] a floor: the newest token PostgreSQL saw (if the counter
+-- was lost, e.g. a flushed or fresh Redis, a new token still beats it). Answers the
+-- holder's fencing token while this replica holds the lease (a new holder takes a larger
+-- one from INCR), else 0.
+local holder = redis.call('HGET', KEYS[1], 'owner')
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return tonumber(redis.call('HGET', KEYS[1], 'token'))
 end
-return redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) and 1 or 0
+if holder then
+  return 0
+end
+local token = redis.call('INCR', KEYS[2])
+local floor = tonumber(ARGV[3] or '0')
+if token <= floor then
+  token = floor + 1
+  redis.call('SET', KEYS[2], token)
+end
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'token', token)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return token

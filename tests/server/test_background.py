@@ -1,0 +1,169 @@
+"""Background loops shared by store under fenced leases (server/kit/background.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+import pytest
+from sqlalchemy import text
+
+from server.kit import keys
+from server.kit.background import ShardedLoop
+from server.kit.db import transaction
+from server.kit.redis import sync_client
+from tests.conftest import Stack
+from tests.helpers import wait_until
+
+pytestmark = pytest.mark.cluster  # the leases run on the cluster pass too
+
+LEASE_MS = 300
+
+
+async def _store_name(stack: Stack, store_id: str) -> str:
+    async with transaction(stack.sessions) as session:  # type: ignore[arg-type]
+        row = await session.execute(
+            text("SELECT store_name FROM dark_stores WHERE store_id = :s"), {"s": store_id}
+        )
+        return str(row.scalar_one())
+
+
+async def _stores(stack: Stack) -> list[str]:
+    async with transaction(stack.sessions) as session:  # type: ignore[arg-type]
+        rows = await session.execute(text("SELECT store_id FROM dark_stores ORDER BY store_id"))
+        return [r[0] for r in rows]
+
+
+async def test_a_holder_that_stalls_past_its_lease_has_its_writes_refused(
+    stack: Stack, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = (await _stores(stack))[0]
+    stalled, wake = asyncio.Event(), asyncio.Event()
+
+    def writer(label: str, *, stall: bool = False) -> Callable[[str], Awaitable[None]]:
+        async def run(store_id: str) -> None:
+            if stall:  # decided what to write, then paused (GC, frozen VM) before writing
+                stalled.set()
+                await wake.wait()
+            async with transaction(stack.sessions) as session:  # type: ignore[arg-type]
+                await session.execute(
+                    text("UPDATE dark_stores SET store_name = :n WHERE store_id = :s"),
+                    {"n": label, "s": store_id},
+                )
+
+        return run
+
+    async def shards() -> list[str]:
+        return [store]
+
+    old = ShardedLoop(
+        stack.redis,  # type: ignore[arg-type]
+        "fence-test",
+        1.0,
+        shards,
+        writer("written by the old holder", stall=True),
+        lease_ms=LEASE_MS,
+    )
+    new = ShardedLoop(
+        stack.redis,  # type: ignore[arg-type]
+        "fence-test",
+        1.0,
+        shards,
+        writer("written by the new holder"),
+        lease_ms=60_000,  # the new holder stays: the old one must not get the store back
+    )
+    old_run = asyncio.create_task(old.tick())
+    await stalled.wait()
+    old_token = old.held[store]
+    # the old holder is paused past its lease: the lease runs out and the new one takes it
+    probe = sync_client(stack.redis_url)
+    try:
+        await wait_until(
+            lambda: not probe.exists(keys.lease(f"fence-test:{store}")),
+            what="the stalled holder's lease to run out",
+        )
+    finally:
+        probe.close()
+    await new.tick()
+    assert new.held[store] > old_token
+    assert await _store_name(stack, store) == "written by the new holder"
+
+    with caplog.at_level(logging.ERROR, logger="server.kit.background"):
+        wake.set()
+        await old_run  # the tick logs the refusal; the loop lives on
+    assert any("superseded" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
+    assert await _store_name(stack, store) == "written by the new holder"  # refused, rolled back
+    async with transaction(stack.sessions) as session:  # type: ignore[arg-type]
+        token = (
+            await session.execute(
+                text("SELECT token FROM loop_leases WHERE name = :n"), {"n": f"fence-test:{store}"}
+            )
+        ).scalar_one()
+    assert token == new.held[store]
+    # on its next tick the old holder finds the lease taken and stays off the store
+    assert store not in await old.balance()
+
+
+async def test_replicas_share_the_stores_and_take_over_those_of_one_that_leaves(
+    stack: Stack,
+) -> None:
+    stores = await _stores(stack)
+    assert len(stores) == 3
+    ran: dict[str, list[str]] = {}
+
+    def loop(name: str) -> ShardedLoop:
+        async def run(store_id: str) -> None:
+            ran.setdefault(store_id, []).append(name)
+
+        async def shards() -> list[str]:
+            return stores
+
+        return ShardedLoop(stack.redis, "share-test", 1.0, shards, run, lease_ms=3000)  # type: ignore[arg-type]
+
+    replicas = {name: loop(name) for name in ("a", "b", "c")}
+    for _ in range(2):  # the first to come takes all; the next round evens them out
+        for replica in replicas.values():
+            await replica.tick()
+    held = {name: set(r.held) for name, r in replicas.items()}
+    assert all(len(h) == 1 for h in held.values()), held
+    assert set.union(*held.values()) == set(stores)
+    ran.clear()
+    for replica in replicas.values():
+        await replica.tick()
+    assert all(len(names) == 1 for names in ran.values()) and set(ran) == set(stores)
+
+    await replicas.pop("c").stop()  # leaves: gives its store back
+    for replica in replicas.values():
+        await replica.tick()
+    held = {name: set(r.held) for name, r in replicas.items()}
+    assert held["a"].isdisjoint(held["b"])
+    assert held["a"] | held["b"] == set(stores)
+    for replica in replicas.values():
+        await replica.stop()
+
+
+async def test_a_redis_that_lost_its_fence_counter_costs_one_refused_run(stack: Stack) -> None:
+    store = (await _stores(stack))[0]
+
+    def loop(label: str) -> ShardedLoop:
+        async def run(store_id: str) -> None:
+            async with transaction(stack.sessions) as session:  # type: ignore[arg-type]
+                await session.execute(
+                    text("UPDATE dark_stores SET store_name = :n WHERE store_id = :s"),
+                    {"n": label, "s": store_id},
+                )
+
+        async def shards() -> list[str]:
+            return [store]
+
+        return ShardedLoop(stack.redis, "fence-lost", 1.0, shards, run, lease_ms=3000)  # type: ignore[arg-type]
+
+    first, second = loop("first"), loop("second")
+    await first.tick()
+    assert first.held[store] == 1 and await _store_name(stack, store) == "first"
+    await stack.redis.flushdb()  # type: ignore[attr-defined]  # a fresh Redis: counters restart
+    await second.tick()  # handed token 1 again: the books know it as first's, so refused
+    assert second.held[store] == 1 and await _store_name(stack, store) == "first"
+    await second.tick()  # taken again above the books' token, and written
+    assert second.held[store] == 2 and await _store_name(stack, store) == "second"
