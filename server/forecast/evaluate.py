@@ -184,8 +184,11 @@ def evaluate(
     seed: int = 0,
     boot: int = 1000,
     progress: Callable[[str], None] | None = None,
+    impute: bool = True,
 ) -> Report:
-    """Run every method (and the floor, if the source has one) at every origin day."""
+    """Run every method (and the floor, if the source has one) at every origin day.
+    ``impute=False`` hands the methods the raw censored sales (to measure what the
+    imputation is worth)."""
     history = source.history
     days = origins if origins is not None else spread_origins(history.days)
     methods = dict(methods if methods is not None else default_methods(config))
@@ -200,7 +203,7 @@ def evaluate(
     for d in days:
         if d + LEADS > history.days or d < 29:
             raise ValueError(f"origin day {d} leaves no room (history {history.days} days)")
-        filled = impute_censored(history, until_hour=d * HOURS_PER_DAY)
+        filled = impute_censored(history, until_hour=d * HOURS_PER_DAY) if impute else history
         issued = history.day_of(d * HOURS_PER_DAY)
         inp = OriginInput(
             history=filled,
