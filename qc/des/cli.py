@@ -56,6 +56,9 @@ def simulate(
     batching: Annotated[bool, typer.Option(help="up to 3 drops per trip")] = True,
     dynamic_radius: Annotated[bool, typer.Option(help="radius shrinks when overloaded")] = True,
     walk_order: Annotated[bool, typer.Option(help="S-shaped walk (off: aisle order)")] = True,
+    promise: Annotated[
+        float, typer.Option(min=1, help="minutes to the door a store must reach to serve")
+    ] = 15.0,
     ablation: Annotated[
         bool, typer.Option(help="run all levers on, then each off in turn; print the table")
     ] = False,
@@ -79,6 +82,7 @@ def simulate(
         start_hour=start,
         orders_per_store_day=orders_per_store_day,
         policies=policies,
+        promise_min=promise,
     )
     started = time.perf_counter()
     if not ablation:

@@ -243,6 +243,7 @@ def _report(
         stores=len(world.stores),
         hours=config.hours,
         policies=config.policies.__dict__.copy(),
+        promise_min=config.promise_min,
         wall_s=round(wall_s, 1),
         events=world.events,
         arrivals=world.stats["arrivals"],

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -57,6 +58,10 @@ def embedded_services() -> Iterator[Services]:
 
 
 def settings_for(services: Services, config: DesConfig) -> Settings:
+    levers: dict[str, Any] = {
+        **config.policies.settings(),
+        "serviceability_promise_s": int(config.promise_min * 60),
+    }
     return Settings(
         home=services.home,
         database_url=services.database_url,
@@ -65,7 +70,7 @@ def settings_for(services: Services, config: DesConfig) -> Settings:
         log_json=False,
         log_level="WARNING",
         background_loops=False,  # the simulation runs the sweeps itself, on its clock
-        **config.policies.settings(),  # type: ignore[arg-type]
+        **levers,
     )
 
 
