@@ -4,7 +4,7 @@ the actions a manager takes from it (``control_tower.actions``)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import tzinfo
 
 from textual import work
@@ -18,6 +18,7 @@ from control_tower.feed import FeedRefused, OpsFeed
 from control_tower.messages import FeedReceived, FeedState, FeedStopped, LoggedIn
 from control_tower.screens.alerts import AlertsScreen
 from control_tower.screens.base import LiveScreen
+from control_tower.screens.help import HelpScreen
 from control_tower.screens.login import LoginScreen
 from control_tower.screens.map import MapScreen
 from control_tower.screens.overview import OverviewScreen
@@ -53,6 +54,7 @@ class ControlTowerApp(App[None]):
         feed: bool = True,
         retry_base_s: float = 0.5,
         retry_max_s: float = 15.0,
+        notes: Mapping[str, str] | None = None,  # the help screen's "join the demo" lines
     ) -> None:
         super().__init__()
         self.client: OpsApi = (
@@ -73,6 +75,7 @@ class ControlTowerApp(App[None]):
             self.ctx, self, shown=self.show_city, audited=self._audit_changed
         )
         self.feed: OpsFeed | None = None
+        self.notes = dict(notes or {})
 
     @property
     def view(self) -> CityView:
@@ -220,6 +223,9 @@ class ControlTowerApp(App[None]):
 
     def action_open_alerts(self) -> None:
         self.push_screen(AlertsScreen(self.ctx))
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.notes))
 
     def action_open_stages(self) -> None:
         self.push_screen(StagesScreen(self.ctx))

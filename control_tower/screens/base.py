@@ -79,7 +79,7 @@ class LiveScreen(Screen[None]):
     that changed after every feed message (on every live screen in the stack, so a screen
     under a dialog keeps up); a screen shows everything once when it mounts."""
 
-    BINDINGS = [Binding("q", "app.quit", "Quit")]
+    BINDINGS = [Binding("q", "app.quit", "Quit"), Binding("question_mark", "app.help", "Help")]
 
     _composed = False  # on_mount has run: the widgets are there to update
 

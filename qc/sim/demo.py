@@ -347,9 +347,16 @@ def open_control_tower(session: DemoSession) -> None:
     running city. Quitting it (``q``) stops the city and prints the report."""
     from control_tower.app import ControlTowerApp
 
+    url = session.base_url
     ControlTowerApp(
-        server_url=session.base_url,
+        server_url=url,
         city="BLR",
         login="manager.blr",
         password=DEMO_SECRETS[Role.MANAGER],
+        notes=session.logins  # the help screen (?) shows them: the console is hidden
+        | {
+            "picker app": f"qc picker --store BLR-KOR --server {url}",
+            "rider app": f"qc rider --rider rider.001 --server {url}",
+            "API token": f"qc token manager.blr --server {url}",
+        },
     ).run()

@@ -14,6 +14,7 @@ from control_tower.app import ControlTowerApp
 from control_tower.messages import FeedReceived, FeedState
 from control_tower.screens.alerts import AlertsScreen
 from control_tower.screens.base import KeyedTable
+from control_tower.screens.help import HelpScreen
 from control_tower.screens.login import LoginScreen
 from control_tower.screens.map import MapScreen
 from control_tower.screens.overview import OverviewScreen
@@ -151,3 +152,20 @@ def test_stages_snapshot(snap_compare: Callable[..., bool]) -> None:
         await pilot.pause()
 
     assert snap_compare(snapshot_app(), terminal_size=(140, 36), run_before=stages)
+
+
+def test_help_with_the_demo_logins_snapshot(snap_compare: Callable[..., bool]) -> None:
+    notes = {
+        "manager": "manager.blr / manager-demo",
+        "rider (yours)": "rider.001 / 1111  (rider.001 to rider.012)",
+        "rider app": "qc rider --rider rider.001 --server http://127.0.0.1:8000",
+    }
+
+    async def helped(pilot: Pilot[Any]) -> None:
+        await city_shown(pilot)
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, HelpScreen), what="help")
+        await pilot.pause()
+
+    app = tower(logged_in_api(), feed=False, notes=notes)
+    assert snap_compare(app, terminal_size=SIZE, run_before=helped)
