@@ -35,12 +35,14 @@ from server.kit.bodylimit import BodyLimitMiddleware
 from server.kit.clock import Clock
 from server.kit.config import Settings, get_settings
 from server.kit.errors import PROBLEM_JSON, DomainError, problem_body
+from server.kit.fanout import Fanout
 from server.kit.headers import SecurityHeadersMiddleware
 from server.kit.logs import configure_logging
 from server.kit.loops import background_loops
 from server.kit.metrics import MetricsMiddleware, metrics_allowed
 from server.kit.migrate import head_revision
 from server.kit.resources import Resources, install, resources_of
+from server.kit.sockets import SocketGuardMiddleware
 from server.ops.feed import FeedCache
 from server.ops.routes import router as ops_router
 from server.ops.routes import ws_router as ops_ws_router
@@ -137,6 +139,7 @@ async def open_resources(settings: Settings, clock: Clock) -> AsyncIterator[Reso
     engine = db.create_engine(db_url, settings)
     redis = qredis.create_redis(redis_url)
     redis_pubsub = qredis.create_pubsub_client(redis_url)
+    fanout = Fanout(redis_pubsub)
     try:
         payments = payment_gateway(settings, redis)
         resources = Resources(
@@ -147,7 +150,7 @@ async def open_resources(settings: Settings, clock: Clock) -> AsyncIterator[Reso
             engine=engine,
             sessions=db.session_maker(engine),
             redis=redis,
-            redis_pubsub=redis_pubsub,
+            fanout=fanout,
             payments=payments,
             flash_payments=ratelimit.flash_gateway(payments, slots=settings.flash_payment_bulkhead),
             rate_limiter=ratelimit.rate_limiter(redis, redis_url),
@@ -157,9 +160,7 @@ async def open_resources(settings: Settings, clock: Clock) -> AsyncIterator[Reso
             flash_checkout_bulkhead=ratelimit.Bulkhead(
                 "checkout", settings.flash_bulkhead_checkout, settings.flash_bulkhead_wait_s
             ),
-            flash_hub=FlashHub(
-                redis=redis, redis_pubsub=redis_pubsub, settings=settings, clock=clock
-            ),
+            flash_hub=FlashHub(redis=redis, fanout=fanout, settings=settings, clock=clock),
             ops_feed=FeedCache(),
             catalog=Catalog(engine, redis),
         )
@@ -168,6 +169,7 @@ async def open_resources(settings: Settings, clock: Clock) -> AsyncIterator[Reso
         await load_missing_stores(engine, redis)
         yield resources
     finally:
+        await fanout.aclose()
         await redis_pubsub.aclose()
         await redis.aclose()
         await engine.dispose()
@@ -211,6 +213,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(SocketGuardMiddleware)
     _install_error_handlers(app)
     app.include_router(identity_router)
     app.include_router(stores_router)

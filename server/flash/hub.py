@@ -40,7 +40,7 @@ from server.flash import queue
 from server.kit import keys
 from server.kit.clock import Clock
 from server.kit.config import Settings
-from server.kit.redis import subscription
+from server.kit.fanout import Fanout
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class _Line:
     async def _run(self) -> None:
         channel = keys.flash_channel(self.sale_id, self.store_id)
         try:
-            async with subscription(self.hub.redis_pubsub, channel) as messages:
+            async with self.hub.fanout.subscribe(channel) as messages:
                 self.subscribed.set()
                 listener = asyncio.create_task(self._listen(messages))
                 try:
@@ -204,11 +204,11 @@ class FlashHub:
         self,
         *,
         redis: aioredis.Redis,
-        redis_pubsub: aioredis.Redis,
+        fanout: Fanout,
         settings: Settings,
         clock: Clock,
     ) -> None:
-        self.redis, self.redis_pubsub = redis, redis_pubsub
+        self.redis, self.fanout = redis, fanout
         self.settings, self.clock = settings, clock
         self.lines: dict[tuple[str, str], _Line] = {}
 

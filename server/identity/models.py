@@ -25,4 +25,6 @@ class User(UserBase, table=True):
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     secret_hash: str = Field(max_length=200)
     is_active: bool = True
+    # tokens issued before this are refused (logout, disable); None: none revoked
+    tokens_valid_after: Timestamp = tz_field()
     created_at: Timestamp = tz_field(server_now=True)

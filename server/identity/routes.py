@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+import uuid
+
+from fastapi import APIRouter, Request, Response, status
 
 from server.flash.ratelimit import client_ip
-from server.identity import service
+from server.identity import flows, service
 from server.identity.throttle import throttled_login
-from server.kit.deps import ClockDep, CurrentUser, ResourcesDep, SessionDep, SettingsDep
+from server.kit.db import transaction
+from server.kit.deps import (
+    ClockDep,
+    CurrentUser,
+    ManagerUser,
+    ResourcesDep,
+    SessionDep,
+    SettingsDep,
+)
 from server.kit.openapi import problem_responses
 from shared.schemas.identity import LoginRequest, TokenResponse, UserPublic
 
@@ -45,3 +55,34 @@ async def login(
 @router.get("/me", summary="The logged-in user", responses=problem_responses(401))
 async def me(user: CurrentUser) -> UserPublic:
     return UserPublic.model_validate(user)
+
+
+@router.post(
+    "/auth/logout",
+    summary="Log out everywhere: every token of yours stops working, open sockets close",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401),
+)
+async def logout(user: CurrentUser, resources: ResourcesDep) -> Response:
+    async with transaction(resources.sessions) as session:
+        await service.revoke_tokens(session, user_id=user.id, now=resources.clock.now())
+    await flows.end_sessions(resources.redis, user_id=user.id, rider_city=None)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/users/{user_id}/disable",
+    summary="Disable a staff account: no logins, its tokens refused, sockets closed, a "
+    "rider off duty (managers: pickers and riders of their city)",
+    responses=problem_responses(401, 403, 404),
+)
+async def disable_user(
+    user_id: uuid.UUID, actor: ManagerUser, resources: ResourcesDep
+) -> UserPublic:
+    async with transaction(resources.sessions) as session:
+        disabled = await flows.disable_account(
+            session, actor=actor, user_id=user_id, now=resources.clock.now()
+        )
+        answer = UserPublic.model_validate(disabled.user)
+    await flows.end_sessions(resources.redis, user_id=user_id, rider_city=disabled.rider_city)
+    return answer

@@ -10,11 +10,12 @@ import secrets
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 
 import jwt
-from sqlmodel import select
+from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.identity.models import User
@@ -81,15 +82,24 @@ def issue_token(user: User, *, key: str, now: datetime, ttl_s: int) -> tuple[str
     claims = {
         "sub": str(user.id),
         "role": user.role,
-        "iat": int(now.timestamp()),
+        # to the microsecond: a logout revokes what was issued before it, not a login
+        # in the same second after it
+        "iat": now.timestamp(),
         "exp": int(expires.timestamp()),
         "jti": secrets.token_hex(8),
     }
     return jwt.encode(claims, key, algorithm=_ALGORITHM), expires
 
 
-def decode_token(token: str, *, key: str, now: datetime) -> uuid.UUID:
-    """The user id a token names; expiry is judged by the server clock, not the wall."""
+@dataclass(frozen=True)
+class TokenClaims:
+    user_id: uuid.UUID
+    issued_at: float  # Unix seconds (server clock)
+    expires_at: float
+
+
+def decode_token(token: str, *, key: str, now: datetime) -> TokenClaims:
+    """What a valid token says; expiry is judged by the server clock, not the wall."""
     try:
         claims = jwt.decode(
             token,
@@ -107,7 +117,10 @@ def decode_token(token: str, *, key: str, now: datetime) -> uuid.UUID:
             raise ValueError("exp is not a number")
         if expires <= now.timestamp():
             raise Unauthorized("token expired", code="token_expired")
-        return uuid.UUID(str(claims["sub"]))
+        issued = claims.get("iat", 0)
+        if isinstance(issued, bool) or not isinstance(issued, int | float):
+            raise ValueError("iat is not a number")
+        return TokenClaims(uuid.UUID(str(claims["sub"])), float(issued), float(expires))
     except (jwt.PyJWTError, ValueError, TypeError):
         raise Unauthorized("invalid token", code="invalid_token") from None
 
@@ -121,8 +134,25 @@ async def authenticate(session: AsyncSession, *, login: str, secret: str) -> Use
     return usable
 
 
-async def get_active_user(session: AsyncSession, *, user_id: uuid.UUID) -> User:
-    user = await session.get(User, user_id)
+async def get_active_user(session: AsyncSession, *, claims: TokenClaims) -> User:
+    """The token's user, if still active and the token was issued after their last logout."""
+    user = await session.get(User, claims.user_id)
     if user is None or not user.is_active:
         raise Unauthorized("user no longer exists", code="invalid_token")
+    if user.tokens_valid_after and claims.issued_at < user.tokens_valid_after.timestamp():
+        raise Unauthorized("the token was revoked (logged out)", code="token_revoked")
     return user
+
+
+async def revoke_tokens(session: AsyncSession, *, user_id: uuid.UUID, now: datetime) -> None:
+    """Every token of the user issued up to ``now`` stops working (logout, disable)."""
+    await session.execute(
+        update(User).where(col(User.id) == user_id).values(tokens_valid_after=now)
+    )
+
+
+async def disable_user(session: AsyncSession, *, user: User, now: datetime) -> None:
+    """The account can no longer log in, and its tokens stop working at once."""
+    user.is_active = False
+    user.tokens_valid_after = now
+    session.add(user)

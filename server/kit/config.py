@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     # request bodies over this are refused with 413 before they are read (the largest
     # legitimate one, a batch of rider fixes, is a few kilobytes)
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    # websockets: at most this many open at once per user (per API process), and how often
+    # (real seconds) an open socket checks that its token has not expired
+    ws_max_per_user: int = Field(default=8, ge=1)
+    ws_recheck_s: float = Field(default=15.0, gt=0)
 
     # One clock (server/clock.py): the demo runs the world ``clock_speed`` times faster.
     clock_speed: float = 1.0

@@ -69,10 +69,10 @@ async def get_current_user(
 ) -> User:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("a bearer token is required")
-    user_id = identity.decode_token(
+    claims = identity.decode_token(
         credentials.credentials, key=settings.secret_key_value(), now=clock.now()
     )
-    user = await identity.get_active_user(session, user_id=user_id)
+    user = await identity.get_active_user(session, claims=claims)
     # End the read's transaction: its connection goes back to the pool until the handler
     # uses the session, so a handler running its own transactions (checkout) never holds
     # two connections at once (a crowd of them would deadlock the pool). Nothing was

@@ -149,6 +149,11 @@ def rider_channel(rider_id: str) -> str:
     return f"events:rider:{rider_id}"
 
 
+def session_channel(user_id: str) -> str:
+    """A message here ends every open socket of the user (logout, disable)."""
+    return f"events:sessions:{user_id}"
+
+
 def picking_channel(store_id: str) -> str:
     return f"events:picking:{store_id}"
 

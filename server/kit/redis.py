@@ -17,7 +17,6 @@ channel instead of being broadcast to every node.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import json
 import logging
@@ -25,8 +24,6 @@ import secrets
 import socket
 import subprocess
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
@@ -271,8 +268,8 @@ def _cluster_client(url: str, *, max_connections: int) -> aioredis.Redis:
 
 
 def create_pubsub_client(url: str) -> aioredis.Redis:
-    """The client subscribers take their connections from (one per subscription, outside
-    the bounded command pool)."""
+    """The client of the process's one subscriber (``server.kit.fanout``), outside the
+    bounded command pool; on a cluster it holds a connection per shard listened to."""
     if is_cluster_url(url):
         return _cluster_client(url, max_connections=2**16)
     return aioredis.Redis.from_url(url, decode_responses=True)
@@ -282,31 +279,3 @@ async def publish(client: aioredis.Redis, channel: str, message: str) -> None:
     """Publish on a shard channel (SPUBLISH): on a cluster only the channel's shard
     carries it."""
     await client.spublish(channel, message)
-
-
-@asynccontextmanager
-async def subscription(client: aioredis.Redis, channel: str) -> AsyncIterator[AsyncIterator[str]]:
-    """Subscribe to shard channel ``channel`` (SSUBSCRIBE) for the block; yields the stream
-    of its messages' data. Subscribed on entry: what is published after it arrives."""
-    pubsub: Any = client.pubsub()
-    await pubsub.ssubscribe(channel)
-    try:
-        yield _messages(pubsub)
-    finally:
-        with suppress(Exception):
-            async with asyncio.timeout(2):
-                await pubsub.sunsubscribe()
-        with suppress(Exception):
-            await pubsub.aclose()
-
-
-async def _messages(pubsub: Any) -> AsyncIterator[str]:
-    if isinstance(pubsub, aioredis.cluster.ClusterPubSub):
-        while True:
-            message = await pubsub.get_sharded_message(ignore_subscribe_messages=True, timeout=5)
-            if message is not None and message.get("type") == "smessage":
-                yield str(message["data"])
-    else:
-        async for message in pubsub.listen():
-            if message.get("type") in ("message", "smessage"):
-                yield str(message["data"])

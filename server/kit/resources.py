@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from server.flash.ratelimit import Bulkhead
     from server.kit.clock import Clock
     from server.kit.config import Settings
+    from server.kit.fanout import Fanout
     from server.ops.feed import FeedCache
     from server.payments.gateway import PaymentGateway
 
@@ -37,8 +38,7 @@ class Resources:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     redis: aioredis.Redis
-    # pub/sub holds a connection per subscriber: its own client, not the bounded pool
-    redis_pubsub: aioredis.Redis
+    fanout: Fanout  # the process's one pub/sub subscriber, shared by every socket
     payments: PaymentGateway
     flash_payments: PaymentGateway  # the same provider and breaker, its own slots
     rate_limiter: MovingWindowRateLimiter

@@ -11,32 +11,43 @@ import asyncio
 import contextlib
 import json
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar, overload
 
 from fastapi import WebSocket, WebSocketDisconnect
+from starlette.datastructures import Headers, QueryParams
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.identity import service as identity
 from server.identity.models import User
+from server.kit import keys
 from server.kit.db import transaction
 from server.kit.errors import DomainError, Unauthorized
-from server.kit.redis import subscription
-from server.kit.resources import resources_of
+from server.kit.resources import Resources, resources_of
 from shared.enums import Role
 
 CLOSE_UNAUTHENTICATED, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND = 4401, 4403, 4404
+CLOSE_TOO_MANY = 4429
+
+
+class TooManySockets(DomainError):
+    status, code, title = 429, "too_many_sockets", "Too many open sockets"
+
 
 T = TypeVar("T")
 
 
-def _caller_id(websocket: WebSocket) -> uuid.UUID:
-    """The user id of the bearer token (``Authorization`` header, or ``?token=`` since
-    browsers cannot set headers on a websocket)."""
-    header = websocket.headers.get("authorization", "")
-    token = (
-        header[7:] if header.lower().startswith("bearer ") else websocket.query_params.get("token")
-    )
+def _bearer(headers: Headers, query: QueryParams) -> str | None:
+    """The bearer token (``Authorization`` header, or ``?token=`` since browsers cannot set
+    headers on a websocket)."""
+    header = headers.get("authorization", "")
+    return header[7:] if header.lower().startswith("bearer ") else query.get("token")
+
+
+def _caller(websocket: WebSocket) -> identity.TokenClaims:
+    token = _bearer(websocket.headers, websocket.query_params)
     if not token:
         raise Unauthorized("a bearer token is required")
     resources = resources_of(websocket.app)
@@ -80,9 +91,9 @@ async def accept(
     with 4401, 4403 or ``otherwise`` for any other refusal."""
     await websocket.accept()
     try:
-        user_id = _caller_id(websocket)
+        claims = _caller(websocket)
         async with transaction(resources_of(websocket.app).sessions) as session:
-            user = await identity.get_active_user(session, user_id=user_id)
+            user = await identity.get_active_user(session, claims=claims)
         if user.role not in roles:
             raise wrong_role()
         if admit is None:
@@ -125,12 +136,11 @@ class AfterSnapshot:
 async def relaying(
     websocket: WebSocket, channel: str, *, gate: AfterSnapshot | None = None
 ) -> AsyncIterator[None]:
-    """Subscribe to shard channel ``channel`` (on the pub/sub client: one connection per
-    subscriber) and
+    """Subscribe to shard channel ``channel`` (through the process's one subscriber) and
     forward its events to the socket as ``{"type": topic, **payload}`` while the block runs,
     through ``gate`` if given. Subscribing happens on entry, so a snapshot sent inside the
     block misses nothing."""
-    async with subscription(resources_of(websocket.app).redis_pubsub, channel) as messages:
+    async with resources_of(websocket.app).fanout.subscribe(channel) as messages:
 
         async def forward() -> None:
             async for data in messages:
@@ -145,3 +155,89 @@ async def relaying(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError):
                 await task
+
+
+class SocketGuardMiddleware:
+    """Every websocket, whatever its route: at most ``ws_max_per_user`` open at once per
+    user in this process (more are refused with 4429, so one client cannot hold every
+    socket), and closed with 4401 when its token expires or the user's sessions end
+    (logout, disable: a message on ``keys.session_channel``). A socket without a valid token
+    passes through: ``accept`` refuses it with the route's answer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.open: Counter[uuid.UUID] = Counter()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "websocket":
+            await self.app(scope, receive, send)
+            return
+        resources = resources_of(scope["app"])
+        token = _bearer(Headers(scope=scope), QueryParams(scope["query_string"]))
+        try:
+            claims = identity.decode_token(
+                token or "", key=resources.settings.secret_key_value(), now=resources.clock.now()
+            )
+        except Unauthorized:
+            await self.app(scope, receive, send)
+            return
+        user = claims.user_id
+        if self.open[user] >= resources.settings.ws_max_per_user:
+            await _refuse_busy(receive, send, resources.settings.ws_max_per_user)
+            return
+        self.open[user] += 1
+        closed = False
+
+        async def tracked_send(message: Message) -> None:
+            nonlocal closed
+            closed = closed or message["type"] == "websocket.close"
+            await send(message)
+
+        async def run_route() -> None:
+            await self.app(scope, receive, tracked_send)
+
+        route = asyncio.create_task(run_route())
+        ended = asyncio.create_task(_session_ends(resources, claims))
+        try:
+            await asyncio.wait({route, ended}, return_when=asyncio.FIRST_COMPLETED)
+            if not route.done():
+                route.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await route
+                if not closed:
+                    with contextlib.suppress(Exception):
+                        await send({"type": "websocket.close", "code": CLOSE_UNAUTHENTICATED})
+            else:
+                route.result()  # the route's own error, if any
+        finally:
+            ended.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await ended
+            self.open[user] -= 1
+            if not self.open[user]:
+                del self.open[user]
+
+
+async def _session_ends(resources: Resources, claims: identity.TokenClaims) -> None:
+    """Returns when the token expires (server clock) or the user's sessions are ended."""
+    channel = keys.session_channel(str(claims.user_id))
+    async with resources.fanout.subscribe(channel) as ended:
+        ending = asyncio.ensure_future(anext(ended, None))
+        try:
+            clock = resources.clock
+            while (left := claims.expires_at - clock.timestamp()) > 0:
+                wait = min(clock.real_seconds(left), resources.settings.ws_recheck_s)
+                done, _ = await asyncio.wait({ending}, timeout=wait)
+                if done:
+                    return
+        finally:
+            ending.cancel()
+
+
+async def _refuse_busy(receive: Receive, send: Send, cap: int) -> None:
+    if (await receive())["type"] != "websocket.connect":
+        return
+    await send({"type": "websocket.accept"})
+    problem = TooManySockets(f"at most {cap} open sockets per user").problem()
+    await send({"type": "websocket.send", "text": json.dumps({"type": "error", "error": problem})})
+    await send({"type": "websocket.close", "code": CLOSE_TOO_MANY})

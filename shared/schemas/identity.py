@@ -26,6 +26,7 @@ class UserPublic(BaseModel):
     role: Role
     store_id: str | None = None
     city_id: str | None = None
+    is_active: bool = True
 
 
 class TokenResponse(BaseModel):

@@ -147,7 +147,12 @@ async def test_changes_follow_events_without_resending_what_did_not_change(
                 message = json.loads(await ws.recv())
                 if message["type"] == "changes":
                     changes = OpsChanges.model_validate(message)
-                    if any(str(o.order_id) == order["order_id"] for o in changes.orders):
+                    # the feed may show the order PLACED first (a tick between placing
+                    # and the payment's confirmation); wait for it confirmed
+                    if any(
+                        str(o.order_id) == order["order_id"] and o.status == "CONFIRMED"
+                        for o in changes.orders
+                    ):
                         seen = changes
             assert seen is not None, "the new order never reached the feed"
             # only what changed: the store that took the order, not the other two
