@@ -483,6 +483,58 @@ def bench_flash(
     )
 
 
+@bench_app.command("replicas")
+def bench_replicas(
+    replicas: Annotated[str, typer.Option(help="replica counts behind HAProxy")] = "1,3",
+    concurrency: Annotated[int, typer.Option(min=1, help="regular checkout flows")] = 16,
+    seconds: Annotated[float, typer.Option(min=1, help="regular checkout run")] = 15.0,
+    users: Annotated[int, typer.Option(min=10, help="flash customers, split over runs")] = 300,
+    units: Annotated[int, typer.Option(min=1, help="flash units per run")] = 100,
+    json_out: Annotated[str | None, typer.Option("--json")] = None,
+) -> None:
+    """Regular checkout and a flash sale through HAProxy on 1 and on 3 API replicas."""
+    import asyncio
+
+    from qc.bench.replicas import run
+
+    counts = tuple(int(c) for c in replicas.split(",") if c.strip())
+    figures = asyncio.run(
+        run(
+            get_settings(),
+            counts=counts,
+            concurrency=concurrency,
+            seconds=seconds,
+            users=users,
+            units=units,
+        )
+    )
+    _write_json(json_out, figures)
+
+
+@app.command()
+def balance(
+    replicas: Annotated[int, typer.Option(min=1, help="API replicas")] = 3,
+    port: Annotated[int, typer.Option(help="the balancer's port")] = 8080,
+) -> None:
+    """N API replicas behind HAProxy (health checks on /healthz) on one stack, until Ctrl+C."""
+    import contextlib
+    import signal as signals
+
+    from qc.balance import balanced
+
+    settings = get_settings()
+    _prepare_stack(settings, seed_demo=False)
+    env = {k: v for k, v in os.environ.items() if k.startswith("QC_")}
+    with balanced(env, replicas=replicas, port=port) as lb:
+        console.print(
+            f"HAProxy on {lb.url} -> "
+            + ", ".join(f"{r.name} {r.url}" for r in lb.replicas)
+            + "  (Ctrl+C stops all)"
+        )
+        with contextlib.suppress(KeyboardInterrupt):
+            signals.pause()
+
+
 @bench_app.command("ops")
 def bench_ops(
     active: Annotated[int, typer.Option(min=0, help="orders in flight")] = 600,

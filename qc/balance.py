@@ -1,0 +1,209 @@
+"""Several ``qc`` API replicas behind a real HAProxy (issue 20 point 2).
+
+``balanced(env, replicas=N)`` starts N single-process uvicorn replicas of
+``server.app:create_app`` on free loopback ports, all on the same PostgreSQL and Redis
+(``env`` names them), and HAProxy (Debian's ``/usr/sbin/haproxy``) in front: round robin,
+health checks on ``/healthz`` every second (a replica is out after three failures,
+back after one success), a connection refused is retried on another replica (nothing was sent,
+so it is safe), and the websockets of a replica that went down are cut so their clients
+reconnect elsewhere. ``qc balance`` runs it in the foreground; the replica-kill test and
+``qc bench replicas`` use it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+HAPROXY = "/usr/sbin/haproxy"
+CHECK_INTERVAL_MS = 1000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def haproxy_config(port: int, replicas: list[int]) -> str:
+    """The balancer: HTTP mode, health-checked replicas, websockets tunnelled."""
+    servers = "\n".join(
+        f"    server r{i} 127.0.0.1:{p} check" for i, p in enumerate(replicas, start=1)
+    )
+    return f"""global
+    maxconn 4000
+
+defaults
+    mode http
+    timeout connect 2s
+    timeout check 5s
+    timeout client 120s
+    timeout server 120s
+    timeout tunnel 1h
+    timeout http-keep-alive 60s
+    option redispatch
+    retries 3
+    retry-on conn-failure
+
+frontend qc
+    bind 127.0.0.1:{port}
+    option forwardfor
+    default_backend api
+
+backend api
+    balance roundrobin
+    option httpchk GET /healthz
+    http-check expect status 200
+    default-server inter {CHECK_INTERVAL_MS}ms fall 3 rise 1 on-marked-down shutdown-sessions
+    # which replica answered (tests follow a websocket to its replica)
+    http-response set-header X-Qc-Replica %s
+{servers}
+"""
+
+
+@dataclass
+class Replica:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+
+@dataclass
+class Balanced:
+    url: str
+    replicas: list[Replica]
+    haproxy: subprocess.Popen[bytes]
+    killed: list[str] = field(default_factory=list)
+
+    def kill(self, index: int) -> Replica:
+        """SIGKILL one replica: no shutdown, no goodbye to its sockets."""
+        replica = self.replicas[index]
+        replica.process.send_signal(signal.SIGKILL)
+        replica.process.wait(timeout=10)
+        self.killed.append(replica.name)
+        return replica
+
+
+def _wait_healthy(
+    url: str, process: subprocess.Popen[bytes], what: str, timeout: float, log: Path | None = None
+) -> None:
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while True:
+        if process.poll() is None:
+            try:
+                r = httpx.get(url + "/healthz", timeout=2)
+                if r.status_code == 200:
+                    return
+                last = f"{r.status_code} {r.text[:300]}"
+            except httpx.TransportError as exc:
+                last = type(exc).__name__
+        if process.poll() is not None or time.monotonic() > deadline:
+            tail = log.read_text(errors="replace")[-2000:] if log and log.exists() else ""
+            state = (
+                f"exited with {process.returncode}"
+                if process.poll() is not None
+                else (f"not healthy after {timeout:.0f} s")
+            )
+            raise RuntimeError(f"{what} {state}; last /healthz: {last}\n{tail}")
+        time.sleep(0.1)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _replica(env: dict[str, str], name: str, log_dir: Path) -> Replica:
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "server.app:create_app",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+        "--timeout-graceful-shutdown",
+        "10",
+        # HAProxy's X-Forwarded-For names the client
+        "--proxy-headers",
+        "--forwarded-allow-ips",
+        "127.0.0.1",
+    ]
+    log = (log_dir / f"{name}.log").open("wb")
+    process = subprocess.Popen(
+        command, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
+    )
+    log.close()
+    return Replica(name, port, process)
+
+
+@contextmanager
+def balanced(
+    env: dict[str, str], *, replicas: int = 3, port: int | None = None, startup_s: float = 90
+) -> Iterator[Balanced]:
+    """N replicas behind HAProxy, all healthy through the balancer before it yields."""
+    if not Path(HAPROXY).exists() and shutil.which("haproxy") is None:
+        raise RuntimeError("haproxy is not installed (apt-get install haproxy)")
+    binary = HAPROXY if Path(HAPROXY).exists() else str(shutil.which("haproxy"))
+    env = {"QC_TRUSTED_PROXIES": "127.0.0.1", **env}
+    with ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="qc-balance-")))
+        started: list[Replica] = []
+
+        def stop_replicas() -> None:
+            for replica in started:
+                _stop(replica.process)
+
+        stack.callback(stop_replicas)
+        for i in range(replicas):
+            replica = _replica(env, f"r{i + 1}", work)
+            started.append(replica)
+        for replica in started:  # they start in parallel; the first migrates, others wait
+            log = work / f"{replica.name}.log"
+            _wait_healthy(replica.url, replica.process, f"replica {replica.name}", startup_s, log)
+        front = port or free_port()
+        config = work / "haproxy.cfg"
+        config.write_text(haproxy_config(front, [r.port for r in started]))
+        check = subprocess.run([binary, "-c", "-f", str(config)], capture_output=True)
+        if check.returncode != 0:
+            raise RuntimeError(f"haproxy refused its config: {check.stderr.decode()}")
+        proxy = subprocess.Popen(
+            [binary, "-db", "-f", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=(work / "haproxy.log").open("wb"),
+        )
+        stack.callback(_stop, proxy)
+        url = f"http://127.0.0.1:{front}"
+        _wait_healthy(url, proxy, "haproxy", 30, work / "haproxy.log")
+        yield Balanced(url, started, proxy)
