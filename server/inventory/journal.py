@@ -71,6 +71,11 @@ async def lock_store(session: AsyncSession, redis: aioredis.Redis, store_id: str
     )
     locked.add(store_id)
 
+    async def released() -> None:  # the transaction ended, and the lock with it
+        locked.discard(store_id)
+
+    uow.after_either(session, released)
+
 
 def not_ready(store_id: str) -> StoreNotReady:
     """Redis lost the store while this transaction holds its lock: it cannot load it now."""

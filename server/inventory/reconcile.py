@@ -20,7 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.inventory import engine, journal
 from server.inventory.errors import StoreNotFound, StoreNotReady
-from server.kit import keys
+from server.kit import keys, scripts
 
 log = logging.getLogger(__name__)
 
@@ -123,15 +123,29 @@ async def _read_books(conn: AsyncConnection, store_id: str) -> Snapshot:
 
 
 async def _live_holds(redis: aioredis.Redis, store_id: str) -> dict[str, dict[str, str]]:
+    """Every live hold of the store, read in pipelined batches (one round trip per 500)."""
     prefix = keys.hold(store_id, "")
     found: dict[str, dict[str, str]] = {}
+    names: list[str] = []
+
+    async def read() -> None:
+        pipe = redis.pipeline(transaction=False)
+        for name in names:
+            pipe.hgetall(name)
+        for name, raw in zip(names, await pipe.execute(), strict=True):
+            held = {scripts.text(k): scripts.text(v) for k, v in raw.items()}
+            if held.get("_state") in ("SOFT", "HARD"):
+                found[name[len(prefix) :]] = held
+        names.clear()
+
     async for key in redis.scan_iter(
         match=prefix.replace("{", "\\{").replace("}", "\\}") + "*", count=1000
     ):
-        key = key.decode() if isinstance(key, bytes) else key
-        held = await engine.read_hold(redis, store_id=store_id, holder=key[len(prefix) :])
-        if held.get("_state") in ("SOFT", "HARD"):
-            found[key[len(prefix) :]] = held
+        names.append(key.decode() if isinstance(key, bytes) else key)
+        if len(names) >= 500:
+            await read()
+    if names:
+        await read()
     return found
 
 

@@ -109,7 +109,7 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     db_max_overflow: int = 20
     # a request that waits this long for a pooled connection is answered 503 + Retry-After
-    db_pool_timeout_s: float = 10.0
+    db_pool_timeout_s: float = 30.0
 
     @property
     def embedded_db(self) -> bool:

@@ -15,12 +15,12 @@ from collections.abc import Iterator
 import httpx
 import psycopg
 import pytest
-import redis
 from fastapi import FastAPI
 
 from server.app import create_app
 from server.identity.models import User
 from server.identity.service import issue_token
+from server.inventory import journal
 from server.kit import db, keys
 from server.kit import redis as qredis
 from server.kit.clock import Clock
@@ -144,10 +144,17 @@ async def _assert_every_charge_confirmed_or_refunded(
     return outcomes
 
 
-def _assert_books_balance(database_url: str, redis_url: str, sku: str) -> None:
+async def _assert_books_balance(database_url: str, redis_url: str, sku: str) -> None:
     """Conservation from the ledger: each bucket moved exactly as its ledger rows say, so
     available + reserved + damaged + in transit == what came in - what was committed out;
-    and the Redis gate agrees with PostgreSQL."""
+    and the Redis gate agrees with PostgreSQL (once the soft-hold journal is written)."""
+    engine = db.create_engine(database_url, Settings())
+    gate = qredis.create_redis(redis_url)
+    try:
+        await journal.drain(engine, gate, STORE)
+    finally:
+        await gate.aclose()
+        await engine.dispose()
     now = pg_stock(database_url, STORE, sku)
     moved = ledger_sum(database_url, STORE, sku)
     assert tuple(n - m for n, m in zip(now, moved, strict=True)) == (STOCK, 0, 0, 0)
@@ -165,7 +172,7 @@ def _assert_books_balance(database_url: str, redis_url: str, sku: str) -> None:
         ).fetchone()
     assert sum(now) == STOCK - committed
     assert confirmed is not None and committed == int(confirmed[0])
-    client = redis.Redis.from_url(redis_url)
+    client = qredis.sync_client(redis_url)
     try:
         gate = client.hmget(
             keys.inventory(STORE, sku), "available", "reserved", "damaged", "in_transit"
@@ -207,7 +214,7 @@ async def test_more_concurrent_checkouts_than_pool_connections_never_give_a_500(
     assert isinstance(provider, SimulatedProvider)
     outcomes = await _assert_every_charge_confirmed_or_refunded(crowd.database_url, provider)
     assert outcomes.get("confirmed", 0) == codes.count(201)
-    _assert_books_balance(crowd.database_url, crowd.redis_url, sku)
+    await _assert_books_balance(crowd.database_url, crowd.redis_url, sku)
 
 
 _FAIL_PAYMENT_UPDATES = """
@@ -277,7 +284,7 @@ async def test_a_charge_whose_outcome_could_not_be_recorded_ends_refunded(
     assert isinstance(provider, SimulatedProvider)
     outcomes = await _assert_every_charge_confirmed_or_refunded(crowd.database_url, provider)
     assert sum(outcomes.values()) == 1 and "not charged" not in outcomes, outcomes
-    _assert_books_balance(crowd.database_url, crowd.redis_url, sku)
+    await _assert_books_balance(crowd.database_url, crowd.redis_url, sku)
 
 
 async def test_money_arriving_after_the_checkout_gave_up_on_the_provider_goes_back(
@@ -304,4 +311,4 @@ async def test_money_arriving_after_the_checkout_gave_up_on_the_provider_goes_ba
     assert hook.status_code == 200, hook.text
     outcomes = await _assert_every_charge_confirmed_or_refunded(crowd.database_url, provider)
     assert outcomes == {"refunded": 1}
-    _assert_books_balance(crowd.database_url, crowd.redis_url, sku)
+    await _assert_books_balance(crowd.database_url, crowd.redis_url, sku)
