@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+
 import httpx
 import psycopg
 import pytest
@@ -114,9 +115,7 @@ async def test_a_socket_closes_when_its_token_expires(
         row = conn.execute("SELECT id FROM users WHERE login = %s", (MANAGER[0],)).fetchone()
     assert row is not None
     manager = User(id=row[0], login=MANAGER[0], name="m", role=Role.MANAGER, secret_hash="-")
-    token, expires = issue_token(
-        manager, key=TEST_SECRET, now=live_server.clock.now(), ttl_s=600
-    )
+    token, expires = issue_token(manager, key=TEST_SECRET, now=live_server.clock.now(), ttl_s=600)
     async with websockets.connect(_ws(live_server, "/ws/ops?city=BLR", token)) as ws:
         first = json.loads(await ws.recv())
         assert first["type"] == "snapshot", first
