@@ -165,6 +165,7 @@ async def open_resources(settings: Settings, clock: Clock) -> AsyncIterator[Reso
             catalog=Catalog(engine, redis),
         )
         await scripts.load_all(redis)
+        await ratelimit.warm(resources.rate_limiter)  # a cluster client meets its nodes now
         # Redis must hold every store's stock before the first reservation is accepted
         await load_missing_stores(engine, redis)
         yield resources

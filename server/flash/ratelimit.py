@@ -76,6 +76,12 @@ def rate_limiter(redis: aioredis.Redis, url: str) -> MovingWindowRateLimiter:
     return MovingWindowRateLimiter(storage)
 
 
+async def warm(limiter: MovingWindowRateLimiter) -> None:
+    """One read through the limiter at start-up: on a cluster its own client discovers the
+    nodes and loads its script here (seconds on a busy machine), not in a first request."""
+    await limiter.test(_item("1/second"), keys.rate_limit_scope("warm-up"), "start")
+
+
 async def hit(limiter: MovingWindowRateLimiter, *, scope: str, who: str, spec: str) -> None:
     """Count one request of ``who`` against ``spec`` (e.g. "100/minute") or raise 429."""
     item = _item(spec)
