@@ -7,7 +7,6 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime, timedelta
 
-import httpx
 import numpy as np
 import psycopg
 import pytest
@@ -20,28 +19,11 @@ from server.forecast.rollup import hour_floor, rollup_sales
 from server.forecast.sales_history import load_history, read_history, with_stockouts
 from server.inventory.reconcile import load_store
 from server.kit.clock import Clock
-from tests.picker_app.picker_live import ADDRESS, customer_headers
+from tests.picker_app.picker_live import place_order
 from tests.server.forecast.forecast_db_helpers import set_position, skus_of
 from tests.server.forecast.forecast_world import TEST_CONFIG
 
 STORE = "BLR-KOR"
-
-
-async def _order(client: httpx.AsyncClient, lines: dict[str, int]) -> None:
-    headers = await customer_headers(client)
-    cart = (await client.post("/v1/carts", json={"store_id": STORE}, headers=headers)).json()
-    for sku, qty in lines.items():
-        r = await client.put(
-            f"/v1/carts/{cart['cart_id']}/lines/{sku}", json={"quantity": qty}, headers=headers
-        )
-        assert r.status_code == 200, r.text
-    r = await client.post(
-        f"/v1/carts/{cart['cart_id']}/checkout",
-        json=ADDRESS,
-        headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
-    )
-    assert r.status_code == 201, r.text
-    assert r.json()["status"] == "CONFIRMED"
 
 
 def _rows(url: str, sql: str) -> set[tuple]:
@@ -50,14 +32,15 @@ def _rows(url: str, sql: str) -> set[tuple]:
 
 
 async def test_real_orders_reach_the_history_and_a_stockout_hour_is_censored(
-    city, client, clock: Clock, stack
+    city, live_server, clock: Clock, stack
 ) -> None:
     url = city.database_url
     plenty, last_two = skus_of(url, STORE, 2)
     set_position(url, STORE, plenty, available=50)
     set_position(url, STORE, last_two, available=2)
     await load_store(stack.engine, stack.redis, STORE, why="test")
-    await _order(client, {plenty: 3, last_two: 2})  # takes the last two units of last_two
+    # a customer's paid order over HTTP takes the last two units of last_two
+    await place_order(live_server.url, {plenty: 3, last_two: 2})
     hour = hour_floor(clock.now())
 
     clock.advance(3600)  # the hour is complete
