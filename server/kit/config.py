@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     )
 
     soft_hold_s: int = 600
+    # a cart's holds renew with each change, but end this long after the cart was created
+    cart_hold_life_s: int = Field(default=30 * 60, ge=60)
     payment_window_s: int = 300
     sla_s: int = 15 * 60
     # payments: the simulated provider (a real one plugs in behind the same interface)

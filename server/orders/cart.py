@@ -7,7 +7,7 @@ places the order and starts the payment; the payment outcome confirms or cancels
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import async_sessionmaker
@@ -32,6 +32,33 @@ from shared.schemas.orders import CartLine, CartPublic, CheckoutRequest
 
 class CartExpired(Conflict):
     code, title = "cart_expired", "The cart's holds ran out"
+
+
+class HoldLifeOver(Conflict):
+    code, title = "hold_life_over", "The cart has held stock as long as a cart may"
+
+
+def _life_ends(cart: Cart, hold_life_s: int | None) -> datetime | None:
+    if hold_life_s is None or cart.created_at is None:
+        return None
+    return cart.created_at + timedelta(seconds=hold_life_s)
+
+
+def _hold_for(
+    cart: Cart, *, now: datetime, hold_s: int, hold_life_s: int | None, adding: bool
+) -> int:
+    """Each cart change renews the cart's holds by ``hold_s``, but never past the cart's
+    life (``hold_life_s`` from its creation): no one keeps stock from others for ever.
+    Past it, lines can still be removed, not added."""
+    if hold_life_s is None or cart.created_at is None:
+        return hold_s
+    left = int((cart.created_at + timedelta(seconds=hold_life_s) - now).total_seconds())
+    if left <= 0 and adding:
+        raise HoldLifeOver(
+            f"this cart has held stock for {hold_life_s // 60} minutes, the most a cart "
+            "may; check out or start a new cart"
+        )
+    return max(1, min(hold_s, left))
 
 
 async def create_cart(session: AsyncSession, *, user: User, store_id: str, now: datetime) -> Cart:
@@ -65,6 +92,7 @@ async def cart_view(
     cart: Cart,
     now: datetime,
     dropped: list[str] | None = None,
+    hold_life_s: int | None = None,
 ) -> CartPublic:
     held = await held_lines(session, redis, store_id=cart.store_id, holder=str(cart.cart_id))
     lines = [
@@ -91,6 +119,7 @@ async def cart_view(
         lines=lines,
         hold_expires_at=expires,
         hold_seconds_left=max(0, int((expires - now).total_seconds())) if expires else None,
+        hold_life_ends_at=_life_ends(cart, hold_life_s),
         subtotal_paise=totals.subtotal_paise,
         delivery_fee_paise=totals.delivery_fee_paise,
         handling_fee_paise=totals.handling_fee_paise,
@@ -118,8 +147,10 @@ async def set_line(
     quantity: int,
     now: datetime,
     hold_s: int,
+    hold_life_s: int | None = None,
 ) -> None:
     _require_active(cart)
+    hold_s = _hold_for(cart, now=now, hold_s=hold_s, hold_life_s=hold_life_s, adding=quantity > 0)
     try:
         await inventory.reserve_lines(
             session,
@@ -144,12 +175,14 @@ async def switch_store(
     store_id: str,
     now: datetime,
     hold_s: int,
+    hold_life_s: int | None = None,
 ) -> list[str]:
     """Move the cart to another store: old holds are released, each line is held again
     at the new store where it is in stock; returns the SKUs that could not move."""
     _require_active(cart)
     if store_id == cart.store_id:
         return []
+    hold_s = _hold_for(cart, now=now, hold_s=hold_s, hold_life_s=hold_life_s, adding=True)
     if await session.get(DarkStore, store_id) is None:
         raise NotFound(f"no store {store_id}", code="store_not_found")
     old = {

@@ -105,10 +105,17 @@ def _checkout_answer(outcome: CheckoutOutcome, *, what_happened: str) -> tuple[i
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def create_cart(
-    body: CartCreate, session: SessionDep, redis: RedisDep, clock: ClockDep, user: CustomerUser
+    body: CartCreate,
+    session: SessionDep,
+    redis: RedisDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    user: CustomerUser,
 ) -> CartPublic:
     cart = await carts.create_cart(session, user=user, store_id=body.store_id, now=clock.now())
-    return await carts.cart_view(session, redis, cart=cart, now=clock.now())
+    return await carts.cart_view(
+        session, redis, cart=cart, now=clock.now(), hold_life_s=settings.cart_hold_life_s
+    )
 
 
 @router.get(
@@ -117,10 +124,17 @@ async def create_cart(
     responses=problem_responses(401, 403, 404),
 )
 async def get_cart(
-    cart_id: uuid.UUID, session: SessionDep, redis: RedisDep, clock: ClockDep, user: CustomerUser
+    cart_id: uuid.UUID,
+    session: SessionDep,
+    redis: RedisDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    user: CustomerUser,
 ) -> CartPublic:
     cart = await carts.get_cart(session, cart_id=cart_id, user=user)
-    return await carts.cart_view(session, redis, cart=cart, now=clock.now())
+    return await carts.cart_view(
+        session, redis, cart=cart, now=clock.now(), hold_life_s=settings.cart_hold_life_s
+    )
 
 
 @router.put(
@@ -147,8 +161,11 @@ async def set_line(
         quantity=body.quantity,
         now=clock.now(),
         hold_s=settings.soft_hold_s,
+        hold_life_s=settings.cart_hold_life_s,
     )
-    return await carts.cart_view(session, redis, cart=cart, now=clock.now())
+    return await carts.cart_view(
+        session, redis, cart=cart, now=clock.now(), hold_life_s=settings.cart_hold_life_s
+    )
 
 
 @router.delete(
@@ -192,8 +209,16 @@ async def switch_store(
         store_id=body.store_id,
         now=clock.now(),
         hold_s=settings.soft_hold_s,
+        hold_life_s=settings.cart_hold_life_s,
     )
-    return await carts.cart_view(session, redis, cart=cart, now=clock.now(), dropped=dropped)
+    return await carts.cart_view(
+        session,
+        redis,
+        cart=cart,
+        now=clock.now(),
+        dropped=dropped,
+        hold_life_s=settings.cart_hold_life_s,
+    )
 
 
 async def _checkout_limits(

@@ -41,6 +41,11 @@ class CartPublic(BaseModel):
     lines: list[CartLine]
     hold_expires_at: datetime | None = None
     hold_seconds_left: int | None = None
+    hold_life_ends_at: datetime | None = Field(
+        default=None,
+        description="a cart holds stock at most until then (QC_CART_HOLD_LIFE_S after it "
+        "was created); past it lines can be removed, not added",
+    )
     subtotal_paise: int
     delivery_fee_paise: int
     handling_fee_paise: int
