@@ -180,8 +180,14 @@ def run(
     train_rows: TrainRows = None,
     stores: StoresOpt = None,
     skus: SkusOpt = None,
+    allow_stale: Annotated[
+        bool, typer.Option(help="refit even if the newest sales hour is over a day old")
+    ] = False,
 ) -> None:
-    """Fit on the stored history and write next-24 h / next-72 h forecasts per store x SKU."""
+    """Fit on the stored history and write next-24 h / next-72 h forecasts per store x SKU.
+
+    Refuses when the newest sales hour is more than a day before the origin (the sales
+    roll-up is not running), unless --allow-stale."""
     from server.forecast.runs import run_forecast
 
     settings = get_settings()
@@ -194,6 +200,7 @@ def run(
             config=_config(threads, train_rows),
             stores=stores,
             skus=skus,
+            allow_stale=allow_stale,
         )
     except ValueError as exc:
         raise fail(str(exc)) from None

@@ -10,7 +10,9 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import psycopg
 import pytest
+from typer.testing import CliRunner
 
+from qc.forecast_cli import forecast_app
 from server.forecast import runs
 from server.forecast.censoring import impute_censored
 from server.forecast.history import IST
@@ -19,6 +21,7 @@ from server.forecast.rollup import hour_floor, rollup_sales
 from server.forecast.sales_history import load_history, read_history, with_stockouts
 from server.inventory.reconcile import load_store
 from server.kit.clock import Clock
+from server.kit.config import get_settings
 from tests.picker_app.picker_live import place_order
 from tests.server.forecast.forecast_db_helpers import set_position, skus_of
 from tests.server.forecast.forecast_world import TEST_CONFIG
@@ -99,7 +102,7 @@ async def test_flash_sales_the_system_runs_reach_the_schedule(city, stack, clock
     assert (start.astimezone(IST).date(), sku, STORE, "system") in rows
 
 
-def test_a_stale_history_refuses_the_refit(city) -> None:
+def test_a_stale_history_refuses_the_refit(city, settings, monkeypatch) -> None:
     url = city.database_url
     last_day = date(2024, 8, 4)
     load_history(url, start=last_day - timedelta(days=13), days=14, stores=1, skus=20)
@@ -108,16 +111,23 @@ def test_a_stale_history_refuses_the_refit(city) -> None:
     late = fresh + timedelta(days=2)
     with pytest.raises(runs.StaleHistory, match="sales roll-up"):
         runs.run_forecast(url, origin=late, config=TEST_CONFIG, stores=1, skus=20)
-    with psycopg.connect(url) as conn:
-        made = conn.execute(
-            "SELECT count(*) FROM demand_forecasts WHERE forecast_at = %s", (late,)
-        ).fetchone()
-    assert made is not None and made[0] == 0
-    # an operator can still force it
-    forced = runs.run_forecast(
-        url, origin=late, config=TEST_CONFIG, stores=1, skus=20, allow_stale=True
-    )
-    assert forced.series == 20
+    assert _rows(url, "SELECT forecast_at FROM demand_forecasts") == {(fresh,)}
+
+    # the operator's command says why, and can force it
+    monkeypatch.setenv("QC_DATABASE_URL", url)
+    monkeypatch.setenv("QC_REDIS_URL", city.redis_url)
+    monkeypatch.setenv("QC_HOME", str(settings.home))
+    get_settings.cache_clear()
+    args = ["run", "--origin", "2024-08-07", "--threads", "1", "--train-rows", "20000"]
+    args += ["--stores", "1", "--skus", "20"]
+    try:
+        res = CliRunner().invoke(forecast_app, args)
+        assert res.exit_code == 2 and "sales roll-up" in " ".join(res.output.split())
+        res = CliRunner().invoke(forecast_app, [*args, "--allow-stale"])
+        assert res.exit_code == 0, res.output
+    finally:
+        get_settings.cache_clear()
+    assert _rows(url, "SELECT forecast_at FROM demand_forecasts") == {(fresh,), (late,)}
 
 
 def test_imputing_censored_hours_recovers_the_lost_demand(world) -> None:
