@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from qc.des.world import PickerSim, StoreSim, World
 from server.kit.db import transaction
@@ -29,7 +29,7 @@ def _place(bin_code: str | None, aisles: dict[str, int]) -> tuple[int, int]:
     return (index, (int(shelf) - 1) * 4 + int(slot))
 
 
-def walk_steps(bins: list[str | None]) -> tuple[int, int]:
+def walk_steps(bins: Sequence[str | None]) -> tuple[int, int]:
     """Bin positions walked visiting ``bins`` in the given order from the packing station
     (front of the first aisle) and back, and how many times the picker changed aisle."""
     aisles: dict[str, int] = {}
@@ -121,7 +121,7 @@ class Pickers:
         world.at(world.now() + duration, lambda: self.pack(picker, task.order_id))
         self.on_claimed(store, task.order_id)
 
-    def pick_s(self, rng: random.Random, bins: list[str | None], units: list[int]) -> float:
+    def pick_s(self, rng: random.Random, bins: Sequence[str | None], units: list[int]) -> float:
         """Seconds for a pick visiting ``bins`` in this order, ``units`` of each."""
         p = self.world.config.physics
         steps, changes = walk_steps(bins)
