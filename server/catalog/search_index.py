@@ -65,6 +65,8 @@ class SearchIndex:
             if not w.startswith(query_word):
                 break
             found[w] = EXACT if w == query_word else PREFIX
+        if len(query_word) < 3:  # too short for a typo to be told from another word
+            return found
         wanted = trigrams(query_word)
         shared: dict[str, int] = defaultdict(int)
         for t in wanted:

@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 
 from server.catalog.snapshot import Item, StoreCatalog, available
 
-SEARCH_CANDIDATES = 200  # best-ranked matches whose stock decides the order
+SEARCH_CANDIDATES = 60  # best-ranked matches whose stock decides the order (3 pages of 20)
 
 
 async def search(
@@ -19,7 +19,7 @@ async def search(
     """Prefix matching ("amu" finds Amul) with trigram typo tolerance ("ammul" finds
     Amul) over the store's index; in-stock items first, then by rank. Returns the items
     and their live available units (one Redis call for the candidates)."""
-    skus = store.index.search(query, limit=SEARCH_CANDIDATES)
+    skus = store.searched(query, SEARCH_CANDIDATES)
     if not skus:
         return [], []
     qty = await available(redis, store.store_id, skus)

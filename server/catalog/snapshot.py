@@ -68,6 +68,17 @@ class StoreCatalog:
     offers: dict[str, list[Offer]]
     index: SearchIndex
     rendered: dict[tuple[Any, ...], tuple[bytes, str]] = field(default_factory=dict)
+    searches: dict[tuple[str, int], list[str]] = field(default_factory=dict)
+
+    def searched(self, query: str, limit: int) -> list[str]:
+        """The index's answer, kept until the catalogue changes (queries repeat a lot)."""
+        key = (" ".join(query.lower().split()), limit)
+        hit = self.searches.get(key)
+        if hit is None:
+            if len(self.searches) >= RENDERED_PAGES:
+                self.searches.clear()
+            hit = self.searches[key] = self.index.search(query, limit=limit)
+        return hit
 
     def offer(self, sku_id: str, now: datetime) -> Offer | None:
         for offer in self.offers.get(sku_id, ()):
