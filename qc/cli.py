@@ -408,17 +408,30 @@ def bench_catalog(
 
 @bench_app.command("checkout")
 def bench_checkout(
-    orders: Annotated[int, typer.Option(min=10, help="orders per run")] = 400,
-    concurrency: Annotated[int, typer.Option(min=1, max=128)] = 16,
+    concurrency: Annotated[int, typer.Option(min=1, max=256, help="flows at once")] = 32,
+    duration: Annotated[float, typer.Option(min=1, help="seconds per run")] = 10.0,
+    workers: Annotated[str, typer.Option(help="API worker counts, comma separated")] = "1,2",
+    repeats: Annotated[int, typer.Option(min=1)] = 1,
     json_out: Annotated[str | None, typer.Option("--json")] = None,
 ) -> None:
-    """Complete orders/s (cart, lines, checkout, payment, CONFIRMED), 1 and 2 workers."""
+    """Complete orders/s (cart, lines, checkout, payment, CONFIRMED) driven by wrk, with the
+    bare FastAPI route under the same server as the reference."""
     import asyncio
 
-    from qc.bench.http import run_checkout
+    from qc.bench.checkout import run
 
+    counts = tuple(int(w) for w in workers.split(",") if w.strip())
     _write_json(
-        json_out, asyncio.run(run_checkout(get_settings(), orders=orders, concurrency=concurrency))
+        json_out,
+        asyncio.run(
+            run(
+                get_settings(),
+                concurrency=concurrency,
+                duration=duration,
+                workers=counts,
+                repeats=repeats,
+            )
+        ),
     )
 
 

@@ -13,6 +13,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -109,6 +111,18 @@ def _install_error_handlers(app: FastAPI) -> None:
             503,
             "database_busy",
             "the server is at capacity; retry shortly",
+            headers={"Retry-After": "1"},
+        )
+
+    @app.exception_handler(RedisConnectionError)
+    @app.exception_handler(RedisTimeoutError)
+    async def redis_unreachable(request: Request, exc: Exception) -> JSONResponse:
+        # Valkey too busy or away for a moment: the request changed nothing it could not undo
+        log.warning("redis unreachable on %s %s: %s", request.method, request.url.path, exc)
+        return _problem(
+            503,
+            "redis_unavailable",
+            "a backing service is busy; retry shortly",
             headers={"Retry-After": "1"},
         )
 

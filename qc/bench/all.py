@@ -45,9 +45,9 @@ async def _catalog(settings: Settings, quick: bool) -> dict[str, Any]:
 
 
 async def _checkout(settings: Settings, quick: bool) -> dict[str, Any]:
-    from qc.bench.http import run_checkout
+    from qc.bench.checkout import run
 
-    return await run_checkout(settings, orders=40 if quick else 400, concurrency=16)
+    return await run(settings, duration=3 if quick else 10, concurrency=16 if quick else 32)
 
 
 async def _dispatch(settings: Settings, quick: bool) -> dict[str, Any]:

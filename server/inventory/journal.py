@@ -15,7 +15,9 @@ for the work in flight and sees it, and applies the journal's tail before it rea
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 
 LOCK_CLASS = 7417  # pg_advisory_*lock(LOCK_CLASS, hashtext(store_id)): a store's books
 BATCH = 1000
+CLAIM_WAIT_S = 10.0  # a checkout waits at most this long for another writer's batch
 
 APPLIED = Counter(
     "qc_inventory_journal_applied_total", "Journal entries written to PostgreSQL", ["store_id"]
@@ -177,6 +180,10 @@ _OFFSET = text("""
     VALUES (:s, '0-0', now())
     ON CONFLICT (store_id) DO UPDATE SET store_id = EXCLUDED.store_id
     RETURNING applied_id""")
+_READ_OFFSET = text("SELECT applied_id FROM inventory_journal_offsets WHERE store_id = :s")
+_LOCK_OFFSET = text(
+    "SELECT applied_id FROM inventory_journal_offsets WHERE store_id = :s FOR UPDATE SKIP LOCKED"
+)
 _MOVE_OFFSET = text(
     "UPDATE inventory_journal_offsets SET applied_id = :id, applied_at = now() WHERE store_id = :s"
 )
@@ -252,15 +259,31 @@ async def _write(session: AsyncSession, store_id: str, batch: _Batch) -> None:
 
 
 async def apply_pending(
-    session: AsyncSession, redis: aioredis.Redis, store_id: str, *, limit: int = BATCH
+    session: AsyncSession,
+    redis: aioredis.Redis,
+    store_id: str,
+    *,
+    limit: int = BATCH,
+    upto: str = "",
 ) -> int:
     """Apply the store's journal past PostgreSQL's offset, in the caller's transaction
-    (which then holds the offset row until it ends). Returns the entries applied."""
+    (which then holds the offset row until it ends). Returns the entries applied.
+
+    With ``upto`` (a checkout that needs its cart's entries in the books) the caller does
+    not queue behind another transaction that holds the offset row: it waits for that
+    one's commit to cover ``upto`` (reading the committed offset), and applies only if the
+    row is free, so concurrent checkouts of a store are not serialised on it."""
     await session.execute(
         text("SELECT pg_advisory_xact_lock_shared(:c, hashtext(:s))"),
         {"c": LOCK_CLASS, "s": store_id},
     )
-    applied = str((await session.execute(_OFFSET, {"s": store_id})).scalar_one())
+    if upto:
+        found = await _claim(session, store_id, upto)
+        if found is None:
+            return 0  # already in the books (another writer applied it)
+        applied = found
+    else:
+        applied = str((await session.execute(_OFFSET, {"s": store_id})).scalar_one())
     stream = keys.inventory_journal(store_id)
     total = 0
     while True:
@@ -291,6 +314,28 @@ async def apply_pending(
 
         uow.after_commit(session, published)
     return total
+
+
+def _after_or_at(applied: str, wanted: str) -> bool:
+    a, b = (tuple(int(x) for x in v.split("-")) for v in (applied, wanted))
+    return a >= b
+
+
+async def _claim(session: AsyncSession, store_id: str, upto: str) -> str | None:
+    """The offset row locked by us (its applied id), or None once the books hold ``upto``."""
+    deadline = time.monotonic() + CLAIM_WAIT_S
+    while True:
+        committed = (await session.execute(_READ_OFFSET, {"s": store_id})).scalar_one_or_none()
+        if committed is None:
+            return str((await session.execute(_OFFSET, {"s": store_id})).scalar_one())
+        if _after_or_at(str(committed), upto):
+            return None
+        mine = (await session.execute(_LOCK_OFFSET, {"s": store_id})).scalar_one_or_none()
+        if mine is not None:
+            return str(mine)
+        if time.monotonic() > deadline:
+            raise not_ready(store_id)
+        await asyncio.sleep(0.005)  # another transaction is applying: wait for its commit
 
 
 async def _write_one_by_one(session: AsyncSession, store_id: str, raw: list) -> None:

@@ -263,7 +263,7 @@ async def reserve_lines(
         _finish_inflight(session, redis, store_id)
     if result.pending:
         # the cart's soft holds must be in the books before they become the order's
-        await journal.apply_pending(session, redis, store_id)
+        await journal.apply_pending(session, redis, store_id, upto=result.pending)
     if new_holder and new_holder != holder:
         await session.execute(
             text("""

@@ -32,6 +32,7 @@ from tests.server.orders.test_checkout_concurrency import (
 
 UNITS = 30
 BURST = 80
+BUSY = {"redis_unavailable", "database_busy", "inventory_loading"}
 
 
 @pytest.fixture
@@ -100,7 +101,8 @@ async def test_redis_flushed_during_a_burst_of_cart_adds_gives_409s_never_500s(
         nonlocal successes
         headers = customers[i % len(customers)]
         cart = await client.post("/v1/carts", json={"store_id": STORE}, headers=headers)
-        assert cart.status_code == 201, cart.text
+        if cart.status_code != 201:
+            return cart  # a busy backing service (503, judged below), never a 500
         answer = await client.put(
             f"/v1/carts/{cart.json()['cart_id']}/lines/{scarce_sku}",
             json={"quantity": 1},
@@ -123,7 +125,9 @@ async def test_redis_flushed_during_a_burst_of_cart_adds_gives_409s_never_500s(
     codes = sorted(a.status_code for a in answers)
     print(f"{BURST} cart adds, Redis flushed after the 10th success: {codes}")
     for answer in answers:
-        if answer.status_code != 200:
+        if answer.status_code == 503:  # the machine overloaded: busy, with Retry-After
+            assert answer.json()["code"] in BUSY and answer.headers["Retry-After"], answer.text
+        elif answer.status_code not in (200, 201):
             _assert_problem(answer, 409, "insufficient_stock")
     assert codes.count(409) > 0, codes  # the burst asked for more than there was
 
