@@ -36,6 +36,7 @@ def _server_env(database_url: str, redis_url: str) -> dict[str, str]:
         # every simulated customer comes from this one address
         "QC_CART_CHECKOUT_LIMIT_PER_ADDRESS": "10000000/minute",
         "QC_CART_CHECKOUT_LIMIT_PER_CUSTOMER": "10000000/minute",  # a few customers, many orders
+        "QC_CART_MAX_HOLDING": "1000000",  # and many carts at once
     }
 
 

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     soft_hold_s: int = 600
     # a cart's holds renew with each change, but end this long after the cart was created
     cart_hold_life_s: int = Field(default=30 * 60, ge=60)
+    # what one customer may hold: units of one SKU in a cart, and carts holding stock at
+    # once (carts younger than their hold life), so no one takes a product's whole stock
+    cart_max_units_per_sku: int = Field(default=10, ge=1)
+    cart_max_holding: int = Field(default=3, ge=1)
     payment_window_s: int = 300
     sla_s: int = 15 * 60
     # payments: the simulated provider (a real one plugs in behind the same interface)

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import select
+from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.catalog.pricing import cart_totals
@@ -61,7 +61,33 @@ def _hold_for(
     return max(1, min(hold_s, left))
 
 
-async def create_cart(session: AsyncSession, *, user: User, store_id: str, now: datetime) -> Cart:
+async def create_cart(
+    session: AsyncSession,
+    *,
+    user: User,
+    store_id: str,
+    now: datetime,
+    max_holding: int | None = None,
+    hold_life_s: int = 0,
+) -> Cart:
+    """A new cart; refused when the customer already has ``max_holding`` active carts young
+    enough to hold stock (with ``cart_max_units_per_sku`` this caps what one customer can
+    keep from others)."""
+    if max_holding is not None:
+        holding = await session.scalar(
+            select(func.count())
+            .select_from(Cart)
+            .where(
+                col(Cart.user_id) == user.id,
+                col(Cart.status) == "ACTIVE",
+                col(Cart.created_at) > now - timedelta(seconds=hold_life_s),
+            )
+        )
+        if (holding or 0) >= max_holding:
+            raise Conflict(
+                f"you already have {holding} open carts; check out or wait for one to end",
+                code="too_many_carts",
+            )
     store = await session.get(DarkStore, store_id)
     if store is None:
         raise NotFound(f"no store {store_id}", code="store_not_found")
@@ -148,8 +174,13 @@ async def set_line(
     now: datetime,
     hold_s: int,
     hold_life_s: int | None = None,
+    max_units: int | None = None,
 ) -> None:
     _require_active(cart)
+    if max_units is not None and quantity > max_units:
+        raise Unprocessable(
+            f"at most {max_units} units of one product per cart", code="quantity_over_limit"
+        )
     hold_s = _hold_for(cart, now=now, hold_s=hold_s, hold_life_s=hold_life_s, adding=quantity > 0)
     try:
         await inventory.reserve_lines(

@@ -112,7 +112,14 @@ async def create_cart(
     settings: SettingsDep,
     user: CustomerUser,
 ) -> CartPublic:
-    cart = await carts.create_cart(session, user=user, store_id=body.store_id, now=clock.now())
+    cart = await carts.create_cart(
+        session,
+        user=user,
+        store_id=body.store_id,
+        now=clock.now(),
+        max_holding=settings.cart_max_holding,
+        hold_life_s=settings.cart_hold_life_s,
+    )
     return await carts.cart_view(
         session, redis, cart=cart, now=clock.now(), hold_life_s=settings.cart_hold_life_s
     )
@@ -162,6 +169,7 @@ async def set_line(
         now=clock.now(),
         hold_s=settings.soft_hold_s,
         hold_life_s=settings.cart_hold_life_s,
+        max_units=settings.cart_max_units_per_sku,
     )
     return await carts.cart_view(
         session, redis, cart=cart, now=clock.now(), hold_life_s=settings.cart_hold_life_s

@@ -58,3 +58,31 @@ async def test_each_change_renews_the_hold_but_never_past_the_carts_life(
     refused = await client.put(f"{line}/{third}", json={"quantity": 1}, headers=headers)
     assert refused.status_code == 409, refused.text
     assert refused.json()["code"] == "hold_life_over"
+
+
+async def test_one_customer_cannot_hold_a_products_whole_stock(
+    city: Services, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """Units per product per cart and carts holding stock at once are capped, so one
+    customer's holds are bounded (QC_CART_MAX_UNITS_PER_SKU x QC_CART_MAX_HOLDING)."""
+    sku = _skus(city.database_url)[0]
+    headers = await login(client, "customer.001", DEMO_SECRETS[Role.CUSTOMER])
+    carts = []
+    for _ in range(settings.cart_max_holding):
+        r = await client.post("/v1/carts", json={"store_id": STORE}, headers=headers)
+        assert r.status_code == 201, r.text
+        carts.append(r.json()["cart_id"])
+    extra = await client.post("/v1/carts", json={"store_id": STORE}, headers=headers)
+    assert extra.status_code == 409 and extra.json()["code"] == "too_many_carts"
+
+    line = f"/v1/carts/{carts[0]}/lines/{sku}"
+    over = settings.cart_max_units_per_sku + 1
+    r = await client.put(line, json={"quantity": over}, headers=headers)
+    assert r.status_code == 422 and r.json()["code"] == "quantity_over_limit", r.text
+    r = await client.put(line, json={"quantity": settings.cart_max_units_per_sku}, headers=headers)
+    assert r.status_code == 200, r.text
+
+    other = await login(client, "customer.002", DEMO_SECRETS[Role.CUSTOMER])
+    assert (
+        await client.post("/v1/carts", json={"store_id": STORE}, headers=other)
+    ).status_code == 201
