@@ -76,6 +76,8 @@ class Settings(BaseSettings):
 
     # background loops (real seconds): expiry sweep, Redis/PostgreSQL reconciliation
     background_loops: bool = True
+    # false: no API routes, only /healthz and /metrics (a worker running the loops)
+    serve_api: bool = True
     sweep_interval_s: float = 1.0
     reconcile_interval_s: float = 30.0
     # soft holds reach PostgreSQL through the journal writer this often (leased loop)

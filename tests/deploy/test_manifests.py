@@ -146,15 +146,27 @@ def test_every_qc_name_in_the_manifests_and_compose_is_a_setting() -> None:
     assert not {"QC_DATABASE_URL", "QC_REDIS_URL", "QC_SECRET_KEY"} & set(config)
 
 
-def test_the_api_runs_no_loops_and_the_worker_runs_them(monkeypatch: pytest.MonkeyPatch) -> None:
-    def loops(deployment: str) -> str:
-        env = {e["name"]: e["value"] for e in _container(deployment)["env"]}
-        return env["QC_BACKGROUND_LOOPS"]
+def test_the_api_runs_no_loops_and_the_worker_runs_them_without_the_api(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from server.app import create_app
 
-    assert (loops("qc-api"), loops("qc-worker")) == ("false", "true")
+    def env(deployment: str) -> dict[str, str]:
+        return {e["name"]: e["value"] for e in _container(deployment)["env"]}
+
+    assert env("qc-api") == {"QC_BACKGROUND_LOOPS": "false"}  # the API: serve_api default
+    assert env("qc-worker") == {"QC_BACKGROUND_LOOPS": "true", "QC_SERVE_API": "false"}
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
     assert compose["api"]["environment"]["QC_BACKGROUND_LOOPS"] == "false"
+    assert "QC_SERVE_API" not in compose["api"]["environment"]
     assert compose["worker"]["environment"]["QC_BACKGROUND_LOOPS"] == "true"
+    assert compose["worker"]["environment"]["QC_SERVE_API"] == "false"
+    monkeypatch.setenv("QC_SERVE_API", "false")
+    worker = set(create_app(Settings()).openapi()["paths"])
+    assert worker == {"/healthz", "/metrics"}
+    monkeypatch.delenv("QC_SERVE_API")
+    api = set(create_app(Settings()).openapi()["paths"])
+    assert "/v1/carts/{cart_id}/checkout" in api and worker < api
     monkeypatch.setenv("QC_BACKGROUND_LOOPS", "false")  # read from the environment
     assert Settings().background_loops is False
 
