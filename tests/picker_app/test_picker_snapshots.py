@@ -47,6 +47,7 @@ def test_wrong_item_snapshot(snap_compare: Callable[..., bool]) -> None:
         screen = cast(PickScreen, await open_task(pilot, app))
         await scanner_types(pilot, clock, "8901234567890")
         await wait_for(pilot, lambda: screen.feedback.kind == "error")
+        await wait_for(pilot, lambda: screen.feedback.flashing is None)  # the red flash over
 
     assert snap_compare(app, terminal_size=SIZE, run_before=wrong_scan)
 
