@@ -49,6 +49,8 @@ def server_env(database_url: str, redis_url: str) -> dict[str, str]:
         "QC_LOG_LEVEL": "WARNING",
         "QC_PAYMENT_LATENCY_S": "0.01",
         "QC_BACKGROUND_LOOPS": "false",  # reads only: no sweeper or relay in the figures
+        # wrk is one client address: the per-address search limit would measure 429s
+        "QC_SEARCH_LIMIT_PER_ADDRESS": "1000000000/minute",
     }
 
 

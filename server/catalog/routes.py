@@ -12,13 +12,14 @@ from html import escape
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from server.catalog import service
 from server.catalog.models import Product
 from server.catalog.snapshot import Item, StoreCatalog, available
+from server.flash import ratelimit
 from server.kit.deps import SessionDep
-from server.kit.errors import NotFound
+from server.kit.errors import NotFound, Unprocessable
 from server.kit.openapi import problem_responses
 from server.kit.resources import Resources, resources_of
 from shared.schemas.catalog import (
@@ -245,8 +246,11 @@ async def availability(
     response_class=Response,
     responses={
         200: {"model": list[ProductCard], "description": "in-stock items first, then by rank"},
-        **problem_responses(404, 422),
+        **problem_responses(404, 422, 429),
     },
+    dependencies=[
+        Depends(ratelimit.per_address("search-ip", lambda s: s.search_limit_per_address))
+    ],
 )
 async def search(
     store_id: StoreId,
@@ -255,6 +259,11 @@ async def search(
     limit: Annotated[int, Query(ge=1, le=50)] = 20,
 ) -> Response:
     resources = resources_of(request.app)
+    if len(q.split()) > resources.settings.search_max_terms:
+        raise Unprocessable(
+            f"at most {resources.settings.search_max_terms} words in a search",
+            code="too_many_terms",
+        )
     store = await _store(resources, store_id)
     hits, qty = await service.search(resources.redis, store, query=q, limit=limit)
     return _json(await _cards(resources, store, hits, qty), NO_STORE)

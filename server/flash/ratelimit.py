@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from typing import Any
@@ -32,8 +32,10 @@ from limits.aio.storage import RedisClusterStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from server.kit import keys
+from server.kit.config import Settings
 from server.kit.errors import DomainError, ServiceUnavailable
 from server.kit.redis import is_cluster_url
+from server.kit.resources import resources_of
 from server.payments.gateway import PaymentGateway
 
 
@@ -80,6 +82,22 @@ async def warm(limiter: MovingWindowRateLimiter) -> None:
     """One read through the limiter at start-up: on a cluster its own client discovers the
     nodes and loads its script here (seconds on a busy machine), not in a first request."""
     await limiter.test(_item("1/second"), keys.rate_limit_scope("warm-up"), "start")
+
+
+def per_address(scope: str, spec_of: Callable[[Settings], str]) -> Callable[..., Awaitable[None]]:
+    """A route dependency: count the request against the caller's address (the real one
+    behind QC_TRUSTED_PROXIES) under ``spec_of(settings)``; past it, 429 with Retry-After."""
+
+    async def limited(request: Request) -> None:
+        resources = resources_of(request.app)
+        await hit(
+            resources.rate_limiter,
+            scope=scope,
+            who=client_ip(request),
+            spec=spec_of(resources.settings),
+        )
+
+    return limited
 
 
 async def hit(limiter: MovingWindowRateLimiter, *, scope: str, who: str, spec: str) -> None:

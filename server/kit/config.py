@@ -107,6 +107,12 @@ class Settings(BaseSettings):
     # e.g. an office behind one NAT, many times more)
     cart_checkout_limit_per_customer: str = "20/minute"
     cart_checkout_limit_per_address: str = "600/minute"
+    # anonymous reads that cost work, per client address: search (a person types about a
+    # query a second) and store selection (once per session); search takes at most
+    # ``search_max_terms`` words
+    search_limit_per_address: str = "300/minute"
+    serviceable_limit_per_address: str = "120/minute"
+    search_max_terms: int = Field(default=8, ge=1)
     flash_rate_limit_per_customer: str = "120/minute"  # every flash request of a customer
     flash_bulkhead_queue: int = Field(default=4, ge=1)  # queue requests at once, per process
     flash_bulkhead_checkout: int = Field(default=4, ge=1)  # flash checkouts at once

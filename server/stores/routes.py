@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 
+from server.flash import ratelimit
 from server.kit.deps import ClockDep, ManagerUser, RedisDep, SessionDep, SettingsDep
 from server.kit.errors import NotFound
 from server.kit.openapi import problem_responses
@@ -39,7 +40,10 @@ async def list_stores(
 @router.get(
     "/serviceable",
     summary="Dark stores that deliver to a location, best first",
-    responses=problem_responses(404, 422),
+    responses=problem_responses(404, 422, 429),
+    dependencies=[
+        Depends(ratelimit.per_address("serviceable-ip", lambda s: s.serviceable_limit_per_address))
+    ],
 )
 async def serviceable(
     session: SessionDep,

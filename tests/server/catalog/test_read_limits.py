@@ -1,0 +1,43 @@
+"""Anonymous reads that cost work are limited per client address (search, store
+selection), and a search takes a bounded number of words: 429 / 422 problems."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from server.kit.config import Settings
+from tests.conftest import Services, settings_for
+
+STORE = "BLR-KOR"
+HOME = {"lat": 12.9352, "lng": 77.6245}
+
+
+@pytest.fixture
+def settings(services: Services) -> Settings:
+    return settings_for(
+        services, search_limit_per_address="3/minute", serviceable_limit_per_address="2/minute"
+    )
+
+
+async def test_search_is_limited_per_address(city: Services, client: httpx.AsyncClient) -> None:
+    answers = [
+        await client.get(f"/v1/stores/{STORE}/search", params={"q": "milk"}) for _ in range(4)
+    ]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert answers[3].json()["code"] == "rate_limited"
+    assert int(answers[3].headers["Retry-After"]) >= 1
+
+
+async def test_store_selection_is_limited_per_address(
+    city: Services, client: httpx.AsyncClient
+) -> None:
+    answers = [await client.get("/v1/stores/serviceable", params=HOME) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+
+
+async def test_a_search_takes_a_bounded_number_of_words(
+    city: Services, client: httpx.AsyncClient
+) -> None:
+    r = await client.get(f"/v1/stores/{STORE}/search", params={"q": " ".join(["milk"] * 9)})
+    assert r.status_code == 422 and r.json()["code"] == "too_many_terms"
