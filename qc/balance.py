@@ -44,6 +44,7 @@ def haproxy_config(port: int, replicas: list[int]) -> str:
     )
     return f"""global
     maxconn 4000
+    tune.bufsize 16384
 
 defaults
     mode http
@@ -53,6 +54,9 @@ defaults
     timeout server 120s
     timeout tunnel 1h
     timeout http-keep-alive 60s
+    # a client gets 10 s to send its request headers (half-sent requests are cut: 408),
+    # and headers larger than the 16 KiB buffer are refused (400)
+    timeout http-request 10s
     option redispatch
     retries 3
     retry-on conn-failure
