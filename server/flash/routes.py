@@ -89,13 +89,7 @@ async def _checkout_bulkhead(resources: ResourcesDep) -> AsyncIterator[None]:
         yield
 
 
-async def _per_ip(request: Request, resources: ResourcesDep, settings: SettingsDep) -> None:
-    await ratelimit.hit(
-        resources.rate_limiter,
-        scope="flash-ip",
-        who=ratelimit.client_ip(request),
-        spec=settings.checkout_rate_limit_per_ip,
-    )
+_per_ip = ratelimit.per_address("flash-ip", lambda s: s.checkout_rate_limit_per_ip)
 
 
 async def _limited_customer(

@@ -229,17 +229,15 @@ async def switch_store(
     )
 
 
+_per_address = ratelimit.per_address("checkout-ip", lambda s: s.cart_checkout_limit_per_address)
+
+
 async def _checkout_limits(
     request: Request, resources: ResourcesDep, settings: SettingsDep, user: CustomerUser
 ) -> User:
     """Checkouts are counted per client address (behind QC_TRUSTED_PROXIES: the real one)
     and per customer; past either limit a 429 with Retry-After, before any work is done."""
-    await ratelimit.hit(
-        resources.rate_limiter,
-        scope="checkout-ip",
-        who=ratelimit.client_ip(request),
-        spec=settings.cart_checkout_limit_per_address,
-    )
+    await _per_address(request)
     await ratelimit.hit(
         resources.rate_limiter,
         scope="checkout-customer",
