@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from textual.pilot import Pilot
+from textual.widgets import Input
 
 from control_tower.app import ControlTowerApp
 from control_tower.messages import FeedReceived, FeedState
@@ -89,6 +90,9 @@ def test_login_snapshot(snap_compare: Callable[..., bool]) -> None:
 
     async def shown(pilot: Pilot[Any]) -> None:
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, LoginScreen), what="login")
+        # the screen focuses its first empty input once mounted; the picture is taken after
+        # (taken before, the focus styling and the footer's keys came and went)
+        await wait_for(pilot, lambda: isinstance(pilot.app.focused, Input), what="focus")
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=shown)
