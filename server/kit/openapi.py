@@ -13,6 +13,7 @@ _DESCRIPTIONS = {
     403: "Not allowed for this role",
     404: "Not found",
     409: "Conflict with the current state",
+    413: "Request body over QC_MAX_BODY_BYTES",
     422: "Invalid input",
     429: "Too many requests",
     503: "A dependency is unavailable",
@@ -20,8 +21,9 @@ _DESCRIPTIONS = {
 
 
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    # every route can answer 400 (an unreadable body) and 422 (invalid input)
-    statuses = tuple(sorted({*statuses, 400, 422}))
+    # every route can answer 400 (an unreadable body), 413 (a body over the ceiling:
+    # server.kit.bodylimit) and 422 (invalid input)
+    statuses = tuple(sorted({*statuses, 400, 413, 422}))
     return {
         s: {
             "model": Problem,

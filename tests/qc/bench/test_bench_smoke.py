@@ -15,7 +15,7 @@ async def test_reserve_benchmark_reports_every_scenario(settings, clean) -> None
     for spread in ("1 SKU", "5,000 SKUs"):
         names = [r["name"] for r in figures["results"][spread]]
         assert names == [
-            "engine (Redis + PostgreSQL)",
+            "engine end to end (Redis + journal -> PostgreSQL)",
             "engine, Redis side only",
             "trivial Lua (limit)",
             "PostgreSQL row lock",
@@ -52,7 +52,9 @@ async def test_dispatch_benchmark_reports_matching_and_ingest(settings, clean) -
         settings, orders=20, riders=50, repeats=1, fixes=40, concurrency=4, tracked_riders=5
     )
     assert [r["name"] for r in figures["assignment"]] == [
-        "match 20 orders x 50 riders",
+        "match 20 orders x 50 riders (one store)",
+        "same, Hungarian on the full matrix (reference)",
+        "match 20 orders of 12 stores x 50 riders",
         "batch 20 orders of one store",
     ]
     assert figures["ingest"]["ops"] == 40 and figures["ingest"]["errors"] == 0
