@@ -220,8 +220,9 @@ def service_pids(database_url: str | None, redis_url: str | None) -> dict[str, l
 
             with psycopg.connect(database_url, connect_timeout=5) as conn:
                 row = conn.execute("SELECT pg_backend_pid()").fetchone()
-            if row is not None:
-                out["PostgreSQL"] = [psutil.Process(int(row[0])).ppid()]
+                # the postmaster is the backend's parent: ask while the backend still lives
+                if row is not None:
+                    out["PostgreSQL"] = [psutil.Process(int(row[0])).ppid()]
         except Exception:  # best effort: a remote or foreign server is left out
             pass
     if redis_url:
