@@ -25,7 +25,6 @@ a minute on two cores (see server/forecast/bench.py).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -37,6 +36,7 @@ from threadpoolctl import threadpool_limits
 
 from server.forecast.factors import RAINY_DAY_MM, ExternalFactors, FactorCalendar, build_calendar
 from server.forecast.history import HOURS_PER_DAY, History
+from server.forecast.result import Forecast
 
 FEATURES: tuple[str, ...] = (
     "store",
@@ -88,50 +88,6 @@ class ForecastConfig:
     # OpenMP threads for the trees; None = all cores. Set 1 when sharing the box with the
     # API: two threads on one free core spin-wait and run several times slower, not 2x.
     threads: int | None = None
-
-
-@dataclass(frozen=True, eq=False)
-class Forecast:
-    """Expected units per series (history order) per hour from ``origin_hour``."""
-
-    history: History
-    origin_hour: int
-    units: NDArray[np.float32]  # [series, horizon hour]
-
-    @property
-    def horizon_hours(self) -> int:
-        return int(self.units.shape[1])
-
-    @property
-    def origin_utc(self) -> datetime:
-        return self.history.hour_start_utc(self.origin_hour)
-
-    def total(self, hours: int) -> NDArray[np.float64]:
-        if not 0 < hours <= self.horizon_hours:
-            raise ValueError(f"horizon is {self.horizon_hours} h; cannot total {hours} h")
-        return np.asarray(self.units[:, :hours].sum(axis=1, dtype=np.float64))
-
-    def totals(self) -> Iterator[tuple[str, str, float, float]]:
-        """``(store_id, sku_id, next_24h, next_72h)`` per series (needs a 72 h horizon)."""
-        t24, t72 = self.total(24), self.total(72)
-        h = self.history
-        for i in range(h.n_series):
-            yield (
-                h.stores[int(h.series_store[i])].store_id,
-                h.skus[int(h.series_sku[i])].sku_id,
-                float(t24[i]),
-                float(t72[i]),
-            )
-
-    def rows(self) -> Iterator[tuple[str, str, datetime, float]]:
-        """``(store_id, sku_id, hour_start UTC, expected units)`` for storage."""
-        h = self.history
-        stamps = [h.hour_start_utc(self.origin_hour + k) for k in range(self.horizon_hours)]
-        for i in range(h.n_series):
-            store_id = h.stores[int(h.series_store[i])].store_id
-            sku_id = h.skus[int(h.series_sku[i])].sku_id
-            for k, u in enumerate(self.units[i].tolist()):
-                yield store_id, sku_id, stamps[k], u
 
 
 @dataclass(frozen=True, eq=False)
@@ -587,16 +543,6 @@ class DemandModel:
         mu = base * ratio
         on_sale = (t >= np.maximum(ctx.active_from[i], 0)) & (t < ctx.active_until[i])
         return np.where(on_sale, mu, 0.0)
-
-
-def category_totals(forecast: Forecast, hours: Sequence[int] | None = None) -> dict[str, float]:
-    """Forecast units per category over the given horizon hour offsets (default: all)."""
-    sel = forecast.units if hours is None else forecast.units[:, list(hours)]
-    per_series = sel.sum(axis=1, dtype=np.float64)
-    out: dict[str, float] = {}
-    for cat, v in zip(forecast.history.series_categories(), per_series.tolist(), strict=True):
-        out[cat] = out.get(cat, 0.0) + v
-    return out
 
 
 def _shrink(log_lift: float, variance: float) -> float:

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from server.forecast.entities import Sku
-from server.forecast.estimator import DemandModel, category_totals
+from server.forecast.estimator import DemandModel
 from server.forecast.factors import Event, ExternalFactors
 from server.forecast.history import IST, History
+from server.forecast.result import category_totals
 from tests.server.forecast.forecast_world import DAYS, START, World
 
 NEXT_DAY = START + timedelta(days=DAYS)  # first forecast day: Monday 2024-09-23, no holiday
