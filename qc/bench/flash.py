@@ -72,6 +72,30 @@ def _server_env(stack: Any, args: dict[str, Any]) -> dict[str, str]:
     }
 
 
+async def create_sale(
+    client: httpx.AsyncClient, token: str, *, sku_id: str, store_id: str, units: int
+) -> str:
+    """Start a two-hour flash sale of ``units`` at one store now (one unit per customer);
+    its id."""
+    now = datetime.now(UTC)
+    r = await client.post(
+        "/v1/flash-sales",
+        headers=bearer(token),
+        json={
+            "sku_id": sku_id,
+            "store_ids": [store_id],
+            "sale_price_paise": 100,
+            "starts_at": now.isoformat(),
+            "ends_at": (now + timedelta(hours=2)).isoformat(),
+            "units_per_store": units,
+            "per_customer_limit": 1,
+        },
+    )
+    if r.status_code != 201:
+        raise RuntimeError(f"could not create the sale: {r.status_code} {r.text}")
+    return str(r.json()["sale_id"])
+
+
 def _mint_tokens(database_url: str, users: int) -> list[tuple[uuid.UUID, str]]:
     """Bearer tokens minted with the bench server's key (logging 20,000 people in through
     scrypt would measure password hashing, not the sale)."""
@@ -163,25 +187,11 @@ async def run(
                     until=never,
                     seconds=regular_seconds,
                 )
-                now = datetime.now(UTC)
                 created = time.perf_counter()
-                r = await client.post(
-                    "/v1/flash-sales",
-                    headers=bearer(boss_token),
-                    json={
-                        "sku_id": flash_sku,
-                        "store_ids": [store],
-                        "sale_price_paise": 100,
-                        "starts_at": now.isoformat(),
-                        "ends_at": (now + timedelta(hours=2)).isoformat(),
-                        "units_per_store": units,
-                        "per_customer_limit": 1,
-                    },
+                sale_id = await create_sale(
+                    client, boss_token, sku_id=flash_sku, store_id=store, units=units
                 )
-                if r.status_code != 201:
-                    raise RuntimeError(f"could not create the sale: {r.status_code} {r.text}")
                 create_s = time.perf_counter() - created
-                sale_id = r.json()["sale_id"]
                 console.print(
                     f"sale created with {units:,} tokens in {create_s:.1f} s; "
                     f"{users:,} customers arrive within {arrival_s:.0f} s"

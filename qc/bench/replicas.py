@@ -16,7 +16,7 @@ import asyncio
 import os
 import random
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -25,8 +25,8 @@ from rich.console import Console
 from rich.table import Table
 
 from qc.balance import balanced
-from qc.bench.flash import SECRET, _mint_tokens
-from qc.bench.flash_crowd import Crowd, bearer, customer, pct, regular_orders
+from qc.bench.flash import SECRET, _mint_tokens, create_sale
+from qc.bench.flash_crowd import Crowd, customer, pct, regular_orders
 from qc.bench.harness import conditions
 from qc.bench.stack import bench_stack, one_row
 from server.identity.models import User
@@ -76,23 +76,9 @@ async def _one(
             seconds=seconds,
         )
         client_cpu = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
-        now = datetime.now(UTC)
-        r = await client.post(
-            "/v1/flash-sales",
-            headers=bearer(boss_token),
-            json={
-                "sku_id": flash_sku,
-                "store_ids": [STORE],
-                "sale_price_paise": 100,
-                "starts_at": now.isoformat(),
-                "ends_at": (now + timedelta(hours=2)).isoformat(),
-                "units_per_store": units,
-                "per_customer_limit": 1,
-            },
+        sale_id = await create_sale(
+            client, boss_token, sku_id=flash_sku, store_id=STORE, units=units
         )
-        if r.status_code != 201:
-            raise RuntimeError(f"could not create the sale: {r.status_code} {r.text}")
-        sale_id = r.json()["sale_id"]
         crowd = Crowd()
         lanes = {k: (client, asyncio.Semaphore(16)) for k in ("join", "poll", "checkout")}
         done = asyncio.Event()
