@@ -30,6 +30,7 @@ from shared.enums import Role
 
 CLOSE_UNAUTHENTICATED, CLOSE_FORBIDDEN, CLOSE_NOT_FOUND = 4401, 4403, 4404
 CLOSE_TOO_MANY = 4429
+CLOSE_TRY_AGAIN = 1013  # RFC 6455: try again later
 
 
 class TooManySockets(DomainError):
@@ -147,6 +148,9 @@ async def relaying(
                 event = json.loads(data)
                 if gate is None or await gate.admits(event["payload"]):
                     await websocket.send_json({"type": event["topic"], **event["payload"]})
+            # the fan-out cut this socket off (too far behind): the client reconnects and
+            # starts again from a snapshot
+            await websocket.close(code=CLOSE_TRY_AGAIN)
 
         task = asyncio.create_task(forward())
         try:
