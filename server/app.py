@@ -24,14 +24,14 @@ from server.catalog.routes import router as catalog_router
 from server.catalog.snapshot import Catalog
 from server.delivery.routes import router as delivery_router
 from server.delivery.routes import ws_router as rider_ws_router
-from server.flash import ratelimit
+from server.flash import bulkheads
 from server.flash.hub import FlashHub
 from server.flash.routes import router as flash_router
 from server.flash.routes import ws_router as flash_ws_router
 from server.identity.routes import router as identity_router
 from server.inventory.routes import router as inventory_router
 from server.inventory.worker import load_missing_stores
-from server.kit import db, scripts
+from server.kit import db, ratelimit, scripts
 from server.kit import redis as qredis
 from server.kit.bodylimit import BodyLimitMiddleware
 from server.kit.clock import Clock
@@ -166,12 +166,12 @@ async def open_resources(settings: Settings, clock: Clock) -> AsyncIterator[Reso
             redis=redis,
             fanout=fanout,
             payments=payments,
-            flash_payments=ratelimit.flash_gateway(payments, slots=settings.flash_payment_bulkhead),
+            flash_payments=bulkheads.flash_gateway(payments, slots=settings.flash_payment_bulkhead),
             rate_limiter=ratelimit.rate_limiter(redis, redis_url),
-            flash_queue_bulkhead=ratelimit.Bulkhead(
+            flash_queue_bulkhead=bulkheads.Bulkhead(
                 "queue", settings.flash_bulkhead_queue, settings.flash_bulkhead_wait_s
             ),
-            flash_checkout_bulkhead=ratelimit.Bulkhead(
+            flash_checkout_bulkhead=bulkheads.Bulkhead(
                 "checkout", settings.flash_bulkhead_checkout, settings.flash_bulkhead_wait_s
             ),
             flash_hub=FlashHub(redis=redis, fanout=fanout, settings=settings, clock=clock),

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from server.catalog import service
 from server.catalog.models import Product
 from server.catalog.snapshot import Item, StoreCatalog, available
-from server.flash import ratelimit
+from server.kit import ratelimit
 from server.kit.deps import SessionDep
 from server.kit.errors import NotFound, Unprocessable
 from server.kit.openapi import problem_responses

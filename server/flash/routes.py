@@ -32,10 +32,10 @@ from fastapi.responses import JSONResponse
 
 from server.catalog.routes import NO_STORE
 from server.flash import checkout as flash_checkout
-from server.flash import entries, ratelimit, sales
+from server.flash import entries, sales
 from server.flash.hub import FINAL
 from server.identity.models import User
-from server.kit import sockets
+from server.kit import ratelimit, sockets
 from server.kit.db import transaction
 from server.kit.deps import (
     ClockDep,

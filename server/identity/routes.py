@@ -6,7 +6,6 @@ import uuid
 
 from fastapi import APIRouter, Request, Response, status
 
-from server.flash.ratelimit import client_ip
 from server.identity import flows, service
 from server.identity.throttle import throttled_login
 from server.kit.db import transaction
@@ -19,6 +18,7 @@ from server.kit.deps import (
     SettingsDep,
 )
 from server.kit.openapi import problem_responses
+from server.kit.ratelimit import client_ip
 from shared.schemas.identity import LoginRequest, TokenResponse, UserPublic
 
 router = APIRouter(prefix="/v1", tags=["identity"])

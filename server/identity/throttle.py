@@ -18,11 +18,11 @@ from collections.abc import Awaitable, Callable
 from limits import RateLimitItem, parse
 from limits.aio.strategies import MovingWindowRateLimiter
 
-from server.flash.ratelimit import RateLimited
 from server.identity.models import User
 from server.kit import keys
 from server.kit.config import Settings
 from server.kit.errors import Unauthorized
+from server.kit.ratelimit import RateLimited
 
 log = logging.getLogger("server.identity.login")
 

@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from sqlmodel.ext.asyncio.session import AsyncSession
 
     from server.catalog.snapshot import Catalog
+    from server.flash.bulkheads import Bulkhead
     from server.flash.hub import FlashHub
-    from server.flash.ratelimit import Bulkhead
     from server.kit.clock import Clock
     from server.kit.config import Settings
     from server.kit.fanout import Fanout

@@ -10,9 +10,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, status
 from fastapi.responses import JSONResponse
 
-from server.flash import ratelimit
 from server.idempotency.service import request_fingerprint, run_once
 from server.identity.models import User
+from server.kit import ratelimit
 from server.kit.deps import (
     ClockDep,
     CurrentUser,

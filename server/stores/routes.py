@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from server.flash import ratelimit
+from server.kit import ratelimit
 from server.kit.deps import ClockDep, ManagerUser, RedisDep, SessionDep, SettingsDep
 from server.kit.errors import NotFound
 from server.kit.openapi import problem_responses

@@ -10,7 +10,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from server.flash.ratelimit import Bulkhead, FlashBusy
+from server.flash.bulkheads import Bulkhead, FlashBusy
 from server.kit.resources import resources_of
 from tests.server.flash.flash_helpers import (
     ADDRESS,

@@ -1,27 +1,16 @@
-"""Rate limits (per client IP, per customer) and the flash-sale bulkheads.
+"""Rate limits per client address and per customer, shared by every replica.
 
-Rate limits use the ``limits`` library with its moving-window strategy on Redis, so
-every replica counts the same window; an exceeded limit is a 429 problem with
-``Retry-After``. The window is wall-clock time by nature (it is about request rates,
-not simulated business time), so it does not read the server clock.
-
-The bulkheads keep a flash-sale crowd from taking what regular carts and checkouts
-need in this process: at most ``flash_bulkhead_queue`` queue requests and
-``flash_bulkhead_checkout`` flash checkouts run at once (each holds database
-connections from the shared pool), a request that cannot get in within
-``flash_bulkhead_wait_s`` is answered 503 at once, and flash payments go through their
-own provider slots (``flash_payment_bulkhead``) beside the regular ones. The semaphores
-are per process (per uvicorn worker) like the payment bulkhead: they guard local
-resources, so they need no coordination.
+They use the ``limits`` library with its moving-window strategy on Redis, so every
+replica counts the same window; an exceeded limit is a 429 problem with ``Retry-After``.
+The window is wall-clock time by nature (it is about request rates, not simulated
+business time), so it does not read the server clock.
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from typing import Any
 
@@ -33,10 +22,9 @@ from limits.aio.strategies import MovingWindowRateLimiter
 
 from server.kit import keys
 from server.kit.config import Settings
-from server.kit.errors import DomainError, ServiceUnavailable
+from server.kit.errors import DomainError
 from server.kit.redis import is_cluster_url
 from server.kit.resources import resources_of
-from server.payments.gateway import PaymentGateway
 
 
 class RateLimited(DomainError):
@@ -45,14 +33,6 @@ class RateLimited(DomainError):
     def __init__(self, detail: str, *, retry_after_s: int, **extra: Any) -> None:
         super().__init__(detail, retry_after_s=retry_after_s, **extra)
         self.headers = {"Retry-After": str(retry_after_s)}
-
-
-class FlashBusy(ServiceUnavailable):
-    code, title = "flash_busy", "The flash sale is busy"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail, retry_after_s=1)
-        self.headers = {"Retry-After": "1"}
 
 
 @lru_cache(maxsize=32)
@@ -119,41 +99,3 @@ def client_ip(request: Request) -> str:
     """The caller's address as the ASGI server reports it (uvicorn takes it from
     ``X-Forwarded-For`` when the connection comes from a trusted proxy, the edge)."""
     return request.client.host if request.client else "unknown"
-
-
-class Bulkhead:
-    """At most ``limit`` holders at once; others wait up to ``wait_s``, then 503."""
-
-    def __init__(self, name: str, limit: int, wait_s: float) -> None:
-        if limit < 1 or wait_s < 0:
-            raise ValueError("a bulkhead needs limit >= 1 and wait_s >= 0")
-        self.name, self.limit, self.wait_s = name, limit, wait_s
-        self._slots = asyncio.Semaphore(limit)
-        self.in_use = 0
-
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        try:
-            async with asyncio.timeout(self.wait_s):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise FlashBusy(
-                f"too many flash-sale {self.name} requests in progress; try again shortly"
-            ) from None
-        self.in_use += 1
-        try:
-            yield
-        finally:
-            self.in_use -= 1
-            self._slots.release()
-
-
-def flash_gateway(regular: PaymentGateway, *, slots: int) -> PaymentGateway:
-    """The regular provider and its shared breaker, behind the flash sale's own slots."""
-    return PaymentGateway(
-        regular.provider,
-        regular.breaker,
-        bulkhead_limit=slots,
-        timeout_s=regular.timeout_s,
-        bulkhead_wait_s=regular.bulkhead_wait_s,
-    )
