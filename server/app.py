@@ -33,6 +33,7 @@ from server.inventory.routes import router as inventory_router
 from server.inventory.worker import load_missing_stores
 from server.kit import db, ratelimit, scripts
 from server.kit import redis as qredis
+from server.kit.background import stop_all
 from server.kit.bodylimit import BodyLimitMiddleware
 from server.kit.clock import Clock
 from server.kit.config import Settings, get_settings
@@ -212,8 +213,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             try:
                 yield
             finally:
-                for loop in loops:
-                    await loop.stop()
+                await stop_all(loops)
 
     app = FastAPI(
         title="qc: quick-commerce operations API",

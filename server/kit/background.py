@@ -33,6 +33,9 @@ from server.kit import fencing, keys, scripts
 
 log = logging.getLogger(__name__)
 
+STOP_GRACE_S = 5.0  # how long a stopping loop's run may take to end
+GIVE_BACK_S = 2.0  # then its leases are given back, or left to expire
+
 
 class _Lease:
     def __init__(self, redis: aioredis.Redis, name: str, owner: str, lease_ms: int) -> None:
@@ -100,15 +103,24 @@ class _Loop:
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name=f"loop:{self.name}")
 
-    async def stop(self) -> None:
+    async def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        """Cancel the run, wait at most ``grace_s`` for it to end, give the leases back.
+
+        ``asyncio.wait``, not ``wait_for``: a run stuck on a dead connection (or one that
+        swallows its cancellation) must not hold up the shutdown past its grace."""
         if self._task is not None:
             self._task.cancel()
-            # a run stuck on a dead connection must not hold up the shutdown
-            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(self._task, timeout=5)
+            await asyncio.wait([self._task], timeout=grace_s)
         with contextlib.suppress(Exception):
-            async with asyncio.timeout(2):
+            async with asyncio.timeout(GIVE_BACK_S):
                 await self._give_back()
+
+
+async def stop_all(loops: Sequence[_Loop], *, grace_s: float = STOP_GRACE_S) -> None:
+    """Stop every loop at once: each is cancelled before any is waited on, so a shutdown
+    lasts as long as the slowest loop (bounded by ``grace_s`` and the give-back), not the
+    sum of them all."""
+    await asyncio.gather(*(loop.stop(grace_s) for loop in loops))
 
 
 def _lease_ms(interval_s: float, lease_ms: int | None) -> int:

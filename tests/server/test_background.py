@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from server.kit import keys
-from server.kit.background import ShardedLoop
+from server.kit.background import LeasedLoop, ShardedLoop, stop_all
 from server.kit.db import transaction
 from server.kit.redis import sync_client
 from tests.conftest import Stack
@@ -167,3 +167,47 @@ async def test_a_redis_that_lost_its_fence_counter_costs_one_refused_run(stack: 
     assert second.held[store] == 1 and await _store_name(stack, store) == "first"
     await second.tick()  # taken again above the books' token, and written
     assert second.held[store] == 2 and await _store_name(stack, store) == "second"
+
+
+async def test_a_shutdown_stops_every_loop_at_once(stack: Stack) -> None:
+    """Every loop is cancelled before any stop ends: each run here, once cancelled, holds
+    on until all of them have been, so a one-after-another stop would end the first loop's
+    stop (its grace spent, its lease given back) before the next loop heard of it."""
+    names = [f"stop-{i}" for i in range(5)]
+    running: set[str] = set()
+    events: list[str] = []
+    all_cancelled = asyncio.Event()
+
+    class Recorded(LeasedLoop):
+        async def _give_back(self) -> None:  # the last step of a loop's stop
+            await super()._give_back()
+            events.append(f"stopped {self.name}")
+
+    def loop(name: str) -> LeasedLoop:
+        async def run() -> None:
+            running.add(name)
+            try:
+                await asyncio.Event().wait()  # a run that ends only when cancelled
+            except asyncio.CancelledError:
+                events.append(f"cancelled {name}")
+                if sum(e.startswith("cancelled") for e in events) == len(names):
+                    all_cancelled.set()
+                await all_cancelled.wait()
+                events.append(f"ended {name}")
+                raise
+
+        return Recorded(stack.redis, name, 60.0, run, lease_ms=60_000)  # type: ignore[arg-type]
+
+    loops = [loop(name) for name in names]
+    for each in loops:
+        each.start()
+    await wait_until(lambda: running == set(names), what="every loop running")
+    await stop_all(loops, grace_s=1.0)
+    cancelled = [i for i, e in enumerate(events) if e.startswith("cancelled")]
+    stopped = [i for i, e in enumerate(events) if e.startswith("stopped")]
+    assert len(cancelled) == len(stopped) == len(names), events
+    assert max(cancelled) < min(stopped), events  # all cancelled before any stop ended
+    # every run ended within its grace (none abandoned), and the leases were given back
+    assert sorted(e for e in events if e.startswith("ended")) == [f"ended {n}" for n in names]
+    assert all(each._task is not None and each._task.cancelled() for each in loops)
+    assert not any([await stack.redis.exists(keys.lease(n)) for n in names])  # type: ignore[attr-defined]
