@@ -124,8 +124,8 @@ class Customers:
             try:
                 selection = await client.serviceable_stores(home.lat, home.lng)
             except ApiError as exc:
-                if exc.code == "not_serviceable":
-                    world.count("not_serviceable")
+                if exc.code in ("not_serviceable", "store_closed"):
+                    world.count(exc.code)
                     return
                 raise
             store_id = selection.stores[0].store_id
@@ -195,7 +195,12 @@ class Customers:
                     world.count(f"checkout_retried:{exc.code}")
                     await world.sleep(30)
                     continue
-                if exc.code in ("cart_expired", "insufficient_stock", "not_serviceable"):
+                if exc.code in (
+                    "cart_expired",
+                    "insufficient_stock",
+                    "not_serviceable",
+                    "store_closed",
+                ):
                     world.count(f"checkout_refused:{exc.code}")
                     return None
                 raise

@@ -2,9 +2,9 @@
 
 The server runs as a uvicorn subprocess (its own core: the simulation is busy too) on the
 same clock as the simulation: both read ``QC_CLOCK_SPEED`` and ``QC_CLOCK_ANCHOR``. The
-anchor is chosen so the simulated day starts at ``start_at`` (local time of the city),
-and never before anything already recorded, so a second demo continues the first one's
-world instead of travelling back in time.
+anchor is chosen so the simulated day starts when ``qc.sim.start`` says (the asked or a
+lively open hour, never before anything already recorded, so a second demo continues the
+first one's world); the banner names that start and the report's window opens at it.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -30,6 +30,7 @@ from rich.console import Console
 from qc.sim.config import SimConfig
 from qc.sim.report import Report
 from qc.sim.runner import Simulation
+from qc.sim.start import anchor_for, parse_start, plan_start, store_hours
 from server.kit.clock import Clock
 from server.kit.config import get_settings
 from server.seed.generate import DEMO_SECRETS
@@ -71,19 +72,6 @@ def demo_logins(store_ids: list[str] | None = None) -> dict[str, str]:
     }
 
 
-def parse_start(value: str | None) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    try:
-        hh, mm = value.split(":")
-        h, m = int(hh), int(mm)
-    except ValueError:
-        raise ValueError(f"--start wants HH:MM, got {value!r}") from None
-    if not (0 <= h < 24 and 0 <= m < 60):
-        raise ValueError(f"--start wants HH:MM, got {value!r}")
-    return h, m
-
-
 def latest_recorded(database_url: str) -> tuple[float | None, int]:
     """The latest simulated moment anything in the database happened at, and how many
     orders an earlier run left unfinished."""
@@ -93,59 +81,6 @@ def latest_recorded(database_url: str) -> tuple[float | None, int]:
             "SELECT count(*) FROM orders WHERE status NOT IN ('DELIVERED', 'CANCELLED')"
         ).fetchone() or (0,)
     return (row[0].timestamp() if row and row[0] is not None else None), int(unfinished)
-
-
-def choose_start(
-    *,
-    start_at: tuple[int, int] | None,
-    timezone: str,
-    latest: float | None,
-    now: float | None = None,
-    unfinished: int = 0,
-) -> float:
-    """When the simulated day starts (unix s): the next ``start_at`` local time not before
-    ``latest`` + 1 min (today's if that is still allowed), or now (not before it).
-
-    Orders an earlier run left in flight are carried on from where it stopped: jumping to
-    tomorrow's ``start_at`` would leave them a day old on every SLA figure."""
-    now = time.time() if now is None else now
-    floor = (latest or 0.0) + 60.0
-    if start_at is None or unfinished:
-        return max(now, floor)
-    local = datetime.fromtimestamp(now, ZoneInfo(timezone))
-    day = local.replace(hour=start_at[0], minute=start_at[1], second=0, microsecond=0)
-    while day.timestamp() < floor:
-        day += timedelta(days=1)
-    return day.timestamp()
-
-
-def anchor_for(start: float, *, speed: float, now: float | None = None) -> tuple[float, float]:
-    """(anchor, start): a clock that reads ``start`` at real ``now`` and runs ``speed``
-    times faster. At real speed the anchor cannot move the clock: (now, now)."""
-    now = time.time() if now is None else now
-    if abs(speed - 1.0) < 1e-9:
-        return now, now
-    return (now * speed - start) / (speed - 1.0), start
-
-
-def first_open(database_url: str, at: float, *, horizon_s: float = 86400.0) -> float:
-    """``at``, or the first quarter hour after it when some operational store is open
-    (stores keep hours: a demo started at 3 a.m. would otherwise find the city closed)."""
-    from server.stores.selection import is_open  # the rule the API applies, not re-written
-
-    with psycopg.connect(database_url) as conn:
-        stores = conn.execute(
-            "SELECT s.operating_hours, c.timezone FROM dark_stores s "
-            "JOIN cities c ON c.city_id = s.city_id WHERE s.is_operational"
-        ).fetchall()
-    if not stores:
-        return at
-    t = at
-    while t < at + horizon_s:
-        if any(is_open(hours, datetime.fromtimestamp(t, ZoneInfo(tz))) for hours, tz in stores):
-            return t
-        t = (t // 900 + 1) * 900
-    return at
 
 
 def _loop_intervals(speed: float) -> dict[str, float]:
@@ -179,7 +114,9 @@ def _stop_server(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=10)
 
 
-async def _run_until_stopped(simulation: Simulation, duration_s: float | None) -> Report:
+async def _run_until_stopped(
+    simulation: Simulation, duration_s: float | None, since: datetime
+) -> Report:
     """Run; Ctrl-C stops the city and still prints the report (a second one quits)."""
     loop = asyncio.get_running_loop()
     presses = 0
@@ -195,7 +132,7 @@ async def _run_until_stopped(simulation: Simulation, duration_s: float | None) -
         loop.add_signal_handler(signal.SIGINT, interrupted)
     try:
         await simulation.setup()
-        return await simulation.run(duration_s)
+        return await simulation.run(duration_s, since=since)
     finally:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signal.SIGINT)
@@ -227,21 +164,16 @@ def run_demo(
     console = console or Console(stderr=True)
     config = config or SimConfig()
     latest, unfinished = latest_recorded(database_url)
-    start = choose_start(
+    planned = plan_start(
         start_at=parse_start(start_at),
         timezone=config.timezone,
         latest=latest,
         unfinished=unfinished,
+        stores=store_hours(database_url),
     )
-    if start_at and unfinished:
-        console.print(
-            f"{unfinished} orders of an earlier run are still in flight: the city carries on "
-            f"where it stopped instead of starting at {start_at} (a fresh QC_HOME starts anew)"
-        )
-    opening = first_open(database_url, start)
-    if opening > start:
-        console.print("the stores are closed at that hour: the day starts when they open")
-    anchor, start = anchor_for(opening, speed=speed)
+    if planned.note:
+        console.print(planned.note)
+    anchor, start = anchor_for(planned.at, speed=speed)
     os.environ["QC_CLOCK_SPEED"] = repr(float(speed))
     os.environ["QC_CLOCK_ANCHOR"] = repr(anchor)
     os.environ["QC_PAYMENT_FAILURE_RATE"] = repr(float(payment_failure_rate))
@@ -257,9 +189,10 @@ def run_demo(
     log_path = home / "demo-server.log"
     base_url = f"http://{host}:{port}"
     local = datetime.fromtimestamp(start, ZoneInfo(config.timezone))
+    day = f"the day starts {local:%a %H:%M} ({config.timezone})"
     console.print(
-        f"[bold]qc demo[/]: the city at {speed:g}x from {local:%a %H:%M} local time; "
-        f"API on {base_url} (server log: {log_path})"
+        f"[bold]qc demo[/]: the city at {speed:g}x, {day}; API on {base_url} "
+        f"(server log: {log_path})"
     )
     with log_path.open("ab") as server_log:
         proc = subprocess.Popen(
@@ -287,12 +220,16 @@ def run_demo(
     try:
         _wait_healthy(base_url, proc, log_path)
         simulation = Simulation(base_url, clock=clock, database_url=database_url, config=config)
+        since = datetime.fromtimestamp(start, UTC)  # the report's window opens with the day
         if foreground is not None and not headless:
-            report = run_with_foreground(simulation, foreground, duration_s, clock)
+            notes = {"demo day": day + (f"; {planned.note}" if planned.note else "")}
+            report = run_with_foreground(
+                simulation, foreground, duration_s, clock, since=since, notes=notes
+            )
         else:
             if not headless:
                 console.print("the city is running: Ctrl-C stops it and prints the report")
-            report = asyncio.run(_run_until_stopped(simulation, duration_s))
+            report = asyncio.run(_run_until_stopped(simulation, duration_s, since))
     finally:
         _stop_server(proc)
     report.render(Console())
@@ -303,8 +240,16 @@ def run_demo(
 
 
 def run_with_foreground(
-    simulation: Simulation, foreground: Foreground, duration_s: float | None, clock: Clock
+    simulation: Simulation,
+    foreground: Foreground,
+    duration_s: float | None,
+    clock: Clock,
+    *,
+    since: datetime | None = None,
+    notes: dict[str, str] | None = None,
 ) -> Report:
+    """The city in a thread, ``foreground`` in this one; the report's window opens at
+    ``since`` (the day's start the demo announced), else when the city starts."""
     result: list[Report] = []
     failure: list[BaseException] = []
 
@@ -312,7 +257,7 @@ def run_with_foreground(
         async def main() -> None:
             await simulation.setup()
             ready.set()
-            result.append(await simulation.run(duration_s))
+            result.append(await simulation.run(duration_s, since=since))
 
         try:
             asyncio.run(main())
@@ -331,7 +276,7 @@ def run_with_foreground(
                     simulation.base_url,
                     clock,
                     simulation,
-                    demo_logins(list(simulation.world.stores)),
+                    demo_logins(list(simulation.world.stores)) | (notes or {}),
                 )
             )
     finally:

@@ -1,7 +1,8 @@
 """The headless demo's report, computed from PostgreSQL (the source of truth).
 
-The run's orders are those placed at or after the run's start on the simulated clock.
-Times are simulated seconds. What only the simulation saw (a wrong scan refused, a stale
+The run's orders are those placed at or after the run's start on the simulated clock,
+and those an earlier run left in flight that this one carried on (placed before, not done
+by the start): riders deliver both, so both are counted. Times are simulated seconds. What only the simulation saw (a wrong scan refused, a stale
 "in stock" in a category list) is listed apart, as the simulation's own counters.
 
 Oversells: a (store, SKU) counts once if any of these holds at the end of the run:
@@ -66,6 +67,7 @@ class Report:
     speed: float
     timezone: str = "UTC"  # of the city: the simulated times are shown in it
     orders_placed: int = 0
+    orders_carried_over: int = 0  # placed in an earlier run, still in flight at the start
     orders_delivered: int = 0
     orders_cancelled: int = 0
     orders_in_flight: int = 0
@@ -115,6 +117,7 @@ class Report:
             ("simulated time", f"{begin:%a %H:%M} -> {end:%H:%M} ({self.timezone})"),
             ("speed", f"{self.speed:g}x ({self.wall_s:.0f} s wall)"),
             ("orders placed", str(self.orders_placed)),
+            ("carried over from an earlier run", str(self.orders_carried_over)),
             ("delivered", str(self.orders_delivered)),
             ("cancelled", str(self.orders_cancelled)),
             *[(f"  cancelled: {k}", str(v)) for k, v in sorted(self.cancelled_by_reason.items())],
@@ -146,7 +149,10 @@ class Report:
             table.add_row(name, value, style=style)
         console.print(table)
         if self.simulation:
-            sim = Table(title="what the simulated people did (their own counters)")
+            sim = Table(
+                title="what the simulated people did (their own counters: people in the "
+                "apps are not in them, the figures above count everyone)"
+            )
             sim.add_column("event")
             sim.add_column("count", justify="right")
             for k, v in sorted(self.simulation.items()):
@@ -159,8 +165,12 @@ class Report:
             )
 
 
-_ORDERS = """
-    SELECT count(*),
+# the run's orders: placed in it, or carried on from an earlier run (not done at its start)
+_RUN = "coalesce(delivered_at, cancelled_at, 'infinity') >= %(start)s"
+
+_ORDERS = f"""
+    SELECT count(*) FILTER (WHERE placed_at >= %(start)s),
+           count(*) FILTER (WHERE placed_at < %(start)s),
            count(*) FILTER (WHERE status = 'DELIVERED'),
            count(*) FILTER (WHERE status = 'CANCELLED'),
            count(*) FILTER (WHERE status NOT IN ('DELIVERED', 'CANCELLED')),
@@ -172,11 +182,11 @@ _ORDERS = """
              FILTER (WHERE status = 'DELIVERED'),
            percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM delivered_at - placed_at))
              FILTER (WHERE status = 'DELIVERED')
-    FROM orders WHERE placed_at >= %(start)s"""
+    FROM orders WHERE {_RUN}"""
 
-_REASONS = """
+_REASONS = f"""
     SELECT coalesce(split_part(cancel_reason, ':', 1), 'unknown'), count(*)
-    FROM orders WHERE placed_at >= %(start)s AND status = 'CANCELLED' GROUP BY 1"""
+    FROM orders WHERE {_RUN} AND status = 'CANCELLED' GROUP BY 1"""
 
 _PICKS = """
     SELECT avg(t.duration_s), count(*)
@@ -273,14 +283,15 @@ def build_report(
         assert row is not None
         (
             report.orders_placed,
+            report.orders_carried_over,
             report.orders_delivered,
             report.orders_cancelled,
             report.orders_in_flight,
-        ) = (int(x) for x in row[:4])
-        report.delivered_within_10_min = _f(row[4])
-        report.delivered_within_15_min = _f(row[5])
-        report.order_to_door_p50_s = _f(row[6])
-        report.order_to_door_p90_s = _f(row[7])
+        ) = (int(x) for x in row[:5])
+        report.delivered_within_10_min = _f(row[5])
+        report.delivered_within_15_min = _f(row[6])
+        report.order_to_door_p50_s = _f(row[7])
+        report.order_to_door_p90_s = _f(row[8])
         report.cancelled_by_reason = {
             str(reason): int(n) for reason, n in conn.execute(_REASONS, params).fetchall()
         }

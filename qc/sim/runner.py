@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -151,17 +151,21 @@ class Simulation:
         if self._loop is not None and self._stop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
 
-    async def run(self, duration_s: float | None = None) -> Report:
+    async def run(
+        self, duration_s: float | None = None, *, since: datetime | None = None
+    ) -> Report:
         """Run for ``duration_s`` wall-clock seconds (``duration_s`` x speed simulated), or
-        until ``request_stop``; returns the report."""
+        until ``request_stop``; returns the report, which covers the run from ``since``
+        (the day's start the demo announced, so banner and report name one time; default
+        now)."""
         self._stop = asyncio.Event()
         self._loop = asyncio.get_running_loop()
         if self._stop_requested:
             self._stop.set()
         if not self.world.stores:
             await self.setup()
-        snapshot = await asyncio.to_thread(take_snapshot, self.database_url, self.clock.now())
-        started = time.monotonic()
+        start = since or self.clock.now()
+        snapshot = await asyncio.to_thread(take_snapshot, self.database_url, start)
         customers = Customers(self.world, self.crew.customers)
         riders = [Rider(self.world, r) for r in self.crew.riders]
         actors = [
@@ -187,7 +191,7 @@ class Simulation:
             await self.world.settle()  # what the cancelled actors had sent lands first
             await asyncio.gather(*(r.go_off_duty() for r in riders), return_exceptions=True)
             await self.aclose()
-        wall = time.monotonic() - started
+        wall = (end - start).total_seconds() / self.clock.speed  # on the one clock
         self.report = await asyncio.to_thread(
             build_report,
             self.database_url,

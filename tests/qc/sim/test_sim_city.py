@@ -7,13 +7,15 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from qc.sim import DemoSession, SimConfig, Simulation, run_simulation
-from qc.sim.demo import anchor_for, choose_start, run_with_foreground
+from qc.sim.demo import run_with_foreground
+from qc.sim.start import anchor_for, choose_start
 from server.kit.clock import Clock
 from server.kit.config import Settings
 from shared.enums import OrderStatus
@@ -162,9 +164,22 @@ async def test_a_foreground_ui_runs_while_the_city_lives_behind_it(
         seen["logins"] = session.logins
         seen["url"] = session.base_url
 
-    report = await asyncio.to_thread(run_with_foreground, simulation, ui, None, live_server.clock)
+    # the day the demo announced opens the report's window: one start time
+    since = live_server.clock.now() - timedelta(minutes=3)
+    report = await asyncio.to_thread(
+        run_with_foreground,
+        simulation,
+        ui,
+        None,
+        live_server.clock,
+        since=since,
+        notes={"demo day": "the day starts"},
+    )
+    assert report.started_at == since.isoformat()
+    assert report.simulated_s == pytest.approx(report.wall_s * report.speed)
     assert seen["url"] == live_server.url
     assert "picker.kor.1" in str(seen["logins"])
+    assert seen["logins"]["demo day"] == "the day starts"  # type: ignore[index]
     assert report.riders_on_duty == 3  # one per store, now off shift again
     assert report.oversells == 0
     with psycopg.connect(city.database_url) as conn:

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from qc.sim.demand import Want, choose_basket, hourly_profile, pick_product, popularity
-from qc.sim.demo import anchor_for, choose_start, parse_start
+from qc.sim.start import anchor_for, choose_start, parse_start, plan_start
 from server.kit.clock import Clock
 from shared.schemas.catalog import ProductCard
 
@@ -49,6 +49,39 @@ def test_the_day_starts_at_the_asked_hour_never_before_what_was_recorded() -> No
     for bad in ("7", "25:00", "ab:cd"):
         with pytest.raises(ValueError):
             parse_start(bad)
+
+
+SEED_HOURS = {
+    day: [["06:00", "02:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+}
+CITY = [(SEED_HOURS, "Asia/Kolkata")] * 3
+
+
+def _at(day: int, hh: int, mm: int = 0) -> float:
+    return datetime(2026, 11, day, hh, mm, tzinfo=IST).timestamp()
+
+
+def test_a_default_demo_at_night_starts_at_the_next_lively_open_hour_and_says_so() -> None:
+    plan = dict(start_at=None, timezone="Asia/Kolkata", latest=None, unfinished=0, stores=CITY)
+    night = plan_start(**plan, now=_at(24, 3, 12))  # stores closed 02:00-06:00
+    assert night.local("Asia/Kolkata").strftime("%d %H:%M") == "24 06:45"
+    assert night.note is not None
+    assert "at 03:12 the stores are closed" in night.note
+    assert "06:00-02:00 every day (Asia/Kolkata)" in night.note and "Tue 06:45" in night.note
+    late = plan_start(**plan, now=_at(24, 23, 40))  # open, but orders hardly come
+    assert late.local("Asia/Kolkata").strftime("%d %H:%M") == "25 06:45"
+    assert late.note is not None and "orders hardly come" in late.note
+    evening = plan_start(**plan, now=_at(24, 19, 5))  # alive: now, nothing to say
+    assert evening == type(evening)(_at(24, 19, 5), None)
+    # an asked hour is kept unless the stores are closed then
+    asked = plan_start(**(plan | {"start_at": (3, 30)}), now=_at(24, 12))
+    assert asked.local("Asia/Kolkata").strftime("%d %H:%M") == "24 06:00"
+    assert asked.note is not None and "at 03:30 the stores are closed" in asked.note
+    quiet = plan_start(**(plan | {"start_at": (23, 30)}), now=_at(24, 12))
+    assert quiet.local("Asia/Kolkata").strftime("%d %H:%M") == "24 23:30" and quiet.note is None
+    # stores open round the clock: a quiet night moves, the note says so
+    always = plan_start(**(plan | {"stores": [(None, "Asia/Kolkata")]}), now=_at(24, 3))
+    assert always.note is not None and "round the clock" in always.note
 
 
 def test_orders_peak_in_the_morning_and_the_evening() -> None:
