@@ -40,7 +40,9 @@ async def list_stores(
 @router.get(
     "/serviceable",
     summary="Dark stores that deliver to a location, best first",
-    responses=problem_responses(404, 422, 429),
+    description="404 `not_serviceable`: no store covers the location; 409 `store_closed`: "
+    "the store that covers it is closed now (`opens_at`, its next opening).",
+    responses=problem_responses(404, 409, 422, 429),
     dependencies=[
         Depends(ratelimit.per_address("serviceable-ip", lambda s: s.serviceable_limit_per_address))
     ],
@@ -63,6 +65,9 @@ async def serviceable(
         promise_s=settings.serviceability_promise_s,
     )
     if not ranked:
+        closed = await selection.closed_here(session, point=point, now=clock.now())
+        if closed is not None:
+            raise closed
         raise NotFound("no dark store delivers to this location yet", code="not_serviceable")
     return StoreSelection(
         stores=[ServiceableStore(**asdict(c)) for c in ranked], cell=location_cell(point)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -108,6 +108,32 @@ def is_open(hours: dict[str, Any] | None, local: datetime) -> bool:
     return any(mins(e) < mins(s) and minute < mins(e) for s, e in hours.get(yesterday, []))
 
 
+def next_opening(hours: dict[str, Any] | None, local: datetime) -> datetime | None:
+    """When a store closed at ``local`` opens next (a window's start, in ``local``'s zone);
+    None if it is open or keeps no window in the coming week."""
+    if is_open(hours, local) or not hours:
+        return None
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    for ahead in range(8):
+        day = midnight + timedelta(days=ahead)
+        starts = sorted(
+            day.replace(hour=int(s[:2]), minute=int(s[3:5]))
+            for s, _ in hours.get(_DAYS[day.weekday()], [])
+        )
+        for start in starts:
+            if start > local:
+                return start
+    return None
+
+
+def closed_detail(name: str, opens_at: datetime | None) -> str:
+    """What a customer or the staff read about a closed store."""
+    if opens_at is None:
+        return f"{name} is closed and keeps no opening hours in the coming week"
+    at, zone, day = f"{opens_at:%H:%M}", opens_at.tzinfo, f"{opens_at:%a}"
+    return f"{name} is closed now: it opens at {at} ({zone}) on {day}"
+
+
 _STORES_SQL = text("""
     SELECT s.store_id, s.store_name, s.lat, s.lng, s.service_radius_m, s.service_zone,
            s.operating_hours, c.timezone,
@@ -139,13 +165,16 @@ class _Store:
     radius_m: float
     zone: dict[str, Any] | None
     is_open: bool
+    opens_at: datetime | None  # when closed: its next opening, in the city's zone
     in_flight: int
     load: StoreLoad
 
     def covers(self, point: LatLng) -> bool:
         """Inside the zone (or radius) as configured, open now."""
-        if not self.is_open:
-            return False
+        return self.is_open and self.within(point)
+
+    def within(self, point: LatLng) -> bool:
+        """Inside the zone (or radius) as configured, open or not."""
         if self.zone:
             return point_in_geojson(point, self.zone)
         return haversine_m(self.location, point) <= self.radius_m
@@ -157,6 +186,7 @@ async def _stores(session: AsyncSession, *, now: datetime) -> list[_Store]:
         (store_id, name, lat, lng, radius, zone, hours, tz, in_flight, waiting, needing) = row[:11]
         pick_s, pickers, idle, on_duty = row[11:]
         pick_min = float(pick_s) / 60.0 if pick_s else PICK_MIN
+        local = now.astimezone(ZoneInfo(tz))
         found.append(
             _Store(
                 store_id,
@@ -164,7 +194,8 @@ async def _stores(session: AsyncSession, *, now: datetime) -> list[_Store]:
                 LatLng(lat, lng),
                 radius,
                 zone,
-                is_open(hours, now.astimezone(ZoneInfo(tz))),
+                is_open(hours, local),
+                next_opening(hours, local),
                 in_flight,
                 StoreLoad(waiting, pickers, pick_min, needing, idle, on_duty),
             )
@@ -238,6 +269,25 @@ async def invalidate_selection(redis: aioredis.Redis) -> None:
     await redis.incr(keys.STORE_SELECTION_VERSION)
 
 
+async def closed_here(session: AsyncSession, *, point: LatLng, now: datetime) -> Conflict | None:
+    """Why nobody delivers to ``point`` when only the hours stand in the way: 409
+    ``store_closed`` naming the store that serves it and when it opens (soonest first)."""
+    closed = [s for s in await _stores(session, now=now) if not s.is_open and s.within(point)]
+    if not closed:
+        return None
+    store = min(closed, key=lambda s: s.opens_at or datetime.max.replace(tzinfo=now.tzinfo))
+    return _closed(store)
+
+
+def _closed(store: _Store) -> Conflict:
+    return Conflict(
+        closed_detail(store.name, store.opens_at),
+        code="store_closed",
+        store_id=store.store_id,
+        opens_at=store.opens_at.isoformat() if store.opens_at else None,
+    )
+
+
 async def require_serviceable(
     session: AsyncSession,
     *,
@@ -249,14 +299,16 @@ async def require_serviceable(
 ) -> Candidate:
     """The store's promise for this address, computed afresh (checkout), or 409
     ``not_serviceable`` naming why: beyond what the store reaches in time right now (with
-    that reach: its queue or riders), or not delivering here at all (outside its zone,
-    closed or paused)."""
+    that reach: its queue or riders), or not delivering here at all (outside its zone or
+    paused); 409 ``store_closed`` with ``opens_at`` if only its hours stand in the way."""
     for candidate in await rank_stores(
         session, point=point, now=now, dynamic=dynamic, promise_s=promise_s
     ):
         if candidate.store_id == store_id:
             return candidate
     store = next((s for s in await _stores(session, now=now) if s.store_id == store_id), None)
+    if store is not None and not store.is_open and store.within(point):
+        raise _closed(store)
     if store is not None and store.covers(point):
         reach = _reach(store, dynamic=dynamic, promise_s=promise_s)
         distance = haversine_m(store.location, point)
