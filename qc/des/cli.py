@@ -29,11 +29,15 @@ def _run(config: DesConfig) -> DesReport:
 
 def ablation_table(reports: dict[str, DesReport]) -> Table:
     table = Table(title="ablation: the same simulated day, each lever off in turn")
-    for c in ("levers", "within 10 min", "within 15 min", "p90", "orders/rider-h", "ETA MAE"):
+    columns = ("levers", "refused", "delivered", "within 10 min", "within 15 min", "p90",
+               "orders/rider-h", "ETA MAE")  # fmt: skip
+    for c in columns:
         table.add_column(c, justify="left" if c == "levers" else "right")
     for name, r in reports.items():
         table.add_row(
             name,
+            f"{100 * (r.refused_share or 0):.1f}%",
+            str(r.orders_delivered),
             f"{100 * (r.within_10_min or 0):.1f}%",
             f"{100 * (r.within_15_min or 0):.1f}%",
             f"{(r.order_to_door_p90_s or 0) / 60:.1f} min",

@@ -125,7 +125,7 @@ class Customers:
         self.n += 1
         async with transaction(world.sessions) as session:
             serving = await select_stores(
-                session, world.redis, point=home, now=now, use_cache=False
+                session, world.redis, point=home, now=now, use_cache=False, **self._levers
             )
         known = [c for c in serving if c.store_id in world.stores]
         if not known:

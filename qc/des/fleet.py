@@ -5,8 +5,8 @@ waits for the bags if they are not packed yet, picks them up by label, rides to 
 (the server's geofence marks the arrival), hands over with the customer's OTP, and rides
 back to the home store, available for the next offer on the way.
 
-A rider's handheld sends fixes while it matters to the server: on every change of place,
-and at least once a minute while an offer or a ride to the store is open (the server
+A rider's handheld sends fixes while it matters to the server: on every change of place
+(on shift, at each door, back at the store), and at least once a minute while an offer or a ride to the store is open (the server
 takes a trip back from a rider silent for two minutes).
 """
 
@@ -250,6 +250,9 @@ class Fleet:
             rec = world.orders.get(order_id)
             if rec is not None:
                 rec.at_door = world.now()
+            # the handheld's fix at the door: the dispatcher sees where the rider comes
+            # back from (a rider last seen at the store would be offered bags from afar)
+            await self.fix(rider, drop)
             rng = random.Random(f"{world.config.seed}:door:{order_id}")
             wait = rng.uniform(*world.config.physics.door_s)
             world.at(world.now() + wait, lambda: self._deliver(rider, trip_id, stops, i))

@@ -68,7 +68,8 @@ class DesReport:
     setup_s: float = 0.0
     events: int = 0
     arrivals: int = 0
-    not_serviceable: int = 0
+    not_serviceable: int = 0  # turned away at store selection (no store reaches them now)
+    refused_at_checkout: int = 0  # the store's reach shrank between selection and checkout
     orders_confirmed: int = 0
     orders_delivered: int = 0
     orders_cancelled: int = 0
@@ -91,6 +92,14 @@ class DesReport:
     staffing_plan: list[dict[str, float]] = field(default_factory=list)
     counters: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def refused_share(self) -> float | None:
+        """The share of demand serviceability turned away (at selection or checkout): the
+        price of the promise, reported beside the share delivered within it."""
+        if not self.arrivals:
+            return None
+        return round((self.not_serviceable + self.refused_at_checkout) / self.arrivals, 4)
+
     def figures(self) -> dict[str, Any]:
         """What must be identical between two runs of one seed (no wall time)."""
         d = asdict(self)
@@ -99,7 +108,7 @@ class DesReport:
         return d
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "refused_share": self.refused_share}
 
     def write_json(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True))
@@ -145,10 +154,13 @@ class DesReport:
         main.add_column("figure")
         main.add_column("value", justify="right")
         rows = [
-            ("orders arriving / not serviceable", f"{self.arrivals} / {self.not_serviceable}"),
+            ("orders arriving", str(self.arrivals)),
+            (f"refused: beyond a {self.promise_min:g}-min reach (selection / checkout)",
+             f"{self.not_serviceable} / {self.refused_at_checkout} "
+             f"({pct(self.refused_share)} of demand)"),
             ("orders confirmed / delivered", f"{self.orders_confirmed} / {self.orders_delivered}"),
             ("cancelled / open at end", f"{self.orders_cancelled} / {self.orders_open_at_end}"),
-            ("delivered within 10 min", pct(self.within_10_min)),
+            ("served orders delivered within 10 min", pct(self.within_10_min)),
             ("delivered within 15 min", pct(self.within_15_min)),
             ("order to door p50 / p90", f"{mins(self.order_to_door_p50_s)} / "
              f"{mins(self.order_to_door_p90_s)}"),

@@ -248,6 +248,7 @@ def _report(
         events=world.events,
         arrivals=world.stats["arrivals"],
         not_serviceable=world.stats["not_serviceable"],
+        refused_at_checkout=world.stats["checkout_refused:not_serviceable"],
         orders_confirmed=world.stats["orders_confirmed"],
         orders_cancelled=checked.orders_cancelled,
         orders_open_at_end=checked.orders_in_flight,

@@ -32,6 +32,9 @@ class DispatchPolicy:
     preassign: bool = True  # orders still being picked get a rider, timed to the bag
     batching: bool = True  # up to three drops per trip
     busy_candidates: bool = True  # DELIVERING riders free within 3 min are candidates
+    # a batch is made only if every drop keeps the door time the store promises
+    # (QC_SERVICEABILITY_PROMISE_S, never beyond the SLA): batching never breaks the promise
+    promise_s: float = 15 * 60.0
 
     @classmethod
     def of(cls, settings: Settings) -> DispatchPolicy:
@@ -39,6 +42,7 @@ class DispatchPolicy:
             preassign=settings.dispatch_preassign,
             batching=settings.dispatch_batching,
             busy_candidates=settings.dispatch_busy_candidates,
+            promise_s=float(min(settings.sla_s, settings.serviceability_promise_s)),
         )
 
 
@@ -126,7 +130,10 @@ async def dispatch_store(
     batches = [
         b
         for b in planning.plan_batches(
-            list(pending.values()), now_s + min(approach.values()), max_batch=max_batch
+            list(pending.values()),
+            now_s + min(approach.values()),
+            max_batch=max_batch,
+            sla_s=policy.promise_s,
         )
         # pre-assignment: offered once the bag is due within a typical ride here + the lead
         if b.depart_at_s - now_s <= typical + PREASSIGN_LEAD_S
@@ -166,7 +173,9 @@ async def dispatch_store(
             taken.add(best.rider_id)
     offered: list[Trip] = []
     for leader, rider_id in pairs:
-        batch = _fit(batch_of[leader], pending, now_s + approach[rider_id], max_batch)
+        batch = _fit(
+            batch_of[leader], pending, now_s + approach[rider_id], max_batch, policy.promise_s
+        )
         offered.append(
             await _offer(
                 session,
@@ -185,6 +194,7 @@ def _fit(
     pending: dict[str, planning.WaitingOrder],
     arrive_s: float,
     max_batch: int,
+    sla_s: float,
 ) -> planning.PlannedBatch:
     """The batch as this rider can ride it: planned from their arrival at the store; a
     batch that no longer meets the SLA is planned again from there, and the rider takes
@@ -192,7 +202,7 @@ def _fit(
     orders = [pending[o] for o in batch.order_ids]
     if batch.depart_at_s >= arrive_s:
         return batch
-    return planning.plan_batches(orders, arrive_s, max_batch=max_batch)[0]
+    return planning.plan_batches(orders, arrive_s, max_batch=max_batch, sla_s=sla_s)[0]
 
 
 async def _offer(
