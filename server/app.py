@@ -53,6 +53,7 @@ from server.orders.routes import router as orders_router
 from server.orders.tracking import router as tracking_router
 from server.payments.routes import router as payments_router
 from server.payments.service import payment_gateway
+from server.picking.routes import customer_router as substitution_router
 from server.picking.routes import router as picking_router
 from server.picking.routes import ws_router as picker_ws_router
 from server.stores.routes import router as stores_router
@@ -239,6 +240,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         app.include_router(payments_router)
         app.include_router(tracking_router)
         app.include_router(picking_router)
+        app.include_router(substitution_router)
         app.include_router(delivery_router)
         app.include_router(rider_ws_router)
         app.include_router(picker_ws_router)

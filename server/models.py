@@ -26,7 +26,7 @@ from server.inventory.models import (
 from server.ops.models import AuditLogEntry, OpsAlert
 from server.orders.models import Cart, Order, OrderEvent, OrderItem
 from server.payments.models import Payment, Refund
-from server.picking.models import PickScan, PickTask
+from server.picking.models import PickScan, PickTask, SubstitutionOffer
 from server.stores.models import City, DarkStore, StoreBin
 
 metadata = SQLModel.metadata
@@ -67,6 +67,7 @@ __all__ = [
     "StoreBin",
     "StoreInventory",
     "StorePrice",
+    "SubstitutionOffer",
     "Trip",
     "TripStop",
     "User",

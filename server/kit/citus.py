@@ -59,6 +59,7 @@ STORE_TABLES: tuple[str, ...] = (
     "refunds",
     "pick_tasks",
     "pick_scans",
+    "substitution_offers",
     "trips",
     "trip_stops",
     "flash_sale_stores",

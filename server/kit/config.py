@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     cart_max_units_per_sku: int = Field(default=10, ge=1)
     cart_max_holding: int = Field(default=3, ge=1)
     payment_window_s: int = 300
+    # store policy "ask": the customer's time to answer a substitution offer (server clock),
+    # then the store's fallback applies
+    substitution_answer_s: int = Field(default=120, ge=10)
     sla_s: int = 15 * 60
     # payments: the simulated provider (a real one plugs in behind the same interface)
     payment_latency_s: float = 0.02

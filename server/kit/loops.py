@@ -26,6 +26,7 @@ from server.kit.resources import Resources
 from server.ops.worker import evaluate_all
 from server.orders.flows import settle_unpaid
 from server.payments.refunds import pay_refunds
+from server.picking.consent import expire_offers
 from server.stores.models import DarkStore
 
 STORE_LIST_S = 10.0  # the sharded loops re-read the list of stores this often
@@ -81,6 +82,14 @@ def background_loops(resources: Resources) -> list[LeasedLoop | ShardedLoop]:
             lambda store_id: sweep_store(sessions, redis, clock, store_id),
         ),
         ShardedLoop(redis, "dispatcher", settings.dispatch_interval_s, stores, dispatch),
+        # substitution offers nobody answered in time get the store's fallback
+        ShardedLoop(
+            redis,
+            "substitution-answers",
+            settings.sweep_interval_s,
+            stores,
+            lambda store_id: expire_offers(sessions, redis, clock, store_id),
+        ),
         LeasedLoop(redis, "lost-riders", settings.dispatch_interval_s, lost_riders),
         LeasedLoop(
             redis,

@@ -25,8 +25,14 @@ from server.inventory import service as inventory
 from server.kit.errors import Conflict, NotFound
 from server.orders.models import Order, OrderDirectory, OrderEvent, OrderItem
 from server.payments.models import Payment, Refund
+from server.picking.models import SubstitutionOffer
 from shared.enums import ItemStatus, Movement, OrderStatus, Role
-from shared.schemas.orders import OrderItemPublic, OrderPublic, RefundPublic
+from shared.schemas.orders import (
+    OrderItemPublic,
+    OrderPublic,
+    RefundPublic,
+    SubstitutionOfferPublic,
+)
 from shared.states import CUSTOMER_CANCELLABLE, TIMESTAMP_COLUMN, can_transition
 
 
@@ -180,6 +186,16 @@ async def public(session: AsyncSession, order: Order, *, show_otp: bool = False)
             .order_by(col(Refund.created_at))
         )
     ).all()
+    offers = (
+        await session.exec(
+            select(SubstitutionOffer)
+            .where(
+                SubstitutionOffer.store_id == order.store_id,
+                SubstitutionOffer.order_id == order.order_id,
+            )
+            .order_by(col(SubstitutionOffer.sku_id))
+        )
+    ).all()
     times = {
         s.value: getattr(order, col_name)
         for s, col_name in TIMESTAMP_COLUMN.items()
@@ -204,6 +220,7 @@ async def public(session: AsyncSession, order: Order, *, show_otp: bool = False)
         rider_id=order.rider_id,
         delivery_otp=order.delivery_otp if show_otp else None,
         refunds=[RefundPublic.model_validate(r) for r in refunds],
+        substitutions=[SubstitutionOfferPublic.model_validate(o) for o in offers],
     )
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from sqlalchemy import Index
-from sqlmodel import Field, SQLModel
+from sqlalchemy import Index, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Column, Field, SQLModel
 
 from server.kit.columns import Timestamp, tz_field
 
@@ -44,3 +46,34 @@ class PickScan(SQLModel, table=True):
     code: str = Field(max_length=120)
     accepted: bool
     at: Timestamp = tz_field(server_now=True)
+
+
+class SubstitutionOffer(SQLModel, table=True):
+    """A short line offered to the customer (store policy ``ask``): ``PENDING`` until they
+    answer or ``expires_at`` passes, then ``SUBSTITUTED`` (with ``chosen_sku``) or
+    ``REFUNDED`` once, by whichever of the answer and the timeout updates it first."""
+
+    __tablename__ = "substitution_offers"
+    __table_args__ = (
+        Index(
+            "ix_substitution_offers_due",
+            "store_id",
+            "expires_at",
+            postgresql_where=text("status = 'PENDING'"),
+        ),
+    )
+
+    store_id: str = Field(primary_key=True, max_length=20)
+    order_id: uuid.UUID = Field(primary_key=True)
+    sku_id: str = Field(primary_key=True, max_length=50)  # the short line
+    quantity: int = Field(ge=1)  # units short, the substitute's quantity
+    proposed_sku: str = Field(max_length=50)
+    # the offered products, the proposed one first: [{sku_id, name, pack_size, price_paise}]
+    candidates: list[dict[str, Any]] = Field(sa_column=Column(JSONB, nullable=False))
+    status: str = Field(default="PENDING", max_length=20)  # PENDING, SUBSTITUTED, REFUNDED
+    chosen_sku: str | None = Field(default=None, max_length=50)
+    decided_by: str | None = Field(default=None, max_length=20)  # customer, timeout
+    picker_id: uuid.UUID | None = None
+    created_at: Timestamp = tz_field()
+    expires_at: Timestamp = tz_field()
+    resolved_at: Timestamp = tz_field()

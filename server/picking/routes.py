@@ -12,13 +12,22 @@ from fastapi import APIRouter, Path, WebSocket, WebSocketDisconnect
 from server.identity.models import User
 from server.kit import sockets
 from server.kit.db import transaction
-from server.kit.deps import ClockDep, PickerUser, RedisDep, SessionDep, SettingsDep
+from server.kit.deps import (
+    ClockDep,
+    CustomerUser,
+    PickerUser,
+    RedisDep,
+    SessionDep,
+    SettingsDep,
+)
 from server.kit.errors import Forbidden, NotFound
 from server.kit.keys import picking_channel
 from server.kit.openapi import problem_responses
 from server.kit.resources import resources_of
-from server.picking import service, shorts
+from server.orders import service as orders
+from server.picking import consent, service, shorts
 from shared.enums import Role
+from shared.schemas.orders import OrderPublic, SubstitutionAnswer
 from shared.schemas.picking import (
     PackRequest,
     PackResult,
@@ -33,6 +42,8 @@ from shared.schemas.picking import (
 
 router = APIRouter(prefix="/v1/picking", tags=["picking", "staff"])
 ws_router = APIRouter(tags=["picking"])
+# the customer's side of substitution (store policy "ask")
+customer_router = APIRouter(prefix="/v1", tags=["orders"])
 StoreId = Annotated[str, Path(min_length=1, max_length=20, pattern=r"^[A-Z0-9-]+$")]
 
 
@@ -120,10 +131,11 @@ async def short(
     session: SessionDep,
     redis: RedisDep,
     clock: ClockDep,
+    settings: SettingsDep,
     picker: PickerUser,
 ) -> ShortPickResult:
     task = await service.get_task(session, order_id=order_id, picker=picker, for_update=True)
-    short_qty, policy, offers = await shorts.short_pick(
+    outcome = await shorts.short_pick(
         session,
         redis,
         task=task,
@@ -132,9 +144,14 @@ async def short(
         found_qty=body.found_qty,
         reason=body.reason,
         now=clock.now(),
+        answer_s=settings.substitution_answer_s,
     )
     return ShortPickResult(
-        sku_id=body.sku_id, short_qty=short_qty, policy=policy, substitutes=offers
+        sku_id=body.sku_id,
+        short_qty=outcome.short_qty,
+        policy=outcome.policy,
+        substitutes=outcome.offers,
+        awaiting_customer_until=outcome.awaiting_until,
     )
 
 
@@ -164,6 +181,27 @@ async def substitute(
         now=clock.now(),
     )
     return await service.pick_list(session, task=task, walk_order=settings.pick_walk_order)
+
+
+@customer_router.post(
+    "/orders/{order_id}/substitutions/{sku_id}",
+    summary="Answer a substitution offer: accept, choose another, or refuse (refunded)",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def answer_substitution(
+    order_id: uuid.UUID,
+    sku_id: Annotated[str, Path(min_length=1, max_length=50)],
+    body: SubstitutionAnswer,
+    session: SessionDep,
+    redis: RedisDep,
+    clock: ClockDep,
+    customer: CustomerUser,
+) -> OrderPublic:
+    order = await orders.get_order(session, order_id=order_id, viewer=customer)
+    await consent.answer(
+        session, redis, order=order, customer=customer, sku_id=sku_id, body=body, now=clock.now()
+    )
+    return await orders.public(session, order, show_otp=True)
 
 
 @router.post(

@@ -206,6 +206,7 @@ class TaskLine:
             self.substitute_sku,
             self.category_id,
             self.price_paise,
+            self.awaiting_until,  # a substitution offer waits on the customer until then
         ) = row
 
     # the walk module's PickLineLike view of a line
@@ -228,10 +229,12 @@ async def task_lines(
         SELECT i.sku_id, p.name, p.pack_size, p.barcode, i.quantity, i.ordered_qty,
                i.picked_qty, i.status,
                inv.bin_code, b.aisle, b.walk_seq, i.substitute_sku, p.category_id,
-               i.unit_price_paise
+               i.unit_price_paise, o.expires_at
         FROM order_items i JOIN products p ON p.sku_id = i.sku_id
         LEFT JOIN store_inventory inv ON inv.store_id = i.store_id AND inv.sku_id = i.sku_id
         LEFT JOIN store_bins b ON b.store_id = inv.store_id AND b.bin_code = inv.bin_code
+        LEFT JOIN substitution_offers o ON o.store_id = i.store_id AND o.order_id = i.order_id
+             AND o.sku_id = i.sku_id AND o.status = 'PENDING'
         WHERE i.store_id = :store AND i.order_id = :order"""),
         {"store": store_id, "order": order_id},
     )
@@ -265,6 +268,7 @@ async def pick_list(session: AsyncSession, *, task: PickTask, walk_order: bool =
                 aisle=ln.aisle,
                 walk_seq=ln.walk_seq,
                 substitute_sku=ln.substitute_sku,
+                awaiting_customer_until=ln.awaiting_until,
             )
             for ln in lines
         ],
@@ -326,6 +330,13 @@ async def pack(
         return task  # a retried pack (the answer was lost) gets the same bag label
     require_picking(task, picker)
     lines = await task_lines(session, task.store_id, task.order_id)
+    waiting = [ln.sku_id for ln in lines if ln.awaiting_until is not None]
+    if waiting:
+        raise Conflict(
+            "the customer has not answered about: " + ", ".join(waiting),
+            code="awaiting_customer",
+            lines=waiting,
+        )
     missing = [ln.sku_id for ln in lines if ln.picked_qty < ln.quantity]
     if missing:
         raise Conflict(

@@ -3,24 +3,35 @@ the rest is refunded, or replaced under the store's substitution policy."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import uuid
+from datetime import datetime, timedelta
+from typing import NamedTuple
 
 import redis.asyncio as aioredis
 from sqlalchemy import text
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from server.events.service import emit
 from server.identity.models import User
 from server.inventory import service as inventory
 from server.kit.errors import Conflict, NotFound, Unprocessable
 from server.orders import service as orders
 from server.orders.models import Order, OrderItem
 from server.payments.models import Refund
-from server.picking.models import PickTask
+from server.picking.models import PickTask, SubstitutionOffer
 from server.picking.service import TaskLine, require_picking, task_lines
 from server.stores.models import DarkStore
 from shared.enums import ItemStatus, Movement, OrderStatus
+from shared.schemas.orders import SubstitutionOfferPublic
 from shared.schemas.picking import SubstituteOption
+
+
+class ShortOutcome(NamedTuple):
+    short_qty: int  # units of the line short in all
+    policy: str
+    offers: list[SubstituteOption]
+    awaiting_until: datetime | None  # policy ask: the customer answers by then
 
 
 async def substitutes(
@@ -75,10 +86,12 @@ async def short_pick(
     found_qty: int,
     reason: str,
     now: datetime,
-) -> tuple[int, str, list[SubstituteOption]]:
+    answer_s: int,
+) -> ShortOutcome:
     """The shelf had fewer units than the books: record the discrepancy in the ledger
     (the missing units leave the books), refund them, and offer substitutes under the
-    store policy. Answers (units of the line short in all, policy, offers).
+    store policy: to the picker, or (``ask``) to the customer, who has ``answer_s`` to
+    choose (``consent.py``).
 
     ``found_qty`` names the line's new quantity, not a change: a line already at
     ``found_qty`` and below its ordered quantity is a retry whose answer was lost, so it
@@ -95,6 +108,8 @@ async def short_pick(
                 f"found_qty must be from {line.picked_qty} to {line.quantity - 1}",
                 code="invalid_quantity",
             )
+        if line.awaiting_until is not None:
+            raise Conflict("this line waits on the customer's answer", code="awaiting_customer")
         await _record_short(
             session,
             redis,
@@ -114,7 +129,88 @@ async def short_pick(
             session, redis, store_id=task.store_id, sku_id=sku_id, exclude=frozenset(lines)
         )
     )
-    return line.ordered_qty - found_qty, policy, offers
+    short_qty = line.ordered_qty - found_qty
+    if policy == "ask":
+        # the customer chooses: on the line's first short, the products in stock for every
+        # unit short are offered to them (applied: the offer of that short, if any)
+        made = await _offer_to_customer(
+            session,
+            task=task,
+            picker=picker,
+            line=line,
+            quantity=short_qty,
+            options=[o for o in offers if o.available_qty >= short_qty],
+            first_short=line.quantity == line.ordered_qty,
+            now=now,
+            answer_s=answer_s,
+        )
+        return ShortOutcome(short_qty, policy, offers, made.expires_at if made else None)
+    return ShortOutcome(short_qty, policy, offers, None)
+
+
+async def _offer_to_customer(
+    session: AsyncSession,
+    *,
+    task: PickTask,
+    picker: User,
+    line: TaskLine,
+    quantity: int,
+    options: list[SubstituteOption],
+    first_short: bool,
+    now: datetime,
+    answer_s: int,
+) -> SubstitutionOffer | None:
+    """Policy ``ask``: the line's offer, made on its first short (at most one per line).
+    The short's refund is HELD, never paid out, until the answer (or the timeout) says
+    how much of it a substitute takes (``consent.py``). The customer's tracking socket
+    gets the offer (``order.substitution_offered``). No candidate in stock: no offer, and
+    the refund is paid as for any short."""
+    key = (task.store_id, task.order_id, line.sku_id)
+    made = await session.get(SubstitutionOffer, key)
+    if made is not None or not first_short or not options:
+        return made if made is not None and made.status == "PENDING" else None
+    made = SubstitutionOffer(
+        store_id=task.store_id,
+        order_id=task.order_id,
+        sku_id=line.sku_id,
+        quantity=quantity,
+        proposed_sku=options[0].sku_id,
+        candidates=[
+            {
+                "sku_id": o.sku_id,
+                "name": o.name,
+                "pack_size": o.pack_size,
+                "price_paise": min(o.price_paise, line.price_paise),
+            }
+            for o in options
+        ],
+        picker_id=picker.id,
+        created_at=now,
+        expires_at=now + timedelta(seconds=answer_s),
+    )
+    session.add(made)
+    await session.flush()
+    await session.execute(
+        text(
+            "UPDATE refunds SET status = 'HELD' WHERE store_id = :s AND order_id = :o "
+            "AND sku_id = :k AND status = 'PENDING'"
+        ),
+        {"s": task.store_id, "o": task.order_id, "k": line.sku_id},
+    )
+    await emit(
+        session,
+        topic="order.substitution_offered",
+        store_id=task.store_id,
+        aggregate_id=str(task.order_id),
+        now=now,
+        payload={
+            "order_id": str(task.order_id),
+            "store_id": task.store_id,
+            "name": line.name,
+            **SubstitutionOfferPublic.model_validate(made).model_dump(mode="json"),
+        },
+    )
+    return made
 
 
 async def _record_short(
@@ -226,9 +322,38 @@ async def substitute(
     store = await session.get(DarkStore, task.store_id)
     if store is None or store.substitution_policy == "never":
         raise Conflict("this store does not substitute", code="substitution_not_allowed")
+    if store.substitution_policy == "ask":
+        raise Conflict("the customer chooses the substitute", code="customer_decides")
     short_units = original.ordered_qty - original.quantity
     if quantity > short_units:
         raise Unprocessable(f"at most {short_units} units are short", code="invalid_quantity")
+    await place_substitute(
+        session,
+        redis,
+        task=task,
+        original=original,
+        substitute_sku=substitute_sku,
+        quantity=quantity,
+        now=now,
+        actor_id=picker.id,
+    )
+
+
+async def place_substitute(
+    session: AsyncSession,
+    redis: aioredis.Redis,
+    *,
+    task: PickTask,
+    original: TaskLine,
+    substitute_sku: str,
+    quantity: int,
+    now: datetime,
+    actor_id: uuid.UUID | None,
+) -> None:
+    """Put ``quantity`` of ``substitute_sku`` in the order in place of the short line:
+    the units are held and committed through the engine (a refusal, 409
+    ``insufficient_stock``, rolls the caller's transaction back), priced at no more than
+    the original, and the line's unpaid refunds shrink by what the substitute costs."""
     holder = f"sub:{task.order_id}:{substitute_sku}"
     await inventory.reserve_lines(
         session,
@@ -239,7 +364,7 @@ async def substitute(
         now=now,
         hold_s=60,
         mode="HARD",
-        actor_id=picker.id,
+        actor_id=actor_id,
     )
     await inventory.settle_hold(
         session,
@@ -248,7 +373,7 @@ async def substitute(
         holder=holder,
         outcome="COMMITTED",
         now=now,
-        actor_id=picker.id,
+        actor_id=actor_id,
     )
     price = (
         await session.execute(
@@ -276,16 +401,18 @@ async def substitute(
             "UPDATE order_items SET substitute_sku = :sub WHERE store_id = :s AND order_id = :o "
             "AND sku_id = :k"
         ),
-        {"sub": substitute_sku, "s": task.store_id, "o": task.order_id, "k": sku_id},
+        {"sub": substitute_sku, "s": task.store_id, "o": task.order_id, "k": original.sku_id},
     )
-    # the line's refunds (one per short report) shrink by what the substitute costs
+    # the line's refunds (one per short report) not yet paid out shrink by what the
+    # substitute costs
     credit = quantity * unit
     refunds = await session.exec(
         select(Refund)
         .where(
             Refund.store_id == task.store_id,
             Refund.order_id == task.order_id,
-            Refund.sku_id == sku_id,
+            Refund.sku_id == original.sku_id,
+            col(Refund.status).in_(("PENDING", "HELD")),
         )
         .order_by(col(Refund.created_at))
     )

@@ -27,6 +27,11 @@ class DarkStoreBase(SQLModel):
     is_operational: bool = True
     # "substitute" (picker may substitute), "ask" (customer decides), "never"
     substitution_policy: str = Field(default="substitute", max_length=20)
+    # under "ask", what happens when the customer does not answer in time: "substitute"
+    # (the proposed product) or "refund" (the line is dropped)
+    substitution_fallback: str = Field(
+        default="substitute", max_length=20, sa_column_kwargs={"server_default": "substitute"}
+    )
 
 
 class DarkStore(DarkStoreBase, table=True):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
@@ -94,9 +95,44 @@ class RefundPublic(BaseModel):
     sku_id: str | None = Field(default=None, description="set when one line was refunded")
     amount_paise: int
     reason: str
-    status: str = Field(description="PENDING (being paid out), SUCCEEDED or FAILED")
+    status: str = Field(
+        description="HELD (the line waits on a substitution answer), PENDING (being paid "
+        "out), SUCCEEDED, FAILED, or VOID (the order was cancelled and refunded whole)"
+    )
     created_at: datetime | None = None
     updated_at: datetime | None = None
+
+
+class SubstituteCandidate(BaseModel):
+    sku_id: str
+    name: str
+    pack_size: str
+    price_paise: int = Field(description="what the customer pays a unit: never above the line's")
+
+
+class SubstitutionOfferPublic(BaseModel):
+    """A short line the customer is asked about (store policy ``ask``)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    sku_id: str = Field(description="the line that is short")
+    quantity: int = Field(description="units short: the substitute's quantity")
+    proposed_sku: str
+    candidates: list[SubstituteCandidate] = Field(description="what may be chosen, proposed first")
+    status: str = Field(description="PENDING (waiting on the answer), SUBSTITUTED or REFUNDED")
+    chosen_sku: str | None = None
+    decided_by: str | None = Field(default=None, description="customer, or timeout")
+    expires_at: datetime | None = Field(
+        default=None, description="after it the store's fallback rule decides"
+    )
+
+
+class SubstitutionAnswer(BaseModel):
+    answer: Literal["accept", "refuse", "choose"] = Field(
+        description="accept the proposed product, refuse any (the line is refunded), or "
+        "choose another of the candidates (``substitute_sku``)"
+    )
+    substitute_sku: str | None = Field(default=None, min_length=1, max_length=50)
 
 
 class OrderPublic(BaseModel):
@@ -118,6 +154,7 @@ class OrderPublic(BaseModel):
     rider_id: uuid.UUID | None = None
     delivery_otp: str | None = Field(default=None, description="shown to the customer only")
     refunds: list[RefundPublic] = Field(default_factory=list)
+    substitutions: list[SubstitutionOfferPublic] = Field(default_factory=list)
 
 
 class CancelRequest(BaseModel):

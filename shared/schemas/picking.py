@@ -33,6 +33,11 @@ class PickLinePublic(BaseModel):
     aisle: str | None
     walk_seq: int | None
     substitute_sku: str | None = None
+    awaiting_customer_until: datetime | None = Field(
+        default=None,
+        description="a substitute was offered to the customer: the line waits on their "
+        "answer until then (the rest of the pick goes on)",
+    )
 
 
 class PickList(BaseModel):
@@ -83,6 +88,11 @@ class ShortPickResult(BaseModel):
     short_qty: int = Field(description="units of the line short in all: ordered - found")
     policy: str
     substitutes: list[SubstituteOption]
+    awaiting_customer_until: datetime | None = Field(
+        default=None,
+        description="policy ask: the substitutes were offered to the customer, who answers "
+        "by then (else the store's fallback applies); the answer is pushed on /ws/picker",
+    )
 
 
 class SubstituteRequest(BaseModel):
