@@ -27,10 +27,12 @@ from shared.enums import Role
 from shared.schemas.ops import (
     AlertPublic,
     AuditEntry,
+    MoveRider,
     OpsCancelOrder,
     OpsSnapshot,
     PauseStore,
     ReassignOrder,
+    RiderMoved,
     ServerClockPublic,
     StageBreakdown,
     StoreOps,
@@ -193,6 +195,38 @@ async def reassign(
         now=clock.now(),
     )
     return await orders.public(session, order)
+
+
+@router.post(
+    "/riders/{rider_id}/move",
+    summary="Send a rider to work for another store of the city",
+    description="409 `rider_busy`: the rider is on a trip or has one waiting (move them once "
+    "it is done); 409 `rider_already_there`.",
+    responses=ERRORS,
+)
+async def move_rider(
+    rider_id: uuid.UUID,
+    body: MoveRider,
+    session: SessionDep,
+    redis: RedisDep,
+    clock: ClockDep,
+    manager: ManagerUser,
+) -> RiderMoved:
+    rider, before = await service.move_rider(
+        session,
+        redis,
+        rider_id=rider_id,
+        store_id=body.store_id,
+        manager=manager,
+        reason=body.reason,
+        now=clock.now(),
+    )
+    return RiderMoved(
+        rider_id=rider.rider_id,
+        from_store_id=before,
+        store_id=body.store_id,
+        status=str(rider.status),
+    )
 
 
 @router.post(

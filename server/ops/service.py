@@ -23,6 +23,7 @@ from server.orders.models import Order
 from server.stores.models import DarkStore
 from server.stores.selection import invalidate_selection
 from server.stores.service import get_store_for_manager
+from shared.enums import RiderStatus
 from shared.states import TERMINAL
 
 
@@ -218,3 +219,57 @@ async def cancel_order(
         details={"status_was": status},
     )
     return order
+
+
+async def move_rider(
+    session: AsyncSession,
+    redis: aioredis.Redis,
+    *,
+    rider_id: uuid.UUID,
+    store_id: str,
+    manager: User,
+    reason: str,
+    now: datetime,
+) -> tuple[Rider, str | None]:
+    """The rider works for ``store_id`` from now on (their home store: store selection
+    counts them there); (the rider, the store they left). A rider on a trip, or with a
+    next trip waiting, finishes it first: 409 ``rider_busy``."""
+    store = await get_store_for_manager(session, store_id=store_id, manager=manager)
+    rider = await session.get(Rider, rider_id, with_for_update=True)
+    if rider is None:
+        raise NotFound("no such rider", code="rider_not_found")
+    require_city(manager, rider.city_id)
+    before = rider.home_store_id
+    if before == store.store_id:
+        raise Conflict(f"the rider already works for {store_id}", code="rider_already_there")
+    if rider.next_trip_id is not None or rider.status not in (
+        RiderStatus.IDLE,
+        RiderStatus.OFFLINE,
+    ):
+        raise Conflict(
+            f"the rider is {rider.status.lower()} on a trip: move them once it is done",
+            code="rider_busy",
+            rider_status=str(rider.status),
+        )
+    rider.home_store_id = store.store_id
+    session.add(rider)
+    details = {"from_store": before, "to_store": store.store_id}
+    await record_action(
+        session,
+        actor_id=manager.id,
+        city_id=rider.city_id,
+        action="rider.move",
+        target=str(rider_id),
+        now=now,
+        reason=reason,
+        details=details,
+    )
+    await emit(
+        session,
+        topic="rider.move",
+        store_id=store.store_id,
+        now=now,
+        payload={"rider_id": str(rider_id), "reason": reason, **details},
+    )
+    _refresh_selection_after_commit(session, redis)  # idle riders count per home store
+    return rider, before

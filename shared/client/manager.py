@@ -11,10 +11,12 @@ from shared.schemas.identity import UserPublic
 from shared.schemas.ops import (
     AlertPublic,
     AuditEntry,
+    MoveRider,
     OpsCancelOrder,
     OpsSnapshot,
     PauseStore,
     ReassignOrder,
+    RiderMoved,
     StageBreakdown,
     StoreOps,
     StoreRadius,
@@ -52,6 +54,12 @@ class ManagerClient(ApiClient):
         body = ReassignOrder(rider_id=uuid.UUID(str(rider_id)), reason=reason)
         path = f"/v1/ops/orders/{order_id}/reassign"
         return await self._send("POST", path, OrderPublic, body)
+
+    async def move_rider(
+        self, rider_id: uuid.UUID | str, *, store_id: str, reason: str
+    ) -> RiderMoved:
+        body = MoveRider(store_id=store_id, reason=reason)
+        return await self._send("POST", f"/v1/ops/riders/{rider_id}/move", RiderMoved, body)
 
     async def ops_cancel_order(self, order_id: uuid.UUID | str, *, reason: str) -> OrderPublic:
         body = OpsCancelOrder(reason=reason)

@@ -146,6 +146,20 @@ class ReassignOrder(BaseModel):
     reason: str = Field(min_length=1, max_length=200)
 
 
+class MoveRider(BaseModel):
+    """Send a rider to work for another store of the city."""
+
+    store_id: str = Field(min_length=1, max_length=20, pattern=r"^[A-Z0-9-]+$")
+    reason: str = Field(min_length=1, max_length=200)
+
+
+class RiderMoved(BaseModel):
+    rider_id: uuid.UUID
+    from_store_id: str | None
+    store_id: str
+    status: str
+
+
 class OpsCancelOrder(BaseModel):
     reason: str = Field(min_length=1, max_length=200)
 

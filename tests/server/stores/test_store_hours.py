@@ -62,10 +62,12 @@ async def test_looking_for_a_store_at_a_closed_hour_says_when_it_opens(city, cli
 async def test_checking_out_at_a_closed_store_says_it_is_closed(city, client, clock) -> None:
     customer = await login(client, "customer.001", DEMO_SECRETS[Role.CUSTOMER])
     with psycopg.connect(city.database_url) as conn:
-        (sku,) = conn.execute(
+        row = conn.execute(
             "SELECT sku_id FROM store_inventory WHERE store_id = 'BLR-KOR' "
             "AND available_qty >= 5 ORDER BY sku_id LIMIT 1"
         ).fetchone()
+    assert row is not None
+    sku = row[0]
     cart = (await client.post("/v1/carts", json={"store_id": "BLR-KOR"}, headers=customer)).json()
     line = await client.put(
         f"/v1/carts/{cart['cart_id']}/lines/{sku}", json={"quantity": 1}, headers=customer
