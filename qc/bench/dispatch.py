@@ -4,9 +4,13 @@
    riders (the seed's scoring, maximum-weight matching), against the same-run reference of
    one Hungarian solve over the full matrix; the same across 12 stores; batching 500 orders
    of one store. Pure computations (median of runs).
-2. Location ingest: fixes/s through the real path (PostgreSQL rider row and sampled
-   history, Redis GEO and last fix, fan-out to the tracking channel of every order on the
-   rider's trip) with every rider on a trip, so the fan-out is running.
+2. Location ingest: fixes/s through the rider socket's path (the rider row and trip read
+   from PostgreSQL, no write; Redis GEO, last fix and sampled history stream in one
+   script; fan-out with live ETAs to the tracking channel of every order on the rider's
+   trip) with every rider on a trip, so the fan-out is running. Same-run references: the
+   Redis script alone (the ceiling of this design), and one PostgreSQL write per fix (the
+   rider row updated in its own transaction: the floor the old path sat below). Then the
+   history writer: the stream the run left, written to ``rider_locations`` in batches.
 """
 
 from __future__ import annotations
@@ -21,12 +25,14 @@ from datetime import timedelta
 import numpy as np
 import psycopg
 from scipy.optimize import linear_sum_assignment
+from sqlalchemy import text
 
 from qc.bench.harness import Result, conditions, measure, print_table
 from qc.bench.stack import bench_stack, one_row
-from server.delivery import planning
+from server.delivery import locations, planning
 from server.delivery.models import Rider
 from server.delivery.riders import ingest_fixes
+from server.kit import keys
 from server.kit.clock import Clock
 from server.kit.config import Settings
 from server.kit.db import transaction
@@ -177,7 +183,7 @@ async def run(
             at = start + timedelta(seconds=5 * (i // len(ids) + 1))
             spot = destination(KOR, rng.uniform(0, 360), rng.uniform(100, 2000))
             async with transaction(stack.sessions) as session:
-                rider = await session.get(Rider, rider_id, with_for_update=True)
+                rider = await session.get(Rider, rider_id)  # as the rider socket reads it
                 if rider is None:
                     raise LookupError(f"rider {rider_id} left the bench city")
                 await ingest_fixes(
@@ -194,6 +200,52 @@ async def run(
             total=fixes,
             concurrency=concurrency,
         )
+        stream = keys.rider_locations("BLR")
+        sampled = int(await stack.redis.xlen(stream))
+        began = time.perf_counter()
+        written = await locations.write_cities(stack.engine, stack.redis, ["BLR"])
+        writer = Result(
+            f"history writer, {sampled} sampled fixes in batches",
+            written,
+            0,
+            time.perf_counter() - began,
+            0.0,
+            0.0,
+        )
+        later = start + timedelta(hours=1)  # past every fix above: none is a duplicate
+
+        async def script_only(i: int) -> None:
+            at = later + timedelta(seconds=5 * (i // len(ids) + 1))
+            spot = destination(KOR, rng.uniform(0, 360), rng.uniform(100, 2000))
+            fix = GpsFix(lat=spot.lat, lng=spot.lng, at=at, speed_mps=6.0)
+            await locations.record(
+                stack.redis, city_id="BLR", rider_id=ids[i % len(ids)], fixes=[fix]
+            )
+
+        async def row_write(i: int) -> None:
+            spot = destination(KOR, rng.uniform(0, 360), rng.uniform(100, 2000))
+            async with stack.engine.begin() as conn:
+                await conn.execute(
+                    text("UPDATE riders SET lat = :lat, lng = :lng, last_fix_at = now() "
+                         "WHERE rider_id = :r"),
+                    {"lat": spot.lat, "lng": spot.lng, "r": ids[i % len(ids)]},
+                )  # fmt: skip
+
+        references = [
+            await measure(
+                "reference: the fix script alone (Redis only)",
+                script_only,
+                total=fixes,
+                concurrency=concurrency,
+            ),
+            await measure(
+                "reference: one PostgreSQL row write per fix",
+                row_write,
+                total=fixes,
+                concurrency=concurrency,
+            ),
+        ]
+        await stack.redis.delete(stream)
         cond = conditions(
             orders=orders,
             riders=riders,
@@ -203,9 +255,11 @@ async def run(
             services="embedded" if stack.embedded else "external",
         )
     print_table("qc bench dispatch: assignment (latency per run)", pure, DENSE, cond)
-    print_table("qc bench dispatch: location ingest", [ingest], None, cond)
+    print_table("qc bench dispatch: location ingest", [ingest, *references, writer], None, cond)
     return {
         "conditions": cond,
         "assignment": [r.as_dict() for r in pure],
         "ingest": ingest.as_dict(),
+        "ingest_references": [r.as_dict() for r in references],
+        "history_writer": writer.as_dict(),
     }

@@ -89,11 +89,13 @@ async def ratings(
     return out
 
 
-async def batteries(redis: aioredis.Redis, rider_ids: list[uuid.UUID]) -> dict[uuid.UUID, float]:
+async def batteries(
+    redis: aioredis.Redis, rider_ids: list[uuid.UUID], *, city_id: str
+) -> dict[uuid.UUID, float]:
     """The battery each handheld reported with its last fix."""
     pipe = redis.pipeline(transaction=False)
     for rider_id in rider_ids:
-        pipe.hget(keys.rider_fix(str(rider_id)), "battery")
+        pipe.hget(keys.rider_fix(city_id, str(rider_id)), "battery")
     out = {}
     for rider_id, value in zip(rider_ids, await pipe.execute(), strict=True):
         try:
@@ -183,7 +185,7 @@ async def near_store(
         riders={r.rider_id: near[r.rider_id] for r in riders if r.status != RiderStatus.IDLE},
     )
     stars = await ratings(session, rider_ids=ids, now=now)
-    battery = await batteries(redis, ids)
+    battery = await batteries(redis, ids, city_id=store.city_id)
     past = await eta.rider_history(session, store_id=store.store_id, rider_ids=ids, now=now)
     candidates = []
     for r in riders:

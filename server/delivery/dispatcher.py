@@ -4,6 +4,7 @@ rider nearby; offers nobody took and riders who lost signal go back into the poo
 from __future__ import annotations
 
 import statistics
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -11,7 +12,7 @@ import redis.asyncio as aioredis
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.delivery import candidates, planning, trips
+from server.delivery import candidates, locations, planning, trips
 from server.delivery.models import Rider, Trip, TripStop
 from server.events.service import alert_topic, emit
 from server.kit import keys
@@ -259,8 +260,18 @@ async def replace_lost_riders(
         )
     ).all()
     replaced = 0
+    heard: dict[uuid.UUID, datetime] = {}  # the last fixes (Redis), by city
+    for city in {rider.city_id for _, rider in rows}:
+        ids = [r.rider_id for _, r in rows if r.city_id == city]
+        found = await locations.latest(redis, city_id=city, rider_ids=ids)
+        heard |= {rider_id: fix.at for rider_id, fix in found.items()}
     for trip, rider in rows:
-        lost = rider.last_fix_at is None or now - rider.last_fix_at > SIGNAL_LOST
+        # the rows' copy (written with the history, a sample behind) counts too
+        last = max(
+            (t for t in (heard.get(rider.rider_id), rider.last_fix_at) if t is not None),
+            default=None,
+        )
+        lost = last is None or now - last > SIGNAL_LOST
         expires = trips.offer_expires_at(trip)
         unanswered = expires is not None and now > expires
         if not (lost or unanswered):

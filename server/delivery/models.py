@@ -46,6 +46,18 @@ class RiderLocation(SQLModel, table=True):
     accuracy_m: float | None = None
 
 
+class RiderLocationOffset(SQLModel, table=True):
+    """How far PostgreSQL holds a city's stream of sampled fixes (``riderlog:{C}``): the
+    history writer locks this row, writes the entries after it and moves it in the same
+    transaction, so each fix reaches ``rider_locations`` exactly once."""
+
+    __tablename__ = "rider_location_offsets"
+
+    city_id: str = Field(foreign_key="cities.city_id", primary_key=True, max_length=10)
+    applied_id: str = Field(default="0-0", max_length=40)
+    applied_at: Timestamp = tz_field(server_now=True)
+
+
 class RiderShift(SQLModel, table=True):
     __tablename__ = "rider_shifts"
 

@@ -1,8 +1,10 @@
 """Riders: shifts and live positions.
 
-Positions live in Redis (a GEO index per city and the last fix per rider) and a sampled
-history in PostgreSQL; each fix is fanned out to the tracking channels of the rider's
-orders through Redis pub/sub, so any API replica's sockets see it.
+Positions live in Redis (``locations``: a GEO index per city, the last fix per rider, a
+sampled history written to PostgreSQL in batches); a fix writes nothing to PostgreSQL
+unless it crosses a geofence or brings back a rider marked offline. Each fix is fanned
+out to the tracking channels of the rider's orders through Redis pub/sub, so any API
+replica's sockets see it.
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ import redis.asyncio as aioredis
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.delivery import eta, trips
-from server.delivery.models import Rider, RiderShift
+from server.delivery import eta, locations, trips
+from server.delivery.models import Rider, RiderShift, Trip
 from server.identity.models import User
 from server.kit import keys
 from server.kit.errors import Conflict, NotFound, Unprocessable
@@ -25,7 +27,6 @@ from shared.geo import LatLng, haversine_m
 from shared.schemas.delivery import GpsFix
 
 GEOFENCE_M = 50.0
-HISTORY_SAMPLE_S = 15
 MAX_FIX_AGE = timedelta(hours=24)  # what a handheld's offline buffer keeps
 
 
@@ -86,82 +87,58 @@ async def ingest_fixes(
     bad fix in a replayed batch does not hold back the good ones."""
     if not rider.on_duty:
         raise Conflict("start a shift first: positions are tracked on duty only", code="off_duty")
-    accepted = duplicates = 0
-    last_recorded = rider.last_fix_at
-    for fix in sorted(fixes, key=lambda f: (f.at.tzinfo is not None, f.at.timestamp())):
+    usable = []
+    for fix in fixes:
         problem = _unusable(fix, now)
-        if problem is not None:
-            if refused is None:
-                raise problem
+        if problem is None:
+            usable.append(fix)
+        elif refused is None:
+            raise problem
+        else:
             refused.append((fix, problem))
-            continue
-        if rider.last_fix_at is not None and fix.at <= rider.last_fix_at:
-            duplicates += 1
-            continue
-        if last_recorded is None or (fix.at - last_recorded).total_seconds() >= HISTORY_SAMPLE_S:
-            await session.execute(
-                text(
-                    "INSERT INTO rider_locations (rider_id, recorded_at, lat, lng, speed_mps, "
-                    "accuracy_m) VALUES (:r, :at, :lat, :lng, :v, :acc) ON CONFLICT DO NOTHING"
-                ),
-                {
-                    "r": rider.rider_id,
-                    "at": fix.at,
-                    "lat": fix.lat,
-                    "lng": fix.lng,
-                    "v": fix.speed_mps,
-                    "acc": fix.accuracy_m,
-                },
-            )
-            last_recorded = fix.at
-        rider.lat, rider.lng, rider.last_fix_at = fix.lat, fix.lng, fix.at
-        latest = fix
-        accepted += 1
-    if not accepted:
-        return accepted, duplicates
+    if not usable:
+        return 0, 0
+    usable.sort(key=lambda f: f.at)
+    recorded = await locations.record(
+        redis, city_id=rider.city_id, rider_id=rider.rider_id, fixes=usable
+    )
+    if not recorded.accepted:
+        return 0, recorded.duplicates
+    latest = usable[-1]  # accepted: newer than the last fix, so the newest of them
     if rider.status == RiderStatus.OFFLINE:
         rider.status = RiderStatus.IDLE  # the signal is back: offers may come again
-    session.add(rider)
-    pipe = redis.pipeline(transaction=False)
-    pipe.geoadd(keys.rider_geo(rider.city_id), (latest.lng, latest.lat, str(rider.rider_id)))
-    pipe.hset(
-        keys.rider_fix(str(rider.rider_id)),
-        mapping={
-            "lat": latest.lat,
-            "lng": latest.lng,
-            "at": latest.at.isoformat(),
-            "speed": latest.speed_mps if latest.speed_mps is not None else "",
-            **({"battery": latest.battery_pct} if latest.battery_pct is not None else {}),
-        },
-    )
-    await pipe.execute()
-    await _after_move(session, redis, rider=rider, speed=latest.speed_mps, now=now)
-    return accepted, duplicates
+        session.add(rider)
+    await _after_move(session, redis, rider=rider, fix=latest, now=now)
+    return recorded.accepted, recorded.duplicates
+
+
+async def _crossing(session: AsyncSession, rider: Rider, trip: Trip) -> None:
+    """Before a geofence write (rare): lock the rider row as the trip actions do, and
+    read the trip again, so a fix never undoes an action that committed meanwhile."""
+    await session.get(Rider, rider.rider_id, with_for_update=True, populate_existing=True)
+    await session.refresh(trip)
 
 
 async def _after_move(
-    session: AsyncSession,
-    redis: aioredis.Redis,
-    *,
-    rider: Rider,
-    speed: float | None,
-    now: datetime,
+    session: AsyncSession, redis: aioredis.Redis, *, rider: Rider, fix: GpsFix, now: datetime
 ) -> None:
     """Geofences and the customer's live view for every order on the rider's trip."""
     trip = await trips.current_trip(session, rider_id=rider.rider_id)
-    if trip is None or rider.lat is None or rider.lng is None:
+    if trip is None:
         return
-    here = LatLng(rider.lat, rider.lng)
+    here = LatLng(fix.lat, fix.lng)
     store = await session.get(DarkStore, trip.store_id)
     assert store is not None
     if trip.status == "ACCEPTED" and haversine_m(here, LatLng(store.lat, store.lng)) <= GEOFENCE_M:
-        trip.status, trip.updated_at = "AT_STORE", now  # arrived at the store: applied
-        rider.status = RiderStatus.AT_STORE
-        session.add(trip)
-        session.add(rider)
+        await _crossing(session, rider, trip)
+        if trip.status == "ACCEPTED":
+            trip.status, trip.updated_at = "AT_STORE", now  # arrived at the store: applied
+            rider.status = RiderStatus.AT_STORE
+            session.add(trip)
+            session.add(rider)
     pending = trips.open_stops(await trips.trip_stops(session, trip.trip_id))
     etas = await eta.etas(
-        session, trip=trip, store=store, here=here, speed=speed, pending=pending, now=now
+        session, trip=trip, store=store, here=here, speed=fix.speed_mps, pending=pending, now=now
     )
     for (stop, order), elapsed in zip(pending, etas, strict=True):
         drop = LatLng(order.delivery_lat, order.delivery_lng)
@@ -170,8 +147,11 @@ async def _after_move(
             and stop.status == "PENDING"
             and haversine_m(here, drop) <= GEOFENCE_M
         ):
-            stop.status, stop.arrived_at = "ARRIVED", now
-            session.add(stop)
+            await _crossing(session, rider, trip)
+            await session.refresh(stop)
+            if trip.status == "OUT" and stop.status == "PENDING":
+                stop.status, stop.arrived_at = "ARRIVED", now
+                session.add(stop)
         await redis.spublish(  # sharded: only the channel's shard carries it
             keys.order_channel(str(order.order_id)),
             json.dumps(
@@ -180,9 +160,9 @@ async def _after_move(
                     "payload": {
                         "order_id": str(order.order_id),
                         "rider_id": str(rider.rider_id),
-                        "lat": rider.lat,
-                        "lng": rider.lng,
-                        "at": rider.last_fix_at.isoformat() if rider.last_fix_at else None,
+                        "lat": fix.lat,
+                        "lng": fix.lng,
+                        "at": fix.at.isoformat(),
                         "eta_s": round(elapsed),
                         "arrived": stop.status == "ARRIVED",
                     },

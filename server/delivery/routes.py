@@ -11,6 +11,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
 from server.delivery import riders, trips
+from server.delivery.locations import latest as latest_fixes
 from server.delivery.models import Rider, Trip
 from server.identity.models import User
 from server.kit import sockets
@@ -51,18 +52,26 @@ async def _view(session: SessionDep, redis: RedisDep, clock: Clock, trip: Trip) 
     )
 
 
-@router.get("/riders/me", summary="The rider's status and current trip", responses=ERRORS)
-async def me(session: SessionDep, user: RiderUser) -> RiderPublic:
-    rider = await _me(session, user)
-    trip = await trips.current_trip(session, rider_id=rider.rider_id)
+async def _public(redis: RedisDep, rider: Rider, trip_id: uuid.UUID | None) -> RiderPublic:
+    """The rider as they see themselves; the position is the last fix (Redis)."""
+    fix = (await latest_fixes(redis, city_id=rider.city_id, rider_ids=[rider.rider_id])).get(
+        rider.rider_id
+    )
     return RiderPublic(
         rider_id=rider.rider_id,
         status=rider.status,
         on_duty=rider.on_duty,
-        lat=rider.lat,
-        lng=rider.lng,
-        trip_id=trip.trip_id if trip else None,
+        lat=fix.position.lat if fix else None,
+        lng=fix.position.lng if fix else None,
+        trip_id=trip_id,
     )
+
+
+@router.get("/riders/me", summary="The rider's status and current trip", responses=ERRORS)
+async def me(session: SessionDep, redis: RedisDep, user: RiderUser) -> RiderPublic:
+    rider = await _me(session, user)
+    trip = await trips.current_trip(session, rider_id=rider.rider_id)
+    return await _public(redis, rider, trip.trip_id if trip else None)
 
 
 @router.post("/riders/me/shift", summary="Go on or off duty", responses=ERRORS)
@@ -76,13 +85,7 @@ async def shift(
         on_duty=body.on_duty,
         now=clock.now(),
     )
-    return RiderPublic(
-        rider_id=rider.rider_id,
-        status=rider.status,
-        on_duty=rider.on_duty,
-        lat=rider.lat,
-        lng=rider.lng,
-    )
+    return await _public(redis, rider, None)
 
 
 @router.post(
@@ -97,7 +100,7 @@ async def locations(
     accepted, duplicates = await riders.ingest_fixes(
         session,
         redis,
-        rider=await _me(session, user, lock=True),
+        rider=await _me(session, user),  # no lock: the fix script decides duplicates
         fixes=body.fixes,
         now=clock.now(),
         refused=refused,
@@ -280,7 +283,7 @@ async def _take_fix(websocket: WebSocket, user: User, raw: str) -> None:
     try:
         fix = GpsFix.model_validate(json.loads(raw))
         async with transaction(resources.sessions) as session:
-            rider = await riders.get_rider(session, user=user, for_update=True)
+            rider = await riders.get_rider(session, user=user)
             accepted, _ = await riders.ingest_fixes(
                 session, resources.redis, rider=rider, fixes=[fix], now=resources.clock.now()
             )

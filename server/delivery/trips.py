@@ -14,7 +14,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.delivery import eta
+from server.delivery import eta, locations
 from server.delivery.models import Rider, Trip, TripStop
 from server.events.service import alert_topic, emit
 from server.identity.models import User
@@ -25,7 +25,6 @@ from server.orders.models import Order
 from server.picking.models import PickTask
 from server.stores.models import DarkStore
 from shared.enums import AlertKind, OrderStatus, RiderStatus
-from shared.geo import LatLng
 from shared.schemas.delivery import TripPublic, TripStopPublic
 
 OTP_TRIES = 3
@@ -131,20 +130,21 @@ async def trip_view(
     stops = await trip_stops(session, trip.trip_id)
     eta_at: dict[uuid.UUID, datetime] = {}
     rider = await session.get(Rider, trip.rider_id)
-    if (
-        trip.status in ACTIVE_TRIP
-        and rider is not None
-        and rider.lat is not None
-        and rider.lng is not None
-    ):
+    fix = (
+        (await locations.latest(redis, city_id=rider.city_id, rider_ids=[rider.rider_id])).get(
+            rider.rider_id
+        )
+        if rider is not None and trip.status in ACTIVE_TRIP
+        else None
+    )
+    if fix is not None:  # the rider's last fix (Redis), as its fan-out used it
         pending = open_stops(stops)
-        speed = await redis.hget(keys.rider_fix(str(rider.rider_id)), "speed")
         etas = await eta.etas(
             session,
             trip=trip,
             store=store,
-            here=LatLng(rider.lat, rider.lng),
-            speed=float(speed) if speed else None,  # as the last fix's fan-out used it
+            here=fix.position,
+            speed=fix.speed_mps,
             pending=pending,
             now=now,
         )

@@ -30,7 +30,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.events.service import emit
 from server.inventory.errors import StoreNotReady
-from server.kit import keys, uow
+from server.kit import keys, streams, uow
 from shared.enums import Movement, ReservationStatus
 
 log = logging.getLogger(__name__)
@@ -129,16 +129,6 @@ def _time(value: str) -> datetime:
     return datetime.fromtimestamp(float(value), UTC)
 
 
-def _text(value: bytes | str | None) -> str:
-    if value is None:
-        return ""
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _fields(fields: dict[bytes | str, bytes | str] | None) -> dict[str, str]:
-    return {_text(k): _text(v) for k, v in (fields or {}).items()}
-
-
 _STOCK = text("""
     WITH v AS (
       SELECT * FROM unnest(CAST(:skus AS text[]), CAST(:da AS int[]), CAST(:dr AS int[]))
@@ -175,18 +165,7 @@ _ENDED = text("""
     FROM unnest(CAST(:h AS text[]), CAST(:o AS text[]), CAST(:at AS timestamptz[]))
       AS v(h, o, at)
     WHERE r.store_id = :s AND r.order_id = v.h AND r.status IN ('SOFT', 'HARD')""")
-_OFFSET = text("""
-    INSERT INTO inventory_journal_offsets (store_id, applied_id, applied_at)
-    VALUES (:s, '0-0', now())
-    ON CONFLICT (store_id) DO UPDATE SET store_id = EXCLUDED.store_id
-    RETURNING applied_id""")
-_READ_OFFSET = text("SELECT applied_id FROM inventory_journal_offsets WHERE store_id = :s")
-_LOCK_OFFSET = text(
-    "SELECT applied_id FROM inventory_journal_offsets WHERE store_id = :s FOR UPDATE SKIP LOCKED"
-)
-_MOVE_OFFSET = text(
-    "UPDATE inventory_journal_offsets SET applied_id = :id, applied_at = now() WHERE store_id = :s"
-)
+OFFSETS = streams.Offsets("inventory_journal_offsets", "store_id")
 
 
 async def _write(session: AsyncSession, store_id: str, batch: _Batch) -> None:
@@ -283,16 +262,16 @@ async def apply_pending(
             return 0  # already in the books (another writer applied it)
         applied = found
     else:
-        applied = str((await session.execute(_OFFSET, {"s": store_id})).scalar_one())
+        applied = await OFFSETS.lock(session, store_id)
     stream = keys.inventory_journal(store_id)
     total = 0
     while True:
-        raw = await redis.xrange(stream, min=f"({applied}", count=limit)
+        raw = await streams.read_after(redis, stream, applied, limit)
         if not raw:
             break
         batch = _Batch()
         for _, fields in raw:
-            batch.add(_fields(fields))
+            batch.add(fields)
         try:
             async with session.begin_nested():
                 await _write(session, store_id, batch)
@@ -301,47 +280,41 @@ async def apply_pending(
             # AOF rollback). Keep what can be kept, entry by entry, and reload the store.
             await _write_one_by_one(session, store_id, raw)
             await redis.delete(keys.store_ready(store_id))
-        applied = _text(raw[-1][0])
+        applied = raw[-1][0]
         total += len(raw)
         if len(raw) < limit:
             break
     if total:
-        await session.execute(_MOVE_OFFSET, {"s": store_id, "id": applied})
+        await OFFSETS.advance(session, store_id, applied)
         APPLIED.labels(store_id).inc(total)
-
-        async def published() -> None:
-            await _after_commit(redis, store_id, applied)
-
-        uow.after_commit(session, published)
+        # tell the scripts how far the books are (a hint) and trim what they hold
+        streams.trim_after_commit(
+            session, redis, stream, applied, hint=keys.journal_applied(store_id)
+        )
     return total
-
-
-def _after_or_at(applied: str, wanted: str) -> bool:
-    a, b = (tuple(int(x) for x in v.split("-")) for v in (applied, wanted))
-    return a >= b
 
 
 async def _claim(session: AsyncSession, store_id: str, upto: str) -> str | None:
     """The offset row locked by us (its applied id), or None once the books hold ``upto``."""
     deadline = time.monotonic() + CLAIM_WAIT_S
     while True:
-        committed = (await session.execute(_READ_OFFSET, {"s": store_id})).scalar_one_or_none()
+        committed = await OFFSETS.committed(session, store_id)
         if committed is None:
-            return str((await session.execute(_OFFSET, {"s": store_id})).scalar_one())
-        if _after_or_at(str(committed), upto):
+            return await OFFSETS.lock(session, store_id)
+        if streams.after_or_at(committed, upto):
             return None
-        mine = (await session.execute(_LOCK_OFFSET, {"s": store_id})).scalar_one_or_none()
+        mine = await OFFSETS.try_lock(session, store_id)
         if mine is not None:
-            return str(mine)
+            return mine
         if time.monotonic() > deadline:
             raise not_ready(store_id)
         await asyncio.sleep(0.005)  # another transaction is applying: wait for its commit
 
 
-async def _write_one_by_one(session: AsyncSession, store_id: str, raw: list) -> None:
+async def _write_one_by_one(session: AsyncSession, store_id: str, raw: list[streams.Entry]) -> None:
     for entry_id, fields in raw:
         batch = _Batch()
-        batch.add(_fields(fields))
+        batch.add(fields)
         try:
             async with session.begin_nested():
                 await _write(session, store_id, batch)
@@ -349,41 +322,20 @@ async def _write_one_by_one(session: AsyncSession, store_id: str, raw: list) -> 
             DROPPED.labels(store_id).inc()
             log.warning(
                 "journal entry refused by the books",
-                extra={"store_id": store_id, "entry": _text(entry_id)},
+                extra={"store_id": store_id, "entry": entry_id},
             )
-
-
-async def _after_commit(redis: aioredis.Redis, store_id: str, applied: str) -> None:
-    """Tell the scripts how far the books are (a hint) and trim what they hold."""
-    ms, seq = applied.split("-")
-    pipe = redis.pipeline(transaction=False)
-    pipe.set(keys.journal_applied(store_id), applied)
-    pipe.xtrim(keys.inventory_journal(store_id), minid=f"{ms}-{int(seq) + 1}", approximate=False)
-    await pipe.execute()
 
 
 async def drain(db: AsyncEngine, redis: aioredis.Redis, store_id: str) -> int:
     """Apply the whole journal of one store now (tests, the reconciler, shutdown)."""
-    total = 0
-    while True:
-        async with AsyncSession(db, expire_on_commit=False) as session:
-            try:
-                n = await apply_pending(session, redis, store_id)
-            except BaseException:
-                await uow.rollback(session)
-                raise
-            await uow.commit(session)
-        total += n
-        if n < BATCH:
-            return total
+    return await streams.drain(
+        db, lambda session: apply_pending(session, redis, store_id), batch=BATCH
+    )
 
 
 async def write_stores(db: AsyncEngine, redis: aioredis.Redis, store_ids: list[str]) -> int:
     """The writer's run: apply every store whose journal has entries."""
-    pipe = redis.pipeline(transaction=False)
-    for store_id in store_ids:
-        pipe.xlen(keys.inventory_journal(store_id))
-    lengths = await pipe.execute()
+    lengths = await streams.lengths(redis, [keys.inventory_journal(s) for s in store_ids])
     total = 0
     for store_id, length in zip(store_ids, lengths, strict=True):
         if length:

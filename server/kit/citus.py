@@ -77,6 +77,7 @@ DISTRIBUTED: dict[str, Distributed] = {
     "riders": Distributed("rider_id", "riders"),
     "rider_locations": Distributed("rider_id", "riders"),
     "rider_shifts": Distributed("rider_id", "riders"),
+    "rider_location_offsets": Distributed("city_id", "rider_location_offsets"),
     "idempotency_keys": Distributed("user_id", "idempotency_keys"),
     "order_directory": Distributed("order_id", "order_directory"),
 }

@@ -31,8 +31,14 @@ key                                   type    holds
                                               flash offers): replicas drop their in-process
                                               catalogue (``server.catalog.snapshot``)
 ``events:order:<order_id>``           pubsub  an order's state changes and rider fixes
-``riders:geo:<city>``                 geo     live rider positions of a city (GEOADD/GEOSEARCH)
-``rider:<rider_id>:fix``              hash    the rider's last fix (lat, lng, at, speed)
+``riders:geo:{C}``                    geo     live rider positions of city C (GEOADD/GEOSEARCH)
+``rider:{C}:<rider_id>:fix``          hash    the rider's last fix: ``lat``, ``lng``, ``at``
+                                              (RFC 3339), ``us`` (unix microseconds),
+                                              ``speed``, ``battery``, ``acc``; ``rec``: the
+                                              last fix sampled into the history
+``riderlog:{C}``                      stream  fixes sampled for the history, appended by
+                                              ``delivery/fix.lua``, written to
+                                              ``rider_locations`` in batches
 ``events:rider:<rider_id>``           pubsub  offers and trip changes for one rider
 ``events:picking:<store_id>``         pubsub  new pick tasks and claims, for the store's pickers
 ``dispatch:avoid:<order_id>``         set     riders who handed the order back (30 min)
@@ -42,9 +48,15 @@ key                                   type    holds
 ``breaker:{name}:trial``              string  the half-open trial permit (SET NX in Lua)
 ``flash:{F}:<S>:state``               hash    one sale's queue at one store: ``status``
                                               (open/closed), ``reason``, ``units``,
-                                              ``avg_slot_s`` (how long a slot lasts, EWMA);
-                                              its absence means "load from PostgreSQL"
+                                              ``avg_slot_s`` (how long a slot lasts, EWMA),
+                                              ``started`` (0: joins go to the waiting
+                                              room), ``budget``/``budget_at`` (admission
+                                              rate); its absence means "load from
+                                              PostgreSQL"
 ``flash:{F}:<S>:wait``                zset    customer -> join ticket: the waiting line
+``flash:{F}:<S>:early``               zset    the waiting room: customers who joined before
+                                              the start (score 0); ``start`` shuffles it
+                                              into the line once
 ``flash:{F}:<S>:slots``               zset    customer -> slot expiry (unix s): who holds a
                                               checkout slot (and, in PostgreSQL, a token)
 ``flash:{F}:<S>:free``                string  tokens no slot holds yet (the admission gate)
@@ -137,12 +149,17 @@ def breaker_trial(name: str) -> str:
     return f"breaker:{{{name}}}:trial"
 
 
+# A city's rider keys share the hash tag {city}: the fix script touches one cluster slot.
 def rider_geo(city_id: str) -> str:
-    return f"riders:geo:{city_id}"
+    return f"riders:geo:{{{city_id}}}"
 
 
-def rider_fix(rider_id: str) -> str:
-    return f"rider:{rider_id}:fix"
+def rider_fix(city_id: str, rider_id: str) -> str:
+    return f"rider:{{{city_id}}}:{rider_id}:fix"
+
+
+def rider_locations(city_id: str) -> str:
+    return f"riderlog:{{{city_id}}}"
 
 
 def rider_channel(rider_id: str) -> str:
@@ -178,6 +195,10 @@ def flash_state(sale_id: str, store_id: str) -> str:
 
 def flash_wait(sale_id: str, store_id: str) -> str:
     return f"flash:{{{sale_id}}}:{store_id}:wait"
+
+
+def flash_early(sale_id: str, store_id: str) -> str:
+    return f"flash:{{{sale_id}}}:{store_id}:early"
 
 
 def flash_slots(sale_id: str, store_id: str) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from server.delivery import planning
+from server.delivery import locations, planning
 from server.delivery.dispatcher import DispatchPolicy, dispatch_store, replace_lost_riders
 from server.events.relay import relay_once
 from server.flash.tick import tick as flash_tick
@@ -91,6 +91,7 @@ def background_loops(resources: Resources) -> list[LeasedLoop | ShardedLoop]:
             lambda store_id: expire_offers(sessions, redis, clock, store_id),
         ),
         LeasedLoop(redis, "lost-riders", settings.dispatch_interval_s, lost_riders),
+        locations.history_loop(engine, redis),  # sampled fixes to rider_locations
         LeasedLoop(
             redis,
             "outbox-relay",

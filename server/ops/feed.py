@@ -14,10 +14,12 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+import redis.asyncio as aioredis
 from pydantic import BaseModel
 from sqlalchemy import TextClause, text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from server.delivery.locations import latest as latest_fixes
 from server.forecast.history import ist_midnight
 from server.forecast.service import stockout_risk
 from server.kit.cache import TTLCache
@@ -167,6 +169,7 @@ async def build_snapshot(
     flash_queues: Iterable[FlashQueueOps] = (),
     cache: FeedCache | None = None,
     clock_speed: float = 1.0,
+    redis: aioredis.Redis | None = None,
 ) -> OpsSnapshot:
     """Every figure of the city at ``now``; without a ``cache`` all of them are fresh."""
     stores = await _exec(session, _STORES, city=city_id)
@@ -190,9 +193,16 @@ async def build_snapshot(
     idle_at: dict[str, int] = defaultdict(int)
     busy_at: dict[str, int] = defaultdict(int)
     rider_at: dict[uuid.UUID, LatLng] = {}
-    for rider_id, name, status, lat, lng, trip_store, free_since in await _exec(
-        session, _RIDERS, city=city_id
-    ):
+    rows = await _exec(session, _RIDERS, city=city_id)
+    # positions: the last fixes (Redis); without Redis, the rows' copy (a sample behind)
+    fixes = (
+        {}
+        if redis is None
+        else await latest_fixes(redis, city_id=city_id, rider_ids=[r[0] for r in rows])
+    )
+    for rider_id, name, status, lat, lng, trip_store, free_since in rows:
+        if rider_id in fixes:
+            lat, lng = fixes[rider_id].position.lat, fixes[rider_id].position.lng
         here = LatLng(lat, lng) if lat is not None and lng is not None else None
         store = trip_store or (_home_store(here, stores) if here else None)
         idle = status == RiderStatus.IDLE

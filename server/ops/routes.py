@@ -61,6 +61,7 @@ async def city_snapshot(resources: Resources, city_id: str) -> OpsSnapshot:
                 now=now,
                 cache=cache,
                 clock_speed=resources.clock.speed,
+                redis=resources.redis,
                 flash_queues=await flash.queue_figures(
                     session, resources.redis, city_id=city_id, now=now
                 ),
@@ -86,6 +87,7 @@ async def snapshot(
         city_id=city,
         now=now,
         clock_speed=clock.speed,
+        redis=redis,
         flash_queues=await flash.queue_figures(session, redis, city_id=city, now=now),
     )
 

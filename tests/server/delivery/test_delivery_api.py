@@ -10,7 +10,9 @@ import psycopg
 import pytest
 import websockets
 
+from server.delivery import locations
 from server.delivery.worker import dispatch_all
+from server.kit.resources import resources_of
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
 from shared.geo import LatLng, destination
@@ -183,7 +185,7 @@ async def test_three_wrong_otps_lock_the_drop_and_raise_an_alert(city, live_serv
         assert open_alert == [("otp_locked", "critical", STORE)]
 
 
-async def test_offline_fixes_replay_in_order_and_duplicates_are_ignored(city, client) -> None:
+async def test_offline_fixes_replay_in_order_and_duplicates_are_ignored(city, app, client) -> None:
     rider = await login(client, "rider.001", DEMO_SECRETS[Role.RIDER])
     await client.post("/v1/riders/me/shift", json={"on_duty": True}, headers=rider)
     from server.kit.clock import Clock
@@ -198,6 +200,8 @@ async def test_offline_fixes_replay_in_order_and_duplicates_are_ignored(city, cl
     assert again.json() == {"accepted": 0, "duplicates": 4, "refused": []}
     me = (await client.get("/v1/riders/me", headers=rider)).json()
     assert (me["lat"], me["lng"]) == pytest.approx((path[-1].lat, path[-1].lng))
+    # the history reaches PostgreSQL through the writer (a leased loop in a server)
+    await locations.write_cities(resources_of(app).engine, resources_of(app).redis, ["BLR"])
     with psycopg.connect(city.database_url) as conn:
         times = [
             r[0]

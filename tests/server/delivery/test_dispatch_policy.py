@@ -168,7 +168,10 @@ async def test_battery_comes_from_the_handhelds_fixes(stack, client) -> None:
         fix = {"lat": spot.lat, "lng": spot.lng, "at": now.isoformat(), "battery_pct": battery}
         r = await client.post("/v1/riders/me/locations", headers=headers, json={"fixes": [fix]})
         assert r.status_code == 200, r.text
-    assert await candidates.batteries(stack.redis, [low, full]) == {low: 12.0, full: 96.0}
+    assert await candidates.batteries(stack.redis, [low, full], city_id="BLR") == {
+        low: 12.0,
+        full: 96.0,
+    }
     add_order(stack.database_url, drop=destination(KOR, 0, 800), placed=now)
     (trip,) = await dispatch_all(stack.sessions, stack.redis, stack.clock)
     assert trip.rider_id == full
