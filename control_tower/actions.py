@@ -1,5 +1,5 @@
 """The manager's actions (pause a store, change its radius, acknowledge an alert, reassign
-or cancel an order, stop a flash sale): each asks in dialogs, makes one API call, and shows
+or cancel an order, move a rider to another store, stop a flash sale): each asks in dialogs, makes one API call, and shows
 what changed. One runs at a time (an exclusive worker of the app)."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from control_tower.context import TowerContext
 from control_tower.screens.dialogs import (
     CANCEL_REASONS,
     FLASH_STOP_REASONS,
+    MOVE_REASONS,
     PAUSE_REASONS,
     REASSIGN_REASONS,
     RadiusScreen,
@@ -62,6 +63,9 @@ class ManagerActions:
 
     def cancel_order(self, store_id: str) -> None:
         self._run(self._cancel_order(store_id))
+
+    def move_rider(self, store_id: str) -> None:
+        self._run(self._move_rider(store_id))
 
     def stop_flash_sale(self) -> None:
         self._run(self._stop_flash_sale())
@@ -229,6 +233,57 @@ class ManagerActions:
         )
         if cancelled is not None:
             self._done(f"Order {order_id[:ID_CHARS]} cancelled")
+
+    async def _move_rider(self, store_id: str) -> None:
+        view = self.ctx.view
+        riders = []
+        for free in view.movable_riders(store_id):
+            line = Text(no_wrap=True, overflow="ellipsis")
+            line.append(free.name, style="bold")
+            line.append(f" · {free.status.lower()}")
+            if free.idle_s is not None:
+                line.append(f" {format_age(free.idle_s)}")
+            riders.append((str(free.rider_id), line))
+        rider_id = await self.app.push_screen_wait(
+            ChoiceScreen(
+                f"Move which rider of {store_id}?",
+                riders,
+                empty="No free rider at this store (one on a trip moves once it is done)",
+            )
+        )
+        rider = view.riders.get(rider_id) if rider_id else None
+        if rider_id is None or rider is None:
+            return
+        stores = []
+        for store in sorted(view.stores.values(), key=lambda s: -s.risk):
+            if store.store_id == store_id:
+                continue
+            line = Text(no_wrap=True, overflow="ellipsis")
+            line.append(f"{store.store_id} {store.name}", style="bold")
+            line.append(f" · risk {store.risk:.0%} · riders {store.idle_riders} idle")
+            line.append(f" / {store.busy_riders} busy", style="dim")
+            stores.append((store.store_id, line))
+        target = await self.app.push_screen_wait(
+            ChoiceScreen(f"Send {rider.name} to which store?", stores, empty="No other store")
+        )
+        if target is None:
+            return
+        reason = await self.app.push_screen_wait(
+            ReasonScreen(
+                f"Move {rider.name} from {store_id} to {target}?",
+                "The rider works for that store from now on.",
+                suggestions=MOVE_REASONS,
+                action="move the rider",
+            )
+        )
+        if reason is None:
+            return
+        moved = await self._call(
+            self.ctx.client.move_rider(rider_id, store_id=target, reason=reason),
+            failed=f"Could not move {rider.name}",
+        )
+        if moved is not None:
+            self._done(f"{rider.name} now works for {target}")
 
     async def _stop_flash_sale(self) -> None:
         sales = self.ctx.view.flash_sales(open_only=True)

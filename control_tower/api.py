@@ -9,7 +9,7 @@ from typing import Protocol
 from qc_tui.api import SessionApi
 from shared.schemas.flash import FlashSalePublic
 from shared.schemas.identity import UserPublic
-from shared.schemas.ops import AlertPublic, AuditEntry, StageBreakdown, StoreOps
+from shared.schemas.ops import AlertPublic, AuditEntry, RiderMoved, StageBreakdown, StoreOps
 from shared.schemas.orders import OrderPublic
 
 Id = uuid.UUID | str
@@ -33,6 +33,8 @@ class OpsApi(SessionApi, Protocol):
     async def reassign_order(self, order_id: Id, *, rider_id: Id, reason: str) -> OrderPublic: ...
 
     async def ops_cancel_order(self, order_id: Id, *, reason: str) -> OrderPublic: ...
+
+    async def move_rider(self, rider_id: Id, *, store_id: str, reason: str) -> RiderMoved: ...
 
     async def stop_flash_sale(self, sale_id: Id, *, reason: str) -> FlashSalePublic: ...
 

@@ -345,6 +345,12 @@ class CityView:
             if r.status == RiderStatus.IDLE and r.rider_id != order.rider_id
         ]
 
+    def movable_riders(self, store_id: str) -> list[OpsRider]:
+        """Riders of the store a manager can send to another store: those without a trip
+        (the server refuses the others until their trip is done)."""
+        free = (RiderStatus.IDLE, RiderStatus.OFFLINE)
+        return [r for r in self.store_riders(store_id) if r.status in free]
+
     def store_pickers(self, store_id: str) -> list[OpsPicker]:
         return sorted(
             (p for p in self.pickers.values() if p.store_id == store_id), key=lambda p: p.name

@@ -32,6 +32,7 @@ CANCEL_REASONS = (
     "store paused",
 )
 REASSIGN_REASONS = ("rider not responding", "rider vehicle breakdown", "faster rider nearby")
+MOVE_REASONS = ("store short of riders", "peak at that store", "rider lives nearer")
 FLASH_STOP_REASONS = ("oversold risk", "pricing error", "store overloaded")
 
 

@@ -17,7 +17,8 @@ from textual.widgets import Footer, Static
 KEYS = (
     ("Overview", "Enter: open a store · w: where the minutes go · m: map · a: alerts"),
     ("", "p: pause/resume the store · r: its radius · s: stop a flash sale · k: ack an alert"),
-    ("Store", "g: reassign an order · x: cancel an order · Esc: back"),
+    ("Store", "g: reassign an order · x: cancel an order · t: move a rider to another store"),
+    ("", "Esc: back"),
     ("Map", "arrows pan · + and - zoom · 0 resets"),
     ("Everywhere", "?: this help · q: quit"),
 )

@@ -33,6 +33,7 @@ class StoreScreen(LiveScreen):
         Binding("r", "radius", "Radius"),
         Binding("g", "reassign", "Reassign"),
         Binding("x", "cancel_order", "Cancel order"),
+        Binding("t", "move_rider", "Move rider"),
         Binding("k", "acknowledge", "Ack alert"),
         Binding("m", "app.open_map", "Map"),
         Binding("a", "app.open_alerts", "Alerts"),
@@ -170,3 +171,6 @@ class StoreScreen(LiveScreen):
 
     def action_cancel_order(self) -> None:
         self.ctx.actions.cancel_order(self.store_id)
+
+    def action_move_rider(self) -> None:
+        self.ctx.actions.move_rider(self.store_id)

@@ -32,6 +32,7 @@ from shared.schemas.ops import (
     OpsPicker,
     OpsRider,
     OpsSnapshot,
+    RiderMoved,
     StageBreakdown,
     StageFigures,
     StoreOps,
@@ -317,6 +318,18 @@ class FakeOpsApi:
     async def ops_cancel_order(self, order_id: uuid.UUID | str, *, reason: str) -> OrderPublic:
         self._call("ops_cancel_order", str(order_id), reason=reason)
         return self._order(order_id, "CANCELLED")
+
+    async def move_rider(
+        self, rider_id: uuid.UUID | str, *, store_id: str, reason: str
+    ) -> RiderMoved:
+        self._call("move_rider", str(rider_id), store_id=store_id, reason=reason)
+        before = RIDERS[str(rider_id)[:8]][1]
+        return RiderMoved(
+            rider_id=uuid.UUID(str(rider_id)),
+            from_store_id=before,
+            store_id=store_id,
+            status="IDLE",
+        )
 
     async def stop_flash_sale(self, sale_id: uuid.UUID | str, *, reason: str) -> FlashSalePublic:
         self._call("stop_flash_sale", str(sale_id), reason=reason)
