@@ -152,7 +152,14 @@ class PickerApp(ServerApp):
     def on_work_pushed(self, message: WorkPushed) -> None:
         """The queue changed: the queue screen asks for it at once (a task may come both
         in the snapshot and pushed: the queue's answer has each once). A new task for a
-        picker waiting on the queue rings the bell."""
+        picker waiting on the queue rings the bell. A customer's answer about a line of
+        the open task resolves that line."""
+        event = message.event
+        if event.get("type") == "picking.substitution_resolved":
+            picking = self.pick_screen
+            if picking is not None and picking.order_id == event.get("order_id"):
+                picking.customer_answered(event)
+            return
         screen = self.screen
         if not isinstance(screen, QueueScreen):
             return

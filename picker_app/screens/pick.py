@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from textual import work
 from textual.app import ComposeResult
@@ -39,6 +39,7 @@ from shared.client import ApiError
 from shared.schemas.picking import PickLinePublic, PickList
 
 T = TypeVar("T")
+WAIT_RECHECK_S = 5.0
 
 
 class PickScreen(WedgeScreen):
@@ -59,6 +60,7 @@ class PickScreen(WedgeScreen):
         self.pick = pick
         self.order_id = str(pick.order_id)
         self._busy = False  # an exception flow is running
+        self._wait_checked = float("-inf")  # monotonic time of the last past-deadline reload
 
     @property
     def shorts(self) -> dict[str, int]:
@@ -181,6 +183,13 @@ class PickScreen(WedgeScreen):
         timer.set_class(spent is not None and spent > self.pick.estimate_s, "-over")
         shown = "—" if spent is None else mmss(max(spent, 0))
         timer.update(f"Time {shown} / est {mmss(self.pick.estimate_s)}")
+        # an answer whose push was missed (socket down): ask again once a deadline is past
+        due = [clock.seconds_until(ln.awaiting_customer_until) for ln in self._waiting()]
+        if any(left is not None and left < -WAIT_RECHECK_S for left in due):
+            now = self.ctx.monotonic()
+            if now - self._wait_checked >= WAIT_RECHECK_S:
+                self._wait_checked = now
+                self.reload_worker()
 
     def scanned(self, scan: Scan) -> None:
         self.post_message(ScanRead(scan))
@@ -352,6 +361,10 @@ class PickScreen(WedgeScreen):
                 return
             await self.reload(keep_cursor=False)
             what = f"{result.short_qty} x {line.name} short ({choice.reason})"
+            if result.awaiting_customer_until is not None:
+                # policy ask: the customer chooses; the answer is pushed (customer_answered)
+                self.feedback.info(f"{what} — substitute offered to the customer; pick on")
+                return
             if result.policy == "never" or not result.substitutes:
                 why = "store never substitutes" if result.policy == "never" else "none in stock"
                 self.feedback.info(f"{what} — no substitute ({why}); customer refunded")
@@ -394,7 +407,32 @@ class PickScreen(WedgeScreen):
             await self.reload()
             return None
 
+    @work(group="customer-answer")
+    async def customer_answered(self, event: dict[str, Any]) -> None:
+        """The customer's answer (or the store's rule when none came in time) about a line
+        that waited on them, pushed on the work socket: the list as the server has it now
+        (a substitute line to pick, or the line dropped and refunded)."""
+        line = self.line(str(event.get("sku_id")))
+        name = line.name if line is not None else str(event.get("sku_id"))
+        if not await self.reload():
+            return
+        who = "no answer: store rule" if event.get("decided_by") == "timeout" else "customer"
+        sub = self.line(str(event.get("chosen_sku")))
+        if event.get("status") == "SUBSTITUTED" and sub is not None:
+            where = f" at {sub.bin_code}" if sub.bin_code else ""
+            self.feedback.ok(f"{name}: {who} — substitute {sub.quantity} x {sub.name}{where}")
+        else:
+            self.feedback.info(f"{name}: {who} — no substitute, refunded")
+
+    def _waiting(self) -> list[PickLinePublic]:
+        return [ln for ln in self.pick.lines if ln.awaiting_customer_until is not None]
+
     def action_pack(self) -> None:
+        waiting = self._waiting()
+        if waiting:
+            names = ", ".join(ln.name for ln in waiting)
+            self.refuse(f"Waiting on the customer about {names}: pick the rest meanwhile")
+            return
         open_lines = [ln for ln in self.pick.lines if ln.picked_qty < ln.quantity]
         if open_lines:
             names = ", ".join(ln.name for ln in open_lines[:2])

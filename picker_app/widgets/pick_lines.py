@@ -25,6 +25,8 @@ class LineView:
 
     def state(self) -> str:
         ln = self.line
+        if ln.awaiting_customer_until is not None:
+            return "⌛ ask customer"  # the customer chooses the substitute (policy ask)
         parts = []
         if self.complete and ln.quantity > 0:
             parts.append("✔")
@@ -66,6 +68,7 @@ class PickLineRow(Horizontal):
         self.set_class(view.complete and ln.quantity > 0, "-done")
         self.set_class(ln.quantity == 0 or view.short_qty > 0, "-short")
         self.set_class(view.substitute_for is not None, "-sub")
+        self.set_class(ln.awaiting_customer_until is not None, "-waiting")
         labels = list(self.query(Label))
         if labels:
             for label, text in zip(labels, self._texts(), strict=True):

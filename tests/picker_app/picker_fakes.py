@@ -114,7 +114,8 @@ class FakePickingApi:
 
     base_url = "http://fake.test"
 
-    def __init__(self, *, logged_in: bool = True) -> None:
+    def __init__(self, *, logged_in: bool = True, policy: str = "substitute") -> None:
+        self.policy = policy  # the store's substitution policy; "ask": the customer chooses
         self.token: str | None = "t" if logged_in else None
         self.user: UserPublic | None = PICKER if logged_in else None
         self.pick = pick_list()
@@ -196,14 +197,41 @@ class FakePickingApi:
                 available_qty=65,
             )
         ]
+        if self.policy == "ask":
+            ln.awaiting_customer_until = NOW + timedelta(seconds=120)
         return self._answer(
             ShortPickResult(
                 sku_id=sku_id,
                 short_qty=ln.ordered_qty - found_qty,
-                policy="substitute",
+                policy=self.policy,
                 substitutes=offers,
+                awaiting_customer_until=ln.awaiting_customer_until,
             )
         )
+
+    def customer_answers(self, sku_id: str, *, accept: bool) -> dict[str, Any]:
+        """The customer's answer as the server applies it and pushes it on /ws/picker:
+        the banana in place of the short units, or the line left refunded."""
+        ln = next(x for x in self.pick.lines if x.sku_id == sku_id)
+        assert ln.ordered_qty is not None
+        ln.awaiting_customer_until = None
+        short = ln.ordered_qty - ln.quantity
+        if accept:
+            ln.substitute_sku = BANANA.sku_id
+            self.pick.lines.insert(
+                self.pick.lines.index(ln) + 1,
+                BANANA.model_copy(update={"quantity": short, "ordered_qty": short}),
+            )
+        return {
+            "type": "picking.substitution_resolved",
+            "order_id": str(self.pick.order_id),
+            "store_id": self.pick.store_id,
+            "sku_id": sku_id,
+            "status": "SUBSTITUTED" if accept else "REFUNDED",
+            "chosen_sku": BANANA.sku_id if accept else None,
+            "quantity": short,
+            "decided_by": "customer",
+        }
 
     async def substitute(
         self, order_id: uuid.UUID | str, *, sku_id: str, substitute_sku: str, quantity: int

@@ -93,6 +93,20 @@ def test_substitute_snapshot(snap_compare: Callable[..., bool]) -> None:
     assert snap_compare(app, terminal_size=SIZE, run_before=substitute)
 
 
+def test_waiting_on_customer_snapshot(snap_compare: Callable[..., bool]) -> None:
+    """Store policy ask: the short milk line waits on the customer's answer."""
+    app, clock = fake_app(FakePickingApi(policy="ask"))
+
+    async def offered(pilot: Pilot[Any]) -> None:
+        await milk_short(pilot, app, clock)
+        await pilot.press("enter")  # found: the one already scanned
+        screen = cast(PickScreen, app.screen_stack[-1])
+        await wait_for(pilot, lambda: "offered to the customer" in screen.feedback.text)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=offered)
+
+
 def test_pack_snapshot(snap_compare: Callable[..., bool]) -> None:
     api = FakePickingApi()
     for ln in api.pick.lines:  # everything picked
