@@ -20,6 +20,14 @@ HISTORY_MIN_SAMPLES = 3
 # a fix arrives every 5 s per rider: the history query runs once per rider and store per
 # 10 minutes, not on every fix
 _factors: TTLCache[float | None] = TTLCache(600)
+# A store's ride pace is learned from its last rides out (store -> first door), once there
+# are enough of them, and refreshed every 5 minutes; one odd hour cannot move it beyond
+# the band around the planning pace.
+PACE_SAMPLES = 100
+PACE_MIN_SAMPLES = 20
+PACE_WINDOW = timedelta(hours=3)
+PACE_BAND = (0.6, 1.5)
+_paces: TTLCache[float | None] = TTLCache(300)
 
 
 async def etas(
@@ -83,3 +91,38 @@ async def rider_history(
         {"store": store_id, "riders": rider_ids, "since": now - timedelta(days=30)},
     )
     return {r[0]: (float(r[1]), float(r[2])) for r in rows if r[3] >= HISTORY_MIN_SAMPLES}
+
+
+async def store_pace(session: AsyncSession, *, store_id: str, now: datetime) -> float | None:
+    """Seconds per straight-line metre from the store to a door, the median of the store's
+    recent first legs (leaving the store to arriving at the first door, the geofence's
+    arrival), within ``PACE_BAND`` of the planning pace; None until there are
+    ``PACE_MIN_SAMPLES`` of them. Serviceability promises and reaches with it."""
+
+    async def load() -> float | None:
+        rows = (
+            await session.execute(
+                text("""
+                SELECT extract(epoch FROM s.arrived_at - o.out_for_delivery_at),
+                       d.lat, d.lng, o.delivery_lat, o.delivery_lng
+                FROM trip_stops s JOIN trips t ON t.trip_id = s.trip_id
+                JOIN orders o ON o.store_id = t.store_id AND o.order_id = s.order_id
+                JOIN dark_stores d ON d.store_id = t.store_id
+                WHERE t.store_id = :store AND s.seq = 1 AND s.arrived_at IS NOT NULL
+                  AND o.out_for_delivery_at IS NOT NULL AND s.arrived_at > :since
+                ORDER BY s.arrived_at DESC LIMIT :n"""),
+                {"store": store_id, "since": now - PACE_WINDOW, "n": PACE_SAMPLES},
+            )
+        ).all()
+        paces = sorted(
+            float(secs) / metres
+            for secs, lat, lng, dlat, dlng in rows
+            if (metres := haversine_m(LatLng(lat, lng), LatLng(dlat, dlng))) > 200 and secs > 0
+        )
+        if len(paces) < PACE_MIN_SAMPLES:
+            return None
+        planned = planning.ROAD_FACTOR / planning.BASE_SPEED_MPS
+        lo, hi = PACE_BAND
+        return min(hi * planned, max(lo * planned, paces[len(paces) // 2]))
+
+    return await _paces.get_or_load(store_id, load)

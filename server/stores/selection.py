@@ -6,7 +6,9 @@ waiting for a picker (orders waiting to be picked per picker x the store's pick 
 picking + waiting for a rider beyond what picking hides (orders needing a rider beyond the
 idle riders, x a trip's turnaround over the riders on duty; a store with nobody on duty
 yet is judged by its queue alone) + the ride (distance x road factor at ~18 km/h) + the
-handover. Serviceability keeps its word (``dynamic``, ``QC_SERVICEABILITY_DYNAMIC``): a
+handover; the ride at the store's own pace once it has ridden enough (the median of its
+recent rides out, ``delivery.eta.store_pace``), else at the planning pace. Serviceability
+keeps its word (``dynamic``, ``QC_SERVICEABILITY_DYNAMIC``): a
 store reaches only as far as a new order can still be at the door within the promise
 (``QC_SERVICEABILITY_PROMISE_S``), never beyond its radius nor under ``MIN_RADIUS_M``, and
 grows back as its queue drains. Cached 30 s per ~150 m cell; checkout recomputes without
@@ -25,6 +27,7 @@ import redis.asyncio as aioredis
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from server.delivery import eta
 from server.kit import keys
 from server.kit.errors import Conflict
 from shared.geo import LatLng, haversine_m, location_cell, point_in_geojson
@@ -32,6 +35,7 @@ from shared.geo import LatLng, haversine_m, location_cell, point_in_geojson
 CACHE_TTL_S = 30
 ROAD_FACTOR = 1.35
 RIDE_M_PER_MIN = 300.0  # ~18 km/h through city traffic
+PLANNED_PACE_MIN_PER_M = ROAD_FACTOR / RIDE_M_PER_MIN  # until the store has its own
 PICK_MIN = 2.0  # a pick when the store has no open task to take its estimate from
 HANDOVER_MIN = 1.0
 TRIP_TURNAROUND_MIN = 10.0  # a rider's trip: out, at the door, back
@@ -62,6 +66,7 @@ class StoreLoad:
     needing_rider: int  # orders in the store without a rider yet
     idle_riders: int
     riders_on_duty: int
+    pace_min_per_m: float = PLANNED_PACE_MIN_PER_M  # the ride, per straight-line metre
 
     def before_ride_min(self) -> float:
         """Minutes from placing to the rider leaving the store."""
@@ -74,19 +79,15 @@ class StoreLoad:
         return in_store + max(0.0, rider - in_store)  # a rider on the way overlaps the pick
 
 
-def ride_min(distance_m: float) -> float:
-    return distance_m * ROAD_FACTOR / RIDE_M_PER_MIN
-
-
 def door_minutes(load: StoreLoad, distance_m: float) -> float:
-    return load.before_ride_min() + ride_min(distance_m) + HANDOVER_MIN
+    return load.before_ride_min() + distance_m * load.pace_min_per_m + HANDOVER_MIN
 
 
 def reach_m(load: StoreLoad, *, radius_m: float, promise_s: float) -> float:
     """How far a new order still reaches the door within the promise (within the radius,
     at least ``MIN_RADIUS_M``)."""
     spare = promise_s / 60.0 - load.before_ride_min() - HANDOVER_MIN
-    return min(radius_m, max(MIN_RADIUS_M, spare * RIDE_M_PER_MIN / ROAD_FACTOR))
+    return min(radius_m, max(MIN_RADIUS_M, spare / load.pace_min_per_m))
 
 
 def is_open(hours: dict[str, Any] | None, local: datetime) -> bool:
@@ -186,6 +187,8 @@ async def _stores(session: AsyncSession, *, now: datetime) -> list[_Store]:
         (store_id, name, lat, lng, radius, zone, hours, tz, in_flight, waiting, needing) = row[:11]
         pick_s, pickers, idle, on_duty = row[11:]
         pick_min = float(pick_s) / 60.0 if pick_s else PICK_MIN
+        pace_s = await eta.store_pace(session, store_id=store_id, now=now)
+        pace = pace_s / 60.0 if pace_s else PLANNED_PACE_MIN_PER_M
         local = now.astimezone(ZoneInfo(tz))
         found.append(
             _Store(
@@ -197,7 +200,7 @@ async def _stores(session: AsyncSession, *, now: datetime) -> list[_Store]:
                 is_open(hours, local),
                 next_opening(hours, local),
                 in_flight,
-                StoreLoad(waiting, pickers, pick_min, needing, idle, on_duty),
+                StoreLoad(waiting, pickers, pick_min, needing, idle, on_duty, pace),
             )
         )
     return found
