@@ -37,6 +37,7 @@ from server.kit.background import stop_all
 from server.kit.bodylimit import BodyLimitMiddleware
 from server.kit.clock import Clock
 from server.kit.config import Settings, get_settings
+from server.kit.embedded import redact_url
 from server.kit.errors import PROBLEM_JSON, DomainError, problem_body
 from server.kit.fanout import Fanout
 from server.kit.headers import SecurityHeadersMiddleware
@@ -162,6 +163,7 @@ async def open_resources(settings: Settings, clock: Clock) -> AsyncIterator[Reso
             settings=settings,
             clock=clock,
             database_url=db_url,
+            redis_url=redis_url,
             head_revision=head_revision(db_url),
             engine=engine,
             sessions=db.session_maker(engine),
@@ -204,11 +206,13 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
             loops = background_loops(resources) if settings.background_loops else []
             for loop in loops:
                 loop.start()
+            # where the servers are, not whether this process started them: under
+            # qc serve the parent started the embedded ones and hands their URLs down
             log.info(
                 "server ready",
                 extra={
-                    "embedded_db": settings.embedded_db,
-                    "embedded_redis": settings.embedded_redis,
+                    "database": redact_url(resources.database_url),
+                    "redis": redact_url(resources.redis_url),
                 },
             )
             try:

@@ -228,7 +228,12 @@ class Customers:
         while status not in TRACKED_UNTIL:
             try:
                 status = await self._follow_socket(client, order_id)
-            except (OSError, TimeoutError, ConnectionClosed, InvalidHandshake) as exc:
+            except ConnectionClosed:
+                # the server dropped the socket (a restart, a reader cut off as too far
+                # behind, the end of a run): the app reconnects, as this loop does; not an
+                # unexpected answer
+                world.count("tracking_reconnects")
+            except (OSError, TimeoutError, InvalidHandshake) as exc:
                 world.error("tracking", exc)
             if status in TRACKED_UNTIL:
                 break

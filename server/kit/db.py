@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import atexit
 import logging
+import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
@@ -52,6 +54,19 @@ def _with_database(url: str, database: str) -> str:
     return urlunsplit(parts._replace(path="/" + database))
 
 
+def import_pgserver() -> ModuleType:
+    """The pgserver wheel, imported only when the embedded server is wanted. At import it
+    asks platformdirs for a runtime folder (its lock file); without ``XDG_RUNTIME_DIR``
+    (a container, a shell without a login session) platformdirs falls back to
+    ``/tmp/runtime-<uid>`` and warns on every ``qc`` command. The fallback serves (pgserver
+    keeps only its start-up lock there, and a socket when QC_HOME's path is too long for
+    one): the warning is noise."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+        import pgserver
+    return pgserver
+
+
 class EmbeddedPostgres:
     """pgserver's PostgreSQL under ``QC_HOME/pg``, stopped by the last live process to let go.
 
@@ -66,8 +81,7 @@ class EmbeddedPostgres:
         self.server: PostgresServer | None = None
 
     def acquire(self) -> str:
-        import pgserver  # the wheel is only imported when the embedded server is wanted
-
+        pgserver = import_pgserver()
         with home_lock(self.home):
             self.handles.drop_dead()
             self.server = pgserver.get_server(self.home / "pg", cleanup_mode="stop")

@@ -34,6 +34,7 @@ class Resources:
     settings: Settings
     clock: Clock
     database_url: str
+    redis_url: str
     head_revision: str | None
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]

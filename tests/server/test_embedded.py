@@ -174,3 +174,18 @@ def test_unreachable_external_server_fails_in_one_clear_line(
     assert len(lines) == 1, out.stderr
     assert needle in lines[0] and "Traceback" not in out.stderr
     assert "hunter2" not in out.stderr  # passwords are never printed
+
+
+def test_no_runtime_dir_warning_without_xdg_runtime_dir() -> None:
+    """Containers and shells without a login session have no XDG_RUNTIME_DIR: the embedded
+    PostgreSQL's wheel falls back to /tmp and every qc command used to print a warning."""
+    env = {k: v for k, v in os.environ.items() if k != "XDG_RUNTIME_DIR"}
+    done = subprocess.run(
+        [PY, "-W", "error", "-c", "from server.kit.db import import_pgserver; import_pgserver()"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Warning" not in done.stderr
