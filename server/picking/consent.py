@@ -74,6 +74,9 @@ async def answer(
     offer = await session.get(SubstitutionOffer, (order.store_id, order.order_id, sku_id))
     if offer is None or task is None:
         raise NotFound("no substitution offer for this line", code="offer_not_found")
+    if task.status != "PICKING" and offer.status == "PENDING":
+        # a cancelled order: the loop closes the offer (its refund is void)
+        raise OfferClosed(f"the order is no longer being picked ({task.status})")
     candidates = [c["sku_id"] for c in offer.candidates]
     if body.answer == "refuse":
         chosen = None

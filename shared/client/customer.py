@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from shared.client.base import ApiClient
 from shared.schemas.catalog import Availability, CategoryPublic, ProductCard, ProductDetail
@@ -17,6 +17,7 @@ from shared.schemas.orders import (
     CheckoutRequest,
     DeliveryAddress,
     OrderPublic,
+    SubstitutionAnswer,
 )
 from shared.schemas.stores import StorePublic, StoreSelection
 
@@ -131,6 +132,22 @@ class CustomerClient(ApiClient):
         """Cancel until picking starts; later it is a 409 ``too_late_to_cancel``."""
         body = CancelRequest(reason=reason)
         return await self._send("POST", f"/v1/orders/{order_id}/cancel", OrderPublic, body)
+
+    async def answer_substitution(
+        self,
+        order_id: uuid.UUID | str,
+        sku_id: str,
+        *,
+        answer: Literal["accept", "refuse", "choose"],
+        substitute_sku: str | None = None,
+    ) -> OrderPublic:
+        """Answer an ``order.substitution_offered`` (store policy ask) before its
+        ``expires_at``: accept the proposed product, choose another candidate, or refuse
+        (the line is refunded). Too late: 409 ``offer_closed``."""
+        body = SubstitutionAnswer(answer=answer, substitute_sku=substitute_sku)
+        return await self._send(
+            "POST", f"/v1/orders/{order_id}/substitutions/{sku_id}", OrderPublic, body
+        )
 
     def order_socket_url(self, order_id: uuid.UUID | str) -> str:
         """``/ws/orders/{id}``: a snapshot (with the OTP for its customer), then every state

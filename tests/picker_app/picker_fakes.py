@@ -116,6 +116,7 @@ class FakePickingApi:
 
     def __init__(self, *, logged_in: bool = True, policy: str = "substitute") -> None:
         self.policy = policy  # the store's substitution policy; "ask": the customer chooses
+        self.answer_s = 120  # policy ask: the customer's time to answer
         self.token: str | None = "t" if logged_in else None
         self.user: UserPublic | None = PICKER if logged_in else None
         self.pick = pick_list()
@@ -198,7 +199,7 @@ class FakePickingApi:
             )
         ]
         if self.policy == "ask":
-            ln.awaiting_customer_until = NOW + timedelta(seconds=120)
+            ln.awaiting_customer_until = NOW + timedelta(seconds=self.answer_s)
         return self._answer(
             ShortPickResult(
                 sku_id=sku_id,

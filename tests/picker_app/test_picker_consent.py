@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import cast
 
-import httpx
 import psycopg
 
 from picker_app.app import PickerApp
@@ -15,12 +14,13 @@ from picker_app.screens.exception import ShortScreen, SubstituteScreen
 from picker_app.screens.pick import PickScreen
 from picker_app.widgets.pick_lines import PickLineRow
 from server.events.relay import relay_once
+from shared.client.customer import CustomerClient
 from tests.helpers import SteppedClock, scanner_types, wait_for
 from tests.picker_app.picker_fakes import BANANA, FakePickingApi, fake_app, open_task
 from tests.picker_app.picker_live import (
+    CUSTOMER,
     STORE,
     claim,
-    customer_headers,
     in_stock_skus,
     log_in,
     person_presses,
@@ -97,6 +97,17 @@ async def test_a_refusal_pushed_drops_the_line_refunded() -> None:
         assert "refunded" in screen.feedback.text and screen.line(PAPAYA) is not None
 
 
+async def test_a_missed_push_is_caught_up_once_the_deadline_is_past() -> None:
+    api = FakePickingApi(policy="ask")
+    api.answer_s = -10  # the deadline is already past on the server's clock
+    app, clock = fake_app(api)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = await short_milk(pilot, app, clock)
+        api.customer_answers(MILK, accept=True)  # decided, but the push never came
+        await wait_for(pilot, lambda: screen.line(BANANA.sku_id) is not None, what="caught up")
+        assert [c for c in api.calls if c[0] == "pick_list"]
+
+
 async def test_the_answer_reaches_the_picker_over_the_real_work_socket(
     city, live_server, stack
 ) -> None:
@@ -119,15 +130,12 @@ async def test_the_answer_reaches_the_picker_over_the_real_work_socket(
         assert result.awaiting_customer_until is not None
         await screen.reload()
         assert row_state(screen, short_sku) == "⌛ ask customer"
-        async with httpx.AsyncClient(base_url=live_server.url) as client:
-            customer = await customer_headers(client)
-            r = await client.post(
-                f"/v1/orders/{order_id}/substitutions/{short_sku}",
-                headers=customer,
-                json={"answer": "accept"},
-            )
-            assert r.status_code == 200, r.text
-        chosen = cast(str, r.json()["substitutions"][0]["chosen_sku"])
+        async with CustomerClient(live_server.url) as customer:
+            await customer.login(*CUSTOMER)
+            answered = await customer.answer_substitution(order_id, short_sku, answer="accept")
+        (offer,) = answered.substitutions
+        assert offer.status == "SUBSTITUTED" and offer.decided_by == "customer"
+        chosen = cast(str, offer.chosen_sku)
         await relay_once(stack.engine, stack.redis)
         await wait_for(pilot, lambda: "substitute 2 x" in screen.feedback.text, what="pushed")
         assert screen.line(chosen) is not None and "customer —" in screen.feedback.text

@@ -365,3 +365,33 @@ async def test_an_answer_racing_the_timeout_has_exactly_one_outcome(city, client
             f"/v1/picking/tasks/{oid}/pack", json={"bag_count": 1}, headers=picker
         )
         assert packed.status_code == 200, packed.text
+
+
+async def test_a_cancelled_order_closes_its_offer_without_a_second_refund(
+    city, client, stack, clock, settings
+) -> None:
+    """The manager cancels the order while the customer is asked: the cancel refunds the
+    payment whole, so the line's held refund is void; the answer is refused, and the
+    timeout closes the offer without substituting."""
+    ask_policy(city.database_url)
+    order, picker, task = await claim(client, city.database_url)
+    oid = order["order_id"]
+    line = next(ln for ln in task["lines"] if ln["quantity"] == 2)
+    short = await short_all(client, picker, oid, line)
+    proposed = short["substitutes"][0]["sku_id"]
+    stock = pg_stock(city.database_url, STORE, proposed)
+    manager = await login(client, "manager.blr", DEMO_SECRETS[Role.MANAGER])
+    r = await client.post(
+        f"/v1/ops/orders/{oid}/cancel", headers=manager, json={"reason": "store closing"}
+    )
+    assert r.status_code == 200, r.text
+    customer = await login(client, "customer.001", DEMO_SECRETS[Role.CUSTOMER])
+    late = await answer(client, customer, oid, line["sku_id"], {"answer": "accept"})
+    assert late.status_code == 409 and late.json()["code"] == "offer_closed"
+    clock.advance(settings.substitution_answer_s + 1)
+    assert await consent.expire_offers(stack.sessions, stack.redis, clock, STORE) == 1
+    books = money(city.database_url, oid, line["sku_id"])
+    assert books["offer"] == ("REFUNDED", None, "timeout")
+    assert books["refunds"] == [(2 * line_price(order, line["sku_id"]), "VOID")]
+    assert proposed not in books["items"]
+    assert pg_stock(city.database_url, STORE, proposed) == stock
