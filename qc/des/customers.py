@@ -119,6 +119,7 @@ class Customers:
         world = self.world
         self._next(world.now())
         world.count("arrivals")
+        world.count_hour("arrivals")
         now = world.clock.now()
         home = self._home(rng)
         user = self.people[self.n % len(self.people)]
@@ -130,6 +131,7 @@ class Customers:
         known = [c for c in serving if c.store_id in world.stores]
         if not known:
             world.count("not_serviceable")
+            world.count_hour("refused")
             return
         chosen = known[0]
         _, wants = demand.choose_basket(rng, self.local_hour(world.now()))
@@ -188,6 +190,8 @@ class Customers:
             )
         except DomainError as exc:
             world.count(f"checkout_refused:{exc.code}")
+            if exc.code == "not_serviceable":
+                world.count_hour("refused")
             return
         if not isinstance(outcome, CheckoutPlaced):
             world.count("payments_declined")

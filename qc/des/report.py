@@ -88,6 +88,7 @@ class DesReport:
     picker_hours: float = 0.0
     oversells: int = 0
     ledger_mismatches: int = 0
+    hourly: list[dict[str, Any]] = field(default_factory=list)  # by local hour of demand
     physical: dict[str, Any] = field(default_factory=dict)
     staffing_plan: list[dict[str, float]] = field(default_factory=list)
     counters: dict[str, int] = field(default_factory=dict)
@@ -150,6 +151,18 @@ class DesReport:
         for name, s in self.stages.items():
             stages.add_row(name, mins(s["p50"]), mins(s["p90"]), mins(s["mean"]))
         console.print(stages)
+        if self.hourly:
+            hours = Table(title="by local hour (orders by the hour they were placed)")
+            for c in ("hour", "demand", "refused", "delivered", "within 10", "within 15",
+                      "p90"):  # fmt: skip
+                hours.add_column(c, justify="right")
+            for h in self.hourly:
+                hours.add_row(
+                    f"{h['hour']:02d}", str(h["arrivals"]), str(h["refused"]),
+                    str(h["delivered"]), pct(h["within_10_min"]), pct(h["within_15_min"]),
+                    mins(h["p90_s"]),
+                )  # fmt: skip
+            console.print(hours)
         main = Table(title="the 10-minute promise")
         main.add_column("figure")
         main.add_column("value", justify="right")
@@ -176,6 +189,32 @@ class DesReport:
         for name, value in rows:
             main.add_row(name, value)
         console.print(main)
+
+
+def hourly(
+    by_hour: dict[int, dict[str, int]],
+    rows: list[tuple[uuid.UUID, str, list[float]]],
+    hour_of: dict[uuid.UUID, int],
+) -> list[dict[str, Any]]:
+    """Per local hour: demand, refused, and the delivered orders placed in it."""
+    totals: dict[int, list[float]] = {}
+    for order_id, _, stages in rows:
+        totals.setdefault(hour_of[order_id], []).append(sum(stages))
+    out = []
+    for hour in sorted(set(by_hour) | set(totals)):
+        done = totals.get(hour, [])
+        out.append(
+            {
+                "hour": hour,
+                "arrivals": by_hour.get(hour, {}).get("arrivals", 0),
+                "refused": by_hour.get(hour, {}).get("refused", 0),
+                "delivered": len(done),
+                "within_10_min": _share(done, 600),
+                "within_15_min": _share(done, 900),
+                "p90_s": _q(done, 90),
+            }
+        )
+    return out
 
 
 def delivered_stages(

@@ -15,7 +15,7 @@ from qc.des.config import DesConfig
 from qc.des.customers import Customers
 from qc.des.fleet import Fleet
 from qc.des.pickers import Pickers
-from qc.des.report import DesReport, delivered_stages, fill_times
+from qc.des.report import DesReport, delivered_stages, fill_times, hourly
 from qc.des.stack import Services, prepare, settings_for
 from qc.des.world import OrderRec, PickerSim, RiderSim, StoreSim, World
 from qc.sim.report import build_report, take_snapshot
@@ -264,6 +264,11 @@ def _report(
         promised,
     )
     fill_times(report, rows, promised)
+    report.hourly = hourly(
+        {h: dict(c) for h, c in world.by_hour.items()},
+        rows,
+        {o: world.local_hour(r.placed) for o, r in world.orders.items()},
+    )
     riders = list(world.riders.values())
     pickers = [p for s in world.stores.values() for p in s.pickers]
     report.rider_hours = round(sum(r.shift_s for r in riders) / 3600, 2)

@@ -15,6 +15,8 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -155,6 +157,7 @@ class World:
     orders: dict[uuid.UUID, OrderRec] = field(default_factory=dict)
     trip_orders: dict[uuid.UUID, list[uuid.UUID]] = field(default_factory=dict)
     stats: Counter[str] = field(default_factory=Counter)
+    by_hour: dict[int, Counter[str]] = field(default_factory=dict)  # local hour -> counts
     events: int = 0
     _queue: list[tuple[float, int, Action]] = field(default_factory=list)
     _seq: int = 0
@@ -184,6 +187,13 @@ class World:
 
     def count(self, what: str, n: int = 1) -> None:
         self.stats[what] += n
+
+    def local_hour(self, t: float) -> int:
+        return datetime.fromtimestamp(t, tz=ZoneInfo(self.config.timezone)).hour
+
+    def count_hour(self, what: str) -> None:
+        """Demand and refusals by the local hour they happened in (the hourly table)."""
+        self.by_hour.setdefault(self.local_hour(self.now()), Counter())[what] += 1
 
     async def write_journal(self, store_ids: list[str]) -> None:
         """The server's soft-hold journal writer (a 50 ms loop in the API) for these stores;
