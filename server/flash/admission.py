@@ -87,6 +87,7 @@ async def load_line(
         ],
         max_ticket=int(highest[0]),
         max_admit=int(highest[1]),
+        started=now >= sale.starts_at,
     )
 
 
@@ -181,6 +182,9 @@ async def admit_next(
             store_id=store_id,
             slot_expires=expires,
             max_slots=settings.flash_max_concurrent_checkouts,
+            now=now.timestamp(),
+            rate=settings.flash_admit_rate_per_s,
+            burst=settings.flash_admit_burst,
         ),
     )
     if not admitted:

@@ -83,6 +83,14 @@ async def entry_view(
         "units_left": units_left,
         "ticket": me.ticket or ticket,
     }
+    if me.early:  # the waiting room: no place yet, the start shuffles everyone in it
+        until = max(1, round((sale.starts_at - now).total_seconds()))
+        return FlashQueueEntry(
+            **base,
+            status="WAITING",
+            estimated_wait_s=until,
+            poll_after_s=max(1, min(until, 30)),
+        )
     if me.rank is not None:
         position = me.rank + 1
         estimate = queue.wait_estimate(
@@ -153,9 +161,11 @@ async def join(
     settings: Settings,
 ) -> FlashQueueEntry:
     """Join a store's line: a position and an estimated wait, or a slot at once when one
-    is free. One entry per customer; a repeat reports the entry."""
+    is free. Before the start (from ``flash_prequeue_s`` ahead), the waiting room: WAITING
+    without a position until the start shuffles it. One entry per customer; a repeat
+    reports the entry."""
     sale, stores = await hot_sale(session, sale_id=sale_id)
-    require_live(sale, now)
+    require_live(sale, now, early_s=settings.flash_prequeue_s)
     if store_id not in stores:
         raise NotFound(f"the sale does not run at {store_id}", code="store_not_in_sale")
     await require_under_limit(session, sale=sale, customer=customer.id)
@@ -172,6 +182,8 @@ async def join(
             store_id=store_id,
             customer=str(customer.id),
             max_slots=settings.flash_max_concurrent_checkouts,
+            now=now.timestamp(),
+            starts=sale.starts_at.timestamp(),
         ),
     )
     if joined.status == "CLOSED":

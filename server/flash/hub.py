@@ -60,6 +60,7 @@ class Watcher:
     position: int | None = None
     told_at: float = 0.0
     admitted: bool = False
+    early: bool = False  # told it waits in the waiting room (before the start)
     done: bool = False
 
     def push(self, message: dict[str, Any]) -> None:
@@ -182,6 +183,10 @@ class _Line:
                             "slot_seconds_left": max(0, round(me.slot_expires - clock)),
                         }
                     )
+            elif me.early and view.open:
+                if not w.early:  # a place comes with the start's shuffle
+                    w.early = True
+                    w.push({"type": "waiting_room", "waiting": view.early})
             elif not view.open:
                 w.push({"type": "closed", "reason": view.reason or "closed"})
             elif w.admitted:

@@ -8,11 +8,17 @@ admitted customer a token (``FOR UPDATE SKIP LOCKED``) and is the truth about to
 Every ``free`` change is tied to a slot starting or ending, which keeps the count equal
 to PostgreSQL's AVAILABLE tokens whatever order replicas interleave in.
 
+Before the sale starts, joins wait in a waiting room (``early``): ``start`` shuffles it
+once into the line's first tickets, so arriving a second early is no advantage; later
+joins queue behind. Admission is by slots and free tokens and, with a rate, by a token
+bucket on the server clock.
+
 Expiry is never a TTL: slot expiries are scores read against the server clock.
 """
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -42,19 +48,65 @@ def _line_keys(sale_id: str, store_id: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Joined:
-    status: Literal["WAITING", "ADMITTED", "CLOSED", "ELSEWHERE"]
+    status: Literal["WAITING", "EARLY", "ADMITTED", "CLOSED", "ELSEWHERE"]
     ticket: int | None = None
     rank: int | None = None  # 0 = next in line
     can_admit: bool = False
     slot_expires: float | None = None
     reason: str | None = None  # CLOSED: sold_out, stopped, ended
     store_id: str | None = None  # ELSEWHERE: the store whose line holds the entry
+    early: int = 0  # EARLY: how many wait in the waiting room
 
 
 async def join(
-    client: aioredis.Redis, *, sale_id: str, store_id: str, customer: str, max_slots: int
+    client: aioredis.Redis,
+    *,
+    sale_id: str,
+    store_id: str,
+    customer: str,
+    max_slots: int,
+    now: float,
+    starts: float,
 ) -> Joined:
-    answer = [
+    """Join the line, or the waiting room before ``starts``; a join after the start runs
+    the shuffle first if nobody has yet."""
+    answer = await _join(
+        client, sale_id=sale_id, store_id=store_id, customer=customer, max_slots=max_slots,
+        now=now, starts=starts,
+    )  # fmt: skip
+    if answer[0] == "START_DUE":
+        await start(client, sale_id=sale_id, store_id=store_id)
+        answer = await _join(
+            client, sale_id=sale_id, store_id=store_id, customer=customer, max_slots=max_slots,
+            now=now, starts=starts,
+        )  # fmt: skip
+    status = answer[0]
+    if status == "NOT_READY":
+        raise QueueNotReady(f"the line of {sale_id} at {store_id} is being loaded")
+    if status == "WAITING":
+        return Joined(
+            "WAITING", ticket=int(answer[1]), rank=int(answer[2]), can_admit=answer[3] == "1"
+        )
+    if status == "EARLY":
+        return Joined("EARLY", early=int(answer[1]))
+    if status == "ADMITTED":
+        return Joined("ADMITTED", slot_expires=float(answer[1]))
+    if status == "CLOSED":
+        return Joined("CLOSED", reason=answer[1] or "closed")
+    return Joined("ELSEWHERE", store_id=answer[1])
+
+
+async def _join(
+    client: aioredis.Redis,
+    *,
+    sale_id: str,
+    store_id: str,
+    customer: str,
+    max_slots: int,
+    now: float,
+    starts: float,
+) -> list[str]:
+    return [
         scripts.text(v)
         for v in await scripts.run(
             client,
@@ -66,22 +118,31 @@ async def join(
                 keys.flash_wait(sale_id, store_id),
                 keys.flash_slots(sale_id, store_id),
                 keys.flash_free(sale_id, store_id),
+                keys.flash_early(sale_id, store_id),
             ],
-            args=[customer, store_id, max_slots],
+            args=[customer, store_id, max_slots, repr(now), repr(starts)],
         )
     ]
-    status = answer[0]
-    if status == "NOT_READY":
-        raise QueueNotReady(f"the line of {sale_id} at {store_id} is being loaded")
-    if status == "WAITING":
-        return Joined(
-            "WAITING", ticket=int(answer[1]), rank=int(answer[2]), can_admit=answer[3] == "1"
+
+
+async def start(
+    client: aioredis.Redis, *, sale_id: str, store_id: str, seed: int | None = None
+) -> int:
+    """Shuffle the waiting room into the line (once; -1 if it was done). ``seed``: tests
+    only; the sale's shuffle draws it from a secure source."""
+    return int(
+        await scripts.run(
+            client,
+            "flash/start",
+            keys=[
+                keys.flash_state(sale_id, store_id),
+                keys.flash_early(sale_id, store_id),
+                keys.flash_wait(sale_id, store_id),
+                keys.flash_tickets(sale_id),
+            ],
+            args=[secrets.randbits(31) if seed is None else seed],
         )
-    if status == "ADMITTED":
-        return Joined("ADMITTED", slot_expires=float(answer[1]))
-    if status == "CLOSED":
-        return Joined("CLOSED", reason=answer[1] or "closed")
-    return Joined("ELSEWHERE", store_id=answer[1])
+    )
 
 
 @dataclass(frozen=True)
@@ -92,9 +153,18 @@ class Admission:
 
 
 async def admit(
-    client: aioredis.Redis, *, sale_id: str, store_id: str, slot_expires: float, max_slots: int
+    client: aioredis.Redis,
+    *,
+    sale_id: str,
+    store_id: str,
+    slot_expires: float,
+    max_slots: int,
+    now: float,
+    rate: float = 0.0,
+    burst: int = 1,
 ) -> list[Admission]:
-    """Pop the head of the line into checkout slots; [] when closed or nothing to do."""
+    """Pop the head of the line into checkout slots; [] when closed or nothing to do.
+    ``rate`` > 0: at most ``burst`` at once and ``rate`` per second of ``now`` after."""
     state, wait, slots, free, _, _ = _line_keys(sale_id, store_id)
     answer = [
         scripts.text(v)
@@ -102,7 +172,7 @@ async def admit(
             client,
             "flash/admit",
             keys=[state, wait, slots, free, keys.flash_admitted(sale_id)],
-            args=[repr(slot_expires), max_slots],
+            args=[repr(slot_expires), max_slots, repr(now), repr(rate), burst],
         )
     ]
     if answer[0] == "NOT_READY":
@@ -202,7 +272,11 @@ async def leave(client: aioredis.Redis, *, sale_id: str, store_id: str, customer
     left = await scripts.run(
         client,
         "flash/leave",
-        keys=[keys.flash_wait(sale_id, store_id), keys.flash_entries(sale_id)],
+        keys=[
+            keys.flash_wait(sale_id, store_id),
+            keys.flash_entries(sale_id),
+            keys.flash_early(sale_id, store_id),
+        ],
         args=[customer, store_id],
     )
     return bool(left)
@@ -212,7 +286,10 @@ async def close(client: aioredis.Redis, *, sale_id: str, store_id: str, reason: 
     """Close the line for good (stop, end); returns how many were still waiting."""
     return int(
         await scripts.run(
-            client, "flash/close", keys=_line_keys(sale_id, store_id), args=[reason, store_id]
+            client,
+            "flash/close",
+            keys=[*_line_keys(sale_id, store_id), keys.flash_early(sale_id, store_id)],
+            args=[reason, store_id],
         )
     )
 
@@ -238,8 +315,10 @@ async def init(
     slots: list[Slot],
     max_ticket: int,
     max_admit: int,
+    started: bool = True,
 ) -> bool:
-    """Load a line from PostgreSQL's figures unless it is loaded already."""
+    """Load a line from PostgreSQL's figures unless it is loaded already (not
+    ``started``: joins go to the waiting room until ``start``)."""
     state, _, slot_key, free_key, admits, entries = _line_keys(sale_id, store_id)
     args: list[Any] = [
         "open" if open_ else "closed",
@@ -250,6 +329,7 @@ async def init(
         store_id,
         max_ticket,
         max_admit,
+        1 if started else 0,
     ]
     for slot in slots:
         args += [slot.customer, repr(slot.expires), f"{slot.admit_no}:{slot.ticket}"]
@@ -276,6 +356,7 @@ class Standing:
     ticket: int | None
     slot_expires: float | None
     admit_no: int | None
+    early: bool = False  # in the waiting room (the sale has not started)
 
 
 @dataclass(frozen=True)
@@ -288,6 +369,7 @@ class LineView:
     free: int
     avg_slot_s: float | None
     customers: dict[str, Standing]
+    early: int = 0  # in the waiting room
 
 
 async def positions(
@@ -298,11 +380,14 @@ async def positions(
     answer = [
         scripts.text(v)
         for v in await scripts.run(
-            client, "flash/positions", keys=[state, wait, slots, free, admits], args=customers
+            client,
+            "flash/positions",
+            keys=[state, wait, slots, free, admits, keys.flash_early(sale_id, store_id)],
+            args=customers,
         )
     ]
     standing = {}
-    body = answer[6:]
+    body = answer[7:]
     for i, customer in enumerate(customers):
         rank, ticket, expires, admission = body[4 * i : 4 * i + 4]
         admit_no, _, admitted_ticket = admission.partition(":")
@@ -312,6 +397,7 @@ async def positions(
             int(float(ticket)) if ticket else None,
             float(expires) if expires else None,
             int(admit_no) if admit_no else None,
+            early=int(rank) == -2,
         )
     return LineView(
         loaded=bool(answer[0]),
@@ -322,6 +408,7 @@ async def positions(
         free=int(answer[4]),
         avg_slot_s=float(answer[5]) if answer[5] else None,
         customers=standing,
+        early=int(answer[6]),
     )
 
 

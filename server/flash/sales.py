@@ -86,9 +86,10 @@ def is_live(sale: FlashSale, now: datetime) -> bool:
     return sale.status == SaleState.ACTIVE and sale.starts_at <= now < sale.ends_at
 
 
-def require_live(sale: FlashSale, now: datetime) -> None:
+def require_live(sale: FlashSale, now: datetime, *, early_s: float = 0) -> None:
+    """Live, or (``early_s``) starting within that many seconds: the waiting room."""
     status = public_status(sale, now)
-    if status == "SCHEDULED":
+    if status == "SCHEDULED" and (sale.starts_at - now).total_seconds() > early_s:
         raise FlashNotStarted(
             f"the sale starts at {sale.starts_at.isoformat()}",
             starts_at=sale.starts_at.isoformat(),
@@ -363,6 +364,7 @@ async def create_sale(
                 slots=[],
                 max_ticket=0,
                 max_admit=0,
+                started=now >= starts,  # before: joins wait in the waiting room
             )
 
     uow.after_commit(session, load_lines)

@@ -16,7 +16,7 @@ from server.flash import queue
 from server.flash.admission import end_slots, load_line
 from server.flash.checkout import settle_paid_token
 from server.flash.models import FlashSale, InventoryToken, SaleState, TokenStatus
-from server.flash.sales import finish_sale, get_sale, is_live, sale_stores
+from server.flash.sales import finish_sale, get_sale, is_live, publish, sale_stores
 from server.kit import keys
 from server.kit.clock import Clock
 from server.kit.config import Settings
@@ -130,6 +130,8 @@ async def tick_line(
             await load_line(
                 session, redis, sale=sale, store_id=store_id, now=now, settings=settings
             )
+        if await queue.start(redis, sale_id=sale_id, store_id=store_id) > 0:
+            await publish(redis, sale_id=sale_id, store_id=store_id)  # the room has places
         # PostgreSQL decides which slots ran out unused: their tokens go back to the pool
         for (customer,) in await session.execute(
             _EXPIRE_CLAIMS, {"sale": sale.sale_id, "store": store_id, "now": now}

@@ -105,6 +105,12 @@ class Settings(BaseSettings):
     flash_slot_seconds: int = Field(default=60, ge=5)  # an admitted customer's checkout time
     flash_token_grace_s: int = 600  # token holds outlive the sale end by this (a safety net)
     flash_tick_interval_s: float = 0.5  # leased loop: expire slots, admit, end sales
+    # the waiting room opens this long before a sale starts (joins before: 409 not started)
+    flash_prequeue_s: int = Field(default=900, ge=0)
+    # admissions per second per store line (0: by slots and tokens only), at most
+    # flash_admit_burst at once (server clock)
+    flash_admit_rate_per_s: float = Field(default=0.0, ge=0)
+    flash_admit_burst: int = Field(default=20, ge=1)
     checkout_rate_limit_per_ip: str = "100/minute"  # flash join and checkout, per client IP
     # regular cart checkouts (a customer checks out a few times an hour; a shared address,
     # e.g. an office behind one NAT, many times more)

@@ -86,8 +86,9 @@ async def create_sale(
     price: int = 100,
     limit: int = 1,
     minutes: int = 30,
+    starts_in_s: int = 0,
 ) -> dict[str, Any]:
-    now = clock.now()
+    now = clock.now() + timedelta(seconds=starts_in_s)
     r = await client.post(
         "/v1/flash-sales",
         headers=headers,
