@@ -18,6 +18,7 @@ import websockets
 
 from server.events.relay import relay_once
 from server.identity.models import User
+from server.kit.clock import ManualClock
 from server.kit.db import transaction
 from server.kit.errors import Conflict
 from server.orders.models import Order
@@ -209,6 +210,19 @@ async def test_choosing_another_candidate_places_that_one(city, client) -> None:
     (offer,) = view["substitutions"]
     assert len(offer["candidates"]) >= 2, "the seed should have two candidates in stock"
     other = offer["candidates"][1]
+    # the proposed product's shelf empties meanwhile: accepting it is refused, the offer
+    # stays open for another answer
+    proposed = offer["proposed_sku"]
+    left = pg_stock(city.database_url, STORE, proposed)[0]
+    gone = await client.post(
+        f"/v1/stores/{STORE}/inventory/{proposed}/damage",
+        headers=picker,
+        json={"quantity": left, "reason": "crushed"},
+    )
+    assert gone.status_code == 200, gone.text
+    refused = await answer(client, customer, oid, line["sku_id"], {"answer": "accept"})
+    assert refused.status_code == 409 and refused.json()["code"] == "insufficient_stock"
+    assert money(city.database_url, oid, line["sku_id"])["offer"] == ("PENDING", None, None)
     stranger = await answer(
         client, customer, oid, line["sku_id"], {"answer": "choose", "substitute_sku": "NOPE"}
     )
@@ -239,8 +253,12 @@ async def test_no_answer_in_time_gets_the_store_fallback(
     short = await short_all(client, picker, oid, line)
     # not yet due: the loop leaves it
     assert await consent.expire_offers(stack.sessions, stack.redis, clock, STORE) == 0
-    clock.advance(settings.substitution_answer_s + 1)
-    assert await consent.expire_offers(stack.sessions, stack.redis, clock, STORE) == 1
+    # the demo's and the simulation's manual clock moves the deadline as well
+    manual = ManualClock(clock.timestamp())
+    manual.advance(settings.substitution_answer_s - 1)
+    assert await consent.expire_offers(stack.sessions, stack.redis, manual, STORE) == 0
+    manual.advance(2)
+    assert await consent.expire_offers(stack.sessions, stack.redis, manual, STORE) == 1
     books = money(city.database_url, oid, line["sku_id"])
     proposed = short["substitutes"][0]["sku_id"]
     if fallback == "substitute":
@@ -253,7 +271,7 @@ async def test_no_answer_in_time_gets_the_store_fallback(
     late = await answer(client, customer, oid, line["sku_id"], {"answer": "refuse"})
     assert late.status_code == 409 and late.json()["code"] == "offer_closed"
     assert money(city.database_url, oid, line["sku_id"]) == books
-    assert await consent.expire_offers(stack.sessions, stack.redis, clock, STORE) == 0
+    assert await consent.expire_offers(stack.sessions, stack.redis, manual, STORE) == 0
 
 
 def line_price(order: dict, sku_id: str) -> int:
