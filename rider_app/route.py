@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.geo import LatLng, haversine_m
+from shared.geo import LatLng, bearing_deg, haversine_m
 from shared.schemas.delivery import TripPublic, TripStopPublic
 
 ROAD_FACTOR = 1.35
@@ -91,3 +91,44 @@ def plan(trip: TripPublic, here: LatLng | None) -> RoutePlan:
             drops[str(stop.order_id)] = Leg(metres, elapsed)
         cursor = drop
     return RoutePlan(store, drops)
+
+
+COMPASS = (
+    "north", "north-east", "east", "south-east", "south", "south-west", "west", "north-west"
+)  # fmt: skip
+
+
+def heading(a: LatLng, b: LatLng) -> str:
+    """The compass word for riding from ``a`` to ``b`` (8 points)."""
+    return COMPASS[round(bearing_deg(a, b) / 45.0) % 8]
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """One point of the route as the route view draws and lists it."""
+
+    mark: str  # "S" for the store, the drop's number in route order
+    label: str
+    at: LatLng
+    leg: Leg  # from the previous point (the rider, the store, the drop before)
+    heading: str | None  # None when where it comes from is unknown
+
+
+def stops_in_order(trip: TripPublic, here: LatLng | None) -> list[Stop]:
+    """Where the rider still has to go, in order: the store until the bags are on board,
+    then the open drops; each with its leg (from ``plan``) and compass heading."""
+    route = plan(trip, here)
+    store_at = LatLng(trip.store_lat, trip.store_lng)
+    found: list[Stop] = []
+    cursor = store_at if trip.status == "PICKED_UP" else here  # as ``plan`` rides it
+    if route.store is not None:
+        way = heading(here, store_at) if here is not None and trip.status != "AT_STORE" else None
+        found.append(Stop("S", f"store {trip.store_id}", store_at, route.store, way))
+        cursor = store_at
+    for stop in open_stops(trip):
+        drop = LatLng(stop.lat, stop.lng)
+        label = stop.address or f"{stop.lat:.5f}, {stop.lng:.5f}"
+        way = heading(cursor, drop) if cursor is not None else None
+        found.append(Stop(str(stop.seq), label, drop, route.drops[str(stop.order_id)], way))
+        cursor = drop
+    return found

@@ -1,6 +1,6 @@
 """The current assignment: the store, the drops in route order with distance, ETA and a live
 SLA countdown, and the one next step (accept/reject, at the store, pickup, depart, drop).
-Before pickup the trip can be given back, with a reason."""
+Before pickup the trip can be given back, with a reason; v shows the route as a map."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from rider_app.route import Leg, RoutePlan, next_stop, plan
 from rider_app.screens.dialogs import ReleaseReasonScreen
 from rider_app.screens.drop import DropScreen
 from rider_app.screens.pickup import PickupScreen
+from rider_app.screens.route import RouteScreen
 from rider_app.widgets.gps_status import GpsStatus
 from shared.client import ApiError
 from shared.schemas.delivery import TripPublic, TripStopPublic
@@ -72,6 +73,7 @@ class TripScreen(Screen[None]):
         Binding("d", "depart", "Depart"),
         Binding("o", "drop", "Hand over (OTP)"),
         Binding("g", "release", "Give back"),
+        Binding("v", "route", "Route"),
         Binding("r", "refresh", "Refresh"),
         Binding("escape", "home", "Shift"),
     ]
@@ -303,6 +305,10 @@ class TripScreen(Screen[None]):
         stop = next_stop(trip) if trip is not None else None
         if trip is not None and trip.status == "OUT" and stop is not None:
             self.app.push_screen(DropScreen(self.ctx, trip, stop))
+
+    def action_route(self) -> None:
+        if self.trip is not None:
+            self.app.push_screen(RouteScreen(self.ctx))
 
     def action_refresh(self) -> None:
         self.post_message(PollAsked())
