@@ -27,7 +27,7 @@ from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
 from shared.schemas.orders import SubstitutionAnswer
 from tests.helpers import login
-from tests.server.inventory.helpers import pg_stock, redis_stock
+from tests.server.inventory.helpers import ledger_sum, pg_stock, redis_stock
 from tests.server.picking.test_picking_api import STORE, place_confirmed_order
 
 
@@ -144,6 +144,7 @@ async def test_the_offer_reaches_the_tracking_socket_and_accepting_places_it(
         assert packed.status_code == 409 and packed.json()["code"] == "awaiting_customer"
 
         stock = pg_stock(city.database_url, STORE, proposed)
+        ledger = ledger_sum(city.database_url, STORE, proposed)
         async with websockets.connect(ws_url(live_server.url, "/ws/picker", picker)) as picker_ws:
             assert json.loads(await picker_ws.recv())["type"] == "queue"
             r = await answer(client, customer, oid, line["sku_id"], {"answer": "accept"})
@@ -166,6 +167,11 @@ async def test_the_offer_reaches_the_tracking_socket_and_accepting_places_it(
         after = pg_stock(city.database_url, STORE, proposed)
         assert after == (stock[0] - 2, *stock[1:])
         assert await redis_stock(stack.redis, STORE, proposed) == after
+        # conservation: the buckets moved exactly as the ledger's movements say
+        moved = ledger_sum(city.database_url, STORE, proposed)
+        assert [m - b for m, b in zip(moved, ledger, strict=True)] == [
+            a - b for a, b in zip(after, stock, strict=True)
+        ]
         # the answer again (its reply lost) changes nothing; another answer is refused
         again = await answer(client, customer, oid, line["sku_id"], {"answer": "accept"})
         assert again.status_code == 200 and money(city.database_url, oid, line["sku_id"]) == books
@@ -185,6 +191,17 @@ async def test_refusing_refunds_the_line_and_takes_no_stock(city, client) -> Non
     stocks = {
         o["sku_id"]: pg_stock(city.database_url, STORE, o["sku_id"]) for o in short["substitutes"]
     }
+    # under ask the picker does not choose for the customer
+    mine = await client.post(
+        f"/v1/picking/tasks/{oid}/substitute",
+        headers=picker,
+        json={
+            "sku_id": line["sku_id"],
+            "substitute_sku": short["substitutes"][0]["sku_id"],
+            "quantity": 2,
+        },
+    )
+    assert mine.status_code == 409 and mine.json()["code"] == "customer_decides"
     customer = await login(client, "customer.001", DEMO_SECRETS[Role.CUSTOMER])
     r = await answer(client, customer, oid, line["sku_id"], {"answer": "refuse"})
     assert r.status_code == 200, r.text
