@@ -62,7 +62,7 @@ def simulate(
     walk_order: Annotated[bool, typer.Option(help="S-shaped walk (off: aisle order)")] = True,
     promise: Annotated[
         float, typer.Option(min=1, help="minutes to the door a store must reach to serve")
-    ] = 15.0,
+    ] = 10.0,
     ablation: Annotated[
         bool, typer.Option(help="run all levers on, then each off in turn; print the table")
     ] = False,

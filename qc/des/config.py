@@ -114,7 +114,7 @@ class DesConfig:
     skus: int = 1200
     customers: int = 400
     payment_failure_rate: float = 0.02
-    promise_min: float = 15.0  # the door time serviceability promises (QC_SERVICEABILITY_PROMISE_S)
+    promise_min: float = 10.0  # the door time serviceability promises (QC_SERVICEABILITY_PROMISE_S)
     policies: Policies = field(default_factory=Policies)
     physics: Physics = field(default_factory=Physics)
     staffing: Staffing = field(default_factory=Staffing)

@@ -63,7 +63,7 @@ class DesReport:
     stores: int
     hours: float
     policies: dict[str, bool]
-    promise_min: float = 15.0
+    promise_min: float = 10.0
     wall_s: float = 0.0  # the whole run, setup (seeding the city) included
     setup_s: float = 0.0
     events: int = 0

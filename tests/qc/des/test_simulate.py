@@ -1,23 +1,22 @@
 """The deterministic simulated day (``qc simulate``): same seed, same figures, idle or
-loaded machine; stage times that add up; a lever that changes what happens."""
+loaded machine; stage times that add up (the levers: test_levers.py)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from qc.des.config import DesConfig, Policies
+from qc.des.config import DesConfig
 from qc.des.pickers import walk_steps
 from qc.des.report import STAGES, DesReport, delivered_stages, stage_times
 from qc.des.runner import simulate
 from qc.des.stack import Services
 
 # a few minutes of the evening peak at one store: a couple of dozen orders
-SHORT = DesConfig(stores=1, hours=0.1, start_hour=19.0, skus=200, customers=20)
+SHORT = DesConfig(stores=1, hours=0.1, start_hour=19.0, skus=200, customers=20, promise_min=15)
 
 
 async def _day(services: Any, config: DesConfig) -> DesReport:
@@ -72,16 +71,3 @@ async def test_every_delivered_order_has_ordered_stages_summing_to_its_time(
     assert report.order_to_door_p50_s is not None
     assert totals[0] <= report.order_to_door_p50_s <= totals[-1]
     assert report.stages[STAGES[2]]["p50"]  # picking takes time
-
-
-@pytest.mark.slow
-async def test_polling_instead_of_push_makes_work_wait(services: Any) -> None:
-    pushed = await _day(services, SHORT)
-    polled = await _day(services, replace(SHORT, policies=Policies(push=False)))
-    wait = "confirmed -> picking started"
-    pushed_wait = pushed.stages[wait]["mean"]
-    polled_wait = polled.stages[wait]["mean"]
-    assert pushed_wait is not None and polled_wait is not None
-    # told at once (2 s) against the first of the idle pickers' 30 s glances
-    assert polled_wait > pushed_wait
-    assert polled.figures() != pushed.figures()
