@@ -19,6 +19,7 @@ from server.inventory.errors import (
     StockBucketShort,
     StoreNotReady,
     UnknownSku,
+    short_line,
 )
 from server.kit import keys, scripts
 
@@ -99,12 +100,8 @@ async def reserve(
         body = answer[1:]
         raise InsufficientStock(
             [
-                {
-                    "sku_id": body[i],
-                    "requested_more": int(body[i + 1]),
-                    "available": int(body[i + 2]),
-                }
-                for i in range(0, len(body), 3)
+                short_line(body[i], int(body[i + 1]), int(body[i + 2]), int(body[i + 3]))
+                for i in range(0, len(body), 4)
             ]
         )
     if status == "NOT_READY":

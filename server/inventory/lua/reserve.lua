@@ -11,7 +11,7 @@
 -- ARGV: 1 mode (SOFT|HARD), 2 holder, 3 new holder, 4 expires_at, 5 now,
 --       then sku, qty per line
 -- -> {"OK", old_state, old_expires, pending_id, epoch, sku, old, new, ...}
---    | {"SHORT", sku, wanted_more, available, ...}
+--    | {"SHORT", sku, wanted_more, available, reserved, ...}
 --    | {"NOT_READY"} | {"STATE", state} | {"UNKNOWN_SKU", sku}
 local epoch = redis.call('GET', KEYS[1])
 if not epoch then return {'NOT_READY'} end
@@ -34,6 +34,7 @@ for i = 1, n do
   olds[i], deltas[i] = old, want - old
   if deltas[i] > tonumber(available) then
     table.insert(short, sku); table.insert(short, deltas[i]); table.insert(short, available)
+    table.insert(short, redis.call('HGET', inv, 'reserved') or '0')
   end
 end
 if #short > 0 then

@@ -109,7 +109,13 @@ async def test_all_lines_or_none(stack) -> None:
     with pytest.raises(InsufficientStock) as err:
         await reserve(stack, "cart-1", {plenty: 1, scarce: available + 1})
     assert err.value.short == [
-        {"sku_id": scarce, "requested_more": available + 1, "available": available}
+        {
+            "sku_id": scarce,
+            "requested_more": available + 1,
+            "available": available,
+            "held": 0,
+            "reason": "short",
+        }
     ]
     assert pg_stock(stack.database_url, STORE, plenty)[1] == 0  # nothing half-done
     assert reservation_rows(stack.database_url, STORE, "cart-1") == {}
