@@ -10,10 +10,7 @@ from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.delivery import planning
-from server.delivery.models import Trip, TripStop
 from server.kit.cache import TTLCache
-from server.orders.models import Order
-from server.stores.models import DarkStore
 from shared.geo import LatLng, haversine_m
 
 HISTORY_MIN_SAMPLES = 3
@@ -33,25 +30,27 @@ _paces: TTLCache[float | None] = TTLCache(300)
 async def etas(
     session: AsyncSession,
     *,
-    trip: Trip,
-    store: DarkStore,
+    rider_id: uuid.UUID,
+    store_id: str,
+    trip_status: str,
+    store_at: LatLng,
     here: LatLng,
     speed: float | None,
-    pending: list[tuple[TripStop, Order]],
+    drops: list[LatLng],
     now: datetime,
 ) -> list[float]:
-    """Seconds from ``here`` to each open drop in route order: to the store first unless
-    the bags are on board, then drop by drop, corrected by the rider's recent speed and by
+    """Seconds from ``here`` to each open drop (``drops``, in route order) of the rider's
+    trip from the store at ``store_at``: to the store first unless the bags are on board
+    (``trip_status`` OUT), then drop by drop, corrected by the rider's recent speed and by
     how their past rides from this store compared with plan. The customer's live ETA and
     the rider's trip view both come from here."""
-    factor = await _history_factor(session, rider_id=trip.rider_id, store_id=trip.store_id, now=now)
-    start = here if trip.status == "OUT" else LatLng(store.lat, store.lng)
+    factor = await _history_factor(session, rider_id=rider_id, store_id=store_id, now=now)
+    start = here if trip_status == "OUT" else store_at
     lead = (
         0.0
-        if trip.status == "OUT"
+        if trip_status == "OUT"
         else planning.eta_s(haversine_m(here, start), recent_speed_mps=speed)
     )
-    drops = [LatLng(o.delivery_lat, o.delivery_lng) for _, o in pending]
     legs = planning.route_etas(start, drops, recent_speed_mps=speed, history_factor=factor)
     return [lead + s for s in legs]
 

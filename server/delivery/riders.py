@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta
+from typing import Any
 
 import redis.asyncio as aioredis
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.delivery import eta, locations, trips
-from server.delivery.models import Rider, RiderShift, Trip
+from server.delivery.models import Rider, RiderShift
 from server.identity.models import User
 from server.kit import keys
 from server.kit.errors import Conflict, NotFound, Unprocessable
@@ -112,59 +113,98 @@ async def ingest_fixes(
     return recorded.accepted, recorded.duplicates
 
 
-async def _crossing(session: AsyncSession, rider: Rider, trip: Trip) -> None:
-    """Before a geofence write (rare): lock the rider row as the trip actions do, and
-    read the trip again, so a fix never undoes an action that committed meanwhile."""
+# The rider's trip as the fan-out needs it, in one statement: the trip on the road, else
+# the next one (as ``trips.current_trip`` orders them), its store and its open stops.
+_TRACKING = text("""
+    WITH t AS (
+      SELECT trip_id, store_id, status FROM trips
+      WHERE rider_id = :r AND status IN ('OFFERED', 'ACCEPTED', 'AT_STORE', 'PICKED_UP', 'OUT')
+      ORDER BY status IN ('OFFERED', 'ACCEPTED', 'AT_STORE'), created_at NULLS FIRST
+      LIMIT 1)
+    SELECT t.trip_id, t.store_id, t.status, d.lat, d.lng,
+           s.order_id, s.status, o.delivery_lat, o.delivery_lng
+    FROM t JOIN dark_stores d ON d.store_id = t.store_id
+    LEFT JOIN trip_stops s ON s.store_id = t.store_id AND s.trip_id = t.trip_id
+      AND s.status IN ('PENDING', 'ARRIVED')
+    LEFT JOIN orders o ON o.store_id = s.store_id AND o.order_id = s.order_id
+    ORDER BY s.seq""")
+
+
+def _at_a_geofence(rows: list[Any], here: LatLng) -> bool:
+    status, store = rows[0][2], LatLng(rows[0][3], rows[0][4])
+    if status == "ACCEPTED":
+        return haversine_m(here, store) <= GEOFENCE_M
+    return status == "OUT" and any(
+        r[5] is not None
+        and r[6] == "PENDING"
+        and haversine_m(here, LatLng(r[7], r[8])) <= GEOFENCE_M
+        for r in rows
+    )
+
+
+async def _cross(session: AsyncSession, *, rider: Rider, here: LatLng, now: datetime) -> None:
+    """A fix at a geofence (rare, the only write a fix makes): under the rider row's lock,
+    as the trip actions take it, the trip read again, so a fix never undoes an action that
+    committed meanwhile. 50 m of the store applies AT_STORE; of a drop, ARRIVED."""
     await session.get(Rider, rider.rider_id, with_for_update=True, populate_existing=True)
-    await session.refresh(trip)
+    trip = await trips.current_trip(session, rider_id=rider.rider_id)
+    if trip is None:
+        return
+    store = await session.get(DarkStore, trip.store_id)
+    assert store is not None
+    if trip.status == "ACCEPTED" and haversine_m(here, LatLng(store.lat, store.lng)) <= GEOFENCE_M:
+        trip.status, trip.updated_at = "AT_STORE", now
+        rider.status = RiderStatus.AT_STORE
+        session.add(trip)
+        session.add(rider)
+    if trip.status == "OUT":
+        for stop, order in trips.open_stops(await trips.trip_stops(session, trip.trip_id)):
+            drop = LatLng(order.delivery_lat, order.delivery_lng)
+            if stop.status == "PENDING" and haversine_m(here, drop) <= GEOFENCE_M:
+                stop.status, stop.arrived_at = "ARRIVED", now
+                session.add(stop)
+    await session.flush()
 
 
 async def _after_move(
     session: AsyncSession, redis: aioredis.Redis, *, rider: Rider, fix: GpsFix, now: datetime
 ) -> None:
-    """Geofences and the customer's live view for every order on the rider's trip."""
-    trip = await trips.current_trip(session, rider_id=rider.rider_id)
-    if trip is None:
-        return
+    """Geofences and the customer's live view for every order on the rider's trip: one
+    read of the trip (no write unless a geofence is crossed), one publish per order."""
     here = LatLng(fix.lat, fix.lng)
-    store = await session.get(DarkStore, trip.store_id)
-    assert store is not None
-    if trip.status == "ACCEPTED" and haversine_m(here, LatLng(store.lat, store.lng)) <= GEOFENCE_M:
-        await _crossing(session, rider, trip)
-        if trip.status == "ACCEPTED":
-            trip.status, trip.updated_at = "AT_STORE", now  # arrived at the store: applied
-            rider.status = RiderStatus.AT_STORE
-            session.add(trip)
-            session.add(rider)
-    pending = trips.open_stops(await trips.trip_stops(session, trip.trip_id))
+    rows = list((await session.execute(_TRACKING, {"r": rider.rider_id})).all())
+    if rows and _at_a_geofence(rows, here):
+        await _cross(session, rider=rider, here=here, now=now)
+        rows = list((await session.execute(_TRACKING, {"r": rider.rider_id})).all())
+    if not rows:
+        return
+    _, store_id, status, store_lat, store_lng = rows[0][:5]
+    stops = [(r[5], r[6], LatLng(r[7], r[8])) for r in rows if r[5] is not None]
     etas = await eta.etas(
-        session, trip=trip, store=store, here=here, speed=fix.speed_mps, pending=pending, now=now
+        session,
+        rider_id=rider.rider_id,
+        store_id=store_id,
+        trip_status=status,
+        store_at=LatLng(store_lat, store_lng),
+        here=here,
+        speed=fix.speed_mps,
+        drops=[drop for _, _, drop in stops],
+        now=now,
     )
-    for (stop, order), elapsed in zip(pending, etas, strict=True):
-        drop = LatLng(order.delivery_lat, order.delivery_lng)
-        if (
-            trip.status == "OUT"
-            and stop.status == "PENDING"
-            and haversine_m(here, drop) <= GEOFENCE_M
-        ):
-            await _crossing(session, rider, trip)
-            await session.refresh(stop)
-            if trip.status == "OUT" and stop.status == "PENDING":
-                stop.status, stop.arrived_at = "ARRIVED", now
-                session.add(stop)
+    for (order_id, stop_status, _), elapsed in zip(stops, etas, strict=True):
         await redis.spublish(  # sharded: only the channel's shard carries it
-            keys.order_channel(str(order.order_id)),
+            keys.order_channel(str(order_id)),
             json.dumps(
                 {
                     "topic": "rider.location",
                     "payload": {
-                        "order_id": str(order.order_id),
+                        "order_id": str(order_id),
                         "rider_id": str(rider.rider_id),
                         "lat": fix.lat,
                         "lng": fix.lng,
                         "at": fix.at.isoformat(),
                         "eta_s": round(elapsed),
-                        "arrived": stop.status == "ARRIVED",
+                        "arrived": stop_status == "ARRIVED",
                     },
                 }
             ),

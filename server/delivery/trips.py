@@ -25,6 +25,7 @@ from server.orders.models import Order
 from server.picking.models import PickTask
 from server.stores.models import DarkStore
 from shared.enums import AlertKind, OrderStatus, RiderStatus
+from shared.geo import LatLng
 from shared.schemas.delivery import TripPublic, TripStopPublic
 
 OTP_TRIES = 3
@@ -141,11 +142,13 @@ async def trip_view(
         pending = open_stops(stops)
         etas = await eta.etas(
             session,
-            trip=trip,
-            store=store,
+            rider_id=trip.rider_id,
+            store_id=trip.store_id,
+            trip_status=trip.status,
+            store_at=LatLng(store.lat, store.lng),
             here=fix.position,
             speed=fix.speed_mps,
-            pending=pending,
+            drops=[LatLng(o.delivery_lat, o.delivery_lng) for _, o in pending],
             now=now,
         )
         eta_at = {
