@@ -329,6 +329,9 @@ class PickScreen(WedgeScreen):
         if self.ctx.scans.pending(self.order_id):
             self.feedback.info("Wait: scans are still being sent")
             return
+        if line.awaiting_customer_until is not None:
+            self.refuse(f"{line.name} waits on the customer's answer: pick the rest meanwhile")
+            return
         if line.quantity == 0 or line.substitute_sku is not None:
             self.refuse(f"{line.name} is already reported short")
             return

@@ -11,7 +11,7 @@ import psycopg
 from picker_app.app import PickerApp
 from picker_app.messages import WorkPushed
 from picker_app.screens.exception import ShortScreen, SubstituteScreen
-from picker_app.screens.pick import PickScreen
+from picker_app.screens.pick import WAIT_RECHECK_S, PickScreen
 from picker_app.widgets.pick_lines import PickLineRow
 from server.events.relay import relay_once
 from shared.client.customer import CustomerClient
@@ -55,6 +55,12 @@ async def test_the_picker_picks_on_while_a_line_waits_and_it_resolves_when_pushe
         # no substitute dialog for the picker: the customer chooses
         assert not isinstance(app.screen, SubstituteScreen) and app.screen is screen
         assert row_state(screen, MILK) == "⌛ ask customer"
+        # no second short on the waiting line: it is the customer's turn
+        await person_presses(pilot, clock, "down")
+        await wait_for(pilot, lambda: getattr(screen.selected(), "sku_id", "") == MILK)
+        await person_presses(pilot, clock, "s")
+        await wait_for(pilot, lambda: "waits on the customer" in screen.feedback.text)
+        assert not isinstance(app.screen, ShortScreen)
         # the rest of the pick goes on: the papaya is scanned and counted meanwhile
         papaya = screen.line(PAPAYA)
         assert papaya is not None
@@ -104,6 +110,7 @@ async def test_a_missed_push_is_caught_up_once_the_deadline_is_past() -> None:
     async with app.run_test(size=(100, 30)) as pilot:
         screen = await short_milk(pilot, app, clock)
         api.customer_answers(MILK, accept=True)  # decided, but the push never came
+        clock.advance(WAIT_RECHECK_S)  # a terminal asks again at most this often
         await wait_for(pilot, lambda: screen.line(BANANA.sku_id) is not None, what="caught up")
         assert [c for c in api.calls if c[0] == "pick_list"]
 
