@@ -21,6 +21,8 @@ from server.identity.models import User
 from server.kit.clock import ManualClock
 from server.kit.db import transaction
 from server.kit.errors import Conflict
+from server.kit.loops import background_loops
+from server.kit.resources import resources_of
 from server.orders.models import Order
 from server.picking import consent
 from server.seed.generate import DEMO_SECRETS
@@ -430,3 +432,23 @@ async def test_a_cancelled_order_closes_its_offer_without_a_second_refund(
     assert books["refunds"] == [(2 * line_price(order, line["sku_id"]), "VOID")]
     assert proposed not in books["items"]
     assert pg_stock(city.database_url, STORE, proposed) == stock
+
+
+async def test_the_app_runs_the_timeout_as_a_fenced_loop_per_store(
+    city, app, client, clock, settings
+) -> None:
+    """The app's own ``substitution-answers`` loop (one lease per store) closes an offer
+    whose time ran out: one tick, as a replica holding the store's lease runs it."""
+    ask_policy(city.database_url, "refund")
+    order, picker, task = await claim(client, city.database_url)
+    line = next(ln for ln in task["lines"] if ln["quantity"] == 2)
+    await short_all(client, picker, order["order_id"], line)
+    (loop,) = [x for x in background_loops(resources_of(app)) if x.name == "substitution-answers"]
+    await loop.tick()
+    assert money(city.database_url, order["order_id"], line["sku_id"])["offer"][0] == "PENDING"
+    clock.advance(settings.substitution_answer_s + 1)
+    await loop.tick()
+    assert STORE in loop.held
+    books = money(city.database_url, order["order_id"], line["sku_id"])
+    assert books["offer"] == ("REFUNDED", None, "timeout")
+    await loop.stop()
