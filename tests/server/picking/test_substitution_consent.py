@@ -18,6 +18,7 @@ import websockets
 
 from server.events.relay import relay_once
 from server.identity.models import User
+from server.kit.background import ShardedLoop
 from server.kit.clock import ManualClock
 from server.kit.db import transaction
 from server.kit.errors import Conflict
@@ -444,6 +445,7 @@ async def test_the_app_runs_the_timeout_as_a_fenced_loop_per_store(
     line = next(ln for ln in task["lines"] if ln["quantity"] == 2)
     await short_all(client, picker, order["order_id"], line)
     (loop,) = [x for x in background_loops(resources_of(app)) if x.name == "substitution-answers"]
+    assert isinstance(loop, ShardedLoop)
     await loop.tick()
     assert money(city.database_url, order["order_id"], line["sku_id"])["offer"][0] == "PENDING"
     clock.advance(settings.substitution_answer_s + 1)
