@@ -42,7 +42,10 @@ class Refund(SQLModel, table=True):
     amount_paise: int = Field(ge=0)
     reason: str = Field(max_length=200)
     # PENDING until the provider pays it out (SUCCEEDED) or refuses it for good (FAILED);
-    # the refund id is the provider's idempotency key, so a retry never pays twice
+    # the refund id is the provider's idempotency key, so a retry never pays twice. HELD:
+    # a short line waiting on the customer's substitution answer (not paid out until it
+    # is PENDING again, shrunk by a substitute); VOID: held when the order was cancelled
+    # and refunded whole (server/picking/consent.py)
     status: str = Field(default="PENDING", max_length=20)
     attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     next_attempt_at: Timestamp = tz_field()
