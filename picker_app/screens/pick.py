@@ -368,8 +368,11 @@ class PickScreen(WedgeScreen):
                 # policy ask: the customer chooses; the answer is pushed (customer_answered)
                 self.feedback.info(f"{what} — substitute offered to the customer; pick on")
                 return
-            if result.policy == "never" or not result.substitutes:
-                why = "store never substitutes" if result.policy == "never" else "none in stock"
+            if result.policy != "substitute" or not result.substitutes:
+                why = {
+                    "never": "store never substitutes",
+                    "ask": "none in stock to offer the customer",
+                }.get(result.policy, "none in stock")
                 self.feedback.info(f"{what} — no substitute ({why}); customer refunded")
                 return
             pick = await self.app.push_screen_wait(SubstituteScreen(line, result))
