@@ -111,6 +111,11 @@ class _Loop:
         if self._task is not None:
             self._task.cancel()
             await asyncio.wait([self._task], timeout=grace_s)
+            if not self._task.done():
+                log.warning(
+                    "background loop still running after its grace",
+                    extra={"loop": self.name, "grace_s": grace_s},
+                )
         with contextlib.suppress(Exception):
             async with asyncio.timeout(GIVE_BACK_S):
                 await self._give_back()
