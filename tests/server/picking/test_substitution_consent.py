@@ -449,6 +449,11 @@ async def test_the_app_runs_the_timeout_as_a_fenced_loop_per_store(
     await loop.tick()
     assert money(city.database_url, order["order_id"], line["sku_id"])["offer"][0] == "PENDING"
     clock.advance(settings.substitution_answer_s + 1)
+    # past the deadline an answer is refused even before the loop has run
+    customer = await login(client, "customer.001", DEMO_SECRETS[Role.CUSTOMER])
+    late = await answer(client, customer, order["order_id"], line["sku_id"], {"answer": "accept"})
+    assert late.status_code == 409 and late.json()["code"] == "offer_closed"
+    assert money(city.database_url, order["order_id"], line["sku_id"])["offer"][0] == "PENDING"
     await loop.tick()
     assert STORE in loop.held
     books = money(city.database_url, order["order_id"], line["sku_id"])
