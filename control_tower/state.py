@@ -124,6 +124,7 @@ def store_row(store: StoreOps) -> StoreRow:
         busy_riders=store.busy_riders,
         low_stock=store.low_stock,
         stock_outs=store.stock_outs,
+        sold_out_today=store.sold_out_today,
         paused=not store.is_operational,
         risk=store.risk,
     )

@@ -123,13 +123,14 @@ class StoreScreen(LiveScreen):
         body.append(
             f"{store.low_stock} low", style=LEVEL_COLOUR[Level.WARN] if store.low_stock else ""
         )
-        body.append(" · ")
+        body.append(f" · {store.stockout_risk} at risk in 24 h\n")
+        # two "out of stock" named apart: what customers emptied today, and shelves empty
+        # from before (never stocked, or not restocked)
         body.append(
-            f"{store.stock_outs} out",
-            style=f"bold {LEVEL_COLOUR[Level.CRIT]}" if store.stock_outs else "",
+            f"{store.sold_out_today} sold out today",
+            style=f"bold {LEVEL_COLOUR[Level.CRIT]}" if store.sold_out_today else "",
         )
-        body.append(" · ")
-        body.append(f"{store.stockout_risk} at risk in 24 h")
+        body.append(f" · {store.stock_outs - store.sold_out_today} empty since before today")
         stock.update(body)
 
     def _show_pickers(self) -> None:

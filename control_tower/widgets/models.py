@@ -48,7 +48,8 @@ class StoreRow:
     idle_riders: int = 0
     busy_riders: int = 0
     low_stock: int = 0
-    stock_outs: int = 0
+    stock_outs: int = 0  # none on the shelf, whatever the cause
+    sold_out_today: int = 0  # of those, sold out today (the rest: not restocked, never stocked)
     paused: bool = False
     risk: float = 0.0
 

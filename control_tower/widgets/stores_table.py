@@ -27,7 +27,7 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("breach", "Breach"),
     ("pickers", "Pickers"),
     ("riders", "Riders i/b"),
-    ("stock", "Low/Out"),
+    ("stock", "Low/Sold out"),
     ("state", "State"),
 )
 
@@ -40,7 +40,9 @@ def store_cells(store: StoreRow, sla_s: float = DEFAULT_SLA_S) -> dict[str, Cell
     """The table cells for one store, by column key."""
     risk_colour = LEVEL_COLOUR[risk_level(store.risk)]
     breach_style = f"bold {LEVEL_COLOUR[Level.CRIT]}" if store.predicted_breaches else "dim"
-    stock_style = LEVEL_COLOUR[Level.CRIT] if store.stock_outs else ""
+    # sold out today: what customers wanted and the store ran out of (never stocked or long
+    # empty SKUs are the store screen's, apart)
+    stock_style = LEVEL_COLOUR[Level.CRIT] if store.sold_out_today else ""
     riders_style = LEVEL_COLOUR[Level.WARN] if store.idle_riders == 0 else ""
     return {
         "store": store.store_id,
@@ -56,7 +58,7 @@ def store_cells(store: StoreRow, sla_s: float = DEFAULT_SLA_S) -> dict[str, Cell
         "breach": _num(store.predicted_breaches, breach_style),
         "pickers": _num(store.active_pickers),
         "riders": Text(f"{store.idle_riders}/{store.busy_riders}", riders_style, justify="right"),
-        "stock": Text(f"{store.low_stock}/{store.stock_outs}", stock_style, justify="right"),
+        "stock": Text(f"{store.low_stock}/{store.sold_out_today}", stock_style, justify="right"),
         "state": (
             Text("PAUSED", style=f"bold {LEVEL_COLOUR[Level.WARN]}")
             if store.paused

@@ -80,7 +80,9 @@ class Report:
     orders_packed: int = 0
     rider_utilisation: float | None = None  # time on trips / time on duty
     riders_on_duty: int = 0
-    stock_outs: int = 0  # (store, SKU) in stock at the start, none available at the end
+    # (store, SKU) in stock at the start, none available at the end: sold out during the
+    # run, not the shelves that were empty before it (the tower's "empty since before")
+    stock_outs: int = 0
     low_stock_events: int = 0  # stock fell to the reorder level (inventory.low_stock)
     oversells: int = 0
     ledger_mismatches: int = 0
@@ -137,7 +139,7 @@ class Report:
             ("carts not checked out", f"{self.carts_abandoned} of {self.carts_created}"),
             ("holds expired", str(self.holds_expired)),
             ("payments failed", str(self.payments_failed)),
-            ("stock-outs (sold out at the end)", str(self.stock_outs)),
+            ("sold out during the run", str(self.stock_outs)),
             ("low-stock events", str(self.low_stock_events)),
             ("oversells", str(self.oversells)),
             ("ledger mismatches", str(self.ledger_mismatches)),

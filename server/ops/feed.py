@@ -54,7 +54,7 @@ class FeedCache:
     each city's last snapshot (half a second: every socket of the process shares it)."""
 
     def __init__(self) -> None:
-        self.stock: TTLCache[dict[str, tuple[int, int]]] = TTLCache(5.0)
+        self.stock: TTLCache[dict[str, tuple[int, int, int]]] = TTLCache(5.0)
         self.risk: TTLCache[dict[str, int]] = TTLCache(60.0)
         self.snapshots: TTLCache[OpsSnapshot] = TTLCache(0.5)
 
@@ -96,11 +96,16 @@ _PICKERS = text("""
           AND (p.status = 'PICKING' OR p.claimed_at > :since))
     ORDER BY u.store_id, u.login""")
 
+# low; none on the shelf; of those, sold out today (a customer's hold took units off the
+# shelf since the city's midnight): the rest were never stocked or not restocked since
 _STOCK = text("""
-    SELECT store_id,
-           count(*) FILTER (WHERE available_qty > 0 AND available_qty <= reorder_level),
-           count(*) FILTER (WHERE available_qty = 0)
-    FROM store_inventory WHERE store_id = ANY(:stores) GROUP BY store_id""")
+    SELECT i.store_id,
+           count(*) FILTER (WHERE i.available_qty > 0 AND i.available_qty <= i.reorder_level),
+           count(*) FILTER (WHERE i.available_qty = 0),
+           count(*) FILTER (WHERE i.available_qty = 0 AND EXISTS (
+             SELECT 1 FROM stock_ledger l WHERE l.store_id = i.store_id AND l.sku_id = i.sku_id
+               AND l.created_at >= :since AND l.movement = 'RESERVE'))
+    FROM store_inventory i WHERE i.store_id = ANY(:stores) GROUP BY i.store_id""")
 
 _PER_MINUTE = text("""
     SELECT floor(extract(epoch FROM (:now - placed_at)) / 60)::int AS ago, count(*)
@@ -135,11 +140,11 @@ async def _exec(session: AsyncSession, statement: TextClause, **params: Any) -> 
 
 
 async def _stock(
-    session: AsyncSession, city_id: str, stores: list[str], cache: FeedCache | None
-) -> dict[str, tuple[int, int]]:
-    async def load() -> dict[str, tuple[int, int]]:
-        rows = await _exec(session, _STOCK, stores=stores)
-        return {store: (int(low), int(outs)) for store, low, outs in rows}
+    session: AsyncSession, city_id: str, stores: list[str], cache: FeedCache | None, now: datetime
+) -> dict[str, tuple[int, int, int]]:
+    async def load() -> dict[str, tuple[int, int, int]]:
+        rows = await _exec(session, _STOCK, stores=stores, since=ist_midnight(now))
+        return {store: (int(low), int(outs), int(today)) for store, low, outs, today in rows}
 
     return await cache.stock.get_or_load(city_id, load) if cache else await load()
 
@@ -268,7 +273,7 @@ async def build_snapshot(
             oldest[row.store_id] = max(oldest[row.store_id], age)
         breaches[row.store_id] += predicted
 
-    stock = await _stock(session, city_id, store_ids, cache)
+    stock = await _stock(session, city_id, store_ids, cache, now)
     risk = await _risk(session, city_id, cache)
     store_rows = []
     for s in stores:
@@ -282,7 +287,7 @@ async def build_snapshot(
             idle_riders=idle_at[sid],
             is_operational=s.is_operational,
         )
-        low, outs = stock.get(sid, (0, 0))
+        low, outs, sold_out_today = stock.get(sid, (0, 0, 0))
         store_rows.append(
             StoreOps(
                 store_id=sid,
@@ -300,6 +305,7 @@ async def build_snapshot(
                 busy_riders=busy_at[sid],
                 low_stock=low,
                 stock_outs=outs,
+                sold_out_today=sold_out_today,
                 stockout_risk=risk.get(sid, 0),
                 risk=sla.store_risk(load),
             )

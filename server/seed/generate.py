@@ -146,6 +146,21 @@ def _demo_hashes() -> dict[Role, str]:
     return {role: hash_secret(secret) for role, secret in DEMO_SECRETS.items()}
 
 
+SOLD_OUT_SHARE = 0.004  # a real store opens with a few SKUs out (~20 of 5,000), not 3 %
+_OLD_OUT_SHARE = 0.03  # the draw the seed made before: kept, so every later draw is as it was
+
+
+def _opening_stock(rng: random.Random, capacity: int) -> int:
+    """Units on the shelf when the store opens: a few SKUs sold out and waiting for the
+    next delivery, the rest between a quarter and all of the shelf's capacity."""
+    draw = rng.random()
+    if draw < SOLD_OUT_SHARE:
+        return 0
+    if draw < _OLD_OUT_SHARE:  # no second draw here (there was none): the seed stays put
+        return capacity // 2
+    return rng.randint(capacity // 4, capacity)
+
+
 def bin_code(aisle: str, shelf: int, bin_no: int) -> str:
     return f"{aisle}-{shelf:02d}-{bin_no}"
 
@@ -247,7 +262,7 @@ def seed_city(
                     a, s, b = spots[slot[aisle] % len(spots)]
                     slot[aisle] += 1
                     capacity = 40 + int(160 * popularity[p["sku_id"]] ** 0.5)
-                    stocked = 0 if rng.random() < 0.03 else rng.randint(capacity // 4, capacity)
+                    stocked = _opening_stock(rng, capacity)
                     inv_copy.write_row(
                         (
                             store_id,

@@ -26,7 +26,8 @@ class StoreOps(BaseModel):
     idle_riders: int = 0
     busy_riders: int = 0
     low_stock: int = 0
-    stock_outs: int = 0
+    stock_outs: int = 0  # SKUs with none on the shelf, whatever the cause
+    sold_out_today: int = 0  # of those, sold out since the city's midnight (not never stocked)
     stockout_risk: int = 0  # SKUs the forecast says run out within 24 h
     risk: float = 0.0  # 0..1, higher is worse; the table sorts by it
 

@@ -84,6 +84,7 @@ def stores() -> list[StoreOps]:
             busy_riders=r.busy_riders,
             low_stock=r.low_stock,
             stock_outs=r.stock_outs,
+            sold_out_today=r.sold_out_today,
             stockout_risk=3 if r.store_id == "BLR-KOR" else 0,
             risk=r.risk,
         )

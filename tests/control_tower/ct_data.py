@@ -13,7 +13,7 @@ def stores() -> list[StoreRow]:
             "BLR-KOR", "Koramangala", 12.9352, 77.6245,
             orders_by_state={"CONFIRMED": 4, "PICKING": 6, "PACKED": 2, "OUT_FOR_DELIVERY": 7},
             oldest_wait_s=610, predicted_breaches=3, active_pickers=5,
-            idle_riders=0, busy_riders=9, low_stock=12, stock_outs=2, risk=0.82,
+            idle_riders=0, busy_riders=9, low_stock=12, stock_outs=5, sold_out_today=2, risk=0.82,
         ),
         StoreRow(
             "BLR-IND", "Indiranagar", 12.9784, 77.6408,

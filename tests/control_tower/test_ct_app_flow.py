@@ -287,7 +287,7 @@ async def test_store_drill_down_shows_pipeline_people_and_stock(feed: FakeFeedSe
             "Priya N": "a1000003 picking",
         }
         assert plain(screen.query_one("#stock", Static).content) == (
-            "12 low · 2 out · 3 at risk in 24 h"
+            "12 low · 3 at risk in 24 h\n2 sold out today · 3 empty since before today"
         )
         store_alerts = screen.query_one(CityAlertsPanel)
         assert {a.store_id for a in store_alerts.alerts} == {"BLR-KOR"}

@@ -54,7 +54,8 @@ def test_store_rows_carry_the_numbers_and_the_pause() -> None:
     rows = {r.store_id: r for r in fresh().store_rows()}
     kor = rows["BLR-KOR"]
     assert (kor.name, kor.risk, kor.queued, kor.on_road) == ("Koramangala", 0.82, 12, 7)
-    assert (kor.predicted_breaches, kor.low_stock, kor.stock_outs) == (3, 12, 2)
+    assert (kor.predicted_breaches, kor.low_stock, kor.stock_outs) == (3, 12, 5)
+    assert kor.sold_out_today == 2  # the rest: not on the shelf since before today
     assert rows["BLR-WHF"].paused and not kor.paused
 
 
