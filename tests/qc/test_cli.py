@@ -193,6 +193,9 @@ def test_serve_stopped_by_a_signal_leaves_no_embedded_server_behind(
         assert _handle_pids(home) == {"postgres": [proc.pid], "valkey": [proc.pid]}
         proc.send_signal(stop_signal)
         proc.wait(timeout=60)
+        # a clean exit: the lifespan's shutdown (every loop stopped together) did not fail
+        err = proc.stderr.read() if proc.stderr else ""
+        assert "Traceback" not in err and "shutdown failed" not in err, err[-3000:]
     finally:
         if proc.poll() is None:
             proc.kill()
