@@ -33,6 +33,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from server.delivery.models import Rider
 from server.kit import keys, scripts, streams
 from server.kit.background import LeasedLoop
 from shared.geo import LatLng
@@ -127,6 +128,19 @@ async def latest(
             _float(battery),
         )
     return found
+
+
+async def where(redis: aioredis.Redis, rider: Rider) -> tuple[LatLng | None, float | None]:
+    """The rider's position and speed: the last fix (Redis), else the row's copy (written
+    with the history, or where the rider was placed) without a speed."""
+    fix = (await latest(redis, city_id=rider.city_id, rider_ids=[rider.rider_id])).get(
+        rider.rider_id
+    )
+    if fix is not None:
+        return fix.position, fix.speed_mps
+    if rider.lat is not None and rider.lng is not None:
+        return LatLng(rider.lat, rider.lng), None
+    return None, None
 
 
 _HISTORY = text("""

@@ -11,7 +11,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
 from server.delivery import riders, trips
-from server.delivery.locations import latest as latest_fixes
+from server.delivery.locations import where
 from server.delivery.models import Rider, Trip
 from server.identity.models import User
 from server.kit import sockets
@@ -53,16 +53,15 @@ async def _view(session: SessionDep, redis: RedisDep, clock: Clock, trip: Trip) 
 
 
 async def _public(redis: RedisDep, rider: Rider, trip_id: uuid.UUID | None) -> RiderPublic:
-    """The rider as they see themselves; the position is the last fix (Redis)."""
-    fix = (await latest_fixes(redis, city_id=rider.city_id, rider_ids=[rider.rider_id])).get(
-        rider.rider_id
-    )
+    """The rider as they see themselves; the position is the last fix (Redis), else the
+    row's copy (e.g. where a new rider was placed)."""
+    here, _ = await where(redis, rider)
     return RiderPublic(
         rider_id=rider.rider_id,
         status=rider.status,
         on_duty=rider.on_duty,
-        lat=fix.position.lat if fix else None,
-        lng=fix.position.lng if fix else None,
+        lat=here.lat if here else None,
+        lng=here.lng if here else None,
         trip_id=trip_id,
     )
 

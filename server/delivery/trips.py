@@ -131,14 +131,12 @@ async def trip_view(
     stops = await trip_stops(session, trip.trip_id)
     eta_at: dict[uuid.UUID, datetime] = {}
     rider = await session.get(Rider, trip.rider_id)
-    fix = (
-        (await locations.latest(redis, city_id=rider.city_id, rider_ids=[rider.rider_id])).get(
-            rider.rider_id
-        )
+    here, speed = (
+        await locations.where(redis, rider)
         if rider is not None and trip.status in ACTIVE_TRIP
-        else None
+        else (None, None)
     )
-    if fix is not None:  # the rider's last fix (Redis), as its fan-out used it
+    if here is not None:  # the rider's last fix (Redis), as its fan-out used it
         pending = open_stops(stops)
         etas = await eta.etas(
             session,
@@ -146,8 +144,8 @@ async def trip_view(
             store_id=trip.store_id,
             trip_status=trip.status,
             store_at=LatLng(store.lat, store.lng),
-            here=fix.position,
-            speed=fix.speed_mps,
+            here=here,
+            speed=speed,
             drops=[LatLng(o.delivery_lat, o.delivery_lng) for _, o in pending],
             now=now,
         )

@@ -19,6 +19,7 @@ from rider_app.screens.login import LoginScreen
 from rider_app.screens.pickup import PickupScreen
 from rider_app.screens.shift import ShiftScreen
 from rider_app.screens.trip import TripScreen
+from server.delivery import locations
 from server.delivery.worker import dispatch_all
 from server.events.relay import relay_once
 from shared.geo import destination
@@ -82,13 +83,15 @@ async def test_full_delivery_offer_pushed_over_the_socket(
         gps.put(Fix(near.lat, near.lng, utc_now(), 6.0, source="test"))
         assert app.link is not None
         await wait_for(pilot, lambda: app.link.acked >= 1, what="fix acknowledged")
-        lat, lng = db_one(
+        rider_id = db_one(  # the server holds the last fix in Redis
             city.database_url,
-            "SELECT r.lat, r.lng FROM riders r JOIN users u ON u.id = r.rider_id "
-            "WHERE u.login = %s",
+            "SELECT r.rider_id FROM riders r JOIN users u ON u.id = r.rider_id WHERE u.login = %s",
             rider_login,
         )
-        assert (lat, lng) == pytest.approx((near.lat, near.lng))
+        last = await locations.latest(stack.redis, city_id="BLR", rider_ids=[rider_id])
+        assert (last[rider_id].position.lat, last[rider_id].position.lng) == pytest.approx(
+            (near.lat, near.lng)
+        )
         assert app.buffered_fixes == 0
 
         # dispatch offers the order to this rider; the relay pushes delivery.offered
