@@ -193,7 +193,7 @@ CATEGORIES: dict[str, tuple[str, str, list[str], list[str], list[str], list[Size
             "Jaggery",
         ],
         ["", "Kashmiri", "Refined", "Cold Pressed"],
-        [("100 g", 100, 40), ("500 g", 500, 120), ("1 L", 1000, 180)],
+        [("50 g", 50, 25), ("100 g", 100, 45), ("500 g", 500, 200)],
     ),
     "sweets-chocolates": (
         "Sweets & Chocolates",
@@ -258,7 +258,7 @@ CATEGORIES: dict[str, tuple[str, str, list[str], list[str], list[str], list[Size
             "Toothbrush",
         ],
         ["Classic", "Herbal", "Sensitive", "Anti-Dandruff", "Moisturising", "Fresh"],
-        [("75 g", 75, 45), ("180 ml", 180, 160), ("400 ml", 400, 320)],
+        [("100 ml", 100, 90), ("180 ml", 180, 160), ("400 ml", 400, 320)],
     ),
     "cleaning-essentials": (
         "Cleaning Essentials",
@@ -275,7 +275,7 @@ CATEGORIES: dict[str, tuple[str, str, list[str], list[str], list[str], list[Size
             "Garbage Bags",
         ],
         ["Original", "Lemon", "Matic", "Power", "Citrus"],
-        [("500 g", 500, 90), ("1 kg", 1000, 170), ("2 L", 2000, 380)],
+        [("500 ml", 500, 99), ("1 L", 1000, 185), ("2 L", 2000, 360)],
     ),
     "baby-care": (
         "Baby Care",
@@ -283,7 +283,7 @@ CATEGORIES: dict[str, tuple[str, str, list[str], list[str], list[str], list[Size
         ["Pampers", "Huggies", "Johnson's", "Himalaya Baby", "Cerelac", "MamyPoko"],
         ["Diapers", "Baby Wipes", "Baby Oil", "Baby Powder", "Baby Food", "Baby Lotion"],
         ["Small", "Medium", "Large", "Gentle", "Wheat Apple"],
-        [("100 ml", 100, 120), ("300 g", 300, 280), ("Pack of 40", 1200, 699)],
+        [("100 ml", 100, 120), ("200 ml", 200, 220), ("400 ml", 400, 399)],
     ),
     "pet-care": (
         "Pet Care",
@@ -309,6 +309,82 @@ CATEGORIES: dict[str, tuple[str, str, list[str], list[str], list[str], list[Size
         ["", "Boneless", "Marinated", "Premium"],
         [("250 g", 250, 150), ("500 g", 500, 280), ("1 kg", 1000, 540)],
     ),
+}
+
+# Pack sizes of the products a category's sizes do not fit (milk by the litre, cheese by
+# the slice, eggs by the piece): as many as the category has, so a seed picks the same
+# products as before and only their packs change.
+_PIECES_EGGS: list[Size] = [("6 pcs", 300, 45), ("12 pcs", 600, 85), ("30 pcs", 1500, 200)]
+_MILK: list[Size] = [("200 ml", 200, 12), ("500 ml", 500, 28), ("1 L", 1000, 54)]
+_DRINK: list[Size] = [("200 ml", 200, 15), ("500 ml", 500, 30), ("1 L", 1000, 55)]
+_OIL: list[Size] = [("500 ml", 500, 90), ("1 L", 1000, 170), ("5 L", 5000, 800)]
+_STAPLE: list[Size] = [("500 g", 500, 30), ("1 kg", 1000, 55), ("5 kg", 5000, 250)]
+_HERB: list[Size] = [("100 g", 100, 12), ("250 g", 250, 25), ("500 g", 500, 45)]
+_FROZEN: list[Size] = [("200 g", 200, 50), ("500 g", 500, 110), ("1 kg", 1000, 200)]
+_WIPES: list[Size] = [("Pack of 20", 200, 99), ("Pack of 40", 400, 180), ("Pack of 72", 720, 299)]
+PRODUCT_SIZES: dict[str, list[Size]] = {
+    # fruits & vegetables
+    "Banana Robusta": [("3 pcs", 450, 25), ("6 pcs", 900, 45), ("12 pcs", 1800, 85)],
+    "Lemon": [("4 pcs", 200, 20), ("6 pcs", 300, 28), ("12 pcs", 600, 52)],
+    "Coriander": _HERB,
+    "Green Chilli": _HERB,
+    "Ginger": _HERB,
+    "Garlic": _HERB,
+    "Spinach": [("1 bunch", 250, 25), ("2 bunches", 500, 45), ("4 bunches", 1000, 85)],
+    "Cabbage": [("1 pc", 700, 35), ("2 pcs", 1400, 65), ("3 pcs", 2100, 95)],
+    "Cauliflower": [("1 pc", 600, 40), ("2 pcs", 1200, 75), ("3 pcs", 1800, 110)],
+    "Papaya": [("1 pc", 1000, 60), ("2 pcs", 2000, 115), ("3 pcs", 3000, 170)],
+    # dairy, bread & eggs
+    "Toned Milk": _MILK,
+    "Full Cream Milk": _MILK,
+    "Buttermilk": _DRINK,
+    "Lassi": _DRINK,
+    "Fresh Cream": [("200 ml", 200, 65), ("500 ml", 500, 150), ("1 L", 1000, 290)],
+    "Ghee": [("200 ml", 200, 150), ("500 ml", 500, 340), ("1 L", 1000, 650)],
+    "Curd": [("200 g", 200, 30), ("400 g", 400, 55), ("1 kg", 1000, 120)],
+    "Greek Yogurt": [("100 g", 100, 40), ("200 g", 200, 75), ("400 g", 400, 140)],
+    "Paneer": [("100 g", 100, 45), ("200 g", 200, 90), ("500 g", 500, 210)],
+    "Butter": [("100 g", 100, 56), ("200 g", 200, 110), ("500 g", 500, 270)],
+    "Cheese Slices": [("5 slices", 100, 70), ("10 slices", 200, 135), ("20 slices", 400, 260)],
+    "Eggs": _PIECES_EGGS,
+    # bakery
+    "Pav": [("6 pcs", 300, 30), ("12 pcs", 600, 55), ("18 pcs", 900, 80)],
+    "Burger Buns": [("2 pcs", 120, 30), ("4 pcs", 240, 50), ("6 pcs", 360, 70)],
+    "Croissant": [("1 pc", 60, 40), ("2 pcs", 120, 75), ("4 pcs", 240, 140)],
+    "Idli Dosa Batter": [("500 g", 500, 45), ("1 kg", 1000, 80), ("2 kg", 2000, 150)],
+    "Malabar Parota": [("5 pcs", 400, 60), ("10 pcs", 800, 110), ("15 pcs", 1200, 160)],
+    # drinks, tea & coffee
+    "Energy Drink": [("250 ml", 250, 125), ("350 ml", 350, 170), ("4 x 250 ml", 1000, 480)],
+    "Coconut Water": [("200 ml", 200, 40), ("500 ml", 500, 90), ("1 L", 1000, 160)],
+    "Tea Bags": [("25 bags", 50, 90), ("50 bags", 100, 170), ("100 bags", 200, 320)],
+    "Instant Coffee": [("50 g", 50, 150), ("100 g", 100, 290), ("200 g", 200, 560)],
+    # instant & frozen
+    "French Fries": _FROZEN,
+    "Frozen Peas": _FROZEN,
+    # masala, oil & more
+    "Sunflower Oil": _OIL,
+    "Groundnut Oil": _OIL,
+    "Mustard Oil": _OIL,
+    "Salt": [("500 g", 500, 12), ("1 kg", 1000, 25), ("2 kg", 2000, 45)],
+    "Sugar": _STAPLE,
+    "Jaggery": _STAPLE,
+    # personal care
+    "Soap": [("75 g", 75, 35), ("125 g", 125, 55), ("4 x 125 g", 500, 200)],
+    "Toothpaste": [("50 g", 50, 30), ("100 g", 100, 55), ("200 g", 200, 105)],
+    "Toothbrush": [("1 pc", 20, 40), ("2 pcs", 40, 75), ("4 pcs", 80, 140)],
+    "Deodorant": [("150 ml", 150, 200), ("220 ml", 220, 280), ("2 x 150 ml", 300, 380)],
+    # cleaning
+    "Detergent Powder": [("500 g", 500, 60), ("1 kg", 1000, 115), ("4 kg", 4000, 430)],
+    "Scrub Pad": [("1 pc", 15, 20), ("3 pcs", 45, 55), ("6 pcs", 90, 100)],
+    "Garbage Bags": [("15 bags", 300, 60), ("30 bags", 600, 110), ("60 bags", 1200, 200)],
+    # baby and pet care
+    "Diapers": [("Pack of 20", 600, 399), ("Pack of 40", 1200, 699), ("Pack of 72", 2200, 1199)],
+    "Baby Wipes": _WIPES,
+    "Baby Powder": [("100 g", 100, 110), ("200 g", 200, 199), ("400 g", 400, 360)],
+    "Baby Food": [("300 g", 300, 280), ("500 g", 500, 440), ("1 kg", 1000, 820)],
+    "Cat Litter": [("3 kg", 3000, 350), ("5 kg", 5000, 550), ("10 kg", 10000, 990)],
+    # meat & fish
+    "Country Eggs": _PIECES_EGGS,
 }
 
 # Aisle order from the entrance: the picker's S-shaped walk starts at A.

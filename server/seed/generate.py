@@ -26,6 +26,7 @@ from server.seed.bengaluru import (
     CATEGORIES,
     CITY_ID,
     CITY_NAME,
+    PRODUCT_SIZES,
     SHELVES_PER_AISLE,
     STORES,
 )
@@ -91,7 +92,11 @@ def _products(rng: random.Random, count: int) -> list[_Product]:
     """``count`` distinct SKUs spread over the categories in proportion to their variety."""
     pools: dict[str, list[tuple[str, str, str, tuple[str, int, int]]]] = {}
     for cat, (_, _, brands, nouns, variants, sizes) in CATEGORIES.items():
-        combos = list(cartesian(brands, variants, nouns, sizes))
+        # the n-th pack of the product's own sizes (PRODUCT_SIZES) or else the category's
+        combos = [
+            (brand, variant, noun, PRODUCT_SIZES.get(noun, sizes)[n])
+            for brand, variant, noun, n in cartesian(brands, variants, nouns, range(len(sizes)))
+        ]
         rng.shuffle(combos)
         pools[cat] = combos
     total = sum(len(p) for p in pools.values())

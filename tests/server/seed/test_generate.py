@@ -99,3 +99,40 @@ def test_stores_open_with_the_few_stock_outs_a_real_store_has(clean) -> None:
     )
     assert len(empty) == 2
     assert all(1 <= n <= 30 for n in empty.values()), empty  # ~0.4 %: about 10 of 2,500
+
+
+# what a shop sells each product by (issue 22: "Amul Cheese Slices 1 L")
+BY_VOLUME = {
+    "Toned Milk", "Full Cream Milk", "Buttermilk", "Lassi", "Fresh Cream", "Ghee",
+    "Sunflower Oil", "Groundnut Oil", "Mustard Oil", "Shampoo", "Body Lotion", "Hand Wash",
+    "Face Wash", "Deodorant", "Baby Oil", "Baby Lotion", "Liquid Detergent", "Dishwash Gel",
+    "Toilet Cleaner", "Floor Cleaner", "Glass Cleaner", "Soft Drink", "Fruit Juice",
+    "Energy Drink", "Soda", "Iced Tea", "Coconut Water",
+}  # fmt: skip
+BY_COUNT = {
+    "Eggs": "pcs", "Country Eggs": "pcs", "Cheese Slices": "slices", "Toothbrush": "pc",
+    "Pav": "pcs", "Burger Buns": "pcs", "Croissant": "pc", "Lemon": "pcs", "Diapers": "Pack",
+    "Baby Wipes": "Pack", "Tea Bags": "bags", "Garbage Bags": "bags", "Scrub Pad": "pc",
+}  # fmt: skip
+
+
+def test_every_pack_size_fits_what_it_packs() -> None:
+    from server.seed.bengaluru import CATEGORIES, PRODUCT_SIZES
+
+    for _, _, _, nouns, _, sizes in CATEGORIES.values():
+        for noun in nouns:
+            labels = [label for label, _, _ in PRODUCT_SIZES.get(noun, sizes)]
+            assert len(labels) == len(sizes), noun  # the seed keeps choosing alike
+            volume = [lb.endswith((" ml", " L")) for lb in labels]
+            if noun in BY_VOLUME:
+                assert all(volume), (noun, labels)
+            else:
+                assert not any(volume), (noun, labels)
+            if noun in BY_COUNT:
+                assert all(BY_COUNT[noun] in lb for lb in labels), (noun, labels)
+
+
+def test_seeded_names_carry_fitting_packs(city) -> None:
+    names = {r[0] for r in _fetch(city.database_url, "SELECT name FROM products")}
+    assert not [n for n in names if "Cheese Slices" in n and n.endswith((" L", " ml"))]
+    assert not [n for n in names if " Eggs " in f"{n} " and n.endswith((" g", " kg"))]
