@@ -372,9 +372,7 @@ async def _return_committed_units(
         )
     ).first()
     if paid is not None:
-        owe_refund(
-            session, order=order, amount_paise=paid.amount_paise, reason="order_cancelled", now=now
-        )
+        await _refund_the_rest(session, order=order, paid=paid, reason="order_cancelled", now=now)
 
 
 # the cold chain of these categories breaks on a failed trip: the units cannot be sold again
@@ -424,24 +422,28 @@ async def take_back_undelivered(
             select(Payment).where(Payment.order_id == order.order_id, Payment.status == "SUCCEEDED")
         )
     ).first()
-    if paid is None:
-        return
+    if paid is not None:
+        await _refund_the_rest(session, order=order, paid=paid, reason="delivery_failed", now=now)
+
+
+async def _refund_the_rest(
+    session: AsyncSession, *, order: Order, paid: Payment, reason: str, now: datetime
+) -> None:
+    """Owe back what was paid less what the order's refunds already return (short lines,
+    paid out or waiting to be): never twice. A line's refund held for the customer's
+    answer is voided when its offer closes on the ended order, so it is not counted."""
     owed = (
         await session.exec(
             select(func.coalesce(func.sum(Refund.amount_paise), 0)).where(
                 Refund.store_id == order.store_id,
                 Refund.order_id == order.order_id,
-                Refund.status != "FAILED",
+                col(Refund.status).in_(("PENDING", "SUCCEEDED")),
             )
         )
     ).one()
     if paid.amount_paise > owed:
         owe_refund(
-            session,
-            order=order,
-            amount_paise=paid.amount_paise - owed,
-            reason="delivery_failed",
-            now=now,
+            session, order=order, amount_paise=paid.amount_paise - owed, reason=reason, now=now
         )
 
 

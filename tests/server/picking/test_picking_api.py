@@ -224,3 +224,40 @@ async def test_a_cancelled_order_leaves_the_pick_queue(city, client, picker) -> 
     assert queue == []
     r = await client.post("/v1/picking/claim", headers=picker)
     assert r.status_code == 404 and r.json()["code"] == "queue_empty"
+
+
+async def test_a_cancelled_order_with_a_refunded_short_is_refunded_once(
+    city, client, picker
+) -> None:
+    """The short line's refund and the cancel's add up to what was paid, not more."""
+    with psycopg.connect(city.database_url) as conn:
+        conn.execute(
+            "UPDATE dark_stores SET substitution_policy = 'refund' WHERE store_id = %s", (STORE,)
+        )
+    order = await place_confirmed_order(client, city.database_url, lines=2)
+    task = (await client.post("/v1/picking/claim", headers=picker)).json()
+    short_line = next(ln for ln in task["lines"] if ln["quantity"] >= 2)
+    r = await client.post(
+        f"/v1/picking/tasks/{order['order_id']}/short",
+        headers=picker,
+        json={"sku_id": short_line["sku_id"], "found_qty": 1, "reason": "missing"},
+    )
+    assert r.status_code == 200 and r.json()["policy"] == "refund", r.text
+    manager = await login(client, "manager.blr", DEMO_SECRETS[Role.MANAGER])
+    r = await client.post(
+        f"/v1/ops/orders/{order['order_id']}/cancel",
+        json={"reason": "customer unreachable"},
+        headers=manager,
+    )
+    assert r.status_code == 200, r.text
+    with psycopg.connect(city.database_url) as conn:
+        rows = conn.execute(
+            "SELECT reason, amount_paise FROM refunds WHERE order_id = %s AND status <> 'VOID'",
+            (order["order_id"],),
+        ).fetchall()
+        (paid,) = conn.execute(
+            "SELECT amount_paise FROM payments WHERE order_id = %s AND status = 'SUCCEEDED'",
+            (order["order_id"],),
+        ).fetchone()
+    assert len(rows) == 2 and "order_cancelled" in [reason for reason, _ in rows]
+    assert sum(amount for _, amount in rows) == paid
