@@ -126,6 +126,7 @@ def store_row(store: StoreOps) -> StoreRow:
         stock_outs=store.stock_outs,
         sold_out_today=store.sold_out_today,
         paused=not store.is_operational,
+        opens_at=store.opens_at,
         risk=store.risk,
     )
 

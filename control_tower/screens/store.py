@@ -85,7 +85,9 @@ class StoreScreen(LiveScreen):
             title.append(" · not in the feed", style="dim")
         else:
             title.append(f" · {store.name} · ")
-            if store.is_operational:
+            if store.is_operational and store.opens_at is not None:
+                title.append(f"closed · opens {store.opens_at:%a %H:%M}")
+            elif store.is_operational:
                 title.append("live")
             else:
                 title.append("PAUSED")

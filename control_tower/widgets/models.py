@@ -51,6 +51,7 @@ class StoreRow:
     stock_outs: int = 0  # none on the shelf, whatever the cause
     sold_out_today: int = 0  # of those, sold out today (the rest: not restocked, never stocked)
     paused: bool = False
+    opens_at: datetime | None = None  # closed by its hours: when it opens
     risk: float = 0.0
 
     @property

@@ -59,12 +59,18 @@ def store_cells(store: StoreRow, sla_s: float = DEFAULT_SLA_S) -> dict[str, Cell
         "pickers": _num(store.active_pickers),
         "riders": Text(f"{store.idle_riders}/{store.busy_riders}", riders_style, justify="right"),
         "stock": Text(f"{store.low_stock}/{store.sold_out_today}", stock_style, justify="right"),
-        "state": (
-            Text("PAUSED", style=f"bold {LEVEL_COLOUR[Level.WARN]}")
-            if store.paused
-            else Text("live", style=LEVEL_COLOUR[Level.OK])
-        ),
+        "state": state_text(store),
     }
+
+
+def state_text(store: StoreRow) -> Text:
+    """Paused by a manager, closed by its hours (as short as PAUSED: the table is tight;
+    the store screen says when it opens), or live."""
+    if store.paused:
+        return Text("PAUSED", style=f"bold {LEVEL_COLOUR[Level.WARN]}")
+    if store.opens_at is not None:
+        return Text("closed", style="dim")
+    return Text("live", style=LEVEL_COLOUR[Level.OK])
 
 
 def _same(a: Cell, b: Cell) -> bool:

@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel
@@ -26,6 +27,7 @@ from server.kit.cache import TTLCache
 from server.kit.errors import NotFound
 from server.ops import alerts as alert_store
 from server.ops import sla
+from server.stores.selection import next_opening
 from shared.enums import OrderStatus, RiderStatus
 from shared.geo import LatLng, haversine_m
 from shared.schemas.ops import (
@@ -60,8 +62,10 @@ class FeedCache:
 
 
 _STORES = text("""
-    SELECT store_id, store_name, lat, lng, is_operational, paused_reason, service_radius_m
-    FROM dark_stores WHERE city_id = :city ORDER BY store_id""")
+    SELECT s.store_id, s.store_name, s.lat, s.lng, s.is_operational, s.paused_reason,
+           s.service_radius_m, s.operating_hours, c.timezone
+    FROM dark_stores s JOIN cities c ON c.city_id = s.city_id
+    WHERE s.city_id = :city ORDER BY s.store_id""")
 
 _TIMEZONE = text("SELECT timezone FROM cities WHERE city_id = :city")
 
@@ -296,6 +300,8 @@ async def build_snapshot(
                 lng=s.lng,
                 is_operational=s.is_operational,
                 paused_reason=s.paused_reason,
+                # closed by its hours: when it opens (the tower says so, not "live")
+                opens_at=next_opening(s.operating_hours, now.astimezone(ZoneInfo(s.timezone))),
                 service_radius_m=s.service_radius_m,
                 orders_by_state=states,
                 oldest_wait_s=round(oldest[sid], 1),

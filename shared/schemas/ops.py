@@ -18,6 +18,7 @@ class StoreOps(BaseModel):
     lng: float
     is_operational: bool
     paused_reason: str | None = None
+    opens_at: datetime | None = None  # closed by its hours: its next opening (city's zone)
     service_radius_m: int
     orders_by_state: dict[str, int] = Field(default_factory=dict)  # active orders only
     oldest_wait_s: float = 0.0  # oldest order not yet handed to a rider

@@ -75,6 +75,7 @@ def stores() -> list[StoreOps]:
             lng=r.lng,
             is_operational=not r.paused,
             paused_reason="heavy rain" if r.paused else None,
+            opens_at=r.opens_at,
             service_radius_m=radius.get(r.store_id, 3000),
             orders_by_state=r.orders_by_state,
             oldest_wait_s=r.oldest_wait_s,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from control_tower.widgets.models import Alert, DropDot, RiderDot, Severity, StoreRow
 
@@ -38,6 +39,7 @@ def stores() -> list[StoreRow]:
             orders_by_state={"PICKING": 2, "DISPATCHED": 2},
             oldest_wait_s=230, active_pickers=3, idle_riders=2, busy_riders=3,
             low_stock=1, risk=0.35,
+            opens_at=datetime(2026, 3, 3, 6, 0, tzinfo=ZoneInfo("Asia/Kolkata")),  # closed now
         ),
     ]  # fmt: skip
 

@@ -84,3 +84,14 @@ async def test_checking_out_at_a_closed_store_says_it_is_closed(city, client, cl
     assert problem["code"] == "store_closed"
     assert datetime.fromisoformat(problem["opens_at"]) == opens
     assert "qc Koramangala is closed now" in problem["detail"]
+
+
+async def test_the_control_tower_feed_says_which_stores_are_closed_and_until_when(
+    city, client, clock
+) -> None:
+    manager = await login(client, "manager.blr", DEMO_SECRETS[Role.MANAGER])
+    before = (await client.get("/v1/ops/snapshot?city=BLR", headers=manager)).json()
+    assert all(s["opens_at"] is None for s in before["stores"])  # open round the clock
+    opens = _close_every_store(city.database_url, clock.now())
+    after = (await client.get("/v1/ops/snapshot?city=BLR", headers=manager)).json()
+    assert {datetime.fromisoformat(s["opens_at"]) for s in after["stores"]} == {opens}
