@@ -17,7 +17,8 @@ import psycopg
 from qc.sim.demand import hourly_profile
 from server.stores.selection import is_open  # the rule the API applies, not re-written
 
-LIVELY = 0.9  # the order rate (x the base, demand.hourly_profile) a default demo starts at
+LIVELY = 0.55  # the order rate (x the base, demand.hourly_profile) a default demo starts at:
+# 06:15-23:00 (the quiet afternoon, 0.7, is kept: only the night is skipped)
 STEP_S = 900.0  # moved starts land on a quarter hour
 HORIZON_S = 2 * 86400.0
 

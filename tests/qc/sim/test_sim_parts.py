@@ -64,15 +64,17 @@ def _at(day: int, hh: int, mm: int = 0) -> float:
 def test_a_default_demo_at_night_starts_at_the_next_lively_open_hour_and_says_so() -> None:
     plan = dict(start_at=None, timezone="Asia/Kolkata", latest=None, unfinished=0, stores=CITY)
     night = plan_start(**plan, now=_at(24, 3, 12))  # stores closed 02:00-06:00
-    assert night.local("Asia/Kolkata").strftime("%d %H:%M") == "24 06:45"
+    assert night.local("Asia/Kolkata").strftime("%d %H:%M") == "24 06:15"
     assert night.note is not None
     assert "at 03:12 the stores are closed" in night.note
-    assert "06:00-02:00 every day (Asia/Kolkata)" in night.note and "Tue 06:45" in night.note
+    assert "06:00-02:00 every day (Asia/Kolkata)" in night.note and "Tue 06:15" in night.note
     late = plan_start(**plan, now=_at(24, 23, 40))  # open, but orders hardly come
-    assert late.local("Asia/Kolkata").strftime("%d %H:%M") == "25 06:45"
+    assert late.local("Asia/Kolkata").strftime("%d %H:%M") == "25 06:15"
     assert late.note is not None and "orders hardly come" in late.note
     evening = plan_start(**plan, now=_at(24, 19, 5))  # alive: now, nothing to say
     assert evening == type(evening)(_at(24, 19, 5), None)
+    afternoon = plan_start(**plan, now=_at(24, 14, 30))  # quieter, not asleep: kept
+    assert afternoon.at == _at(24, 14, 30) and afternoon.note is None
     # an asked hour is kept unless the stores are closed then
     asked = plan_start(**(plan | {"start_at": (3, 30)}), now=_at(24, 12))
     assert asked.local("Asia/Kolkata").strftime("%d %H:%M") == "24 06:00"
