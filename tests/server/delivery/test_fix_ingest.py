@@ -4,12 +4,15 @@ readers see the latest fix before PostgreSQL holds it."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
+import httpx
 import psycopg
 import pytest
+import websockets
 from sqlalchemy import event
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -82,6 +85,30 @@ def one(conn: psycopg.Connection, sql: str, *args: object) -> tuple:
     row = conn.execute(sql, args).fetchone()
     assert row is not None
     return row
+
+
+async def test_a_socket_fix_writes_nothing_to_postgresql(city, live_server) -> None:
+    """The handheld's path (a fix every 5 s on /ws/rider): reads only, acknowledged."""
+    async with httpx.AsyncClient(base_url=live_server.url) as client:
+        rider = await login(client, "rider.002", DEMO_SECRETS[Role.RIDER])
+        shift = await client.post("/v1/riders/me/shift", json={"on_duty": True}, headers=rider)
+        assert shift.status_code == 200
+    now = live_server.clock.now()
+    engine = resources_of(live_server.app).engine.sync_engine
+    url = live_server.url.replace("http", "ws") + "/ws/rider"
+    async with websockets.connect(f"{url}?token={rider['Authorization'][7:]}") as socket:
+        seen, listener = _statements(engine)
+        try:
+            for i in range(3):
+                fix = _fix(destination(KOR, 90, 50 * i), now + timedelta(seconds=5 * i))
+                await socket.send(json.dumps(fix))
+                ack = json.loads(await socket.recv())
+                while ack["type"] != "ack":
+                    ack = json.loads(await socket.recv())
+                assert ack["accepted"] is True
+        finally:
+            event.remove(engine, "before_cursor_execute", listener)
+    assert seen and [s for s in seen if s.startswith(WRITES) or "for update" in s] == []
 
 
 def _rider_ids(url: str, n: int) -> list[uuid.UUID]:
