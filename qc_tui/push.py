@@ -1,21 +1,30 @@
-"""A socket the server pushes work down (``/ws/picker``: the store's queue, new tasks):
-connect with the session's token, hand every JSON object to ``on_event``, reconnect with
-growing pauses when it drops; for ever (cancel to stop). The terminal still polls, slowly,
-as a safety net: a push only makes it ask at once."""
+"""A socket the server pushes down (``/ws/picker``, ``/ws/rider``): connect with the
+session's token, hand every JSON object to ``on_event``, tell ``on_state`` when it comes up
+and goes down (the banners show it), reconnect with growing pauses when it drops; for ever
+(cancel to stop). The picker's terminal still polls, slowly, as a safety net: a push only
+makes it ask at once. The rider's link sends its fixes over the same socket (a subclass:
+``handle`` and ``dropped`` are its hooks)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import random
 from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from shared.aio import wait_event
+
 log = logging.getLogger(__name__)
+
+# a server restart drops every terminal's socket at once: each pause is shortened by up to
+# this share, at random, so they do not all knock again in the same instant
+JITTER = 0.2
 
 
 def socket_url(base_url: str, path: str, token: str) -> str:
@@ -36,6 +45,8 @@ class PushSocket:
         on_event: Callable[[dict[str, Any]], None],
         on_state: Callable[[bool], None] = lambda _up: None,
         retry_delays: Sequence[float] = (0.5, 1.0, 2.0, 4.0, 8.0),
+        jitter: float = JITTER,
+        open_timeout: float = 10.0,
     ) -> None:
         self.base_url = base_url
         self.path = path
@@ -43,8 +54,25 @@ class PushSocket:
         self._on_event = on_event
         self._on_state = on_state
         self.retry_delays = tuple(retry_delays) or (1.0,)
+        self.jitter = jitter
+        self.open_timeout = open_timeout
         self.up = False
-        self.received = 0
+        self.received = 0  # JSON objects read over this link
+        self._ws: ClientConnection | None = None
+        self._wake = asyncio.Event()
+
+    @property
+    def connected(self) -> bool:
+        return self._ws is not None
+
+    def reconnect_now(self) -> None:
+        """Skip the rest of the current back-off pause (e.g. the server answered again)."""
+        self._wake.set()
+
+    def retry_delay(self, attempt: int) -> float:
+        """The pause before reconnect ``attempt`` (0: the first): the schedule's, never longer."""
+        delay = self.retry_delays[min(attempt, len(self.retry_delays) - 1)]
+        return delay * (1.0 - self.jitter * random.random())
 
     async def run(self) -> None:
         attempt = 0
@@ -54,33 +82,54 @@ class PushSocket:
                 try:
                     async with connect(
                         socket_url(self.base_url, self.path, token),
-                        open_timeout=10,
+                        open_timeout=self.open_timeout,
                         ping_interval=20,
                         ping_timeout=20,
                         close_timeout=2,
                     ) as ws:
                         attempt = 0
-                        self._state(True)
-                        async for raw in ws:
-                            try:
-                                message = json.loads(raw)
-                            except ValueError:
-                                continue
-                            if isinstance(message, dict):
-                                self.received += 1
-                                self._on_event(message)
+                        await self._serve(ws)
                 except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
                     log.info("%s: cannot connect (%s)", self.path, exc)
-                except ConnectionClosed as exc:
+                except ConnectionClosed as exc:  # a refused session says why first
                     log.info("%s closed (%s)", self.path, exc)
                 except Exception:  # a terminal keeps trying whatever went wrong
                     log.exception("%s failed", self.path)
-                finally:
-                    self._state(False)
-            await asyncio.sleep(self.retry_delays[min(attempt, len(self.retry_delays) - 1)])
+            delay = self.retry_delay(attempt)
             attempt += 1
+            self._wake.clear()
+            await wait_event(self._wake, delay)
+
+    async def _serve(self, ws: ClientConnection) -> None:
+        self._ws = ws
+        self._state(True)
+        try:
+            async for raw in ws:
+                try:
+                    message = json.loads(raw)
+                except ValueError:
+                    continue
+                if isinstance(message, dict):
+                    self.received += 1
+                    self.handle(message)
+        finally:
+            self._ws = None
+            self.dropped()
+            self._state(False)
+
+    def handle(self, message: dict[str, Any]) -> None:
+        """One JSON object from the server."""
+        self._on_event(message)
+
+    def dropped(self) -> None:
+        """The socket is gone (before ``on_state`` hears it)."""
 
     def _state(self, up: bool) -> None:
         if up != self.up:
             self.up = up
             self._on_state(up)
+
+    async def close(self) -> None:
+        ws = self._ws
+        if ws is not None:
+            await ws.close()
