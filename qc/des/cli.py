@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
@@ -14,17 +16,43 @@ from rich.console import Console
 from rich.table import Table
 
 from qc.des.config import LEVERS, DesConfig, Policies
+from qc.des.parts import Parts, build
 from qc.des.report import DesReport
 
 console = Console()
 
 
-def _run(config: DesConfig) -> DesReport:
-    from qc.des.runner import simulate as run_day
+def _run_parts(config: DesConfig) -> Parts:
+    from qc.des.runner import simulate_parts
     from qc.des.stack import embedded_services
 
     with embedded_services() as services:
-        return asyncio.run(run_day(services, config))
+        return asyncio.run(simulate_parts(services, config))
+
+
+def store_groups(config: DesConfig, workers: int) -> list[tuple[str, ...]]:
+    """The city's stores in ``workers`` groups of neighbours (by latitude, then longitude):
+    a customer is served only by a store of their group, so a border runs between groups,
+    not through every neighbourhood."""
+    from server.seed.bengaluru import STORES
+
+    chosen = sorted(STORES[: config.stores], key=lambda s: (s[2], s[3]))
+    size = -(-len(chosen) // workers)
+    return [tuple(s[0] for s in chosen[i : i + size]) for i in range(0, len(chosen), size)]
+
+
+def _run(config: DesConfig, workers: int = 1) -> DesReport:
+    """One process for the city, or one per group of stores (each with its own private
+    PostgreSQL and Valkey), their parts merged into one report."""
+    started = time.perf_counter()
+    if workers <= 1:
+        parts = _run_parts(config)
+    else:
+        groups = [replace(config, only=g) for g in store_groups(config, workers)]
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(len(groups), mp_context=spawn) as pool:
+            parts = Parts.merged(list(pool.map(_run_parts, groups)))
+    return build(config, parts, time.perf_counter() - started)
 
 
 def ablation_table(reports: dict[str, DesReport]) -> Table:
@@ -66,6 +94,14 @@ def simulate(
     ablation: Annotated[
         bool, typer.Option(help="run all levers on, then each off in turn; print the table")
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="processes, each simulating a group of neighbouring stores (1: the whole "
+            "city in one, every store a candidate for every customer)",
+        ),
+    ] = 1,
     json_out: Annotated[
         str | None, typer.Option("--json", help="write the report (or all reports) here")
     ] = None,
@@ -90,7 +126,7 @@ def simulate(
     )
     started = time.perf_counter()
     if not ablation:
-        report = _run(config)
+        report = _run(config, workers)
         report.render(console)
         if json_out:
             report.write_json(json_out)
@@ -100,7 +136,7 @@ def simulate(
     for lever in (None, *LEVERS):
         name = "all on" if lever is None else f"{lever} off"
         run = config if lever is None else replace(config, policies=Policies().without(lever))
-        reports[name] = _run(run)
+        reports[name] = _run(run, workers)
         console.print(f"{name}: {reports[name].wall_s:.0f} s wall")
     reports["all on"].render(console)
     console.print(ablation_table(reports))

@@ -119,6 +119,13 @@ class DesConfig:
     physics: Physics = field(default_factory=Physics)
     staffing: Staffing = field(default_factory=Staffing)
     timezone: str = "Asia/Kolkata"
+    # the stores this process simulates (``--workers``: a group of the city's stores, the
+    # others closed in its private database); empty: all ``stores``
+    only: tuple[str, ...] = ()
+
+    @property
+    def store_count(self) -> int:
+        return len(self.only) or self.stores
 
     def city_rate_per_hour(self, hour: float) -> float:
         """Orders per hour for the whole city at a local time (interpolated per hour)."""
@@ -126,7 +133,7 @@ class DesConfig:
         lo = int(h)
         frac = h - lo
         w = HOURLY_DEMAND[lo] * (1 - frac) + HOURLY_DEMAND[(lo + 1) % 24] * frac
-        return self.stores * self.orders_per_store_day * w / sum(HOURLY_DEMAND)
+        return self.store_count * self.orders_per_store_day * w / sum(HOURLY_DEMAND)
 
     def store_rate_per_hour(self, hour: int) -> float:
         """The forecast for one store in one local hour (the staffing plan's input)."""

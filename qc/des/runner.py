@@ -14,8 +14,9 @@ from sqlmodel import col, select
 from qc.des.config import DesConfig
 from qc.des.customers import Customers
 from qc.des.fleet import Fleet
+from qc.des.parts import Parts, build
 from qc.des.pickers import Pickers
-from qc.des.report import DesReport, delivered_stages, fill_times, hourly
+from qc.des.report import DesReport, delivered_stages
 from qc.des.stack import Services, prepare, settings_for
 from qc.des.world import OrderRec, PickerSim, RiderSim, StoreSim, World
 from qc.sim.report import build_report, take_snapshot
@@ -83,7 +84,11 @@ class Day:
         rng = world.rng("staff")
         async with world.sessions() as session:
             for shop in (
-                await session.exec(select(DarkStore).order_by(col(DarkStore.store_id)))
+                await session.exec(
+                    select(DarkStore)
+                    .where(col(DarkStore.is_operational).is_(True))
+                    .order_by(col(DarkStore.store_id))
+                )
             ).all():
                 world.stores[shop.store_id] = StoreSim(shop.store_id, LatLng(shop.lat, shop.lng))
             pickers = (
@@ -92,6 +97,8 @@ class Day:
                 )
             ).all()
             for user in pickers:
+                if str(user.store_id) not in world.stores:
+                    continue
                 store = world.stores[str(user.store_id)]
                 store.pickers.append(
                     PickerSim(
@@ -109,6 +116,8 @@ class Day:
                 )
             ).all()
             for n, (user, rider) in enumerate(rows):
+                if rider.home_store_id is not None and rider.home_store_id not in world.stores:
+                    continue
                 lo, hi = world.config.physics.speed_kmh
                 sim = RiderSim(
                     user=user,
@@ -187,6 +196,13 @@ class Day:
 async def simulate(services: Services, config: DesConfig) -> DesReport:
     """Run one simulated day on ``services`` (emptied and seeded first); the report."""
     wall = time.perf_counter()
+    parts = await simulate_parts(services, config)
+    return build(config, parts, time.perf_counter() - wall)
+
+
+async def simulate_parts(services: Services, config: DesConfig) -> Parts:
+    """One simulated day on ``services`` (emptied and seeded first), for its report."""
+    wall = time.perf_counter()
     prepare(services, config)
     settings = settings_for(services, config)
     clock = ManualClock(start_of_day(config))
@@ -220,41 +236,21 @@ async def simulate(services: Services, config: DesConfig) -> DesReport:
         setup_s = time.perf_counter() - wall
         snapshot = take_snapshot(services.database_url, clock.now())
         await day.run()
-        report = _report(services, config, world, snapshot, time.perf_counter() - wall)
-        report.setup_s = round(setup_s, 1)
-        return report
+        return _collect(services, world, snapshot, setup_s, time.perf_counter() - wall)
     finally:
         await redis.aclose()
         await engine.dispose()
 
 
-def _report(
-    services: Services, config: DesConfig, world: World, snapshot: object, wall_s: float
-) -> DesReport:
+def _collect(
+    services: Services, world: World, snapshot: object, setup_s: float, wall_s: float
+) -> Parts:
     checked = build_report(
         services.database_url,
         snapshot,  # type: ignore[arg-type]
         end=world.clock.now(),
         wall_s=wall_s,
         speed=0.0,
-    )
-    report = DesReport(
-        seed=config.seed,
-        stores=len(world.stores),
-        hours=config.hours,
-        policies=config.policies.__dict__.copy(),
-        promise_min=config.promise_min,
-        wall_s=round(wall_s, 1),
-        events=world.events,
-        arrivals=world.stats["arrivals"],
-        not_serviceable=world.stats["not_serviceable"],
-        refused_at_checkout=world.stats["checkout_refused:not_serviceable"],
-        orders_confirmed=world.stats["orders_confirmed"],
-        orders_cancelled=checked.orders_cancelled,
-        orders_open_at_end=checked.orders_in_flight,
-        oversells=checked.oversells,
-        ledger_mismatches=checked.ledger_mismatches,
-        counters=dict(sorted(world.stats.items())),
     )
     promised = {o: r.promised_s for o, r in world.orders.items()}
     rows = delivered_stages(
@@ -263,50 +259,25 @@ def _report(
         {o: r.at_door for o, r in world.orders.items() if r.at_door is not None},
         promised,
     )
-    fill_times(report, rows, promised)
-    report.hourly = hourly(
-        {h: dict(c) for h, c in world.by_hour.items()},
-        rows,
-        {o: world.local_hour(r.placed) for o, r in world.orders.items()},
-    )
     riders = list(world.riders.values())
     pickers = [p for s in world.stores.values() for p in s.pickers]
-    report.rider_hours = round(sum(r.shift_s for r in riders) / 3600, 2)
-    report.picker_hours = round(sum(p.shift_s for p in pickers) / 3600, 2)
-    if report.rider_hours:
-        report.orders_per_rider_hour = round(report.orders_delivered / report.rider_hours, 3)
-        report.rider_utilisation = round(
-            sum(r.busy_s for r in riders) / 3600 / report.rider_hours, 4
-        )
-    if report.picker_hours:
-        report.picker_utilisation = round(
-            sum(p.busy_s for p in pickers) / 3600 / report.picker_hours, 4
-        )
-    report.physical = _physical(config, world)
-    report.staffing_plan = [
-        {"hour": h, "orders": round(o, 1), "pickers": p, "riders": r}
-        for h, o, p, r in config.plan()
-    ]
-    return report
-
-
-def _physical(config: DesConfig, world: World) -> dict[str, str]:
-    p, s = config.physics, world.stats
-    five = sorted(r.pick_s for r in world.orders.values() if r.lines == 5 and r.pick_s)
-    dist = sorted(r.distance_m for r in world.orders.values())
-
-    def q(values: list[float], f: float) -> float:
-        return values[min(len(values) - 1, int(f * len(values)))] if values else float("nan")
-
-    return {
-        "rider speed": f"{p.speed_kmh[0]:g}-{p.speed_kmh[1]:g} km/h per rider",
-        "road / straight line": f"{p.road_factor[0]:g}-{p.road_factor[1]:g} -> measured "
-        f"{s['ride_m_road'] / max(1, s['ride_m_straight']):.2f}",
-        "5-line pick (walk, scan, pack)": f"p10 {q(five, 0.1) / 60:.1f} / p50 "
-        f"{q(five, 0.5) / 60:.1f} / p90 {q(five, 0.9) / 60:.1f} min ({len(five)} picks)",
-        "at the door": f"{p.door_s[0]:g}-{p.door_s[1]:g} s",
-        "store radius (seed)": "3 km; customers at p10/p50/p90 "
-        f"{q(dist, 0.1) / 1000:.1f}/{q(dist, 0.5) / 1000:.1f}/{q(dist, 0.9) / 1000:.1f} km",
-        "push latency / polling": f"{p.push_latency_s:g} s / pickers every "
-        f"{p.picker_poll_s:g} s, riders every {p.rider_poll_s:g} s",
-    }
+    return Parts(
+        stores=len(world.stores),
+        events=world.events,
+        setup_s=setup_s,
+        rows=rows,
+        promised=promised,
+        hour_of={o: world.local_hour(r.placed) for o, r in world.orders.items()},
+        by_hour={h: dict(c) for h, c in world.by_hour.items()},
+        stats=dict(world.stats),
+        rider_shift_s=sum(r.shift_s for r in riders),
+        rider_busy_s=sum(r.busy_s for r in riders),
+        picker_shift_s=sum(p.shift_s for p in pickers),
+        picker_busy_s=sum(p.busy_s for p in pickers),
+        five_line_picks=[r.pick_s for r in world.orders.values() if r.lines == 5 and r.pick_s],
+        distances=[r.distance_m for r in world.orders.values()],
+        oversells=checked.oversells,
+        ledger_mismatches=checked.ledger_mismatches,
+        orders_cancelled=checked.orders_cancelled,
+        orders_open_at_end=checked.orders_in_flight,
+    )

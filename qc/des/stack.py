@@ -103,6 +103,11 @@ def prepare(services: Services, config: DesConfig) -> None:
         customers=config.customers,
     )
     with psycopg.connect(services.database_url, autocommit=True) as conn:
+        if config.only:  # the rest of the city is another process's
+            conn.execute(
+                "UPDATE dark_stores SET is_operational = false WHERE NOT store_id = ANY(%s)",
+                (list(config.only),),
+            )
         tables = [
             r[0]
             for r in conn.execute(
