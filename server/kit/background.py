@@ -76,6 +76,19 @@ async def _run_fenced(
         fencing.leave(entered)
 
 
+def _cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+def _stop_if_cancelled() -> None:
+    """Raise the cancellation a run lost. A stop cancels a loop mid-run, and a library can
+    swallow that cancellation (or turn it into an error): seen on ``qc serve``, where the
+    journal writer and the reconciler then slept out a whole interval past the stop."""
+    if _cancelling():
+        raise asyncio.CancelledError
+
+
 class _Loop:
     """Runs ``tick`` every ``interval_s`` (after each tick ends: a slow one never overlaps
     itself) until stopped."""
@@ -97,7 +110,9 @@ class _Loop:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("background loop failed", extra={"loop": self.name})
+                if not _cancelling():
+                    log.exception("background loop failed", extra={"loop": self.name})
+            _stop_if_cancelled()
             await asyncio.sleep(self.interval_s)
 
     def start(self) -> None:
@@ -230,7 +245,11 @@ class ShardedLoop(_Loop):
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("background loop failed", extra={"loop": self.name, "shard": shard})
+                if not _cancelling():
+                    log.exception(
+                        "background loop failed", extra={"loop": self.name, "shard": shard}
+                    )
+            _stop_if_cancelled()
             self.last_run[shard] = time.monotonic()
 
     async def _give_back(self) -> None:

@@ -211,3 +211,24 @@ async def test_a_shutdown_stops_every_loop_at_once(stack: Stack) -> None:
     assert sorted(e for e in events if e.startswith("ended")) == [f"ended {n}" for n in names]
     assert all(each._task is not None and each._task.cancelled() for each in loops)
     assert not any([await stack.redis.exists(keys.lease(n)) for n in names])  # type: ignore[attr-defined]
+
+
+async def test_a_run_that_swallows_its_cancellation_still_stops_the_loop(stack: Stack) -> None:
+    """A library under a run may swallow the stop's cancellation (or turn it into an
+    error): the loop must not then sleep out its interval past the stop."""
+    swallowed = asyncio.Event()
+    running = asyncio.Event()
+
+    async def run() -> None:
+        running.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            swallowed.set()  # and returns as if the run had ended
+
+    loop = LeasedLoop(stack.redis, "swallow", 3600.0, run, lease_ms=60_000)  # type: ignore[arg-type]
+    loop.start()
+    await running.wait()
+    await stop_all([loop], grace_s=30)
+    assert swallowed.is_set()
+    assert loop._task is not None and loop._task.cancelled()  # stopped, not asleep
