@@ -34,3 +34,6 @@ def configure_logging(*, json_lines: bool, level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # the embedded PostgreSQL's wheel logs each pg_ctl command line and its output at INFO
+    # when the server stops: its own business, noise at the end of every qc serve
+    logging.getLogger("pgserver").setLevel(max(root.level, logging.WARNING))

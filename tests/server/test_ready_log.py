@@ -38,3 +38,18 @@ async def test_server_ready_names_the_servers_it_uses(clean, clock) -> None:
     assert ready.redis.startswith("redis")  # type: ignore[attr-defined]
     password = settings.redis_url.split("@")[0].rsplit(":", 1)[-1]
     assert not password or password not in ready.redis  # type: ignore[attr-defined]
+
+
+def test_the_embedded_servers_own_chatter_stays_out_of_the_log() -> None:
+    from server.kit.logs import configure_logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        configure_logging(json_lines=True, level="INFO")
+        assert logging.getLogger("server").isEnabledFor(logging.INFO)
+        assert not logging.getLogger("pgserver").isEnabledFor(logging.INFO)  # pg_ctl lines
+        assert logging.getLogger("pgserver").isEnabledFor(logging.WARNING)
+    finally:
+        root.handlers[:], root.level = handlers, level
+        logging.getLogger("pgserver").setLevel(logging.NOTSET)
