@@ -63,7 +63,8 @@ class FeedCache:
 
 _STORES = text("""
     SELECT s.store_id, s.store_name, s.lat, s.lng, s.is_operational, s.paused_reason,
-           s.service_radius_m, s.operating_hours, c.timezone
+           s.service_radius_m, s.operating_hours, c.timezone, s.substitution_policy,
+           s.substitution_fallback
     FROM dark_stores s JOIN cities c ON c.city_id = s.city_id
     WHERE s.city_id = :city ORDER BY s.store_id""")
 
@@ -303,6 +304,8 @@ async def build_snapshot(
                 # closed by its hours: when it opens (the tower says so, not "live")
                 opens_at=next_opening(s.operating_hours, now.astimezone(ZoneInfo(s.timezone))),
                 service_radius_m=s.service_radius_m,
+                substitution_policy=s.substitution_policy,
+                substitution_fallback=s.substitution_fallback,
                 orders_by_state=states,
                 oldest_wait_s=round(oldest[sid], 1),
                 predicted_breaches=breaches[sid],

@@ -37,6 +37,7 @@ from shared.schemas.ops import (
     StageBreakdown,
     StoreOps,
     StoreRadius,
+    StoreSubstitution,
 )
 from shared.schemas.orders import OrderPublic
 
@@ -172,6 +173,33 @@ async def radius(
         store_id=store_id,
         manager=manager,
         radius_m=body.service_radius_m,
+        reason=body.reason,
+        now=now,
+    )
+    return await _store_ops(session, store, now)
+
+
+@router.put(
+    "/stores/{store_id}/substitution",
+    summary="How the store settles a short line: substitute, ask the customer, or never",
+    responses=ERRORS,
+)
+async def substitution(
+    store_id: StoreId,
+    body: StoreSubstitution,
+    session: SessionDep,
+    redis: RedisDep,
+    clock: ClockDep,
+    manager: ManagerUser,
+) -> StoreOps:
+    now = clock.now()
+    store = await service.set_substitution(
+        session,
+        redis,
+        store_id=store_id,
+        manager=manager,
+        policy=body.policy,
+        fallback=body.fallback,
         reason=body.reason,
         now=now,
     )

@@ -145,6 +145,34 @@ async def set_radius(
     return store
 
 
+async def set_substitution(
+    session: AsyncSession,
+    redis: aioredis.Redis,
+    *,
+    store_id: str,
+    manager: User,
+    policy: str,
+    fallback: str,
+    reason: str | None,
+    now: datetime,
+) -> DarkStore:
+    """How the store settles short lines from now on (lines already offered keep theirs)."""
+    store = await _store(session, store_id=store_id, manager=manager)
+    before = {"policy": store.substitution_policy, "fallback": store.substitution_fallback}
+    store.substitution_policy, store.substitution_fallback = policy, fallback
+    await _store_changed(
+        session,
+        redis,
+        store=store,
+        manager=manager,
+        action="store.substitution",
+        now=now,
+        reason=reason,
+        details={"from": before, "to": {"policy": policy, "fallback": fallback}},
+    )
+    return store
+
+
 async def _order(session: AsyncSession, *, order_id: uuid.UUID, manager: User) -> Order:
     order = await orders.get_order(session, order_id=order_id, viewer=manager, for_update=True)
     require_city(manager, order.city_id)

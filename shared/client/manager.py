@@ -4,6 +4,7 @@ overrides, flash-sale stops, the audit log and a store's staff."""
 from __future__ import annotations
 
 import uuid
+from typing import Literal
 
 from shared.client.base import ApiClient
 from shared.schemas.flash import FlashSalePublic, FlashSaleStop
@@ -20,6 +21,7 @@ from shared.schemas.ops import (
     StageBreakdown,
     StoreOps,
     StoreRadius,
+    StoreSubstitution,
 )
 from shared.schemas.orders import OrderPublic
 
@@ -47,6 +49,17 @@ class ManagerClient(ApiClient):
     ) -> StoreOps:
         body = StoreRadius(service_radius_m=service_radius_m, reason=reason)
         return await self._send("PUT", f"/v1/ops/stores/{store_id}/radius", StoreOps, body)
+
+    async def set_store_substitution(
+        self,
+        store_id: str,
+        *,
+        policy: Literal["substitute", "ask", "never"],
+        fallback: Literal["substitute", "refund"] = "substitute",
+        reason: str | None = None,
+    ) -> StoreOps:
+        body = StoreSubstitution(policy=policy, fallback=fallback, reason=reason)
+        return await self._send("PUT", f"/v1/ops/stores/{store_id}/substitution", StoreOps, body)
 
     async def reassign_order(
         self, order_id: uuid.UUID | str, *, rider_id: uuid.UUID | str, reason: str

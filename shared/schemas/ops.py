@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, StrictInt
 
@@ -20,6 +20,10 @@ class StoreOps(BaseModel):
     paused_reason: str | None = None
     opens_at: datetime | None = None  # closed by its hours: its next opening (city's zone)
     service_radius_m: int
+    # what a picker's short line becomes: "substitute" (the picker picks one), "ask" (the
+    # customer chooses; no answer in time: the fallback, "substitute" or "refund"), "never"
+    substitution_policy: str = "substitute"
+    substitution_fallback: str = "substitute"
     orders_by_state: dict[str, int] = Field(default_factory=dict)  # active orders only
     oldest_wait_s: float = 0.0  # oldest order not yet handed to a rider
     predicted_breaches: int = 0
@@ -140,6 +144,14 @@ class PauseStore(BaseModel):
 
 class StoreRadius(BaseModel):
     service_radius_m: StrictInt = Field(ge=500, le=10_000)
+    reason: str | None = Field(default=None, max_length=200)
+
+
+class StoreSubstitution(BaseModel):
+    """How the store's short lines are settled (see ``StoreOps.substitution_policy``)."""
+
+    policy: Literal["substitute", "ask", "never"]
+    fallback: Literal["substitute", "refund"] = "substitute"
     reason: str | None = Field(default=None, max_length=200)
 
 

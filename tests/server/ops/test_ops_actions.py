@@ -206,3 +206,32 @@ async def test_actions_are_for_managers_of_the_city_only(city, client) -> None:
     )
     assert r.status_code == 404
     assert audit_rows(city.database_url) == []
+
+
+async def test_a_manager_sets_how_short_lines_are_settled(city, client) -> None:
+    api = ManagerClient("http://qc.test", transport=client._transport)  # type: ignore[attr-defined]
+    await api.login(*MANAGER)
+    headers = await login(client, *MANAGER)
+    store = await api.set_store_substitution(
+        STORE, policy="ask", fallback="refund", reason="customers complained"
+    )
+    assert (store.substitution_policy, store.substitution_fallback) == ("ask", "refund")
+    with psycopg.connect(city.database_url) as conn:
+        row = conn.execute(
+            "SELECT substitution_policy, substitution_fallback FROM dark_stores "
+            "WHERE store_id = %s",
+            (STORE,),
+        ).fetchone()
+    assert row == ("ask", "refund")
+    bad = await client.put(
+        f"/v1/ops/stores/{STORE}/substitution", json={"policy": "sometimes"}, headers=headers
+    )
+    assert bad.status_code == 422 and "policy" in bad.text
+    picker = await login(client, "picker.kor.1", DEMO_SECRETS[Role.PICKER])
+    r = await client.put(
+        f"/v1/ops/stores/{STORE}/substitution", json={"policy": "never"}, headers=picker
+    )
+    assert r.status_code == 403
+    assert [(a, why) for a, _, why, _ in audit_rows(city.database_url)] == [
+        ("store.substitution", "customers complained")
+    ]
