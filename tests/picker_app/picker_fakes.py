@@ -15,8 +15,7 @@ from picker_app.screens.queue import QueueScreen
 from scanners.symbology import ean13_check_digit
 from shared.client import ApiError, ConnectionLost
 from shared.enums import Role
-from shared.schemas.common import Health, ServiceCheck
-from shared.schemas.identity import TokenResponse, UserPublic
+from shared.schemas.identity import UserPublic
 from shared.schemas.picking import (
     PackResult,
     PickLinePublic,
@@ -26,6 +25,7 @@ from shared.schemas.picking import (
     ShortPickResult,
     SubstituteOption,
 )
+from tests.fake_api import FakeApi
 from tests.helpers import SteppedClock, wait_for
 
 T = TypeVar("T")
@@ -108,46 +108,27 @@ def pick_list() -> PickList:
 BANANA = line("SKU00011", "Fresho Robusta Banana 1 kg", 1, "B-03-1", 11)  # the substitute
 
 
-class FakePickingApi:
-    """Answers like the server, from memory. ``offline`` makes every call fail with
-    ConnectionLost; ``calls`` records (method, args) for the assertions."""
+class FakePickingApi(FakeApi):
+    """The picking API; ``lose_answers`` loses the answers of that many applied requests."""
 
-    base_url = "http://fake.test"
+    ACCOUNT = PICKER
+    PIN = "1234"
+    NOW = NOW
 
     def __init__(self, *, logged_in: bool = True, policy: str = "substitute") -> None:
+        super().__init__(logged_in=logged_in)
         self.policy = policy  # the store's substitution policy; "ask": the customer chooses
         self.answer_s = 120  # policy ask: the customer's time to answer
-        self.token: str | None = "t" if logged_in else None
-        self.user: UserPublic | None = PICKER if logged_in else None
         self.pick = pick_list()
         self.tasks = queue_rows()
-        self.offline = False
-        self.calls: list[tuple[str, object]] = []
         self.seen_scans: dict[str, ScanResult] = {}
         self.lose_answers = 0  # requests applied whose answer is then lost on the way back
-
-    def _call(self, name: str, arg: object = None) -> None:
-        self.calls.append((name, arg))
-        if self.offline:
-            raise ConnectionLost("ConnectError: [Errno 111] Connection refused")
 
     def _answer(self, answer: T) -> T:
         if self.lose_answers:
             self.lose_answers -= 1
             raise ConnectionLost("ReadTimeout: the answer never came")
         return answer
-
-    async def login(self, login: str, secret: str) -> TokenResponse:
-        self._call("login", login)
-        if secret != "1234":
-            raise ApiError(401, "invalid_credentials", "wrong login or secret")
-        self.token, self.user = "t", PICKER
-        return TokenResponse(access_token="t", expires_at=NOW + timedelta(hours=8), user=PICKER)
-
-    async def health(self) -> Health:
-        self._call("health")
-        ok = ServiceCheck(ok=True)
-        return Health(status="ok", postgres=ok, redis=ok, migration=ok)
 
     async def queue(self, store_id: str) -> list[PickTaskSummary]:
         self._call("queue", store_id)
@@ -260,9 +241,6 @@ class FakePickingApi:
             pick_duration_s=95.0,
         )
 
-    async def aclose(self) -> None:
-        self.calls.append(("aclose", None))
-
 
 def fake_app(api: FakePickingApi, **kwargs: object) -> tuple[PickerApp, SteppedClock]:
     clock = SteppedClock()
@@ -284,4 +262,4 @@ async def open_task(pilot: Pilot[Any], app: PickerApp) -> PickScreen:
 
 
 def scans_sent(api: FakePickingApi) -> list[tuple[str, str]]:
-    return [cast(tuple[str, str], arg) for name, arg in api.calls if name == "scan"]
+    return [cast(tuple[str, str], arg) for arg in api.called("scan")]

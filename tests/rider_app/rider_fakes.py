@@ -10,9 +10,8 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 from rider_app.gps.fix import Fix
-from shared.client import ApiError, ConnectionLost
+from shared.client import ApiError
 from shared.enums import Role
-from shared.schemas.common import Health, ServiceCheck
 from shared.schemas.delivery import (
     FixBatchResult,
     GpsFix,
@@ -21,7 +20,8 @@ from shared.schemas.delivery import (
     TripPublic,
     TripStopPublic,
 )
-from shared.schemas.identity import TokenResponse, UserPublic
+from shared.schemas.identity import UserPublic
+from tests.fake_api import FakeApi
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 KOR = (12.9352, 77.6245)
@@ -76,28 +76,21 @@ def offered_trip() -> TripPublic:
     )
 
 
-class FakeRiderApi:
-    """Answers like the server, from memory. ``offline`` makes every call fail with
-    ConnectionLost; ``calls`` records (method, arg); ``stored`` the fixes the server took."""
+class FakeRiderApi(FakeApi):
+    """The rider API; ``stored`` the fixes the server took."""
 
-    base_url = "http://fake.test"
+    ACCOUNT = RIDER
+    PIN = "4321"
+    NOW = NOW
 
     def __init__(self, *, logged_in: bool = True, on_duty: bool = True) -> None:
-        self.token: str | None = "t" if logged_in else None
-        self.user: UserPublic | None = RIDER if logged_in else None
+        super().__init__(logged_in=logged_in)
         self.on_duty = on_duty
         self.trip: TripPublic | None = None
-        self.offline = False
-        self.calls: list[tuple[str, object]] = []
         self.stored: list[GpsFix] = []
         self.batches: list[list[GpsFix]] = []  # batches that reached the "server"
         self.bag_labels: dict[str, str] = {}  # order id -> its bag label
         self.signal_lost = False  # dispatch set the rider OFFLINE though on duty
-
-    def _call(self, name: str, arg: object = None) -> None:
-        self.calls.append((name, arg))
-        if self.offline:
-            raise ConnectionLost("ConnectError: [Errno 111] Connection refused")
 
     def _rider(self) -> RiderPublic:
         last = self.stored[-1] if self.stored else None
@@ -109,18 +102,6 @@ class FakeRiderApi:
             lng=last.lng if last else HERE[1],
             trip_id=self.trip.trip_id if self.trip else None,
         )
-
-    async def login(self, login: str, secret: str) -> TokenResponse:
-        self._call("login", login)
-        if secret != "4321":
-            raise ApiError(401, "invalid_credentials", "wrong login or secret")
-        self.token, self.user = "t", RIDER
-        return TokenResponse(access_token="t", expires_at=NOW + timedelta(hours=8), user=RIDER)
-
-    async def health(self) -> Health:
-        self._call("health")
-        ok = ServiceCheck(ok=True)
-        return Health(status="ok", postgres=ok, redis=ok, migration=ok)
 
     async def rider_me(self) -> RiderPublic:
         self._call("rider_me")
@@ -211,9 +192,6 @@ class FakeRiderApi:
             trip = self._moved("COMPLETED")
             self.trip = None
         return trip
-
-    async def aclose(self) -> None:
-        self.calls.append(("aclose", None))
 
 
 class QueueSource:
