@@ -76,6 +76,11 @@ async def emit(
             "now": now,
         },
     )
-    event = Event(topic, payload, now, store_id, aggregate_id)
-    for handler in _handlers.get(topic, ()):
+    await dispatch(session, Event(topic, payload, now, store_id, aggregate_id))
+
+
+async def dispatch(session: AsyncSession, event: Event) -> None:
+    """Run the topic's handlers for an event whose outbox row the caller wrote itself (in
+    the statement of the change it tells: one round trip)."""
+    for handler in _handlers.get(event.topic, ()):
         await handler(session, event)

@@ -68,6 +68,14 @@ async def lock_store(session: AsyncSession, redis: aioredis.Redis, store_id: str
         engine = session.bind
         assert isinstance(engine, AsyncEngine), "sessions are bound to the engine (kit.db)"
         await load_store(engine, redis, store_id)
+    await _lock_shared(session, store_id)
+
+
+async def _lock_shared(session: AsyncSession, store_id: str) -> None:
+    """The store's lock in shared mode until the transaction ends (once per transaction)."""
+    locked: set[str] = session.info.setdefault("qc_inventory_locks", set())
+    if store_id in locked:
+        return
     await session.execute(
         text("SELECT pg_advisory_xact_lock_shared(:c, hashtext(:s))"),
         {"c": LOCK_CLASS, "s": store_id},
@@ -252,10 +260,7 @@ async def apply_pending(
     not queue behind another transaction that holds the offset row: it waits for that
     one's commit to cover ``upto`` (reading the committed offset), and applies only if the
     row is free, so concurrent checkouts of a store are not serialised on it."""
-    await session.execute(
-        text("SELECT pg_advisory_xact_lock_shared(:c, hashtext(:s))"),
-        {"c": LOCK_CLASS, "s": store_id},
-    )
+    await _lock_shared(session, store_id)
     if upto:
         found = await _claim(session, store_id, upto)
         if found is None:
@@ -298,12 +303,11 @@ async def _claim(session: AsyncSession, store_id: str, upto: str) -> str | None:
     """The offset row locked by us (its applied id), or None once the books hold ``upto``."""
     deadline = time.monotonic() + CLAIM_WAIT_S
     while True:
-        committed = await OFFSETS.committed(session, store_id)
+        committed, mine = await OFFSETS.unless_covered(session, store_id, upto)
         if committed is None:
             return await OFFSETS.lock(session, store_id)
         if streams.after_or_at(committed, upto):
             return None
-        mine = await OFFSETS.try_lock(session, store_id)
         if mine is not None:
             return mine
         if time.monotonic() > deadline:

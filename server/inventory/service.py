@@ -19,14 +19,14 @@ from datetime import datetime, timedelta
 from typing import Literal, TypeVar
 
 import redis.asyncio as aioredis
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.events.service import emit
 from server.inventory import engine, journal
-from server.inventory.engine import LineChange, Reserved, RestoreLine, Settled
+from server.inventory.engine import Reserved, RestoreLine, Settled
 from server.inventory.errors import (
     InsufficientStock,
     StaleVersion,
@@ -91,19 +91,8 @@ def validate_lines(lines: dict[str, int], *, allow_zero: bool = True) -> None:
         )
 
 
-_RESERVATION_CTE = """
-    res AS (
-      INSERT INTO inventory_reservations (reservation_id, store_id, order_id, sku_id,
-        quantity, status, created_at, updated_at, expires_at)
-      VALUES (:rid, :store, :holder, :sku, :qty, :status, :now, :now, :expires)
-      ON CONFLICT (store_id, order_id, sku_id) DO UPDATE SET quantity = EXCLUDED.quantity,
-        status = EXCLUDED.status, updated_at = EXCLUDED.updated_at,
-        expires_at = EXCLUDED.expires_at
-    ),"""
-
 _BUCKETS_SQL = """
-    WITH {reservation}
-    ledger AS (
+    WITH ledger AS (
       INSERT INTO stock_ledger (store_id, sku_id, movement, d_available, d_reserved,
         d_damaged, d_in_transit, reference, actor_id, reason, created_at)
       SELECT :store, :sku, :movement, :da, :dr, :dd, :dt, :ref, :actor, :reason, :now
@@ -117,8 +106,55 @@ _BUCKETS_SQL = """
       AND (CAST(:version AS bigint) IS NULL OR version = :version)
     RETURNING available_qty, reorder_level"""
 
-_PLAIN = text(_BUCKETS_SQL.format(reservation=""))
-_WITH_RESERVATION = text(_BUCKETS_SQL.format(reservation=_RESERVATION_CTE))
+_PLAIN = text(_BUCKETS_SQL)
+
+# A hold's lines in one statement whatever their number (the hold's reservation rows,
+# then the stock rows locked in SKU order, moved, and their ledger rows): ``{holds}`` is
+# the reservation rows' change, ``v`` the lines (sku, deltas, movement).
+_HOLD_LINES_SQL = """
+    WITH v AS (
+      SELECT * FROM unnest(CAST(:skus AS text[]), CAST(:da AS int[]), CAST(:dr AS int[]),
+        CAST(:mv AS text[])) AS v(sku, da, dr, mv)),
+    holds AS ({holds}),
+    locked AS (
+      SELECT i.sku_id FROM store_inventory i JOIN v ON v.sku = i.sku_id
+      WHERE i.store_id = :store AND (v.da <> 0 OR v.dr <> 0)
+      ORDER BY i.sku_id FOR UPDATE OF i),
+    ledger AS (
+      INSERT INTO stock_ledger (store_id, sku_id, movement, d_available, d_reserved,
+        d_damaged, d_in_transit, reference, actor_id, reason, created_at)
+      SELECT :store, v.sku, v.mv, v.da, v.dr, 0, 0, :ref, :actor, :reason, :now
+      FROM v WHERE v.da <> 0 OR v.dr <> 0)
+    UPDATE store_inventory s SET available_qty = s.available_qty + v.da,
+      reserved_qty = s.reserved_qty + v.dr, last_updated = :now
+    FROM v JOIN locked l ON l.sku_id = v.sku
+    WHERE s.store_id = :store AND s.sku_id = v.sku
+    RETURNING s.sku_id, s.available_qty, s.reorder_level, v.da"""
+_HOLD_ROWS = text(
+    _HOLD_LINES_SQL.format(
+        holds="""
+      INSERT INTO inventory_reservations (reservation_id, store_id, order_id, sku_id,
+        quantity, status, created_at, updated_at, expires_at)
+      SELECT gen_random_uuid(), :store, :ref, q.sku, q.qty, q.st, :now, :now, :expires
+      FROM unnest(CAST(:skus AS text[]), CAST(:qty AS int[]), CAST(:st AS text[]))
+        AS q(sku, qty, st)
+      ON CONFLICT (store_id, order_id, sku_id) DO UPDATE SET quantity = EXCLUDED.quantity,
+        status = EXCLUDED.status, updated_at = EXCLUDED.updated_at,
+        expires_at = EXCLUDED.expires_at"""
+    )
+)
+_HOLD_ENDED = text(
+    _HOLD_LINES_SQL.format(
+        holds="""
+      UPDATE inventory_reservations SET status = :outcome, updated_at = :now
+      WHERE store_id = :store AND order_id = :ref AND status IN ('SOFT', 'HARD')"""
+    )
+)
+# a hard hold's rows move to the new holder (checkout: the cart's to the order) and all
+# take the hold's expiry, as Redis extends the whole hold on every touch
+_HOLD_MOVED = text("""
+    UPDATE inventory_reservations SET order_id = :target, expires_at = :expires
+    WHERE store_id = :store AND order_id IN (:holder, :target) AND status IN ('SOFT', 'HARD')""")
 
 
 async def _write_bucket_change(
@@ -137,11 +173,9 @@ async def _write_bucket_change(
     reason: str | None = None,
     bump_version: bool = False,
     expected_version: int | None = None,
-    reservation: dict[str, object] | None = None,
 ) -> None:
-    """Apply deltas to the stock row and append the ledger entry (and upsert the
-    reservation row) in one statement, so a hot row is locked for one round trip only;
-    flag a low-stock crossing."""
+    """Apply deltas to the stock row and append the ledger entry in one statement, so a
+    hot row is locked for one round trip only; flag a low-stock crossing."""
     moves = any((d_available, d_reserved, d_damaged, d_in_transit))
     params = {
         "da": d_available,
@@ -161,12 +195,8 @@ async def _write_bucket_change(
         # a short pick moves nothing the books still hold, but the discrepancy is recorded
         "note": movement == Movement.SHORT_PICK,
     }
-    statement = _PLAIN
-    if reservation is not None:
-        statement = _WITH_RESERVATION
-        params |= reservation
     try:
-        row = (await session.execute(statement, params)).first()
+        row = (await session.execute(_PLAIN, params)).first()
     except IntegrityError as exc:
         if "ck_store_inventory_non_negative" not in str(exc.orig):
             raise
@@ -181,6 +211,18 @@ async def _write_bucket_change(
     if row is None:
         raise UnknownSku(f"{sku_id} is not stocked at {store_id}")
     available, reorder_level = row
+    await _flag_low_stock(session, store_id, sku_id, available, reorder_level, d_available, now)
+
+
+async def _flag_low_stock(
+    session: AsyncSession,
+    store_id: str,
+    sku_id: str,
+    available: int,
+    reorder_level: int,
+    d_available: int,
+    now: datetime,
+) -> None:
     if d_available < 0 and available <= reorder_level < available - d_available:
         await emit(
             session,
@@ -190,6 +232,57 @@ async def _write_bucket_change(
             payload={"sku_id": sku_id, "available": available, "reorder_level": reorder_level},
             now=now,
         )
+
+
+async def _write_hold_lines(
+    session: AsyncSession,
+    statement: TextClause,
+    *,
+    store_id: str,
+    reference: str,
+    moves: list[tuple[str, int, int, Movement]],
+    now: datetime,
+    actor_id: uuid.UUID | None = None,
+    reason: str | None = None,
+    **params: object,
+) -> None:
+    """A hold's lines (sku, d_available, d_reserved, movement) and its reservation rows
+    in one statement (``_HOLD_ROWS``, ``_HOLD_ENDED``)."""
+    try:
+        rows = (
+            await session.execute(
+                statement,
+                {
+                    "store": store_id,
+                    "ref": reference,
+                    "now": now,
+                    "actor": actor_id,
+                    "reason": reason,
+                    "skus": [m[0] for m in moves],
+                    "da": [m[1] for m in moves],
+                    "dr": [m[2] for m in moves],
+                    "mv": [m[3].value for m in moves],
+                    **params,
+                },
+            )
+        ).all()
+    except IntegrityError as exc:
+        if "ck_store_inventory_non_negative" not in str(exc.orig):
+            raise
+        # the books refuse what Redis admitted (it had drifted ahead): a refusal, not a 500
+        raise InsufficientStock(
+            [
+                {"sku_id": s, "requested_more": max(-da, -dr, 0)}
+                for s, da, dr, _ in moves
+                if da or dr
+            ]
+        ) from None
+    moved = {s for s, da, dr, _ in moves if da or dr}
+    missing = moved - {row[0] for row in rows}
+    if missing:
+        raise UnknownSku(f"{min(missing)} is not stocked at {store_id}")
+    for sku, available, reorder_level, da in rows:
+        await _flag_low_stock(session, store_id, sku, available, reorder_level, da, now)
 
 
 def _finish_inflight(
@@ -264,32 +357,25 @@ async def reserve_lines(
     if result.pending:
         # the cart's soft holds must be in the books before they become the order's
         await journal.apply_pending(session, redis, store_id, upto=result.pending)
-    if new_holder and new_holder != holder:
-        await session.execute(
-            text("""
-            UPDATE inventory_reservations SET order_id = :target
-            WHERE store_id = :store AND order_id = :holder AND status IN ('SOFT', 'HARD')"""),
-            {"target": target, "store": store_id, "holder": holder},
-        )
-    status = ReservationStatus.SOFT if mode == "SOFT" else ReservationStatus.HARD
-    for change in result.lines:
-        await _record_reservation(
-            session,
-            store_id=store_id,
-            holder=target,
-            change=change,
-            status=status,
-            now=now,
-            expires=expires,
-            actor_id=actor_id,
-        )
-    # Redis extends the whole hold on every touch: so does the books' expiry of each line
+    # the hold's rows (the cart's, moved to the order) take its expiry, then its lines
     await session.execute(
-        text(
-            "UPDATE inventory_reservations SET expires_at = :expires WHERE store_id = :store "
-            "AND order_id = :holder AND status IN ('SOFT', 'HARD')"
-        ),
-        {"expires": expires, "store": store_id, "holder": target},
+        _HOLD_MOVED, {"target": target, "expires": expires, "store": store_id, "holder": holder}
+    )
+    status = ReservationStatus.SOFT if mode == "SOFT" else ReservationStatus.HARD
+    await _write_hold_lines(
+        session,
+        _HOLD_ROWS,
+        store_id=store_id,
+        reference=target,
+        moves=[
+            (c.sku_id, -c.delta, c.delta, Movement.RESERVE if c.delta > 0 else Movement.RELEASE)
+            for c in result.lines
+        ],
+        now=now,
+        actor_id=actor_id,
+        expires=expires,
+        qty=[c.new_qty for c in result.lines],
+        st=[(status if c.new_qty > 0 else ReservationStatus.RELEASED).value for c in result.lines],
     )
     await session.flush()
     return result
@@ -318,38 +404,6 @@ def _soft_undo(
             )
 
     return undo
-
-
-async def _record_reservation(
-    session: AsyncSession,
-    *,
-    store_id: str,
-    holder: str,
-    change: LineChange,
-    status: ReservationStatus,
-    now: datetime,
-    expires: datetime,
-    actor_id: uuid.UUID | None,
-) -> None:
-    final = status if change.new_qty > 0 else ReservationStatus.RELEASED
-    await _write_bucket_change(
-        session,
-        store_id=store_id,
-        sku_id=change.sku_id,
-        now=now,
-        movement=Movement.RESERVE if change.delta > 0 else Movement.RELEASE,
-        d_available=-change.delta,
-        d_reserved=change.delta,
-        reference=holder,
-        actor_id=actor_id,
-        reservation={
-            "rid": uuid.uuid4(),
-            "holder": holder,
-            "qty": change.new_qty,
-            "status": final.value,
-            "expires": expires,
-        },
-    )
 
 
 _SETTLE_MOVEMENT = {
@@ -411,25 +465,21 @@ async def settle_hold(
 
     uow.on_rollback(session, compensate)
     _finish_inflight(session, redis, store_id)
-    await session.execute(
-        text("""
-        UPDATE inventory_reservations SET status = :status, updated_at = :now
-        WHERE store_id = :store AND order_id = :holder AND status IN ('SOFT', 'HARD')"""),
-        {"status": outcome, "now": now, "store": store_id, "holder": holder},
+    movement = _SETTLE_MOVEMENT[outcome]
+    await _write_hold_lines(
+        session,
+        _HOLD_ENDED,
+        store_id=store_id,
+        reference=holder,
+        moves=[
+            (sku, 0 if committed else qty, -qty, movement)
+            for sku, qty in sorted(result.lines.items())
+        ],
+        now=now,
+        actor_id=actor_id,
+        reason=reason,
+        outcome=outcome,
     )
-    for sku, qty in sorted(result.lines.items()):
-        await _write_bucket_change(
-            session,
-            store_id=store_id,
-            sku_id=sku,
-            now=now,
-            movement=_SETTLE_MOVEMENT[outcome],
-            d_available=0 if committed else qty,
-            d_reserved=-qty,
-            reference=holder,
-            actor_id=actor_id,
-            reason=reason,
-        )
     await session.flush()
     return result
 

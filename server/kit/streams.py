@@ -44,24 +44,27 @@ class Offsets:
         )
         return str(found.scalar_one())
 
-    async def committed(self, session: AsyncSession, shard: str) -> str | None:
-        """The applied id as last committed (no lock); None before the first write."""
+    async def unless_covered(
+        self, session: AsyncSession, shard: str, wanted: str
+    ) -> tuple[str | None, str | None]:
+        """In one round trip: the applied id as last committed (None before the first
+        write) and, unless it already covers ``wanted``, the applied id with the row
+        locked (None if another transaction holds it)."""
+        ms, seq = (int(x) for x in wanted.split("-"))
         found = await session.execute(
-            text(f"SELECT applied_id FROM {self.table} WHERE {self.key} = :s"), {"s": shard}
+            text(f"""
+            SELECT c.applied_id, (
+              SELECT l.applied_id FROM {self.table} l WHERE l.{self.key} = :s
+                AND (split_part(c.applied_id, '-', 1)::bigint,
+                     split_part(c.applied_id, '-', 2)::bigint) < (:ms, :seq)
+              FOR UPDATE SKIP LOCKED)
+            FROM {self.table} c WHERE c.{self.key} = :s"""),
+            {"s": shard, "ms": ms, "seq": seq},
         )
-        value = found.scalar_one_or_none()
-        return None if value is None else str(value)
-
-    async def try_lock(self, session: AsyncSession, shard: str) -> str | None:
-        """The applied id with the row locked, or None if another transaction holds it."""
-        found = await session.execute(
-            text(
-                f"SELECT applied_id FROM {self.table} WHERE {self.key} = :s FOR UPDATE SKIP LOCKED"
-            ),
-            {"s": shard},
-        )
-        value = found.scalar_one_or_none()
-        return None if value is None else str(value)
+        row = found.first()
+        if row is None:
+            return None, None
+        return str(row[0]), None if row[1] is None else str(row[1])
 
     async def advance(self, session: AsyncSession, shard: str, applied: str) -> None:
         await session.execute(

@@ -35,6 +35,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from server.catalog.pricing import Totals
 from server.identity.models import User
 from server.inventory import service as inventory
+from server.kit.cache import TTLCache
 from server.kit.config import Settings
 from server.kit.db import transaction
 from server.orders import service as orders
@@ -167,14 +168,12 @@ async def checkout(
             new_holder=str(order_id),
             actor_id=purchase.hold_actor,
         )
-        store = await session.get(DarkStore, purchase.store_id)
-        assert store is not None  # the source's store exists (foreign key)
-        _, payment = await orders.place_order(
+        payment_id = await orders.place_order(
             session,
             order_id=order_id,
             user=user,
             store_id=purchase.store_id,
-            city_id=store.city_id,
+            city_id=await _city_of(session, purchase.store_id),
             cart_id=purchase.cart_id,
             lines=purchase.lines,
             totals=purchase.totals,
@@ -186,7 +185,7 @@ async def checkout(
             promised_at=now + timedelta(minutes=promise.eta_min),
         )
         await source.placed(session, order_id=order_id, now=now)
-        store_id, payment_id, amount = purchase.store_id, payment.payment_id, payment.amount_paise
+        store_id, amount = purchase.store_id, purchase.totals.total_paise
     try:
         # one charge per order: the order id is the provider's idempotency key
         result = await gateway.charge(
@@ -227,10 +226,23 @@ async def checkout(
             now=now,
         )
         await source.settled(session, order=order, result=result, now=now)
-        view = await orders.public(session, order)
-    if view.status == OrderStatus.CANCELLED:
+    if order.status == OrderStatus.CANCELLED:
         return PaymentDeclined(order_id=order_id, failure_reason=result.failure_reason)
-    return CheckoutPlaced(order=view)
+    # built from what the flow holds: a fresh order has no refund or substitution yet
+    return CheckoutPlaced(order=orders.placed_public(order, purchase.lines))
+
+
+# a store's city never changes: read once per process, not on every checkout
+_cities: TTLCache[str] = TTLCache(3600)
+
+
+async def _city_of(session: AsyncSession, store_id: str) -> str:
+    async def load() -> str:
+        store = await session.get(DarkStore, store_id)
+        assert store is not None  # the source's store exists (foreign key)
+        return store.city_id
+
+    return await _cities.get_or_load(store_id, load)
 
 
 async def _placed_earlier(session: AsyncSession, *, order_id: uuid.UUID) -> CheckoutOutcome | None:
@@ -279,9 +291,21 @@ async def _require_checkout_possible(
 async def _locked_order_and_payment(
     session: AsyncSession, *, store_id: str, order_id: uuid.UUID, payment_id: uuid.UUID
 ) -> tuple[Order, Payment]:
-    order = await session.get(Order, (store_id, order_id), with_for_update=True)
-    payment = await session.get(Payment, (store_id, payment_id), with_for_update=True)
-    assert order is not None and payment is not None  # placed by this checkout, never deleted
+    """Both rows locked in one round trip (a webhook may be applying the same charge)."""
+    found = await session.exec(
+        select(Order, Payment)
+        .join(
+            Payment,
+            col(Payment.store_id) == col(Order.store_id),
+        )
+        .where(
+            Order.store_id == store_id,
+            Order.order_id == order_id,
+            Payment.payment_id == payment_id,
+        )
+        .with_for_update()
+    )
+    order, payment = found.one()  # placed by this checkout, never deleted
     return order, payment
 
 

@@ -7,7 +7,9 @@ caller's transaction.
 
 from __future__ import annotations
 
+import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -19,7 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.catalog.models import Product
 from server.catalog.pricing import Totals
-from server.events.service import emit
+from server.events.service import Event, dispatch
 from server.identity.models import User
 from server.inventory import service as inventory
 from server.kit.errors import Conflict, NotFound
@@ -88,33 +90,70 @@ async def _record_status(
     to = OrderStatus(order.status)
     # the order's row first: its lock, held to commit, numbers one order's events in commit order
     await session.flush()
-    record = OrderEvent(
-        store_id=order.store_id,
-        order_id=order.order_id,
-        from_status=came_from,
-        to_status=to,
-        at=now,
-        actor_id=actor_id,
-        reason=reason,
+    written = await session.execute(
+        _STATUS_EVENT,
+        _status_params(
+            store_id=order.store_id,
+            order_id=order.order_id,
+            came_from=came_from,
+            to=to,
+            now=now,
+            actor_id=actor_id,
+            reason=reason,
+        ),
     )
-    session.add(record)
-    await session.flush()
-    await emit(
+    await dispatch(
         session,
-        topic="order.status",
-        store_id=order.store_id,
-        aggregate_id=str(order.order_id),
-        now=now,
-        payload={
-            "order_id": str(order.order_id),
-            "store_id": order.store_id,
-            "from": came_from.value if came_from else None,
-            "status": to.value,
-            "at": now.isoformat(),
-            "reason": reason,
-            "sequence": record.event_id,
-        },
+        Event(ORDER_STATUS, written.scalar_one(), now, order.store_id, str(order.order_id)),
     )
+
+
+ORDER_STATUS = "order.status"
+# the order_events row and its outbox event (the row's id as the payload's ``sequence``)
+_STATUS_EVENT_CTE = """
+    event AS (
+      INSERT INTO order_events (store_id, order_id, from_status, to_status, at, actor_id,
+        reason)
+      VALUES (:store, :order, :came_from, :to, :now, :actor, :reason)
+      RETURNING event_id)
+    INSERT INTO outbox (topic, store_id, aggregate_id, payload, created_at)
+    SELECT :topic, :store, :aggregate,
+      CAST(:payload AS jsonb) || jsonb_build_object('sequence', event.event_id), :now
+    FROM event
+    RETURNING payload"""
+_STATUS_EVENT = text(f"WITH {_STATUS_EVENT_CTE}")
+
+
+def _status_params(
+    *,
+    store_id: str,
+    order_id: uuid.UUID,
+    came_from: OrderStatus | None,
+    to: OrderStatus,
+    now: datetime,
+    actor_id: uuid.UUID | None,
+    reason: str | None,
+) -> dict[str, Any]:
+    payload = {
+        "order_id": str(order_id),
+        "store_id": store_id,
+        "from": came_from.value if came_from else None,
+        "status": to.value,
+        "at": now.isoformat(),
+        "reason": reason,
+    }
+    return {
+        "store": store_id,
+        "order": order_id,
+        "came_from": came_from.value if came_from else None,
+        "to": to.value,
+        "now": now,
+        "actor": actor_id,
+        "reason": reason,
+        "topic": ORDER_STATUS,
+        "aggregate": str(order_id),
+        "payload": json.dumps(payload),
+    }
 
 
 async def latest_sequence(session: AsyncSession, *, order_id: uuid.UUID) -> int:
@@ -196,6 +235,17 @@ async def public(session: AsyncSession, order: Order, *, show_otp: bool = False)
             .order_by(col(SubstitutionOffer.sku_id))
         )
     ).all()
+    return _view(order, items, refunds, offers, show_otp=show_otp)
+
+
+def _view(
+    order: Order,
+    items: Sequence[OrderItem],
+    refunds: Sequence[Refund],
+    offers: Sequence[SubstitutionOffer],
+    *,
+    show_otp: bool,
+) -> OrderPublic:
     times = {
         s.value: getattr(order, col_name)
         for s, col_name in TIMESTAMP_COLUMN.items()
@@ -224,6 +274,29 @@ async def public(session: AsyncSession, order: Order, *, show_otp: bool = False)
     )
 
 
+# an order, its items, its pending payment and its first state in one statement
+_PLACE = text(f"""
+    WITH placed AS (
+      INSERT INTO orders (store_id, order_id, user_id, city_id, cart_id, status, currency,
+        subtotal_paise, delivery_fee_paise, handling_fee_paise, discount_paise,
+        total_amount_paise, delivery_address, delivery_lat, delivery_lng, sla_deadline,
+        promised_at, placed_at)
+      VALUES (:store, :order, :actor, :city, :cart, :to, :currency, :subtotal,
+        :delivery_fee, :handling_fee, :discount, :total, CAST(:address AS jsonb), :lat,
+        :lng, :sla, :promised, :now)),
+    items AS (
+      INSERT INTO order_items (store_id, order_id, sku_id, quantity, ordered_qty,
+        unit_price_paise, mrp_paise, status, picked_qty)
+      SELECT :store, :order, sku, qty, qty, price, mrp, :item_status, 0
+      FROM unnest(CAST(:skus AS text[]), CAST(:qtys AS int[]), CAST(:prices AS int[]),
+        CAST(:mrps AS int[])) AS line(sku, qty, price, mrp)),
+    payment AS (
+      INSERT INTO payments (store_id, payment_id, order_id, amount_paise, currency, status,
+        created_at, updated_at)
+      VALUES (:store, :payment, :order, :total, :currency, 'PENDING', :now, :now)),
+    {_STATUS_EVENT_CTE}""")
+
+
 async def place_order(
     session: AsyncSession,
     *,
@@ -240,53 +313,69 @@ async def place_order(
     now: datetime,
     sla_s: int,
     promised_at: datetime | None = None,
-) -> tuple[Order, Payment]:
-    """Insert the order (PLACED), its items and a pending payment. The caller has already
-    hard-reserved the stock."""
-    order = Order(
+) -> uuid.UUID:
+    """Insert the order (PLACED), its items and a pending payment (whose id is returned).
+    The caller has already hard-reserved the stock."""
+    payment_id = uuid.uuid4()
+    params = _status_params(
         store_id=store_id,
         order_id=order_id,
-        user_id=user.id,
-        city_id=city_id,
-        cart_id=cart_id,
-        status=OrderStatus.PLACED,
-        subtotal_paise=totals.subtotal_paise,
-        delivery_fee_paise=totals.delivery_fee_paise,
-        handling_fee_paise=totals.handling_fee_paise,
-        discount_paise=totals.discount_paise,
-        total_amount_paise=totals.total_paise,
-        delivery_address=address,
-        delivery_lat=lat,
-        delivery_lng=lng,
-        placed_at=now,
-        sla_deadline=now + timedelta(seconds=sla_s),
-        promised_at=promised_at,
+        came_from=None,
+        to=OrderStatus.PLACED,
+        now=now,
+        actor_id=user.id,
+        reason=None,
     )
-    session.add(order)
-    session.add(OrderDirectory(order_id=order_id, store_id=store_id))
-    for line in lines:
-        session.add(
-            OrderItem(
-                store_id=store_id,
-                order_id=order_id,
-                sku_id=line.sku_id,
-                quantity=line.quantity,
-                ordered_qty=line.quantity,
-                unit_price_paise=line.unit_price_paise,
-                mrp_paise=line.mrp_paise,
-            )
+    written = await session.execute(
+        _PLACE,
+        params
+        | {
+            "city": city_id,
+            "cart": cart_id,
+            "currency": "INR",
+            "subtotal": totals.subtotal_paise,
+            "delivery_fee": totals.delivery_fee_paise,
+            "handling_fee": totals.handling_fee_paise,
+            "discount": totals.discount_paise,
+            "total": totals.total_paise,
+            "address": json.dumps(address),
+            "lat": lat,
+            "lng": lng,
+            "sla": now + timedelta(seconds=sla_s),
+            "promised": promised_at,
+            "item_status": ItemStatus.PENDING.value,
+            "skus": [line.sku_id for line in lines],
+            "qtys": [line.quantity for line in lines],
+            "prices": [line.unit_price_paise for line in lines],
+            "mrps": [line.mrp_paise for line in lines],
+            "payment": payment_id,
+        },
+    )
+    await dispatch(session, Event(ORDER_STATUS, written.scalar_one(), now, store_id, str(order_id)))
+    # the directory is laid out by order id (Citus), apart from the store's rows
+    await session.execute(
+        text("INSERT INTO order_directory (order_id, store_id) VALUES (:order, :store)"),
+        {"order": order_id, "store": store_id},
+    )
+    return payment_id
+
+
+def placed_public(order: Order, lines: list[OrderLine]) -> OrderPublic:
+    """The view of an order this transaction placed or confirmed, from what it knows: its
+    lines as ordered, no refund or substitution yet (no read back)."""
+    items = [
+        OrderItem(
+            store_id=order.store_id,
+            order_id=order.order_id,
+            sku_id=line.sku_id,
+            quantity=line.quantity,
+            ordered_qty=line.quantity,
+            unit_price_paise=line.unit_price_paise,
+            mrp_paise=line.mrp_paise,
         )
-    await _record_status(session, order=order, came_from=None, now=now, actor_id=user.id)
-    payment = Payment(
-        store_id=store_id,
-        order_id=order_id,
-        amount_paise=totals.total_paise,
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(payment)
-    await session.flush()
-    return order, payment
+        for line in sorted(lines, key=lambda line: line.sku_id)
+    ]
+    return _view(order, items, [], [], show_otp=False)
 
 
 async def cancel_order(

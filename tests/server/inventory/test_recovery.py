@@ -32,7 +32,7 @@ CRASH_BETWEEN_WRITES = textwrap.dedent("""
     async def die_before_postgres(*args, **kwargs):
         os._exit(9)  # the process dies after Redis said yes, before PostgreSQL heard of it
 
-    service._record_reservation = die_before_postgres
+    service._write_hold_lines = die_before_postgres
 
     async def main():
         url, rurl, sku = sys.argv[1:4]

@@ -1,0 +1,98 @@
+"""A checkout's round trips to PostgreSQL (issue 17 point 4): counted over the app with a
+listener on its engine, bounded, and the same for 3 lines as for 8 (set-based writes).
+
+The app runs without its background loops, so the journal writer never applies a cart's
+soft holds first: every checkout catches its cart's journal up itself (the worst case),
+and the count does not depend on timing. A first checkout warms the per-process caches
+(a store's ride pace and city), as a running server has them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx
+import psycopg
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import event
+
+from server.kit.config import Settings
+from server.kit.resources import resources_of
+from server.seed.generate import DEMO_SECRETS
+from shared.enums import Role
+from tests.conftest import Services, settings_for
+from tests.helpers import login
+
+STORE = "BLR-KOR"
+ADDRESS = {"address": {"line1": "4th Cross, 5th Block", "lat": 12.9352, "lng": 77.6245}}
+CEILING = 30  # statements of one paid checkout (before: 48 for 3 lines, 58 for 8)
+
+
+@pytest.fixture
+def settings(services: Services) -> Settings:
+    return settings_for(services, background_loops=False)
+
+
+@contextmanager
+def _statements(app: FastAPI) -> Iterator[list[str]]:
+    seen: list[str] = []
+    engine = resources_of(app).engine.sync_engine
+
+    def count(conn, cursor, statement: str, parameters, context, executemany) -> None:
+        seen.append(" ".join(statement.split())[:100])
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def _skus(url: str, n: int) -> list[str]:
+    with psycopg.connect(url) as conn:
+        return [
+            r[0]
+            for r in conn.execute(
+                "SELECT sku_id FROM store_inventory WHERE store_id = %s AND available_qty >= 5 "
+                "ORDER BY sku_id LIMIT %s",
+                (STORE, n),
+            )
+        ]
+
+
+async def _checkout_counted(
+    app: FastAPI, client: httpx.AsyncClient, headers: dict[str, str], skus: list[str]
+) -> list[str]:
+    """The statements of one paid checkout of a new cart holding ``skus``."""
+    cart = (await client.post("/v1/carts", json={"store_id": STORE}, headers=headers)).json()
+    for sku in skus:
+        r = await client.put(
+            f"/v1/carts/{cart['cart_id']}/lines/{sku}", json={"quantity": 2}, headers=headers
+        )
+        assert r.status_code == 200, r.text
+    with _statements(app) as seen:
+        r = await client.post(
+            f"/v1/carts/{cart['cart_id']}/checkout",
+            json=ADDRESS,
+            headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
+        )
+    assert r.status_code == 201 and r.json()["status"] == "CONFIRMED", r.text
+    assert sorted(i["sku_id"] for i in r.json()["items"]) == sorted(skus)
+    # the answer, built without reading the order back, is the order as stored
+    stored = (await client.get(f"/v1/orders/{r.json()['order_id']}", headers=headers)).json()
+    assert {**stored, "delivery_otp": None} == r.json()
+    return seen
+
+
+async def test_a_checkout_takes_a_bounded_number_of_statements_whatever_its_lines(
+    city, app, client
+) -> None:
+    headers = await login(client, "customer.001", DEMO_SECRETS[Role.CUSTOMER])
+    skus = _skus(city.database_url, 12)
+    await _checkout_counted(app, client, headers, skus[:1])
+    three = await _checkout_counted(app, client, headers, skus[1:4])
+    eight = await _checkout_counted(app, client, headers, skus[4:])
+    assert len(three) <= CEILING, "\n".join(three)
+    assert len(eight) == len(three), "\n".join(eight)
