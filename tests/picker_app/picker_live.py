@@ -18,7 +18,7 @@ from picker_app.screens.pick import PickScreen
 from picker_app.screens.queue import QueueScreen
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
-from tests.helpers import SteppedClock, wait_for
+from tests.helpers import SteppedClock, login, wait_for
 
 STORE = "BLR-KOR"
 PICKER_LOGIN = "picker.kor.1"
@@ -28,17 +28,11 @@ HOME = {"lat": 12.9352, "lng": 77.6245}
 ADDRESS = {"address": {"line1": "4th Cross, 5th Block", **HOME}, "payment_method": "upi"}
 
 
-async def customer_headers(client: httpx.AsyncClient) -> dict[str, str]:
-    r = await client.post("/v1/auth/login", json={"login": CUSTOMER[0], "secret": CUSTOMER[1]})
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
-
-
-async def place_order(url: str, lines: dict[str, int]) -> str:
+async def place_order(url: str, lines: dict[str, int], *, address: dict[str, Any] = ADDRESS) -> str:
     """A customer order through the API; the simulated payment succeeds, so it is
     CONFIRMED at once and joins the store's pick queue. Returns the order id."""
     async with httpx.AsyncClient(base_url=url) as client:
-        headers = await customer_headers(client)
+        headers = await login(client, *CUSTOMER)
         cart = (await client.post("/v1/carts", json={"store_id": STORE}, headers=headers)).json()
         for sku, qty in lines.items():
             r = await client.put(
@@ -47,7 +41,7 @@ async def place_order(url: str, lines: dict[str, int]) -> str:
             assert r.status_code == 200, r.text
         r = await client.post(
             f"/v1/carts/{cart['cart_id']}/checkout",
-            json=ADDRESS,
+            json=address,
             headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
         )
         assert r.status_code == 201, r.text
@@ -56,12 +50,12 @@ async def place_order(url: str, lines: dict[str, int]) -> str:
         return str(order["order_id"])
 
 
-async def order_as_customer(url: str, order_id: str) -> dict:
+async def order_as_customer(url: str, order_id: str) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=url) as client:
-        headers = await customer_headers(client)
+        headers = await login(client, *CUSTOMER)
         r = await client.get(f"/v1/orders/{order_id}", headers=headers)
         assert r.status_code == 200, r.text
-        return r.json()
+        return dict(r.json())
 
 
 def in_stock_skus(database_url: str, n: int, *, substitutable: bool = False) -> list[str]:

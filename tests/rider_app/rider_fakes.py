@@ -1,6 +1,6 @@
-"""A scripted stand-in for the rider API, fixed data, a GPS source the test feeds, and the
-waiting helper, for the rider app's offline tests and its snapshot (deterministic: a fixed
-clock and fixed answers)."""
+"""A scripted stand-in for the rider API, fixed data, a GPS source the test feeds, and
+opening a screen from the trip, for the rider app's offline tests and its snapshots
+(deterministic: a fixed clock and fixed answers)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,13 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from textual.pilot import Pilot
+
+from rider_app.app import RiderApp
 from rider_app.gps.fix import Fix
+from rider_app.screens.trip import TripScreen
 from shared.client import ApiError
 from shared.enums import Role
 from shared.schemas.delivery import (
@@ -22,6 +27,7 @@ from shared.schemas.delivery import (
 )
 from shared.schemas.identity import UserPublic
 from tests.fake_api import FakeApi
+from tests.helpers import wait_for
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 KOR = (12.9352, 77.6245)
@@ -194,11 +200,28 @@ class FakeRiderApi(FakeApi):
         return trip
 
 
+def trip_api(status: str) -> FakeRiderApi:
+    """A rider on duty whose offered trip has already moved on to ``status``."""
+    api = FakeRiderApi(on_duty=True)
+    api.trip = offered_trip().model_copy(update={"status": status, "offer_expires_at": None})
+    return api
+
+
+async def open_from_trip(pilot: Pilot[Any], app: RiderApp, key: str, screen: type) -> None:
+    """On the trip screen, once the rider is loaded, ``key`` opens ``screen``."""
+    await wait_for(pilot, lambda: isinstance(app.screen, TripScreen), what="trip")
+    await wait_for(pilot, lambda: app.rider is not None, what="the rider loaded")
+    await pilot.press(key)
+    await wait_for(pilot, lambda: isinstance(app.screen, screen), what=screen.__name__)
+
+
 class QueueSource:
-    """A GPS source the test feeds one fix at a time (``put``)."""
+    """A GPS source the test feeds one fix at a time (``put``); ``end`` finishes it like a
+    file played to its end, ``close`` too (and notes it was closed)."""
 
     def __init__(self) -> None:
         self._queue: asyncio.Queue[Fix | None] = asyncio.Queue()
+        self.closed = False
 
     def put(self, fix: Fix) -> None:
         self._queue.put_nowait(fix)
@@ -207,5 +230,9 @@ class QueueSource:
         while (fix := await self._queue.get()) is not None:
             yield fix
 
-    async def close(self) -> None:
+    def end(self) -> None:
         self._queue.put_nowait(None)
+
+    async def close(self) -> None:
+        self.closed = True
+        self.end()

@@ -13,6 +13,7 @@ from rider_app.gps.fix import Fix
 from rider_app.gps.pusher import FixPusher
 from tests.helpers import wait_until
 from tests.rider_app.gps_helpers import track
+from tests.rider_app.rider_fakes import QueueSource
 
 
 class Backend:
@@ -210,24 +211,6 @@ class ManualClock:
         return seconds
 
 
-class QueueSource:
-    """A GpsSource the test feeds by hand; ``end`` finishes it like a file played to its end."""
-
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[Fix | None] = asyncio.Queue()
-        self.closed = False
-
-    async def fixes(self) -> AsyncIterator[Fix]:
-        while (fix := await self.queue.get()) is not None:
-            yield fix
-
-    def end(self) -> None:
-        self.queue.put_nowait(None)
-
-    async def close(self) -> None:
-        self.closed = True
-
-
 async def test_run_pushes_every_interval_on_a_fixed_rate(tmp_path: Path) -> None:
     backend = Backend()
     clock = ManualClock()
@@ -238,13 +221,13 @@ async def test_run_pushes_every_interval_on_a_fixed_rate(tmp_path: Path) -> None
     fixes = track(4)
     running = asyncio.create_task(pusher.run(source))
     try:
-        source.queue.put_nowait(fixes[0])
+        source.put(fixes[0])
         await wait_until(lambda: pusher.latest == fixes[0])
         assert await clock.advance() == 5.0
         await wait_until(lambda: backend.live == fixes[:1])
 
-        source.queue.put_nowait(fixes[1])
-        source.queue.put_nowait(fixes[2])
+        source.put(fixes[1])
+        source.put(fixes[2])
         await wait_until(lambda: pusher.latest == fixes[2])
         backend.on_send = lambda: setattr(clock, "now", clock.now + 2.0)  # a 2 s upload
         assert await clock.advance() == 5.0
@@ -253,7 +236,7 @@ async def test_run_pushes_every_interval_on_a_fixed_rate(tmp_path: Path) -> None
         assert backend.live == [fixes[0], fixes[2]]  # no new fix: nothing sent
 
         backend.on_send = lambda: None
-        source.queue.put_nowait(fixes[3])
+        source.put(fixes[3])
         source.end()
         await wait_until(lambda: pusher.latest == fixes[3])
         assert await clock.advance() == 5.0
@@ -274,7 +257,7 @@ async def test_run_skips_missed_samples_after_a_long_stall(tmp_path: Path) -> No
     source = QueueSource()
     running = asyncio.create_task(pusher.run(source))
     try:
-        source.queue.put_nowait(track(1)[0])
+        source.put(track(1)[0])
         await wait_until(lambda: pusher.latest is not None)
         assert await clock.advance() == 5.0
         assert await clock.advance() == 5.0  # not 0, 0, 0: no burst of catch-up ticks

@@ -24,12 +24,12 @@ from server.delivery.worker import dispatch_all
 from server.events.relay import relay_once
 from shared.geo import destination
 from tests.helpers import SteppedClock, scanner_types, wait_for
+from tests.picker_app.picker_live import order_as_customer
 from tests.rider_app.rider_fakes import QueueSource
 from tests.rider_app.rider_live import (
     KOR,
     RIDER_PIN,
     db_one,
-    order_as_customer,
     packed_order,
     rider_near_store,
 )

@@ -19,7 +19,7 @@ from rider_app.screens.trip import TripScreen
 from rider_app.widgets.route_map import RouteMap
 from shared.geo import LatLng
 from tests.helpers import wait_for
-from tests.rider_app.rider_fakes import HERE, KOR, FakeRiderApi, offered_trip
+from tests.rider_app.rider_fakes import HERE, KOR, offered_trip, open_from_trip, trip_api
 from tests.rider_app.test_rider_snapshot import SIZE, rider_app
 
 
@@ -45,14 +45,10 @@ def test_the_stops_in_riding_order_with_legs_and_headings() -> None:
 
 
 async def test_v_shows_the_route_and_a_pushed_change_redraws_it(tmp_path: Path) -> None:
-    api = FakeRiderApi(on_duty=True)
-    api.trip = offered_trip().model_copy(update={"status": "ACCEPTED", "offer_expires_at": None})
+    api = trip_api("ACCEPTED")
     app = rider_app(api, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, TripScreen), what="trip")
-        await wait_for(pilot, lambda: app.rider is not None, what="the rider loaded")
-        await pilot.press("v")
-        await wait_for(pilot, lambda: isinstance(app.screen, RouteScreen), what="route")
+        await open_from_trip(pilot, app, "v", RouteScreen)
         screen = app.screen
         title = screen.query_one("#route-title", Static)
         assert "2 drops to go" in str(title.content)
@@ -77,15 +73,10 @@ async def test_v_shows_the_route_and_a_pushed_change_redraws_it(tmp_path: Path) 
 
 def test_route_snapshot(snap_compare: Callable[..., bool], tmp_path: Path) -> None:
     """On the way to the store: the rider, the store and both drops."""
-    api = FakeRiderApi(on_duty=True)
-    api.trip = offered_trip().model_copy(update={"status": "ACCEPTED", "offer_expires_at": None})
-    app = rider_app(api, tmp_path)
+    app = rider_app(trip_api("ACCEPTED"), tmp_path)
 
     async def shown(pilot: Pilot[Any]) -> None:
-        await wait_for(pilot, lambda: isinstance(app.screen, TripScreen), what="trip")
-        await wait_for(pilot, lambda: app.rider is not None, what="the rider loaded")
-        await pilot.press("v")
-        await wait_for(pilot, lambda: isinstance(app.screen, RouteScreen), what="route")
+        await open_from_trip(pilot, app, "v", RouteScreen)
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=shown)

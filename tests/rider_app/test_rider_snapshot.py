@@ -17,7 +17,13 @@ from rider_app.screens.pickup import PickupScreen
 from rider_app.screens.shift import ShiftScreen
 from rider_app.screens.trip import TripScreen
 from tests.helpers import SteppedClock, wait_for
-from tests.rider_app.rider_fakes import FakeRiderApi, fixed_clock, offered_trip
+from tests.rider_app.rider_fakes import (
+    FakeRiderApi,
+    fixed_clock,
+    offered_trip,
+    open_from_trip,
+    trip_api,
+)
 
 SIZE = (100, 30)
 
@@ -58,15 +64,10 @@ def test_shift_snapshot(snap_compare: Callable[..., bool], tmp_path: Path) -> No
 
 def test_pickup_snapshot(snap_compare: Callable[..., bool], tmp_path: Path) -> None:
     """At the store, the bags of both drops to scan."""
-    api = FakeRiderApi(on_duty=True)
-    api.trip = offered_trip().model_copy(update={"status": "AT_STORE", "offer_expires_at": None})
-    app = rider_app(api, tmp_path)
+    app = rider_app(trip_api("AT_STORE"), tmp_path)
 
     async def scanning(pilot: Pilot[Any]) -> None:
-        await wait_for(pilot, lambda: isinstance(app.screen, TripScreen), what="trip")
-        await wait_for(pilot, lambda: app.rider is not None, what="the rider loaded")
-        await pilot.press("enter")  # at the store: Enter scans the bags
-        await wait_for(pilot, lambda: isinstance(app.screen, PickupScreen), what="pickup")
+        await open_from_trip(pilot, app, "enter", PickupScreen)  # at the store: Enter scans
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=scanning)
@@ -74,15 +75,10 @@ def test_pickup_snapshot(snap_compare: Callable[..., bool], tmp_path: Path) -> N
 
 def test_drop_snapshot(snap_compare: Callable[..., bool], tmp_path: Path) -> None:
     """On the road: the first drop, asking for the customer's code."""
-    api = FakeRiderApi(on_duty=True)
-    api.trip = offered_trip().model_copy(update={"status": "OUT", "offer_expires_at": None})
-    app = rider_app(api, tmp_path)
+    app = rider_app(trip_api("OUT"), tmp_path)
 
     async def at_the_door(pilot: Pilot[Any]) -> None:
-        await wait_for(pilot, lambda: isinstance(app.screen, TripScreen), what="trip")
-        await wait_for(pilot, lambda: app.rider is not None, what="the rider loaded")
-        await pilot.press("o")
-        await wait_for(pilot, lambda: isinstance(app.screen, DropScreen), what="drop")
+        await open_from_trip(pilot, app, "o", DropScreen)
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=at_the_door)
@@ -91,15 +87,7 @@ def test_drop_snapshot(snap_compare: Callable[..., bool], tmp_path: Path) -> Non
 def test_assignment_snapshot(snap_compare: Callable[..., bool], tmp_path: Path) -> None:
     api = FakeRiderApi(on_duty=True)
     api.trip = offered_trip()
-    app = RiderApp(
-        client=api,
-        clock=fixed_clock,
-        monotonic=SteppedClock(),  # no real time passes since the payload: a fixed countdown
-        buffer_dir=tmp_path,
-        socket=False,
-        trip_poll_s=3600,
-        push_interval_s=3600,
-    )
+    app = rider_app(api, tmp_path)
 
     async def offered(pilot: Pilot[Any]) -> None:
         def ready() -> bool:

@@ -25,10 +25,10 @@ from server.kit import keys as qc_keys
 from server.kit.clock import Clock
 from shared.geo import LatLng, haversine_m
 from tests.helpers import SteppedClock, scanner_types, wait_for
+from tests.picker_app.picker_live import order_as_customer
 from tests.rider_app.rider_live import (
     KOR,
     db_one,
-    order_as_customer,
     packed_order,
     rider_near_store,
 )
