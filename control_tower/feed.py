@@ -3,22 +3,22 @@
 Every connection starts with a full ``OpsSnapshot``, then ``OpsChanges``; so after any
 drop the view is rebuilt from a fresh snapshot, never patched across a gap. The feed is
 *up* once that snapshot has arrived and *down* from the moment the socket is lost until
-the next one has; between attempts it waits with exponential back-off. A close with
+the next one has; between attempts it waits with exponential back-off (the reconnecting
+loop the apps share, ``qc_tui.push.ReconnectingSocket``). A close with
 4401 (bad or expired token) or 4403 (not this manager's city) is final: retrying would
 only be refused again.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from control_tower.state import FeedFormatError, FeedPayload, error_detail, parse_message
-from shared.aio import wait_event
+from qc_tui.push import ReconnectingSocket
 from shared.schemas.ops import OpsSnapshot
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ class FeedRefused(Exception):
         self.reason = reason
 
 
-class OpsFeed:
+class OpsFeed(ReconnectingSocket):
     """``url()`` gives the socket URL for each attempt (None: not logged in, wait);
     ``on_message`` gets every snapshot and changes message; ``on_state(up, detail)``
     reports the feed coming up (after its snapshot) and going down (with why)."""
@@ -59,40 +59,30 @@ class OpsFeed:
         open_timeout: float = 10.0,
         ping_interval: float | None = 20.0,
     ) -> None:
+        super().__init__(
+            # the schedule reaches its cap long before the doubling stops
+            retry_delays=[backoff_delay(n, base=base_delay, cap=max_delay) for n in range(31)],
+            open_timeout=open_timeout,
+            ping_interval=ping_interval,
+        )
         self._url = url
         self._on_message = on_message
         self._on_state = on_state
-        self.base_delay = base_delay
-        self.max_delay = max_delay
-        self.open_timeout = open_timeout
-        self.ping_interval = ping_interval
         self.up = False
         self.connections = 0  # sockets opened (each began with a snapshot)
         self.last_error = ""  # the detail of the server's last error frame
-        self._ws: ClientConnection | None = None
-        self._wake = asyncio.Event()
 
-    def reconnect_now(self) -> None:
-        """Skip the rest of the current back-off pause."""
-        self._wake.set()
-
-    async def run(self) -> None:
-        """Connect, apply messages, reconnect with growing pauses; until refused for good
-        (raises :class:`FeedRefused`) or cancelled."""
-        attempt = 0
-        while True:
-            url = self._url()
-            if url is not None:
-                try:
-                    if await self._attempt(url):
-                        attempt = 0  # it was up for a while: start the pauses over
-                except FeedRefused:
-                    self._set_state(False, "refused")
-                    raise
-            delay = backoff_delay(attempt, base=self.base_delay, cap=self.max_delay)
-            attempt += 1
-            self._wake.clear()
-            await wait_event(self._wake, delay)
+    async def attempt(self) -> bool:
+        """One connection, if there is a URL; refused for good raises :class:`FeedRefused`,
+        which ends ``run``."""
+        url = self._url()
+        if url is None:
+            return False
+        try:
+            return await self._attempt(url)
+        except FeedRefused:
+            self._set_state(False, "refused")
+            raise
 
     async def _attempt(self, url: str) -> bool:
         """One connection, until it ends; True if it delivered a snapshot. Reports the
@@ -102,14 +92,8 @@ class OpsFeed:
         up = False
         self.last_error = ""
         try:
-            async with connect(
-                url,
-                open_timeout=self.open_timeout,
-                ping_interval=self.ping_interval,
-                ping_timeout=self.ping_interval,
-                close_timeout=2,
-                max_size=None,  # a whole city's snapshot can be large
-            ) as ws:
+            # a whole city's snapshot can be large
+            async with self.connect(url, max_size=None) as ws:
                 self._ws = ws
                 try:
                     up = await self._serve(ws)
@@ -161,11 +145,6 @@ class OpsFeed:
     def _set_state(self, up: bool, detail: str) -> None:
         self.up = up
         self._on_state(up, detail)
-
-    async def close(self) -> None:
-        ws = self._ws
-        if ws is not None:
-            await ws.close()
 
 
 def _short(exc: BaseException) -> str:

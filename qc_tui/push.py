@@ -1,9 +1,11 @@
-"""A socket the server pushes down (``/ws/picker``, ``/ws/rider``): connect with the
-session's token, hand every JSON object to ``on_event``, tell ``on_state`` when it comes up
-and goes down (the banners show it), reconnect with growing pauses when it drops; for ever
-(cancel to stop). The picker's terminal still polls, slowly, as a safety net: a push only
-makes it ask at once. The rider's link sends its fixes over the same socket (a subclass:
-``handle`` and ``dropped`` are its hooks)."""
+"""The terminals' sockets. ``ReconnectingSocket`` is the loop they all run (connect,
+serve until it drops, pause with jittered back-off, again); the control tower's ops feed
+builds on it. ``PushSocket`` is a socket the server pushes down (``/ws/picker``,
+``/ws/rider``): connect with the session's token, hand every JSON object to ``on_event``,
+tell ``on_state`` when it comes up and goes down (the banners show it). The picker's
+terminal still polls, slowly, as a safety net: a push only makes it ask at once. The
+rider's link sends its fixes over the same socket (a subclass: ``handle`` and ``dropped``
+are its hooks)."""
 
 from __future__ import annotations
 
@@ -35,29 +37,23 @@ def socket_url(base_url: str, path: str, token: str) -> str:
     return urlunsplit((scheme, parts.netloc, full, f"token={quote(token, safe='')}", ""))
 
 
-class PushSocket:
+class ReconnectingSocket:
+    """What every terminal's socket does around its connections: one at a time until it
+    ends, then a pause that grows with each attempt that did not come up (``retry_delays``,
+    jittered), then again; for ever (cancel to stop). ``attempt`` is the connection."""
+
     def __init__(
         self,
-        base_url: str,
-        path: str,
-        token: Callable[[], str | None],
         *,
-        on_event: Callable[[dict[str, Any]], None],
-        on_state: Callable[[bool], None] = lambda _up: None,
         retry_delays: Sequence[float] = (0.5, 1.0, 2.0, 4.0, 8.0),
         jitter: float = JITTER,
         open_timeout: float = 10.0,
+        ping_interval: float | None = 20.0,
     ) -> None:
-        self.base_url = base_url
-        self.path = path
-        self._token = token
-        self._on_event = on_event
-        self._on_state = on_state
         self.retry_delays = tuple(retry_delays) or (1.0,)
         self.jitter = jitter
         self.open_timeout = open_timeout
-        self.up = False
-        self.received = 0  # JSON objects read over this link
+        self.ping_interval = ping_interval
         self._ws: ClientConnection | None = None
         self._wake = asyncio.Event()
 
@@ -77,28 +73,72 @@ class PushSocket:
     async def run(self) -> None:
         attempt = 0
         while True:
-            token = self._token()
-            if token:
-                try:
-                    async with connect(
-                        socket_url(self.base_url, self.path, token),
-                        open_timeout=self.open_timeout,
-                        ping_interval=20,
-                        ping_timeout=20,
-                        close_timeout=2,
-                    ) as ws:
-                        attempt = 0
-                        await self._serve(ws)
-                except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
-                    log.info("%s: cannot connect (%s)", self.path, exc)
-                except ConnectionClosed as exc:  # a refused session says why first
-                    log.info("%s closed (%s)", self.path, exc)
-                except Exception:  # a terminal keeps trying whatever went wrong
-                    log.exception("%s failed", self.path)
+            if await self.attempt():
+                attempt = 0  # it was up: the pauses start over
             delay = self.retry_delay(attempt)
             attempt += 1
             self._wake.clear()
             await wait_event(self._wake, delay)
+
+    async def attempt(self) -> bool:
+        """One connection (or none, when there is nothing to connect with yet) until it
+        ends; True if it came up."""
+        raise NotImplementedError
+
+    def connect(self, url: str, **options: Any) -> connect:
+        return connect(
+            url,
+            open_timeout=self.open_timeout,
+            ping_interval=self.ping_interval,
+            ping_timeout=self.ping_interval,
+            close_timeout=2,
+            **options,
+        )
+
+    async def close(self) -> None:
+        ws = self._ws
+        if ws is not None:
+            await ws.close()
+
+
+class PushSocket(ReconnectingSocket):
+    def __init__(
+        self,
+        base_url: str,
+        path: str,
+        token: Callable[[], str | None],
+        *,
+        on_event: Callable[[dict[str, Any]], None],
+        on_state: Callable[[bool], None] = lambda _up: None,
+        retry_delays: Sequence[float] = (0.5, 1.0, 2.0, 4.0, 8.0),
+        jitter: float = JITTER,
+        open_timeout: float = 10.0,
+    ) -> None:
+        super().__init__(retry_delays=retry_delays, jitter=jitter, open_timeout=open_timeout)
+        self.base_url = base_url
+        self.path = path
+        self._token = token
+        self._on_event = on_event
+        self._on_state = on_state
+        self.up = False
+        self.received = 0  # JSON objects read over this link
+
+    async def attempt(self) -> bool:
+        token = self._token()
+        if not token:
+            return False
+        came_up = False
+        try:
+            async with self.connect(socket_url(self.base_url, self.path, token)) as ws:
+                came_up = True
+                await self._serve(ws)
+        except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as exc:
+            log.info("%s: cannot connect (%s)", self.path, exc)
+        except ConnectionClosed as exc:  # a refused session says why first
+            log.info("%s closed (%s)", self.path, exc)
+        except Exception:  # a terminal keeps trying whatever went wrong
+            log.exception("%s failed", self.path)
+        return came_up
 
     async def _serve(self, ws: ClientConnection) -> None:
         self._ws = ws
@@ -128,8 +168,3 @@ class PushSocket:
         if up != self.up:
             self.up = up
             self._on_state(up)
-
-    async def close(self) -> None:
-        ws = self._ws
-        if ws is not None:
-            await ws.close()
