@@ -4,21 +4,18 @@ the corner of an eye while reaching for the next item."""
 
 from __future__ import annotations
 
-from textual.widgets import Static
+from qc_tui.feedback import ResultPanel
 
-KINDS = ("-ok", "-error", "-info")
 FLASHES = ("-flash-ok", "-flash-error")
 FLASH_S = 0.35
 
 
-class ScanFeedback(Static):
+class ScanFeedback(ResultPanel):
     flashed = 0  # how many flashes so far (a flash is over in a moment)
     last_flash: str | None = None  # the colour of the latest: ok or error
 
     def show(self, kind: str, text: str) -> None:
-        for name in KINDS:
-            self.set_class(name == f"-{kind}", name)
-        self.update(text)
+        self.say(text, kind)
         if kind in ("ok", "error"):
             self.flash(kind)
 
@@ -43,10 +40,6 @@ class ScanFeedback(Static):
 
     def info(self, text: str) -> None:
         self.show("info", text)
-
-    @property
-    def kind(self) -> str | None:
-        return next((name[1:] for name in KINDS if self.has_class(name)), None)
 
     @property
     def text(self) -> str:

@@ -11,6 +11,7 @@ from textual.widgets import Footer, Input, Label, Static
 from qc_tui.api import describe
 from qc_tui.banner import ConnectionBanner
 from qc_tui.clock import mmss
+from qc_tui.feedback import ResultPanel
 from rider_app.context import RiderContext
 from rider_app.formats import distance
 from rider_app.messages import PollAsked, TripAnswered, TripUpdated
@@ -52,7 +53,7 @@ class DropScreen(Screen[None]):
         yield Static(id="drop-info")
         yield Label("Customer's OTP (4 digits)")
         yield Input(id="otp", placeholder="____", type="integer", max_length=4)
-        yield Static("Ask the customer for the code in their app", id="drop-result")
+        yield ResultPanel("Ask the customer for the code in their app", id="drop-result")
         yield GpsStatus(self.ctx, id="gps")
         yield Footer()
 
@@ -81,10 +82,7 @@ class DropScreen(Screen[None]):
         self.query_one("#drop-info", Static).update(" · ".join(parts))
 
     def result(self, text: str, kind: str = "info") -> None:
-        panel = self.query_one("#drop-result", Static)
-        for name in ("ok", "error", "info"):
-            panel.set_class(name == kind, f"-{name}")
-        panel.update(text)
+        self.query_one("#drop-result", ResultPanel).say(text, kind)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()

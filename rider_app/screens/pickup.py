@@ -12,6 +12,7 @@ from textual.widgets import Footer, Static
 
 from qc_tui.api import describe
 from qc_tui.banner import ConnectionBanner
+from qc_tui.feedback import ResultPanel
 from qc_tui.wedge import WedgeScreen
 from rider_app.context import RiderContext
 from rider_app.messages import LabelRead, PollAsked, TripAnswered, TripUpdated
@@ -55,7 +56,7 @@ class PickupScreen(WedgeScreen):
         )
         yield ConnectionBanner()
         yield Static(id="bag-list")
-        yield Static("Scan each order's bag label (M: type it)", id="pickup-feedback")
+        yield ResultPanel("Scan each order's bag label (M: type it)", id="pickup-feedback")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -70,10 +71,7 @@ class PickupScreen(WedgeScreen):
         self.query_one("#bag-list", Static).update("\n".join(rows))
 
     def feedback(self, text: str, kind: str = "info") -> None:
-        panel = self.query_one("#pickup-feedback", Static)
-        for name in ("ok", "error", "info"):
-            panel.set_class(name == kind, f"-{name}")
-        panel.update(text)
+        self.query_one("#pickup-feedback", ResultPanel).say(text, kind)
 
     def scanned(self, scan: Scan) -> None:
         self.post_message(LabelRead(scan))
