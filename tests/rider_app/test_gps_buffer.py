@@ -33,6 +33,16 @@ class Server:
         self.batches.append(list(fixes))
 
 
+def filled(tmp_path: Path, count: int) -> tuple[Path, OfflineBuffer, list[Fix]]:
+    """A buffer holding ``count`` fixes (in order)."""
+    path = tmp_path / "offline.jsonl"
+    buffer = OfflineBuffer(path)
+    fixes = track(count)
+    for fix in fixes:
+        buffer.append(fix)
+    return path, buffer, fixes
+
+
 def test_appended_fixes_survive_a_restart_in_order(tmp_path: Path) -> None:
     path = tmp_path / "gps" / "offline.jsonl"
     path.parent.mkdir()
@@ -50,11 +60,7 @@ def test_appended_fixes_survive_a_restart_in_order(tmp_path: Path) -> None:
 
 
 async def test_replay_sends_in_order_in_batches_then_empties(tmp_path: Path) -> None:
-    path = tmp_path / "offline.jsonl"
-    buffer = OfflineBuffer(path)
-    fixes = track(7)
-    for fix in fixes:
-        buffer.append(fix)
+    path, buffer, fixes = filled(tmp_path, 7)
     server = Server()
     assert await buffer.replay(server.send_batch, batch_size=3) == 7
     assert [len(b) for b in server.batches] == [3, 3, 1]
@@ -75,11 +81,7 @@ async def test_replay_sends_in_order_in_batches_then_empties(tmp_path: Path) -> 
 
 
 async def test_partial_ack_keeps_the_rest_across_a_restart(tmp_path: Path) -> None:
-    path = tmp_path / "offline.jsonl"
-    buffer = OfflineBuffer(path)
-    fixes = track(10)
-    for fix in fixes:
-        buffer.append(fix)
+    path, buffer, fixes = filled(tmp_path, 10)
     flaky = Server(fail_after_batches=2)
     with pytest.raises(ConnectionError):
         await buffer.replay(flaky.send_batch, batch_size=3)
@@ -96,11 +98,7 @@ async def test_partial_ack_keeps_the_rest_across_a_restart(tmp_path: Path) -> No
 async def test_crash_after_the_server_acked_but_before_the_ack_was_saved(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "offline.jsonl"
-    buffer = OfflineBuffer(path)
-    fixes = track(6)
-    for fix in fixes:
-        buffer.append(fix)
+    path, buffer, fixes = filled(tmp_path, 6)
     server = Server()
     real_replace = os.replace
     saves = 0
