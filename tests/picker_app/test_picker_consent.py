@@ -74,7 +74,7 @@ async def test_the_picker_picks_on_while_a_line_waits_and_it_resolves_when_pushe
             await wait_for(pilot, picked_is(screen, ln.sku_id, ln.quantity))
         await person_presses(pilot, clock, "p")
         await wait_for(pilot, lambda: "Waiting on the customer" in screen.feedback.text)
-        assert not [c for c in api.calls if c[0] == "pack"]
+        assert not api.called("pack")
 
         # the answer arrives on the work socket: the substitute line appears to be picked
         app.post_message(WorkPushed(api.customer_answers(MILK, accept=True)))
@@ -112,7 +112,7 @@ async def test_a_missed_push_is_caught_up_once_the_deadline_is_past() -> None:
         api.customer_answers(MILK, accept=True)  # decided, but the push never came
         clock.advance(WAIT_RECHECK_S)  # a terminal asks again at most this often
         await wait_for(pilot, lambda: screen.line(BANANA.sku_id) is not None, what="caught up")
-        assert [c for c in api.calls if c[0] == "pick_list"]
+        assert api.called("pick_list")
 
 
 async def test_the_answer_reaches_the_picker_over_the_real_work_socket(

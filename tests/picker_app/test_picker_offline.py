@@ -103,8 +103,8 @@ async def test_a_short_and_a_substitute_whose_answers_were_lost_are_sent_again()
         await wait_for(pilot, lambda: screen.line(BANANA.sku_id) is not None, what="substitute")
         assert screen.feedback.kind == "ok" and screen.shorts == {MILK: 2}
     # each sent twice, unchanged; the fake (like the server) applied each once
-    shorts = [arg for name, arg in api.calls if name == "short_pick"]
-    substitutes = [arg for name, arg in api.calls if name == "substitute"]
+    shorts = api.called("short_pick")
+    substitutes = api.called("substitute")
     assert shorts == [(MILK, 1, "missing")] * 2
     assert substitutes == [(MILK, BANANA.sku_id, 2)] * 2
     assert [ln.sku_id for ln in api.pick.lines].count(BANANA.sku_id) == 1
@@ -155,7 +155,7 @@ async def test_the_queue_polls_again_only_after_each_poll_has_finished() -> None
         await wait_for(pilot, lambda: len(queue.tasks) == 1, what="first poll")
         api.tasks = queue_rows()  # new orders arrive
         await wait_for(pilot, lambda: len(queue.tasks) == 4, what="a later poll")
-        await wait_for(pilot, lambda: sum(n == "queue" for n, _ in api.calls) >= 6)
+        await wait_for(pilot, lambda: len(api.called("queue")) >= 6)
         assert most == 1
 
 

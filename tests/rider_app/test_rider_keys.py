@@ -125,7 +125,7 @@ async def test_the_shift_key_is_labelled_with_what_it_does(tmp_path: Path) -> No
         assert footer_keys(app)["s"] == "End shift"
         await pilot.press("s")  # ends the shift, as it says
         await wait_for(pilot, lambda: not app.on_duty, what="off duty")
-        assert [a for n, a in api.calls if n == "set_shift"] == [False]
+        assert api.called("set_shift") == [False]
         assert footer_keys(app)["s"] == "Start shift"
         assert "S: start your shift" in str(screen.query_one("#shift-hint", Static).content)
         await pilot.press("s")

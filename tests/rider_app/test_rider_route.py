@@ -58,7 +58,7 @@ async def test_v_shows_the_route_and_a_pushed_change_redraws_it(tmp_path: Path) 
         assert "south-west" in lines[0] and "store" in turns and "4th Cross" in turns
         drawn = _plain(screen.query_one(RouteMap).render())
         assert all(mark in drawn for mark in ("●", "S", "1", "2"))
-        asked = len([c for c in api.calls if c[0] == "my_trip"])
+        asked = len(api.called("my_trip"))
         # the server moves on (bags picked up, drop 1 delivered) and pushes it
         done = api.trip.stops[0].model_copy(update={"status": "DELIVERED"})
         api.trip = api.trip.model_copy(update={"status": "OUT", "stops": [done, api.trip.stops[1]]})
@@ -66,7 +66,7 @@ async def test_v_shows_the_route_and_a_pushed_change_redraws_it(tmp_path: Path) 
         await wait_for(pilot, lambda: "1 drop to go" in str(title.content), what="redrawn")
         turns = _plain(screen.query_one("#turns", Static).content)
         assert [line.split()[0] for line in turns.splitlines() if line.strip()] == ["2"]
-        assert len([c for c in api.calls if c[0] == "my_trip"]) == asked + 1  # one, on the push
+        assert len(api.called("my_trip")) == asked + 1  # one, on the push
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, TripScreen), what="back")
 

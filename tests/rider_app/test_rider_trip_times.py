@@ -17,7 +17,7 @@ from rider_app.screens.dialogs import ReleaseReasonScreen
 from rider_app.screens.shift import ShiftScreen
 from rider_app.screens.trip import TripScreen
 from tests.helpers import SteppedClock, wait_for
-from tests.rider_app.rider_fakes import NOW, FakeRiderApi, fixed_clock, offered_trip
+from tests.rider_app.rider_fakes import NOW, FakeRiderApi, fixed_clock, offered_trip, trip_api
 
 
 def fake_app(api: FakeRiderApi, tmp_path: Path, keys: SteppedClock) -> RiderApp:
@@ -86,8 +86,7 @@ async def test_an_older_server_without_server_times_shows_no_offer_countdown(
 
 
 async def test_a_trip_stuck_at_the_store_is_given_back_with_a_reason(tmp_path: Path) -> None:
-    api, keys = FakeRiderApi(), SteppedClock()
-    api.trip = offered_trip().model_copy(update={"status": "AT_STORE", "offer_expires_at": None})
+    api, keys = trip_api("AT_STORE"), SteppedClock()
     app = fake_app(api, tmp_path, keys)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, TripScreen), what="trip")
@@ -101,7 +100,7 @@ async def test_a_trip_stuck_at_the_store_is_given_back_with_a_reason(tmp_path: P
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
         await pilot.press("n")
         await wait_for(pilot, lambda: isinstance(app.screen, TripScreen), what="back")
-        assert not [c for c in api.calls if c[0] == "release_trip"]
+        assert not api.called("release_trip")
 
         await pilot.press("g")
         await wait_for(pilot, lambda: isinstance(app.screen, ReleaseReasonScreen), what="why")
@@ -109,13 +108,12 @@ async def test_a_trip_stuck_at_the_store_is_given_back_with_a_reason(tmp_path: P
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
         await pilot.press("y")
         await wait_for(pilot, lambda: isinstance(app.screen, ShiftScreen), what="trip closed")
-        assert [a for n, a in api.calls if n == "release_trip"] == ["vehicle problem"]
+        assert api.called("release_trip") == ["vehicle problem"]
         assert app.trip is None
 
 
 async def test_give_back_is_not_offered_once_the_bags_are_on_board(tmp_path: Path) -> None:
-    api, keys = FakeRiderApi(), SteppedClock()
-    api.trip = offered_trip().model_copy(update={"status": "PICKED_UP", "offer_expires_at": None})
+    api, keys = trip_api("PICKED_UP"), SteppedClock()
     app = fake_app(api, tmp_path, keys)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, TripScreen), what="trip")
@@ -124,4 +122,4 @@ async def test_give_back_is_not_offered_once_the_bags_are_on_board(tmp_path: Pat
         await pilot.press("g")
         await pilot.pause()
         assert isinstance(app.screen, TripScreen)
-        assert not [c for c in api.calls if c[0] == "release_trip"]
+        assert not api.called("release_trip")
