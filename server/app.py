@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from server.catalog.routes import router as catalog_router
 from server.catalog.snapshot import Catalog
+from server.delivery import tracking
 from server.delivery.routes import router as delivery_router
 from server.delivery.routes import ws_router as rider_ws_router
 from server.flash import bulkheads
@@ -183,6 +184,8 @@ async def open_resources(settings: Settings, clock: Clock) -> AsyncIterator[Reso
             catalog=Catalog(engine, redis),
         )
         await scripts.load_all(redis)
+        # trip changes made here drop the riders' tracking contexts in this Redis
+        tracking.attach(engine.sync_engine, redis)
         await ratelimit.warm(resources.rate_limiter)  # a cluster client meets its nodes now
         # Redis must hold every store's stock before the first reservation is accepted
         await load_missing_stores(engine, redis)

@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.delivery.models import Rider
+from server.delivery.tracking import Track, decode
 from server.kit import keys, scripts, streams
 from server.kit.background import LeasedLoop
 from shared.geo import LatLng
@@ -62,12 +63,21 @@ class Recorded:
     accepted: int
     duplicates: int
     previous: datetime | None  # the rider's last fix before these
+    track: Track | None = None  # the rider's tracking context, when asked for and found
 
 
 async def record(
-    redis: aioredis.Redis, *, city_id: str, rider_id: uuid.UUID, fixes: Sequence[GpsFix]
+    redis: aioredis.Redis,
+    *,
+    city_id: str,
+    rider_id: uuid.UUID,
+    fixes: Sequence[GpsFix],
+    tracked: bool = False,
 ) -> Recorded:
-    """Take usable fixes (time-zoned, in time order) of an on-duty rider: Redis only."""
+    """Take usable fixes (time-zoned, in time order) of an on-duty rider: Redis only.
+    ``tracked``: only if the rider's tracking context is in Redis (else nothing is taken
+    and ``track`` is None), and unless it says off duty (nothing taken, ``track.duty``
+    "off"); it comes back as ``track``."""
     args: list[str | int] = [str(rider_id), SAMPLE_S * 1_000_000]
     for fix in fixes:
         args += [
@@ -79,18 +89,30 @@ async def record(
             _opt(fix.battery_pct),
             _opt(fix.accuracy_m),
         ]
-    accepted, duplicates, previous = await scripts.run(
+    track_key = [keys.rider_track(city_id, str(rider_id))] if tracked else []
+    answer = await scripts.run(
         redis,
         "delivery/fix",
         keys=[
             keys.rider_fix(city_id, str(rider_id)),
             keys.rider_geo(city_id),
             keys.rider_locations(city_id),
+            *track_key,
         ],
         args=args,
     )
+    if answer[0] == -1:
+        return Recorded(0, 0, None)
+    if answer[0] == -2:
+        return Recorded(0, 0, None, Track("off", []))
+    accepted, duplicates, previous = answer[:3]
     before = scripts.text(previous)
-    return Recorded(int(accepted), int(duplicates), _from_us(before) if before else None)
+    return Recorded(
+        int(accepted),
+        int(duplicates),
+        _from_us(before) if before else None,
+        decode(*answer[3:]) if tracked else None,
+    )
 
 
 @dataclass(frozen=True)

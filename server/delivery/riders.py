@@ -2,14 +2,16 @@
 
 Positions live in Redis (``locations``: a GEO index per city, the last fix per rider, a
 sampled history written to PostgreSQL in batches); a fix writes nothing to PostgreSQL
-unless it crosses a geofence or brings back a rider marked offline. Each fix is fanned
-out to the tracking channels of the rider's orders through Redis pub/sub, so any API
+unless it crosses a geofence or brings back a rider marked offline, and reads nothing
+while the rider's tracking context is in Redis (``tracking``). Each fix is fanned out to
+the tracking channels of the rider's trip's orders through Redis pub/sub, so any API
 replica's sockets see it.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,7 +19,7 @@ import redis.asyncio as aioredis
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.delivery import eta, locations, trips
+from server.delivery import eta, locations, tracking, trips
 from server.delivery.models import Rider, RiderShift
 from server.identity.models import User
 from server.kit import keys
@@ -80,14 +82,38 @@ async def ingest_fixes(
     now: datetime,
     refused: list[tuple[GpsFix, Unprocessable]] | None = None,
 ) -> tuple[int, int]:
+    """``take_fixes`` for a rider row already read."""
+    return await take_fixes(
+        session,
+        redis,
+        rider_id=rider.rider_id,
+        city_id=rider.city_id,
+        fixes=fixes,
+        now=now,
+        refused=refused,
+    )
+
+
+async def take_fixes(
+    session: AsyncSession,
+    redis: aioredis.Redis,
+    *,
+    rider_id: uuid.UUID,
+    city_id: str,
+    fixes: list[GpsFix],
+    now: datetime,
+    refused: list[tuple[GpsFix, Unprocessable]] | None = None,
+) -> tuple[int, int]:
     """Apply fixes in time order; older-than-last or repeated fixes are duplicates.
     Returns (accepted, duplicates). Only on-duty riders are tracked.
 
     A fix the server can never take (no time zone, from the future, older than a day)
     raises, unless ``refused`` is given: then it is left out and listed there, so one
-    bad fix in a replayed batch does not hold back the good ones."""
-    if not rider.on_duty:
-        raise Conflict("start a shift first: positions are tracked on duty only", code="off_duty")
+    bad fix in a replayed batch does not hold back the good ones.
+
+    The rider's duty and trip come with the fix script's answer (``tracking``): with that
+    context in Redis, a fix runs no PostgreSQL statement unless it crosses a geofence or
+    brings back a rider marked offline."""
     usable = []
     for fix in fixes:
         problem = _unusable(fix, now)
@@ -101,33 +127,28 @@ async def ingest_fixes(
         return 0, 0
     usable.sort(key=lambda f: f.at)
     recorded = await locations.record(
-        redis, city_id=rider.city_id, rider_id=rider.rider_id, fixes=usable
+        redis, city_id=city_id, rider_id=rider_id, fixes=usable, tracked=True
     )
+    track = recorded.track
+    if track is None:  # no context (first fix, a change since, Redis lost): PostgreSQL
+        track = await tracking.fill(session, redis, city_id=city_id, rider_id=rider_id)
+        if track.duty != "off":
+            recorded = await locations.record(
+                redis, city_id=city_id, rider_id=rider_id, fixes=usable
+            )
+    if track.duty == "off":
+        raise Conflict("start a shift first: positions are tracked on duty only", code="off_duty")
     if not recorded.accepted:
         return 0, recorded.duplicates
     latest = usable[-1]  # accepted: newer than the last fix, so the newest of them
-    if rider.status == RiderStatus.OFFLINE:
-        rider.status = RiderStatus.IDLE  # the signal is back: offers may come again
-        session.add(rider)
-    await _after_move(session, redis, rider=rider, fix=latest, now=now)
+    if track.duty == "offline":
+        rider = await session.get(Rider, rider_id)
+        assert rider is not None
+        if rider.status == RiderStatus.OFFLINE:
+            rider.status = RiderStatus.IDLE  # the signal is back: offers may come again
+            session.add(rider)
+    await _after_move(session, redis, rider_id=rider_id, rows=track.rows, fix=latest, now=now)
     return recorded.accepted, recorded.duplicates
-
-
-# The rider's trip as the fan-out needs it, in one statement: the trip on the road, else
-# the next one (as ``trips.current_trip`` orders them), its store and its open stops.
-_TRACKING = text("""
-    WITH t AS (
-      SELECT trip_id, store_id, status FROM trips
-      WHERE rider_id = :r AND status IN ('OFFERED', 'ACCEPTED', 'AT_STORE', 'PICKED_UP', 'OUT')
-      ORDER BY status IN ('OFFERED', 'ACCEPTED', 'AT_STORE'), created_at NULLS FIRST
-      LIMIT 1)
-    SELECT t.trip_id, t.store_id, t.status, d.lat, d.lng,
-           s.order_id, s.status, o.delivery_lat, o.delivery_lng
-    FROM t JOIN dark_stores d ON d.store_id = t.store_id
-    LEFT JOIN trip_stops s ON s.store_id = t.store_id AND s.trip_id = t.trip_id
-      AND s.status IN ('PENDING', 'ARRIVED')
-    LEFT JOIN orders o ON o.store_id = s.store_id AND o.order_id = s.order_id
-    ORDER BY s.seq""")
 
 
 def _at_a_geofence(rows: list[Any], here: LatLng) -> bool:
@@ -142,13 +163,15 @@ def _at_a_geofence(rows: list[Any], here: LatLng) -> bool:
     )
 
 
-async def _cross(session: AsyncSession, *, rider: Rider, here: LatLng, now: datetime) -> None:
+async def _cross(
+    session: AsyncSession, *, rider_id: uuid.UUID, here: LatLng, now: datetime
+) -> None:
     """A fix at a geofence (rare, the only write a fix makes): under the rider row's lock,
     as the trip actions take it, the trip read again, so a fix never undoes an action that
     committed meanwhile. 50 m of the store applies AT_STORE; of a drop, ARRIVED."""
-    await session.get(Rider, rider.rider_id, with_for_update=True, populate_existing=True)
-    trip = await trips.current_trip(session, rider_id=rider.rider_id)
-    if trip is None:
+    rider = await session.get(Rider, rider_id, with_for_update=True, populate_existing=True)
+    trip = await trips.current_trip(session, rider_id=rider_id)
+    if rider is None or trip is None:
         return
     store = await session.get(DarkStore, trip.store_id)
     assert store is not None
@@ -167,22 +190,28 @@ async def _cross(session: AsyncSession, *, rider: Rider, here: LatLng, now: date
 
 
 async def _after_move(
-    session: AsyncSession, redis: aioredis.Redis, *, rider: Rider, fix: GpsFix, now: datetime
+    session: AsyncSession,
+    redis: aioredis.Redis,
+    *,
+    rider_id: uuid.UUID,
+    rows: list[list[Any]],
+    fix: GpsFix,
+    now: datetime,
 ) -> None:
-    """Geofences and the customer's live view for every order on the rider's trip: one
-    read of the trip (no write unless a geofence is crossed), one publish per order."""
+    """Geofences and the customer's live view for every order on the rider's trip
+    (``rows``, the tracking context): one publish per order; PostgreSQL only to cross a
+    geofence (the change drops the context: the next fix reads the trip afresh)."""
     here = LatLng(fix.lat, fix.lng)
-    rows = list((await session.execute(_TRACKING, {"r": rider.rider_id})).all())
     if rows and _at_a_geofence(rows, here):
-        await _cross(session, rider=rider, here=here, now=now)
-        rows = list((await session.execute(_TRACKING, {"r": rider.rider_id})).all())
+        await _cross(session, rider_id=rider_id, here=here, now=now)
+        rows = await tracking.trip_rows(session, rider_id)
     if not rows:
         return
     _, store_id, status, store_lat, store_lng = rows[0][:5]
     stops = [(r[5], r[6], LatLng(r[7], r[8])) for r in rows if r[5] is not None]
     etas = await eta.etas(
         session,
-        rider_id=rider.rider_id,
+        rider_id=rider_id,
         store_id=store_id,
         trip_status=status,
         store_at=LatLng(store_lat, store_lng),
@@ -199,7 +228,7 @@ async def _after_move(
                     "topic": "rider.location",
                     "payload": {
                         "order_id": str(order_id),
-                        "rider_id": str(rider.rider_id),
+                        "rider_id": str(rider_id),
                         "lat": fix.lat,
                         "lng": fix.lng,
                         "at": fix.at.isoformat(),

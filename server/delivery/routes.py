@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
-from server.delivery import riders, trips
+from server.delivery import riders, tracking, trips
 from server.delivery.locations import where
 from server.delivery.models import Rider, Trip
 from server.identity.models import User
@@ -96,10 +96,11 @@ async def locations(
     body: FixBatch, session: SessionDep, redis: RedisDep, clock: ClockDep, user: RiderUser
 ) -> FixBatchResult:
     refused: list[tuple[GpsFix, Unprocessable]] = []
-    accepted, duplicates = await riders.ingest_fixes(
+    accepted, duplicates = await riders.take_fixes(  # no rider row: see ``tracking``
         session,
         redis,
-        rider=await _me(session, user),  # no lock: the fix script decides duplicates
+        rider_id=user.id,
+        city_id=await tracking.city_of(session, user.id),
         fixes=body.fixes,
         now=clock.now(),
         refused=refused,
@@ -282,9 +283,13 @@ async def _take_fix(websocket: WebSocket, user: User, raw: str) -> None:
     try:
         fix = GpsFix.model_validate(json.loads(raw))
         async with transaction(resources.sessions) as session:
-            rider = await riders.get_rider(session, user=user)
-            accepted, _ = await riders.ingest_fixes(
-                session, resources.redis, rider=rider, fixes=[fix], now=resources.clock.now()
+            accepted, _ = await riders.take_fixes(  # no statement while the context is warm
+                session,
+                resources.redis,
+                rider_id=user.id,
+                city_id=await tracking.city_of(session, user.id),
+                fixes=[fix],
+                now=resources.clock.now(),
             )
         await websocket.send_json(
             {"type": "ack", "at": fix.at.isoformat(), "accepted": bool(accepted)}

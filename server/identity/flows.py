@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from server.delivery import tracking
 from server.identity import service
 from server.identity.access import check_city_scope
 from server.identity.models import User
@@ -79,6 +80,8 @@ async def disable_account(
             ),
             {"now": now, "u": target.id},
         )
+        if city is not None:
+            tracking.touched(session, [(city, target.id)])  # its fixes stop being taken
     return Disabled(target, city if target.role == Role.RIDER else None)
 
 

@@ -36,6 +36,13 @@ key                                   type    holds
                                               (RFC 3339), ``us`` (unix microseconds),
                                               ``speed``, ``battery``, ``acc``; ``rec``: the
                                               last fix sampled into the history
+``rider:{C}:<rider_id>:track``        hash    what a fix needs of the rider (``duty``: on, off,
+                                              offline) and their trip (``rows``: JSON, the
+                                              trip, store and open stops); filled by a fix
+                                              from PostgreSQL, dropped after each change
+                                              (``server.delivery.tracking``), 2 min TTL
+``rider:{C}:<rider_id>:trackseq``     string  bumped by each drop: a fill read before it is
+                                              not written
 ``riderlog:{C}``                      stream  fixes sampled for the history, appended by
                                               ``delivery/fix.lua``, written to
                                               ``rider_locations`` in batches
@@ -156,6 +163,14 @@ def rider_geo(city_id: str) -> str:
 
 def rider_fix(city_id: str, rider_id: str) -> str:
     return f"rider:{{{city_id}}}:{rider_id}:fix"
+
+
+def rider_track(city_id: str, rider_id: str) -> str:
+    return f"rider:{{{city_id}}}:{rider_id}:track"
+
+
+def rider_track_seq(city_id: str, rider_id: str) -> str:
+    return f"rider:{{{city_id}}}:{rider_id}:trackseq"
 
 
 def rider_locations(city_id: str) -> str:

@@ -11,26 +11,29 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
+from sqlalchemy.orm import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 log = logging.getLogger(__name__)
 
 Hook = Callable[[], Awaitable[None]]
+# a flush listener has the sync session: both share ``info``, where the hooks wait
+AnySession = AsyncSession | Session
 
 
-def _hooks(session: AsyncSession, kind: str) -> list[Hook]:
+def _hooks(session: AnySession, kind: str) -> list[Hook]:
     return session.info.setdefault(kind, [])
 
 
-def after_commit(session: AsyncSession, hook: Hook) -> None:
+def after_commit(session: AnySession, hook: Hook) -> None:
     _hooks(session, "qc_after_commit").append(hook)
 
 
-def on_rollback(session: AsyncSession, hook: Hook) -> None:
+def on_rollback(session: AnySession, hook: Hook) -> None:
     _hooks(session, "qc_on_rollback").append(hook)
 
 
-def after_either(session: AsyncSession, hook: Hook) -> None:
+def after_either(session: AnySession, hook: Hook) -> None:
     after_commit(session, hook)
     on_rollback(session, hook)
 
