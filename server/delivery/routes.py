@@ -22,6 +22,7 @@ from server.kit.errors import DomainError, Forbidden, Unprocessable
 from server.kit.keys import rider_channel
 from server.kit.openapi import problem_responses
 from server.kit.resources import resources_of
+from server.stores.models import DarkStore
 from shared.enums import Role
 from shared.schemas.delivery import (
     DeliverRequest,
@@ -52,10 +53,17 @@ async def _view(session: SessionDep, redis: RedisDep, clock: Clock, trip: Trip) 
     )
 
 
-async def _public(redis: RedisDep, rider: Rider, trip_id: uuid.UUID | None) -> RiderPublic:
+async def _public(
+    session: SessionDep, redis: RedisDep, rider: Rider, trip_id: uuid.UUID | None
+) -> RiderPublic:
     """The rider as they see themselves; the position is the last fix (Redis), else the
-    row's copy (e.g. where a new rider was placed)."""
+    row's copy (e.g. where a new rider was placed); the store they work for, by name."""
     here, _ = await where(redis, rider)
+    home = (
+        await session.get(DarkStore, rider.home_store_id)
+        if rider.home_store_id is not None
+        else None
+    )
     return RiderPublic(
         rider_id=rider.rider_id,
         status=rider.status,
@@ -63,6 +71,8 @@ async def _public(redis: RedisDep, rider: Rider, trip_id: uuid.UUID | None) -> R
         lat=here.lat if here else None,
         lng=here.lng if here else None,
         trip_id=trip_id,
+        home_store_id=rider.home_store_id,
+        home_store_name=home.store_name if home is not None else None,
     )
 
 
@@ -70,7 +80,7 @@ async def _public(redis: RedisDep, rider: Rider, trip_id: uuid.UUID | None) -> R
 async def me(session: SessionDep, redis: RedisDep, user: RiderUser) -> RiderPublic:
     rider = await _me(session, user)
     trip = await trips.current_trip(session, rider_id=rider.rider_id)
-    return await _public(redis, rider, trip.trip_id if trip else None)
+    return await _public(session, redis, rider, trip.trip_id if trip else None)
 
 
 @router.post("/riders/me/shift", summary="Go on or off duty", responses=ERRORS)
@@ -84,7 +94,7 @@ async def shift(
         on_duty=body.on_duty,
         now=clock.now(),
     )
-    return await _public(redis, rider, None)
+    return await _public(session, redis, rider, None)
 
 
 @router.post(

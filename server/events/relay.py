@@ -1,7 +1,8 @@
 """The outbox relay: publishes committed events to Redis, at least once, in order.
 
-Order events go to the order's pub/sub channel (tracking sockets of any replica) and
-every event to the ``events:stream`` stream (the control-tower feed reads it).
+Order events go to the order's pub/sub channel (tracking sockets of any replica), a
+rider's (``delivery.*``, ``rider.*``) to the rider's, and every event to the
+``events:stream`` stream (the control-tower feed reads it).
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ async def relay_once(db: AsyncEngine, redis: aioredis.Redis, *, batch: int = 500
             )
             if topic.startswith("order.") and aggregate_id:
                 pipe.spublish(keys.order_channel(aggregate_id), message)
-            if topic.startswith("delivery.") and payload.get("rider_id"):
+            # a rider's trips and their own changes (``rider.move``) reach their handheld
+            if topic.startswith(("delivery.", "rider.")) and payload.get("rider_id"):
                 pipe.spublish(keys.rider_channel(payload["rider_id"]), message)
             if topic.startswith("picking.") and store_id:
                 pipe.spublish(keys.picking_channel(store_id), message)

@@ -292,12 +292,17 @@ async def move_rider(
         reason=reason,
         details=details,
     )
-    await emit(
+    await emit(  # the relay pushes it to the rider's socket too: the handheld tells them
         session,
         topic="rider.move",
         store_id=store.store_id,
         now=now,
-        payload={"rider_id": str(rider_id), "reason": reason, **details},
+        payload={
+            "rider_id": str(rider_id),
+            "reason": reason,
+            "to_store_name": store.store_name,
+            **details,
+        },
     )
     _refresh_selection_after_commit(session, redis)  # idle riders count per home store
     return rider, before

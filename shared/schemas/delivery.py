@@ -46,6 +46,9 @@ class RiderPublic(BaseModel):
     lat: float | None
     lng: float | None
     trip_id: uuid.UUID | None = None
+    # the store the rider works for (a manager may move them to another one)
+    home_store_id: str | None = None
+    home_store_name: str | None = None
 
 
 class TripStopPublic(BaseModel):

@@ -4,10 +4,15 @@ trip finishes it first; only the city's managers may."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
 
+import httpx
 import psycopg
+import websockets
 
+from server.events.relay import relay_once
 from server.seed.generate import DEMO_SECRETS
 from shared.client import ApiError, ManagerClient
 from shared.enums import Role
@@ -93,3 +98,44 @@ async def test_only_the_citys_managers_move_riders(city, client) -> None:
     assert nowhere.status_code == 404 and nowhere.json()["code"] == "store_not_found"
     assert (await client.post(path, json={"store_id": HSR}, headers=manager)).status_code == 422
     assert audit_rows(city.database_url) == []
+
+
+async def test_the_move_reaches_the_riders_socket_and_their_home_store(
+    city, live_server, stack
+) -> None:
+    """``rider.move`` goes out on the rider's channel: the handheld tells them at once, and
+    /v1/riders/me names the new store from then on."""
+    async with httpx.AsyncClient(base_url=live_server.url) as client:
+        name = riders_of(city.database_url, STORE, 1)[0]
+        rider = await rider_on_duty(client, name, stack.clock)
+        me = (await client.get("/v1/riders/me", headers=rider)).json()
+        assert (me["home_store_id"], me["home_store_name"]) == (STORE, _store_name(city, STORE))
+        await relay_once(stack.engine, stack.redis)  # earlier events out of the way
+        manager = await login(client, *MANAGER)
+        socket = live_server.url.replace("http", "ws", 1) + "/ws/rider"
+        async with websockets.connect(f"{socket}?token={rider['Authorization'][7:]}") as ws:
+            r = await client.post(
+                f"/v1/ops/riders/{me['rider_id']}/move",
+                json={"store_id": HSR, "reason": "HSR short of riders"},
+                headers=manager,
+            )
+            assert r.status_code == 200, r.text
+            await relay_once(stack.engine, stack.redis)
+            event: dict = {}
+            async with asyncio.timeout(10):
+                while event.get("type") != "rider.move":
+                    event = json.loads(await ws.recv())
+        hsr = _store_name(city, HSR)
+        assert event["rider_id"] == me["rider_id"]
+        assert (event["from_store"], event["to_store"], event["to_store_name"]) == (STORE, HSR, hsr)
+        me = (await client.get("/v1/riders/me", headers=rider)).json()
+        assert (me["home_store_id"], me["home_store_name"]) == (HSR, hsr)
+
+
+def _store_name(city, store_id: str) -> str:  # type: ignore[no-untyped-def]
+    with psycopg.connect(city.database_url) as conn:
+        row = conn.execute(
+            "SELECT store_name FROM dark_stores WHERE store_id = %s", (store_id,)
+        ).fetchone()
+    assert row is not None
+    return str(row[0])
