@@ -220,8 +220,9 @@ async def _after_move(
         drops=[drop for _, _, drop in stops],
         now=now,
     )
+    publish = redis.pipeline(transaction=False)  # one round trip for every order
     for (order_id, stop_status, _), elapsed in zip(stops, etas, strict=True):
-        await redis.spublish(  # sharded: only the channel's shard carries it
+        publish.spublish(  # sharded: only the channel's shard carries it
             keys.order_channel(str(order_id)),
             json.dumps(
                 {
@@ -238,3 +239,4 @@ async def _after_move(
                 }
             ),
         )
+    await publish.execute()
