@@ -27,6 +27,18 @@ _INSERT = text("""
 )
 
 
+def outbox_insert(after: str, *, merged: str = "'{}'::jsonb") -> str:
+    """SQL writing a change's outbox row in the change's own statement (then ``dispatch``
+    the event): one row per row of the CTE ``after``, from ``:topic``, ``:store``,
+    ``:aggregate``, ``:payload`` (JSON text) with ``merged`` (a jsonb expression over
+    ``after``) merged in and ``:now``; it returns the payload as written."""
+    return f"""
+    INSERT INTO outbox (topic, store_id, aggregate_id, payload, created_at)
+    SELECT :topic, :store, :aggregate, CAST(:payload AS jsonb) || {merged}, :now
+    FROM {after}
+    RETURNING payload"""
+
+
 @dataclass(frozen=True)
 class Event:
     topic: str

@@ -2,7 +2,8 @@
 
 Every state change goes through ``transition``: it checks the shared transition table,
 stamps the state's timestamp, writes an ``order_events`` row and an outbox event in the
-caller's transaction.
+caller's transaction (the three in one statement: a checkout's round trips are counted,
+``tests/server/orders/test_checkout_statements.py``).
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from sqlalchemy import func, text
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.catalog.models import Product
 from server.catalog.pricing import Totals
-from server.events.service import Event, dispatch
+from server.events.service import Event, dispatch, outbox_insert
 from server.identity.models import User
 from server.inventory import service as inventory
 from server.kit.errors import Conflict, NotFound
@@ -66,42 +68,27 @@ async def transition(
         raise InvalidTransition(
             f"an order in {current} cannot move to {to}", current=current.value, target=to.value
         )
-    setattr(order, TIMESTAMP_COLUMN[to], now)
-    order.status = to
-    if to == OrderStatus.CANCELLED:
-        order.cancel_reason = reason
-    session.add(order)
-    await _record_status(
-        session, order=order, came_from=current, now=now, actor_id=actor_id, reason=reason
-    )
-
-
-async def _record_status(
-    session: AsyncSession,
-    *,
-    order: Order,
-    came_from: OrderStatus | None,
-    now: datetime,
-    actor_id: uuid.UUID | None,
-    reason: str | None = None,
-) -> None:
-    """The order's new state as an ``order_events`` row and an outbox event; the row's id is
-    the change's ``sequence``, by which a tracking socket drops what its client already has."""
-    to = OrderStatus(order.status)
-    # the order's row first: its lock, held to commit, numbers one order's events in commit order
+    # the caller's other changes first; then the row, its event and the outbox row in one
+    # statement: the row's lock, held to commit, numbers one order's events in commit order
     await session.flush()
     written = await session.execute(
-        _STATUS_EVENT,
+        _TRANSITION[to],
         _status_params(
             store_id=order.store_id,
             order_id=order.order_id,
-            came_from=came_from,
+            came_from=current,
             to=to,
             now=now,
             actor_id=actor_id,
             reason=reason,
-        ),
+        )
+        | {"cancelling": to == OrderStatus.CANCELLED},
     )
+    # the object as the row now is (nothing left for a flush to write)
+    set_committed_value(order, TIMESTAMP_COLUMN[to], now)
+    set_committed_value(order, "status", to)
+    if to == OrderStatus.CANCELLED:
+        set_committed_value(order, "cancel_reason", reason)
     await dispatch(
         session,
         Event(ORDER_STATUS, written.scalar_one(), now, order.store_id, str(order.order_id)),
@@ -109,19 +96,27 @@ async def _record_status(
 
 
 ORDER_STATUS = "order.status"
-# the order_events row and its outbox event (the row's id as the payload's ``sequence``)
+# the order_events row, written after ``{after}`` (the order's row), and its outbox event
+# (the row's id as the payload's ``sequence``): a tracking socket drops by it what its
+# client already has
 _STATUS_EVENT_CTE = """
     event AS (
       INSERT INTO order_events (store_id, order_id, from_status, to_status, at, actor_id,
         reason)
-      VALUES (:store, :order, :came_from, :to, :now, :actor, :reason)
-      RETURNING event_id)
-    INSERT INTO outbox (topic, store_id, aggregate_id, payload, created_at)
-    SELECT :topic, :store, :aggregate,
-      CAST(:payload AS jsonb) || jsonb_build_object('sequence', event.event_id), :now
-    FROM event
-    RETURNING payload"""
-_STATUS_EVENT = text(f"WITH {_STATUS_EVENT_CTE}")
+      SELECT :store, :order, :came_from, :to, :now, :actor, :reason FROM {after}
+      RETURNING event_id)""" + outbox_insert(
+    "event", merged="jsonb_build_object('sequence', event.event_id)"
+)
+_TRANSITION = {
+    status: text(f"""
+    WITH moved AS (
+      UPDATE orders SET status = :to, {column} = :now, cancel_reason = CASE
+        WHEN CAST(:cancelling AS boolean) THEN CAST(:reason AS varchar) ELSE cancel_reason END
+      WHERE store_id = :store AND order_id = :order
+      RETURNING order_id),
+    {_STATUS_EVENT_CTE.format(after="moved")}""")
+    for status, column in TIMESTAMP_COLUMN.items()
+}
 
 
 def _status_params(
@@ -283,7 +278,8 @@ _PLACE = text(f"""
         promised_at, placed_at)
       VALUES (:store, :order, :actor, :city, :cart, :to, :currency, :subtotal,
         :delivery_fee, :handling_fee, :discount, :total, CAST(:address AS jsonb), :lat,
-        :lng, :sla, :promised, :now)),
+        :lng, :sla, :promised, :now)
+      RETURNING order_id),
     items AS (
       INSERT INTO order_items (store_id, order_id, sku_id, quantity, ordered_qty,
         unit_price_paise, mrp_paise, status, picked_qty)
@@ -294,7 +290,7 @@ _PLACE = text(f"""
       INSERT INTO payments (store_id, payment_id, order_id, amount_paise, currency, status,
         created_at, updated_at)
       VALUES (:store, :payment, :order, :total, :currency, 'PENDING', :now, :now)),
-    {_STATUS_EVENT_CTE}""")
+    {_STATUS_EVENT_CTE.format(after="placed")}""")
 
 
 async def place_order(

@@ -5,6 +5,7 @@ refused), reports shorts (with substitutes: ``shorts.py``), and packs.
 
 from __future__ import annotations
 
+import json
 import secrets
 import uuid
 from datetime import datetime
@@ -14,7 +15,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from scanners.resolve import item_barcode
-from server.events.service import emit
+from server.events.service import Event, dispatch, emit, outbox_insert
 from server.identity.models import User
 from server.kit.cache import TTLCache
 from server.kit.errors import Conflict, Forbidden, NotFound, Unprocessable
@@ -62,42 +63,56 @@ async def pick_time_model(session: AsyncSession, *, store_id: str) -> PickTimeMo
     return await _models.get_or_load(store_id, load)
 
 
-async def enqueue(session: AsyncSession, *, order: Order, now: datetime) -> PickTask:
-    """A confirmed order joins its store's pick queue (called in the confirming tx)."""
+_QUEUED = text(
+    """
+    WITH task AS (
+      INSERT INTO pick_tasks (store_id, order_id, status, sla_deadline, estimate_s,
+        bin_steps, aisle_changes, units, created_at)
+      VALUES (:store, :order, 'WAITING', :sla, :estimate, :steps, :changes, :units, :now)
+      RETURNING order_id)"""
+    + outbox_insert("task")
+)
+
+
+async def enqueue(session: AsyncSession, *, order: Order, now: datetime) -> None:
+    """A confirmed order joins its store's pick queue (called in the confirming tx): the
+    task and its event (pushed to the store's pickers, ``/ws/picker``, by the outbox
+    relay) in one statement."""
     lines = await task_lines(session, order.store_id, order.order_id)
     features = pick_features(
         [PickLine(r.sku_id, r.quantity, r.aisle or "", r.walk_seq or 0) for r in lines]
     )
     model = await pick_time_model(session, store_id=order.store_id)
-    task = PickTask(
-        store_id=order.store_id,
-        order_id=order.order_id,
-        sla_deadline=order.sla_deadline,
-        created_at=now,
-        estimate_s=model.features_s(features) if lines else 0.0,
-        bin_steps=features.bin_steps,
-        aisle_changes=features.aisle_changes,
-        units=features.units,
-    )
-    session.add(task)
-    # pushed to the store's pickers (``/ws/picker``) by the outbox relay
-    await emit(
-        session,
-        topic="picking.queued",
-        store_id=order.store_id,
-        aggregate_id=str(order.order_id),
-        now=now,
-        payload={
-            "order_id": str(order.order_id),
-            "store_id": order.store_id,
-            "status": "WAITING",
-            "sla_deadline": order.sla_deadline.isoformat() if order.sla_deadline else None,
-            "estimate_s": task.estimate_s,
-            "lines": len(lines),
-            "units": sum(ln.quantity for ln in lines),
+    estimate = model.features_s(features) if lines else 0.0
+    payload = {
+        "order_id": str(order.order_id),
+        "store_id": order.store_id,
+        "status": "WAITING",
+        "sla_deadline": order.sla_deadline.isoformat() if order.sla_deadline else None,
+        "estimate_s": estimate,
+        "lines": len(lines),
+        "units": sum(ln.quantity for ln in lines),
+    }
+    written = await session.execute(
+        _QUEUED,
+        {
+            "store": order.store_id,
+            "order": order.order_id,
+            "sla": order.sla_deadline,
+            "estimate": estimate,
+            "steps": features.bin_steps,
+            "changes": features.aisle_changes,
+            "units": features.units,
+            "now": now,
+            "topic": "picking.queued",
+            "aggregate": str(order.order_id),
+            "payload": json.dumps(payload),
         },
     )
-    return task
+    await dispatch(
+        session,
+        Event("picking.queued", written.scalar_one(), now, order.store_id, str(order.order_id)),
+    )
 
 
 async def queue(session: AsyncSession, *, store_id: str, picker: User) -> list[tuple]:
