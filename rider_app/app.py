@@ -19,6 +19,7 @@ from qc_tui.api import DEFAULT_SERVER, RETRY_DELAYS
 from qc_tui.app import ServerApp
 from qc_tui.clock import ServerClock, utc_now
 from rider_app.api import RiderApi
+from rider_app.battery import READ_EVERY_S, BatterySource, HandheldBattery
 from rider_app.context import RiderContext
 from rider_app.gps import GpsSource, OfflineBuffer
 from rider_app.gps.fix import Fix
@@ -60,6 +61,8 @@ class RiderApp(ServerApp):
     buffered_fixes: reactive[int] = reactive(0)  # fixes kept on disk, not yet on the server
     last_fix: reactive[Fix | None] = reactive(None)
     gps_state: reactive[str] = reactive("no GPS source (start with --gps)")
+    battery_pct: reactive[float | None] = reactive(None)  # the last reading, None unknown
+    home_store: reactive[str] = reactive("")  # the store the rider works for, by name
 
     def __init__(
         self,
@@ -70,6 +73,7 @@ class RiderApp(ServerApp):
         client: RiderApi | None = None,
         clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
+        battery: BatterySource | None = None,
         buffer_dir: Path = DEFAULT_BUFFER_DIR,
         push_interval_s: float = 5.0,
         trip_poll_s: float = 5.0,
@@ -82,6 +86,8 @@ class RiderApp(ServerApp):
         self.client = api
         # no receiver: the handheld rides its own trips (``qc rider`` without --gps)
         self.gps_source = gps if gps is not None or not ride_along else self._ride_along()
+        # the handheld's own battery unless given (tests pass a fixed or stepping one)
+        self.battery_source = battery if battery is not None else HandheldBattery(monotonic)
         self.buffer_dir = buffer_dir
         self.push_interval_s = push_interval_s
         self.trip_poll_s = trip_poll_s
@@ -179,6 +185,7 @@ class RiderApp(ServerApp):
             wall=self.ctx.clock.wall,
             counted=self._kept,
             taken=self._fix_taken,
+            battery=self.read_battery,
         )
         if isinstance(self.screen, LoginScreen):
             self.switch_screen(ShiftScreen(self.ctx))
@@ -191,6 +198,13 @@ class RiderApp(ServerApp):
         self.push_loop()
         self.refresh_rider()
         self.poll_trip()
+        self.read_battery()
+        self.set_interval(READ_EVERY_S, self.read_battery)  # shown off duty too
+
+    def read_battery(self) -> float | None:
+        """The battery now (for a fix going out), kept for the shift screen."""
+        self.battery_pct = self.battery_source()
+        return self.battery_pct
 
     def position(self) -> LatLng | None:
         """Where the rider is: the latest GPS fix, else the server's last known position."""
@@ -218,6 +232,7 @@ class RiderApp(ServerApp):
         self.rider = rider
         self.rider_status = rider.status
         self.on_duty = rider.on_duty
+        self.home_store = rider.home_store_name or rider.home_store_id or ""
         if self.client.user is not None and rider.on_duty != was_on:
             with contextlib.suppress(OSError):
                 remember_duty(self.buffer_dir, self.client.user.login, rider.on_duty)
@@ -325,8 +340,14 @@ class RiderApp(ServerApp):
             self.pop_screen()
 
     def on_server_pushed(self, message: ServerPushed) -> None:
-        self.server_events.append(message.event)
-        if str(message.event.get("type", "")).startswith("delivery."):
+        event = message.event
+        self.server_events.append(event)
+        if event.get("type") == "rider.move":  # a manager sent the rider to another store
+            store = str(event.get("to_store_name") or event.get("to_store") or "another store")
+            self.home_store = store
+            self.notify(f"You now work for {store}", title="Store changed", timeout=30)
+            self.refresh_rider()
+        if str(event.get("type", "")).startswith("delivery."):
             self.poll_trip()
             self.refresh_rider()  # a trip's change changes the rider's status too
 

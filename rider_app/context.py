@@ -43,6 +43,12 @@ class RiderLive(Protocol):
     @property
     def last_push_at(self) -> datetime | None: ...  # when the server last took a fix
 
+    @property
+    def battery_pct(self) -> float | None: ...  # the handheld's, None unknown
+
+    @property
+    def home_store(self) -> str: ...  # the store the rider works for ("" not known yet)
+
     def position(self) -> LatLng | None: ...
 
 

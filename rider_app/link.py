@@ -32,9 +32,9 @@ class NotOnDuty(LinkDown):
     """The server refused the fix because the rider is off duty: keep it for the next shift."""
 
 
-def fix_message(fix: Fix) -> str:
+def fix_message(fix: Fix, battery_pct: float | None = None) -> str:
     """The fix as the server's ``GpsFix`` JSON."""
-    return to_gps_fix(fix).model_dump_json(exclude_none=True)
+    return to_gps_fix(fix, battery_pct).model_dump_json(exclude_none=True)
 
 
 class RiderLink(PushSocket):
@@ -87,7 +87,7 @@ class RiderLink(PushSocket):
                 future.set_exception(exc)
                 future.exception()  # retrieved: no "never retrieved" warning
 
-    async def send_fix(self, fix: Fix) -> None:
+    async def send_fix(self, fix: Fix, battery_pct: float | None = None) -> None:
         """Deliver one fix and wait for its acknowledgement (the ``FixPusher`` send)."""
         async with self._send_lock:
             ws = self._ws
@@ -96,7 +96,7 @@ class RiderLink(PushSocket):
             future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
             self._pending.append(future)
             try:
-                await ws.send(fix_message(fix))
+                await ws.send(fix_message(fix, battery_pct))
                 answer = await asyncio.wait_for(asyncio.shield(future), self.ack_timeout)
             except ConnectionClosed as exc:
                 raise LinkDown(f"rider socket closed: {exc}") from exc

@@ -13,6 +13,7 @@ from datetime import datetime
 from qc_tui.api import is_transient
 from qc_tui.connection import Connection
 from rider_app.api import RiderApi
+from rider_app.battery import BatterySource
 from rider_app.gps import FixPusher, OfflineBuffer
 from rider_app.gps.fix import Fix
 from rider_app.link import LinkDown, RiderLink
@@ -38,6 +39,7 @@ class PositionSender:
         wall: Callable[[], datetime],
         counted: Callable[[int], None],
         taken: Callable[[], None],
+        battery: BatterySource = lambda: None,
     ) -> None:
         self.client = client
         self.connection = connection
@@ -47,6 +49,7 @@ class PositionSender:
         self._wall = wall
         self._counted = counted  # how many fixes are kept, after every attempt
         self._taken = taken  # the server took a fix (it may have changed the rider's status)
+        self._battery = battery  # read as each fix or batch goes out
         self.pusher = FixPusher(self._send_fix, self._send_batch, buffer, interval_s=interval_s)
         self.last_push_at: datetime | None = None  # when the server last took a fix
         self.dropped_fixes = 0  # refused by the server for good (invalid)
@@ -80,7 +83,7 @@ class PositionSender:
     async def _send_fix(self, fix: Fix) -> None:
         if self.link is None:
             raise LinkDown("no rider socket")
-        await self.link.send_fix(fix)
+        await self.link.send_fix(fix, self._battery())
         self.last_push_at = self._wall()
         self._taken()
 
@@ -88,9 +91,10 @@ class PositionSender:
         """The pusher's replay: the batch endpoint, in order, duplicates ignored by the
         server. Anything that may work later keeps the batch; a final refusal drops it.
         The server applies a batch's usable fixes and lists the ones it can never take
-        (older than a day, from the future): those are dropped too."""
+        (older than a day, from the future): those are dropped too. Each fix carries the
+        battery as it is now (the dispatcher reads only the last one)."""
         try:
-            result = await self.client.post_locations(to_gps_fixes(fixes))
+            result = await self.client.post_locations(to_gps_fixes(fixes, self._battery()))
         except ApiError as exc:
             self.connection.report(exc)
             if is_transient(exc) or exc.code == "off_duty":

@@ -13,8 +13,9 @@ from shared.schemas.delivery import GpsFix
 DEFAULT_BUFFER_DIR = Path.home() / ".qc" / "rider"
 
 
-def to_gps_fix(fix: Fix) -> GpsFix:
-    """The API's ``GpsFix``; optional values out of its range are dropped, not the fix."""
+def to_gps_fix(fix: Fix, battery_pct: float | None = None) -> GpsFix:
+    """The API's ``GpsFix`` with the handheld's battery as it is when the fix is sent;
+    optional values out of their range are dropped, not the fix."""
 
     def within(value: float | None, high: float) -> float | None:
         return value if value is not None and 0 <= value <= high else None
@@ -26,11 +27,12 @@ def to_gps_fix(fix: Fix) -> GpsFix:
         speed_mps=within(fix.speed_mps, 60),
         heading_deg=within(fix.heading_deg, 360),
         accuracy_m=within(fix.accuracy_m, 10_000),
+        battery_pct=within(battery_pct, 100),
     )
 
 
-def to_gps_fixes(fixes: Sequence[Fix]) -> list[GpsFix]:
-    return [to_gps_fix(f) for f in fixes]
+def to_gps_fixes(fixes: Sequence[Fix], battery_pct: float | None = None) -> list[GpsFix]:
+    return [to_gps_fix(f, battery_pct) for f in fixes]
 
 
 def buffer_path(directory: Path, login: str) -> Path:

@@ -11,6 +11,7 @@ from textual.widgets import Footer, Static
 
 from qc_tui.api import describe
 from qc_tui.banner import ConnectionBanner
+from rider_app.battery import LOW_PCT
 from rider_app.context import RiderContext
 from rider_app.messages import PollAsked, RiderAnswered
 from rider_app.screens.trip import TripScreen
@@ -50,6 +51,8 @@ class ShiftScreen(Screen[None]):
         with Vertical(id="shift-box"):
             yield Static(id="duty")
             yield Static(id="rider-status", classes="muted")
+            yield Static(id="home-store", classes="muted")
+            yield Static(id="battery")
             yield GpsStatus(self.ctx, id="gps")
             yield Static(id="shift-hint")
             yield Static("", id="shift-error")
@@ -58,6 +61,8 @@ class ShiftScreen(Screen[None]):
     def on_mount(self) -> None:
         self.watch(self.app, "on_duty", self._show)
         self.watch(self.app, "rider_status", self._show)
+        self.watch(self.app, "home_store", self._show_store)
+        self.watch(self.app, "battery_pct", self._show_battery)
 
     def on_screen_resume(self, _event: events.ScreenResume) -> None:
         self._show()
@@ -104,6 +109,22 @@ class ShiftScreen(Screen[None]):
         else:
             hint.update("S: start your shift — offers come only on duty")
         self.refresh_bindings()
+
+    def _show_store(self, _value: object = None) -> None:
+        store = self.ctx.live.home_store
+        self.query_one("#home-store", Static).update(f"Store: {store}" if store else "")
+
+    def _show_battery(self, _value: object = None) -> None:
+        pct = self.ctx.live.battery_pct
+        battery = self.query_one("#battery", Static)
+        low = pct is not None and pct < LOW_PCT
+        battery.set_class(low, "-low")
+        if pct is None:
+            battery.update("")  # no battery on this machine: nothing to say
+        elif low:
+            battery.update(f"⚠ Battery {pct:.0f} % — charge it: dispatch keeps long trips away")
+        else:
+            battery.update(f"Battery {pct:.0f} %")
 
     def _error(self, text: str) -> None:
         self.query_one("#shift-error", Static).update(text)

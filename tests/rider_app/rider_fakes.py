@@ -97,6 +97,7 @@ class FakeRiderApi(FakeApi):
         self.batches: list[list[GpsFix]] = []  # batches that reached the "server"
         self.bag_labels: dict[str, str] = {}  # order id -> its bag label
         self.signal_lost = False  # dispatch set the rider OFFLINE though on duty
+        self.home_store = ("BLR-KOR", "qc Koramangala")  # (id, name) the rider works for
 
     def _rider(self) -> RiderPublic:
         last = self.stored[-1] if self.stored else None
@@ -107,6 +108,8 @@ class FakeRiderApi(FakeApi):
             lat=last.lat if last else HERE[0],
             lng=last.lng if last else HERE[1],
             trip_id=self.trip.trip_id if self.trip else None,
+            home_store_id=self.home_store[0],
+            home_store_name=self.home_store[1],
         )
 
     async def rider_me(self) -> RiderPublic:

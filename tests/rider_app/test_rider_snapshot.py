@@ -33,6 +33,7 @@ def rider_app(api: FakeRiderApi, tmp_path: Path) -> RiderApp:
         client=api,
         clock=fixed_clock,
         monotonic=SteppedClock(),  # no real time passes since the payload: fixed countdowns
+        battery=lambda: 72.0,  # not this machine's
         buffer_dir=tmp_path,
         socket=False,
         trip_poll_s=3600,
