@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
 from textual.widgets import Static
 
@@ -17,11 +18,13 @@ from rider_app.gps.fix import Fix, utc_now
 from rider_app.messages import ServerPushed
 from rider_app.screens.shift import ShiftScreen
 from server.delivery import locations
+from server.events.relay import relay_once
 from shared.geo import destination
-from tests.helpers import wait_for
+from tests.helpers import login, wait_for
 from tests.rider_app.rider_fakes import NOW, RIDER, FakeRiderApi, QueueSource
 from tests.rider_app.rider_live import KOR, db_one, rider_near_store
 from tests.rider_app.test_rider_flow import log_in_and_start_shift
+from tests.server.ops.ops_script import MANAGER
 
 
 class SteppingBattery:
@@ -131,7 +134,7 @@ async def test_a_move_to_another_store_is_told_and_the_store_shown(tmp_path: Pat
         assert api.called("rider_me")  # asked the server again
 
 
-async def test_the_battery_reaches_the_servers_last_fix(
+async def test_the_battery_reaches_the_servers_last_fix_and_a_move_reaches_the_handheld(
     city, live_server, stack, tmp_path: Path
 ) -> None:
     rider_login = rider_near_store(city.database_url)
@@ -161,3 +164,23 @@ async def test_the_battery_reaches_the_servers_last_fix(
         last = await locations.latest(stack.redis, city_id="BLR", rider_ids=[rider_id])
         assert last[rider_id].battery_pct == 37.0
         assert shown(app, "#home-store").startswith("Store: ")
+
+        # a manager moves the rider: the push reaches the handheld, which says so
+        async with httpx.AsyncClient(base_url=live_server.url) as client:
+            manager = await login(client, *MANAGER)
+            r = await client.post(
+                f"/v1/ops/riders/{rider_id}/move",
+                json={"store_id": "BLR-IND", "reason": "Indiranagar short of riders"},
+                headers=manager,
+            )
+            assert r.status_code == 200, r.text
+        await relay_once(stack.engine, stack.redis)
+        name = db_one(
+            city.database_url, "SELECT store_name FROM dark_stores WHERE store_id = 'BLR-IND'"
+        )
+        await wait_for(
+            pilot,
+            lambda: any(n.message == f"You now work for {name}" for n in app._notifications),
+            what="the move told",
+        )
+        await wait_for(pilot, lambda: shown(app, "#home-store") == f"Store: {name}")
