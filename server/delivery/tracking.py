@@ -165,7 +165,7 @@ def touched(session: Session | AsyncSession, riders: Iterable[tuple[str, uuid.UU
     sync = session.sync_session if isinstance(session, AsyncSession) else session
     redis = _redis_for(_engine(sync))
     if redis is None:
-        return
+        return  # no context was filled through this database in this process
     pending: set[tuple[str, uuid.UUID]] = sync.info.setdefault("qc_track_touched", set())
     if not pending:
 
@@ -178,6 +178,9 @@ def touched(session: Session | AsyncSession, riders: Iterable[tuple[str, uuid.UU
 
 @event.listens_for(Session, "after_flush")
 def _flushed(session: Session, _context: Any) -> None:
+    """Which riders' trips this flush changed (a reassign: both riders)."""
+    if str(_engine(session).url) not in _redis_of:
+        return
     riders: set[uuid.UUID] = set()
     for obj in (*session.new, *session.dirty, *session.deleted):
         if isinstance(obj, Trip):
@@ -189,19 +192,16 @@ def _flushed(session: Session, _context: Any) -> None:
             if isinstance(trip, Trip):
                 riders.add(trip.rider_id)
             else:
-                riders.update(
-                    session.execute(
-                        text("SELECT rider_id FROM trips WHERE trip_id = :t"), {"t": obj.trip_id}
-                    ).scalars()
+                found = session.connection().execute(
+                    text("SELECT rider_id FROM trips WHERE trip_id = :t"), {"t": obj.trip_id}
                 )
+                riders.update(found.scalars())
         elif isinstance(obj, Rider):
             riders.add(obj.rider_id)
             _cities[obj.rider_id] = obj.city_id
-    if not riders or str(_engine(session).url) not in _redis_of:
-        return
     missing = riders - _cities.keys()
     if missing:
-        found = session.execute(
+        found = session.connection().execute(
             text("SELECT rider_id, city_id FROM riders WHERE rider_id = ANY(:r)"),
             {"r": list(missing)},
         )

@@ -21,13 +21,19 @@ import psycopg
 import websockets
 from sqlalchemy import event
 
+from server.delivery import riders
+from server.delivery.models import Rider as DeliveryRider
+from server.delivery.models import TripStop
 from server.delivery.worker import dispatch_all
 from server.kit import keys
+from server.kit.db import transaction
 from server.kit.resources import resources_of
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
 from shared.geo import destination
+from shared.schemas.delivery import GpsFix
 from tests.helpers import login, pick_and_pack
+from tests.server.delivery.dispatch_world import STORE, add_order, kor_riders
 from tests.server.ops.ops_script import KOR, MANAGER, fix, rider_on_duty, riders_of
 from tests.server.picking.test_picking_api import place_confirmed_order
 
@@ -231,3 +237,39 @@ async def test_with_redis_emptied_a_fix_reads_the_trip_again(city, live_server, 
             await me.fix()
             (moved,) = await _positions(ws, stack.redis, oid)
             assert moved["rider_id"] == await _rider_id(client, rider) and moved["eta_s"] >= 0
+
+
+async def test_a_stop_changed_without_its_trip_loaded_drops_the_context(city, stack) -> None:
+    """The listener finds the rider of a stop whose trip the transaction never read."""
+    (rider_id,) = kor_riders(stack.database_url, 1)
+    order_id = add_order(
+        stack.database_url, drop=destination(KOR, 0, 900), placed=stack.clock.now()
+    )
+    trip_id = uuid.uuid4()
+    with psycopg.connect(stack.database_url) as conn:
+        conn.execute("UPDATE riders SET on_duty = true, status = 'DELIVERING' WHERE rider_id = %s",
+                     (rider_id,))  # fmt: skip
+        conn.execute(
+            "INSERT INTO trips (trip_id, store_id, rider_id, status) VALUES (%s, %s, %s, 'OUT')",
+            (trip_id, STORE, rider_id),
+        )
+        conn.execute(
+            "INSERT INTO trip_stops (store_id, trip_id, order_id, seq, status, otp_attempts, "
+            "otp_locked) VALUES (%s, %s, %s, 1, 'PENDING', 0, false)",
+            (STORE, trip_id, order_id),
+        )
+    at = stack.clock.now()
+    async with transaction(stack.sessions) as session:
+        rider = await session.get(DeliveryRider, rider_id)
+        assert rider is not None
+        spot = destination(KOR, 180, 500)
+        fix = GpsFix(lat=spot.lat, lng=spot.lng, at=at)
+        await riders.ingest_fixes(session, stack.redis, rider=rider, fixes=[fix], now=at)
+    track = keys.rider_track("BLR", str(rider_id))
+    assert await stack.redis.hget(track, "duty") is not None
+    async with transaction(stack.sessions) as session:
+        stop = await session.get(TripStop, (STORE, trip_id, order_id))
+        assert stop is not None
+        stop.status = "FAILED"
+        session.add(stop)
+    assert not await stack.redis.exists(track)
