@@ -51,6 +51,12 @@ class Rider:
         self.last_fix_at = 0.0
         self.speed = 0.0
         self.heading: float | None = None
+        # the handheld's battery, from its own stream so the other draws stay as they were:
+        # charged to ``battery_full`` at the start of the shift, draining on a straight line
+        battery = world.rng(f"{login.login}:battery")
+        self.battery_full = battery.uniform(55, 100)
+        self.battery_drain_per_h = battery.uniform(6, 12)
+        self.shift_started = 0.0
 
     @property
     def client(self) -> RiderClient:
@@ -68,6 +74,7 @@ class Rider:
             self.pos = destination(LatLng(store.lat, store.lng), self.rng.uniform(0, 360), 300)
         store = world.nearest_store(self.pos)
         self.home = LatLng(store.lat, store.lng)
+        self.shift_started = world.now()
         await client.set_shift(on_duty=True)
         await self._connect()
         await self._fix()
@@ -342,7 +349,13 @@ class Rider:
             speed_mps=round(self.speed, 2),
             heading_deg=round(self.heading % 360, 1) if self.heading is not None else None,
             accuracy_m=round(4 + abs(noise), 1),
+            battery_pct=round(self._battery(), 1),
         )
+
+    def _battery(self) -> float:
+        """Percent now: never below 5 (a rider plugs in before the handheld dies)."""
+        hours = (self.world.now() - self.shift_started) / 3600
+        return max(5.0, self.battery_full - self.battery_drain_per_h * hours)
 
     async def _fix(self, *, force: bool = False) -> None:
         """One fix: over the socket (acknowledged), or kept while out of signal."""
