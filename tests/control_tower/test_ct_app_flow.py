@@ -495,6 +495,7 @@ async def test_acknowledge_the_selected_alert_from_the_overview(feed: FakeFeedSe
         await wait_for(pilot, lambda: screen.query_one(KpiBar).tile("alerts").value == 3)
 
 
+@pytest.mark.slow
 async def test_reassign_an_order_to_another_rider_of_the_store(feed: FakeFeedServer) -> None:
     api = logged_in_api(socket_url=feed.url)
     app = tower(api)
@@ -538,6 +539,7 @@ async def test_reassign_an_order_to_another_rider_of_the_store(feed: FakeFeedSer
         await wait_for(pilot, lambda: isinstance(app.screen, StoreScreen))
 
 
+@pytest.mark.slow
 async def test_cancel_an_order_with_a_reason(feed: FakeFeedServer) -> None:
     api = logged_in_api(socket_url=feed.url)
     app = tower(api)

@@ -89,6 +89,7 @@ def state_of(table: StoresTable, store_id: str) -> str:
     return getattr(cell, "plain", str(cell))
 
 
+@pytest.mark.slow
 async def test_manager_sees_the_seeded_city_and_pauses_a_store(city, live_server) -> None:
     seeded = seeded_stores(city.database_url)
     app = live_app(live_server.url, login=MANAGER[0])
@@ -151,6 +152,7 @@ async def test_a_city_that_is_not_the_managers_is_refused(city, live_server) -> 
         assert "not yours" in str(app.screen.query_one("#login-error", Static).content)
 
 
+@pytest.mark.slow
 async def test_an_order_on_the_board_cancelled_from_the_app(city, live_server) -> None:
     sku = in_stock_skus(city.database_url, 1)[0]
     order_id = await place_order(live_server.url, {sku: 1})
@@ -196,6 +198,7 @@ def restartable(city, settings: Settings, clock: Clock) -> Iterator[ThreadedServ
     server.stop()
 
 
+@pytest.mark.slow
 async def test_the_screen_survives_a_server_restart(city, restartable) -> None:
     seeded = seeded_stores(city.database_url)
     app = live_app(restartable.url, login=MANAGER[0])

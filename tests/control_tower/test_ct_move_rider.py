@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import OptionList
 
@@ -26,6 +27,7 @@ def _choosing(app: Any, title: str) -> bool:
     return isinstance(app.screen, ChoiceScreen) and app.screen.title_text.startswith(title)
 
 
+@pytest.mark.slow
 async def test_move_a_free_rider_to_the_store_that_needs_one(feed) -> None:
     api = logged_in_api(socket_url=feed.url)
     app = tower(api)
@@ -53,6 +55,7 @@ async def test_move_a_free_rider_to_the_store_that_needs_one(feed) -> None:
         await wait_for(pilot, lambda: app.screen is store_screen)
 
 
+@pytest.mark.slow
 async def test_a_refused_move_is_reported(feed) -> None:
     api = logged_in_api(socket_url=feed.url)
     api.refuse["move_rider"] = ApiError(409, "rider_busy", "the rider is assigned on a trip")

@@ -48,6 +48,7 @@ def test_headers_larger_than_the_buffer_are_refused(proxy: int) -> None:
         assert _status(conn.recv(4096)) in (400, 431)
 
 
+@pytest.mark.slow
 def test_a_half_sent_request_is_cut_off(proxy: int) -> None:
     with socket.create_connection(("127.0.0.1", proxy), timeout=30) as conn:
         conn.sendall(b"GET /v1/me HTTP/1.1\r\nHost: qc\r\n")  # and never the end of it

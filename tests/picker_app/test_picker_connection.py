@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import httpx
+import pytest
 
 from picker_app.app import PickerApp
 from picker_app.screens.pick import PickScreen
@@ -49,6 +50,7 @@ class FlakyTransport(httpx.AsyncBaseTransport):
         await self.inner.aclose()
 
 
+@pytest.mark.slow
 async def test_lost_connection_keeps_scans_and_counts_each_once(city, live_server) -> None:
     a, b = in_stock_skus(city.database_url, 2)
     order_id = await place_order(live_server.url, {a: 2, b: 1})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import cast
 
+import pytest
 from textual.widgets import Input, OptionList, Static
 
 from picker_app.app import PickerApp
@@ -30,6 +31,7 @@ from tests.picker_app.picker_live import (
 )
 
 
+@pytest.mark.slow
 async def test_log_in_claim_scan_in_walking_order_refuse_wrong_item_and_pack(
     city, live_server
 ) -> None:
@@ -97,6 +99,7 @@ async def test_log_in_claim_scan_in_walking_order_refuse_wrong_item_and_pack(
         assert app.pick_screen is None
 
 
+@pytest.mark.slow
 async def test_short_pick_with_a_substitute_then_pack(city, live_server) -> None:
     short_sku, other = in_stock_skus(city.database_url, 2, substitutable=True)
     order_id = await place_order(live_server.url, {short_sku: 2, other: 1})

@@ -119,6 +119,7 @@ def test_serve_on_an_empty_database_seeds_no_demo_logins(qc_home: Path) -> None:
         _stop(proc)
 
 
+@pytest.mark.slow
 def test_seed_refuses_to_seed_twice_without_reset(qc_home: Path) -> None:
     home = qc_home
     args = [*QC, "seed", "--stores", "1", "--skus", "20", "--riders", "1", "--customers", "1"]

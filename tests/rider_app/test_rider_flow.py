@@ -146,6 +146,7 @@ async def test_full_delivery_offer_pushed_over_the_socket(
     ) == ("COMPLETED")
 
 
+@pytest.mark.slow
 async def test_offer_found_by_polling_with_a_simulated_gps_then_rejected(
     city, live_server, stack, tmp_path: Path
 ) -> None:

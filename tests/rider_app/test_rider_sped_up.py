@@ -68,6 +68,7 @@ async def simulated_minutes_pass(
     )
 
 
+@pytest.mark.slow
 async def test_rider_keeps_the_trip_on_a_sped_up_server(
     city, live_server, stack, tmp_path: Path
 ) -> None:

@@ -81,6 +81,7 @@ def _valkey_running(home: Path) -> bool:
     return pid is not None and psutil.pid_exists(pid)
 
 
+@pytest.mark.slow
 def test_second_start_reuses_the_data_and_shutdown_stops_the_servers(qc_home: Path) -> None:
     home = qc_home
     first = run_start(home, "first")
@@ -93,6 +94,7 @@ def test_second_start_reuses_the_data_and_shutdown_stops_the_servers(qc_home: Pa
     assert second["list"] == ["first", "second"]  # Valkey's AOF kept the data
 
 
+@pytest.mark.slow
 def test_a_user_killed_outright_does_not_keep_the_servers_running(qc_home: Path) -> None:
     home = qc_home
     killed = subprocess.run(
@@ -119,6 +121,7 @@ def _kill_servers(home: Path) -> None:
             psutil.Process(pid).kill()
 
 
+@pytest.mark.slow
 def test_two_processes_starting_at_once_share_one_server(qc_home: Path) -> None:
     home = qc_home
     procs = [

@@ -61,6 +61,7 @@ async def test_dispatch_benchmark_reports_matching_and_ingest(settings, clean) -
     assert figures["ingest"]["ops"] == 40 and figures["ingest"]["errors"] == 0
 
 
+@pytest.mark.slow
 async def test_ops_benchmark_reports_the_feed_figures(settings, clean) -> None:
     from qc.bench.ops import run as run_ops
 
@@ -87,6 +88,7 @@ def test_bench_all_flattens_every_shape_of_figures() -> None:
     assert rows[2].per_second == 10.0 and rows[0].errors == 1
 
 
+@pytest.mark.slow
 async def test_bench_all_runs_the_chosen_benchmarks_into_one_table(
     settings, clean, tmp_path
 ) -> None:

@@ -142,6 +142,7 @@ async def test_the_city_delivers_and_the_report_agrees_with_the_database(
     ) == [(0,)]
 
 
+@pytest.mark.slow
 async def test_a_foreground_ui_runs_while_the_city_lives_behind_it(
     city: Services, live_server: LiveServer
 ) -> None:

@@ -155,6 +155,7 @@ def test_headless_demo_delivers_orders_and_reports_what_the_database_holds(
         assert [s for s in path if s != "PARTIALLY_FULFILLED"] == HAPPY_PATH
 
 
+@pytest.mark.slow
 def test_qc_rider_hands_its_options_to_the_rider_app() -> None:
     """``qc rider`` is the rider app: its own option checks answer (no UI starts)."""
     out = subprocess.run(
@@ -169,6 +170,7 @@ def test_qc_rider_hands_its_options_to_the_rider_app() -> None:
     assert helped.returncode == 0 and "--store" in helped.stdout
 
 
+@pytest.mark.slow
 def test_qc_control_tower_is_the_control_tower_app() -> None:
     helped = subprocess.run(
         [*QC, "control-tower", "--help"], capture_output=True, text=True, timeout=60

@@ -171,6 +171,7 @@ async def test_server_now_follows_a_sped_up_and_stepped_clock(city, live_server,
 # --- giving a trip back before pickup --------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_a_trip_released_at_the_store_is_offered_to_another_rider(
     city, live_server, stack
 ) -> None:

@@ -9,6 +9,7 @@ import uuid
 from datetime import timedelta
 
 import psycopg
+import pytest
 
 from server.flash.admission import claim_token
 from server.kit import db
@@ -25,6 +26,7 @@ from tests.server.flash.flash_helpers import (
 UNITS, PROCESSES, BUYERS_PER_PROCESS = 25, 4, 15
 
 
+@pytest.mark.slow
 async def test_concurrent_buyers_in_processes_never_share_a_token(city, app, client, clock):
     sku = flash_sku(city.database_url)
     await stock_up(app, STORE, sku, UNITS)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 
 import psycopg
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -49,6 +50,7 @@ ops = st.lists(
     derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+@pytest.mark.slow
 @given(steps=ops)
 async def test_random_shopping_keeps_every_invariant(city, app, client, clock, steps) -> None:
     resources = resources_of(app)

@@ -204,6 +204,7 @@ def test_csv_imports_upsert_and_errors_name_the_bad_row(city) -> None:
 # --------------------------------------------------------------------------- forecast runs
 
 
+@pytest.mark.slow
 def test_forecast_run_writes_one_row_per_store_and_sku(city) -> None:
     url = city.database_url
     sales_history.load_history(url, start=START, days=21, seed=5)

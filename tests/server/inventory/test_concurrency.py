@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 
 import psycopg
+import pytest
 
 from server.inventory import journal
 from server.inventory.reconcile import find_drift, load_store
@@ -25,6 +26,7 @@ def _reserve_rows(database_url: str, sku: str) -> int:
     return int(row[0]) if row else 0
 
 
+@pytest.mark.slow
 async def test_one_hot_sku_is_never_oversold_across_processes(stack) -> None:
     with psycopg.connect(stack.database_url) as conn:
         sku = conn.execute(

@@ -182,6 +182,7 @@ async def _assert_books_balance(database_url: str, redis_url: str, sku: str) -> 
     assert tuple(int(v or 0) for v in gate) == now
 
 
+@pytest.mark.slow
 async def test_more_concurrent_checkouts_than_pool_connections_never_give_a_500(
     crowd: Services, sku: str, small_pool_server: LiveServer, settings: Settings
 ) -> None:
