@@ -33,6 +33,7 @@ ACTIVE_TRIP = ("OFFERED", "ACCEPTED", "AT_STORE", "PICKED_UP", "OUT")
 OFFER_TIMEOUT = timedelta(seconds=60)  # an offer not accepted in time goes to someone else
 
 
+OPEN_STOP = ("PENDING", "ARRIVED")  # a drop not yet delivered or failed
 QUEUED_TRIP = ("OFFERED", "ACCEPTED", "AT_STORE")  # the rider's next job, not picked up
 
 
@@ -108,7 +109,15 @@ async def trip_stops(session: AsyncSession, trip_id: uuid.UUID) -> list[tuple[Tr
 
 
 def open_stops(stops: list[tuple[TripStop, Order]]) -> list[tuple[TripStop, Order]]:
-    return [(s, o) for s, o in stops if s.status in ("PENDING", "ARRIVED")]
+    return [(s, o) for s, o in stops if s.status in OPEN_STOP]
+
+
+async def _phones(session: AsyncSession, user_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The customers' phones, for the drops still open (a closed drop's number is not shown)."""
+    if not user_ids:
+        return {}
+    rows = await session.exec(select(User.id, User.phone).where(col(User.id).in_(user_ids)))
+    return {uid: phone for uid, phone in rows.all() if phone}
 
 
 def offer_expires_at(trip: Trip) -> datetime | None:
@@ -153,6 +162,7 @@ async def trip_view(
             s.order_id: now + timedelta(seconds=round(e))
             for (s, _), e in zip(pending, etas, strict=True)
         }
+    phones = await _phones(session, [o.user_id for _, o in open_stops(stops)])
     return TripPublic(
         trip_id=trip.trip_id,
         store_id=trip.store_id,
@@ -167,6 +177,9 @@ async def trip_view(
                 lat=o.delivery_lat,
                 lng=o.delivery_lng,
                 address=(o.delivery_address or {}).get("line1"),
+                landmark=(o.delivery_address or {}).get("landmark"),
+                instructions=(o.delivery_address or {}).get("instructions"),
+                customer_phone=phones.get(o.user_id) if s.status in OPEN_STOP else None,
                 planned_arrival_at=s.planned_arrival_at,
                 sla_deadline=o.sla_deadline,
                 order_status=o.status,

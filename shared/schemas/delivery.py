@@ -64,6 +64,11 @@ class TripStopPublic(BaseModel):
     # the server's ETA at the door from the rider's last position, the customer's ETA;
     # None once the drop is closed or while the rider's position is unknown
     eta_at: datetime | None = None
+    # what the customer wrote at checkout, for the rider at the door
+    landmark: str | None = None
+    instructions: str | None = None
+    # the customer's number to call: only on the trip's own rider's view, while the drop is open
+    customer_phone: str | None = None
 
 
 class TripPublic(BaseModel):

@@ -61,6 +61,10 @@ class CartPublic(BaseModel):
 class DeliveryAddress(BaseModel):
     line1: str = Field(min_length=1, max_length=200, examples=["4th Cross, 5th Block"])
     landmark: str | None = Field(default=None, max_length=120)
+    # shown to the rider at the drop: gate code, floor, "leave with the guard"
+    instructions: str | None = Field(
+        default=None, max_length=200, examples=["3rd floor, ring twice"]
+    )
     lat: float = Field(ge=-90, le=90, examples=[12.9352])
     lng: float = Field(ge=-180, le=180, examples=[77.6245])
 

@@ -17,7 +17,13 @@ from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
 from shared.geo import LatLng, destination
 from tests.helpers import login, pick_and_pack
-from tests.server.delivery.test_delivery_api import KOR, STORE, _fix, _packed_order
+from tests.server.delivery.test_delivery_api import (
+    KOR,
+    STORE,
+    _fix,
+    _packed_order,
+    out_for_delivery,
+)
 from tests.server.picking.test_picking_api import place_confirmed_order
 
 
@@ -259,3 +265,53 @@ async def test_only_the_trips_own_rider_can_release_it(city, live_server, stack)
         )
         assert r.status_code == 404 and r.json()["code"] == "trip_not_found"
         assert (await _my_trip(client, owner))["status"] == "ACCEPTED"
+
+
+async def test_the_trips_rider_sees_the_customers_notes_and_phone_while_the_drop_is_open(
+    city, live_server, stack
+) -> None:
+    async with httpx.AsyncClient(base_url=live_server.url) as client:
+        order, bag = await _packed_order(client, city.database_url)
+        oid = order["order_id"]
+        with psycopg.connect(city.database_url) as conn:
+            conn.execute(
+                "UPDATE orders SET delivery_address = delivery_address || %s::jsonb "
+                "WHERE order_id = %s",
+                (json.dumps({"instructions": "3rd floor, ring twice"}), oid),
+            )
+            conn.execute(
+                "UPDATE users SET phone = '+919876543210' "
+                "WHERE id = (SELECT user_id FROM orders WHERE order_id = %s)",
+                (oid,),
+            )
+        owner, tid = await out_for_delivery(client, live_server, stack, bag)
+        (stop,) = (await _my_trip(client, owner))["stops"]
+        assert stop["instructions"] == "3rd floor, ring twice"
+        assert stop["customer_phone"] == "+919876543210"
+
+        # another rider neither acts on the trip nor sees its customer
+        with psycopg.connect(city.database_url) as conn:
+            [(other_name,)] = conn.execute(
+                "SELECT u.login FROM riders r JOIN users u ON u.id = r.rider_id "
+                "WHERE r.rider_id <> (SELECT rider_id FROM trips WHERE trip_id = %s) "
+                "ORDER BY u.login LIMIT 1",
+                (tid,),
+            ).fetchall()
+            [(otp,)] = conn.execute(
+                "SELECT delivery_otp FROM orders WHERE order_id = %s", (oid,)
+            ).fetchall()
+        other = await login(client, other_name, DEMO_SECRETS[Role.RIDER])
+        assert await _my_trip(client, other) is None
+        r = await client.post(
+            f"/v1/trips/{tid}/stops/{oid}/deliver", headers=other, json={"otp": otp}
+        )
+        assert r.status_code == 403 and r.json()["code"] == "not_your_trip"
+
+        # once handed over the number is gone; the notes stay with the stop
+        r = await client.post(
+            f"/v1/trips/{tid}/stops/{oid}/deliver", headers=owner, json={"otp": otp}
+        )
+        assert r.status_code == 200, r.text
+        (done,) = r.json()["stops"]
+        assert done["status"] == "DELIVERED" and done["customer_phone"] is None
+        assert done["instructions"] == "3rd floor, ring twice"
