@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from control_tower.trends import Trends
 from control_tower.widgets.models import (
     DEFAULT_SLA_S,
     IN_STORE_STATES,
@@ -170,6 +171,7 @@ class CityView:
         self._orders: dict[str, _Seen] = {}
         self.version = 0  # bumped by every message that changed something
         self.snapshots = 0  # snapshots applied (one per (re)connection)
+        self.trends = Trends()  # kept across reconnections: a new snapshot adds to it
 
     @property
     def ready(self) -> bool:
@@ -183,8 +185,12 @@ class CityView:
     # --- applying the feed -------------------------------------------------------------
     def apply(self, payload: FeedPayload) -> frozenset[str]:
         if isinstance(payload, OpsSnapshot):
-            return self.apply_snapshot(payload)
-        return self.apply_changes(payload)
+            changed = self.apply_snapshot(payload)
+        else:
+            changed = self.apply_changes(payload)
+        if self.at is not None:
+            self.trends.record(self.at, self.city, self.stores.values())
+        return changed
 
     def apply_snapshot(self, snapshot: OpsSnapshot) -> frozenset[str]:
         """Replace the whole view: whatever the snapshot lacks is gone."""
@@ -357,9 +363,6 @@ class CityView:
         return sorted(
             (p for p in self.pickers.values() if p.store_id == store_id), key=lambda p: p.name
         )
-
-    def orders_per_minute(self) -> list[int]:
-        return list(self.city.orders_per_minute) if self.city is not None else []
 
     def flash_sales(self, *, open_only: bool = False) -> list[FlashQueueOps]:
         sales = self.city.flash_queues if self.city is not None else []

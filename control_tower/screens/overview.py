@@ -1,4 +1,4 @@
-"""The city overview: KPI tiles, orders per minute, flash sales, alerts, and the stores
+"""The city overview: KPI tiles, trends of the last hours, flash sales, alerts, and the stores
 sorted by risk. Enter on a store drills down."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from control_tower.screens.base import CityAlertsPanel, LiveScreen
 from control_tower.screens.store import StoreScreen
 from control_tower.state import ALERTS, CITY, STORES, sale_is_open
 from control_tower.widgets.kpi import KpiBar, KpiTile
-from control_tower.widgets.sparkline import OrdersSparkline
 from control_tower.widgets.stores_table import StoresTable
+from control_tower.widgets.trends import TrendSeries, TrendsPanel
 from qc_tui.banner import ConnectionBanner
 
 
@@ -48,7 +48,7 @@ class OverviewScreen(LiveScreen):
         yield StoresTable(id="stores")
         with Horizontal(id="overview-bottom"):
             with Vertical(id="overview-trends"):
-                yield OrdersSparkline(id="orders-spark")
+                yield TrendsPanel(id="trends")
                 yield Static("", id="flash", markup=False)
             yield CityAlertsPanel(id="alerts")
         yield Footer()
@@ -80,15 +80,24 @@ class OverviewScreen(LiveScreen):
                     tile.value = None
         if STORES in changed:
             self.query_one(StoresTable).update_stores(view.store_rows())
+        if changed:
+            self._show_trends()
         if CITY in changed:
-            spark = self.query_one(OrdersSparkline)
-            series = view.orders_per_minute()
-            if tuple(series) != spark.series:
-                spark.set_series(series)
-            spark.border_title = f"Orders / min · last {len(series)} min"
             self.query_one("#flash", Static).update(self._flash_text())
         if ALERTS in changed:
             self.query_one(CityAlertsPanel).set_alerts(view.alert_items(tz=self.ctx.tz))
+
+    def _show_trends(self) -> None:
+        trends = self.ctx.view.trends
+        percent = [None if p is None else p * 100 for p in trends.series("late_share")]
+        series = [
+            TrendSeries("Orders / min", tuple(trends.series("orders")), style="cyan"),
+            TrendSeries(
+                "Going late %", tuple(percent), fmt="{:.0f}", avg_fmt="{:.0f}", style="red"
+            ),
+            TrendSeries("Idle riders", tuple(trends.series("idle_riders")), style="green"),
+        ]
+        self.query_one(TrendsPanel).set_series(series, minutes=len(trends.minutes))
 
     def _flash_text(self) -> Text:
         sales = self.ctx.view.flash_sales()

@@ -19,8 +19,8 @@ from control_tower.widgets.models import (
 )
 from control_tower.widgets.pipeline import PipelineBoard
 from control_tower.widgets.projection import Projection, convex_hull
-from control_tower.widgets.sparkline import OrdersSparkline
 from control_tower.widgets.stores_table import StoresTable
+from control_tower.widgets.trends import TrendSeries, TrendsPanel
 
 __all__ = [
     "Alert",
@@ -31,7 +31,6 @@ __all__ = [
     "KpiBar",
     "KpiTile",
     "KpiValue",
-    "OrdersSparkline",
     "PipelineBoard",
     "PipelineOrder",
     "Projection",
@@ -39,6 +38,8 @@ __all__ = [
     "Severity",
     "StoreRow",
     "StoresTable",
+    "TrendSeries",
+    "TrendsPanel",
     "convex_hull",
     "render_map",
 ]

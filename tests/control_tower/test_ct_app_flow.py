@@ -29,8 +29,8 @@ from control_tower.screens.store import StoreScreen
 from control_tower.widgets.city_map import CityMap
 from control_tower.widgets.kpi import KpiBar
 from control_tower.widgets.pipeline import PipelineBoard
-from control_tower.widgets.sparkline import OrdersSparkline
 from control_tower.widgets.stores_table import StoresTable
+from control_tower.widgets.trends import TrendsPanel
 from qc_tui.banner import ConnectionBanner
 from qc_tui.dialogs import ChoiceScreen, ConfirmScreen
 from shared.client import ApiError
@@ -123,8 +123,9 @@ async def test_log_in_and_watch_the_city_update_in_place(feed: FakeFeedServer) -
         bar = screen.query_one(KpiBar)
         assert bar.tile("late").value == 4 and bar.tile("idle").value == 10
         assert plain(bar.tile("p90").render()) == "13.0 min\n"
-        spark = screen.query_one(OrdersSparkline)
-        assert len(spark.series) == 30 and spark.border_title == "Orders / min · last 30 min"
+        trends = screen.query_one(TrendsPanel)
+        assert len(trends.series[0].points) == 30
+        assert trends.border_title == "Trends · last 30 min · per minute"
         assert "SKU00042 active waiting 120" in plain(screen.query_one("#flash", Static).content)
         panel = screen.query_one(CityAlertsPanel)
         assert panel.alerts[0].alert_id[:8] == "f1000001"  # critical first

@@ -180,7 +180,7 @@ def test_kpis() -> None:
     view = fresh()
     readings = {k.key: k for k in view.kpis()}
     assert readings["orders"].value == view.city.orders_last_minute  # type: ignore[union-attr]
-    series = view.orders_per_minute()
+    series = view.city.orders_per_minute  # type: ignore[union-attr]
     assert readings["orders"].delta == series[-1] - series[-2]
     assert readings["late"].value == 4  # 3 + 1 predicted breaches
     assert readings["idle"].value == 10
