@@ -21,3 +21,10 @@ def age(seconds: float) -> str:
     """How long ago: ``3 s``, ``2 min``."""
     seconds = max(0.0, seconds)
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
+def masked_phone(phone: str | None) -> str:
+    """A customer's number with all but its last 4 digits hidden (``c`` on the drop shows it)."""
+    if not phone:
+        return "no number"
+    return "•••" + phone[-4:]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rider_app.formats import masked_phone
 from shared.geo import LatLng, bearing_deg, haversine_m
 from shared.schemas.delivery import TripPublic, TripStopPublic
 
@@ -128,6 +129,10 @@ def stops_in_order(trip: TripPublic, here: LatLng | None) -> list[Stop]:
     for stop in open_stops(trip):
         drop = LatLng(stop.lat, stop.lng)
         label = stop.address or f"{stop.lat:.5f}, {stop.lng:.5f}"
+        if stop.customer_phone:  # before the notes, which the list may cut short
+            label += f" · ☎ {masked_phone(stop.customer_phone)}"
+        if stop.instructions:
+            label += f" · {stop.instructions}"
         way = heading(cursor, drop) if cursor is not None else None
         found.append(Stop(str(stop.seq), label, drop, route.drops[str(stop.order_id)], way))
         cursor = drop

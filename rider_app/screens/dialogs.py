@@ -3,6 +3,12 @@ Each has one focused control: Enter confirms, Escape backs out."""
 
 from __future__ import annotations
 
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Digits, Static
+
 from qc_tui.dialogs import ChoiceScreen, TextEntryScreen
 
 FAIL_REASONS = (
@@ -64,3 +70,19 @@ class ReleaseReasonScreen(ReasonScreen):
     QUESTION = "Give the trip back — why?"
     REASONS = RELEASE_REASONS
     DIALOG_ID = "release-dialog"
+
+
+class CallScreen(ModalScreen[None]):
+    """The customer's number, large, to dial on the rider's own phone (a terminal cannot)."""
+
+    BINDINGS = [Binding("escape,c,enter", "dismiss", "Close")]
+
+    def __init__(self, phone: str) -> None:
+        super().__init__()
+        self.phone = phone
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="call-dialog"):
+            yield Static("Call the customer", classes="dialog-title")
+            yield Digits(self.phone, id="call-number")
+            yield Static("Esc: close")

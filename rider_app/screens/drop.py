@@ -13,20 +13,26 @@ from qc_tui.banner import ConnectionBanner
 from qc_tui.clock import mmss
 from qc_tui.feedback import ResultPanel
 from rider_app.context import RiderContext
-from rider_app.formats import distance
+from rider_app.formats import distance, masked_phone
 from rider_app.messages import PollAsked, TripAnswered, TripUpdated
 from rider_app.route import plan
-from rider_app.screens.dialogs import FailReasonScreen
+from rider_app.screens.dialogs import CallScreen, FailReasonScreen
 from rider_app.widgets.gps_status import GpsStatus
 from shared.client import ApiError
 from shared.schemas.delivery import TripPublic, TripStopPublic
 
 
+class OtpInput(Input):
+    """The OTP field: it takes digits only, so letters stay the screen's keys (f, c)."""
+
+    def check_consume_key(self, key: str, character: str | None) -> bool:
+        return character is not None and character.isdigit()
+
+
 class DropScreen(Screen[None]):
-    # printable keys go to the focused OTP field, so "failed" is Ctrl+F while it has the
-    # focus (and plain F once the field is locked)
     BINDINGS = [
         Binding("ctrl+f,f", "fail", "Failed delivery", priority=True),
+        Binding("c", "call", "Call the customer", priority=True),
         Binding("escape", "back", "Back to the trip", priority=True),
     ]
 
@@ -50,12 +56,20 @@ class DropScreen(Screen[None]):
         )
         yield ConnectionBanner()
         yield Static(stop.address or f"{stop.lat:.5f}, {stop.lng:.5f}", id="drop-address")
+        yield Static(self._notes(), id="drop-notes")
         yield Static(id="drop-info")
         yield Label("Customer's OTP (4 digits)")
-        yield Input(id="otp", placeholder="____", type="integer", max_length=4)
+        yield OtpInput(id="otp", placeholder="____", type="integer", max_length=4)
         yield ResultPanel("Ask the customer for the code in their app", id="drop-result")
         yield GpsStatus(self.ctx, id="gps")
         yield Footer()
+
+    def _notes(self) -> str:
+        stop = self.stop
+        notes = [f"Landmark: {stop.landmark}"] if stop.landmark else []
+        notes.append(f"Notes: {stop.instructions or '—'}")
+        notes.append(f"Customer: {masked_phone(stop.customer_phone)} (c: call)")
+        return "\n".join(notes)
 
     def on_mount(self) -> None:
         self._info()
@@ -67,6 +81,7 @@ class DropScreen(Screen[None]):
         fresh = next((s for s in message.trip.stops if str(s.order_id) == self.order_id), None)
         if fresh is not None:
             self.stop = fresh
+            self.query_one("#drop-notes", Static).update(self._notes())
         self._info()
 
     def _info(self) -> None:
@@ -153,6 +168,12 @@ class DropScreen(Screen[None]):
         else:
             self.result(f"Not delivered: {describe(exc)}", "error")
             otp.focus()
+
+    def action_call(self) -> None:
+        if self.stop.customer_phone:
+            self.app.push_screen(CallScreen(self.stop.customer_phone))
+        else:
+            self.result("No number for this customer (or the drop is closed)", "error")
 
     def action_fail(self) -> None:
         if not self.sending and not self.delivered:

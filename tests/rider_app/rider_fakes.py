@@ -74,6 +74,8 @@ def offered_trip() -> TripPublic:
                 sla_deadline=NOW + timedelta(seconds=left),
                 order_status="PACKED",
                 eta_at=NOW + timedelta(minutes=4 * seq + 3),
+                instructions="3rd floor, ring twice" if seq == 1 else None,
+                customer_phone=f"+9198765432{seq:02d}",
             )
             for seq, (oid, address, lat, lng, left) in enumerate(drops, start=1)
         ],

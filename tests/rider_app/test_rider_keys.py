@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, cast
 
-from textual.widgets import Input, OptionList, Static
+from textual.widgets import Digits, Input, OptionList, Static
 
 from rider_app.app import RiderApp
 from rider_app.gps.fix import Fix
-from rider_app.screens.dialogs import FailReasonScreen, TypeLabelScreen
+from rider_app.screens.dialogs import CallScreen, FailReasonScreen, TypeLabelScreen
 from rider_app.screens.drop import DropScreen
 from rider_app.screens.login import LoginScreen
 from rider_app.screens.pickup import PickupScreen
@@ -164,3 +164,22 @@ async def test_every_screen_says_how_to_quit(tmp_path: Path) -> None:
         app.poll_trip()
         await wait_for(pilot, lambda: isinstance(app.screen, TripScreen), what="trip")
         assert footer_keys(app)["ctrl+q"] == "Quit"
+
+
+async def test_the_drop_shows_the_customers_notes_and_c_shows_the_number(tmp_path: Path) -> None:
+    api, keys = FakeRiderApi(), SteppedClock()
+    api.trip = offered_trip().model_copy(update={"status": "OUT"})
+    app = fake_app(api, tmp_path, keys)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, TripScreen), what="trip")
+        await pilot.press("o")
+        await wait_for(pilot, lambda: isinstance(app.screen, DropScreen), what="drop")
+        notes = str(app.screen.query_one("#drop-notes", Static).render())
+        assert "3rd floor, ring twice" in notes
+        assert "+919876543201" not in notes and "3201" in notes  # masked until asked
+        await pilot.press("c")  # the OTP field has the focus: c still calls
+        await wait_for(pilot, lambda: isinstance(app.screen, CallScreen), what="call")
+        assert app.screen.query_one(Digits).value == "+919876543201"
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, DropScreen), what="back")
+        assert app.screen.query_one(Input).value == ""
