@@ -148,6 +148,22 @@ async def test_checkout_confirms_at_once_when_the_payment_succeeds(
     assert [o["order_id"] for o in listed] == [r.json()["order_id"]]
 
 
+async def test_the_delivery_instructions_are_kept_with_the_orders_address(
+    city, client, customer
+) -> None:
+    cart_id = await _cart_with(client, customer, {_in_stock(city.database_url, 1)[0]: 1})
+    body = {**ADDRESS, "address": {**ADDRESS["address"], "instructions": "x" * 201}}
+    assert (await _checkout(client, customer, cart_id, body=body)).status_code == 422
+    body["address"]["instructions"] = "3rd floor, ring twice"
+    r = await _checkout(client, customer, cart_id, body=body)
+    assert r.status_code == 201, r.text
+    with psycopg.connect(city.database_url) as conn:
+        [(address,)] = conn.execute(
+            "SELECT delivery_address FROM orders WHERE order_id = %s", (r.json()["order_id"],)
+        ).fetchall()
+    assert address["instructions"] == "3rd floor, ring twice"
+
+
 async def test_a_replayed_idempotency_key_returns_the_same_order(city, client, customer) -> None:
     sku = _in_stock(city.database_url, 1)[0]
     cart_id = await _cart_with(client, customer, {sku: 1})
