@@ -5,6 +5,7 @@ their URLs down, and the old ``"embedded_db": false`` read as if none were embed
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
 from server.app import create_app
 from tests.conftest import settings_for
@@ -36,7 +37,7 @@ async def test_server_ready_names_the_servers_it_uses(clean, clock) -> None:
     assert not hasattr(ready, "embedded_db")
     assert ready.database.startswith("postgresql://")  # type: ignore[attr-defined]
     assert ready.redis.startswith("redis")  # type: ignore[attr-defined]
-    password = settings.redis_url.split("@")[0].rsplit(":", 1)[-1]
+    password = urlsplit(settings.redis_url).password
     assert not password or password not in ready.redis  # type: ignore[attr-defined]
 
 

@@ -149,8 +149,10 @@ async def test_the_start_shuffle_is_a_uniform_permutation(clean) -> None:
 async def test_a_join_costs_the_same_commands_in_an_empty_room_and_in_a_crowd(clean) -> None:
     """Joining the waiting room is O(log n) (one ZADD) and a constant number of commands:
     the 20,001st join runs exactly the commands the 2nd did."""
-    if is_cluster_url(clean.redis_url):
-        pytest.skip("commandstats are per node on a cluster: counted on a single node")
+    if is_cluster_url(clean.redis_url) or not clean.embedded:
+        # commandstats are per node on a cluster, and server-wide on a shared server (the
+        # other test workers' commands count too): counted on the suite's own Valkey
+        pytest.skip("counted on the suite's own single-node Valkey")
     redis = create_redis(clean.redis_url)
     sale = "crowd-test"
 
