@@ -227,12 +227,12 @@ async def apply_pending(
 
 async def write_cities(db: AsyncEngine, redis: aioredis.Redis, city_ids: list[str]) -> int:
     """The writer's run: apply every city whose stream has entries."""
-    lengths = await streams.lengths(redis, [keys.rider_locations(c) for c in city_ids])
-    total = 0
-    for city_id, length in zip(city_ids, lengths, strict=True):
-        if length:
-            total += await _drain(db, redis, city_id)
-    return total
+    return await streams.drain_waiting(
+        redis,
+        city_ids,
+        stream_of=keys.rider_locations,
+        drain_one=lambda city_id: _drain(db, redis, city_id),
+    )
 
 
 async def _drain(db: AsyncEngine, redis: aioredis.Redis, city_id: str) -> int:

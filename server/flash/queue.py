@@ -18,6 +18,7 @@ Expiry is never a TTL: slot expiries are scores read against the server clock.
 
 from __future__ import annotations
 
+import functools
 import secrets
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -70,16 +71,14 @@ async def join(
 ) -> Joined:
     """Join the line, or the waiting room before ``starts``; a join after the start runs
     the shuffle first if nobody has yet."""
-    answer = await _join(
-        client, sale_id=sale_id, store_id=store_id, customer=customer, max_slots=max_slots,
-        now=now, starts=starts,
+    attempt = functools.partial(
+        _join, client, sale_id=sale_id, store_id=store_id, customer=customer,
+        max_slots=max_slots, now=now, starts=starts,
     )  # fmt: skip
+    answer = await attempt()
     if answer[0] == "START_DUE":
         await start(client, sale_id=sale_id, store_id=store_id)
-        answer = await _join(
-            client, sale_id=sale_id, store_id=store_id, customer=customer, max_slots=max_slots,
-            now=now, starts=starts,
-        )  # fmt: skip
+        answer = await attempt()
     status = answer[0]
     if status == "NOT_READY":
         raise QueueNotReady(f"the line of {sale_id} at {store_id} is being loaded")

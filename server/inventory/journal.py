@@ -339,9 +339,9 @@ async def drain(db: AsyncEngine, redis: aioredis.Redis, store_id: str) -> int:
 
 async def write_stores(db: AsyncEngine, redis: aioredis.Redis, store_ids: list[str]) -> int:
     """The writer's run: apply every store whose journal has entries."""
-    lengths = await streams.lengths(redis, [keys.inventory_journal(s) for s in store_ids])
-    total = 0
-    for store_id, length in zip(store_ids, lengths, strict=True):
-        if length:
-            total += await drain(db, redis, store_id)
-    return total
+    return await streams.drain_waiting(
+        redis,
+        store_ids,
+        stream_of=keys.inventory_journal,
+        drain_one=lambda store_id: drain(db, redis, store_id),
+    )

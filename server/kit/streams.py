@@ -126,6 +126,22 @@ async def lengths(redis: aioredis.Redis, streams: list[str]) -> list[int]:
     return [int(n) for n in await pipe.execute()]
 
 
+async def drain_waiting(
+    redis: aioredis.Redis,
+    shards: list[str],
+    *,
+    stream_of: Callable[[str], str],
+    drain_one: Callable[[str], Awaitable[int]],
+) -> int:
+    """The writer's run: drain every shard whose stream holds entries (one length read)."""
+    waiting = await lengths(redis, [stream_of(shard) for shard in shards])
+    total = 0
+    for shard, length in zip(shards, waiting, strict=True):
+        if length:
+            total += await drain_one(shard)
+    return total
+
+
 async def drain(
     db: AsyncEngine, apply: Callable[[AsyncSession], Awaitable[int]], *, batch: int
 ) -> int:
