@@ -13,7 +13,6 @@ import socket
 import uuid
 
 import httpx
-import psycopg
 import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
@@ -22,13 +21,9 @@ from server.kit import keys
 from server.kit.fanout import Fanout
 from server.kit.redis import publish
 from server.kit.sockets import CLOSE_TRY_AGAIN
-from server.seed.generate import DEMO_SECRETS
-from shared.enums import Role
 from tests.conftest import LiveServer, Services
 from tests.helpers import login
-
-STORE = "BLR-KOR"
-ADDRESS = {"address": {"line1": "4th Cross, 5th Block", "lat": 12.9352, "lng": 77.6245}}
+from tests.picker_app.picker_live import CUSTOMER, in_stock_skus, place_order
 
 
 async def test_a_listener_that_falls_behind_is_cut_off_and_the_others_keep_everything(
@@ -60,27 +55,9 @@ async def test_a_listener_that_falls_behind_is_cut_off_and_the_others_keep_every
 async def test_a_tracking_socket_that_stops_reading_is_closed_with_try_again(
     city: Services, live_server: LiveServer, stack
 ) -> None:
+    order_id = await place_order(live_server.url, {in_stock_skus(city.database_url, 1)[0]: 1})
     async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as client:
-        headers = await login(client, "customer.001", DEMO_SECRETS[Role.CUSTOMER])
-        with psycopg.connect(city.database_url) as conn:
-            row = conn.execute(
-                "SELECT sku_id FROM store_inventory WHERE store_id = %s AND available_qty >= 1 "
-                "ORDER BY sku_id LIMIT 1",
-                (STORE,),
-            ).fetchone()
-        assert row is not None
-        cart = (await client.post("/v1/carts", json={"store_id": STORE}, headers=headers)).json()
-        r = await client.put(
-            f"/v1/carts/{cart['cart_id']}/lines/{row[0]}", json={"quantity": 1}, headers=headers
-        )
-        assert r.status_code == 200, r.text
-        r = await client.post(
-            f"/v1/carts/{cart['cart_id']}/checkout",
-            json=ADDRESS,
-            headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
-        )
-        assert r.status_code == 201, r.text
-    order_id = r.json()["order_id"]
+        headers = await login(client, *CUSTOMER)
     url = (
         live_server.url.replace("http", "ws", 1)
         + f"/ws/orders/{order_id}?token={headers['Authorization'][7:]}"
