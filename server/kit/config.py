@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     # payments: the simulated provider (a real one plugs in behind the same interface)
     payment_latency_s: float = 0.02
     payment_failure_rate: float = 0.0
+    # seeds the simulated provider's draws: the same declines in the same order of charges
+    payment_seed: int | None = None
     payment_timeout_s: float = 5.0
     payment_bulkhead: int = 64
     payment_webhook_secret: SecretStr | None = None

@@ -14,6 +14,7 @@ def payment_gateway(settings: Settings, redis: aioredis.Redis) -> PaymentGateway
     provider = SimulatedProvider(
         latency_s=settings.payment_latency_s,
         failure_rate=settings.payment_failure_rate,
+        seed=settings.payment_seed,
         webhook_secret=webhook_secret_value(settings),
     )
     breaker = CircuitBreaker(
