@@ -440,6 +440,9 @@ def bench_dispatch(
     orders: Annotated[int, typer.Option(min=1)] = 500,
     riders: Annotated[int, typer.Option(min=1)] = 2000,
     fixes: Annotated[int, typer.Option(min=10)] = 3000,
+    processes: Annotated[
+        int, typer.Option(min=1, help="ingest processes, as API workers (and once from one)")
+    ] = 2,
     json_out: Annotated[str | None, typer.Option("--json")] = None,
 ) -> None:
     """Assignment latency (orders x riders) and location ingest fixes/s with fan-out."""
@@ -447,9 +450,8 @@ def bench_dispatch(
 
     from qc.bench.dispatch import run
 
-    _write_json(
-        json_out, asyncio.run(run(get_settings(), orders=orders, riders=riders, fixes=fixes))
-    )
+    figures = run(get_settings(), orders=orders, riders=riders, fixes=fixes, processes=processes)
+    _write_json(json_out, asyncio.run(figures))
 
 
 @bench_app.command("flash")

@@ -8,7 +8,9 @@
    sampled history stream in one script that also hands back the rider's tracking
    context, so no PostgreSQL statement once it is warm: each rider's first fix reads it;
    fan-out with live ETAs to the tracking channel of every order on the rider's trip)
-   with every rider on a trip, so the fan-out is running. Same-run references: the
+   with every rider on a trip, so the fan-out is running; from one process, then from
+   ``processes`` at once (as the API's workers take fixes: ``qc.bench.ingest``; each run
+   also says how much Python CPU a fix cost). Same-run references: the
    Redis script alone (the ceiling of this design), and one PostgreSQL write per fix (the
    rider row updated in its own transaction: the floor the old path sat below). Then the
    history writer: the stream the run left, written to ``rider_locations`` in batches.
@@ -16,6 +18,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import statistics
 import time
@@ -29,18 +32,18 @@ from scipy.optimize import linear_sum_assignment
 from sqlalchemy import text
 
 from qc.bench.harness import Result, conditions, measure, print_table
+from qc.bench.ingest import ingest
 from qc.bench.stack import bench_stack, one_row
-from server.delivery import locations, planning, tracking
-from server.delivery.riders import take_fixes
+from server.delivery import locations, planning
 from server.kit import keys
 from server.kit.clock import Clock
 from server.kit.config import Settings
-from server.kit.db import transaction
 from shared.geo import LatLng, destination
 from shared.schemas.delivery import GpsFix
 
 KOR = LatLng(12.9352, 77.6245)
 DENSE = "same, Hungarian on the full matrix (reference)"
+SCRIPT_ALONE = "reference: the fix script alone (Redis only), 1 process"
 
 
 def _timed(fn: Callable[[], object], repeats: int) -> Result:
@@ -135,6 +138,7 @@ async def run(
     fixes: int = 3000,
     concurrency: int = 16,
     tracked_riders: int = 50,
+    processes: int = 2,
 ) -> dict:
     pure = matching_figures(orders, riders, repeats)
     async with bench_stack(
@@ -174,30 +178,24 @@ async def run(
                         "'PENDING', 0, false)",
                         (trip, order, seq),
                     )
-        clock = Clock()
-        start = clock.now()
+        start = Clock().now()
         rng = random.Random(5)
-
-        async def one_fix(i: int) -> None:
-            rider_id = ids[i % len(ids)]
-            at = start + timedelta(seconds=5 * (i // len(ids) + 1))
-            spot = destination(KOR, rng.uniform(0, 360), rng.uniform(100, 2000))
-            async with transaction(stack.sessions) as session:  # as the rider socket does
-                await take_fixes(
-                    session,
-                    stack.redis,
-                    rider_id=rider_id,
-                    city_id=await tracking.city_of(session, rider_id),
-                    fixes=[GpsFix(lat=spot.lat, lng=spot.lng, at=at, speed_mps=6.0)],
-                    now=at,
+        runs = []
+        for n, offset_h in ((1, 0), (processes, 1)):  # later fixes: none is a duplicate
+            runs.append(
+                await asyncio.to_thread(
+                    ingest,
+                    f"location ingest, fan-out to 2 orders ({tracked_riders} riders), "
+                    f"{n} process{'es' if n > 1 else ''}",
+                    database_url=stack.database_url,
+                    redis_url=stack.redis_url,
+                    riders=ids,
+                    fixes=fixes,
+                    concurrency=concurrency,
+                    processes=n,
+                    start=start + timedelta(hours=offset_h),
                 )
-
-        ingest = await measure(
-            f"location ingest, fan-out to 2 orders ({tracked_riders} riders)",
-            one_fix,
-            total=fixes,
-            concurrency=concurrency,
-        )
+            )
         stream = keys.rider_locations("BLR")
         sampled = int(await stack.redis.xlen(stream))
         began = time.perf_counter()
@@ -210,7 +208,7 @@ async def run(
             0.0,
             0.0,
         )
-        later = start + timedelta(hours=1)  # past every fix above: none is a duplicate
+        later = start + timedelta(hours=2)  # past every fix above: none is a duplicate
 
         async def script_only(i: int) -> None:
             at = later + timedelta(seconds=5 * (i // len(ids) + 1))
@@ -231,7 +229,7 @@ async def run(
 
         references = [
             await measure(
-                "reference: the fix script alone (Redis only)",
+                SCRIPT_ALONE,
                 script_only,
                 total=fixes,
                 concurrency=concurrency,
@@ -250,14 +248,20 @@ async def run(
             repeats=repeats,
             fixes=fixes,
             concurrency=concurrency,
+            processes=processes,
             services="embedded" if stack.embedded else "external",
         )
     print_table("qc bench dispatch: assignment (latency per run)", pure, DENSE, cond)
-    print_table("qc bench dispatch: location ingest", [ingest, *references, writer], None, cond)
+    results = [r for r, _ in runs]
+    print_table(
+        "qc bench dispatch: location ingest", [*results, *references, writer], SCRIPT_ALONE, cond
+    )
+    for result, cpu_us in runs:
+        print(f"{result.name}: {cpu_us:,.0f} µs of Python CPU per fix (all its processes)")
     return {
         "conditions": cond,
         "assignment": [r.as_dict() for r in pure],
-        "ingest": ingest.as_dict(),
+        "ingest": [r.as_dict() | {"cpu_us_per_fix": round(cpu, 1)} for r, cpu in runs],
         "ingest_references": [r.as_dict() for r in references],
         "history_writer": writer.as_dict(),
     }

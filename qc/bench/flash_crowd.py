@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import websockets
 
-from qc.bench.harness import _percentile
+from qc.bench.harness import percentile
 
 # httpcore asks for ``sniffio`` on every request; it is not installed here, so each ask is
 # a failed import that searches sys.path (a third of the client's CPU at 20,000 users).
@@ -54,7 +54,7 @@ def _ms(seconds: float) -> float:
 
 
 def pct(values: list[float], q: float) -> float:
-    return round(_percentile(sorted(values), q), 1)
+    return round(percentile(sorted(values), q), 1)
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -31,7 +31,7 @@ class Result:
         return asdict(self) | {"per_second": round(self.per_second, 1)}
 
 
-def _percentile(sorted_values: list[float], q: float) -> float:
+def percentile(sorted_values: list[float], q: float) -> float:
     if not sorted_values:
         return 0.0
     index = min(len(sorted_values) - 1, round(q * (len(sorted_values) - 1)))
@@ -70,8 +70,8 @@ async def measure(
         total,
         errors,
         elapsed,
-        _percentile(latencies, 0.5) * 1000,
-        _percentile(latencies, 0.99) * 1000,
+        percentile(latencies, 0.5) * 1000,
+        percentile(latencies, 0.99) * 1000,
     )
 
 

@@ -10,11 +10,11 @@ replica's sockets see it.
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -224,7 +224,7 @@ async def _after_move(
     for (order_id, stop_status, _), elapsed in zip(stops, etas, strict=True):
         publish.spublish(  # sharded: only the channel's shard carries it
             keys.order_channel(str(order_id)),
-            json.dumps(
+            orjson.dumps(
                 {
                     "topic": "rider.location",
                     "payload": {

@@ -58,7 +58,11 @@ async def test_dispatch_benchmark_reports_matching_and_ingest(settings, clean) -
         "match 20 orders of 12 stores x 50 riders",
         "batch 20 orders of one store",
     ]
-    assert figures["ingest"]["ops"] == 40 and figures["ingest"]["errors"] == 0
+    # the ingest from one process, then from two at once (as two API workers)
+    one, two = figures["ingest"]
+    assert one["name"].endswith("1 process") and two["name"].endswith("2 processes")
+    for run in (one, two):
+        assert run["ops"] == 40 and run["errors"] == 0 and run["cpu_us_per_fix"] > 0
 
 
 @pytest.mark.slow
