@@ -32,16 +32,15 @@ from scipy.optimize import linear_sum_assignment
 from sqlalchemy import text
 
 from qc.bench.harness import Result, conditions, measure, print_table
-from qc.bench.ingest import ingest
+from qc.bench.ingest import DROP, KOR, ingest
 from qc.bench.stack import bench_stack, one_row
 from server.delivery import locations, planning
 from server.kit import keys
 from server.kit.clock import Clock
 from server.kit.config import Settings
-from shared.geo import LatLng, destination
+from shared.geo import destination
 from shared.schemas.delivery import GpsFix
 
-KOR = LatLng(12.9352, 77.6245)
 DENSE = "same, Hungarian on the full matrix (reference)"
 SCRIPT_ALONE = "reference: the fix script alone (Redis only), 1 process"
 
@@ -169,8 +168,8 @@ async def run(
                         "currency, subtotal_paise, delivery_fee_paise, handling_fee_paise, "
                         "discount_paise, total_amount_paise, delivery_lat, delivery_lng, "
                         "rider_id) VALUES ('BLR-KOR', %s, %s, 'BLR', 'OUT_FOR_DELIVERY', "
-                        "'INR', 0, 0, 0, 0, 0, 12.95, 77.63, %s)",
-                        (order, user, rider_id),
+                        "'INR', 0, 0, 0, 0, 0, %s, %s, %s)",
+                        (order, user, DROP.lat, DROP.lng, rider_id),
                     )
                     conn.execute(
                         "INSERT INTO trip_stops (store_id, trip_id, order_id, seq, "
