@@ -62,35 +62,49 @@ class Fanout:
                 entry = self._channels[channel] = _Channel()
                 if self._pubsub is None:
                     self._pubsub = self._client.pubsub()
-                await self._pubsub.ssubscribe(channel)
+                entry.inboxes.add(inbox)  # before the first await: _leave always finds it
+                try:
+                    await self._pubsub.ssubscribe(channel)
+                except BaseException:
+                    await self._leave_locked(channel, entry, inbox)
+                    raise
                 if self._reader is None or self._reader.done():
                     self._reader = asyncio.create_task(self._read(), name="fanout-reader")
-            entry.inboxes.add(inbox)
-        try:
-            async with asyncio.timeout(CONFIRM_TIMEOUT_S):
-                await entry.confirmed.wait()
-        except TimeoutError:
-            log.warning(
-                "no subscribe confirmation for %s within %.0f s", channel, CONFIRM_TIMEOUT_S
-            )
-        try:
+            else:
+                entry.inboxes.add(inbox)
+        try:  # a listener cancelled while waiting for the confirmation leaves too
+            try:
+                async with asyncio.timeout(CONFIRM_TIMEOUT_S):
+                    await entry.confirmed.wait()
+            except TimeoutError:
+                log.warning(
+                    "no subscribe confirmation for %s within %.0f s", channel, CONFIRM_TIMEOUT_S
+                )
             yield _drain(inbox)
         finally:
-            await self._leave(channel, entry, inbox)
+            entry.inboxes.discard(inbox)  # at once: a second cancellation may hit the lock
+            async with self._lock:
+                await self._leave_locked(channel, entry, inbox)
 
-    async def _leave(self, channel: str, entry: _Channel, inbox: asyncio.Queue[object]) -> None:
-        async with self._lock:
-            entry.inboxes.discard(inbox)
-            if entry.inboxes or self._channels.get(channel) is not entry:
-                return
-            del self._channels[channel]
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(2):
-                    await self._pubsub.sunsubscribe(channel)
+    async def _leave_locked(
+        self, channel: str, entry: _Channel, inbox: asyncio.Queue[object]
+    ) -> None:
+        """Drop a listener (the lock held); the channel's last one unsubscribes it."""
+        entry.inboxes.discard(inbox)
+        if entry.inboxes or self._channels.get(channel) is not entry:
+            return
+        del self._channels[channel]
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2):
+                await self._pubsub.sunsubscribe(channel)
 
     async def _read(self) -> None:
         """The process's one reader: each message to every inbox of its channel."""
+        reader = asyncio.current_task()
         while True:
+            if reader is not None and reader.cancelling():
+                # the client can swallow a cancellation inside its read: stop anyway
+                raise asyncio.CancelledError
             try:
                 message = await self._next()
             except asyncio.CancelledError:

@@ -11,6 +11,9 @@ import asyncio
 import json
 import socket
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -18,6 +21,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed
 
 from server.kit import keys
+from server.kit import redis as qredis
 from server.kit.fanout import Fanout
 from server.kit.redis import publish
 from server.kit.sockets import CLOSE_TRY_AGAIN
@@ -50,6 +54,83 @@ async def test_a_listener_that_falls_behind_is_cut_off_and_the_others_keep_every
     finally:
         await fanout.aclose()
     assert fanout.channels == 0
+
+
+class _Relay:
+    """A TCP relay to Redis whose client-to-server direction can be held: what the client
+    sends meanwhile waits in the socket buffers, so Redis confirms nothing until released."""
+
+    def __init__(self) -> None:
+        self.open = asyncio.Event()
+        self.open.set()
+
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, gated: bool
+    ) -> None:
+        try:
+            while data := await reader.read(65536):
+                if gated:
+                    await self.open.wait()
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    @asynccontextmanager
+    async def to(self, host: str, port: int) -> AsyncIterator[int]:
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            up_reader, up_writer = await asyncio.open_connection(host, port)
+            for pipe in (self._pipe(reader, up_writer, True), self._pipe(up_reader, writer, False)):
+                task = asyncio.create_task(pipe)
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+
+        server = await asyncio.start_server(client, "127.0.0.1", 0)
+        try:
+            yield server.sockets[0].getsockname()[1]
+        finally:
+            server.close()
+            for task in list(tasks):
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_a_listener_cancelled_before_redis_confirms_leaves_nothing_behind(stack) -> None:
+    """A socket closed while its subscription waits for Redis's confirmation must not stay
+    registered: its inbox would be filled (and kept) for as long as the process runs."""
+    url = urlsplit(stack.redis_url)
+    relay = _Relay()
+    async with relay.to(url.hostname or "127.0.0.1", url.port or 6379) as port:
+        netloc = url.netloc.replace(f"{url.hostname}:{url.port}", f"127.0.0.1:{port}")
+        client = qredis.create_redis(urlunsplit(url._replace(netloc=netloc)))
+        fanout = Fanout(client)
+        try:
+            async with fanout.subscribe(keys.order_channel(str(uuid.uuid4()))):
+                pass  # connected and confirmed once: the pub/sub connection is up
+            relay.open.clear()  # from here Redis hears nothing until released
+            entered = asyncio.Event()
+
+            async def listen() -> None:
+                async with fanout.subscribe(keys.order_channel(str(uuid.uuid4()))):
+                    entered.set()
+
+            listener = asyncio.create_task(listen())
+            async with asyncio.timeout(10):
+                while fanout.listeners == 0:  # registered, waiting for the confirmation
+                    await asyncio.sleep(0.01)
+            assert not entered.is_set()
+            listener.cancel()
+            relay.open.set()
+            with pytest.raises(asyncio.CancelledError):
+                await listener
+            assert (fanout.listeners, fanout.channels) == (0, 0)
+        finally:
+            await fanout.aclose()
+            await client.aclose()
 
 
 async def test_a_tracking_socket_that_stops_reading_is_closed_with_try_again(
