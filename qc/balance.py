@@ -1,8 +1,9 @@
 """Several ``qc`` API replicas behind a real HAProxy (issue 20 point 2).
 
-``balanced(env, replicas=N)`` starts N single-process uvicorn replicas of
-``server.app:create_app`` on free loopback ports, all on the same PostgreSQL and Redis
-(``env`` names them), and HAProxy (Debian's ``/usr/sbin/haproxy``) in front: round robin,
+``balanced(env, replicas=N)`` starts N single-worker replicas of the API under the server
+``qc serve`` runs (``qc.serving``: granian, or ``server="uvicorn"``) on free loopback
+ports, all on the same PostgreSQL and Redis (``env`` names them), and HAProxy (Debian's
+``/usr/sbin/haproxy``) in front: round robin,
 health checks on ``/healthz`` every second (a replica is out after three failures,
 back after one success), a connection refused is retried on another replica (nothing was sent,
 so it is safe), and the websockets of a replica that went down are cut so their clients
@@ -12,12 +13,12 @@ reconnect elsewhere. ``qc balance`` runs it in the foreground; the replica-kill 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -26,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+
+from qc import serving
 
 HAPROXY = "/usr/sbin/haproxy"
 CHECK_INTERVAL_MS = 1000
@@ -99,9 +102,10 @@ class Balanced:
     killed: list[str] = field(default_factory=list)
 
     def kill(self, index: int) -> Replica:
-        """SIGKILL one replica: no shutdown, no goodbye to its sockets."""
+        """SIGKILL one replica, its worker process too: no shutdown, no goodbye to its
+        sockets."""
         replica = self.replicas[index]
-        replica.process.send_signal(signal.SIGKILL)
+        _kill_group(replica.process)
         replica.process.wait(timeout=10)
         self.killed.append(replica.name)
         return replica
@@ -132,41 +136,32 @@ def _wait_healthy(
         time.sleep(0.1)
 
 
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL a process started in a session of its own and everything in it (granian's
+    worker outlives a killed main process otherwise)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
 def _stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.terminate()
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            process.kill()
+            _kill_group(process)
             process.wait()
 
 
-def _replica(env: dict[str, str], name: str, log_dir: Path) -> Replica:
+def _replica(env: dict[str, str], name: str, log_dir: Path, server: serving.Server) -> Replica:
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "server.app:create_app",
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-        "--timeout-graceful-shutdown",
-        "10",
-        # HAProxy's X-Forwarded-For names the client
-        "--proxy-headers",
-        "--forwarded-allow-ips",
-        "127.0.0.1",
-    ]
     log = (log_dir / f"{name}.log").open("wb")
     process = subprocess.Popen(
-        command, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT
+        serving.command(server, host="127.0.0.1", port=port),
+        env={**os.environ, **env},
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # a group of its own: ``kill`` takes its workers too
     )
     log.close()
     return Replica(name, port, process)
@@ -174,12 +169,18 @@ def _replica(env: dict[str, str], name: str, log_dir: Path) -> Replica:
 
 @contextmanager
 def balanced(
-    env: dict[str, str], *, replicas: int = 3, port: int | None = None, startup_s: float = 90
+    env: dict[str, str],
+    *,
+    replicas: int = 3,
+    port: int | None = None,
+    startup_s: float = 90,
+    server: serving.Server = "granian",
 ) -> Iterator[Balanced]:
     """N replicas behind HAProxy, all healthy through the balancer before it yields."""
     if not Path(HAPROXY).exists() and shutil.which("haproxy") is None:
         raise RuntimeError("haproxy is not installed (apt-get install haproxy)")
     binary = HAPROXY if Path(HAPROXY).exists() else str(shutil.which("haproxy"))
+    # HAProxy's X-Forwarded-For names the client
     env = {"QC_TRUSTED_PROXIES": "127.0.0.1", **env}
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="qc-balance-")))
@@ -191,7 +192,7 @@ def balanced(
 
         stack.callback(stop_replicas)
         for i in range(replicas):
-            replica = _replica(env, f"r{i + 1}", work)
+            replica = _replica(env, f"r{i + 1}", work, server)
             started.append(replica)
         for replica in started:  # they start in parallel; the first migrates, others wait
             log = work / f"{replica.name}.log"

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from qc import serving
 from qc.des.cli import simulate
 from qc.forecast_cli import forecast_app, replenish_app
 from qc.terminal import console, database, fail
@@ -120,7 +121,10 @@ def _prepare_stack(settings: Settings, *, seed_demo: bool) -> tuple[str, str]:
 def serve(
     host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
-    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes")] = 1,
+    workers: Annotated[int, typer.Option(min=1, help="server worker processes")] = 1,
+    server: Annotated[
+        serving.Server, typer.Option(help="granian (faster, README Benchmarks) or uvicorn")
+    ] = "granian",
     seed_demo: Annotated[
         bool, typer.Option(help="seed an empty database with the demo city and its logins")
     ] = False,
@@ -132,29 +136,12 @@ def serve(
     ] = 0,
 ) -> None:
     """Run the API on the embedded (or configured) stack."""
-    import uvicorn
-
     if redis_cluster:  # QC_REDIS_CLUSTER for this process; its workers get the cluster's URL
         os.environ["QC_REDIS_CLUSTER"] = str(redis_cluster)
         get_settings.cache_clear()
-    settings = get_settings()
-    _prepare_stack(settings, seed_demo=seed_demo)
-    console.print(f"API on http://{host}:{port}  (OpenAPI: http://{host}:{port}/docs)")
-    uvicorn.run(
-        "server.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-        access_log=False,
-        server_header=False,  # do not advertise the server software
-        # X-Forwarded-For names the client only when a trusted proxy (QC_TRUSTED_PROXIES)
-        # sent it; otherwise any client could pick its own address for the limits
-        proxy_headers=bool(settings.trusted_proxies),
-        forwarded_allow_ips=settings.trusted_proxies or None,
-        timeout_graceful_shutdown=10,
-    )
+    _prepare_stack(get_settings(), seed_demo=seed_demo)
+    console.print(f"API on http://{host}:{port}  (OpenAPI: http://{host}:{port}/docs, {server})")
+    serving.run(server, host=host, port=port, workers=workers)
 
 
 @app.command()
@@ -530,6 +517,7 @@ def bench_replicas(
 def balance(
     replicas: Annotated[int, typer.Option(min=1, help="API replicas")] = 3,
     port: Annotated[int, typer.Option(help="the balancer's port")] = 8080,
+    server: Annotated[serving.Server, typer.Option(help="the replicas' server")] = "granian",
 ) -> None:
     """N API replicas behind HAProxy (health checks on /healthz) on one stack, until Ctrl+C."""
     import contextlib
@@ -540,7 +528,7 @@ def balance(
     settings = get_settings()
     _prepare_stack(settings, seed_demo=False)
     env = {k: v for k, v in os.environ.items() if k.startswith("QC_")}
-    with balanced(env, replicas=replicas, port=port) as lb:
+    with balanced(env, replicas=replicas, port=port, server=server) as lb:
         console.print(
             f"HAProxy on {lb.url} -> "
             + ", ".join(f"{r.name} {r.url}" for r in lb.replicas)

@@ -21,6 +21,7 @@ import yaml
 from dockerfile_parse import DockerfileParser
 
 from qc.cli import app as qc_cli
+from qc.serving import GRACEFUL_S
 from server.kit.config import Settings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
@@ -107,9 +108,9 @@ def test_probes_ports_and_shutdown_of_the_api_match_the_server() -> None:
     for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "http"}, probe
     assert container["args"] == ["serve", "--host", "0.0.0.0", "--port", str(PORT)]
-    # preStop sleep, then uvicorn's graceful shutdown (10 s in `qc serve`), within the grace
+    # preStop sleep, then `qc serve`'s graceful shutdown, within the grace
     pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
-    assert pod["terminationGracePeriodSeconds"] >= pre_stop + 10 + 5
+    assert pod["terminationGracePeriodSeconds"] >= pre_stop + GRACEFUL_S + 5
     assert pod["securityContext"]["runAsNonRoot"] is True
     service = _one("Service", "qc-api")["spec"]
     assert service["ports"][0]["targetPort"] == "http"

@@ -1,14 +1,11 @@
-"""``QC_PRODUCTION``: no published API map, /metrics only with its bearer token; and `qc
-serve` trusts X-Forwarded-For from the configured proxies only."""
+"""``QC_PRODUCTION``: no published API map, /metrics only with its bearer token (`qc
+serve`'s trust of X-Forwarded-For: tests/qc/test_serve_servers.py)."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import httpx
 import pytest
 from pydantic import SecretStr
-from typer.testing import CliRunner
 
 from server.kit.config import Settings
 from server.kit.metrics import metrics_allowed
@@ -42,31 +39,6 @@ def test_metrics_rule_in_each_mode(services: Services) -> None:
     assert not metrics_allowed(settings_for(services, production=True), "Bearer x")
     guarded = settings_for(services, metrics_token=SecretStr("t"))
     assert metrics_allowed(guarded, "Bearer t") and not metrics_allowed(guarded, "Bearer u")
-
-
-@pytest.mark.parametrize(
-    ("trusted", "proxy_headers", "allow"),
-    [("", False, None), ("10.0.0.5,10.0.0.6", True, "10.0.0.5,10.0.0.6")],
-)
-def test_serve_trusts_forwarded_addresses_only_from_configured_proxies(
-    monkeypatch: pytest.MonkeyPatch, trusted: str, proxy_headers: bool, allow: str | None
-) -> None:
-    import uvicorn
-
-    from qc import cli
-
-    monkeypatch.setenv("QC_TRUSTED_PROXIES", trusted)
-    cli.get_settings.cache_clear()
-    options: dict[str, Any] = {}
-    monkeypatch.setattr(cli, "_prepare_stack", lambda settings, **_: None)
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: options.update(kwargs))
-    try:
-        result = CliRunner().invoke(cli.app, ["serve", "--port", "8124"])
-    finally:
-        cli.get_settings.cache_clear()
-    assert result.exit_code == 0, result.output
-    assert options["proxy_headers"] is proxy_headers
-    assert options["forwarded_allow_ips"] == allow
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""Malformed tokens are 401s, every answer carries the security headers, and `qc serve`
-does not advertise its server software."""
+"""Malformed tokens are 401s and every answer carries the security headers (`qc serve`
+not advertising its server software: tests/qc/test_serve_servers.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from typer.testing import CliRunner
 
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
@@ -56,16 +55,3 @@ async def test_every_answer_carries_the_security_headers(city, client: httpx.Asy
     assert login_answer.headers["cache-control"] == "no-store"
     # a route's own caching stays (the public store list is not token-bound)
     assert "no-store" not in answers[1].headers.get("cache-control", "")
-
-
-def test_qc_serve_sends_no_server_header(monkeypatch: pytest.MonkeyPatch) -> None:
-    import uvicorn
-
-    from qc import cli
-
-    options: dict[str, Any] = {}
-    monkeypatch.setattr(cli, "_prepare_stack", lambda settings, **_: None)
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: options.update(kwargs))
-    result = CliRunner().invoke(cli.app, ["serve", "--port", "8123"])
-    assert result.exit_code == 0, result.output
-    assert options["server_header"] is False

@@ -1,0 +1,115 @@
+"""How ``qc serve`` and ``qc balance`` run the API: under granian (the default: 1.4-2.0x
+uvicorn's req/s on two workers, README "Benchmarks") or uvicorn.
+
+Both servers load :func:`create_served_app`, so the client address (the per-address
+limits and the login guard read it) follows one rule whatever runs it: ``X-Forwarded-For``
+names the client only when the connection comes from a ``QC_TRUSTED_PROXIES`` address.
+Granian runs the ASGI lifespan in each worker (the background loops start there and stop
+on SIGTERM/SIGINT); it cuts open websockets at shutdown without a close frame (uvicorn
+sends 1012), and their clients reconnect as after any lost connection.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Literal
+
+from server.kit.config import get_settings
+
+Server = Literal["granian", "uvicorn"]
+TARGET = "qc.serving:create_served_app"
+# seconds a stopping process gets to finish its requests and run the lifespan's shutdown
+GRACEFUL_S = 10
+
+
+def create_served_app() -> Any:
+    """The app of ``server.app`` (settings from the environment) as :func:`served`."""
+    from server.app import create_app
+
+    settings = get_settings()
+    return served(create_app(settings), trusted_proxies=settings.trusted_proxies)
+
+
+def served(app: Any, *, trusted_proxies: str) -> Any:
+    """``app`` behind the trusted proxies' ``X-Forwarded-For`` (the rightmost address that
+    is not a trusted proxy names the client), its answers named ``server: qc``."""
+    from granian.utils.proxies import wrap_asgi_with_proxy_headers
+
+    if trusted_proxies.strip():  # else trust none: no client picks its own address
+        app = wrap_asgi_with_proxy_headers(app, trusted_hosts=trusted_proxies)
+    return _named_qc(app)
+
+
+def _named_qc(app: Any) -> Any:
+    """Answers carry ``server: qc``: granian names itself unless the app names a server
+    (it cannot leave the header out), and the server software is not to be advertised."""
+
+    async def named(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await app(scope, receive, send)
+
+        async def send_named(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", ()), (b"server", b"qc")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        return await app(scope, receive, send_named)
+
+    return named
+
+
+def command(server: Server, *, host: str, port: int, workers: int = 1) -> list[str]:
+    """The argv of a server process on ``host:port`` (a ``qc balance`` replica)."""
+    if server == "granian":
+        return [
+            *(sys.executable, "-m", "granian", TARGET, "--factory", "--interface", "asgi"),
+            *("--host", host, "--port", str(port), "--workers", str(workers)),
+            *("--log-level", "warning", "--no-access-log"),
+            *("--workers-kill-timeout", str(GRACEFUL_S)),
+        ]
+    return [
+        *(sys.executable, "-m", "uvicorn", TARGET, "--factory", "--interface", "asgi3"),
+        *("--host", host, "--port", str(port), "--workers", str(workers)),
+        *("--log-level", "warning", "--no-access-log", "--no-server-header"),
+        # the served app reads X-Forwarded-For itself (above), uvicorn must not
+        "--no-proxy-headers",
+        *("--timeout-graceful-shutdown", str(GRACEFUL_S)),
+    ]
+
+
+def run(server: Server, *, host: str, port: int, workers: int) -> None:
+    """Serve in the foreground until SIGINT or SIGTERM, then stop gracefully."""
+    if server == "granian":
+        from granian import Granian
+        from granian.constants import Interfaces
+        from granian.log import LogLevels
+
+        Granian(
+            TARGET,
+            factory=True,
+            address=host,
+            port=port,
+            interface=Interfaces.ASGI,
+            workers=workers,
+            log_level=LogLevels.warning,
+            log_access=False,
+            # a worker still busy after the grace is killed, so a stop never hangs
+            workers_kill_timeout=GRACEFUL_S,
+        ).serve()
+        return
+    import uvicorn
+
+    uvicorn.run(
+        TARGET,
+        factory=True,
+        interface="asgi3",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+        server_header=False,  # do not advertise the server software
+        proxy_headers=False,  # the served app reads X-Forwarded-For itself (above)
+        timeout_graceful_shutdown=GRACEFUL_S,
+    )
