@@ -95,29 +95,36 @@ async def rider_history(
 async def store_pace(session: AsyncSession, *, store_id: str, now: datetime) -> float | None:
     """Seconds per straight-line metre from the store to a door, the median of the store's
     recent first legs (leaving the store to arriving at the first door, the geofence's
-    arrival), within ``PACE_BAND`` of the planning pace; None until there are
-    ``PACE_MIN_SAMPLES`` of them. Serviceability promises and reaches with it."""
+    arrival), within ``PACE_BAND`` of the planning pace. Until the store has
+    ``PACE_MIN_SAMPLES`` of its own, the median of its city's recent first legs (the same
+    streets and riders: a new store, or every store after a cold start, learns from the
+    first rides anywhere in the city); None until the city has that many either.
+    Serviceability promises and reaches with it."""
 
     async def load() -> float | None:
         rows = (
             await session.execute(
                 text("""
-                SELECT extract(epoch FROM s.arrived_at - o.out_for_delivery_at),
+                SELECT t.store_id = :store,
+                       extract(epoch FROM s.arrived_at - o.out_for_delivery_at),
                        d.lat, d.lng, o.delivery_lat, o.delivery_lng
                 FROM trip_stops s JOIN trips t ON t.trip_id = s.trip_id
                 JOIN orders o ON o.store_id = t.store_id AND o.order_id = s.order_id
                 JOIN dark_stores d ON d.store_id = t.store_id
-                WHERE t.store_id = :store AND s.seq = 1 AND s.arrived_at IS NOT NULL
+                WHERE d.city_id = (SELECT city_id FROM dark_stores WHERE store_id = :store)
+                  AND s.seq = 1 AND s.arrived_at IS NOT NULL
                   AND o.out_for_delivery_at IS NOT NULL AND s.arrived_at > :since
-                ORDER BY s.arrived_at DESC LIMIT :n"""),
+                ORDER BY t.store_id = :store DESC, s.arrived_at DESC LIMIT :n"""),
                 {"store": store_id, "since": now - PACE_WINDOW, "n": PACE_SAMPLES},
             )
         ).all()
-        paces = sorted(
-            float(secs) / metres
-            for secs, lat, lng, dlat, dlng in rows
-            if (metres := haversine_m(LatLng(lat, lng), LatLng(dlat, dlng))) > 200 and secs > 0
-        )
+        own: list[float] = []
+        city: list[float] = []
+        for mine, secs, lat, lng, dlat, dlng in rows:
+            metres = haversine_m(LatLng(lat, lng), LatLng(dlat, dlng))
+            if metres > 200 and secs > 0:
+                (own if mine else city).append(float(secs) / metres)
+        paces = sorted(own if len(own) >= PACE_MIN_SAMPLES else own + city)
         if len(paces) < PACE_MIN_SAMPLES:
             return None
         planned = planning.ROAD_FACTOR / planning.BASE_SPEED_MPS

@@ -44,21 +44,30 @@ class OverPick(Conflict):
 
 
 _models: TTLCache[PickTimeModel] = TTLCache(300)
+PICK_MIN_SAMPLES = 20  # recorded picks before a model is fitted to them
 
 
 async def pick_time_model(session: AsyncSession, *, store_id: str) -> PickTimeModel:
     """The store's pick-time model, calibrated from its recorded pick durations once there
-    are enough of them (the default model until then); refreshed every 5 minutes."""
+    are enough of them; until then from its city's (the seed lays every store out alike: a
+    new store, or every store after a cold start, learns from the first picks anywhere in
+    the city); the default model while the city has too few too. Refreshed every 5
+    minutes."""
 
     async def load() -> PickTimeModel:
         rows = await session.execute(
             text("""
-            SELECT bin_steps, aisle_changes, units, duration_s FROM pick_tasks
-            WHERE store_id = :s AND status = 'PACKED' AND duration_s IS NOT NULL
-            ORDER BY packed_at DESC LIMIT 500"""),
+            SELECT t.store_id = :s, t.bin_steps, t.aisle_changes, t.units, t.duration_s
+            FROM pick_tasks t JOIN dark_stores d ON d.store_id = t.store_id
+            WHERE d.city_id = (SELECT city_id FROM dark_stores WHERE store_id = :s)
+              AND t.status = 'PACKED' AND t.duration_s IS NOT NULL
+            ORDER BY t.store_id = :s DESC, t.packed_at DESC LIMIT 500"""),
             {"s": store_id},
         )
-        return calibrate([(PickFeatures(r[0], r[1], r[2]), r[3]) for r in rows])
+        samples = [(mine, (PickFeatures(r[0], r[1], r[2]), r[3])) for mine, *r in rows]
+        own = [sample for mine, sample in samples if mine]
+        chosen = own if len(own) >= PICK_MIN_SAMPLES else [s for _, s in samples]
+        return calibrate(chosen, min_samples=PICK_MIN_SAMPLES)
 
     return await _models.get_or_load(store_id, load)
 
