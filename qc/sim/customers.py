@@ -25,6 +25,8 @@ from shared.schemas.catalog import ProductCard
 from shared.schemas.orders import DeliveryAddress
 
 CATALOGUE_TTL_S = 600.0  # how long the app keeps a category list (simulated seconds)
+HOME_SIGMA_M = 1100.0  # where customers live around a store (see Customers._home)
+HOME_MAX_M = 2900.0
 STREETS = (
     "80 Feet Road",
     "1st Main",
@@ -91,11 +93,13 @@ class Customers:
 
     # --- one shopping trip -------------------------------------------------------------
     def _home(self, rng: random.Random) -> LatLng:
-        """Somewhere inside a store's 3 km radius (uniform over the disc)."""
+        """Somewhere around a store, denser near it as a real catchment (the deterministic
+        simulation's: Rayleigh with sigma 1.1 km, within 2.9 km; p50 ~1.3 km)."""
         store = rng.choice(list(self.world.stores.values()))
-        return destination(
-            LatLng(store.lat, store.lng), rng.uniform(0, 360), 2700 * math.sqrt(rng.random())
-        )
+        while True:
+            r = HOME_SIGMA_M * math.sqrt(-2 * math.log(1 - rng.random()))
+            if r <= HOME_MAX_M:
+                return destination(LatLng(store.lat, store.lng), rng.uniform(0, 360), r)
 
     async def _cards(
         self, client: CustomerClient, store_id: str, category: str

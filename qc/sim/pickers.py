@@ -11,13 +11,14 @@ from scanners.symbology import ean13_check_digit
 from shared.client import ApiError, ConnectionLost, PickerClient
 from shared.schemas.picking import PickLinePublic, PickList
 
-# simulated seconds
-START_S = (10.0, 25.0)  # read the list, grab a basket
-STEP_S = 0.9  # per bin position along the walk
-AISLE_CHANGE_S = 8.0
-REACH_S = (2.0, 5.0)  # find the item on the shelf
-SCAN_S = (1.5, 3.5)  # per unit
-PACK_S = (20.0, 45.0)
+# simulated seconds; the physical store of the deterministic simulation (qc/des Physics):
+# a 5-line pick with its pack takes 1.5-2.5 minutes
+START_S = (10.0, 20.0)  # read the list, grab a basket
+STEP_S = 0.35  # per bin position along the walk
+AISLE_CHANGE_S = (4.0, 7.0)
+LINE_S = (7.0, 11.0)  # find the item on the shelf, scan the first unit
+EXTRA_UNIT_S = (1.5, 3.0)  # each further unit of the line
+PACK_S = (15.0, 25.0)
 UNITS_PER_BAG = 8
 
 
@@ -32,13 +33,14 @@ class Picker:
         world = self.world
         bell = world.bells[self.store_id]
         while True:
+            rung = bell.rung
             try:
                 client = await self.login.fresh(world.clock)
                 task = await client.claim()
             except ApiError as exc:
                 if exc.code != "queue_empty":
                     world.error("picker", exc)
-                await bell.wait(world.real(world.config.queue_poll_s))
+                await bell.wait(world.real(world.config.queue_poll_s), since=rung)
                 continue
             except ConnectionLost as exc:
                 world.error("picker", exc)
@@ -64,9 +66,11 @@ class Picker:
     async def _scan(
         self, client: PickerClient, task: PickList, line: PickLinePublic, n: int
     ) -> None:
+        """Scan ``n`` units of the line: the first is in hand, each further one is reached."""
         world, rng = self.world, self.rng
-        for _ in range(n):
-            await world.sleep(rng.uniform(*SCAN_S))
+        for unit in range(n):
+            if unit:
+                await world.sleep(rng.uniform(*EXTRA_UNIT_S))
             await client.scan(task.order_id, scan_id=uuid.uuid4().hex, code=line.barcode)
 
     async def _pick(self, client: PickerClient, task: PickList) -> None:
@@ -81,8 +85,10 @@ class Picker:
             if left <= 0:
                 continue
             steps = abs((line.walk_seq or position) - position)
-            walk = steps * STEP_S + (AISLE_CHANGE_S if aisle and line.aisle != aisle else 0)
-            await world.sleep(walk + rng.uniform(*REACH_S))
+            walk = steps * STEP_S
+            if aisle and line.aisle != aisle:
+                walk += rng.uniform(*AISLE_CHANGE_S)
+            await world.sleep(walk + rng.uniform(*LINE_S))
             position, aisle = line.walk_seq or position, line.aisle
             if rng.random() < config.wrong_scan_rate:
                 try:
@@ -94,7 +100,7 @@ class Picker:
                     if exc.code != "wrong_item":
                         raise
                     world.count("wrong_scans")
-                await world.sleep(rng.uniform(*SCAN_S))
+                await world.sleep(rng.uniform(*EXTRA_UNIT_S))  # put it back, take the right one
             short = rng.random() < config.short_pick_rate
             found = line.picked_qty + (rng.randint(0, left - 1) if short else left)
             await self._scan(client, task, line, found - line.picked_qty)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -25,7 +26,8 @@ T = TypeVar("T")
 
 HOME_RADIUS_M = 400.0  # an idle rider waits within this of their store
 AT_DOOR_M = 15.0
-DOOR_S = (30.0, 90.0)  # park, walk up, ring (simulated seconds)
+DOOR_S = (30.0, 60.0)  # park, walk up, hand over, OTP (simulated seconds)
+ROAD_FACTOR = (1.3, 1.5)  # road distance over the straight line, drawn per ride
 OTP_WAIT_S = 300.0  # nobody answers for this long: the drop fails
 BAG_WAIT_S = 1800.0  # the longest a rider waits at the store for bags, then gives it back
 BATCH_LIMIT = 5000
@@ -149,7 +151,7 @@ class Rider:
                 await self._call(lambda: client.trip_step(trip_id, "reject"))
                 world.count("offers_rejected")
                 return
-            await self._hold(self.rng.uniform(3, 12))  # read the offer
+            await self._hold(self.rng.uniform(3, 8))  # read the offer
             trip = await self._call(lambda: client.trip_step(trip_id, "accept"))
             world.count("offers_accepted")
         store = LatLng(trip.store_lat, trip.store_lng)
@@ -165,7 +167,7 @@ class Rider:
             shelf = world.shelves[trip.store_id]
             if not await self._wait_for_bags(trip_id, shelf, orders):
                 return  # given back: dispatch offers the orders to another rider
-            await self._hold(self.rng.uniform(10, 30))  # scan the labels
+            await self._hold(self.rng.uniform(10, 25))  # find the bags, scan the labels
             labels = shelf.labels(orders)
             trip = await self._call(lambda: client.pick_up(trip_id, bag_labels=labels))
             shelf.remove(orders)
@@ -234,15 +236,16 @@ class Rider:
 
     # --- moving ------------------------------------------------------------------------
     def _route(self, to: LatLng) -> list[LatLng]:
-        """Streets, not a beeline: along one axis then the other (a ~1.3x detour)."""
-        if haversine_m(self.pos, to) < 50:
+        """Streets, not a beeline: a bend off the straight line, placed so the ride is
+        ``ROAD_FACTOR`` times the straight distance (1.3-1.5x, as the city's roads)."""
+        straight = haversine_m(self.pos, to)
+        if straight < 50:
             return [to]
-        corner = (
-            LatLng(to.lat, self.pos.lng)
-            if self.rng.random() < 0.5
-            else LatLng(self.pos.lat, to.lng)
-        )
-        return [corner, to]
+        factor = self.rng.uniform(*ROAD_FACTOR)
+        aside = straight / 2 * math.sqrt(factor**2 - 1)  # two equal legs of factor x straight
+        side = 90.0 if self.rng.random() < 0.5 else -90.0
+        middle = interpolate(self.pos, to, 0.5)
+        return [destination(middle, bearing_deg(self.pos, to) + side, aside), to]
 
     async def _ride(self, to: LatLng, *, until_offer: bool = False) -> None:
         """Ride there at city speed (with stops), a fix every ``fix_interval_s``; the

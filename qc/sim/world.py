@@ -30,17 +30,23 @@ log = logging.getLogger("qc.sim")
 
 
 class Bell:
-    """A store terminal's new-order chime: idle pickers wake up on it."""
+    """A store terminal's new-order chime: idle pickers wake up on it. ``rung`` counts the
+    chimes, so a picker that looked at the queue before one rang does not wait for the
+    next (the order landed while its look was on the way)."""
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
+        self.rung = 0
 
     def ring(self) -> None:
+        self.rung += 1
         self._event.set()
         self._event = asyncio.Event()
 
-    async def wait(self, timeout_s: float) -> None:
-        await wait_event(self._event, timeout_s)
+    async def wait(self, timeout_s: float, *, since: int) -> None:
+        """Until a chime after the ``since``-th (at once if one came already)."""
+        if self.rung == since:
+            await wait_event(self._event, timeout_s)
 
 
 class Shelf:
