@@ -36,6 +36,8 @@ from server.kit.config import get_settings
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
 
+DEMO_PROMISE_S = 600  # the door within 10 minutes of placing, or the order is refused
+
 _LATEST = """
     SELECT greatest(
       (SELECT max(placed_at) FROM orders), (SELECT max(last_fix_at) FROM riders),
@@ -149,6 +151,7 @@ def run_demo(
     json_path: str | None = None,
     start_at: str | None = None,
     payment_failure_rate: float = 0.03,
+    promise_s: float = DEMO_PROMISE_S,
     config: SimConfig | None = None,
     foreground: Foreground | None = None,
     console: Console | None = None,
@@ -178,6 +181,9 @@ def run_demo(
     os.environ["QC_CLOCK_ANCHOR"] = repr(anchor)
     os.environ["QC_PAYMENT_FAILURE_RATE"] = repr(float(payment_failure_rate))
     os.environ.setdefault("QC_LOG_LEVEL", "WARNING")
+    # the city keeps the 10-minute promise: serviceability reaches only as far as a new
+    # order can be at the door in time (the rest are refused, counted in the report)
+    os.environ.setdefault("QC_SERVICEABILITY_PROMISE_S", repr(int(promise_s)))
     # the server's loops run on real-time cadences: faster worlds need them more often, so
     # an offer or a status change takes about as long in simulated time at any speed
     for name, value in _loop_intervals(speed).items():

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.table import Table
 
 Buckets = tuple[int, int, int, int]  # available, reserved, damaged, in transit
+WARM_S = 15 * 60  # simulated seconds a cold city takes to learn its stores' ride pace
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,13 @@ class Report:
     delivered_within_15_min: float | None = None
     order_to_door_p50_s: float | None = None
     order_to_door_p90_s: float | None = None
+    # once warm: orders placed after the run's first ``WARM_S`` (the stores' ride pace is
+    # learned from their first rides; until then serviceability promises at the planning pace)
+    delivered_within_10_min_warm: float | None = None
+    delivered_warm: int = 0
+    # customers told no store reaches them in time (at store selection or at checkout),
+    # as a share of the simulated customers' sessions
+    refused_share: float | None = None
     mean_pick_time_s: float | None = None
     orders_packed: int = 0
     rider_utilisation: float | None = None  # time on trips / time on duty
@@ -125,7 +133,12 @@ class Report:
             *[(f"  cancelled: {k}", str(v)) for k, v in sorted(self.cancelled_by_reason.items())],
             ("still in flight", str(self.orders_in_flight)),
             ("delivered within 10 min", pct(self.delivered_within_10_min)),
+            (
+                f"  within 10 min, placed after the first {WARM_S // 60} min",
+                f"{pct(self.delivered_within_10_min_warm)} of {self.delivered_warm}",
+            ),
             ("delivered within 15 min", pct(self.delivered_within_15_min)),
+            ("customers refused (no store in time)", pct(self.refused_share)),
             ("order-to-door p50", minutes(self.order_to_door_p50_s)),
             ("order-to-door p90", minutes(self.order_to_door_p90_s)),
             (
@@ -183,7 +196,10 @@ _ORDERS = f"""
            percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM delivered_at - placed_at))
              FILTER (WHERE status = 'DELIVERED'),
            percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM delivered_at - placed_at))
-             FILTER (WHERE status = 'DELIVERED')
+             FILTER (WHERE status = 'DELIVERED'),
+           avg((extract(epoch FROM delivered_at - placed_at) <= 600)::int)
+             FILTER (WHERE status = 'DELIVERED' AND placed_at >= %(warm)s),
+           count(*) FILTER (WHERE status = 'DELIVERED' AND placed_at >= %(warm)s)
     FROM orders WHERE {_RUN}"""
 
 _REASONS = f"""
@@ -268,7 +284,12 @@ def build_report(
     errors: Counter[str] | None = None,
 ) -> Report:
     start = snapshot.at
-    params = {"start": start, "end": end, "high": snapshot.ledger_entry_id}
+    params = {
+        "start": start,
+        "end": end,
+        "high": snapshot.ledger_entry_id,
+        "warm": start + timedelta(seconds=WARM_S),
+    }
     report = Report(
         started_at=start.isoformat(),
         ended_at=end.isoformat(),
@@ -279,6 +300,10 @@ def build_report(
         simulation=dict(sorted((simulation or Counter()).items())),
         errors=dict(sorted((errors or Counter()).items())),
     )
+    counted = simulation or Counter()
+    if counted["sessions"]:
+        refused = counted["not_serviceable"] + counted["checkout_refused:not_serviceable"]
+        report.refused_share = refused / counted["sessions"]
     with psycopg.connect(database_url) as conn:
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         row = conn.execute(_ORDERS, params).fetchone()
@@ -294,6 +319,8 @@ def build_report(
         report.delivered_within_15_min = _f(row[6])
         report.order_to_door_p50_s = _f(row[7])
         report.order_to_door_p90_s = _f(row[8])
+        report.delivered_within_10_min_warm = _f(row[9])
+        report.delivered_warm = int(row[10])
         report.cancelled_by_reason = {
             str(reason): int(n) for reason, n in conn.execute(_REASONS, params).fetchall()
         }
