@@ -456,6 +456,9 @@ def bench_flash(
         float, typer.Option(min=0.0, max=1.0, help="admitted customers who never pay")
     ] = 0.005,
     regular_seconds: Annotated[float, typer.Option(min=1.0, help="baseline run length")] = 20.0,
+    generators: Annotated[
+        int, typer.Option(min=1, help="processes playing the crowd (one would be the limit)")
+    ] = 2,
     json_out: Annotated[str | None, typer.Option("--json")] = None,
 ) -> None:
     """A flash-sale crowd over real HTTP and websockets: units sold, oversold, limits, FIFO,
@@ -480,6 +483,7 @@ def bench_flash(
                 failure_rate=failure_rate,
                 abandon_rate=abandon_rate,
                 regular_seconds=regular_seconds,
+                generators=generators,
             )
         ),
     )

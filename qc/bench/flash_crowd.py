@@ -6,14 +6,17 @@ running beside the sale. Everything here is what the clients saw, as they saw it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
 import json
+import multiprocessing
 import random
 import sys
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from multiprocessing.synchronize import Barrier
 from typing import Any
 
 import httpx
@@ -45,8 +48,21 @@ class Crowd:
     sockets: int = 0
     socket_messages: int = 0
     positions_rose: int = 0  # a socket's position going up (must stay 0)
-    first_join: float | None = None
+    first_join: float | None = None  # wall clock (time.time): shared by the processes
     sold_out_at: float | None = None
+    cpu_s: float = 0.0  # the generator's CPU (the processes that ran this crowd)
+
+    def add(self, other: Crowd) -> None:
+        """Take in what another process's customers saw."""
+        for name in ("join_ms", "checkout_ms", "admitted_after_s", "admissions"):
+            getattr(self, name).extend(getattr(other, name))
+        self.outcomes.update(other.outcomes)
+        self.answers.update(other.answers)
+        for name in ("polls", "sockets", "socket_messages", "positions_rose", "cpu_s"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name in ("first_join", "sold_out_at"):
+            seen = [t for t in (getattr(self, name), getattr(other, name)) if t is not None]
+            setattr(self, name, min(seen, default=None))
 
 
 def _ms(seconds: float) -> float:
@@ -171,14 +187,14 @@ async def customer(
     base_ws: str,
     sale_id: str,
     store: str,
-    start: float,
+    start: float,  # time.time() of the crowd's first possible arrival
     arrive_at: float,
     with_socket: bool,
     abandon: bool,
     crowd: Crowd,
     poll_cap_s: float | None = None,
 ) -> None:
-    await asyncio.sleep(max(0.0, start + arrive_at - time.perf_counter()))
+    await asyncio.sleep(max(0.0, start + arrive_at - time.time()))
     headers = {**bearer(token), "X-Forwarded-For": f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"}
     client, gate = lanes["join"]
     async with gate:
@@ -190,7 +206,7 @@ async def customer(
             json={"store_id": store},
             headers=headers,
         )
-    joined_at = time.perf_counter()
+    joined_at = time.time()
     crowd.first_join = crowd.first_join or joined_at
     crowd.join_ms.append(_ms(took))
     if r.status_code == 409:
@@ -207,7 +223,7 @@ async def customer(
         status = entry["status"]
         ticket = ticket or entry.get("ticket")
         if status == "ADMITTED":
-            crowd.admitted_after_s.append(time.perf_counter() - joined_at)
+            crowd.admitted_after_s.append(time.time() - joined_at)
             if entry.get("admitted_no") and ticket:
                 crowd.admissions.append((entry["admitted_no"], ticket))
             if abandon:
@@ -234,7 +250,7 @@ async def customer(
             return
         if status == "CLOSED":
             if entry.get("closed_reason") == "sold_out":
-                crowd.sold_out_at = crowd.sold_out_at or time.perf_counter()
+                crowd.sold_out_at = crowd.sold_out_at or time.time()
             how = "socket" if socket_used else "poll"
             crowd.outcomes[f"told {entry.get('closed_reason')} ({how})"] += 1
             return
@@ -261,3 +277,119 @@ async def customer(
             crowd.outcomes[f"poll {r.status_code} {r.json().get('code')}"] += 1
             return
         entry = r.json()
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """One customer of the crowd: who, when (seconds after the start), and how they wait."""
+
+    i: int
+    token: str
+    arrive_at: float
+    with_socket: bool
+    abandon: bool
+
+
+@dataclass(frozen=True)
+class CrowdShare:
+    """The customers one generator process plays."""
+
+    url: str
+    sale_id: str
+    store: str
+    arrivals: list[Arrival]
+    connections: int
+    per_client: int
+    poll_cap_s: float | None = None
+
+
+async def _play(share: CrowdShare, barrier: Barrier) -> Crowd:
+    limits = httpx.Limits(
+        max_connections=share.per_client, max_keepalive_connections=share.per_client
+    )
+    timeout = httpx.Timeout(120.0)
+    async with contextlib.AsyncExitStack() as clients:
+        # joins, polls and checkouts on their own connections, as each customer has their
+        # own device: a checkout never waits behind the crowd's joins in this generator
+        lanes = {
+            kind: [
+                (
+                    await clients.enter_async_context(
+                        httpx.AsyncClient(base_url=share.url, limits=limits, timeout=timeout)
+                    ),
+                    asyncio.Semaphore(share.per_client),
+                )
+                for _ in range(max(1, round(share.connections * part / share.per_client)))
+            ]
+            for kind, part in (("join", 0.5), ("poll", 0.25), ("checkout", 0.25))
+        }
+        crowd = Crowd()
+        await asyncio.to_thread(barrier.wait)
+        start, cpu = time.time(), time.process_time()
+        base_ws = share.url.replace("http", "ws")
+        await asyncio.gather(
+            *(
+                customer(
+                    a.i,
+                    token=a.token,
+                    lanes={k: v[a.i % len(v)] for k, v in lanes.items()},
+                    base_ws=base_ws,
+                    sale_id=share.sale_id,
+                    store=share.store,
+                    start=start,
+                    arrive_at=a.arrive_at,
+                    with_socket=a.with_socket,
+                    abandon=a.abandon,
+                    crowd=crowd,
+                    poll_cap_s=share.poll_cap_s,
+                )
+                for a in share.arrivals
+            )
+        )
+        crowd.cpu_s = time.process_time() - cpu
+        return crowd
+
+
+def _play_in_process(
+    share: CrowdShare, barrier: Barrier, out: multiprocessing.Queue[Crowd | str]
+) -> None:
+    try:
+        out.put(asyncio.run(_play(share, barrier)))
+    except BaseException as exc:  # told, not left for the parent to wait on
+        out.put(f"{type(exc).__name__}: {exc}")
+        raise
+
+
+class CrowdProcesses:
+    """The crowd played by ``len(shares)`` spawned processes (one Python process cannot
+    send 20,000 customers' requests in seconds: it would be the limit, not the server).
+    ``start`` releases them together and returns the wall-clock start; ``results`` waits
+    for every process and merges what their customers saw."""
+
+    def __init__(self, shares: list[CrowdShare]) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._barrier = context.Barrier(len(shares) + 1)
+        self._out: multiprocessing.Queue[Crowd | str] = context.Queue()
+        self._processes = [
+            context.Process(target=_play_in_process, args=(share, self._barrier, self._out))
+            for share in shares
+        ]
+        for process in self._processes:
+            process.start()
+
+    async def start(self) -> float:
+        await asyncio.to_thread(self._barrier.wait, 120)
+        return time.time()
+
+    async def results(self) -> Crowd:
+        crowd = Crowd()
+        for _ in self._processes:
+            seen = await asyncio.to_thread(self._out.get, True, 3600)
+            if isinstance(seen, str):
+                raise RuntimeError(f"a crowd process failed: {seen}")
+            crowd.add(seen)
+        for process in self._processes:
+            await asyncio.to_thread(process.join, 60)
+            if process.exitcode != 0:
+                raise RuntimeError(f"a crowd process ended with exit code {process.exitcode}")
+        return crowd

@@ -87,7 +87,7 @@ async def _one(
                 client, regular_tokens, skus, store=STORE, concurrency=concurrency, until=done
             )
         )
-        start = time.perf_counter()
+        start = time.time()
         rng = random.Random(3)
         await asyncio.gather(
             *(
@@ -108,7 +108,7 @@ async def _one(
                 for i, token in enumerate(crowd_tokens)
             )
         )
-        flash_s = time.perf_counter() - start
+        flash_s = time.time() - start
         done.set()
         during_regular = await during
     return {

@@ -24,6 +24,7 @@ async def test_the_flash_benchmark_sells_exactly_the_units(settings, clean) -> N
         abandon_rate=0.0,
         regular_seconds=1.0,
         poll_cap_s=2.0,  # pages far back would wait 2 minutes to hear the line closed
+        generators=2,  # the crowd from two processes, merged
     )
     proof, crowd = figures["proof"], figures["crowd"]
     assert proof["sold"] == proof["units"] == proof["confirmed_orders_at_sale_price"] == 12
@@ -34,3 +35,4 @@ async def test_the_flash_benchmark_sells_exactly_the_units(settings, clean) -> N
     assert crowd["outcomes"]["bought"] == 12
     assert sum(crowd["outcomes"].values()) == 60  # every customer ended somewhere
     assert figures["regular"]["without_sale"]["orders"] > 0
+    assert figures["conditions"]["generator_cpu_pct_per_process"] > 0
