@@ -16,8 +16,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from server.catalog import service
 from server.catalog.models import Product
-from server.catalog.snapshot import Item, StoreCatalog, available
-from server.kit import ratelimit
+from server.catalog.snapshot import Item, StoreCatalog
+from server.kit import keys, ratelimit
 from server.kit.deps import SessionDep
 from server.kit.errors import NotFound, Unprocessable
 from server.kit.openapi import problem_responses
@@ -83,10 +83,9 @@ async def _cards(
     resources: Resources, store: StoreCatalog, page: list[Item], qty: list[int] | None = None
 ) -> bytes:
     """A JSON array of product cards with live stock (read now unless given) and offers."""
-    skus = [i.sku_id for i in page]
     if qty is None:
-        qty = await available(resources.redis, store.store_id, skus)
-    offers = _offers(store, skus, resources.clock.now())
+        qty = await resources.catalog.stock.read(store.store_id, [i.stock_key for i in page])
+    offers = _offers(store, [i.sku_id for i in page], resources.clock.now())
     parts = []
     for item, q in zip(page, qty, strict=True):
         offer = offers.get(item.sku_id)
@@ -231,7 +230,9 @@ async def availability(
     resources = resources_of(request.app)
     store = await _store(resources, store_id)
     wanted = sorted({s for s in skus.split(",") if s})[:100]
-    qty = await available(resources.redis, store_id, wanted)
+    qty = await resources.catalog.stock.read(
+        store_id, [keys.inventory(store_id, s) for s in wanted]
+    )
     body = {
         "store_id": store_id,
         "available": dict(zip(wanted, qty, strict=True)),
@@ -265,7 +266,7 @@ async def search(
             code="too_many_terms",
         )
     store = await _store(resources, store_id)
-    hits, qty = await service.search(resources.redis, store, query=q, limit=limit)
+    hits, qty = await service.search(resources.catalog.stock, store, query=q, limit=limit)
     return _json(await _cards(resources, store, hits, qty), NO_STORE)
 
 

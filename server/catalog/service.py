@@ -6,22 +6,21 @@ in-process copy (``server.catalog.snapshot``); availability is read live from Re
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
-
-from server.catalog.snapshot import Item, StoreCatalog, available
+from server.catalog.snapshot import Item, StoreCatalog
+from server.catalog.stock import StockReads
 
 SEARCH_CANDIDATES = 60  # best-ranked matches whose stock decides the order (3 pages of 20)
 
 
 async def search(
-    redis: aioredis.Redis, store: StoreCatalog, *, query: str, limit: int
+    stock: StockReads, store: StoreCatalog, *, query: str, limit: int
 ) -> tuple[list[Item], list[int]]:
     """Prefix matching ("amu" finds Amul) with trigram typo tolerance ("ammul" finds
     Amul) over the store's index; in-stock items first, then by rank. Returns the items
     and their live available units (one Redis call for the candidates)."""
-    skus = store.searched(query, SEARCH_CANDIDATES)
-    if not skus:
+    found = store.searched(query, SEARCH_CANDIDATES)
+    if not found:
         return [], []
-    qty = await available(redis, store.store_id, skus)
-    ranked = sorted(range(len(skus)), key=lambda i: qty[i] <= 0)[:limit]  # stable: rank kept
-    return [store.items[skus[i]] for i in ranked], [qty[i] for i in ranked]
+    qty = await stock.read(store.store_id, [i.stock_key for i in found])
+    ranked = sorted(range(len(found)), key=lambda i: qty[i] <= 0)[:limit]  # stable: rank kept
+    return [found[i] for i in ranked], [qty[i] for i in ranked]

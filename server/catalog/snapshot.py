@@ -8,8 +8,9 @@ a change (a flash sale created or stopped, a price or product edit, a re-seed) c
 within ``check_every_s`` (1 s). A store is loaded by one query (plus its offers) on a
 miss; a read that nothing changed opens no session and no transaction.
 
-Availability is never cached: ``available`` reads it from Redis for a page's SKUs in one
-round trip (one Lua call), so it is as fresh as Redis is.
+Availability is never cached: ``Catalog.stock`` (``server.catalog.stock``) reads it from
+Redis for a page's SKUs, one Lua call shared by the pages asked for at the same moment, so
+it is as fresh as Redis is. Each item carries its Redis key, built once.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from server.catalog.search_index import SearchIndex
-from server.kit import keys, scripts
+from server.catalog.stock import StockReads
+from server.kit import keys
 from server.kit.cache import VersionedCache, bump
 from shared.schemas.flash import FlashOffer
 
@@ -49,6 +51,7 @@ class Item:
     card: dict[str, Any]  # ProductCard without its live parts
     detail: dict[str, Any]  # ProductDetail without its flash offer
     card_head: bytes  # the card's JSON up to ``"available_qty":``
+    stock_key: str  # its availability in Redis (``keys.inventory``)
 
 
 @dataclass(frozen=True)
@@ -68,16 +71,18 @@ class StoreCatalog:
     offers: dict[str, list[Offer]]
     index: SearchIndex
     rendered: dict[tuple[Any, ...], tuple[bytes, str]] = field(default_factory=dict)
-    searches: dict[tuple[str, int], list[str]] = field(default_factory=dict)
+    searches: dict[tuple[str, int], list[Item]] = field(default_factory=dict)
 
-    def searched(self, query: str, limit: int) -> list[str]:
+    def searched(self, query: str, limit: int) -> list[Item]:
         """The index's answer, kept until the catalogue changes (queries repeat a lot)."""
         key = (" ".join(query.lower().split()), limit)
         hit = self.searches.get(key)
         if hit is None:
             if len(self.searches) >= RENDERED_PAGES:
                 self.searches.clear()
-            hit = self.searches[key] = self.index.search(query, limit=limit)
+            hit = self.searches[key] = [
+                self.items[s] for s in self.index.search(query, limit=limit)
+            ]
         return hit
 
     def offer(self, sku_id: str, now: datetime) -> Offer | None:
@@ -135,7 +140,7 @@ _OFFERS = text("""
     ORDER BY s.starts_at""")
 
 
-def _item(row: Any) -> Item:
+def _item(store_id: str, row: Any) -> Item:
     image_urls = list(row.image_urls or [])
     card = {
         "sku_id": row.sku_id,
@@ -162,7 +167,15 @@ def _item(row: Any) -> Item:
         "image_urls": image_urls,
     }
     head = orjson.dumps(card)[:-1] + b',"available_qty":'
-    return Item(row.sku_id, row.category_id, bool(row.stocked), card, detail, head)
+    return Item(
+        row.sku_id,
+        row.category_id,
+        bool(row.stocked),
+        card,
+        detail,
+        head,
+        keys.inventory(store_id, row.sku_id),
+    )
 
 
 class Catalog:
@@ -174,6 +187,7 @@ class Catalog:
         self.cache: VersionedCache[Any] = VersionedCache(
             redis, keys.CATALOG_VERSION, check_every_s=check_every_s
         )
+        self.stock = StockReads(redis)
 
     async def directory(self) -> Directory:
         return await self.cache.get("directory", self._load_directory)
@@ -204,7 +218,7 @@ class Catalog:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(_ITEMS, {"store": store_id})).all()
             offer_rows = (await conn.execute(_OFFERS, {"store": store_id})).all()
-        items = {r.sku_id: _item(r) for r in rows}
+        items = {r.sku_id: _item(store_id, r) for r in rows}
         listed = [r.sku_id for r in rows if r.stocked]
         by_category: dict[str, list[str]] = {}
         for sku in listed:
@@ -225,13 +239,3 @@ class Catalog:
             (r.sku_id, r.name, r.brand, r.category_id.replace("-", " ")) for r in rows if r.stocked
         )
         return StoreCatalog(store_id, items, listed, by_category, offers, index)
-
-
-async def available(redis: aioredis.Redis, store_id: str, sku_ids: list[str]) -> list[int]:
-    """Live available units of ``sku_ids`` (0 for a SKU Redis does not hold), one call."""
-    if not sku_ids:
-        return []
-    answer = await scripts.run(
-        redis, "catalog/available", keys=[keys.inventory(store_id, s) for s in sku_ids]
-    )
-    return [int(v) if v is not None else 0 for v in answer]
