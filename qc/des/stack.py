@@ -51,6 +51,7 @@ def embedded_services() -> Iterator[Services]:
         db_url = urlunsplit(parts._replace(path="/qc_simulate"))
         ensure_database(db_url)
         redis_url = valkey.acquire()
+        _throwaway_redis(redis_url)
         yield Services(home=home, database_url=db_url, redis_url=redis_url)
     finally:
         valkey.release()
@@ -66,6 +67,13 @@ def _throwaway(server_url: str) -> None:
         for name in ("fsync", "synchronous_commit", "full_page_writes"):
             conn.execute(f"ALTER SYSTEM SET {name} = off")
         conn.execute("SELECT pg_reload_conf()")
+
+
+def _throwaway_redis(url: str) -> None:
+    """Nor does Valkey append every write to its log: the private store dies with the run."""
+    client = sync_redis.Redis.from_url(url)
+    client.config_set("appendonly", "no")
+    client.close()
 
 
 def settings_for(services: Services, config: DesConfig) -> Settings:

@@ -134,13 +134,15 @@ def resolve_database_url(settings: Settings) -> str:
     return url
 
 
-def create_engine(url: str, settings: Settings) -> AsyncEngine:
+def create_engine(url: str, settings: Settings, *, pre_ping: bool = True) -> AsyncEngine:
+    """``pre_ping``: test each pooled connection before use (a database that can restart
+    or drop idle connections); off only where one private server lives as long as the pool."""
     return create_async_engine(
         sqlalchemy_url(url),
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_s,
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
     )
 
 
