@@ -143,7 +143,8 @@ class Pickers:
             task = await picking.get_task(
                 session, order_id=order_id, picker=picker.user, for_update=True
             )
-            for line in await picking.task_lines(session, task.store_id, order_id):
+            lines = await picking.task_lines(session, task.store_id, order_id)
+            for line in lines:
                 for n in range(line.picked_qty, line.quantity):
                     await picking.scan(
                         session,
@@ -153,9 +154,7 @@ class Pickers:
                         code=line.barcode,
                         now=now,
                     )
-            units = sum(
-                line.quantity for line in await picking.task_lines(session, task.store_id, order_id)
-            )
+            units = sum(line.quantity for line in lines)  # scans count units, not quantities
             await picking.pack(
                 session,
                 task=task,
