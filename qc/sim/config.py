@@ -37,7 +37,11 @@ class SimConfig:
 
     # riders
     speed_kmh: tuple[float, float] = (20.0, 25.0)
-    fix_interval_s: float = 5.0
+    fix_interval_s: float = 5.0  # while moving
+    # standing still (at the store, at a door), the handheld's distance filter holds fixes
+    # back to one this often: the dispatcher still hears from every rider well within the
+    # 2 minutes after which it takes a trip back
+    still_fix_interval_s: float = 30.0
     reject_offer_rate: float = 0.04
     wrong_otp_rate: float = 0.03  # mistyped once, then right
     failed_drop_rate: float = 0.01  # nobody home

@@ -84,6 +84,10 @@ class Report:
     # customers told no store reaches them in time (at store selection or at checkout),
     # as a share of the simulated customers' sessions
     refused_share: float | None = None
+    # how late the simulated people woke from their waits (simulated seconds): the wall
+    # clock's lag on a busy machine, times the speed
+    wake_lag_p50_s: float | None = None
+    wake_lag_p90_s: float | None = None
     mean_pick_time_s: float | None = None
     orders_packed: int = 0
     rider_utilisation: float | None = None  # time on trips / time on duty
@@ -126,6 +130,12 @@ class Report:
         rows = [
             ("simulated time", f"{begin:%a %H:%M} -> {end:%H:%M} ({self.timezone})"),
             ("speed", f"{self.speed:g}x ({self.wall_s:.0f} s wall)"),
+            (
+                "wake-up lag p50 / p90 (simulated)",
+                "-"
+                if self.wake_lag_p50_s is None or self.wake_lag_p90_s is None
+                else f"{self.wake_lag_p50_s:.1f} / {self.wake_lag_p90_s:.1f} s",
+            ),
             ("orders placed", str(self.orders_placed)),
             ("carried over from an earlier run", str(self.orders_carried_over)),
             ("delivered", str(self.orders_delivered)),
@@ -282,6 +292,7 @@ def build_report(
     timezone: str = "UTC",
     simulation: Counter[str] | None = None,
     errors: Counter[str] | None = None,
+    lag_s: list[float] | None = None,
 ) -> Report:
     start = snapshot.at
     params = {
@@ -300,6 +311,11 @@ def build_report(
         simulation=dict(sorted((simulation or Counter()).items())),
         errors=dict(sorted((errors or Counter()).items())),
     )
+    if lag_s:
+        late = sorted(lag_s)
+        report.wake_lag_p50_s, report.wake_lag_p90_s = (
+            late[int(len(late) * q)] for q in (0.5, 0.9)
+        )
     counted = simulation or Counter()
     if counted["sessions"]:
         refused = counted["not_serviceable"] + counted["checkout_refused:not_serviceable"]

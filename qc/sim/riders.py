@@ -31,6 +31,7 @@ ROAD_FACTOR = (1.3, 1.5)  # road distance over the straight line, drawn per ride
 OTP_WAIT_S = 300.0  # nobody answers for this long: the drop fails
 BAG_WAIT_S = 1800.0  # the longest a rider waits at the store for bags, then gives it back
 BATCH_LIMIT = 5000
+STILL_M = 10.0  # moved less than this since the last fix, not riding: standing still
 
 
 class TripAbandoned(Exception):
@@ -51,6 +52,7 @@ class Rider:
         self.buffer: list[GpsFix] = []
         self.dark_until = 0.0  # simulated time the dead zone ends
         self.last_fix_at = 0.0
+        self.last_fix_pos = LatLng(0.0, 0.0)
         self.speed = 0.0
         self.heading: float | None = None
         # the handheld's battery, from its own stream so the other draws stay as they were:
@@ -362,19 +364,19 @@ class Rider:
 
     async def _fix(self, *, force: bool = False) -> None:
         """One fix: over the socket (acknowledged), or kept while out of signal."""
-        world = self.world
+        world, config = self.world, self.world.config
         now = world.now()
-        if not force and now - self.last_fix_at < world.config.fix_interval_s * 0.5:
+        still = self.speed == 0.0 and haversine_m(self.pos, self.last_fix_pos) < STILL_M
+        interval = config.still_fix_interval_s if still else config.fix_interval_s * 0.5
+        since = now - self.last_fix_at
+        if not force and since < interval:
             return
-        self.last_fix_at = now
+        self.last_fix_at, self.last_fix_pos = now, self.pos
         fix = self._gps()
         if now < self.dark_until:
             self.buffer.append(fix)
             return
-        if (
-            self.rng.random()
-            < world.config.signal_loss_per_hour * world.config.fix_interval_s / 3600
-        ):
+        if self.rng.random() < config.signal_loss_per_hour * min(since, 300.0) / 3600:
             self.dark_until = now + self.rng.uniform(40, 150)
             world.count("signal_losses")
             await self._disconnect()

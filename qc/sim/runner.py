@@ -202,6 +202,7 @@ class Simulation:
             timezone=self.config.timezone,
             simulation=self.world.stats,
             errors=self.world.errors,
+            lag_s=self.world.lag,
         )
         return self.report
 

@@ -80,6 +80,7 @@ class Shelf:
 
 
 C = TypeVar("C", bound=ApiClient)
+LAG_SAMPLES = 20_000
 
 
 @dataclass
@@ -142,6 +143,8 @@ class World:
     errors: Counter[str] = field(default_factory=Counter)
     # requests sent and not yet answered, whoever sent them (see SettlingTransport)
     in_flight: set[asyncio.Task[httpx.Response]] = field(default_factory=set)
+    # simulated seconds each of the last wake-ups came late (``sleep_until``)
+    lag: list[float] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.tz = ZoneInfo(self.config.timezone)
@@ -171,10 +174,13 @@ class World:
         return max(0.0, sim_s) / self.clock.speed
 
     async def sleep(self, sim_s: float) -> None:
-        await asyncio.sleep(self.real(sim_s))
+        await self.sleep_until(self.now() + sim_s)
 
     async def sleep_until(self, sim_ts: float) -> None:
         await asyncio.sleep(self.real(sim_ts - self.now()))
+        # how late this actor woke: wall-clock lag (a busy machine) becomes simulated time
+        self.lag.append(max(0.0, self.now() - sim_ts))
+        del self.lag[:-LAG_SAMPLES]
 
     # --- the API -------------------------------------------------------------------------
     def client(self, kind: type[C], *, timeout: float = 30.0) -> C:
