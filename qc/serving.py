@@ -11,6 +11,10 @@ sends 1012), and their clients reconnect as after any lost connection.
 
 from __future__ import annotations
 
+import ctypes
+import multiprocessing
+import os
+import signal
 import sys
 from typing import Any, Literal
 
@@ -20,12 +24,14 @@ Server = Literal["granian", "uvicorn"]
 TARGET = "qc.serving:create_served_app"
 # seconds a stopping process gets to finish its requests and run the lifespan's shutdown
 GRACEFUL_S = 10
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 def create_served_app() -> Any:
     """The app of ``server.app`` (settings from the environment) as :func:`served`."""
     from server.app import create_app
 
+    _die_with_the_server()
     settings = get_settings()
     return served(create_app(settings), trusted_proxies=settings.trusted_proxies)
 
@@ -38,6 +44,21 @@ def served(app: Any, *, trusted_proxies: str) -> Any:
     if trusted_proxies.strip():  # else trust none: no client picks its own address
         app = wrap_asgi_with_proxy_headers(app, trusted_hosts=trusted_proxies)
     return _named_qc(app)
+
+
+def _die_with_the_server() -> None:
+    """In a worker process (granian's, or uvicorn's with ``--workers N``): SIGKILL when the
+    process that started it dies. A killed ``qc serve`` is then gone whole, as one process
+    would be, instead of leaving workers that go on serving its port and running its
+    loops. Linux only (``prctl``); elsewhere a killed server leaves its workers."""
+    parent = multiprocessing.parent_process()
+    if parent is None or sys.platform != "linux":
+        return  # the server's own process (uvicorn with one worker): nothing to outlive
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent.pid:  # it died before the line above
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _named_qc(app: Any) -> Any:

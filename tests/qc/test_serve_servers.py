@@ -220,3 +220,21 @@ def test_serve_answers_forwards_only_trusted_addresses_and_stops_on_sigterm(
     # the lifespan's shutdown ran: every loop stopped and gave its lease back (a killed
     # worker's leases would stay until they expire)
     assert _leases(city) == []
+
+
+@pytest.mark.slow
+def test_a_killed_serve_takes_its_granian_worker_with_it(city: Services, tmp_path: Path) -> None:
+    """SIGKILL (a crash, an OOM kill) of ``qc serve``: its worker does not go on serving
+    the port and running the loops on its own."""
+    with _served(city, [], tmp_path / "serve.log") as (url, proc):
+        _wait_for("a worker", lambda: psutil.Process(proc.pid).children())
+        (worker,) = psutil.Process(proc.pid).children()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        try:
+            worker.wait(timeout=10)  # psutil.TimeoutExpired if it outlived the server
+        finally:
+            if worker.is_running():  # a failing run leaves no orphan serving behind
+                worker.kill()
+        with pytest.raises(httpx.TransportError):
+            httpx.get(url + "/healthz", timeout=2)
