@@ -49,6 +49,11 @@ PRODUCT_CACHE = "public, max-age=60, stale-while-revalidate=60"  # product detai
 CATEGORY_CACHE = "public, max-age=60, s-maxage=3600"  # category pages: 1 h at the CDN
 IMAGE_CACHE = "public, max-age=86400, immutable"  # product images: 24 h
 JSON = "application/json"
+# a card's JSON after its available units (the head is the item's, rendered once)
+_IN_STOCK = b',"in_stock":true,"flash":'
+_OUT_OF_STOCK = b',"in_stock":false,"flash":'
+_NO_OFFER_IN_STOCK = _IN_STOCK + b"null},"
+_NO_OFFER_OUT_OF_STOCK = _OUT_OF_STOCK + b"null},"
 
 
 def _json(body: bytes, cache_control: str, etag: str | None = None) -> Response:
@@ -88,16 +93,17 @@ async def _cards(
     offers = _offers(store, [i.sku_id for i in page], resources.clock.now())
     parts = []
     for item, q in zip(page, qty, strict=True):
-        offer = offers.get(item.sku_id)
-        tail = b',"in_stock":true,"flash":' if q > 0 else b',"in_stock":false,"flash":'
-        parts.append(
-            item.card_head
-            + str(q).encode()
-            + tail
-            + (orjson.dumps(offer) if offer else b"null")
-            + b"}"
-        )
-    return b"[" + b",".join(parts) + b"]"
+        offer = offers.get(item.sku_id) if offers else None
+        parts.append(item.card_head)
+        parts.append(b"%d" % q)
+        if offer is None:
+            parts.append(_NO_OFFER_IN_STOCK if q > 0 else _NO_OFFER_OUT_OF_STOCK)
+        else:
+            parts.append(_IN_STOCK if q > 0 else _OUT_OF_STOCK)
+            parts.append(orjson.dumps(offer) + b"},")
+    if parts:
+        parts[-1] = parts[-1][:-1]  # no comma after the last card
+    return b"[" + b"".join(parts) + b"]"
 
 
 @router.get(
