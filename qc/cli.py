@@ -399,6 +399,9 @@ def bench_checkout(
     duration: Annotated[float, typer.Option(min=1, help="seconds per run")] = 10.0,
     workers: Annotated[str, typer.Option(help="API worker counts, comma separated")] = "1,2",
     repeats: Annotated[int, typer.Option(min=1)] = 1,
+    server: Annotated[
+        list[str] | None, typer.Option(help="granian (what qc serve runs) and/or uvicorn")
+    ] = None,
     json_out: Annotated[str | None, typer.Option("--json")] = None,
 ) -> None:
     """Complete orders/s (cart, lines, checkout, payment, CONFIRMED) driven by wrk, with the
@@ -417,6 +420,7 @@ def bench_checkout(
                 duration=duration,
                 workers=counts,
                 repeats=repeats,
+                servers=tuple(server or ("granian",)),
             )
         ),
     )
@@ -445,7 +449,7 @@ def bench_dispatch(
 def bench_flash(
     users: Annotated[int, typer.Option(min=10, help="customers in the crowd")] = 20_000,
     units: Annotated[int, typer.Option(min=1, max=5000, help="units on sale")] = 1000,
-    workers: Annotated[int, typer.Option(min=1, help="uvicorn workers")] = 2,
+    workers: Annotated[int, typer.Option(min=1, help="API workers")] = 2,
     slots: Annotated[int, typer.Option(min=1, help="MAX_CONCURRENT_CHECKOUTS")] = 100,
     slot_seconds: Annotated[int, typer.Option(min=5, help="a checkout slot's length")] = 60,
     sockets: Annotated[int, typer.Option(min=0, help="customers waiting on a websocket")] = 5000,
@@ -459,6 +463,9 @@ def bench_flash(
     generators: Annotated[
         int, typer.Option(min=1, help="processes playing the crowd (one would be the limit)")
     ] = 2,
+    server: Annotated[
+        str, typer.Option(help="granian (what qc serve runs) or uvicorn")
+    ] = "granian",
     json_out: Annotated[str | None, typer.Option("--json")] = None,
 ) -> None:
     """A flash-sale crowd over real HTTP and websockets: units sold, oversold, limits, FIFO,
@@ -484,6 +491,7 @@ def bench_flash(
                 abandon_rate=abandon_rate,
                 regular_seconds=regular_seconds,
                 generators=generators,
+                server=server,
             )
         ),
     )

@@ -3,7 +3,8 @@
 One flow = start a cart, hold 3 SKUs (one PUT each), check out with an Idempotency-Key;
 the simulated provider pays, so a flow counts only when the answer is 201 CONFIRMED.
 wrk runs ``wrk/checkout.lua`` with one connection per thread (each thread drives its own
-flow), against the API under uvicorn with 1 and 2 workers; the same wrk settings against
+flow), against the API as ``qc serve`` runs it (granian by default, or uvicorn) with 1 and
+2 workers; the same wrk settings against
 the bare FastAPI route (same server, same workers) show what the generator and the server
 can carry, so the orders' figure is not the generator's. The journal writer and every other
 background loop run in the API as in production; after the runs, the books are checked
@@ -12,6 +13,7 @@ against Redis (no drift) from the ledger.
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 from typing import Any
@@ -30,6 +32,7 @@ from server.inventory.reconcile import find_drift
 from server.kit.clock import Clock
 from server.kit.config import Settings
 
+API = "qc.serving:create_served_app"  # the app as qc serve runs it
 STORE = "BLR-KOR"
 SECRET = "bench-secret-key-" + "x" * 40
 LINES = 3
@@ -84,6 +87,7 @@ async def run(
     duration: float = 10.0,
     workers: tuple[int, ...] = (1, 2),
     repeats: int = 1,
+    servers: tuple[str, ...] = ("granian",),
 ) -> dict[str, Any]:
     results: dict[str, list[dict[str, Any]]] = {}
     async with bench_stack(settings, stores=1, skus=500, pool=4, customers=concurrency) as stack:
@@ -93,11 +97,13 @@ async def run(
         env = _env(stack.database_url, stack.redis_url)
         cpu = wrk.service_pids(stack.database_url, stack.redis_url)
         try:
-            for n in workers:
-                label = f"uvicorn, {n} worker{'s' if n > 1 else ''}"
+            for server, n in itertools.product(servers, workers):
+                label = f"{server}, {n} worker{'s' if n > 1 else ''}"
                 with (
-                    serve_process("qc.bench.serving:bare_fastapi", env=env, workers=n) as bare,
-                    serve_process("server.app:create_app", env=env, workers=n) as api,
+                    serve_process(
+                        "qc.bench.serving:bare_fastapi", env=env, workers=n, server=server
+                    ) as bare,
+                    serve_process(API, env=env, workers=n, server=server) as api,
                 ):
                     wrk.run(api.url + "/healthz", duration=1)  # warm-up
                     rows = []

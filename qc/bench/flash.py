@@ -10,7 +10,7 @@ waiting ones learn their turn on ``/ws/flash/{id}`` (``sockets`` of them) or by 
 meanwhile, and its checkout latency is compared with the baseline.
 
 Each customer has its own client address (``X-Forwarded-For`` from the loopback proxy,
-which uvicorn trusts), so the per-IP limit applies per customer as at a real edge. The
+which the app trusts: ``QC_TRUSTED_PROXIES``), so the per-IP limit applies per customer as at a real edge. The
 customers are split over ``generators`` spawned processes (one Python process could not
 send 20,000 joins in seconds: it, not the server, would be the limit; the conditions say how
 busy each was), each multiplexing its share over a few HTTP/1.1 connection pools; every
@@ -58,6 +58,7 @@ from server.identity.service import issue_token
 from server.kit.config import Settings
 from shared.enums import Role
 
+API = "qc.serving:create_served_app"  # the app as qc serve runs it
 SECRET = "bench-secret-key-" + "x" * 40
 PER_CLIENT = 8  # connections per HTTP client: httpcore's pool scans them all per request
 
@@ -74,7 +75,7 @@ def _server_env(stack: Any, args: dict[str, Any]) -> dict[str, str]:
         "QC_FLASH_MAX_CONCURRENT_CHECKOUTS": str(args["slots"]),
         "QC_FLASH_SLOT_SECONDS": str(args["slot_seconds"]),
         "QC_FLASH_TICK_INTERVAL_S": "0.25",
-        "FORWARDED_ALLOW_IPS": "127.0.0.1",  # the edge: X-Forwarded-For names the client
+        "QC_TRUSTED_PROXIES": "127.0.0.1",  # the edge: X-Forwarded-For names the client
         # a worker this busy (on a machine shared with the client) may answer uvicorn's
         # health ping late; it is busy, not hung, so do not kill it after 5 s
         "UVICORN_TIMEOUT_WORKER_HEALTHCHECK": "60",
@@ -137,6 +138,7 @@ async def run(
     regular_seconds: float = 20.0,
     poll_cap_s: float | None = None,
     generators: int = 2,
+    server: str = "granian",
 ) -> dict[str, Any]:
     store = "BLR-KOR"
     args = {
@@ -162,7 +164,7 @@ async def run(
             f"[bold]qc bench flash[/]: {users:,} customers, {units:,} units, "
             f"{workers} workers; baseline first ({regular_seconds:.0f} s of regular orders)"
         )
-        with serve("server.app:create_app", env=env, workers=workers, factory=True) as url:
+        with serve(API, env=env, workers=workers, factory=True, server=server) as url:
             timeout = httpx.Timeout(120.0)
             async with contextlib.AsyncExitStack() as clients_stack:
                 client = await clients_stack.enter_async_context(
@@ -243,6 +245,7 @@ async def run(
                 )
         proof = verify(stack.database_url, sale_id, flash_sku, store, before)
         cond = conditions(
+            server=server,
             workers=workers,
             services="embedded" if stack.embedded else "external",
             users=users,
