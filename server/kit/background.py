@@ -109,6 +109,10 @@ class _Loop:
                 await self.tick()
             except asyncio.CancelledError:
                 raise
+            except fencing.Fenced:  # the fence did its job: a newer holder runs it now
+                log.warning(
+                    "background run refused: a newer lease holder", extra={"loop": self.name}
+                )
             except Exception:
                 if not _cancelling():
                     log.exception("background loop failed", extra={"loop": self.name})
@@ -244,6 +248,10 @@ class ShardedLoop(_Loop):
                 )
             except asyncio.CancelledError:
                 raise
+            except fencing.Fenced as exc:  # the fence did its job: a newer holder runs it now
+                log.warning(
+                    "background run refused: %s", exc, extra={"loop": self.name, "shard": shard}
+                )
             except Exception:
                 if not _cancelling():
                     log.exception(
