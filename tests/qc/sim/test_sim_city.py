@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -15,6 +15,7 @@ import pytest
 
 from qc.sim import DemoSession, SimConfig, Simulation, run_simulation
 from qc.sim.demo import run_with_foreground
+from qc.sim.report import WARM_S
 from qc.sim.start import anchor_for, choose_start
 from server.kit.clock import Clock
 from server.kit.config import Settings
@@ -124,6 +125,17 @@ async def test_the_city_delivers_and_the_report_agrees_with_the_database(
     assert report.delivered_within_15_min == pytest.approx(
         sum(1 for x in done if x <= 900) / len(done)
     )
+    warm_from = datetime.fromisoformat(start) + timedelta(seconds=WARM_S)
+    warm = [
+        (d - p).total_seconds()
+        for s, _, p, d in orders
+        if s == OrderStatus.DELIVERED and p >= warm_from
+    ]
+    assert report.delivered_warm == len(warm)
+    if warm:
+        assert report.delivered_within_10_min_warm == pytest.approx(
+            sum(1 for x in warm if x <= 600) / len(warm)
+        )
     (pick_avg,) = _rows(
         db,
         "SELECT avg(duration_s) FROM pick_tasks WHERE status = 'PACKED' AND order_id IN "
