@@ -137,8 +137,10 @@ def test_headless_demo_delivers_orders_and_reports_what_the_database_holds(
     # the 10-minute promise, kept by turning away what cannot make it (and saying how many)
     assert "customers refused (no store in time)" in demo.stdout
     assert report["refused_share"] is not None
-    # (~67 % on a cold 20x evening at load ~5-7; ~22-27 % before the 10-minute promise)
-    assert report["delivered_within_10_min"] >= 0.5, report
+    # (~67 % of ~20 orders on a cold 20x evening at load ~5-7; ~22-27 % before the 10-minute
+    # promise). A wall-clock run of 20 orders is noisy: the bar only catches the promise
+    # gone; the deterministic simulation judges the share (tests/qc/des)
+    assert report["delivered_within_10_min"] >= 0.35, report
     assert report["oversells"] == 0
     assert report["ledger_mismatches"] == 0
 
