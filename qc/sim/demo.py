@@ -1,6 +1,6 @@
 """``qc demo``: the API server on the prepared stack plus the living city against it.
 
-The server runs as a uvicorn subprocess (its own core: the simulation is busy too) on the
+The server runs as ``qc serve`` runs it (granian, ``qc.serving``) in a subprocess (its own core: the simulation is busy too) on the
 same clock as the simulation: both read ``QC_CLOCK_SPEED`` and ``QC_CLOCK_ANCHOR``. The
 anchor is chosen so the simulated day starts when ``qc.sim.start`` says (the asked or a
 lively open hour, never before anything already recorded, so a second demo continues the
@@ -14,7 +14,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +26,7 @@ import httpx
 import psycopg
 from rich.console import Console
 
+from qc import serving
 from qc.sim.config import SimConfig
 from qc.sim.report import Report
 from qc.sim.runner import Simulation
@@ -202,22 +202,7 @@ def run_demo(
     )
     with log_path.open("ab") as server_log:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "server.app:create_app",
-                "--factory",
-                "--host",
-                host,
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-                "--timeout-graceful-shutdown",
-                "5",
-            ],
+            serving.command("granian", host=host, port=port),  # as qc serve runs it
             env=os.environ.copy(),
             stdout=server_log,
             stderr=server_log,

@@ -90,7 +90,7 @@ def _run_or_dump_stacks(
         for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
             with contextlib.suppress(OSError, ValueError):
                 parts = cmdline.read_bytes().split(b"\0")
-                if b"uvicorn" in parts[2:3] and str(port).encode() in parts:
+                if b"granian" in parts[2:3] and str(port).encode() in parts:
                     os.kill(int(cmdline.parent.name), signal.SIGKILL)
         pytest.fail(f"the demo ran past {timeout} s:\n{stdout[-2000:]}\n{stderr[-8000:]}")
     return subprocess.CompletedProcess(args, proc.returncode, stdout, stderr)
