@@ -60,6 +60,7 @@ from shared.enums import Role
 
 API = "qc.serving:create_served_app"  # the app as qc serve runs it
 SECRET = "bench-secret-key-" + "x" * 40
+REGULAR_CUSTOMERS = 200  # the regular orders rotate over them (checkouts per customer are limited)
 PER_CLIENT = 8  # connections per HTTP client: httpcore's pool scans them all per request
 
 
@@ -147,8 +148,10 @@ async def run(
         "slot_seconds": slot_seconds,
     }
     console = Console()
-    async with bench_stack(settings, stores=1, skus=300, pool=4, customers=users + 20) as stack:
-        minted = _mint_tokens(stack.database_url, users + 20)
+    async with bench_stack(
+        settings, stores=1, skus=300, pool=4, customers=users + REGULAR_CUSTOMERS
+    ) as stack:
+        minted = _mint_tokens(stack.database_url, users + REGULAR_CUSTOMERS)
         crowd_tokens = [t for _, t in minted[:users]]
         regular_tokens = [t for _, t in minted[users:]]
         with psycopg.connect(stack.database_url) as conn:

@@ -94,12 +94,20 @@ async def regular_orders(
     deadline = time.monotonic() + seconds if seconds else None
 
     async def worker(n: int) -> None:
-        headers = bearer(tokens[n % len(tokens)])
+        address = {"X-Forwarded-For": f"10.255.{n >> 8 & 255}.{n & 255}"}
+        turn = n
         while not until.is_set() and (deadline is None or time.monotonic() < deadline):
+            # the next customer each time: one customer's checkouts are limited per minute
+            headers = {**bearer(tokens[turn % len(tokens)]), **address}
+            turn += concurrency
             try:
-                cart = (
-                    await client.post("/v1/carts", json={"store_id": store}, headers=headers)
-                ).json()
+                started_cart = await client.post(
+                    "/v1/carts", json={"store_id": store}, headers=headers
+                )
+                if started_cart.status_code != 201:
+                    errors[f"cart {started_cart.status_code}"] += 1
+                    continue
+                cart = started_cart.json()
                 for sku in rng.sample(skus, 2):
                     await client.put(
                         f"/v1/carts/{cart['cart_id']}/lines/{sku}",
