@@ -150,3 +150,17 @@ class ThreadedServer:
             self._server.force_exit = True
             self._thread.join(timeout=5)
         self._server = self._thread = None
+
+
+def another_store(database_url: str, store_id: str, city_id: str = "BLR") -> str:
+    """A store of the same city other than ``store_id`` (the first by id)."""
+    import psycopg
+
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT store_id FROM dark_stores WHERE city_id = %s AND store_id <> %s "
+            "ORDER BY store_id LIMIT 1",
+            (city_id, store_id),
+        ).fetchone()
+    assert row is not None, f"the seeded city has no store besides {store_id}"
+    return str(row[0])

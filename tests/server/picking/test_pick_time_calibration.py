@@ -9,6 +9,7 @@ import psycopg
 from server.kit.db import transaction
 from server.picking import service
 from server.picking.walk import DEFAULT_PICK_TIME_MODEL, PickFeatures
+from tests.helpers import another_store
 
 STORE = "BLR-KOR"
 
@@ -47,14 +48,8 @@ async def test_a_store_with_too_few_picks_of_its_own_learns_from_its_city(stack)
     samples = [
         (s, c, u, truth(s, c, u)) for s in (5, 20, 40, 70) for c in (0, 1, 3) for u in (1, 4)
     ]
-    with psycopg.connect(stack.database_url) as conn:
-        other = conn.execute(
-            "SELECT store_id FROM dark_stores WHERE city_id = 'BLR' AND store_id <> %s "
-            "ORDER BY store_id LIMIT 1",
-            (STORE,),
-        ).fetchone()
-    assert other is not None
-    _record(stack.database_url, samples, store=other[0])  # picks elsewhere in Bengaluru
+    other = another_store(stack.database_url, STORE)
+    _record(stack.database_url, samples, store=other)  # picks elsewhere in Bengaluru
     _record(stack.database_url, samples[:3])  # a few of its own: too few to fit alone
     service._models.clear()
     async with transaction(stack.sessions) as session:

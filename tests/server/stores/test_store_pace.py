@@ -15,6 +15,7 @@ from server.kit import db
 from server.stores.selection import PLANNED_PACE_MIN_PER_M, StoreLoad, door_minutes, reach_m
 from shared.geo import destination, haversine_m
 from tests.conftest import settings_for
+from tests.helpers import another_store
 from tests.server.delivery.dispatch_world import KOR, STORE
 
 
@@ -85,20 +86,14 @@ async def test_the_pace_is_learned_from_enough_recent_rides(city, services) -> N
 
 async def test_a_store_without_rides_of_its_own_takes_its_citys_pace(city, services) -> None:
     now = datetime.now(UTC)
-    with psycopg.connect(services.database_url) as conn:
-        other = conn.execute(
-            "SELECT store_id FROM dark_stores WHERE city_id = 'BLR' AND store_id <> %s "
-            "ORDER BY store_id LIMIT 1",
-            (STORE,),
-        ).fetchone()
-    assert other is not None
+    other = another_store(services.database_url, STORE)
     engine = db.create_engine(services.database_url, settings_for(services))
     sessions = db.session_maker(engine)
     try:
         _rides(services.database_url, [0.2] * eta.PACE_MIN_SAMPLES, now)  # Koramangala's
         eta._paces.clear()
         async with sessions() as session:
-            pace = await eta.store_pace(session, store_id=other[0], now=now)
+            pace = await eta.store_pace(session, store_id=other, now=now)
         assert pace == pytest.approx(0.2, rel=0.01)
     finally:
         await engine.dispose()
