@@ -52,9 +52,12 @@ class Fenced(RuntimeError):
     """A newer holder of the lease has written: this holder's write is refused."""
 
     def __init__(self, fence: Fence, newest: int) -> None:
-        super().__init__(
-            f"lease {fence.name}: token {fence.token} was superseded by a newer holder's {newest}"
+        why = (
+            f"was superseded by a newer holder's {newest}"
+            if newest > fence.token
+            else "was already written by another holder (the lease counter started again)"
         )
+        super().__init__(f"lease {fence.name}: token {fence.token} {why}")
         self.fence, self.newest = fence, newest
 
 

@@ -233,3 +233,12 @@ async def test_a_run_that_swallows_its_cancellation_still_stops_the_loop(stack: 
     await stop_all([loop], grace_s=30)
     assert swallowed.is_set()
     assert loop._task is not None and loop._task.cancelled()  # stopped, not asleep
+
+
+def test_a_refusal_says_whether_a_newer_token_or_the_same_one_wrote() -> None:
+    from server.kit.fencing import Fence, Fenced
+
+    fence = Fence("dispatcher:BLR-KOR", 4, "replica-a", "BLR-KOR")
+    assert "superseded by a newer holder's 5" in str(Fenced(fence, 5))
+    # the same token from another holder: the lease's counter started again (Redis lost it)
+    assert "already written by another holder" in str(Fenced(fence, 4))
