@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 import statistics
 import time
@@ -182,8 +181,7 @@ async def run(
         runs = []
         for n, offset_h in ((1, 0), (processes, 1)):  # later fixes: none is a duplicate
             runs.append(
-                await asyncio.to_thread(
-                    ingest,
+                await ingest(
                     f"location ingest, fan-out to 2 orders ({tracked_riders} riders), "
                     f"{n} process{'es' if n > 1 else ''}",
                     database_url=stack.database_url,

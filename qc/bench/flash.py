@@ -43,14 +43,15 @@ from rich.console import Console
 
 from qc.bench.flash_crowd import (
     Arrival,
-    CrowdProcesses,
+    Crowd,
     CrowdShare,
     bearer,
     pct,
+    play,
     regular_orders,
 )
 from qc.bench.flash_proof import books, print_report, verify
-from qc.bench.harness import conditions
+from qc.bench.harness import Spawned, conditions
 from qc.bench.serving import serve
 from qc.bench.stack import bench_stack, one_row
 from server.identity.models import User
@@ -209,7 +210,8 @@ async def run(
                     )
                     for i in range(users)
                 ]
-                players = CrowdProcesses(
+                players = Spawned(
+                    play,
                     [
                         CrowdShare(
                             url,
@@ -221,7 +223,7 @@ async def run(
                             poll_cap_s,
                         )
                         for k in range(generators)
-                    ]
+                    ],
                 )
                 start = await players.start()
                 done = asyncio.Event()
@@ -235,7 +237,9 @@ async def run(
                         until=done,
                     )
                 )
-                crowd = await players.results()
+                crowd = Crowd()
+                for seen in await players.results():
+                    crowd.add(seen)
                 crowd_s = time.time() - start
                 done.set()
                 during = await during_task

@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import importlib.util
 import json
-import multiprocessing
 import random
 import sys
 import time
@@ -311,7 +310,8 @@ class CrowdShare:
     poll_cap_s: float | None = None
 
 
-async def _play(share: CrowdShare, barrier: Barrier) -> Crowd:
+async def play(share: CrowdShare, barrier: Barrier) -> Crowd:
+    """One load process's customers (``harness.Spawned``), released at ``barrier``."""
     limits = httpx.Limits(
         max_connections=share.per_client, max_keepalive_connections=share.per_client
     )
@@ -355,49 +355,4 @@ async def _play(share: CrowdShare, barrier: Barrier) -> Crowd:
             )
         )
         crowd.cpu_s = time.process_time() - cpu
-        return crowd
-
-
-def _play_in_process(
-    share: CrowdShare, barrier: Barrier, out: multiprocessing.Queue[Crowd | str]
-) -> None:
-    try:
-        out.put(asyncio.run(_play(share, barrier)))
-    except BaseException as exc:  # told, not left for the parent to wait on
-        out.put(f"{type(exc).__name__}: {exc}")
-        raise
-
-
-class CrowdProcesses:
-    """The crowd played by ``len(shares)`` spawned processes (one Python process cannot
-    send 20,000 customers' requests in seconds: it would be the limit, not the server).
-    ``start`` releases them together and returns the wall-clock start; ``results`` waits
-    for every process and merges what their customers saw."""
-
-    def __init__(self, shares: list[CrowdShare]) -> None:
-        context = multiprocessing.get_context("spawn")
-        self._barrier = context.Barrier(len(shares) + 1)
-        self._out: multiprocessing.Queue[Crowd | str] = context.Queue()
-        self._processes = [
-            context.Process(target=_play_in_process, args=(share, self._barrier, self._out))
-            for share in shares
-        ]
-        for process in self._processes:
-            process.start()
-
-    async def start(self) -> float:
-        await asyncio.to_thread(self._barrier.wait, 120)
-        return time.time()
-
-    async def results(self) -> Crowd:
-        crowd = Crowd()
-        for _ in self._processes:
-            seen = await asyncio.to_thread(self._out.get, True, 3600)
-            if isinstance(seen, str):
-                raise RuntimeError(f"a crowd process failed: {seen}")
-            crowd.add(seen)
-        for process in self._processes:
-            await asyncio.to_thread(process.join, 60)
-            if process.exitcode != 0:
-                raise RuntimeError(f"a crowd process ended with exit code {process.exitcode}")
         return crowd

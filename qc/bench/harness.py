@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import platform
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from multiprocessing.synchronize import Barrier
+from typing import Any, Generic, TypeVar
 
 from rich.console import Console
 from rich.table import Table
+
+S = TypeVar("S")  # what one load process is given
+R = TypeVar("R")  # what it answers
 
 
 @dataclass
@@ -110,3 +115,62 @@ def print_table(
     console = Console()
     console.print(table)
     console.print("conditions: " + ", ".join(f"{k}={v}" for k, v in cond.items()))
+
+
+class Spawned(Generic[S, R]):
+    """``play(share, barrier)`` in a spawned process per share (one Python process is
+    itself the limit long before the server): each gets ready (clients, connections), then
+    waits at ``barrier``; ``start`` releases them together and returns the wall-clock start;
+    ``results`` waits for every process's answer. A process that fails says why (its
+    exception) instead of leaving the parent waiting."""
+
+    def __init__(self, play: Callable[[S, Barrier], Awaitable[R]], shares: list[S]) -> None:
+        context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked loop
+        self._barrier = context.Barrier(len(shares) + 1)
+        self._out: multiprocessing.Queue[R | _Failed] = context.Queue()
+        self._processes = [
+            # daemons: a failure in one leaves no other behind when the bench exits
+            context.Process(
+                target=_play_in_process,
+                args=(play, share, self._barrier, self._out),
+                daemon=True,
+            )
+            for share in shares
+        ]
+        for process in self._processes:
+            process.start()
+
+    async def start(self) -> float:
+        await asyncio.to_thread(self._barrier.wait, 300)
+        return time.time()
+
+    async def results(self) -> list[R]:
+        answers: list[R] = []
+        for _ in self._processes:
+            answer = await asyncio.to_thread(self._out.get, True, 3600)
+            if isinstance(answer, _Failed):
+                raise RuntimeError(f"a load process failed: {answer.why}")
+            answers.append(answer)
+        for process in self._processes:
+            await asyncio.to_thread(process.join, 60)
+            if process.exitcode != 0:
+                raise RuntimeError(f"a load process ended with exit code {process.exitcode}")
+        return answers
+
+
+@dataclass(frozen=True)
+class _Failed:
+    why: str
+
+
+def _play_in_process(
+    play: Callable[[S, Barrier], Awaitable[R]],
+    share: S,
+    barrier: Barrier,
+    out: multiprocessing.Queue[R | _Failed],
+) -> None:
+    try:
+        out.put(asyncio.run(play(share, barrier)))  # type: ignore[arg-type]
+    except BaseException as exc:
+        out.put(_Failed(f"{type(exc).__name__}: {exc}"))
+        raise

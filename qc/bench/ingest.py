@@ -4,7 +4,7 @@ One Python process spends most of a fix in the Redis client (two round trips: th
 script, the pipelined publishes), so one process is the limit long before Valkey is; the
 API runs a process per core. ``ingest`` starts ``processes`` spawned processes, each with
 its own engine and Redis client and its own share of the riders (a rider's fixes stay in
-one process, in time order), lets them go together at a barrier, and reports the fixes of
+one process, in time order; ``harness.Spawned``), lets them go together, and reports the fixes of
 all of them over the wall time from the first start to the last finish, the merged
 latencies, and the Python CPU each fix cost.
 """
@@ -12,7 +12,6 @@ latencies, and the Python CPU each fix cost.
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import random
 import time
 import uuid
@@ -20,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from multiprocessing.synchronize import Barrier
 
-from qc.bench.harness import Result, percentile
+from qc.bench.harness import Result, Spawned, percentile
 from server.delivery import tracking
 from server.delivery.riders import take_fixes
 from server.kit import db
@@ -56,7 +55,8 @@ class Done:
     cpu_s: float  # the process's CPU over its run
 
 
-async def _run_share(share: Share, barrier: Barrier) -> Done:
+async def play(share: Share, barrier: Barrier) -> Done:
+    """One load process's riders (``harness.Spawned``), released at ``barrier``."""
     settings = get_settings().model_copy(
         update={"db_pool_size": share.concurrency, "db_max_overflow": 0}
     )
@@ -92,7 +92,7 @@ async def _run_share(share: Share, barrier: Barrier) -> Done:
 
     try:
         await redis.ping()  # connected before the start, like a warm worker
-        barrier.wait()
+        await asyncio.to_thread(barrier.wait)
         cpu = time.process_time()
         began = time.time()
         await asyncio.gather(*(worker() for _ in range(share.concurrency)))
@@ -102,11 +102,7 @@ async def _run_share(share: Share, barrier: Barrier) -> Done:
         await engine.dispose()
 
 
-def _child(share: Share, barrier: Barrier, results: multiprocessing.Queue[Done]) -> None:
-    results.put(asyncio.run(_run_share(share, barrier)))
-
-
-def ingest(
+async def ingest(
     name: str,
     *,
     database_url: str,
@@ -121,35 +117,23 @@ def ingest(
     ``concurrency`` concurrent fixes each; the result and the Python CPU per fix (µs)."""
     if len(riders) < processes:
         raise ValueError("every process needs riders of its own")
-    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked loop
-    barrier = context.Barrier(processes)
-    results: multiprocessing.Queue[Done] = context.Queue()
-    children = [
-        context.Process(
-            target=_child,
-            args=(
-                Share(
-                    database_url,
-                    redis_url,
-                    riders[k::processes],
-                    fixes // processes + (1 if k < fixes % processes else 0),
-                    concurrency,
-                    start,
-                    seed=k,
-                ),
-                barrier,
-                results,
-            ),
-        )
-        for k in range(processes)
-    ]
-    for child in children:
-        child.start()
-    done = [results.get(timeout=600) for _ in children]
-    for child in children:
-        child.join(timeout=60)
-        if child.exitcode != 0:
-            raise RuntimeError(f"an ingest process ended with exit code {child.exitcode}")
+    players = Spawned(
+        play,
+        [
+            Share(
+                database_url,
+                redis_url,
+                riders[k::processes],
+                fixes // processes + (1 if k < fixes % processes else 0),
+                concurrency,
+                start,
+                seed=k,
+            )
+            for k in range(processes)
+        ],
+    )
+    await players.start()
+    done = await players.results()
     latencies = sorted(x for d in done for x in d.latencies)
     seconds = max(d.ended for d in done) - min(d.began for d in done)
     cpu_us = 1e6 * sum(d.cpu_s for d in done) / len(latencies)
