@@ -212,6 +212,7 @@ class SourceChoice(StrEnum):
     generator = "generator"
     second = "second"
     database = "database"
+    sim = "sim"
 
 
 @forecast_app.command("backtest")
@@ -220,9 +221,14 @@ def backtest(
         SourceChoice,
         typer.Option(
             help="generator: the seed's history.py; second: the source built apart from the "
-            "model (level shifts, stock-outs, promotions); both; database: the stored history"
+            "model (level shifts, stock-outs, promotions); both; database: the stored history; "
+            "sim: the history a multi-day `qc simulate --history-out` wrote (--history)"
         ),
     ] = SourceChoice.both,
+    history: Annotated[
+        Path | None,
+        typer.Option(exists=True, dir_okay=False, help="--source sim: the run's .npz"),
+    ] = None,
     stores: Annotated[int, typer.Option(min=1, help="stores in the sample")] = 2,
     skus: Annotated[int, typer.Option(min=10, help="SKUs per store in the sample")] = 100,
     days: Annotated[int, typer.Option(min=35, help="days of history")] = 70,
@@ -256,13 +262,19 @@ def backtest(
         SourceChoice.generator: (es.GENERATOR,),
         SourceChoice.second: (es.SECOND,),
         SourceChoice.database: (es.DATABASE,),
+        SourceChoice.sim: (es.SIM,),
     }[source]
+    if (source == SourceChoice.sim) != (history is not None):
+        raise fail("--history FILE goes with --source sim (and only with it)")
     for kind in kinds:
         try:
             if kind == es.DATABASE:
                 src = es.database_source(
                     database(get_settings()), days=days, stores=stores, skus=skus
                 )
+            elif kind == es.SIM:
+                assert history is not None
+                src = es.sim_source(history)
             else:
                 make = es.generator_source if kind == es.GENERATOR else es.second_source
                 src = make(stores, skus, days, first, seed)

@@ -90,10 +90,32 @@ def ablation_table(reports: dict[str, DesReport]) -> Table:
 def simulate(
     seed: Annotated[int, typer.Option(help="random seed: same seed, same figures")] = 1,
     stores: Annotated[int, typer.Option(min=1, max=14, help="stores of the seeded city")] = 12,
-    hours: Annotated[float, typer.Option(min=0.05, max=24, help="hours of demand")] = 24.0,
+    hours: Annotated[
+        float, typer.Option(min=0.05, max=24, help="hours of demand (of the last day)")
+    ] = 24.0,
+    days: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=366,
+            help="days simulated one after the other (over 1: sales rolled up hourly into "
+            "sales_history, the daily replenishment job at 02:00, its orders received 3 h "
+            "later; demand on its weekday curve)",
+        ),
+    ] = 1,
+    history_out: Annotated[
+        str | None,
+        typer.Option(
+            help="write the sales history the run wrote (with stock-out hours and the "
+            "expected demand) to this .npz, for `qc forecast backtest --source sim`"
+        ),
+    ] = None,
     start: Annotated[float, typer.Option(min=0, max=23.99, help="local hour the run starts")] = 0.0,
     orders_per_store_day: Annotated[
-        float, typer.Option(min=1, help="daily orders per store (the day's curve shapes them)")
+        float,
+        typer.Option(
+            min=1, help="daily orders per store on a Monday (hour and weekday shape them)"
+        ),
     ] = 1250.0,
     push: Annotated[bool, typer.Option(help="push work (off: pickers and riders poll)")] = True,
     preassign: Annotated[bool, typer.Option(help="rider assigned while picking")] = True,
@@ -118,8 +140,10 @@ def simulate(
         str | None, typer.Option("--json", help="write the report (or all reports) here")
     ] = None,
 ) -> None:
-    """A deterministic discrete-event day: the server's own code on a manual clock against
-    real PostgreSQL and Redis (embedded, private), one event at a time."""
+    """A deterministic discrete-event day (or days): the server's own code on a manual clock
+    against real PostgreSQL and Redis (embedded, private), one event at a time."""
+    if history_out and (days < 2 or workers > 1):
+        raise typer.BadParameter("--history-out needs --days 2 or more and one worker")
     policies = Policies(
         push=push,
         preassign=preassign,
@@ -131,6 +155,9 @@ def simulate(
         seed=seed,
         stores=stores,
         hours=hours,
+        days=days,
+        nightly=days > 1,
+        history_out=history_out,
         start_hour=start,
         orders_per_store_day=orders_per_store_day,
         policies=policies,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
 # Relative order rate per local hour (Bengaluru): nothing while the stores are closed
@@ -19,6 +20,10 @@ HOURLY_DEMAND = (
     1.1, 1.0, 0.7, 0.65, 0.8, 1.4,  # 12-17
     2.6, 3.5, 3.0, 1.9, 1.0, 0.5,  # 18-23
 )  # fmt: skip
+
+# Relative daily volume by weekday (Monday = 1, the one-day run's date): a quieter
+# midweek, busier Friday evenings and weekends. A fixed curve, so a seed replays it.
+WEEKDAY_DEMAND = (1.0, 0.96, 0.97, 1.0, 1.08, 1.18, 1.12)  # Mon..Sun
 
 LEVERS = ("push", "preassign", "batching", "dynamic_radius", "walk_order")
 
@@ -110,6 +115,14 @@ class DesConfig:
     hours: float = 24.0  # simulated hours of demand (then the open orders are finished)
     start_hour: float = 0.0  # local time the day starts at
     date: str = "2026-03-02"  # a Monday; the day simulated (local, Asia/Kolkata)
+    # ``days`` > 1: the run goes on day after day ((days - 1) x 24 + hours of demand)
+    days: int = 1
+    # the city's nights (sales rolled up hourly into sales_history, the daily
+    # replenishment job at 02:00, its orders received ``replenish_lead_h`` later); on for
+    # multi-day runs
+    nightly: bool = False
+    replenish_lead_h: float = 3.0
+    history_out: str | None = None  # where the run's sales history is written (.npz)
     orders_per_store_day: float = 1250.0
     skus: int = 1200
     customers: int = 400
@@ -127,23 +140,36 @@ class DesConfig:
     def store_count(self) -> int:
         return len(self.only) or self.stores
 
-    def city_rate_per_hour(self, hour: float) -> float:
-        """Orders per hour for the whole city at a local time (interpolated per hour)."""
+    @property
+    def span_hours(self) -> float:
+        return (self.days - 1) * 24 + self.hours
+
+    def weekdays(self) -> list[int]:
+        """The weekdays (0 = Monday) the run's demand falls on."""
+        first = datetime.fromisoformat(self.date).date()
+        end = self.start_hour + self.span_hours
+        return sorted({(first + timedelta(days=d)).weekday() for d in range(math.ceil(end / 24))})
+
+    def city_rate_per_hour(self, hour: float, weekday: int = 0) -> float:
+        """Orders per hour for the whole city at a local time (interpolated per hour) on a
+        weekday (0 = Monday)."""
         h = hour % 24.0
         lo = int(h)
         frac = h - lo
         w = HOURLY_DEMAND[lo] * (1 - frac) + HOURLY_DEMAND[(lo + 1) % 24] * frac
-        return self.store_count * self.orders_per_store_day * w / sum(HOURLY_DEMAND)
+        daily = self.orders_per_store_day * WEEKDAY_DEMAND[weekday]
+        return self.store_count * daily * w / sum(HOURLY_DEMAND)
 
-    def store_rate_per_hour(self, hour: int) -> float:
+    def store_rate_per_hour(self, hour: int, weekday: int = 0) -> float:
         """The forecast for one store in one local hour (the staffing plan's input)."""
-        return self.orders_per_store_day * HOURLY_DEMAND[hour % 24] / sum(HOURLY_DEMAND)
+        daily = self.orders_per_store_day * WEEKDAY_DEMAND[weekday]
+        return daily * HOURLY_DEMAND[hour % 24] / sum(HOURLY_DEMAND)
 
-    def plan(self) -> list[tuple[int, float, int, int]]:
+    def plan(self, weekday: int = 0) -> list[tuple[int, float, int, int]]:
         """(hour, orders forecast per store, pickers, riders) for each local hour."""
         rows = []
         for hour in range(24):
-            rate = self.store_rate_per_hour(hour)
+            rate = self.store_rate_per_hour(hour, weekday)
             rows.append(
                 (hour, rate, self.staffing.pickers(rate), self.staffing.riders(rate))
                 if rate > 0
@@ -152,7 +178,7 @@ class DesConfig:
         return rows
 
     def max_staff(self) -> tuple[int, int]:
-        plan = self.plan()
+        plan = [row for wd in self.weekdays() for row in self.plan(wd)]
         return max(p for _, _, p, _ in plan), max(r for _, _, _, r in plan)
 
     def to_dict(self) -> dict[str, Any]:

@@ -80,7 +80,11 @@ class Customers:
     def start(self, end: float) -> None:
         """Arrivals from now until ``end`` (simulated Unix time)."""
         self.end = end
-        self.peak = max(self.world.config.city_rate_per_hour(h) for h in range(24)) / 3600
+        config = self.world.config
+        self.peak = (
+            max(config.city_rate_per_hour(h, wd) for h in range(24) for wd in config.weekdays())
+            / 3600
+        )
         self._next(self.world.now())
 
     def _next(self, t: float) -> None:
@@ -89,7 +93,8 @@ class Customers:
             t += self.rng.expovariate(self.peak)
             if t >= self.end:
                 return
-            rate = self.world.config.city_rate_per_hour(self.local_hour(t)) / 3600
+            weekday = datetime.fromtimestamp(t, tz=self.tz).weekday()
+            rate = self.world.config.city_rate_per_hour(self.local_hour(t), weekday) / 3600
             if self.rng.random() * self.peak < rate:
                 break
         person = random.Random(self.rng.getrandbits(64))

@@ -75,7 +75,7 @@ def build(config: DesConfig, parts: Parts, wall_s: float) -> DesReport:
     report = DesReport(
         seed=config.seed,
         stores=parts.stores,
-        hours=config.hours,
+        hours=config.span_hours,
         policies=config.policies.__dict__.copy(),
         promise_min=config.promise_min,
         wall_s=round(wall_s, 1),

@@ -14,6 +14,8 @@ from sqlmodel import col, select
 from qc.des.config import DesConfig
 from qc.des.customers import Customers
 from qc.des.fleet import Fleet
+from qc.des.history_out import export_history
+from qc.des.nightly import Nights
 from qc.des.parts import Parts, build
 from qc.des.pickers import Pickers
 from qc.des.report import DesReport, delivered_stages
@@ -60,6 +62,7 @@ class Day:
         self.pickers = Pickers(world, self._packed)
         self.pickers.on_claimed = self._claimed
         self.customers = Customers(world, self._confirmed)
+        self.nights: Nights | None = None
 
     # --- hand-offs between people -------------------------------------------------------
     def _confirmed(self, rec: OrderRec) -> None:
@@ -130,6 +133,8 @@ class Day:
                 world.riders[rider.rider_id] = sim
                 world.stores[sim.home].riders.append(sim)
         await self.customers.load()
+        if world.config.nightly:
+            self.nights = Nights(world, self.customers.products)
 
     # --- shifts -----------------------------------------------------------------------------
     def _shifts(self, until: float) -> None:
@@ -143,8 +148,8 @@ class Day:
     async def _shift_change(self) -> None:
         world = self.world
         await self._vacuum()
-        hour = datetime.fromtimestamp(world.now(), tz=ZoneInfo(world.config.timezone)).hour
-        _, _, want_pickers, want_riders = world.config.plan()[hour]
+        local = datetime.fromtimestamp(world.now(), tz=ZoneInfo(world.config.timezone))
+        _, _, want_pickers, want_riders = world.config.plan(local.weekday())[local.hour]
         for store_id in sorted(world.stores):
             store = world.stores[store_id]
             busy = bool(store.open_orders)
@@ -172,10 +177,13 @@ class Day:
         """What autovacuum would do, at fixed simulated times instead of the wall clock's
         (so the same seed stores the same rows in the same places): without it, every
         update leaves a dead row and index entry behind, and by the evening each query
-        of the day's hot rows (riders, trips, orders, stock) wades through thousands."""
+        of the day's hot rows (riders, trips, orders, stock) wades through thousands.
+        And its ANALYZE: the statistics taken at seeding saw no orders or trips, so the
+        planner walked a store's orders to find one by its key and scanned every trip
+        (the statistics read every row, see ``stack``, so the plans are the seed's too)."""
         async with self.world.engine.connect() as conn:
             auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            await auto.exec_driver_sql("VACUUM")
+            await auto.exec_driver_sql("VACUUM (ANALYZE)")
 
     # --- the day --------------------------------------------------------------------------
     def open_orders(self) -> int:
@@ -186,15 +194,19 @@ class Day:
     async def run(self) -> None:
         world = self.world
         start = world.now()
-        end = start + world.config.hours * 3600
+        end = start + world.config.span_hours * 3600
         self._shifts(end + DRAIN_LIMIT_S)
         self.fleet.start_sweeps(end + DRAIN_LIMIT_S)
         self.customers.start(end)
+        if self.nights is not None:
+            self.nights.start(end)
         await world.run(end)
         t = end
         while self.open_orders() and t < end + DRAIN_LIMIT_S:
             t += 300
             await world.run(t)
+        if self.nights is not None:
+            await self.nights.rollup()  # the last whole hours
         final = world.now()
         for rider in world.riders.values():
             rider.close(final)
@@ -248,6 +260,15 @@ async def simulate_parts(services: Services, config: DesConfig) -> Parts:
         setup_s = time.perf_counter() - wall
         snapshot = take_snapshot(services.database_url, clock.now())
         await day.run()
+        if config.history_out:
+            start = start_of_day(config)
+            export_history(
+                services.database_url,
+                world,
+                day.customers.products,
+                window=(start, start + config.span_hours * 3600),
+                path=config.history_out,
+            )
         return _collect(services, world, snapshot, setup_s, time.perf_counter() - wall)
     finally:
         await redis.aclose()

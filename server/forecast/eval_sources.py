@@ -1,20 +1,24 @@
 """The histories the evaluation runs on: the seed's generator (``history.py``, the family
-qc's model was built beside), the second source (``second_source.py``, built apart), and
-the stored history (real or seeded, no floor)."""
+qc's model was built beside), the second source (``second_source.py``, built apart), the
+history a multi-day run of the city's simulation wrote (``sim_history.py``, its floor the
+simulation's own expected demand), and the stored history (real or seeded, no floor)."""
 
 from __future__ import annotations
 
 from datetime import date, timedelta
+from pathlib import Path
 
 from server.forecast.entities import make_catalogue, make_stores
 from server.forecast.evaluate import Source
-from server.forecast.factors import synthetic_factors
+from server.forecast.factors import ExternalFactors, synthetic_factors
 from server.forecast.history import expected_units, generate_history
 from server.forecast.second_source import generate_second_source, second_catalogue
+from server.forecast.sim_history import load as load_sim_history
 
 GENERATOR = "generator"
 SECOND = "second"
 DATABASE = "database"
+SIM = "sim"
 
 
 def generator_source(stores: int, skus: int, days: int, start: date, seed: int = 0) -> Source:
@@ -36,6 +40,16 @@ def second_source(stores: int, skus: int, days: int, start: date, seed: int = 0)
         data.factors,
         demand=data.demand,
         expected=data.expected,
+    )
+
+
+def sim_source(path: str | Path) -> Source:
+    """The simulation's history: no weather, matches, sale days or holidays reach its
+    demand, so none reach the methods either."""
+    data = load_sim_history(path)
+    factors = ExternalFactors(holiday_dates=frozenset())
+    return Source(
+        "city simulation (qc simulate --days)", data.history, factors, expected=data.expected
     )
 
 
