@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -73,8 +74,8 @@ async def ratings(
         SELECT t.rider_id, count(*),
                count(*) FILTER (WHERE s.status = 'DELIVERED'
                                 AND s.delivered_at <= o.sla_deadline)
-        FROM trip_stops s JOIN trips t ON t.trip_id = s.trip_id
-        JOIN orders o ON o.store_id = t.store_id AND o.order_id = s.order_id
+        FROM trip_stops s JOIN trips t ON t.store_id = s.store_id AND t.trip_id = s.trip_id
+        JOIN orders o ON o.store_id = s.store_id AND o.order_id = s.order_id
         WHERE t.rider_id = ANY(:riders) AND s.status IN ('DELIVERED', 'FAILED')
           AND t.updated_at > :since
         GROUP BY t.rider_id"""),
@@ -115,8 +116,8 @@ async def _free_in(
     rows = await session.execute(
         text("""
         SELECT t.rider_id, o.delivery_lat, o.delivery_lng
-        FROM trips t JOIN trip_stops s ON s.trip_id = t.trip_id
-        JOIN orders o ON o.store_id = t.store_id AND o.order_id = s.order_id
+        FROM trips t JOIN trip_stops s ON s.store_id = t.store_id AND s.trip_id = t.trip_id
+        JOIN orders o ON o.store_id = s.store_id AND o.order_id = s.order_id
         WHERE t.rider_id = ANY(:riders) AND t.status IN ('PICKED_UP', 'OUT')
           AND s.status IN ('PENDING', 'ARRIVED')
         ORDER BY t.rider_id, s.seq"""),
@@ -136,7 +137,7 @@ async def _free_in(
     return out
 
 
-async def near_store(
+async def locate(
     session: AsyncSession,
     redis: aioredis.Redis,
     *,
@@ -145,7 +146,10 @@ async def near_store(
     weights: planning.ScoreWeights,
     busy: bool,
 ) -> tuple[list[planning.RiderCandidate], dict[str, Rider]]:
-    """The store's candidates (locked for this transaction) and their rows by id."""
+    """The store's candidates (locked for this transaction) with where they are and when
+    they are free, and their rows by id; not yet scored (rating and battery 0, no history):
+    ``scored`` reads those, only for the riders a dispatcher run may offer a trip to (most
+    runs offer nothing, and the scores are most of a run's reads)."""
     near = await nearby_ids(redis, store=store, radius_m=weights.radius_m)
     if not near:
         return [], {}
@@ -179,27 +183,42 @@ async def near_store(
         riders = [r for r in riders if r.rider_id not in queued]
     if not riders:
         return [], {}
-    ids = [r.rider_id for r in riders]
     on_road = await _free_in(
         session,
         riders={r.rider_id: near[r.rider_id] for r in riders if r.status != RiderStatus.IDLE},
     )
-    stars = await ratings(session, rider_ids=ids, now=now)
-    battery = await batteries(redis, ids, city_id=store.city_id)
-    past = await eta.rider_history(session, store_id=store.store_id, rider_ids=ids, now=now)
     candidates = []
     for r in riders:
         free_in, free_at = on_road.get(r.rider_id, (0.0, None))
         candidates.append(
             planning.RiderCandidate(
-                str(r.rider_id),
-                near[r.rider_id],
-                r.status,
-                free_in,
-                stars[r.rider_id],
-                battery[r.rider_id],
-                past[r.rider_id][0] if r.rider_id in past else None,
-                free_at,
+                str(r.rider_id), near[r.rider_id], r.status, free_in, 0.0, 0.0, None, free_at
             )
         )
     return candidates, {str(r.rider_id): r for r in riders}
+
+
+async def scored(
+    session: AsyncSession,
+    redis: aioredis.Redis,
+    found: list[planning.RiderCandidate],
+    *,
+    store: DarkStore,
+    now: datetime,
+) -> list[planning.RiderCandidate]:
+    """``found`` (from ``locate``) with each rider's rating, battery and ride history."""
+    if not found:
+        return []
+    ids = [uuid.UUID(c.rider_id) for c in found]
+    stars = await ratings(session, rider_ids=ids, now=now)
+    battery = await batteries(redis, ids, city_id=store.city_id)
+    past = await eta.rider_history(session, store_id=store.store_id, rider_ids=ids, now=now)
+    return [
+        replace(
+            c,
+            rating=stars[rider_id],
+            battery_pct=battery[rider_id],
+            hist_avg_minutes=past[rider_id][0] if rider_id in past else None,
+        )
+        for c, rider_id in zip(found, ids, strict=True)
+    ]

@@ -96,7 +96,7 @@ async def dispatch_store(
 ) -> list[Trip]:
     """Batch the store's orders that wait for a rider and assign the batches together.
 
-    Candidates come from ``candidates.near_store`` (locked for this transaction). Trips are
+    Candidates come from ``candidates.locate`` (locked for this transaction). Trips are
     planned to leave when the later of their bags is ready and the rider can be there; a
     batch is kept only if every drop still meets the SLA counting the assigned rider's
     ride to the store (else the rider takes the oldest order's trip as planned from their
@@ -106,7 +106,7 @@ async def dispatch_store(
     if not waiting:
         return []
     here = LatLng(store.lat, store.lng)
-    found, by_id = await candidates.near_store(
+    found, by_id = await candidates.locate(
         session, redis, store=store, now=now, weights=weights, busy=policy.busy_candidates
     )
     fleet = [c for c in found if planning.is_eligible(c, here, weights)]
@@ -141,6 +141,8 @@ async def dispatch_store(
     ]
     if not batches:
         return []
+    # scored only now, and only the eligible: most runs have no batch due
+    fleet = await candidates.scored(session, redis, fleet, store=store, now=now)
     leaders = [
         planning.WaitingOrder(
             b.order_ids[0],

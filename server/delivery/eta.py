@@ -81,8 +81,8 @@ async def rider_history(
                  extract(epoch FROM s.delivered_at - o.out_for_delivery_at)
                  / extract(epoch FROM s.planned_arrival_at - t.planned_depart_at)),
                count(*)
-        FROM trip_stops s JOIN trips t ON t.trip_id = s.trip_id
-        JOIN orders o ON o.order_id = s.order_id
+        FROM trip_stops s JOIN trips t ON t.store_id = s.store_id AND t.trip_id = s.trip_id
+        JOIN orders o ON o.store_id = s.store_id AND o.order_id = s.order_id
         WHERE t.store_id = :store AND t.rider_id = ANY(:riders) AND s.status = 'DELIVERED'
           AND s.delivered_at > :since AND o.out_for_delivery_at IS NOT NULL
           AND s.planned_arrival_at > t.planned_depart_at
@@ -108,8 +108,9 @@ async def store_pace(session: AsyncSession, *, store_id: str, now: datetime) -> 
                 SELECT t.store_id = :store,
                        extract(epoch FROM s.arrived_at - o.out_for_delivery_at),
                        d.lat, d.lng, o.delivery_lat, o.delivery_lng
-                FROM trip_stops s JOIN trips t ON t.trip_id = s.trip_id
-                JOIN orders o ON o.store_id = t.store_id AND o.order_id = s.order_id
+                FROM trip_stops s
+                JOIN trips t ON t.store_id = s.store_id AND t.trip_id = s.trip_id
+                JOIN orders o ON o.store_id = s.store_id AND o.order_id = s.order_id
                 JOIN dark_stores d ON d.store_id = t.store_id
                 WHERE d.city_id = (SELECT city_id FROM dark_stores WHERE store_id = :store)
                   AND s.seq = 1 AND s.arrived_at IS NOT NULL

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import text
@@ -299,14 +300,38 @@ async def pick_list(session: AsyncSession, *, task: PickTask, walk_order: bool =
     )
 
 
+@dataclass(slots=True)
+class ScanLine:
+    """What a scan needs of a line: which product it is and how many are picked."""
+
+    sku_id: str
+    name: str
+    barcode: str
+    quantity: int
+    picked_qty: int
+
+
+async def _scan_lines(session: AsyncSession, task: PickTask) -> list[ScanLine]:
+    """The task's lines as a scan counts them: a scan comes for every unit, so it reads two
+    tables, not the pick list's five (bins, stock and offers are read for a refusal only)."""
+    rows = await session.execute(
+        text("""
+        SELECT i.sku_id, p.name, p.barcode, i.quantity, i.picked_qty
+        FROM order_items i JOIN products p ON p.sku_id = i.sku_id
+        WHERE i.store_id = :store AND i.order_id = :order"""),
+        {"store": task.store_id, "order": task.order_id},
+    )
+    return [ScanLine(*r) for r in rows]
+
+
 async def scan(
     session: AsyncSession, *, task: PickTask, picker: User, scan_id: str, code: str, now: datetime
-) -> tuple[TaskLine, bool, bool]:
+) -> tuple[ScanLine, bool, bool]:
     """Count one scanned unit against the right line; returns (line, order complete,
     replayed). Wrong items and over-picks are refused and count nothing."""
     require_picking(task, picker)
     seen = await session.get(PickScan, (task.store_id, scan_id))
-    lines = await task_lines(session, task.store_id, task.order_id)
+    lines = await _scan_lines(session, task)
     if seen is not None:
         line = next((ln for ln in lines if ln.sku_id == seen.sku_id), None)
         if seen.order_id != task.order_id or line is None:
@@ -315,7 +340,8 @@ async def scan(
     barcode = item_barcode(code)
     line = next((ln for ln in lines if ln.barcode == barcode), None)
     if line is None:
-        expected = next((ln for ln in lines if ln.picked_qty < ln.quantity), None)
+        walk = await task_lines(session, task.store_id, task.order_id)
+        expected = next((ln for ln in walk if ln.picked_qty < ln.quantity), None)
         raise WrongItem(
             f"{code} is not in this order"
             + (f"; next is {expected.name} at {expected.bin_code}" if expected else ""),
