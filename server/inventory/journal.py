@@ -4,9 +4,10 @@ The reserve and settle scripts append every SOFT movement to the store's stream
 (``invlog:{S}``) in the same atomic step that decides it. A writer (a leased loop, and any
 request that needs the books of a hold now: a checkout) applies the entries after the
 store's offset in one transaction: one ``UPDATE`` of ``store_inventory`` with the summed
-deltas per SKU (rows locked in SKU order), the ledger rows and the reservation rows each in
-one multi-row statement, and the offset row moved, so each entry reaches the books exactly
-once. HARD holds, commits and physical movements stay synchronous (written with the order).
+deltas per SKU (rows locked in SKU order), the ledger rows by ``COPY``, the new reservation
+rows by ``COPY`` and the changed ones in one upsert, and the offset row moved, so each entry
+reaches the books exactly once. HARD holds, commits and physical movements stay
+synchronous (written with the order).
 
 Every PostgreSQL write of a store's Redis changes (this writer, and the synchronous paths)
 holds the store's advisory lock in shared mode; a rebuild takes it exclusively, so it waits
@@ -18,9 +19,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import psycopg
 import redis.asyncio as aioredis
 from prometheus_client import Counter
 from sqlalchemy import text
@@ -98,6 +102,9 @@ class _Batch:
     deltas: dict[str, list[int]] = field(default_factory=dict)  # sku -> [da, dr]
     ledger: list[tuple[str, str, int, int, str, datetime]] = field(default_factory=list)
     rows: dict[tuple[str, str], tuple[int, str, datetime, datetime]] = field(default_factory=dict)
+    # rows whose hold had no such line before this batch: new to the books, but for a line
+    # released earlier and held again (its RELEASED row exists; COPY refuses, then upsert)
+    fresh: set[tuple[str, str]] = field(default_factory=set)
     expiry: dict[str, datetime] = field(default_factory=dict)
     ended: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     latest: datetime = NEVER  # server clock of the last entry
@@ -121,6 +128,8 @@ class _Batch:
                 movement = Movement.RESERVE if delta > 0 else Movement.RELEASE
                 self.move(sku, -delta, delta, movement, holder, at)
                 status = ReservationStatus.SOFT if int(new) > 0 else ReservationStatus.RELEASED
+                if old == "0" and (holder, sku) not in self.rows:
+                    self.fresh.add((holder, sku))
                 self.rows[(holder, sku)] = (int(new), status.value, at, expires)
             self.expiry[holder] = expires
         else:
@@ -149,12 +158,8 @@ _STOCK = text("""
     FROM v JOIN locked l ON l.sku_id = v.sku
     WHERE s.store_id = :s AND s.sku_id = v.sku
     RETURNING s.sku_id, s.available_qty, s.reorder_level, v.da""")
-_LEDGER = text("""
-    INSERT INTO stock_ledger (store_id, sku_id, movement, d_available, d_reserved,
-      d_damaged, d_in_transit, reference, created_at)
-    SELECT :s, sku, mv, da, dr, 0, 0, ref, at FROM unnest(CAST(:skus AS text[]),
-      CAST(:mv AS text[]), CAST(:da AS int[]), CAST(:dr AS int[]), CAST(:ref AS text[]),
-      CAST(:at AS timestamptz[])) AS t(sku, mv, da, dr, ref, at)""")
+_LEDGER = """COPY stock_ledger (store_id, sku_id, movement, d_available, d_reserved,
+    d_damaged, d_in_transit, reference, created_at) FROM STDIN"""
 _ROWS = text("""
     INSERT INTO inventory_reservations (reservation_id, store_id, order_id, sku_id,
       quantity, status, created_at, updated_at, expires_at)
@@ -164,16 +169,60 @@ _ROWS = text("""
     ON CONFLICT (store_id, order_id, sku_id) DO UPDATE SET quantity = EXCLUDED.quantity,
       status = EXCLUDED.status, updated_at = EXCLUDED.updated_at,
       expires_at = EXCLUDED.expires_at""")
+_NEW_ROWS = """COPY inventory_reservations (reservation_id, store_id, order_id, sku_id,
+    quantity, status, created_at, updated_at, expires_at) FROM STDIN"""
 _EXPIRY = text("""
     UPDATE inventory_reservations r SET expires_at = v.x
     FROM unnest(CAST(:h AS text[]), CAST(:x AS timestamptz[])) AS v(h, x)
-    WHERE r.store_id = :s AND r.order_id = v.h AND r.status IN ('SOFT', 'HARD')""")
+    WHERE r.store_id = :s AND r.order_id = v.h AND r.status IN ('SOFT', 'HARD')
+      AND r.expires_at IS DISTINCT FROM v.x""")
 _ENDED = text("""
     UPDATE inventory_reservations r SET status = v.o, updated_at = v.at
     FROM unnest(CAST(:h AS text[]), CAST(:o AS text[]), CAST(:at AS timestamptz[]))
       AS v(h, o, at)
     WHERE r.store_id = :s AND r.order_id = v.h AND r.status IN ('SOFT', 'HARD')""")
 OFFSETS = streams.Offsets("inventory_journal_offsets", "store_id")
+
+
+async def _copy(session: AsyncSession, statement: str, rows: Iterable[tuple[object, ...]]) -> None:
+    """``COPY ... FROM STDIN`` on the session's connection, in its transaction."""
+    connection = await (await session.connection()).get_raw_connection()
+    driver = connection.driver_connection
+    assert isinstance(driver, psycopg.AsyncConnection), "the engine's driver is psycopg (kit.db)"
+    async with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            await copy.write_row(row)
+
+
+async def _write_rows(session: AsyncSession, store_id: str, batch: _Batch) -> None:
+    """The reservation rows: the new ones by COPY, the others (or all, if the books already
+    hold one the batch took for new) by one upsert."""
+    rows = [
+        # a held line takes its holder's latest expiry (as _EXPIRY would set it)
+        (h, sku, q, st, at, batch.expiry.get(h, x) if q else x)
+        for (h, sku), (q, st, at, x) in batch.rows.items()
+    ]
+    copied: set[tuple[str, str]] = set()
+    if batch.fresh:
+        try:
+            async with session.begin_nested():
+                await _copy(
+                    session,
+                    _NEW_ROWS,
+                    ((uuid.uuid4(), store_id, h, sku, q, st, at, at, x)
+                     for h, sku, q, st, at, x in rows if (h, sku) in batch.fresh),
+                )  # fmt: skip
+            copied = batch.fresh
+        except psycopg.errors.UniqueViolation:
+            pass  # the savepoint rolled the COPY back: the upsert writes them all
+    rest = [r for r in rows if (r[0], r[1]) not in copied]
+    if rest:
+        cols = list(zip(*rest, strict=True))
+        await session.execute(
+            _ROWS,
+            {"s": store_id, "h": list(cols[0]), "skus": list(cols[1]), "q": list(cols[2]),
+             "st": list(cols[3]), "at": list(cols[4]), "x": list(cols[5])},
+        )  # fmt: skip
 
 
 async def _write(session: AsyncSession, store_id: str, batch: _Batch) -> None:
@@ -207,26 +256,16 @@ async def _write(session: AsyncSession, store_id: str, batch: _Batch) -> None:
                     now=now,
                 )
     if batch.ledger:
-        cols = list(zip(*batch.ledger, strict=True))
-        await session.execute(
+        await _copy(
+            session,
             _LEDGER,
-            {"s": store_id, "skus": list(cols[0]), "mv": list(cols[1]), "da": list(cols[2]),
-             "dr": list(cols[3]), "ref": list(cols[4]), "at": list(cols[5])},
-        )  # fmt: skip
-    if batch.rows:
-        items = list(batch.rows.items())
-        await session.execute(
-            _ROWS,
-            {
-                "s": store_id,
-                "h": [h for (h, _), _v in items],
-                "skus": [k for (_, k), _v in items],
-                "q": [v[0] for _, v in items],
-                "st": [v[1] for _, v in items],
-                "at": [v[2] for _, v in items],
-                "x": [v[3] for _, v in items],
-            },
+            (
+                (store_id, sku, mv, da, dr, 0, 0, ref, at)
+                for sku, mv, da, dr, ref, at in batch.ledger
+            ),
         )
+    if batch.rows:
+        await _write_rows(session, store_id, batch)
     if batch.expiry:
         holders = list(batch.expiry)
         await session.execute(
@@ -280,7 +319,7 @@ async def apply_pending(
         try:
             async with session.begin_nested():
                 await _write(session, store_id, batch)
-        except IntegrityError:
+        except (IntegrityError, psycopg.errors.IntegrityError):
             # Redis admitted what the books refuse: it drifted ahead of PostgreSQL (e.g. an
             # AOF rollback). Keep what can be kept, entry by entry, and reload the store.
             await _write_one_by_one(session, store_id, raw)
@@ -322,7 +361,7 @@ async def _write_one_by_one(session: AsyncSession, store_id: str, raw: list[stre
         try:
             async with session.begin_nested():
                 await _write(session, store_id, batch)
-        except IntegrityError:
+        except (IntegrityError, psycopg.errors.IntegrityError):
             DROPPED.labels(store_id).inc()
             log.warning(
                 "journal entry refused by the books",

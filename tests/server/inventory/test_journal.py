@@ -92,6 +92,32 @@ async def test_a_batch_sums_deltas_per_sku_and_writes_one_ledger_row_per_movemen
     assert await find_drift(stack.engine, stack.redis, STORE) == []
 
 
+async def test_a_line_released_and_held_again_keeps_one_row_with_the_holds_expiry(
+    stack,
+) -> None:
+    """New rows go in by COPY; a line the books hold as RELEASED is held again by upsert."""
+    a, b = _skus(stack.database_url, 2)
+    await _soft(stack, "cart-1", {a: 2, b: 1})
+    await _soft(stack, "cart-1", {a: 0})
+    assert await journal.drain(stack.engine, stack.redis, STORE) == 2
+    assert reservation_rows(stack.database_url, STORE, "cart-1") == {
+        a: (0, "RELEASED"), b: (1, "SOFT")
+    }  # fmt: skip
+    await _soft(stack, "cart-1", {a: 1})  # a new line to Redis, a RELEASED row to the books
+    assert await journal.drain(stack.engine, stack.redis, STORE) == 1
+    assert reservation_rows(stack.database_url, STORE, "cart-1") == {
+        a: (1, "SOFT"), b: (1, "SOFT")
+    }  # fmt: skip
+    with psycopg.connect(stack.database_url) as conn:
+        expiries = conn.execute(
+            "SELECT DISTINCT expires_at FROM inventory_reservations WHERE store_id = %s "
+            "AND order_id = 'cart-1' AND status = 'SOFT'",
+            (STORE,),
+        ).fetchall()
+    assert len(expiries) == 1  # b took the hold's latest expiry too
+    assert await find_drift(stack.engine, stack.redis, STORE) == []
+
+
 async def test_a_writer_that_dies_mid_batch_applies_nothing_and_the_next_applies_once(
     stack,
 ) -> None:
