@@ -385,7 +385,10 @@ class CityView:
             readings.append(KpiValue("orders", city.orders_last_minute, delta))
             readings.append(KpiValue("delivered", city.delivered_today))
             if city.within_10_share is not None:
-                readings.append(KpiValue("within10", city.within_10_share * 100))
+                # read together: a city that refused everyone would keep any promise
+                refused = city.refused_share
+                note = None if refused is None else f"{refused * 100:.0f} % refused"
+                readings.append(KpiValue("within10", city.within_10_share * 100, note=note))
             if city.p90_door_s is not None:
                 readings.append(KpiValue("p90", city.p90_door_s / 60))
         return readings

@@ -37,6 +37,7 @@ class KpiTile(Widget):
 
     value: reactive[float | None] = reactive(None)
     delta: reactive[float | None] = reactive(None)
+    note: reactive[str | None] = reactive(None)
 
     def __init__(
         self,
@@ -69,9 +70,10 @@ class KpiTile(Widget):
             self.value, self.warn_at, self.crit_at, higher_is_worse=self.higher_is_worse
         )
 
-    def set(self, value: float, delta: float | None = None) -> None:
+    def set(self, value: float, delta: float | None = None, note: str | None = None) -> None:
         self.value = value
         self.delta = delta
+        self.note = note
 
     def watch_value(self) -> None:
         level = self.level
@@ -89,6 +91,8 @@ class KpiTile(Widget):
         return text
 
     def _trend(self) -> Text:
+        if self.note is not None:
+            return Text(self.note, style="dim")
         if self.delta is None:
             return Text("")
         if self.delta == 0:
@@ -128,4 +132,4 @@ class KpiBar(Horizontal):
     def set_values(self, values: Iterable[KpiValue]) -> None:
         """Update the tiles named by the readings; unknown keys are an error (typos)."""
         for reading in values:
-            self._tiles[reading.key].set(reading.value, reading.delta)
+            self._tiles[reading.key].set(reading.value, reading.delta, reading.note)

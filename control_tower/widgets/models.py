@@ -117,8 +117,11 @@ class Alert:
 @dataclass(frozen=True)
 class KpiValue:
     """A reading for the KPI tile with the same ``key``; ``delta`` is the change the
-    caller wants shown (e.g. against 15 minutes ago), or None for no trend."""
+    caller wants shown (e.g. against 15 minutes ago), or None for no trend; ``note`` a
+    figure to read with it, shown in the trend's place (e.g. the share refused beside the
+    share delivered in time)."""
 
     key: str
     value: float
     delta: float | None = None
+    note: str | None = None

@@ -50,6 +50,8 @@ key                                   type    holds
 ``events:picking:<store_id>``         pubsub  new pick tasks and claims, for the store's pickers
 ``dispatch:avoid:<order_id>``         set     riders who handed the order back (30 min)
 ``daily:<job>``                       string  the IST day a daily job last completed
+``ops:asks:<day>``                    hash    serviceability asks of an IST day per store
+                                              (``<S>:asked``, ``<S>:refused``), 2 days
 ``breaker:{name}``                    hash    a circuit breaker's state, generation, open_until
 ``breaker:{name}:window``             zset    its recent outcomes (``<seq>:ok|fail`` by time)
 ``breaker:{name}:trial``              string  the half-open trial permit (SET NX in Lua)
@@ -192,6 +194,11 @@ def picking_channel(store_id: str) -> str:
 
 def dispatch_avoid(order_id: str) -> str:
     return f"dispatch:avoid:{order_id}"
+
+
+def serviceability_asks(day: str) -> str:
+    """Serviceability asks of one IST day per store (``{store}:asked``, ``{store}:refused``)."""
+    return f"ops:asks:{day}"
 
 
 def daily_job(name: str) -> str:

@@ -27,7 +27,7 @@ from server.kit.cache import TTLCache
 from server.kit.errors import NotFound
 from server.ops import alerts as alert_store
 from server.ops import sla
-from server.stores.selection import next_opening
+from server.stores.selection import asks_today, next_opening
 from shared.enums import OrderStatus, RiderStatus
 from shared.geo import LatLng, haversine_m
 from shared.schemas.ops import (
@@ -322,7 +322,7 @@ async def build_snapshot(
     return OpsSnapshot(
         at=now,
         clock_speed=clock_speed,
-        city=await _city(session, city_id, store_ids, now, list(flash_queues)),
+        city=await _city(session, city_id, store_ids, now, list(flash_queues), redis),
         stores=store_rows,
         orders=orders,
         riders=riders,
@@ -337,6 +337,7 @@ async def _city(
     stores: list[str],
     now: datetime,
     flash_queues: list[FlashQueueOps],
+    redis: aioredis.Redis | None,
 ) -> CityOps:
     series = [0] * SERIES_MINUTES
     for ago, n in await _exec(
@@ -350,6 +351,7 @@ async def _city(
     )
     cancelled = await _exec(session, _CANCELLED, stores=stores, midnight=midnight, now=now)
     zone = await _exec(session, _TIMEZONE, city=city_id)
+    asked, refused = (0, 0) if redis is None else await asks_today(redis, store_ids=stores, now=now)
     return CityOps(
         city_id=city_id,
         timezone=zone[0][0] if zone else None,
@@ -360,6 +362,8 @@ async def _city(
         within_15_share=round(in15 / delivered, 4) if delivered else None,
         p50_door_s=round(float(p50), 1) if p50 is not None else None,
         p90_door_s=round(float(p90), 1) if p90 is not None else None,
+        asks_today=asked,
+        refused_share=round(refused / asked, 4) if asked else None,
         cancellations_by_reason={reason: int(n) for reason, n in cancelled},
         flash_queues=flash_queues,
     )

@@ -65,10 +65,21 @@ async def serviceable(
         promise_s=settings.serviceability_promise_s,
     )
     if not ranked:
-        closed = await selection.closed_here(session, point=point, now=clock.now())
-        if closed is not None:
-            raise closed
+        why = await selection.why_unserved(session, point=point, now=clock.now())
+        if why.closed is not None:
+            raise why.closed
+        if why.beyond_reach is not None:
+            await selection.count_ask(
+                redis, store_id=why.beyond_reach, now=clock.now(), refused=True
+            )
+            raise NotFound(
+                f"{why.beyond_reach} is too busy to reach this address in time right now",
+                code="not_serviceable",
+                store_id=why.beyond_reach,
+                reason="beyond_reach_now",
+            )
         raise NotFound("no dark store delivers to this location yet", code="not_serviceable")
+    await selection.count_ask(redis, store_id=ranked[0].store_id, now=clock.now(), refused=False)
     return StoreSelection(
         stores=[ServiceableStore(**asdict(c)) for c in ranked], cell=location_cell(point)
     )

@@ -41,6 +41,8 @@ HANDOVER_MIN = 1.0
 TRIP_TURNAROUND_MIN = 10.0  # a rider's trip: out, at the door, back
 MIN_RADIUS_M = 500.0  # a store never shrinks below its doorstep
 DEFAULT_PROMISE_S = 15 * 60
+ASKS_KEPT_S = 2 * 86_400  # today's serviceability asks, and yesterday's until it ends
+IST = ZoneInfo("Asia/Kolkata")  # the ops feed's day (its "today" is the IST day)
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
@@ -272,14 +274,59 @@ async def invalidate_selection(redis: aioredis.Redis) -> None:
     await redis.incr(keys.STORE_SELECTION_VERSION)
 
 
-async def closed_here(session: AsyncSession, *, point: LatLng, now: datetime) -> Conflict | None:
-    """Why nobody delivers to ``point`` when only the hours stand in the way: 409
-    ``store_closed`` naming the store that serves it and when it opens (soonest first)."""
-    closed = [s for s in await _stores(session, now=now) if not s.is_open and s.within(point)]
-    if not closed:
-        return None
-    store = min(closed, key=lambda s: s.opens_at or datetime.max.replace(tzinfo=now.tzinfo))
-    return _closed(store)
+@dataclass(frozen=True, slots=True)
+class Unserved:
+    """Why no store delivers to a location: only the hours (``closed``, the 409 to raise),
+    or an open store whose zone holds it is too busy to reach it in time right now
+    (``beyond_reach``: that store, the nearest such), or neither (nobody delivers there)."""
+
+    closed: Conflict | None = None
+    beyond_reach: str | None = None
+
+
+async def why_unserved(session: AsyncSession, *, point: LatLng, now: datetime) -> Unserved:
+    """Why ``select_stores`` found nobody for ``point``: 409 ``store_closed`` naming the
+    store that serves it and when it opens (soonest first), else the store that refused it
+    in time (the serviceability figures count it as refused demand)."""
+    stores = [s for s in await _stores(session, now=now) if s.within(point)]
+    closed = [s for s in stores if not s.is_open]
+    if closed:
+        store = min(closed, key=lambda s: s.opens_at or datetime.max.replace(tzinfo=now.tzinfo))
+        return Unserved(closed=_closed(store))
+    if stores:
+        nearest = min(stores, key=lambda s: haversine_m(s.location, point))
+        return Unserved(beyond_reach=nearest.store_id)
+    return Unserved()
+
+
+async def count_ask(redis: aioredis.Redis, *, store_id: str, now: datetime, refused: bool) -> None:
+    """One serviceability ask today at ``store_id`` (the store ranked first, or the one that
+    refused it): the control tower shows the refused share beside the share delivered in
+    10 minutes, since a store that refused everyone would keep any promise."""
+    key = keys.serviceability_asks(now.astimezone(IST).date().isoformat())
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hincrby(key, f"{store_id}:asked", 1)
+        if refused:
+            pipe.hincrby(key, f"{store_id}:refused", 1)
+        pipe.expire(key, ASKS_KEPT_S)
+        await pipe.execute()
+
+
+async def asks_today(
+    redis: aioredis.Redis, *, store_ids: list[str], now: datetime
+) -> tuple[int, int]:
+    """Serviceability asks today at ``store_ids`` and how many of them were refused."""
+    counts = await redis.hgetall(keys.serviceability_asks(now.astimezone(IST).date().isoformat()))
+    wanted = set(store_ids)
+    asked = refused = 0
+    for field, n in counts.items():
+        store, _, what = (field.decode() if isinstance(field, bytes) else field).rpartition(":")
+        if store in wanted:
+            if what == "asked":
+                asked += int(n)
+            elif what == "refused":
+                refused += int(n)
+    return asked, refused
 
 
 def _closed(store: _Store) -> Conflict:

@@ -89,6 +89,10 @@ class CityOps(BaseModel):
     within_15_share: float | None
     p50_door_s: float | None
     p90_door_s: float | None
+    # serviceability asks today and the share refused because no store reached them in time
+    # (a store that refused everyone would keep any promise: the two are read together)
+    asks_today: int = 0
+    refused_share: float | None = None
     cancellations_by_reason: dict[str, int] = Field(default_factory=dict)
     flash_queues: list[FlashQueueOps] = Field(default_factory=list)
 

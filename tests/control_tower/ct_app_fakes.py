@@ -195,6 +195,8 @@ def city(**updates: Any) -> CityOps:
         orders_per_minute=per_minute,
         delivered_today=1234,
         within_10_share=0.81,
+        asks_today=1500,
+        refused_share=0.18,
         within_15_share=0.95,
         p50_door_s=480.0,
         p90_door_s=780.0,

@@ -186,8 +186,11 @@ def test_kpis() -> None:
     assert readings["idle"].value == 10
     assert readings["alerts"].value == 4
     assert readings["within10"].value == pytest.approx(81.0)
+    assert readings["within10"].note == "18 % refused"  # read beside the promise
     assert readings["p90"].value == 13.0
     assert readings["delivered"].value == 1234
+    view.apply(changes(city=city(refused_share=None)))
+    assert {k.key: k for k in view.kpis()}["within10"].note is None  # no asks yet today
     view.apply(changes(city=city(p90_door_s=None, within_10_share=None)))
     assert {"p90", "within10"}.isdisjoint(k.key for k in view.kpis())
     assert CityView().kpis() == []

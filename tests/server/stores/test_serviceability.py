@@ -13,9 +13,12 @@ import redis
 
 from server.kit import keys
 from server.kit.errors import Conflict
+from server.seed.generate import DEMO_SECRETS
 from server.stores import selection
+from shared.enums import Role
 from shared.geo import destination
 from tests.conftest import settings_for
+from tests.helpers import login
 from tests.server.delivery.dispatch_world import KOR, STORE
 from tests.server.picking.test_picking_api import place_confirmed_order
 
@@ -27,8 +30,8 @@ def settings(services, request: pytest.FixtureRequest):
     return settings_for(services, serviceability_dynamic=getattr(request, "param", True))
 
 
-def _queue(url: str, n: int) -> None:
-    """``n`` paid orders waiting for Koramangala's two pickers."""
+def _queue(url: str, n: int, store: str = STORE) -> None:
+    """``n`` paid orders waiting for the store's pickers (Koramangala has two)."""
     with psycopg.connect(url, autocommit=True) as conn:
         user = conn.execute("SELECT id FROM users WHERE role = 'customer' LIMIT 1").fetchone()[0]
         for _ in range(n):
@@ -37,7 +40,7 @@ def _queue(url: str, n: int) -> None:
                 "subtotal_paise, delivery_fee_paise, handling_fee_paise, discount_paise, "
                 "total_amount_paise, delivery_lat, delivery_lng) VALUES (%s, gen_random_uuid(), "
                 "%s, 'BLR', 'CONFIRMED', 'INR', 0, 0, 0, 0, 0, 12.93, 77.63)",
-                (STORE, user),
+                (store, user),
             )
 
 
@@ -107,3 +110,35 @@ async def test_the_order_keeps_the_eta_promised_at_checkout(city, client) -> Non
             "SELECT promised_at FROM orders WHERE order_id = %s", (order["order_id"],)
         ).fetchone()[0]
     assert stored == promised
+
+
+async def test_the_tower_shows_the_refused_share_beside_the_promise(city, client) -> None:
+    """Every store of the city is queued 30 orders deep: 1,500 m from Koramangala is beyond
+    every store's reach (a 404 naming the store too busy to reach it), 300 m is within the
+    500 m a store always serves. The feed counts both asks and the share refused."""
+    manager = await login(client, "manager.blr", DEMO_SECRETS[Role.MANAGER])
+
+    async def asks() -> tuple[int, float | None]:
+        r = await client.get("/v1/ops/snapshot", params={"city": "BLR"}, headers=manager)
+        return r.json()["city"]["asks_today"], r.json()["city"]["refused_share"]
+
+    before, share_before = await asks()
+    with psycopg.connect(city.database_url) as conn:
+        stores = [
+            r[0] for r in conn.execute("SELECT store_id FROM dark_stores WHERE city_id = 'BLR'")
+        ]
+    for store in stores:
+        _queue(city.database_url, 30, store)
+    _fresh(city)
+    far = await client.get("/v1/stores/serviceable", params={"lat": FAR.lat, "lng": FAR.lng})
+    near_point = destination(KOR, 0, 300)
+    near = await client.get(
+        "/v1/stores/serviceable", params={"lat": near_point.lat, "lng": near_point.lng}
+    )
+    assert far.status_code == 404 and far.json()["code"] == "not_serviceable"
+    assert far.json()["reason"] == "beyond_reach_now" and far.json()["store_id"] == STORE
+    assert near.status_code == 200 and near.json()["stores"][0]["store_id"] == STORE
+
+    after, share = await asks()
+    assert after == before + 2  # earlier tests of this worker may have asked today
+    assert share == round((round((share_before or 0) * before) + 1) / after, 4)
