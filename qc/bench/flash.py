@@ -89,20 +89,27 @@ async def create_sale(
 ) -> str:
     """Start a two-hour flash sale of ``units`` at one store now (one unit per customer);
     its id."""
-    now = datetime.now(UTC)
-    r = await client.post(
-        "/v1/flash-sales",
-        headers=bearer(token),
-        json={
-            "sku_id": sku_id,
-            "store_ids": [store_id],
-            "sale_price_paise": 100,
-            "starts_at": now.isoformat(),
-            "ends_at": (now + timedelta(hours=2)).isoformat(),
-            "units_per_store": units,
-            "per_customer_limit": 1,
-        },
-    )
+    deadline = time.monotonic() + 120
+    while True:
+        now = datetime.now(UTC)
+        r = await client.post(
+            "/v1/flash-sales",
+            headers=bearer(token),
+            json={
+                "sku_id": sku_id,
+                "store_ids": [store_id],
+                "sale_price_paise": 100,
+                "starts_at": now.isoformat(),
+                "ends_at": (now + timedelta(hours=2)).isoformat(),
+                "units_per_store": units,
+                "per_customer_limit": 1,
+            },
+        )
+        # a fresh server may still be loading the store's stock into Valkey (a busy
+        # machine takes longer): the 503 asks to come back, so come back until a deadline
+        if r.status_code != 503 or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(float(r.headers.get("Retry-After", "1")))
     if r.status_code != 201:
         raise RuntimeError(f"could not create the sale: {r.status_code} {r.text}")
     return str(r.json()["sale_id"])
