@@ -2,7 +2,8 @@
 manager or admin: no more logins, tokens refused at once, a rider taken off duty).
 
 Both revoke in PostgreSQL first (``users.tokens_valid_after``: every request and every new
-socket checks it), then, once committed, publish on the user's session channel so that
+socket checks it, through the cached auth state, which the revocation replaces by a mark
+in the same step: ``identity.service``), then, once committed, publish on the user's session channel so that
 every open socket of theirs, on any replica, is closed (``kit.sockets.SocketGuardMiddleware``).
 """
 
@@ -49,7 +50,13 @@ class Disabled:
 
 
 async def disable_account(
-    session: AsyncSession, *, actor: User, user_id: uuid.UUID, now: datetime
+    session: AsyncSession,
+    redis: aioredis.Redis,
+    *,
+    actor: User,
+    user_id: uuid.UUID,
+    now: datetime,
+    token_ttl_s: int,
 ) -> Disabled:
     """Admins disable anyone but themselves; a manager disables pickers and riders of
     their own city. A rider goes off duty (no more offers; a trip in hand stays theirs to
@@ -64,7 +71,7 @@ async def disable_account(
         if target.role not in _STAFF:
             raise Forbidden("managers disable pickers and riders only", code="not_your_staff")
         check_city_scope(actor, city_id=city or "", what=f"user {target.login}")
-    await service.disable_user(session, user=target, now=now)
+    await service.disable_user(session, redis, user=target, now=now, token_ttl_s=token_ttl_s)
     if target.role == Role.RIDER:
         await session.execute(
             text(

@@ -65,7 +65,13 @@ async def me(user: CurrentUser) -> UserPublic:
 )
 async def logout(user: CurrentUser, resources: ResourcesDep) -> Response:
     async with transaction(resources.sessions) as session:
-        await service.revoke_tokens(session, user_id=user.id, now=resources.clock.now())
+        await service.revoke_tokens(
+            session,
+            resources.redis,
+            user_id=user.id,
+            now=resources.clock.now(),
+            token_ttl_s=resources.settings.token_ttl_s,
+        )
     await flows.end_sessions(resources.redis, user_id=user.id, rider_city=None)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -81,7 +87,12 @@ async def disable_user(
 ) -> UserPublic:
     async with transaction(resources.sessions) as session:
         disabled = await flows.disable_account(
-            session, actor=actor, user_id=user_id, now=resources.clock.now()
+            session,
+            resources.redis,
+            actor=actor,
+            user_id=user_id,
+            now=resources.clock.now(),
+            token_ttl_s=resources.settings.token_ttl_s,
         )
         answer = UserPublic.model_validate(disabled.user)
     await flows.end_sessions(resources.redis, user_id=user_id, rider_city=disabled.rider_city)

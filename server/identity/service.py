@@ -1,4 +1,12 @@
-"""Credentials and bearer tokens. Services take the session first and never commit."""
+"""Credentials and bearer tokens. Services take the session first and never commit.
+
+A request's user comes from Redis (``keys.auth_user``: the user's auth state, 5 min),
+read from PostgreSQL on a miss. A revocation (logout, disable) writes PostgreSQL and
+replaces the entry with a revocation mark in the same transaction, before it commits:
+once the logout has answered, no replica takes the old tokens; a read begun before the
+commit cannot put the old state back (``identity/fill.lua`` refuses a read older than the
+mark); and a Redis that lost its keys only sends requests back to PostgreSQL.
+"""
 
 from __future__ import annotations
 
@@ -11,14 +19,18 @@ import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 
 import jwt
+import orjson
+import redis.asyncio as aioredis
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.identity.models import User
+from server.kit import keys, scripts
 from server.kit.errors import Unauthorized
 
 # scrypt parameters: ~30 ms per check on a laptop core; PINs are short, so login is
@@ -134,9 +146,17 @@ async def authenticate(session: AsyncSession, *, login: str, secret: str) -> Use
     return usable
 
 
-async def get_active_user(session: AsyncSession, *, claims: TokenClaims) -> User:
-    """The token's user, if still active and the token was issued after their last logout."""
-    user = await session.get(User, claims.user_id)
+AUTH_TTL_S = 300  # a cached auth state is read again from PostgreSQL after this
+_REVOKED = "revoked:"  # a revocation mark: "revoked:<tokens_valid_after, unix us>"
+_CACHED = ("login", "name", "role", "phone", "store_id", "city_id", "is_active")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros(moment: datetime | None) -> int:
+    return (moment - _EPOCH) // timedelta(microseconds=1) if moment is not None else 0
+
+
+def _checked(user: User | None, claims: TokenClaims) -> User:
     if user is None or not user.is_active:
         raise Unauthorized("user no longer exists", code="invalid_token")
     if user.tokens_valid_after and claims.issued_at < user.tokens_valid_after.timestamp():
@@ -144,15 +164,76 @@ async def get_active_user(session: AsyncSession, *, claims: TokenClaims) -> User
     return user
 
 
-async def revoke_tokens(session: AsyncSession, *, user_id: uuid.UUID, now: datetime) -> None:
+async def get_active_user(session: AsyncSession, *, claims: TokenClaims) -> User:
+    """The token's user, if still active and the token was issued after their last logout."""
+    return _checked(await session.get(User, claims.user_id), claims)
+
+
+async def current_user(
+    redis: aioredis.Redis, sessions: async_sessionmaker[AsyncSession], *, claims: TokenClaims
+) -> User:
+    """``get_active_user`` from the cached auth state; on a miss (or a revocation mark)
+    from PostgreSQL in a transaction of its own, ended before this returns (the caller's
+    handler may need the pool's connection), and cached unless a newer mark forbids it."""
+    key = keys.auth_user(str(claims.user_id))
+    raw = await redis.get(key)
+    cached = scripts.text(raw) if raw is not None else None
+    if cached is not None and not cached.startswith(_REVOKED):
+        state = orjson.loads(cached)
+        valid_after = state.pop("tokens_valid_after")
+        user = User(
+            id=claims.user_id,
+            secret_hash="",  # never cached: nothing on a request's path reads it
+            tokens_valid_after=datetime.fromtimestamp(valid_after / 1e6, UTC)
+            if valid_after
+            else None,
+            **state,
+        )
+        return _checked(user, claims)
+    async with sessions() as session:
+        found = await session.get(User, claims.user_id)
+    if found is not None:
+        entry = {f: getattr(found, f) for f in _CACHED}
+        entry["tokens_valid_after"] = _micros(found.tokens_valid_after)
+        await scripts.run(
+            redis,
+            "identity/fill",
+            keys=[key],
+            args=[orjson.dumps(entry), entry["tokens_valid_after"], AUTH_TTL_S],
+        )
+    return _checked(found, claims)
+
+
+async def _mark_revoked(
+    redis: aioredis.Redis, *, user_id: uuid.UUID, now: datetime, ttl_s: int
+) -> None:
+    """Before the revocation commits: the cached state goes (a failure here fails the
+    revocation), and no read older than it may be cached again while a token issued
+    before ``now`` can live (``ttl_s``)."""
+    await redis.set(keys.auth_user(str(user_id)), f"{_REVOKED}{_micros(now)}", ex=ttl_s)
+
+
+async def revoke_tokens(
+    session: AsyncSession,
+    redis: aioredis.Redis,
+    *,
+    user_id: uuid.UUID,
+    now: datetime,
+    token_ttl_s: int,
+) -> None:
     """Every token of the user issued up to ``now`` stops working (logout, disable)."""
     await session.execute(
         update(User).where(col(User.id) == user_id).values(tokens_valid_after=now)
     )
+    await _mark_revoked(redis, user_id=user_id, now=now, ttl_s=token_ttl_s)
 
 
-async def disable_user(session: AsyncSession, *, user: User, now: datetime) -> None:
+async def disable_user(
+    session: AsyncSession, redis: aioredis.Redis, *, user: User, now: datetime, token_ttl_s: int
+) -> None:
     """The account can no longer log in, and its tokens stop working at once."""
     user.is_active = False
     user.tokens_valid_after = now
     session.add(user)
+    await session.flush()
+    await _mark_revoked(redis, user_id=user.id, now=now, ttl_s=token_ttl_s)

@@ -48,6 +48,10 @@ key                                   type    holds
                                               ``rider_locations`` in batches
 ``events:rider:<rider_id>``           pubsub  offers and trip changes for one rider
 ``events:picking:<store_id>``         pubsub  new pick tasks and claims, for the store's pickers
+``auth:user:<user_id>``               string  the user's auth state (JSON: role, store, city,
+                                              active, tokens_valid_after), 5 min; or a
+                                              revocation mark ``revoked:<unix us>`` written
+                                              with the logout (``identity.service``)
 ``dispatch:avoid:<order_id>``         set     riders who handed the order back (30 min)
 ``daily:<job>``                       string  the IST day a daily job last completed
 ``ops:asks:<day>``                    hash    serviceability asks of an IST day per store
@@ -186,6 +190,10 @@ def rider_channel(rider_id: str) -> str:
 def session_channel(user_id: str) -> str:
     """A message here ends every open socket of the user (logout, disable)."""
     return f"events:sessions:{user_id}"
+
+
+def auth_user(user_id: str) -> str:
+    return f"auth:user:{user_id}"
 
 
 def picking_channel(store_id: str) -> str:

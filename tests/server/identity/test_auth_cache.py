@@ -1,0 +1,91 @@
+"""The cached auth state (``identity.service.current_user``): a request's user comes from
+Redis, yet a logout on one replica is refused at once by another, a read begun before a
+logout cannot cache the old state again, and a Redis that lost its keys only sends the
+check back to PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from server.app import create_app
+from server.identity import service
+from server.kit import keys, scripts
+from server.kit.clock import Clock
+from server.kit.config import Settings
+from server.kit.resources import resources_of
+from server.seed.generate import DEMO_SECRETS
+from shared.enums import Role
+from tests.conftest import Services
+from tests.helpers import login
+
+CUSTOMER = ("customer.001", DEMO_SECRETS[Role.CUSTOMER])
+
+
+@pytest.fixture
+async def replica(settings: Settings, clock: Clock, app: FastAPI) -> AsyncIterator[FastAPI]:
+    """A second app on the same PostgreSQL and Redis (another replica)."""
+    other = create_app(settings, clock=clock)
+    async with other.router.lifespan_context(other):
+        yield other
+
+
+def _client(app: FastAPI) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://qc.test")
+
+
+async def test_a_logout_on_one_replica_is_refused_at_once_by_another(
+    city: Services, app: FastAPI, replica: FastAPI
+) -> None:
+    async with _client(app) as one, _client(replica) as two:
+        headers = await login(one, *CUSTOMER)
+        me = await two.get("/v1/me", headers=headers)  # cached by the second replica
+        assert me.status_code == 200
+        assert await resources_of(app).redis.get(keys.auth_user(me.json()["id"])) is not None
+        assert (await one.post("/v1/auth/logout", headers=headers)).status_code == 204
+        refused = await two.get("/v1/me", headers=headers)
+        assert refused.status_code == 401
+        assert refused.json()["code"] == "token_revoked"
+        # a new login works on both, and is cached again
+        fresh = await login(two, *CUSTOMER)
+        assert (await one.get("/v1/me", headers=fresh)).status_code == 200
+        cached = await resources_of(app).redis.get(keys.auth_user(me.json()["id"]))
+        assert cached is not None and not scripts.text(cached).startswith("revoked:")
+
+
+async def test_a_read_from_before_the_logout_is_not_cached_again(
+    city: Services, app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    headers = await login(client, *CUSTOMER)
+    user_id = (await client.get("/v1/me", headers=headers)).json()["id"]
+    redis, key = resources_of(app).redis, keys.auth_user(user_id)
+    now = resources_of(app).clock.now()
+    before = service._micros(now - timedelta(seconds=1))
+    assert (await client.post("/v1/auth/logout", headers=headers)).status_code == 204
+    mark = await redis.get(key)
+    assert mark is not None and scripts.text(mark).startswith("revoked:")
+    # a request that read PostgreSQL before the logout committed tries to fill the cache
+    stale = await scripts.run(
+        redis, "identity/fill", keys=[key], args=['{"stale": true}', before, 300]
+    )
+    assert stale == 0 and await redis.get(key) == mark
+    refused = await client.get("/v1/me", headers=headers)
+    assert refused.status_code == 401 and refused.json()["code"] == "token_revoked"
+
+
+async def test_without_the_cache_the_check_is_postgresqls(
+    city: Services, app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    headers = await login(client, *CUSTOMER)
+    user_id = (await client.get("/v1/me", headers=headers)).json()["id"]
+    assert (await client.post("/v1/auth/logout", headers=headers)).status_code == 204
+    redis = resources_of(app).redis
+    await redis.delete(keys.auth_user(user_id))  # Redis lost the mark
+    refused = await client.get("/v1/me", headers=headers)
+    assert refused.status_code == 401 and refused.json()["code"] == "token_revoked"
+    fresh = await login(client, *CUSTOMER)
+    assert (await client.get("/v1/me", headers=fresh)).status_code == 200
