@@ -87,6 +87,27 @@ def ablation_table(reports: dict[str, DesReport]) -> Table:
     return table
 
 
+def days_table(report: DesReport) -> Table:
+    """Per local day: orders confirmed, and the night's replenishment before it."""
+    table = Table(title="day by day (replenishment: the night before the day, 02:00-05:00)")
+    for c in ("day", "orders confirmed", "replenishment orders", "units received"):
+        table.add_column(c, justify="left" if c == "day" else "right")
+    rows: dict[str, dict[str, int]] = {}
+    for key, n in report.counters.items():
+        kind, _, what = key.partition(": ")
+        if kind.startswith(("day ", "night ")):
+            rows.setdefault(kind.split(" ", 1)[1], {})[what] = n
+    for day, counts in sorted(rows.items()):
+        table.add_row(
+            day,
+            *(
+                str(counts.get(k, 0))
+                for k in ("orders confirmed", "replenishment orders", "units received")
+            ),
+        )
+    return table
+
+
 def simulate(
     seed: Annotated[int, typer.Option(help="random seed: same seed, same figures")] = 1,
     stores: Annotated[int, typer.Option(min=1, max=14, help="stores of the seeded city")] = 12,
@@ -167,6 +188,8 @@ def simulate(
     if not ablation:
         report = _run(config, workers)
         report.render(console)
+        if days > 1:
+            console.print(days_table(report))
         if json_out:
             report.write_json(json_out)
         console.print(f"wall time {time.perf_counter() - started:.1f} s")

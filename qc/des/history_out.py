@@ -1,6 +1,7 @@
 """The history a multi-day run wrote, out of its private database before it goes: the
 rolled-up ``sales_history`` and ``sales_stockout_hours`` of the simulated stores, with the
-simulation's own expected demand as the floor (:mod:`server.forecast.sim_history`)."""
+simulation's own expected demand as the floor (:mod:`server.forecast.sim_history`): what
+arriving customers ask for (:mod:`qc.des.expected`) times the share of them served."""
 
 from __future__ import annotations
 
@@ -18,6 +19,17 @@ from server.forecast.history import HOURS_PER_DAY, MAX_UNITS, day_start_utc
 from server.forecast.sim_history import SimHistory, grid, save
 
 _HOUR_S = 3600
+
+
+def served_share(world: World) -> np.ndarray:
+    """[local hour] the share of arriving customers a store served over the run: who is
+    refused (no store could reach them within the promise, or they came before opening)
+    is not known in advance, so the floor takes the run's own share per hour of day."""
+    share = np.ones(HOURS_PER_DAY)
+    for hour, counts in world.by_hour.items():
+        if counts["arrivals"]:
+            share[hour] = 1 - counts["refused"] / counts["arrivals"]
+    return share
 
 
 def export_history(
@@ -63,6 +75,7 @@ def export_history(
     per_store = expected_units(
         config, products, [k.sku_id for k in skus], first=first, days=days, window=window
     )
+    per_store *= np.tile(served_share(world), days)
     data = SimHistory(history, np.tile(per_store, (len(stores), 1)).astype(np.float32))
     save(path, data)
     return data

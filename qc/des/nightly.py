@@ -62,6 +62,9 @@ class Nights:
             job += timedelta(days=1)
         self.world.at(job.timestamp(), self._night)
 
+    def confirmed(self, placed: float) -> None:
+        self.world.count(f"day {self._local(placed).date()}: orders confirmed")
+
     async def rollup(self) -> None:
         """Roll up every complete hour not yet in the history."""
         world = self.world

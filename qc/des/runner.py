@@ -66,6 +66,8 @@ class Day:
 
     # --- hand-offs between people -------------------------------------------------------
     def _confirmed(self, rec: OrderRec) -> None:
+        if self.nights is not None:
+            self.nights.confirmed(rec.placed)
         store = self.world.stores[rec.store_id]
         store.open_orders.add(rec.order_id)
         store.unassigned.add(rec.order_id)

@@ -92,6 +92,7 @@ async def test_a_night_replenishes_stock_and_the_next_days_sales_reach_the_histo
     by_hour = {at.astimezone(IST): units for at, units in sales}
     morning = [u for at, u in by_hour.items() if at.date() == day2 and at.hour >= 6]
     assert sum(morning) > 0
+    assert report.counters["day 2026-03-03: orders confirmed"] > 0
     # the export holds the same sales, and reads back as a backtest source with a floor
     src = sim_source(out)
     assert src.history.start == date(2026, 3, 2) and src.history.days == 2
