@@ -10,6 +10,7 @@ import uuid
 from datetime import datetime, timedelta
 
 import redis.asyncio as aioredis
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -111,6 +112,25 @@ async def get_cart(
     return cart
 
 
+# a line's change (and a checkout) locks and stamps the cart in one statement: no ORM
+# object read, then flushed back (issue 17 point 4)
+_TOUCH = text(
+    "UPDATE carts SET updated_at = :now WHERE cart_id = :cart "
+    "RETURNING store_id, cart_id, user_id, status, created_at, updated_at"
+)
+
+
+async def touch_cart(
+    session: AsyncSession, *, cart_id: uuid.UUID, user: User, now: datetime
+) -> Cart:
+    """The customer's cart, locked to the end of the transaction and stamped ``now``; a
+    detached copy (changing it writes nothing)."""
+    row = (await session.execute(_TOUCH, {"now": now, "cart": cart_id})).first()
+    if row is None or row.user_id != user.id:
+        raise NotFound("no such cart", code="cart_not_found")
+    return Cart(**row._mapping)
+
+
 async def cart_view(
     session: AsyncSession,
     redis: aioredis.Redis,
@@ -176,6 +196,8 @@ async def set_line(
     hold_life_s: int | None = None,
     max_units: int | None = None,
 ) -> None:
+    """Hold ``quantity`` of the SKU for the cart (0 releases it); the caller locked the
+    cart (``touch_cart``, or a cart of its own transaction)."""
     _require_active(cart)
     if max_units is not None and quantity > max_units:
         raise Unprocessable(
@@ -194,8 +216,6 @@ async def set_line(
         )
     except HoldNotActive as exc:
         raise CartExpired("the cart's holds expired; start a new cart") from exc
-    cart.updated_at = now
-    session.add(cart)
 
 
 async def switch_store(
@@ -248,6 +268,11 @@ async def switch_store(
     return dropped
 
 
+_CHECKED_OUT = text(
+    "UPDATE carts SET status = 'CHECKED_OUT' WHERE store_id = :store AND cart_id = :cart"
+)
+
+
 class _CartSource(CheckoutSource):
     """A cart's soft holds, bought at the store's prices."""
 
@@ -260,7 +285,7 @@ class _CartSource(CheckoutSource):
         self._held: dict[str, int] = {}
 
     async def open(self, session: AsyncSession, *, now: datetime) -> Purchase:
-        cart = await get_cart(session, cart_id=self._cart_id, user=self._user, for_update=True)
+        cart = await touch_cart(session, cart_id=self._cart_id, user=self._user, now=now)
         _require_active(cart)
         lines = await held_lines(
             session, self._redis, store_id=cart.store_id, holder=str(cart.cart_id)
@@ -279,9 +304,10 @@ class _CartSource(CheckoutSource):
         )
 
     async def placed(self, session: AsyncSession, *, order_id: uuid.UUID, now: datetime) -> None:
-        assert self._cart is not None  # opened in this transaction
-        self._cart.status, self._cart.updated_at = "CHECKED_OUT", now
-        session.add(self._cart)
+        assert self._cart is not None  # opened (locked, stamped) in this transaction
+        await session.execute(
+            _CHECKED_OUT, {"store": self._cart.store_id, "cart": self._cart.cart_id}
+        )
 
     async def reopen(self, session: AsyncSession, *, now: datetime) -> None:
         """The customer gets the cart back with its items held again, so a retry can

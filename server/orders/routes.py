@@ -159,7 +159,7 @@ async def set_line(
     settings: SettingsDep,
     user: CustomerUser,
 ) -> CartPublic:
-    cart = await carts.get_cart(session, cart_id=cart_id, user=user, for_update=True)
+    cart = await carts.touch_cart(session, cart_id=cart_id, user=user, now=clock.now())
     await carts.set_line(
         session,
         redis,
