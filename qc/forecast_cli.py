@@ -249,6 +249,8 @@ def backtest(
     from server.forecast.estimator import ForecastConfig
     from server.forecast.evaluate import evaluate, spread_origins
 
+    if (source == SourceChoice.sim) != (history is not None):
+        raise fail("--history FILE goes with --source sim (and only with it)")
     missing = [m for m in ("pandas", "statsforecast", "lightgbm") if not _importable(m)]
     if missing:
         raise fail(f"the baselines need {', '.join(missing)}: {INSTALL}")
@@ -264,8 +266,6 @@ def backtest(
         SourceChoice.database: (es.DATABASE,),
         SourceChoice.sim: (es.SIM,),
     }[source]
-    if (source == SourceChoice.sim) != (history is not None):
-        raise fail("--history FILE goes with --source sim (and only with it)")
     for kind in kinds:
         try:
             if kind == es.DATABASE:

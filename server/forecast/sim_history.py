@@ -10,6 +10,7 @@ simulation's own expected demand, the floor; omitted when not known).
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -85,6 +86,6 @@ def load(path: str | Path) -> SimHistory:
                 censored=z["censored"].astype(bool),
             )
             expected = z["expected"].astype(np.float32) if "expected" in z.files else None
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as exc:
         raise ValueError(f"{path}: not a simulation history ({exc})") from None
     return SimHistory(history, expected)

@@ -121,3 +121,18 @@ def test_a_simulation_history_file_is_a_backtest_source_with_its_floor(tmp_path:
     assert report.origin_dates[0] == date(2026, 3, 2) + timedelta(days=29)
     # the floor is the demand the file was drawn from: no method beats it
     assert report.value(FLOOR, 3) < min(report.value(m, 3) for m in methods)
+
+
+def test_the_backtest_takes_a_history_file_only_for_the_sim_source(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from qc.forecast_cli import forecast_app
+
+    file = tmp_path / "sim.npz"
+    file.write_bytes(b"")
+    runner = CliRunner()
+    for args in (["--source", "sim"], ["--source", "second", "--history", str(file)]):
+        result = runner.invoke(forecast_app, ["backtest", *args])
+        assert result.exit_code != 0 and "--source sim" in result.output
+    with pytest.raises(ValueError, match="not a simulation history"):
+        sim_source(file)
