@@ -138,6 +138,9 @@ def simulate(
             min=1, help="daily orders per store on a Monday (hour and weekday shape them)"
         ),
     ] = 1250.0,
+    skus: Annotated[
+        int, typer.Option(min=50, max=5000, help="SKUs in the seeded catalogue")
+    ] = 1200,
     push: Annotated[bool, typer.Option(help="push work (off: pickers and riders poll)")] = True,
     preassign: Annotated[bool, typer.Option(help="rider assigned while picking")] = True,
     batching: Annotated[bool, typer.Option(help="up to 3 drops per trip")] = True,
@@ -181,6 +184,7 @@ def simulate(
         history_out=history_out,
         start_hour=start,
         orders_per_store_day=orders_per_store_day,
+        skus=skus,
         policies=policies,
         promise_min=promise,
     )
