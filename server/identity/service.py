@@ -20,7 +20,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 
 import jwt
 import orjson
@@ -31,6 +31,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.identity.models import User
 from server.kit import keys, scripts
+from server.kit.cache import TTLCache
 from server.kit.errors import Unauthorized
 
 # scrypt parameters: ~30 ms per check on a laptop core; PINs are short, so login is
@@ -113,28 +114,36 @@ class TokenClaims:
 def decode_token(token: str, *, key: str, now: datetime) -> TokenClaims:
     """What a valid token says; expiry is judged by the server clock, not the wall."""
     try:
-        claims = jwt.decode(
-            token,
-            key,
-            algorithms=[_ALGORITHM],
-            options={
-                "verify_exp": False,
-                "verify_iat": False,
-                "verify_nbf": False,
-                "require": ["sub", "exp"],
-            },
-        )
-        expires = claims["exp"]
-        if isinstance(expires, bool) or not isinstance(expires, int | float):
-            raise ValueError("exp is not a number")
-        if expires <= now.timestamp():
-            raise Unauthorized("token expired", code="token_expired")
-        issued = claims.get("iat", 0)
-        if isinstance(issued, bool) or not isinstance(issued, int | float):
-            raise ValueError("iat is not a number")
-        return TokenClaims(uuid.UUID(str(claims["sub"])), float(issued), float(expires))
+        claims = _verified(token, key)
     except (jwt.PyJWTError, ValueError, TypeError):
         raise Unauthorized("invalid token", code="invalid_token") from None
+    if claims.expires_at <= now.timestamp():
+        raise Unauthorized("token expired", code="token_expired")
+    return claims
+
+
+# a token's signature and claims never change: checked once per process (a client sends
+# the same token with every request); failures are not cached
+@lru_cache(maxsize=10_000)
+def _verified(token: str, key: str) -> TokenClaims:
+    claims = jwt.decode(
+        token,
+        key,
+        algorithms=[_ALGORITHM],
+        options={
+            "verify_exp": False,
+            "verify_iat": False,
+            "verify_nbf": False,
+            "require": ["sub", "exp"],
+        },
+    )
+    expires = claims["exp"]
+    if isinstance(expires, bool) or not isinstance(expires, int | float):
+        raise ValueError("exp is not a number")
+    issued = claims.get("iat", 0)
+    if isinstance(issued, bool) or not isinstance(issued, int | float):
+        raise ValueError("iat is not a number")
+    return TokenClaims(uuid.UUID(str(claims["sub"])), float(issued), float(expires))
 
 
 async def authenticate(session: AsyncSession, *, login: str, secret: str) -> User:
@@ -150,6 +159,9 @@ AUTH_TTL_S = 300  # a cached auth state is read again from PostgreSQL after this
 _REVOKED = "revoked:"  # a revocation mark: "revoked:<tokens_valid_after, unix us>"
 _CACHED = ("login", "name", "role", "phone", "store_id", "city_id", "is_active")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# the User of a cached entry, built once per process (an entry is immutable: a change
+# writes another); shared by requests, which only read it
+_built: TTLCache[User] = TTLCache(AUTH_TTL_S)
 
 
 def _micros(moment: datetime | None) -> int:
@@ -179,27 +191,31 @@ async def current_user(
     raw = await redis.get(key)
     cached = scripts.text(raw) if raw is not None else None
     if cached is not None and not cached.startswith(_REVOKED):
-        state = orjson.loads(cached)
-        valid_after = state.pop("tokens_valid_after")
-        user = User(
-            id=claims.user_id,
-            secret_hash="",  # never cached: nothing on a request's path reads it
-            tokens_valid_after=datetime.fromtimestamp(valid_after / 1e6, UTC)
-            if valid_after
-            else None,
-            **state,
-        )
-        return _checked(user, claims)
+        entry = cached
+
+        async def build() -> User:
+            state = orjson.loads(entry)
+            valid_after = state.pop("tokens_valid_after")
+            return User(
+                id=claims.user_id,
+                secret_hash="",  # never cached: nothing on a request's path reads it
+                tokens_valid_after=datetime.fromtimestamp(valid_after / 1e6, UTC)
+                if valid_after
+                else None,
+                **state,
+            )
+
+        return _checked(await _built.get_or_load((claims.user_id, entry), build), claims)
     async with sessions() as session:
         found = await session.get(User, claims.user_id)
     if found is not None:
-        entry = {f: getattr(found, f) for f in _CACHED}
-        entry["tokens_valid_after"] = _micros(found.tokens_valid_after)
+        state = {f: getattr(found, f) for f in _CACHED}
+        state["tokens_valid_after"] = _micros(found.tokens_valid_after)
         await scripts.run(
             redis,
             "identity/fill",
             keys=[key],
-            args=[orjson.dumps(entry), entry["tokens_valid_after"], AUTH_TTL_S],
+            args=[orjson.dumps(state), state["tokens_valid_after"], AUTH_TTL_S],
         )
     return _checked(found, claims)
 
