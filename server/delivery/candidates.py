@@ -20,11 +20,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from sqlalchemy import text
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.delivery import eta, planning
-from server.delivery.models import Rider, Trip
 from server.kit import keys
 from server.stores.models import DarkStore
 from shared.enums import RiderStatus
@@ -137,65 +135,64 @@ async def _free_in(
     return out
 
 
+# the riders who may take a trip, locked; with the policy on, DELIVERING riders too, but
+# no one whose next trip already waits (read as rows, not ORM objects: a dispatcher run
+# locates every rider near the store, most runs offer none of them anything)
+_LOCATE = text("""
+    SELECT r.rider_id, r.status FROM riders r
+    WHERE r.rider_id = ANY(:ids) AND r.city_id = :city AND r.on_duty
+      AND r.status = ANY(:statuses)
+      AND NOT (CAST(:busy AS boolean) AND EXISTS (
+          SELECT 1 FROM trips t WHERE t.rider_id = r.rider_id AND t.status = ANY(:queued)))
+    ORDER BY r.rider_id
+    FOR UPDATE OF r SKIP LOCKED""")
+
+
 async def locate(
     session: AsyncSession,
     redis: aioredis.Redis,
     *,
     store: DarkStore,
-    now: datetime,
     weights: planning.ScoreWeights,
     busy: bool,
-) -> tuple[list[planning.RiderCandidate], dict[str, Rider]]:
-    """The store's candidates (locked for this transaction) with where they are and when
-    they are free, and their rows by id; not yet scored (rating and battery 0, no history):
-    ``scored`` reads those, only for the riders a dispatcher run may offer a trip to (most
-    runs offer nothing, and the scores are most of a run's reads)."""
+) -> list[planning.RiderCandidate]:
+    """The store's candidates (their rows locked for this transaction) with where they are
+    and when they are free; not yet scored (rating and battery 0, no history): ``scored``
+    reads those, only for the riders a dispatcher run may offer a trip to (most runs offer
+    nothing, and the scores are most of a run's reads)."""
     near = await nearby_ids(redis, store=store, radius_m=weights.radius_m)
     if not near:
-        return [], {}
+        return []
     statuses = [RiderStatus.IDLE, *([RiderStatus.DELIVERING] if busy else [])]
-    riders = list(
-        (
-            await session.exec(
-                select(Rider)
-                .where(
-                    col(Rider.rider_id).in_(list(near)),
-                    Rider.city_id == store.city_id,
-                    col(Rider.on_duty).is_(True),
-                    col(Rider.status).in_(statuses),
-                )
-                .order_by(col(Rider.rider_id))
-                .with_for_update(skip_locked=True)
-            )
-        ).all()
-    )
-    if busy and riders:
-        queued = set(
-            (
-                await session.exec(
-                    select(Trip.rider_id).where(
-                        col(Trip.rider_id).in_([r.rider_id for r in riders]),
-                        col(Trip.status).in_(QUEUED_TRIP),
-                    )
-                )
-            ).all()
+    rows = (
+        await session.execute(
+            _LOCATE,
+            {
+                "ids": list(near),
+                "city": store.city_id,
+                "statuses": [str(s) for s in statuses],
+                "busy": busy,
+                "queued": list(QUEUED_TRIP),
+            },
         )
-        riders = [r for r in riders if r.rider_id not in queued]
-    if not riders:
-        return [], {}
+    ).all()
+    if not rows:
+        return []
     on_road = await _free_in(
         session,
-        riders={r.rider_id: near[r.rider_id] for r in riders if r.status != RiderStatus.IDLE},
+        riders={
+            rider_id: near[rider_id] for rider_id, status in rows if status != RiderStatus.IDLE
+        },
     )
     candidates = []
-    for r in riders:
-        free_in, free_at = on_road.get(r.rider_id, (0.0, None))
+    for rider_id, status in rows:
+        free_in, free_at = on_road.get(rider_id, (0.0, None))
         candidates.append(
             planning.RiderCandidate(
-                str(r.rider_id), near[r.rider_id], r.status, free_in, 0.0, 0.0, None, free_at
+                str(rider_id), near[rider_id], status, free_in, 0.0, 0.0, None, free_at
             )
         )
-    return candidates, {str(r.rider_id): r for r in riders}
+    return candidates
 
 
 async def scored(

@@ -106,8 +106,8 @@ async def dispatch_store(
     if not waiting:
         return []
     here = LatLng(store.lat, store.lng)
-    found, by_id = await candidates.locate(
-        session, redis, store=store, now=now, weights=weights, busy=policy.busy_candidates
+    found = await candidates.locate(
+        session, redis, store=store, weights=weights, busy=policy.busy_candidates
     )
     fleet = [c for c in found if planning.is_eligible(c, here, weights)]
     if not fleet:
@@ -183,7 +183,7 @@ async def dispatch_store(
             await _offer(
                 session,
                 batch=batch,
-                rider=by_id[rider_id],
+                rider=await session.get_one(Rider, uuid.UUID(rider_id)),  # locked by locate
                 orders=orders_by_id,
                 arrive_s=now_s + approach[rider_id],
                 now=now,
