@@ -230,12 +230,18 @@ async def public(session: AsyncSession, order: Order, *, show_otp: bool = False)
             .order_by(col(SubstitutionOffer.sku_id))
         )
     ).all()
-    return _view(order, items, refunds, offers, show_otp=show_otp)
+    return _view(
+        order,
+        [OrderItemPublic.model_validate(i) for i in items],
+        refunds,
+        offers,
+        show_otp=show_otp,
+    )
 
 
 def _view(
     order: Order,
-    items: Sequence[OrderItem],
+    items: list[OrderItemPublic],
     refunds: Sequence[Refund],
     offers: Sequence[SubstitutionOffer],
     *,
@@ -250,7 +256,7 @@ def _view(
         order_id=order.order_id,
         store_id=order.store_id,
         status=order.status,
-        items=[OrderItemPublic.model_validate(i) for i in items],
+        items=items,
         subtotal_paise=order.subtotal_paise,
         delivery_fee_paise=order.delivery_fee_paise,
         handling_fee_paise=order.handling_fee_paise,
@@ -360,14 +366,14 @@ def placed_public(order: Order, lines: list[OrderLine]) -> OrderPublic:
     """The view of an order this transaction placed or confirmed, from what it knows: its
     lines as ordered, no refund or substitution yet (no read back)."""
     items = [
-        OrderItem(
-            store_id=order.store_id,
-            order_id=order.order_id,
+        OrderItemPublic(
             sku_id=line.sku_id,
             quantity=line.quantity,
             ordered_qty=line.quantity,
             unit_price_paise=line.unit_price_paise,
             mrp_paise=line.mrp_paise,
+            status=ItemStatus.PENDING,
+            picked_qty=0,
         )
         for line in sorted(lines, key=lambda line: line.sku_id)
     ]
