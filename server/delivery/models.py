@@ -86,7 +86,7 @@ class TripStop(SQLModel, table=True):
     __tablename__ = "trip_stops"
 
     store_id: str = Field(max_length=20, primary_key=True)  # the trip's store (Citus key)
-    trip_id: uuid.UUID = Field(primary_key=True)
+    trip_id: uuid.UUID = Field(primary_key=True, index=True)  # a trip's stops by its id alone
     order_id: uuid.UUID = Field(primary_key=True, index=True)
     seq: int
     status: str = Field(default="PENDING", max_length=20)  # PENDING, ARRIVED, DELIVERED, FAILED
