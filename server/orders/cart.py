@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import redis.asyncio as aioredis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import col, func, select
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.catalog.pricing import cart_totals
@@ -62,6 +62,16 @@ def _hold_for(
     return max(1, min(hold_s, left))
 
 
+# the store's state and the customer's open carts in one read, the cart in one insert
+_STORE_AND_HOLDING = text("""
+    SELECT (SELECT is_operational FROM dark_stores WHERE store_id = :store) AS operational,
+      (SELECT count(*) FROM carts WHERE user_id = :user AND status = 'ACTIVE'
+         AND created_at > :young) AS holding""")
+_NEW_CART = text("""
+    INSERT INTO carts (store_id, cart_id, user_id, status, created_at, updated_at)
+    VALUES (:store, :cart, :user, 'ACTIVE', :now, :now)""")
+
+
 async def create_cart(
     session: AsyncSession,
     *,
@@ -73,31 +83,47 @@ async def create_cart(
 ) -> Cart:
     """A new cart; refused when the customer already has ``max_holding`` active carts young
     enough to hold stock (with ``cart_max_units_per_sku`` this caps what one customer can
-    keep from others)."""
-    if max_holding is not None:
-        holding = await session.scalar(
-            select(func.count())
-            .select_from(Cart)
-            .where(
-                col(Cart.user_id) == user.id,
-                col(Cart.status) == "ACTIVE",
-                col(Cart.created_at) > now - timedelta(seconds=hold_life_s),
-            )
+    keep from others). The cart returned is a detached copy of the row written."""
+    found = (
+        await session.execute(
+            _STORE_AND_HOLDING,
+            {"store": store_id, "user": user.id, "young": now - timedelta(seconds=hold_life_s)},
         )
-        if (holding or 0) >= max_holding:
-            raise Conflict(
-                f"you already have {holding} open carts; check out or wait for one to end",
-                code="too_many_carts",
-            )
-    store = await session.get(DarkStore, store_id)
-    if store is None:
+    ).one()
+    if max_holding is not None and found.holding >= max_holding:
+        raise Conflict(
+            f"you already have {found.holding} open carts; check out or wait for one to end",
+            code="too_many_carts",
+        )
+    if found.operational is None:
         raise NotFound(f"no store {store_id}", code="store_not_found")
-    if not store.is_operational:
+    if not found.operational:
         raise Conflict(f"{store_id} is not taking orders right now", code="store_paused")
     cart = Cart(user_id=user.id, store_id=store_id, created_at=now, updated_at=now)
-    session.add(cart)
-    await session.flush()
+    await session.execute(
+        _NEW_CART, {"store": store_id, "cart": cart.cart_id, "user": user.id, "now": now}
+    )
     return cart
+
+
+def new_cart_view(cart: Cart, *, hold_life_s: int | None) -> CartPublic:
+    """``cart_view`` of a cart just created: nothing held, nothing expired (no reads)."""
+    totals = cart_totals([])
+    return CartPublic(
+        cart_id=cart.cart_id,
+        store_id=cart.store_id,
+        status=cart.status,
+        lines=[],
+        hold_expires_at=None,
+        hold_seconds_left=None,
+        hold_life_ends_at=_life_ends(cart, hold_life_s),
+        subtotal_paise=totals.subtotal_paise,
+        delivery_fee_paise=totals.delivery_fee_paise,
+        handling_fee_paise=totals.handling_fee_paise,
+        discount_paise=totals.discount_paise,
+        total_paise=totals.total_paise,
+        dropped=[],
+    )
 
 
 async def get_cart(

@@ -107,7 +107,6 @@ def _checkout_answer(outcome: CheckoutOutcome, *, what_happened: str) -> tuple[i
 async def create_cart(
     body: CartCreate,
     session: SessionDep,
-    redis: RedisDep,
     clock: ClockDep,
     settings: SettingsDep,
     user: CustomerUser,
@@ -120,9 +119,7 @@ async def create_cart(
         max_holding=settings.cart_max_holding,
         hold_life_s=settings.cart_hold_life_s,
     )
-    return await carts.cart_view(
-        session, redis, cart=cart, now=clock.now(), hold_life_s=settings.cart_hold_life_s
-    )
+    return carts.new_cart_view(cart, hold_life_s=settings.cart_hold_life_s)
 
 
 @router.get(
