@@ -6,10 +6,8 @@ from __future__ import annotations
 from control_tower.screens.store import StoreScreen
 from control_tower.widgets.stores_table import StoresTable
 from tests.control_tower.ct_app_fakes import logged_in_api, tower
-from tests.control_tower.test_ct_app_flow import SIZE, feed, overview, plain
+from tests.control_tower.ct_pilot import SIZE, overview, plain
 from tests.helpers import wait_for
-
-__all__ = ["feed"]  # the fake feed server fixture
 
 
 async def test_a_closed_store_says_when_it_opens(feed) -> None:

@@ -15,12 +15,10 @@ from control_tower.screens.store import StoreScreen
 from qc_tui.dialogs import ChoiceScreen
 from shared.client import ApiError
 from tests.control_tower.ct_app_fakes import logged_in_api, tower, uid
-from tests.control_tower.test_ct_app_flow import SIZE, dialog, drill_down, feed, overview, plain
+from tests.control_tower.ct_pilot import SIZE, dialog, drill_down, overview, plain
 from tests.control_tower.test_ct_app_snapshot import SIZE as SNAP_SIZE
 from tests.control_tower.test_ct_app_snapshot import city_shown, snapshot_app
 from tests.helpers import wait_for
-
-__all__ = ["feed"]  # the fake feed server fixture
 
 
 def _choosing(app: Any, title: str) -> bool:

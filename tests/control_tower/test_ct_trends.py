@@ -3,11 +3,8 @@ the 3-hour window) and the panel on the overview after a few feed messages."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
-
-import pytest
 
 from control_tower.screens.overview import OverviewScreen
 from control_tower.trends import WINDOW_MINUTES, Trends, late_share, minute_of
@@ -82,12 +79,6 @@ def test_late_share_is_breaches_over_active_orders() -> None:
 def test_bars_average_minutes_into_columns_and_keep_gaps() -> None:
     assert squeeze([1, 3, None, None, 8], 3) == [2, None, 8]
     assert bars([0, None, 4, 8], 8) == "▁ ▅█"
-
-
-@pytest.fixture
-def feed() -> Iterator[FakeFeedServer]:
-    with FakeFeedServer() as fake:
-        yield fake
 
 
 async def test_the_overview_shows_the_trends_after_a_few_feed_messages(
