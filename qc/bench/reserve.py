@@ -19,7 +19,7 @@ import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import psycopg
 from sqlalchemy import text
@@ -103,16 +103,20 @@ async def run(settings: Settings, *, ops: int, concurrency: int, repeats: int) -
                 ("PostgreSQL row lock", pg_row_lock),
             ]
 
-        async def measured(name: str, op: Callable[[int], Awaitable[None]]) -> Result:
+        writing: dict[str, list[_Writing]] = {}
+
+        async def measured(spread: str, name: str, op: Callable[[int], Awaitable[None]]) -> Result:
             if not name.startswith("engine end to end"):
                 return await measure(name, op, total=ops, concurrency=concurrency)
-            return await _with_writer(stack, name, op, total=ops, concurrency=concurrency)
+            result, wrote = await _with_writer(stack, name, op, total=ops, concurrency=concurrency)
+            writing.setdefault(spread, []).append(wrote)
+            return result
 
         tables: dict[str, list[Result]] = {}
         for spread in ("1 SKU", "5,000 SKUs"):
             results = []
             for name, op in scenarios(spread):
-                runs = [await measured(name, op) for _ in range(repeats)]
+                runs = [await measured(spread, name, op) for _ in range(repeats)]
                 results.append(median_of(runs))
                 await _reload(stack)
             tables[spread] = results
@@ -130,10 +134,39 @@ async def run(settings: Settings, *, ops: int, concurrency: int, repeats: int) -
                 if lock.per_second
                 else ""
             )
+            wrote = sorted(writing[spread], key=lambda w: w.per_second)[len(writing[spread]) // 2]
+            print(
+                f"  journal writer: {wrote.per_second:,.0f} movements/s while writing "
+                f"({wrote.movements:,} in {wrote.seconds:.2f} s, {wrote.share:.0%} of the run)"
+            )
         return {
             "conditions": cond,
             "results": {k: [r.as_dict() for r in v] for k, v in tables.items()},
+            "journal_writer": {
+                k: [
+                    {
+                        "movements": w.movements,
+                        "seconds": round(w.seconds, 3),
+                        "per_second": round(w.per_second, 1),
+                    }
+                    for w in v
+                ]
+                for k, v in writing.items()
+            },
         }
+
+
+@dataclass
+class _Writing:
+    """What the journal writer did in one end-to-end run."""
+
+    movements: int
+    seconds: float  # inside the writer's runs (its rate's denominator)
+    share: float  # of the run's wall time
+
+    @property
+    def per_second(self) -> float:
+        return self.movements / self.seconds if self.seconds else 0.0
 
 
 async def _with_writer(
@@ -143,14 +176,20 @@ async def _with_writer(
     *,
     total: int,
     concurrency: int,
-) -> Result:
+) -> tuple[Result, _Writing]:
     """``op`` under load with the journal writer running; the time includes the final
     drain, so the figure is reservations per second that reached the books."""
     done = asyncio.Event()
+    wrote = _Writing(0, 0.0, 0.0)
+
+    async def timed(run: Awaitable[int]) -> None:
+        began = time.perf_counter()
+        wrote.movements += await run
+        wrote.seconds += time.perf_counter() - began
 
     async def writer() -> None:
         while not done.is_set():
-            await journal.write_stores(stack.engine, stack.redis, [STORE])
+            await timed(journal.write_stores(stack.engine, stack.redis, [STORE]))
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(WRITER_INTERVAL_S):
                     await done.wait()
@@ -160,12 +199,13 @@ async def _with_writer(
     result = await measure(name, op, total=total, concurrency=concurrency)
     done.set()
     await writing
-    await journal.drain(stack.engine, stack.redis, STORE)
+    await timed(journal.drain(stack.engine, stack.redis, STORE))
     elapsed = time.perf_counter() - started
+    wrote.share = wrote.seconds / elapsed
     drift = await find_drift(stack.engine, stack.redis, STORE)
     if drift:
         raise RuntimeError(f"the books disagree with Redis after the run: {drift[:3]}")
-    return replace(result, seconds=elapsed)
+    return replace(result, seconds=elapsed), wrote
 
 
 async def _reload(stack: BenchStack) -> None:

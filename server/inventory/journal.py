@@ -4,9 +4,9 @@ The reserve and settle scripts append every SOFT movement to the store's stream
 (``invlog:{S}``) in the same atomic step that decides it. A writer (a leased loop, and any
 request that needs the books of a hold now: a checkout) applies the entries after the
 store's offset in one transaction: one ``UPDATE`` of ``store_inventory`` with the summed
-deltas per SKU (rows locked in SKU order), the ledger rows by ``COPY``, the new reservation
-rows by ``COPY`` and the changed ones in one upsert, and the offset row moved, so each entry
-reaches the books exactly once. HARD holds, commits and physical movements stay
+deltas per SKU (rows locked in SKU order), the reservation rows in one upsert and the
+expiry and end updates, all in one pipeline (one round trip), then the ledger rows by
+``COPY``, and the offset row moved, so each entry reaches the books exactly once. HARD holds, commits and physical movements stay
 synchronous (written with the order).
 
 Every PostgreSQL write of a store's Redis changes (this writer, and the synchronous paths)
@@ -19,8 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -102,9 +100,6 @@ class _Batch:
     deltas: dict[str, list[int]] = field(default_factory=dict)  # sku -> [da, dr]
     ledger: list[tuple[str, str, int, int, str, datetime]] = field(default_factory=list)
     rows: dict[tuple[str, str], tuple[int, str, datetime, datetime]] = field(default_factory=dict)
-    # rows whose hold had no such line before this batch: new to the books, but for a line
-    # released earlier and held again (its RELEASED row exists; COPY refuses, then upsert)
-    fresh: set[tuple[str, str]] = field(default_factory=set)
     expiry: dict[str, datetime] = field(default_factory=dict)
     ended: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     latest: datetime = NEVER  # server clock of the last entry
@@ -128,8 +123,6 @@ class _Batch:
                 movement = Movement.RESERVE if delta > 0 else Movement.RELEASE
                 self.move(sku, -delta, delta, movement, holder, at)
                 status = ReservationStatus.SOFT if int(new) > 0 else ReservationStatus.RELEASED
-                if old == "0" and (holder, sku) not in self.rows:
-                    self.fresh.add((holder, sku))
                 self.rows[(holder, sku)] = (int(new), status.value, at, expires)
             self.expiry[holder] = expires
         else:
@@ -146,142 +139,100 @@ def _time(value: str) -> datetime:
     return datetime.fromtimestamp(float(value), UTC)
 
 
-_STOCK = text("""
+# the batch's statements go to psycopg in one pipeline (one round trip), not through
+# SQLAlchemy: %(name)s parameters, lists adapted to arrays
+_STOCK = """
     WITH v AS (
-      SELECT * FROM unnest(CAST(:skus AS text[]), CAST(:da AS int[]), CAST(:dr AS int[]))
-        AS v(sku, da, dr)),
+      SELECT * FROM unnest(CAST(%(skus)s AS text[]), CAST(%(da)s AS int[]),
+        CAST(%(dr)s AS int[])) AS v(sku, da, dr)),
     locked AS (
       SELECT i.sku_id FROM store_inventory i JOIN v ON v.sku = i.sku_id
-      WHERE i.store_id = :s ORDER BY i.sku_id FOR UPDATE OF i)
+      WHERE i.store_id = %(s)s ORDER BY i.sku_id FOR UPDATE OF i)
     UPDATE store_inventory s SET available_qty = s.available_qty + v.da,
-      reserved_qty = s.reserved_qty + v.dr, last_updated = :now
+      reserved_qty = s.reserved_qty + v.dr, last_updated = %(now)s
     FROM v JOIN locked l ON l.sku_id = v.sku
-    WHERE s.store_id = :s AND s.sku_id = v.sku
-    RETURNING s.sku_id, s.available_qty, s.reorder_level, v.da""")
-_LEDGER = """COPY stock_ledger (store_id, sku_id, movement, d_available, d_reserved,
-    d_damaged, d_in_transit, reference, created_at) FROM STDIN"""
-_ROWS = text("""
+    WHERE s.store_id = %(s)s AND s.sku_id = v.sku
+    RETURNING s.sku_id, s.available_qty, s.reorder_level, v.da"""
+_ROWS = """
     INSERT INTO inventory_reservations (reservation_id, store_id, order_id, sku_id,
       quantity, status, created_at, updated_at, expires_at)
-    SELECT gen_random_uuid(), :s, h, sku, q, st, at, at, x FROM unnest(CAST(:h AS text[]),
-      CAST(:skus AS text[]), CAST(:q AS int[]), CAST(:st AS text[]),
-      CAST(:at AS timestamptz[]), CAST(:x AS timestamptz[])) AS t(h, sku, q, st, at, x)
+    SELECT gen_random_uuid(), %(s)s, h, sku, q, st, at, at, x
+    FROM unnest(CAST(%(h)s AS text[]), CAST(%(skus)s AS text[]), CAST(%(q)s AS int[]),
+      CAST(%(st)s AS text[]), CAST(%(at)s AS timestamptz[]), CAST(%(x)s AS timestamptz[]))
+      AS t(h, sku, q, st, at, x)
     ON CONFLICT (store_id, order_id, sku_id) DO UPDATE SET quantity = EXCLUDED.quantity,
       status = EXCLUDED.status, updated_at = EXCLUDED.updated_at,
-      expires_at = EXCLUDED.expires_at""")
-_NEW_ROWS = """COPY inventory_reservations (reservation_id, store_id, order_id, sku_id,
-    quantity, status, created_at, updated_at, expires_at) FROM STDIN"""
-_EXPIRY = text("""
+      expires_at = EXCLUDED.expires_at"""
+# the hold's other lines (rows the batch wrote already carry its latest expiry)
+_EXPIRY = """
     UPDATE inventory_reservations r SET expires_at = v.x
-    FROM unnest(CAST(:h AS text[]), CAST(:x AS timestamptz[])) AS v(h, x)
-    WHERE r.store_id = :s AND r.order_id = v.h AND r.status IN ('SOFT', 'HARD')
-      AND r.expires_at IS DISTINCT FROM v.x""")
-_ENDED = text("""
+    FROM unnest(CAST(%(h)s AS text[]), CAST(%(x)s AS timestamptz[])) AS v(h, x)
+    WHERE r.store_id = %(s)s AND r.order_id = v.h AND r.status IN ('SOFT', 'HARD')
+      AND r.expires_at IS DISTINCT FROM v.x"""
+_ENDED = """
     UPDATE inventory_reservations r SET status = v.o, updated_at = v.at
-    FROM unnest(CAST(:h AS text[]), CAST(:o AS text[]), CAST(:at AS timestamptz[]))
+    FROM unnest(CAST(%(h)s AS text[]), CAST(%(o)s AS text[]), CAST(%(at)s AS timestamptz[]))
       AS v(h, o, at)
-    WHERE r.store_id = :s AND r.order_id = v.h AND r.status IN ('SOFT', 'HARD')""")
+    WHERE r.store_id = %(s)s AND r.order_id = v.h AND r.status IN ('SOFT', 'HARD')"""
+_LEDGER = """COPY stock_ledger (store_id, sku_id, movement, d_available, d_reserved,
+    d_damaged, d_in_transit, reference, created_at) FROM STDIN"""
 OFFSETS = streams.Offsets("inventory_journal_offsets", "store_id")
 
 
-async def _copy(session: AsyncSession, statement: str, rows: Iterable[tuple[object, ...]]) -> None:
-    """``COPY ... FROM STDIN`` on the session's connection, in its transaction."""
+async def _write(session: AsyncSession, store_id: str, batch: _Batch) -> None:
+    """The batch in the session's transaction: its statements in one pipeline, then the
+    ledger by COPY (a pipeline cannot carry a COPY)."""
     connection = await (await session.connection()).get_raw_connection()
     driver = connection.driver_connection
     assert isinstance(driver, psycopg.AsyncConnection), "the engine's driver is psycopg (kit.db)"
-    async with driver.cursor() as cursor, cursor.copy(statement) as copy:
-        for row in rows:
-            await copy.write_row(row)
-
-
-async def _write_rows(session: AsyncSession, store_id: str, batch: _Batch) -> None:
-    """The reservation rows: the new ones by COPY, the others (or all, if the books already
-    hold one the batch took for new) by one upsert."""
+    skus = sorted(batch.deltas)
     rows = [
         # a held line takes its holder's latest expiry (as _EXPIRY would set it)
         (h, sku, q, st, at, batch.expiry.get(h, x) if q else x)
         for (h, sku), (q, st, at, x) in batch.rows.items()
     ]
-    copied: set[tuple[str, str]] = set()
-    if batch.fresh:
-        try:
-            async with session.begin_nested():
-                await _copy(
-                    session,
-                    _NEW_ROWS,
-                    ((uuid.uuid4(), store_id, h, sku, q, st, at, at, x)
-                     for h, sku, q, st, at, x in rows if (h, sku) in batch.fresh),
-                )  # fmt: skip
-            copied = batch.fresh
-        except psycopg.errors.UniqueViolation:
-            pass  # the savepoint rolled the COPY back: the upsert writes them all
-    rest = [r for r in rows if (r[0], r[1]) not in copied]
-    if rest:
-        cols = list(zip(*rest, strict=True))
-        await session.execute(
-            _ROWS,
-            {"s": store_id, "h": list(cols[0]), "skus": list(cols[1]), "q": list(cols[2]),
-             "st": list(cols[3]), "at": list(cols[4]), "x": list(cols[5])},
-        )  # fmt: skip
-
-
-async def _write(session: AsyncSession, store_id: str, batch: _Batch) -> None:
-    now = batch.latest
-    if batch.deltas:
-        skus = sorted(batch.deltas)
-        crossed = (
-            await session.execute(
+    async with driver.pipeline(), driver.cursor() as stock, driver.cursor() as cursor:
+        if skus:
+            await stock.execute(
                 _STOCK,
-                {
-                    "s": store_id,
-                    "now": now,
-                    "skus": skus,
-                    "da": [batch.deltas[k][0] for k in skus],
-                    "dr": [batch.deltas[k][1] for k in skus],
-                },
+                {"s": store_id, "now": batch.latest, "skus": skus,
+                 "da": [batch.deltas[k][0] for k in skus],
+                 "dr": [batch.deltas[k][1] for k in skus]},
+            )  # fmt: skip
+        if rows:
+            cols = list(zip(*rows, strict=True))
+            await cursor.execute(
+                _ROWS,
+                {"s": store_id, "h": list(cols[0]), "skus": list(cols[1]), "q": list(cols[2]),
+                 "st": list(cols[3]), "at": list(cols[4]), "x": list(cols[5])},
+            )  # fmt: skip
+        if batch.expiry:
+            holders = list(batch.expiry)
+            await cursor.execute(
+                _EXPIRY, {"s": store_id, "h": holders, "x": [batch.expiry[h] for h in holders]}
             )
-        ).all()
-        for sku, available, reorder_level, da in crossed:
-            if da < 0 and available <= reorder_level < available - da:
-                await emit(
-                    session,
-                    topic="inventory.low_stock",
-                    store_id=store_id,
-                    aggregate_id=sku,
-                    payload={
-                        "sku_id": sku,
-                        "available": available,
-                        "reorder_level": reorder_level,
-                    },
-                    now=now,
-                )
+        if batch.ended:
+            holders = list(batch.ended)
+            await cursor.execute(
+                _ENDED,
+                {"s": store_id, "h": holders, "o": [batch.ended[h][0] for h in holders],
+                 "at": [batch.ended[h][1] for h in holders]},
+            )  # fmt: skip
+        crossed = await stock.fetchall() if skus else []  # the pipeline's one sync
     if batch.ledger:
-        await _copy(
-            session,
-            _LEDGER,
-            (
-                (store_id, sku, mv, da, dr, 0, 0, ref, at)
-                for sku, mv, da, dr, ref, at in batch.ledger
-            ),
-        )
-    if batch.rows:
-        await _write_rows(session, store_id, batch)
-    if batch.expiry:
-        holders = list(batch.expiry)
-        await session.execute(
-            _EXPIRY, {"s": store_id, "h": holders, "x": [batch.expiry[h] for h in holders]}
-        )
-    if batch.ended:
-        holders = list(batch.ended)
-        await session.execute(
-            _ENDED,
-            {
-                "s": store_id,
-                "h": holders,
-                "o": [batch.ended[h][0] for h in holders],
-                "at": [batch.ended[h][1] for h in holders],
-            },
-        )
+        async with driver.cursor() as cursor, cursor.copy(_LEDGER) as copy:
+            for sku, mv, da, dr, ref, at in batch.ledger:
+                await copy.write_row((store_id, sku, mv, da, dr, 0, 0, ref, at))
+    for sku, available, reorder_level, da in crossed:
+        if da < 0 and available <= reorder_level < available - da:
+            await emit(
+                session,
+                topic="inventory.low_stock",
+                store_id=store_id,
+                aggregate_id=sku,
+                payload={"sku_id": sku, "available": available, "reorder_level": reorder_level},
+                now=batch.latest,
+            )
 
 
 async def apply_pending(

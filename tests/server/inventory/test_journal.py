@@ -95,7 +95,7 @@ async def test_a_batch_sums_deltas_per_sku_and_writes_one_ledger_row_per_movemen
 async def test_a_line_released_and_held_again_keeps_one_row_with_the_holds_expiry(
     stack,
 ) -> None:
-    """New rows go in by COPY; a line the books hold as RELEASED is held again by upsert."""
+    """The books keep one row per line: a RELEASED row held again is SOFT again."""
     a, b = _skus(stack.database_url, 2)
     await _soft(stack, "cart-1", {a: 2, b: 1})
     await _soft(stack, "cart-1", {a: 0})
@@ -187,3 +187,25 @@ async def test_a_rebuild_waits_for_a_write_in_flight_and_sees_it(stack) -> None:
     assert await redis_stock(stack.redis, STORE, a) == (start[0] - 3, start[1] + 3, 0, 0)
     assert await redis_stock(stack.redis, STORE, a) == pg_stock(stack.database_url, STORE, a)
     assert (await stack.redis.hgetall(keys.hold(STORE, "order-1")))[a] == "3"
+
+
+async def test_a_batch_the_books_refuse_is_applied_entry_by_entry_and_the_store_reloaded(
+    stack,
+) -> None:
+    """Redis drifted ahead of the books (e.g. an AOF rollback): what the books refuse is
+    dropped, the rest of the batch still reaches them, and the store is loaded again."""
+    a, b = _skus(stack.database_url, 2)
+    start_b = pg_stock(stack.database_url, STORE, b)
+    with psycopg.connect(stack.database_url) as conn:  # the books lose a's stock behind Redis
+        conn.execute(
+            "UPDATE store_inventory SET available_qty = 0 WHERE store_id = %s AND sku_id = %s",
+            (STORE, a),
+        )
+    await _soft(stack, "cart-1", {a: 2})
+    await _soft(stack, "cart-2", {b: 1})
+    assert await journal.drain(stack.engine, stack.redis, STORE) == 2
+    assert pg_stock(stack.database_url, STORE, a)[:2] == (0, 0)  # refused, nothing moved
+    assert pg_stock(stack.database_url, STORE, b)[:2] == (start_b[0] - 1, start_b[1] + 1)
+    assert reservation_rows(stack.database_url, STORE, "cart-2") == {b: (1, "SOFT")}
+    assert reservation_rows(stack.database_url, STORE, "cart-1") == {}
+    assert not await stack.redis.exists(keys.store_ready(STORE))  # to be loaded again
