@@ -324,6 +324,15 @@ async def _scan_lines(session: AsyncSession, task: PickTask) -> list[ScanLine]:
     return [ScanLine(*r) for r in rows]
 
 
+# the scan recorded and its unit counted in one statement (a scan comes for every unit)
+_COUNTED = text("""
+    WITH scanned AS (
+        INSERT INTO pick_scans (store_id, scan_id, order_id, sku_id, code, accepted, at)
+        VALUES (:s, :scan, :o, :k, :code, true, :at))
+    UPDATE order_items SET picked_qty = picked_qty + 1
+    WHERE store_id = :s AND order_id = :o AND sku_id = :k""")
+
+
 async def scan(
     session: AsyncSession, *, task: PickTask, picker: User, scan_id: str, code: str, now: datetime
 ) -> tuple[ScanLine, bool, bool]:
@@ -351,23 +360,16 @@ async def scan(
         )
     if line.picked_qty >= line.quantity:
         raise OverPick(f"all {line.quantity} of {line.name} are already picked", sku_id=line.sku_id)
-    session.add(
-        PickScan(
-            store_id=task.store_id,
-            scan_id=scan_id,
-            order_id=task.order_id,
-            sku_id=line.sku_id,
-            code=code,
-            accepted=True,
-            at=now,
-        )
-    )
     await session.execute(
-        text(
-            "UPDATE order_items SET picked_qty = picked_qty + 1 WHERE store_id = :s "
-            "AND order_id = :o AND sku_id = :k"
-        ),
-        {"s": task.store_id, "o": task.order_id, "k": line.sku_id},
+        _COUNTED,
+        {
+            "s": task.store_id,
+            "scan": scan_id,
+            "o": task.order_id,
+            "k": line.sku_id,
+            "code": code,
+            "at": now,
+        },
     )
     line.picked_qty += 1
     return line, all(ln.picked_qty >= ln.quantity for ln in lines), False
