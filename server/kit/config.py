@@ -135,6 +135,9 @@ class Settings(BaseSettings):
     db_max_overflow: int = 20
     # a request that waits this long for a pooled connection is answered 503 + Retry-After
     db_pool_timeout_s: float = 30.0
+    # a pooled connection idle this long is tested before use (one back sooner was just
+    # used: the test would cost a round trip per transaction)
+    db_ping_idle_s: float = Field(default=1.0, ge=0)
 
     @property
     def embedded_db(self) -> bool:

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import atexit
 import logging
+import time
 import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from sqlalchemy import event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -135,15 +138,41 @@ def resolve_database_url(settings: Settings) -> str:
 
 
 def create_engine(url: str, settings: Settings, *, pre_ping: bool = True) -> AsyncEngine:
-    """``pre_ping``: test each pooled connection before use (a database that can restart
-    or drop idle connections); off only where one private server lives as long as the pool."""
-    return create_async_engine(
+    """``pre_ping``: test a pooled connection before use when it has been idle
+    ``db_ping_idle_s`` or more (a database that can restart or drop idle connections); off
+    only where one private server lives as long as the pool."""
+    engine = create_async_engine(
         sqlalchemy_url(url),
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_s,
-        pool_pre_ping=pre_ping,
     )
+    if pre_ping:
+        _ping_when_idle(engine, idle_s=settings.db_ping_idle_s)
+    return engine
+
+
+def _ping_when_idle(engine: AsyncEngine, *, idle_s: float) -> None:
+    """SQLAlchemy's ``pool_pre_ping`` tests every checkout: a round trip per transaction,
+    and a request runs several. A connection checked in less than ``idle_s`` ago was
+    working then; an older one is tested, and a dead one replaced (the pool reconnects on
+    ``DisconnectionError``)."""
+    pool, dialect = engine.sync_engine.pool, engine.sync_engine.dialect
+
+    def returned(dbapi_connection: Any, record: Any) -> None:
+        record.info["qc_idle_since"] = time.monotonic()
+
+    def check(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.pop("qc_idle_since", None)
+        if since is not None and time.monotonic() - since < idle_s:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError("the pooled connection is gone") from exc
+
+    event.listen(pool, "checkin", returned)
+    event.listen(pool, "checkout", check)
 
 
 def session_maker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
