@@ -16,6 +16,7 @@ async def test_reserve_benchmark_reports_every_scenario(settings, clean) -> None
         names = [r["name"] for r in figures["results"][spread]]
         assert names == [
             "engine end to end (Redis + journal -> PostgreSQL)",
+            "engine end to end, the writer in a process of its own",
             "engine, Redis side only",
             "trivial Lua (limit)",
             "PostgreSQL row lock",
