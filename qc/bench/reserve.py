@@ -42,7 +42,6 @@ from server.kit.db import transaction
 
 STORE = "BLR-KOR"
 TRIVIAL = "return redis.call('HGET', KEYS[1], 'available')"
-WRITER_INTERVAL_S = 0.05  # QC_JOURNAL_INTERVAL_S
 APART = "engine end to end, the writer in a process of its own"
 
 
@@ -134,6 +133,7 @@ async def run(settings: Settings, *, ops: int, concurrency: int, repeats: int) -
             ops_per_scenario=ops,
             repeats=repeats,
             services="embedded" if stack.embedded else "external",
+            journal_interval_s=settings.journal_interval_s,  # QC_JOURNAL_INTERVAL_S
         )
         for spread, results in tables.items():
             print_table(f"qc bench reserve: {spread}", results, "trivial Lua (limit)", cond)
@@ -202,7 +202,7 @@ async def _with_writer(
         while not done.is_set():
             await timed(journal.write_stores(stack.engine, stack.redis, [STORE]))
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(WRITER_INTERVAL_S):
+                async with asyncio.timeout(get_settings().journal_interval_s):
                     await done.wait()
 
     started = time.perf_counter()
@@ -242,7 +242,7 @@ async def _write_apart(share: _Apart, barrier: Barrier) -> _Writing:
             wrote.seconds += time.perf_counter() - began
             if stopping:
                 return wrote
-            await asyncio.to_thread(share.stop.wait, WRITER_INTERVAL_S)  # the interval
+            await asyncio.to_thread(share.stop.wait, settings.journal_interval_s)
     finally:
         await redis.aclose()
         await engine.dispose()

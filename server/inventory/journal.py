@@ -233,15 +233,7 @@ async def _write(session: AsyncSession, store_id: str, batch: _Batch) -> None:
             for sku, mv, da, dr, ref, at in batch.ledger:
                 await copy.write_row((store_id, sku, mv, da, dr, 0, 0, ref, at))
     for sku, available, reorder_level, da in crossed:
-        if da < 0 and available <= reorder_level < available - da:
-            await emit(
-                session,
-                topic="inventory.low_stock",
-                store_id=store_id,
-                aggregate_id=sku,
-                payload={"sku_id": sku, "available": available, "reorder_level": reorder_level},
-                now=batch.latest,
-            )
+        await flag_low_stock(session, store_id, sku, available, reorder_level, da, batch.latest)
 
 
 async def apply_pending(
@@ -344,3 +336,25 @@ async def write_stores(db: AsyncEngine, redis: aioredis.Redis, store_ids: list[s
         stream_of=keys.inventory_journal,
         drain_one=lambda store_id: drain(db, redis, store_id),
     )
+
+
+async def flag_low_stock(
+    session: AsyncSession,
+    store_id: str,
+    sku_id: str,
+    available: int,
+    reorder_level: int,
+    d_available: int,
+    now: datetime,
+) -> None:
+    """An ``inventory.low_stock`` event when this change took ``available`` down across the
+    reorder level."""
+    if d_available < 0 and available <= reorder_level < available - d_available:
+        await emit(
+            session,
+            topic="inventory.low_stock",
+            store_id=store_id,
+            aggregate_id=sku_id,
+            payload={"sku_id": sku_id, "available": available, "reorder_level": reorder_level},
+            now=now,
+        )

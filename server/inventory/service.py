@@ -24,7 +24,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.events.service import emit
 from server.inventory import engine, journal
 from server.inventory.engine import Reserved, RestoreLine, Settled
 from server.inventory.errors import (
@@ -211,27 +210,9 @@ async def _write_bucket_change(
     if row is None:
         raise UnknownSku(f"{sku_id} is not stocked at {store_id}")
     available, reorder_level = row
-    await _flag_low_stock(session, store_id, sku_id, available, reorder_level, d_available, now)
-
-
-async def _flag_low_stock(
-    session: AsyncSession,
-    store_id: str,
-    sku_id: str,
-    available: int,
-    reorder_level: int,
-    d_available: int,
-    now: datetime,
-) -> None:
-    if d_available < 0 and available <= reorder_level < available - d_available:
-        await emit(
-            session,
-            topic="inventory.low_stock",
-            store_id=store_id,
-            aggregate_id=sku_id,
-            payload={"sku_id": sku_id, "available": available, "reorder_level": reorder_level},
-            now=now,
-        )
+    await journal.flag_low_stock(
+        session, store_id, sku_id, available, reorder_level, d_available, now
+    )
 
 
 async def _write_hold_lines(
@@ -282,7 +263,7 @@ async def _write_hold_lines(
     if missing:
         raise UnknownSku(f"{min(missing)} is not stocked at {store_id}")
     for sku, available, reorder_level, da in rows:
-        await _flag_low_stock(session, store_id, sku, available, reorder_level, da, now)
+        await journal.flag_low_stock(session, store_id, sku, available, reorder_level, da, now)
 
 
 def _finish_inflight(

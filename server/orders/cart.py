@@ -108,20 +108,13 @@ async def create_cart(
 
 def new_cart_view(cart: Cart, *, hold_life_s: int | None) -> CartPublic:
     """``cart_view`` of a cart just created: nothing held, nothing expired (no reads)."""
-    totals = cart_totals([])
-    return CartPublic(
-        cart_id=cart.cart_id,
-        store_id=cart.store_id,
+    return _public(
+        cart,
         status=cart.status,
         lines=[],
-        hold_expires_at=None,
-        hold_seconds_left=None,
-        hold_life_ends_at=_life_ends(cart, hold_life_s),
-        subtotal_paise=totals.subtotal_paise,
-        delivery_fee_paise=totals.delivery_fee_paise,
-        handling_fee_paise=totals.handling_fee_paise,
-        discount_paise=totals.discount_paise,
-        total_paise=totals.total_paise,
+        expires=None,
+        seconds_left=None,
+        hold_life_s=hold_life_s,
         dropped=[],
     )
 
@@ -183,6 +176,27 @@ async def cart_view(
     status = cart.status
     if status == "ACTIVE" and not held and await _had_expired_lines(session, redis, cart):
         status = "EXPIRED"
+    return _public(
+        cart,
+        status=status,
+        lines=lines,
+        expires=expires,
+        seconds_left=max(0, int((expires - now).total_seconds())) if expires else None,
+        hold_life_s=hold_life_s,
+        dropped=dropped or [],
+    )
+
+
+def _public(
+    cart: Cart,
+    *,
+    status: str,
+    lines: list[CartLine],
+    expires: datetime | None,
+    seconds_left: int | None,
+    hold_life_s: int | None,
+    dropped: list[str],
+) -> CartPublic:
     totals = cart_totals([(ln.unit_price_paise, ln.mrp_paise, ln.quantity) for ln in lines])
     return CartPublic(
         cart_id=cart.cart_id,
@@ -190,14 +204,14 @@ async def cart_view(
         status=status,
         lines=lines,
         hold_expires_at=expires,
-        hold_seconds_left=max(0, int((expires - now).total_seconds())) if expires else None,
+        hold_seconds_left=seconds_left,
         hold_life_ends_at=_life_ends(cart, hold_life_s),
         subtotal_paise=totals.subtotal_paise,
         delivery_fee_paise=totals.delivery_fee_paise,
         handling_fee_paise=totals.handling_fee_paise,
         discount_paise=totals.discount_paise,
         total_paise=totals.total_paise,
-        dropped=dropped or [],
+        dropped=dropped,
     )
 
 
