@@ -200,42 +200,51 @@ class SocketGuardMiddleware:
         async def run_route() -> None:
             await self.app(scope, receive, tracked_send)
 
-        route = asyncio.create_task(run_route())
-        ended = asyncio.create_task(_session_ends(resources, claims))
         try:
-            await asyncio.wait({route, ended}, return_when=asyncio.FIRST_COMPLETED)
-            if not route.done():
-                route.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await route
-                if not closed:
-                    with contextlib.suppress(Exception):
-                        await send({"type": "websocket.close", "code": CLOSE_UNAUTHENTICATED})
-            else:
-                route.result()  # the route's own error, if any
+            # listening to the user's session channel before the route can accept: a logout
+            # or disable answered right after the handshake is heard (published after its
+            # commit), and one committed before this point is refused by the route's check
+            async with resources.fanout.subscribe(keys.session_channel(str(user))) as ends:
+                route = asyncio.create_task(run_route())
+                ended = asyncio.create_task(_session_ends(resources, claims, ends))
+                try:
+                    await asyncio.wait({route, ended}, return_when=asyncio.FIRST_COMPLETED)
+                    if not route.done():
+                        route.cancel()
+                        with contextlib.suppress(asyncio.CancelledError, Exception):
+                            await route
+                        if not closed:
+                            with contextlib.suppress(Exception):
+                                await send(
+                                    {"type": "websocket.close", "code": CLOSE_UNAUTHENTICATED}
+                                )
+                    else:
+                        route.result()  # the route's own error, if any
+                finally:
+                    ended.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await ended
         finally:
-            ended.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await ended
             self.open[user] -= 1
             if not self.open[user]:
                 del self.open[user]
 
 
-async def _session_ends(resources: Resources, claims: identity.TokenClaims) -> None:
-    """Returns when the token expires (server clock) or the user's sessions are ended."""
-    channel = keys.session_channel(str(claims.user_id))
-    async with resources.fanout.subscribe(channel) as ended:
-        ending = asyncio.ensure_future(anext(ended, None))
-        try:
-            clock = resources.clock
-            while (left := claims.expires_at - clock.timestamp()) > 0:
-                wait = min(clock.real_seconds(left), resources.settings.ws_recheck_s)
-                done, _ = await asyncio.wait({ending}, timeout=wait)
-                if done:
-                    return
-        finally:
-            ending.cancel()
+async def _session_ends(
+    resources: Resources, claims: identity.TokenClaims, ends: AsyncIterator[str]
+) -> None:
+    """Returns when the token expires (server clock) or a message on the user's session
+    channel (``ends``, already subscribed) says their sessions are ended."""
+    ending = asyncio.ensure_future(anext(ends, None))
+    try:
+        clock = resources.clock
+        while (left := claims.expires_at - clock.timestamp()) > 0:
+            wait = min(clock.real_seconds(left), resources.settings.ws_recheck_s)
+            done, _ = await asyncio.wait({ending}, timeout=wait)
+            if done:
+                return
+    finally:
+        ending.cancel()
 
 
 async def _refuse_busy(receive: Receive, send: Send, cap: int) -> None:
