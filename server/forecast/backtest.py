@@ -19,13 +19,17 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
 
-from server.forecast.estimator import DemandModel, ForecastConfig
 from server.forecast.factors import ExternalFactors
 from server.forecast.history import HOURS_PER_DAY, History
+
+if TYPE_CHECKING:  # scikit-learn (and pandas with it) only when a model is fitted:
+    # the API imports this module, its workers need neither (~100 MiB each)
+    from server.forecast.estimator import DemandModel, ForecastConfig
 
 OVERALL = "overall"
 GRANULARITIES = ("total",)
@@ -136,6 +140,8 @@ def run_backtest(
     for o in origin_list:
         t = time.perf_counter()
         if model is None or refit:
+            from server.forecast.estimator import DemandModel  # see TYPE_CHECKING above
+
             model = DemandModel(config).fit(history, factors, until_hour=o)
         t2 = time.perf_counter()
         fc = model.predict(history, factors, origin_hour=o, horizon_hours=horizon).units

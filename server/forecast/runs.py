@@ -11,12 +11,12 @@ import math
 import time
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import psycopg
 
 from server.forecast.backtest import BacktestReport, rolling_origins, run_backtest
 from server.forecast.censoring import impute_censored
-from server.forecast.estimator import DemandModel, ForecastConfig
 from server.forecast.history import HOURS_PER_DAY, IST, day_start_utc, ist_midnight
 from server.forecast.inputs import (
     FACTOR_LEAD_DAYS,
@@ -26,6 +26,10 @@ from server.forecast.inputs import (
     read_factors,
 )
 from server.forecast.sales_history import history_bounds, read_history, with_stockouts
+
+if TYPE_CHECKING:  # scikit-learn (and pandas with it) only when a model is fitted:
+    # the API imports this module, its workers need neither (~100 MiB each)
+    from server.forecast.estimator import ForecastConfig
 
 STALE_AFTER = timedelta(days=1)
 
@@ -110,6 +114,8 @@ def run_forecast(
         )
         conn.rollback()  # end the read snapshot: no transaction stays open while fitting
         t1 = time.perf_counter()
+        from server.forecast.estimator import DemandModel  # see TYPE_CHECKING above
+
         model = DemandModel(config).fit(history, drivers, until_hour=origin_hour)
         t2 = time.perf_counter()
         forecast = model.predict(
