@@ -40,8 +40,10 @@ async def list_stores(
 @router.get(
     "/serviceable",
     summary="Dark stores that deliver to a location, best first",
-    description="404 `not_serviceable`: no store covers the location; 409 `store_closed`: "
-    "the store that covers it is closed now (`opens_at`, its next opening).",
+    description="404 `not_serviceable`: no store covers the location, or (`reason: "
+    "beyond_reach_now`, `store_id`) the store that covers it is too busy to reach it within "
+    "the promise right now; 409 `store_closed`: the store that covers it is closed now "
+    "(`opens_at`, its next opening).",
     responses=problem_responses(404, 409, 422, 429),
     dependencies=[
         Depends(ratelimit.per_address("serviceable-ip", lambda s: s.serviceable_limit_per_address))

@@ -28,6 +28,7 @@ from sqlalchemy import text
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.delivery import eta
+from server.forecast.history import IST  # the ops feed's "today" is the IST day
 from server.kit import keys
 from server.kit.errors import Conflict
 from shared.geo import LatLng, haversine_m, location_cell, point_in_geojson
@@ -42,7 +43,6 @@ TRIP_TURNAROUND_MIN = 10.0  # a rider's trip: out, at the door, back
 MIN_RADIUS_M = 500.0  # a store never shrinks below its doorstep
 DEFAULT_PROMISE_S = 15 * 60
 ASKS_KEPT_S = 2 * 86_400  # today's serviceability asks, and yesterday's until it ends
-IST = ZoneInfo("Asia/Kolkata")  # the ops feed's day (its "today" is the IST day)
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
