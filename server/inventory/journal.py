@@ -3,11 +3,13 @@
 The reserve and settle scripts append every SOFT movement to the store's stream
 (``invlog:{S}``) in the same atomic step that decides it. A writer (a leased loop, and any
 request that needs the books of a hold now: a checkout) applies the entries after the
-store's offset in one transaction: one ``UPDATE`` of ``store_inventory`` with the summed
-deltas per SKU (rows locked in SKU order), the reservation rows in one upsert and the
-expiry and end updates, all in one pipeline (one round trip), then the ledger rows by
-``COPY``, and the offset row moved, so each entry reaches the books exactly once. HARD holds, commits and physical movements stay
-synchronous (written with the order).
+store's offset in one transaction: ``journal_tail.lua`` hands the entries over as one JSON
+text, and PostgreSQL parses it itself in a pipeline of statements (one round trip): the
+offset row locked, one ``UPDATE`` of ``store_inventory`` with the summed deltas per SKU
+(rows locked in SKU order) with the reservation upsert and the ledger rows, the expiry and
+end updates, and the offset moved; each statement skips the entries the offset already
+holds, so each entry reaches the books exactly once. HARD holds, commits and physical
+movements stay synchronous (written with the order).
 
 Every PostgreSQL write of a store's Redis changes (this writer, and the synchronous paths)
 holds the store's advisory lock in shared mode; a rebuild takes it exclusively, so it waits
@@ -17,30 +19,30 @@ for the work in flight and sees it, and applies the journal's tail before it rea
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import psycopg
 import redis.asyncio as aioredis
 from prometheus_client import Counter
-from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.events.service import emit
 from server.inventory.errors import StoreNotReady
-from server.kit import keys, streams, uow
-from shared.enums import Movement, ReservationStatus
+from server.kit import fencing, keys, scripts, streams, uow
 
 log = logging.getLogger(__name__)
 
 LOCK_CLASS = 7417  # pg_advisory_*lock(LOCK_CLASS, hashtext(store_id)): a store's books
 BATCH = 1000
 CLAIM_WAIT_S = 10.0  # a checkout waits at most this long for another writer's batch
+_LOCK = f"SELECT pg_advisory_xact_lock_shared({LOCK_CLASS}, hashtext(%(s)s))"
 
 APPLIED = Counter(
     "qc_inventory_journal_applied_total", "Journal entries written to PostgreSQL", ["store_id"]
@@ -50,13 +52,6 @@ DROPPED = Counter(
     "Journal entries PostgreSQL refused (Redis had drifted ahead); the store is reloaded",
     ["store_id"],
 )
-
-NEVER = datetime.min.replace(tzinfo=UTC)
-_MOVEMENT = {
-    "COMMITTED": Movement.COMMIT,
-    "RELEASED": Movement.RELEASE,
-    "EXPIRED": Movement.EXPIRE,
-}
 
 
 async def lock_store(session: AsyncSession, redis: aioredis.Redis, store_id: str) -> None:
@@ -76,19 +71,31 @@ async def lock_store(session: AsyncSession, redis: aioredis.Redis, store_id: str
 
 async def _lock_shared(session: AsyncSession, store_id: str) -> None:
     """The store's lock in shared mode until the transaction ends (once per transaction)."""
+    if _mark_shared(session, store_id):
+        await (await _driver(session)).execute(_LOCK, {"s": store_id})
+
+
+def _mark_shared(session: AsyncSession, store_id: str) -> bool:
+    """Note that this transaction holds the store's shared lock: True if it did not yet
+    (the caller takes it now, with ``_LOCK``)."""
     locked: set[str] = session.info.setdefault("qc_inventory_locks", set())
     if store_id in locked:
-        return
-    await session.execute(
-        text("SELECT pg_advisory_xact_lock_shared(:c, hashtext(:s))"),
-        {"c": LOCK_CLASS, "s": store_id},
-    )
+        return False
     locked.add(store_id)
 
     async def released() -> None:  # the transaction ended, and the lock with it
         locked.discard(store_id)
 
     uow.after_either(session, released)
+    return True
+
+
+async def _driver(session: AsyncSession) -> psycopg.AsyncConnection[Any]:
+    """The session's psycopg connection: the writer's statements skip SQLAlchemy."""
+    connection = await (await session.connection()).get_raw_connection()
+    driver = connection.driver_connection
+    assert isinstance(driver, psycopg.AsyncConnection), "the engine's driver is psycopg (kit.db)"
+    return driver
 
 
 def not_ready(store_id: str) -> StoreNotReady:
@@ -96,144 +103,163 @@ def not_ready(store_id: str) -> StoreNotReady:
     return StoreNotReady(f"stock of {store_id} is being reloaded; retry shortly")
 
 
-@dataclass
-class _Batch:
-    deltas: dict[str, list[int]] = field(default_factory=dict)  # sku -> [da, dr]
-    ledger: list[tuple[str, str, int, int, str, datetime]] = field(default_factory=list)
-    rows: dict[tuple[str, str], tuple[int, str, datetime, datetime]] = field(default_factory=dict)
-    expiry: dict[str, datetime] = field(default_factory=dict)
-    ended: dict[str, tuple[str, datetime]] = field(default_factory=dict)
-    latest: datetime = NEVER  # server clock of the last entry
+@dataclass(frozen=True)
+class _Tail:
+    """Journal entries read after ``after``, as the JSON text ``journal_tail.lua`` built."""
 
-    def move(self, sku: str, da: int, dr: int, movement: Movement, ref: str, at: datetime) -> None:
-        d = self.deltas.setdefault(sku, [0, 0])
-        d[0] += da
-        d[1] += dr
-        self.ledger.append((sku, movement.value, da, dr, ref, at))
-
-    def add(self, entry: dict[str, str]) -> None:
-        if "k" not in entry:
-            return  # an entry deleted meanwhile
-        holder, at = entry["h"], _time(entry["t"])
-        self.latest = max(self.latest, at)
-        lines = [part.split(":") for part in entry.get("l", "").split(";") if part]
-        if entry["k"] == "R":
-            expires = _time(entry["x"])
-            for sku, old, new in lines:
-                delta = int(new) - int(old)
-                movement = Movement.RESERVE if delta > 0 else Movement.RELEASE
-                self.move(sku, -delta, delta, movement, holder, at)
-                status = ReservationStatus.SOFT if int(new) > 0 else ReservationStatus.RELEASED
-                self.rows[(holder, sku)] = (int(new), status.value, at, expires)
-            self.expiry[holder] = expires
-        else:
-            outcome = entry["o"]
-            for sku, qty in lines:
-                q = int(qty)
-                self.move(
-                    sku, 0 if outcome == "COMMITTED" else q, -q, _MOVEMENT[outcome], holder, at
-                )
-            self.ended[holder] = (outcome, at)
+    after: str
+    read: int  # entries read (0: nothing after ``after``)
+    last: str  # the last id read
+    entries: str
 
 
-def _time(value: str) -> datetime:
-    return datetime.fromtimestamp(float(value), UTC)
+async def _tail(redis: aioredis.Redis, store_id: str, after: str, limit: int) -> _Tail:
+    after, read, last, entries = await scripts.run(
+        redis,
+        "inventory/journal_tail",
+        keys=[keys.inventory_journal(store_id), keys.journal_applied(store_id)],
+        args=[after, limit],
+    )
+    return _Tail(scripts.text(after), int(read), scripts.text(last), scripts.text(entries))
 
 
-# the batch's statements go to psycopg in one pipeline (one round trip), not through
-# SQLAlchemy: %(name)s parameters, arrays as literals (_array)
-_STOCK = """
-    WITH v AS (
-      SELECT * FROM unnest(CAST(%(skus)s AS text[]), CAST(%(da)s AS int[]),
-        CAST(%(dr)s AS int[])) AS v(sku, da, dr)),
+# The batch reaches PostgreSQL as the JSON text of its entries and is parsed there: each
+# statement starts with these CTEs. ``e``: the entries past the store's offset (none if
+# the offset is behind ``after``: the hint ran ahead of the books, the careful path reads
+# the offset); ``mv``: one row per line, the movement with its deltas.
+_ENTRIES = """
+    WITH o AS (
+      SELECT split_part(applied_id, '-', 1)::bigint AS ms,
+        split_part(applied_id, '-', 2)::bigint AS seq
+      FROM inventory_journal_offsets WHERE store_id = %(s)s),
+    e AS (
+      SELECT j.ord, j.x->>1 AS k, j.x->>2 AS h, to_timestamp((j.x->>3)::float8) AS at,
+        j.x->>4 AS xo, j.x->>5 AS l
+      FROM o, jsonb_array_elements(CAST(%(e)s AS jsonb)) WITH ORDINALITY AS j(x, ord)
+      WHERE (o.ms, o.seq) >= (%(after_ms)s, %(after_seq)s)
+        AND (split_part(j.x->>0, '-', 1)::bigint, split_part(j.x->>0, '-', 2)::bigint)
+          > (o.ms, o.seq)),
+    mv AS (
+      SELECT e.ord, u.n, e.k, e.h, e.at, e.xo, split_part(u.p, ':', 1) AS sku,
+        CASE WHEN e.k = 'R' THEN split_part(u.p, ':', 3)::int END AS q,
+        CASE WHEN e.k = 'R' THEN split_part(u.p, ':', 3)::int - split_part(u.p, ':', 2)::int
+          ELSE -split_part(u.p, ':', 2)::int END AS dr
+      FROM e, unnest(string_to_array(e.l, ';')) WITH ORDINALITY AS u(p, n)),
+    held AS (  -- each holder's latest reserve: the hold's expiry
+      SELECT DISTINCT ON (h) h, to_timestamp(xo::float8) AS x FROM e WHERE k = 'R'
+      ORDER BY h, ord DESC)"""
+_OFFSET_LOCK = """SELECT 1 FROM inventory_journal_offsets WHERE store_id = %(s)s FOR UPDATE"""
+# the SOFT and HARD lines of each holder of ``v``, found holder by holder (LATERAL with
+# OFFSET 0: an index lookup each, the status tested outside: else the planner may pick
+# the partial index of active holds and scan every one of the store's)
+_LINES_OF = """
+      SELECT r.sku_id, v.* FROM {v} v, LATERAL (
+        SELECT sku_id, expires_at, status FROM inventory_reservations
+        WHERE store_id = %(s)s AND order_id = v.h OFFSET 0) r
+      WHERE r.status IN ('SOFT', 'HARD')"""
+# the stock rows (summed per SKU, locked in SKU order), each (holder, SKU)'s latest line in
+# one upsert (a held line takes its hold's latest expiry), the hold's other lines moved to
+# that expiry, and a ledger row per movement; answers the SKUs whose change crossed their
+# reorder level downwards
+_BOOKS = (
+    _ENTRIES
+    + """,
+    moves AS (
+      SELECT mv.*, CASE WHEN k = 'S' AND xo = 'COMMITTED' THEN 0 ELSE -dr END AS da,
+        CASE WHEN k = 'R' THEN CASE WHEN dr > 0 THEN 'RESERVE' ELSE 'RELEASE' END
+          WHEN xo = 'COMMITTED' THEN 'COMMIT' WHEN xo = 'RELEASED' THEN 'RELEASE'
+          ELSE 'EXPIRE' END AS movement
+      FROM mv),
+    sums AS (SELECT sku, sum(da)::int AS da, sum(dr)::int AS dr FROM moves GROUP BY sku),
     locked AS (
-      SELECT i.sku_id FROM store_inventory i JOIN v ON v.sku = i.sku_id
-      WHERE i.store_id = %(s)s ORDER BY i.sku_id FOR UPDATE OF i)
-    UPDATE store_inventory s SET available_qty = s.available_qty + v.da,
-      reserved_qty = s.reserved_qty + v.dr, last_updated = %(now)s
-    FROM v JOIN locked l ON l.sku_id = v.sku
-    WHERE s.store_id = %(s)s AND s.sku_id = v.sku
-    RETURNING s.sku_id, s.available_qty, s.reorder_level, v.da"""
-_ROWS = """
-    INSERT INTO inventory_reservations (reservation_id, store_id, order_id, sku_id,
-      quantity, status, created_at, updated_at, expires_at)
-    SELECT gen_random_uuid(), %(s)s, h, sku, q, st, at, at, x
-    FROM unnest(CAST(%(h)s AS text[]), CAST(%(skus)s AS text[]), CAST(%(q)s AS int[]),
-      CAST(%(st)s AS text[]), CAST(%(at)s AS timestamptz[]), CAST(%(x)s AS timestamptz[]))
-      AS t(h, sku, q, st, at, x)
-    ON CONFLICT (store_id, order_id, sku_id) DO UPDATE SET quantity = EXCLUDED.quantity,
-      status = EXCLUDED.status, updated_at = EXCLUDED.updated_at,
-      expires_at = EXCLUDED.expires_at"""
-# the hold's other lines (rows the batch wrote already carry its latest expiry)
-_EXPIRY = """
-    UPDATE inventory_reservations r SET expires_at = v.x
-    FROM unnest(CAST(%(h)s AS text[]), CAST(%(x)s AS timestamptz[])) AS v(h, x)
-    WHERE r.store_id = %(s)s AND r.order_id = v.h AND r.status IN ('SOFT', 'HARD')
-      AND r.expires_at IS DISTINCT FROM v.x"""
-_ENDED = """
-    UPDATE inventory_reservations r SET status = v.o, updated_at = v.at
-    FROM unnest(CAST(%(h)s AS text[]), CAST(%(o)s AS text[]), CAST(%(at)s AS timestamptz[]))
-      AS v(h, o, at)
-    WHERE r.store_id = %(s)s AND r.order_id = v.h AND r.status IN ('SOFT', 'HARD')"""
-_LEDGER = """COPY stock_ledger (store_id, sku_id, movement, d_available, d_reserved,
-    d_damaged, d_in_transit, reference, created_at) FROM STDIN"""
+      SELECT i.sku_id FROM store_inventory i JOIN sums v ON v.sku = i.sku_id
+      WHERE i.store_id = %(s)s ORDER BY i.sku_id FOR UPDATE OF i),
+    stock AS (
+      UPDATE store_inventory s SET available_qty = s.available_qty + v.da,
+        reserved_qty = s.reserved_qty + v.dr, last_updated = (SELECT max(at) FROM e)
+      FROM sums v JOIN locked l ON l.sku_id = v.sku
+      WHERE s.store_id = %(s)s AND s.sku_id = v.sku
+      RETURNING s.sku_id, s.available_qty, s.reorder_level, v.da),
+    line AS (
+      SELECT DISTINCT ON (h, sku) h, sku, q, at, to_timestamp(xo::float8) AS x FROM mv
+      WHERE k = 'R' ORDER BY h, sku, ord DESC),
+    rows AS (
+      INSERT INTO inventory_reservations (reservation_id, store_id, order_id, sku_id,
+        quantity, status, created_at, updated_at, expires_at)
+      SELECT gen_random_uuid(), %(s)s, l.h, l.sku, l.q,
+        CASE WHEN l.q > 0 THEN 'SOFT' ELSE 'RELEASED' END, l.at, l.at,
+        CASE WHEN l.q > 0 THEN held.x ELSE l.x END
+      FROM line l JOIN held USING (h)
+      ON CONFLICT (store_id, order_id, sku_id) DO UPDATE SET quantity = EXCLUDED.quantity,
+        status = EXCLUDED.status, updated_at = EXCLUDED.updated_at,
+        expires_at = EXCLUDED.expires_at),
+    other AS ("""
+    + _LINES_OF.format(v="held")
+    + """ AND r.expires_at IS DISTINCT FROM v.x
+        AND NOT EXISTS (SELECT 1 FROM line WHERE line.h = v.h AND line.sku = r.sku_id)),
+    expiry AS (
+      UPDATE inventory_reservations r SET expires_at = other.x FROM other
+      WHERE r.store_id = %(s)s AND r.order_id = other.h AND r.sku_id = other.sku_id),
+    ledger AS (
+      INSERT INTO stock_ledger (store_id, sku_id, movement, d_available, d_reserved,
+        d_damaged, d_in_transit, reference, created_at)
+      SELECT %(s)s, sku, movement, da, dr, 0, 0, h, at FROM moves ORDER BY ord, n)
+    SELECT *, (SELECT max(at) FROM e) FROM stock
+    WHERE da < 0 AND available_qty <= reorder_level AND reorder_level < available_qty - da"""
+)
+# after the books (a hold held and ended in one batch ends too): the ended holds' lines,
+# and the offset moved to ``last``; answers the entries applied
+_ENDED = (
+    _ENTRIES
+    + """,
+    ended AS (
+      SELECT DISTINCT ON (h) h, xo AS o, at FROM e WHERE k = 'S' ORDER BY h, ord DESC),
+    hit AS ("""
+    + _LINES_OF.format(v="ended")
+    + """),
+    status AS (
+      UPDATE inventory_reservations r SET status = hit.o, updated_at = hit.at FROM hit
+      WHERE r.store_id = %(s)s AND r.order_id = hit.h AND r.sku_id = hit.sku_id),
+    c AS (SELECT count(*) AS n FROM e)
+    UPDATE inventory_journal_offsets SET applied_id = %(last)s, applied_at = now()
+    FROM c WHERE store_id = %(s)s AND c.n > 0
+    RETURNING c.n"""
+)
 OFFSETS = streams.Offsets("inventory_journal_offsets", "store_id")
 
 
-def _array(values: Iterable[object]) -> str:
-    """An array literal for ``CAST(%(x)s AS type[])``: psycopg dumps a list element by
-    element in Python (half the writer's CPU on small batches), a string in one go."""
-    quoted = ",".join('"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
-    return "{" + quoted + "}"
+async def _apply(session: AsyncSession, store_id: str, tail: _Tail) -> int:
+    """The entries of ``tail`` past the store's offset, in the session's transaction, and
+    the offset moved to ``tail.last``: one pipeline (one round trip), the store's shared
+    lock and the offset row's lock first. Returns the entries applied."""
+    driver = await _driver(session)
+    ms, seq = tail.after.split("-")
+    params = {
+        "s": store_id, "e": tail.entries, "after_ms": int(ms), "after_seq": int(seq),
+        "last": tail.last,
+    }  # fmt: skip
+    lock = _mark_shared(session, store_id)
+    async with driver.pipeline(), driver.cursor() as books, driver.cursor() as cursor:
+        if lock:
+            await cursor.execute(_LOCK, {"s": store_id})
+        await cursor.execute(_OFFSET_LOCK, {"s": store_id})
+        await books.execute(_BOOKS, params)
+        await cursor.execute(_ENDED, params)
+        applied = await cursor.fetchone()  # the pipeline's one sync
+        crossed = await books.fetchall()
+    for sku, available, reorder_level, da, at in crossed:
+        await flag_low_stock(session, store_id, sku, available, reorder_level, da, at)
+    return int(applied[0]) if applied else 0
 
 
-async def _write(session: AsyncSession, store_id: str, batch: _Batch) -> None:
-    """The batch in the session's transaction: its statements in one pipeline, then the
-    ledger by COPY (a pipeline cannot carry a COPY)."""
-    connection = await (await session.connection()).get_raw_connection()
-    driver = connection.driver_connection
-    assert isinstance(driver, psycopg.AsyncConnection), "the engine's driver is psycopg (kit.db)"
-    skus = sorted(batch.deltas)
-    rows = [
-        # a held line takes its holder's latest expiry (as _EXPIRY would set it)
-        (h, sku, q, st, at, batch.expiry.get(h, x) if q else x)
-        for (h, sku), (q, st, at, x) in batch.rows.items()
-    ]
-    A = _array
-    async with driver.pipeline(), driver.cursor() as stock, driver.cursor() as cursor:
-        if skus:
-            await stock.execute(
-                _STOCK,
-                {"s": store_id, "now": batch.latest, "skus": A(skus),
-                 "da": A(batch.deltas[k][0] for k in skus),
-                 "dr": A(batch.deltas[k][1] for k in skus)},
-            )  # fmt: skip
-        if rows:
-            cols = list(zip(*rows, strict=True))
-            await cursor.execute(
-                _ROWS,
-                {"s": store_id, "h": A(cols[0]), "skus": A(cols[1]), "q": A(cols[2]),
-                 "st": A(cols[3]), "at": A(cols[4]), "x": A(cols[5])},
-            )  # fmt: skip
-        if batch.expiry:
-            holders = list(batch.expiry)
-            await cursor.execute(
-                _EXPIRY, {"s": store_id, "h": A(holders), "x": A(batch.expiry[h] for h in holders)}
-            )
-        if batch.ended:
-            holders = list(batch.ended)
-            await cursor.execute(
-                _ENDED,
-                {"s": store_id, "h": A(holders), "o": A(batch.ended[h][0] for h in holders),
-                 "at": A(batch.ended[h][1] for h in holders)},
-            )  # fmt: skip
-        crossed = await stock.fetchall() if skus else []  # the pipeline's one sync
-    if batch.ledger:
-        async with driver.cursor() as cursor, cursor.copy(_LEDGER) as copy:
-            for sku, mv, da, dr, ref, at in batch.ledger:
-                await copy.write_row((store_id, sku, mv, da, dr, 0, 0, ref, at))
-    for sku, available, reorder_level, da in crossed:
-        await flag_low_stock(session, store_id, sku, available, reorder_level, da, batch.latest)
+def _applied(
+    session: AsyncSession, redis: aioredis.Redis, store_id: str, last: str, n: int
+) -> None:
+    APPLIED.labels(store_id).inc(n)
+    # tell the scripts how far the books are (a hint) and trim what they hold
+    streams.trim_after_commit(
+        session, redis, keys.inventory_journal(store_id), last, hint=keys.journal_applied(store_id)
+    )
 
 
 async def apply_pending(
@@ -259,35 +285,56 @@ async def apply_pending(
         applied = found
     else:
         applied = await OFFSETS.lock(session, store_id)
-    stream = keys.inventory_journal(store_id)
     total = 0
     while True:
-        raw = await streams.read_after(redis, stream, applied, limit)
-        if not raw:
+        tail = await _tail(redis, store_id, applied, limit)
+        if not tail.read:
             break
-        batch = _Batch()
-        for _, fields in raw:
-            batch.add(fields)
         try:
             async with session.begin_nested():
-                await _write(session, store_id, batch)
+                total += await _apply(session, store_id, tail)
         except (IntegrityError, psycopg.errors.IntegrityError):
             # Redis admitted what the books refuse: it drifted ahead of PostgreSQL (e.g. an
             # AOF rollback). Keep what can be kept, entry by entry, and reload the store.
-            await _write_one_by_one(session, store_id, raw)
+            total += await _apply_one_by_one(session, store_id, tail)
             await redis.delete(keys.store_ready(store_id))
-        applied = raw[-1][0]
-        total += len(raw)
-        if len(raw) < limit:
+        applied = tail.last
+        if tail.read < limit:
             break
     if total:
-        await OFFSETS.advance(session, store_id, applied)
-        APPLIED.labels(store_id).inc(total)
-        # tell the scripts how far the books are (a hint) and trim what they hold
-        streams.trim_after_commit(
-            session, redis, stream, applied, hint=keys.journal_applied(store_id)
-        )
+        _applied(session, redis, store_id, applied, total)
     return total
+
+
+async def write_store(db: AsyncEngine, redis: aioredis.Redis, store_id: str) -> int:
+    """The writer's run for one store: each batch after the applied-id hint in one
+    transaction of three round trips (the entries from Redis, the pipeline, the commit),
+    fenced when a leased loop runs it. If the offset is not where the hint says or the
+    books refuse the batch, the careful path (``drain``) takes over."""
+    total = 0
+    while True:
+        tail = await _tail(redis, store_id, "", BATCH)
+        if not tail.read:
+            # the stream had entries (``write_stores`` looked): if none is past the hint,
+            # the hint may be ahead of the books, and the careful path reads the offset
+            return total or await drain(db, redis, store_id)
+        async with AsyncSession(db, expire_on_commit=False) as session:
+            try:
+                n = await _apply(session, store_id, tail)
+                if n:
+                    await fencing.check(session)
+                    _applied(session, redis, store_id, tail.last, n)
+            except (IntegrityError, psycopg.errors.IntegrityError):
+                n = 0
+            except BaseException:
+                await uow.rollback(session)
+                raise
+            await (uow.commit(session) if n else uow.rollback(session))
+        if not n:
+            return total + await drain(db, redis, store_id)
+        total += n
+        if tail.read < BATCH:
+            return total
 
 
 async def _claim(session: AsyncSession, store_id: str, upto: str) -> str | None:
@@ -306,19 +353,24 @@ async def _claim(session: AsyncSession, store_id: str, upto: str) -> str | None:
         await asyncio.sleep(0.005)  # another transaction is applying: wait for its commit
 
 
-async def _write_one_by_one(session: AsyncSession, store_id: str, raw: list[streams.Entry]) -> None:
-    for entry_id, fields in raw:
-        batch = _Batch()
-        batch.add(fields)
+async def _apply_one_by_one(session: AsyncSession, store_id: str, tail: _Tail) -> int:
+    """Each entry of ``tail`` in a savepoint of its own, those the books refuse dropped,
+    the offset then past them all. Returns the entries applied or dropped."""
+    total = 0
+    for entry in json.loads(tail.entries):
+        one = _Tail(tail.after, 1, entry[0], json.dumps([entry]))
         try:
             async with session.begin_nested():
-                await _write(session, store_id, batch)
+                total += await _apply(session, store_id, one)
         except (IntegrityError, psycopg.errors.IntegrityError):
             DROPPED.labels(store_id).inc()
+            total += 1
             log.warning(
                 "journal entry refused by the books",
-                extra={"store_id": store_id, "entry": entry_id},
+                extra={"store_id": store_id, "entry": entry[0]},
             )
+    await OFFSETS.advance(session, store_id, tail.last)
+    return total
 
 
 async def drain(db: AsyncEngine, redis: aioredis.Redis, store_id: str) -> int:
@@ -334,7 +386,7 @@ async def write_stores(db: AsyncEngine, redis: aioredis.Redis, store_ids: list[s
         redis,
         store_ids,
         stream_of=keys.inventory_journal,
-        drain_one=lambda store_id: drain(db, redis, store_id),
+        drain_one=lambda store_id: write_store(db, redis, store_id),
     )
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.kit import uow
+from server.kit import fencing, uow
 
 Entry = tuple[str, dict[str, str]]  # stream id, fields
 
@@ -146,12 +146,15 @@ async def drain(
     db: AsyncEngine, apply: Callable[[AsyncSession], Awaitable[int]], *, batch: int
 ) -> int:
     """Run ``apply`` (one shard's writer, returning the entries it applied) in its own
-    transactions until a run applies less than ``batch``: the whole shard, now."""
+    transactions until a run applies less than ``batch``: the whole shard, now. Inside a
+    leased run each commit is fenced: a writer that lost its lease applies nothing."""
     total = 0
     while True:
         async with AsyncSession(db, expire_on_commit=False) as session:
             try:
                 n = await apply(session)
+                if n:
+                    await fencing.check(session)
             except BaseException:
                 await uow.rollback(session)
                 raise

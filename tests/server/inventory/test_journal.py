@@ -1,5 +1,5 @@
-"""The soft-hold journal: exactly once into the books, summed per SKU, a crashed writer
-applies nothing, and a rebuild waits for the PostgreSQL writes in flight."""
+"""The soft-hold journal: exactly once into the books, summed per SKU, a crashed or fenced
+writer applies nothing, and a rebuild waits for the PostgreSQL writes in flight."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import uuid
 
 import psycopg
 import pytest
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.inventory import journal, service
 from server.inventory.reconcile import find_drift, load_store
-from server.kit import keys
+from server.kit import fencing, keys
 from server.kit.db import transaction
 from tests.helpers import wait_until
 from tests.server.inventory.helpers import ledger_sum, pg_stock, redis_stock, reservation_rows
@@ -209,3 +210,67 @@ async def test_a_batch_the_books_refuse_is_applied_entry_by_entry_and_the_store_
     assert reservation_rows(stack.database_url, STORE, "cart-2") == {b: (1, "SOFT")}
     assert reservation_rows(stack.database_url, STORE, "cart-1") == {}
     assert not await stack.redis.exists(keys.store_ready(STORE))  # to be loaded again
+
+
+async def test_the_writer_starts_at_the_hint_and_skips_what_the_books_already_hold(
+    stack,
+) -> None:
+    """The writer reads after the applied-id hint; entries the offset already covers (a
+    writer whose trim and hint were lost after its commit) are not applied again."""
+    a, b = _skus(stack.database_url, 2)
+    start_a, start_b = (
+        pg_stock(stack.database_url, STORE, a),
+        pg_stock(stack.database_url, STORE, b),
+    )
+    await _soft(stack, "cart-1", {a: 2})
+    await _soft(stack, "cart-2", {a: 1})
+    async with AsyncSession(stack.engine, expire_on_commit=False) as s:
+        assert await journal.apply_pending(s, stack.redis, STORE) == 2
+        await s.commit()  # the commit, without the hooks that trim and move the hint
+    await stack.redis.delete(keys.journal_applied(STORE))
+    await _soft(stack, "cart-3", {b: 1})
+    assert await journal.write_stores(stack.engine, stack.redis, [STORE]) == 1
+    assert pg_stock(stack.database_url, STORE, a)[:2] == (start_a[0] - 3, start_a[1] + 3)
+    assert pg_stock(stack.database_url, STORE, b)[:2] == (start_b[0] - 1, start_b[1] + 1)
+    assert await stack.redis.xlen(keys.inventory_journal(STORE)) == 0  # trimmed
+    assert await find_drift(stack.engine, stack.redis, STORE) == []
+
+
+async def test_a_hint_ahead_of_the_books_sends_the_writer_to_the_offset(stack) -> None:
+    (a,) = _skus(stack.database_url, 1)
+    start = pg_stock(stack.database_url, STORE, a)
+    await _soft(stack, "cart-1", {a: 2})
+    await stack.redis.set(keys.journal_applied(STORE), "99999999999999-0")
+    assert await journal.write_stores(stack.engine, stack.redis, [STORE]) == 1
+    assert pg_stock(stack.database_url, STORE, a)[:2] == (start[0] - 2, start[1] + 2)
+    assert await find_drift(stack.engine, stack.redis, STORE) == []
+
+
+async def test_a_writer_that_lost_its_lease_applies_nothing(stack) -> None:
+    """The writer's commit is fenced: once a newer holder of the lease has written, the
+    old holder's batch is rolled back; the new holder applies it, once."""
+    (a,) = _skus(stack.database_url, 1)
+    start = pg_stock(stack.database_url, STORE, a)
+    await _soft(stack, "cart-1", {a: 2})
+    newer = fencing.Fence("inventory-journal", 2, "replica-b")
+    async with transaction(stack.sessions) as s:
+        await fencing.check(s, newer)  # the newer holder wrote first
+    for write in (journal.write_stores, _drain_all):
+        entered = fencing.enter(fencing.Fence("inventory-journal", 1, "replica-a"))
+        try:
+            with pytest.raises(fencing.Fenced):
+                await write(stack.engine, stack.redis, [STORE])
+        finally:
+            fencing.leave(entered)
+        assert pg_stock(stack.database_url, STORE, a) == start
+    entered = fencing.enter(newer)
+    try:
+        assert await journal.write_stores(stack.engine, stack.redis, [STORE]) == 1
+    finally:
+        fencing.leave(entered)
+    assert pg_stock(stack.database_url, STORE, a)[:2] == (start[0] - 2, start[1] + 2)
+    assert await find_drift(stack.engine, stack.redis, STORE) == []
+
+
+async def _drain_all(engine, redis, store_ids: list[str]) -> int:
+    return sum([await journal.drain(engine, redis, s) for s in store_ids])

@@ -1,0 +1,21 @@
+-- The journal's entries after an id, for the writer to hand to PostgreSQL as one JSON
+-- text it parses there (no per-entry work in Python): [[id, kind, holder, t, x or
+-- outcome, lines], ...]. The writer's run starts after the applied-id hint, in the same
+-- round trip; the SQL skips what PostgreSQL's offset already holds.
+-- KEYS: 1 journal stream, 2 applied id hint
+-- ARGV: 1 after ('' = the hint), 2 count
+-- -> {after, entries read, last id read, json}
+local after = ARGV[1]
+if after == '' then after = redis.call('GET', KEYS[2]) or '0-0' end
+local raw = redis.call('XRANGE', KEYS[1], '(' .. after, '+', 'COUNT', ARGV[2])
+local out = {}
+for _, entry in ipairs(raw) do
+  local f, kv = {}, entry[2]
+  for j = 1, #kv, 2 do f[kv[j]] = kv[j + 1] end
+  if f.k then
+    table.insert(out, {entry[1], f.k, f.h, f.t, f.x or f.o, f.l or ''})
+  end
+end
+if #raw == 0 then return {after, 0, after, '[]'} end
+-- an empty Lua table encodes as {}
+return {after, #raw, raw[#raw][1], #out > 0 and cjson.encode(out) or '[]'}
