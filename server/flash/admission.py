@@ -21,6 +21,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.flash import queue
+from server.flash.limits import bought_counts
 from server.flash.models import FlashSale, InventoryToken, SaleState, TokenStatus
 from server.flash.sales import is_live, publish
 from server.kit import uow
@@ -69,7 +70,7 @@ async def load_line(
         reason = "ended"
     else:
         reason = "" if open_ else "sold_out"
-    return await queue.init(
+    loaded = await queue.init(
         redis,
         sale_id=str(sale.sale_id),
         store_id=store_id,
@@ -89,6 +90,10 @@ async def load_line(
         max_admit=int(highest[1]),
         started=now >= sale.starts_at,
     )
+    if loaded:  # the join's limit check reads these
+        bought = await bought_counts(session, sale_id=sale.sale_id)
+        await queue.record_bought(redis, sale_id=str(sale.sale_id), counts=bought)
+    return loaded
 
 
 async def on_line(

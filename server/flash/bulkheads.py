@@ -1,9 +1,10 @@
 """The flash-sale bulkheads: a flash crowd cannot take what regular carts and checkouts
 need in this process.
 
-At most ``flash_bulkhead_queue`` queue requests and ``flash_bulkhead_checkout`` flash
-checkouts run at once (each holds database connections from the shared pool), a request
-that cannot get in within ``flash_bulkhead_wait_s`` is answered 503 at once, and flash
+At most ``flash_bulkhead_queue`` queue requests that need PostgreSQL (a join that only
+takes a place in line needs none, so it never waits here) and ``flash_bulkhead_checkout``
+flash checkouts run at once (each holds database connections from the shared pool), a
+request that cannot get in within ``flash_bulkhead_wait_s`` is answered 503 at once, and flash
 payments go through their own provider slots (``flash_payment_bulkhead``) beside the
 regular ones. The semaphores are per process (per uvicorn worker) like the payment
 bulkhead: they guard local resources, so they need no coordination.

@@ -15,15 +15,9 @@ from server.catalog.pricing import flash_totals
 from server.flash import queue
 from server.flash.admission import claimed_token, end_slots, free_token
 from server.flash.errors import CheckoutInProgress, NoCheckoutSlot, SlotExpired
+from server.flash.limits import require_under_limit, sold_to
 from server.flash.models import FlashSale, InventoryToken, TokenStatus, token_holder
-from server.flash.sales import (
-    get_sale,
-    is_live,
-    require_live,
-    require_under_limit,
-    return_token,
-    token_hold_s,
-)
+from server.flash.sales import get_sale, is_live, require_live, return_token, token_hold_s
 from server.identity.models import User
 from server.inventory import service as inventory
 from server.inventory.errors import InsufficientStock
@@ -109,7 +103,7 @@ class _SlotSource(CheckoutSource):
             raise CheckoutInProgress("your checkout is being paid", order_id=str(token.order_id))
         if token.slot_expires_at is None or token.slot_expires_at <= now:
             raise SlotExpired("your checkout slot ran out; join the line again")
-        await require_under_limit(session, sale=sale, customer=self._customer.id)
+        await require_under_limit(session, self._redis, sale=sale, customer=self._customer.id)
         product = await session.get(Product, token.sku_id)
         assert product is not None  # a sale is created for an existing product
         self._sale, self._token = sale, token
@@ -242,6 +236,8 @@ async def settle_paid_token(
     if order.status != OrderStatus.CANCELLED:
         token.status, token.sold_at, token.updated_at = TokenStatus.SOLD, now, now
         session.add(token)
+        assert token.claimed_by is not None  # a claimed token names its customer
+        await sold_to(session, redis, sale_id=sale.sale_id, customer=token.claimed_by)
         return "sold"
     if not is_live(sale, now):
         return_token(session, token, now)

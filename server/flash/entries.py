@@ -12,22 +12,16 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.flash import queue
-from server.flash.admission import (
-    admit_next,
-    claimed_token,
-    end_slots,
-    free_token,
-    load_line,
-    on_line,
-)
+from server.flash.admission import admit_next, claimed_token, end_slots, free_token, load_line
+from server.flash.bulkheads import Bulkhead
 from server.flash.errors import CheckoutInProgress, NotInQueue, QueuedElsewhere, closed_error
+from server.flash.limits import limit_reached
 from server.flash.models import FlashSale, InventoryToken, TokenStatus
 from server.flash.sales import (
     get_sale,
     hot_sale,
     publish,
     require_live,
-    require_under_limit,
     sale_stores,
 )
 from server.identity.models import User
@@ -53,6 +47,72 @@ def poll_after(estimate: int, *, position: int, units_left: int, settings: Setti
     return 120
 
 
+def _early_view(base: dict[str, Any], *, sale: FlashSale, now: datetime) -> FlashQueueEntry:
+    """The waiting room: no place yet, the start shuffles everyone in it."""
+    until = max(1, round((sale.starts_at - now).total_seconds()))
+    return FlashQueueEntry(
+        **base, status="WAITING", estimated_wait_s=until, poll_after_s=max(1, min(until, 30))
+    )
+
+
+def _waiting_view(
+    base: dict[str, Any], *, rank: int, avg_slot_s: float | None, settings: Settings
+) -> FlashQueueEntry:
+    position = rank + 1
+    estimate = queue.wait_estimate(
+        position,
+        avg_slot_s=avg_slot_s,
+        max_slots=settings.flash_max_concurrent_checkouts,
+        slot_s=settings.flash_slot_seconds,
+    )
+    return FlashQueueEntry(
+        **base,
+        status="WAITING",
+        position=position,
+        estimated_wait_s=estimate,
+        poll_after_s=poll_after(
+            estimate, position=position, units_left=base["units_left"], settings=settings
+        ),
+    )
+
+
+def _standing(
+    view: queue.LineView,
+    *,
+    sale: FlashSale,
+    store_id: str,
+    customer: uuid.UUID,
+    ticket: int | None,
+) -> tuple[queue.Standing, dict[str, Any]]:
+    me = view.customers[str(customer)]
+    return me, {
+        "sale_id": sale.sale_id,
+        "store_id": store_id,
+        "units_left": view.free + view.in_slots if view.open else 0,
+        "ticket": me.ticket or ticket,
+    }
+
+
+def _in_line_view(
+    view: queue.LineView,
+    *,
+    sale: FlashSale,
+    store_id: str,
+    customer: uuid.UUID,
+    now: datetime,
+    settings: Settings,
+    ticket: int | None = None,
+) -> FlashQueueEntry | None:
+    """The entry of a customer Redis sees in the line or the waiting room (no
+    PostgreSQL needed); None for anyone else."""
+    me, base = _standing(view, sale=sale, store_id=store_id, customer=customer, ticket=ticket)
+    if me.early:
+        return _early_view(base, sale=sale, now=now)
+    if me.rank is not None:
+        return _waiting_view(base, rank=me.rank, avg_slot_s=view.avg_slot_s, settings=settings)
+    return None
+
+
 async def entry_view(
     session: AsyncSession,
     redis: aioredis.Redis,
@@ -63,51 +123,33 @@ async def entry_view(
     now: datetime,
     settings: Settings,
     ticket: int | None = None,
+    view: queue.LineView | None = None,
 ) -> FlashQueueEntry:
     """Where a customer stands: waiting (position, estimate), admitted (slot), paying,
-    purchased, or the line closed. ``ticket``: the join's, if the caller knows it."""
+    purchased, or the line closed. ``ticket``: the join's, if the caller knows it;
+    ``view``: the line as the caller just read it."""
     sale_id = str(sale.sale_id)
-    view = await queue.positions(
-        redis, sale_id=sale_id, store_id=store_id, customers=[str(customer)]
-    )
+    if view is None or not view.loaded:
+        view = await queue.positions(
+            redis, sale_id=sale_id, store_id=store_id, customers=[str(customer)]
+        )
     if not view.loaded:
         await load_line(session, redis, sale=sale, store_id=store_id, now=now, settings=settings)
         view = await queue.positions(
             redis, sale_id=sale_id, store_id=store_id, customers=[str(customer)]
         )
-    me = view.customers[str(customer)]
-    units_left = view.free + view.in_slots if view.open else 0
-    base: dict[str, Any] = {
-        "sale_id": sale.sale_id,
-        "store_id": store_id,
-        "units_left": units_left,
-        "ticket": me.ticket or ticket,
-    }
-    if me.early:  # the waiting room: no place yet, the start shuffles everyone in it
-        until = max(1, round((sale.starts_at - now).total_seconds()))
-        return FlashQueueEntry(
-            **base,
-            status="WAITING",
-            estimated_wait_s=until,
-            poll_after_s=max(1, min(until, 30)),
-        )
-    if me.rank is not None:
-        position = me.rank + 1
-        estimate = queue.wait_estimate(
-            position,
-            avg_slot_s=view.avg_slot_s,
-            max_slots=settings.flash_max_concurrent_checkouts,
-            slot_s=settings.flash_slot_seconds,
-        )
-        return FlashQueueEntry(
-            **base,
-            status="WAITING",
-            position=position,
-            estimated_wait_s=estimate,
-            poll_after_s=poll_after(
-                estimate, position=position, units_left=units_left, settings=settings
-            ),
-        )
+    in_line = _in_line_view(
+        view,
+        sale=sale,
+        store_id=store_id,
+        customer=customer,
+        now=now,
+        settings=settings,
+        ticket=ticket,
+    )
+    if in_line is not None:
+        return in_line
+    me, base = _standing(view, sale=sale, store_id=store_id, customer=customer, ticket=ticket)
     claim = (
         await session.exec(
             select(InventoryToken)
@@ -151,9 +193,10 @@ async def entry_view(
 
 
 async def join(
-    session: AsyncSession,
+    sessions: async_sessionmaker[AsyncSession],
     redis: aioredis.Redis,
     *,
+    bulkhead: Bulkhead,
     sale_id: uuid.UUID,
     customer: User,
     store_id: str,
@@ -163,20 +206,17 @@ async def join(
     """Join a store's line: a position and an estimated wait, or a slot at once when one
     is free. Before the start (from ``flash_prequeue_s`` ahead), the waiting room: WAITING
     without a position until the start shuffles it. One entry per customer; a repeat
-    reports the entry."""
-    sale, stores = await hot_sale(session, sale_id=sale_id)
+    reports the entry. A join that only takes a place in line is one Redis script and no
+    PostgreSQL (the sale comes from the process's cache, the per-customer limit from
+    Redis); loading the line, admitting or a slot's state open a transaction, inside the
+    flash queue ``bulkhead`` (it guards the connections)."""
+    sale, stores = await hot_sale(sessions, sale_id=sale_id)
     require_live(sale, now, early_s=settings.flash_prequeue_s)
     if store_id not in stores:
         raise NotFound(f"the sale does not run at {store_id}", code="store_not_in_sale")
-    await require_under_limit(session, sale=sale, customer=customer.id)
-    joined = await on_line(
-        session,
-        redis,
-        sale=sale,
-        store_id=store_id,
-        now=now,
-        settings=settings,
-        call=lambda: queue.join(
+
+    async def attempt() -> queue.Joined:
+        joined = await queue.join(
             redis,
             sale_id=str(sale.sale_id),
             store_id=store_id,
@@ -184,26 +224,59 @@ async def join(
             max_slots=settings.flash_max_concurrent_checkouts,
             now=now.timestamp(),
             starts=sale.starts_at.timestamp(),
-        ),
-    )
+            limit=sale.per_customer_limit,
+        )
+        _refuse(joined, sale)
+        return joined
+
+    try:
+        joined: queue.Joined | None = await attempt()
+    except queue.QueueNotReady:
+        joined = None
+    if joined is not None and not joined.can_admit:
+        units_left = joined.free + joined.in_slots
+        base = {"sale_id": sale.sale_id, "store_id": store_id, "units_left": units_left}
+        if joined.status == "EARLY":
+            return _early_view(base | {"ticket": None}, sale=sale, now=now)
+        if joined.status == "WAITING" and joined.rank is not None:
+            return _waiting_view(
+                base | {"ticket": joined.ticket},
+                rank=joined.rank,
+                avg_slot_s=joined.avg_slot_s,
+                settings=settings,
+            )
+    async with bulkhead.slot(), transaction(sessions) as session:
+        if joined is None:  # Redis does not hold the line (first use, or it was lost)
+            await load_line(
+                session, redis, sale=sale, store_id=store_id, now=now, settings=settings
+            )
+            joined = await attempt()
+        if joined.can_admit:
+            await admit_next(
+                session, redis, sale=sale, store_id=store_id, now=now, settings=settings
+            )
+        return await entry_view(
+            session,
+            redis,
+            sale=sale,
+            store_id=store_id,
+            customer=customer.id,
+            now=now,
+            settings=settings,
+            ticket=joined.ticket,
+        )
+
+
+def _refuse(joined: queue.Joined, sale: FlashSale) -> None:
+    """A join that takes no place: the limit bought, the line closed, or queued elsewhere."""
+    if joined.status == "LIMIT":
+        raise limit_reached(sale)
     if joined.status == "CLOSED":
         raise closed_error(joined.reason)
     if joined.status == "ELSEWHERE":
         raise QueuedElsewhere(
             f"you are already in the line at {joined.store_id}", store_id=joined.store_id
         )
-    if joined.can_admit:
-        await admit_next(session, redis, sale=sale, store_id=store_id, now=now, settings=settings)
-    return await entry_view(
-        session,
-        redis,
-        sale=sale,
-        store_id=store_id,
-        customer=customer.id,
-        now=now,
-        settings=settings,
-        ticket=joined.ticket,
-    )
 
 
 async def entry_store(
@@ -229,22 +302,42 @@ async def entry_store(
 
 
 async def my_entry(
-    session: AsyncSession,
+    sessions: async_sessionmaker[AsyncSession],
     redis: aioredis.Redis,
     *,
+    bulkhead: Bulkhead,
     sale_id: uuid.UUID,
     customer: User,
     store_id: str | None,
     now: datetime,
     settings: Settings,
 ) -> FlashQueueEntry:
-    sale, stores = await hot_sale(session, sale_id=sale_id)
+    """Where the customer stands; PostgreSQL (inside the ``bulkhead``) only past the line:
+    a slot, a purchase."""
+    sale, stores = await hot_sale(sessions, sale_id=sale_id)
     store = await entry_store(
         redis, sale=sale, customer=customer.id, asked=store_id, stores=list(stores)
     )
-    return await entry_view(
-        session, redis, sale=sale, store_id=store, customer=customer.id, now=now, settings=settings
+    view = await queue.positions(
+        redis, sale_id=str(sale.sale_id), store_id=store, customers=[str(customer.id)]
     )
+    if view.loaded:
+        in_line = _in_line_view(
+            view, sale=sale, store_id=store, customer=customer.id, now=now, settings=settings
+        )
+        if in_line is not None:
+            return in_line
+    async with bulkhead.slot(), transaction(sessions) as session:
+        return await entry_view(
+            session,
+            redis,
+            sale=sale,
+            store_id=store,
+            customer=customer.id,
+            now=now,
+            settings=settings,
+            view=view,
+        )
 
 
 async def leave(

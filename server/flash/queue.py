@@ -49,7 +49,7 @@ def _line_keys(sale_id: str, store_id: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Joined:
-    status: Literal["WAITING", "EARLY", "ADMITTED", "CLOSED", "ELSEWHERE"]
+    status: Literal["WAITING", "EARLY", "ADMITTED", "CLOSED", "ELSEWHERE", "LIMIT"]
     ticket: int | None = None
     rank: int | None = None  # 0 = next in line
     can_admit: bool = False
@@ -57,6 +57,10 @@ class Joined:
     reason: str | None = None  # CLOSED: sold_out, stopped, ended
     store_id: str | None = None  # ELSEWHERE: the store whose line holds the entry
     early: int = 0  # EARLY: how many wait in the waiting room
+    # WAITING and EARLY: the line's figures (the entry is described without another call)
+    in_slots: int = 0
+    free: int = 0
+    avg_slot_s: float | None = None
 
 
 async def join(
@@ -68,12 +72,13 @@ async def join(
     max_slots: int,
     now: float,
     starts: float,
+    limit: int,
 ) -> Joined:
     """Join the line, or the waiting room before ``starts``; a join after the start runs
-    the shuffle first if nobody has yet."""
+    the shuffle first if nobody has yet. A customer who bought ``limit`` units: LIMIT."""
     attempt = functools.partial(
         _join, client, sale_id=sale_id, store_id=store_id, customer=customer,
-        max_slots=max_slots, now=now, starts=starts,
+        max_slots=max_slots, now=now, starts=starts, limit=limit,
     )  # fmt: skip
     answer = await attempt()
     if answer[0] == "START_DUE":
@@ -84,14 +89,22 @@ async def join(
         raise QueueNotReady(f"the line of {sale_id} at {store_id} is being loaded")
     if status == "WAITING":
         return Joined(
-            "WAITING", ticket=int(answer[1]), rank=int(answer[2]), can_admit=answer[3] == "1"
+            "WAITING",
+            ticket=int(answer[1]),
+            rank=int(answer[2]),
+            can_admit=answer[3] == "1",
+            in_slots=int(answer[4]),
+            free=int(answer[5]),
+            avg_slot_s=float(answer[6]) if answer[6] else None,
         )
     if status == "EARLY":
-        return Joined("EARLY", early=int(answer[1]))
+        return Joined("EARLY", early=int(answer[1]), in_slots=int(answer[2]), free=int(answer[3]))
     if status == "ADMITTED":
         return Joined("ADMITTED", slot_expires=float(answer[1]))
     if status == "CLOSED":
         return Joined("CLOSED", reason=answer[1] or "closed")
+    if status == "LIMIT":
+        return Joined("LIMIT")
     return Joined("ELSEWHERE", store_id=answer[1])
 
 
@@ -104,6 +117,7 @@ async def _join(
     max_slots: int,
     now: float,
     starts: float,
+    limit: int,
 ) -> list[str]:
     return [
         scripts.text(v)
@@ -118,10 +132,20 @@ async def _join(
                 keys.flash_slots(sale_id, store_id),
                 keys.flash_free(sale_id, store_id),
                 keys.flash_early(sale_id, store_id),
+                keys.flash_bought(sale_id),
             ],
-            args=[customer, store_id, max_slots, repr(now), repr(starts)],
+            args=[customer, store_id, max_slots, repr(now), repr(starts), limit],
         )
     ]
+
+
+async def record_bought(client: aioredis.Redis, *, sale_id: str, counts: dict[str, int]) -> None:
+    """Customers' units bought in the sale, as PostgreSQL counted them (never lowered)."""
+    if counts:
+        args: list[Any] = []
+        for customer, n in counts.items():
+            args += [customer, n]
+        await scripts.run(client, "flash/bought", keys=[keys.flash_bought(sale_id)], args=args)
 
 
 async def start(

@@ -2,7 +2,8 @@
 
 Managers create and stop sales; customers join a store's line, watch it on
 ``/ws/flash/{sale_id}`` (or poll ``.../queue/me``) and check out while they hold a slot.
-Queue and checkout requests run inside the flash bulkheads and under the rate limits
+Queue and checkout requests run inside the flash bulkheads (a join or a poll only for the
+part that uses PostgreSQL: taking a place in line needs none) and under the rate limits
 (per client IP on join and checkout, per customer on every flash request). Nothing here
 is cacheable: every answer carries live stock (the seed's edge rule for inventory).
 """
@@ -202,56 +203,51 @@ async def stop_sale(
 @router.post(
     "/{sale_id}/queue",
     summary="Join a store's line: a position and an estimated wait, or a checkout slot",
-    dependencies=[Depends(_queue_bulkhead), Depends(_per_ip)],
+    dependencies=[Depends(_per_ip)],
     responses=problem_responses(401, 403, 404, 409, 429, 503),
 )
 async def join(
     sale_id: SaleId,
     body: FlashJoin,
-    session: SessionDep,
-    redis: RedisDep,
-    clock: ClockDep,
-    settings: SettingsDep,
+    resources: ResourcesDep,
     user: FlashCustomer,
     response: Response,
 ) -> FlashQueueEntry:
     response.headers["Cache-Control"] = NO_STORE
     return await entries.join(
-        session,
-        redis,
+        resources.sessions,
+        resources.redis,
+        bulkhead=resources.flash_queue_bulkhead,
         sale_id=sale_id,
         customer=user,
         store_id=body.store_id,
-        now=clock.now(),
-        settings=settings,
+        now=resources.clock.now(),
+        settings=resources.settings,
     )
 
 
 @router.get(
     "/{sale_id}/queue/me",
     summary="Where I stand in the line (for clients without the websocket)",
-    dependencies=[Depends(_queue_bulkhead)],
     responses=problem_responses(401, 403, 404, 429, 503),
 )
 async def my_entry(
     sale_id: SaleId,
-    session: SessionDep,
-    redis: RedisDep,
-    clock: ClockDep,
-    settings: SettingsDep,
+    resources: ResourcesDep,
     user: FlashCustomer,
     response: Response,
     store_id: StoreQuery = None,
 ) -> FlashQueueEntry:
     response.headers["Cache-Control"] = NO_STORE
     return await entries.my_entry(
-        session,
-        redis,
+        resources.sessions,
+        resources.redis,
+        bulkhead=resources.flash_queue_bulkhead,
         sale_id=sale_id,
         customer=user,
         store_id=store_id,
-        now=clock.now(),
-        settings=settings,
+        now=resources.clock.now(),
+        settings=resources.settings,
     )
 
 

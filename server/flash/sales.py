@@ -24,6 +24,7 @@ How the pieces fit:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import uuid
@@ -32,6 +33,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -42,7 +44,6 @@ from server.flash.errors import (
     FlashEnded,
     FlashNotStarted,
     FlashSaleNotFound,
-    LimitReached,
     SaleOverlap,
 )
 from server.flash.models import (
@@ -61,6 +62,7 @@ from server.inventory.errors import InsufficientStock
 from server.kit import keys, uow
 from server.kit.cache import TTLCache
 from server.kit.config import Settings
+from server.kit.db import transaction
 from server.kit.errors import NotFound, Unprocessable
 from server.ops.audit import record_action
 from server.stores.models import DarkStore
@@ -118,22 +120,38 @@ async def get_sale(
     return sale
 
 
-# The queue's hot paths (join, where-am-I) read a sale and its stores through a 1 s
+# The queue's hot paths (join, where-am-I) read a sale and its stores through a 5 s
 # in-process cache: both are fixed once created but for the status, and a stopped or
-# ended sale has its lines closed in Redis, which those paths consult anyway.
-_hot_sales: TTLCache[tuple[FlashSale, dict[str, int]] | None] = TTLCache(1.0)
+# ended sale has its lines closed in Redis, which those paths consult anyway. A miss
+# loads once however many requests wait for it (a crowd would otherwise all read it).
+_hot_sales: TTLCache[tuple[FlashSale, dict[str, int]] | None] = TTLCache(5.0)
+_hot_loads: dict[uuid.UUID, asyncio.Future[tuple[FlashSale, dict[str, int]] | None]] = {}
 
 
 async def hot_sale(
-    session: AsyncSession, *, sale_id: uuid.UUID
+    sessions: async_sessionmaker[AsyncSession], *, sale_id: uuid.UUID
 ) -> tuple[FlashSale, dict[str, int]]:
+    async def read() -> tuple[FlashSale, dict[str, int]] | None:
+        async with transaction(sessions) as session:
+            sale = (
+                await session.exec(select(FlashSale).where(FlashSale.sale_id == sale_id))
+            ).first()
+            if sale is None:
+                return None
+            # a copy belonging to no session: a rollback elsewhere cannot expire it
+            copy = FlashSale(**{name: getattr(sale, name) for name in FlashSale.model_fields})
+            return copy, await sale_stores(session, sale_id)
+
     async def load() -> tuple[FlashSale, dict[str, int]] | None:
-        sale = (await session.exec(select(FlashSale).where(FlashSale.sale_id == sale_id))).first()
-        if sale is None:
-            return None
-        # a copy belonging to no session: a rollback elsewhere cannot expire it
-        copy = FlashSale(**{name: getattr(sale, name) for name in FlashSale.model_fields})
-        return copy, await sale_stores(session, sale_id)
+        loading = _hot_loads.get(sale_id)
+        if loading is not None:
+            return await asyncio.shield(loading)
+        _hot_loads[sale_id] = loading = asyncio.ensure_future(read())
+        try:
+            return await asyncio.shield(loading)
+        finally:
+            if loading.done():
+                _hot_loads.pop(sale_id, None)
 
     found = await _hot_sales.get_or_load(sale_id, load)
     if found is None:
@@ -148,26 +166,6 @@ async def sale_stores(session: AsyncSession, sale_id: uuid.UUID) -> dict[str, in
         )
     )
     return dict(sorted(rows.all()))
-
-
-async def require_under_limit(
-    session: AsyncSession, *, sale: FlashSale, customer: uuid.UUID
-) -> None:
-    """The customer may buy one more unit of this sale."""
-    bought = (
-        await session.execute(
-            text(
-                "SELECT count(*) FROM inventory_tokens WHERE sale_id = :s "
-                "AND claimed_by = :c AND status = 'SOLD'"
-            ),
-            {"s": sale.sale_id, "c": customer},
-        )
-    ).scalar_one()
-    if int(bought) >= sale.per_customer_limit:
-        raise LimitReached(
-            f"you bought the most this sale allows ({sale.per_customer_limit})",
-            limit=sale.per_customer_limit,
-        )
 
 
 async def publish(

@@ -77,6 +77,9 @@ key                                   type    holds
 ``flash:{F}:tickets``                 string  join counter of the sale (FIFO order)
 ``flash:{F}:admits``                  hash    customer -> admission number (while admitted)
 ``flash:{F}:admitted``                string  admission counter of the sale
+``flash:{F}:bought``                  hash    customer -> units bought (SOLD tokens): the
+                                              join's limit check; PostgreSQL decides at
+                                              checkout
 ``events:flash:<F>:<S>``              pubsub  "the line moved" / "closed" for the sockets
 ``LIMITS:LIMITER/<scope>/<who>/...``  list    rate-limit windows, written by ``limits``
                                               (moving window); ``<scope>`` from
@@ -253,6 +256,10 @@ def flash_admits(sale_id: str) -> str:
 
 def flash_admitted(sale_id: str) -> str:
     return f"flash:{{{sale_id}}}:admitted"
+
+
+def flash_bought(sale_id: str) -> str:
+    return f"flash:{{{sale_id}}}:bought"
 
 
 def flash_channel(sale_id: str, store_id: str) -> str:

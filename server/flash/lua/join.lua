@@ -2,26 +2,35 @@
 -- entry (its ticket keeps its place); FIFO by ticket, the sale's join counter. Before the
 -- sale starts a join enters the waiting room (``early``, O(log n)), whose order ``start``
 -- shuffles once; a join after the start but before the shuffle asks for it first, so it
--- always lands behind everyone who came early.
--- KEYS: 1 state, 2 entries, 3 tickets, 4 wait, 5 slots, 6 free, 7 early
--- ARGV: 1 customer, 2 store, 3 max slots, 4 now (unix s), 5 sale start (unix s)
--- -> {"WAITING", ticket, rank (0 = next), can_admit (1/0)} | {"ADMITTED", slot expiry}
---    | {"EARLY", how many wait in the room} | {"START_DUE"}
---    | {"CLOSED", reason} | {"ELSEWHERE", store} | {"NOT_READY"}
+-- always lands behind everyone who came early. A customer who bought the sale's limit
+-- (``bought``, written after each sale commits) is refused here: PostgreSQL checks again
+-- at checkout. A waiting answer carries the line's figures, so the caller needs no second
+-- round trip to describe the entry.
+-- KEYS: 1 state, 2 entries, 3 tickets, 4 wait, 5 slots, 6 free, 7 early, 8 bought
+-- ARGV: 1 customer, 2 store, 3 max slots, 4 now (unix s), 5 sale start (unix s),
+--       6 per-customer limit
+-- -> {"WAITING", ticket, rank (0 = next), can_admit (1/0), in slots, free, avg slot s}
+--    | {"ADMITTED", slot expiry} | {"EARLY", in the waiting room, in slots, free}
+--    | {"START_DUE"} | {"CLOSED", reason} | {"ELSEWHERE", store} | {"LIMIT", bought}
+--    | {"NOT_READY"}
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'NOT_READY'} end
+local customer, store = ARGV[1], ARGV[2]
+local bought = tonumber(redis.call('HGET', KEYS[8], customer) or '0')
+if bought >= tonumber(ARGV[6]) then return {'LIMIT', bought} end
 if redis.call('HGET', KEYS[1], 'status') ~= 'open' then
   return {'CLOSED', redis.call('HGET', KEYS[1], 'reason') or ''}
 end
-local customer, store = ARGV[1], ARGV[2]
 local at = redis.call('HGET', KEYS[2], customer)
 if at and at ~= store then return {'ELSEWHERE', at} end
 local expires = redis.call('ZSCORE', KEYS[5], customer)
 if expires then return {'ADMITTED', expires} end
+local in_slots = redis.call('ZCARD', KEYS[5])
+local free = redis.call('GET', KEYS[6]) or '0'
 if redis.call('HGET', KEYS[1], 'started') == '0' then
   if tonumber(ARGV[4]) >= tonumber(ARGV[5]) then return {'START_DUE'} end
   redis.call('ZADD', KEYS[7], 'NX', 0, customer)
   redis.call('HSET', KEYS[2], customer, store)
-  return {'EARLY', redis.call('ZCARD', KEYS[7])}
+  return {'EARLY', redis.call('ZCARD', KEYS[7]), in_slots, free}
 end
 local ticket = redis.call('ZSCORE', KEYS[4], customer)
 if not ticket then
@@ -30,7 +39,7 @@ if not ticket then
   redis.call('HSET', KEYS[2], customer, store)
 end
 local rank = redis.call('ZRANK', KEYS[4], customer)
-local free = tonumber(redis.call('GET', KEYS[6]) or '0')
 local can = 0
-if free > 0 and redis.call('ZCARD', KEYS[5]) < tonumber(ARGV[3]) then can = 1 end
-return {'WAITING', tostring(ticket), rank, can}
+if tonumber(free) > 0 and in_slots < tonumber(ARGV[3]) then can = 1 end
+return {'WAITING', tostring(ticket), rank, can, in_slots, free,
+  redis.call('HGET', KEYS[1], 'avg_slot_s') or ''}

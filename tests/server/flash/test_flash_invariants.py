@@ -1,6 +1,7 @@
 """Random sequences of joins, checkouts (paid or declined), give-ups, clock steps and
 ticks, checked after every step: the sale never sells more than its units, nobody buys
-over the limit, the stock books balance (physical = available + reserved + damaged +
+over the limit (and Redis's count of each customer's buys, which the join reads, equals
+PostgreSQL's), the stock books balance (physical = available + reserved + damaged +
 in_transit, Redis equal to PostgreSQL) and the queue's counts equal the tokens."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from server.flash import queue, tick
-from server.kit import keys
+from server.kit import keys, scripts
 from server.kit.resources import resources_of
 from tests.server.flash.flash_helpers import (
     ADDRESS,
@@ -144,7 +145,17 @@ async def _check(database_url: str, redis, sid: str, sku: str, start: dict) -> N
             "AND status = 'SOLD' GROUP BY claimed_by HAVING count(*) > 1) x",
             (sid,),
         ).fetchone()[0]
+        sold_to = {
+            str(who): int(n)
+            for who, n in conn.execute(
+                "SELECT claimed_by, count(*) FROM inventory_tokens WHERE sale_id = %s "
+                "AND status = 'SOLD' GROUP BY claimed_by",
+                (sid,),
+            )
+        }
     assert over == 0  # per-customer limit 1
+    bought = await redis.hgetall(keys.flash_bought(sid))  # what the join's limit reads
+    assert {scripts.text(k): int(v) for k, v in bought.items()} == sold_to
     line = await queue.positions(redis, sale_id=sid, store_id=STORE, customers=[])
     if line.open:
         assert line.in_slots <= SLOTS

@@ -130,7 +130,14 @@ async def test_the_start_shuffle_is_a_uniform_permutation(clean) -> None:
             await _fresh_line(redis, sale, started=False)
             for who in people:
                 joined = await queue.join(
-                    redis, sale_id=sale, store_id=STORE, customer=who, max_slots=1, now=0, starts=1
+                    redis,
+                    sale_id=sale,
+                    store_id=STORE,
+                    customer=who,
+                    max_slots=1,
+                    now=0,
+                    starts=1,
+                    limit=1,
                 )
                 assert joined.status == "EARLY"
             assert await queue.start(redis, sale_id=sale, store_id=STORE, seed=seed) == 4
@@ -158,7 +165,14 @@ async def test_a_join_costs_the_same_commands_in_an_empty_room_and_in_a_crowd(cl
 
     async def one(who: str) -> None:
         joined = await queue.join(
-            redis, sale_id=sale, store_id=STORE, customer=who, max_slots=1, now=0, starts=1
+            redis,
+            sale_id=sale,
+            store_id=STORE,
+            customer=who,
+            max_slots=1,
+            now=0,
+            starts=1,
+            limit=1,
         )
         assert joined.status == "EARLY"
 
@@ -182,7 +196,14 @@ async def test_a_join_costs_the_same_commands_in_an_empty_room_and_in_a_crowd(cl
         assert await queue.start(redis, sale_id=sale, store_id=STORE, seed=7) == 20_003
         assert await redis.zcard(keys.flash_wait(sale, STORE)) == 20_003
         joined = await queue.join(
-            redis, sale_id=sale, store_id=STORE, customer="after", max_slots=1, now=2, starts=1
+            redis,
+            sale_id=sale,
+            store_id=STORE,
+            customer="after",
+            max_slots=1,
+            now=2,
+            starts=1,
+            limit=1,
         )
         assert joined.status == "WAITING" and joined.ticket == 20_004 and joined.rank == 20_003
     finally:
