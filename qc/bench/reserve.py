@@ -27,7 +27,9 @@ from multiprocessing.synchronize import Barrier
 from multiprocessing.synchronize import Event as EventType
 
 import psycopg
+import redis.asyncio as aioredis
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from qc.bench.harness import Result, Spawned, conditions, measure, median_of, print_table
 from qc.bench.stack import BenchStack, bench_stack
@@ -115,8 +117,9 @@ async def run(settings: Settings, *, ops: int, concurrency: int, repeats: int) -
         async def measured(spread: str, name: str, op: Callable[[int], Awaitable[None]]) -> Result:
             if not name.startswith("engine end to end"):
                 return await measure(name, op, total=ops, concurrency=concurrency)
-            run = _with_writer_apart if name == APART else _with_writer
-            result, wrote = await run(stack, name, op, total=ops, concurrency=concurrency)
+            result, wrote = await _end_to_end(
+                stack, name, op, total=ops, concurrency=concurrency, apart=name == APART
+            )
             writing.setdefault(f"{spread}, {name}", []).append(wrote)
             return result
 
@@ -180,43 +183,24 @@ class _Writing:
         return self.movements / self.seconds if self.seconds else 0.0
 
 
-async def _with_writer(
-    stack: BenchStack,
-    name: str,
-    op: Callable[[int], Awaitable[None]],
-    *,
-    total: int,
-    concurrency: int,
-) -> tuple[Result, _Writing]:
-    """``op`` under load with the journal writer running; the time includes the final
-    drain, so the figure is reservations per second that reached the books."""
-    done = asyncio.Event()
+async def _write_until(
+    engine: AsyncEngine,
+    redis: aioredis.Redis,
+    stopped: Callable[[], bool],
+    pause: Callable[[float], Awaitable[object]],
+) -> _Writing:
+    """The journal writer's loop (as the leased loop runs it) until ``stopped()``; its last
+    run starts after that, so it applies every reservation made before."""
+    interval = get_settings().journal_interval_s
     wrote = _Writing(0, 0.0, 0.0)
-
-    async def timed(run: Awaitable[int]) -> None:
+    while True:
+        stopping = stopped()  # read first: a last run after it drains the rest
         began = time.perf_counter()
-        wrote.movements += await run
+        wrote.movements += await journal.write_stores(engine, redis, [STORE])
         wrote.seconds += time.perf_counter() - began
-
-    async def writer() -> None:
-        while not done.is_set():
-            await timed(journal.write_stores(stack.engine, stack.redis, [STORE]))
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(get_settings().journal_interval_s):
-                    await done.wait()
-
-    started = time.perf_counter()
-    writing = asyncio.create_task(writer())
-    result = await measure(name, op, total=total, concurrency=concurrency)
-    done.set()
-    await writing
-    await timed(journal.drain(stack.engine, stack.redis, STORE))
-    elapsed = time.perf_counter() - started
-    wrote.share = wrote.seconds / elapsed
-    drift = await find_drift(stack.engine, stack.redis, STORE)
-    if drift:
-        raise RuntimeError(f"the books disagree with Redis after the run: {drift[:3]}")
-    return replace(result, seconds=elapsed), wrote
+        if stopping:
+            return wrote
+        await pause(interval)
 
 
 @dataclass(frozen=True)
@@ -227,48 +211,58 @@ class _Apart:
 
 
 async def _write_apart(share: _Apart, barrier: Barrier) -> _Writing:
-    """The journal writer's loop in a spawned process (``harness.Spawned``): what a writer
-    process of its own would apply, its event loop not shared with the requests."""
+    """The writer's loop in a spawned process (``harness.Spawned``): what a writer process
+    of its own would apply, its event loop not shared with the requests."""
     settings = get_settings().model_copy(update={"db_pool_size": 2, "db_max_overflow": 0})
     engine = db.create_engine(share.database_url, settings)
     redis = qredis.create_redis(share.redis_url, max_connections=4)
-    wrote = _Writing(0, 0.0, 0.0)
     await asyncio.to_thread(barrier.wait, 300)
     try:
-        while True:
-            stopping = share.stop.is_set()  # read first: a last run after it drains the rest
-            began = time.perf_counter()
-            wrote.movements += await journal.write_stores(engine, redis, [STORE])
-            wrote.seconds += time.perf_counter() - began
-            if stopping:
-                return wrote
-            await asyncio.to_thread(share.stop.wait, settings.journal_interval_s)
+        return await _write_until(
+            engine, redis, share.stop.is_set, lambda s: asyncio.to_thread(share.stop.wait, s)
+        )
     finally:
         await redis.aclose()
         await engine.dispose()
 
 
-async def _with_writer_apart(
+async def _end_to_end(
     stack: BenchStack,
     name: str,
     op: Callable[[int], Awaitable[None]],
     *,
     total: int,
     concurrency: int,
+    apart: bool,
 ) -> tuple[Result, _Writing]:
-    """As ``_with_writer``, the writer in a spawned process; the time includes its last
+    """``op`` under load with the journal writer running, as a task of this process (like
+    the leased loop) or ``apart`` in a spawned one; the time includes the writer's last
     run, so the figure is reservations per second that reached the books."""
     stop = multiprocessing.get_context("spawn").Event()
-    writer = Spawned(_write_apart, [_Apart(stack.database_url, stack.redis_url, stop)])
-    await writer.start()
+    if apart:
+        spawned = Spawned(_write_apart, [_Apart(stack.database_url, stack.redis_url, stop)])
+        await spawned.start()
+    else:
+        done = asyncio.Event()
+
+        async def pause(seconds: float) -> None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(seconds):
+                    await done.wait()
+
+        task = asyncio.create_task(_write_until(stack.engine, stack.redis, done.is_set, pause))
     started = time.perf_counter()
     result = await measure(name, op, total=total, concurrency=concurrency)
-    stop.set()
-    (wrote,) = await writer.results()
+    if apart:
+        stop.set()
+        (wrote,) = await spawned.results()
+    else:
+        done.set()
+        wrote = await task
     elapsed = time.perf_counter() - started
     wrote.share = wrote.seconds / elapsed
     if await journal.drain(stack.engine, stack.redis, STORE):
-        raise RuntimeError("the writer process left entries unapplied")
+        raise RuntimeError("the writer left entries unapplied")
     drift = await find_drift(stack.engine, stack.redis, STORE)
     if drift:
         raise RuntimeError(f"the books disagree with Redis after the run: {drift[:3]}")
