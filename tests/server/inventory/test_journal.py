@@ -274,3 +274,24 @@ async def test_a_writer_that_lost_its_lease_applies_nothing(stack) -> None:
 
 async def _drain_all(engine, redis, store_ids: list[str]) -> int:
     return sum([await journal.drain(engine, redis, s) for s in store_ids])
+
+
+async def test_a_soft_hold_down_across_the_reorder_level_emits_one_low_stock_event(
+    stack,
+) -> None:
+    with psycopg.connect(stack.database_url) as conn:
+        sku, level, available = conn.execute(
+            "SELECT sku_id, reorder_level, available_qty FROM store_inventory "
+            "WHERE store_id = %s AND available_qty BETWEEN reorder_level + 2 AND "
+            "reorder_level + 50 ORDER BY sku_id LIMIT 1",
+            (STORE,),
+        ).fetchone()
+    await _soft(stack, "cart-1", {sku: available - level})
+    await _soft(stack, "cart-2", {sku: 1})  # below the level already: no second event
+    assert await journal.write_stores(stack.engine, stack.redis, [STORE]) == 2
+    with psycopg.connect(stack.database_url) as conn:
+        events = conn.execute(
+            "SELECT payload FROM outbox WHERE topic = 'inventory.low_stock' AND aggregate_id = %s",
+            (sku,),
+        ).fetchall()
+    assert [e[0]["available"] for e in events] == [level - 1]
