@@ -2,7 +2,8 @@
 
 One seeded store of 5,000 SKUs. For each server (uvicorn, granian) and worker count, three
 servers run side by side with the same settings: a bare ASGI app (the server's limit), a
-bare FastAPI route (what any FastAPI route costs) and the API. Each repeat drives every
+bare FastAPI route (what any FastAPI route costs) and the API as ``qc serve`` runs it
+(``qc.serving``: its start-up set aside from the garbage collector). Each repeat drives every
 scenario with the same wrk settings (``qc.bench.wrk``); a scenario's ratio is the median
 over repeats of its req/s over the bare FastAPI route's in the same repeat. The bare ASGI
 figure is the proof that wrk is not the limit (it drives that app far faster than any
@@ -266,7 +267,7 @@ async def run(
                         "qc.bench.serving:bare_fastapi", env=env, workers=n, server=server
                     ) as fastapi,
                     serve_process(
-                        "server.app:create_app", env=env, workers=n, server=server
+                        "qc.serving:create_served_app", env=env, workers=n, server=server
                     ) as api,
                 ):
                     figures = measure(

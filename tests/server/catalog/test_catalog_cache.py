@@ -6,7 +6,9 @@ goes with the sale."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
+import weakref
 
 import psycopg
 from sqlalchemy import event
@@ -147,3 +149,30 @@ async def test_a_flash_offer_comes_and_goes_with_the_sale(city, app, client, clo
     )
     assert stop.status_code == 200, stop.text
     assert (await client.get(path)).json()["flash"] is None
+
+
+async def test_a_frozen_process_sets_a_loaded_catalogue_aside(city, app) -> None:
+    """Under qc serve (its start-up frozen) a loaded catalogue is frozen too, after what
+    died, frozen or not, is collected; elsewhere the collector is left as Python sets it."""
+    resources = resources_of(app)
+    other = Catalog(resources.engine, resources.redis)
+    assert gc.get_freeze_count() == 0
+    assert await other.store(STORE) is not None
+    assert gc.get_freeze_count() == 0  # not a frozen process: nothing set aside
+    ref = weakref.ref(_Cyclic())  # garbage only the collector frees
+    gc.freeze()  # as qc.serving does after start-up: the garbage frozen with the rest
+    try:
+        assert ref() is not None
+        await resources.redis.incr(keys.CATALOG_VERSION)
+        other.cache.invalidate()
+        store = await other.store(STORE)
+        assert store is not None and ref() is None  # collected before the freeze
+        assert gc.get_freeze_count() > 0
+        assert not any(o is store.items for o in gc.get_objects())  # out of the collector's sight
+    finally:
+        gc.unfreeze()
+
+
+class _Cyclic:
+    def __init__(self) -> None:
+        self.me = self
