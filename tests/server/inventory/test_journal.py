@@ -280,12 +280,14 @@ async def test_a_soft_hold_down_across_the_reorder_level_emits_one_low_stock_eve
     stack,
 ) -> None:
     with psycopg.connect(stack.database_url) as conn:
-        sku, level, available = conn.execute(
+        row = conn.execute(
             "SELECT sku_id, reorder_level, available_qty FROM store_inventory "
             "WHERE store_id = %s AND available_qty BETWEEN reorder_level + 2 AND "
             "reorder_level + 50 ORDER BY sku_id LIMIT 1",
             (STORE,),
         ).fetchone()
+    assert row is not None
+    sku, level, available = row
     await _soft(stack, "cart-1", {sku: available - level})
     await _soft(stack, "cart-2", {sku: 1})  # below the level already: no second event
     assert await journal.write_stores(stack.engine, stack.redis, [STORE]) == 2
