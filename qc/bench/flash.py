@@ -16,6 +16,12 @@ send 20,000 joins in seconds: it, not the server, would be the limit; the condit
 busy each was), each multiplexing its share over a few HTTP/1.1 connection pools; every
 count is real: each customer joins, waits and checks out (or is told the line closed).
 
+Two join latencies: the request on its kept-alive connection (what the server took, plus
+the generator's own event-loop delay, which is measured too), and from the customer's
+arrival (also the wait for one of the generator's connections and the retries after a
+503: where a crowd the server cannot absorb waits). The API's, PostgreSQL's and Valkey's
+CPU while the crowd runs, per customer, is the cost figure on a shared machine.
+
 The figures that prove it, read from PostgreSQL at the end: units sold (tokens SOLD and
 CONFIRMED orders at the sale price), oversold, customers over their limit, the SKU's
 books (physical = available + reserved + damaged + in_transit, and every unit that left
@@ -52,8 +58,9 @@ from qc.bench.flash_crowd import (
 )
 from qc.bench.flash_proof import books, print_report, verify
 from qc.bench.harness import Spawned, conditions
-from qc.bench.serving import serve
+from qc.bench.serving import serve_process
 from qc.bench.stack import bench_stack, one_row
+from qc.bench.wrk import cpu_meter, service_pids
 from server.identity.models import User
 from server.identity.service import issue_token
 from server.kit.config import Settings
@@ -175,7 +182,8 @@ async def run(
             f"[bold]qc bench flash[/]: {users:,} customers, {units:,} units, "
             f"{workers} workers; baseline first ({regular_seconds:.0f} s of regular orders)"
         )
-        with serve(API, env=env, workers=workers, factory=True, server=server) as url:
+        with serve_process(API, env=env, workers=workers, factory=True, server=server) as api:
+            url = api.url
             timeout = httpx.Timeout(120.0)
             async with contextlib.AsyncExitStack() as clients_stack:
                 client = await clients_stack.enter_async_context(
@@ -232,22 +240,24 @@ async def run(
                         for k in range(generators)
                     ],
                 )
-                start = await players.start()
-                done = asyncio.Event()
-                during_task = asyncio.create_task(
-                    regular_orders(
-                        regular_client,
-                        regular_tokens,
-                        regular_skus,
-                        store=store,
-                        concurrency=regular_concurrency,
-                        until=done,
+                pids = {"API": [api.pid], **service_pids(stack.database_url, stack.redis_url)}
+                with cpu_meter(pids) as cpu_s:  # while the crowd runs
+                    start = await players.start()
+                    done = asyncio.Event()
+                    during_task = asyncio.create_task(
+                        regular_orders(
+                            regular_client,
+                            regular_tokens,
+                            regular_skus,
+                            store=store,
+                            concurrency=regular_concurrency,
+                            until=done,
+                        )
                     )
-                )
-                crowd = Crowd()
-                for seen in await players.results():
-                    crowd.add(seen)
-                crowd_s = time.time() - start
+                    crowd = Crowd()
+                    for seen in await players.results():
+                        crowd.add(seen)
+                    crowd_s = time.time() - start
                 done.set()
                 during = await during_task
                 final = await client.get(f"/v1/flash-sales/{sale_id}")
@@ -293,6 +303,15 @@ async def run(
             "joins": len(crowd.join_ms),
             "join_p50_ms": pct(crowd.join_ms, 0.5),
             "join_p99_ms": pct(crowd.join_ms, 0.99),
+            "join_from_arrival_p50_ms": pct(crowd.join_from_arrival_ms, 0.5),
+            "join_from_arrival_p99_ms": pct(crowd.join_from_arrival_ms, 0.99),
+            # CPU while the crowd ran (the regular orders' too), per customer of the crowd
+            **{
+                f"{name.lower()}_cpu_ms_per_customer": round(1000 * used / users, 2)
+                for name, used in cpu_s.items()
+            },
+            "generator_loop_lag_p50_ms": pct(crowd.loop_lag_ms, 0.5),
+            "generator_loop_lag_p99_ms": pct(crowd.loop_lag_ms, 0.99),
             "checkouts": len(crowd.checkout_ms),
             "checkout_p50_ms": pct(crowd.checkout_ms, 0.5),
             "checkout_p99_ms": pct(crowd.checkout_ms, 0.99),

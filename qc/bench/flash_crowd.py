@@ -37,7 +37,11 @@ ADDRESS = {"address": {"line1": "bench", **HOME}, "payment_method": "upi"}
 class Crowd:
     """What the customers saw, as they saw it."""
 
-    join_ms: list[float] = field(default_factory=list)
+    join_ms: list[float] = field(default_factory=list)  # the request, on its connection
+    # from the customer's arrival: also the wait for a connection and the retries after a
+    # 429/503 (a crowd the client cannot send at once waits here, not in ``join_ms``)
+    join_from_arrival_ms: list[float] = field(default_factory=list)
+    loop_lag_ms: list[float] = field(default_factory=list)  # the generator's own delay
     checkout_ms: list[float] = field(default_factory=list)
     admitted_after_s: list[float] = field(default_factory=list)
     admissions: list[tuple[int, int]] = field(default_factory=list)  # (admitted_no, ticket)
@@ -53,7 +57,14 @@ class Crowd:
 
     def add(self, other: Crowd) -> None:
         """Take in what another process's customers saw."""
-        for name in ("join_ms", "checkout_ms", "admitted_after_s", "admissions"):
+        for name in (
+            "join_ms",
+            "join_from_arrival_ms",
+            "loop_lag_ms",
+            "checkout_ms",
+            "admitted_after_s",
+            "admissions",
+        ):
             getattr(self, name).extend(getattr(other, name))
         self.outcomes.update(other.outcomes)
         self.answers.update(other.answers)
@@ -201,7 +212,8 @@ async def customer(
     crowd: Crowd,
     poll_cap_s: float | None = None,
 ) -> None:
-    await asyncio.sleep(max(0.0, start + arrive_at - time.time()))
+    arrival = start + arrive_at
+    await asyncio.sleep(max(0.0, arrival - time.time()))
     headers = {**bearer(token), "X-Forwarded-For": f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"}
     client, gate = lanes["join"]
     async with gate:
@@ -216,6 +228,7 @@ async def customer(
     joined_at = time.time()
     crowd.first_join = crowd.first_join or joined_at
     crowd.join_ms.append(_ms(took))
+    crowd.join_from_arrival_ms.append(_ms(joined_at - arrival))
     if r.status_code == 409:
         crowd.outcomes[f"told at join: {r.json()['code']}"] += 1
         return
@@ -335,6 +348,7 @@ async def play(share: CrowdShare, barrier: Barrier) -> Crowd:
         await asyncio.to_thread(barrier.wait)
         start, cpu = time.time(), time.process_time()
         base_ws = share.url.replace("http", "ws")
+        lag = asyncio.create_task(_loop_lag(crowd))
         await asyncio.gather(
             *(
                 customer(
@@ -355,4 +369,14 @@ async def play(share: CrowdShare, barrier: Barrier) -> Crowd:
             )
         )
         crowd.cpu_s = time.process_time() - cpu
+        lag.cancel()
         return crowd
+
+
+async def _loop_lag(crowd: Crowd, every_s: float = 0.01) -> None:
+    """How late this process's event loop wakes (every 10 ms): a busy generator delays
+    every answer it reads by as much, and a join's figures would carry that delay."""
+    while True:
+        asked = time.perf_counter()
+        await asyncio.sleep(every_s)
+        crowd.loop_lag_ms.append(_ms(time.perf_counter() - asked - every_s))

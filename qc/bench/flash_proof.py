@@ -120,6 +120,15 @@ def print_report(f: dict[str, Any]) -> None:
     for label, value in (
         ("customers who joined", f"{c['joins']:,}"),
         ("join p50 / p99 ms", f"{c['join_p50_ms']:,.1f} / {c['join_p99_ms']:,.1f}"),
+        (
+            "join from arrival p50 / p99 ms (with the client's own wait)",
+            f"{c['join_from_arrival_p50_ms']:,.1f} / {c['join_from_arrival_p99_ms']:,.1f}",
+        ),
+        (
+            "generator loop lag p50 / p99 ms",
+            f"{c['generator_loop_lag_p50_ms']:,.1f} / {c['generator_loop_lag_p99_ms']:,.1f}",
+        ),
+        ("API CPU per customer of the crowd ms", f"{c['api_cpu_ms_per_customer']:,.2f}"),
         ("flash checkouts", f"{c['checkouts']:,}"),
         ("checkout p50 / p99 ms", f"{c['checkout_p50_ms']:,.1f} / {c['checkout_p99_ms']:,.1f}"),
         ("admitted (slots given)", f"{c['admitted']:,}"),

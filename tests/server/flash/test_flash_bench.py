@@ -36,3 +36,6 @@ async def test_the_flash_benchmark_sells_exactly_the_units(settings, clean) -> N
     assert sum(crowd["outcomes"].values()) == 60  # every customer ended somewhere
     assert figures["regular"]["without_sale"]["orders"] > 0
     assert figures["conditions"]["generator_cpu_pct_per_process"] > 0
+    # from arrival counts the client's own wait as well: never less than the request alone
+    assert crowd["join_from_arrival_p99_ms"] >= crowd["join_p50_ms"] > 0
+    assert crowd["api_cpu_ms_per_customer"] > 0 and crowd["generator_loop_lag_p99_ms"] >= 0
