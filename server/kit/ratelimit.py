@@ -2,12 +2,15 @@
 
 They use the ``limits`` library with its moving-window strategy on Redis, so every
 replica counts the same window; an exceeded limit is a 429 problem with ``Retry-After``.
+On one Redis the hits asked for in one turn of the event loop go to Redis in one Lua call
+(``BatchedMovingWindow``): the same windows and rule, a call's cost paid once per turn.
 The window is wall-clock time by nature (it is about request rates, not simulated
 business time), so it does not read the server clock.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -20,7 +23,7 @@ from limits import RateLimitItem, parse
 from limits.aio.storage import RedisClusterStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
-from server.kit import keys
+from server.kit import keys, scripts
 from server.kit.config import Settings
 from server.kit.errors import DomainError
 from server.kit.redis import is_cluster_url
@@ -43,9 +46,72 @@ def _item(spec: str) -> RateLimitItem:
         raise ValueError(f"not a rate limit: {spec!r} (write e.g. '100/minute')") from None
 
 
+MAX_BATCH_HITS = 1_000  # a fuller batch is sent as it is and a new one opened
+
+
+class _Hits:
+    """The hits of one event-loop turn: their windows' keys, limits and lengths."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.keys: list[str] = []
+        self.args: list[int] = []
+        self.answer: asyncio.Future[list[int]] = loop.create_future()
+        # read by a waiter unless every waiter was cancelled: never logged as unread then
+        self.answer.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+
+class BatchedMovingWindow(MovingWindowRateLimiter):
+    """``limits``' moving window on one Redis (its keys and rule: ``test`` and
+    ``get_window_stats`` read the windows these hits fill) whose hits of one event-loop
+    turn are counted by one Lua call, in the order they came, each as fresh as a call of
+    its own (sent after all of them arrived). A per-address limit's own call was ~35 % of
+    a search's CPU."""
+
+    def __init__(self, storage: RedisStorage, redis: aioredis.Redis) -> None:
+        super().__init__(storage)
+        self.redis = redis
+        self.window_key = storage.bridge.prefixed_key  # limits' name of a window in Redis
+        self.open: _Hits | None = None  # the batch the current turn joins
+        self.sending: set[asyncio.Task[None]] = set()
+
+    async def hit(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
+        if cost != 1:
+            return await super().hit(item, *identifiers, cost=cost)
+        hits = self.open
+        if hits is None or len(hits.keys) >= MAX_BATCH_HITS:
+            loop = asyncio.get_running_loop()
+            hits = self.open = _Hits(loop)
+            loop.call_soon(self._send, hits)
+        at = len(hits.keys)
+        hits.keys.append(self.window_key(item.key_for(*identifiers)))
+        hits.args += (item.amount, item.get_expiry())
+        answer = await asyncio.shield(hits.answer)  # one waiter cancelled: not the batch
+        return bool(answer[at])
+
+    def _send(self, hits: _Hits) -> None:
+        if self.open is hits:
+            self.open = None
+        task = asyncio.get_running_loop().create_task(self._count(hits))
+        self.sending.add(task)
+        task.add_done_callback(self.sending.discard)
+
+    async def _count(self, hits: _Hits) -> None:
+        try:
+            answer = await scripts.run(
+                self.redis, "kit/moving_window_hits", keys=hits.keys, args=[time.time(), *hits.args]
+            )
+        except asyncio.CancelledError:  # the server stopping
+            hits.answer.cancel()
+            raise
+        except Exception as exc:  # every waiter gets it (a 503 when Redis is away)
+            hits.answer.set_exception(exc)
+            return
+        hits.answer.set_result([int(a) for a in answer])
+
+
 def rate_limiter(redis: aioredis.Redis, url: str) -> MovingWindowRateLimiter:
     """The app's limiter (one per app): on a single Redis, on the app's own connection
-    pool; on a cluster (``redis+cluster://`` URL), ``limits``' cluster storage (its own
+    pool, its hits batched (``BatchedMovingWindow``); on a cluster (``redis+cluster://`` URL), ``limits``' cluster storage (its own
     ``RedisCluster`` client; each window is one key, so its scripts touch one slot)."""
     if is_cluster_url(url):
         scheme, rest = url.split("://", 1)
@@ -55,7 +121,7 @@ def rate_limiter(redis: aioredis.Redis, url: str) -> MovingWindowRateLimiter:
     # limits documents ``connection_pool`` but types its **options as scalars
     pool: Any = redis.connection_pool
     storage = RedisStorage("async+redis://", implementation="redispy", connection_pool=pool)
-    return MovingWindowRateLimiter(storage)
+    return BatchedMovingWindow(storage, redis)
 
 
 async def warm(limiter: MovingWindowRateLimiter) -> None:
