@@ -12,7 +12,7 @@ It reads what the catalogue's reads declare: ``Request``, and ``str``, ``str | N
 ``int`` parameters annotated with ``Path``/``Query`` constraints; route dependencies that
 take the request alone (the per-address search limit) run before the endpoint, as
 FastAPI runs them. A route declaring anything else (a session, a body) keeps FastAPI's
-handler whole.
+handler whole, and so does every route of an app with dependency overrides (tests).
 """
 
 from __future__ import annotations
@@ -168,7 +168,8 @@ class QuickRoute(APIRoute):
             return values
 
         async def handler(request: Request) -> Response:
-            values = checked(request)
+            overridden = getattr(request.scope["app"], "dependency_overrides", None)
+            values = None if overridden else checked(request)  # overrides: FastAPI's to call
             if values is None:
                 return await fastapi_handler(request)
             for guard in guards:

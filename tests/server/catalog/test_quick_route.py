@@ -89,6 +89,20 @@ async def test_quick_route_answers_as_fastapi_does(url: str) -> None:
     assert answers[0] == answers[1]
 
 
+async def test_dependency_overrides_are_fastapis_to_apply() -> None:
+    app = _app(QuickRoute)
+
+    async def no_guard() -> None:
+        return None
+
+    app.dependency_overrides[guard] = no_guard
+    guarded.clear()
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        r = await client.get("/v1/stores/BLR-KOR/search?q=milk")
+    assert r.status_code == 200 and guarded == []
+
+
 def test_catalogue_reads_take_the_quick_handler_and_keep_their_openapi() -> None:
     plain = APIRouter(prefix="/v1", tags=["catalog"])
     routes = [r for r in catalog_router.routes if isinstance(r, QuickRoute)]
