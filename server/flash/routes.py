@@ -37,7 +37,6 @@ from server.flash import entries, sales
 from server.flash.hub import FINAL
 from server.identity.models import User
 from server.kit import ratelimit, sockets
-from server.kit.db import transaction
 from server.kit.deps import (
     ClockDep,
     CustomerUser,
@@ -330,15 +329,13 @@ async def watch_line(websocket: WebSocket, sale_id: uuid.UUID) -> None:
     resources = resources_of(websocket.app)
 
     async def entry_store(user: User) -> str:
-        async with transaction(resources.sessions) as session:
-            sale = await sales.get_sale(session, sale_id=sale_id)
-            stores = list(await sales.sale_stores(session, sale.sale_id))
+        sale, stores = await sales.hot_sale(resources.sessions, sale_id=sale_id)  # cached
         return await entries.entry_store(
             resources.redis,
             sale=sale,
             customer=user.id,
             asked=websocket.query_params.get("store_id"),
-            stores=stores,
+            stores=list(stores),
         )
 
     admitted = await sockets.accept(
