@@ -1,10 +1,14 @@
 """``Idempotency-Key``: the first answer to (user, key) is stored for 24 h and replayed.
 
-The key is claimed in its own committed transaction before the work starts, so two
-concurrent requests with one key cannot both run: the second gets 409 until the first
-has answered. The same key with a different request body is a 422.
+The work takes the key's claim in its first transaction (``Claim.take``) and stores its
+answer in its last (``Claim.answer``): a checkout spends no transaction of its own on
+either. Two concurrent requests with one key cannot both run: the second's claim waits
+for the first's transaction and then finds the key taken (409 until it has answered).
+The same key with a different request body is a 422. A refusal rolls the claim back with
+the rest of the work; its answer is stored afterwards (unless another request took the
+key meanwhile: then neither had done anything).
 
-A request that crashed before answering leaves its claim unanswered and marked
+A request that crashed after its claim committed leaves it unanswered and marked
 abandoned (unmarked if its process died: then abandoned once ``ABANDONED_AFTER`` old); a
 retry takes it over and runs the work again with the same attempt id, so the work can
 find what the first try made (a checkout names its order by it) instead of doing it
@@ -13,11 +17,13 @@ twice or refusing it.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,6 +34,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.sql.expression import bindparam
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from server.kit import uow
 from server.kit.errors import PROBLEM_JSON, Conflict, DomainError, Unprocessable
 
 log = logging.getLogger(__name__)
@@ -40,6 +47,7 @@ _ATTEMPTS = uuid.UUID("5d8f3c1e-6b0a-4f57-9a43-2f6e1c9b7d20")  # uuid5 namespace
 # a fresh claim, one past its retention, or (same request) one abandoned unanswered; an
 # abandoned claim keeps its created_at, so a retry gets the first attempt's id.
 # Unanswered, ``body`` is NULL while running and ABANDONED once the attempt crashed.
+# ``fresh``: inserted now (xmax 0), so no earlier attempt of the key did anything.
 _CLAIM = text("""
     INSERT INTO idempotency_keys (user_id, key, request_hash, created_at)
     VALUES (:user, :key, :hash, :now)
@@ -51,16 +59,30 @@ _CLAIM = text("""
         OR (idempotency_keys.status_code IS NULL
             AND idempotency_keys.request_hash = EXCLUDED.request_hash
             AND (idempotency_keys.body IS NOT NULL OR idempotency_keys.created_at < :abandoned))
-    RETURNING created_at""")
+    RETURNING created_at, xmax = 0 AS fresh""")
+_TAKEN = text(
+    "SELECT request_hash, status_code, body FROM idempotency_keys "
+    "WHERE user_id = :user AND key = :key"
+)
 ABANDONED = "abandoned"
+# the claim's own row only (``created``): the key may have been claimed again since
 _ABANDON = text("""
     UPDATE idempotency_keys SET body = :body
-    WHERE user_id = :user AND key = :key AND status_code IS NULL""").bindparams(
-    bindparam("body", type_=JSONB)
-)
+    WHERE user_id = :user AND key = :key AND created_at = :created
+      AND status_code IS NULL""").bindparams(bindparam("body", type_=JSONB))
 _STORE = text("""
     UPDATE idempotency_keys SET status_code = :status, body = :body
     WHERE user_id = :user AND key = :key""").bindparams(bindparam("body", type_=JSONB))
+# an answer after the work's transactions: into our claim, or (the claim rolled back with
+# a refusal) a row of its own, never over another request's claim
+_STORE_AFTER = text("""
+    INSERT INTO idempotency_keys (user_id, key, request_hash, status_code, body, created_at)
+    VALUES (:user, :key, :hash, :status, :body, :created)
+    ON CONFLICT (user_id, key) DO UPDATE SET status_code = EXCLUDED.status_code,
+      body = EXCLUDED.body
+      WHERE idempotency_keys.created_at = EXCLUDED.created_at
+        AND idempotency_keys.status_code IS NULL""").bindparams(bindparam("body", type_=JSONB))
+_FORGET = text("DELETE FROM idempotency_keys WHERE user_id = :u AND key = :k AND created_at = :c")
 
 
 def request_fingerprint(method: str, path: str, body: Any) -> str:
@@ -68,97 +90,198 @@ def request_fingerprint(method: str, path: str, body: Any) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-async def run_once(
-    sessions: async_sessionmaker[AsyncSession],
-    *,
-    user_id: uuid.UUID,
-    key: str,
-    fingerprint: str,
-    now: datetime,
-    work: Callable[[uuid.UUID], Awaitable[tuple[int, Any]]],
-) -> JSONResponse:
-    """Run ``work`` once per (user, key); replays get the stored (status, body). ``work``
-    gets the attempt id: the same on a retry after a crash, new after a 5xx answer (which
-    is forgotten, so the retry starts afresh)."""
-    if not 1 <= len(key) <= 100:
-        raise Unprocessable(
-            "Idempotency-Key must be 1 to 100 characters", code="invalid_idempotency_key"
-        )
-    async with sessions() as s:
+class _KeyTaken(Exception):
+    """The key is another request's (running, or answered: ``replay``) or was used with
+    another request (``refusal``)."""
+
+    def __init__(
+        self, *, replay: JSONResponse | None = None, refusal: DomainError | None = None
+    ) -> None:
+        super().__init__("idempotency key taken")
+        self.replay, self.refusal = replay, refusal
+
+
+class _OtherAttempt(Exception):
+    """The claim taken over an abandoned one: the work runs again as that attempt."""
+
+
+@dataclass
+class Claim:
+    """One request's claim of (user, key), taken and answered in the work's transactions.
+    ``render`` turns the work's result into its answer (status, body)."""
+
+    user_id: uuid.UUID
+    key: str
+    fingerprint: str
+    now: datetime
+    render: Callable[[Any], tuple[int, Any]]
+    created_at: datetime | None = None  # the row's (a takeover keeps the first attempt's)
+    committed: bool = False  # the claim's transaction committed: the row is ours
+    answer_stored: tuple[int, Any] | None = None  # committed with the work's transaction
+
+    @property
+    def attempt_id(self) -> uuid.UUID:
+        created = self.created_at or self.now
+        return uuid.uuid5(_ATTEMPTS, f"{self.user_id}/{self.key}/{created.isoformat()}")
+
+    async def take(self, session: AsyncSession, *, attempt_id: uuid.UUID) -> bool:
+        """Claim the key in the work's first transaction (first, so nothing is done
+        when it is taken). ``attempt_id``: the one the work runs as. True when no earlier
+        attempt can have done anything (the key is new)."""
         claimed = (
-            await s.execute(
+            await session.execute(
                 _CLAIM,
                 {
-                    "user": user_id,
-                    "key": key,
-                    "hash": fingerprint,
-                    "now": now,
-                    "expired": now - RETENTION,
-                    "abandoned": now - ABANDONED_AFTER,
+                    "user": self.user_id,
+                    "key": self.key,
+                    "hash": self.fingerprint,
+                    "now": self.now,
+                    "expired": self.now - RETENTION,
+                    "abandoned": self.now - ABANDONED_AFTER,
                 },
             )
         ).first()
-        await s.commit()
-        if claimed is not None:
-            attempt_id = uuid.uuid5(_ATTEMPTS, f"{user_id}/{key}/{claimed.created_at.isoformat()}")
-        else:
-            row = (
-                await s.execute(
-                    text(
-                        "SELECT request_hash, status_code, body FROM idempotency_keys "
-                        "WHERE user_id = :user AND key = :key"
-                    ),
-                    {"user": user_id, "key": key},
-                )
-            ).one()
-            if row.request_hash != fingerprint:
-                raise Unprocessable(
-                    "this Idempotency-Key was used with a different request",
-                    code="idempotency_key_reused",
-                )
-            if row.status_code is None:
-                raise Conflict(
-                    "a request with this Idempotency-Key is still running (or stopped "
-                    "without an answer: retry in a minute)",
-                    code="request_in_progress",
-                )
-            return _response(row.status_code, row.body, replayed=True)
+        if claimed is None:
+            raise _taken((await session.execute(_TAKEN, self._who())).one(), self.fingerprint)
+        self.created_at = claimed.created_at
+        if self.attempt_id != attempt_id:
+            raise _OtherAttempt()
+
+        async def committed() -> None:
+            self.committed = True
+
+        uow.after_commit(session, committed)
+        return bool(claimed.fresh)
+
+    async def answer(self, session: AsyncSession, result: Any) -> None:
+        """Store the work's answer in its (last) transaction."""
+        status, body = answer = self.render(result)
+        await session.execute(_STORE, {"status": status, "body": body, **self._who()})
+
+        async def stored() -> None:
+            self.answer_stored = answer
+
+        uow.after_commit(session, stored)
+
+    def _who(self) -> dict[str, Any]:
+        return {"user": self.user_id, "key": self.key}
+
+
+def _taken(row: Any, fingerprint: str) -> _KeyTaken:
+    if row.request_hash != fingerprint:
+        return _KeyTaken(
+            refusal=Unprocessable(
+                "this Idempotency-Key was used with a different request",
+                code="idempotency_key_reused",
+            )
+        )
+    if row.status_code is None:
+        return _KeyTaken(
+            refusal=Conflict(
+                "a request with this Idempotency-Key is still running (or stopped "
+                "without an answer: retry in a minute)",
+                code="request_in_progress",
+            )
+        )
+    return _KeyTaken(replay=_response(row.status_code, row.body, replayed=True))
+
+
+_running: contextvars.ContextVar[Claim | None] = contextvars.ContextVar(
+    "qc_idempotency_claim", default=None
+)
+
+
+def running_claim() -> Claim | None:
+    """The claim of the ``run_once`` work running now (None outside one): the work takes
+    it in its first transaction and answers it in its last."""
+    return _running.get()
+
+
+async def run_once(
+    sessions: async_sessionmaker[AsyncSession],
+    claim: Claim,
+    work: Callable[[uuid.UUID], Awaitable[Any]],
+) -> JSONResponse:
+    """Run ``work`` once per (user, key); replays get the stored (status, body). ``work``
+    gets the attempt id (the same on a retry after a crash, new after a 5xx answer, which
+    is forgotten so the retry starts afresh) and must take ``running_claim()`` first in
+    its first transaction."""
+    if not 1 <= len(claim.key) <= 100:
+        raise Unprocessable(
+            "Idempotency-Key must be 1 to 100 characters", code="invalid_idempotency_key"
+        )
+    token = _running.set(claim)
     try:
-        status, body = await work(attempt_id)
+        for _ in range(2):  # once more as the abandoned attempt a takeover found
+            try:
+                result = await work(claim.attempt_id)
+                break
+            except _OtherAttempt:
+                continue
+        else:
+            raise Conflict(
+                "a request with this Idempotency-Key changed hands; retry",
+                code="request_in_progress",
+            )
+    except _KeyTaken as taken:
+        if taken.refusal is not None:
+            raise taken.refusal from None
+        assert taken.replay is not None
+        return taken.replay
     except DomainError as exc:
         if exc.status >= 500:
-            await _forget(sessions, user_id, key)  # nothing was done: a retry starts afresh
+            await _forget(sessions, claim)  # nothing was done: a retry starts afresh
             raise
-        status, body = exc.status, exc.problem()
+        return await _store_after(sessions, claim, exc.status, exc.problem())
     except BaseException:
         # a crash is not an answer, and part of the work may stand: a retry takes the
         # claim over and finds that part by the same attempt id
-        await _abandon(sessions, user_id, key)
+        await _abandon(sessions, claim)
         raise
+    finally:
+        _running.reset(token)
+    if claim.answer_stored is not None:
+        return _response(*claim.answer_stored, replayed=False)
+    return await _store_after(sessions, claim, *claim.render(result))
+
+
+async def _store_after(
+    sessions: async_sessionmaker[AsyncSession], claim: Claim, status: int, body: Any
+) -> JSONResponse:
     async with sessions() as s:
-        await s.execute(_STORE, {"status": status, "body": body, "user": user_id, "key": key})
+        await s.execute(
+            _STORE_AFTER,
+            {
+                "status": status,
+                "body": body,
+                "hash": claim.fingerprint,
+                "created": claim.created_at or claim.now,
+                **claim._who(),
+            },
+        )
         await s.commit()
     return _response(status, body, replayed=False)
 
 
-async def _abandon(
-    sessions: async_sessionmaker[AsyncSession], user_id: uuid.UUID, key: str
-) -> None:
+async def _abandon(sessions: async_sessionmaker[AsyncSession], claim: Claim) -> None:
+    if not claim.committed:
+        return  # rolled back with the work: there is no claim to mark
     try:
         async with sessions() as s:
-            await s.execute(_ABANDON, {"body": ABANDONED, "user": user_id, "key": key})
+            await s.execute(
+                _ABANDON, {"body": ABANDONED, "created": claim.created_at, **claim._who()}
+            )
             await s.commit()
     except Exception:
         # unmarked, the claim is taken over once ABANDONED_AFTER old
         log.exception("could not mark an idempotency claim abandoned")
 
 
-async def _forget(sessions: async_sessionmaker[AsyncSession], user_id: uuid.UUID, key: str) -> None:
+async def _forget(sessions: async_sessionmaker[AsyncSession], claim: Claim) -> None:
+    if not claim.committed:
+        return
     async with sessions() as s:
-        await s.execute(
-            text("DELETE FROM idempotency_keys WHERE user_id = :u AND key = :k"),
-            {"u": user_id, "k": key},
-        )
+        await s.execute(_FORGET, {"u": claim.user_id, "k": claim.key, "c": claim.created_at})
         await s.commit()
 
 

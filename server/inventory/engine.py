@@ -141,21 +141,27 @@ async def settle(
     now: float,
     attempts: int = 5,
     before_hard: Callable[[], Awaitable[None]] | None = None,
+    hard_skus: list[str] | None = None,
 ) -> Settled:
     """Commit, release or expire a hold; ending an ended hold is a no-op.
 
     ``before_hard`` runs once before the script ends a HARD hold (whose end the caller
-    writes to PostgreSQL): the caller takes its store lock there."""
+    writes to PostgreSQL): the caller takes its store lock there. ``hard_skus``: the
+    HARD hold's SKUs as the caller made it, so the first try skips reading the hold (the
+    script checks them; the hold is read if it changed)."""
     prepared = False
-    for _ in range(attempts):
-        held = await read_hold(client, store_id=store_id, holder=holder)
-        state = held.get("_state", "")
+    for attempt in range(attempts):
+        if attempt == 0 and hard_skus is not None:
+            state, skus = "HARD", sorted(hard_skus)
+        else:
+            held = await read_hold(client, store_id=store_id, holder=holder)
+            state = held.get("_state", "")
+            skus = sorted(k for k in held if not k.startswith("_"))
         if state not in ("SOFT", "HARD"):
             return Settled("NOOP", {}, state or None)
         if state == "HARD" and before_hard is not None and not prepared:
             await before_hard()
             prepared = True
-        skus = sorted(k for k in held if not k.startswith("_"))
         script_keys = [
             keys.store_ready(store_id),
             keys.hold_expiry(store_id),
@@ -175,12 +181,12 @@ async def settle(
         ]
         status = answer[0]
         if status == "OK":
-            body = answer[2:]
+            body = answer[3:]
             return Settled(
                 "OK",
                 {body[i]: int(body[i + 1]) for i in range(0, len(body), 2)},
                 state,
-                float(held["_exp"]) if "_exp" in held else None,
+                float(answer[2]) if answer[2] else None,
                 epoch=answer[1],
             )
         if status == "NOOP":

@@ -404,10 +404,12 @@ async def settle_hold(
     now: datetime,
     actor_id: uuid.UUID | None = None,
     reason: str | None = None,
+    hard_skus: list[str] | None = None,
 ) -> Settled:
     """Commit (paid), release (failed/cancelled) or expire (timed out) a whole hold.
 
     Ending a hold that already ended is a no-op, so retries and races are harmless.
+    ``hard_skus``: the SKUs of the HARD hold the caller made (one Redis round trip less).
     """
 
     async def before_hard() -> None:
@@ -424,6 +426,7 @@ async def settle_hold(
             outcome=outcome,
             now=_ts(now),
             before_hard=before_hard,
+            hard_skus=hard_skus,
         ),
     )
     if result.status != "OK" or result.journaled:

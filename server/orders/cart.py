@@ -62,14 +62,22 @@ def _hold_for(
     return max(1, min(hold_s, left))
 
 
-# the store's state and the customer's open carts in one read, the cart in one insert
-_STORE_AND_HOLDING = text("""
-    SELECT (SELECT is_operational FROM dark_stores WHERE store_id = :store) AS operational,
-      (SELECT count(*) FROM carts WHERE user_id = :user AND status = 'ACTIVE'
-         AND created_at > :young) AS holding""")
+# the store's state, the customer's open carts and (when both allow it) the new cart in
+# one statement; ``made`` says whether it was written
 _NEW_CART = text("""
-    INSERT INTO carts (store_id, cart_id, user_id, status, created_at, updated_at)
-    VALUES (:store, :cart, :user, 'ACTIVE', :now, :now)""")
+    WITH store AS (SELECT is_operational FROM dark_stores WHERE store_id = :store),
+    holding AS (
+      SELECT count(*) AS n FROM carts
+      WHERE user_id = :user AND status = 'ACTIVE' AND created_at > :young),
+    made AS (
+      INSERT INTO carts (store_id, cart_id, user_id, status, created_at, updated_at)
+      SELECT :store, :cart, :user, 'ACTIVE', :now, :now FROM store, holding
+      WHERE store.is_operational
+        AND (CAST(:max AS int) IS NULL OR holding.n < CAST(:max AS int))
+      RETURNING cart_id)
+    SELECT (SELECT is_operational FROM store) AS operational, holding.n AS holding,
+      EXISTS (SELECT FROM made) AS made
+    FROM holding""")
 
 
 async def create_cart(
@@ -84,12 +92,22 @@ async def create_cart(
     """A new cart; refused when the customer already has ``max_holding`` active carts young
     enough to hold stock (with ``cart_max_units_per_sku`` this caps what one customer can
     keep from others). The cart returned is a detached copy of the row written."""
+    cart = Cart(user_id=user.id, store_id=store_id, created_at=now, updated_at=now)
     found = (
         await session.execute(
-            _STORE_AND_HOLDING,
-            {"store": store_id, "user": user.id, "young": now - timedelta(seconds=hold_life_s)},
+            _NEW_CART,
+            {
+                "store": store_id,
+                "cart": cart.cart_id,
+                "user": user.id,
+                "now": now,
+                "young": now - timedelta(seconds=hold_life_s),
+                "max": max_holding,
+            },
         )
     ).one()
+    if found.made:
+        return cart
     if max_holding is not None and found.holding >= max_holding:
         raise Conflict(
             f"you already have {found.holding} open carts; check out or wait for one to end",
@@ -97,13 +115,7 @@ async def create_cart(
         )
     if found.operational is None:
         raise NotFound(f"no store {store_id}", code="store_not_found")
-    if not found.operational:
-        raise Conflict(f"{store_id} is not taking orders right now", code="store_paused")
-    cart = Cart(user_id=user.id, store_id=store_id, created_at=now, updated_at=now)
-    await session.execute(
-        _NEW_CART, {"store": store_id, "cart": cart.cart_id, "user": user.id, "now": now}
-    )
-    return cart
+    raise Conflict(f"{store_id} is not taking orders right now", code="store_paused")
 
 
 def new_cart_view(cart: Cart, *, hold_life_s: int | None) -> CartPublic:
@@ -311,6 +323,13 @@ async def switch_store(
 _CHECKED_OUT = text(
     "UPDATE carts SET status = 'CHECKED_OUT' WHERE store_id = :store AND cart_id = :cart"
 )
+# a checkout locks, stamps and checks out the customer's active cart in one statement (its
+# transaction rolls it back if the checkout fails); no row: ``touch_cart`` says why
+_CHECKING_OUT = text(
+    "UPDATE carts SET updated_at = :now, status = 'CHECKED_OUT' "
+    "WHERE cart_id = :cart AND user_id = :user AND status = 'ACTIVE' "
+    "RETURNING store_id, cart_id, user_id, status, created_at, updated_at"
+)
 
 
 class _CartSource(CheckoutSource):
@@ -325,8 +344,16 @@ class _CartSource(CheckoutSource):
         self._held: dict[str, int] = {}
 
     async def open(self, session: AsyncSession, *, now: datetime) -> Purchase:
-        cart = await touch_cart(session, cart_id=self._cart_id, user=self._user, now=now)
-        _require_active(cart)
+        row = (
+            await session.execute(
+                _CHECKING_OUT, {"now": now, "cart": self._cart_id, "user": self._user.id}
+            )
+        ).first()
+        if row is not None:
+            cart = Cart(**row._mapping)
+        else:  # not the customer's, or not active (or active again by now: checked out later)
+            cart = await touch_cart(session, cart_id=self._cart_id, user=self._user, now=now)
+            _require_active(cart)
         lines = await held_lines(
             session, self._redis, store_id=cart.store_id, holder=str(cart.cart_id)
         )
@@ -345,9 +372,10 @@ class _CartSource(CheckoutSource):
 
     async def placed(self, session: AsyncSession, *, order_id: uuid.UUID, now: datetime) -> None:
         assert self._cart is not None  # opened (locked, stamped) in this transaction
-        await session.execute(
-            _CHECKED_OUT, {"store": self._cart.store_id, "cart": self._cart.cart_id}
-        )
+        if self._cart.status == "ACTIVE":  # not checked out as it was opened
+            await session.execute(
+                _CHECKED_OUT, {"store": self._cart.store_id, "cart": self._cart.cart_id}
+            )
 
     async def reopen(self, session: AsyncSession, *, now: datetime) -> None:
         """The customer gets the cart back with its items held again, so a retry can

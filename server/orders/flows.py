@@ -3,13 +3,14 @@
 A cart's checkout and a flash sale's share this skeleton; what they buy from (a
 ``CheckoutSource``) differs:
 
-1. one transaction: the source is locked and checked, the store must deliver to the
-   address and the payment breaker must not be open, the source's hold moves to the new
-   order (HARD, for the payment window), the order is PLACED with a pending payment;
+1. one transaction: the request's Idempotency-Key claimed (under ``run_once``), the
+   source is locked and checked, the store must deliver to the address and the payment
+   breaker must not be open, the source's hold moves to the new order (HARD, for the
+   payment window), the order is PLACED with a pending payment;
 2. the charge, outside any transaction (the order id is the provider's idempotency key);
 3. one transaction applying the charge's outcome (``apply_payment``, which the webhook
    uses too): paid, the stock is committed, the order CONFIRMED and queued for picking;
-   declined, the stock goes back and the order is CANCELLED.
+   declined, the stock goes back and the order is CANCELLED; the key's answer is stored.
 
 When the provider could not be asked at all (breaker, bulkhead), a compensating
 transaction cancels the order and gives the source its hold back, so a retry can succeed.
@@ -28,11 +29,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import redis.asyncio as aioredis
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.catalog.pricing import Totals
+from server.idempotency.service import running_claim
 from server.identity.models import User
 from server.inventory import service as inventory
 from server.kit.cache import TTLCache
@@ -143,9 +147,13 @@ async def checkout(
     it stands already, this is a retry after a crash: it is answered as it is). Raises
     ``PaymentUnavailable`` (after compensating) when the provider could not be asked."""
     point = LatLng(address.lat, address.lng)
+    claim = running_claim()  # the Idempotency-Key's: taken here, answered in the last step
     async with transaction(sessions) as session:
-        earlier = await _placed_earlier(session, order_id=order_id)
+        fresh = claim is not None and await claim.take(session, attempt_id=order_id)
+        earlier = None if fresh else await _placed_earlier(session, order_id=order_id)
         if earlier is not None:
+            if claim is not None:
+                await claim.answer(session, earlier)
             return earlier
         purchase = await source.open(session, now=now)
         promise = await _require_checkout_possible(
@@ -224,12 +232,18 @@ async def checkout(
             payment=payment,
             charge=result,
             now=now,
+            hard_skus=[line.sku_id for line in purchase.lines],
         )
         await source.settled(session, order=order, result=result, now=now)
-    if order.status == OrderStatus.CANCELLED:
-        return PaymentDeclined(order_id=order_id, failure_reason=result.failure_reason)
-    # built from what the flow holds: a fresh order has no refund or substitution yet
-    return CheckoutPlaced(order=orders.placed_public(order, purchase.lines))
+        outcome: CheckoutOutcome
+        if order.status == OrderStatus.CANCELLED:
+            outcome = PaymentDeclined(order_id=order_id, failure_reason=result.failure_reason)
+        else:
+            # built from what the flow holds: a fresh order has no refund or substitution yet
+            outcome = CheckoutPlaced(order=orders.placed_public(order, purchase.lines))
+        if claim is not None:
+            await claim.answer(session, outcome)
+    return outcome
 
 
 # a store's city never changes: read once per process, not on every checkout
@@ -282,31 +296,41 @@ async def _require_checkout_possible(
         dynamic=settings.serviceability_dynamic,
         promise_s=settings.serviceability_promise_s,
     )
-    breaker = await gateway.breaker.snapshot(now.timestamp())
-    if breaker.state == "open" and breaker.open_until is not None:
-        raise CircuitOpen(breaker.open_until - now.timestamp())
+    open_until = await gateway.breaker.open_until(now.timestamp())
+    if open_until is not None:
+        raise CircuitOpen(open_until - now.timestamp())
     return promise
+
+
+# both rows locked in one round trip (a webhook may be applying the same charge), read
+# as plain rows: detached copies, no ORM loading on the checkout's path
+_LOCK_ORDER_AND_PAYMENT = text(
+    "SELECT "
+    + ", ".join(
+        [f"o.{c}" for c in Order.model_fields] + [f"p.{c} AS p_{c}" for c in Payment.model_fields]
+    )
+    + """ FROM orders o JOIN payments p ON p.store_id = o.store_id
+    WHERE o.store_id = :store AND o.order_id = :order AND p.payment_id = :payment
+    FOR UPDATE"""
+)
 
 
 async def _locked_order_and_payment(
     session: AsyncSession, *, store_id: str, order_id: uuid.UUID, payment_id: uuid.UUID
 ) -> tuple[Order, Payment]:
-    """Both rows locked in one round trip (a webhook may be applying the same charge)."""
-    found = await session.exec(
-        select(Order, Payment)
-        .join(
-            Payment,
-            col(Payment.store_id) == col(Order.store_id),
-        )
-        .where(
-            Order.store_id == store_id,
-            Order.order_id == order_id,
-            Payment.payment_id == payment_id,
-        )
-        .with_for_update()
+    found = await session.execute(
+        _LOCK_ORDER_AND_PAYMENT, {"store": store_id, "order": order_id, "payment": payment_id}
     )
-    order, payment = found.one()  # placed by this checkout, never deleted
-    return order, payment
+    row = found.one()._mapping  # placed by this checkout, never deleted
+    order = Order(**{c: row[c] for c in Order.model_fields})
+    order.status = OrderStatus(order.status)
+    return order, Payment(**{c: row[f"p_{c}"] for c in Payment.model_fields})
+
+
+_PAYMENT_OUTCOME = text(
+    "UPDATE payments SET status = :status, provider_ref = :ref, failure_reason = :reason, "
+    "updated_at = :now WHERE store_id = :store AND payment_id = :payment"
+)
 
 
 async def apply_payment(
@@ -317,18 +341,36 @@ async def apply_payment(
     payment: Payment,
     charge: ChargeResult,
     now: datetime,
+    hard_skus: list[str] | None = None,
 ) -> None:
     """Apply a charge outcome once: SUCCEEDED commits the stock, confirms the order and
     queues it for picking; FAILED releases the stock and cancels. A second report of an
     applied outcome changes nothing, except that money arriving for a payment given up
-    as unanswered (a timeout) is given back."""
+    as unanswered (a timeout) is given back. ``hard_skus``: the order's hold as the
+    checkout made it (see ``inventory.settle_hold``)."""
     status, failure_reason = charge.status.value, charge.failure_reason
     late_money = payment.failure_reason == UNANSWERED and status == "SUCCEEDED"
     if (payment.status != "PENDING" and not late_money) or status == "PENDING":
         return
-    payment.status, payment.provider_ref = status, charge.provider_ref
-    payment.failure_reason, payment.updated_at = failure_reason, now
-    session.add(payment)
+    await session.execute(
+        _PAYMENT_OUTCOME,
+        {
+            "status": status,
+            "ref": charge.provider_ref,
+            "reason": failure_reason,
+            "now": now,
+            "store": payment.store_id,
+            "payment": payment.payment_id,
+        },
+    )
+    # the object as the row now is (a loaded one has nothing left for a flush to write)
+    for name, value in (
+        ("status", status),
+        ("provider_ref", charge.provider_ref),
+        ("failure_reason", failure_reason),
+        ("updated_at", now),
+    ):
+        set_committed_value(payment, name, value)
     holder = str(order.order_id)
     if order.status != OrderStatus.PLACED:
         # the order was cancelled (timeout, customer) before the money arrived: give it back
@@ -343,7 +385,13 @@ async def apply_payment(
         return
     if status == "SUCCEEDED":
         settled = await inventory.settle_hold(
-            session, redis, store_id=order.store_id, holder=holder, outcome="COMMITTED", now=now
+            session,
+            redis,
+            store_id=order.store_id,
+            holder=holder,
+            outcome="COMMITTED",
+            now=now,
+            hard_skus=hard_skus,
         )
         if settled.status != "OK":
             # the hold ran out before the money arrived: never confirm unheld stock
@@ -369,6 +417,7 @@ async def apply_payment(
             outcome="RELEASED",
             now=now,
             reason="payment_failed",
+            hard_skus=hard_skus,
         )
         await orders.transition(
             session,

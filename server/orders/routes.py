@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, status
 from fastapi.responses import JSONResponse
 
-from server.idempotency.service import request_fingerprint, run_once
+from server.idempotency.service import Claim, request_fingerprint, run_once
 from server.identity.models import User
 from server.kit import ratelimit
 from server.kit.deps import (
@@ -67,19 +67,16 @@ async def answer_checkout_once(
 ) -> JSONResponse:
     """Run a checkout once per Idempotency-Key (a retry gets the first answer) and answer
     it; ``what_happened``: where the stock went when the payment failed. ``checkout``
-    gets the order's id: the attempt's, so a retry after a crash finds that order."""
-
-    async def work(attempt_id: uuid.UUID) -> tuple[int, dict[str, Any]]:
-        return _checkout_answer(await checkout(attempt_id), what_happened=what_happened)
-
-    return await run_once(
-        resources_of(request.app).sessions,
+    gets the order's id: the attempt's, so a retry after a crash finds that order. The
+    flow takes the key's claim and stores the answer in its own transactions."""
+    claim = Claim(
         user_id=user.id,
         key=key,
-        now=now,
         fingerprint=request_fingerprint("POST", request.url.path, body.model_dump(mode="json")),
-        work=work,
+        now=now,
+        render=lambda outcome: _checkout_answer(outcome, what_happened=what_happened),
     )
+    return await run_once(resources_of(request.app).sessions, claim, checkout)
 
 
 def _checkout_answer(outcome: CheckoutOutcome, *, what_happened: str) -> tuple[int, dict[str, Any]]:

@@ -156,6 +156,14 @@ class CircuitBreaker:
         elif answer[0] == "CLOSED":
             log.info("payment breaker closed", extra={"breaker": self.name})
 
+    async def open_until(self, now: float) -> float | None:
+        """When an open breaker lets a trial through (None: calls may be made now): one
+        read of the state, for a checkout that refuses early, before it reserves."""
+        state, until = await self.redis.hmget(self._keys[0], "state", "open_until")
+        if state is None or scripts.text(state) != "open" or until is None:
+            return None
+        return float(until) if now < float(until) else None
+
     async def snapshot(self, now: float) -> BreakerSnapshot:
         """The state as callers at ``now`` would see it (for health checks and tests)."""
         state_key, window_key, _ = self._keys

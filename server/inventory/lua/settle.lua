@@ -6,7 +6,7 @@
 -- a HARD hold's is written by the caller, in its transaction.
 -- KEYS: 1 ready, 2 expiry zset, 3 hold, 4 inflight, 5 journal stream, 6.. inventory hash
 -- ARGV: 1 outcome, 2 holder, 3 now, 4 tombstone ttl s, 5 expected state, then the SKUs
--- -> {"OK", epoch, sku, qty, ...} | {"NOOP", state} | {"RETRY"} | {"NOT_READY"}
+-- -> {"OK", epoch, expires_at, sku, qty, ...} | {"NOOP", state} | {"RETRY"} | {"NOT_READY"}
 --    | {"NOT_DUE"}
 local epoch = redis.call('GET', KEYS[1])
 if not epoch then return {'NOT_READY'} end
@@ -29,7 +29,7 @@ for i = 1, n do
   if not q then return {'RETRY'} end
   qtys[i] = tonumber(q)
 end
-local out = {'OK', epoch}
+local out = {'OK', epoch, redis.call('HGET', KEYS[3], '_exp') or ''}
 local moved = {}
 for i = 1, n do
   local inv, q = KEYS[5 + i], qtys[i]
