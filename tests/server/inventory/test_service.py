@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from server.inventory import journal, service
+from server.inventory.engine import Outcome
 from server.inventory.errors import HoldNotActive, InsufficientStock, UnknownSku
 from server.inventory.reconcile import find_drift
 from server.inventory.sweeper import sweep_store
@@ -55,10 +56,16 @@ async def reserve(stack, holder: str, lines: dict[str, int], *, written: bool = 
     return result
 
 
-async def settle(stack, holder: str, outcome: str):
+async def settle(stack, holder: str, outcome: Outcome, hard_skus: list[str] | None = None):
     async with transaction(stack.sessions) as s:
         result = await service.settle_hold(
-            s, stack.redis, store_id=STORE, holder=holder, outcome=outcome, now=stack.clock.now()
+            s,
+            stack.redis,
+            store_id=STORE,
+            holder=holder,
+            outcome=outcome,
+            now=stack.clock.now(),
+            hard_skus=hard_skus,
         )
     await journal.drain(stack.engine, stack.redis, STORE)
     return result
@@ -137,6 +144,27 @@ async def test_hard_reserve_moves_the_hold_to_the_order_and_commit_removes_units
     # a late release of a committed hold is a no-op: no stock comes back
     assert (await settle(stack, order, "RELEASED")).status == "NOOP"
     assert pg_stock(stack.database_url, STORE, a)[0] == start_a[0] - 2
+    await assert_books_agree(stack)
+
+
+@pytest.mark.parametrize("told", [["a", "b"], ["a"]])
+async def test_a_hard_hold_settled_by_the_skus_its_maker_knows_is_checked_by_the_script(
+    stack, told: list[str]
+) -> None:
+    """The caller names the HARD hold's SKUs instead of reading the hold first; wrong
+    ones (the hold changed) make the script answer RETRY and the hold is read."""
+    a, b = await _stock_skus(stack, 2)
+    named = {"a": a, "b": b}
+    await reserve(stack, "cart-1", {a: 2, b: 1})
+    order = str(uuid.uuid4())
+    await reserve(stack, "cart-1", {a: 2, b: 1}, mode="HARD", new_holder=order)
+    result = await settle(stack, order, "COMMITTED", hard_skus=[named[k] for k in told])
+    assert result.status == "OK" and result.lines == {a: 2, b: 1}
+    assert result.previous_state == "HARD" and result.previous_expires_at is not None
+    assert reservation_rows(stack.database_url, STORE, order) == {
+        a: (2, "COMMITTED"),
+        b: (1, "COMMITTED"),
+    }
     await assert_books_agree(stack)
 
 
