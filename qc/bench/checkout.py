@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import os
 import tempfile
+import time
 from typing import Any
 
 import psycopg
@@ -24,7 +25,7 @@ from rich.console import Console
 from qc.bench import wrk
 from qc.bench.harness import conditions
 from qc.bench.serving import serve_process
-from qc.bench.stack import bench_stack
+from qc.bench.stack import bench_stack, one_row
 from server.identity.models import User
 from server.identity.service import issue_token
 from server.inventory import journal
@@ -96,6 +97,7 @@ async def run(
         tokens, skus_file = _write_lines(_tokens(stack.database_url)), _write_lines(skus)
         env = _env(stack.database_url, stack.redis_url)
         cpu = wrk.service_pids(stack.database_url, stack.redis_url)
+        unsettled = 0
         try:
             for server, n in itertools.product(servers, workers):
                 label = f"{server}, {n} worker{'s' if n > 1 else ''}"
@@ -129,6 +131,7 @@ async def run(
                         )
                         rows.append(_row(flow, ref))
                     results[label] = rows
+                    unsettled += _await_payments(stack.database_url)
         finally:
             os.unlink(tokens)
             os.unlink(skus_file)
@@ -140,10 +143,24 @@ async def run(
             payment_latency_s=0.01,
             services="embedded" if stack.embedded else "external",
             load_before=" ".join(f"{x:.1f}" for x in os.getloadavg()),
+            orders_still_paying_after_15_s=unsettled,
             books_after="agree (no drift)" if not drift else f"DRIFT: {len(drift)} records",
         )
     _print(results, cond)
     return {"conditions": cond, "results": results}
+
+
+def _await_payments(database_url: str, wait_s: float = 15.0) -> int:
+    """Checkouts wrk left in flight when it stopped, still paying: wait for them before the
+    server stops (stopping it would leave them to the next start's recovery, and the books
+    to be compared half-way). Returns the orders still PLACED at the deadline."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        with psycopg.connect(database_url) as conn:
+            placed = int(one_row(conn, "SELECT count(*) FROM orders WHERE status = 'PLACED'")[0])
+        if placed == 0 or time.monotonic() > deadline:
+            return placed
+        time.sleep(0.1)
 
 
 def _row(flow: wrk.WrkResult, ref: wrk.WrkResult) -> dict[str, Any]:
