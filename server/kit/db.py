@@ -183,7 +183,8 @@ def session_maker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 async def transaction(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
     """A unit of work: commit when the block ends cleanly, roll back on any error. Inside
     a leased background run, the commit first checks the lease's fence (``fencing``)."""
-    async with maker() as session:
+    session = maker()
+    try:
         try:
             yield session
             await fencing.check(session)  # refused (rolled back) if a newer holder wrote
@@ -191,3 +192,6 @@ async def transaction(maker: async_sessionmaker[AsyncSession]) -> AsyncIterator[
             await uow.rollback(session)
             raise
         await uow.commit(session)
+    finally:
+        if not uow.idle(session) or session.sync_session.identity_map:
+            await session.close()  # else nothing to release: no connection, no objects

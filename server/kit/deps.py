@@ -17,9 +17,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.identity import service as identity
 from server.identity.models import User
-from server.kit import uow
 from server.kit.clock import Clock
 from server.kit.config import Settings
+from server.kit.db import transaction
 from server.kit.errors import Forbidden, Unauthorized
 from server.kit.resources import Resources, resources_of
 from shared.enums import Role
@@ -34,13 +34,8 @@ ResourcesDep = Annotated[Resources, Depends(get_resources)]
 
 async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
     """One session per request: committed when the handler returns, rolled back on error."""
-    async with resources.sessions() as session:
-        try:
-            yield session
-        except BaseException:
-            await uow.rollback(session)
-            raise
-        await uow.commit(session)
+    async with transaction(resources.sessions) as session:
+        yield session
 
 
 async def get_redis(resources: ResourcesDep) -> aioredis.Redis:

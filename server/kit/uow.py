@@ -50,16 +50,26 @@ async def finish(session: AsyncSession, *, committed: bool) -> None:
             log.exception("unit-of-work hook failed")
 
 
+def idle(session: AsyncSession) -> bool:
+    """No transaction began and nothing waits to be flushed: committing or rolling back
+    has nothing to do, and skipping it saves a greenlet round trip (~30-60 µs) for the
+    units of work that stayed in Redis (a cart's soft hold, a fix, a flash join)."""
+    sync = session.sync_session
+    return not sync.in_transaction() and not (sync.new or sync.dirty or sync.deleted)
+
+
 async def commit(session: AsyncSession) -> None:
-    try:
-        await session.commit()
-    except BaseException:
-        await session.rollback()
-        await finish(session, committed=False)
-        raise
+    if not idle(session):
+        try:
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            await finish(session, committed=False)
+            raise
     await finish(session, committed=True)
 
 
 async def rollback(session: AsyncSession) -> None:
-    await session.rollback()
+    if not idle(session):
+        await session.rollback()
     await finish(session, committed=False)
