@@ -18,6 +18,7 @@ from server.flash.errors import CheckoutInProgress, NoCheckoutSlot, SlotExpired
 from server.flash.limits import require_under_limit, sold_to
 from server.flash.models import FlashSale, InventoryToken, TokenStatus, token_holder
 from server.flash.sales import get_sale, is_live, require_live, return_token, token_hold_s
+from server.idempotency.service import Claim
 from server.identity.models import User
 from server.inventory import service as inventory
 from server.inventory.errors import InsufficientStock
@@ -44,6 +45,7 @@ async def checkout(
     body: CheckoutRequest,
     order_id: uuid.UUID,
     now: datetime,
+    claim: Claim | None = None,
 ) -> CheckoutOutcome:
     """Buy the unit of the customer's checkout slot as order ``order_id``: a normal order
     at the sale price, CONFIRMED (or PLACED while the payment is pending), or the payment
@@ -60,6 +62,7 @@ async def checkout(
         address=body.address,
         order_id=order_id,
         now=now,
+        claim=claim,
     )
     if slot.ended is not None:
         sale, token = slot.paid_from()

@@ -305,7 +305,7 @@ async def checkout(
         body=body,
         now=now,
         what_happened="the unit went back to the sale",
-        checkout=lambda order_id: flash_checkout.checkout(
+        checkout=lambda order_id, claim: flash_checkout.checkout(
             resources.sessions,
             redis,
             gateway=resources.flash_payments,
@@ -315,6 +315,7 @@ async def checkout(
             body=body,
             order_id=order_id,
             now=now,
+            claim=claim,
         ),
     )
     answer.headers["Cache-Control"] = NO_STORE

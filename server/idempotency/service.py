@@ -17,7 +17,6 @@ twice or refusing it.
 
 from __future__ import annotations
 
-import contextvars
 import hashlib
 import json
 import logging
@@ -186,35 +185,23 @@ def _taken(row: Any, fingerprint: str) -> _KeyTaken:
     return _KeyTaken(replay=_response(row.status_code, row.body, replayed=True))
 
 
-_running: contextvars.ContextVar[Claim | None] = contextvars.ContextVar(
-    "qc_idempotency_claim", default=None
-)
-
-
-def running_claim() -> Claim | None:
-    """The claim of the ``run_once`` work running now (None outside one): the work takes
-    it in its first transaction and answers it in its last."""
-    return _running.get()
-
-
 async def run_once(
     sessions: async_sessionmaker[AsyncSession],
     claim: Claim,
-    work: Callable[[uuid.UUID], Awaitable[Any]],
+    work: Callable[[uuid.UUID, Claim], Awaitable[Any]],
 ) -> JSONResponse:
     """Run ``work`` once per (user, key); replays get the stored (status, body). ``work``
     gets the attempt id (the same on a retry after a crash, new after a 5xx answer, which
-    is forgotten so the retry starts afresh) and must take ``running_claim()`` first in
-    its first transaction."""
+    is forgotten so the retry starts afresh) and the claim, which it must take first in its
+    first transaction and answer in its last."""
     if not 1 <= len(claim.key) <= 100:
         raise Unprocessable(
             "Idempotency-Key must be 1 to 100 characters", code="invalid_idempotency_key"
         )
-    token = _running.set(claim)
     try:
         for _ in range(2):  # once more as the abandoned attempt a takeover found
             try:
-                result = await work(claim.attempt_id)
+                result = await work(claim.attempt_id, claim)
                 break
             except _OtherAttempt:
                 continue
@@ -238,8 +225,6 @@ async def run_once(
         # claim over and finds that part by the same attempt id
         await _abandon(sessions, claim)
         raise
-    finally:
-        _running.reset(token)
     if claim.answer_stored is not None:
         return _response(*claim.answer_stored, replayed=False)
     return await _store_after(sessions, claim, *claim.render(result))

@@ -16,6 +16,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.catalog.pricing import cart_totals
+from server.idempotency.service import Claim
 from server.identity.models import User
 from server.inventory import service as inventory
 from server.inventory.errors import HoldNotActive, InsufficientStock, UnknownSku
@@ -409,6 +410,7 @@ async def checkout(
     body: CheckoutRequest,
     order_id: uuid.UUID,
     now: datetime,
+    claim: Claim | None = None,
 ) -> CheckoutOutcome:
     """Buy the cart as order ``order_id``: the order is CONFIRMED (or PLACED while the
     payment is pending), or the payment was declined (the order cancelled, its items put
@@ -424,4 +426,5 @@ async def checkout(
         address=body.address,
         order_id=order_id,
         now=now,
+        claim=claim,
     )

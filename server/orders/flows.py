@@ -36,7 +36,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.catalog.pricing import Totals
-from server.idempotency.service import running_claim
+from server.idempotency.service import Claim
 from server.identity.models import User
 from server.inventory import service as inventory
 from server.kit.cache import TTLCache
@@ -142,12 +142,12 @@ async def checkout(
     address: DeliveryAddress,
     order_id: uuid.UUID,
     now: datetime,
+    claim: Claim | None = None,
 ) -> CheckoutOutcome:
     """Place order ``order_id`` from the source's hold, charge it, apply the outcome (if
     it stands already, this is a retry after a crash: it is answered as it is). Raises
     ``PaymentUnavailable`` (after compensating) when the provider could not be asked."""
     point = LatLng(address.lat, address.lng)
-    claim = running_claim()  # the Idempotency-Key's: taken here, answered in the last step
     async with transaction(sessions) as session:
         fresh = claim is not None and await claim.take(session, attempt_id=order_id)
         earlier = None if fresh else await _placed_earlier(session, order_id=order_id)

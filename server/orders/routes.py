@@ -63,12 +63,12 @@ async def answer_checkout_once(
     body: CheckoutRequest,
     now: datetime,
     what_happened: str,
-    checkout: Callable[[uuid.UUID], Awaitable[CheckoutOutcome]],
+    checkout: Callable[[uuid.UUID, Claim], Awaitable[CheckoutOutcome]],
 ) -> JSONResponse:
     """Run a checkout once per Idempotency-Key (a retry gets the first answer) and answer
     it; ``what_happened``: where the stock went when the payment failed. ``checkout``
-    gets the order's id: the attempt's, so a retry after a crash finds that order. The
-    flow takes the key's claim and stores the answer in its own transactions."""
+    gets the order's id (the attempt's, so a retry after a crash finds that order) and the
+    key's claim, which the flow takes and answers in its own transactions."""
     claim = Claim(
         user_id=user.id,
         key=key,
@@ -272,7 +272,7 @@ async def checkout(
         body=body,
         now=now,
         what_happened="the items were put back",
-        checkout=lambda order_id: carts.checkout(
+        checkout=lambda order_id, claim: carts.checkout(
             resources.sessions,
             redis,
             gateway=resources.payments,
@@ -282,6 +282,7 @@ async def checkout(
             body=body,
             order_id=order_id,
             now=now,
+            claim=claim,
         ),
     )
 
