@@ -24,7 +24,6 @@ How the pieces fit:
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import uuid
@@ -123,15 +122,14 @@ async def get_sale(
 # The queue's hot paths (join, where-am-I) read a sale and its stores through a 5 s
 # in-process cache: both are fixed once created but for the status, and a stopped or
 # ended sale has its lines closed in Redis, which those paths consult anyway. A miss
-# loads once however many requests wait for it (a crowd would otherwise all read it).
+# loads once however many requests wait for it (the cache's loads are single-flight).
 _hot_sales: TTLCache[tuple[FlashSale, dict[str, int]] | None] = TTLCache(5.0)
-_hot_loads: dict[uuid.UUID, asyncio.Future[tuple[FlashSale, dict[str, int]] | None]] = {}
 
 
 async def hot_sale(
     sessions: async_sessionmaker[AsyncSession], *, sale_id: uuid.UUID
 ) -> tuple[FlashSale, dict[str, int]]:
-    async def read() -> tuple[FlashSale, dict[str, int]] | None:
+    async def load() -> tuple[FlashSale, dict[str, int]] | None:
         async with transaction(sessions) as session:
             sale = (
                 await session.exec(select(FlashSale).where(FlashSale.sale_id == sale_id))
@@ -141,17 +139,6 @@ async def hot_sale(
             # a copy belonging to no session: a rollback elsewhere cannot expire it
             copy = FlashSale(**{name: getattr(sale, name) for name in FlashSale.model_fields})
             return copy, await sale_stores(session, sale_id)
-
-    async def load() -> tuple[FlashSale, dict[str, int]] | None:
-        loading = _hot_loads.get(sale_id)
-        if loading is not None:
-            return await asyncio.shield(loading)
-        _hot_loads[sale_id] = loading = asyncio.ensure_future(read())
-        try:
-            return await asyncio.shield(loading)
-        finally:
-            if loading.done():
-                _hot_loads.pop(sale_id, None)
 
     found = await _hot_sales.get_or_load(sale_id, load)
     if found is None:

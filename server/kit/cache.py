@@ -8,7 +8,8 @@ tells every cache of this process at once; other replicas notice at their next c
 which each cache makes at most every ``check_every_s`` (one GET, not per request). So a
 read that nothing changed costs no PostgreSQL and, most of the time, no Redis either; a
 change is seen at once on the replica that made it and within ``check_every_s`` elsewhere.
-Loads are single-flight: a crowd missing the same key runs one load.
+Loads of both are single-flight (``SingleFlight``): a crowd missing the same key runs one
+load.
 
 Inventory is never cached here.
 """
@@ -27,26 +28,76 @@ import redis.asyncio as aioredis
 V = TypeVar("V")
 
 
+class LoadAbandoned(Exception):
+    """The load this caller waited for was cancelled with its caller: look again."""
+
+
+class SingleFlight(Generic[V]):
+    """Loads in flight by key: a crowd missing the same key waits for the first caller's
+    load. If that caller is cancelled (its client left), its waiters get ``LoadAbandoned``
+    and look again (the cache, then a load of their own)."""
+
+    def __init__(self) -> None:
+        self._pending: dict[Hashable, asyncio.Future[V]] = {}
+
+    async def run(self, key: Hashable, load: Callable[[], Awaitable[V]]) -> V:
+        pending = self._pending.get(key)
+        if pending is not None:
+            try:
+                return await asyncio.shield(pending)
+            except asyncio.CancelledError:
+                if pending.cancelled():
+                    raise LoadAbandoned() from None
+                raise  # this caller was cancelled, not the load
+        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        try:
+            value = await load()
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: nobody else may be waiting
+            raise
+        finally:
+            del self._pending[key]
+        future.set_result(value)
+        return value
+
+
 class TTLCache(Generic[V]):
     def __init__(self, ttl_s: float, max_items: int = 10_000) -> None:
         self.ttl_s = ttl_s
         self.max_items = max_items
         self._items: OrderedDict[Hashable, tuple[float, V]] = OrderedDict()
+        self._loading: SingleFlight[V] = SingleFlight()
         # what "now" is read from; the deterministic simulation points it at its clock
         self.timer: Callable[[], float] = time.monotonic
 
     async def get_or_load(self, key: Hashable, load: Callable[[], Awaitable[V]]) -> V:
+        while True:
+            try:
+                return await self._get_or_load(key, load)
+            except LoadAbandoned:
+                continue
+
+    async def _get_or_load(self, key: Hashable, load: Callable[[], Awaitable[V]]) -> V:
         now = self.timer()
         hit = self._items.get(key)
         if hit is not None and hit[0] > now:
             self._items.move_to_end(key)
             return hit[1]
-        value = await load()
-        self._items[key] = (now + self.ttl_s, value)
-        self._items.move_to_end(key)
-        while len(self._items) > self.max_items:
-            self._items.popitem(last=False)
-        return value
+
+        async def fill() -> V:
+            value = await load()
+            self._items[key] = (now + self.ttl_s, value)
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_items:
+                self._items.popitem(last=False)
+            return value
+
+        return await self._loading.run(key, fill)
 
     def clear(self) -> None:
         self._items.clear()
@@ -69,7 +120,7 @@ class VersionedCache(Generic[V]):
         self._checked_at = -float("inf")
         self._generation = 0
         self._items: dict[Hashable, V] = {}
-        self._loading: dict[Hashable, asyncio.Future[V]] = {}
+        self._loading: SingleFlight[V] = SingleFlight()
         _live.add(self)  # type: ignore[arg-type]
 
     def invalidate(self) -> None:
@@ -92,30 +143,28 @@ class VersionedCache(Generic[V]):
             self._items.clear()
 
     async def get(self, key: Hashable, load: Callable[[], Awaitable[V]]) -> V:
+        while True:
+            try:
+                return await self._get(key, load)
+            except LoadAbandoned:
+                continue
+
+    async def _get(self, key: Hashable, load: Callable[[], Awaitable[V]]) -> V:
         await self._check()
         try:
             return self._items[key]
         except KeyError:
             pass
-        pending = self._loading.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[V] = asyncio.get_running_loop().create_future()
-        self._loading[key] = future
-        generation = self._generation
-        try:
+
+        async def fill() -> V:
+            generation = self._generation
             value = await load()
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: nobody else may be waiting
-            raise
-        finally:
-            self._loading.pop(key, None)
-        self.loads += 1
-        if generation == self._generation:  # else it may predate the change: serve, not keep
-            self._items[key] = value
-        future.set_result(value)
-        return value
+            self.loads += 1
+            if generation == self._generation:  # else it may predate the change: serve only
+                self._items[key] = value
+            return value
+
+        return await self._loading.run(key, fill)
 
     def peek(self, key: Hashable) -> V | None:
         """The cached value, if any, without a check or a load."""
