@@ -45,7 +45,7 @@ def served(app: Any, *, trusted_proxies: str) -> Any:
 
     if trusted_proxies.strip():  # else trust none: no client picks its own address
         app = wrap_asgi_with_proxy_headers(app, trusted_hosts=trusted_proxies)
-    return _named_qc(app)
+    return _frozen_after_startup(_named_qc(app))
 
 
 def _die_with_the_server() -> None:
@@ -65,24 +65,9 @@ def _die_with_the_server() -> None:
 
 def _named_qc(app: Any) -> Any:
     """Answers carry ``server: qc``: granian names itself unless the app names a server
-    (it cannot leave the header out), and the server software is not to be advertised.
-
-    Once the lifespan has started (modules, routes, schemas, pools: ~200,000 objects that
-    live as long as the worker), ``gc.freeze`` keeps the collector's full collections
-    from scanning them again: each one cost a worker 120-160 ms of CPU every few seconds
-    under load, the search bench's p99 (``server.catalog.snapshot.settle`` does the same
-    for a catalogue it loads)."""
+    (it cannot leave the header out), and the server software is not to be advertised."""
 
     async def named(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-
-            async def send_frozen(message: dict[str, Any]) -> None:
-                if message["type"] == "lifespan.startup.complete":
-                    gc.collect()
-                    gc.freeze()
-                await send(message)
-
-            return await app(scope, receive, send_frozen)
         if scope["type"] != "http":
             return await app(scope, receive, send)
 
@@ -95,6 +80,28 @@ def _named_qc(app: Any) -> Any:
         return await app(scope, receive, send_named)
 
     return named
+
+
+def _frozen_after_startup(app: Any) -> Any:
+    """Once the lifespan has started (modules, routes, schemas, pools: ~200,000 objects
+    that live as long as the worker), ``gc.freeze`` keeps the collector's full collections
+    from scanning them again: each one cost a worker 120-160 ms of CPU every few seconds
+    under load, the search bench's p99 (``server.catalog.snapshot.settle`` does the same
+    for a catalogue it loads)."""
+
+    async def frozen(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            return await app(scope, receive, send)
+
+        async def send_frozen(message: dict[str, Any]) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                gc.collect()
+                gc.freeze()
+            await send(message)
+
+        return await app(scope, receive, send_frozen)
+
+    return frozen
 
 
 def command(server: Server, *, host: str, port: int, workers: int = 1) -> list[str]:
