@@ -10,7 +10,6 @@ business time), so it does not read the server clock.
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -24,6 +23,7 @@ from limits.aio.storage import RedisClusterStorage, RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from server.kit import keys, scripts
+from server.kit.coalesce import TurnBatcher
 from server.kit.config import Settings
 from server.kit.errors import DomainError
 from server.kit.redis import is_cluster_url
@@ -49,64 +49,34 @@ def _item(spec: str) -> RateLimitItem:
 MAX_BATCH_HITS = 1_000  # a fuller batch is sent as it is and a new one opened
 
 
-class _Hits:
-    """The hits of one event-loop turn: their windows' keys, limits and lengths."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.keys: list[str] = []
-        self.args: list[int] = []
-        self.answer: asyncio.Future[list[int]] = loop.create_future()
-        # read by a waiter unless every waiter was cancelled: never logged as unread then
-        self.answer.add_done_callback(lambda f: f.cancelled() or f.exception())
-
-
 class BatchedMovingWindow(MovingWindowRateLimiter):
     """``limits``' moving window on one Redis (its keys and rule: ``test`` and
     ``get_window_stats`` read the windows these hits fill) whose hits of one event-loop
-    turn are counted by one Lua call, in the order they came, each as fresh as a call of
-    its own (sent after all of them arrived). A per-address limit's own call was ~35 % of
-    a search's CPU."""
+    turn are counted by one Lua call (``kit.coalesce``), in the order they came, each as
+    fresh as a call of its own. A per-address limit's own call was ~35 % of a search's CPU."""
 
     def __init__(self, storage: RedisStorage, redis: aioredis.Redis) -> None:
         super().__init__(storage)
         self.redis = redis
         self.window_key = storage.bridge.prefixed_key  # limits' name of a window in Redis
-        self.open: _Hits | None = None  # the batch the current turn joins
-        self.sending: set[asyncio.Task[None]] = set()
+        self.hits: TurnBatcher[None, tuple[str, int, int], int] = TurnBatcher(
+            self._count, max_items=MAX_BATCH_HITS
+        )
 
     async def hit(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
         if cost != 1:
             return await super().hit(item, *identifiers, cost=cost)
-        hits = self.open
-        if hits is None or len(hits.keys) >= MAX_BATCH_HITS:
-            loop = asyncio.get_running_loop()
-            hits = self.open = _Hits(loop)
-            loop.call_soon(self._send, hits)
-        at = len(hits.keys)
-        hits.keys.append(self.window_key(item.key_for(*identifiers)))
-        hits.args += (item.amount, item.get_expiry())
-        answer = await asyncio.shield(hits.answer)  # one waiter cancelled: not the batch
-        return bool(answer[at])
+        window = self.window_key(item.key_for(*identifiers))
+        return bool(await self.hits.submit(None, (window, item.amount, item.get_expiry())))
 
-    def _send(self, hits: _Hits) -> None:
-        if self.open is hits:
-            self.open = None
-        task = asyncio.get_running_loop().create_task(self._count(hits))
-        self.sending.add(task)
-        task.add_done_callback(self.sending.discard)
-
-    async def _count(self, hits: _Hits) -> None:
-        try:
-            answer = await scripts.run(
-                self.redis, "kit/moving_window_hits", keys=hits.keys, args=[time.time(), *hits.args]
-            )
-        except asyncio.CancelledError:  # the server stopping
-            hits.answer.cancel()
-            raise
-        except Exception as exc:  # every waiter gets it (a 503 when Redis is away)
-            hits.answer.set_exception(exc)
-            return
-        hits.answer.set_result([int(a) for a in answer])
+    async def _count(self, _: None, hits: list[tuple[str, int, int]]) -> list[int]:
+        args: list[float] = [time.time()]
+        for _window, amount, expiry in hits:
+            args += (amount, expiry)
+        answer = await scripts.run(
+            self.redis, "kit/moving_window_hits", keys=[h[0] for h in hits], args=args
+        )
+        return [int(a) for a in answer]
 
 
 def rate_limiter(redis: aioredis.Redis, url: str) -> MovingWindowRateLimiter:
