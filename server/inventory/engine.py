@@ -7,6 +7,7 @@ Each function turns the script's answer into a value or a domain error.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -22,6 +23,7 @@ from server.inventory.errors import (
     short_line,
 )
 from server.kit import keys, scripts
+from server.kit.coalesce import TurnBatcher
 
 TOMBSTONE_TTL_S = 24 * 3600
 Outcome = Literal["COMMITTED", "RELEASED", "EXPIRED"]
@@ -51,6 +53,49 @@ class Reserved:
         return any(line.delta for line in self.lines)
 
 
+@dataclass(frozen=True)
+class _Call:
+    """One holder's part of a reserve script call: its keys and arguments."""
+
+    keys: list[str]
+    args: list[Any]
+
+
+async def _run_reserve(client: aioredis.Redis, store_id: str, mode: str, calls: list[_Call]) -> Any:
+    """The reserve script for ``calls`` (holders of one store), one answer per call."""
+    script_keys = [
+        keys.store_ready(store_id),
+        keys.hold_expiry(store_id),
+        keys.inflight(store_id),
+        keys.inventory_journal(store_id),
+        keys.journal_applied(store_id),
+    ]
+    args: list[Any] = [mode]
+    for call in calls:
+        script_keys += call.keys
+        args += call.args
+    return await scripts.run(client, "inventory/reserve", keys=script_keys, args=args)
+
+
+MAX_BATCH_HOLDERS = 256  # a fuller batch is sent as it is and a new one opened
+_soft_batches: weakref.WeakKeyDictionary[aioredis.Redis, TurnBatcher[str, _Call, Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _soft_batcher(client: aioredis.Redis) -> TurnBatcher[str, _Call, Any]:
+    """The client's SOFT calls of one event-loop turn go as one script call per store
+    (group commit: a cart's change costs a round trip and redis-py's work once per turn)."""
+    batcher = _soft_batches.get(client)
+    if batcher is None:
+
+        async def send(store_id: str, calls: list[_Call]) -> Any:
+            return await _run_reserve(client, store_id, "SOFT", calls)
+
+        batcher = _soft_batches[client] = TurnBatcher(send, max_items=MAX_BATCH_HOLDERS)
+    return batcher
+
+
 async def reserve(
     client: aioredis.Redis,
     *,
@@ -63,26 +108,22 @@ async def reserve(
     new_holder: str | None = None,
 ) -> Reserved:
     """Set held quantities for ``holder`` (all lines or none); see ``lua/reserve.lua``.
-    A SOFT change is journaled in the same step (no PostgreSQL write by the caller)."""
+    A SOFT change is journaled in the same step (no PostgreSQL write by the caller) and
+    shares its script call with the store's other SOFT changes of this event-loop turn."""
     target = new_holder or holder
     skus = sorted(lines)
-    script_keys = [
-        keys.store_ready(store_id),
-        keys.hold_expiry(store_id),
-        keys.hold(store_id, holder),
-        keys.hold(store_id, target),
-        keys.inflight(store_id),
-        keys.inventory_journal(store_id),
-        keys.journal_applied(store_id),
-        *(keys.inventory(store_id, s) for s in skus),
-    ]
-    args: list[Any] = [mode, holder, target, expires_at, now]
+    hold = keys.hold(store_id, holder)
+    call = _Call(
+        [hold, hold if target == holder else keys.hold(store_id, target)],
+        [holder, target, expires_at, now, len(skus)],
+    )
     for sku in skus:
-        args += [sku, lines[sku]]
-    answer = [
-        scripts.text(v)
-        for v in await scripts.run(client, "inventory/reserve", keys=script_keys, args=args)
-    ]
+        call.keys.append(keys.inventory(store_id, sku))
+        call.args.extend((sku, lines[sku]))
+    if mode == "SOFT" and target == holder:
+        answer = await _soft_batcher(client).submit(store_id, call)
+    else:
+        (answer,) = await _run_reserve(client, store_id, mode, [call])
     status = answer[0]
     if status == "OK":
         body = answer[5:]
