@@ -27,13 +27,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi.responses import JSONResponse
+from psycopg.types.json import Jsonb
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.sql.expression import bindparam
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.kit import uow
+from server.kit import db, uow
 from server.kit.errors import PROBLEM_JSON, Conflict, DomainError, Unprocessable
 
 log = logging.getLogger(__name__)
@@ -127,8 +128,9 @@ class Claim:
         """Claim the key in the work's first transaction (first, so nothing is done
         when it is taken). ``attempt_id``: the one the work runs as. True when no earlier
         attempt can have done anything (the key is new)."""
-        claimed = (
-            await session.execute(
+        claimed = await (
+            await db.execute(
+                session,
                 _CLAIM,
                 {
                     "user": self.user_id,
@@ -139,10 +141,10 @@ class Claim:
                     "abandoned": self.now - ABANDONED_AFTER,
                 },
             )
-        ).first()
+        ).fetchone()
         if claimed is None:
             raise _taken((await session.execute(_TAKEN, self._who())).one(), self.fingerprint)
-        self.created_at = claimed.created_at
+        self.created_at, fresh = claimed
         if self.attempt_id != attempt_id:
             raise _OtherAttempt()
 
@@ -150,12 +152,12 @@ class Claim:
             self.committed = True
 
         uow.after_commit(session, committed)
-        return bool(claimed.fresh)
+        return bool(fresh)
 
     async def answer(self, session: AsyncSession, result: Any) -> None:
         """Store the work's answer in its (last) transaction."""
         status, body = answer = self.render(result)
-        await session.execute(_STORE, {"status": status, "body": body, **self._who()})
+        await db.execute(session, _STORE, {"status": status, "body": Jsonb(body), **self._who()})
 
         async def stored() -> None:
             self.answer_stored = answer

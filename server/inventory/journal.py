@@ -24,7 +24,6 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import psycopg
 import redis.asyncio as aioredis
@@ -35,7 +34,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.events.service import emit
 from server.inventory.errors import StoreNotReady
-from server.kit import fencing, keys, scripts, streams, uow
+from server.kit import db, fencing, keys, scripts, streams, uow
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +71,7 @@ async def lock_store(session: AsyncSession, redis: aioredis.Redis, store_id: str
 async def _lock_shared(session: AsyncSession, store_id: str) -> None:
     """The store's lock in shared mode until the transaction ends (once per transaction)."""
     if _mark_shared(session, store_id):
-        await (await _driver(session)).execute(_LOCK, {"s": store_id})
+        await (await db.driver(session)).execute(_LOCK, {"s": store_id})
 
 
 def _mark_shared(session: AsyncSession, store_id: str) -> bool:
@@ -88,14 +87,6 @@ def _mark_shared(session: AsyncSession, store_id: str) -> bool:
 
     uow.after_either(session, released)
     return True
-
-
-async def _driver(session: AsyncSession) -> psycopg.AsyncConnection[Any]:
-    """The session's psycopg connection: the writer's statements skip SQLAlchemy."""
-    connection = await (await session.connection()).get_raw_connection()
-    driver = connection.driver_connection
-    assert isinstance(driver, psycopg.AsyncConnection), "the engine's driver is psycopg (kit.db)"
-    return driver
 
 
 def not_ready(store_id: str) -> StoreNotReady:
@@ -232,7 +223,7 @@ async def _apply(session: AsyncSession, store_id: str, tail: _Tail) -> int:
     """The entries of ``tail`` past the store's offset, in the session's transaction, and
     the offset moved to ``tail.last``: one pipeline (one round trip), the store's shared
     lock and the offset row's lock first. Returns the entries applied."""
-    driver = await _driver(session)
+    driver = await db.driver(session)
     ms, seq = tail.after.split("-")
     params = {
         "s": store_id, "e": tail.entries, "after_ms": int(ms), "after_seq": int(seq),

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.inventory import engine
-from server.kit import keys
+from server.kit import db, keys
 
 
 @dataclass(frozen=True)
@@ -47,9 +47,9 @@ async def _live_hold(
     if not hold and not await redis.exists(keys.store_ready(store_id)):
         from server.inventory.reconcile import load_store
 
-        db = session.bind
-        assert isinstance(db, AsyncEngine), "sessions are bound to the engine (kit.db)"
-        await load_store(db, redis, store_id)
+        bound = session.bind
+        assert isinstance(bound, AsyncEngine), "sessions are bound to the engine (kit.db)"
+        await load_store(bound, redis, store_id)
         hold = await engine.read_hold(redis, store_id=store_id, holder=holder)
     return hold
 
@@ -65,18 +65,19 @@ async def held_lines(
     if not quantities:
         return []
     expires = datetime.fromtimestamp(float(hold["_exp"]), UTC)
-    rows = await session.execute(_PRICED, {"store": store_id, "skus": sorted(quantities)})
+    # every cart view and checkout reads it: on the session's connection, past SQLAlchemy
+    rows = await db.execute(session, _PRICED, {"store": store_id, "skus": sorted(quantities)})
     return [
         HeldLine(
-            sku_id=r.sku_id,
-            name=r.name,
-            pack_size=r.pack_size,
-            quantity=quantities[r.sku_id],
-            unit_price_paise=r.selling_price_paise,
-            mrp_paise=r.mrp_paise,
+            sku_id=sku,
+            name=name,
+            pack_size=pack_size,
+            quantity=quantities[sku],
+            unit_price_paise=price,
+            mrp_paise=mrp,
             expires_at=expires,
         )
-        for r in rows
+        for sku, name, pack_size, price, mrp in await rows.fetchall()
     ]
 
 

@@ -19,8 +19,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from sqlalchemy import event
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.sql.elements import TextClause
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.kit import fencing, uow
@@ -173,6 +174,37 @@ def _ping_when_idle(engine: AsyncEngine, *, idle_s: float) -> None:
 
     event.listen(pool, "checkin", returned)
     event.listen(pool, "checkout", check)
+
+
+async def driver(session: AsyncSession) -> psycopg.AsyncConnection[Any]:
+    """The psycopg connection of the session's transaction (begun if it was not)."""
+    connection = await (await session.connection()).get_raw_connection()
+    raw = connection.driver_connection
+    assert isinstance(raw, psycopg.AsyncConnection), "the engine's driver is psycopg"
+    return raw
+
+
+# a statement's SQL as the driver takes it, compiled once (keyed by the statement, which
+# is kept alive: hot paths' statements are module constants)
+_compiled: dict[int, tuple[TextClause, str]] = {}
+
+
+async def execute(
+    session: AsyncSession, statement: TextClause, params: dict[str, Any]
+) -> psycopg.AsyncCursor[Any]:
+    """``statement`` on the session's connection, in its transaction, past SQLAlchemy: a
+    hot path's statement costs ~0.08 ms of CPU instead of ~0.4 ms (no result processing:
+    plain tuples come back; no bind types: a JSONB value is passed wrapped in ``Jsonb``)."""
+    if session.new or session.dirty or session.deleted:
+        await session.flush()  # as SQLAlchemy's autoflush would: the statement sees them
+    known = _compiled.get(id(statement))
+    if known is None:
+        sql = str(statement.compile(dialect=session.sync_session.get_bind().dialect))
+        _compiled[id(statement)] = known = (statement, sql)
+    try:
+        return await (await driver(session)).execute(known[1], params)
+    except psycopg.Error as exc:  # as SQLAlchemy raises it (IntegrityError, DataError...)
+        raise DBAPIError.instance(known[1], params, exc, psycopg.Error) from exc
 
 
 def session_maker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

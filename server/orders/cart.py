@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import Any
 
 import redis.asyncio as aioredis
 from sqlalchemy import text
@@ -21,6 +22,7 @@ from server.identity.models import User
 from server.inventory import service as inventory
 from server.inventory.errors import HoldNotActive, InsufficientStock, UnknownSku
 from server.inventory.queries import had_expired_hold, held_lines
+from server.kit import db
 from server.kit.config import Settings
 from server.kit.errors import Conflict, NotFound, Unprocessable
 from server.orders import flows
@@ -94,8 +96,9 @@ async def create_cart(
     enough to hold stock (with ``cart_max_units_per_sku`` this caps what one customer can
     keep from others). The cart returned is a detached copy of the row written."""
     cart = Cart(user_id=user.id, store_id=store_id, created_at=now, updated_at=now)
-    found = (
-        await session.execute(
+    found = await (
+        await db.execute(
+            session,
             _NEW_CART,
             {
                 "store": store_id,
@@ -106,15 +109,17 @@ async def create_cart(
                 "max": max_holding,
             },
         )
-    ).one()
-    if found.made:
+    ).fetchone()
+    assert found is not None  # one row: the holding count
+    operational, holding, made = found
+    if made:
         return cart
-    if max_holding is not None and found.holding >= max_holding:
+    if max_holding is not None and holding >= max_holding:
         raise Conflict(
-            f"you already have {found.holding} open carts; check out or wait for one to end",
+            f"you already have {holding} open carts; check out or wait for one to end",
             code="too_many_carts",
         )
-    if found.operational is None:
+    if operational is None:
         raise NotFound(f"no store {store_id}", code="store_not_found")
     raise Conflict(f"{store_id} is not taking orders right now", code="store_paused")
 
@@ -144,11 +149,11 @@ async def get_cart(
     return cart
 
 
+_CART_COLUMNS = ("store_id", "cart_id", "user_id", "status", "created_at", "updated_at")
 # a line's change (and a checkout) locks and stamps the cart in one statement: no ORM
 # object read, then flushed back (issue 17 point 4)
 _TOUCH = text(
-    "UPDATE carts SET updated_at = :now WHERE cart_id = :cart "
-    "RETURNING store_id, cart_id, user_id, status, created_at, updated_at"
+    "UPDATE carts SET updated_at = :now WHERE cart_id = :cart RETURNING " + ", ".join(_CART_COLUMNS)
 )
 
 
@@ -157,10 +162,15 @@ async def touch_cart(
 ) -> Cart:
     """The customer's cart, locked to the end of the transaction and stamped ``now``; a
     detached copy (changing it writes nothing)."""
-    row = (await session.execute(_TOUCH, {"now": now, "cart": cart_id})).first()
-    if row is None or row.user_id != user.id:
+    row = await (await db.execute(session, _TOUCH, {"now": now, "cart": cart_id})).fetchone()
+    if row is None or row[2] != user.id:
         raise NotFound("no such cart", code="cart_not_found")
-    return Cart(**row._mapping)
+    return _cart(row)
+
+
+def _cart(row: tuple[Any, ...]) -> Cart:
+    """A detached cart from a row of ``_CART_COLUMNS``."""
+    return Cart(**dict(zip(_CART_COLUMNS, row, strict=True)))
 
 
 async def cart_view(
@@ -329,7 +339,7 @@ _CHECKED_OUT = text(
 _CHECKING_OUT = text(
     "UPDATE carts SET updated_at = :now, status = 'CHECKED_OUT' "
     "WHERE cart_id = :cart AND user_id = :user AND status = 'ACTIVE' "
-    "RETURNING store_id, cart_id, user_id, status, created_at, updated_at"
+    "RETURNING " + ", ".join(_CART_COLUMNS)
 )
 
 
@@ -345,13 +355,12 @@ class _CartSource(CheckoutSource):
         self._held: dict[str, int] = {}
 
     async def open(self, session: AsyncSession, *, now: datetime) -> Purchase:
-        row = (
-            await session.execute(
-                _CHECKING_OUT, {"now": now, "cart": self._cart_id, "user": self._user.id}
-            )
-        ).first()
+        found = await db.execute(
+            session, _CHECKING_OUT, {"now": now, "cart": self._cart_id, "user": self._user.id}
+        )
+        row = await found.fetchone()
         if row is not None:
-            cart = Cart(**row._mapping)
+            cart = _cart(row)
         else:  # not the customer's, or not active (or active again by now: checked out later)
             cart = await touch_cart(session, cart_id=self._cart_id, user=self._user, now=now)
             _require_active(cart)
@@ -374,8 +383,8 @@ class _CartSource(CheckoutSource):
     async def placed(self, session: AsyncSession, *, order_id: uuid.UUID, now: datetime) -> None:
         assert self._cart is not None  # opened (locked, stamped) in this transaction
         if self._cart.status == "ACTIVE":  # not checked out as it was opened
-            await session.execute(
-                _CHECKED_OUT, {"store": self._cart.store_id, "cart": self._cart.cart_id}
+            await db.execute(
+                session, _CHECKED_OUT, {"store": self._cart.store_id, "cart": self._cart.cart_id}
             )
 
     async def reopen(self, session: AsyncSession, *, now: datetime) -> None:

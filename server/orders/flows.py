@@ -39,6 +39,7 @@ from server.catalog.pricing import Totals
 from server.idempotency.service import Claim
 from server.identity.models import User
 from server.inventory import service as inventory
+from server.kit import db
 from server.kit.cache import TTLCache
 from server.kit.config import Settings
 from server.kit.db import transaction
@@ -318,13 +319,17 @@ _LOCK_ORDER_AND_PAYMENT = text(
 async def _locked_order_and_payment(
     session: AsyncSession, *, store_id: str, order_id: uuid.UUID, payment_id: uuid.UUID
 ) -> tuple[Order, Payment]:
-    found = await session.execute(
-        _LOCK_ORDER_AND_PAYMENT, {"store": store_id, "order": order_id, "payment": payment_id}
+    found = await db.execute(
+        session,
+        _LOCK_ORDER_AND_PAYMENT,
+        {"store": store_id, "order": order_id, "payment": payment_id},
     )
-    row = found.one()._mapping  # placed by this checkout, never deleted
-    order = Order(**{c: row[c] for c in Order.model_fields})
+    row = await found.fetchone()
+    assert row is not None  # placed by this checkout, never deleted
+    split = len(Order.model_fields)
+    order = Order(**dict(zip(Order.model_fields, row[:split], strict=True)))
     order.status = OrderStatus(order.status)
-    return order, Payment(**{c: row[f"p_{c}"] for c in Payment.model_fields})
+    return order, Payment(**dict(zip(Payment.model_fields, row[split:], strict=True)))
 
 
 _PAYMENT_OUTCOME = text(
@@ -352,7 +357,8 @@ async def apply_payment(
     late_money = payment.failure_reason == UNANSWERED and status == "SUCCEEDED"
     if (payment.status != "PENDING" and not late_money) or status == "PENDING":
         return
-    await session.execute(
+    await db.execute(
+        session,
         _PAYMENT_OUTCOME,
         {
             "status": status,

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
+from psycopg import AsyncCursor
 from sqlalchemy import func, text
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
@@ -26,6 +27,7 @@ from server.catalog.pricing import Totals
 from server.events.service import Event, dispatch, outbox_insert
 from server.identity.models import User
 from server.inventory import service as inventory
+from server.kit import db
 from server.kit.errors import Conflict, NotFound
 from server.orders.models import Order, OrderDirectory, OrderEvent, OrderItem
 from server.payments.models import Payment, Refund
@@ -71,7 +73,8 @@ async def transition(
     # the caller's other changes first; then the row, its event and the outbox row in one
     # statement: the row's lock, held to commit, numbers one order's events in commit order
     await session.flush()
-    written = await session.execute(
+    written = await db.execute(
+        session,
         _TRANSITION[to],
         _status_params(
             store_id=order.store_id,
@@ -91,7 +94,7 @@ async def transition(
         set_committed_value(order, "cancel_reason", reason)
     await dispatch(
         session,
-        Event(ORDER_STATUS, written.scalar_one(), now, order.store_id, str(order.order_id)),
+        Event(ORDER_STATUS, await _payload(written), now, order.store_id, str(order.order_id)),
     )
 
 
@@ -328,7 +331,8 @@ async def place_order(
         actor_id=user.id,
         reason=None,
     )
-    written = await session.execute(
+    written = await db.execute(
+        session,
         _PLACE,
         params
         | {
@@ -353,13 +357,21 @@ async def place_order(
             "payment": payment_id,
         },
     )
-    await dispatch(session, Event(ORDER_STATUS, written.scalar_one(), now, store_id, str(order_id)))
+    event = Event(ORDER_STATUS, await _payload(written), now, store_id, str(order_id))
+    await dispatch(session, event)
     # the directory is laid out by order id (Citus), apart from the store's rows
-    await session.execute(
-        text("INSERT INTO order_directory (order_id, store_id) VALUES (:order, :store)"),
-        {"order": order_id, "store": store_id},
-    )
+    await db.execute(session, _DIRECTORY, {"order": order_id, "store": store_id})
     return payment_id
+
+
+_DIRECTORY = text("INSERT INTO order_directory (order_id, store_id) VALUES (:order, :store)")
+
+
+async def _payload(written: AsyncCursor[Any]) -> Any:
+    """The outbox payload a statement returned (its one row)."""
+    row = await written.fetchone()
+    assert row is not None
+    return row[0]
 
 
 def placed_public(order: Order, lines: list[OrderLine]) -> OrderPublic:

@@ -18,6 +18,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from scanners.resolve import item_barcode
 from server.events.service import Event, dispatch, emit, outbox_insert
 from server.identity.models import User
+from server.kit import db
 from server.kit.cache import TTLCache
 from server.kit.errors import Conflict, Forbidden, NotFound, Unprocessable
 from server.orders import service as orders
@@ -103,7 +104,8 @@ async def enqueue(session: AsyncSession, *, order: Order, now: datetime) -> None
         "lines": len(lines),
         "units": sum(ln.quantity for ln in lines),
     }
-    written = await session.execute(
+    written = await db.execute(
+        session,
         _QUEUED,
         {
             "store": order.store_id,
@@ -119,9 +121,11 @@ async def enqueue(session: AsyncSession, *, order: Order, now: datetime) -> None
             "payload": json.dumps(payload),
         },
     )
+    queued = await written.fetchone()
+    assert queued is not None  # the task's outbox row
     await dispatch(
         session,
-        Event("picking.queued", written.scalar_one(), now, order.store_id, str(order.order_id)),
+        Event("picking.queued", queued[0], now, order.store_id, str(order.order_id)),
     )
 
 
@@ -244,13 +248,7 @@ class TaskLine:
         return self.quantity
 
 
-async def task_lines(
-    session: AsyncSession, store_id: str, order_id: uuid.UUID, *, walk_order: bool = True
-) -> list[TaskLine]:
-    """The order's lines along the S-shaped walk, or (``walk_order`` off, the
-    ``QC_PICK_WALK_ORDER`` lever) by bin code as an aisle-by-aisle list would have them."""
-    rows = await session.execute(
-        text("""
+_TASK_LINES = text("""
         SELECT i.sku_id, p.name, p.pack_size, p.barcode, i.quantity, i.ordered_qty,
                i.picked_qty, i.status,
                inv.bin_code, b.aisle, b.walk_seq, i.substitute_sku, p.category_id,
@@ -260,10 +258,20 @@ async def task_lines(
         LEFT JOIN store_bins b ON b.store_id = inv.store_id AND b.bin_code = inv.bin_code
         LEFT JOIN substitution_offers o ON o.store_id = i.store_id AND o.order_id = i.order_id
              AND o.sku_id = i.sku_id AND o.status = 'PENDING'
-        WHERE i.store_id = :store AND i.order_id = :order"""),
+        WHERE i.store_id = :store AND i.order_id = :order""")
+
+
+async def task_lines(
+    session: AsyncSession, store_id: str, order_id: uuid.UUID, *, walk_order: bool = True
+) -> list[TaskLine]:
+    """The order's lines along the S-shaped walk, or (``walk_order`` off, the
+    ``QC_PICK_WALK_ORDER`` lever) by bin code as an aisle-by-aisle list would have them."""
+    rows = await db.execute(
+        session,
+        _TASK_LINES,
         {"store": store_id, "order": order_id},
     )
-    lines = [TaskLine(tuple(r)) for r in rows]
+    lines = [TaskLine(tuple(r)) for r in await rows.fetchall()]
     if not walk_order:
         return sorted(lines, key=lambda ln: (ln.bin_code or "", ln.sku_id))
     return sort_pick_lines(lines, key=lambda ln: ln.walk_seq or 0)

@@ -18,6 +18,7 @@ the cache and refuses an address beyond the store's reach with 409 ``not_service
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,7 +30,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.delivery import eta
 from server.forecast.history import IST  # the ops feed's "today" is the IST day
-from server.kit import keys
+from server.kit import db, keys
 from server.kit.errors import Conflict
 from shared.geo import LatLng, haversine_m, location_cell, point_in_geojson
 
@@ -137,7 +138,7 @@ def closed_detail(name: str, opens_at: datetime | None) -> str:
     return f"{name} is closed now: it opens at {at} ({zone}) on {day}"
 
 
-_STORES_SQL = text("""
+_STORES = """
     SELECT s.store_id, s.store_name, s.lat, s.lng, s.service_radius_m, s.service_zone,
            s.operating_hours, c.timezone,
            (SELECT count(*) FROM orders o WHERE o.store_id = s.store_id
@@ -157,7 +158,10 @@ _STORES_SQL = text("""
            (SELECT count(*) FROM riders r WHERE r.home_store_id = s.store_id AND r.on_duty)
              AS on_duty
     FROM dark_stores s JOIN cities c ON c.city_id = s.city_id
-    WHERE s.is_operational""")
+    WHERE s.is_operational"""
+_STORES_SQL = text(_STORES)
+# a checkout's store alone: its counts, not every store's
+_STORE_SQL = text(_STORES + " AND s.store_id = :store")
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,9 +187,17 @@ class _Store:
         return haversine_m(self.location, point) <= self.radius_m
 
 
-async def _stores(session: AsyncSession, *, now: datetime) -> list[_Store]:
+async def _stores(
+    session: AsyncSession, *, now: datetime, store_id: str | None = None
+) -> list[_Store]:
+    """The operational stores with their load now (only ``store_id``, if given)."""
     found = []
-    for row in await session.execute(_STORES_SQL):
+    rows: Iterable[Any]
+    if store_id is None:
+        rows = await session.execute(_STORES_SQL)
+    else:  # a checkout's: on the session's connection, past SQLAlchemy
+        rows = await (await db.execute(session, _STORE_SQL, {"store": store_id})).fetchall()
+    for row in rows:
         (store_id, name, lat, lng, radius, zone, hours, tz, in_flight, waiting, needing) = row[:11]
         pick_s, pickers, idle, on_duty = row[11:]
         pick_min = float(pick_s) / 60.0 if pick_s else PICK_MIN
@@ -223,25 +235,32 @@ async def rank_stores(
     promise_s: float = DEFAULT_PROMISE_S,
 ) -> list[Candidate]:
     """Every store that delivers to ``point`` now, soonest at the door first."""
-    found: list[Candidate] = []
-    for store in await _stores(session, now=now):
-        distance = haversine_m(store.location, point)
-        reach = _reach(store, dynamic=dynamic, promise_s=promise_s)
-        if not store.covers(point) or distance > reach:
-            continue
-        found.append(
-            Candidate(
-                store.store_id,
-                store.name,
-                round(distance, 1),
-                store.in_flight,
-                store.load.pickers,
-                store.load.idle_riders,
-                round(door_minutes(store.load, distance), 2),
-                round(min(reach, store.radius_m), 1),
-            )
-        )
+    found = [
+        candidate
+        for store in await _stores(session, now=now)
+        if (candidate := _candidate(store, point, dynamic=dynamic, promise_s=promise_s))
+    ]
     return sorted(found, key=lambda c: (c.eta_min, c.distance_m))
+
+
+def _candidate(
+    store: _Store, point: LatLng, *, dynamic: bool, promise_s: float
+) -> Candidate | None:
+    """The store's promise for ``point``, if it delivers there now."""
+    distance = haversine_m(store.location, point)
+    reach = _reach(store, dynamic=dynamic, promise_s=promise_s)
+    if not store.covers(point) or distance > reach:
+        return None
+    return Candidate(
+        store.store_id,
+        store.name,
+        round(distance, 1),
+        store.in_flight,
+        store.load.pickers,
+        store.load.idle_riders,
+        round(door_minutes(store.load, distance), 2),
+        round(min(reach, store.radius_m), 1),
+    )
 
 
 async def select_stores(
@@ -351,12 +370,10 @@ async def require_serviceable(
     ``not_serviceable`` naming why: beyond what the store reaches in time right now (with
     that reach: its queue or riders), or not delivering here at all (outside its zone or
     paused); 409 ``store_closed`` with ``opens_at`` if only its hours stand in the way."""
-    for candidate in await rank_stores(
-        session, point=point, now=now, dynamic=dynamic, promise_s=promise_s
-    ):
-        if candidate.store_id == store_id:
-            return candidate
-    store = next((s for s in await _stores(session, now=now) if s.store_id == store_id), None)
+    store = next(iter(await _stores(session, now=now, store_id=store_id)), None)
+    candidate = store and _candidate(store, point, dynamic=dynamic, promise_s=promise_s)
+    if candidate:
+        return candidate
     if store is not None and not store.is_open and store.within(point):
         raise _closed(store)
     if store is not None and store.covers(point):
