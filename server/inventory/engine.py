@@ -7,10 +7,9 @@ Each function turns the script's answer into a value or a domain error.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import redis.asyncio as aioredis
 
@@ -53,8 +52,7 @@ class Reserved:
         return any(line.delta for line in self.lines)
 
 
-@dataclass(frozen=True)
-class _Call:
+class _Call(NamedTuple):
     """One holder's part of a reserve script call: its keys and arguments."""
 
     keys: list[str]
@@ -77,23 +75,16 @@ async def _run_reserve(client: aioredis.Redis, store_id: str, mode: str, calls: 
     return await scripts.run(client, "inventory/reserve", keys=script_keys, args=args)
 
 
+async def _send_soft(to: tuple[aioredis.Redis, str], calls: list[_Call]) -> Any:
+    return await _run_reserve(to[0], to[1], "SOFT", calls)
+
+
+# A client's SOFT calls for one store in one event-loop turn go as one script call (group
+# commit: a cart's change pays a round trip and redis-py's per-command work once per turn).
 MAX_BATCH_HOLDERS = 256  # a fuller batch is sent as it is and a new one opened
-_soft_batches: weakref.WeakKeyDictionary[aioredis.Redis, TurnBatcher[str, _Call, Any]] = (
-    weakref.WeakKeyDictionary()
+_SOFT_BATCHES: TurnBatcher[tuple[aioredis.Redis, str], _Call, Any] = TurnBatcher(
+    _send_soft, max_items=MAX_BATCH_HOLDERS
 )
-
-
-def _soft_batcher(client: aioredis.Redis) -> TurnBatcher[str, _Call, Any]:
-    """The client's SOFT calls of one event-loop turn go as one script call per store
-    (group commit: a cart's change costs a round trip and redis-py's work once per turn)."""
-    batcher = _soft_batches.get(client)
-    if batcher is None:
-
-        async def send(store_id: str, calls: list[_Call]) -> Any:
-            return await _run_reserve(client, store_id, "SOFT", calls)
-
-        batcher = _soft_batches[client] = TurnBatcher(send, max_items=MAX_BATCH_HOLDERS)
-    return batcher
 
 
 async def reserve(
@@ -121,7 +112,7 @@ async def reserve(
         call.keys.append(keys.inventory(store_id, sku))
         call.args.extend((sku, lines[sku]))
     if mode == "SOFT" and target == holder:
-        answer = await _soft_batcher(client).submit(store_id, call)
+        answer = await _SOFT_BATCHES.submit((client, store_id), call)
     else:
         (answer,) = await _run_reserve(client, store_id, mode, [call])
     status = answer[0]

@@ -310,7 +310,8 @@ async def reserve_lines(
         )
 
     if mode == "SOFT" and target == holder:
-        # journaled in the script's own step; the batch writer records it
+        # journaled in the script's own step (shared with the store's other SOFT calls of
+        # this loop turn); the batch writer records it
         soft = await _gated(session, redis, store_id, call)
         if soft.changed:
             uow.on_rollback(session, _soft_undo(redis, store_id, holder, soft, expires, now))
