@@ -104,17 +104,29 @@ def _frozen_after_startup(app: Any) -> Any:
     return frozen
 
 
-def command(server: Server, *, host: str, port: int, workers: int = 1) -> list[str]:
-    """The argv of a server process on ``host:port`` (a ``qc balance`` replica)."""
+def command(
+    server: Server,
+    *,
+    host: str,
+    port: int,
+    workers: int = 1,
+    target: str = TARGET,
+    factory: bool = True,
+) -> list[str]:
+    """The argv of a server process on ``host:port`` run as :func:`run` runs it (a ``qc
+    balance`` replica; the benches' API, and their reference apps as ``target``)."""
+    called = ("--factory",) if factory else ()
     if server == "granian":
         return [
-            *(sys.executable, "-m", "granian", TARGET, "--factory", "--interface", "asgi"),
+            *(sys.executable, "-m", "granian", target, *called, "--interface", "asgi"),
             *("--host", host, "--port", str(port), "--workers", str(workers)),
             *("--log-level", "warning", "--no-access-log"),
             *("--workers-kill-timeout", str(GRACEFUL_S)),
         ]
+    if server != "uvicorn":
+        raise ValueError(f"unknown server {server}; one of granian, uvicorn")
     return [
-        *(sys.executable, "-m", "uvicorn", TARGET, "--factory", "--interface", "asgi3"),
+        *(sys.executable, "-m", "uvicorn", target, *called, "--interface", "asgi3"),
         *("--host", host, "--port", str(port), "--workers", str(workers)),
         *("--log-level", "warning", "--no-access-log", "--no-server-header"),
         # the served app reads X-Forwarded-For itself (above), uvicorn must not

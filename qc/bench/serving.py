@@ -13,17 +13,17 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import cast
 
 import httpx
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-SERVERS = ("uvicorn", "granian")
+from qc import serving
 
 
 async def bare_app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -76,45 +76,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _command(target: str, *, server: str, port: int, workers: int, factory: bool) -> list[str]:
-    if server == "granian":
-        args = [
-            sys.executable,
-            "-m",
-            "granian",
-            "--interface",
-            "asgi",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ]
-        return [*args, "--factory", target] if factory else [*args, target]
-    if server != "uvicorn":
-        raise ValueError(f"unknown server {server}; one of {', '.join(SERVERS)}")
-    args = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        target,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
-    return [*args, "--factory"] if factory else args
-
-
 @contextmanager
 def serve_process(
     target: str,
@@ -128,7 +89,15 @@ def serve_process(
     """``target`` under ``server`` on a free port with ``workers`` processes."""
     port = free_port()
     proc = subprocess.Popen(
-        _command(target, server=server, port=port, workers=workers, factory=factory),
+        # as qc serve runs it (its options, the workers' kill timeout)
+        serving.command(
+            cast(serving.Server, server),
+            host="127.0.0.1",
+            port=port,
+            workers=workers,
+            target=target,
+            factory=factory,
+        ),
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
