@@ -141,14 +141,7 @@ def closed_detail(name: str, opens_at: datetime | None) -> str:
 _STORES = """
     SELECT s.store_id, s.store_name, s.lat, s.lng, s.service_radius_m, s.service_zone,
            s.operating_hours, c.timezone,
-           (SELECT count(*) FROM orders o WHERE o.store_id = s.store_id
-              AND o.status IN ('CONFIRMED', 'PICKING', 'PARTIALLY_FULFILLED', 'PACKED'))
-             AS in_flight,
-           (SELECT count(*) FROM orders o WHERE o.store_id = s.store_id
-              AND o.status = 'CONFIRMED') AS waiting,
-           (SELECT count(*) FROM orders o WHERE o.store_id = s.store_id AND o.rider_id IS NULL
-              AND o.status IN ('CONFIRMED', 'PICKING', 'PARTIALLY_FULFILLED', 'PACKED'))
-             AS needing_rider,
+           f.in_flight, f.waiting, f.needing_rider,
            (SELECT avg(t.estimate_s) FROM pick_tasks t WHERE t.store_id = s.store_id
               AND t.status IN ('WAITING', 'PICKING') AND t.estimate_s > 0) AS pick_s,
            (SELECT count(*) FROM users u WHERE u.store_id = s.store_id
@@ -158,6 +151,12 @@ _STORES = """
            (SELECT count(*) FROM riders r WHERE r.home_store_id = s.store_id AND r.on_duty)
              AS on_duty
     FROM dark_stores s JOIN cities c ON c.city_id = s.city_id
+    -- the store's orders in flight read once for the three counts (a checkout reads it)
+    CROSS JOIN LATERAL (
+      SELECT count(*) AS in_flight, count(*) FILTER (WHERE o.status = 'CONFIRMED') AS waiting,
+        count(*) FILTER (WHERE o.rider_id IS NULL) AS needing_rider
+      FROM orders o WHERE o.store_id = s.store_id
+        AND o.status IN ('CONFIRMED', 'PICKING', 'PARTIALLY_FULFILLED', 'PACKED')) f
     WHERE s.is_operational"""
 _STORES_SQL = text(_STORES)
 # a checkout's store alone: its counts, not every store's
