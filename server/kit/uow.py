@@ -55,7 +55,11 @@ def idle(session: AsyncSession) -> bool:
     has nothing to do, and skipping it saves a greenlet round trip (~30-60 µs) for the
     units of work that stayed in Redis (a cart's soft hold, a fix, a flash join)."""
     sync = session.sync_session
-    return not sync.in_transaction() and not (sync.new or sync.dirty or sync.deleted)
+    if sync.in_transaction() or sync.new:
+        return False
+    # dirty or deleted objects are in the identity map: an empty one spares building both
+    # sets (a few µs, twice per unit of work)
+    return not sync.identity_map or not (sync.dirty or sync.deleted)
 
 
 async def commit(session: AsyncSession) -> None:
