@@ -15,7 +15,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import (
     APIRouter,
@@ -30,11 +30,13 @@ from fastapi import (
     status,
 )
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 
 from server.catalog.routes import NO_STORE
 from server.flash import checkout as flash_checkout
 from server.flash import entries, sales
 from server.flash.hub import FINAL
+from server.flash.quick import QueueRoute, bearer_of, limited_customer, quick, sale_id_of
 from server.identity.models import User
 from server.kit import ratelimit, sockets
 from server.kit.deps import (
@@ -48,7 +50,7 @@ from server.kit.deps import (
 )
 from server.kit.errors import Forbidden
 from server.kit.openapi import problem_responses
-from server.kit.resources import resources_of
+from server.kit.resources import Resources, resources_of
 from server.orders.routes import answer_checkout_once
 from shared.enums import Role
 from shared.schemas.common import Page
@@ -61,7 +63,7 @@ from shared.schemas.flash import (
 )
 from shared.schemas.orders import CheckoutRequest, OrderPublic
 
-router = APIRouter(prefix="/v1/flash-sales", tags=["flash"])
+router = APIRouter(prefix="/v1/flash-sales", tags=["flash"], route_class=QueueRoute)
 ws_router = APIRouter(tags=["flash"])
 
 SaleId = Annotated[uuid.UUID, Path(description="the flash sale")]
@@ -105,6 +107,48 @@ async def _limited_customer(
 
 
 FlashCustomer = Annotated[User, Depends(_limited_customer)]
+
+
+async def _quick_customer(
+    request: Request, resources: Resources, *, per_address: bool
+) -> User | None:
+    """``FlashCustomer`` (and ``_per_ip`` if asked) for a quick route; None: FastAPI's."""
+    credentials = bearer_of(request)
+    if credentials is None:
+        return None
+    return await limited_customer(
+        request,
+        resources,
+        credentials,
+        limits=[lambda user: _limited_customer(resources, user, resources.settings)],
+        per_address=_per_ip if per_address else None,
+    )
+
+
+async def _quick_join(request: Request) -> dict[str, Any] | None:
+    sale_id = sale_id_of(request)
+    if sale_id is None or request.headers.get("content-type") != "application/json":
+        return None
+    try:
+        body = FlashJoin.model_validate_json(await request.body())
+    except ValidationError:
+        return None
+    resources = resources_of(request.app)
+    user = await _quick_customer(request, resources, per_address=True)
+    if user is None:
+        return None
+    return {"sale_id": sale_id, "body": body, "resources": resources, "user": user}
+
+
+async def _quick_entry(request: Request) -> dict[str, Any] | None:
+    sale_id = sale_id_of(request)
+    if sale_id is None or request.scope["query_string"]:  # a store_id: FastAPI checks it
+        return None
+    resources = resources_of(request.app)
+    user = await _quick_customer(request, resources, per_address=False)
+    if user is None:
+        return None
+    return {"sale_id": sale_id, "resources": resources, "user": user}
 
 
 @router.post(
@@ -205,6 +249,7 @@ async def stop_sale(
     dependencies=[Depends(_per_ip)],
     responses=problem_responses(401, 403, 404, 409, 429, 503),
 )
+@quick(_quick_join)
 async def join(
     sale_id: SaleId,
     body: FlashJoin,
@@ -230,6 +275,7 @@ async def join(
     summary="Where I stand in the line (for clients without the websocket)",
     responses=problem_responses(401, 403, 404, 429, 503),
 )
+@quick(_quick_entry)
 async def my_entry(
     sale_id: SaleId,
     resources: ResourcesDep,
