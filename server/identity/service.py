@@ -21,10 +21,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
+from typing import Any
 
 import jwt
 import orjson
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -32,6 +34,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from server.identity.models import User
 from server.kit import keys, scripts
 from server.kit.cache import TTLCache
+from server.kit.coalesce import TurnBatcher
 from server.kit.errors import Unauthorized
 
 # scrypt parameters: ~30 ms per check on a laptop core; PINs are short, so login is
@@ -181,14 +184,66 @@ async def get_active_user(session: AsyncSession, *, claims: TokenClaims) -> User
     return _checked(await session.get(User, claims.user_id), claims)
 
 
+async def _read_states(redis: aioredis.Redis, names: list[str]) -> list[Any]:
+    if len(names) == 1:
+        return [await redis.get(names[0])]
+    pipe = redis.pipeline(transaction=False)  # per key: a cluster's keys are on many nodes
+    for name in names:
+        pipe.get(name)
+    return list(await pipe.execute())
+
+
+async def _load_users(
+    redis: aioredis.Redis,
+    sessions: async_sessionmaker[AsyncSession],
+    ids: list[uuid.UUID],
+) -> list[User | None]:
+    """The users of one turn's cache misses by one query, their states cached by one
+    pipeline (one ``identity/fill`` each)."""
+    async with sessions() as session:
+        rows = await session.exec(select(User).where(col(User.id).in_(set(ids))))
+        found = {user.id: user for user in rows.all()}
+    fills = []
+    for user in found.values():
+        state = {f: getattr(user, f) for f in _CACHED}
+        state["tokens_valid_after"] = _micros(user.tokens_valid_after)
+        fills.append(
+            (keys.auth_user(str(user.id)), orjson.dumps(state), state["tokens_valid_after"])
+        )
+    if len(fills) == 1:
+        key, entry, after = fills[0]
+        await scripts.run(redis, "identity/fill", keys=[key], args=[entry, after, AUTH_TTL_S])
+    elif fills:
+        fill = scripts.SCRIPTS["identity/fill"]
+        for _ in range(2):  # again once Redis has the script
+            pipe = redis.pipeline(transaction=False)
+            for key, entry, after in fills:
+                pipe.evalsha(fill.sha, 1, key, entry, after, AUTH_TTL_S)
+            try:
+                await pipe.execute()
+                break
+            except NoScriptError:
+                await redis.script_load(fill.source)
+    return [found.get(user_id) for user_id in ids]
+
+
+# the auth reads of one event-loop turn (a crowd's requests) go to Redis as one pipeline,
+# and their misses to PostgreSQL as one query: each request's own read, a call's cost
+# paid once per turn
+_state_reads: TurnBatcher[aioredis.Redis, str, Any] = TurnBatcher(_read_states, max_items=500)
+_user_loads: TurnBatcher[
+    tuple[aioredis.Redis, async_sessionmaker[AsyncSession]], uuid.UUID, User | None
+] = TurnBatcher(lambda on, ids: _load_users(*on, ids), max_items=500)
+
+
 async def current_user(
     redis: aioredis.Redis, sessions: async_sessionmaker[AsyncSession], *, claims: TokenClaims
 ) -> User:
     """``get_active_user`` from the cached auth state; on a miss (or a revocation mark)
     from PostgreSQL in a transaction of its own, ended before this returns (the caller's
-    handler may need the pool's connection), and cached unless a newer mark forbids it."""
-    key = keys.auth_user(str(claims.user_id))
-    raw = await redis.get(key)
+    handler may need the pool's connection), and cached unless a newer mark forbids it.
+    Both reads are batched per event-loop turn (``_state_reads``, ``_user_loads``)."""
+    raw = await _state_reads.submit(redis, keys.auth_user(str(claims.user_id)))
     cached = scripts.text(raw) if raw is not None else None
     if cached is not None and not cached.startswith(_REVOKED):
         entry = cached
@@ -206,18 +261,7 @@ async def current_user(
             )
 
         return _checked(await _built.get_or_load((claims.user_id, entry), build), claims)
-    async with sessions() as session:
-        found = await session.get(User, claims.user_id)
-    if found is not None:
-        state = {f: getattr(found, f) for f in _CACHED}
-        state["tokens_valid_after"] = _micros(found.tokens_valid_after)
-        await scripts.run(
-            redis,
-            "identity/fill",
-            keys=[key],
-            args=[orjson.dumps(state), state["tokens_valid_after"], AUTH_TTL_S],
-        )
-    return _checked(found, claims)
+    return _checked(await _user_loads.submit((redis, sessions), claims.user_id), claims)
 
 
 async def _mark_revoked(
