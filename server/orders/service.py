@@ -70,9 +70,9 @@ async def transition(
         raise InvalidTransition(
             f"an order in {current} cannot move to {to}", current=current.value, target=to.value
         )
-    # the caller's other changes first; then the row, its event and the outbox row in one
-    # statement: the row's lock, held to commit, numbers one order's events in commit order
-    await session.flush()
+    # the row, its event and the outbox row in one statement (db.execute flushes the
+    # caller's other changes first): the row's lock, held to commit, numbers one order's
+    # events in commit order
     written = await db.execute(
         session,
         _TRANSITION[to],
