@@ -69,12 +69,12 @@ async def limited_customer(
     resources: Resources,
     credentials: HTTPAuthorizationCredentials,
     *,
-    limits: list[Callable[[User], Awaitable[Any]]],
+    limit: Callable[[User], Awaitable[Any]],
     per_address: Callable[[Request], Awaitable[None]] | None = None,
 ) -> User:
-    """The token's customer under the route's limits, refusals as FastAPI gives them: the
-    per-address limit first (FastAPI solves route dependencies before the user), then
-    401/403, then the limits. The hits go to Redis together (one batched call), so a
+    """The token's customer under the route's ``limit``, refusals as FastAPI gives them:
+    the per-address limit first (FastAPI solves route dependencies before the user), then
+    401/403, then the customer's. The hits go to Redis together (one batched call), so a
     request the address limit refuses also counts for the customer."""
     try:
         user = await _customer_role(await get_current_user(resources, credentials))
@@ -82,12 +82,17 @@ async def limited_customer(
         if per_address is not None:
             await per_address(request)  # a 429 for the address comes before a 401
         raise
-    hits = [*(limit(user) for limit in limits)]
-    if per_address is not None:
-        hits.insert(0, per_address(request))
-    for outcome in await asyncio.gather(*hits, return_exceptions=True):
-        if isinstance(outcome, BaseException):
-            raise outcome
+    # the address's hit as a task scheduled before the customer's: both join this turn's
+    # batch; its refusal, if any, is the one given
+    address = asyncio.ensure_future(per_address(request)) if per_address is not None else None
+    try:
+        await limit(user)
+    except Exception:
+        if address is not None:
+            await address
+        raise
+    if address is not None:
+        await address
     return user
 
 

@@ -120,7 +120,7 @@ async def _quick_customer(
         request,
         resources,
         credentials,
-        limits=[lambda user: _limited_customer(resources, user, resources.settings)],
+        limit=lambda user: _limited_customer(resources, user, resources.settings),
         per_address=_per_ip if per_address else None,
     )
 
