@@ -25,7 +25,7 @@ from server.flash.sales import (
     sale_stores,
 )
 from server.identity.models import User
-from server.kit import keys, uow
+from server.kit import uow
 from server.kit.config import Settings
 from server.kit.db import transaction
 from server.kit.errors import NotFound
@@ -130,13 +130,13 @@ async def entry_view(
     ``view``: the line as the caller just read it."""
     sale_id = str(sale.sale_id)
     if view is None or not view.loaded:
-        view = await queue.positions(
-            redis, sale_id=sale_id, store_id=store_id, customers=[str(customer)]
+        view = await queue.position(
+            redis, sale_id=sale_id, store_id=store_id, customer=str(customer)
         )
     if not view.loaded:
         await load_line(session, redis, sale=sale, store_id=store_id, now=now, settings=settings)
-        view = await queue.positions(
-            redis, sale_id=sale_id, store_id=store_id, customers=[str(customer)]
+        view = await queue.position(
+            redis, sale_id=sale_id, store_id=store_id, customer=str(customer)
         )
     in_line = _in_line_view(
         view,
@@ -289,9 +289,9 @@ async def entry_store(
 ) -> str:
     """Which store's line a customer is in (their entry), else the one asked for, else
     the sale's only store."""
-    at = await redis.hget(keys.flash_entries(str(sale.sale_id)), str(customer))
+    at = await queue.entry_of(redis, sale_id=str(sale.sale_id), customer=str(customer))
     if at:
-        return at.decode() if isinstance(at, bytes) else str(at)
+        return at
     if asked:
         if asked not in stores:
             raise NotFound(f"the sale does not run at {asked}", code="store_not_in_sale")
@@ -318,8 +318,8 @@ async def my_entry(
     store = await entry_store(
         redis, sale=sale, customer=customer.id, asked=store_id, stores=list(stores)
     )
-    view = await queue.positions(
-        redis, sale_id=str(sale.sale_id), store_id=store, customers=[str(customer.id)]
+    view = await queue.position(
+        redis, sale_id=str(sale.sale_id), store_id=store, customer=str(customer.id)
     )
     if view.loaded:
         in_line = _in_line_view(

@@ -26,6 +26,7 @@ from typing import Any, Literal
 import redis.asyncio as aioredis
 
 from server.kit import keys, scripts
+from server.kit.coalesce import TurnBatcher
 from server.kit.errors import DomainError
 
 
@@ -119,7 +120,18 @@ async def _join(
     starts: float,
     limit: int,
 ) -> list[str]:
-    return [
+    line = (client, sale_id, store_id, max_slots, starts, limit)
+    return await _turn_joins.submit(line, (customer, now))
+
+
+async def _joins_of_turn(
+    line: tuple[aioredis.Redis, str, str, int, float, int], joining: list[tuple[str, float]]
+) -> list[list[str]]:
+    client, sale_id, store_id, max_slots, starts, limit = line
+    args: list[str | int] = [store_id, max_slots, repr(starts), limit]
+    for customer, now in joining:
+        args += (customer, repr(now))
+    answer = [
         scripts.text(v)
         for v in await scripts.run(
             client,
@@ -134,9 +146,17 @@ async def _join(
                 keys.flash_early(sale_id, store_id),
                 keys.flash_bought(sale_id),
             ],
-            args=[customer, store_id, max_slots, repr(now), repr(starts), limit],
+            args=args,
         )
     ]
+    return [answer[i : i + 7] for i in range(0, len(answer), 7)]
+
+
+# the joins of one event-loop turn to one line go to Redis as one call, in the order they
+# came (their tickets in that order): a crowd's joins share a call's cost
+_turn_joins: TurnBatcher[
+    tuple[aioredis.Redis, str, str, int, float, int], tuple[str, float], list[str]
+] = TurnBatcher(_joins_of_turn, max_items=500)
 
 
 async def record_bought(client: aioredis.Redis, *, sale_id: str, counts: dict[str, int]) -> None:
@@ -433,6 +453,46 @@ async def positions(
         customers=standing,
         early=int(answer[6]),
     )
+
+
+async def _positions_of_turn(
+    on: tuple[aioredis.Redis, str, str], customers: list[str]
+) -> list[LineView]:
+    client, sale_id, store_id = on
+    asked = list(dict.fromkeys(customers))
+    view = await positions(client, sale_id=sale_id, store_id=store_id, customers=asked)
+    return [view] * len(customers)
+
+
+async def _entries_of_turn(
+    on: tuple[aioredis.Redis, str], customers: list[str]
+) -> list[str | None]:
+    client, sale_id = on
+    found = await client.hmget(keys.flash_entries(sale_id), customers)
+    return [None if at is None else scripts.text(at) for at in found]
+
+
+# a crowd's polls of one event-loop turn share one call for their entries and one per
+# line for their places (each as fresh as its own: sent after all of them asked)
+_turn_positions: TurnBatcher[tuple[aioredis.Redis, str, str], str, LineView] = TurnBatcher(
+    _positions_of_turn, max_items=500
+)
+_turn_entries: TurnBatcher[tuple[aioredis.Redis, str], str, str | None] = TurnBatcher(
+    _entries_of_turn, max_items=500
+)
+
+
+async def position(
+    client: aioredis.Redis, *, sale_id: str, store_id: str, customer: str
+) -> LineView:
+    """``positions`` of one customer, asked with the turn's other askers of the line (the
+    view names them too)."""
+    return await _turn_positions.submit((client, sale_id, store_id), customer)
+
+
+async def entry_of(client: aioredis.Redis, *, sale_id: str, customer: str) -> str | None:
+    """The store whose line (or waiting room) the customer is in, if any."""
+    return await _turn_entries.submit((client, sale_id), customer)
 
 
 def wait_estimate(position: int, *, avg_slot_s: float | None, max_slots: int, slot_s: int) -> int:
