@@ -163,9 +163,10 @@ async def touch_cart(
     """The customer's cart, locked to the end of the transaction and stamped ``now``; a
     detached copy (changing it writes nothing)."""
     row = await (await db.execute(session, _TOUCH, {"now": now, "cart": cart_id})).fetchone()
-    if row is None or row[2] != user.id:
+    cart = None if row is None else _cart(row)
+    if cart is None or cart.user_id != user.id:
         raise NotFound("no such cart", code="cart_not_found")
-    return _cart(row)
+    return cart
 
 
 def _cart(row: tuple[Any, ...]) -> Cart:
