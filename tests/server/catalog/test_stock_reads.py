@@ -42,7 +42,7 @@ async def test_pages_asked_together_share_one_call_and_get_their_own_stock(clean
         assert pages == [[5, 0], [7, 5, 0], []]
         # one script call; inside it each SKU read once (A is on two pages)
         assert calls == Counter({"cmdstat_evalsha": 1, "cmdstat_hget": 4})
-        assert reads.open == {}
+        assert reads.pages.open == {}
     finally:
         await redis.aclose()
 
