@@ -35,7 +35,7 @@ from sqlalchemy.sql.expression import bindparam
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.kit import db, uow
-from server.kit.errors import PROBLEM_JSON, Conflict, DomainError, Unprocessable
+from server.kit.errors import PROBLEM_JSON, Conflict, DomainError, InProgress, Unprocessable
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +218,7 @@ async def run_once(
         assert taken.replay is not None
         return taken.replay
     except DomainError as exc:
-        if exc.status >= 500:
+        if exc.status >= 500 or isinstance(exc, InProgress):
             await _forget(sessions, claim)  # nothing was done: a retry starts afresh
             raise
         return await _store_after(sessions, claim, exc.status, exc.problem())

@@ -97,3 +97,10 @@ async def had_expired_hold(
         {"s": store_id, "h": holder},
     )
     return found.first() is not None
+
+
+async def hold_moved(redis: aioredis.Redis, *, store_id: str, holder: str) -> bool:
+    """Whether the holder's hold was moved to an order by a checkout (``reserve.lua``'s
+    mark): on a cart still active, that checkout's transaction died after the move, and
+    the reconciler puts the hold back from the books."""
+    return await redis.hget(keys.hold(store_id, holder), "_state") == "MOVED"

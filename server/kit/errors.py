@@ -41,6 +41,18 @@ class Conflict(DomainError):
     status, code, title = 409, "conflict", "Conflict"
 
 
+class InProgress(Conflict):
+    """What the request needs is still being settled (e.g. a crashed request's change being
+    put back): not the request's answer, so an Idempotency-Key does not keep it; the same
+    request may succeed shortly."""
+
+    code = "request_in_progress"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.headers = {"Retry-After": "5"}
+
+
 class Unauthorized(DomainError):
     status, code, title = 401, "not_authenticated", "Not authenticated"
 

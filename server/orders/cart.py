@@ -21,10 +21,10 @@ from server.idempotency.service import Claim
 from server.identity.models import User
 from server.inventory import service as inventory
 from server.inventory.errors import HoldNotActive, InsufficientStock, UnknownSku
-from server.inventory.queries import had_expired_hold, held_lines
+from server.inventory.queries import had_expired_hold, held_lines, hold_moved
 from server.kit import db
 from server.kit.config import Settings
-from server.kit.errors import Conflict, NotFound, Unprocessable
+from server.kit.errors import Conflict, InProgress, NotFound, Unprocessable
 from server.orders import flows
 from server.orders.flows import CheckoutOutcome, CheckoutSource, Purchase
 from server.orders.models import Cart
@@ -371,6 +371,11 @@ class _CartSource(CheckoutSource):
         if not lines:
             if await _had_expired_lines(session, self._redis, cart):
                 raise CartExpired("the cart's holds expired; start a new cart")
+            if await hold_moved(self._redis, store_id=cart.store_id, holder=str(cart.cart_id)):
+                raise InProgress(
+                    "this cart's last checkout stopped midway; its items are being put "
+                    "back: retry in a minute"
+                )
             raise Unprocessable("the cart is empty", code="cart_empty")
         self._cart, self._held = cart, {h.sku_id: h.quantity for h in lines}
         return Purchase(

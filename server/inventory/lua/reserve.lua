@@ -35,6 +35,10 @@ local function reserve(k, a)
   -- a checkout retried after its hold already moved to the order must not touch it again
   if moved_to ~= hold and redis.call('EXISTS', moved_to) == 1 then return {'STATE', 'MOVED'} end
   local state = redis.call('HGET', hold, '_state')
+  if state == 'MOVED' then  -- a cart again after its checkout gave the hold back
+    redis.call('DEL', hold)
+    state = nil
+  end
   if state and state ~= 'SOFT' and not (state == 'HARD' and mode == 'HARD') then
     return {'STATE', state}
   end
@@ -100,6 +104,10 @@ local function reserve(k, a)
   if moved_to ~= hold then
     redis.call('DEL', moved_to)
     redis.call('RENAME', hold, moved_to)
+    -- the cart remembers its hold moved: a checkout after this one's transaction died
+    -- (before the reconciler put the hold back) is told to retry, not that it is empty
+    redis.call('HSET', hold, '_state', 'MOVED', '_to', new_holder)
+    redis.call('EXPIRE', hold, 3600)
   end
   redis.call('ZADD', KEYS[2], expires, new_holder)
   return out
