@@ -33,7 +33,11 @@ local function reserve(k, a)
   local holder, new_holder, expires, now = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
   local n = tonumber(ARGV[a + 4])
   -- a checkout retried after its hold already moved to the order must not touch it again
-  if moved_to ~= hold and redis.call('EXISTS', moved_to) == 1 then return {'STATE', 'MOVED'} end
+  -- (a hold moved back over the mark a move left, e.g. order -> flash token, may)
+  if moved_to ~= hold and redis.call('EXISTS', moved_to) == 1
+    and redis.call('HGET', moved_to, '_state') ~= 'MOVED' then
+    return {'STATE', 'MOVED'}
+  end
   local state = redis.call('HGET', hold, '_state')
   if state == 'MOVED' then  -- a cart again after its checkout gave the hold back
     redis.call('DEL', hold)
