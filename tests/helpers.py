@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 import httpx
+import psycopg
 import uvicorn
 from textual.app import App
 from textual.pilot import Pilot
@@ -163,4 +164,16 @@ def another_store(database_url: str, store_id: str, city_id: str = "BLR") -> str
             (city_id, store_id),
         ).fetchone()
     assert row is not None, f"the seeded city has no store besides {store_id}"
+    return str(row[0])
+
+
+def stocked_sku(database_url: str, store_id: str, *, at_least: int = 10) -> str:
+    """The first SKU (by id) the store has at least ``at_least`` units of."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT sku_id FROM store_inventory WHERE store_id = %s AND available_qty >= %s "
+            "ORDER BY sku_id LIMIT 1",
+            (store_id, at_least),
+        ).fetchone()
+    assert row is not None
     return str(row[0])

@@ -8,32 +8,20 @@ from __future__ import annotations
 import uuid
 
 import httpx
-import psycopg
 
 from server.inventory import engine
 from server.inventory.reconcile import find_drift, reconcile_store
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
 from tests.conftest import Stack
-from tests.helpers import login
+from tests.helpers import login, stocked_sku
 from tests.server.flash.flash_helpers import ADDRESS, STORE
-
-
-def _sku(url: str) -> str:
-    with psycopg.connect(url) as conn:
-        row = conn.execute(
-            "SELECT sku_id FROM store_inventory WHERE store_id = %s AND available_qty >= 10 "
-            "ORDER BY sku_id LIMIT 1",
-            (STORE,),
-        ).fetchone()
-    assert row is not None
-    return str(row[0])
 
 
 async def test_a_retry_after_a_checkout_died_midway_waits_for_the_repair(
     stack: Stack, client: httpx.AsyncClient
 ) -> None:
-    sku = _sku(stack.database_url)
+    sku = stocked_sku(stack.database_url, STORE)
     headers = await login(client, "customer.001", DEMO_SECRETS[Role.CUSTOMER])
     cart = (await client.post("/v1/carts", json={"store_id": STORE}, headers=headers)).json()
     r = await client.put(
