@@ -5,8 +5,9 @@ Real parts only: three ``uvicorn server.app:create_app`` processes on the sessio
 PostgreSQL and Valkey, Debian's HAProxy in front with health checks on ``/healthz``
 (``qc.balance``), customers over real HTTP and websockets through the balancer. A
 customer repeats what failed in a retryable way (a connection cut, 502/503/504 from the
-balancer, 429, 409 ``request_in_progress`` while the dead replica's claim ages) with the
-same Idempotency-Key, as the API asks; anything else is a final answer.
+balancer, 429, 409 ``request_in_progress`` while the dead replica's claim ages or the
+hold its checkout had moved is put back) with the same Idempotency-Key, as the API asks;
+anything else is a final answer.
 
 Proven from PostgreSQL afterwards: every checkout key has exactly one order and every
 201 its order (none lost, none doubled), the sale sold exactly its units and no more (no
