@@ -167,13 +167,16 @@ def another_store(database_url: str, store_id: str, city_id: str = "BLR") -> str
     return str(row[0])
 
 
-def stocked_sku(database_url: str, store_id: str, *, at_least: int = 10) -> str:
-    """The first SKU (by id) the store has at least ``at_least`` units of."""
+def stocked_skus(database_url: str, store_id: str, n: int, *, at_least: int = 0) -> list[str]:
+    """The store's first ``n`` SKUs (by id) with at least ``at_least`` units available."""
     with psycopg.connect(database_url) as conn:
-        row = conn.execute(
-            "SELECT sku_id FROM store_inventory WHERE store_id = %s AND available_qty >= %s "
-            "ORDER BY sku_id LIMIT 1",
-            (store_id, at_least),
-        ).fetchone()
-    assert row is not None
-    return str(row[0])
+        found = [
+            str(r[0])
+            for r in conn.execute(
+                "SELECT sku_id FROM store_inventory WHERE store_id = %s AND available_qty >= %s "
+                "ORDER BY sku_id LIMIT %s",
+                (store_id, at_least, n),
+            )
+        ]
+    assert len(found) == n, f"{store_id} has {len(found)} SKUs with {at_least}+ units, not {n}"
+    return found

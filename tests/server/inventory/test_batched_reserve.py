@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import psycopg
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +23,7 @@ from server.kit import redis as qredis
 from server.kit.clock import Clock
 from server.kit.config import Settings
 from server.kit.db import transaction
+from tests.helpers import stocked_skus
 from tests.server.inventory.helpers import (
     ledger_sum,
     pg_stock,
@@ -34,17 +34,6 @@ from tests.server.inventory.helpers import (
 
 STORE = "BLR-KOR"
 UNKNOWN = "NO-SUCH-SKU"
-
-
-def _skus(database_url: str, n: int) -> list[str]:
-    with psycopg.connect(database_url) as conn:
-        return [
-            r[0]
-            for r in conn.execute(
-                "SELECT sku_id FROM store_inventory WHERE store_id = %s ORDER BY sku_id LIMIT %s",
-                (STORE, n),
-            )
-        ]
 
 
 async def _stocked(stack, available: dict[str, int]) -> None:
@@ -64,7 +53,7 @@ async def _soft(sessions, redis, clock, holder: str, lines: dict[str, int]):
 
 
 async def test_one_turn_of_soft_holds_each_get_their_own_outcome(stack) -> None:
-    a, b = _skus(stack.database_url, 2)
+    a, b = stocked_skus(stack.database_url, STORE, 2)
     await _stocked(stack, {a: 3, b: 3})
     ledger_before = {s: ledger_sum(stack.database_url, STORE, s) for s in (a, b)}
     hard = f"order-{uuid.uuid4().hex[:8]}"
@@ -137,7 +126,7 @@ class Refused(Exception):
 
 
 async def test_a_failed_unit_of_work_undoes_its_own_hold_only(stack) -> None:
-    (a,) = _skus(stack.database_url, 1)
+    (a,) = stocked_skus(stack.database_url, STORE, 1)
     await _stocked(stack, {a: 5})
 
     async def failing() -> None:
@@ -168,7 +157,7 @@ async def test_a_failed_unit_of_work_undoes_its_own_hold_only(stack) -> None:
 
 
 async def test_a_batch_on_an_unloaded_store_is_refused_then_loaded_by_the_service(stack) -> None:
-    (a,) = _skus(stack.database_url, 1)
+    (a,) = stocked_skus(stack.database_url, STORE, 1)
     await _stocked(stack, {a: 5})
     await stack.redis.delete(keys.store_ready(STORE))
     now = stack.clock.now().timestamp()
@@ -211,7 +200,7 @@ REQUESTS = st.lists(
 def test_a_turn_of_soft_holds_ends_as_the_same_calls_one_by_one(stack) -> None:
     """Random carts asking at once: each outcome is the one the same asks would get one
     after the other (a model), the stock never goes negative, the books end exact."""
-    skus = _skus(stack.database_url, 3)
+    skus = stocked_skus(stack.database_url, STORE, 3)
     for sku in skus:
         set_stock(stack.database_url, STORE, sku, 5)
     loop = asyncio.new_event_loop()

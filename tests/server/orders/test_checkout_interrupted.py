@@ -14,14 +14,14 @@ from server.inventory.reconcile import find_drift, reconcile_store
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
 from tests.conftest import Stack
-from tests.helpers import login, stocked_sku
+from tests.helpers import login, stocked_skus
 from tests.server.flash.flash_helpers import ADDRESS, STORE
 
 
 async def test_a_retry_after_a_checkout_died_midway_waits_for_the_repair(
     stack: Stack, client: httpx.AsyncClient
 ) -> None:
-    sku = stocked_sku(stack.database_url, STORE)
+    [sku] = stocked_skus(stack.database_url, STORE, 1, at_least=10)
     headers = await login(client, "customer.001", DEMO_SECRETS[Role.CUSTOMER])
     cart = (await client.post("/v1/carts", json={"store_id": STORE}, headers=headers)).json()
     r = await client.put(

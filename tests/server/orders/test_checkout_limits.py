@@ -13,7 +13,7 @@ from server.kit.config import Settings
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
 from tests.conftest import Services, settings_for
-from tests.helpers import login, stocked_sku
+from tests.helpers import login, stocked_skus
 
 STORE = "BLR-KOR"
 ADDRESS = {
@@ -60,7 +60,7 @@ def _orders(url: str) -> int:
 async def test_a_customer_past_the_checkout_limit_gets_429(
     city: Services, client: httpx.AsyncClient
 ) -> None:
-    sku = stocked_sku(city.database_url, STORE)
+    [sku] = stocked_skus(city.database_url, STORE, 1, at_least=10)
     headers = await login(client, "customer.001", DEMO_SECRETS[Role.CUSTOMER])
     carts = [await _cart(client, headers, sku) for _ in range(3)]
     answers = [await _checkout(client, headers, cart_id) for cart_id in carts]
@@ -78,7 +78,7 @@ async def test_a_customer_past_the_checkout_limit_gets_429(
 async def test_one_address_past_its_checkout_limit_gets_429_for_every_customer(
     city: Services, client: httpx.AsyncClient
 ) -> None:
-    sku = stocked_sku(city.database_url, STORE)
+    [sku] = stocked_skus(city.database_url, STORE, 1, at_least=10)
     statuses = []
     for n in range(1, 6):  # five customers, one checkout each, all from one address
         headers = await login(client, f"customer.{n:03d}", DEMO_SECRETS[Role.CUSTOMER])
