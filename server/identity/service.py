@@ -27,7 +27,6 @@ from typing import Any
 import jwt
 import orjson
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -241,20 +240,10 @@ async def _load_users(
         fills.append(
             (keys.auth_user(str(user.id)), orjson.dumps(state), state["tokens_valid_after"])
         )
-    if len(fills) == 1:
-        key, entry, after = fills[0]
-        await scripts.run(redis, "identity/fill", keys=[key], args=[entry, after, AUTH_TTL_S])
-    elif fills:
-        fill = scripts.SCRIPTS["identity/fill"]
-        for _ in range(2):  # again once Redis has the script
-            pipe = redis.pipeline(transaction=False)
-            for key, entry, after in fills:
-                pipe.evalsha(fill.sha, 1, key, entry, after, AUTH_TTL_S)
-            try:
-                await pipe.execute()
-                break
-            except NoScriptError:
-                await redis.script_load(fill.source)
+    if fills:  # fill.lua writes only over nothing or a mark its read includes: rerunnable
+        await scripts.run_each(
+            redis, "identity/fill", [([k], [entry, after, AUTH_TTL_S]) for k, entry, after in fills]
+        )
     return [found.get(user_id) for user_id in ids]
 
 

@@ -86,6 +86,32 @@ async def run(
         return await client.evalsha(script.sha, len(keys), *keys, *args)
 
 
+async def run_each(
+    client: aioredis.Redis,
+    name: str,
+    calls: Sequence[tuple[Sequence[KeyT], Sequence[EncodableT]]],
+) -> list[Any]:
+    """Script ``name`` once per ``(keys, args)`` of ``calls``, pipelined (one round trip;
+    not atomic together: each call is its own step, so the script must be harmless to run
+    again, as the whole pipeline is after a NOSCRIPT)."""
+    if len(calls) == 1:
+        (keys, args), *_ = calls
+        return [await run(client, name, keys=keys, args=args)]
+    script = SCRIPTS[name]
+
+    def pipelined() -> Any:
+        pipe = client.pipeline(transaction=False)
+        for keys, args in calls:
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+        return pipe
+
+    try:
+        return list(await pipelined().execute())
+    except NoScriptError:
+        await client.script_load(script.source)
+        return list(await pipelined().execute())
+
+
 def text(value: Any) -> str:
     """One item of a script's answer as text (bytes unless the client decodes them)."""
     return value.decode() if isinstance(value, bytes) else str(value)

@@ -51,3 +51,25 @@ async def test_one_replica_holds_a_lease_until_it_lapses(redis: aioredis.Redis) 
     assert not await second.holds_lease()
     await redis.delete(keys.lease("scripts-test"))
     assert await second.holds_lease() and not await first.holds_lease()
+
+
+async def test_a_pipeline_of_calls_runs_again_after_redis_forgot_the_script(
+    redis: aioredis.Redis,
+) -> None:
+    stock = [keys.inventory("SCRIPTS-TEST", sku) for sku in ("A", "B")]
+    await redis.hset(stock[0], "available", 3)
+    await redis.hset(stock[1], "available", 0)
+    await redis.script_flush()
+    calls = [
+        ([stock[0]], []),
+        ([stock[1], stock[0]], []),
+        ([keys.inventory("SCRIPTS-TEST", "C")], []),
+    ]
+    # NOSCRIPT: loaded and the whole pipeline run again, each call its own answer in order
+    answers = await scripts.run_each(redis, "catalog/available", calls)
+    assert [[int(v) if v is not None else None for v in a] for a in answers] == [
+        [3],
+        [0, 3],
+        [None],
+    ]
+    assert await redis.script_exists(scripts.SCRIPTS["catalog/available"].sha) == [True]
