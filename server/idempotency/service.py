@@ -35,7 +35,7 @@ from sqlalchemy.sql.expression import bindparam
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.kit import db, uow
-from server.kit.errors import PROBLEM_JSON, Conflict, DomainError, InProgress, Unprocessable
+from server.kit.errors import PROBLEM_JSON, DomainError, InProgress, Unprocessable
 
 log = logging.getLogger(__name__)
 
@@ -178,10 +178,9 @@ def _taken(row: Any, fingerprint: str) -> _KeyTaken:
         )
     if row.status_code is None:
         return _KeyTaken(
-            refusal=Conflict(
+            refusal=InProgress(
                 "a request with this Idempotency-Key is still running (or stopped "
-                "without an answer: retry in a minute)",
-                code="request_in_progress",
+                "without an answer: retry in a minute)"
             )
         )
     return _KeyTaken(replay=_response(row.status_code, row.body, replayed=True))
@@ -208,10 +207,7 @@ async def run_once(
             except _OtherAttempt:
                 continue
         else:
-            raise Conflict(
-                "a request with this Idempotency-Key changed hands; retry",
-                code="request_in_progress",
-            )
+            raise InProgress("a request with this Idempotency-Key changed hands; retry")
     except _KeyTaken as taken:
         if taken.refusal is not None:
             raise taken.refusal from None

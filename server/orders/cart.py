@@ -373,8 +373,8 @@ class _CartSource(CheckoutSource):
                 raise CartExpired("the cart's holds expired; start a new cart")
             if await hold_moved(self._redis, store_id=cart.store_id, holder=str(cart.cart_id)):
                 raise InProgress(
-                    "this cart's last checkout stopped midway; its items are being put "
-                    "back: retry in a minute"
+                    "this cart's last checkout stopped midway and its items are being put "
+                    "back (within a minute): retry with the same request"
                 )
             raise Unprocessable("the cart is empty", code="cart_empty")
         self._cart, self._held = cart, {h.sku_id: h.quantity for h in lines}
