@@ -208,3 +208,32 @@ async def test_a_join_costs_the_same_commands_in_an_empty_room_and_in_a_crowd(cl
         assert joined.status == "WAITING" and joined.ticket == 20_004 and joined.rank == 20_003
     finally:
         await redis.aclose()
+
+
+async def test_one_turns_joins_are_one_call_with_tickets_in_the_order_they_came(clean) -> None:
+    """The joins of one event-loop turn to a line go to Valkey as one ``join.lua`` call
+    (``queue._turn_joins``): each its own answer, tickets in the order the joins came, a
+    customer joining twice in the turn keeps the first ticket."""
+    if is_cluster_url(clean.redis_url) or not clean.embedded:
+        pytest.skip("commandstats counted on the suite's own single-node Valkey")
+    redis = create_redis(clean.redis_url)
+    sale = "turn-test"
+
+    async def one(who: str) -> queue.Joined:
+        return await queue.join(
+            redis, sale_id=sale, store_id=STORE, customer=who, max_slots=0, now=2, starts=1,
+            limit=1,
+        )  # fmt: skip
+
+    try:
+        await _fresh_line(redis, sale, started=True)
+        await one("warm")  # the script loaded: not counted below
+        before = await redis.info("commandstats")
+        people = ["p", "q", "r", "q", "s"]
+        answers = await asyncio.gather(*(one(who) for who in people))
+        after = await redis.info("commandstats")
+        assert after["cmdstat_evalsha"]["calls"] - before["cmdstat_evalsha"]["calls"] == 1
+        assert [a.status for a in answers] == ["WAITING"] * 5
+        assert [a.ticket for a in answers] == [2, 3, 4, 3, 5]
+    finally:
+        await redis.aclose()
