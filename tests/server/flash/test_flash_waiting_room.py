@@ -237,3 +237,41 @@ async def test_one_turns_joins_are_one_call_with_tickets_in_the_order_they_came(
         assert [a.ticket for a in answers] == [2, 3, 4, 3, 5]
     finally:
         await redis.aclose()
+
+
+async def test_one_turns_polls_are_one_call_each_with_each_askers_place(clean) -> None:
+    """The polls of one event-loop turn share one ``HMGET`` for their entries
+    (``queue._turn_entries``) and one ``positions.lua`` call per line
+    (``queue._turn_positions``); each asker gets its own entry and place, a repeated asker
+    the same, a customer not in line none."""
+    if is_cluster_url(clean.redis_url) or not clean.embedded:
+        pytest.skip("commandstats counted on the suite's own single-node Valkey")
+    redis = create_redis(clean.redis_url)
+    sale = "poll-turn-test"
+
+    try:
+        await _fresh_line(redis, sale, started=True)
+        for who in ["a", "b", "c"]:
+            await queue.join(
+                redis, sale_id=sale, store_id=STORE, customer=who, max_slots=0, now=2,
+                starts=1, limit=1,
+            )  # fmt: skip
+        await queue.position(redis, sale_id=sale, store_id=STORE, customer="a")  # loaded
+        askers = ["c", "a", "x", "c"]
+        before = await redis.info("commandstats")
+        entries = await asyncio.gather(
+            *(queue.entry_of(redis, sale_id=sale, customer=who) for who in askers)
+        )
+        middle = await redis.info("commandstats")
+        views = await asyncio.gather(
+            *(queue.position(redis, sale_id=sale, store_id=STORE, customer=who) for who in askers)
+        )
+        after = await redis.info("commandstats")
+    finally:
+        await redis.aclose()
+    assert middle["cmdstat_hmget"]["calls"] - before.get("cmdstat_hmget", {}).get("calls", 0) == 1
+    assert after["cmdstat_evalsha"]["calls"] - middle["cmdstat_evalsha"]["calls"] == 1
+    assert entries == [STORE, STORE, None, STORE]
+    places = [view.customers[who].rank for view, who in zip(views, askers, strict=True)]
+    assert places == [2, 0, None, 2]
+    assert views[0].waiting == 3
