@@ -16,12 +16,12 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from server.catalog import service
 from server.catalog.models import Product
-from server.catalog.quick import QuickRoute
 from server.catalog.snapshot import Item, StoreCatalog
 from server.kit import keys, ratelimit
 from server.kit.deps import SessionDep
 from server.kit.errors import NotFound, Unprocessable
 from server.kit.openapi import problem_responses
+from server.kit.quick import QuickRoute
 from server.kit.resources import Resources, resources_of
 from shared.schemas.catalog import (
     Availability,

@@ -36,7 +36,6 @@ from server.catalog.routes import NO_STORE
 from server.flash import checkout as flash_checkout
 from server.flash import entries, sales
 from server.flash.hub import FINAL
-from server.flash.quick import QueueRoute, bearer_of, limited_customer, quick, sale_id_of
 from server.identity.models import User
 from server.kit import ratelimit, sockets
 from server.kit.deps import (
@@ -50,6 +49,7 @@ from server.kit.deps import (
 )
 from server.kit.errors import Forbidden
 from server.kit.openapi import problem_responses
+from server.kit.quick import QuickRoute, bearer_of, limited_customer, path_uuid, quick
 from server.kit.resources import Resources, resources_of
 from server.orders.routes import answer_checkout_once
 from shared.enums import Role
@@ -63,7 +63,7 @@ from shared.schemas.flash import (
 )
 from shared.schemas.orders import CheckoutRequest, OrderPublic
 
-router = APIRouter(prefix="/v1/flash-sales", tags=["flash"], route_class=QueueRoute)
+router = APIRouter(prefix="/v1/flash-sales", tags=["flash"], route_class=QuickRoute)
 ws_router = APIRouter(tags=["flash"])
 
 SaleId = Annotated[uuid.UUID, Path(description="the flash sale")]
@@ -126,7 +126,7 @@ async def _quick_customer(
 
 
 async def _quick_join(request: Request) -> dict[str, Any] | None:
-    sale_id = sale_id_of(request)
+    sale_id = path_uuid(request, "sale_id")
     if sale_id is None or request.headers.get("content-type") != "application/json":
         return None
     try:
@@ -141,7 +141,7 @@ async def _quick_join(request: Request) -> dict[str, Any] | None:
 
 
 async def _quick_entry(request: Request) -> dict[str, Any] | None:
-    sale_id = sale_id_of(request)
+    sale_id = path_uuid(request, "sale_id")
     if sale_id is None or request.scope["query_string"]:  # a store_id: FastAPI checks it
         return None
     resources = resources_of(request.app)

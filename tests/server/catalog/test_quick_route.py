@@ -9,8 +9,8 @@ import pytest
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.routing import APIRoute
 
-from server.catalog.quick import QuickRoute
 from server.catalog.routes import router as catalog_router
+from server.kit.quick import QuickRoute
 
 Store = Annotated[str, Path(min_length=1, max_length=20, pattern=r"^[A-Z0-9-]+$")]
 guarded: list[str] = []

@@ -1,4 +1,4 @@
-"""The line's quick routes (``server.flash.quick``): a join and a where-am-I answered
+"""The line's quick routes (``server.kit.quick``): a join and a where-am-I answered
 without FastAPI's dependency machinery give FastAPI's bytes, headers and refusals; what
 the quick path does not read goes to FastAPI; and a turn's first requests of many
 customers read their auth state from PostgreSQL in one query."""
