@@ -95,6 +95,19 @@ async def json_body(request: Request, model: type[M]) -> M | None:
         return None
 
 
+def path_check(annotation: Any) -> Callable[[str], Any]:
+    """The check of a declared ``Path`` value (``Annotated[str, Path(...)]``): the value
+    as the endpoint gets it, or None (FastAPI's to read)."""
+    param = _param("value", annotation, inspect.Parameter.empty)
+    assert param is not None, "a str or int Path with length, pattern or bounds"
+
+    def check(raw: str) -> Any:
+        value = param.value(raw)
+        return None if value is _INVALID else value
+
+    return check
+
+
 def bearer_of(request: Request) -> HTTPAuthorizationCredentials | None:
     """``Authorization: Bearer <token>`` as HTTPBearer reads it; None for anything else."""
     scheme, _, token = request.headers.get("authorization", "").partition(" ")

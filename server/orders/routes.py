@@ -24,7 +24,17 @@ from server.kit.deps import (
 )
 from server.kit.errors import problem_body
 from server.kit.openapi import problem_responses
-from server.kit.resources import resources_of
+from server.kit.quick import (
+    QuickRoute,
+    bearer_of,
+    customer,
+    json_body,
+    limited_customer,
+    path_check,
+    path_uuid,
+    quick,
+)
+from server.kit.resources import Resources, resources_of
 from server.orders import cart as carts
 from server.orders import service
 from server.orders.flows import CheckoutOutcome, CheckoutPlaced, PaymentDeclined
@@ -39,7 +49,8 @@ from shared.schemas.orders import (
     OrderPublic,
 )
 
-router = APIRouter(prefix="/v1", tags=["orders"])
+# the cart's and the checkout's requests skip FastAPI's dependency machinery (``quick``)
+router = APIRouter(prefix="/v1", tags=["orders"], route_class=QuickRoute)
 
 SkuId = Annotated[
     str, Path(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9_-]+$", examples=["SKU00042"])
@@ -53,6 +64,70 @@ IdempotencyKey = Annotated[
         description="repeat it on a retry; the first answer is replayed",
     ),
 ]
+
+
+_sku_id = path_check(SkuId)
+
+
+async def _quick_create(request: Request) -> dict[str, Any] | None:
+    body = await json_body(request, CartCreate)
+    credentials = bearer_of(request)
+    if body is None or credentials is None:
+        return None
+    resources = resources_of(request.app)
+    user = await customer(resources, credentials)
+    return {"body": body, "clock": resources.clock, "settings": resources.settings, "user": user}
+
+
+async def _quick_set_line(request: Request) -> dict[str, Any] | None:
+    cart_id, sku_id = path_uuid(request, "cart_id"), _sku_id(request.path_params["sku_id"])
+    if cart_id is None or sku_id is None:
+        return None
+    body = await json_body(request, CartLineSet)
+    credentials = bearer_of(request)
+    if body is None or credentials is None:
+        return None
+    resources = resources_of(request.app)
+    user = await customer(resources, credentials)
+    return {
+        "cart_id": cart_id,
+        "sku_id": sku_id,
+        "body": body,
+        "redis": resources.redis,
+        "clock": resources.clock,
+        "settings": resources.settings,
+        "user": user,
+    }
+
+
+async def _quick_checkout(request: Request) -> dict[str, Any] | None:
+    cart_id = path_uuid(request, "cart_id")
+    keys = request.headers.getlist("idempotency-key")
+    if cart_id is None or len(keys) != 1 or not 1 <= len(keys[0]) <= 100:
+        return None
+    body = await json_body(request, CheckoutRequest)
+    credentials = bearer_of(request)
+    if body is None or credentials is None:
+        return None
+    resources = resources_of(request.app)
+    user = await limited_customer(
+        request,
+        resources,
+        credentials,
+        limit=lambda user: _per_customer(resources, user),
+        per_address=_per_address,
+        address_first=False,  # _checkout_limits depends on the user: 401/403 first
+    )
+    return {
+        "cart_id": cart_id,
+        "body": body,
+        "request": request,
+        "idempotency_key": keys[0],
+        "redis": resources.redis,
+        "clock": resources.clock,
+        "settings": resources.settings,
+        "user": user,
+    }
 
 
 async def answer_checkout_once(
@@ -101,6 +176,7 @@ def _checkout_answer(outcome: CheckoutOutcome, *, what_happened: str) -> tuple[i
     status_code=status.HTTP_201_CREATED,
     responses=problem_responses(401, 403, 404, 409, 422),
 )
+@quick(_quick_create, session="session")
 async def create_cart(
     body: CartCreate,
     session: SessionDep,
@@ -143,6 +219,7 @@ async def get_cart(
     summary="Set a line's quantity (holds the stock for 10 minutes; 0 removes it)",
     responses=problem_responses(401, 403, 404, 409, 422),
 )
+@quick(_quick_set_line, session="session")
 async def set_line(
     cart_id: uuid.UUID,
     sku_id: SkuId,
@@ -226,19 +303,21 @@ async def switch_store(
 _per_address = ratelimit.per_address("checkout-ip", lambda s: s.cart_checkout_limit_per_address)
 
 
-async def _checkout_limits(
-    request: Request, resources: ResourcesDep, settings: SettingsDep, user: CustomerUser
-) -> User:
+async def _checkout_limits(request: Request, resources: ResourcesDep, user: CustomerUser) -> User:
     """Checkouts are counted per client address (behind QC_TRUSTED_PROXIES: the real one)
     and per customer; past either limit a 429 with Retry-After, before any work is done."""
     await _per_address(request)
+    await _per_customer(resources, user)
+    return user
+
+
+async def _per_customer(resources: Resources, user: User) -> None:
     await ratelimit.hit(
         resources.rate_limiter,
         scope="checkout-customer",
         who=str(user.id),
-        spec=settings.cart_checkout_limit_per_customer,
+        spec=resources.settings.cart_checkout_limit_per_customer,
     )
-    return user
 
 
 CheckoutCustomer = Annotated[User, Depends(_checkout_limits)]
@@ -253,6 +332,7 @@ CheckoutCustomer = Annotated[User, Depends(_checkout_limits)]
         **problem_responses(401, 402, 403, 404, 409, 422, 429, 503),
     },
 )
+@quick(_quick_checkout)
 async def checkout(
     cart_id: uuid.UUID,
     body: CheckoutRequest,
