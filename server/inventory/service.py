@@ -33,7 +33,7 @@ from server.inventory.errors import (
     UnknownSku,
 )
 from server.inventory.models import StoreInventory
-from server.kit import uow
+from server.kit import db, uow
 from server.kit.errors import DomainError, Unprocessable
 from shared.enums import Movement, ReservationStatus
 
@@ -230,23 +230,23 @@ async def _write_hold_lines(
     """A hold's lines (sku, d_available, d_reserved, movement) and its reservation rows
     in one statement (``_HOLD_ROWS``, ``_HOLD_ENDED``)."""
     try:
-        rows = (
-            await session.execute(
-                statement,
-                {
-                    "store": store_id,
-                    "ref": reference,
-                    "now": now,
-                    "actor": actor_id,
-                    "reason": reason,
-                    "skus": [m[0] for m in moves],
-                    "da": [m[1] for m in moves],
-                    "dr": [m[2] for m in moves],
-                    "mv": [m[3].value for m in moves],
-                    **params,
-                },
-            )
-        ).all()
+        found = await db.execute(
+            session,
+            statement,
+            {
+                "store": store_id,
+                "ref": reference,
+                "now": now,
+                "actor": actor_id,
+                "reason": reason,
+                "skus": [m[0] for m in moves],
+                "da": [m[1] for m in moves],
+                "dr": [m[2] for m in moves],
+                "mv": [m[3].value for m in moves],
+                **params,
+            },
+        )
+        rows = await found.fetchall()
     except IntegrityError as exc:
         if "ck_store_inventory_non_negative" not in str(exc.orig):
             raise
@@ -340,8 +340,10 @@ async def reserve_lines(
         # the cart's soft holds must be in the books before they become the order's
         await journal.apply_pending(session, redis, store_id, upto=result.pending)
     # the hold's rows (the cart's, moved to the order) take its expiry, then its lines
-    await session.execute(
-        _HOLD_MOVED, {"target": target, "expires": expires, "store": store_id, "holder": holder}
+    await db.execute(
+        session,
+        _HOLD_MOVED,
+        {"target": target, "expires": expires, "store": store_id, "holder": holder},
     )
     status = ReservationStatus.SOFT if mode == "SOFT" else ReservationStatus.HARD
     await _write_hold_lines(
