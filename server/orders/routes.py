@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from server.idempotency.service import Claim, request_fingerprint, run_once
 from server.identity.models import User
-from server.kit import ratelimit
+from server.kit import db, ratelimit
 from server.kit.deps import (
     ClockDep,
     CurrentUser,
@@ -184,6 +184,7 @@ async def create_cart(
     settings: SettingsDep,
     user: CustomerUser,
 ) -> CartPublic:
+    await db.autocommit(session)  # one statement
     cart = await carts.create_cart(
         session,
         user=user,
