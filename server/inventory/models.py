@@ -59,10 +59,12 @@ class InventoryReservation(SQLModel, table=True):
         ),
     )
 
-    store_id: str = Field(foreign_key="dark_stores.store_id", primary_key=True, max_length=20)
+    # no foreign keys (migration 0021): the journal writer inserts ~1,000 a batch, each
+    # check a trigger query; written only for SKUs the gate admitted from store_inventory
+    store_id: str = Field(primary_key=True, max_length=20)
     reservation_id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     order_id: str = Field(max_length=50)  # every query names the store: the unique key serves
-    sku_id: str = Field(foreign_key="products.sku_id", max_length=50)
+    sku_id: str = Field(max_length=50)
     quantity: int = Field(ge=0)
     status: ReservationStatus = enum_field(max_length=20)
     created_at: Timestamp = tz_field(server_now=True)
@@ -76,7 +78,7 @@ class StockLedger(SQLModel, table=True):
     __tablename__ = "stock_ledger"
     __table_args__ = (Index("ix_stock_ledger_sku_time", "store_id", "sku_id", "created_at"),)
 
-    store_id: str = Field(foreign_key="dark_stores.store_id", primary_key=True, max_length=20)
+    store_id: str = Field(primary_key=True, max_length=20)  # no foreign key: as reservations
     entry_id: int | None = Field(
         default=None, sa_column=Column(BigInteger, Identity(), primary_key=True)
     )
