@@ -4,20 +4,31 @@ uvicorn's req/s on two workers, README "Benchmarks") or uvicorn.
 Both servers load :func:`create_served_app`, so the client address (the per-address
 limits and the login guard read it) follows one rule whatever runs it: ``X-Forwarded-For``
 names the client only when the connection comes from a ``QC_TRUSTED_PROXIES`` address.
-Granian runs the ASGI lifespan in each worker (the background loops start there and stop
-on SIGTERM/SIGINT); it cuts open websockets at shutdown without a close frame (uvicorn
-sends 1012), and their clients reconnect as after any lost connection.
+Granian runs the ASGI lifespan in each worker; it cuts open websockets at shutdown without
+a close frame (uvicorn sends 1012), and their clients reconnect as after any lost connection.
+
+The background loops run in a process of their own beside the workers (:func:`run_loops`),
+not in the workers: a loop's batch (the ops alerts' city snapshot, the outbox relay) is a
+synchronous stretch of the event loop, and in a worker every request waiting on that loop
+waited for it too (the flash crowd's join p99). The loops are leased and fenced, so a
+deployment that runs them elsewhere (``QC_BACKGROUND_LOOPS=false``, or a worker with
+``QC_SERVE_API=false``) starts no such process.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import gc
 import multiprocessing
 import os
 import signal
+import subprocess
 import sys
-from typing import Any, Literal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal, cast
 
 from server.kit.config import get_settings
 
@@ -26,13 +37,17 @@ TARGET = "qc.serving:create_served_app"
 # seconds a stopping process gets to finish its requests and run the lifespan's shutdown
 GRACEFUL_S = 10
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+STOPS = (signal.SIGTERM, signal.SIGINT)
+RESTART_S = 1.0  # a loops' process that died is started again after this
 
 
 def create_served_app() -> Any:
     """The app of ``server.app`` (settings from the environment) as :func:`served`."""
     from server.app import create_app
 
-    _die_with_the_server()
+    parent = multiprocessing.parent_process()
+    if parent is not None and parent.pid:  # a worker (granian's, uvicorn's with --workers N)
+        _die_with(parent.pid)
     settings = get_settings()
     return served(create_app(settings), trusted_proxies=settings.trusted_proxies)
 
@@ -48,18 +63,17 @@ def served(app: Any, *, trusted_proxies: str) -> Any:
     return _frozen_after_startup(_named_qc(app))
 
 
-def _die_with_the_server() -> None:
-    """In a worker process (granian's, or uvicorn's with ``--workers N``): SIGKILL when the
-    process that started it dies. A killed ``qc serve`` is then gone whole, as one process
-    would be, instead of leaving workers that go on serving its port and running its
-    loops. Linux only (``prctl``); elsewhere a killed server leaves its workers."""
-    parent = multiprocessing.parent_process()
-    if parent is None or sys.platform != "linux":
-        return  # the server's own process (uvicorn with one worker): nothing to outlive
+def _die_with(parent: int) -> None:
+    """SIGKILL this process (a worker, the loops' process) when ``parent``, the server that
+    started it, dies. A killed ``qc serve`` is then gone whole, as one process would be,
+    instead of leaving workers that go on serving its port and running its loops. Linux
+    only (``prctl``); elsewhere a killed server leaves its children."""
+    if sys.platform != "linux":
+        return
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-    if os.getppid() != parent.pid:  # it died before the line above
+    if os.getppid() != parent:  # it died before the line above
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -113,8 +127,14 @@ def command(
     target: str = TARGET,
     factory: bool = True,
 ) -> list[str]:
-    """The argv of a server process on ``host:port`` run as :func:`run` runs it (a ``qc
-    balance`` replica; the benches' API, and their reference apps as ``target``)."""
+    """The argv of a server process on ``host:port`` run as ``qc serve`` runs it (a ``qc
+    balance`` replica, the demo's and the benches' API): the API through :func:`run`, its
+    loops' process with it; a bench's reference app (``target``) straight under the server,
+    with the options :func:`run` gives it."""
+    if server not in ("granian", "uvicorn"):
+        raise ValueError(f"unknown server {server}; one of granian, uvicorn")
+    if target == TARGET:
+        return [sys.executable, "-m", "qc.serving", server, host, str(port), str(workers)]
     called = ("--factory",) if factory else ()
     if server == "granian":
         return [
@@ -123,8 +143,6 @@ def command(
             *("--log-level", "warning", "--no-access-log"),
             *("--workers-kill-timeout", str(GRACEFUL_S)),
         ]
-    if server != "uvicorn":
-        raise ValueError(f"unknown server {server}; one of granian, uvicorn")
     return [
         *(sys.executable, "-m", "uvicorn", target, *called, "--interface", "asgi3"),
         *("--host", host, "--port", str(port), "--workers", str(workers)),
@@ -136,7 +154,34 @@ def command(
 
 
 def run(server: Server, *, host: str, port: int, workers: int) -> None:
-    """Serve in the foreground until SIGINT or SIGTERM, then stop gracefully."""
+    """Serve in the foreground until SIGINT or SIGTERM, then stop gracefully; the
+    background loops meanwhile in a process of their own (:func:`run_loops`)."""
+    # A stop before the server takes the signals over, or the one uvicorn re-raises as it
+    # returns, ends this process only once the loops' process has stopped (it would be
+    # killed with this one, its leases left to expire)
+    before = {sig: signal.signal(sig, _stopped) for sig in STOPS}
+    try:
+        with _loops_process():
+            _serve(server, host=host, port=port, workers=workers)
+    except _Stopped as stop:
+        signal.signal(stop.signal, before[stop.signal])
+        signal.raise_signal(stop.signal)
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
+class _Stopped(Exception):
+    def __init__(self, number: int) -> None:
+        super().__init__(number)
+        self.signal = signal.Signals(number)
+
+
+def _stopped(number: int, _: object) -> None:
+    raise _Stopped(number)
+
+
+def _serve(server: Server, *, host: str, port: int, workers: int) -> None:
     if server == "granian":
         from granian import Granian
         from granian.constants import Interfaces
@@ -170,3 +215,77 @@ def run(server: Server, *, host: str, port: int, workers: int) -> None:
         proxy_headers=False,  # the served app reads X-Forwarded-For itself (above)
         timeout_graceful_shutdown=GRACEFUL_S,
     )
+
+
+@contextmanager
+def _loops_process() -> Iterator[None]:
+    """The loops' process while the block runs, started again if it dies (a crash, an OOM
+    kill: the journal writer must not stay stopped under a serving API), stopped
+    gracefully after; the workers run no loops. None where the loops run elsewhere."""
+    settings = get_settings()
+    if not (settings.background_loops and settings.serve_api):
+        yield
+        return
+    os.environ["QC_BACKGROUND_LOOPS"] = "false"  # what the workers inherit
+    get_settings.cache_clear()
+    argv = [sys.executable, "-m", "qc.serving", "loops", str(os.getpid())]
+    env = {**os.environ, "QC_BACKGROUND_LOOPS": "true", "QC_SERVE_API": "false"}
+    stopping = threading.Event()
+    current: list[subprocess.Popen[bytes]] = []
+    lock = threading.Lock()
+
+    def keep_running() -> None:
+        while True:
+            with lock:
+                if stopping.is_set():
+                    return
+                current[:] = [subprocess.Popen(argv, env=env)]
+            code = current[0].wait()
+            if stopping.wait(RESTART_S):
+                return
+            print(f"qc serve: the loops' process exited ({code}); started again", file=sys.stderr)
+
+    keeper = threading.Thread(target=keep_running, name="qc-loops", daemon=True)
+    keeper.start()
+    try:
+        yield
+    finally:
+        with lock:
+            stopping.set()
+        for proc in current:
+            proc.terminate()
+            try:
+                proc.wait(timeout=GRACEFUL_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        keeper.join()
+
+
+def run_loops(parent: int) -> None:
+    """The background loops of ``qc serve`` (started by :func:`run`, dying with
+    ``parent``): the app's lifespan, its resources and loops and no routes, until SIGTERM
+    or SIGINT."""
+    _die_with(parent)
+    asyncio.run(_loops_until_stopped())
+
+
+async def _loops_until_stopped() -> None:
+    from server.app import create_app
+
+    app = create_app(get_settings())
+    stopped = asyncio.Event()
+    for sig in STOPS:
+        asyncio.get_running_loop().add_signal_handler(sig, stopped.set)
+    async with app.router.lifespan_context(app):
+        gc.collect()  # as a worker's start-up (_frozen_after_startup)
+        gc.freeze()
+        await stopped.wait()
+
+
+if __name__ == "__main__":  # command()'s argv
+    if sys.argv[1] == "loops":
+        run_loops(int(sys.argv[2]))
+    else:
+        server, host, port, workers = sys.argv[1:5]
+        run(cast(Server, server), host=host, port=int(port), workers=int(workers))

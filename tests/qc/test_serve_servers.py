@@ -5,10 +5,12 @@ a ``QC_TRUSTED_PROXIES`` address, and answers do not name the server software.
 The slow tests run it as a real process on a real socket on the suite's PostgreSQL and
 Redis: it answers /healthz, a websocket gets its snapshot, the trust rule holds, and
 SIGTERM stops it promptly (granian: exit code 0) with the background loops' leases given
-back."""
+back. The loops run in a process of their own beside the workers, started again if it
+dies, and gone with a killed server like the workers."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -27,6 +29,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
 from qc import cli, serving
+from server.kit import keys
 from server.kit.config import Settings
 from server.kit.redis import sync_client
 from server.seed.generate import DEMO_SECRETS
@@ -147,6 +150,14 @@ def _leases(services: Services) -> list[str]:
         client.close()
 
 
+def _loops_processes(proc: subprocess.Popen[str]) -> list[psutil.Process]:
+    return [
+        p
+        for p in psutil.Process(proc.pid).children()
+        if p.cmdline()[1:4] == ["-m", "qc.serving", "loops"]
+    ]
+
+
 def _wait_for(what: str, check: Callable[[], object], deadline_s: float = 30) -> None:
     deadline = time.monotonic() + deadline_s
     while not check():
@@ -166,11 +177,13 @@ def test_serve_answers_forwards_only_trusted_addresses_and_stops_on_sigterm(
     server = "uvicorn" if "uvicorn" in args else "granian"
     log = tmp_path / "serve.log"
     with _served(city, args, log) as (url, proc):
-        if server == "granian":  # granian always serves from worker processes
-            _wait_for(
-                f"{workers} workers", lambda: len(psutil.Process(proc.pid).children()) >= workers
-            )
-            assert len(psutil.Process(proc.pid).children()) == workers
+        # granian always serves from worker processes; the loops run in one of their own
+        children = workers + 1 if server == "granian" else 1
+        _wait_for(
+            f"{children} processes", lambda: len(psutil.Process(proc.pid).children()) >= children
+        )
+        assert len(psutil.Process(proc.pid).children()) == children
+        assert len(_loops_processes(proc)) == 1
         proxy = httpx.Client(base_url=url, timeout=30)
         stranger = httpx.Client(
             base_url=url, timeout=30, transport=httpx.HTTPTransport(local_address=UNTRUSTED)
@@ -225,16 +238,43 @@ def test_serve_answers_forwards_only_trusted_addresses_and_stops_on_sigterm(
 @pytest.mark.slow
 def test_a_killed_serve_takes_its_granian_worker_with_it(city: Services, tmp_path: Path) -> None:
     """SIGKILL (a crash, an OOM kill) of ``qc serve``: its worker does not go on serving
-    the port and running the loops on its own."""
+    the port, nor its loops' process running the loops on their own."""
     with _served(city, [], tmp_path / "serve.log") as (url, proc):
-        _wait_for("a worker", lambda: psutil.Process(proc.pid).children())
-        (worker,) = psutil.Process(proc.pid).children()
+        _wait_for("a worker", lambda: len(psutil.Process(proc.pid).children()) >= 2)
+        children = psutil.Process(proc.pid).children()
+        assert len(children) == 2 and len(_loops_processes(proc)) == 1
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         try:
-            worker.wait(timeout=10)  # psutil.TimeoutExpired if it outlived the server
+            for child in children:  # psutil.TimeoutExpired if one outlived the server
+                child.wait(timeout=10)
         finally:
-            if worker.is_running():  # a failing run leaves no orphan serving behind
-                worker.kill()
+            for child in children:  # a failing run leaves no orphan serving behind
+                if child.is_running():
+                    child.kill()
         with pytest.raises(httpx.TransportError):
             httpx.get(url + "/healthz", timeout=2)
+
+
+@pytest.mark.slow
+def test_a_killed_loops_process_is_started_again(city: Services, tmp_path: Path) -> None:
+    """The loops' process dying (a crash, an OOM kill) does not leave the API serving
+    without its loops: ``qc serve`` starts another, which takes the leases again."""
+    relay = keys.lease("outbox-relay")  # a short lease: the killed holder's expires
+    client = sync_client(city.redis_url, decode_responses=True)
+    with _served(city, [], tmp_path / "serve.log") as (url, proc), contextlib.closing(client):
+        _wait_for("the loops' process", lambda: _loops_processes(proc))
+        _wait_for("the relay's lease", lambda: client.hget(relay, "owner"))
+        killed = client.hget(relay, "owner")
+        (first,) = _loops_processes(proc)
+        first.kill()
+        first.wait(timeout=10)
+        _wait_for("another loops' process", lambda: _loops_processes(proc))
+        (second,) = _loops_processes(proc)
+        assert second.pid != first.pid
+        _wait_for(
+            "the relay's lease taken again",
+            lambda: client.hget(relay, "owner") not in (None, killed),
+            deadline_s=60,
+        )
+        assert httpx.get(url + "/healthz", timeout=10).status_code == 200
