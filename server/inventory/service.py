@@ -361,7 +361,7 @@ async def reserve_lines(
         qty=[c.new_qty for c in result.lines],
         st=[(status if c.new_qty > 0 else ReservationStatus.RELEASED).value for c in result.lines],
     )
-    await session.flush()
+    await db.flush(session)
     return result
 
 
@@ -467,7 +467,7 @@ async def settle_hold(
         reason=reason,
         outcome=outcome,
     )
-    await session.flush()
+    await db.flush(session)
     return result
 
 
