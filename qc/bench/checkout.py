@@ -146,6 +146,10 @@ async def run(
             orders_still_paying_after_15_s=unsettled,
             books_after="agree (no drift)" if not drift else f"DRIFT: {len(drift)} records",
         )
+        if drift:  # what differs, so a drift seen once can be chased
+            cond["drift_first"] = "; ".join(
+                f"{d.kind} {d.key}: PostgreSQL {d.postgres} Redis {d.redis}" for d in drift[:5]
+            )
     _print(results, cond)
     return {"conditions": cond, "results": results}
 

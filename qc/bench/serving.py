@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -86,8 +87,10 @@ def serve_process(
     server: str = "uvicorn",
     health: str | None = None,
 ) -> Iterator[Served]:
-    """``target`` under ``server`` on a free port with ``workers`` processes."""
+    """``target`` under ``server`` on a free port with ``workers`` processes. Its log goes
+    to a file (a pipe nobody reads fills up, and the server blocks writing to it)."""
     port = free_port()
+    log = tempfile.TemporaryFile("w+")
     proc = subprocess.Popen(
         # as qc serve runs it (its options, the workers' kill timeout)
         serving.command(
@@ -100,7 +103,7 @@ def serve_process(
         ),
         env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
         text=True,
     )
     url = f"http://127.0.0.1:{port}"
@@ -109,7 +112,8 @@ def serve_process(
     try:
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"server exited: {proc.stderr.read() if proc.stderr else ''}")
+                log.seek(0)
+                raise RuntimeError(f"server exited: {log.read()[-4000:]}")
             try:
                 if httpx.get(probe, timeout=1).status_code < 500:
                     break
@@ -126,6 +130,7 @@ def serve_process(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        log.close()
 
 
 @contextmanager
