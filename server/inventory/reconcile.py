@@ -260,6 +260,11 @@ async def load_store(
             raise StoreNotReady(f"stock of {store_id} is still loading; retry shortly")
         await asyncio.sleep(0.05)  # another process is loading it: poll its ready marker
     try:
+        if why != "missing":
+            # the store may have become ready since the caller paused it (a request's own
+            # load): the scripts must refuse it until the copy is whole, or the fill
+            # overwrites what they admit meanwhile (journaled, it reaches PostgreSQL only)
+            await redis.delete(keys.store_ready(store_id))
         if why != "missing" or not await redis.exists(keys.store_ready(store_id)):
             await _write_store(db, redis, store_id)
             STORE_LOADS.labels(store_id, why).inc()

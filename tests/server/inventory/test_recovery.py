@@ -3,6 +3,7 @@ and holds that come due while the server process is down."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ import psycopg
 import pytest
 
 from server.inventory import journal, service
-from server.inventory.reconcile import DRIFT_REPAIRED, find_drift, reconcile_store
+from server.inventory.reconcile import DRIFT_REPAIRED, find_drift, load_store, reconcile_store
 from server.kit import keys
 from server.kit.db import transaction
 from tests.server.inventory.helpers import pg_stock, redis_stock, reservation_rows
@@ -218,3 +219,53 @@ async def test_holds_expire_after_a_server_restart(stack) -> None:
             second.wait(timeout=10)
     assert pg_stock(stack.database_url, STORE, sku) == truth
     assert await redis_stock(stack.redis, STORE, sku) == truth
+
+
+async def test_a_drift_rebuild_pauses_the_store_until_its_copy_is_whole(stack) -> None:
+    """A drift repair's rebuild with the store ready again (a request's own load undid the
+    reconciler's pause): the scripts refuse the store while the rebuild waits for the
+    writes in flight, so nothing they admit is overwritten by the fill (the drift a
+    ``qc bench checkout`` showed: PostgreSQL holding soft reserves Redis had lost)."""
+    sku = _sku(stack.database_url)
+    assert await stack.redis.exists(keys.store_ready(STORE))
+    with psycopg.connect(stack.database_url) as writer:  # a synchronous write in flight
+        writer.execute(
+            "SELECT pg_advisory_xact_lock_shared(%s, hashtext(%s))", (journal.LOCK_CLASS, STORE)
+        )
+        rebuild = asyncio.ensure_future(load_store(stack.engine, stack.redis, STORE, why="drift"))
+        deadline = time.monotonic() + 10
+        while not _waiting_for_advisory_lock(stack.database_url):
+            assert time.monotonic() < deadline, "the rebuild never waited for the writer"
+            assert not rebuild.done(), rebuild
+            await asyncio.sleep(0.01)
+        assert not await stack.redis.exists(keys.store_ready(STORE))
+        # a cart line now is refused by the scripts and waits for the copy
+        late = asyncio.ensure_future(_soft_hold(stack, "cart-late", sku))
+        writer.rollback()
+    await rebuild
+    await late
+    await journal.drain(stack.engine, stack.redis, STORE)
+    assert (await stack.redis.hgetall(keys.hold(STORE, "cart-late")))[sku] == "1"
+    assert reservation_rows(stack.database_url, STORE, "cart-late") == {sku: (1, "SOFT")}
+    assert await find_drift(stack.engine, stack.redis, STORE) == []
+
+
+def _waiting_for_advisory_lock(database_url: str) -> bool:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        ).fetchone()
+    return row is not None and row[0] > 0
+
+
+async def _soft_hold(stack, holder: str, sku: str) -> None:
+    async with transaction(stack.sessions) as s:
+        await service.reserve_lines(
+            s,
+            stack.redis,
+            store_id=STORE,
+            holder=holder,
+            lines={sku: 1},
+            now=stack.clock.now(),
+            hold_s=600,
+        )
