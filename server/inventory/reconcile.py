@@ -292,16 +292,30 @@ async def find_drift(db: AsyncEngine, redis: aioredis.Redis, store_id: str) -> l
     return drift
 
 
-async def _quiesce(redis: aioredis.Redis, store_id: str, wait_s: float) -> None:
-    """Stop new stock changes on a store and wait for those in flight to be written."""
-    await redis.delete(keys.store_ready(store_id))
+async def _quiesce(redis: aioredis.Redis, store_id: str, wait_s: float) -> str | None:
+    """Stop new stock changes on a store and wait for those in flight to be written: the
+    store's epoch, or None if they did not all finish (or the store was not ready)."""
+    epoch = await redis.getdel(keys.store_ready(store_id))
     deadline = time.monotonic() + wait_s
     while int(await redis.get(keys.inflight(store_id)) or 0) > 0:
         if time.monotonic() > deadline:
             # a crashed request never finishes; its Redis effect is what we overwrite
             log.warning("in-flight stock changes did not finish", extra={"store_id": store_id})
-            return
+            return None
         await asyncio.sleep(0.02)
+    return None if epoch is None else scripts.text(epoch)
+
+
+async def _resume(redis: aioredis.Redis, store_id: str, epoch: str) -> None:
+    """The paused store ready again in its own epoch, under the rebuild lock (a loader at
+    work, one a refused request started, makes it ready itself, in a new epoch)."""
+    token = uuid.uuid4().hex
+    if await redis.set(keys.rebuild_lock(store_id), token, nx=True, px=LOCK_TTL_MS):
+        try:
+            await redis.set(keys.store_ready(store_id), epoch, nx=True)
+        finally:
+            if await redis.get(keys.rebuild_lock(store_id)) in (token, token.encode()):
+                await redis.delete(keys.rebuild_lock(store_id))
 
 
 async def reconcile_store(
@@ -315,7 +329,11 @@ async def reconcile_store(
     """Load a store that Redis lost; repair drift that persists across two looks.
 
     A change between its Redis and PostgreSQL writes looks like drift for a moment, so a
-    difference must be seen twice before the store is paused and reloaded from PostgreSQL.
+    difference must be seen twice before the store is paused; once the changes in flight
+    are written, a difference still there is reloaded from PostgreSQL. None left (under a
+    city's peak two looks can each catch a change of the same size in flight): the store
+    resumes in its epoch without a reload (nothing changed it while paused: the scripts
+    refuse a store that is not ready, and none was in flight).
     """
     if not await redis.exists(keys.store_ready(store_id)):
         await load_store(db, redis, store_id, why="missing")
@@ -328,8 +346,12 @@ async def reconcile_store(
     persistent = [d for d in first if d.signature() in second]
     if not persistent:
         return []
-    await _quiesce(redis, store_id, quiesce_s)
+    epoch = await _quiesce(redis, store_id, quiesce_s)
     confirmed = await find_drift(db, redis, store_id)
+    if not confirmed and epoch is not None:
+        await _resume(redis, store_id, epoch)
+        log.info("inventory drift was changes in flight", extra={"store_id": store_id})
+        return []
     await load_store(db, redis, store_id, why="drift")
     for d in confirmed:
         DRIFT_REPAIRED.labels(store_id, d.kind).inc()

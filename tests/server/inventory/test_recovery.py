@@ -16,7 +16,13 @@ import psycopg
 import pytest
 
 from server.inventory import journal, service
-from server.inventory.reconcile import DRIFT_REPAIRED, find_drift, load_store, reconcile_store
+from server.inventory.reconcile import (
+    DRIFT_REPAIRED,
+    STORE_LOADS,
+    find_drift,
+    load_store,
+    reconcile_store,
+)
 from server.kit import keys
 from server.kit.db import transaction
 from tests.server.inventory.helpers import pg_stock, redis_stock, reservation_rows
@@ -102,6 +108,42 @@ async def test_a_change_in_flight_is_not_mistaken_for_drift(stack) -> None:
         assert await find_drift(stack.engine, stack.redis, STORE) != []
     assert await reconcile_store(stack.engine, stack.redis, STORE, confirm_after_s=0.05) == []
     assert reservation_rows(stack.database_url, STORE, "order-slow") == {sku: (1, "HARD")}
+
+
+async def test_drift_that_was_a_change_in_flight_resumes_the_store_without_a_reload(
+    stack,
+) -> None:
+    """Two looks catch the same difference (a checkout's transaction slower than the
+    looks, as under a city's peak), so the store is paused; once that change is written
+    nothing differs: the store resumes in its own epoch, nothing reloaded or repaired."""
+    sku = _sku(stack.database_url)
+    epoch = await stack.redis.get(keys.store_ready(STORE))
+    loads = STORE_LOADS.labels(STORE, "drift")._value.get()
+    async with transaction(stack.sessions) as s:
+        await service.reserve_lines(
+            s,
+            stack.redis,
+            store_id=STORE,
+            holder="order-slower",
+            lines={sku: 1},
+            now=stack.clock.now(),
+            hold_s=600,
+            mode="HARD",
+        )
+        reconciling = asyncio.ensure_future(
+            reconcile_store(stack.engine, stack.redis, STORE, confirm_after_s=0.05, quiesce_s=30)
+        )
+        deadline = time.monotonic() + 10
+        while await stack.redis.exists(keys.store_ready(STORE)):  # paused: seen twice
+            assert time.monotonic() < deadline, "the reconciler never paused the store"
+            assert not reconciling.done(), reconciling
+            await asyncio.sleep(0.01)
+    assert await reconciling == []
+    assert await stack.redis.get(keys.store_ready(STORE)) == epoch
+    assert STORE_LOADS.labels(STORE, "drift")._value.get() == loads
+    assert reservation_rows(stack.database_url, STORE, "order-slower") == {sku: (1, "HARD")}
+    assert (await stack.redis.hgetall(keys.hold(STORE, "order-slower")))[sku] == "1"
+    assert await find_drift(stack.engine, stack.redis, STORE) == []
 
 
 async def test_lost_redis_is_rebuilt_before_the_next_reservation(stack) -> None:
