@@ -10,7 +10,7 @@ a close frame (uvicorn sends 1012), and their clients reconnect as after any los
 The background loops run in a process of their own beside the workers (:func:`run_loops`),
 not in the workers: a loop's batch (the ops alerts' city snapshot, the outbox relay) is a
 synchronous stretch of the event loop, and in a worker every request waiting on that loop
-waited for it too (the flash crowd's join p99). The loops are leased and fenced, so a
+waited for it too. The loops are leased and fenced, so a
 deployment that runs them elsewhere (``QC_BACKGROUND_LOOPS=false``, or a worker with
 ``QC_SERVE_API=false``) starts no such process.
 """
@@ -226,6 +226,7 @@ def _loops_process() -> Iterator[None]:
     if not (settings.background_loops and settings.serve_api):
         yield
         return
+    before = os.environ.get("QC_BACKGROUND_LOOPS")
     os.environ["QC_BACKGROUND_LOOPS"] = "false"  # what the workers inherit
     get_settings.cache_clear()
     argv = [sys.executable, "-m", "qc.serving", "loops", str(os.getpid())]
@@ -260,6 +261,11 @@ def _loops_process() -> Iterator[None]:
                 proc.kill()
                 proc.wait()
         keeper.join()
+        if before is None:  # this process's own settings as they were
+            os.environ.pop("QC_BACKGROUND_LOOPS", None)
+        else:
+            os.environ["QC_BACKGROUND_LOOPS"] = before
+        get_settings.cache_clear()
 
 
 def run_loops(parent: int) -> None:
