@@ -7,8 +7,9 @@ flow), against the API as ``qc serve`` runs it (granian by default, or uvicorn) 
 2 workers; the same wrk settings against
 the bare FastAPI route (same server, same workers) show what the generator and the server
 can carry, so the orders' figure is not the generator's. The journal writer and every other
-background loop run in the API as in production; after the runs, the books are checked
-against Redis (no drift) from the ledger.
+background loop run beside the workers in their own process, as ``qc serve`` runs them (its
+CPU is counted in the API's); after the runs, the books are checked against Redis (no
+drift) from the ledger.
 """
 
 from __future__ import annotations
