@@ -5,10 +5,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, status
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from server.idempotency.service import Claim, request_fingerprint, run_once
 from server.identity.models import User
@@ -67,28 +68,33 @@ IdempotencyKey = Annotated[
 
 
 _sku_id = path_check(SkuId)
+M = TypeVar("M", bound=BaseModel)
 
 
-async def _quick_create(request: Request) -> dict[str, Any] | None:
-    body = await json_body(request, CartCreate)
+async def _customer_with(request: Request, model: type[M]) -> tuple[M, Resources, User] | None:
+    """The body as ``model`` and the token's customer, or None (FastAPI's to read)."""
+    body = await json_body(request, model)
     credentials = bearer_of(request)
     if body is None or credentials is None:
         return None
     resources = resources_of(request.app)
-    user = await customer(resources, credentials)
+    return body, resources, await customer(resources, credentials)
+
+
+async def _quick_create(request: Request) -> dict[str, Any] | None:
+    read = await _customer_with(request, CartCreate)
+    if read is None:
+        return None
+    body, resources, user = read
     return {"body": body, "clock": resources.clock, "settings": resources.settings, "user": user}
 
 
 async def _quick_set_line(request: Request) -> dict[str, Any] | None:
     cart_id, sku_id = path_uuid(request, "cart_id"), _sku_id(request.path_params["sku_id"])
-    if cart_id is None or sku_id is None:
+    read = None if cart_id is None or sku_id is None else await _customer_with(request, CartLineSet)
+    if read is None:
         return None
-    body = await json_body(request, CartLineSet)
-    credentials = bearer_of(request)
-    if body is None or credentials is None:
-        return None
-    resources = resources_of(request.app)
-    user = await customer(resources, credentials)
+    body, resources, user = read
     return {
         "cart_id": cart_id,
         "sku_id": sku_id,
