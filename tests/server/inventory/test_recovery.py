@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from typing import Literal
 
 import httpx
 import psycopg
@@ -94,16 +95,7 @@ async def test_crash_between_redis_and_postgres_is_repaired(stack) -> None:
 async def test_a_change_in_flight_is_not_mistaken_for_drift(stack) -> None:
     sku = _sku(stack.database_url)
     async with transaction(stack.sessions) as s:
-        await service.reserve_lines(
-            s,
-            stack.redis,
-            store_id=STORE,
-            holder="order-slow",
-            lines={sku: 1},
-            now=stack.clock.now(),
-            hold_s=600,
-            mode="HARD",
-        )
+        await _reserve(s, stack, "order-slow", {sku: 1}, mode="HARD")
         # Redis has it, PostgreSQL's transaction is still open: one look sees a difference
         assert await find_drift(stack.engine, stack.redis, STORE) != []
     assert await reconcile_store(stack.engine, stack.redis, STORE, confirm_after_s=0.05) == []
@@ -120,16 +112,7 @@ async def test_drift_that_was_a_change_in_flight_resumes_the_store_without_a_rel
     epoch = await stack.redis.get(keys.store_ready(STORE))
     loads = STORE_LOADS.labels(STORE, "drift")._value.get()
     async with transaction(stack.sessions) as s:
-        await service.reserve_lines(
-            s,
-            stack.redis,
-            store_id=STORE,
-            holder="order-slower",
-            lines={sku: 1},
-            now=stack.clock.now(),
-            hold_s=600,
-            mode="HARD",
-        )
+        await _reserve(s, stack, "order-slower", {sku: 1}, mode="HARD")
         reconciling = asyncio.ensure_future(
             reconcile_store(stack.engine, stack.redis, STORE, confirm_after_s=0.05, quiesce_s=30)
         )
@@ -149,37 +132,13 @@ async def test_drift_that_was_a_change_in_flight_resumes_the_store_without_a_rel
 async def test_lost_redis_is_rebuilt_before_the_next_reservation(stack) -> None:
     sku = _sku(stack.database_url)
     async with transaction(stack.sessions) as s:
-        await service.reserve_lines(
-            s,
-            stack.redis,
-            store_id=STORE,
-            holder="cart-a",
-            lines={sku: 2},
-            now=stack.clock.now(),
-            hold_s=600,
-        )
+        await _reserve(s, stack, "cart-a", {sku: 2})
     await journal.drain(stack.engine, stack.redis, STORE)  # the writer applied cart-a's hold
     async with transaction(stack.sessions) as s:  # journaled, not yet applied: the window
-        await service.reserve_lines(
-            s,
-            stack.redis,
-            store_id=STORE,
-            holder="cart-c",
-            lines={sku: 1},
-            now=stack.clock.now(),
-            hold_s=600,
-        )
+        await _reserve(s, stack, "cart-c", {sku: 1})
     await stack.redis.flushdb()  # e.g. a restart with no persistence
     async with transaction(stack.sessions) as s:
-        await service.reserve_lines(
-            s,
-            stack.redis,
-            store_id=STORE,
-            holder="cart-b",
-            lines={sku: 1},
-            now=stack.clock.now(),
-            hold_s=600,
-        )
+        await _reserve(s, stack, "cart-b", {sku: 1})
     await journal.drain(stack.engine, stack.redis, STORE)
     # the rebuild came first: cart-a's hold survived and counts against availability;
     # cart-c's was lost with Redis before the writer applied it, on both sides alike
@@ -302,12 +261,19 @@ def _waiting_for_advisory_lock(database_url: str) -> bool:
 
 async def _soft_hold(stack, holder: str, sku: str) -> None:
     async with transaction(stack.sessions) as s:
-        await service.reserve_lines(
-            s,
-            stack.redis,
-            store_id=STORE,
-            holder=holder,
-            lines={sku: 1},
-            now=stack.clock.now(),
-            hold_s=600,
-        )
+        await _reserve(s, stack, holder, {sku: 1})
+
+
+async def _reserve(
+    s, stack, holder: str, lines: dict[str, int], *, mode: Literal["SOFT", "HARD"] = "SOFT"
+) -> None:
+    await service.reserve_lines(
+        s,
+        stack.redis,
+        store_id=STORE,
+        holder=holder,
+        lines=lines,
+        now=stack.clock.now(),
+        hold_s=600,
+        mode=mode,
+    )
