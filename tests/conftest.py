@@ -45,6 +45,10 @@ CLUSTER_TESTS = tuple(
     Path(__file__).parent / "server" / name for name in ("inventory", "orders", "flash", "delivery")
 )
 
+# the tests that run a benchmark: it seeds its own `qc_bench` database and Redis DB 13 on
+# the configured servers (qc/bench/stack.py), one for every xdist worker on external ones
+BENCH_STACK_TESTS = frozenset({"test_bench_smoke.py", "test_flash_bench.py"})
+
 
 @dataclass(frozen=True)
 class Services:
@@ -63,10 +67,11 @@ def _xdist_worker() -> int | None:
 @pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Groups for ``--dist loadgroup``, each run by one worker: the tests of the forecast's
-    session world (built and fitted once, not once per worker), and on a shared external
+    session world (built and fitted once, not once per worker), on a shared external
     Redis the tests that listen on pub/sub channels (a channel is the same in every Redis
-    database)."""
+    database), and on external servers the benchmarks (they share one bench database)."""
     external_redis = bool(os.environ.get("QC_TEST_REDIS_URL"))
+    external = external_redis or bool(os.environ.get("QC_TEST_DATABASE_URL"))
     for item in items:
         if any(item.path.is_relative_to(folder) for folder in CLUSTER_TESTS):
             item.add_marker(pytest.mark.cluster)
@@ -75,6 +80,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.xdist_group("forecast-world"))
         elif external_redis and "live_server" in fixtures:
             item.add_marker(pytest.mark.xdist_group("redis-pubsub"))
+        elif external and item.path.name in BENCH_STACK_TESTS:
+            item.add_marker(pytest.mark.xdist_group("bench-stack"))
 
 
 def _fresh_external_database(url: str) -> str:
