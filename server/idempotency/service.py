@@ -8,8 +8,8 @@ The same key with a different request body is a 422. A refusal rolls the claim b
 the rest of the work; its answer is stored afterwards (unless another request took the
 key meanwhile: then neither had done anything).
 
-A request that crashed after its claim committed leaves it unanswered and marked
-abandoned (unmarked if its process died: then abandoned once ``ABANDONED_AFTER`` old); a
+A request that crashed (or answered 5xx) after its claim committed leaves it unanswered
+and marked abandoned (unmarked if its process died: then abandoned once ``ABANDONED_AFTER`` old); a
 retry takes it over and runs the work again with the same attempt id, so the work can
 find what the first try made (a checkout names its order by it) instead of doing it
 twice or refusing it.
@@ -164,6 +164,16 @@ class Claim:
 
         uow.after_commit(session, stored)
 
+    async def release(self, session: AsyncSession) -> None:
+        """Drop the claim in the work's transaction: the work undid what it had done, so a
+        retry starts afresh, as a new attempt."""
+        await session.execute(_FORGET, {"u": self.user_id, "k": self.key, "c": self.created_at})
+
+        async def released() -> None:
+            self.committed = False
+
+        uow.after_commit(session, released)
+
     def _who(self) -> dict[str, Any]:
         return {"user": self.user_id, "key": self.key}
 
@@ -192,9 +202,10 @@ async def run_once(
     work: Callable[[uuid.UUID, Claim], Awaitable[Any]],
 ) -> JSONResponse:
     """Run ``work`` once per (user, key); replays get the stored (status, body). ``work``
-    gets the attempt id (the same on a retry after a crash, new after a 5xx answer, which
-    is forgotten so the retry starts afresh) and the claim, which it must take first in its
-    first transaction and answer in its last."""
+    gets the attempt id (the same on a retry after a crash, or after a 5xx answer once
+    the claim's transaction had committed; new after a 5xx before it, or after the work
+    released its claim) and the claim, which it must take first in its first transaction
+    and answer in its last."""
     if not 1 <= len(claim.key) <= 100:
         raise Unprocessable(
             "Idempotency-Key must be 1 to 100 characters", code="invalid_idempotency_key"
@@ -215,7 +226,10 @@ async def run_once(
         return taken.replay
     except DomainError as exc:
         if exc.status >= 500 or isinstance(exc, InProgress):
-            await _forget(sessions, claim)  # nothing was done: a retry starts afresh
+            # not an answer: rolled back with the work, the claim is gone and a retry
+            # starts afresh; committed, part of the work stands (a checkout placed and
+            # charged its order) and a retry takes the claim over to resume it
+            await _abandon(sessions, claim)
             raise
         return await _store_after(sessions, claim, exc.status, exc.problem())
     except BaseException:
@@ -258,14 +272,6 @@ async def _abandon(sessions: async_sessionmaker[AsyncSession], claim: Claim) -> 
     except Exception:
         # unmarked, the claim is taken over once ABANDONED_AFTER old
         log.exception("could not mark an idempotency claim abandoned")
-
-
-async def _forget(sessions: async_sessionmaker[AsyncSession], claim: Claim) -> None:
-    if not claim.committed:
-        return
-    async with sessions() as s:
-        await s.execute(_FORGET, {"u": claim.user_id, "k": claim.key, "c": claim.created_at})
-        await s.commit()
 
 
 def _response(status: int, body: Any, *, replayed: bool) -> JSONResponse:

@@ -13,12 +13,15 @@ A cart's checkout and a flash sale's share this skeleton; what they buy from (a
    declined, the stock goes back and the order is CANCELLED; the key's answer is stored.
 
 When the provider could not be asked at all (breaker, bulkhead), a compensating
-transaction cancels the order and gives the source its hold back, so a retry can succeed.
+transaction cancels the order, gives the source its hold back and drops the key's claim,
+so a retry starts afresh.
 
-The caller names the order (``order_id``): a retry of a checkout that crashed after
-placing it names the same order and gets it as it stands, never a second one. A charge
-whose outcome was never recorded is settled by ``settle_unpaid``, which asks the provider
-once the payment window has passed: the money either confirms the order or goes back.
+The caller names the order (``order_id``): a retry of a checkout that crashed (or was
+answered 5xx) after placing it names the same order, never a second one, and resumes it:
+the charge is asked again under the order's key (the provider answers the first charge,
+or makes it now) and its outcome applied. A charge whose outcome nobody retries is
+settled by ``settle_unpaid``, which asks the provider once the payment window has
+passed: the money either confirms the order or goes back.
 """
 
 from __future__ import annotations
@@ -145,87 +148,185 @@ async def checkout(
     now: datetime,
     claim: Claim | None = None,
 ) -> CheckoutOutcome:
-    """Place order ``order_id`` from the source's hold, charge it, apply the outcome (if
-    it stands already, this is a retry after a crash: it is answered as it is). Raises
-    ``PaymentUnavailable`` (after compensating) when the provider could not be asked."""
+    """Place order ``order_id`` from the source's hold, charge it, apply the outcome. A
+    retry after a crash finds the order: settled, it is answered as it is; still unpaid,
+    the charge is asked again under the same key (the provider answers the first one, or
+    makes it now) and its outcome applied. Raises ``PaymentUnavailable`` when the provider
+    could not be asked (a new order is compensated first; a resumed one stays unpaid)."""
     point = LatLng(address.lat, address.lng)
     async with transaction(sessions) as session:
         fresh = claim is not None and await claim.take(session, attempt_id=order_id)
         earlier = None if fresh else await _placed_earlier(session, order_id=order_id)
-        if earlier is not None:
+        if isinstance(earlier, CheckoutPlaced | PaymentDeclined):
             if claim is not None:
                 await claim.answer(session, earlier)
             return earlier
-        purchase = await source.open(session, now=now)
-        promise = await _require_checkout_possible(
-            session,
-            gateway=gateway,
-            settings=settings,
-            store_id=purchase.store_id,
-            point=point,
-            now=now,
-        )
-        await inventory.reserve_lines(
+        unpaid = earlier or await _place(
             session,
             redis,
-            store_id=purchase.store_id,
-            holder=purchase.holder,
-            lines={line.sku_id: line.quantity for line in purchase.lines},
-            now=now,
-            hold_s=settings.payment_window_s,
-            mode="HARD",
-            new_holder=str(order_id),
-            actor_id=purchase.hold_actor,
-        )
-        payment_id = await orders.place_order(
-            session,
-            order_id=order_id,
+            source=source,
+            settings=settings,
+            gateway=gateway,
             user=user,
-            store_id=purchase.store_id,
-            city_id=await _city_of(session, purchase.store_id),
-            cart_id=purchase.cart_id,
-            lines=purchase.lines,
-            totals=purchase.totals,
-            address=address.model_dump(),
-            lat=point.lat,
-            lng=point.lng,
+            address=address,
+            point=point,
+            order_id=order_id,
             now=now,
-            sla_s=settings.sla_s,
-            promised_at=now + timedelta(minutes=promise.eta_min),
         )
-        await source.placed(session, order_id=order_id, now=now)
-        store_id, amount = purchase.store_id, purchase.totals.total_paise
+    resumed = earlier is not None
     try:
         # one charge per order: the order id is the provider's idempotency key
         result = await gateway.charge(
-            payment_id=str(payment_id),
+            payment_id=str(unpaid.payment_id),
             order_id=str(order_id),
-            amount_paise=amount,
+            amount_paise=unpaid.amount_paise,
             currency="INR",
             idempotency_key=str(order_id),
             now=now.timestamp(),
         )
     except PaymentUnavailable:
-        async with transaction(sessions) as session:
-            order = await session.get(Order, (store_id, order_id))
-            assert order is not None  # placed in tx 1 above
-            await source.take_back(session, order=order, now=now)
-            await orders.cancel_order(
-                session,
+        if not resumed:
+            await _give_back(
+                sessions,
                 redis,
-                order=order,
+                source=source,
+                unpaid=unpaid,
+                order_id=order_id,
+                user=user,
                 now=now,
-                actor=user,
-                reason="payment_unavailable",
-                by_customer=False,
+                claim=claim,
             )
-            await source.reopen(session, now=now)
         raise
+    # a refusal from here on (a store being reloaded: 503) leaves the order placed and
+    # charged: the key's claim is kept (``run_once``) and a retry resumes it
+    return await _applied(
+        sessions,
+        redis,
+        source=None if resumed else source,
+        unpaid=unpaid,
+        order_id=order_id,
+        result=result,
+        now=now,
+        claim=claim,
+    )
+
+
+@dataclass(frozen=True)
+class _Unpaid:
+    """A PLACED order whose charge's outcome is not applied yet; ``lines`` as ordered when
+    this request placed it (None: an earlier attempt did)."""
+
+    store_id: str
+    payment_id: uuid.UUID
+    amount_paise: int
+    lines: list[OrderLine] | None = None
+
+
+async def _place(
+    session: AsyncSession,
+    redis: aioredis.Redis,
+    *,
+    source: CheckoutSource,
+    settings: Settings,
+    gateway: PaymentGateway,
+    user: User,
+    address: DeliveryAddress,
+    point: LatLng,
+    order_id: uuid.UUID,
+    now: datetime,
+) -> _Unpaid:
+    """Step 1: the source's hold moves to the new order, PLACED with a pending payment."""
+    purchase = await source.open(session, now=now)
+    promise = await _require_checkout_possible(
+        session,
+        gateway=gateway,
+        settings=settings,
+        store_id=purchase.store_id,
+        point=point,
+        now=now,
+    )
+    await inventory.reserve_lines(
+        session,
+        redis,
+        store_id=purchase.store_id,
+        holder=purchase.holder,
+        lines={line.sku_id: line.quantity for line in purchase.lines},
+        now=now,
+        hold_s=settings.payment_window_s,
+        mode="HARD",
+        new_holder=str(order_id),
+        actor_id=purchase.hold_actor,
+    )
+    payment_id = await orders.place_order(
+        session,
+        order_id=order_id,
+        user=user,
+        store_id=purchase.store_id,
+        city_id=await _city_of(session, purchase.store_id),
+        cart_id=purchase.cart_id,
+        lines=purchase.lines,
+        totals=purchase.totals,
+        address=address.model_dump(),
+        lat=point.lat,
+        lng=point.lng,
+        now=now,
+        sla_s=settings.sla_s,
+        promised_at=now + timedelta(minutes=promise.eta_min),
+    )
+    await source.placed(session, order_id=order_id, now=now)
+    return _Unpaid(purchase.store_id, payment_id, purchase.totals.total_paise, purchase.lines)
+
+
+async def _give_back(
+    sessions: async_sessionmaker[AsyncSession],
+    redis: aioredis.Redis,
+    *,
+    source: CheckoutSource,
+    unpaid: _Unpaid,
+    order_id: uuid.UUID,
+    user: User,
+    now: datetime,
+    claim: Claim | None,
+) -> None:
+    """The provider could not be asked: the order is cancelled, the source gets its hold
+    back and the key's claim goes with them, so a retry starts afresh."""
+    async with transaction(sessions) as session:
+        order = await session.get(Order, (unpaid.store_id, order_id))
+        assert order is not None  # placed in step 1
+        await source.take_back(session, order=order, now=now)
+        await orders.cancel_order(
+            session,
+            redis,
+            order=order,
+            now=now,
+            actor=user,
+            reason="payment_unavailable",
+            by_customer=False,
+        )
+        await source.reopen(session, now=now)
+        if claim is not None:
+            await claim.release(session)
+
+
+async def _applied(
+    sessions: async_sessionmaker[AsyncSession],
+    redis: aioredis.Redis,
+    *,
+    source: CheckoutSource | None,
+    unpaid: _Unpaid,
+    order_id: uuid.UUID,
+    result: ChargeResult,
+    now: datetime,
+    claim: Claim | None,
+) -> CheckoutOutcome:
+    """Step 3: the charge's outcome applied; the key answered. ``source`` None: a resumed
+    order, whose source (a flash token) catches up with it on its own sweep."""
     async with transaction(sessions) as session:
         order, payment = await _locked_order_and_payment(
-            session, store_id=store_id, order_id=order_id, payment_id=payment_id
+            session, store_id=unpaid.store_id, order_id=order_id, payment_id=unpaid.payment_id
         )
-        await source.charged(session, order=order, payment=payment, result=result, now=now)
+        if source is not None:
+            await source.charged(session, order=order, payment=payment, result=result, now=now)
         await apply_payment(
             session,
             redis,
@@ -233,15 +334,18 @@ async def checkout(
             payment=payment,
             charge=result,
             now=now,
-            hard_skus=[line.sku_id for line in purchase.lines],
+            hard_skus=None if unpaid.lines is None else [line.sku_id for line in unpaid.lines],
         )
-        await source.settled(session, order=order, result=result, now=now)
+        if source is not None:
+            await source.settled(session, order=order, result=result, now=now)
         outcome: CheckoutOutcome
         if order.status == OrderStatus.CANCELLED:
             outcome = PaymentDeclined(order_id=order_id, failure_reason=result.failure_reason)
-        else:
+        elif unpaid.lines is not None:
             # built from what the flow holds: a fresh order has no refund or substitution yet
-            outcome = CheckoutPlaced(order=orders.placed_public(order, purchase.lines))
+            outcome = CheckoutPlaced(order=orders.placed_public(order, unpaid.lines))
+        else:
+            outcome = CheckoutPlaced(order=await orders.public(session, order))
         if claim is not None:
             await claim.answer(session, outcome)
     return outcome
@@ -260,8 +364,11 @@ async def _city_of(session: AsyncSession, store_id: str) -> str:
     return await _cities.get_or_load(store_id, load)
 
 
-async def _placed_earlier(session: AsyncSession, *, order_id: uuid.UUID) -> CheckoutOutcome | None:
-    """The outcome of an order an earlier attempt of this checkout placed, as it stands."""
+async def _placed_earlier(
+    session: AsyncSession, *, order_id: uuid.UUID
+) -> CheckoutOutcome | _Unpaid | None:
+    """The order an earlier attempt of this checkout placed: its outcome as it stands, or
+    (its charge's outcome never applied) what resuming it needs."""
     store_id = await orders.store_of_order(session, order_id=order_id)
     if store_id is None:
         return None
@@ -274,6 +381,8 @@ async def _placed_earlier(session: AsyncSession, *, order_id: uuid.UUID) -> Chec
     ).one()
     if payment.status == "FAILED" and order.status == OrderStatus.CANCELLED:
         return PaymentDeclined(order_id=order_id, failure_reason=payment.failure_reason)
+    if payment.status == "PENDING" and order.status == OrderStatus.PLACED:
+        return _Unpaid(store_id, payment.payment_id, payment.amount_paise)
     return CheckoutPlaced(order=await orders.public(session, order))
 
 

@@ -78,3 +78,56 @@ async def test_one_key_twice_at_once_runs_one_checkout(city, client, customer) -
     with psycopg.connect(city.database_url) as conn:
         assert conn.execute("SELECT count(*) FROM orders").fetchall() == [(1,)]
     assert _keys(city.database_url) == [(201, None)]
+
+
+async def _run_once_claiming(
+    sessions, claim_args: dict, seen: list[uuid.UUID], fail_after_claim: bool
+) -> int:
+    """``run_once`` of a work that takes its claim in a committed transaction and then
+    answers 503 (``fail_after_claim``) or 200; the attempt ids the work ran as go to
+    ``seen``. Returns the answer's status."""
+    from server.idempotency.service import Claim, run_once
+    from server.kit.db import transaction
+    from server.kit.errors import ServiceUnavailable
+
+    claim = Claim(**claim_args)
+
+    async def work(attempt_id: uuid.UUID, claim: Claim) -> str:
+        async with transaction(sessions) as session:
+            await claim.take(session, attempt_id=attempt_id)
+        seen.append(attempt_id)
+        if fail_after_claim:
+            raise ServiceUnavailable("the store is being reloaded")
+        return "done"
+
+    try:
+        answer = await run_once(sessions, claim, work)
+    except ServiceUnavailable as exc:
+        return exc.status
+    return answer.status_code
+
+
+async def test_a_5xx_after_the_claim_committed_keeps_it_for_the_retry(city, app) -> None:
+    """Work that stands (its first transaction committed) and then fails with a 5xx is
+    not forgotten: the key is marked abandoned and the retry runs as the same attempt
+    (a checkout resumes its placed order instead of placing and charging a second)."""
+    from server.kit.resources import resources_of
+
+    sessions = resources_of(app).sessions
+    with psycopg.connect(city.database_url) as conn:
+        [(user_id,)] = conn.execute(
+            "SELECT id FROM users WHERE role = 'customer' ORDER BY id LIMIT 1"
+        ).fetchall()
+    args = {
+        "user_id": user_id,
+        "key": "reload-1",
+        "fingerprint": "f" * 64,
+        "now": resources_of(app).clock.now(),
+        "render": lambda result: (200, {"result": result}),
+    }
+    seen: list[uuid.UUID] = []
+    assert await _run_once_claiming(sessions, args, seen, fail_after_claim=True) == 503
+    assert _keys(city.database_url) == [(None, None)]  # kept, unanswered (body: abandoned)
+    assert await _run_once_claiming(sessions, args, seen, fail_after_claim=False) == 200
+    assert len(seen) == 2 and seen[0] == seen[1]
+    assert _keys(city.database_url) == [(200, None)]

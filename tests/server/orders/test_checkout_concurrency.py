@@ -230,40 +230,69 @@ DROP FUNCTION qc_test_refuse_payment_update();
 """
 
 
-async def test_a_charge_whose_outcome_could_not_be_recorded_ends_refunded(
+async def _checkout_charged_but_unrecorded(
+    client: httpx.AsyncClient, database_url: str, customer: dict[str, str], cart_id: str
+) -> None:
+    """A checkout the provider charges and PostgreSQL then refuses to record: 500."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(_FAIL_PAYMENT_UPDATES)
+    try:
+        first = await client.post(
+            f"/v1/carts/{cart_id}/checkout",
+            json=ADDRESS,
+            headers={**customer, "Idempotency-Key": "crash-1"},
+        )
+    finally:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute(_HEAL_PAYMENT_UPDATES)
+    assert first.status_code == 500, first.text
+
+
+async def test_a_retry_resumes_a_charge_whose_outcome_could_not_be_recorded(
     crowd: Services, sku: str, live_server: LiveServer, settings: Settings
 ) -> None:
     """The provider charges, then PostgreSQL refuses to record it: the checkout answers
-    500 once; a retry with the same key gives the order as it stands (not 409 forever),
-    and the payment-timeout sweep asks the provider and gives the money back."""
+    500 once; a retry with the same key resumes the same order (not a second one, not 409
+    forever): the provider answers the first charge again and the order is confirmed."""
     resources = resources_of(live_server.app)
+    provider = resources.payments.provider
+    assert isinstance(provider, SimulatedProvider)
     customer = _customer_headers(crowd.database_url, settings, live_server.clock)[0]
     async with httpx.AsyncClient(base_url=live_server.url, timeout=60) as client:
         cart_id = await _cart_with_one(client, customer, sku)
-        with psycopg.connect(crowd.database_url, autocommit=True) as conn:
-            conn.execute(_FAIL_PAYMENT_UPDATES)
-        try:
-            first = await client.post(
-                f"/v1/carts/{cart_id}/checkout",
-                json=ADDRESS,
-                headers={**customer, "Idempotency-Key": "crash-1"},
-            )
-        finally:
-            with psycopg.connect(crowd.database_url, autocommit=True) as conn:
-                conn.execute(_HEAL_PAYMENT_UPDATES)
-        assert first.status_code == 500, first.text
+        await _checkout_charged_but_unrecorded(client, crowd.database_url, customer, cart_id)
         retry = await client.post(
             f"/v1/carts/{cart_id}/checkout",
             json=ADDRESS,
             headers={**customer, "Idempotency-Key": "crash-1"},
         )
         assert retry.status_code == 201, retry.text
-        order = retry.json()
-        assert order["status"] == "PLACED"  # charged, but the charge is not recorded yet
+        assert retry.json()["status"] == "CONFIRMED"
+        replay = await client.post(
+            f"/v1/carts/{cart_id}/checkout",
+            json=ADDRESS,
+            headers={**customer, "Idempotency-Key": "crash-1"},
+        )
+        assert replay.json() == retry.json()
+    assert provider.charges == 1
+    outcomes = await _assert_every_charge_confirmed_or_refunded(crowd.database_url, provider)
+    assert outcomes == {"confirmed": 1}, outcomes
+    await _assert_books_balance(crowd.database_url, crowd.redis_url, sku)
 
+
+async def test_a_charge_whose_outcome_nobody_retries_is_settled_by_the_sweep(
+    crowd: Services, sku: str, live_server: LiveServer, settings: Settings
+) -> None:
+    """The same crash with no retry: the payment-timeout sweep asks the provider and
+    settles the order (its hold outlived by the window: the money goes back)."""
+    from server.orders.flows import settle_unpaid
+
+    resources = resources_of(live_server.app)
+    customer = _customer_headers(crowd.database_url, settings, live_server.clock)[0]
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=60) as client:
+        cart_id = await _cart_with_one(client, customer, sku)
+        await _checkout_charged_but_unrecorded(client, crowd.database_url, customer, cart_id)
         # the sweep as the background loop runs it, on this test's own connections
-        from server.orders.flows import settle_unpaid
-
         resources.clock.advance(settings.payment_window_s + 1)
         engine = db.create_engine(crowd.database_url, settings)
         gate = qredis.create_redis(crowd.redis_url)
@@ -279,8 +308,8 @@ async def test_a_charge_whose_outcome_could_not_be_recorded_ends_refunded(
             await gate.aclose()
             await engine.dispose()
         assert swept == 1
-        final = (await client.get(f"/v1/orders/{order['order_id']}", headers=customer)).json()
-    assert final["status"] in {"CONFIRMED", "CANCELLED"}, final
+        orders = (await client.get("/v1/orders", headers=customer)).json()
+    assert [o["status"] for o in orders["items"]] in (["CONFIRMED"], ["CANCELLED"]), orders
     provider = resources.payments.provider
     assert isinstance(provider, SimulatedProvider)
     outcomes = await _assert_every_charge_confirmed_or_refunded(crowd.database_url, provider)
