@@ -176,6 +176,7 @@ def _row(flow: wrk.WrkResult, ref: wrk.WrkResult) -> dict[str, Any]:
         "request_p50_ms": round(flow.p50_ms, 1),
         "request_p99_ms": round(flow.p99_ms, 1),
         "failed_steps": flow.failures,
+        "failed_by_kind": flow.failed,
         "errors": flow.errors,
         "reference_per_s": round(ref.per_second, 1),
         "requests_vs_reference": round(flow.per_second / ref.per_second, 3)
@@ -196,6 +197,11 @@ def _print(results: dict[str, list[dict[str, Any]]], cond: dict[str, object]) ->
                 f" failed steps {r['failed_steps']})  bare FastAPI route {r['reference_per_s']:,.0f}/s"
                 f" ({r['requests_vs_reference']:.1%} of it)"
             )
+            if r["failed_by_kind"]:
+                console.print(
+                    "  failed steps: "
+                    + ", ".join(f"{k.strip()} x{n}" for k, n in sorted(r["failed_by_kind"].items()))
+                )
             console.print(
                 "  CPU % of one core: " + ", ".join(f"{k} {v}" for k, v in r["cpu_percent"].items())
             )

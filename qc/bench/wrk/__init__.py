@@ -73,6 +73,7 @@ class WrkResult(Result):
     p90_ms: float = 0.0
     p999_ms: float = 0.0
     failures: int = 0
+    failed: dict[str, int] = field(default_factory=dict)  # failures by what the script named
     flows: int = 0
     connections: int = 0
     threads: int = 0
@@ -196,6 +197,7 @@ def run(
         p90_ms=f["p90_us"] / 1000,
         p999_ms=f["p999_us"] / 1000,
         failures=f["failures"],
+        failed=f.get("failed", {}),
         flows=f["flows"],
         connections=connections,
         threads=threads,

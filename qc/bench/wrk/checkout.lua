@@ -19,6 +19,11 @@ init = function(args)
   math.randomseed(os.time() + (thread_id or 1) * 7919)
 end
 
+-- what a failed step was: the step, the status and the problem's code
+local function failed(what, status, body)
+  qc.fail(what .. " " .. status .. " " .. (qc.field(body, "code") or ""))
+end
+
 local function headers(extra)
   local h = { ["Authorization"] = "Bearer " .. token, ["Content-Type"] = "application/json" }
   if extra then for k, v in pairs(extra) do h[k] = v end end
@@ -40,14 +45,15 @@ end
 response = function(status, _, body)
   if step == 0 then
     cart = qc.field(body, "cart_id")
-    if status == 201 and cart then step, picked = 1, 0 else qc.fail() end
+    if status == 201 and cart then step, picked = 1, 0 else failed("cart", status, body) end
   elseif step == 1 then
-    if status ~= 200 then qc.fail() end  -- a line refused: the flow goes on without it
+    -- a line refused: the flow goes on without it
+    if status ~= 200 then failed("line", status, body) end
     picked = picked + 1
     if picked >= lines then step = 2 end
   else
     if status == 201 and qc.field(body, "status") == "CONFIRMED" then qc.flow_done()
-    else qc.fail() end
+    else failed("checkout", status, body) end
     step = 0
   end
 end

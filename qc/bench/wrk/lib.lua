@@ -5,7 +5,8 @@
 --   qc.paths(file)         -> the lines of a file (request paths, tokens, ...)
 --   qc.uuid()              -> a random UUID-shaped string (Idempotency-Key)
 --   qc.field(body, name)   -> a JSON string/number field's value (first match), or nil
---   qc.fail()              -> count a failed request or flow step (reported as "failures")
+--   qc.fail(what)          -> count a failed request or flow step (reported as "failures",
+--                             and by ``what``, e.g. "checkout 503 inventory_loading", as "failed")
 --   qc.flow_done()         -> count a completed multi-step flow (reported as "flows")
 --   thread_id              -> global: this thread's number, 1..threads (set in setup)
 -- Multi-step flows (a token, a cart id from one answer used by the next request, an
@@ -19,9 +20,13 @@ local counter = 0
 -- counters live in plain globals: wrk copies only strings, numbers and tables between threads
 qc_failures = 0
 qc_flows = 0
+qc_failed = {}
 
-function qc.fail()
+function qc.fail(what)
   qc_failures = qc_failures + 1
+  -- a JSON key as it is printed: letters, digits, spaces, _ and . only
+  local key = string.gsub(what or "unnamed", "[^%w%s_%.]", "")
+  qc_failed[key] = (qc_failed[key] or 0) + 1
 end
 
 function qc.flow_done()
@@ -58,20 +63,23 @@ function qc.report()
     threads[#threads + 1] = thread
   end
   done = function(summary, latency, requests)
-    local failures, flows = 0, 0
+    local failures, flows, failed = 0, 0, {}
     for _, t in ipairs(threads) do
       failures = failures + (t:get("qc_failures") or 0)
       flows = flows + (t:get("qc_flows") or 0)
+      for what, n in pairs(t:get("qc_failed") or {}) do failed[what] = (failed[what] or 0) + n end
     end
+    local kinds = {}
+    for what, n in pairs(failed) do kinds[#kinds + 1] = string.format('"%s":%d', what, n) end
     local e = summary.errors
     io.write(string.format(
       'QCWRK {"duration_us":%d,"requests":%d,"bytes":%d,"connect":%d,"read":%d,' ..
       '"write":%d,"status":%d,"timeout":%d,"p50_us":%d,"p90_us":%d,"p99_us":%d,' ..
-      '"p999_us":%d,"max_us":%d,"mean_us":%.1f,"failures":%d,"flows":%d}\n',
+      '"p999_us":%d,"max_us":%d,"mean_us":%.1f,"failures":%d,"flows":%d,"failed":{%s}}\n',
       summary.duration, summary.requests, summary.bytes, e.connect, e.read, e.write,
       e.status, e.timeout, latency:percentile(50), latency:percentile(90),
       latency:percentile(99), latency:percentile(99.9), latency.max, latency.mean,
-      failures, flows))
+      failures, flows, table.concat(kinds, ",")))
   end
 end
 

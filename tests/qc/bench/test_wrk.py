@@ -67,3 +67,23 @@ def test_service_pids_finds_the_local_servers(settings) -> None:
 
     found = wrk.service_pids(db.resolve_database_url(settings), qredis.resolve_redis_url(settings))
     assert set(found) == {"PostgreSQL", "Valkey"}
+
+
+def test_failed_steps_are_counted_by_what_the_script_names(tmp_path) -> None:
+    script = tmp_path / "flow.lua"
+    script.write_text(
+        'local qc = dofile(os.getenv("QC_WRK_LIB"))\n'
+        "qc.report()\n"
+        "local step = 0\n"
+        "function request()\n"
+        "  step = step + 1\n"
+        '  return wrk.format("GET", "/v1/bare/" .. qc.uuid())\n'
+        "end\n"
+        "function response(status, headers, body)\n"
+        '  if step % 2 == 1 then qc.fail("odd step " .. status .. " {\\"x\\"}") end\n'
+        "end\n"
+    )
+    with serve_process("qc.bench.serving:bare_fastapi", env={}, workers=1) as server:
+        r = wrk.run(server.url, script, connections=2, per_connection_state=True, duration=1)
+    # the name is kept JSON-safe (quotes and braces dropped), the counts add up
+    assert r.failures > 0 and r.failed == {"odd step 200 x": r.failures}
