@@ -1,12 +1,13 @@
 -- A complete order per flow: start a cart, hold `lines` SKUs (one PUT each), check out
--- with a fresh Idempotency-Key (the simulated provider pays: CONFIRMED). One connection
--- per thread (run with per_connection_state): the flow's state lives in this thread.
+-- with a fresh Idempotency-Key (the simulated provider pays: CONFIRMED; a 503 is retried
+-- with the same key). One connection per thread (run with per_connection_state): the
+-- flow's state lives in this thread.
 -- args: 1 tokens file (one bearer token per line), 2 SKUs file, 3 store id, 4 lines
 local qc = dofile(os.getenv("QC_WRK_LIB"))
 qc.report()
 
 local token, skus, store, lines
-local step, cart, picked = 0, nil, 0
+local step, cart, picked, key = 0, nil, 0, nil
 local checkout_body = '{"address":{"line1":"bench","lat":12.9352,"lng":77.6245},' ..
   '"payment_method":"upi"}'
 
@@ -39,7 +40,7 @@ request = function()
       '{"quantity":' .. math.random(1, 2) .. '}')
   end
   return wrk.format("POST", "/v1/carts/" .. cart .. "/checkout",
-    headers({ ["Idempotency-Key"] = qc.uuid() }), checkout_body)
+    headers({ ["Idempotency-Key"] = key }), checkout_body)
 end
 
 response = function(status, _, body)
@@ -50,10 +51,12 @@ response = function(status, _, body)
     -- a line refused: the flow goes on without it
     if status ~= 200 then failed("line", status, body) end
     picked = picked + 1
-    if picked >= lines then step = 2 end
+    if picked >= lines then step, key = 2, qc.uuid() end
   else
     if status == 201 and qc.field(body, "status") == "CONFIRMED" then qc.flow_done()
     else failed("checkout", status, body) end
-    step = 0
+    -- a 503 (a store being reloaded) may follow a charge: retried with the same key, as
+    -- a customer's app would, it resumes that order
+    if status ~= 503 then step = 0 end
   end
 end
