@@ -14,9 +14,12 @@ from typing import Any, Literal
 import httpx
 import psycopg
 import uvicorn
+from fastapi import FastAPI
 from textual.app import App
 from textual.pilot import Pilot
 
+from server.kit.resources import resources_of
+from server.payments.provider import SimulatedProvider
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
 
@@ -180,3 +183,10 @@ def stocked_skus(database_url: str, store_id: str, n: int, *, at_least: int = 0)
         ]
     assert len(found) == n, f"{store_id} has {len(found)} SKUs with {at_least}+ units, not {n}"
     return found
+
+
+def simulated_provider(app: FastAPI) -> SimulatedProvider:
+    """The app's payment provider, which the tests steer (rates, outages, webhooks)."""
+    provider = resources_of(app).payments.provider
+    assert isinstance(provider, SimulatedProvider)
+    return provider

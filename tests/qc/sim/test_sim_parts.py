@@ -11,7 +11,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from qc.sim.demand import Want, choose_basket, hourly_profile, pick_product, popularity
-from qc.sim.start import anchor_for, choose_start, parse_start, plan_start
+from qc.sim.start import (
+    Start,
+    StoreHours,
+    anchor_for,
+    choose_start,
+    parse_start,
+    plan_start,
+)
 from server.kit.clock import Clock
 from shared.schemas.catalog import ProductCard
 
@@ -54,7 +61,21 @@ def test_the_day_starts_at_the_asked_hour_never_before_what_was_recorded() -> No
 SEED_HOURS = {
     day: [["06:00", "02:00"]] for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 }
-CITY = [(SEED_HOURS, "Asia/Kolkata")] * 3
+CITY: StoreHours = [(SEED_HOURS, "Asia/Kolkata")] * 3
+
+
+def _plan(
+    *, now: float, start_at: tuple[int, int] | None = None, stores: StoreHours = CITY
+) -> Start:
+    """A fresh run (nothing recorded, nothing in flight) in the city's zone."""
+    return plan_start(
+        start_at=start_at,
+        timezone="Asia/Kolkata",
+        latest=None,
+        unfinished=0,
+        stores=stores,
+        now=now,
+    )
 
 
 def _at(day: int, hh: int, mm: int = 0) -> float:
@@ -62,27 +83,26 @@ def _at(day: int, hh: int, mm: int = 0) -> float:
 
 
 def test_a_default_demo_at_night_starts_at_the_next_lively_open_hour_and_says_so() -> None:
-    plan = dict(start_at=None, timezone="Asia/Kolkata", latest=None, unfinished=0, stores=CITY)
-    night = plan_start(**plan, now=_at(24, 3, 12))  # stores closed 02:00-06:00
+    night = _plan(now=_at(24, 3, 12))  # stores closed 02:00-06:00
     assert night.local("Asia/Kolkata").strftime("%d %H:%M") == "24 06:15"
     assert night.note is not None
     assert "at 03:12 the stores are closed" in night.note
     assert "06:00-02:00 every day (Asia/Kolkata)" in night.note and "Tue 06:15" in night.note
-    late = plan_start(**plan, now=_at(24, 23, 40))  # open, but orders hardly come
+    late = _plan(now=_at(24, 23, 40))  # open, but orders hardly come
     assert late.local("Asia/Kolkata").strftime("%d %H:%M") == "25 06:15"
     assert late.note is not None and "orders hardly come" in late.note
-    evening = plan_start(**plan, now=_at(24, 19, 5))  # alive: now, nothing to say
-    assert evening == type(evening)(_at(24, 19, 5), None)
-    afternoon = plan_start(**plan, now=_at(24, 14, 30))  # quieter, not asleep: kept
+    evening = _plan(now=_at(24, 19, 5))  # alive: now, nothing to say
+    assert evening == Start(_at(24, 19, 5), None)
+    afternoon = _plan(now=_at(24, 14, 30))  # quieter, not asleep: kept
     assert afternoon.at == _at(24, 14, 30) and afternoon.note is None
     # an asked hour is kept unless the stores are closed then
-    asked = plan_start(**(plan | {"start_at": (3, 30)}), now=_at(24, 12))
+    asked = _plan(start_at=(3, 30), now=_at(24, 12))
     assert asked.local("Asia/Kolkata").strftime("%d %H:%M") == "24 06:00"
     assert asked.note is not None and "at 03:30 the stores are closed" in asked.note
-    quiet = plan_start(**(plan | {"start_at": (23, 30)}), now=_at(24, 12))
+    quiet = _plan(start_at=(23, 30), now=_at(24, 12))
     assert quiet.local("Asia/Kolkata").strftime("%d %H:%M") == "24 23:30" and quiet.note is None
     # stores open round the clock: a quiet night moves, the note says so
-    always = plan_start(**(plan | {"stores": [(None, "Asia/Kolkata")]}), now=_at(24, 3))
+    always = _plan(stores=[(None, "Asia/Kolkata")], now=_at(24, 3))
     assert always.note is not None and "round the clock" in always.note
 
 

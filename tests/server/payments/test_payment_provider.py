@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TypedDict
 
 import pytest
 
 from server.payments.provider import (
     DECLINE_REASONS,
     WEBHOOK_SIGNATURE_HEADER,
+    ChargeResult,
     ChargeStatus,
     IdempotencyKeyReused,
     ProviderError,
@@ -24,7 +26,15 @@ SECRET = "whsec_test_0123456789"
 NOW = 1_750_000_000.0
 
 
-def charge_args(key: str = "k1", amount: int = 12_300) -> dict[str, object]:
+class ChargeArgs(TypedDict):
+    payment_id: str
+    order_id: str
+    amount_paise: int
+    currency: str
+    idempotency_key: str
+
+
+def charge_args(key: str = "k1", amount: int = 12_300) -> ChargeArgs:
     return {
         "payment_id": f"pay-{key}",
         "order_id": f"ord-{key}",
@@ -57,7 +67,7 @@ async def test_key_reused_for_another_charge_is_refused():
 
 
 async def test_seeded_outcomes_repeat():
-    async def run() -> list[object]:
+    async def run() -> list[ChargeResult]:
         provider = SimulatedProvider(
             failure_rate=0.4, pending_rate=0.2, seed=42, webhook_secret=SECRET
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import psycopg
 
@@ -11,7 +12,7 @@ from server.payments.gateway import PaymentGateway
 from server.payments.refunds import pay_refunds
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
-from tests.helpers import login
+from tests.helpers import login, simulated_provider
 from tests.server.orders.test_journey import _cart_with, _checkout, _in_stock
 
 
@@ -33,13 +34,15 @@ async def _view(client, customer, order) -> dict:
     return (await client.get(f"/v1/orders/{order['order_id']}", headers=customer)).json()
 
 
-def _refund_row(url: str, order_id: str) -> tuple:
+def _refund_row(url: str, order_id: str) -> tuple[Any, ...]:
     with psycopg.connect(url) as conn:
-        return conn.execute(
+        row = conn.execute(
             "SELECT status, attempts, next_attempt_at, provider_ref FROM refunds "
             "WHERE order_id = %s",
             (order_id,),
         ).fetchone()
+    assert row is not None, f"no refund for order {order_id}"
+    return row
 
 
 async def test_a_cancelled_paid_orders_refund_is_paid_out_and_shown(city, app, client) -> None:
@@ -48,7 +51,7 @@ async def test_a_cancelled_paid_orders_refund_is_paid_out_and_shown(city, app, c
     assert (pending["status"], pending["amount_paise"]) == ("PENDING", order["total_amount_paise"])
 
     resources = resources_of(app)
-    provider = resources.payments.provider
+    provider = simulated_provider(app)
     assert await pay_refunds(resources.sessions, gateway=resources.payments, now=app_now(app)) == 1
     (paid,) = (await _view(client, customer, order))["refunds"]
     assert paid["status"] == "SUCCEEDED" and paid["refund_id"] == pending["refund_id"]
@@ -62,7 +65,7 @@ async def test_a_cancelled_paid_orders_refund_is_paid_out_and_shown(city, app, c
 async def test_a_failure_then_a_lost_answer_then_success_pays_once(city, app, client) -> None:
     order, customer = await _cancelled_paid_order(city, client)
     resources = resources_of(app)
-    provider = resources.payments.provider
+    provider = simulated_provider(app)
     # a short timeout so the lost answer costs a tenth of a second
     gateway = PaymentGateway(provider, resources.payments.breaker, bulkhead_limit=4, timeout_s=0.1)
     now = app_now(app)
@@ -94,7 +97,7 @@ async def test_the_refund_webhook_settles_once_and_a_replay_changes_nothing(
 ) -> None:
     order, customer = await _cancelled_paid_order(city, client)
     resources = resources_of(app)
-    provider = resources.payments.provider
+    provider = simulated_provider(app)
     gateway = PaymentGateway(provider, resources.payments.breaker, bulkhead_limit=4, timeout_s=0.1)
     provider.timeout_rate = 1.0  # paid; only the webhook tells
     await pay_refunds(resources.sessions, gateway=gateway, now=app_now(app))
