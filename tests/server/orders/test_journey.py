@@ -274,7 +274,7 @@ async def test_payments_unavailable_after_placing_give_the_cart_back(
     for _ in range(slots):  # every provider slot is busy: the charge cannot even be asked
         await gateway._slots.acquire()
     try:
-        busy = await _checkout(client, customer, cart_id)
+        busy = await _checkout(client, customer, cart_id, key="busy-1")
     finally:
         for _ in range(slots):
             gateway._slots.release()
@@ -284,8 +284,11 @@ async def test_payments_unavailable_after_placing_give_the_cart_back(
     assert cart["status"] == "ACTIVE"
     assert [(ln["sku_id"], ln["quantity"]) for ln in cart["lines"]] == [(sku, 2)]
     assert pg_stock(city.database_url, STORE, sku) == held
-    r = await _checkout(client, customer, cart_id)
+    # the same key again: the compensation dropped its claim, so the retry starts afresh
+    # (a new order, not the cancelled one resumed)
+    r = await _checkout(client, customer, cart_id, key="busy-1")
     assert r.status_code == 201, r.text
+    assert r.json()["status"] == "CONFIRMED"
     with psycopg.connect(city.database_url) as conn:
         reasons = sorted(
             str(reason)
