@@ -311,7 +311,20 @@ class FakeOpsApi:
         return store(store_id, service_radius_m=service_radius_m, risk=0.0)
 
     def _order(self, order_id: uuid.UUID | str, status: str) -> OrderPublic:
-        return OrderPublic.model_construct(order_id=uuid.UUID(str(order_id)), status=status)
+        prefix = str(order_id)[:8]
+        store_id = next((o[1] for o in ORDERS if o[0] == prefix), "BLR-KOR")
+        return OrderPublic(
+            order_id=uuid.UUID(str(order_id)),
+            store_id=store_id,
+            status=status,
+            items=[],
+            subtotal_paise=0,
+            delivery_fee_paise=0,
+            handling_fee_paise=0,
+            discount_paise=0,
+            total_amount_paise=0,
+            currency="INR",
+        )
 
     async def reassign_order(
         self, order_id: uuid.UUID | str, *, rider_id: uuid.UUID | str, reason: str
@@ -337,8 +350,21 @@ class FakeOpsApi:
 
     async def stop_flash_sale(self, sale_id: uuid.UUID | str, *, reason: str) -> FlashSalePublic:
         self._call("stop_flash_sale", str(sale_id), reason=reason)
-        return FlashSalePublic.model_construct(
-            sale_id=uuid.UUID(str(sale_id)), status="STOPPED", stop_reason=reason
+        return FlashSalePublic(
+            sale_id=uuid.UUID(str(sale_id)),
+            city_id="BLR",
+            sku_id="SKU00042",
+            name="Amul Taaza 1L",
+            mrp_paise=6_800,
+            sale_price_paise=3_400,
+            starts_at=AT - timedelta(minutes=10),
+            ends_at=AT + timedelta(minutes=50),
+            per_customer_limit=1,
+            status="STOPPED",
+            units=300,
+            sold=260,
+            stores=[],
+            stop_reason=reason,
         )
 
     async def audit_log(self, city_id: str, *, limit: int = 100) -> list[AuditEntry]:
