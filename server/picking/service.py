@@ -26,10 +26,8 @@ from server.orders.models import Order
 from server.picking.models import PickScan, PickTask
 from server.picking.walk import (
     PickFeatures,
-    PickLine,
     PickTimeModel,
     calibrate,
-    pick_features,
     sort_pick_lines,
 )
 from server.stores.service import authorize_store
@@ -74,35 +72,56 @@ async def pick_time_model(session: AsyncSession, *, store_id: str) -> PickTimeMo
     return await _models.get_or_load(store_id, load)
 
 
+# the order's lines along the walk (``walk.pick_features`` in SQL: lines by walk position
+# then SKU, bytewise as Python sorts; an unbinned line at the path's start, aisle ''),
+# the task with the model's estimate, and its event: one statement, no read first
 _QUEUED = text(
     """
-    WITH task AS (
+    WITH line AS (
+      SELECT i.sku_id, i.quantity, coalesce(b.aisle, '') AS aisle,
+        coalesce(b.walk_seq, 0) AS seq
+      FROM order_items i JOIN products p ON p.sku_id = i.sku_id
+      LEFT JOIN store_inventory inv ON inv.store_id = i.store_id AND inv.sku_id = i.sku_id
+      LEFT JOIN store_bins b ON b.store_id = inv.store_id AND b.bin_code = inv.bin_code
+      WHERE i.store_id = :store AND i.order_id = :order),
+    walked AS (
+      SELECT seq, quantity,
+        row_number() OVER w > 1 AND aisle <> lag(aisle) OVER w AS changed
+      FROM line WINDOW w AS (ORDER BY seq, sku_id COLLATE "C")),
+    features AS (
+      SELECT count(*) AS lines, coalesce(max(seq), 0) AS steps,
+        count(*) FILTER (WHERE changed) AS changes, coalesce(sum(quantity), 0) AS units
+      FROM walked),
+    task AS (
       INSERT INTO pick_tasks (store_id, order_id, status, sla_deadline, estimate_s,
         bin_steps, aisle_changes, units, created_at)
-      VALUES (:store, :order, 'WAITING', :sla, :estimate, :steps, :changes, :units, :now)
-      RETURNING order_id)"""
-    + outbox_insert("task")
+      SELECT :store, :order, 'WAITING', :sla,
+        CASE WHEN lines > 0 THEN CAST(:base_s AS float8) + CAST(:per_step AS float8) * steps
+          + CAST(:per_change AS float8) * changes + CAST(:per_unit AS float8) * units
+        ELSE 0 END,
+        steps, changes, units, :now
+      FROM features
+      RETURNING order_id, estimate_s, units),
+    counted AS (
+      SELECT task.*, features.lines FROM task, features)"""
+    + outbox_insert(
+        "counted",
+        merged="jsonb_build_object('estimate_s', counted.estimate_s, 'lines', counted.lines, "
+        "'units', counted.units)",
+    )
 )
 
 
 async def enqueue(session: AsyncSession, *, order: Order, now: datetime) -> None:
     """A confirmed order joins its store's pick queue (called in the confirming tx): the
-    task and its event (pushed to the store's pickers, ``/ws/picker``, by the outbox
-    relay) in one statement."""
-    lines = await task_lines(session, order.store_id, order.order_id)
-    features = pick_features(
-        [PickLine(r.sku_id, r.quantity, r.aisle or "", r.walk_seq or 0) for r in lines]
-    )
+    task, its estimate from the order's lines along the walk and its event (pushed to the
+    store's pickers, ``/ws/picker``, by the outbox relay) in one statement."""
     model = await pick_time_model(session, store_id=order.store_id)
-    estimate = model.features_s(features) if lines else 0.0
     payload = {
         "order_id": str(order.order_id),
         "store_id": order.store_id,
         "status": "WAITING",
         "sla_deadline": order.sla_deadline.isoformat() if order.sla_deadline else None,
-        "estimate_s": estimate,
-        "lines": len(lines),
-        "units": sum(ln.quantity for ln in lines),
     }
     written = await db.execute(
         session,
@@ -111,10 +130,10 @@ async def enqueue(session: AsyncSession, *, order: Order, now: datetime) -> None
             "store": order.store_id,
             "order": order.order_id,
             "sla": order.sla_deadline,
-            "estimate": estimate,
-            "steps": features.bin_steps,
-            "changes": features.aisle_changes,
-            "units": features.units,
+            "base_s": model.base_s,
+            "per_step": model.walk_s_per_bin_step,
+            "per_change": model.s_per_aisle_change,
+            "per_unit": model.s_per_unit,
             "now": now,
             "topic": "picking.queued",
             "aggregate": str(order.order_id),
