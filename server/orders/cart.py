@@ -7,7 +7,7 @@ places the order and starts the payment; the payment outcome confirms or cancels
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -17,11 +17,13 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.catalog.pricing import cart_totals
+from server.catalog.snapshot import Catalog
 from server.idempotency.service import Claim
 from server.identity.models import User
 from server.inventory import service as inventory
 from server.inventory.errors import HoldNotActive, InsufficientStock, UnknownSku
-from server.inventory.queries import had_expired_hold, held_lines, hold_moved
+from server.inventory.queries import HeldLine, had_expired_hold, held_lines, hold_moved
+from server.inventory.queries import _live_hold as live_hold
 from server.kit import db
 from server.kit.config import Settings
 from server.kit.errors import Conflict, InProgress, NotFound, Unprocessable
@@ -174,6 +176,49 @@ def _cart(row: tuple[Any, ...]) -> Cart:
     return Cart(**dict(zip(_CART_COLUMNS, row, strict=True)))
 
 
+async def priced_lines(
+    session: AsyncSession,
+    redis: aioredis.Redis,
+    catalog: Catalog | None,
+    *,
+    store_id: str,
+    holder: str,
+) -> list[HeldLine]:
+    """``held_lines`` (the holder's live soft hold), named and priced from the replica's
+    catalogue (``server.catalog.snapshot``), not PostgreSQL: every cart view and checkout
+    read it (a statement, ~4 an order). Prices change only with the catalogue, which drops
+    its copy on ``catalog_changed``. A SKU the catalogue does not sell at the store (an
+    inactive product) is left to the books: ``held_lines`` reads them all then."""
+    if catalog is None:
+        return await held_lines(session, redis, store_id=store_id, holder=holder)
+    hold = await live_hold(redis, session, store_id, holder)
+    if hold.get("_state") != "SOFT":
+        return []
+    quantities = {k: int(v) for k, v in hold.items() if not k.startswith("_") and int(v) > 0}
+    if not quantities:
+        return []
+    store = await catalog.store(store_id)
+    items = {} if store is None else store.items
+    if not all(sku in items for sku in quantities):
+        return await held_lines(session, redis, store_id=store_id, holder=holder)
+    expires = datetime.fromtimestamp(float(hold["_exp"]), UTC)
+    lines = []
+    for sku in sorted(quantities):
+        card = items[sku].card
+        lines.append(
+            HeldLine(
+                sku_id=sku,
+                name=card["name"],
+                pack_size=card["pack_size"],
+                quantity=quantities[sku],
+                unit_price_paise=card["price_paise"],
+                mrp_paise=card["mrp_paise"],
+                expires_at=expires,
+            )
+        )
+    return lines
+
+
 async def cart_view(
     session: AsyncSession,
     redis: aioredis.Redis,
@@ -182,8 +227,11 @@ async def cart_view(
     now: datetime,
     dropped: list[str] | None = None,
     hold_life_s: int | None = None,
+    catalog: Catalog | None = None,
 ) -> CartPublic:
-    held = await held_lines(session, redis, store_id=cart.store_id, holder=str(cart.cart_id))
+    held = await priced_lines(
+        session, redis, catalog, store_id=cart.store_id, holder=str(cart.cart_id)
+    )
     lines = [
         CartLine(
             sku_id=h.sku_id,
@@ -348,10 +396,16 @@ class _CartSource(CheckoutSource):
     """A cart's soft holds, bought at the store's prices."""
 
     def __init__(
-        self, redis: aioredis.Redis, *, user: User, cart_id: uuid.UUID, soft_hold_s: int
+        self,
+        redis: aioredis.Redis,
+        *,
+        user: User,
+        cart_id: uuid.UUID,
+        soft_hold_s: int,
+        catalog: Catalog | None = None,
     ) -> None:
         self._redis, self._user, self._cart_id = redis, user, cart_id
-        self._soft_hold_s = soft_hold_s
+        self._soft_hold_s, self._catalog = soft_hold_s, catalog
         self._cart: Cart | None = None
         self._held: dict[str, int] = {}
 
@@ -365,8 +419,8 @@ class _CartSource(CheckoutSource):
         else:  # not the customer's, or not active (or active again by now: checked out later)
             cart = await touch_cart(session, cart_id=self._cart_id, user=self._user, now=now)
             _require_active(cart)
-        lines = await held_lines(
-            session, self._redis, store_id=cart.store_id, holder=str(cart.cart_id)
+        lines = await priced_lines(
+            session, self._redis, self._catalog, store_id=cart.store_id, holder=str(cart.cart_id)
         )
         if not lines:
             if await _had_expired_lines(session, self._redis, cart):
@@ -426,11 +480,14 @@ async def checkout(
     order_id: uuid.UUID,
     now: datetime,
     claim: Claim | None = None,
+    catalog: Catalog | None = None,
 ) -> CheckoutOutcome:
     """Buy the cart as order ``order_id``: the order is CONFIRMED (or PLACED while the
     payment is pending), or the payment was declined (the order cancelled, its items put
-    back)."""
-    source = _CartSource(redis, user=user, cart_id=cart_id, soft_hold_s=settings.soft_hold_s)
+    back). ``catalog``: where the lines are priced (``priced_lines``)."""
+    source = _CartSource(
+        redis, user=user, cart_id=cart_id, soft_hold_s=settings.soft_hold_s, catalog=catalog
+    )
     return await flows.checkout(
         sessions,
         redis,

@@ -99,6 +99,7 @@ async def _quick_set_line(request: Request) -> dict[str, Any] | None:
         "cart_id": cart_id,
         "sku_id": sku_id,
         "body": body,
+        "resources": resources,
         "redis": resources.redis,
         "clock": resources.clock,
         "settings": resources.settings,
@@ -210,6 +211,7 @@ async def create_cart(
 async def get_cart(
     cart_id: uuid.UUID,
     session: SessionDep,
+    resources: ResourcesDep,
     redis: RedisDep,
     clock: ClockDep,
     settings: SettingsDep,
@@ -217,7 +219,12 @@ async def get_cart(
 ) -> CartPublic:
     cart = await carts.get_cart(session, cart_id=cart_id, user=user)
     return await carts.cart_view(
-        session, redis, cart=cart, now=clock.now(), hold_life_s=settings.cart_hold_life_s
+        session,
+        redis,
+        cart=cart,
+        now=clock.now(),
+        hold_life_s=settings.cart_hold_life_s,
+        catalog=resources.catalog,
     )
 
 
@@ -232,6 +239,7 @@ async def set_line(
     sku_id: SkuId,
     body: CartLineSet,
     session: SessionDep,
+    resources: ResourcesDep,
     redis: RedisDep,
     clock: ClockDep,
     settings: SettingsDep,
@@ -250,7 +258,12 @@ async def set_line(
         max_units=settings.cart_max_units_per_sku,
     )
     return await carts.cart_view(
-        session, redis, cart=cart, now=clock.now(), hold_life_s=settings.cart_hold_life_s
+        session,
+        redis,
+        cart=cart,
+        now=clock.now(),
+        hold_life_s=settings.cart_hold_life_s,
+        catalog=resources.catalog,
     )
 
 
@@ -263,13 +276,14 @@ async def remove_line(
     cart_id: uuid.UUID,
     sku_id: SkuId,
     session: SessionDep,
+    resources: ResourcesDep,
     redis: RedisDep,
     clock: ClockDep,
     settings: SettingsDep,
     user: CustomerUser,
 ) -> CartPublic:
     return await set_line(
-        cart_id, sku_id, CartLineSet(quantity=0), session, redis, clock, settings, user
+        cart_id, sku_id, CartLineSet(quantity=0), session, resources, redis, clock, settings, user
     )
 
 
@@ -282,6 +296,7 @@ async def switch_store(
     cart_id: uuid.UUID,
     body: CartSwitchStore,
     session: SessionDep,
+    resources: ResourcesDep,
     redis: RedisDep,
     clock: ClockDep,
     settings: SettingsDep,
@@ -304,6 +319,7 @@ async def switch_store(
         now=clock.now(),
         dropped=dropped,
         hold_life_s=settings.cart_hold_life_s,
+        catalog=resources.catalog,
     )
 
 
@@ -370,6 +386,7 @@ async def checkout(
             order_id=order_id,
             now=now,
             claim=claim,
+            catalog=resources.catalog,
         ),
     )
 
