@@ -9,7 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import httpx
 import psycopg
@@ -190,3 +190,13 @@ def simulated_provider(app: FastAPI) -> SimulatedProvider:
     provider = resources_of(app).payments.provider
     assert isinstance(provider, SimulatedProvider)
     return provider
+
+
+Row = TypeVar("Row")
+
+
+def one_row(cursor: psycopg.Cursor[Row]) -> Row:
+    """The query's row: a query that finds none fails here, not as ``None[0]`` further on."""
+    row = cursor.fetchone()
+    assert row is not None, "the query found no row"
+    return row

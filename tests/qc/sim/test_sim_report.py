@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 
 from qc.sim.report import build_report, take_snapshot
+from tests.helpers import one_row
 
 START = datetime(2026, 11, 24, 12, 30, tzinfo=UTC)
 
@@ -28,7 +29,7 @@ def _order(conn: psycopg.Connection, user: object, status: str, placed: datetime
 def test_orders_carried_on_from_an_earlier_run_are_counted_apart_and_in_the_totals(city) -> None:
     before, minute = START - timedelta(minutes=20), timedelta(minutes=1)
     with psycopg.connect(city.database_url, autocommit=True) as conn:
-        user = conn.execute("SELECT id FROM users WHERE role = 'customer' LIMIT 1").fetchone()[0]
+        user = one_row(conn.execute("SELECT id FROM users WHERE role = 'customer' LIMIT 1"))[0]
         # the earlier run's: done before the start (not this run's), carried on and
         # delivered, carried on and still on the road
         _order(conn, user, "DELIVERED", before, delivered_at=START - 5 * minute)

@@ -16,7 +16,7 @@ from server.kit.resources import resources_of
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
 from shared.geo import LatLng, destination
-from tests.helpers import login, pick_and_pack
+from tests.helpers import login, one_row, pick_and_pack
 from tests.server.picking.test_picking_api import place_confirmed_order
 
 STORE = "BLR-KOR"
@@ -31,11 +31,13 @@ async def _packed_order(client: httpx.AsyncClient, url: str) -> tuple[dict, str]
 def _rider_near_kor(url: str) -> str:
     """The rider nearest to Koramangala (seeded riders start around their home store)."""
     with psycopg.connect(url) as conn:
-        return conn.execute(
-            "SELECT u.login FROM riders r JOIN users u ON u.id = r.rider_id "
-            "WHERE r.home_store_id = %s ORDER BY u.login LIMIT 1",
-            (STORE,),
-        ).fetchone()[0]
+        return one_row(
+            conn.execute(
+                "SELECT u.login FROM riders r JOIN users u ON u.id = r.rider_id "
+                "WHERE r.home_store_id = %s ORDER BY u.login LIMIT 1",
+                (STORE,),
+            )
+        )[0]
 
 
 def _fix(point: LatLng, at) -> dict:
@@ -150,9 +152,11 @@ async def test_three_wrong_otps_lock_the_drop_and_raise_an_alert(city, live_serv
         order, bag = await _packed_order(client, city.database_url)
         rider, tid = await out_for_delivery(client, live_server, stack, bag)
         with psycopg.connect(city.database_url) as conn:
-            otp = conn.execute(
-                "SELECT delivery_otp FROM orders WHERE order_id = %s", (order["order_id"],)
-            ).fetchone()[0]
+            otp = one_row(
+                conn.execute(
+                    "SELECT delivery_otp FROM orders WHERE order_id = %s", (order["order_id"],)
+                )
+            )[0]
         bad = f"{(int(otp) + 1) % 10000:04d}"
         codes = [
             (
@@ -170,11 +174,13 @@ async def test_three_wrong_otps_lock_the_drop_and_raise_an_alert(city, live_serv
         )
         assert r.status_code == 409 and r.json()["code"] == "otp_locked"
         with psycopg.connect(city.database_url) as conn:
-            alerts = conn.execute(
-                "SELECT count(*) FROM outbox WHERE topic = 'alert.otp_locked' "
-                "AND aggregate_id = %s",
-                (order["order_id"],),
-            ).fetchone()[0]
+            alerts = one_row(
+                conn.execute(
+                    "SELECT count(*) FROM outbox WHERE topic = 'alert.otp_locked' "
+                    "AND aggregate_id = %s",
+                    (order["order_id"],),
+                )
+            )[0]
             open_alert = conn.execute(
                 "SELECT kind, severity, store_id FROM ops_alerts WHERE subject = %s "
                 "AND resolved_at IS NULL",
@@ -225,11 +231,13 @@ async def test_a_rider_cannot_act_on_another_riders_trip(city, live_server, stac
         )
         (trip,) = await dispatch_all(stack.sessions, stack.redis, live_server.clock)
         with psycopg.connect(city.database_url) as conn:
-            other_login = conn.execute(
-                "SELECT u.login FROM riders r JOIN users u ON u.id = r.rider_id "
-                "WHERE r.rider_id <> %s LIMIT 1",
-                (trip.rider_id,),
-            ).fetchone()[0]
+            other_login = one_row(
+                conn.execute(
+                    "SELECT u.login FROM riders r JOIN users u ON u.id = r.rider_id "
+                    "WHERE r.rider_id <> %s LIMIT 1",
+                    (trip.rider_id,),
+                )
+            )[0]
         other = await login(client, other_login, DEMO_SECRETS[Role.RIDER])
         for step in ("accept", "arrived", "depart"):
             r = await client.post(f"/v1/trips/{trip.trip_id}/{step}", headers=other)
@@ -356,9 +364,9 @@ async def test_a_rider_who_goes_silent_is_replaced_automatically(city, live_serv
         gone = (await client.get("/v1/riders/me", headers=first)).json()
         assert gone["status"] == "OFFLINE" and gone["trip_id"] is None
         with psycopg.connect(city.database_url) as conn:
-            alerts = conn.execute(
-                "SELECT count(*) FROM outbox WHERE topic = 'alert.rider_signal_lost'"
-            ).fetchone()[0]
+            alerts = one_row(
+                conn.execute("SELECT count(*) FROM outbox WHERE topic = 'alert.rider_signal_lost'")
+            )[0]
         assert alerts == 1
 
         # the signal comes back: the rider can take offers again

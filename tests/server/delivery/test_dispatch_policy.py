@@ -5,6 +5,7 @@ when it is packed, not long before. Each lever can be switched off."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import psycopg
@@ -16,7 +17,7 @@ from server.delivery.worker import dispatch_all
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
 from shared.geo import destination
-from tests.helpers import login
+from tests.helpers import login, one_row
 from tests.server.delivery.dispatch_world import (
     KOR,
     add_order,
@@ -45,10 +46,12 @@ async def test_a_rider_free_within_3_minutes_beats_a_far_idle_one(stack, busy: b
     ]
     assert len(trips) == 1
     with psycopg.connect(stack.database_url) as conn:
-        status, next_trip = conn.execute(
-            "SELECT status, next_trip_id FROM riders WHERE rider_id = %s",
-            (trips[0].rider_id,),
-        ).fetchone()
+        status, next_trip = one_row(
+            conn.execute(
+                "SELECT status, next_trip_id FROM riders WHERE rider_id = %s",
+                (trips[0].rider_id,),
+            )
+        )
     # the busy rider keeps delivering; the offer is their next trip
     assert status == ("DELIVERING" if busy else "ASSIGNED") and next_trip == trips[0].trip_id
 
@@ -90,7 +93,7 @@ async def test_batching_counts_the_riders_ride_to_the_store(
         return
     with psycopg.connect(stack.database_url) as conn:
         assert (
-            conn.execute("SELECT rider_id FROM orders WHERE order_id = %s", (b,)).fetchone()[0]
+            one_row(conn.execute("SELECT rider_id FROM orders WHERE order_id = %s", (b,)))[0]
             is None
         )
 
@@ -155,7 +158,7 @@ async def test_battery_comes_from_the_handhelds_fixes(stack, client) -> None:
     now = stack.clock.now()
     low, full = kor_riders(stack.database_url, 2)
     with psycopg.connect(stack.database_url) as conn:
-        logins = dict(
+        logins: dict[uuid.UUID, str] = dict(
             conn.execute("SELECT id, login FROM users WHERE id = ANY(%s)", ([low, full],))
         )
         conn.execute("UPDATE riders SET battery_pct = 100 WHERE rider_id = %s", (low,))

@@ -11,7 +11,7 @@ from server.kit.resources import resources_of
 from server.payments.refunds import pay_refunds
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
-from tests.helpers import login, pick_and_pack
+from tests.helpers import login, one_row, pick_and_pack
 from tests.server.delivery.test_delivery_api import STORE, out_for_delivery
 from tests.server.inventory.helpers import ledger_sum, pg_stock, redis_stock
 from tests.server.picking.test_picking_api import ADDRESS
@@ -20,14 +20,16 @@ from tests.server.picking.test_picking_api import ADDRESS
 def _binned_sku(url: str, chilled: bool) -> str:
     """A pickable SKU of a chilled category (dairy, meat/fish) or of a shelf-stable one."""
     with psycopg.connect(url) as conn:
-        return conn.execute(
-            "SELECT i.sku_id FROM store_inventory i JOIN store_bins b ON b.store_id = i.store_id "
-            "AND b.bin_code = i.bin_code JOIN products p ON p.sku_id = i.sku_id "
-            "WHERE i.store_id = %s AND i.available_qty >= 5 "
-            f"AND p.category_id {'' if chilled else 'NOT'} IN ('dairy-bread-eggs', 'meat-fish') "
-            "ORDER BY i.sku_id LIMIT 1",
-            (STORE,),
-        ).fetchone()[0]
+        return one_row(
+            conn.execute(
+                "SELECT i.sku_id FROM store_inventory i JOIN store_bins b ON b.store_id = i.store_id "
+                "AND b.bin_code = i.bin_code JOIN products p ON p.sku_id = i.sku_id "
+                "WHERE i.store_id = %s AND i.available_qty >= 5 "
+                f"AND p.category_id {'' if chilled else 'NOT'} IN ('dairy-bread-eggs', 'meat-fish') "
+                "ORDER BY i.sku_id LIMIT 1",
+                (STORE,),
+            )
+        )[0]
 
 
 async def test_a_failed_drop_returns_the_bag_and_owes_the_refund(city, live_server, stack) -> None:
@@ -92,7 +94,7 @@ async def test_a_failed_drop_returns_the_bag_and_owes_the_refund(city, live_serv
     resources = resources_of(live_server.app)
     await pay_refunds(stack.sessions, gateway=resources.payments, now=live_server.clock.now())
     with psycopg.connect(url) as conn:
-        status = conn.execute(
-            "SELECT status FROM refunds WHERE order_id = %s", (order["order_id"],)
-        ).fetchone()[0]
+        status = one_row(
+            conn.execute("SELECT status FROM refunds WHERE order_id = %s", (order["order_id"],))
+        )[0]
     assert status == "SUCCEEDED"

@@ -20,7 +20,7 @@ from server.kit.clock import Clock
 from server.kit.config import Settings
 from shared.geo import destination
 from tests.conftest import LiveServer
-from tests.helpers import ThreadedServer, login
+from tests.helpers import ThreadedServer, login, one_row
 from tests.server.delivery.dispatch_world import KOR, add_order, kor_riders, put_on_duty
 from tests.server.ops.ops_script import MANAGER
 
@@ -75,16 +75,18 @@ async def test_dispatchers_and_reassigns_racing_give_the_rider_one_trip(
         "rider_taken",  # the rider's row already names a next trip
         "same_rider",  # a dispatcher run gave this very order to the rider first
     }
-    won = sum(a.status_code == 200 for a in answers) + sum(len(r) for r in runs)
+    won = sum(1 for a in answers if a.status_code == 200) + sum(
+        len(r) for r in runs if isinstance(r, list)
+    )
     with psycopg.connect(stack.database_url) as conn:
         waiting = conn.execute(
             "SELECT trip_id FROM trips WHERE rider_id = %s "
             "AND status IN ('OFFERED', 'ACCEPTED', 'AT_STORE')",
             (rider,),
         ).fetchall()
-        next_trip, status = conn.execute(
-            "SELECT next_trip_id, status FROM riders WHERE rider_id = %s", (rider,)
-        ).fetchone()
+        next_trip, status = one_row(
+            conn.execute("SELECT next_trip_id, status FROM riders WHERE rider_id = %s", (rider,))
+        )
         with_rider = conn.execute(
             "SELECT order_id FROM orders WHERE rider_id = %s", (rider,)
         ).fetchall()
@@ -115,8 +117,8 @@ async def test_the_riders_row_fences_a_claim_made_on_a_stale_read(stack) -> None
         await b.rollback()
     with psycopg.connect(stack.database_url) as conn:
         assert (
-            conn.execute(
-                "SELECT next_trip_id FROM riders WHERE rider_id = %s", (rider_id,)
-            ).fetchone()[0]
+            one_row(
+                conn.execute("SELECT next_trip_id FROM riders WHERE rider_id = %s", (rider_id,))
+            )[0]
             == first.trip_id
         )

@@ -9,6 +9,7 @@ import psycopg
 
 from server.delivery.eta import rider_history
 from server.kit.db import transaction
+from tests.helpers import one_row
 
 STORE = "BLR-KOR"
 
@@ -16,7 +17,7 @@ STORE = "BLR-KOR"
 def _past_drops(url: str, rider_id: uuid.UUID, rides: list[tuple[int, int]], now) -> None:
     """Each ride: (planned seconds, actual seconds) from leaving the store to the door."""
     with psycopg.connect(url, autocommit=True) as conn:
-        user = conn.execute("SELECT id FROM users WHERE role = 'customer' LIMIT 1").fetchone()[0]
+        user = one_row(conn.execute("SELECT id FROM users WHERE role = 'customer' LIMIT 1"))[0]
         for planned, actual in rides:
             depart = now - timedelta(hours=2)
             trip, order = uuid.uuid4(), uuid.uuid4()
@@ -50,7 +51,7 @@ async def test_history_needs_three_drops_then_gives_minutes_and_the_slowness_fac
     stack,
 ) -> None:
     with psycopg.connect(stack.database_url) as conn:
-        rider = conn.execute("SELECT rider_id FROM riders LIMIT 1").fetchone()[0]
+        rider = one_row(conn.execute("SELECT rider_id FROM riders LIMIT 1"))[0]
     now = stack.clock.now()
     _past_drops(stack.database_url, rider, [(300, 600), (400, 800)], now)
     async with transaction(stack.sessions) as s:

@@ -16,7 +16,7 @@ from server.kit.clock import Clock
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
 from shared.geo import LatLng, destination
-from tests.helpers import login, pick_and_pack
+from tests.helpers import login, one_row, pick_and_pack
 from tests.server.delivery.test_delivery_api import (
     KOR,
     STORE,
@@ -204,14 +204,18 @@ async def test_a_trip_released_at_the_store_is_offered_to_another_rider(
         me = (await client.get("/v1/riders/me", headers=holder)).json()
         assert me["status"] == "IDLE" and me["trip_id"] is None
         with psycopg.connect(city.database_url) as conn:
-            rider_id, status = conn.execute(
-                "SELECT rider_id, status FROM orders WHERE order_id = %s", (order["order_id"],)
-            ).fetchone()
-            (payload,) = conn.execute(
-                "SELECT payload FROM outbox WHERE topic = 'delivery.released' "
-                "AND aggregate_id = %s",
-                (str(tid),),
-            ).fetchone()
+            rider_id, status = one_row(
+                conn.execute(
+                    "SELECT rider_id, status FROM orders WHERE order_id = %s", (order["order_id"],)
+                )
+            )
+            (payload,) = one_row(
+                conn.execute(
+                    "SELECT payload FROM outbox WHERE topic = 'delivery.released' "
+                    "AND aggregate_id = %s",
+                    (str(tid),),
+                )
+            )
         assert rider_id is None and status == "PACKED"  # back with the dispatcher
         assert payload["reason"] == "bags not ready" and payload["rider_id"] == str(first.rider_id)
 

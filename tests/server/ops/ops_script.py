@@ -13,7 +13,7 @@ from server.kit.clock import Clock
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
 from shared.geo import LatLng
-from tests.helpers import login, pick_and_pack
+from tests.helpers import login, one_row, pick_and_pack
 from tests.server.picking.test_picking_api import place_confirmed_order
 
 STORE = "BLR-KOR"
@@ -60,9 +60,9 @@ async def deliver(
     assert r.status_code == 200, r.text
     assert (await client.post(f"/v1/trips/{tid}/depart", headers=rider)).status_code == 200
     with psycopg.connect(url) as conn:
-        otp = conn.execute(
-            "SELECT delivery_otp FROM orders WHERE order_id = %s", (order_id,)
-        ).fetchone()[0]
+        otp = one_row(
+            conn.execute("SELECT delivery_otp FROM orders WHERE order_id = %s", (order_id,))
+        )[0]
     r = await client.post(
         f"/v1/trips/{tid}/stops/{order_id}/deliver", headers=rider, json={"otp": otp}
     )

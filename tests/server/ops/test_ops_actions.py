@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from typing import Any
 
 import httpx
 import psycopg
@@ -17,7 +18,7 @@ from server.seed.generate import DEMO_SECRETS
 from shared.client import ManagerClient
 from shared.enums import Role
 from shared.geo import destination
-from tests.helpers import login
+from tests.helpers import login, one_row
 from tests.server.ops.ops_script import KOR, MANAGER, STORE, pick_and_pack, rider_on_duty, riders_of
 from tests.server.picking.test_picking_api import place_confirmed_order
 
@@ -44,7 +45,7 @@ async def serving(client: httpx.AsyncClient, lat: float, lng: float) -> list[str
 
 
 async def test_a_paused_store_receives_no_new_orders_until_resumed(city, client) -> None:
-    manager = ManagerClient("http://qc.test", transport=client._transport)  # type: ignore[attr-defined]
+    manager = ManagerClient("http://qc.test", transport=client._transport)
     me = await manager.login(*MANAGER)
     customer = await login(client, "customer.001", DEMO_SECRETS[Role.CUSTOMER])
     assert STORE in await serving(client, KOR.lat, KOR.lng)
@@ -57,10 +58,12 @@ async def test_a_paused_store_receives_no_new_orders_until_resumed(city, client)
     assert r.status_code == 409 and r.json()["code"] == "store_paused"
     # a cart opened before the pause cannot check out either
     with psycopg.connect(city.database_url) as conn:
-        sku = conn.execute(
-            "SELECT sku_id FROM store_inventory WHERE store_id = %s AND available_qty > 3 LIMIT 1",
-            (STORE,),
-        ).fetchone()[0]
+        sku = one_row(
+            conn.execute(
+                "SELECT sku_id FROM store_inventory WHERE store_id = %s AND available_qty > 3 LIMIT 1",
+                (STORE,),
+            )
+        )[0]
     await client.put(
         f"/v1/carts/{open_cart['cart_id']}/lines/{sku}", json={"quantity": 1}, headers=customer
     )
@@ -71,7 +74,7 @@ async def test_a_paused_store_receives_no_new_orders_until_resumed(city, client)
     )
     assert r.status_code == 409, r.text
     with psycopg.connect(city.database_url) as conn:
-        assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] == 0
+        assert one_row(conn.execute("SELECT count(*) FROM orders"))[0] == 0
 
     again = await client.post(
         f"/v1/ops/stores/{STORE}/pause", json={"reason": "twice"}, headers=manager._headers()
@@ -133,7 +136,7 @@ async def test_a_reassigned_order_reaches_the_new_riders_socket(city, live_serve
             assert r.json()["rider_id"] == second_id
             await relay_once(stack.engine, stack.redis)
             deadline = time.monotonic() + 10
-            event = {}
+            event: dict[str, Any] = {}
             while event.get("type") != "delivery.offered" and time.monotonic() < deadline:
                 event = json.loads(await ws.recv())
             assert event.get("type") == "delivery.offered" and event["rider_id"] == second_id
@@ -176,9 +179,11 @@ async def test_cancelling_an_order_releases_its_stock_and_is_audited(city, clien
     )
     assert r.status_code == 409 and r.json()["code"] == "order_closed"
     with psycopg.connect(city.database_url) as conn:
-        reason = conn.execute(
-            "SELECT cancel_reason FROM orders WHERE order_id = %s", (order["order_id"],)
-        ).fetchone()[0]
+        reason = one_row(
+            conn.execute(
+                "SELECT cancel_reason FROM orders WHERE order_id = %s", (order["order_id"],)
+            )
+        )[0]
         tasks = conn.execute(
             "SELECT status FROM pick_tasks WHERE order_id = %s", (order["order_id"],)
         ).fetchall()
@@ -209,7 +214,7 @@ async def test_actions_are_for_managers_of_the_city_only(city, client) -> None:
 
 
 async def test_a_manager_sets_how_short_lines_are_settled(city, client) -> None:
-    api = ManagerClient("http://qc.test", transport=client._transport)  # type: ignore[attr-defined]
+    api = ManagerClient("http://qc.test", transport=client._transport)
     await api.login(*MANAGER)
     headers = await login(client, *MANAGER)
     store = await api.set_store_substitution(

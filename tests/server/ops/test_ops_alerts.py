@@ -14,7 +14,7 @@ from server.kit.db import transaction
 from server.ops import alerts, feed
 from server.ops.worker import evaluate_all
 from shared.enums import AlertKind
-from tests.helpers import login
+from tests.helpers import login, one_row
 from tests.server.ops.ops_script import MANAGER, STORE
 from tests.server.picking.test_picking_api import place_confirmed_order
 
@@ -101,10 +101,12 @@ async def test_an_event_alert_resolves_when_acknowledged(city, client, stack) ->
 
 async def test_a_lost_rider_is_named_as_the_tables_name_them(city, stack) -> None:
     with psycopg.connect(city.database_url) as conn:
-        rider_id, name = conn.execute(
-            "SELECT r.rider_id, u.name FROM riders r JOIN users u ON u.id = r.rider_id "
-            "ORDER BY u.login LIMIT 1"
-        ).fetchone()
+        rider_id, name = one_row(
+            conn.execute(
+                "SELECT r.rider_id, u.name FROM riders r JOIN users u ON u.id = r.rider_id "
+                "ORDER BY u.login LIMIT 1"
+            )
+        )
     async with transaction(stack.sessions) as session:
         await emit(
             session,
@@ -115,19 +117,21 @@ async def test_a_lost_rider_is_named_as_the_tables_name_them(city, stack) -> Non
             payload={"rider_id": str(rider_id), "trip_id": "t-1", "silent_s": 120},
         )
     with psycopg.connect(city.database_url) as conn:
-        (message,) = conn.execute(
-            "SELECT message FROM ops_alerts WHERE kind = 'rider_signal_lost'"
-        ).fetchone()
+        (message,) = one_row(
+            conn.execute("SELECT message FROM ops_alerts WHERE kind = 'rider_signal_lost'")
+        )
     assert message == f"no signal from {name} for 2 min; trip reassigned"
     assert str(rider_id)[:8] not in message
 
 
 async def test_reconciliation_drift_raises_an_alert(city, stack) -> None:
     with psycopg.connect(city.database_url) as conn:
-        sku = conn.execute(
-            "SELECT sku_id FROM store_inventory WHERE store_id = %s ORDER BY sku_id LIMIT 1",
-            (STORE,),
-        ).fetchone()[0]
+        sku = one_row(
+            conn.execute(
+                "SELECT sku_id FROM store_inventory WHERE store_id = %s ORDER BY sku_id LIMIT 1",
+                (STORE,),
+            )
+        )[0]
     await stack.redis.hincrby(keys.inventory(STORE, sku), "available", 7)
     drift = await reconcile_and_report(
         stack.sessions, stack.engine, stack.redis, stack.clock, STORE
@@ -181,9 +185,9 @@ async def test_an_idle_rider_and_a_top_seller_out_of_stock_are_called_out(
     await rider_on_duty(client, riders_of(city.database_url, n=1)[0], stack.clock)
     order = await place_confirmed_order(client, city.database_url, lines=1)
     with psycopg.connect(city.database_url) as conn:
-        (sku,) = conn.execute(
-            "SELECT sku_id FROM order_items WHERE order_id = %s", (order["order_id"],)
-        ).fetchone()
+        (sku,) = one_row(
+            conn.execute("SELECT sku_id FROM order_items WHERE order_id = %s", (order["order_id"],))
+        )
     await evaluate_all(stack.sessions, stack.clock)
     kinds = {k for k, *_ in open_alerts(city.database_url)}
     assert AlertKind.RIDER_IDLE.value not in kinds
@@ -201,9 +205,7 @@ async def test_an_idle_rider_and_a_top_seller_out_of_stock_are_called_out(
             "SELECT kind, subject, message FROM ops_alerts WHERE resolved_at IS NULL "
             "AND kind IN ('rider_idle', 'top_seller_stock_out') ORDER BY kind"
         ).fetchall()
-        (rider_name,) = conn.execute(
-            "SELECT name FROM users WHERE id = %s", (rows[0][1],)
-        ).fetchone()
+        (rider_name,) = one_row(conn.execute("SELECT name FROM users WHERE id = %s", (rows[0][1],)))
     assert [k for k, *_ in rows] == ["rider_idle", "top_seller_stock_out"]
     assert rows[0][2] == f"{rider_name} idle for 21 min"  # named as the tables name riders
     assert rows[1][1] == sku

@@ -20,7 +20,7 @@ from server.identity.service import hash_secret
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
 from shared.schemas.ops import OpsChanges, OpsSnapshot
-from tests.helpers import login
+from tests.helpers import login, one_row
 from tests.server.ops.ops_script import MANAGER, STORE, scripted_day
 from tests.server.picking.test_picking_api import place_confirmed_order
 
@@ -81,11 +81,13 @@ def database_view(url: str, at) -> dict:
             )
         )
         riders = Counter(r[0] for r in q("SELECT status FROM riders WHERE on_duty"))
-        placed_30 = q(
-            "SELECT count(*) FROM orders WHERE placed_at > %s - interval '30 minutes' "
-            "AND placed_at <= %s",
-            (at, at),
-        ).fetchone()[0]
+        placed_30 = one_row(
+            q(
+                "SELECT count(*) FROM orders WHERE placed_at > %s - interval '30 minutes' "
+                "AND placed_at <= %s",
+                (at, at),
+            )
+        )[0]
     return {
         "active": active,
         "active_ids": active_ids,

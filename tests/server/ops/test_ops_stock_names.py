@@ -10,7 +10,7 @@ import psycopg
 
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
-from tests.helpers import login
+from tests.helpers import login, one_row
 from tests.server.ops.ops_script import MANAGER, STORE
 from tests.server.picking.test_picking_api import ADDRESS
 
@@ -23,15 +23,19 @@ async def test_sold_out_today_is_counted_apart_from_empty_shelves(city, client) 
     manager = await login(client, *MANAGER)
     customer = await login(client, "customer.001", DEMO_SECRETS[Role.CUSTOMER])
     with psycopg.connect(city.database_url, autocommit=True) as conn:
-        sku, version = conn.execute(
-            "SELECT sku_id, version FROM store_inventory WHERE store_id = %s "
-            "AND available_qty >= 5 ORDER BY sku_id LIMIT 1",
-            (STORE,),
-        ).fetchone()
-        (empty,) = conn.execute(
-            "SELECT count(*) FROM store_inventory WHERE store_id = %s AND available_qty = 0",
-            (STORE,),
-        ).fetchone()
+        sku, version = one_row(
+            conn.execute(
+                "SELECT sku_id, version FROM store_inventory WHERE store_id = %s "
+                "AND available_qty >= 5 ORDER BY sku_id LIMIT 1",
+                (STORE,),
+            )
+        )
+        (empty,) = one_row(
+            conn.execute(
+                "SELECT count(*) FROM store_inventory WHERE store_id = %s AND available_qty = 0",
+                (STORE,),
+            )
+        )
     before = _kor((await client.get("/v1/ops/snapshot?city=BLR", headers=manager)).json())
     assert (before["stock_outs"], before["sold_out_today"]) == (empty, 0)  # none sold yet
 

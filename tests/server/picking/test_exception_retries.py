@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
-from tests.helpers import login
+from tests.helpers import login, one_row
 from tests.server.inventory.helpers import pg_stock, redis_stock
 from tests.server.picking.test_picking_api import STORE, place_confirmed_order
 
@@ -158,10 +158,12 @@ async def test_a_retried_substitute_takes_stock_and_adds_the_item_once(
             "SELECT quantity, status FROM inventory_reservations WHERE order_id = %s",
             (f"sub:{oid}:{sub}",),
         ).fetchall()
-        commits = conn.execute(
-            "SELECT count(*) FROM stock_ledger WHERE reference = %s AND movement = 'COMMIT'",
-            (f"sub:{oid}:{sub}",),
-        ).fetchone()[0]
+        commits = one_row(
+            conn.execute(
+                "SELECT count(*) FROM stock_ledger WHERE reference = %s AND movement = 'COMMIT'",
+                (f"sub:{oid}:{sub}",),
+            )
+        )[0]
     assert holds == [(1, "COMMITTED")] and commits == 1
 
     # another substitution on the substituted line is still refused

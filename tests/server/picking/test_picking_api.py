@@ -11,7 +11,7 @@ import pytest
 
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
-from tests.helpers import login
+from tests.helpers import login, one_row
 from tests.server.inventory.helpers import ledger_sum, pg_stock
 
 STORE = "BLR-KOR"
@@ -80,14 +80,18 @@ async def test_a_confirmed_order_is_claimed_picked_in_walk_order_and_packed(
     )
     assert packed.status_code == 200 and packed.json()["bag_label"].startswith("QC-KOR-")
     with psycopg.connect(city.database_url) as conn:
-        status, picking_at, packed_at = conn.execute(
-            "SELECT status, picking_at, packed_at FROM orders WHERE order_id = %s",
-            (order["order_id"],),
-        ).fetchone()
-        started = conn.execute(
-            "SELECT count(*) FROM outbox WHERE topic = 'picking.started' AND aggregate_id = %s",
-            (order["order_id"],),
-        ).fetchone()[0]
+        status, picking_at, packed_at = one_row(
+            conn.execute(
+                "SELECT status, picking_at, packed_at FROM orders WHERE order_id = %s",
+                (order["order_id"],),
+            )
+        )
+        started = one_row(
+            conn.execute(
+                "SELECT count(*) FROM outbox WHERE topic = 'picking.started' AND aggregate_id = %s",
+                (order["order_id"],),
+            )
+        )[0]
     assert status == "PACKED" and picking_at <= packed_at and started == 1
 
 
@@ -133,9 +137,9 @@ async def test_short_pick_with_a_substitute_ends_partially_fulfilled_then_packed
     assert result["short_qty"] == short_line["quantity"] - 1 and result["policy"] == "substitute"
     assert result["substitutes"], "a same-category item in stock should be offered"
     with psycopg.connect(city.database_url) as conn:
-        status = conn.execute(
-            "SELECT status FROM orders WHERE order_id = %s", (order["order_id"],)
-        ).fetchone()[0]
+        status = one_row(
+            conn.execute("SELECT status FROM orders WHERE order_id = %s", (order["order_id"],))
+        )[0]
         movements = conn.execute(
             "SELECT movement FROM stock_ledger WHERE reference = %s AND sku_id = %s",
             (order["order_id"], short_line["sku_id"]),
@@ -165,17 +169,19 @@ async def test_short_pick_with_a_substitute_ends_partially_fulfilled_then_packed
     )
     assert packed.status_code == 200
     with psycopg.connect(city.database_url) as conn:
-        items = dict(
+        items: dict[str, str] = dict(
             conn.execute(
                 "SELECT sku_id, status FROM order_items WHERE order_id = %s", (order["order_id"],)
             ).fetchall()
         )
-        refund = conn.execute(
-            "SELECT sum(amount_paise) FROM refunds WHERE order_id = %s", (order["order_id"],)
-        ).fetchone()[0]
-        status = conn.execute(
-            "SELECT status FROM orders WHERE order_id = %s", (order["order_id"],)
-        ).fetchone()[0]
+        refund = one_row(
+            conn.execute(
+                "SELECT sum(amount_paise) FROM refunds WHERE order_id = %s", (order["order_id"],)
+            )
+        )[0]
+        status = one_row(
+            conn.execute("SELECT status FROM orders WHERE order_id = %s", (order["order_id"],))
+        )[0]
     assert items[short_line["sku_id"]] == "SUBSTITUTED" and items[sub["sku_id"]] == "FULFILLED"
     assert status == "PACKED" and refund is not None and refund >= 0
 
@@ -255,9 +261,11 @@ async def test_a_cancelled_order_with_a_refunded_short_is_refunded_once(
             "SELECT reason, amount_paise FROM refunds WHERE order_id = %s AND status <> 'VOID'",
             (order["order_id"],),
         ).fetchall()
-        (paid,) = conn.execute(
-            "SELECT amount_paise FROM payments WHERE order_id = %s AND status = 'SUCCEEDED'",
-            (order["order_id"],),
-        ).fetchone()
+        (paid,) = one_row(
+            conn.execute(
+                "SELECT amount_paise FROM payments WHERE order_id = %s AND status = 'SUCCEEDED'",
+                (order["order_id"],),
+            )
+        )
     assert len(rows) == 2 and "order_cancelled" in [reason for reason, _ in rows]
     assert sum(amount for _, amount in rows) == paid

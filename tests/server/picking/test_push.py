@@ -22,7 +22,7 @@ from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
 from shared.geo import destination
 from tests.conftest import settings_for
-from tests.helpers import login
+from tests.helpers import login, one_row
 from tests.server.delivery.dispatch_world import KOR, STORE, add_order, kor_riders, put_on_duty
 
 
@@ -45,10 +45,12 @@ async def _next(ws: Any, kind: str, timeout: float = 10.0) -> dict:
 
 def _picker_of(url: str) -> str:
     with psycopg.connect(url) as conn:
-        return conn.execute(
-            "SELECT login FROM users WHERE role = 'picker' AND store_id = %s ORDER BY login",
-            (STORE,),
-        ).fetchone()[0]
+        return one_row(
+            conn.execute(
+                "SELECT login FROM users WHERE role = 'picker' AND store_id = %s ORDER BY login",
+                (STORE,),
+            )
+        )[0]
 
 
 async def _enqueue(stack) -> uuid.UUID:
@@ -103,7 +105,7 @@ async def test_a_picker_socket_needs_a_picker(city, live_server) -> None:
 async def test_an_offer_reaches_the_riders_socket(city, live_server, stack, settings) -> None:
     (rider_id,) = kor_riders(city.database_url, 1)
     with psycopg.connect(city.database_url) as conn:
-        name = conn.execute("SELECT login FROM users WHERE id = %s", (rider_id,)).fetchone()[0]
+        name = one_row(conn.execute("SELECT login FROM users WHERE id = %s", (rider_id,)))[0]
     async with httpx.AsyncClient(base_url=live_server.url) as client:
         rider = await login(client, name, DEMO_SECRETS[Role.RIDER])
     await put_on_duty(

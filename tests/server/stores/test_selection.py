@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import psycopg
 
 from server.stores.selection import is_open
+from tests.helpers import one_row
 
 KORAMANGALA = {"lat": 12.9352, "lng": 77.6245}
 
@@ -30,7 +31,7 @@ async def test_a_busy_store_ranks_below_a_slightly_farther_idle_one(city, client
     first = (await client.get("/v1/stores/serviceable", params=point)).json()["stores"]
     assert [s["store_id"] for s in first[:2]] == ["BLR-KOR", "BLR-HSR"]
     with psycopg.connect(city.database_url, autocommit=True) as conn:
-        user = conn.execute("SELECT id FROM users WHERE role = 'customer' LIMIT 1").fetchone()[0]
+        user = one_row(conn.execute("SELECT id FROM users WHERE role = 'customer' LIMIT 1"))[0]
         for _ in range(12):  # a queue of confirmed orders at Koramangala's 2 pickers
             conn.execute(
                 "INSERT INTO orders (store_id, order_id, user_id, city_id, status, "

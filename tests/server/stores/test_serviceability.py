@@ -18,7 +18,7 @@ from server.stores import selection
 from shared.enums import Role
 from shared.geo import destination
 from tests.conftest import settings_for
-from tests.helpers import login
+from tests.helpers import login, one_row
 from tests.server.delivery.dispatch_world import KOR, STORE
 from tests.server.picking.test_picking_api import place_confirmed_order
 
@@ -33,7 +33,7 @@ def settings(services, request: pytest.FixtureRequest):
 def _queue(url: str, n: int, store: str = STORE) -> None:
     """``n`` paid orders waiting for the store's pickers (Koramangala has two)."""
     with psycopg.connect(url, autocommit=True) as conn:
-        user = conn.execute("SELECT id FROM users WHERE role = 'customer' LIMIT 1").fetchone()[0]
+        user = one_row(conn.execute("SELECT id FROM users WHERE role = 'customer' LIMIT 1"))[0]
         for _ in range(n):
             conn.execute(
                 "INSERT INTO orders (store_id, order_id, user_id, city_id, status, currency, "
@@ -106,9 +106,9 @@ async def test_the_order_keeps_the_eta_promised_at_checkout(city, client) -> Non
     # at the store's door: a 2 min pick (or the open tasks' estimate) and the handover
     assert 60 < (promised - placed).total_seconds() <= 5 * 60
     with psycopg.connect(city.database_url) as conn:
-        stored = conn.execute(
-            "SELECT promised_at FROM orders WHERE order_id = %s", (order["order_id"],)
-        ).fetchone()[0]
+        stored = one_row(
+            conn.execute("SELECT promised_at FROM orders WHERE order_id = %s", (order["order_id"],))
+        )[0]
     assert stored == promised
 
 
