@@ -104,12 +104,14 @@ class _Tail:
     entries: str
 
 
-async def _tail(redis: aioredis.Redis, store_id: str, after: str, limit: int) -> _Tail:
+async def _tail(
+    redis: aioredis.Redis, store_id: str, after: str, limit: int, through: str = ""
+) -> _Tail:
     after, read, last, entries = await scripts.run(
         redis,
         "inventory/journal_tail",
         keys=[keys.inventory_journal(store_id), keys.journal_applied(store_id)],
-        args=[after, limit],
+        args=[after, limit, through],
     )
     return _Tail(scripts.text(after), int(read), scripts.text(last), scripts.text(entries))
 
@@ -260,9 +262,13 @@ async def apply_pending(
     *,
     limit: int = BATCH,
     upto: str = "",
+    through: str = "",
 ) -> int:
     """Apply the store's journal past PostgreSQL's offset, in the caller's transaction
     (which then holds the offset row until it ends). Returns the entries applied.
+
+    With ``through`` only the entries up to that id (the reconciler's consistent look:
+    what its Redis read had seen, not what was journaled since).
 
     With ``upto`` (a checkout that needs its cart's entries in the books) the caller does
     not queue behind another transaction that holds the offset row: it waits for that
@@ -278,7 +284,7 @@ async def apply_pending(
         applied = await OFFSETS.lock(session, store_id)
     total = 0
     while True:
-        tail = await _tail(redis, store_id, applied, limit)
+        tail = await _tail(redis, store_id, applied, limit, through)
         if not tail.read:
             break
         try:

@@ -1,5 +1,14 @@
 """Keep Redis equal to PostgreSQL: load a store's stock before it takes reservations, and
 find and repair drift. PostgreSQL is the truth; the drift repaired is a metric and a log.
+
+Finding drift never stops a store. A quick look (no lock) compares the two sides; a change
+between its Redis and PostgreSQL writes looks like drift there, so what it finds is only
+suspected. The suspects are then looked at once more, consistently: with the store's lock
+held exclusively in PostgreSQL (no synchronous write is open; they queue behind it for that
+moment, none is refused) one script reads the changes in flight, the journal's last id and
+the suspected buckets and holds atomically, the books take the journal exactly that far
+in the same transaction, and are read there. A difference left is drift: the store is
+reloaded.
 """
 
 from __future__ import annotations
@@ -8,7 +17,7 @@ import asyncio
 import logging
 import time
 import uuid
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 from prometheus_client import Counter
@@ -20,7 +29,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.inventory import engine, journal
 from server.inventory.errors import StoreNotFound, StoreNotReady
-from server.kit import keys, scripts
+from server.kit import keys, scripts, uow
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +43,12 @@ STORE_LOADS = Counter(
     "Times a store's stock was (re)loaded into Redis",
     ["store_id", "why"],
 )
+LOOKS = Counter(
+    "qc_inventory_reconcile_looks_total",
+    "Consistent looks at a store whose quick look differed: clean (changes in flight), "
+    "drift (reloaded), busy (its lock not had in time: the next interval looks again)",
+    ["store_id", "outcome"],
+)
 
 LOCK_TTL_MS = 30_000
 FILL_BATCH = 1000  # commands per round trip when a store is written into Redis
@@ -45,18 +60,6 @@ class Drift:
     key: str  # sku id or holder id
     postgres: object
     redis: object
-
-    def signature(self) -> tuple[object, ...]:
-        """What Redis has beyond PostgreSQL: a change in flight between the two writes
-        gives a different offset at the next look, a real drift the same one."""
-        if isinstance(self.postgres, engine.Buckets) and isinstance(self.redis, engine.Buckets):
-            pg, rd = astuple(self.postgres), astuple(self.redis)
-            return (self.kind, self.key, tuple(r - p for p, r in zip(pg, rd, strict=True)))
-        if isinstance(self.postgres, dict) and isinstance(self.redis, dict):
-            skus = sorted(set(self.postgres) | set(self.redis))
-            offset = tuple((k, self.redis.get(k, 0) - self.postgres.get(k, 0)) for k in skus)
-            return (self.kind, self.key, offset)
-        return (self.kind, self.key, repr(self.postgres), repr(self.redis))
 
 
 Snapshot = tuple[
@@ -150,12 +153,19 @@ async def _live_holds(redis: aioredis.Redis, store_id: str) -> dict[str, dict[st
     return found
 
 
-async def _write_store(db: AsyncEngine, redis: aioredis.Redis, store_id: str) -> None:
+async def _write_store(
+    db: AsyncEngine, redis: aioredis.Redis, store_id: str, *, drop_ready: bool
+) -> None:
     """Rebuild one store's Redis copy from the books, with the store's lock held
     exclusively: every PostgreSQL write of its Redis changes in flight (synchronous paths,
     the journal writer) finishes first, and the journal's unapplied tail is applied before
     the books are read. The scripts refuse the store meanwhile (no ready marker), so
-    nothing new is journaled or admitted until the copy is whole."""
+    nothing new is journaled or admitted until the copy is whole.
+
+    ``drop_ready`` (a rebuild of a ready store): the marker is dropped once the lock is
+    held, not before: a transaction holding the lock shared, which the rebuild waits for,
+    is not refused meanwhile, and everything journaled until the marker goes is in the
+    stream the tail is read from after it went."""
     async with db.connect() as conn:
         await conn.execute(text("SET LOCAL lock_timeout = '10s'"))
         try:
@@ -165,6 +175,8 @@ async def _write_store(db: AsyncEngine, redis: aioredis.Redis, store_id: str) ->
             )
         except DBAPIError as exc:
             raise StoreNotReady(f"stock of {store_id} is busy; retry shortly") from exc
+        if drop_ready:
+            await redis.delete(keys.store_ready(store_id))
         session = AsyncSession(bind=conn, expire_on_commit=False)
         await journal.apply_pending(session, redis, store_id)
         await session.flush()
@@ -260,13 +272,11 @@ async def load_store(
             raise StoreNotReady(f"stock of {store_id} is still loading; retry shortly")
         await asyncio.sleep(0.05)  # another process is loading it: poll its ready marker
     try:
-        if why != "missing":
-            # the store may have become ready since the caller paused it (a request's own
-            # load): the scripts must refuse it until the copy is whole, or the fill
-            # overwrites what they admit meanwhile (journaled, it reaches PostgreSQL only)
-            await redis.delete(keys.store_ready(store_id))
         if why != "missing" or not await redis.exists(keys.store_ready(store_id)):
-            await _write_store(db, redis, store_id)
+            # a rebuild of a ready store drops its marker once it holds the store's lock:
+            # the scripts must refuse it until the copy is whole, or the fill overwrites
+            # what they admit meanwhile (journaled, it would reach PostgreSQL only)
+            await _write_store(db, redis, store_id, drop_ready=why != "missing")
             STORE_LOADS.labels(store_id, why).inc()
             log.info("inventory loaded into redis", extra={"store_id": store_id, "why": why})
     finally:
@@ -275,7 +285,9 @@ async def load_store(
 
 
 async def find_drift(db: AsyncEngine, redis: aioredis.Redis, store_id: str) -> list[Drift]:
-    """Redis against the books, once the journal is applied."""
+    """Redis against the books, once the journal is applied: the quick look, no lock held
+    (a change between its two writes shows as a difference; ``reconcile_store`` looks at
+    what it finds once more, consistently)."""
     await journal.drain(db, redis, store_id)
     stock, holds, _ = await _snapshot(db, store_id)
     drift: list[Drift] = []
@@ -292,30 +304,131 @@ async def find_drift(db: AsyncEngine, redis: aioredis.Redis, store_id: str) -> l
     return drift
 
 
-async def _quiesce(redis: aioredis.Redis, store_id: str, wait_s: float) -> str | None:
-    """Stop new stock changes on a store and wait for those in flight to be written: the
-    store's epoch, or None if they did not all finish (or the store was not ready)."""
-    epoch = await redis.getdel(keys.store_ready(store_id))
-    deadline = time.monotonic() + wait_s
-    while int(await redis.get(keys.inflight(store_id)) or 0) > 0:
-        if time.monotonic() > deadline:
-            # a crashed request never finishes; its Redis effect is what we overwrite
-            log.warning("in-flight stock changes did not finish", extra={"store_id": store_id})
-            return None
-        await asyncio.sleep(0.02)
-    return None if epoch is None else scripts.text(epoch)
+@dataclass(frozen=True)
+class _Seen:
+    """The consistent look's Redis side: one atomic read (``lua/look.lua``)."""
+
+    inflight: int
+    last: str  # the journal's last id then ('0-0': empty)
+    stock: dict[str, engine.Buckets | None]
+    holds: dict[str, dict[str, int]]  # holder -> its lines if SOFT or HARD, else {}
 
 
-async def _resume(redis: aioredis.Redis, store_id: str, epoch: str) -> None:
-    """The paused store ready again in its own epoch, under the rebuild lock (a loader at
-    work, one a refused request started, makes it ready itself, in a new epoch)."""
-    token = uuid.uuid4().hex
-    if await redis.set(keys.rebuild_lock(store_id), token, nx=True, px=LOCK_TTL_MS):
+async def _read_suspects(
+    redis: aioredis.Redis, store_id: str, skus: list[str], holders: list[str]
+) -> _Seen:
+    raw = await scripts.run(
+        redis,
+        "inventory/look",
+        keys=[
+            keys.inflight(store_id),
+            keys.inventory_journal(store_id),
+            *(keys.inventory(store_id, sku) for sku in skus),
+            *(keys.hold(store_id, holder) for holder in holders),
+        ],
+        args=[len(skus)],
+    )
+    stock = {
+        sku: None if values[0] is None else engine.Buckets(*(int(v or 0) for v in values))
+        for sku, values in zip(skus, raw[2 : 2 + len(skus)], strict=True)
+    }
+    holds: dict[str, dict[str, int]] = {}
+    for holder, flat in zip(holders, raw[2 + len(skus) :], strict=True):
+        fields = {scripts.text(flat[i]): scripts.text(flat[i + 1]) for i in range(0, len(flat), 2)}
+        live = fields.get("_state") in ("SOFT", "HARD")
+        holds[holder] = {k: int(v) for k, v in fields.items() if live and not k.startswith("_")}
+    return _Seen(int(raw[0]), scripts.text(raw[1]), stock, holds)
+
+
+async def _books_of(
+    session: AsyncSession, store_id: str, skus: list[str], holders: list[str]
+) -> tuple[dict[str, engine.Buckets], dict[str, dict[str, int]]]:
+    if not skus and not holders:
+        return {}, {}
+    stock = {
+        r[0]: engine.Buckets(*r[1:])
+        for r in await session.execute(
+            text(
+                "SELECT sku_id, available_qty, reserved_qty, damaged_qty, in_transit_qty "
+                "FROM store_inventory WHERE store_id = :s AND sku_id = ANY(:k)"
+            ),
+            {"s": store_id, "k": skus},
+        )
+    }
+    holds: dict[str, dict[str, int]] = {}
+    for holder, sku, qty in await session.execute(
+        text(
+            "SELECT order_id, sku_id, quantity FROM inventory_reservations "
+            "WHERE store_id = :s AND order_id = ANY(:h) "
+            "AND status IN ('SOFT', 'HARD') AND quantity > 0"
+        ),
+        {"s": store_id, "h": holders},
+    ):
+        holds.setdefault(holder, {})[sku] = qty
+    return stock, holds
+
+
+async def _consistent_look(
+    db: AsyncEngine,
+    redis: aioredis.Redis,
+    store_id: str,
+    suspects: list[Drift],
+    *,
+    lock_wait_s: float,
+    quiesce_s: float,
+) -> list[Drift] | None:
+    """The suspects once more, both sides as of one moment: the drift among them, or None
+    if the store's lock was not had within ``lock_wait_s`` (the next interval looks again).
+
+    Holding the lock exclusively, no synchronous write is open: each that changed Redis
+    has committed (or rolled back) and only its after-commit step, the in-flight counter's
+    decrement, may be pending; that is waited for up to ``quiesce_s``. A counter still up
+    then was left by a request that died between its two writes (what it did in Redis is
+    drift) or is a rollback's compensation still on its way (rare; the reload repairs it
+    too). Soft changes are journaled in the step that makes them: the books take the
+    journal up to the id read with the buckets, so they stand where Redis stood."""
+    skus = sorted({d.key for d in suspects if d.kind == "stock"})
+    holders = sorted({d.key for d in suspects if d.kind == "hold"})
+    async with AsyncSession(db, expire_on_commit=False) as session:
         try:
-            await redis.set(keys.store_ready(store_id), epoch, nx=True)
-        finally:
-            if await redis.get(keys.rebuild_lock(store_id)) in (token, token.encode()):
-                await redis.delete(keys.rebuild_lock(store_id))
+            await session.execute(text(f"SET LOCAL lock_timeout = '{int(lock_wait_s * 1000)}ms'"))
+            try:
+                await session.execute(
+                    text("SELECT pg_advisory_xact_lock(:c, hashtext(:s))"),
+                    {"c": journal.LOCK_CLASS, "s": store_id},
+                )
+            except DBAPIError:
+                await uow.rollback(session)
+                return None
+            await session.execute(text("SET LOCAL lock_timeout = '10s'"))
+            deadline = time.monotonic() + quiesce_s
+            seen = await _read_suspects(redis, store_id, skus, holders)
+            while seen.inflight > 0 and time.monotonic() < deadline:
+                await asyncio.sleep(0.005)  # a committed write's decrement, just after it
+                seen = await _read_suspects(redis, store_id, skus, holders)
+            if seen.inflight > 0:
+                log.warning(
+                    "in-flight stock changes did not finish",
+                    extra={"store_id": store_id, "inflight": seen.inflight},
+                )
+            await journal.apply_pending(session, redis, store_id, through=seen.last)
+            await session.flush()
+            stock, holds = await _books_of(session, store_id, skus, holders)
+        except BaseException:
+            await uow.rollback(session)
+            raise
+        await uow.commit(session)  # the journal applied (its trim after the commit)
+    drift = [
+        Drift("stock", sku, stock[sku], seen.stock[sku])
+        for sku in skus
+        if sku in stock and seen.stock[sku] != stock[sku]
+    ]
+    drift += [
+        Drift("hold", h, holds.get(h, {}), seen.holds[h])
+        for h in holders
+        if holds.get(h, {}) != seen.holds[h]
+    ]
+    return drift
 
 
 async def reconcile_store(
@@ -323,35 +436,38 @@ async def reconcile_store(
     redis: aioredis.Redis,
     store_id: str,
     *,
-    confirm_after_s: float = 0.5,
-    quiesce_s: float = 5.0,
+    lock_wait_s: float = 0.5,
+    quiesce_s: float = 0.25,
+    confirm_after_s: float | None = None,
 ) -> list[Drift]:
-    """Load a store that Redis lost; repair drift that persists across two looks.
+    """Load a store that Redis lost; repair drift that a consistent look confirms.
 
-    A change between its Redis and PostgreSQL writes looks like drift for a moment, so a
-    difference must be seen twice before the store is paused; once the changes in flight
-    are written, a difference still there is reloaded from PostgreSQL. None left (under a
-    city's peak two looks can each catch a change of the same size in flight): the store
-    resumes in its epoch without a reload (nothing changed it while paused: the scripts
-    refuse a store that is not ready, and none was in flight).
+    The quick look (``find_drift``) finds suspects; only those are looked at again, with
+    both sides as of one moment (``_consistent_look``): differences that were changes in
+    flight are gone there, a real drift is not and the store is reloaded. The store is
+    never paused to look: while the consistent look waits for the store's lock (at most
+    ``lock_wait_s``) and holds it, synchronous writes queue for it, none is refused; if
+    it is not had in time, this interval gives up and the next one looks again.
+    ``confirm_after_s`` is not used (the two looks it spaced are gone).
     """
+    del confirm_after_s
     if not await redis.exists(keys.store_ready(store_id)):
         await load_store(db, redis, store_id, why="missing")
         return []
-    first = await find_drift(db, redis, store_id)
-    if not first:
+    suspects = await find_drift(db, redis, store_id)
+    if not suspects:
         return []
-    await asyncio.sleep(confirm_after_s)
-    second = {d.signature() for d in await find_drift(db, redis, store_id)}
-    persistent = [d for d in first if d.signature() in second]
-    if not persistent:
+    confirmed = await _consistent_look(
+        db, redis, store_id, suspects, lock_wait_s=lock_wait_s, quiesce_s=quiesce_s
+    )
+    if confirmed is None:
+        LOOKS.labels(store_id, "busy").inc()
+        log.info("inventory store busy; drift looked at next time", extra={"store_id": store_id})
         return []
-    epoch = await _quiesce(redis, store_id, quiesce_s)
-    confirmed = await find_drift(db, redis, store_id)
-    if not confirmed and epoch is not None:
-        await _resume(redis, store_id, epoch)
-        log.info("inventory drift was changes in flight", extra={"store_id": store_id})
+    if not confirmed:
+        LOOKS.labels(store_id, "clean").inc()
         return []
+    LOOKS.labels(store_id, "drift").inc()
     await load_store(db, redis, store_id, why="drift")
     for d in confirmed:
         DRIFT_REPAIRED.labels(store_id, d.kind).inc()

@@ -3,11 +3,13 @@
 -- outcome, lines], ...]. The writer's run starts after the applied-id hint, in the same
 -- round trip; the SQL skips what PostgreSQL's offset already holds.
 -- KEYS: 1 journal stream, 2 applied id hint
--- ARGV: 1 after ('' = the hint), 2 count
+-- ARGV: 1 after ('' = the hint), 2 count, 3 the last id to read (absent or '': the end;
+--       the reconciler's consistent look applies only what its Redis read had seen)
 -- -> {after, entries read, last id read, json}
 local after = ARGV[1]
 if after == '' then after = redis.call('GET', KEYS[2]) or '0-0' end
-local raw = redis.call('XRANGE', KEYS[1], '(' .. after, '+', 'COUNT', ARGV[2])
+local upto = (ARGV[3] and ARGV[3] ~= '') and ARGV[3] or '+'
+local raw = redis.call('XRANGE', KEYS[1], '(' .. after, upto, 'COUNT', ARGV[2])
 local out = {}
 for _, entry in ipairs(raw) do
   local f, kv = {}, entry[2]
