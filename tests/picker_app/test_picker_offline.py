@@ -17,6 +17,7 @@ from picker_app.outbox import PendingScan, ScanOutbox
 from picker_app.screens.exception import ManualCodeScreen, ShortScreen, SubstituteScreen
 from picker_app.screens.login import LoginScreen
 from picker_app.screens.queue import QueueScreen
+from shared.schemas.picking import PickTaskSummary
 from tests.helpers import scanner_types, wait_for
 from tests.picker_app.picker_fakes import (
     BANANA,
@@ -137,7 +138,7 @@ async def test_the_queue_polls_again_only_after_each_poll_has_finished() -> None
     running, most = 0, 0
     original = api.queue
 
-    async def slow_queue(store_id: str):  # type: ignore[no-untyped-def]
+    async def slow_queue(store_id: str) -> list[PickTaskSummary]:
         nonlocal running, most
         running += 1
         most = max(most, running)

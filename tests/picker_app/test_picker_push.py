@@ -19,9 +19,10 @@ async def test_a_new_task_is_pushed_to_an_idle_picker(city, live_server, stack) 
     async with app.run_test(size=(110, 34)) as pilot:
         queue = await log_in(pilot, app)
         await wait_for(pilot, lambda: app.ctx.pushed, what="work socket up")
-        assert app.work_socket is not None
+        socket = app.work_socket
+        assert socket is not None
         # the snapshot on connect came (an empty queue) and was read
-        await wait_for(pilot, lambda: app.work_socket.received >= 1, what="queue snapshot")
+        await wait_for(pilot, lambda: socket.received >= 1, what="queue snapshot")
         assert queue.tasks == []
 
         order_id = await place_order(live_server.url, {sku: 1})

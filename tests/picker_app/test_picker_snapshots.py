@@ -44,7 +44,7 @@ def test_wrong_item_snapshot(snap_compare: Callable[..., bool]) -> None:
     app, clock = fake_app(FakePickingApi())
 
     async def wrong_scan(pilot: Pilot[Any]) -> None:
-        screen = cast(PickScreen, await open_task(pilot, app))
+        screen = await open_task(pilot, app)
         await scanner_types(pilot, clock, "8901234567890")
         await wait_for(pilot, lambda: screen.feedback.kind == "error")
         await wait_for(pilot, lambda: screen.feedback.flashing is None)  # the red flash over

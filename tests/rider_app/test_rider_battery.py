@@ -4,7 +4,7 @@ another store is told to the rider as it is pushed."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,7 +13,7 @@ import pytest
 from textual.widgets import Static
 
 from rider_app.app import RiderApp
-from rider_app.battery import HandheldBattery
+from rider_app.battery import BatterySource, HandheldBattery
 from rider_app.gps.fix import Fix, utc_now
 from rider_app.messages import ServerPushed
 from rider_app.screens.shift import ShiftScreen
@@ -23,7 +23,7 @@ from shared.geo import destination
 from tests.helpers import login, wait_for
 from tests.rider_app.rider_fakes import NOW, RIDER, FakeRiderApi, QueueSource
 from tests.rider_app.rider_live import KOR, db_one, rider_near_store
-from tests.rider_app.test_rider_flow import log_in_and_start_shift
+from tests.rider_app.test_rider_flow import fixes_acked, log_in_and_start_shift
 from tests.server.ops.ops_script import MANAGER
 
 
@@ -39,7 +39,14 @@ class SteppingBattery:
         return self.now
 
 
-def fake_app(api: FakeRiderApi, gps: QueueSource, tmp_path: Path, battery) -> RiderApp:  # type: ignore[no-untyped-def]
+def stored(api: FakeRiderApi, n: int) -> Callable[[], bool]:
+    """Whether the fake server holds ``n`` fixes."""
+    return lambda: len(api.stored) == n
+
+
+def fake_app(
+    api: FakeRiderApi, gps: QueueSource, tmp_path: Path, battery: BatterySource | None
+) -> RiderApp:
     return RiderApp(
         client=api,
         gps=gps,
@@ -67,7 +74,7 @@ async def test_each_fix_carries_the_battery_as_it_is_sent_and_low_is_warned(
         await wait_for(pilot, lambda: "Battery 80 %" in shown(app, "#battery"), what="80 %")
         for i in range(3):
             gps.put(Fix(KOR.lat, KOR.lng, NOW + timedelta(seconds=5 * i), 6.0, source="test"))
-            await wait_for(pilot, lambda i=i: len(api.stored) == i + 1, what=f"fix {i}")
+            await wait_for(pilot, stored(api, i + 1), what=f"fix {i}")
         assert [f.battery_pct for f in api.stored] == [80.0, 41.0, 12.0]
         await wait_for(pilot, lambda: "⚠ Battery 12 %" in shown(app, "#battery"), what="low")
         assert app.screen.query_one("#battery", Static).has_class("-low")
@@ -155,7 +162,7 @@ async def test_the_battery_reaches_the_servers_last_fix_and_a_move_reaches_the_h
         near = destination(KOR, 90, 300)
         gps.put(Fix(near.lat, near.lng, utc_now(), 6.0, source="test"))
         assert app.link is not None
-        await wait_for(pilot, lambda: app.link.acked >= 1, what="fix acknowledged")
+        await wait_for(pilot, lambda: fixes_acked(app) >= 1, what="fix acknowledged")
         rider_id = db_one(
             city.database_url,
             "SELECT r.rider_id FROM riders r JOIN users u ON u.id = r.rider_id WHERE u.login = %s",

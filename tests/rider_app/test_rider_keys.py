@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, cast
 
+from textual.pilot import Pilot
 from textual.widgets import Digits, Input, OptionList, Static
 
 from rider_app.app import RiderApp
@@ -40,7 +41,7 @@ def fake_app(api: FakeRiderApi, tmp_path: Path, keys: SteppedClock, **options: A
     )
 
 
-async def person_presses(pilot, keys: SteppedClock, key: str) -> None:  # type: ignore[no-untyped-def]
+async def person_presses(pilot: Pilot[Any], keys: SteppedClock, key: str) -> None:
     """A person: the key stands alone in time, so the wedge detector hands it back (on its
     next poll) as ordinary typing."""
     keys.advance(1.0)

@@ -4,6 +4,7 @@ next app started on the same handheld after a crash."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,6 +24,11 @@ def fixes(n: int) -> list[Fix]:
         Fix(12.9352 + i * 1e-4, 77.6245, NOW + timedelta(seconds=5 * i), 6.0, source="test")
         for i in range(n)
     ]
+
+
+def kept(app: RiderApp, n: int) -> Callable[[], bool]:
+    """Whether ``app`` keeps ``n`` fixes for later."""
+    return lambda: app.buffered_fixes == n
 
 
 def offline_app(api: FakeRiderApi, gps: QueueSource, tmp_path: Path) -> RiderApp:
@@ -49,7 +55,7 @@ async def test_fixes_kept_while_offline_are_replayed_in_order(tmp_path: Path) ->
         api.offline = True
         for n, fix in enumerate(track[1:], start=1):
             gps.put(fix)
-            await wait_for(pilot, lambda n=n: app.buffered_fixes == n, what=f"{n} kept")
+            await wait_for(pilot, kept(app, n), what=f"{n} kept")
         assert not app.online
         banner = app.screen.query_one(ConnectionBanner)
         assert banner.has_class("-lost")
@@ -76,7 +82,7 @@ async def test_fixes_kept_before_a_crash_are_sent_by_the_next_run(tmp_path: Path
         api.offline = True
         for n, fix in enumerate(track[:3], start=1):
             gps.put(fix)
-            await wait_for(pilot, lambda n=n: first.buffered_fixes == n, what=f"{n} kept")
+            await wait_for(pilot, kept(first, n), what=f"{n} kept")
     assert api.stored == []
 
     # restarted still out of coverage: it remembers the shift and keeps recording
@@ -106,7 +112,7 @@ async def test_a_fix_the_server_refuses_for_good_does_not_take_the_batch_with_it
         app.on_duty = True
         for n, fix in enumerate(track, start=1):
             gps.put(fix)
-            await wait_for(pilot, lambda n=n: app.buffered_fixes == n, what=f"{n} kept")
+            await wait_for(pilot, kept(app, n), what=f"{n} kept")
         api.offline = False
         await wait_for(pilot, lambda: app.buffered_fixes == 0, what="replayed")
         assert [f.at for f in api.stored] == [f.at for f in track[1:]]

@@ -60,8 +60,10 @@ async def test_v_shows_the_route_and_a_pushed_change_redraws_it(tmp_path: Path) 
         assert all(mark in drawn for mark in ("●", "S", "1", "2"))
         asked = len(api.called("my_trip"))
         # the server moves on (bags picked up, drop 1 delivered) and pushes it
-        done = api.trip.stops[0].model_copy(update={"status": "DELIVERED"})
-        api.trip = api.trip.model_copy(update={"status": "OUT", "stops": [done, api.trip.stops[1]]})
+        trip = api.trip
+        assert trip is not None
+        done = trip.stops[0].model_copy(update={"status": "DELIVERED"})
+        api.trip = trip.model_copy(update={"status": "OUT", "stops": [done, trip.stops[1]]})
         app.post_message(ServerPushed({"type": "delivery.stop_delivered"}))
         await wait_for(pilot, lambda: "1 drop to go" in str(title.content), what="redrawn")
         turns = _plain(screen.query_one("#turns", Static).content)

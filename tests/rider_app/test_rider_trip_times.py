@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import cast
 
+from textual.coordinate import Coordinate
 from textual.widgets import DataTable, OptionList, Static
 
 from qc_tui.dialogs import ConfirmScreen
@@ -37,7 +38,7 @@ def next_step(app: RiderApp) -> str:
 
 
 def eta_cell(app: RiderApp, row: int) -> str:
-    return str(app.screen.query_one(DataTable).get_cell_at((row, 4)))
+    return str(app.screen.query_one(DataTable).get_cell_at(Coordinate(row, 4)))
 
 
 async def test_offer_countdown_and_etas_follow_a_sped_up_server_clock(tmp_path: Path) -> None:

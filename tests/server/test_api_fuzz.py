@@ -24,6 +24,8 @@ from __future__ import annotations
 import itertools
 import json
 import re
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import httpx
@@ -100,7 +102,7 @@ def _problem_responses_schema(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 # The schema is static: building the app connects to nothing (only its lifespan does).
-_RAW_SCHEMA = create_app(Settings(secret_key=TEST_SECRET)).openapi()  # type: ignore[arg-type]
+_RAW_SCHEMA = create_app(Settings(secret_key=TEST_SECRET)).openapi()
 
 schema = schemathesis.openapi.from_dict(
     _problem_responses_schema(_RAW_SCHEMA),
@@ -450,7 +452,7 @@ def _webhook_signed_int_payment_id(world: World) -> list[httpx.Response]:
         "created": 1,
     }
     body = json.dumps(event).encode()
-    secret = webhook_secret_value(Settings(secret_key=TEST_SECRET))  # type: ignore[arg-type]
+    secret = webhook_secret_value(Settings(secret_key=TEST_SECRET))
     sig = sign_webhook(body, secret, world.clock.now().timestamp())
     return [_send(world, "POST", "/v1/payments/webhook", content=body, headers={SIG: sig})]
 
@@ -471,13 +473,16 @@ def _rider_fix_before_year_one(world: World) -> list[httpx.Response]:
 
 
 SIG = "X-QC-Payment-Signature"
-FORMER_500S = {
-    **{f"nul-{n}": (lambda w, n=n, c=c: _nul_case(w, n, c)) for n, c in FORMER_NUL_500S.items()},
+Scenario = Callable[[World], list[httpx.Response]]
+FORMER_500S: dict[str, Scenario] = {
+    **{f"nul-{n}": partial(_nul_case, name=n, case=c) for n, c in FORMER_NUL_500S.items()},
     "webhook-huge-timestamp": _webhook_huge_timestamp,
     "webhook-signed-int-payment-id": _webhook_signed_int_payment_id,
     "rider-fix-before-year-one": _rider_fix_before_year_one,
 }
-HANDLED = {f"nul-{n}": (lambda w, n=n, c=c: _nul_case(w, n, c)) for n, c in NUL_HANDLED.items()}
+HANDLED: dict[str, Scenario] = {
+    f"nul-{n}": partial(_nul_case, name=n, case=c) for n, c in NUL_HANDLED.items()
+}
 
 
 def test_former_500s_are_now_4xx_problems(world: World) -> None:

@@ -60,7 +60,7 @@ async def test_a_pipeline_of_calls_runs_again_after_redis_forgot_the_script(
     await redis.hset(stock[0], "available", 3)
     await redis.hset(stock[1], "available", 0)
     await redis.script_flush()
-    calls = [
+    calls: list[tuple[list[str], list[str]]] = [
         ([stock[0]], []),
         ([stock[1], stock[0]], []),
         ([keys.inventory("SCRIPTS-TEST", "C")], []),

@@ -76,7 +76,7 @@ async def _riding(live_server, headers: dict[str, str]) -> AsyncIterator[Rider]:
 
 async def _positions(ws: Socket, redis, order_id: str) -> list[dict]:
     """The positions the order's socket got up to now (up to a marker sent after them)."""
-    marker = {"topic": "test.marker", "payload": {"id": uuid.uuid4().hex}}
+    marker: dict[str, Any] = {"topic": "test.marker", "payload": {"id": uuid.uuid4().hex}}
     await redis.spublish(keys.order_channel(order_id), json.dumps(marker))
     got = []
     while (message := json.loads(await ws.recv()))["type"] != "test.marker" or (

@@ -1,3 +1,5 @@
+from typing import TypedDict
+
 import numpy as np
 import pytest
 
@@ -261,7 +263,14 @@ def test_route_etas_are_cumulative_with_dwell() -> None:
 
 # --- batching -----------------------------------------------------------------------------
 # All batching cases ride at 5 m/s with road factor 1 (so 1 m = 0.2 s), 60 s handover, 900 s SLA.
-RIDE = {"speed_mps": 5.0, "road_factor": 1.0, "handover_s": 60.0, "sla_s": 900.0}
+class Ride(TypedDict):
+    speed_mps: float
+    road_factor: float
+    handover_s: float
+    sla_s: float
+
+
+RIDE = Ride(speed_mps=5.0, road_factor=1.0, handover_s=60.0, sla_s=900.0)
 
 
 def north(distance_m: float) -> LatLng:

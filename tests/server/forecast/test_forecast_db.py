@@ -15,6 +15,7 @@ from server.forecast.estimator import ForecastConfig
 from server.forecast.factors import CsvError
 from server.forecast.history import IST
 from server.forecast.models import ReplenishmentStatus
+from server.forecast.replenish import Reason
 from server.inventory.reconcile import find_drift, load_store
 from server.kit import keys
 from server.kit.config import get_settings
@@ -301,8 +302,8 @@ async def test_replenishment_quantities_match_hand_computed_values(stack) -> Non
     assert planned == {a: (36, 3), b: (6, 1), d: (36, 3), e: (24, 1)}
     assert first.positions == 150
     assert first.forecast_at == {STORE: t0}
-    assert first.reasons["in_transit_covers"] == 1  # c
-    assert first.reasons["no_room"] == 1  # g
+    assert first.reasons[Reason.IN_TRANSIT_COVERS] == 1  # c
+    assert first.reasons[Reason.NO_ROOM] == 1  # g
     stored = _rows(
         url,
         "SELECT sku_id, quantity, cases, status, forecast_24h, forecast_72h, created_at "
@@ -321,7 +322,7 @@ async def test_replenishment_quantities_match_hand_computed_values(stack) -> Non
     async with transaction(stack.sessions) as s:
         second = await service.plan_replenishment(s, now=now, store_id=STORE)
     assert second.lines == []
-    assert second.reasons["in_transit_covers"] == 4 and second.reasons["no_room"] == 2
+    assert second.reasons[Reason.IN_TRANSIT_COVERS] == 4 and second.reasons[Reason.NO_ROOM] == 2
 
     # every store: the other stores have no forecast at or before now -> nothing for them
     async with transaction(stack.sessions) as s:

@@ -23,14 +23,16 @@ def pg_stock(db: str | psycopg.Connection, store_id: str, sku_id: str) -> tuple[
             (store_id, sku_id),
         ).fetchone()
     assert row is not None
-    return tuple(row)  # type: ignore[return-value]
+    available, reserved, damaged, in_transit = row
+    return available, reserved, damaged, in_transit
 
 
 async def redis_stock(redis, store_id: str, sku_id: str) -> tuple[int, int, int, int]:
     values = await redis.hmget(
         keys.inventory(store_id, sku_id), "available", "reserved", "damaged", "in_transit"
     )
-    return tuple(int(v or 0) for v in values)  # type: ignore[return-value]
+    available, reserved, damaged, in_transit = (int(v or 0) for v in values)
+    return available, reserved, damaged, in_transit
 
 
 def ledger_sum(

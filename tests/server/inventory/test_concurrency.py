@@ -10,6 +10,7 @@ import pytest
 from server.inventory import journal
 from server.inventory.reconcile import find_drift, load_store
 from server.kit import keys
+from tests.helpers import one_row
 from tests.server.inventory.contenders import race
 from tests.server.inventory.helpers import pg_stock, redis_stock, set_stock
 
@@ -29,10 +30,12 @@ def _reserve_rows(database_url: str, sku: str) -> int:
 @pytest.mark.slow
 async def test_one_hot_sku_is_never_oversold_across_processes(stack) -> None:
     with psycopg.connect(stack.database_url) as conn:
-        sku = conn.execute(
-            "SELECT sku_id FROM store_inventory WHERE store_id = %s ORDER BY sku_id LIMIT 1",
-            (STORE,),
-        ).fetchone()[0]
+        sku = one_row(
+            conn.execute(
+                "SELECT sku_id FROM store_inventory WHERE store_id = %s ORDER BY sku_id LIMIT 1",
+                (STORE,),
+            )
+        )[0]
     set_stock(stack.database_url, STORE, sku, UNITS)
     reserves_before = _reserve_rows(stack.database_url, sku)
     await stack.redis.delete(keys.store_ready(STORE))

@@ -10,7 +10,7 @@ from server.kit import keys
 from server.kit.resources import resources_of
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
-from tests.helpers import login
+from tests.helpers import login, one_row
 from tests.server.inventory.helpers import ledger_sum, pg_stock, redis_stock
 
 STORE = "BLR-KOR"
@@ -23,11 +23,13 @@ async def picker(city, client: httpx.AsyncClient) -> dict[str, str]:
 
 def _sku(url: str, where: str = "available_qty >= 5") -> str:
     with psycopg.connect(url) as conn:
-        return conn.execute(
-            f"SELECT sku_id FROM store_inventory WHERE store_id = %s AND {where} "
-            "ORDER BY sku_id LIMIT 1",
-            (STORE,),
-        ).fetchone()[0]
+        return one_row(
+            conn.execute(
+                f"SELECT sku_id FROM store_inventory WHERE store_id = %s AND {where} "
+                "ORDER BY sku_id LIMIT 1",
+                (STORE,),
+            )
+        )[0]
 
 
 async def test_picker_views_own_store_stock_by_pages(city, client, picker) -> None:
@@ -142,11 +144,13 @@ async def test_cycle_count_uses_the_version_and_refuses_a_stale_one(
 async def test_falling_to_the_reorder_level_emits_a_low_stock_event(city, client, picker) -> None:
     sku = _sku(city.database_url, "available_qty > reorder_level + 1")
     with psycopg.connect(city.database_url) as conn:
-        level, available = conn.execute(
-            "SELECT reorder_level, available_qty FROM "
-            "store_inventory WHERE store_id = %s AND sku_id = %s",
-            (STORE, sku),
-        ).fetchone()
+        level, available = one_row(
+            conn.execute(
+                "SELECT reorder_level, available_qty FROM "
+                "store_inventory WHERE store_id = %s AND sku_id = %s",
+                (STORE, sku),
+            )
+        )
     r = await client.post(
         f"/v1/stores/{STORE}/inventory/{sku}/damage",
         json={"quantity": available - level, "reason": "expired"},

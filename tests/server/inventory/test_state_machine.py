@@ -23,7 +23,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from server.inventory import journal, service
+from server.inventory import engine, journal, service
 from server.inventory.errors import HoldNotActive, InsufficientStock, StockBucketShort
 from server.inventory.reconcile import find_drift, load_store
 from server.inventory.sweeper import sweep_store
@@ -198,7 +198,7 @@ class InventoryMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: bool(self.holds))
     @rule(data=st.data(), outcome=st.sampled_from(["COMMITTED", "RELEASED"]))
-    def settle(self, data: st.DataObject, outcome: str) -> None:
+    def settle(self, data: st.DataObject, outcome: engine.Outcome) -> None:
         name = data.draw(st.sampled_from(sorted(self.holds)))
         result = self.run(
             self._in_tx(

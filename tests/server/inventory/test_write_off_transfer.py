@@ -11,7 +11,7 @@ from server.kit import keys
 from server.kit.resources import resources_of
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
-from tests.helpers import login
+from tests.helpers import login, one_row
 from tests.server.inventory.helpers import ledger_sum, pg_stock, redis_stock
 
 STORE = "BLR-KOR"
@@ -29,29 +29,35 @@ async def manager(city, client: httpx.AsyncClient) -> dict[str, str]:
 
 def _sku(url: str) -> str:
     with psycopg.connect(url) as conn:
-        return conn.execute(
-            "SELECT sku_id FROM store_inventory WHERE store_id = %s AND available_qty >= 8 "
-            "ORDER BY sku_id LIMIT 1",
-            (STORE,),
-        ).fetchone()[0]
+        return one_row(
+            conn.execute(
+                "SELECT sku_id FROM store_inventory WHERE store_id = %s AND available_qty >= 8 "
+                "ORDER BY sku_id LIMIT 1",
+                (STORE,),
+            )
+        )[0]
 
 
 def _other_store(url: str) -> str:
     with psycopg.connect(url) as conn:
-        return conn.execute(
-            "SELECT store_id FROM dark_stores WHERE city_id = "
-            "(SELECT city_id FROM dark_stores WHERE store_id = %s) AND store_id <> %s "
-            "ORDER BY store_id LIMIT 1",
-            (STORE, STORE),
-        ).fetchone()[0]
+        return one_row(
+            conn.execute(
+                "SELECT store_id FROM dark_stores WHERE city_id = "
+                "(SELECT city_id FROM dark_stores WHERE store_id = %s) AND store_id <> %s "
+                "ORDER BY store_id LIMIT 1",
+                (STORE, STORE),
+            )
+        )[0]
 
 
 def _version(url: str, store_id: str, sku: str) -> int:
     with psycopg.connect(url) as conn:
-        return conn.execute(
-            "SELECT version FROM store_inventory WHERE store_id = %s AND sku_id = %s",
-            (store_id, sku),
-        ).fetchone()[0]
+        return one_row(
+            conn.execute(
+                "SELECT version FROM store_inventory WHERE store_id = %s AND sku_id = %s",
+                (store_id, sku),
+            )
+        )[0]
 
 
 def _minus(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:

@@ -16,6 +16,7 @@ from server.events.relay import relay_once
 from server.seed.generate import DEMO_SECRETS
 from shared.client import ApiError, ManagerClient
 from shared.enums import Role
+from tests.conftest import Services
 from tests.helpers import login
 from tests.server.ops.ops_script import MANAGER, STORE, rider_on_duty, riders_of
 from tests.server.ops.test_ops_actions import audit_rows
@@ -49,7 +50,7 @@ async def test_a_moved_rider_works_for_the_new_store_and_the_move_is_audited(
     rider_id, home = _rider(city.database_url, name)
     assert home == STORE
     idle_before = await _idle_at(client, HSR)  # cached for the cell until the move
-    manager = ManagerClient("http://qc.test", transport=client._transport)  # type: ignore[attr-defined]
+    manager = ManagerClient("http://qc.test", transport=client._transport)
     await manager.login(*MANAGER)
 
     moved = await manager.move_rider(rider_id, store_id=HSR, reason="HSR short of riders")
@@ -132,7 +133,7 @@ async def test_the_move_reaches_the_riders_socket_and_their_home_store(
         assert (me["home_store_id"], me["home_store_name"]) == (HSR, hsr)
 
 
-def _store_name(city, store_id: str) -> str:  # type: ignore[no-untyped-def]
+def _store_name(city: Services, store_id: str) -> str:
     with psycopg.connect(city.database_url) as conn:
         row = conn.execute(
             "SELECT store_name FROM dark_stores WHERE store_id = %s", (store_id,)
