@@ -17,6 +17,7 @@ from server.kit.db import transaction
 from server.kit.resources import resources_of
 from shared.enums import Movement, Role
 from tests.conftest import TEST_SECRET
+from tests.helpers import one_row
 
 STORE = "BLR-KOR"
 HOME = {"lat": 12.9352, "lng": 77.6245}  # BLR-KOR delivers here
@@ -43,7 +44,7 @@ def make_customers(database_url: str, clock: Clock, n: int, prefix: str = "fc") 
 
 def manager_headers(clock: Clock, database_url: str, login: str = "manager.blr") -> dict[str, str]:
     with psycopg.connect(database_url) as conn:
-        uid, role = conn.execute("SELECT id, role FROM users WHERE login = %s", (login,)).fetchone()
+        uid, role = one_row(conn.execute("SELECT id, role FROM users WHERE login = %s", (login,)))
     user = User(id=uid, login=login, name=login, role=Role(role), secret_hash="")
     token, _ = issue_token(user, key=TEST_SECRET, now=clock.now(), ttl_s=24 * 3600)
     return {"Authorization": f"Bearer {token}"}
@@ -52,11 +53,13 @@ def manager_headers(clock: Clock, database_url: str, login: str = "manager.blr")
 def flash_sku(database_url: str, store: str = STORE) -> str:
     """A stocked SKU of the store (its stock is topped up by ``stock_up``)."""
     with psycopg.connect(database_url) as conn:
-        return conn.execute(
-            "SELECT sku_id FROM store_inventory WHERE store_id = %s AND available_qty > 0 "
-            "ORDER BY sku_id LIMIT 1",
-            (store,),
-        ).fetchone()[0]
+        return one_row(
+            conn.execute(
+                "SELECT sku_id FROM store_inventory WHERE store_id = %s AND available_qty > 0 "
+                "ORDER BY sku_id LIMIT 1",
+                (store,),
+            )
+        )[0]
 
 
 async def stock_up(app: Any, store: str, sku: str, units: int) -> None:
@@ -109,17 +112,21 @@ async def create_sale(
 def books(database_url: str, store: str, sku: str, sale_id: str | None = None) -> dict[str, int]:
     """One SKU's stock row, its active holds and its tokens (of one sale, if named)."""
     with psycopg.connect(database_url) as conn:
-        a, r, d, t = conn.execute(
-            "SELECT available_qty, reserved_qty, damaged_qty, in_transit_qty "
-            "FROM store_inventory WHERE store_id = %s AND sku_id = %s",
-            (store, sku),
-        ).fetchone()
-        held = conn.execute(
-            "SELECT coalesce(sum(quantity), 0) FROM inventory_reservations "
-            "WHERE store_id = %s AND sku_id = %s AND status IN ('SOFT', 'HARD')",
-            (store, sku),
-        ).fetchone()[0]
-        tokens = dict(
+        a, r, d, t = one_row(
+            conn.execute(
+                "SELECT available_qty, reserved_qty, damaged_qty, in_transit_qty "
+                "FROM store_inventory WHERE store_id = %s AND sku_id = %s",
+                (store, sku),
+            )
+        )
+        held = one_row(
+            conn.execute(
+                "SELECT coalesce(sum(quantity), 0) FROM inventory_reservations "
+                "WHERE store_id = %s AND sku_id = %s AND status IN ('SOFT', 'HARD')",
+                (store, sku),
+            )
+        )[0]
+        tokens: dict[str, int] = dict(
             conn.execute(
                 "SELECT status, count(*) FROM inventory_tokens WHERE store_id = %s "
                 "AND sku_id = %s AND (%s::uuid IS NULL OR sale_id = %s::uuid) GROUP BY status",

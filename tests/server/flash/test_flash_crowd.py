@@ -12,6 +12,7 @@ import psycopg
 
 from server.flash import tick
 from server.kit.resources import resources_of
+from tests.helpers import one_row, simulated_provider
 from tests.server.flash.flash_helpers import (
     ADDRESS,
     STORE,
@@ -29,7 +30,7 @@ UNITS, CROWD = 8, 30
 async def test_a_crowd_buys_exactly_the_units_in_join_order(city, app, client, clock):
     resources = resources_of(app)
     resources.settings.flash_max_concurrent_checkouts = 3
-    provider = resources.payments.provider
+    provider = simulated_provider(app)
     provider.failure_rate, provider.pending_rate = 0.25, 0.2
     sku = flash_sku(city.database_url)
     await stock_up(app, STORE, sku, UNITS + 10)
@@ -98,11 +99,13 @@ async def test_a_crowd_buys_exactly_the_units_in_join_order(city, app, client, c
             "AND status = 'SOLD' GROUP BY claimed_by",
             (sid,),
         ).fetchall()
-        confirmed = conn.execute(
-            "SELECT count(*) FROM orders o JOIN order_items i USING (store_id, order_id) "
-            "WHERE i.sku_id = %s AND i.unit_price_paise = 100 AND o.status = 'CONFIRMED'",
-            (sku,),
-        ).fetchone()[0]
+        confirmed = one_row(
+            conn.execute(
+                "SELECT count(*) FROM orders o JOIN order_items i USING (store_id, order_id) "
+                "WHERE i.sku_id = %s AND i.unit_price_paise = 100 AND o.status = 'CONFIRMED'",
+                (sku,),
+            )
+        )[0]
     assert sum(n for _, n in sold) == UNITS == confirmed  # exactly the units, never more
     assert all(n <= 1 for _, n in sold)  # nobody over the per-customer limit
     assert {c for c, _ in sold} == {c for c, o in outcome.items() if o == "bought"}
@@ -120,7 +123,7 @@ async def test_a_crowd_buys_exactly_the_units_in_join_order(city, app, client, c
 def _payment_id(database_url: str, order_id: str) -> str:
     with psycopg.connect(database_url) as conn:
         return str(
-            conn.execute(
-                "SELECT payment_id FROM payments WHERE order_id = %s", (order_id,)
-            ).fetchone()[0]
+            one_row(
+                conn.execute("SELECT payment_id FROM payments WHERE order_id = %s", (order_id,))
+            )[0]
         )

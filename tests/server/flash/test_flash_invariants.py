@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from server.flash import queue, tick
 from server.kit import keys, scripts
 from server.kit.resources import resources_of
+from tests.helpers import one_row, simulated_provider
 from tests.server.flash.flash_helpers import (
     ADDRESS,
     STORE,
@@ -57,7 +58,7 @@ async def test_random_shopping_keeps_every_invariant(city, app, client, clock, s
     resources = resources_of(app)
     resources.settings.flash_max_concurrent_checkouts = SLOTS
     resources.settings.checkout_rate_limit_per_ip = "100000/minute"  # rate limits: elsewhere
-    provider = resources.payments.provider
+    provider = simulated_provider(app)
     sku = flash_sku(city.database_url)
     await stock_up(app, STORE, sku, UNITS)
     start = books(city.database_url, STORE, sku)
@@ -140,11 +141,13 @@ async def _check(database_url: str, redis, sid: str, sku: str, start: dict) -> N
     stock = await redis.hmget(keys.inventory(STORE, sku), "available", "reserved")
     assert [int(v) for v in stock] == [now["available"], now["reserved"]]  # Redis = PostgreSQL
     with psycopg.connect(database_url) as conn:
-        over = conn.execute(
-            "SELECT count(*) FROM (SELECT claimed_by FROM inventory_tokens WHERE sale_id = %s "
-            "AND status = 'SOLD' GROUP BY claimed_by HAVING count(*) > 1) x",
-            (sid,),
-        ).fetchone()[0]
+        over = one_row(
+            conn.execute(
+                "SELECT count(*) FROM (SELECT claimed_by FROM inventory_tokens WHERE sale_id = %s "
+                "AND status = 'SOLD' GROUP BY claimed_by HAVING count(*) > 1) x",
+                (sid,),
+            )
+        )[0]
         sold_to = {
             str(who): int(n)
             for who, n in conn.execute(

@@ -15,6 +15,7 @@ from sqlalchemy import event
 
 from server.kit import keys
 from server.kit.resources import resources_of
+from tests.helpers import simulated_provider
 from tests.server.flash.flash_helpers import (
     ADDRESS,
     STORE,
@@ -99,7 +100,7 @@ async def test_the_limit_in_redis_follows_postgres_and_postgres_has_the_last_wor
     city, app, client, clock
 ):
     resources = resources_of(app)
-    provider = resources.payments.provider
+    provider = simulated_provider(app)
     sku = flash_sku(city.database_url)
     await stock_up(app, STORE, sku, 5)
     sale = await create_sale(

@@ -10,6 +10,7 @@ import psycopg
 
 from server.flash import tick
 from server.kit.resources import resources_of
+from tests.helpers import one_row, simulated_provider
 from tests.server.flash.flash_helpers import (
     ADDRESS,
     STORE,
@@ -111,7 +112,7 @@ async def test_a_failed_payment_returns_the_token_and_its_unit_to_the_sale(
     (_a_id, a), (b_id, b), (_, c) = make_customers(city.database_url, clock, 3)
     await _join(client, sid, a)
     assert (await _join(client, sid, b))["position"] == 1
-    resources_of(app).payments.provider.failure_rate = 1.0
+    simulated_provider(app).failure_rate = 1.0
     declined = await _checkout(client, sid, a)
     assert declined.status_code == 402 and declined.json()["code"] == "payment_failed"
     # the unit is with the sale again (not regular stock) and the next customer has it
@@ -119,11 +120,13 @@ async def test_a_failed_payment_returns_the_token_and_its_unit_to_the_sale(
     [(_, status, holder)] = _tokens(city.database_url, sid)
     assert (status, holder) == ("CLAIMED", b_id)
     with psycopg.connect(city.database_url) as conn:
-        cancelled = conn.execute(
-            "SELECT status FROM orders WHERE order_id = %s", (declined.json()["order_id"],)
-        ).fetchone()[0]
+        cancelled = one_row(
+            conn.execute(
+                "SELECT status FROM orders WHERE order_id = %s", (declined.json()["order_id"],)
+            )
+        )[0]
     assert cancelled == "CANCELLED"
-    resources_of(app).payments.provider.failure_rate = 0.0
+    simulated_provider(app).failure_rate = 0.0
     paid = await _checkout(client, sid, b)
     assert paid.status_code == 201 and paid.json()["status"] == "CONFIRMED"
     # everything is sold: the line is closed for everyone

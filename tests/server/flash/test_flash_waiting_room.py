@@ -10,6 +10,7 @@ import itertools
 import time
 import uuid
 from collections import Counter
+from typing import cast
 
 import pytest
 import redis.asyncio as aioredis
@@ -40,6 +41,23 @@ async def _join(client, sale_id: str, headers: dict[str, str]) -> dict:
     )
     assert r.status_code == 200, r.text
     return r.json()
+
+
+# The app's clients decode answers (decode_responses): members and values are str, which
+# redis-py's types cannot know, so these say it once.
+async def _line(redis: aioredis.Redis, key: str) -> list[str]:
+    """A sorted set's members, lowest score first."""
+    return cast(list[str], await redis.zrange(key, 0, -1))
+
+
+async def _scores(redis: aioredis.Redis, key: str) -> list[tuple[str, float]]:
+    """A sorted set's members with their scores, lowest first."""
+    return cast(list[tuple[str, float]], await redis.zrange(key, 0, -1, withscores=True))
+
+
+async def _admits(redis: aioredis.Redis, sale_id: str) -> dict[str, str]:
+    """The sale's admitted customers: customer -> "admit_no:ticket"."""
+    return cast(dict[str, str], await redis.hgetall(keys.flash_admits(sale_id)))
 
 
 async def _tick(app) -> None:
@@ -78,11 +96,8 @@ async def test_early_joins_wait_then_are_shuffled_ahead_and_admitted_at_a_rate(
     entry = await _join(client, sid, late[1])
     assert entry["status"] == "WAITING" and entry["ticket"] == 31  # behind everyone early
     redis = resources_of(app).redis
-    tickets = {
-        uuid.UUID(c): int(t)
-        for c, t in await redis.zrange(keys.flash_wait(sid, STORE), 0, -1, withscores=True)
-    }
-    admits = await redis.hgetall(keys.flash_admits(sid))  # customer -> "admit_no:ticket"
+    tickets = {uuid.UUID(c): int(t) for c, t in await _scores(redis, keys.flash_wait(sid, STORE))}
+    admits = await _admits(redis, sid)
     # the late join found a free slot: the budget's burst (5) went to the shuffled head
     assert len(admits) == 5
     by_ticket = {int(v.split(":")[1]): c for c, v in admits.items()}
@@ -97,9 +112,9 @@ async def test_early_joins_wait_then_are_shuffled_ahead_and_admitted_at_a_rate(
     for step in (0.0, 1.0, 0.5, 0.5, 0.25):
         clock.advance(step)
         await _tick(app)
-        counts.append(len(await redis.hgetall(keys.flash_admits(sid))))
+        counts.append(len(await _admits(redis, sid)))
     assert counts == [5, 7, 8, 9, 9]
-    admits = await redis.hgetall(keys.flash_admits(sid))
+    admits = await _admits(redis, sid)
     assert sorted(int(v.split(":")[1]) for v in admits.values()) == list(range(1, 10))
 
 
@@ -141,7 +156,7 @@ async def test_the_start_shuffle_is_a_uniform_permutation(clean) -> None:
                 )
                 assert joined.status == "EARLY"
             assert await queue.start(redis, sale_id=sale, store_id=STORE, seed=seed) == 4
-            line = tuple(await redis.zrange(keys.flash_wait(sale, STORE), 0, -1))
+            line = tuple(await _line(redis, keys.flash_wait(sale, STORE)))
             orders[line] += 1
             places.update((who, i) for i, who in enumerate(line))
     finally:
