@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import psycopg
@@ -37,6 +37,11 @@ from server.kit.redis import EmbeddedValkey, sync_client
 from server.kit.valkey_cluster import EmbeddedValkeyCluster
 from server.seed.generate import reset_database, seed_city
 from tests.helpers import ThreadedServer
+
+if TYPE_CHECKING:  # imported where used: collection does not load the database layer
+    import redis.asyncio as aioredis
+    from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+    from sqlmodel.ext.asyncio.session import AsyncSession
 
 TEST_SECRET = "test-secret-key-not-for-production-0123456789"
 FORECAST_TESTS = Path(__file__).parent / "server" / "forecast"
@@ -243,9 +248,9 @@ def live_server(settings: Settings, clock: Clock, clean: Services) -> Iterator[L
 class Stack:
     """Direct handles on the backing services for service-level tests."""
 
-    engine: object
-    sessions: object
-    redis: object
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    redis: aioredis.Redis
     clock: Clock
     database_url: str
     redis_url: str

@@ -22,7 +22,7 @@ LEASE_MS = 300
 
 
 async def _store_name(stack: Stack, store_id: str) -> str:
-    async with transaction(stack.sessions) as session:  # type: ignore[arg-type]
+    async with transaction(stack.sessions) as session:
         row = await session.execute(
             text("SELECT store_name FROM dark_stores WHERE store_id = :s"), {"s": store_id}
         )
@@ -30,7 +30,7 @@ async def _store_name(stack: Stack, store_id: str) -> str:
 
 
 async def _stores(stack: Stack) -> list[str]:
-    async with transaction(stack.sessions) as session:  # type: ignore[arg-type]
+    async with transaction(stack.sessions) as session:
         rows = await session.execute(text("SELECT store_id FROM dark_stores ORDER BY store_id"))
         return [r[0] for r in rows]
 
@@ -46,7 +46,7 @@ async def test_a_holder_that_stalls_past_its_lease_has_its_writes_refused(
             if stall:  # decided what to write, then paused (GC, frozen VM) before writing
                 stalled.set()
                 await wake.wait()
-            async with transaction(stack.sessions) as session:  # type: ignore[arg-type]
+            async with transaction(stack.sessions) as session:
                 await session.execute(
                     text("UPDATE dark_stores SET store_name = :n WHERE store_id = :s"),
                     {"n": label, "s": store_id},
@@ -58,7 +58,7 @@ async def test_a_holder_that_stalls_past_its_lease_has_its_writes_refused(
         return [store]
 
     old = ShardedLoop(
-        stack.redis,  # type: ignore[arg-type]
+        stack.redis,
         "fence-test",
         1.0,
         shards,
@@ -66,7 +66,7 @@ async def test_a_holder_that_stalls_past_its_lease_has_its_writes_refused(
         lease_ms=LEASE_MS,
     )
     new = ShardedLoop(
-        stack.redis,  # type: ignore[arg-type]
+        stack.redis,
         "fence-test",
         1.0,
         shards,
@@ -95,7 +95,7 @@ async def test_a_holder_that_stalls_past_its_lease_has_its_writes_refused(
     (refusal,) = caplog.records
     assert refusal.levelno == logging.WARNING and "superseded" in refusal.getMessage()
     assert await _store_name(stack, store) == "written by the new holder"  # refused, rolled back
-    async with transaction(stack.sessions) as session:  # type: ignore[arg-type]
+    async with transaction(stack.sessions) as session:
         token = (
             await session.execute(
                 text("SELECT token FROM loop_leases WHERE name = :n"), {"n": f"fence-test:{store}"}
@@ -120,7 +120,7 @@ async def test_replicas_share_the_stores_and_take_over_those_of_one_that_leaves(
         async def shards() -> list[str]:
             return stores
 
-        return ShardedLoop(stack.redis, "share-test", 1.0, shards, run, lease_ms=3000)  # type: ignore[arg-type]
+        return ShardedLoop(stack.redis, "share-test", 1.0, shards, run, lease_ms=3000)
 
     replicas = {name: loop(name) for name in ("a", "b", "c")}
     for _ in range(2):  # the first to come takes all; the next round evens them out
@@ -149,7 +149,7 @@ async def test_a_redis_that_lost_its_fence_counter_costs_one_refused_run(stack: 
 
     def loop(label: str) -> ShardedLoop:
         async def run(store_id: str) -> None:
-            async with transaction(stack.sessions) as session:  # type: ignore[arg-type]
+            async with transaction(stack.sessions) as session:
                 await session.execute(
                     text("UPDATE dark_stores SET store_name = :n WHERE store_id = :s"),
                     {"n": label, "s": store_id},
@@ -158,12 +158,12 @@ async def test_a_redis_that_lost_its_fence_counter_costs_one_refused_run(stack: 
         async def shards() -> list[str]:
             return [store]
 
-        return ShardedLoop(stack.redis, "fence-lost", 1.0, shards, run, lease_ms=3000)  # type: ignore[arg-type]
+        return ShardedLoop(stack.redis, "fence-lost", 1.0, shards, run, lease_ms=3000)
 
     first, second = loop("first"), loop("second")
     await first.tick()
     assert first.held[store] == 1 and await _store_name(stack, store) == "first"
-    await stack.redis.flushdb()  # type: ignore[attr-defined]  # a fresh Redis: counters restart
+    await stack.redis.flushdb()  # a fresh Redis: counters restart
     await second.tick()  # handed token 1 again: the books know it as first's, so refused
     assert second.held[store] == 1 and await _store_name(stack, store) == "first"
     await second.tick()  # taken again above the books' token, and written
@@ -197,7 +197,7 @@ async def test_a_shutdown_stops_every_loop_at_once(stack: Stack) -> None:
                 events.append(f"ended {name}")
                 raise
 
-        return Recorded(stack.redis, name, 60.0, run, lease_ms=60_000)  # type: ignore[arg-type]
+        return Recorded(stack.redis, name, 60.0, run, lease_ms=60_000)
 
     loops = [loop(name) for name in names]
     for each in loops:
@@ -211,7 +211,7 @@ async def test_a_shutdown_stops_every_loop_at_once(stack: Stack) -> None:
     # every run ended within its grace (none abandoned), and the leases were given back
     assert sorted(e for e in events if e.startswith("ended")) == [f"ended {n}" for n in names]
     assert all(each._task is not None and each._task.cancelled() for each in loops)
-    assert not any([await stack.redis.exists(keys.lease(n)) for n in names])  # type: ignore[attr-defined]
+    assert not any([await stack.redis.exists(keys.lease(n)) for n in names])
 
 
 async def test_a_run_that_swallows_its_cancellation_still_stops_the_loop(stack: Stack) -> None:
@@ -227,7 +227,7 @@ async def test_a_run_that_swallows_its_cancellation_still_stops_the_loop(stack: 
         except asyncio.CancelledError:
             swallowed.set()  # and returns as if the run had ended
 
-    loop = LeasedLoop(stack.redis, "swallow", 3600.0, run, lease_ms=60_000)  # type: ignore[arg-type]
+    loop = LeasedLoop(stack.redis, "swallow", 3600.0, run, lease_ms=60_000)
     loop.start()
     await running.wait()
     await stop_all([loop], grace_s=30)

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -57,6 +58,16 @@ def _keyed(headers: dict[str, str]) -> dict[str, str]:
     return {**headers, "Idempotency-Key": uuid.uuid4().hex}
 
 
+Send = Callable[..., Awaitable[httpx.Response]]  # the client's post or put
+
+
+def _asking(
+    send: Send, url: str, body: dict[str, Any], headers: dict[str, str]
+) -> Callable[[], Awaitable[httpx.Response]]:
+    """The ask, each time with ``headers`` (a new Idempotency-Key each time if "fresh")."""
+    return lambda: send(url, json=body, headers=_keyed(headers))
+
+
 async def test_a_cart_its_lines_and_its_checkout_answer_fastapis_bytes(city, app, client):
     headers = await login(client, "customer.001", DEMO_SECRETS[Role.CUSTOMER])
     skus = stocked_skus(city.database_url, STORE, 2, at_least=10)
@@ -73,12 +84,13 @@ async def test_a_cart_its_lines_and_its_checkout_answer_fastapis_bytes(city, app
     mine, theirs = carts
     for sku in skus:
         at = iter([mine, theirs])
-        quick, generic = await _both(
-            app,
-            lambda sku=sku, at=at: client.put(
+
+        async def put_line(sku: str = sku, at: Iterator[str] = at) -> httpx.Response:
+            return await client.put(
                 f"/v1/carts/{next(at)}/lines/{sku}", json={"quantity": 2}, headers=headers
-            ),
-        )
+            )
+
+        quick, generic = await _both(app, put_line)
         assert quick.status_code == 200 and len(quick.json()["lines"]) == skus.index(sku) + 1
         _same(quick, generic, (theirs, mine))
     key = iter([uuid.uuid4().hex, uuid.uuid4().hex])
@@ -112,7 +124,7 @@ async def test_a_replay_and_the_refusals_are_fastapis(city, app, client):
     assert paid.status_code == 201
     empty = (await client.post("/v1/carts", json={"store_id": STORE}, headers=headers)).json()
     fresh = {"Idempotency-Key": "fresh"}  # a new key each time asked
-    asks = [
+    asks: list[tuple[Send, str, dict[str, Any], dict[str, str], int]] = [
         (client.post, checkout, ADDRESS, key, 201),  # the replay
         (client.post, checkout, {"address": {}}, key, 422),  # the key with another body
         (client.put, line, {"quantity": 1}, headers, 409),  # checked out
@@ -139,9 +151,7 @@ async def test_a_replay_and_the_refusals_are_fastapis(city, app, client):
         (client.post, checkout, ADDRESS, fresh, 401),
     ]
     for method, url, body, sent, status in asks:
-        quick, generic = await _both(
-            app, lambda m=method, u=url, b=body, s=sent: m(u, json=b, headers=_keyed(s))
-        )
+        quick, generic = await _both(app, _asking(method, url, body, sent))
         assert quick.status_code == status, (url, body, quick.text)
         _same(quick, generic)
     replay = await client.post(checkout, json=ADDRESS, headers=key)

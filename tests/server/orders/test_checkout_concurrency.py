@@ -174,12 +174,12 @@ async def _assert_books_balance(database_url: str, redis_url: str, sku: str) -> 
     assert confirmed is not None and committed == int(confirmed[0])
     client = qredis.sync_client(redis_url)
     try:
-        gate = client.hmget(
+        in_redis = client.hmget(
             keys.inventory(STORE, sku), "available", "reserved", "damaged", "in_transit"
         )
     finally:
         client.close()
-    assert tuple(int(v or 0) for v in gate) == now
+    assert tuple(int(v or 0) for v in in_redis) == now
 
 
 @pytest.mark.slow

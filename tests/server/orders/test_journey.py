@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from typing import Any
 
 import httpx
 import psycopg
@@ -17,11 +18,14 @@ from server.inventory.sweeper import sweep_store
 from server.kit.resources import resources_of
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
-from tests.helpers import login
+from tests.helpers import login, one_row, simulated_provider
 from tests.server.inventory.helpers import pg_stock
 
 HOME = {"lat": 12.9352, "lng": 77.6245}
-ADDRESS = {"address": {"line1": "4th Cross, 5th Block", **HOME}, "payment_method": "upi"}
+ADDRESS: dict[str, Any] = {
+    "address": {"line1": "4th Cross, 5th Block", **HOME},
+    "payment_method": "upi",
+}
 STORE = "BLR-KOR"
 
 
@@ -62,7 +66,7 @@ async def _checkout(client, headers, cart_id: str, key: str | None = None, body=
 
 async def test_locate_browse_search_cart_checkout_pay_and_track(city, live_server, stack) -> None:
     app = live_server.app
-    resources_of(app).payments.provider.pending_rate = 1.0  # UPI collect: the webhook settles it
+    simulated_provider(app).pending_rate = 1.0  # UPI collect: the webhook settles it
     async with httpx.AsyncClient(base_url=live_server.url) as client:
         headers = await login(client, "customer.001", DEMO_SECRETS[Role.CUSTOMER])
         store = (await client.get("/v1/stores/serviceable", params=HOME)).json()["stores"][0]
@@ -90,10 +94,12 @@ async def test_locate_browse_search_cart_checkout_pay_and_track(city, live_serve
             snapshot = json.loads(await ws.recv())
             assert snapshot["type"] == "snapshot" and snapshot["order"]["status"] == "PLACED"
             with psycopg.connect(city.database_url) as conn:
-                payment_id = conn.execute(
-                    "SELECT payment_id FROM payments WHERE order_id = %s", (order["order_id"],)
-                ).fetchone()[0]
-            delivery = resources_of(app).payments.provider.webhook_event(
+                payment_id = one_row(
+                    conn.execute(
+                        "SELECT payment_id FROM payments WHERE order_id = %s", (order["order_id"],)
+                    )
+                )[0]
+            delivery = simulated_provider(app).webhook_event(
                 str(payment_id), now_ts=live_server.clock.now().timestamp()
             )
             hook = await client.post(
@@ -177,7 +183,7 @@ async def test_a_replayed_idempotency_key_returns_the_same_order(city, client, c
     )
     assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
     with psycopg.connect(city.database_url) as conn:
-        assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] == 1
+        assert one_row(conn.execute("SELECT count(*) FROM orders"))[0] == 1
 
 
 async def test_out_of_zone_address_is_refused_at_checkout(city, client, customer) -> None:
@@ -195,10 +201,12 @@ async def test_out_of_stock_line_is_refused_with_the_short_line(city, client, cu
     cart = (await client.post("/v1/carts", json={"store_id": STORE}, headers=customer)).json()
     # a cycle count leaves 4 on the shelf (fewer than a cart may hold of one product)
     with psycopg.connect(city.database_url) as conn:
-        version = conn.execute(
-            "SELECT version FROM store_inventory WHERE store_id = %s AND sku_id = %s",
-            (STORE, sku),
-        ).fetchone()[0]
+        version = one_row(
+            conn.execute(
+                "SELECT version FROM store_inventory WHERE store_id = %s AND sku_id = %s",
+                (STORE, sku),
+            )
+        )[0]
     manager = await login(client, "manager.blr", DEMO_SECRETS[Role.MANAGER])
     counted = await client.post(
         f"/v1/stores/{STORE}/inventory/{sku}/count",
@@ -232,7 +240,7 @@ async def test_an_expired_cart_cannot_check_out(city, app, client, customer) -> 
 
 
 async def test_payment_failure_puts_the_stock_back(city, app, client, customer) -> None:
-    resources_of(app).payments.provider.failure_rate = 1.0
+    simulated_provider(app).failure_rate = 1.0
     sku = _in_stock(city.database_url, 1)[0]
     before = pg_stock(city.database_url, STORE, sku)
     cart_id = await _cart_with(client, customer, {sku: 2})
@@ -260,7 +268,7 @@ async def test_an_open_breaker_answers_fast_with_503_and_reserves_nothing(
     assert int(r.headers["retry-after"]) >= 1
     assert pg_stock(city.database_url, STORE, sku) == held  # still only the cart's soft hold
     with psycopg.connect(city.database_url) as conn:
-        assert conn.execute("SELECT count(*) FROM orders").fetchone()[0] == 0
+        assert one_row(conn.execute("SELECT count(*) FROM orders"))[0] == 0
 
 
 async def test_payments_unavailable_after_placing_give_the_cart_back(
@@ -342,7 +350,7 @@ async def test_another_customer_cannot_read_cancel_or_track(city, live_server) -
             assert refused["type"] == "error" and refused["error"]["code"] == "order_not_found"
             with pytest.raises(websockets.ConnectionClosed) as closed:
                 await ws.recv()
-            assert closed.value.rcvd.code == 4404
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4404
         # someone else's cart is invisible too
         cart = await _cart_with(client, owner, {sku: 1})
         assert (await client.get(f"/v1/carts/{cart}", headers=other)).status_code == 404
@@ -369,7 +377,7 @@ async def test_an_order_whose_payment_never_settles_is_cancelled_and_released(
     from server.orders.flows import settle_unpaid
 
     resources = resources_of(app)
-    resources.payments.provider.pending_rate = 1.0  # the webhook never comes
+    simulated_provider(app).pending_rate = 1.0  # the webhook never comes
     sku = _in_stock(city.database_url, 1)[0]
     before = pg_stock(city.database_url, STORE, sku)
     order = (await _checkout(client, customer, await _cart_with(client, customer, {sku: 2}))).json()
@@ -393,10 +401,12 @@ async def test_an_order_whose_payment_never_settles_is_cancelled_and_released(
     assert pg_stock(city.database_url, STORE, sku) == before
 
     with psycopg.connect(city.database_url) as conn:
-        payment_id = conn.execute(
-            "SELECT payment_id FROM payments WHERE order_id = %s", (order["order_id"],)
-        ).fetchone()[0]
-    late = resources.payments.provider.webhook_event(
+        payment_id = one_row(
+            conn.execute(
+                "SELECT payment_id FROM payments WHERE order_id = %s", (order["order_id"],)
+            )
+        )[0]
+    late = simulated_provider(app).webhook_event(
         str(payment_id), now_ts=resources.clock.now().timestamp()
     )
     hook = await client.post("/v1/payments/webhook", content=late.body, headers=late.headers)
