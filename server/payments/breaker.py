@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import uuid
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Literal, cast
 
@@ -93,6 +95,24 @@ class BreakerSnapshot:
     failures: int
 
 
+# how long a permit ``open_until`` found stays good for its task's call (the checkout's
+# first transaction lies between them)
+ADMITTED_FOR_S = 1.0
+
+
+@dataclass(frozen=True)
+class _Admitted:
+    breaker: CircuitBreaker
+    now: float  # the caller's clock, as the call will give it
+    seen: float  # monotonic
+    permit: Permit
+
+
+# per task: a checkout asks ``open_until`` before it reserves and charges later in the
+# same task, at the same ``now``
+_admitted: ContextVar[_Admitted | None] = ContextVar("qc_breaker_admitted", default=None)
+
+
 class CircuitBreaker:
     def __init__(
         self, redis: aioredis.Redis, name: str = "payments", config: BreakerConfig | None = None
@@ -158,11 +178,36 @@ class CircuitBreaker:
 
     async def open_until(self, now: float) -> float | None:
         """When an open breaker lets a trial through (None: calls may be made now): one
-        read of the state, for a checkout that refuses early, before it reserves."""
-        state, until = await self.redis.hmget(self._keys[0], "state", "open_until")
-        if state is None or scripts.text(state) != "open" or until is None:
+        read of the state, for a checkout that refuses early, before it reserves.
+
+        A closed breaker's permit is its generation (what ``before_call`` would answer,
+        changing nothing): it is kept for this task's call at the same ``now`` within
+        ``ADMITTED_FOR_S`` (``admitted``), which then needs no script call of its own (a
+        Redis round trip a checkout). A breaker that opens in between lets that call
+        through, as it lets calls already in flight finish; their outcomes are ignored
+        (an older generation)."""
+        state, until, gen = await self.redis.hmget(self._keys[0], "state", "open_until", "gen")
+        if state is None or scripts.text(state) == "closed":
+            permit = Permit(int(gen or 0))
+            _admitted.set(_Admitted(self, now, time.monotonic(), permit))
+            return None
+        _admitted.set(None)  # an earlier check's permit is not this state's
+        if scripts.text(state) != "open" or until is None:
             return None
         return float(until) if now < float(until) else None
+
+    def admitted(self, now: float) -> Permit | None:
+        """The permit ``open_until`` found in this task for a call at ``now``, taken once;
+        None when there is none (or it is too old): ask ``before_call``."""
+        kept = _admitted.get()
+        if kept is None:
+            return None
+        _admitted.set(None)
+        if kept.breaker is not self or kept.now != now:
+            return None
+        if time.monotonic() - kept.seen > ADMITTED_FOR_S:
+            return None
+        return kept.permit
 
     async def snapshot(self, now: float) -> BreakerSnapshot:
         """The state as callers at ``now`` would see it (for health checks and tests)."""

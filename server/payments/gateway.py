@@ -77,8 +77,9 @@ class PaymentGateway:
             raise BulkheadFull() from None
         try:
             # inside the slot, so a half-open trial permit is never taken by a caller that
-            # then cannot make the call
-            permit = await self.breaker.before_call(now)
+            # then cannot make the call; a closed breaker's permit may have come with the
+            # checkout's early check (``CircuitBreaker.open_until``)
+            permit = self.breaker.admitted(now) or await self.breaker.before_call(now)
             try:
                 async with asyncio.timeout(self.timeout_s):
                     result = await self.provider.charge(
