@@ -28,6 +28,7 @@ from server.inventory.reconcile import (
 )
 from server.kit import keys
 from server.kit.db import transaction
+from tests.helpers import one_row
 from tests.server.inventory.helpers import pg_stock, redis_stock, reservation_rows
 
 STORE = "BLR-KOR"
@@ -61,11 +62,13 @@ CRASH_BETWEEN_WRITES = textwrap.dedent("""
 
 def _sku(database_url: str) -> str:
     with psycopg.connect(database_url) as conn:
-        return conn.execute(
-            "SELECT sku_id FROM store_inventory WHERE store_id = %s AND "
-            "available_qty >= 5 ORDER BY sku_id LIMIT 1",
-            (STORE,),
-        ).fetchone()[0]
+        return one_row(
+            conn.execute(
+                "SELECT sku_id FROM store_inventory WHERE store_id = %s AND "
+                "available_qty >= 5 ORDER BY sku_id LIMIT 1",
+                (STORE,),
+            )
+        )[0]
 
 
 async def test_crash_between_redis_and_postgres_is_repaired(stack) -> None:

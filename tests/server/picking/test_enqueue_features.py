@@ -11,7 +11,7 @@ import psycopg
 
 from server.kit.resources import resources_of
 from server.picking.service import pick_time_model, task_lines
-from server.picking.walk import PickLine, pick_features
+from server.picking.walk import PickFeatures, PickLine, pick_features
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
 from tests.helpers import login
@@ -56,14 +56,14 @@ async def _order(client, headers, skus: list[str]) -> str:
     return str(r.json()["order_id"])
 
 
-async def _expected(app, order_id: str) -> tuple[tuple[int, int, int], float, int]:
+async def _expected(app, order_id: str) -> tuple[PickFeatures, float, int]:
     async with resources_of(app).sessions() as session:
         lines = await task_lines(session, STORE, uuid.UUID(order_id))
         model = await pick_time_model(session, store_id=STORE)
     features = pick_features(
         [PickLine(ln.sku_id, ln.quantity, ln.aisle or "", ln.walk_seq or 0) for ln in lines]
     )
-    return tuple(features), model.features_s(features), len(lines)
+    return features, model.features_s(features), len(lines)
 
 
 async def test_the_pick_tasks_features_estimate_and_event_match_the_python_walk(
