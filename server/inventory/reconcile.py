@@ -438,7 +438,6 @@ async def reconcile_store(
     *,
     lock_wait_s: float = 0.5,
     quiesce_s: float = 0.25,
-    confirm_after_s: float | None = None,
 ) -> list[Drift]:
     """Load a store that Redis lost; repair drift that a consistent look confirms.
 
@@ -448,9 +447,7 @@ async def reconcile_store(
     never paused to look: while the consistent look waits for the store's lock (at most
     ``lock_wait_s``) and holds it, synchronous writes queue for it, none is refused; if
     it is not had in time, this interval gives up and the next one looks again.
-    ``confirm_after_s`` is not used (the two looks it spaced are gone).
     """
-    del confirm_after_s
     if not await redis.exists(keys.store_ready(store_id)):
         await load_store(db, redis, store_id, why="missing")
         return []

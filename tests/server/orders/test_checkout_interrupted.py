@@ -48,9 +48,7 @@ async def test_a_retry_after_a_checkout_died_midway_waits_for_the_repair(
     assert retried.json()["code"] == "request_in_progress"
     assert retried.headers["retry-after"] == "5"
 
-    repaired = await reconcile_store(
-        stack.engine, stack.redis, STORE, confirm_after_s=0.05, quiesce_s=0.2
-    )
+    repaired = await reconcile_store(stack.engine, stack.redis, STORE, quiesce_s=0.2)
     assert ("hold", cart["cart_id"]) in {(d.kind, d.key) for d in repaired}
     placed = await client.post(checkout, json=ADDRESS, headers=key)
     assert placed.status_code == 201, placed.text
