@@ -38,26 +38,31 @@ local function reserve(k, a)
     and redis.call('HGET', moved_to, '_state') ~= 'MOVED' then
     return {'STATE', 'MOVED'}
   end
-  local state = redis.call('HGET', hold, '_state')
+  -- the hold in one read: its meta fields (underscored) and its lines
+  local fields = {}
+  local raw = redis.call('HGETALL', hold)
+  for j = 1, #raw, 2 do fields[raw[j]] = raw[j + 1] end
+  local state = fields._state
   if state == 'MOVED' then  -- a cart again after its checkout gave the hold back
     redis.call('DEL', hold)
-    state = nil
+    state, fields = nil, {}
   end
   if state and state ~= 'SOFT' and not (state == 'HARD' and mode == 'HARD') then
     return {'STATE', state}
   end
-  local skus, wants, olds, deltas = {}, {}, {}, {}
+  local skus, wants, olds, deltas, stock = {}, {}, {}, {}, {}
   local short = {}
   for i = 1, n do
     local sku, want = ARGV[a + 3 + 2 * i], tonumber(ARGV[a + 4 + 2 * i])
-    local inv = KEYS[k + 1 + i]
-    local available = redis.call('HGET', inv, 'available')
-    if not available then return {'UNKNOWN_SKU', sku} end
-    local old = tonumber(redis.call('HGET', hold, sku) or '0')
+    local buckets = redis.call('HMGET', KEYS[k + 1 + i], 'available', 'reserved')
+    if not buckets[1] then return {'UNKNOWN_SKU', sku} end
+    local available = tonumber(buckets[1])
+    local old = tonumber(fields[sku] or '0')
     skus[i], wants[i], olds[i], deltas[i] = sku, want, old, want - old
-    if deltas[i] > tonumber(available) then
-      table.insert(short, sku); table.insert(short, deltas[i]); table.insert(short, available)
-      table.insert(short, redis.call('HGET', inv, 'reserved') or '0')
+    stock[i] = {available, tonumber(buckets[2] or '0')}
+    if deltas[i] > available then
+      table.insert(short, sku); table.insert(short, deltas[i]); table.insert(short, buckets[1])
+      table.insert(short, buckets[2] or '0')
     end
   end
   if #short > 0 then
@@ -66,23 +71,35 @@ local function reserve(k, a)
   end
   -- the soft entries of this hold PostgreSQL may not hold yet (HARD waits for them)
   local pending = ''
-  local sid = redis.call('HGET', hold, '_sid')
+  local sid = fields._sid
   if mode == 'HARD' and sid then
     local applied = redis.call('GET', KEYS[5])
     if not applied or after(sid, applied) then pending = sid end
   end
   local changed = false
-  local out = {'OK', state or '', redis.call('HGET', hold, '_exp') or '', pending, epoch}
-  local moved = {}
+  local out = {'OK', state or '', fields._exp or '', pending, epoch}
+  local moved, set, unset = {}, {}, {}
+  -- SKU fields the hold keeps (its meta fields start with an underscore)
+  local left = 0
+  for f in pairs(fields) do
+    if string.sub(f, 1, 1) ~= '_' then left = left + 1 end
+  end
   for i = 1, n do
     local sku, want, d = skus[i], wants[i], deltas[i]
     if d ~= 0 then
-      redis.call('HINCRBY', KEYS[k + 1 + i], 'available', -d)
-      redis.call('HINCRBY', KEYS[k + 1 + i], 'reserved', d)
+      -- the stock read above, less the change (one write for both buckets)
+      redis.call('HSET', KEYS[k + 1 + i], 'available', stock[i][1] - d,
+        'reserved', stock[i][2] + d)
       changed = true
       table.insert(moved, sku .. ':' .. olds[i] .. ':' .. want)
     end
-    if want == 0 then redis.call('HDEL', hold, sku) else redis.call('HSET', hold, sku, want) end
+    if fields[sku] then left = left - 1 end
+    if want == 0 then
+      if fields[sku] then table.insert(unset, sku) end
+    else
+      left = left + 1
+      table.insert(set, sku); table.insert(set, want)
+    end
     table.insert(out, sku); table.insert(out, olds[i]); table.insert(out, want)
   end
   local entry = nil
@@ -92,20 +109,18 @@ local function reserve(k, a)
   elseif changed then
     redis.call('INCR', KEYS[3])
   end
-  -- any SKU field left? (the meta fields start with an underscore)
-  local left = 0
-  for _, f in ipairs(redis.call('HKEYS', hold)) do
-    if string.sub(f, 1, 1) ~= '_' then left = left + 1 end
-  end
   if left == 0 then
     redis.call('DEL', hold)
     redis.call('ZREM', KEYS[2], holder)
     return out
   end
-  redis.call('HSET', hold, '_state', mode, '_exp', expires)
-  if entry then redis.call('HSET', hold, '_sid', entry) end
-  redis.call('ZREM', KEYS[2], holder)
+  if #unset > 0 then redis.call('HDEL', hold, unpack(unset)) end
+  table.insert(set, '_state'); table.insert(set, mode)
+  table.insert(set, '_exp'); table.insert(set, expires)
+  if entry then table.insert(set, '_sid'); table.insert(set, entry) end
+  redis.call('HSET', hold, unpack(set))
   if moved_to ~= hold then
+    redis.call('ZREM', KEYS[2], holder)
     redis.call('DEL', moved_to)
     redis.call('RENAME', hold, moved_to)
     -- the cart remembers its hold moved: a checkout after this one's transaction died
@@ -114,6 +129,7 @@ local function reserve(k, a)
     redis.call('HSET', hold, '_state', 'MOVED', '_to', new_holder)
     redis.call('EXPIRE', hold, 300)
   end
+  -- (a member's score is replaced: the hold's expiry moves with each change)
   redis.call('ZADD', KEYS[2], expires, new_holder)
   return out
 end
