@@ -18,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
+import os
 import random
+import statistics
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -33,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from qc.bench.harness import Result, Spawned, conditions, measure, median_of, print_table
 from qc.bench.stack import BenchStack, bench_stack
+from qc.bench.wrk import cpu_meter, service_pids
 from server.inventory import engine as redis_engine
 from server.inventory import journal, service
 from server.inventory.reconcile import find_drift, load_store
@@ -113,14 +116,29 @@ async def run(settings: Settings, *, ops: int, concurrency: int, repeats: int) -
             ]
 
         writing: dict[str, list[_Writing]] = {}
+        # CPU per operation of each party (this process and its children: Python), the
+        # machine being shared: what an operation costs, however busy the machine is
+        parties = {"Python": [os.getpid()], **service_pids(stack.database_url, stack.redis_url)}
+        cpu: dict[str, list[dict[str, float]]] = {}
 
         async def measured(spread: str, name: str, op: Callable[[int], Awaitable[None]]) -> Result:
             if not name.startswith("engine end to end"):
-                return await measure(name, op, total=ops, concurrency=concurrency)
-            result, wrote = await _end_to_end(
-                stack, name, op, total=ops, concurrency=concurrency, apart=name == APART
+                with cpu_meter(parties) as used:
+                    result = await measure(name, op, total=ops, concurrency=concurrency)
+            else:
+                result, wrote, used = await _end_to_end(
+                    stack,
+                    name,
+                    op,
+                    total=ops,
+                    concurrency=concurrency,
+                    apart=name == APART,
+                    parties=parties,
+                )
+                writing.setdefault(f"{spread}, {name}", []).append(wrote)
+            cpu.setdefault(f"{spread}, {name}", []).append(
+                {k: v / ops * 1e6 for k, v in used.items()}
             )
-            writing.setdefault(f"{spread}, {name}", []).append(wrote)
             return result
 
         tables: dict[str, list[Result]] = {}
@@ -138,8 +156,20 @@ async def run(settings: Settings, *, ops: int, concurrency: int, repeats: int) -
             services="embedded" if stack.embedded else "external",
             journal_interval_s=settings.journal_interval_s,  # QC_JOURNAL_INTERVAL_S
         )
+        cpu_us = {
+            k: {p: round(statistics.median(r[p] for r in runs), 1) for p in runs[0]}
+            for k, runs in cpu.items()
+        }
         for spread, results in tables.items():
             print_table(f"qc bench reserve: {spread}", results, "trivial Lua (limit)", cond)
+            print("  CPU µs per operation (medians): " + " / ".join(parties) + " = total")
+            for r in results:
+                us = cpu_us[f"{spread}, {r.name}"]
+                print(
+                    f"    {r.name}: "
+                    + " / ".join(f"{us.get(p, 0):.0f}" for p in parties)
+                    + f" = {sum(us.values()):.0f}"
+                )
             lock = results[-1]
             for full in results[:2]:
                 print(
@@ -156,6 +186,7 @@ async def run(settings: Settings, *, ops: int, concurrency: int, repeats: int) -
         return {
             "conditions": cond,
             "results": {k: [r.as_dict() for r in v] for k, v in tables.items()},
+            "cpu_us_per_op": cpu_us,
             "journal_writer": {
                 k: [
                     {
@@ -234,39 +265,43 @@ async def _end_to_end(
     total: int,
     concurrency: int,
     apart: bool,
-) -> tuple[Result, _Writing]:
+    parties: dict[str, list[int]],
+) -> tuple[Result, _Writing, dict[str, float]]:
     """``op`` under load with the journal writer running, as a task of this process (like
     the leased loop) or ``apart`` in a spawned one; the time includes the writer's last
-    run, so the figure is reservations per second that reached the books."""
+    run, so the figure is reservations per second that reached the books. Also answers
+    the CPU seconds of each of ``parties`` in that time (the checks after it left out)."""
     stop = multiprocessing.get_context("spawn").Event()
     if apart:
         spawned = Spawned(_write_apart, [_Apart(stack.database_url, stack.redis_url, stop)])
         await spawned.start()
-    else:
-        done = asyncio.Event()
+    # (the spawned writer's CPU counts while it lives: it may end before the meter reads it)
+    with cpu_meter(parties) as used:
+        if not apart:
+            done = asyncio.Event()
 
-        async def pause(seconds: float) -> None:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(seconds):
-                    await done.wait()
+            async def pause(seconds: float) -> None:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(seconds):
+                        await done.wait()
 
-        task = asyncio.create_task(_write_until(stack.engine, stack.redis, done.is_set, pause))
-    started = time.perf_counter()
-    result = await measure(name, op, total=total, concurrency=concurrency)
-    if apart:
-        stop.set()
-        (wrote,) = await spawned.results()
-    else:
-        done.set()
-        wrote = await task
-    elapsed = time.perf_counter() - started
+            task = asyncio.create_task(_write_until(stack.engine, stack.redis, done.is_set, pause))
+        started = time.perf_counter()
+        result = await measure(name, op, total=total, concurrency=concurrency)
+        if apart:
+            stop.set()
+            (wrote,) = await spawned.results()
+        else:
+            done.set()
+            wrote = await task
+        elapsed = time.perf_counter() - started
     wrote.share = wrote.seconds / elapsed
     if await journal.drain(stack.engine, stack.redis, STORE):
         raise RuntimeError("the writer left entries unapplied")
     drift = await find_drift(stack.engine, stack.redis, STORE)
     if drift:
         raise RuntimeError(f"the books disagree with Redis after the run: {drift[:3]}")
-    return replace(result, seconds=elapsed), wrote
+    return replace(result, seconds=elapsed), wrote, used
 
 
 async def _reload(stack: BenchStack) -> None:
