@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import redis.asyncio as aioredis
+from sqlalchemy import bindparam
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -113,6 +114,21 @@ def _in_line_view(
     return None
 
 
+# the customer's claim on a sale, one statement for every call: built per call, its IN
+# list's parameter was cloned into a reference cycle (SQLAlchemy's ``_cloned_set``),
+# garbage for the collector on every join and poll that read it
+_CLAIM = (
+    select(InventoryToken)
+    .where(
+        InventoryToken.sale_id == bindparam("sale_id"),
+        InventoryToken.claimed_by == bindparam("customer"),
+        col(InventoryToken.status).in_([TokenStatus.CLAIMED, TokenStatus.SOLD]),
+    )
+    .order_by(col(InventoryToken.updated_at).desc())
+    .limit(1)
+)
+
+
 async def entry_view(
     session: AsyncSession,
     redis: aioredis.Redis,
@@ -151,16 +167,7 @@ async def entry_view(
         return in_line
     me, base = _standing(view, sale=sale, store_id=store_id, customer=customer, ticket=ticket)
     claim = (
-        await session.exec(
-            select(InventoryToken)
-            .where(
-                InventoryToken.sale_id == sale.sale_id,
-                InventoryToken.claimed_by == customer,
-                col(InventoryToken.status).in_([TokenStatus.CLAIMED, TokenStatus.SOLD]),
-            )
-            .order_by(col(InventoryToken.updated_at).desc())
-            .limit(1)
-        )
+        await session.exec(_CLAIM, params={"sale_id": sale.sale_id, "customer": customer})
     ).first()
     if claim is not None and claim.status == TokenStatus.CLAIMED:
         base |= {"ticket": claim.ticket, "admitted_no": claim.admit_no}

@@ -27,6 +27,7 @@ from typing import Any
 import jwt
 import orjson
 import redis.asyncio as aioredis
+from sqlalchemy import bindparam
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -223,6 +224,11 @@ async def _read_states(redis: aioredis.Redis, names: list[str]) -> list[Any]:
     return list(await pipe.execute())
 
 
+# one statement for every load: built per call, its IN list's parameter was cloned into a
+# reference cycle (SQLAlchemy's ``_cloned_set``), garbage for the collector on every miss
+_USERS_BY_ID = select(User).where(col(User.id).in_(bindparam("ids", expanding=True)))
+
+
 async def _load_users(
     redis: aioredis.Redis,
     sessions: async_sessionmaker[AsyncSession],
@@ -231,7 +237,7 @@ async def _load_users(
     """The users of one turn's cache misses by one query, their states cached by one
     pipeline (one ``identity/fill`` each)."""
     async with sessions() as session:
-        rows = await session.exec(select(User).where(col(User.id).in_(set(ids))))
+        rows = await session.exec(_USERS_BY_ID, params={"ids": list(set(ids))})
         found = {user.id: user for user in rows.all()}
     fills = []
     for user in found.values():
