@@ -269,6 +269,10 @@ async def _write_hold_lines(
 def _finish_inflight(
     session: AsyncSession, redis: aioredis.Redis, store_id: str, count: int = 1
 ) -> None:
+    """The change in flight ends with the transaction: registered before its compensation,
+    so a rollback (hooks newest first) restores Redis before the count drops, and the
+    reconciler never sees the count at zero with Redis still ahead of the books."""
+
     async def done() -> None:
         for _ in range(count):
             await engine.done_inflight(redis, store_id=store_id)
@@ -333,9 +337,9 @@ async def reserve_lines(
             ],
         )
 
-    uow.on_rollback(session, compensate)
     if result.changed:
         _finish_inflight(session, redis, store_id)
+    uow.on_rollback(session, compensate)
     if result.pending:
         # the cart's soft holds must be in the books before they become the order's
         await journal.apply_pending(session, redis, store_id, upto=result.pending)
@@ -450,8 +454,8 @@ async def settle_hold(
             ],
         )
 
-    uow.on_rollback(session, compensate)
     _finish_inflight(session, redis, store_id)
+    uow.on_rollback(session, compensate)
     movement = _SETTLE_MOVEMENT[outcome]
     await _write_hold_lines(
         session,
@@ -526,8 +530,8 @@ async def move_stock(
             ],
         )
 
-    uow.on_rollback(session, compensate)
     _finish_inflight(session, redis, store_id)
+    uow.on_rollback(session, compensate)
     await _write_bucket_change(
         session,
         store_id=store_id,
