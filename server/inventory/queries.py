@@ -40,7 +40,7 @@ _PRICED = text("""
     ORDER BY p.sku_id""")
 
 
-async def _live_hold(
+async def live_hold(
     redis: aioredis.Redis, session: AsyncSession, store_id: str, holder: str
 ) -> dict[str, str]:
     hold = await engine.read_hold(redis, store_id=store_id, holder=holder)
@@ -58,7 +58,7 @@ async def held_lines(
     session: AsyncSession, redis: aioredis.Redis, *, store_id: str, holder: str
 ) -> list[HeldLine]:
     """The holder's soft-held lines at the store, by SKU."""
-    hold = await _live_hold(redis, session, store_id, holder)
+    hold = await live_hold(redis, session, store_id, holder)
     if hold.get("_state") != "SOFT":
         return []
     quantities = {k: int(v) for k, v in hold.items() if not k.startswith("_") and int(v) > 0}

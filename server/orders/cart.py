@@ -22,8 +22,13 @@ from server.idempotency.service import Claim
 from server.identity.models import User
 from server.inventory import service as inventory
 from server.inventory.errors import HoldNotActive, InsufficientStock, UnknownSku
-from server.inventory.queries import HeldLine, had_expired_hold, held_lines, hold_moved
-from server.inventory.queries import _live_hold as live_hold
+from server.inventory.queries import (
+    HeldLine,
+    had_expired_hold,
+    held_lines,
+    hold_moved,
+    live_hold,
+)
 from server.kit import db
 from server.kit.config import Settings
 from server.kit.errors import Conflict, InProgress, NotFound, Unprocessable
