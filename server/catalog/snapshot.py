@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import gc
 import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -24,7 +26,8 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.catalog.search_index import SearchIndex
 from server.catalog.stock import StockReads
@@ -190,17 +193,31 @@ class Catalog:
         )
         self.stock = StockReads(redis)
 
-    async def directory(self) -> Directory:
-        return await self.cache.get("directory", self._load_directory)
+    async def directory(self, *, on: AsyncSession | None = None) -> Directory:
+        return await self.cache.get("directory", lambda: self._load_directory(on))
 
-    async def store(self, store_id: str) -> StoreCatalog | None:
-        """The store's catalogue, or None for a store that does not exist."""
-        if store_id not in (await self.directory()).stores:
+    async def store(self, store_id: str, *, on: AsyncSession | None = None) -> StoreCatalog | None:
+        """The store's catalogue, or None for a store that does not exist. ``on``: the
+        caller's session when its transaction holds a pooled connection (a load then
+        reads on it; see ``_reading``)."""
+        if store_id not in (await self.directory(on=on)).stores:
             return None
-        return await self.cache.get(("store", store_id), lambda: self._load_store(store_id))
+        return await self.cache.get(("store", store_id), lambda: self._load_store(store_id, on))
 
-    async def _load_directory(self) -> Directory:
+    @asynccontextmanager
+    async def _reading(self, on: AsyncSession | None) -> AsyncIterator[AsyncConnection]:
+        """A connection to load on: the caller's transaction's when it has one. A request
+        holding a pooled connection must not wait for another: a burst of them holds the
+        whole pool and waits for a connection none of them gives back (until the pool's
+        timeout answers them all 503)."""
+        if on is not None:
+            yield await on.connection()
+            return
         async with self.engine.connect() as conn:
+            yield conn
+
+    async def _load_directory(self, on: AsyncSession | None = None) -> Directory:
+        async with self._reading(on) as conn:
             stores = (await conn.execute(text("SELECT store_id FROM dark_stores"))).all()
             cats = (
                 await conn.execute(
@@ -215,8 +232,8 @@ class Catalog:
         ]
         return Directory(frozenset(s[0] for s in stores), categories, orjson.dumps(categories))
 
-    async def _load_store(self, store_id: str) -> StoreCatalog:
-        async with self.engine.connect() as conn:
+    async def _load_store(self, store_id: str, on: AsyncSession | None = None) -> StoreCatalog:
+        async with self._reading(on) as conn:
             rows = (await conn.execute(_ITEMS, {"store": store_id})).all()
             offer_rows = (await conn.execute(_OFFERS, {"store": store_id})).all()
         items = {r.sku_id: _item(store_id, r) for r in rows}

@@ -202,7 +202,7 @@ async def priced_lines(
     quantities = {k: int(v) for k, v in hold.items() if not k.startswith("_") and int(v) > 0}
     if not quantities:
         return []
-    store = await catalog.store(store_id)
+    store = await catalog.store(store_id, on=session)
     items = {} if store is None else store.items
     if not all(sku in items for sku in quantities):
         return await held_lines(session, redis, store_id=store_id, holder=holder)

@@ -60,6 +60,15 @@ def server(crowd: Services, settings: Settings, clock: Clock) -> Iterator[LiveSe
 
 
 @pytest.fixture
+def small_pool_server(
+    crowd: Services,  # noqa: F811
+    settings: Settings,
+    clock: Clock,
+) -> Iterator[LiveServer]:
+    yield from _serve(settings, clock, db_pool_size=4, db_max_overflow=0)
+
+
+@pytest.fixture
 def tiny_pool_server(
     crowd: Services,  # noqa: F811
     settings: Settings,
@@ -83,6 +92,34 @@ async def _drain(services: Services, settings: Settings) -> None:
     finally:
         await gate.aclose()
         await engine.dispose()
+
+
+async def test_a_burst_of_cart_adds_on_a_small_pool_is_answered(
+    crowd: Services,  # noqa: F811
+    scarce_sku: str,
+    small_pool_server: LiveServer,
+    settings: Settings,
+) -> None:
+    """80 cart adds at once on a pool of 4, the catalogue not loaded yet: each line is
+    priced from it, and its load must not wait for a pooled connection while the requests
+    that need it hold all four (they did: every add waited out the pool's timeout, 503)."""
+    server = small_pool_server
+    customers = _customer_headers(crowd.database_url, settings, server.clock)
+
+    async def add(client: httpx.AsyncClient, i: int) -> httpx.Response:
+        headers = customers[i % len(customers)]
+        cart = await client.post("/v1/carts", json={"store_id": STORE}, headers=headers)
+        assert cart.status_code == 201, cart.text
+        return await client.put(
+            f"/v1/carts/{cart.json()['cart_id']}/lines/{scarce_sku}",
+            json={"quantity": 1},
+            headers=headers,
+        )
+
+    async with httpx.AsyncClient(base_url=server.url, timeout=120) as client:
+        answers = await asyncio.gather(*(add(client, i) for i in range(BURST)))
+    codes = sorted(a.status_code for a in answers)
+    assert codes == [200] * UNITS + [409] * (BURST - UNITS), codes
 
 
 async def test_redis_flushed_during_a_burst_of_cart_adds_gives_409s_never_500s(
