@@ -24,7 +24,8 @@ from prometheus_client import Counter
 from redis.typing import EncodableT
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.inventory import engine, journal
@@ -165,7 +166,21 @@ async def _write_store(
     ``drop_ready`` (a rebuild of a ready store): the marker is dropped once the lock is
     held, not before: a transaction holding the lock shared, which the rebuild waits for,
     is not refused meanwhile, and everything journaled until the marker goes is in the
-    stream the tail is read from after it went."""
+    stream the tail is read from after it went.
+
+    It connects outside the pool: the requests that found the store missing hold their
+    pooled connections while they wait for this load, and a burst of them holds the whole
+    pool (they all waited out their 15 s, 503)."""
+    loader = create_async_engine(db.url, poolclass=NullPool)
+    try:
+        await _write_store_on(loader, redis, store_id, drop_ready=drop_ready)
+    finally:
+        await loader.dispose()
+
+
+async def _write_store_on(
+    db: AsyncEngine, redis: aioredis.Redis, store_id: str, *, drop_ready: bool
+) -> None:
     async with db.connect() as conn:
         await conn.execute(text("SET LOCAL lock_timeout = '10s'"))
         try:

@@ -125,9 +125,13 @@ async def test_a_burst_of_cart_adds_on_a_small_pool_is_answered(
 async def test_redis_flushed_during_a_burst_of_cart_adds_gives_409s_never_500s(
     crowd: Services,  # noqa: F811
     scarce_sku: str,
-    server: LiveServer,
+    small_pool_server: LiveServer,
     settings: Settings,
 ) -> None:
+    """Redis loses everything mid-burst on a pool of 4: the requests holding the pool's
+    connections wait for the store's load, which connects outside the pool (it waited for
+    one of theirs, and they all gave up: 503)."""
+    server = small_pool_server
     customers = _customer_headers(crowd.database_url, settings, server.clock)
     assert len(customers) == CUSTOMERS
     flusher = qredis.sync_client(crowd.redis_url)
@@ -158,9 +162,10 @@ async def test_redis_flushed_during_a_burst_of_cart_adds_gives_409s_never_500s(
                 answers = await asyncio.gather(*(add(client, i) for i in range(BURST)))
     finally:
         flusher.close()
-    assert flushed.is_set()
     codes = sorted(a.status_code for a in answers)
     print(f"{BURST} cart adds, Redis flushed after the 10th success: {codes}")
+    print("refusals:", sorted({str(a.json().get("code")) for a in answers if a.status_code >= 400}))
+    assert flushed.is_set()
     for answer in answers:
         if answer.status_code == 503:  # the machine overloaded: busy, with Retry-After
             assert answer.json()["code"] in BUSY and answer.headers["Retry-After"], answer.text
