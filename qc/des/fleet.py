@@ -26,7 +26,7 @@ from server.delivery.models import TripStop
 from server.inventory.sweeper import sweep_store
 from server.kit.db import transaction
 from server.kit.errors import DomainError
-from server.orders.flows import settle_unpaid
+from server.orders.unpaid import settle_unpaid
 from server.stores.models import DarkStore
 from shared.geo import LatLng
 from shared.schemas.delivery import GpsFix

@@ -54,18 +54,35 @@ async def live_hold(
     return hold
 
 
+async def soft_hold(
+    session: AsyncSession, redis: aioredis.Redis, *, store_id: str, holder: str
+) -> tuple[dict[str, int], datetime] | None:
+    """The holder's live soft hold at the store: its quantities by SKU and its expiry
+    (None: it holds nothing)."""
+    hold = await live_hold(redis, session, store_id, holder)
+    if hold.get("_state") != "SOFT":
+        return None
+    quantities = {k: int(v) for k, v in hold.items() if not k.startswith("_") and int(v) > 0}
+    if not quantities:
+        return None
+    return quantities, datetime.fromtimestamp(float(hold["_exp"]), UTC)
+
+
 async def held_lines(
     session: AsyncSession, redis: aioredis.Redis, *, store_id: str, holder: str
 ) -> list[HeldLine]:
-    """The holder's soft-held lines at the store, by SKU."""
-    hold = await live_hold(redis, session, store_id, holder)
-    if hold.get("_state") != "SOFT":
+    """The holder's soft-held lines at the store, by SKU, priced from the books."""
+    held = await soft_hold(session, redis, store_id=store_id, holder=holder)
+    if held is None:
         return []
-    quantities = {k: int(v) for k, v in hold.items() if not k.startswith("_") and int(v) > 0}
-    if not quantities:
-        return []
-    expires = datetime.fromtimestamp(float(hold["_exp"]), UTC)
-    # every cart view and checkout reads it: on the session's connection, past SQLAlchemy
+    return await priced_from_books(session, store_id=store_id, quantities=held[0], expires=held[1])
+
+
+async def priced_from_books(
+    session: AsyncSession, *, store_id: str, quantities: dict[str, int], expires: datetime
+) -> list[HeldLine]:
+    """Held quantities named and priced from PostgreSQL, by SKU."""
+    # on the session's connection, past SQLAlchemy (a cart view or checkout may read it)
     rows = await db.execute(session, _PRICED, {"store": store_id, "skus": sorted(quantities)})
     return [
         HeldLine(

@@ -24,7 +24,7 @@ from server.kit.background import LeasedLoop, ShardedLoop
 from server.kit.db import transaction
 from server.kit.resources import Resources
 from server.ops.worker import evaluate_all
-from server.orders.flows import settle_unpaid
+from server.orders.unpaid import settle_unpaid
 from server.payments.refunds import pay_refunds
 from server.picking.consent import expire_offers
 from server.stores.models import DarkStore

@@ -7,7 +7,7 @@ places the order and starts the payment; the payment outcome confirms or cancels
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -27,7 +27,8 @@ from server.inventory.queries import (
     had_expired_hold,
     held_lines,
     hold_moved,
-    live_hold,
+    priced_from_books,
+    soft_hold,
 )
 from server.kit import db
 from server.kit.config import Settings
@@ -193,20 +194,19 @@ async def priced_lines(
     catalogue (``server.catalog.snapshot``), not PostgreSQL: every cart view and checkout
     read it (a statement, ~4 an order). Prices change only with the catalogue, which drops
     its copy on ``catalog_changed``. A SKU the catalogue does not sell at the store (an
-    inactive product) is left to the books: ``held_lines`` reads them all then."""
+    inactive product) is left to the books: they price them all then."""
     if catalog is None:
         return await held_lines(session, redis, store_id=store_id, holder=holder)
-    hold = await live_hold(redis, session, store_id, holder)
-    if hold.get("_state") != "SOFT":
+    held = await soft_hold(session, redis, store_id=store_id, holder=holder)
+    if held is None:
         return []
-    quantities = {k: int(v) for k, v in hold.items() if not k.startswith("_") and int(v) > 0}
-    if not quantities:
-        return []
+    quantities, expires = held
     store = await catalog.store(store_id, on=session)
     items = {} if store is None else store.items
     if not all(sku in items for sku in quantities):
-        return await held_lines(session, redis, store_id=store_id, holder=holder)
-    expires = datetime.fromtimestamp(float(hold["_exp"]), UTC)
+        return await priced_from_books(
+            session, store_id=store_id, quantities=quantities, expires=expires
+        )
     lines = []
     for sku in sorted(quantities):
         card = items[sku].card

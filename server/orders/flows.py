@@ -20,13 +20,12 @@ The caller names the order (``order_id``): a retry of a checkout that crashed (o
 answered 5xx) after placing it names the same order, never a second one, and resumes it:
 the charge is asked again under the order's key (the provider answers the first charge,
 or makes it now) and its outcome applied. A charge whose outcome nobody retries is
-settled by ``settle_unpaid``, which asks the provider once the payment window has
-passed: the money either confirms the order or goes back.
+settled by the payment-timeout sweep (``orders/unpaid.py``), which asks the provider
+once the payment window has passed: the money either confirms the order or goes back.
 """
 
 from __future__ import annotations
 
-import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,7 +34,7 @@ import redis.asyncio as aioredis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
-from sqlmodel import col, select
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.catalog.pricing import Totals
@@ -52,7 +51,7 @@ from server.orders.service import OrderLine
 from server.payments.breaker import CircuitOpen, PaymentUnavailable
 from server.payments.gateway import PaymentGateway
 from server.payments.models import Payment
-from server.payments.provider import ChargeResult, ProviderError
+from server.payments.provider import ChargeResult
 from server.picking.service import enqueue as enqueue_picking
 from server.stores.models import DarkStore
 from server.stores.selection import Candidate, require_serviceable
@@ -60,11 +59,7 @@ from shared.enums import OrderStatus
 from shared.geo import LatLng
 from shared.schemas.orders import DeliveryAddress, OrderPublic
 
-log = logging.getLogger(__name__)
-
-
 UNANSWERED = "timeout"  # the gateway's failure_reason when the provider did not answer
-UNPAID_BATCH = 100  # orders settled per sweep
 
 
 @dataclass(frozen=True)
@@ -541,97 +536,3 @@ async def apply_payment(
             now=now,
             reason=f"payment_failed: {failure_reason or 'declined'}",
         )
-
-
-async def settle_unpaid(
-    sessions: async_sessionmaker[AsyncSession],
-    redis: aioredis.Redis,
-    *,
-    gateway: PaymentGateway,
-    now: datetime,
-    window_s: int,
-) -> int:
-    """PLACED orders whose payment did not settle within the window (the provider answered
-    PENDING and no webhook came, or the checkout crashed before recording the charge):
-    the provider is asked what became of the charge and its outcome is applied (money
-    confirms the order if its hold lasted, else it is refunded); an order with no charge
-    is cancelled as ``payment_timeout`` and its hold released. An order the provider
-    cannot be asked about now waits for the next sweep. Returns the orders settled."""
-    async with sessions() as session:
-        stale = (
-            await session.exec(
-                select(Order.store_id, Order.order_id)
-                .where(
-                    Order.status == OrderStatus.PLACED,
-                    col(Order.placed_at) < now - timedelta(seconds=window_s),
-                )
-                .order_by(col(Order.placed_at))
-                .limit(UNPAID_BATCH)
-            )
-        ).all()
-    settled = 0
-    for store_id, order_id in stale:
-        try:  # outside any transaction: no lock waits on the provider
-            charge = await gateway.charge_status(idempotency_key=str(order_id))
-        except ProviderError:
-            log.warning(
-                "cannot ask the provider about an unpaid order", extra={"order_id": str(order_id)}
-            )
-            continue
-        async with transaction(sessions) as session:
-            settled += await _settle_unpaid_order(
-                session, redis, store_id=store_id, order_id=order_id, charge=charge, now=now
-            )
-    return settled
-
-
-async def _settle_unpaid_order(
-    session: AsyncSession,
-    redis: aioredis.Redis,
-    *,
-    store_id: str,
-    order_id: uuid.UUID,
-    charge: ChargeResult | None,
-    now: datetime,
-) -> int:
-    order = (
-        await session.exec(
-            select(Order)
-            .where(Order.store_id == store_id, Order.order_id == order_id)
-            .with_for_update(skip_locked=True)
-        )
-    ).first()
-    if order is None or order.status != OrderStatus.PLACED:
-        return 0  # settled meanwhile, or being settled right now
-    payment = (
-        await session.exec(
-            select(Payment)
-            .where(Payment.store_id == store_id, Payment.order_id == order_id)
-            .with_for_update()
-        )
-    ).one()
-    if charge is not None:
-        await apply_payment(
-            session,
-            redis,
-            order=order,
-            payment=payment,
-            charge=charge,
-            now=now,
-        )
-    if order.status == OrderStatus.PLACED:
-        # no charge (or still pending): a later webhook of money refunds it (see
-        # apply_payment)
-        await inventory.settle_hold(
-            session,
-            redis,
-            store_id=store_id,
-            holder=str(order_id),
-            outcome="RELEASED",
-            now=now,
-            reason="payment_timeout",
-        )
-        await orders.transition(
-            session, order=order, to=OrderStatus.CANCELLED, now=now, reason="payment_timeout"
-        )
-    return 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -40,7 +41,9 @@ def test_paths_script_spreads_requests_and_counts_refusals() -> None:
     assert r.ops > 0 and 0 < r.errors < r.ops
 
 
-def test_a_flow_script_keeps_state_per_connection(tmp_path) -> None:
+def _run_flow(tmp_path: Path, response: str) -> wrk.WrkResult:
+    """A two-step flow script against the bare FastAPI route: GETs counted in ``step``,
+    ``response`` the body of its response(status, headers, body)."""
     script = tmp_path / "flow.lua"
     script.write_text(
         'local qc = dofile(os.getenv("QC_WRK_LIB"))\n'
@@ -50,13 +53,18 @@ def test_a_flow_script_keeps_state_per_connection(tmp_path) -> None:
         "  step = step + 1\n"
         '  return wrk.format("GET", "/v1/bare/" .. qc.uuid())\n'
         "end\n"
-        "function response(status, headers, body)\n"
-        '  if qc.field(body, "price_paise") ~= "2900" then qc.fail() end\n'
-        "  if step % 2 == 0 then qc.flow_done() end\n"
-        "end\n"
+        f"function response(status, headers, body)\n{response}end\n"
     )
     with serve_process("qc.bench.serving:bare_fastapi", env={}, workers=1) as server:
-        r = wrk.run(server.url, script, connections=2, per_connection_state=True, duration=1)
+        return wrk.run(server.url, script, connections=2, per_connection_state=True, duration=1)
+
+
+def test_a_flow_script_keeps_state_per_connection(tmp_path: Path) -> None:
+    r = _run_flow(
+        tmp_path,
+        '  if qc.field(body, "price_paise") ~= "2900" then qc.fail() end\n'
+        "  if step % 2 == 0 then qc.flow_done() end\n",
+    )
     assert r.threads == 2 and r.failures == 0 and r.errors == 0
     assert r.flows >= 1 and abs(r.flows * 2 - r.ops) <= 2 * r.threads
 
@@ -69,21 +77,9 @@ def test_service_pids_finds_the_local_servers(settings) -> None:
     assert set(found) == {"PostgreSQL", "Valkey"}
 
 
-def test_failed_steps_are_counted_by_what_the_script_names(tmp_path) -> None:
-    script = tmp_path / "flow.lua"
-    script.write_text(
-        'local qc = dofile(os.getenv("QC_WRK_LIB"))\n'
-        "qc.report()\n"
-        "local step = 0\n"
-        "function request()\n"
-        "  step = step + 1\n"
-        '  return wrk.format("GET", "/v1/bare/" .. qc.uuid())\n'
-        "end\n"
-        "function response(status, headers, body)\n"
-        '  if step % 2 == 1 then qc.fail("odd step " .. status .. " {\\"x\\"}") end\n'
-        "end\n"
+def test_failed_steps_are_counted_by_what_the_script_names(tmp_path: Path) -> None:
+    r = _run_flow(
+        tmp_path, '  if step % 2 == 1 then qc.fail("odd step " .. status .. " {\\"x\\"}") end\n'
     )
-    with serve_process("qc.bench.serving:bare_fastapi", env={}, workers=1) as server:
-        r = wrk.run(server.url, script, connections=2, per_connection_state=True, duration=1)
     # the name is kept JSON-safe (quotes and braces dropped), the counts add up
     assert r.failures > 0 and r.failed == {"odd step 200 x": r.failures}

@@ -285,7 +285,7 @@ async def test_a_charge_whose_outcome_nobody_retries_is_settled_by_the_sweep(
 ) -> None:
     """The same crash with no retry: the payment-timeout sweep asks the provider and
     settles the order (its hold outlived by the window: the money goes back)."""
-    from server.orders.flows import settle_unpaid
+    from server.orders.unpaid import settle_unpaid
 
     resources = resources_of(live_server.app)
     customer = _customer_headers(crowd.database_url, settings, live_server.clock)[0]

@@ -374,7 +374,7 @@ async def test_an_order_whose_payment_never_settles_is_cancelled_and_released(
 ) -> None:
     """The sweep asks the provider: still pending after the window, the order is
     cancelled and its stock released; money arriving later is owed back."""
-    from server.orders.flows import settle_unpaid
+    from server.orders.unpaid import settle_unpaid
 
     resources = resources_of(app)
     simulated_provider(app).pending_rate = 1.0  # the webhook never comes
