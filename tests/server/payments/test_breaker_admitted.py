@@ -5,7 +5,6 @@ that task's call at the same ``now``, once, and never an open or half-open break
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -18,14 +17,6 @@ from server.payments.provider import ChargeResult, ChargeStatus
 
 T0 = 1_750_000_000.0
 CONFIG = BreakerConfig(window_calls=10, window_s=10, min_calls=4, open_s=30, trial_timeout_s=5)
-
-
-@pytest.fixture
-async def redis(services) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(services.redis_url, decode_responses=True)
-    await client.flushdb()
-    yield client
-    await client.aclose()
 
 
 class Paid:

@@ -16,14 +16,6 @@ CONFIG = BreakerConfig(window_calls=20, window_s=10, min_calls=10, open_s=30, tr
 
 
 @pytest.fixture
-async def redis(services) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(services.redis_url, decode_responses=True)
-    await client.flushdb()
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
 async def replica_redis(services) -> AsyncIterator[aioredis.Redis]:
     """A second connection pool, as another API replica would have."""
     client = aioredis.Redis.from_url(services.redis_url, decode_responses=True)

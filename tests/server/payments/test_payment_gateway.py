@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -27,14 +26,6 @@ from server.payments.provider import (
 T0 = 1_750_000_000.0
 SECRET = "whsec_test_0123456789"
 CONFIG = BreakerConfig(window_calls=10, window_s=10, min_calls=4, open_s=30, trial_timeout_s=5)
-
-
-@pytest.fixture
-async def redis(services) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(services.redis_url, decode_responses=True)
-    await client.flushdb()
-    yield client
-    await client.aclose()
 
 
 def gateway(
