@@ -148,12 +148,16 @@ class RiderApp(ServerApp):
             self.push_screen(LoginScreen(self.ctx))
 
     async def on_unmount(self) -> None:
+        self._stop_polling()
         if self.gps_source is not None:
             with contextlib.suppress(Exception):
                 await self.gps_source.close()
         if self.link is not None:
             with contextlib.suppress(Exception):
                 await self.link.close()
+        # no push or timer is left to start one: a call in flight ends before the client
+        # closes under it (else its worker fails: "the client has been closed")
+        self.workers.cancel_all()
         await self.client.aclose()
 
     def on_logged_in(self, _message: LoggedIn) -> None:
