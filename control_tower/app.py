@@ -107,6 +107,7 @@ class ControlTowerApp(App[None]):
     async def on_unmount(self) -> None:
         if self.feed is not None:
             await self.feed.close()
+        self.workers.cancel_all()  # no call in flight on the client as it closes
         await self.client.aclose()
 
     @work(exclusive=True, group="login")

@@ -117,6 +117,7 @@ class PickerApp(ServerApp):
             self.push_screen(LoginScreen(self.ctx))
 
     async def on_unmount(self) -> None:
+        self.workers.cancel_all()  # no call in flight on the client as it closes
         await self.client.aclose()
 
     def on_logged_in(self, message: LoggedIn) -> None:
