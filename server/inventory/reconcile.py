@@ -446,6 +446,19 @@ async def _consistent_look(
     return drift
 
 
+# consistent looks in a row that did not get a store's lock in time (this process): each
+# waits twice as long as the one before, up to MAX_LOCK_WAIT_S, so a store whose writes
+# overlap without pause (a city's peak) is still looked at and its drift repaired (a hold
+# a killed replica's checkout moved: its customer's retry waits for that repair)
+MAX_LOCK_WAIT_S = 4.0
+_busy_looks: dict[str, int] = {}
+
+
+def lock_wait(store_id: str, base_s: float) -> float:
+    """How long the store's next consistent look waits for its lock."""
+    return min(base_s * 2 ** _busy_looks.get(store_id, 0), max(base_s, MAX_LOCK_WAIT_S))
+
+
 async def reconcile_store(
     db: AsyncEngine,
     redis: aioredis.Redis,
@@ -470,12 +483,19 @@ async def reconcile_store(
     if not suspects:
         return []
     confirmed = await _consistent_look(
-        db, redis, store_id, suspects, lock_wait_s=lock_wait_s, quiesce_s=quiesce_s
+        db,
+        redis,
+        store_id,
+        suspects,
+        lock_wait_s=lock_wait(store_id, lock_wait_s),
+        quiesce_s=quiesce_s,
     )
     if confirmed is None:
+        _busy_looks[store_id] = _busy_looks.get(store_id, 0) + 1
         LOOKS.labels(store_id, "busy").inc()
         log.info("inventory store busy; drift looked at next time", extra={"store_id": store_id})
         return []
+    _busy_looks.pop(store_id, None)
     if not confirmed:
         LOOKS.labels(store_id, "clean").inc()
         return []

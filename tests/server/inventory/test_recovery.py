@@ -20,10 +20,12 @@ from server.inventory import journal, service
 from server.inventory.reconcile import (
     DRIFT_REPAIRED,
     LOOKS,
+    MAX_LOCK_WAIT_S,
     STORE_LOADS,
     _consistent_look,
     find_drift,
     load_store,
+    lock_wait,
     reconcile_store,
 )
 from server.kit import keys
@@ -114,6 +116,7 @@ async def test_a_write_holding_the_store_lock_is_neither_paused_nor_reloaded(sta
     epoch = await stack.redis.get(keys.store_ready(STORE))
     loads = STORE_LOADS.labels(STORE, "drift")._value.get()
     busy = LOOKS.labels(STORE, "busy")._value.get()
+    waited = lock_wait(STORE, 0.1)
     async with transaction(stack.sessions) as s:
         await _reserve(s, stack, "order-slower", {sku: 1}, mode="HARD")
         assert await find_drift(stack.engine, stack.redis, STORE) != []
@@ -121,11 +124,17 @@ async def test_a_write_holding_the_store_lock_is_neither_paused_nor_reloaded(sta
         assert await stack.redis.get(keys.store_ready(STORE)) == epoch
         await _reserve(s, stack, "order-slower", {sku: 2}, mode="HARD")
     assert LOOKS.labels(STORE, "busy")._value.get() == busy + 1
+    # the next look waits twice as long, until one gets the lock
+    assert lock_wait(STORE, 0.1) == min(2 * waited, MAX_LOCK_WAIT_S)
     assert await stack.redis.get(keys.store_ready(STORE)) == epoch
     assert STORE_LOADS.labels(STORE, "drift")._value.get() == loads
     assert reservation_rows(stack.database_url, STORE, "order-slower") == {sku: (2, "HARD")}
     assert (await stack.redis.hgetall(keys.hold(STORE, "order-slower")))[sku] == "2"
     assert await find_drift(stack.engine, stack.redis, STORE) == []
+    # real drift, looked at with the lock had: the wait is back to the base
+    await stack.redis.hincrby(keys.inventory(STORE, sku), "available", 3)
+    assert await reconcile_store(stack.engine, stack.redis, STORE, lock_wait_s=0.1) != []
+    assert lock_wait(STORE, 0.1) == 0.1
 
 
 async def test_what_the_quick_look_caught_in_flight_is_clean_in_the_consistent_look(
