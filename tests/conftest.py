@@ -234,6 +234,11 @@ class LiveServer:
     app: FastAPI
     clock: Clock
 
+    def client(self) -> httpx.AsyncClient:
+        """A client over real HTTP; 30 s, not httpx's 5 s: a loaded 2-core box is slow, not
+        wrong (a 5 s read time-out failed a journey twice at load 11-14)."""
+        return httpx.AsyncClient(base_url=self.url, timeout=30)
+
 
 @pytest.fixture
 def live_server(settings: Settings, clock: Clock, clean: Services) -> Iterator[LiveServer]:

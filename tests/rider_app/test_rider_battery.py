@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 from textual.widgets import Static
 
@@ -173,7 +172,7 @@ async def test_the_battery_reaches_the_servers_last_fix_and_a_move_reaches_the_h
         assert shown(app, "#home-store").startswith("Store: ")
 
         # a manager moves the rider: the push reaches the handheld, which says so
-        async with httpx.AsyncClient(base_url=live_server.url) as client:
+        async with live_server.client() as client:
             manager = await login(client, *MANAGER)
             r = await client.post(
                 f"/v1/ops/riders/{rider_id}/move",

@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
@@ -137,7 +136,7 @@ async def test_a_tracking_socket_that_stops_reading_is_closed_with_try_again(
     city: Services, live_server: LiveServer, stack
 ) -> None:
     order_id = await place_order(live_server.url, {in_stock_skus(city.database_url, 1)[0]: 1})
-    async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as client:
+    async with live_server.client() as client:
         headers = await login(client, *CUSTOMER)
     url = (
         live_server.url.replace("http", "ws", 1)

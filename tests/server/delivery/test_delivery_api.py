@@ -65,7 +65,7 @@ async def out_for_delivery(
 
 
 async def test_a_full_delivery_with_live_tracking_and_the_otp(city, live_server, stack) -> None:
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with live_server.client() as client:
         order, bag = await _packed_order(client, city.database_url)
         rider_login = _rider_near_kor(city.database_url)
         rider = await login(client, rider_login, DEMO_SECRETS[Role.RIDER])
@@ -148,7 +148,7 @@ async def test_a_full_delivery_with_live_tracking_and_the_otp(city, live_server,
 
 
 async def test_three_wrong_otps_lock_the_drop_and_raise_an_alert(city, live_server, stack) -> None:
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with live_server.client() as client:
         order, bag = await _packed_order(client, city.database_url)
         rider, tid = await out_for_delivery(client, live_server, stack, bag)
         with psycopg.connect(city.database_url) as conn:
@@ -220,7 +220,7 @@ async def test_offline_fixes_replay_in_order_and_duplicates_are_ignored(city, ap
 
 
 async def test_a_rider_cannot_act_on_another_riders_trip(city, live_server, stack) -> None:
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with live_server.client() as client:
         await _packed_order(client, city.database_url)
         owner = await login(client, _rider_near_kor(city.database_url), DEMO_SECRETS[Role.RIDER])
         await client.post("/v1/riders/me/shift", json={"on_duty": True}, headers=owner)
@@ -254,7 +254,7 @@ async def test_a_rider_cannot_act_on_another_riders_trip(city, live_server, stac
 
 
 async def test_a_rejected_offer_goes_to_another_rider(city, live_server, stack) -> None:
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with live_server.client() as client:
         await _packed_order(client, city.database_url)
         with psycopg.connect(city.database_url) as conn:
             logins = [
@@ -330,7 +330,7 @@ async def test_a_batch_applies_its_good_fixes_and_lists_the_bad_ones(city, clien
 
 
 async def test_a_rider_who_goes_silent_is_replaced_automatically(city, live_server, stack) -> None:
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with live_server.client() as client:
         await _packed_order(client, city.database_url)
         with psycopg.connect(city.database_url) as conn:
             logins = [

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-import httpx
 import psycopg
 
 from server.kit.resources import resources_of
@@ -37,7 +36,7 @@ async def test_a_failed_drop_returns_the_bag_and_owes_the_refund(city, live_serv
     chilled, sealed = _binned_sku(url, True), _binned_sku(url, False)
     before = {sku: pg_stock(url, STORE, sku) for sku in (chilled, sealed)}
     ledger_before = {sku: ledger_sum(url, STORE, sku) for sku in (chilled, sealed)}
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with live_server.client() as client:
         customer = await login(client, "customer.001", DEMO_SECRETS[Role.CUSTOMER])
         cart = (await client.post("/v1/carts", json={"store_id": STORE}, headers=customer)).json()
         for sku, qty in ((chilled, 2), (sealed, 1)):

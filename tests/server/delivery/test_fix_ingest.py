@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
-import httpx
 import psycopg
 import pytest
 import websockets
@@ -93,7 +92,7 @@ def one(conn: psycopg.Connection, sql: str, *args: object) -> tuple:
 async def test_a_socket_fix_runs_no_postgresql_statement(city, live_server) -> None:
     """The handheld's path (a fix every 5 s on /ws/rider): the first fix reads the rider
     and their trip, the next ones run no statement at all; each acknowledged."""
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with live_server.client() as client:
         rider = await login(client, "rider.002", DEMO_SECRETS[Role.RIDER])
         shift = await client.post("/v1/riders/me/shift", json={"on_duty": True}, headers=rider)
         assert shift.status_code == 200

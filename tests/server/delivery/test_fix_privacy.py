@@ -16,7 +16,6 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
-import httpx
 import psycopg
 import websockets
 from sqlalchemy import event
@@ -114,7 +113,7 @@ def _statements(engine) -> tuple[list[str], Any]:
 async def test_a_reassigned_order_gets_the_new_riders_position_only(
     city, live_server, stack
 ) -> None:
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with live_server.client() as client:
         order, first, _ = await _offered(client, live_server, stack)
         oid = order["order_id"]
         second = await rider_on_duty(client, riders_of(stack.database_url, n=2)[1], stack.clock)
@@ -149,7 +148,7 @@ async def test_a_reassigned_order_gets_the_new_riders_position_only(
 
 
 async def test_a_released_trip_stops_the_riders_positions(city, live_server, stack) -> None:
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with live_server.client() as client:
         order, rider, tid = await _offered(client, live_server, stack)
         oid = order["order_id"]
         async with _watching(client, live_server, oid) as ws, _riding(live_server, rider) as me:
@@ -166,7 +165,7 @@ async def test_a_released_trip_stops_the_riders_positions(city, live_server, sta
 
 
 async def test_a_cancelled_order_stops_the_riders_positions(city, live_server, stack) -> None:
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with live_server.client() as client:
         order, rider, tid = await _offered(client, live_server, stack)
         oid = order["order_id"]
         async with _watching(client, live_server, oid) as ws, _riding(live_server, rider) as me:
@@ -186,7 +185,7 @@ async def test_a_cancelled_order_stops_the_riders_positions(city, live_server, s
 async def test_a_delivered_drop_stops_its_positions_the_next_keeps_them(
     city, live_server, stack
 ) -> None:
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with live_server.client() as client:
         orders = [await place_confirmed_order(client, city.database_url, lines=1) for _ in range(2)]
         with psycopg.connect(city.database_url) as conn:  # two doors, one behind the other
             for order, metres in zip(orders, (800, 1600), strict=True):
@@ -227,7 +226,7 @@ async def test_a_delivered_drop_stops_its_positions_the_next_keeps_them(
 
 
 async def test_with_redis_emptied_a_fix_reads_the_trip_again(city, live_server, stack) -> None:
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with live_server.client() as client:
         order, rider, _ = await _offered(client, live_server, stack)
         oid = order["order_id"]
         async with _watching(client, live_server, oid) as ws, _riding(live_server, rider) as me:

@@ -74,7 +74,7 @@ async def _my_trip(client: httpx.AsyncClient, rider: dict[str, str]) -> dict:
 
 async def test_the_offer_expires_when_the_dispatcher_replaces_it(city, live_server, stack) -> None:
     clock = live_server.clock
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with live_server.client() as client:
         await _packed_order(client, city.database_url)
         (name,) = _kor_riders(city.database_url, 1)
         rider = await _on_duty(client, name, destination(KOR, 90, 300), clock)
@@ -112,7 +112,7 @@ async def test_the_offer_expires_when_the_dispatcher_replaces_it(city, live_serv
 
 async def test_each_drop_carries_the_customers_eta_in_route_order(city, live_server, stack) -> None:
     clock = live_server.clock
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with live_server.client() as client:
         orders = [await place_confirmed_order(client, city.database_url, lines=1) for _ in range(2)]
         with psycopg.connect(city.database_url) as conn:  # two doors, one behind the other
             for order, metres in zip(orders, (800, 1600), strict=True):
@@ -158,7 +158,7 @@ async def test_each_drop_carries_the_customers_eta_in_route_order(city, live_ser
 @pytest.mark.parametrize("clock", [30.0], indirect=True)
 async def test_server_now_follows_a_sped_up_and_stepped_clock(city, live_server, stack) -> None:
     clock = live_server.clock
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with live_server.client() as client:
         await _packed_order(client, city.database_url)
         (name,) = _kor_riders(city.database_url, 1)
         rider = await _on_duty(client, name, destination(KOR, 90, 300), clock)
@@ -182,7 +182,7 @@ async def test_a_trip_released_at_the_store_is_offered_to_another_rider(
     city, live_server, stack
 ) -> None:
     clock = live_server.clock
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with live_server.client() as client:
         order, _ = await _packed_order(client, city.database_url)
         names = _kor_riders(city.database_url, 2)
         riders = [
@@ -225,7 +225,7 @@ async def test_a_trip_released_at_the_store_is_offered_to_another_rider(
 
 async def test_release_is_refused_after_pickup_and_for_an_offer(city, live_server, stack) -> None:
     clock = live_server.clock
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with live_server.client() as client:
         _, bag = await _packed_order(client, city.database_url)
         (name,) = _kor_riders(city.database_url, 1)
         rider = await _on_duty(client, name, KOR, clock)
@@ -253,7 +253,7 @@ async def test_release_is_refused_after_pickup_and_for_an_offer(city, live_serve
 
 async def test_only_the_trips_own_rider_can_release_it(city, live_server, stack) -> None:
     clock = live_server.clock
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with live_server.client() as client:
         await _packed_order(client, city.database_url)
         owner_name, other_name = _kor_riders(city.database_url, 2)
         owner = await _on_duty(client, owner_name, KOR, clock)
@@ -274,7 +274,7 @@ async def test_only_the_trips_own_rider_can_release_it(city, live_server, stack)
 async def test_the_trips_rider_sees_the_customers_notes_and_phone_while_the_drop_is_open(
     city, live_server, stack
 ) -> None:
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with live_server.client() as client:
         order, bag = await _packed_order(client, city.database_url)
         oid = order["order_id"]
         with psycopg.connect(city.database_url) as conn:

@@ -101,11 +101,11 @@ async def test_a_login_flood_does_not_stall_the_server(city, live_server, settin
             assert r.status_code == 401, r.text
             logins += 1
 
-    async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as http:
+    async with live_server.client() as http:
         await http.get("/healthz")  # warm
         attackers = [asyncio.create_task(attacker(n, http)) for n in range(16)]
         latencies = []
-        async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as probe:
+        async with live_server.client() as probe:
             deadline = time.monotonic() + 10
             while logins < 16:  # the flood is on: every attacker has been answered once
                 assert time.monotonic() < deadline, "the flood never started"

@@ -36,7 +36,7 @@ def settings(services: Services) -> Settings:
 
 @pytest.fixture
 async def http(live_server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as client:
+    async with live_server.client() as client:
         yield client
 
 

@@ -111,7 +111,7 @@ async def test_a_smaller_radius_stops_serving_far_addresses(city, client) -> Non
 
 
 async def test_a_reassigned_order_reaches_the_new_riders_socket(city, live_server, stack) -> None:
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with live_server.client() as client:
         first_login, second_login = riders_of(city.database_url, n=2)
         first = await rider_on_duty(client, first_login, stack.clock)
         order = await place_confirmed_order(client, city.database_url, lines=1)

@@ -101,7 +101,7 @@ def database_view(url: str, at) -> dict:
 
 
 async def test_the_feed_equals_the_database_after_a_scripted_day(city, live_server, stack) -> None:
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with live_server.client() as client:
         day = await scripted_day(client, stack, city.database_url)
         token = await manager_token(client)
     async with websockets.connect(ws_url(live_server.url, token)) as ws:
@@ -137,7 +137,7 @@ async def test_the_feed_equals_the_database_after_a_scripted_day(city, live_serv
 async def test_changes_follow_events_without_resending_what_did_not_change(
     city, live_server, stack
 ) -> None:
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with live_server.client() as client:
         token = await manager_token(client)
         async with websockets.connect(ws_url(live_server.url, token)) as ws:
             snap = OpsSnapshot.model_validate_json(await ws.recv())
@@ -178,7 +178,7 @@ def other_city_manager(city) -> tuple[str, str]:
 
 
 async def test_a_manager_of_another_city_is_refused(city, live_server, other_city_manager) -> None:
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with live_server.client() as client:
         headers = await login(client, *other_city_manager)
         r = await client.get("/v1/ops/snapshot", params={"city": "BLR"}, headers=headers)
         assert r.status_code == 403 and r.json()["code"] == "not_your_city"

@@ -8,7 +8,6 @@ import asyncio
 import json
 import uuid
 
-import httpx
 import psycopg
 import websockets
 
@@ -106,7 +105,7 @@ async def test_the_move_reaches_the_riders_socket_and_their_home_store(
 ) -> None:
     """``rider.move`` goes out on the rider's channel: the handheld tells them at once, and
     /v1/riders/me names the new store from then on."""
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with live_server.client() as client:
         name = riders_of(city.database_url, STORE, 1)[0]
         rider = await rider_on_duty(client, name, stack.clock)
         me = (await client.get("/v1/riders/me", headers=rider)).json()

@@ -37,7 +37,7 @@ def durations(url: str, stage: str) -> list[float]:
 
 
 async def test_stage_percentiles_equal_the_orders_timestamps(city, live_server, stack) -> None:
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with live_server.client() as client:
         day = await scripted_day(client, stack, city.database_url)
         manager = await login(client, *MANAGER)
         r = await client.get("/v1/ops/stages", params={"city": "BLR"}, headers=manager)

@@ -7,7 +7,6 @@ import json
 import uuid
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 import websockets
@@ -67,7 +66,7 @@ async def _checkout(client, headers, cart_id: str, key: str | None = None, body=
 async def test_locate_browse_search_cart_checkout_pay_and_track(city, live_server, stack) -> None:
     app = live_server.app
     simulated_provider(app).pending_rate = 1.0  # UPI collect: the webhook settles it
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with live_server.client() as client:
         headers = await login(client, "customer.001", DEMO_SECRETS[Role.CUSTOMER])
         store = (await client.get("/v1/stores/serviceable", params=HOME)).json()["stores"][0]
         assert store["store_id"] == STORE
@@ -121,7 +120,7 @@ async def test_tracking_never_pushes_a_state_older_than_the_client_has(
 ) -> None:
     """The relay delivers changes made before the socket opened: a client whose snapshot
     shows CONFIRMED gets neither PLACED nor CONFIRMED again, and still gets the next change."""
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with live_server.client() as client:
         headers = await login(client, "customer.001", DEMO_SECRETS[Role.CUSTOMER])
         sku = _in_stock(city.database_url, 1)[0]
         cart_id = await _cart_with(client, headers, {sku: 1})
@@ -334,7 +333,7 @@ async def test_cancel_before_picking_returns_stock_and_after_is_409(city, client
 
 
 async def test_another_customer_cannot_read_cancel_or_track(city, live_server) -> None:
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with live_server.client() as client:
         owner = await login(client, "customer.001", DEMO_SECRETS[Role.CUSTOMER])
         other = await login(client, "customer.002", DEMO_SECRETS[Role.CUSTOMER])
         sku = _in_stock(city.database_url, 1)[0]

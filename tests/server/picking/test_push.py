@@ -9,7 +9,6 @@ import json
 import uuid
 from typing import Any
 
-import httpx
 import psycopg
 import pytest
 import websockets
@@ -74,7 +73,7 @@ async def _enqueue(stack) -> uuid.UUID:
 async def test_a_new_pick_task_reaches_the_pickers_socket(
     city, live_server, stack, settings
 ) -> None:
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with live_server.client() as client:
         picker = await login(client, _picker_of(city.database_url), DEMO_SECRETS[Role.PICKER])
     url = live_server.url.replace("http", "ws", 1) + "/ws/picker"
     async with websockets.connect(f"{url}?token={picker['Authorization'][7:]}") as ws:
@@ -91,7 +90,7 @@ async def test_a_new_pick_task_reaches_the_pickers_socket(
 
 
 async def test_a_picker_socket_needs_a_picker(city, live_server) -> None:
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with live_server.client() as client:
         rider = await login(client, "rider.001", DEMO_SECRETS[Role.RIDER])
     url = live_server.url.replace("http", "ws", 1) + "/ws/picker"
     async with websockets.connect(f"{url}?token={rider['Authorization'][7:]}") as ws:
@@ -106,7 +105,7 @@ async def test_an_offer_reaches_the_riders_socket(city, live_server, stack, sett
     (rider_id,) = kor_riders(city.database_url, 1)
     with psycopg.connect(city.database_url) as conn:
         name = one_row(conn.execute("SELECT login FROM users WHERE id = %s", (rider_id,)))[0]
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with live_server.client() as client:
         rider = await login(client, name, DEMO_SECRETS[Role.RIDER])
     await put_on_duty(
         city.database_url, stack.redis, rider_id, destination(KOR, 90, 300), stack.clock.now()

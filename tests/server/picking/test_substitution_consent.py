@@ -112,7 +112,7 @@ async def test_the_offer_reaches_the_tracking_socket_and_accepting_places_it(
     city, live_server, stack
 ) -> None:
     ask_policy(city.database_url)
-    async with httpx.AsyncClient(base_url=live_server.url) as client:
+    async with live_server.client() as client:
         order, picker, task = await claim(client, city.database_url)
         oid = order["order_id"]
         line = next(ln for ln in task["lines"] if ln["quantity"] == 2)
