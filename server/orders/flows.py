@@ -436,12 +436,6 @@ async def _locked_order_and_payment(
     return order, Payment(**dict(zip(Payment.model_fields, row[split:], strict=True)))
 
 
-_PAYMENT_OUTCOME = text(
-    "UPDATE payments SET status = :status, provider_ref = :ref, failure_reason = :reason, "
-    "updated_at = :now WHERE store_id = :store AND payment_id = :payment"
-)
-
-
 async def apply_payment(
     session: AsyncSession,
     redis: aioredis.Redis,
@@ -461,19 +455,8 @@ async def apply_payment(
     late_money = payment.failure_reason == UNANSWERED and status == "SUCCEEDED"
     if (payment.status != "PENDING" and not late_money) or status == "PENDING":
         return
-    await db.execute(
-        session,
-        _PAYMENT_OUTCOME,
-        {
-            "status": status,
-            "ref": charge.provider_ref,
-            "reason": failure_reason,
-            "now": now,
-            "store": payment.store_id,
-            "payment": payment.payment_id,
-        },
-    )
-    # the object as the row now is (a loaded one has nothing left for a flush to write)
+    outcome = orders.PaymentOutcome(payment.payment_id, status, charge.provider_ref, failure_reason)
+    # the object as the row will be (a loaded one has nothing left for a flush to write)
     for name, value in (
         ("status", status),
         ("provider_ref", charge.provider_ref),
@@ -483,6 +466,7 @@ async def apply_payment(
         set_committed_value(payment, name, value)
     holder = str(order.order_id)
     if order.status != OrderStatus.PLACED:
+        await orders.record_payment(session, store_id=order.store_id, outcome=outcome, now=now)
         # the order was cancelled (timeout, customer) before the money arrived: give it back
         if status == "SUCCEEDED":
             orders.owe_refund(
@@ -513,10 +497,17 @@ async def apply_payment(
                 now=now,
             )
             await orders.transition(
-                session, order=order, to=OrderStatus.CANCELLED, now=now, reason="hold_expired"
+                session,
+                order=order,
+                to=OrderStatus.CANCELLED,
+                now=now,
+                reason="hold_expired",
+                payment=outcome,
             )
             return
-        await orders.transition(session, order=order, to=OrderStatus.CONFIRMED, now=now)
+        await orders.transition(
+            session, order=order, to=OrderStatus.CONFIRMED, now=now, payment=outcome
+        )
         await enqueue_picking(session, order=order, now=now)
     else:
         await inventory.settle_hold(
@@ -535,4 +526,5 @@ async def apply_payment(
             to=OrderStatus.CANCELLED,
             now=now,
             reason=f"payment_failed: {failure_reason or 'declined'}",
+            payment=outcome,
         )

@@ -56,6 +56,39 @@ class OrderLine:
     mrp_paise: int
 
 
+@dataclass(frozen=True)
+class PaymentOutcome:
+    """A charge's outcome written to the order's payment row."""
+
+    payment_id: uuid.UUID
+    status: str
+    provider_ref: str | None
+    failure_reason: str | None
+
+    def params(self, store_id: str, now: datetime) -> dict[str, Any]:
+        return {
+            "store": store_id,
+            "payment": self.payment_id,
+            "pay_status": self.status,
+            "pay_ref": self.provider_ref,
+            "pay_reason": self.failure_reason,
+            "now": now,
+        }
+
+
+_PAYMENT_SET = """UPDATE payments SET status = :pay_status, provider_ref = :pay_ref,
+  failure_reason = :pay_reason, updated_at = :now
+  WHERE store_id = :store AND payment_id = :payment"""
+_PAYMENT_OUTCOME = text(_PAYMENT_SET)
+
+
+async def record_payment(
+    session: AsyncSession, *, store_id: str, outcome: PaymentOutcome, now: datetime
+) -> None:
+    """The outcome on its own (the order is not moving: ``transition`` writes it otherwise)."""
+    await db.execute(session, _PAYMENT_OUTCOME, outcome.params(store_id, now))
+
+
 async def transition(
     session: AsyncSession,
     *,
@@ -64,7 +97,10 @@ async def transition(
     now: datetime,
     actor_id: uuid.UUID | None = None,
     reason: str | None = None,
+    payment: PaymentOutcome | None = None,
 ) -> None:
+    """Move the order to ``to``; ``payment``: the charge's outcome that moves it, written
+    by the same statement (the payment shares the order's store: co-located)."""
     current = OrderStatus(order.status)
     if not can_transition(current, to):
         raise InvalidTransition(
@@ -73,20 +109,21 @@ async def transition(
     # the row, its event and the outbox row in one statement (db.execute flushes the
     # caller's other changes first): the row's lock, held to commit, numbers one order's
     # events in commit order
-    written = await db.execute(
-        session,
-        _TRANSITION[to],
-        _status_params(
-            store_id=order.store_id,
-            order_id=order.order_id,
-            came_from=current,
-            to=to,
-            now=now,
-            actor_id=actor_id,
-            reason=reason,
+    params = _status_params(
+        store_id=order.store_id,
+        order_id=order.order_id,
+        came_from=current,
+        to=to,
+        now=now,
+        actor_id=actor_id,
+        reason=reason,
+    ) | {"cancelling": to == OrderStatus.CANCELLED}
+    if payment is None:
+        written = await db.execute(session, _TRANSITION[to], params)
+    else:
+        written = await db.execute(
+            session, _TRANSITION_PAID[to], params | payment.params(order.store_id, now)
         )
-        | {"cancelling": to == OrderStatus.CANCELLED},
-    )
     # the object as the row now is (nothing left for a flush to write)
     set_committed_value(order, TIMESTAMP_COLUMN[to], now)
     set_committed_value(order, "status", to)
@@ -110,13 +147,22 @@ _STATUS_EVENT_CTE = """
       RETURNING event_id)""" + outbox_insert(
     "event", merged="jsonb_build_object('sequence', event.event_id)"
 )
-_TRANSITION = {
-    status: text(f"""
-    WITH moved AS (
+_MOVED_CTE = """moved AS (
       UPDATE orders SET status = :to, {column} = :now, cancel_reason = CASE
         WHEN CAST(:cancelling AS boolean) THEN CAST(:reason AS varchar) ELSE cancel_reason END
       WHERE store_id = :store AND order_id = :order
-      RETURNING order_id),
+      RETURNING order_id),"""
+_TRANSITION = {
+    status: text(f"""
+    WITH {_MOVED_CTE.format(column=column)}
+    {_STATUS_EVENT_CTE.format(after="moved")}""")
+    for status, column in TIMESTAMP_COLUMN.items()
+}
+# the same with the payment's outcome that moves the order (a round trip less a charge)
+_TRANSITION_PAID = {
+    status: text(f"""
+    WITH paid AS ({_PAYMENT_SET}),
+    {_MOVED_CTE.format(column=column)}
     {_STATUS_EVENT_CTE.format(after="moved")}""")
     for status, column in TIMESTAMP_COLUMN.items()
 }
