@@ -46,6 +46,7 @@ class Reserved(NamedTuple):
     lines: list[LineChange]
     pending: str = ""  # HARD: the hold's last journal id PostgreSQL may not hold yet
     epoch: str = ""  # the store's load the change was made on (see ``restore``)
+    held: dict[str, int] | None = None  # the hold's lines after the change (None: unknown)
 
     @property
     def changed(self) -> bool:
@@ -122,10 +123,11 @@ async def reserve(
             float(answer[2]) if answer[2] else None,
             [
                 LineChange(answer[i], int(answer[i + 1]), int(answer[i + 2]))
-                for i in range(5, len(answer), 3)
+                for i in range(6, len(answer), 3)
             ],
             answer[3],
             answer[4],
+            _held(answer[5]),
         )
     if status == "SHORT":
         body = answer[1:]
@@ -140,6 +142,15 @@ async def reserve(
     if status == "UNKNOWN_SKU":
         raise UnknownSku(f"{answer[1]} is not stocked at {store_id}")
     raise HoldNotActive(f"hold {holder} is {answer[1]}", state=answer[1])
+
+
+def _held(answer: str) -> dict[str, int]:
+    """The hold's lines as ``reserve.lua`` answers them ("sku:qty;...")."""
+    held = {}
+    for line in answer.split(";") if answer else ():
+        sku, _, qty = line.rpartition(":")
+        held[sku] = int(qty)
+    return held
 
 
 @dataclass(frozen=True)

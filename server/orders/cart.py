@@ -7,7 +7,7 @@ places the order and starts the payment; the payment outcome confirms or cancels
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -40,6 +40,9 @@ from server.orders.service import OrderLine
 from server.payments.gateway import PaymentGateway
 from server.stores.models import DarkStore
 from shared.schemas.orders import CartLine, CartPublic, CheckoutRequest
+
+# a live soft hold: its quantities by SKU and its expiry
+SoftHold = tuple[dict[str, int], datetime]
 
 
 class CartExpired(Conflict):
@@ -189,18 +192,28 @@ async def priced_lines(
     *,
     store_id: str,
     holder: str,
+    known: SoftHold | None = None,
 ) -> list[HeldLine]:
     """``held_lines`` (the holder's live soft hold), named and priced from the replica's
     catalogue (``server.catalog.snapshot``), not PostgreSQL: every cart view and checkout
     read it (a statement, ~4 an order). Prices change only with the catalogue, which drops
     its copy on ``catalog_changed``. A SKU the catalogue does not sell at the store (an
-    inactive product) is left to the books: they price them all then."""
-    if catalog is None:
+    inactive product) is left to the books: they price them all then. ``known``: the hold
+    as this request's change left it (not read again)."""
+    if known is None and catalog is None:
         return await held_lines(session, redis, store_id=store_id, holder=holder)
-    held = await soft_hold(session, redis, store_id=store_id, holder=holder)
-    if held is None:
+    held = (
+        known
+        if known is not None
+        else await soft_hold(session, redis, store_id=store_id, holder=holder)
+    )
+    if held is None or not held[0]:
         return []
     quantities, expires = held
+    if catalog is None:
+        return await priced_from_books(
+            session, store_id=store_id, quantities=quantities, expires=expires
+        )
     store = await catalog.store(store_id, on=session)
     items = {} if store is None else store.items
     if not all(sku in items for sku in quantities):
@@ -233,9 +246,12 @@ async def cart_view(
     dropped: list[str] | None = None,
     hold_life_s: int | None = None,
     catalog: Catalog | None = None,
+    known: SoftHold | None = None,
 ) -> CartPublic:
+    """The cart as the customer sees it; ``known``: its hold as this request's change left
+    it (``set_line``'s answer), else read."""
     held = await priced_lines(
-        session, redis, catalog, store_id=cart.store_id, holder=str(cart.cart_id)
+        session, redis, catalog, store_id=cart.store_id, holder=str(cart.cart_id), known=known
     )
     lines = [
         CartLine(
@@ -312,9 +328,10 @@ async def set_line(
     hold_s: int,
     hold_life_s: int | None = None,
     max_units: int | None = None,
-) -> None:
+) -> SoftHold:
     """Hold ``quantity`` of the SKU for the cart (0 releases it); the caller locked the
-    cart (``touch_cart``, or a cart of its own transaction)."""
+    cart (``touch_cart``, or a cart of its own transaction). Returns the cart's hold as
+    the change left it (``reserve.lua`` answers it)."""
     _require_active(cart)
     if max_units is not None and quantity > max_units:
         raise Unprocessable(
@@ -322,7 +339,7 @@ async def set_line(
         )
     hold_s = _hold_for(cart, now=now, hold_s=hold_s, hold_life_s=hold_life_s, adding=quantity > 0)
     try:
-        await inventory.reserve_lines(
+        reserved = await inventory.reserve_lines(
             session,
             redis,
             store_id=cart.store_id,
@@ -333,6 +350,10 @@ async def set_line(
         )
     except HoldNotActive as exc:
         raise CartExpired("the cart's holds expired; start a new cart") from exc
+    assert reserved.held is not None  # a SOFT change's answer carries the hold
+    # the expiry as the hold stores it (a Unix timestamp), as a read of it would give
+    expires = datetime.fromtimestamp((now + timedelta(seconds=hold_s)).timestamp(), UTC)
+    return {sku: q for sku, q in reserved.held.items() if q > 0}, expires
 
 
 async def switch_store(

@@ -246,7 +246,7 @@ async def set_line(
     user: CustomerUser,
 ) -> CartPublic:
     cart = await carts.touch_cart(session, cart_id=cart_id, user=user, now=clock.now())
-    await carts.set_line(
+    held = await carts.set_line(
         session,
         redis,
         cart=cart,
@@ -264,6 +264,7 @@ async def set_line(
         now=clock.now(),
         hold_life_s=settings.cart_hold_life_s,
         catalog=resources.catalog,
+        known=held,
     )
 
 

@@ -14,7 +14,9 @@
 -- ARGV: 1 mode (SOFT|HARD), then per holder: holder, new holder, expires_at, now,
 --       line count, then sku, qty per line
 -- -> one answer per holder:
---    {"OK", old_state, old_expires, pending_id, epoch, sku, old, new, ...}
+--    {"OK", old_state, old_expires, pending_id, epoch, held, sku, old, new, ...}
+--    (held: the hold's lines after the change, "sku:qty;..." or '' when it holds nothing,
+--    so a caller answering with the hold never reads it back)
 --    | {"SHORT", sku, wanted_more, available, reserved, ...}
 --    | {"NOT_READY"} | {"STATE", state} | {"UNKNOWN_SKU", sku}
 local epoch = redis.call('GET', KEYS[1])
@@ -77,12 +79,12 @@ local function reserve(k, a)
     if not applied or after(sid, applied) then pending = sid end
   end
   local changed = false
-  local out = {'OK', state or '', fields._exp or '', pending, epoch}
+  local out = {'OK', state or '', fields._exp or '', pending, epoch, ''}
   local moved, set, unset = {}, {}, {}
   -- SKU fields the hold keeps (its meta fields start with an underscore)
-  local left = 0
-  for f in pairs(fields) do
-    if string.sub(f, 1, 1) ~= '_' then left = left + 1 end
+  local left, after = 0, {}
+  for f, v in pairs(fields) do
+    if string.sub(f, 1, 1) ~= '_' then left = left + 1; after[f] = v end
   end
   for i = 1, n do
     local sku, want, d = skus[i], wants[i], deltas[i]
@@ -96,9 +98,11 @@ local function reserve(k, a)
     if fields[sku] then left = left - 1 end
     if want == 0 then
       if fields[sku] then table.insert(unset, sku) end
+      after[sku] = nil
     else
       left = left + 1
       table.insert(set, sku); table.insert(set, want)
+      after[sku] = want
     end
     table.insert(out, sku); table.insert(out, olds[i]); table.insert(out, want)
   end
@@ -109,6 +113,9 @@ local function reserve(k, a)
   elseif changed then
     redis.call('INCR', KEYS[3])
   end
+  local held = {}
+  for sku, q in pairs(after) do table.insert(held, sku .. ':' .. q) end
+  out[6] = table.concat(held, ';')
   if left == 0 then
     redis.call('DEL', hold)
     redis.call('ZREM', KEYS[2], holder)

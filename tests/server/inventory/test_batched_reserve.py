@@ -228,6 +228,7 @@ def test_a_turn_of_soft_holds_ends_as_the_same_calls_one_by_one(stack) -> None:
         available = {s: start[s][0] for s in skus}
         held: dict[int, dict[str, int]] = {}
         expected: list[str] = []
+        holds: list[dict[str, int]] = []  # each reserved cart's hold after its ask
         for cart, ask in requests:  # the model: one after the other
             lines = {skus[i] if i >= 0 else UNKNOWN: q for i, q in ask.items()}
             mine = held.setdefault(cart, {})
@@ -240,6 +241,7 @@ def test_a_turn_of_soft_holds_ends_as_the_same_calls_one_by_one(stack) -> None:
                     available[s] -= q - mine.get(s, 0)
                     mine[s] = q
                 expected.append("Reserved")
+                holds.append({s: q for s, q in mine.items() if q > 0})
         asks = [
             (f"{tag}-{cart}", {skus[i] if i >= 0 else UNKNOWN: q for i, q in ask.items()})
             for cart, ask in requests
@@ -249,6 +251,8 @@ def test_a_turn_of_soft_holds_ends_as_the_same_calls_one_by_one(stack) -> None:
             return_exceptions=True,
         )
         assert [type(d).__name__ for d in done] == expected
+        # each answer carries its cart's hold as that ask left it (a batch's too)
+        assert [d.held for d in done if isinstance(d, engine.Reserved)] == holds
         for s in skus:
             assert (await redis_stock(redis, STORE, s))[0] == available[s] >= 0
         # every cart lets go (as an abandoned cart's expiry would), one call per cart
