@@ -266,9 +266,12 @@ def settle() -> None:
     (``qc serve``'s workers: ``qc.serving``), set a catalogue it just loaded aside too
     (~50,000 objects a store): the collector's full collections then scan only what came
     after, not all of it every few seconds (120-160 ms of CPU each under the search bench,
-    its p99). What died meanwhile, a replaced catalogue among it, is collected first."""
+    its p99). Only the young generations are collected first, so the young garbage is not
+    frozen with it: unfreezing and collecting everything took a worker 115-148 ms with
+    every request waiting, and a flash sale's creation reloads the catalogue just as its
+    crowd arrives. A replaced catalogue holds no reference cycle, so it is freed as the
+    cache drops it, frozen or not."""
     if gc.get_freeze_count() == 0:
         return  # tests and scripts: the collector as Python sets it
-    gc.unfreeze()
-    gc.collect()
+    gc.collect(1)
     gc.freeze()

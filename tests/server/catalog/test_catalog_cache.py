@@ -152,22 +152,33 @@ async def test_a_flash_offer_comes_and_goes_with_the_sale(city, app, client, clo
 
 
 async def test_a_frozen_process_sets_a_loaded_catalogue_aside(city, app) -> None:
-    """Under qc serve (its start-up frozen) a loaded catalogue is frozen too, after what
-    died, frozen or not, is collected; elsewhere the collector is left as Python sets it."""
+    """Under qc serve (its start-up frozen) a loaded catalogue is frozen too, after the
+    young garbage is collected; nothing frozen is thawed for it (a full collection of
+    everything stalled the worker as a sale's crowd arrived), and the catalogue it
+    replaced is freed without the collector. Elsewhere the collector is left as Python
+    sets it."""
     resources = resources_of(app)
     other = Catalog(resources.engine, resources.redis)
     assert gc.get_freeze_count() == 0
-    assert await other.store(STORE) is not None
+    first = await other.store(STORE)
+    assert first is not None
     assert gc.get_freeze_count() == 0  # not a frozen process: nothing set aside
-    ref = weakref.ref(_Cyclic())  # garbage only the collector frees
-    gc.freeze()  # as qc.serving does after start-up: the garbage frozen with the rest
+    old = weakref.ref(first)
+    del first
+    aside = weakref.ref(_Cyclic())
+    gc.freeze()  # as qc.serving does after start-up (the garbage frozen with the rest)
     try:
-        assert ref() is not None
-        await resources.redis.incr(keys.CATALOG_VERSION)
-        other.cache.invalidate()
-        store = await other.store(STORE)
-        assert store is not None and ref() is None  # collected before the freeze
-        assert gc.get_freeze_count() > 0
+        young = weakref.ref(_Cyclic())  # garbage only the collector frees
+        gc.disable()  # no automatic collection: what is freed, settle or refcounts freed
+        try:
+            await resources.redis.incr(keys.CATALOG_VERSION)
+            other.cache.invalidate()
+            store = await other.store(STORE)
+        finally:
+            gc.enable()
+        assert store is not None and young() is None  # collected, not frozen
+        assert old() is None  # the replaced catalogue: no cycle kept it
+        assert aside() is not None  # the frozen are not scanned again (a full collection's cost)
         assert not any(o is store.items for o in gc.get_objects())  # out of the collector's sight
     finally:
         gc.unfreeze()
