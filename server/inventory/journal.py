@@ -143,8 +143,7 @@ _ENTRIES = """
       ORDER BY h, ord DESC)"""
 _OFFSET_LOCK = """SELECT 1 FROM inventory_journal_offsets WHERE store_id = %(s)s FOR UPDATE"""
 # the SOFT and HARD lines of each holder of ``v``, found holder by holder (LATERAL with
-# OFFSET 0: an index lookup each, the status tested outside: else the planner may pick
-# the partial index of active holds and scan every one of the store's)
+# OFFSET 0: a primary-key lookup each, the status tested outside)
 _LINES_OF = """
       SELECT r.sku_id, v.* FROM {v} v, LATERAL (
         SELECT sku_id, expires_at, status FROM inventory_reservations
@@ -177,9 +176,9 @@ _BOOKS = (
       SELECT DISTINCT ON (h, sku) h, sku, q, at, to_timestamp(xo::float8) AS x FROM mv
       WHERE k = 'R' ORDER BY h, sku, ord DESC),
     rows AS (
-      INSERT INTO inventory_reservations (reservation_id, store_id, order_id, sku_id,
-        quantity, status, created_at, updated_at, expires_at)
-      SELECT gen_random_uuid(), %(s)s, l.h, l.sku, l.q,
+      INSERT INTO inventory_reservations (store_id, order_id, sku_id, quantity, status,
+        created_at, updated_at, expires_at)
+      SELECT %(s)s, l.h, l.sku, l.q,
         CASE WHEN l.q > 0 THEN 'SOFT' ELSE 'RELEASED' END, l.at, l.at,
         CASE WHEN l.q > 0 THEN held.x ELSE l.x END
       FROM line l JOIN held USING (h)

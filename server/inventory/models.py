@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import BigInteger, CheckConstraint, Identity, Index, UniqueConstraint, text
+from sqlalchemy import BigInteger, CheckConstraint, Identity, Index, text
 from sqlmodel import Column, Field, SQLModel
 
 from server.kit.columns import Timestamp, enum_field, tz_field
@@ -44,27 +44,21 @@ class StoreInventory(SQLModel, table=True):
 class InventoryReservation(SQLModel, table=True):
     """One hold of one SKU for one cart or order (``order_id`` is the cart id until checkout).
 
-    Unique per (store, order, sku): an order belongs to one store, and the store column
-    keeps the key valid when the table is distributed by ``store_id`` (Citus).
+    Keyed by (store, order, sku): an order belongs to one store, and the store column keeps
+    the key valid when the table is distributed by ``store_id`` (Citus).
     """
 
     __tablename__ = "inventory_reservations"
-    __table_args__ = (
-        UniqueConstraint("store_id", "order_id", "sku_id", name="uq_reservation_order_sku"),
-        Index(
-            "ix_reservations_active_expiry",
-            "store_id",
-            "expires_at",
-            postgresql_where=text("status IN ('SOFT', 'HARD')"),
-        ),
-    )
 
-    # no foreign keys (migration 0021): the journal writer inserts ~1,000 a batch, each
-    # check a trigger query; written only for SKUs the gate admitted from store_inventory
+    # one index only (migration 0022): the journal writer upserts ~1,000 rows a batch, each
+    # index an entry a row; no foreign keys either (0021: a trigger query a row), written
+    # only for SKUs the gate admitted from store_inventory
     store_id: str = Field(primary_key=True, max_length=20)
-    reservation_id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    order_id: str = Field(max_length=50)  # every query names the store: the unique key serves
-    sku_id: str = Field(max_length=50)
+    order_id: str = Field(primary_key=True, max_length=50)
+    sku_id: str = Field(primary_key=True, max_length=50)
+    reservation_id: uuid.UUID = Field(
+        default_factory=uuid.uuid4, sa_column_kwargs={"server_default": text("gen_random_uuid()")}
+    )  # nothing reads by it
     quantity: int = Field(ge=0)
     status: ReservationStatus = enum_field(max_length=20)
     created_at: Timestamp = tz_field(server_now=True)

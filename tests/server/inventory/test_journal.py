@@ -119,6 +119,25 @@ async def test_a_line_released_and_held_again_keeps_one_row_with_the_holds_expir
     assert await find_drift(stack.engine, stack.redis, STORE) == []
 
 
+async def test_the_writers_rows_have_one_index_their_line_key(stack) -> None:
+    """Each index costs an entry a row in the writer's ~1,000-row upserts (migration 0022):
+    the line's key is the only one, and a row still gets its id from the default."""
+    (a,) = _skus(stack.database_url, 1)
+    await _soft(stack, "cart-ix", {a: 1})
+    assert await journal.drain(stack.engine, stack.redis, STORE) == 1
+    with psycopg.connect(stack.database_url) as conn:
+        indexes = conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = 'inventory_reservations'"
+        ).fetchall()
+        ids = conn.execute(
+            "SELECT reservation_id FROM inventory_reservations WHERE store_id = %s "
+            "AND order_id = 'cart-ix'",
+            (STORE,),
+        ).fetchall()
+    assert [i[0].split(" USING ")[1] for i in indexes] == ["btree (store_id, order_id, sku_id)"]
+    assert len(ids) == 1 and ids[0][0] is not None
+
+
 async def test_a_writer_that_dies_mid_batch_applies_nothing_and_the_next_applies_once(
     stack,
 ) -> None:
