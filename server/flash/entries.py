@@ -240,7 +240,7 @@ async def join(
         joined: queue.Joined | None = await attempt()
     except queue.QueueNotReady:
         joined = None
-    if joined is not None and not joined.can_admit:
+    if joined is not None and not _admits_itself(joined, settings.flash_max_concurrent_checkouts):
         units_left = joined.free + joined.in_slots
         base = {"sale_id": sale.sale_id, "store_id": store_id, "units_left": units_left}
         if joined.status == "EARLY":
@@ -272,6 +272,17 @@ async def join(
             settings=settings,
             ticket=joined.ticket,
         )
+
+
+def _admits_itself(joined: queue.Joined, max_slots: int) -> bool:
+    """Whether a join admits (a transaction): when its own customer is among those the
+    free slots take, or when no slot is in use (the start: no slot's end will admit).
+    Otherwise the head of the line is admitted by whoever freed the slot (``end_slots``)
+    or by the tick: a crowd's joins each opened a transaction, in the queue bulkhead, for
+    someone else's turn while a freed slot was being refilled."""
+    if not joined.can_admit or joined.rank is None:
+        return False
+    return joined.in_slots == 0 or joined.rank < min(joined.free, max_slots - joined.in_slots)
 
 
 def _refuse(joined: queue.Joined, sale: FlashSale) -> None:

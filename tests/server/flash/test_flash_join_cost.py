@@ -13,7 +13,11 @@ import psycopg
 from fastapi import FastAPI
 from sqlalchemy import event
 
+from server.flash import queue
+from server.flash.admission import admit_next
+from server.flash.sales import get_sale
 from server.kit import keys
+from server.kit.db import transaction
 from server.kit.resources import resources_of
 from tests.helpers import simulated_provider
 from tests.server.flash.flash_helpers import (
@@ -153,3 +157,52 @@ async def test_the_limit_in_redis_follows_postgres_and_postgres_has_the_last_wor
     again = await client.post(queue_url, json={"store_id": STORE}, headers=buyer)
     assert again.status_code == 409 and again.json()["code"] == "flash_limit_reached"
     assert await _bought_in_redis(app, sid) == sold
+
+
+async def test_a_join_behind_a_freed_slot_leaves_its_refill_to_others(city, app, client, clock):
+    """A slot freed but not yet refilled (its releaser, or the tick, admits the head next)
+    is not for a join further back: it answers from Redis alone, and the head still gets
+    the slot."""
+    resources = resources_of(app)
+    resources.settings.flash_max_concurrent_checkouts = 2
+    sku = flash_sku(city.database_url)
+    await stock_up(app, STORE, sku, 5)
+    sale = await create_sale(
+        client, manager_headers(clock, city.database_url), clock, sku=sku, units=3
+    )
+    sid = sale["sale_id"]
+    queue_url = f"/v1/flash-sales/{sid}/queue"
+    people = make_customers(city.database_url, clock, 4)
+    (first_id, first), (_, second), (third_id, third), (_, fourth) = people
+    for headers, status in ((first, "ADMITTED"), (second, "ADMITTED"), (third, "WAITING")):
+        r = await client.post(queue_url, json={"store_id": STORE}, headers=headers)
+        assert r.json()["status"] == status
+    assert (await client.get(f"{queue_url}/me", headers=fourth)).status_code == 404  # signed in
+    # the first slot ends in Redis (the second is in use); its releaser has not admitted
+    # the head yet
+    released = await queue.release(
+        resources.redis,
+        sale_id=sid,
+        store_id=STORE,
+        ended={str(first_id): "returned"},
+        now=clock.now().timestamp(),
+        slot_s=60,
+        max_slots=2,
+    )
+    assert released.can_admit
+
+    with _postgres_use(app) as used:
+        behind = await client.post(queue_url, json={"store_id": STORE}, headers=fourth)
+    assert used == []
+    assert behind.json()["status"] == "WAITING" and behind.json()["position"] == 2
+
+    async with transaction(resources.sessions) as session:  # the releaser's admission
+        admitted = await admit_next(
+            session,
+            resources.redis,
+            sale=await get_sale(session, sale_id=uuid.UUID(sid)),
+            store_id=STORE,
+            now=clock.now(),
+            settings=resources.settings,
+        )
+    assert [a.customer for a in admitted] == [str(third_id)]  # the head, not the joiner
