@@ -11,6 +11,10 @@ Side by side in one run, on one hot SKU and on 5,000 SKUs:
 - trivial Lua: a script that reads one hash field on the same Redis (the limit);
 - PostgreSQL row lock: ``UPDATE ... SET available = available - n WHERE available >= n``
   in its own transaction, the classic hot-row approach.
+
+Every run, of every scenario, starts from the seeded books (``_fresh``): a run's holds are
+never ended (a reservation bench holds), so without it each run would find the rows and
+holds of all the runs before it, and the last scenarios (the 5,000 SKUs) the most.
 """
 
 from __future__ import annotations
@@ -52,15 +56,15 @@ APART = "engine end to end, the writer in a process of its own"
 
 async def run(settings: Settings, *, ops: int, concurrency: int, repeats: int) -> dict:
     async with bench_stack(settings, pool=concurrency) as stack:
-        await load_store(stack.engine, stack.redis, STORE)
         with psycopg.connect(stack.database_url) as conn:
-            skus = [
-                r[0]
-                for r in conn.execute(
-                    "SELECT sku_id FROM store_inventory WHERE store_id = %s ORDER BY sku_id",
-                    (STORE,),
-                )
-            ]
+            seeded = conn.execute(
+                "SELECT array_agg(sku_id ORDER BY sku_id), array_agg(available_qty ORDER BY "
+                "sku_id), array_agg(reserved_qty ORDER BY sku_id) FROM store_inventory "
+                "WHERE store_id = %s",
+                (STORE,),
+            ).fetchone()
+        assert seeded is not None and seeded[0], "the bench city has no stock"
+        skus: list[str] = seeded[0]
         hot = skus[0]
         clock = Clock()
         rng = random.Random(7)
@@ -122,6 +126,7 @@ async def run(settings: Settings, *, ops: int, concurrency: int, repeats: int) -
         cpu: dict[str, list[dict[str, float]]] = {}
 
         async def measured(spread: str, name: str, op: Callable[[int], Awaitable[None]]) -> Result:
+            await _fresh(stack, seeded)
             if not name.startswith("engine end to end"):
                 with cpu_meter(parties) as used:
                     result = await measure(name, op, total=ops, concurrency=concurrency)
@@ -147,7 +152,6 @@ async def run(settings: Settings, *, ops: int, concurrency: int, repeats: int) -
             for name, op in scenarios(spread):
                 runs = [await measured(spread, name, op) for _ in range(repeats)]
                 results.append(median_of(runs))
-                await _reload(stack)
             tables[spread] = results
         cond = conditions(
             concurrency=concurrency,
@@ -239,6 +243,8 @@ class _Apart:
     database_url: str
     redis_url: str
     stop: EventType  # set by the bench once every reservation is in Redis
+    written: EventType  # set by the writer after its last run (or its failure)
+    measured: EventType  # set by the bench once it read the CPU meter: the writer may end
 
 
 async def _write_apart(share: _Apart, barrier: Barrier) -> _Writing:
@@ -253,6 +259,10 @@ async def _write_apart(share: _Apart, barrier: Barrier) -> _Writing:
             engine, redis, share.stop.is_set, lambda s: asyncio.to_thread(share.stop.wait, s)
         )
     finally:
+        # alive (and its PostgreSQL backends too) until the meter has read its CPU: a
+        # process that ended before it counted nothing
+        share.written.set()
+        await asyncio.to_thread(share.measured.wait, 300)
         await redis.aclose()
         await engine.dispose()
 
@@ -271,11 +281,12 @@ async def _end_to_end(
     the leased loop) or ``apart`` in a spawned one; the time includes the writer's last
     run, so the figure is reservations per second that reached the books. Also answers
     the CPU seconds of each of ``parties`` in that time (the checks after it left out)."""
-    stop = multiprocessing.get_context("spawn").Event()
+    context = multiprocessing.get_context("spawn")
+    stop, written, measured = context.Event(), context.Event(), context.Event()
     if apart:
-        spawned = Spawned(_write_apart, [_Apart(stack.database_url, stack.redis_url, stop)])
+        share = _Apart(stack.database_url, stack.redis_url, stop, written, measured)
+        spawned = Spawned(_write_apart, [share])
         await spawned.start()
-    # (the spawned writer's CPU counts while it lives: it may end before the meter reads it)
     with cpu_meter(parties) as used:
         if not apart:
             done = asyncio.Event()
@@ -290,11 +301,14 @@ async def _end_to_end(
         result = await measure(name, op, total=total, concurrency=concurrency)
         if apart:
             stop.set()
-            (wrote,) = await spawned.results()
+            await asyncio.to_thread(written.wait, 3600)
         else:
             done.set()
             wrote = await task
         elapsed = time.perf_counter() - started
+    if apart:
+        measured.set()
+        (wrote,) = await spawned.results()
     wrote.share = wrote.seconds / elapsed
     if await journal.drain(stack.engine, stack.redis, STORE):
         raise RuntimeError("the writer left entries unapplied")
@@ -304,11 +318,22 @@ async def _end_to_end(
     return replace(result, seconds=elapsed), wrote, used
 
 
-async def _reload(stack: BenchStack) -> None:
-    """Write what the journal holds and reload the store: the row-lock baseline took units
-    straight from PostgreSQL, so the next scenario starts with Redis equal to the books."""
-    await journal.drain(stack.engine, stack.redis, STORE)
-    await stack.redis.delete(keys.store_ready(STORE))
+async def _fresh(stack: BenchStack, seeded: tuple[list[str], list[int], list[int]]) -> None:
+    """The seeded books again, before every run of every scenario (the engine's and the
+    row lock's alike): the reservations, ledger rows and journal offset of the runs before
+    gone, the stock back to its seeded quantities, the tables vacuumed (their dead rows
+    would be autovacuum's, not a reservation's, cost), and Redis loaded from these books
+    (the bench's own database and Redis DB)."""
+    await stack.redis.flushdb()
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        conn.execute("TRUNCATE inventory_reservations, stock_ledger, inventory_journal_offsets")
+        conn.execute(
+            "UPDATE store_inventory i SET available_qty = s.a, reserved_qty = s.r "
+            "FROM unnest(%s::text[], %s::int[], %s::int[]) AS s(k, a, r) "
+            "WHERE i.store_id = %s AND i.sku_id = s.k",
+            (*seeded, STORE),
+        )
+        conn.execute("VACUUM (ANALYZE) store_inventory, inventory_reservations, stock_ledger")
     await load_store(stack.engine, stack.redis, STORE)
 
 
