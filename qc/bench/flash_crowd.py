@@ -16,7 +16,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from multiprocessing.synchronize import Barrier
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import websockets
@@ -29,6 +29,7 @@ from qc.bench.harness import percentile
 if importlib.util.find_spec("sniffio") is None:
     sys.modules["sniffio"] = None  # type: ignore[assignment]
 
+L = TypeVar("L")
 HOME = {"lat": 12.9352, "lng": 77.6245}  # BLR-KOR delivers here
 ADDRESS = {"address": {"line1": "bench", **HOME}, "payment_method": "upi"}
 
@@ -323,6 +324,14 @@ class CrowdShare:
     poll_cap_s: float | None = None
 
 
+def lanes_of(lanes: dict[str, list[L]], place: int) -> dict[str, L]:
+    """The clients of a share's ``place``-th customer, round robin by place in the share:
+    a customer's number (``Arrival.i``) is the same modulo the number of processes all
+    through a share, and by it each process used one of its two join clients (half the
+    join connections the conditions name)."""
+    return {kind: clients[place % len(clients)] for kind, clients in lanes.items()}
+
+
 async def play(share: CrowdShare, barrier: Barrier) -> Crowd:
     """One load process's customers (``harness.Spawned``), released at ``barrier``."""
     limits = httpx.Limits(
@@ -354,7 +363,7 @@ async def play(share: CrowdShare, barrier: Barrier) -> Crowd:
                 customer(
                     a.i,
                     token=a.token,
-                    lanes={k: v[a.i % len(v)] for k, v in lanes.items()},
+                    lanes=lanes_of(lanes, n),
                     base_ws=base_ws,
                     sale_id=share.sale_id,
                     store=share.store,
@@ -365,7 +374,7 @@ async def play(share: CrowdShare, barrier: Barrier) -> Crowd:
                     crowd=crowd,
                     poll_cap_s=share.poll_cap_s,
                 )
-                for a in share.arrivals
+                for n, a in enumerate(share.arrivals)
             )
         )
         crowd.cpu_s = time.process_time() - cpu

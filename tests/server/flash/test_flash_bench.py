@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from qc.bench.flash import run
+from qc.bench.flash_crowd import lanes_of
 
 
 @pytest.mark.slow
@@ -39,3 +40,13 @@ async def test_the_flash_benchmark_sells_exactly_the_units(settings, clean) -> N
     # from arrival counts the client's own wait as well: never less than the request alone
     assert crowd["join_from_arrival_p99_ms"] >= crowd["join_p50_ms"] > 0
     assert crowd["api_cpu_ms_per_customer"] > 0 and crowd["generator_loop_lag_p99_ms"] >= 0
+
+
+def test_a_share_spreads_its_customers_over_all_its_clients() -> None:
+    """Two processes: one plays the even customers, the other the odd ones; each still
+    uses every one of its clients of a kind."""
+    lanes = {"join": ["j0", "j1"], "poll": ["p0"]}
+    share = list(range(20_000))[0::2]  # Arrival.i of the first process's customers
+    used = [lanes_of(lanes, place) for place, _ in enumerate(share)]
+    assert {u["join"] for u in used} == {"j0", "j1"} and {u["poll"] for u in used} == {"p0"}
+    assert sum(u["join"] == "j0" for u in used) == len(share) // 2
