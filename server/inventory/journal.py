@@ -163,15 +163,17 @@ _BOOKS = (
           ELSE 'EXPIRE' END AS movement
       FROM mv),
     sums AS (SELECT sku, sum(da)::int AS da, sum(dr)::int AS dr FROM moves GROUP BY sku),
-    locked AS (
-      SELECT i.sku_id FROM store_inventory i JOIN sums v ON v.sku = i.sku_id
-      WHERE i.store_id = %(s)s ORDER BY i.sku_id FOR UPDATE OF i),
+    locked AS (  -- in SKU order, each row by its key (not a scan of the store's)
+      SELECT i.sku_id, v.da, v.dr FROM (SELECT * FROM sums ORDER BY sku) v, LATERAL (
+        SELECT sku_id FROM store_inventory WHERE store_id = %(s)s AND sku_id = v.sku
+        FOR UPDATE) i),
     stock AS (
-      UPDATE store_inventory s SET available_qty = s.available_qty + v.da,
-        reserved_qty = s.reserved_qty + v.dr, last_updated = (SELECT max(at) FROM e)
-      FROM sums v JOIN locked l ON l.sku_id = v.sku
-      WHERE s.store_id = %(s)s AND s.sku_id = v.sku
-      RETURNING s.sku_id, s.available_qty, s.reorder_level, v.da),
+      UPDATE store_inventory s SET available_qty = s.available_qty + l.da,
+        reserved_qty = s.reserved_qty + l.dr, last_updated = (SELECT max(at) FROM e)
+      FROM locked l
+      WHERE s.store_id = %(s)s AND s.sku_id = ANY(ARRAY(SELECT sku_id FROM locked))
+        AND s.sku_id = l.sku_id
+      RETURNING s.sku_id, s.available_qty, s.reorder_level, l.da),
     line AS (
       SELECT DISTINCT ON (h, sku) h, sku, q, at, to_timestamp(xo::float8) AS x FROM mv
       WHERE k = 'R' ORDER BY h, sku, ord DESC),
