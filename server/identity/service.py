@@ -210,11 +210,6 @@ def _checked(user: User | None, claims: TokenClaims) -> User:
     return user
 
 
-async def get_active_user(session: AsyncSession, *, claims: TokenClaims) -> User:
-    """The token's user, if still active and the token was issued after their last logout."""
-    return _checked(await session.get(User, claims.user_id), claims)
-
-
 async def _read_states(redis: aioredis.Redis, names: list[str]) -> list[Any]:
     if len(names) == 1:
         return [await redis.get(names[0])]
@@ -265,8 +260,9 @@ _user_loads: TurnBatcher[
 async def current_user(
     redis: aioredis.Redis, sessions: async_sessionmaker[AsyncSession], *, claims: TokenClaims
 ) -> User:
-    """``get_active_user`` from the cached auth state; on a miss (or a revocation mark)
-    from PostgreSQL in a transaction of its own, ended before this returns (the caller's
+    """The token's user, if still active and the token was issued after their last logout,
+    from the cached auth state; on a miss (or a revocation mark) from PostgreSQL in a
+    transaction of its own, ended before this returns (the caller's
     handler may need the pool's connection), and cached unless a newer mark forbids it.
     Both reads are batched per event-loop turn (``_state_reads``, ``_user_loads``)."""
     raw = await _state_reads.submit(redis, keys.auth_user(str(claims.user_id)))

@@ -23,7 +23,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from server.identity import service as identity
 from server.identity.models import User
 from server.kit import keys
-from server.kit.db import transaction
 from server.kit.errors import DomainError, Unauthorized
 from server.kit.resources import Resources, resources_of
 from shared.enums import Role
@@ -93,8 +92,10 @@ async def accept(
     await websocket.accept()
     try:
         claims = _caller(websocket)
-        async with transaction(resources_of(websocket.app).sessions) as session:
-            user = await identity.get_active_user(session, claims=claims)
+        resources = resources_of(websocket.app)
+        # the cached auth state, as an HTTP request's: a crowd's sockets do not each hold a
+        # pooled connection for a user read (a pool of 4 left handshakes waiting 30 s)
+        user = await identity.current_user(resources.redis, resources.sessions, claims=claims)
         if user.role not in roles:
             raise wrong_role()
         if admit is None:

@@ -67,6 +67,11 @@ async def test_logout_revokes_every_token_and_closes_the_sockets(
     for headers in (first, second):
         r = await http.get("/v1/me", headers=headers)
         assert r.status_code == 401 and r.json()["code"] == "token_revoked"
+    # a new socket on the old token is refused too: its accept reads the cached auth state,
+    # which the first socket's accept had filled before the logout
+    async with websockets.connect(_ws(live_server, "/ws/ops?city=BLR", token)) as ws:
+        assert json.loads(await ws.recv())["error"]["code"] == "token_revoked"
+        assert await _closed_with(ws) == 4401
     fresh = await login(http, *MANAGER)  # a login after the logout works
     assert (await http.get("/v1/me", headers=fresh)).status_code == 200
 
