@@ -70,14 +70,19 @@ async def _bought_in_redis(app: FastAPI, sale_id: str) -> dict[str, int]:
     return {k: int(v) for k, v in text.items()}
 
 
-async def test_a_join_in_line_and_its_polls_use_no_postgres(city, app, client, clock):
-    resources_of(app).settings.flash_max_concurrent_checkouts = 1
+async def _sale_of_three(app: FastAPI, client, clock, city) -> str:
+    """A live sale of 3 units of a flash SKU with 5 in stock; its id."""
     sku = flash_sku(city.database_url)
     await stock_up(app, STORE, sku, 5)
     sale = await create_sale(
         client, manager_headers(clock, city.database_url), clock, sku=sku, units=3
     )
-    queue_url = f"/v1/flash-sales/{sale['sale_id']}/queue"
+    return str(sale["sale_id"])
+
+
+async def test_a_join_in_line_and_its_polls_use_no_postgres(city, app, client, clock):
+    resources_of(app).settings.flash_max_concurrent_checkouts = 1
+    queue_url = f"/v1/flash-sales/{await _sale_of_three(app, client, clock, city)}/queue"
     (_, first), (_, second), (_, third) = make_customers(city.database_url, clock, 3)
     r = await client.post(queue_url, json={"store_id": STORE}, headers=first)
     assert r.json()["status"] == "ADMITTED"  # the one slot is taken: the others queue
@@ -105,12 +110,7 @@ async def test_the_limit_in_redis_follows_postgres_and_postgres_has_the_last_wor
 ):
     resources = resources_of(app)
     provider = simulated_provider(app)
-    sku = flash_sku(city.database_url)
-    await stock_up(app, STORE, sku, 5)
-    sale = await create_sale(
-        client, manager_headers(clock, city.database_url), clock, sku=sku, units=3
-    )
-    sid = sale["sale_id"]
+    sid = await _sale_of_three(app, client, clock, city)
     queue_url = f"/v1/flash-sales/{sid}/queue"
     (buyer_id, buyer), (_, decliner) = make_customers(city.database_url, clock, 2)
 
@@ -165,12 +165,7 @@ async def test_a_join_behind_a_freed_slot_leaves_its_refill_to_others(city, app,
     the slot."""
     resources = resources_of(app)
     resources.settings.flash_max_concurrent_checkouts = 2
-    sku = flash_sku(city.database_url)
-    await stock_up(app, STORE, sku, 5)
-    sale = await create_sale(
-        client, manager_headers(clock, city.database_url), clock, sku=sku, units=3
-    )
-    sid = sale["sale_id"]
+    sid = await _sale_of_three(app, client, clock, city)
     queue_url = f"/v1/flash-sales/{sid}/queue"
     people = make_customers(city.database_url, clock, 4)
     (first_id, first), (_, second), (third_id, third), (_, fourth) = people
