@@ -82,9 +82,9 @@ local function reserve(k, a)
   local out = {'OK', state or '', fields._exp or '', pending, epoch, ''}
   local moved, set, unset = {}, {}, {}
   -- SKU fields the hold keeps (its meta fields start with an underscore)
-  local left, after = 0, {}
+  local left, kept = 0, {}  -- kept: the hold's lines after the change
   for f, v in pairs(fields) do
-    if string.sub(f, 1, 1) ~= '_' then left = left + 1; after[f] = v end
+    if string.sub(f, 1, 1) ~= '_' then left = left + 1; kept[f] = v end
   end
   for i = 1, n do
     local sku, want, d = skus[i], wants[i], deltas[i]
@@ -98,11 +98,11 @@ local function reserve(k, a)
     if fields[sku] then left = left - 1 end
     if want == 0 then
       if fields[sku] then table.insert(unset, sku) end
-      after[sku] = nil
+      kept[sku] = nil
     else
       left = left + 1
       table.insert(set, sku); table.insert(set, want)
-      after[sku] = want
+      kept[sku] = want
     end
     table.insert(out, sku); table.insert(out, olds[i]); table.insert(out, want)
   end
@@ -114,7 +114,7 @@ local function reserve(k, a)
     redis.call('INCR', KEYS[3])
   end
   local held = {}
-  for sku, q in pairs(after) do table.insert(held, sku .. ':' .. q) end
+  for sku, q in pairs(kept) do table.insert(held, sku .. ':' .. q) end
   out[6] = table.concat(held, ';')
   if left == 0 then
     redis.call('DEL', hold)
