@@ -30,13 +30,15 @@ def settings(services, request: pytest.FixtureRequest):
     return settings_for(services, work_push=getattr(request, "param", True))
 
 
-async def _next(ws: Any, kind: str, timeout: float = 10.0) -> dict:
-    """The next message of this type (others, e.g. pings, are skipped)."""
+async def _next(ws: Any, kind: str, timeout: float = 10.0, order_id: str = "") -> dict:
+    """The next message of this type (others, e.g. pings, are skipped), of ``order_id`` if
+    given: on an external Redis, another xdist worker's orders at the same store are
+    published on the same channel (pub/sub is not per database)."""
 
     async def read() -> dict:
         while True:
             message = json.loads(await ws.recv())
-            if message.get("type") == kind:
+            if message.get("type") == kind and order_id in ("", message.get("order_id")):
                 return message
 
     return await asyncio.wait_for(read(), timeout)
@@ -84,7 +86,7 @@ async def test_a_new_pick_task_reaches_the_pickers_socket(
             with pytest.raises(TimeoutError):
                 await _next(ws, "picking.queued", timeout=1.0)
             return
-        pushed = await _next(ws, "picking.queued")
+        pushed = await _next(ws, "picking.queued", order_id=str(order_id))
     assert pushed["order_id"] == str(order_id) and pushed["store_id"] == STORE
     assert pushed["status"] == "WAITING" and pushed["units"] >= 0 and pushed["estimate_s"] >= 0
 
