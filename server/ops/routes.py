@@ -20,7 +20,7 @@ from server.kit.errors import Forbidden
 from server.kit.openapi import problem_responses
 from server.kit.resources import Resources, resources_of
 from server.ops import alerts, audit, feed, service, stages
-from server.orders import service as orders
+from server.orders import views
 from server.stores.models import DarkStore
 from shared.aio import wait_event
 from shared.enums import Role
@@ -224,7 +224,7 @@ async def reassign(
         reason=body.reason,
         now=clock.now(),
     )
-    return await orders.public(session, order)
+    return await views.public(session, order)
 
 
 @router.post(
@@ -273,7 +273,7 @@ async def cancel(
     order = await service.cancel_order(
         session, redis, order_id=order_id, manager=manager, reason=body.reason, now=clock.now()
     )
-    return await orders.public(session, order)
+    return await views.public(session, order)
 
 
 @router.get("/audit", summary="Manager actions in the city, newest first", responses=ERRORS)

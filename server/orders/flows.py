@@ -46,6 +46,7 @@ from server.kit.cache import TTLCache
 from server.kit.config import Settings
 from server.kit.db import transaction
 from server.orders import service as orders
+from server.orders import views
 from server.orders.models import Order
 from server.orders.service import OrderLine
 from server.payments.breaker import CircuitOpen, PaymentUnavailable
@@ -338,9 +339,9 @@ async def _applied(
             outcome = PaymentDeclined(order_id=order_id, failure_reason=result.failure_reason)
         elif unpaid.lines is not None:
             # built from what the flow holds: a fresh order has no refund or substitution yet
-            outcome = CheckoutPlaced(order=orders.placed_public(order, unpaid.lines))
+            outcome = CheckoutPlaced(order=views.placed_public(order, unpaid.lines))
         else:
-            outcome = CheckoutPlaced(order=await orders.public(session, order))
+            outcome = CheckoutPlaced(order=await views.public(session, order))
         if claim is not None:
             await claim.answer(session, outcome)
     return outcome
@@ -378,7 +379,7 @@ async def _placed_earlier(
         return PaymentDeclined(order_id=order_id, failure_reason=payment.failure_reason)
     if payment.status == "PENDING" and order.status == OrderStatus.PLACED:
         return _Unpaid(store_id, payment.payment_id, payment.amount_paise)
-    return CheckoutPlaced(order=await orders.public(session, order))
+    return CheckoutPlaced(order=await views.public(session, order))
 
 
 async def _require_checkout_possible(

@@ -37,7 +37,7 @@ from server.kit.quick import (
 )
 from server.kit.resources import Resources, resources_of
 from server.orders import cart as carts
-from server.orders import service
+from server.orders import service, views
 from server.orders.flows import CheckoutOutcome, CheckoutPlaced, PaymentDeclined
 from shared.schemas.common import Page
 from shared.schemas.orders import (
@@ -408,7 +408,7 @@ async def list_orders(
     found = await service.list_orders(session, user=user, limit=limit + 1, before=cursor)
     page = found[:limit]
     return Page[OrderPublic](
-        items=[await service.public(session, o) for o in page],
+        items=[await views.public(session, o) for o in page],
         next_cursor=page[-1].placed_at.isoformat()
         if len(found) > limit and page[-1].placed_at
         else None,
@@ -422,7 +422,7 @@ async def list_orders(
 )
 async def get_order(order_id: uuid.UUID, session: SessionDep, user: CurrentUser) -> OrderPublic:
     order = await service.get_order(session, order_id=order_id, viewer=user)
-    return await service.public(session, order, show_otp=user.id == order.user_id)
+    return await views.public(session, order, show_otp=user.id == order.user_id)
 
 
 @router.post(
@@ -448,4 +448,4 @@ async def cancel(
         reason=body.reason,
         by_customer=True,
     )
-    return await service.public(session, order)
+    return await views.public(session, order)

@@ -16,6 +16,7 @@ from server.kit.errors import NotFound
 from server.kit.keys import order_channel
 from server.kit.resources import resources_of
 from server.orders import service as orders
+from server.orders import views
 from shared.enums import Role
 
 router = APIRouter(tags=["orders"])
@@ -46,7 +47,7 @@ async def track_order(websocket: WebSocket, order_id: uuid.UUID) -> None:
         async with transaction(sessions) as session:
             sequence = await orders.latest_sequence(session, order_id=order_id)
             order = await orders.get_order(session, order_id=order_id, viewer=user)
-            snapshot = await orders.public(session, order, show_otp=True)
+            snapshot = await views.public(session, order, show_otp=True)
         await websocket.send_json(
             {"type": "snapshot", "sequence": sequence, "order": snapshot.model_dump(mode="json")}
         )

@@ -25,6 +25,7 @@ from server.kit.keys import picking_channel
 from server.kit.openapi import problem_responses
 from server.kit.resources import resources_of
 from server.orders import service as orders
+from server.orders import views
 from server.picking import consent, service, shorts
 from shared.enums import Role
 from shared.schemas.orders import OrderPublic, SubstitutionAnswer
@@ -201,7 +202,7 @@ async def answer_substitution(
     await consent.answer(
         session, redis, order=order, customer=customer, sku_id=sku_id, body=body, now=clock.now()
     )
-    return await orders.public(session, order, show_otp=True)
+    return await views.public(session, order, show_otp=True)
 
 
 @router.post(
