@@ -207,27 +207,17 @@ async def priced_lines(
     holder: str,
     known: SoftHold | None = None,
 ) -> list[HeldLine]:
-    """``held_lines`` (the holder's live soft hold), named and priced from the replica's
+    """The holder's live soft hold (``soft_hold``), named and priced from the replica's
     catalogue (``server.catalog.snapshot``), not PostgreSQL: every cart view and checkout
     read it (a statement, ~4 an order). Prices change only with the catalogue, which drops
     its copy on ``catalog_changed``. A SKU the catalogue does not sell at the store (an
     inactive product) is left to the books: they price them all then. ``known``: the hold
     as this request's change left it (not read again)."""
-    if known is None and catalog is None:
-        return await held_lines(session, redis, store_id=store_id, holder=holder)
-    held = (
-        known
-        if known is not None
-        else await soft_hold(session, redis, store_id=store_id, holder=holder)
-    )
+    held = known or await soft_hold(session, redis, store_id=store_id, holder=holder)
     if held is None or not held[0]:
         return []
     quantities, expires = held
-    if catalog is None:
-        return await priced_from_books(
-            session, store_id=store_id, quantities=quantities, expires=expires
-        )
-    store = await catalog.store(store_id, on=session)
+    store = None if catalog is None else await catalog.store(store_id, on=session)
     items = {} if store is None else store.items
     if not all(sku in items for sku in quantities):
         return await priced_from_books(
