@@ -122,6 +122,29 @@ async def create_sale(
     return str(r.json()["sale_id"])
 
 
+def _crowd_alone(
+    cpu_s: dict[str, float],
+    baseline_cpu_s: dict[str, float],
+    baseline: dict[str, Any],
+    during: dict[str, Any],
+    users: int,
+) -> dict[str, float]:
+    """The crowd's own CPU per customer: the regular orders that ran beside it are taken
+    out at what one cost in the baseline (measured the same way, nothing else running but
+    the idle background loops, which the baseline charges to the orders: a slight
+    overestimate of theirs)."""
+    out: dict[str, float] = {}
+    for name, used in cpu_s.items():
+        per_order = baseline_cpu_s.get(name, 0.0) / max(1, baseline["orders"])
+        regular = per_order * during["orders"]
+        out[f"{name.lower()}_cpu_ms_per_regular_order"] = round(1000 * per_order, 2)
+        out[f"{name.lower()}_cpu_s_regular_orders_beside"] = round(regular, 1)
+        out[f"{name.lower()}_cpu_ms_per_customer_without_regular"] = round(
+            1000 * max(0.0, used - regular) / users, 2
+        )
+    return out
+
+
 def _mint_tokens(database_url: str, users: int) -> list[tuple[uuid.UUID, str]]:
     """Bearer tokens minted with the bench server's key (logging 20,000 people in through
     scrypt would measure password hashing, not the sale)."""
@@ -195,15 +218,17 @@ async def run(
                     )
                 )
                 never = asyncio.Event()
-                baseline = await regular_orders(
-                    regular_client,
-                    regular_tokens,
-                    regular_skus,
-                    store=store,
-                    concurrency=regular_concurrency,
-                    until=never,
-                    seconds=regular_seconds,
-                )
+                pids = {"API": [api.pid], **service_pids(stack.database_url, stack.redis_url)}
+                with cpu_meter(pids) as baseline_cpu_s:  # what a regular order costs alone
+                    baseline = await regular_orders(
+                        regular_client,
+                        regular_tokens,
+                        regular_skus,
+                        store=store,
+                        concurrency=regular_concurrency,
+                        until=never,
+                        seconds=regular_seconds,
+                    )
                 created = time.perf_counter()
                 sale_id = await create_sale(
                     client, boss_token, sku_id=flash_sku, store_id=store, units=units
@@ -240,7 +265,6 @@ async def run(
                         for k in range(generators)
                     ],
                 )
-                pids = {"API": [api.pid], **service_pids(stack.database_url, stack.redis_url)}
                 with cpu_meter(pids) as cpu_s:  # while the crowd runs
                     start = await players.start()
                     done = asyncio.Event()
@@ -310,6 +334,8 @@ async def run(
                 f"{name.lower()}_cpu_ms_per_customer": round(1000 * used / users, 2)
                 for name, used in cpu_s.items()
             },
+            # and without the regular orders that ran beside it, at what one cost alone
+            **_crowd_alone(cpu_s, baseline_cpu_s, baseline, during, users),
             "generator_loop_lag_p50_ms": pct(crowd.loop_lag_ms, 0.5),
             "generator_loop_lag_p99_ms": pct(crowd.loop_lag_ms, 0.99),
             "checkouts": len(crowd.checkout_ms),

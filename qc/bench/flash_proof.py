@@ -129,6 +129,13 @@ def print_report(f: dict[str, Any]) -> None:
             f"{c['generator_loop_lag_p50_ms']:,.1f} / {c['generator_loop_lag_p99_ms']:,.1f}",
         ),
         ("API CPU per customer of the crowd ms", f"{c['api_cpu_ms_per_customer']:,.2f}"),
+        (
+            "  without the regular orders beside it ms",
+            f"{c['api_cpu_ms_per_customer_without_regular']:,.2f}"
+            f" ({c['api_cpu_s_regular_orders_beside']:,.1f} s for"
+            f" {f['regular']['during_sale']['orders']:,} orders at"
+            f" {c['api_cpu_ms_per_regular_order']:,.1f} ms)",
+        ),
         ("flash checkouts", f"{c['checkouts']:,}"),
         ("checkout p50 / p99 ms", f"{c['checkout_p50_ms']:,.1f} / {c['checkout_p99_ms']:,.1f}"),
         ("admitted (slots given)", f"{c['admitted']:,}"),

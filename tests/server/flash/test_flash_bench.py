@@ -40,6 +40,9 @@ async def test_the_flash_benchmark_sells_exactly_the_units(settings, clean) -> N
     # from arrival counts the client's own wait as well: never less than the request alone
     assert crowd["join_from_arrival_p99_ms"] >= crowd["join_p50_ms"] > 0
     assert crowd["api_cpu_ms_per_customer"] > 0 and crowd["generator_loop_lag_p99_ms"] >= 0
+    # the regular orders beside the crowd are taken out at their baseline cost
+    assert crowd["api_cpu_ms_per_regular_order"] > 0
+    assert 0 <= crowd["api_cpu_ms_per_customer_without_regular"] <= crowd["api_cpu_ms_per_customer"]
 
 
 def test_a_share_spreads_its_customers_over_all_its_clients() -> None:
