@@ -8,7 +8,6 @@ from collections.abc import Callable, Mapping
 from datetime import tzinfo
 
 from textual import work
-from textual.app import App
 from textual.reactive import reactive
 
 from control_tower.actions import ManagerActions
@@ -25,13 +24,14 @@ from control_tower.screens.overview import OverviewScreen
 from control_tower.screens.stages import StagesScreen
 from control_tower.state import CityView, FeedPayload
 from qc_tui.api import DEFAULT_SERVER, describe
+from qc_tui.app import ClosingApp
 from shared.client import ApiError, ConnectionLost, ManagerClient
 from shared.enums import Role
 
 MANAGERS = {Role.MANAGER, Role.ADMIN}
 
 
-class ControlTowerApp(App[None]):
+class ControlTowerApp(ClosingApp):
     CSS_PATH = "control_tower.tcss"
     TITLE = "qc control tower"
     ENABLE_COMMAND_PALETTE = False

@@ -22,7 +22,18 @@ CLOCK_SYNC_S = 30.0  # how often a terminal sets its clock by the server's again
 AskClock = Callable[[], Awaitable[ServerClockPublic]]
 
 
-class ServerApp(App[None]):
+class ClosingApp(App[None]):
+    """An app whose workers end before its screens close."""
+
+    async def _close_all(self) -> None:
+        # Textual removes a screen's widgets before it cancels that screen's workers: a call
+        # answered in between would resume into a screen without its widgets (NoMatches as
+        # the app closes). Cancelled first, a worker never runs again.
+        self.workers.cancel_all()
+        await super()._close_all()
+
+
+class ServerApp(ClosingApp):
     """``online`` (a reactive the banners follow) mirrors ``connection``; when the server is
     lost the app probes it until it answers, then ``reconnected`` runs."""
 
