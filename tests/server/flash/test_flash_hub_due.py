@@ -1,0 +1,47 @@
+"""The hub visits only the sockets due a look (``hub._Due``), not every socket on every
+refresh; which ones fall due, and when, is what ``Watcher.due_at`` said before."""
+
+from __future__ import annotations
+
+from server.flash.hub import FAR_BACK_PER_S, NEAR_FRONT, Watcher, _Due
+
+
+def _looked(due: _Due, w: Watcher, *, position: int | None, at: float) -> None:
+    w.position, w.told_at = position, at
+    due.file(w)
+
+
+def test_far_back_sockets_wait_their_interval_near_ones_every_refresh() -> None:
+    due = _Due()
+    far, near, new = Watcher("far"), Watcher("near"), Watcher("new")
+    for w in (far, near, new):
+        due.add(w)
+    assert set(due.take(0.0, set())) == {far, near, new}  # new sockets: at once
+    _looked(due, far, position=4000, at=0.0)  # 4000 / 200 = every 20 s, at most 10
+    _looked(due, near, position=NEAR_FRONT, at=0.0)
+    assert set(due.take(5.0, set())) == {near, new}  # new: not yet told a position
+    assert set(due.take(9.9, set())) == {near, new}
+    assert set(due.take(10.0, set())) == {far, near, new}
+    assert set(due.take(10.5, set())) == {near, new}  # taken once, until filed again
+    _looked(due, far, position=2 * FAR_BACK_PER_S, at=10.0)  # now every 2 s
+    assert far not in due.take(11.9, set())
+    assert far in due.take(12.0, set())
+
+
+def test_named_admitted_customers_are_looked_up_at_once_and_gone_ones_never() -> None:
+    due = _Due()
+    a, b = Watcher("a"), Watcher("b")
+    for w in (a, b):
+        due.add(w)
+        _looked(due, w, position=5000, at=0.0)
+    assert due.take(1.0, set()) == []
+    assert due.take(1.0, {"a"}) == [a]
+    _looked(due, a, position=4999, at=1.0)  # due again at 11 s, b at 10 s
+    due.remove(b)
+    assert due.take(10.5, set()) == []  # b's entry is stale
+    assert due.take(11.0, set()) == [a]
+    _looked(due, a, position=4998, at=11.0)
+    a.push({"type": "closed", "reason": "sold_out"})  # final: never looked up again
+    assert a.done and due.take(100.0, {"a"}) == []
+    due.file(a)
+    assert not due.every and not due.filed
