@@ -43,7 +43,7 @@ def poll_after(estimate: int, *, position: int, units_left: int, settings: Setti
     slots = settings.flash_max_concurrent_checkouts
     if position <= slots:
         return 2
-    if position <= units_left * 5 // 4 + slots:
+    if queue.within_reach(position, units_left=units_left, max_slots=slots):
         return max(2, min(10, estimate // 4, settings.flash_slot_seconds // 6))
     return 120
 

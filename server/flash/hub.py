@@ -8,7 +8,10 @@ each of its sockets what changed for it:
 * an admission at once (the message names who; one script call reads their slots);
 * the line closing at once, to every socket (sold out, stopped, ended);
 * a new position at most once a second near the front, every change among the first
-  ``NEAR_FRONT``, and far back every ``position / FAR_BACK_PER_S`` seconds (at most 10 s):
+  ``NEAR_FRONT``, far back every ``position / FAR_BACK_PER_S`` seconds (at most 10 s),
+  and behind every unit left (``queue.within_reach``: where a poller is told to come
+  back in 2 minutes) every ``BEYOND_REACH_EVERY_S``: most of a big crowd's sockets, whose
+  pushes were most of its socket messages;
   only sockets due an update are looked up, and only they are visited (``_Due``: a heap
   by the time each falls due), so the cost follows the messages sent, not the number of
   sockets (a scan of every socket on every refresh was ~5 % of a worker's CPU at 20,000
@@ -53,6 +56,7 @@ IDLE_REFRESH_S = 1.0  # and at least this often (updates fall due with time)
 POSITION_EVERY_S = 1.0  # a socket hears its new position at most once a second...
 NEAR_FRONT = 20  # ...every change this close to the front, and far back less often:
 FAR_BACK_PER_S = 200  # position / this many seconds between updates (at most 10 s)
+BEYOND_REACH_EVERY_S = 30.0  # behind every unit left (only failed payments bring a turn)
 BATCH = 1000
 FINAL = frozenset({"closed", "slot_ended", "left", "not_in_queue"})
 
@@ -65,6 +69,7 @@ class Watcher:
     told_at: float = 0.0
     admitted: bool = False
     early: bool = False  # told it waits in the waiting room (before the start)
+    beyond_reach: bool = False  # at the last look, behind every unit left
     done: bool = False
 
     def push(self, message: dict[str, Any]) -> None:
@@ -76,6 +81,8 @@ class Watcher:
         """When to look this socket's customer up again; None: at every refresh."""
         if self.position is None or self.admitted or self.position <= NEAR_FRONT:
             return None  # new, admitted (the slot's end is news) or near the front
+        if self.beyond_reach:
+            return self.told_at + BEYOND_REACH_EVERY_S
         return self.told_at + min(10.0, max(POSITION_EVERY_S, self.position / FAR_BACK_PER_S))
 
 
@@ -212,7 +219,9 @@ class _Line:
             standing |= view.customers
         assert view is not None
         settings = self.hub.settings
+        slots = settings.flash_max_concurrent_checkouts
         clock = self.hub.clock.timestamp()
+        units_left = view.free + view.in_slots if view.open else 0
         for w in watchers:
             me = standing[w.customer]
             if me.rank is not None:
@@ -226,15 +235,18 @@ class _Line:
                             "estimated_wait_s": queue.wait_estimate(
                                 position,
                                 avg_slot_s=view.avg_slot_s,
-                                max_slots=settings.flash_max_concurrent_checkouts,
+                                max_slots=slots,
                                 slot_s=settings.flash_slot_seconds,
                             ),
                             "waiting": view.waiting,
-                            "units_left": view.free + view.in_slots if view.open else 0,
+                            "units_left": units_left,
                         }
                     )
                 else:
                     w.told_at = now  # looked at; not due again before its interval
+                w.beyond_reach = not queue.within_reach(
+                    w.position, units_left=units_left, max_slots=slots
+                )
             elif me.slot_expires is not None:
                 if not w.admitted and me.admit_no is not None:  # announced: claim committed
                     w.admitted = True

@@ -501,3 +501,11 @@ def wait_estimate(position: int, *, avg_slot_s: float | None, max_slots: int, sl
     avg = avg_slot_s if avg_slot_s is not None else slot_s / 2
     turns = -(-position // max_slots)
     return max(1, round(turns * avg))
+
+
+def within_reach(position: int, *, units_left: int, max_slots: int) -> bool:
+    """Whether a unit could still come to ``position``: the units left, a quarter more for
+    the payments that fail, and the slots. Further back only many failures ahead bring a
+    turn, so such a customer is told less often (a poll every 2 minutes, a socket's
+    position every ``hub.BEYOND_REACH_EVERY_S``)."""
+    return position <= units_left * 5 // 4 + max_slots

@@ -3,7 +3,8 @@ refresh; which ones fall due, and when, is what ``Watcher.due_at`` said before."
 
 from __future__ import annotations
 
-from server.flash.hub import FAR_BACK_PER_S, NEAR_FRONT, Watcher, _Due
+from server.flash.hub import BEYOND_REACH_EVERY_S, FAR_BACK_PER_S, NEAR_FRONT, Watcher, _Due
+from server.flash.queue import within_reach
 
 
 def _looked(due: _Due, w: Watcher, *, position: int | None, at: float) -> None:
@@ -45,3 +46,22 @@ def test_named_admitted_customers_are_looked_up_at_once_and_gone_ones_never() ->
     assert a.done and due.take(100.0, {"a"}) == []
     due.file(a)
     assert not due.every and not due.filed
+
+
+def test_sockets_behind_every_unit_left_hear_less_often() -> None:
+    due = _Due()
+    w = Watcher("behind")
+    due.add(w)
+    w.beyond_reach = True  # as the last look found it: behind every unit left
+    _looked(due, w, position=4000, at=0.0)
+    assert due.take(10.0, set()) == []
+    assert due.take(BEYOND_REACH_EVERY_S, set()) == [w]
+    w.beyond_reach = False  # the line moved up to it: back to position / 200 s
+    _looked(due, w, position=1000, at=30.0)
+    assert due.take(34.9, set()) == [] and due.take(35.0, set()) == [w]
+
+
+def test_a_unit_is_within_reach_of_the_units_left_a_quarter_more_and_the_slots() -> None:
+    assert within_reach(1350, units_left=1000, max_slots=100)
+    assert not within_reach(1351, units_left=1000, max_slots=100)
+    assert not within_reach(101, units_left=0, max_slots=100)
