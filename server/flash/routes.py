@@ -368,6 +368,9 @@ async def checkout(
     return answer
 
 
+_GONE: dict[str, Any] = {"type": "gone"}  # put in a socket's inbox once its client left
+
+
 @ws_router.websocket("/ws/flash/{sale_id}")
 async def watch_line(websocket: WebSocket, sale_id: uuid.UUID) -> None:
     """The customer's place in line, pushed as it changes: ``position`` (with the
@@ -403,13 +406,13 @@ async def watch_line(websocket: WebSocket, sale_id: uuid.UUID) -> None:
     gone = asyncio.create_task(client_gone())
     try:
         async with resources.flash_hub.watch(str(sale_id), store_id, str(user.id)) as inbox:
+            # the client leaving is one more message in the inbox: no task and no wait
+            # on two of them for each message sent (60,000 at 20,000 customers)
+            gone.add_done_callback(lambda _: inbox.put_nowait(_GONE))
             while True:
-                getting = asyncio.create_task(inbox.get())
-                done, _ = await asyncio.wait({getting, gone}, return_when=asyncio.FIRST_COMPLETED)
-                if getting not in done:
-                    getting.cancel()
+                message = await inbox.get()
+                if message is _GONE:
                     return
-                message = getting.result()
                 await websocket.send_json(message)
                 if message["type"] in FINAL:
                     await websocket.close()

@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 
 from server.flash import tick
 from server.kit.resources import install, resources_of
+from tests.helpers import wait_until
 from tests.server.flash.flash_helpers import (
     ADDRESS,
     STORE,
@@ -128,3 +129,26 @@ def _on_test_loop(stack, app):
     on_this_loop = Starlette()
     install(on_this_loop, replace(resources_of(app), sessions=stack.sessions, redis=stack.redis))
     return on_this_loop
+
+
+async def test_a_socket_whose_client_left_leaves_the_line(city, live_server, stack, clock):
+    """A waiting customer closing the socket ends its watch (the client's leaving is a
+    message in its inbox): the process keeps no watcher and no subscription for it."""
+    app = live_server.app
+    sku = flash_sku(city.database_url)
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as client:
+        await stock_up(_on_test_loop(stack, app), STORE, sku, 2)
+        sale = await create_sale(
+            client, manager_headers(clock, city.database_url), clock, sku=sku, units=1
+        )
+        sid = sale["sale_id"]
+        ((_, h),) = make_customers(city.database_url, clock, 1)
+        r = await client.post(f"/v1/flash-sales/{sid}/queue", json={"store_id": STORE}, headers=h)
+        assert r.status_code == 200
+        resources = resources_of(app)
+        async with websockets.connect(_ws_url(live_server, sid, h)) as ws:
+            assert (await _next(ws))["type"] in ("admitted", "position")
+            assert resources.flash_hub.lines and resources.fanout.listeners >= 1
+    await wait_until(
+        lambda: not resources.flash_hub.lines and resources.fanout.listeners == 0, timeout=10
+    )
