@@ -180,6 +180,103 @@ async def test_checkout_writes_the_carts_pending_soft_holds_before_the_order_tak
     assert await find_drift(stack.engine, stack.redis, STORE) == []
 
 
+def _waiting_for_the_offset_row(database_url: str) -> bool:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock' AND query LIKE '%inventory_journal_offsets%'"
+        ).fetchone()
+    return bool(row and row[0])
+
+
+def _offset_row_free(database_url: str) -> bool:
+    with psycopg.connect(database_url) as conn:
+        try:
+            conn.execute(
+                "SELECT 1 FROM inventory_journal_offsets WHERE store_id = %s FOR UPDATE NOWAIT",
+                (STORE,),
+            )
+        except psycopg.errors.LockNotAvailable:
+            return False
+    return True
+
+
+async def _checkout_hold(stack, s: AsyncSession, cart: str, order: str, lines: dict[str, int]):
+    await service.reserve_lines(
+        s,
+        stack.redis,
+        store_id=STORE,
+        holder=cart,
+        lines=lines,
+        now=stack.clock.now(),
+        hold_s=600,
+        mode="HARD",
+        new_holder=order,
+    )
+
+
+async def test_a_checkout_waits_for_the_batch_applying_its_entries_and_keeps_no_offset_row(
+    stack,
+) -> None:
+    """A transaction applying the journal holds the offset row: a checkout needing its
+    cart's entries waits for that commit (on the row's lock, no polling), finds them in the
+    books, applies nothing and gives the row back at once (the store's other checkouts do
+    not queue behind its transaction)."""
+    (a,) = _skus(stack.database_url, 1)
+    start = pg_stock(stack.database_url, STORE, a)
+    await _soft(stack, "cart-1", {a: 2})
+    order = str(uuid.uuid4())
+    held, done = asyncio.Event(), asyncio.Event()
+
+    async def checkout() -> None:
+        async with transaction(stack.sessions) as s:
+            await _checkout_hold(stack, s, "cart-1", order, {a: 2})
+            held.set()
+            await done.wait()
+
+    async with transaction(stack.sessions) as writer:
+        assert await journal.apply_pending(writer, stack.redis, STORE) == 1
+        task = asyncio.create_task(checkout())
+        await wait_until(lambda: _waiting_for_the_offset_row(stack.database_url), timeout=30)
+        assert not held.is_set()
+    await asyncio.wait_for(held.wait(), 30)
+    assert _offset_row_free(stack.database_url)  # while the checkout's transaction is open
+    done.set()
+    await asyncio.wait_for(task, 30)
+    assert pg_stock(stack.database_url, STORE, a)[:2] == (start[0] - 2, start[1] + 2)
+    assert reservation_rows(stack.database_url, STORE, order) == {a: (2, "HARD")}
+    assert ledger_sum(stack.database_url, STORE, a)[:2] == (-2, 2)
+    assert await journal.drain(stack.engine, stack.redis, STORE) == 0
+    assert await find_drift(stack.engine, stack.redis, STORE) == []
+
+
+async def test_a_checkout_whose_catch_up_the_books_refuse_keeps_the_rest_and_reloads(
+    stack,
+) -> None:
+    """The checkout applies its cart's entries itself and the batch holds one the books
+    refuse (Redis drifted ahead): entry by entry, the refused one dropped, the cart's
+    applied, the order takes its hold and the store is loaded again."""
+    a, b = _skus(stack.database_url, 2)
+    start_b = pg_stock(stack.database_url, STORE, b)
+    with psycopg.connect(stack.database_url) as conn:  # the books lose a's stock behind Redis
+        conn.execute(
+            "UPDATE store_inventory SET available_qty = 0 WHERE store_id = %s AND sku_id = %s",
+            (STORE, a),
+        )
+    await _soft(stack, "cart-2", {a: 2})
+    await _soft(stack, "cart-1", {b: 1})
+    order = str(uuid.uuid4())
+    async with transaction(stack.sessions) as s:
+        await _checkout_hold(stack, s, "cart-1", order, {b: 1})
+        assert not _offset_row_free(stack.database_url)  # it applied: the row is its own
+    assert pg_stock(stack.database_url, STORE, a)[:2] == (0, 0)  # refused, nothing moved
+    assert pg_stock(stack.database_url, STORE, b)[:2] == (start_b[0] - 1, start_b[1] + 1)
+    assert reservation_rows(stack.database_url, STORE, order) == {b: (1, "HARD")}
+    assert reservation_rows(stack.database_url, STORE, "cart-2") == {}
+    assert not await stack.redis.exists(keys.store_ready(STORE))  # to be loaded again
+    assert await journal.drain(stack.engine, stack.redis, STORE) == 0
+
+
 async def test_a_rebuild_waits_for_a_write_in_flight_and_sees_it(stack) -> None:
     """Issue 18 point 2's cause: Redis flushed while a change is between its Redis and
     PostgreSQL writes. The rebuild must wait for that transaction, then load what it
