@@ -18,6 +18,7 @@ channel instead of being broadcast to every node.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import logging
 import secrets
@@ -28,9 +29,11 @@ from pathlib import Path
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
+import hiredis
 import psutil
 import redis
 import redis.asyncio as aioredis
+from redis.asyncio.connection import AbstractConnection
 
 from server.kit.config import Settings
 from server.kit.embedded import (
@@ -253,7 +256,26 @@ def create_redis(url: str, *, max_connections: int = 64) -> aioredis.Redis:
         timeout=10,
         health_check_interval=30,
     )
+    pool.connection_class = _packing_in_c(pool.connection_class)
     return aioredis.Redis.from_pool(pool)
+
+
+def _packing_in_c(base: type[AbstractConnection]) -> type[AbstractConnection]:
+    """``base`` packing a command in one hiredis call: redis-py's own packer encodes each
+    argument in Python first (~0.2-0.5 µs each; a store's batched reserve call of 32
+    carts sends ~330), while hiredis takes str (UTF-8), bytes, int and float (written as
+    ``repr``, as redis-py does) itself. Anything else (a bool, a memoryview, a command
+    name with a space such as "CLIENT SETNAME") goes redis-py's way, errors included."""
+
+    class PackingInC(base):  # type: ignore[valid-type,misc]
+        def pack_command(self, *args: Any) -> list[bytes]:
+            if type(args[0]) is str and " " not in args[0]:
+                with contextlib.suppress(TypeError):
+                    return [hiredis.pack_command(args)]
+            return super().pack_command(*args)
+
+    PackingInC.__name__ = f"PackingInC{base.__name__}"
+    return PackingInC
 
 
 def _cluster_client(url: str, *, max_connections: int) -> aioredis.Redis:
