@@ -148,7 +148,7 @@ _ENTRIES = """
       FROM inventory_journal_offsets WHERE store_id = %(s)s),
     e AS (
       SELECT j.ord, j.x->>1 AS k, j.x->>2 AS h, to_timestamp((j.x->>3)::float8) AS at,
-        j.x->>4 AS xo, j.x->>5 AS l
+        j.x->>4 AS xo, j.x->>5 AS l, j.x->>6 AS n
       FROM o, jsonb_array_elements(CAST(%(e)s AS jsonb)) WITH ORDINALITY AS j(x, ord)
       WHERE (o.ms, o.seq) >= (%(after_ms)s, %(after_seq)s)
         AND (split_part(j.x->>0, '-', 1)::bigint, split_part(j.x->>0, '-', 2)::bigint)
@@ -159,9 +159,11 @@ _ENTRIES = """
         CASE WHEN e.k = 'R' THEN split_part(u.p, ':', 3)::int - split_part(u.p, ':', 2)::int
           ELSE -split_part(u.p, ':', 2)::int END AS dr
       FROM e, unnest(string_to_array(e.l, ';')) WITH ORDINALITY AS u(p, n)),
-    held AS (  -- each holder's latest reserve: the hold's expiry
-      SELECT DISTINCT ON (h) h, to_timestamp(xo::float8) AS x FROM e WHERE k = 'R'
-      ORDER BY h, ord DESC)"""
+    held AS (  -- each holder's latest reserve: the hold's expiry; new: its first was a new
+      -- hold's (the books hold no other line of it)
+      SELECT h, to_timestamp((array_agg(xo ORDER BY ord DESC))[1]::float8) AS x,
+        (array_agg(n ORDER BY ord))[1] IS NOT DISTINCT FROM '1' AS new
+      FROM e WHERE k = 'R' GROUP BY h)"""
 _OFFSET_LOCK = """SELECT 1 FROM inventory_journal_offsets WHERE store_id = %(s)s FOR UPDATE"""
 # a checkout's wait for the offset row (``_claim``), in a savepoint of its own: kept (the
 # lock stays with the transaction) or undone (the lock goes with it)
@@ -215,7 +217,7 @@ _BOOKS = (
         status = EXCLUDED.status, updated_at = EXCLUDED.updated_at,
         expires_at = EXCLUDED.expires_at),
     other AS ("""
-    + _LINES_OF.format(v="held")
+    + _LINES_OF.format(v="(SELECT * FROM held WHERE NOT new)")
     + """ AND r.expires_at IS DISTINCT FROM v.x
         AND NOT EXISTS (SELECT 1 FROM line WHERE line.h = v.h AND line.sku = r.sku_id)),
     expiry AS (

@@ -44,6 +44,7 @@ local function reserve(k, a)
   local fields = {}
   local raw = redis.call('HGETALL', hold)
   for j = 1, #raw, 2 do fields[raw[j]] = raw[j + 1] end
+  local new = #raw == 0  -- no hold at all (not even a moved hold's mark)
   local state = fields._state
   if state == 'MOVED' then  -- a cart again after its checkout gave the hold back
     redis.call('DEL', hold)
@@ -108,8 +109,10 @@ local function reserve(k, a)
   end
   local entry = nil
   if mode == 'SOFT' then
+    -- n: a new hold, so the books hold no other line of it whose expiry the writer
+    -- would move (it skips that look)
     entry = redis.call('XADD', KEYS[4], '*', 'k', 'R', 'h', holder, 't', now, 'x', expires,
-      'l', table.concat(moved, ';'))
+      'l', table.concat(moved, ';'), 'n', new and '1' or '0')
   elseif changed then
     redis.call('INCR', KEYS[3])
   end

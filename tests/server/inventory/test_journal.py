@@ -119,6 +119,32 @@ async def test_a_line_released_and_held_again_keeps_one_row_with_the_holds_expir
     assert await find_drift(stack.engine, stack.redis, STORE) == []
 
 
+async def test_a_new_holds_entry_says_so_and_every_line_takes_the_holds_expiry(stack) -> None:
+    """A new hold's entry says it is new (the writer then skips looking for its other
+    lines in the books: there are none); a later change of the hold, in the same batch or
+    the next, still moves each of its lines to the hold's latest expiry."""
+    a, b, c = _skus(stack.database_url, 3)
+    await _soft(stack, "cart-n", {a: 1})
+    stack.clock.advance(30)
+    await _soft(stack, "cart-n", {b: 1})  # the same batch: not new
+    entries = await stack.redis.xrange(keys.inventory_journal(STORE))
+    assert [e[1]["n"] for e in entries] == ["1", "0"]
+    assert await journal.drain(stack.engine, stack.redis, STORE) == 2
+    stack.clock.advance(30)
+    await _soft(stack, "cart-n", {c: 1})  # the next batch: a and b move to its expiry
+    await _soft(stack, "cart-m", {c: 1})
+    assert await journal.drain(stack.engine, stack.redis, STORE) == 2
+    with psycopg.connect(stack.database_url) as conn:
+        expiries = conn.execute(
+            "SELECT order_id, count(*), count(DISTINCT expires_at) "
+            "FROM inventory_reservations WHERE store_id = %s AND status = 'SOFT' "
+            "GROUP BY order_id ORDER BY order_id",
+            (STORE,),
+        ).fetchall()
+    assert expiries == [("cart-m", 1, 1), ("cart-n", 3, 1)]
+    assert await find_drift(stack.engine, stack.redis, STORE) == []
+
+
 async def test_the_writers_rows_have_one_index_their_line_key(stack) -> None:
     """Each index costs an entry a row in the writer's ~1,000-row upserts (migration 0022):
     the line's key is the only one, and a row still gets its id from the default."""
