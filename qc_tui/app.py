@@ -9,7 +9,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from textual import work
 from textual.app import App
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.reactive import reactive
+from textual.worker import WorkerFailed
 
 from qc_tui.api import RETRY_DELAYS
 from qc_tui.clock import ServerClock
@@ -23,14 +25,27 @@ AskClock = Callable[[], Awaitable[ServerClockPublic]]
 
 
 class ClosingApp(App[None]):
-    """An app whose workers end before its screens close."""
+    """An app whose screens' workers may outlive their widgets while it closes."""
+
+    _screens_closing = False
 
     async def _close_all(self) -> None:
-        # Textual removes a screen's widgets before it cancels that screen's workers: a call
-        # answered in between would resume into a screen without its widgets (NoMatches as
-        # the app closes). Cancelled first, a worker never runs again.
-        self.workers.cancel_all()
+        self._screens_closing = True
         await super()._close_all()
+
+    def _handle_exception(self, error: Exception) -> None:
+        # Textual removes a screen's widgets before it cancels that screen's workers: a call
+        # answered in between resumes into a screen without its widgets. Closing, that is
+        # not the app's failure. (Cancelling the workers first instead cancels a worker in
+        # the middle of removing widgets, and Textual's removal with it.)
+        if (
+            self._screens_closing
+            and isinstance(error, WorkerFailed)
+            and isinstance(error.error, NoMatches)
+        ):
+            self.log.worker("after its screen's widgets went, as the app closed", error.error)
+            return
+        super()._handle_exception(error)
 
 
 class ServerApp(ClosingApp):

@@ -1,6 +1,6 @@
 """A terminal closing while a screen's call is in flight: Textual removes a screen's
-widgets before it cancels that screen's workers, so a call answered in between would
-resume into a screen without its widgets (a NoMatches that fails the app as it closes)."""
+widgets before it cancels that screen's workers, so a call answered in between resumes
+into a screen without its widgets (a NoMatches that failed the app as it closed)."""
 
 from __future__ import annotations
 
@@ -45,14 +45,9 @@ class Terminal(ClosingApp):
     def __init__(self) -> None:
         super().__init__()
         self.answered, self.asked = asyncio.Event(), asyncio.Event()
-        self.errors: list[BaseException] = []
 
     def on_mount(self) -> None:
         self.push_screen(ListScreen(self.answered, self.asked))
-
-    def _handle_exception(self, error: Exception) -> None:
-        self.errors.append(error)
-        super()._handle_exception(error)
 
 
 async def test_a_call_answered_as_the_app_closes_does_not_fail_it() -> None:
@@ -64,5 +59,5 @@ async def test_a_call_answered_as_the_app_closes_does_not_fail_it() -> None:
         await asyncio.wait_for(app.asked.wait(), 10)
         await pilot.pause()
     assert app.answered.is_set(), "the screen's widgets were removed"
-    assert app.errors == [] and app.return_code in (None, 0)
-    assert screen.shown == []  # cancelled before its widgets went: it never read them
+    assert app.return_code in (None, 0)  # run_test re-raises an app's failure: none
+    assert screen.shown == []  # it resumed after its widgets went
