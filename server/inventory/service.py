@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from datetime import datetime, timedelta
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 import redis.asyncio as aioredis
 from sqlalchemy import TextClause, text
@@ -225,31 +225,26 @@ async def _write_hold_lines(
     now: datetime,
     actor_id: uuid.UUID | None = None,
     reason: str | None = None,
-    first: tuple[TextClause, dict[str, Any]] | None = None,
     **params: object,
 ) -> None:
     """A hold's lines (sku, d_available, d_reserved, movement) and its reservation rows
-    in one statement (``_HOLD_ROWS``, ``_HOLD_ENDED``); ``first``: a statement sent before
-    it in the same round trip."""
+    in one statement (``_HOLD_ROWS``, ``_HOLD_ENDED``)."""
     try:
-        *_, found = await db.execute_all(
+        found = await db.execute(
             session,
-            *([first] if first else []),
-            (
-                statement,
-                {
-                    "store": store_id,
-                    "ref": reference,
-                    "now": now,
-                    "actor": actor_id,
-                    "reason": reason,
-                    "skus": [m[0] for m in moves],
-                    "da": [m[1] for m in moves],
-                    "dr": [m[2] for m in moves],
-                    "mv": [m[3].value for m in moves],
-                    **params,
-                },
-            ),
+            statement,
+            {
+                "store": store_id,
+                "ref": reference,
+                "now": now,
+                "actor": actor_id,
+                "reason": reason,
+                "skus": [m[0] for m in moves],
+                "da": [m[1] for m in moves],
+                "dr": [m[2] for m in moves],
+                "mv": [m[3].value for m in moves],
+                **params,
+            },
         )
         rows = await found.fetchall()
     except IntegrityError as exc:
@@ -348,6 +343,12 @@ async def reserve_lines(
     if result.pending:
         # the cart's soft holds must be in the books before they become the order's
         await journal.apply_pending(session, redis, store_id, upto=result.pending)
+    # the hold's rows (the cart's, moved to the order) take its expiry, then its lines
+    await db.execute(
+        session,
+        _HOLD_MOVED,
+        {"target": target, "expires": expires, "store": store_id, "holder": holder},
+    )
     status = ReservationStatus.SOFT if mode == "SOFT" else ReservationStatus.HARD
     await _write_hold_lines(
         session,
@@ -363,11 +364,6 @@ async def reserve_lines(
         expires=expires,
         qty=[c.new_qty for c in result.lines],
         st=[(status if c.new_qty > 0 else ReservationStatus.RELEASED).value for c in result.lines],
-        # the hold's rows (the cart's, moved to the order) take its expiry, then its lines
-        first=(
-            _HOLD_MOVED,
-            {"target": target, "expires": expires, "store": store_id, "holder": holder},
-        ),
     )
     await db.flush(session)
     return result

@@ -300,39 +300,36 @@ async def place_order(
         actor_id=user.id,
         reason=None,
     )
-    # the directory is laid out by order id (Citus), apart from the store's rows: its
-    # row goes in the same round trip
-    written, _ = await db.execute_all(
+    written = await db.execute(
         session,
-        (
-            _PLACE,
-            params
-            | {
-                "city": city_id,
-                "cart": cart_id,
-                "currency": "INR",
-                "subtotal": totals.subtotal_paise,
-                "delivery_fee": totals.delivery_fee_paise,
-                "handling_fee": totals.handling_fee_paise,
-                "discount": totals.discount_paise,
-                "total": totals.total_paise,
-                "address": json.dumps(address),
-                "lat": lat,
-                "lng": lng,
-                "sla": now + timedelta(seconds=sla_s),
-                "promised": promised_at,
-                "item_status": ItemStatus.PENDING.value,
-                "skus": [line.sku_id for line in lines],
-                "qtys": [line.quantity for line in lines],
-                "prices": [line.unit_price_paise for line in lines],
-                "mrps": [line.mrp_paise for line in lines],
-                "payment": payment_id,
-            },
-        ),
-        (_DIRECTORY, {"order": order_id, "store": store_id}),
+        _PLACE,
+        params
+        | {
+            "city": city_id,
+            "cart": cart_id,
+            "currency": "INR",
+            "subtotal": totals.subtotal_paise,
+            "delivery_fee": totals.delivery_fee_paise,
+            "handling_fee": totals.handling_fee_paise,
+            "discount": totals.discount_paise,
+            "total": totals.total_paise,
+            "address": json.dumps(address),
+            "lat": lat,
+            "lng": lng,
+            "sla": now + timedelta(seconds=sla_s),
+            "promised": promised_at,
+            "item_status": ItemStatus.PENDING.value,
+            "skus": [line.sku_id for line in lines],
+            "qtys": [line.quantity for line in lines],
+            "prices": [line.unit_price_paise for line in lines],
+            "mrps": [line.mrp_paise for line in lines],
+            "payment": payment_id,
+        },
     )
     event = Event(ORDER_STATUS, await _payload(written), now, store_id, str(order_id))
     await dispatch(session, event)
+    # the directory is laid out by order id (Citus), apart from the store's rows
+    await db.execute(session, _DIRECTORY, {"order": order_id, "store": store_id})
     return payment_id
 
 
