@@ -18,8 +18,10 @@ for the work in flight and sees it, and applies the journal's tail before it rea
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -38,6 +40,7 @@ log = logging.getLogger(__name__)
 
 LOCK_CLASS = 7417  # pg_advisory_*lock(LOCK_CLASS, hashtext(store_id)): a store's books
 BATCH = 1000
+CLAIM_WAIT_S = 10.0  # a checkout waits at most this long for another writer's batch
 _LOCK = f"SELECT pg_advisory_xact_lock_shared({LOCK_CLASS}, hashtext(%(s)s))"
 
 APPLIED = Counter(
@@ -86,32 +89,8 @@ def _mark_shared(session: AsyncSession, store_id: str) -> bool:
     return True
 
 
-def lock_column(store_column: str) -> str:
-    """The store's shared lock as a column of a statement the transaction sends anyway
-    (its first: the lock costs no round trip of its own); ``locked`` notes it taken."""
-    return f"pg_advisory_xact_lock_shared({LOCK_CLASS}, hashtext({store_column}))"
-
-
-def locked(session: AsyncSession, store_id: str) -> None:
-    """This transaction took the store's shared lock through ``lock_column``: no readiness
-    check (a store Redis lost answers NOT_READY to the script, and ``not_ready`` loads it
-    once the transaction has ended)."""
-    _mark_shared(session, store_id)
-
-
-def not_ready(session: AsyncSession, redis: aioredis.Redis, store_id: str) -> StoreNotReady:
-    """Redis lost the store while this transaction holds its lock: it cannot load it now
-    (the load would wait for it), so it is loaded once the transaction has rolled back
-    and a retry finds it."""
-
-    async def load() -> None:
-        from server.inventory.reconcile import load_store
-
-        engine = session.bind
-        assert isinstance(engine, AsyncEngine), "sessions are bound to the engine (kit.db)"
-        await load_store(engine, redis, store_id)
-
-    uow.on_rollback(session, load)
+def not_ready(store_id: str) -> StoreNotReady:
+    """Redis lost the store while this transaction holds its lock: it cannot load it now."""
     return StoreNotReady(f"stock of {store_id} is being reloaded; retry shortly")
 
 
@@ -165,12 +144,6 @@ _ENTRIES = """
         (array_agg(n ORDER BY ord))[1] IS NOT DISTINCT FROM '1' AS new
       FROM e WHERE k = 'R' GROUP BY h)"""
 _OFFSET_LOCK = """SELECT 1 FROM inventory_journal_offsets WHERE store_id = %(s)s FOR UPDATE"""
-# a checkout's wait for the offset row (``_claim``), in a savepoint of its own: kept (the
-# lock stays with the transaction) or undone (the lock goes with it)
-_CLAIM = "SAVEPOINT qc_claim"
-_CLAIM_LOCK = "SELECT applied_id FROM inventory_journal_offsets WHERE store_id = %(s)s FOR UPDATE"
-_CLAIM_KEPT = "RELEASE SAVEPOINT qc_claim"
-_CLAIM_UNDONE = "ROLLBACK TO SAVEPOINT qc_claim; RELEASE SAVEPOINT qc_claim"
 # the SOFT and HARD lines of each holder of ``v``, found holder by holder (LATERAL with
 # OFFSET 0: a primary-key lookup each, the status tested outside)
 _LINES_OF = """
@@ -251,15 +224,10 @@ _ENDED = (
 OFFSETS = streams.Offsets("inventory_journal_offsets", "store_id")
 
 
-async def _apply(
-    session: AsyncSession, store_id: str, tail: _Tail, *, claimed: bool = False
-) -> int:
+async def _apply(session: AsyncSession, store_id: str, tail: _Tail) -> int:
     """The entries of ``tail`` past the store's offset, in the session's transaction, and
     the offset moved to ``tail.last``: one pipeline (one round trip), the store's shared
-    lock and the offset row's lock first. Returns the entries applied.
-
-    ``claimed``: ``_claim`` left the offset row locked in its savepoint, which this
-    pipeline releases (the lock stays with the transaction)."""
+    lock and the offset row's lock first. Returns the entries applied."""
     driver = await db.driver(session)
     ms, seq = tail.after.split("-")
     params = {
@@ -270,12 +238,9 @@ async def _apply(
     async with driver.pipeline(), driver.cursor() as books, driver.cursor() as cursor:
         if lock:
             await cursor.execute(_LOCK, {"s": store_id})
-        if not claimed:
-            await cursor.execute(_OFFSET_LOCK, {"s": store_id})
+        await cursor.execute(_OFFSET_LOCK, {"s": store_id})
         await books.execute(_BOOKS, params)
         await cursor.execute(_ENDED, params)
-        if claimed:
-            await driver.execute(_CLAIM_KEPT)
         applied = await cursor.fetchone()  # the pipeline's one sync
         crossed = await books.fetchall()
     for sku, available, reorder_level, da, at in crossed:
@@ -308,41 +273,31 @@ async def apply_pending(
     With ``through`` only the entries up to that id (the reconciler's consistent look:
     what its Redis read had seen, not what was journaled since).
 
-    With ``upto`` (a checkout that needs its cart's entries in the books) the caller waits
-    on the offset row for a transaction applying a batch, and keeps the row only if that
-    commit did not cover ``upto`` (it applies then), so concurrent checkouts of a store
-    are not serialised on it."""
+    With ``upto`` (a checkout that needs its cart's entries in the books) the caller does
+    not queue behind another transaction that holds the offset row: it waits for that
+    one's commit to cover ``upto`` (reading the committed offset), and applies only if the
+    row is free, so concurrent checkouts of a store are not serialised on it."""
     await _lock_shared(session, store_id)
-    claimed = False
     if upto:
         found = await _claim(session, store_id, upto)
         if found is None:
             return 0  # already in the books (another writer applied it)
-        applied, claimed = found
+        applied = found
     else:
         applied = await OFFSETS.lock(session, store_id)
     total = 0
     while True:
         tail = await _tail(redis, store_id, applied, limit, through)
         if not tail.read:
-            if claimed:  # nothing to apply: the row is not kept
-                await (await db.driver(session)).execute(_CLAIM_UNDONE)
             break
         try:
-            if claimed:  # in the claim's savepoint, released by the same round trip
-                total += await _apply(session, store_id, tail, claimed=True)
-            else:
-                async with session.begin_nested():
-                    total += await _apply(session, store_id, tail)
+            async with session.begin_nested():
+                total += await _apply(session, store_id, tail)
         except (IntegrityError, psycopg.errors.IntegrityError):
-            if claimed:  # the offset row's lock went with the savepoint: take it again
-                await (await db.driver(session)).execute(_CLAIM_UNDONE)
-                await OFFSETS.lock(session, store_id)
             # Redis admitted what the books refuse: it drifted ahead of PostgreSQL (e.g. an
             # AOF rollback). Keep what can be kept, entry by entry, and reload the store.
             total += await _apply_one_by_one(session, store_id, tail)
             await redis.delete(keys.store_ready(store_id))
-        claimed = False
         applied = tail.last
         if tail.read < limit:
             break
@@ -382,26 +337,20 @@ async def write_store(db: AsyncEngine, redis: aioredis.Redis, store_id: str) -> 
             return total
 
 
-async def _claim(session: AsyncSession, store_id: str, upto: str) -> tuple[str, bool] | None:
-    """None once the books hold ``upto``; else the applied id with the offset row locked
-    by us, and whether that lock is still in ``_claim``'s savepoint (to be released).
-
-    A transaction applying a batch holds the row: the lock waits for its commit (no
-    polling), then reads the offset it committed. The lock is taken in a savepoint and
-    given back with it when that batch covered ``upto``, so a store's checkouts are not
-    serialised behind one another's transactions (each holds the row one round trip)."""
-    driver = await db.driver(session)
-    async with driver.pipeline(), driver.cursor() as cursor:
-        await cursor.execute(_CLAIM)
-        await cursor.execute(_CLAIM_LOCK, {"s": store_id})
-        row = await cursor.fetchone()
-    if row is None:  # the store's first write: the row is made and locked
-        await driver.execute(_CLAIM_KEPT)
-        return await OFFSETS.lock(session, store_id), False
-    if streams.after_or_at(row[0], upto):
-        await driver.execute(_CLAIM_UNDONE)
-        return None
-    return str(row[0]), True
+async def _claim(session: AsyncSession, store_id: str, upto: str) -> str | None:
+    """The offset row locked by us (its applied id), or None once the books hold ``upto``."""
+    deadline = time.monotonic() + CLAIM_WAIT_S
+    while True:
+        committed, mine = await OFFSETS.unless_covered(session, store_id, upto)
+        if committed is None:
+            return await OFFSETS.lock(session, store_id)
+        if streams.after_or_at(committed, upto):
+            return None
+        if mine is not None:
+            return mine
+        if time.monotonic() > deadline:
+            raise not_ready(store_id)
+        await asyncio.sleep(0.005)  # another transaction is applying: wait for its commit
 
 
 async def _apply_one_by_one(session: AsyncSession, store_id: str, tail: _Tail) -> int:

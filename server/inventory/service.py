@@ -55,7 +55,7 @@ async def _gated(
         return await call()
     except StoreNotReady:
         if store_id in session.info.get("qc_inventory_locks", ()):
-            raise journal.not_ready(session, redis, store_id) from None  # a load would wait for us
+            raise journal.not_ready(store_id) from None  # a load would wait for us
         engine = session.bind
         assert isinstance(engine, AsyncEngine), "sessions are bound to the engine (kit.db)"
         await load_store(engine, redis, store_id)
@@ -71,7 +71,7 @@ async def _synchronous(
     try:
         return await call()
     except StoreNotReady:
-        raise journal.not_ready(session, redis, store_id) from None
+        raise journal.not_ready(store_id) from None
 
 
 def validate_lines(lines: dict[str, int], *, allow_zero: bool = True) -> None:

@@ -44,6 +44,28 @@ class Offsets:
         )
         return str(found.scalar_one())
 
+    async def unless_covered(
+        self, session: AsyncSession, shard: str, wanted: str
+    ) -> tuple[str | None, str | None]:
+        """In one round trip: the applied id as last committed (None before the first
+        write) and, unless it already covers ``wanted``, the applied id with the row
+        locked (None if another transaction holds it)."""
+        ms, seq = (int(x) for x in wanted.split("-"))
+        found = await session.execute(
+            text(f"""
+            SELECT c.applied_id, (
+              SELECT l.applied_id FROM {self.table} l WHERE l.{self.key} = :s
+                AND (split_part(c.applied_id, '-', 1)::bigint,
+                     split_part(c.applied_id, '-', 2)::bigint) < (:ms, :seq)
+              FOR UPDATE SKIP LOCKED)
+            FROM {self.table} c WHERE c.{self.key} = :s"""),
+            {"s": shard, "ms": ms, "seq": seq},
+        )
+        row = found.first()
+        if row is None:
+            return None, None
+        return str(row[0]), None if row[1] is None else str(row[1])
+
     async def advance(self, session: AsyncSession, shard: str, applied: str) -> None:
         await session.execute(
             text(

@@ -20,7 +20,6 @@ from server.catalog.pricing import cart_totals
 from server.catalog.snapshot import Catalog
 from server.idempotency.service import Claim
 from server.identity.models import User
-from server.inventory import journal
 from server.inventory import service as inventory
 from server.inventory.errors import HoldNotActive, InsufficientStock, UnknownSku
 from server.inventory.queries import (
@@ -414,12 +413,11 @@ _CHECKED_OUT = text(
     "UPDATE carts SET status = 'CHECKED_OUT' WHERE store_id = :store AND cart_id = :cart"
 )
 # a checkout locks, stamps and checks out the customer's active cart in one statement (its
-# transaction rolls it back if the checkout fails), taking its store's shared lock for
-# the hold's move to the order; no row: ``touch_cart`` says why
+# transaction rolls it back if the checkout fails); no row: ``touch_cart`` says why
 _CHECKING_OUT = text(
     "UPDATE carts SET updated_at = :now, status = 'CHECKED_OUT' "
     "WHERE cart_id = :cart AND user_id = :user AND status = 'ACTIVE' "
-    f"RETURNING {_CART_COLUMNS}, {journal.lock_column('store_id')}"
+    "RETURNING " + _CART_COLUMNS
 )
 
 
@@ -446,8 +444,7 @@ class _CartSource(CheckoutSource):
         )
         row = await found.fetchone()
         if row is not None:
-            cart = _cart(row[:-1])
-            journal.locked(session, cart.store_id)
+            cart = _cart(row)
         else:  # not the customer's, or not active (or active again by now: checked out later)
             cart = await touch_cart(session, cart_id=self._cart_id, user=self._user, now=now)
             _require_active(cart)

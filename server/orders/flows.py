@@ -27,10 +27,8 @@ once the payment window has passed: the money either confirms the order or goes 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TypeVar
 
 import redis.asyncio as aioredis
 from sqlalchemy import text
@@ -42,9 +40,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from server.catalog.pricing import Totals
 from server.idempotency.service import Claim
 from server.identity.models import User
-from server.inventory import journal
 from server.inventory import service as inventory
-from server.inventory.errors import StoreNotReady
 from server.kit import db
 from server.kit.cache import TTLCache
 from server.kit.config import Settings
@@ -64,7 +60,6 @@ from shared.enums import OrderStatus
 from shared.geo import LatLng
 from shared.schemas.orders import DeliveryAddress, OrderPublic
 
-T = TypeVar("T")
 UNANSWERED = "timeout"  # the gateway's failure_reason when the provider did not answer
 
 
@@ -155,32 +150,26 @@ async def checkout(
     makes it now) and its outcome applied. Raises ``PaymentUnavailable`` when the provider
     could not be asked (a new order is compensated first; a resumed one stays unpaid)."""
     point = LatLng(address.lat, address.lng)
-
-    async def first() -> CheckoutOutcome | tuple[_Unpaid, bool]:
-        async with transaction(sessions) as session:
-            fresh = claim is not None and await claim.take(session, attempt_id=order_id)
-            earlier = None if fresh else await _placed_earlier(session, order_id=order_id)
-            if isinstance(earlier, CheckoutPlaced | PaymentDeclined):
-                if claim is not None:
-                    await claim.answer(session, earlier)
-                return earlier
-            return earlier or await _place(
-                session,
-                redis,
-                source=source,
-                settings=settings,
-                gateway=gateway,
-                user=user,
-                address=address,
-                point=point,
-                order_id=order_id,
-                now=now,
-            ), earlier is not None
-
-    opened = await _loaded_once(first)
-    if isinstance(opened, CheckoutPlaced | PaymentDeclined):
-        return opened
-    unpaid, resumed = opened
+    async with transaction(sessions) as session:
+        fresh = claim is not None and await claim.take(session, attempt_id=order_id)
+        earlier = None if fresh else await _placed_earlier(session, order_id=order_id)
+        if isinstance(earlier, CheckoutPlaced | PaymentDeclined):
+            if claim is not None:
+                await claim.answer(session, earlier)
+            return earlier
+        unpaid = earlier or await _place(
+            session,
+            redis,
+            source=source,
+            settings=settings,
+            gateway=gateway,
+            user=user,
+            address=address,
+            point=point,
+            order_id=order_id,
+            now=now,
+        )
+    resumed = earlier is not None
     try:
         # one charge per order: the order id is the provider's idempotency key
         result = await gateway.charge(
@@ -206,28 +195,16 @@ async def checkout(
         raise
     # a refusal from here on (a store being reloaded: 503) leaves the order placed and
     # charged: the key's claim is kept (``run_once``) and a retry resumes it
-    return await _loaded_once(
-        lambda: _applied(
-            sessions,
-            redis,
-            source=None if resumed else source,
-            unpaid=unpaid,
-            order_id=order_id,
-            result=result,
-            now=now,
-            claim=claim,
-        )
+    return await _applied(
+        sessions,
+        redis,
+        source=None if resumed else source,
+        unpaid=unpaid,
+        order_id=order_id,
+        result=result,
+        now=now,
+        claim=claim,
     )
-
-
-async def _loaded_once(step: Callable[[], Awaitable[T]]) -> T:
-    """A step's transaction, once more if Redis had lost the store's stock: it took the
-    store's lock with its first statement, so the store could be loaded only once it had
-    rolled back (``journal.not_ready``)."""
-    try:
-        return await step()
-    except StoreNotReady:
-        return await step()
 
 
 @dataclass(frozen=True)
@@ -432,14 +409,11 @@ async def _require_checkout_possible(
 
 
 # both rows locked in one round trip (a webhook may be applying the same charge), read
-# as plain rows: detached copies, no ORM loading on the checkout's path; the store's
-# shared lock (the hold's end is written to the books) rides on it
+# as plain rows: detached copies, no ORM loading on the checkout's path
 _LOCK_ORDER_AND_PAYMENT = text(
     "SELECT "
     + ", ".join(
-        [f"o.{c}" for c in Order.model_fields]
-        + [f"p.{c} AS p_{c}" for c in Payment.model_fields]
-        + [journal.lock_column("o.store_id")]
+        [f"o.{c}" for c in Order.model_fields] + [f"p.{c} AS p_{c}" for c in Payment.model_fields]
     )
     + """ FROM orders o JOIN payments p ON p.store_id = o.store_id
     WHERE o.store_id = :store AND o.order_id = :order AND p.payment_id = :payment
@@ -457,11 +431,10 @@ async def _locked_order_and_payment(
     )
     row = await found.fetchone()
     assert row is not None  # placed by this checkout, never deleted
-    journal.locked(session, store_id)
     split = len(Order.model_fields)
     order = Order(**dict(zip(Order.model_fields, row[:split], strict=True)))
     order.status = OrderStatus(order.status)
-    return order, Payment(**dict(zip(Payment.model_fields, row[split:-1], strict=True)))
+    return order, Payment(**dict(zip(Payment.model_fields, row[split:], strict=True)))
 
 
 async def apply_payment(

@@ -34,10 +34,8 @@ ADDRESS = {"address": {"line1": "4th Cross, 5th Block", "lat": 12.9352, "lng": 7
 # past SQLAlchemy included (the store's shared lock and the journal catch-up, which the
 # SQLAlchemy listener never saw, and the hot path's own, now sent that way too); 23 since
 # the cart's lines are priced from the catalogue and the pick task walks them itself; 22
-# since the payment's outcome rides on the order's transition; 19 since the store's shared
-# lock rides on each transaction's first statement and the journal catch-up waits on the
-# offset row's lock in a savepoint released with the batch (no polling)
-CEILING = 19
+# since the payment's outcome rides on the order's transition
+CEILING = 22
 COMMITS = 2  # the order placed, then paid: the key's claim and answer ride on them
 
 
