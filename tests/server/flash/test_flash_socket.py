@@ -49,11 +49,7 @@ async def test_positions_pushed_over_the_socket_only_decrease(city, live_server,
     resources_of(app).settings.flash_max_concurrent_checkouts = 1
     sku = flash_sku(city.database_url)
     async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as client:
-        await stock_up(_on_test_loop(stack, app), STORE, sku, 10)
-        sale = await create_sale(
-            client, manager_headers(clock, city.database_url), clock, sku=sku, units=5
-        )
-        sid = sale["sale_id"]
+        sid = await _sale(client, city, stack, app, clock, sku, stock=10, units=5)
         crowd = make_customers(city.database_url, clock, 5)
         for _, h in crowd:
             r = await client.post(
@@ -86,11 +82,7 @@ async def test_a_sold_out_line_tells_everyone_waiting_at_once(city, live_server,
     resources_of(app).settings.flash_max_concurrent_checkouts = 1
     sku = flash_sku(city.database_url)
     async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as client:
-        await stock_up(_on_test_loop(stack, app), STORE, sku, 2)
-        sale = await create_sale(
-            client, manager_headers(clock, city.database_url), clock, sku=sku, units=1
-        )
-        sid = sale["sale_id"]
+        sid = await _sale(client, city, stack, app, clock, sku, stock=2, units=1)
         (_, buyer), *waiting = make_customers(city.database_url, clock, 4)
         for h in [buyer, *[h for _, h in waiting]]:
             r = await client.post(
@@ -131,17 +123,22 @@ def _on_test_loop(stack, app):
     return on_this_loop
 
 
+async def _sale(client, city, stack, app, clock, sku: str, *, stock: int, units: int) -> str:
+    """A sale of ``units`` of ``sku`` with ``stock`` on the shelf; its id."""
+    await stock_up(_on_test_loop(stack, app), STORE, sku, stock)
+    sale = await create_sale(
+        client, manager_headers(clock, city.database_url), clock, sku=sku, units=units
+    )
+    return str(sale["sale_id"])
+
+
 async def test_a_socket_whose_client_left_leaves_the_line(city, live_server, stack, clock):
     """A waiting customer closing the socket ends its watch (the client's leaving is a
     message in its inbox): the process keeps no watcher and no subscription for it."""
     app = live_server.app
     sku = flash_sku(city.database_url)
     async with httpx.AsyncClient(base_url=live_server.url, timeout=30) as client:
-        await stock_up(_on_test_loop(stack, app), STORE, sku, 2)
-        sale = await create_sale(
-            client, manager_headers(clock, city.database_url), clock, sku=sku, units=1
-        )
-        sid = sale["sale_id"]
+        sid = await _sale(client, city, stack, app, clock, sku, stock=2, units=1)
         ((_, h),) = make_customers(city.database_url, clock, 1)
         r = await client.post(f"/v1/flash-sales/{sid}/queue", json={"store_id": STORE}, headers=h)
         assert r.status_code == 200
