@@ -1,7 +1,8 @@
 -- The journal's entries after an id, for the writer to hand to PostgreSQL as one JSON
 -- text it parses there (no per-entry work in Python): [[id, kind, holder, t, x or
--- outcome, lines, new hold ('1', '0' or '')], ...]. The writer's run starts after the applied-id hint, in the same
--- round trip; the SQL skips what PostgreSQL's offset already holds.
+-- outcome, lines, new hold ('1', '0' or '')], ...]. The writer's run starts after the
+-- applied-id hint, in the same round trip; the SQL skips what PostgreSQL's offset already
+-- holds.
 -- KEYS: 1 journal stream, 2 applied id hint
 -- ARGV: 1 after ('' = the hint), 2 count, 3 the last id to read (absent or '': the end;
 --       the reconciler's consistent look applies only what its Redis read had seen)
