@@ -466,6 +466,9 @@ def bench_flash(
     server: Annotated[
         str, typer.Option(help="granian (what qc serve runs) or uvicorn")
     ] = "granian",
+    waiting_room: Annotated[
+        bool, typer.Option(help="the line on its own server (qc serve's waiting room)")
+    ] = True,
     json_out: Annotated[str | None, typer.Option("--json")] = None,
 ) -> None:
     """A flash-sale crowd over real HTTP and websockets: units sold, oversold, limits, FIFO,
@@ -492,6 +495,7 @@ def bench_flash(
                 regular_seconds=regular_seconds,
                 generators=generators,
                 server=server,
+                waiting_room=waiting_room,
             )
         ),
     )

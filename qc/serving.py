@@ -13,6 +13,10 @@ synchronous stretch of the event loop, and in a worker every request waiting on 
 waited for it too. The loops are leased and fenced, so a
 deployment that runs them elsewhere (``QC_BACKGROUND_LOOPS=false``, or a worker with
 ``QC_SERVE_API=false``) starts no such process.
+
+With ``QC_WAITING_ROOM_PORT`` a flash sale's line (join, where am I, leave, its socket)
+is served by a server of its own too, the waiting room (:func:`_waiting_room`), kept and
+stopped like the loops' process: a crowd's joins wait behind no checkout or order.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from server.kit.config import get_settings
 
 Server = Literal["granian", "uvicorn"]
 TARGET = "qc.serving:create_served_app"
+ROOM_TARGET = "qc.serving:create_waiting_room_app"
 # seconds a stopping process gets to finish its requests and run the lifespan's shutdown
 GRACEFUL_S = 10
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -50,6 +55,18 @@ def create_served_app() -> Any:
         _die_with(parent.pid)
     settings = get_settings()
     return served(create_app(settings), trusted_proxies=settings.trusted_proxies)
+
+
+def create_waiting_room_app() -> Any:
+    """The waiting room's app (``create_app(waiting_room=True)``: a flash sale's line and
+    its socket) as :func:`served`, for the waiting room's own server (:func:`run`)."""
+    from server.app import create_app
+
+    parent = multiprocessing.parent_process()
+    if parent is not None and parent.pid:  # a worker of the waiting room's server
+        _die_with(parent.pid)
+    settings = get_settings()
+    return served(create_app(settings, waiting_room=True), trusted_proxies=settings.trusted_proxies)
 
 
 def served(app: Any, *, trusted_proxies: str) -> Any:
@@ -185,7 +202,7 @@ def run(server: Server, *, host: str, port: int, workers: int) -> None:
     # killed with this one, its leases left to expire)
     before = {sig: signal.signal(sig, _stopped) for sig in STOPS}
     try:
-        with _loops_process():
+        with _loops_process(), _waiting_room(server, host=host):
             _serve(server, host=host, port=port, workers=workers)
     except _Stopped as stop:
         signal.signal(stop.signal, before[stop.signal])
@@ -205,14 +222,14 @@ def _stopped(number: int, _: object) -> None:
     raise _Stopped(number)
 
 
-def _serve(server: Server, *, host: str, port: int, workers: int) -> None:
+def _serve(server: Server, *, host: str, port: int, workers: int, target: str = TARGET) -> None:
     if server == "granian":
         from granian import Granian
         from granian.constants import Interfaces
         from granian.log import LogLevels
 
         Granian(
-            TARGET,
+            target,
             factory=True,
             address=host,
             port=port,
@@ -227,7 +244,7 @@ def _serve(server: Server, *, host: str, port: int, workers: int) -> None:
     import uvicorn
 
     uvicorn.run(
-        TARGET,
+        target,
         factory=True,
         interface="asgi3",
         host=host,
@@ -250,11 +267,57 @@ def _loops_process() -> Iterator[None]:
     if not (settings.background_loops and settings.serve_api):
         yield
         return
-    before = os.environ.get("QC_BACKGROUND_LOOPS")
-    os.environ["QC_BACKGROUND_LOOPS"] = "false"  # what the workers inherit
-    get_settings.cache_clear()
     argv = [sys.executable, "-m", "qc.serving", "loops", str(os.getpid())]
     env = {**os.environ, "QC_BACKGROUND_LOOPS": "true", "QC_SERVE_API": "false"}
+    # what the workers (and the waiting room) inherit
+    with _environ(QC_BACKGROUND_LOOPS="false"), _kept("the loops' process", argv, env):
+        yield
+
+
+@contextmanager
+def _waiting_room(server: Server, *, host: str) -> Iterator[None]:
+    """The waiting room's own server while the block runs (``QC_WAITING_ROOM_PORT``, 0:
+    none): the flash queue's routes and socket on a port and worker(s) of their own, so a
+    crowd's joins and polls wait behind no checkout or order in an API worker's event loop
+    (the API answers them too). Started again if it dies, stopped gracefully after. The
+    workers are told its URL (``QC_WAITING_ROOM_URL``, unless set: behind an edge it is
+    the edge's) to advertise in the sales' public view; on a wildcard address there is no
+    URL to tell, and clients stay on the API unless it is set."""
+    settings = get_settings()
+    port = settings.waiting_room_port
+    if not (port and settings.serve_api):
+        yield
+        return
+    url = settings.waiting_room_url
+    if not url and host not in ("0.0.0.0", "::", ""):
+        url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    argv = [sys.executable, "-m", "qc.serving", "room", str(os.getpid()), server, host]
+    argv += [str(port), str(settings.waiting_room_workers)]
+    with _environ(QC_WAITING_ROOM_URL=url), _kept("the waiting room", argv, {**os.environ}):
+        yield
+
+
+@contextmanager
+def _environ(**values: str) -> Iterator[None]:
+    """``os.environ`` (and so the settings) with ``values`` while the block runs."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        get_settings.cache_clear()
+
+
+@contextmanager
+def _kept(name: str, argv: list[str], env: dict[str, str]) -> Iterator[None]:
+    """The process ``argv`` while the block runs, started again after ``RESTART_S`` if it
+    dies, stopped with SIGTERM after (SIGKILL past the grace)."""
     stopping = threading.Event()
     current: list[subprocess.Popen[bytes]] = []
     lock = threading.Lock()
@@ -268,9 +331,9 @@ def _loops_process() -> Iterator[None]:
             code = current[0].wait()
             if stopping.wait(RESTART_S):
                 return
-            print(f"qc serve: the loops' process exited ({code}); started again", file=sys.stderr)
+            print(f"qc serve: {name} exited ({code}); started again", file=sys.stderr)
 
-    keeper = threading.Thread(target=keep_running, name="qc-loops", daemon=True)
+    keeper = threading.Thread(target=keep_running, name=f"qc-{argv[3]}", daemon=True)
     keeper.start()
     try:
         yield
@@ -279,17 +342,12 @@ def _loops_process() -> Iterator[None]:
             stopping.set()
         for proc in current:
             proc.terminate()
-            try:
-                proc.wait(timeout=GRACEFUL_S)
+            try:  # a server's workers have GRACEFUL_S, then it kills them
+                proc.wait(timeout=GRACEFUL_S + 5)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
         keeper.join()
-        if before is None:  # this process's own settings as they were
-            os.environ.pop("QC_BACKGROUND_LOOPS", None)
-        else:
-            os.environ["QC_BACKGROUND_LOOPS"] = before
-        get_settings.cache_clear()
 
 
 def run_loops(parent: int) -> None:
@@ -312,9 +370,27 @@ async def _loops_until_stopped() -> None:
         await stopped.wait()
 
 
+def run_waiting_room(parent: int, server: Server, *, host: str, port: int, workers: int) -> None:
+    """The waiting room's server (started by :func:`run`, dying with ``parent``) until
+    SIGTERM or SIGINT, stopped as the API's; ``QC_WAITING_ROOM_NICE`` steps ahead of the
+    API in the OS's scheduling (its workers inherit it), where the OS allows it."""
+    _die_with(parent)
+    step = get_settings().waiting_room_nice
+    try:
+        os.nice(step)
+    except OSError as exc:  # lowering a niceness needs CAP_SYS_NICE
+        print(f"qc serve: the waiting room runs at the API's priority ({exc})", file=sys.stderr)
+    _serve(server, host=host, port=port, workers=workers, target=ROOM_TARGET)
+
+
 if __name__ == "__main__":  # command()'s argv
     if sys.argv[1] == "loops":
         run_loops(int(sys.argv[2]))
+    elif sys.argv[1] == "room":
+        parent, server, host, port, workers = sys.argv[2:7]
+        run_waiting_room(
+            int(parent), cast(Server, server), host=host, port=int(port), workers=int(workers)
+        )
     else:
         server, host, port, workers = sys.argv[1:5]
         run(cast(Server, server), host=host, port=int(port), workers=int(workers))

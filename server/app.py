@@ -15,7 +15,6 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -27,6 +26,7 @@ from server.delivery.routes import router as delivery_router
 from server.delivery.routes import ws_router as rider_ws_router
 from server.flash import bulkheads
 from server.flash.hub import FlashHub
+from server.flash.routes import queue_router as flash_queue_router
 from server.flash.routes import router as flash_router
 from server.flash.routes import ws_router as flash_ws_router
 from server.identity.routes import router as identity_router
@@ -197,7 +197,11 @@ async def open_resources(settings: Settings, clock: Clock) -> AsyncIterator[Reso
         await engine.dispose()
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, clock: Clock | None = None, waiting_room: bool = False
+) -> FastAPI:
+    """The API; ``waiting_room``: only a flash sale's line (join, where am I, leave) and its
+    socket, as the waiting room's own server runs it (``qc.serving``)."""
     settings = settings or get_settings()
     clock = clock or Clock(speed=settings.clock_speed, anchor=settings.clock_anchor)
 
@@ -238,7 +242,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
     app.add_middleware(SecurityHeadersMiddleware)
     app.add_middleware(SocketGuardMiddleware)
     _install_error_handlers(app)
-    if settings.serve_api:  # off: a worker, only /healthz and /metrics besides its loops
+    if waiting_room:  # the queue's own server: a crowd's joins wait behind nothing else
+        app.include_router(flash_queue_router)
+        app.include_router(flash_ws_router)
+    elif settings.serve_api:  # off: a worker, only /healthz and /metrics besides its loops
         # A request is matched against the routes in this order, one by one (a few µs
         # each): the city's hottest paths first (catalogue reads, rider fixes, carts and
         # checkout, the flash crowd), the staff's and the sockets' after. No two routers
@@ -246,6 +253,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None) 
         app.include_router(catalog_router)
         app.include_router(delivery_router)
         app.include_router(orders_router)
+        app.include_router(flash_queue_router)
         app.include_router(flash_router)
         app.include_router(stores_router)
         app.include_router(identity_router)
@@ -290,11 +298,10 @@ async def check_health(app: FastAPI) -> Health:
     migration = ServiceCheck(ok=False)
     rd = ServiceCheck(ok=False)
     try:
-        async with resources.engine.connect() as conn:
-            pg = ServiceCheck(ok=True)
-            current = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
-            head = resources.head_revision
-            migration = ServiceCheck(ok=current == head, detail=f"at {current}, head {head}")
+        current = await db.schema_revision(resources.engine)
+        pg = ServiceCheck(ok=True)
+        head = resources.head_revision
+        migration = ServiceCheck(ok=current == head, detail=f"at {current}, head {head}")
     except Exception as exc:
         pg = ServiceCheck(ok=pg.ok, detail=type(exc).__name__)
     try:

@@ -44,6 +44,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import psutil
 import psycopg
 from rich.console import Console
 
@@ -58,7 +59,7 @@ from qc.bench.flash_crowd import (
 )
 from qc.bench.flash_proof import books, print_report, verify
 from qc.bench.harness import Spawned, conditions
-from qc.bench.serving import serve_process
+from qc.bench.serving import free_port, serve_process
 from qc.bench.stack import bench_stack, one_row
 from qc.bench.wrk import cpu_meter, service_pids
 from server.identity.models import User
@@ -86,6 +87,8 @@ def _server_env(stack: Any, args: dict[str, Any]) -> dict[str, str]:
         "QC_FLASH_SLOT_SECONDS": str(args["slot_seconds"]),
         "QC_FLASH_TICK_INTERVAL_S": "0.25",
         "QC_TRUSTED_PROXIES": "127.0.0.1",  # the edge: X-Forwarded-For names the client
+        # the line's own server beside the API (qc serve's waiting room), or none (0)
+        "QC_WAITING_ROOM_PORT": str(free_port() if args["waiting_room"] else 0),
         # a worker this busy (on a machine shared with the client) may answer uvicorn's
         # health ping late; it is busy, not hung, so do not kill it after 5 s
         "UVICORN_TIMEOUT_WORKER_HEALTHCHECK": "60",
@@ -121,6 +124,28 @@ async def create_sale(
     if r.status_code != 201:
         raise RuntimeError(f"could not create the sale: {r.status_code} {r.text}")
     return str(r.json()["sale_id"])
+
+
+async def _waiting_room(api: Any, client: httpx.AsyncClient, sale_id: str) -> tuple[str, int]:
+    """The waiting room the sale names (its URL, its server's pid), once it answers; the
+    API itself (and its pid) when it names none."""
+    sale = (await client.get(f"/v1/flash-sales/{sale_id}")).json()
+    url = sale.get("waiting_room_url")
+    if not url:
+        return api.url, api.pid
+    (room,) = [
+        p
+        for p in psutil.Process(api.pid).children()
+        if p.cmdline()[1:4] == ["-m", "qc.serving", "room"]
+    ]
+    deadline = time.monotonic() + 120  # it imports and starts beside the API
+    while True:
+        with contextlib.suppress(httpx.TransportError):
+            if (await client.get(url + "/healthz", timeout=5)).status_code == 200:
+                return str(url), room.pid
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the waiting room at {url} did not start")
+        await asyncio.sleep(0.2)
 
 
 def _crowd_alone(
@@ -179,9 +204,11 @@ async def run(
     poll_cap_s: float | None = None,
     generators: int = 2,
     server: str = "granian",
+    waiting_room: bool = True,
 ) -> dict[str, Any]:
     store = "BLR-KOR"
     args = {
+        "waiting_room": waiting_room,
         "failure_rate": failure_rate,
         "slots": slots,
         "slot_seconds": slot_seconds,
@@ -241,6 +268,9 @@ async def run(
                     client, boss_token, sku_id=flash_sku, store_id=store, units=units
                 )
                 create_s = time.perf_counter() - created
+                room_url, room_pid = await _waiting_room(api, client, sale_id)
+                if room_pid != api.pid:  # its CPU is the API's too, and shown on its own
+                    pids["WAITING_ROOM"] = [room_pid]
                 console.print(
                     f"sale created with {units:,} tokens in {create_s:.1f} s; "
                     f"{users:,} customers arrive within {arrival_s:.0f} s, "
@@ -268,6 +298,7 @@ async def run(
                             max(PER_CLIENT, connections // generators),
                             PER_CLIENT,
                             poll_cap_s,
+                            room_url,
                         )
                         for k in range(generators)
                     ],
@@ -315,6 +346,11 @@ async def run(
             abandon_rate=abandon_rate,
             regular_concurrency=regular_concurrency,
             client=f"httpx + websockets asyncio in {generators} processes, same machine",
+            waiting_room=(
+                "its own server (1 worker): joins, polls, sockets; checkouts at the API"
+                if waiting_room
+                else "none: the API serves the line"
+            ),
             generator_cpu_pct_per_process=round(100 * crowd.cpu_s / crowd_s / generators, 1),
             pid=os.getpid(),
         )

@@ -322,6 +322,9 @@ class CrowdShare:
     connections: int
     per_client: int
     poll_cap_s: float | None = None
+    # where the customers join, poll and watch (the sale's ``waiting_room_url``); None:
+    # ``url``, where they check out
+    room_url: str | None = None
 
 
 def lanes_of(lanes: dict[str, list[L]], place: int) -> dict[str, L]:
@@ -340,12 +343,18 @@ async def play(share: CrowdShare, barrier: Barrier) -> Crowd:
     timeout = httpx.Timeout(120.0)
     async with contextlib.AsyncExitStack() as clients:
         # joins, polls and checkouts on their own connections, as each customer has their
-        # own device: a checkout never waits behind the crowd's joins in this generator
+        # own device: a checkout never waits behind the crowd's joins in this generator;
+        # the line's requests and sockets go to the waiting room, checkouts to the API
+        room = share.room_url or share.url
         lanes = {
             kind: [
                 (
                     await clients.enter_async_context(
-                        httpx.AsyncClient(base_url=share.url, limits=limits, timeout=timeout)
+                        httpx.AsyncClient(
+                            base_url=share.url if kind == "checkout" else room,
+                            limits=limits,
+                            timeout=timeout,
+                        )
                     ),
                     asyncio.Semaphore(share.per_client),
                 )
@@ -356,7 +365,7 @@ async def play(share: CrowdShare, barrier: Barrier) -> Crowd:
         crowd = Crowd()
         await asyncio.to_thread(barrier.wait)
         start, cpu = time.time(), time.process_time()
-        base_ws = share.url.replace("http", "ws")
+        base_ws = room.replace("http", "ws")
         lag = asyncio.create_task(_loop_lag(crowd))
         await asyncio.gather(
             *(

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
+import redis.asyncio as aioredis
 from fastapi import (
     APIRouter,
     Depends,
@@ -31,13 +32,16 @@ from fastapi import (
 )
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.catalog.routes import NO_STORE
 from server.flash import checkout as flash_checkout
 from server.flash import entries, sales
 from server.flash.hub import FINAL
+from server.flash.models import FlashSale
 from server.identity.models import User
 from server.kit import ratelimit, sockets
+from server.kit.config import Settings
 from server.kit.deps import (
     ClockDep,
     CustomerUser,
@@ -64,6 +68,9 @@ from shared.schemas.flash import (
 from shared.schemas.orders import CheckoutRequest, OrderPublic
 
 router = APIRouter(prefix="/v1/flash-sales", tags=["flash"], route_class=QuickRoute)
+# the line's routes (join, where am I, leave) and its socket: the API serves them, and so
+# does the waiting room's own server (``qc.serving``: ``QC_WAITING_ROOM_PORT``)
+queue_router = APIRouter(prefix="/v1/flash-sales", tags=["flash"], route_class=QuickRoute)
 ws_router = APIRouter(tags=["flash"])
 
 SaleId = Annotated[uuid.UUID, Path(description="the flash sale")]
@@ -151,6 +158,20 @@ async def _quick_entry(request: Request) -> dict[str, Any] | None:
     return {"sale_id": sale_id, "resources": resources, "user": user}
 
 
+async def _public(
+    session: AsyncSession,
+    redis: aioredis.Redis,
+    *,
+    sale: FlashSale,
+    now: datetime,
+    settings: Settings,
+) -> FlashSalePublic:
+    """The sale's public view, naming the waiting room's server where qc serve runs one."""
+    view = await sales.sale_public(session, redis, sale=sale, now=now)
+    view.waiting_room_url = settings.waiting_room_url or None
+    return view
+
+
 @router.post(
     "",
     summary="Create a flash sale and pre-generate its tokens (managers, own city)",
@@ -171,7 +192,7 @@ async def create_sale(
         session, redis, manager=user, body=body, now=now, settings=settings
     )
     response.headers["Cache-Control"] = NO_STORE
-    return await sales.sale_public(session, redis, sale=sale, now=now)
+    return await _public(session, redis, sale=sale, now=now, settings=settings)
 
 
 @router.get(
@@ -183,6 +204,7 @@ async def list_sales(
     session: SessionDep,
     redis: RedisDep,
     clock: ClockDep,
+    settings: SettingsDep,
     response: Response,
     city: Annotated[str | None, Query(max_length=10, pattern=r"^[A-Z]+$")] = None,
     store_id: StoreQuery = None,
@@ -203,7 +225,7 @@ async def list_sales(
     page = found[:limit]
     response.headers["Cache-Control"] = NO_STORE
     return Page[FlashSalePublic](
-        items=[await sales.sale_public(session, redis, sale=s, now=now) for s in page],
+        items=[await _public(session, redis, sale=s, now=now, settings=settings) for s in page],
         next_cursor=page[-1].starts_at.isoformat() if len(found) > limit else None,
     )
 
@@ -214,11 +236,16 @@ async def list_sales(
     responses=problem_responses(404),
 )
 async def get_sale(
-    sale_id: SaleId, session: SessionDep, redis: RedisDep, clock: ClockDep, response: Response
+    sale_id: SaleId,
+    session: SessionDep,
+    redis: RedisDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+    response: Response,
 ) -> FlashSalePublic:
     sale = await sales.get_sale(session, sale_id=sale_id)
     response.headers["Cache-Control"] = NO_STORE
-    return await sales.sale_public(session, redis, sale=sale, now=clock.now())
+    return await _public(session, redis, sale=sale, now=clock.now(), settings=settings)
 
 
 @router.post(
@@ -232,6 +259,7 @@ async def stop_sale(
     session: SessionDep,
     redis: RedisDep,
     clock: ClockDep,
+    settings: SettingsDep,
     user: ManagerUser,
     response: Response,
 ) -> FlashSalePublic:
@@ -240,10 +268,10 @@ async def stop_sale(
         session, redis, sale_id=sale_id, manager=user, reason=body.reason, now=now
     )
     response.headers["Cache-Control"] = NO_STORE
-    return await sales.sale_public(session, redis, sale=sale, now=now)
+    return await _public(session, redis, sale=sale, now=now, settings=settings)
 
 
-@router.post(
+@queue_router.post(
     "/{sale_id}/queue",
     summary="Join a store's line: a position and an estimated wait, or a checkout slot",
     dependencies=[Depends(_per_ip)],
@@ -270,7 +298,7 @@ async def join(
     )
 
 
-@router.get(
+@queue_router.get(
     "/{sale_id}/queue/me",
     summary="Where I stand in the line (for clients without the websocket)",
     responses=problem_responses(401, 403, 404, 429, 503),
@@ -296,7 +324,7 @@ async def my_entry(
     )
 
 
-@router.delete(
+@queue_router.delete(
     "/{sale_id}/queue/me",
     summary="Leave the line (an unused checkout slot and its token pass to the next)",
     status_code=status.HTTP_204_NO_CONTENT,

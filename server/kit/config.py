@@ -129,6 +129,17 @@ class Settings(BaseSettings):
     flash_bulkhead_checkout: int = Field(default=4, ge=1)  # flash checkouts at once
     flash_bulkhead_wait_s: float = 2.0  # then 503 flash_busy with Retry-After
     flash_payment_bulkhead: int = Field(default=16, ge=1)  # provider slots of flash checkouts
+    # the waiting room (qc/serving.py): qc serve runs the queue's routes and socket in a
+    # server of their own on this port (0: none, the API serves them alone), so a crowd's
+    # joins never wait behind checkouts in the API's event loops; clients are sent there
+    # by the sale's ``waiting_room_url`` (this URL; by default http://<host>:<port> of
+    # qc serve's own address), and check out at the API
+    waiting_room_port: int = Field(default=0, ge=0, le=65535)
+    waiting_room_workers: int = Field(default=1, ge=1)
+    waiting_room_url: str = ""
+    # the room's niceness relative to qc serve's (negative: the OS runs it ahead of the
+    # API on a shared machine; lowering it needs CAP_SYS_NICE, else it runs at the API's)
+    waiting_room_nice: int = Field(default=-10, ge=-20, le=19)
     log_json: bool = True
     log_level: str = "INFO"
     # Connections per process, all kept once opened: a connection past the pool's size

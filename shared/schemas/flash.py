@@ -60,6 +60,11 @@ class FlashSalePublic(BaseModel):
     sold: int
     stores: list[FlashStoreUnits]
     stop_reason: str | None = None
+    waiting_room_url: str | None = Field(
+        default=None,
+        description="where to join, poll and watch the line (POST .../queue, GET .../queue/me, "
+        "/ws/flash/{sale_id}): the waiting room's own server; none: this API. Check out here",
+    )
 
 
 class FlashJoin(BaseModel):

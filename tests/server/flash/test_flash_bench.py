@@ -40,6 +40,11 @@ async def test_the_flash_benchmark_sells_exactly_the_units(settings, clean) -> N
     # from arrival counts the client's own wait as well: never less than the request alone
     assert crowd["join_from_arrival_p99_ms"] >= crowd["join_p50_ms"] > 0
     assert crowd["api_cpu_ms_per_customer"] > 0 and crowd["generator_loop_lag_p99_ms"] >= 0
+    # the line was served by the waiting room's own server (its CPU a part of the API's),
+    # and its admitted customers bought at the API
+    assert figures["conditions"]["waiting_room"].startswith("its own server")
+    room_cpu = crowd["waiting_room_cpu_ms_per_customer"]
+    assert 0 < room_cpu < crowd["api_cpu_ms_per_customer"]
     # the regular orders beside the crowd are taken out at their baseline cost
     assert crowd["api_cpu_ms_per_regular_order"] > 0
     assert 0 <= crowd["api_cpu_ms_per_customer_without_regular"] <= crowd["api_cpu_ms_per_customer"]

@@ -1,0 +1,152 @@
+"""``qc serve`` with ``QC_WAITING_ROOM_PORT``: the flash queue's routes and socket on a
+server of their own beside the API, as real processes on real sockets.
+
+The sale names the waiting room; customers join, poll and watch there, the one admitted
+checks out at the API, and the room's socket hears it (the line's pub/sub crosses the
+processes); the room serves nothing but the line, and the API still serves the line too.
+The room is started again if it dies, and stops with ``qc serve``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+import websockets
+
+from server.kit.clock import Clock
+from tests.conftest import Services
+from tests.helpers import free_port
+from tests.qc.test_cli import QC, _wait_healthy
+from tests.qc.test_serve_servers import STOP_DEADLINE_S, _env, _wait_for
+from tests.server.flash.flash_helpers import (
+    ADDRESS,
+    STORE,
+    create_sale,
+    flash_sku,
+    make_customers,
+    manager_headers,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@contextmanager
+def _served_with_room(
+    services: Services, log: Path
+) -> Iterator[tuple[str, str, subprocess.Popen[str]]]:
+    """``qc serve`` with its waiting room, both on free ports: the API's URL, the room's."""
+    port, room_port = free_port(), free_port()
+    env = _env(services) | {"QC_WAITING_ROOM_PORT": str(room_port)}
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            [*QC, "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            text=True,
+        )
+    try:
+        url, room = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{room_port}"
+        _wait_healthy(url, proc, deadline_s=180)  # imports are slow on a busy machine
+        _wait_healthy(room, proc, deadline_s=180)
+        yield url, room, proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def _rooms(proc: subprocess.Popen[str]) -> list[psutil.Process]:
+    """The waiting room's server (its own workers are its children)."""
+    return [
+        p
+        for p in psutil.Process(proc.pid).children()
+        if p.cmdline()[1:4] == ["-m", "qc.serving", "room"]
+    ]
+
+
+async def _next(ws: websockets.ClientConnection) -> dict[str, object]:
+    message: dict[str, object] = json.loads(await asyncio.wait_for(ws.recv(), timeout=30))
+    return message
+
+
+async def test_the_waiting_room_serves_the_line_and_the_api_the_checkout(
+    city: Services, tmp_path: Path
+) -> None:
+    clock = Clock()
+    log = tmp_path / "serve.log"
+    with _served_with_room(city, log) as (url, room_url, proc):
+        (server,) = _rooms(proc)
+        if "runs at the API's priority" not in log.read_text():  # the OS let it go ahead
+            ahead = max(-20, psutil.Process(proc.pid).nice() - 10)  # QC_WAITING_ROOM_NICE
+            assert [p.nice() for p in [server, *server.children()]] == [ahead, ahead]
+        api = httpx.AsyncClient(base_url=url, timeout=30)
+        room = httpx.AsyncClient(base_url=room_url, timeout=30)
+        async with api, room:
+            boss = manager_headers(clock, city.database_url)
+            sale = await create_sale(api, boss, clock, sku=flash_sku(city.database_url), units=1)
+            sid = sale["sale_id"]
+            assert sale["waiting_room_url"] == room_url  # the sale says where the line is
+            assert (await api.get(f"/v1/flash-sales/{sid}")).json()["waiting_room_url"] == room_url
+            # the room serves the line only: no sales, no orders, no other socket
+            assert (await room.post("/v1/flash-sales", headers=boss, json={})).status_code == 404
+            assert (await room.get(f"/v1/flash-sales/{sid}")).status_code == 404
+            (_, buyer), (_, waiting), (_, at_api) = make_customers(city.database_url, clock, 3)
+            line = f"/v1/flash-sales/{sid}/queue"
+            joined = await room.post(line, json={"store_id": STORE}, headers=buyer)
+            assert joined.status_code == 200, joined.text
+            assert joined.json()["status"] == "ADMITTED"  # the first: a slot at once
+            second = await room.post(line, json={"store_id": STORE}, headers=waiting)
+            assert second.json()["status"] == "WAITING" and second.json()["position"] == 1
+            # the API still serves the line (clients that never read the sale's view)
+            third = await api.post(line, json={"store_id": STORE}, headers=at_api)
+            assert third.json()["status"] == "WAITING" and third.json()["position"] == 2
+            token = waiting["Authorization"].split()[1]
+            ws_url = room_url.replace("http", "ws") + f"/ws/flash/{sid}?token={token}"
+            async with websockets.connect(ws_url) as ws:
+                assert (await _next(ws))["position"] == 1
+                polled = await room.get(f"{line}/me", headers=waiting)
+                assert polled.status_code == 200 and polled.json()["position"] == 1
+                # admitted in the room, the customer buys at the API
+                bought = await api.post(
+                    f"/v1/flash-sales/{sid}/checkout",
+                    json=ADDRESS,
+                    headers={**buyer, "Idempotency-Key": uuid.uuid4().hex},
+                )
+                assert bought.status_code == 201, bought.text
+                # and the room's socket hears the API's sale end the line
+                assert await _next(ws) == {"type": "closed", "reason": "sold_out"}
+            after = await room.get(f"{line}/me", headers=waiting)
+            assert after.json()["status"] == "CLOSED"
+            assert (await room.get(f"{line}/me", headers=buyer)).json()["status"] == "PURCHASED"
+
+
+def test_a_killed_waiting_room_is_started_again_and_stops_with_serve(
+    city: Services, tmp_path: Path
+) -> None:
+    log = tmp_path / "serve.log"
+    with _served_with_room(city, log) as (url, room_url, proc):
+        (first,) = _rooms(proc)
+        first.kill()
+        first.wait(timeout=10)
+        _wait_for("another waiting room", lambda: [r for r in _rooms(proc) if r.pid != first.pid])
+        _wait_healthy(room_url, proc, deadline_s=180)
+        (second,) = _rooms(proc)
+        assert "the waiting room exited" in log.read_text()
+        assert httpx.get(url + "/healthz", timeout=10).status_code == 200
+        room_family = [second, *second.children(recursive=True)]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=STOP_DEADLINE_S) == 0, log.read_text()[-3000:]
+        _, alive = psutil.wait_procs(room_family, timeout=STOP_DEADLINE_S)
+        assert not alive and "Traceback" not in log.read_text()
+        with pytest.raises(httpx.TransportError):
+            httpx.get(room_url + "/healthz", timeout=2)
