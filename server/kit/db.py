@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
-from sqlalchemy import event
+from psycopg.adapt import Dumper, PyFormat
+from psycopg.types.numeric import IntBinaryDumper, IntDumper
+from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, SessionTransaction
@@ -152,7 +154,34 @@ def create_engine(url: str, settings: Settings, *, pre_ping: bool = True) -> Asy
     )
     if pre_ping:
         _ping_when_idle(engine, idle_s=settings.db_ping_idle_s)
+    event.listen(engine.sync_engine, "connect", _stable_int_types)
     return engine
+
+
+class _IntegerFirst(IntDumper):
+    """An ``int`` parameter as ``integer`` (``bigint``, ``numeric`` past its range).
+
+    psycopg types an int by its value (``smallint`` below 32,768, ``integer`` above), and
+    a statement's parameter types are part of its key in psycopg's prepared-statement
+    cache: the same statement with a quantity of 2 and a price of 45,000 paise was two
+    statements, each parsed and planned unprepared for its first five runs on every
+    connection. One type per range keeps one key, so a statement is prepared on its
+    sixth run (a checkout's statements were parsed anew for a connection's first ~15)."""
+
+    def upgrade(self, obj: int, format: PyFormat) -> Dumper:
+        if -(2**31) <= obj < 2**31:
+            return self._int4_dumper
+        return super().upgrade(obj, format)
+
+
+class _IntegerFirstBinary(_IntegerFirst, IntBinaryDumper):
+    """The same in binary (psycopg's binary int dumpers, chosen the same way)."""
+
+
+def _stable_int_types(dbapi_connection: Any, record: Any) -> None:
+    adapters = dbapi_connection.driver_connection.adapters
+    adapters.register_dumper(int, _IntegerFirst)
+    adapters.register_dumper(int, _IntegerFirstBinary)
 
 
 def _ping_when_idle(engine: AsyncEngine, *, idle_s: float) -> None:
@@ -240,6 +269,21 @@ async def autocommit(session: AsyncSession) -> None:
     (two of a new cart's three). Its owner calls this before any statement; later
     statements would each commit on their own too."""
     await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
+async def schema_revision(engine: AsyncEngine) -> str | None:
+    """The database's migration revision, read on a pooled connection whose read is
+    committed, not rolled back: psycopg forgets every prepared statement of a connection
+    on a rollback (and sends DEALLOCATE ALL), so a health probe every few seconds left to
+    the pool's reset would make one connection after another parse and plan its
+    statements again."""
+    async with engine.connect() as conn:
+        current = (await conn.execute(_REVISION)).scalar()
+        await conn.commit()
+    return None if current is None else str(current)
+
+
+_REVISION = text("SELECT version_num FROM alembic_version")
 
 
 def session_maker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
