@@ -397,6 +397,9 @@ def bench_catalog(
 def bench_checkout(
     concurrency: Annotated[int, typer.Option(min=1, max=256, help="flows at once")] = 32,
     duration: Annotated[float, typer.Option(min=1, help="seconds per run")] = 10.0,
+    warmup: Annotated[
+        float, typer.Option(min=0, help="seconds of the same flow first, not counted")
+    ] = 5.0,
     workers: Annotated[str, typer.Option(help="API worker counts, comma separated")] = "1,2",
     repeats: Annotated[int, typer.Option(min=1)] = 1,
     server: Annotated[
@@ -418,6 +421,7 @@ def bench_checkout(
                 get_settings(),
                 concurrency=concurrency,
                 duration=duration,
+                warmup=warmup,
                 workers=counts,
                 repeats=repeats,
                 servers=tuple(server or ("granian",)),

@@ -6,7 +6,10 @@ wrk runs ``wrk/checkout.lua`` with one connection per thread (each thread drives
 flow), against the API as ``qc serve`` runs it (granian by default, or uvicorn) with 1 and
 2 workers; the same wrk settings against
 the bare FastAPI route (same server, same workers) show what the generator and the server
-can carry, so the orders' figure is not the generator's. The journal writer and every other
+can carry, so the orders' figure is not the generator's. Before the measured runs, the same
+flow runs ``warmup`` seconds uncounted: a server at the peak hour has run a while (its
+pools full, its statements prepared on every connection), and a fresh one's first seconds
+parse and plan every statement on every new connection. The journal writer and every other
 background loop run beside the workers in their own process, as ``qc serve`` runs them (its
 CPU is counted in the API's); after the runs, the books are checked against Redis (no
 drift) from the ledger.
@@ -87,6 +90,7 @@ async def run(
     *,
     concurrency: int = 32,
     duration: float = 10.0,
+    warmup: float = 5.0,
     workers: tuple[int, ...] = (1, 2),
     repeats: int = 1,
     servers: tuple[str, ...] = ("granian",),
@@ -108,7 +112,21 @@ async def run(
                     ) as bare,
                     serve_process(API, env=env, workers=n, server=server) as api,
                 ):
-                    wrk.run(api.url + "/healthz", duration=1)  # warm-up
+                    flow_args = [tokens, skus_file, STORE, str(LINES)]
+                    if warmup:  # a server that has run a while: pools filled, statements
+                        # prepared on each connection (a fresh one parses and plans them)
+                        wrk.run(
+                            api.url,
+                            "checkout.lua",
+                            name="warm-up",
+                            args=flow_args,
+                            connections=concurrency,
+                            per_connection_state=True,
+                            duration=warmup,
+                            timeout_s=10,
+                        )
+                    else:
+                        wrk.run(api.url + "/healthz", duration=1)
                     rows = []
                     for _ in range(repeats):
                         ref = wrk.run(
@@ -123,7 +141,7 @@ async def run(
                             api.url,
                             "checkout.lua",
                             name=f"complete order ({LINES + 2} requests)",
-                            args=[tokens, skus_file, STORE, str(LINES)],
+                            args=flow_args,
                             connections=concurrency,
                             per_connection_state=True,
                             duration=duration,
@@ -140,6 +158,7 @@ async def run(
         drift = await find_drift(stack.engine, stack.redis, STORE)
         cond = conditions(
             generator=f"wrk, {concurrency} connections (one flow each), {duration:g} s per run",
+            warm_up=f"{warmup:g} s of the same flow first, not counted" if warmup else "none",
             lines_per_order=LINES,
             payment_latency_s=0.01,
             services="embedded" if stack.embedded else "external",

@@ -50,3 +50,18 @@ async def test_a_health_probe_leaves_the_prepared_statements_prepared(
             await conn.commit()
     finally:
         await engine.dispose()
+
+
+async def test_a_rollback_leaves_the_prepared_statements_prepared(services: Services) -> None:
+    engine = db.create_engine(services.database_url, settings_for(services, db_pool_size=1))
+    try:
+        async with engine.connect() as conn:
+            for n in range(6):
+                await conn.execute(_MARKED, {"n": n})
+            await conn.rollback()  # a read ended, as a refused request's transaction ends
+            assert await _prepared(conn) == 1
+            # and a prepared statement still runs after it (psycopg still knows its name)
+            assert (await conn.execute(_MARKED, {"n": 41})).scalar_one() == 42
+            await conn.commit()
+    finally:
+        await engine.dispose()

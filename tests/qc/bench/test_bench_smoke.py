@@ -40,7 +40,7 @@ async def test_http_benchmarks_complete_orders_and_reads(settings, clean) -> Non
     ]
     assert all(r["ops"] > 0 and r["errors"] == 0 and "wrk" in r["cpu"] for r in rows)
     assert len(catalog["memory_mib"]["uvicorn, 1 worker"]) == 1
-    checkout = await run_checkout(settings, concurrency=2, duration=2, workers=(1,))
+    checkout = await run_checkout(settings, concurrency=2, duration=2, warmup=1, workers=(1,))
     (result,) = checkout["results"]["granian, 1 worker"]  # what qc serve runs
     assert result["orders_per_s"] > 0 and result["failed_steps"] == 0 and result["errors"] == 0
     assert checkout["conditions"]["books_after"] == "agree (no drift)"
