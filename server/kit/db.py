@@ -297,11 +297,8 @@ async def autocommit(session: AsyncSession) -> None:
 
 
 async def schema_revision(engine: AsyncEngine) -> str | None:
-    """The database's migration revision, read on a pooled connection whose read is
-    committed, not rolled back: psycopg forgets every prepared statement of a connection
-    on a rollback (and sends DEALLOCATE ALL), so a health probe every few seconds left to
-    the pool's reset would make one connection after another parse and plan its
-    statements again."""
+    """The database's migration revision, its read committed: a read has nothing to roll
+    back (a health probe runs every few seconds on a pooled connection)."""
     async with engine.connect() as conn:
         current = (await conn.execute(_REVISION)).scalar()
         await conn.commit()
