@@ -34,6 +34,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Literal, cast
 
+from qc.aio import loop_factory
 from server.kit.config import get_settings
 
 Server = Literal["granian", "uvicorn"]
@@ -355,7 +356,8 @@ def run_loops(parent: int) -> None:
     ``parent``): the app's lifespan, its resources and loops and no routes, until SIGTERM
     or SIGINT."""
     _die_with(parent)
-    asyncio.run(_loops_until_stopped())
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        runner.run(_loops_until_stopped())
 
 
 async def _loops_until_stopped() -> None:

@@ -6,7 +6,6 @@ import asyncio
 import json
 import multiprocessing
 import time
-from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -16,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from qc.aio import loop_factory
 from qc.des.config import LEVERS, DesConfig, Policies
 from qc.des.parts import Parts, build
 from qc.des.report import DesReport
@@ -27,19 +27,9 @@ def _run_parts(config: DesConfig) -> Parts:
     from qc.des.runner import simulate_parts
     from qc.des.stack import embedded_services
 
-    with embedded_services() as services, asyncio.Runner(loop_factory=_loop_factory()) as run:
+    # uvloop where installed: events run one at a time, so the loop changes no figure
+    with embedded_services() as services, asyncio.Runner(loop_factory=loop_factory()) as run:
         return run.run(simulate_parts(services, config))
-
-
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop where it is installed (it comes with uvicorn[standard]): every query and
-    Redis call of the day waits on the loop, and uvloop's is several times cheaper.
-    Events run one at a time, so the loop changes no figure."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
 
 
 def store_groups(config: DesConfig, workers: int) -> list[tuple[str, ...]]:
