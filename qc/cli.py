@@ -473,6 +473,9 @@ def bench_flash(
     waiting_room: Annotated[
         bool, typer.Option(help="the line on its own server (qc serve's waiting room)")
     ] = True,
+    warm_auth: Annotated[
+        bool, typer.Option(help="diagnostic: the crowd's auth states cached before the sale")
+    ] = False,
     json_out: Annotated[str | None, typer.Option("--json")] = None,
 ) -> None:
     """A flash-sale crowd over real HTTP and websockets: units sold, oversold, limits, FIFO,
@@ -500,6 +503,7 @@ def bench_flash(
                 generators=generators,
                 server=server,
                 waiting_room=waiting_room,
+                warm_auth=warm_auth,
             )
         ),
     )

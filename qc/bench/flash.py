@@ -7,7 +7,10 @@ customer joins the line through ``POST /v1/flash-sales/{id}/queue``. An admitted
 checks out at once (a few abandon their slot, which then expires and passes on);
 waiting ones learn their turn on ``/ws/flash/{id}`` (``sockets`` of them) or by polling
 ``.../queue/me`` when the server says to. The same regular order workload keeps running
-meanwhile, and its checkout latency is compared with the baseline.
+meanwhile, and its checkout latency is compared with the baseline. The line is served by
+the waiting room (``qc serve``'s own server for it, named in the sale's view) unless
+``waiting_room`` is off; ``warm_auth`` (a diagnostic) caches the crowd's auth states
+before the sale, so that a join is not its customer's first request.
 
 Each customer has its own client address (``X-Forwarded-For`` from the loopback proxy,
 which the app trusts: ``QC_TRUSTED_PROXIES``), so the per-IP limit applies per customer as at a real edge. The
@@ -148,6 +151,27 @@ async def _waiting_room(api: Any, client: httpx.AsyncClient, sale_id: str) -> tu
         await asyncio.sleep(0.2)
 
 
+async def _warm_auth(stack: Any, settings: Settings, ids: list[uuid.UUID]) -> int:
+    """Diagnostic (``warm_auth``): the crowd's auth states cached in Valkey before the sale,
+    as for customers who opened the app shortly before it (a join is then no first
+    request: no PostgreSQL read of its user)."""
+    from server.identity.service import _load_users
+    from server.kit import db
+    from server.kit import redis as qredis
+
+    engine = db.create_engine(stack.database_url, settings)
+    redis = qredis.create_redis(stack.redis_url)
+    cached = 0
+    try:
+        for at in range(0, len(ids), 500):
+            users = await _load_users(redis, db.session_maker(engine), ids[at : at + 500])
+            cached += sum(1 for user in users if user is not None)
+        return cached
+    finally:
+        await redis.aclose()
+        await engine.dispose()
+
+
 def _crowd_alone(
     cpu_s: dict[str, float],
     baseline_cpu_s: dict[str, float],
@@ -205,6 +229,7 @@ async def run(
     generators: int = 2,
     server: str = "granian",
     waiting_room: bool = True,
+    warm_auth: bool = False,
 ) -> dict[str, Any]:
     store = "BLR-KOR"
     args = {
@@ -269,6 +294,9 @@ async def run(
                 )
                 create_s = time.perf_counter() - created
                 room_url, room_pid = await _waiting_room(api, client, sale_id)
+                warmed = 0
+                if warm_auth:
+                    warmed = await _warm_auth(stack, settings, [uid for uid, _ in minted[:users]])
                 if room_pid != api.pid:  # its CPU is the API's too, and shown on its own
                     pids["WAITING_ROOM"] = [room_pid]
                 console.print(
@@ -350,6 +378,9 @@ async def run(
                 "its own server (1 worker): joins, polls, sockets; checkouts at the API"
                 if waiting_room
                 else "none: the API serves the line"
+            ),
+            auth_state=(
+                f"warm ({warmed} cached before the sale)" if warm_auth else "cold (joins load it)"
             ),
             generator_cpu_pct_per_process=round(100 * crowd.cpu_s / crowd_s / generators, 1),
             pid=os.getpid(),

@@ -10,7 +10,8 @@ from qc.bench.flash_crowd import lanes_of
 
 
 @pytest.mark.slow
-async def test_the_flash_benchmark_sells_exactly_the_units(settings, clean) -> None:
+@pytest.mark.parametrize("warm_auth", [False, True], ids=["cold-auth", "warm-auth"])
+async def test_the_flash_benchmark_sells_exactly_the_units(settings, clean, warm_auth) -> None:
     figures = await run(
         settings,
         users=60,
@@ -26,6 +27,7 @@ async def test_the_flash_benchmark_sells_exactly_the_units(settings, clean) -> N
         regular_seconds=1.0,
         poll_cap_s=2.0,  # pages far back would wait 2 minutes to hear the line closed
         generators=2,  # the crowd from two processes, merged
+        warm_auth=warm_auth,  # the crowd's auth states cached before the sale, or not
     )
     proof, crowd = figures["proof"], figures["crowd"]
     assert proof["sold"] == proof["units"] == proof["confirmed_orders_at_sale_price"] == 12
@@ -43,6 +45,8 @@ async def test_the_flash_benchmark_sells_exactly_the_units(settings, clean) -> N
     # the line was served by the waiting room's own server (its CPU a part of the API's),
     # and its admitted customers bought at the API
     assert figures["conditions"]["waiting_room"].startswith("its own server")
+    warm = "warm (60 cached before the sale)"
+    assert figures["conditions"]["auth_state"] == (warm if warm_auth else "cold (joins load it)")
     room_cpu = crowd["waiting_room_cpu_ms_per_customer"]
     assert 0 < room_cpu < crowd["api_cpu_ms_per_customer"]
     # the regular orders beside the crowd are taken out at their baseline cost
