@@ -82,7 +82,12 @@ async def _send_soft(to: tuple[aioredis.Redis, str], calls: list[_Call]) -> Any:
 
 # A client's SOFT calls for one store in one event-loop turn go as one script call (group
 # commit: a cart's change pays a round trip and redis-py's per-command work once per turn).
-MAX_BATCH_HOLDERS = 256  # a fuller batch is sent as it is and a new one opened
+# A fuller batch is sent as it is and a new one opened: 16, not one batch for the whole
+# turn, so that Python answers one batch while Valkey runs the next (32 callers in one
+# batch took turns with Valkey, each idle while the other worked: the engine over 5,000
+# SKUs 8,051 -> 10,236 reservations/s, medians of three interleaved runs), and a script,
+# which holds Valkey while it runs, stays short for everyone else's commands.
+MAX_BATCH_HOLDERS = 16
 _SOFT_BATCHES: TurnBatcher[tuple[aioredis.Redis, str], _Call, Any] = TurnBatcher(
     _send_soft, max_items=MAX_BATCH_HOLDERS
 )
