@@ -172,6 +172,8 @@ class _KeepsPrepared(psycopg.AsyncConnection[Any]):
     which other loops' reads roll back every few batches, were never prepared."""
 
     async def rollback(self) -> None:
+        # psycopg's own state (``_prepared``): tests/server/test_db_prepared.py fails if an
+        # upgrade changes how a rollback treats it
         kept = self._prepared
         # the rollback clears a stand-in, which holds nothing to deallocate
         self._prepared = PrepareManager()
