@@ -155,7 +155,7 @@ async def _warm_auth(stack: Any, settings: Settings, ids: list[uuid.UUID]) -> in
     """Diagnostic (``warm_auth``): the crowd's auth states cached in Valkey before the sale,
     as for customers who opened the app shortly before it (a join is then no first
     request: no PostgreSQL read of its user)."""
-    from server.identity.service import _load_users
+    from server.identity.service import load_users
     from server.kit import db
     from server.kit import redis as qredis
 
@@ -164,7 +164,7 @@ async def _warm_auth(stack: Any, settings: Settings, ids: list[uuid.UUID]) -> in
     cached = 0
     try:
         for at in range(0, len(ids), 500):
-            users = await _load_users(redis, db.session_maker(engine), ids[at : at + 500])
+            users = await load_users(redis, db.session_maker(engine), ids[at : at + 500])
             cached += sum(1 for user in users if user is not None)
         return cached
     finally:

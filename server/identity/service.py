@@ -224,13 +224,14 @@ async def _read_states(redis: aioredis.Redis, names: list[str]) -> list[Any]:
 _USERS_BY_ID = select(User).where(col(User.id).in_(bindparam("ids", expanding=True)))
 
 
-async def _load_users(
+async def load_users(
     redis: aioredis.Redis,
     sessions: async_sessionmaker[AsyncSession],
     ids: list[uuid.UUID],
 ) -> list[User | None]:
     """The users of one turn's cache misses by one query, their states cached by one
-    pipeline (one ``identity/fill`` each)."""
+    pipeline (one ``identity/fill`` each); also how ``qc bench flash --warm-auth`` caches
+    a crowd's states before a sale."""
     async with sessions() as session:
         rows = await session.exec(_USERS_BY_ID, params={"ids": list(set(ids))})
         found = {user.id: user for user in rows.all()}
@@ -254,7 +255,7 @@ async def _load_users(
 _state_reads: TurnBatcher[aioredis.Redis, str, Any] = TurnBatcher(_read_states, max_items=500)
 _user_loads: TurnBatcher[
     tuple[aioredis.Redis, async_sessionmaker[AsyncSession]], uuid.UUID, User | None
-] = TurnBatcher(lambda on, ids: _load_users(*on, ids), max_items=500)
+] = TurnBatcher(lambda on, ids: load_users(*on, ids), max_items=500)
 
 
 async def current_user(

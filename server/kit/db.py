@@ -299,11 +299,10 @@ async def autocommit(session: AsyncSession) -> None:
 
 
 async def schema_revision(engine: AsyncEngine) -> str | None:
-    """The database's migration revision, its read committed: a read has nothing to roll
-    back (a health probe runs every few seconds on a pooled connection)."""
+    """The database's migration revision, read on a pooled connection (the health probe's;
+    the read's rollback leaves the connection's statements prepared: ``_KeepsPrepared``)."""
     async with engine.connect() as conn:
         current = (await conn.execute(_REVISION)).scalar()
-        await conn.commit()
     return None if current is None else str(current)
 
 

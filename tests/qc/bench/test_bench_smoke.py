@@ -44,6 +44,7 @@ async def test_http_benchmarks_complete_orders_and_reads(settings, clean) -> Non
     (result,) = checkout["results"]["granian, 1 worker"]  # what qc serve runs
     assert result["orders_per_s"] > 0 and result["failed_steps"] == 0 and result["errors"] == 0
     assert checkout["conditions"]["books_after"] == "agree (no drift)"
+    assert checkout["conditions"]["warm_up"].startswith("1 s of the same flow")
 
 
 @pytest.mark.slow
