@@ -135,12 +135,24 @@ def serve(
             min=0, help="embedded: run on a Valkey Cluster of this many masters (0: one server)"
         ),
     ] = 0,
+    waiting_room: Annotated[
+        bool,
+        typer.Option(
+            "--waiting-room",
+            help="serve only a flash sale's waiting room (its line and socket), as its own "
+            "deployment does; the API's QC_WAITING_ROOM_URL sends the crowd here",
+        ),
+    ] = False,
 ) -> None:
     """Run the API on the embedded (or configured) stack."""
     if redis_cluster:  # QC_REDIS_CLUSTER for this process; its workers get the cluster's URL
         os.environ["QC_REDIS_CLUSTER"] = str(redis_cluster)
         get_settings.cache_clear()
     _prepare_stack(get_settings(), seed_demo=seed_demo)
+    if waiting_room:
+        console.print(f"waiting room on http://{host}:{port}  ({server})")
+        serving.run_room_alone(server, host=host, port=port, workers=workers)
+        return
     console.print(f"API on http://{host}:{port}  (OpenAPI: http://{host}:{port}/docs, {server})")
     serving.run(server, host=host, port=port, workers=workers)
 

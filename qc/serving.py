@@ -17,6 +17,8 @@ deployment that runs them elsewhere (``QC_BACKGROUND_LOOPS=false``, or a worker 
 With ``QC_WAITING_ROOM_PORT`` a flash sale's line (join, where am I, leave, its socket)
 is served by a server of its own too, the waiting room (:func:`_waiting_room`), kept and
 stopped like the loops' process: a crowd's joins wait behind no checkout or order.
+A deployment runs it as a service of its own instead (``qc serve --waiting-room``,
+:func:`run_room_alone`; deploy/), the API's ``QC_WAITING_ROOM_URL`` naming its address.
 """
 
 from __future__ import annotations
@@ -383,6 +385,16 @@ def run_waiting_room(parent: int, server: Server, *, host: str, port: int, worke
     except OSError as exc:  # lowering a niceness needs CAP_SYS_NICE
         print(f"qc serve: the waiting room runs at the API's priority ({exc})", file=sys.stderr)
     _serve(server, host=host, port=port, workers=workers, target=ROOM_TARGET)
+
+
+def run_room_alone(server: Server, *, host: str, port: int, workers: int) -> None:
+    """The waiting room as a deployment's own service (``qc serve --waiting-room``): the
+    line's routes and socket in the foreground until SIGTERM or SIGINT, stopped as the
+    API's. No loops (they are leased, but the worker runs them, and a room's event loop
+    is the crowd's) and no niceness step (a container has its own CPU share, and
+    CAP_SYS_NICE is dropped)."""
+    with _environ(QC_BACKGROUND_LOOPS="false"):  # what its workers inherit
+        _serve(server, host=host, port=port, workers=workers, target=ROOM_TARGET)
 
 
 if __name__ == "__main__":  # command()'s argv

@@ -134,7 +134,7 @@ def test_every_qc_name_in_the_manifests_and_compose_is_a_setting() -> None:
                 }
                 assert refs == {"qc-config", "qc-secrets"}
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
-    for service in ("api", "worker"):
+    for service in ("api", "worker", "waiting-room"):
         names |= set(compose["services"][service]["environment"])
     names |= {e.split("=")[0] for v in _final_stage("ENV") for e in shlex.split(v)}
     assert {"QC_DATABASE_URL", "QC_REDIS_URL", "QC_SECRET_KEY"} <= names
@@ -213,10 +213,12 @@ def _dockerfile_copies() -> list[str]:
 
 def test_compose_runs_the_image_command_on_postgres_and_valkey() -> None:
     compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
-    assert set(compose) == {"postgres", "valkey", "api", "worker"}
+    assert set(compose) == {"postgres", "valkey", "api", "worker", "waiting-room"}
     (cmd,) = _final_stage("CMD")
-    for service in ("api", "worker"):
-        assert compose[service]["command"] == json.loads(cmd)
+    serve, *flags = json.loads(cmd)
+    for service in ("api", "worker", "waiting-room"):
+        wanted = [serve, "--waiting-room", *flags] if service == "waiting-room" else [serve, *flags]
+        assert compose[service]["command"] == wanted, service
         env = compose[service]["environment"]
         assert (
             env["QC_DATABASE_URL"].startswith("postgresql://")
@@ -225,3 +227,74 @@ def test_compose_runs_the_image_command_on_postgres_and_valkey() -> None:
         assert env["QC_REDIS_URL"].startswith("redis://valkey:")
     assert compose["api"]["ports"] == [f"{PORT}:{PORT}"]
     assert compose["api"]["build"]["dockerfile"] == "deploy/Dockerfile"
+
+
+def test_the_waiting_room_runs_apart_and_the_api_sends_the_crowd_there(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The flash sales' waiting room is a service of its own (``qc serve --waiting-room``:
+    the line's routes and socket, no API, no loops), probed and stopped as the API, and
+    the API's sale view names its address (QC_WAITING_ROOM_URL) without running a room of
+    its own (no QC_WAITING_ROOM_PORT)."""
+    import typer.main
+
+    from server.app import create_app
+
+    resources = yaml.safe_load((DEPLOY / "k8s" / "kustomization.yaml").read_text())["resources"]
+    on_disk = {p.name for p in (DEPLOY / "k8s").glob("*.yaml")} - {"kustomization.yaml"}
+    assert set(resources) == on_disk and "waiting-room.yaml" in on_disk  # all applied
+    serve = typer.main.get_command(qc_cli).commands["serve"]  # type: ignore[attr-defined]
+    assert "--waiting-room" in {opt for p in serve.params for opt in p.opts}
+    room_app = set(create_app(Settings(), waiting_room=True).openapi()["paths"])
+    assert room_app == {
+        "/healthz",  # the probes'
+        "/metrics",
+        "/v1/flash-sales/{sale_id}/queue",
+        "/v1/flash-sales/{sale_id}/queue/me",
+    }
+
+    deployment = _one("Deployment", "qc-waiting-room")
+    pod, room = deployment["spec"]["template"]["spec"], _container("qc-waiting-room")
+    args = ["serve", "--waiting-room", "--host", "0.0.0.0", "--port", str(PORT)]
+    assert room["args"] == args
+    assert room["image"] == _container("qc-api")["image"]
+    assert room["ports"] == [{"name": "http", "containerPort": PORT}]
+    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+        assert room[probe]["httpGet"] == {"path": "/healthz", "port": "http"}, probe
+    pre_stop = room["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert pod["terminationGracePeriodSeconds"] >= pre_stop + GRACEFUL_S + 5
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert deployment["spec"]["replicas"] >= 2  # a pod lost or drained leaves the line served
+    room_env = {e["name"]: e["value"] for e in room["env"]}
+    assert room_env == {"QC_BACKGROUND_LOOPS": "false"}
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    api_labels = _one("Deployment", "qc-api")["spec"]["template"]["metadata"]["labels"]
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    service = _one("Service", "qc-waiting-room")["spec"]
+    assert service["ports"][0]["targetPort"] == "http"
+    # each Service reaches its own pods only: no join lands on an API pod, no checkout here
+    assert service["selector"].items() <= labels.items()
+    assert not service["selector"].items() <= api_labels.items()
+    assert not _one("Service", "qc-api")["spec"]["selector"].items() <= labels.items()
+    pdb = _one("PodDisruptionBudget", "qc-waiting-room")["spec"]
+    assert pdb["selector"]["matchLabels"].items() <= labels.items() and pdb["minAvailable"] >= 1
+
+    # the API's sale view names the room: QC_WAITING_ROOM_URL reaches the API's pods
+    # (the ConfigMap through envFrom), and no API pod runs a room of its own
+    config = _one("ConfigMap", "qc-config")["data"]
+    api_env = {e["name"]: e["value"] for e in _container("qc-api")["env"]}
+    url = api_env.get("QC_WAITING_ROOM_URL", config.get("QC_WAITING_ROOM_URL", ""))
+    assert url.startswith(("https://", "http://")), url
+    assert {"configMapRef": {"name": "qc-config"}} in _container("qc-api")["envFrom"]
+    assert "QC_WAITING_ROOM_PORT" not in api_env | config
+    monkeypatch.setenv("QC_WAITING_ROOM_URL", url)
+    assert Settings().waiting_room_url == url  # what the sale's public view reads
+
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
+    (published,) = compose["waiting-room"]["ports"]
+    host_port, container_port = published.split(":")
+    assert int(container_port) == PORT
+    assert compose["api"]["environment"]["QC_WAITING_ROOM_URL"] == f"http://localhost:{host_port}"
+    assert "QC_WAITING_ROOM_PORT" not in compose["api"]["environment"]
+    assert compose["waiting-room"]["environment"]["QC_BACKGROUND_LOOPS"] == "false"
+    assert compose["waiting-room"]["depends_on"]["api"]["condition"] == "service_healthy"

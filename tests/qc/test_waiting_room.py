@@ -41,14 +41,14 @@ pytestmark = pytest.mark.slow
 
 @contextmanager
 def _served_with_room(
-    services: Services, log: Path
+    services: Services, log: Path, *args: str
 ) -> Iterator[tuple[str, str, subprocess.Popen[str]]]:
     """``qc serve`` with its waiting room, both on free ports: the API's URL, the room's."""
     port, room_port = free_port(), free_port()
     env = _env(services) | {"QC_WAITING_ROOM_PORT": str(room_port)}
     with log.open("w") as err:
         proc = subprocess.Popen(
-            [*QC, "serve", "--port", str(port)],
+            [*QC, "serve", "--port", str(port), *args],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=err,
@@ -150,3 +150,92 @@ def test_a_killed_waiting_room_is_started_again_and_stops_with_serve(
         assert not alive and "Traceback" not in log.read_text()
         with pytest.raises(httpx.TransportError):
             httpx.get(room_url + "/healthz", timeout=2)
+
+
+async def _first_two_join(room_url: str, api_url: str, services: Services) -> None:
+    """A sale made at the API, its first customer admitted and its second in line, both
+    joining at ``room_url``, whose answers name no server software."""
+    clock = Clock()
+    api = httpx.AsyncClient(base_url=api_url, timeout=30)
+    room = httpx.AsyncClient(base_url=room_url, timeout=30)
+    async with api, room:
+        boss = manager_headers(clock, services.database_url)
+        sale = await create_sale(api, boss, clock, sku=flash_sku(services.database_url), units=1)
+        assert sale["waiting_room_url"] == room_url
+        (_, first), (_, second) = make_customers(services.database_url, clock, 2)
+        line = f"/v1/flash-sales/{sale['sale_id']}/queue"
+        joined = await room.post(line, json={"store_id": STORE}, headers=first)
+        assert joined.status_code == 200, joined.text
+        assert joined.json()["status"] == "ADMITTED" and joined.headers["server"] == "qc"
+        waiting = await room.post(line, json={"store_id": STORE}, headers=second)
+        assert waiting.json()["status"] == "WAITING" and waiting.json()["position"] == 1
+        polled = await room.get(f"{line}/me", headers=second)
+        assert polled.status_code == 200 and polled.json()["position"] == 1
+
+
+async def test_the_waiting_room_under_uvicorn_takes_the_joins(
+    city: Services, tmp_path: Path
+) -> None:
+    """``qc serve --server uvicorn`` runs its waiting room under uvicorn too."""
+    log = tmp_path / "serve.log"
+    with _served_with_room(city, log, "--server", "uvicorn") as (url, room_url, proc):
+        (server,) = _rooms(proc)
+        assert server.cmdline()[4:6] == [str(proc.pid), "uvicorn"]
+        await _first_two_join(room_url, url, city)
+        proc.send_signal(signal.SIGTERM)
+        # uvicorn re-raises the stop once it has stopped (tests/qc/test_serve_servers.py)
+        assert proc.wait(timeout=STOP_DEADLINE_S) == -signal.SIGTERM, log.read_text()[-3000:]
+        _, alive = psutil.wait_procs([server], timeout=STOP_DEADLINE_S)
+        assert not alive and "Traceback" not in log.read_text()
+
+
+async def test_a_waiting_room_of_its_own_as_deployed(city: Services, tmp_path: Path) -> None:
+    """As deploy/ runs it: ``qc serve --waiting-room`` alone (the line and its socket, no
+    loops, no API routes), the API told its address by QC_WAITING_ROOM_URL."""
+    room_port, port = free_port(), free_port()
+    room_url = f"http://127.0.0.1:{room_port}"
+    env = _env(city) | {"QC_BACKGROUND_LOOPS": "true"}  # the room runs none whatever it says
+    log = tmp_path / "room.log"
+    with log.open("w") as err:
+        room = subprocess.Popen(
+            [*QC, "serve", "--waiting-room", "--port", str(room_port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            text=True,
+        )
+    try:
+        with _served(port, env | {"QC_WAITING_ROOM_URL": room_url}) as api:
+            _wait_healthy(room_url, room, deadline_s=180)
+            workers = psutil.Process(room.pid).children(recursive=True)
+            assert not [p for p in workers if "loops" in p.cmdline()]
+            assert not [p for p in workers if p.cmdline()[1:4] == ["-m", "qc.serving", "room"]]
+            await _first_two_join(room_url, f"http://127.0.0.1:{port}", city)
+            assert httpx.post(room_url + "/v1/flash-sales", json={}).status_code == 404
+            assert api.poll() is None
+        room.send_signal(signal.SIGTERM)
+        assert room.wait(timeout=STOP_DEADLINE_S) == 0, log.read_text()[-3000:]
+        assert "Traceback" not in log.read_text()
+    finally:
+        if room.poll() is None:
+            room.kill()
+            room.wait(timeout=10)
+
+
+@contextmanager
+def _served(port: int, env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
+    """``qc serve`` (the API, no room of its own) on ``port`` with ``env``."""
+    proc = subprocess.Popen(
+        [*QC, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        _wait_healthy(f"http://127.0.0.1:{port}", proc, deadline_s=180)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
