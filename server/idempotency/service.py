@@ -13,6 +13,13 @@ and marked abandoned (unmarked if its process died: then abandoned once ``ABANDO
 retry takes it over and runs the work again with the same attempt id, so the work can
 find what the first try made (a checkout names its order by it) instead of doing it
 twice or refusing it.
+
+A claim taken over is the retry's: the attempt it was taken from may still be running
+(it outlived ``ABANDONED_AFTER``: a starved process, a provider slower than its timeout),
+and from then on it must not undo its work, which the retry is resuming. The claim's
+version (the row's ``xmin``: every write to the row makes a new one) fences it out:
+``release`` (undo, so a retry starts afresh) and the abandon mark act only on the claim
+as this attempt took it.
 """
 
 from __future__ import annotations
@@ -59,20 +66,24 @@ _CLAIM = text("""
         OR (idempotency_keys.status_code IS NULL
             AND idempotency_keys.request_hash = EXCLUDED.request_hash
             AND (idempotency_keys.body IS NOT NULL OR idempotency_keys.created_at < :abandoned))
-    RETURNING created_at, xmax = 0 AS fresh""")
+    RETURNING created_at, xmax = 0 AS fresh, xmin::text AS version""")
 _TAKEN = text(
     "SELECT request_hash, status_code, body FROM idempotency_keys "
     "WHERE user_id = :user AND key = :key"
 )
 ABANDONED = "abandoned"
-# the claim's own row only (``created``): the key may have been claimed again since
+# the claim as this attempt took it only (``version``): a retry may have taken it over
 _ABANDON = text("""
     UPDATE idempotency_keys SET body = :body
-    WHERE user_id = :user AND key = :key AND created_at = :created
+    WHERE user_id = :user AND key = :key AND xmin::text = :version
       AND status_code IS NULL""").bindparams(bindparam("body", type_=JSONB))
+# the answer of this claim (``created``), whichever attempt of it answers: an attempt
+# taken over resumes the same work and answers alike
 _STORE = text("""
     UPDATE idempotency_keys SET status_code = :status, body = :body
-    WHERE user_id = :user AND key = :key""").bindparams(bindparam("body", type_=JSONB))
+    WHERE user_id = :user AND key = :key AND created_at = :created""").bindparams(
+    bindparam("body", type_=JSONB)
+)
 # an answer after the work's transactions: into our claim, or (the claim rolled back with
 # a refusal) a row of its own, never over another request's claim
 _STORE_AFTER = text("""
@@ -82,7 +93,10 @@ _STORE_AFTER = text("""
       body = EXCLUDED.body
       WHERE idempotency_keys.created_at = EXCLUDED.created_at
         AND idempotency_keys.status_code IS NULL""").bindparams(bindparam("body", type_=JSONB))
-_FORGET = text("DELETE FROM idempotency_keys WHERE user_id = :u AND key = :k AND created_at = :c")
+_FORGET = text(
+    "DELETE FROM idempotency_keys WHERE user_id = :u AND key = :k AND xmin::text = :version "
+    "AND status_code IS NULL RETURNING 1"
+)
 
 
 def request_fingerprint(method: str, path: str, body: Any) -> str:
@@ -116,6 +130,7 @@ class Claim:
     now: datetime
     render: Callable[[Any], tuple[int, Any]]
     created_at: datetime | None = None  # the row's (a takeover keeps the first attempt's)
+    version: str | None = None  # the row's xmin as this attempt took it (module docstring)
     committed: bool = False  # the claim's transaction committed: the row is ours
     answer_stored: tuple[int, Any] | None = None  # committed with the work's transaction
 
@@ -144,7 +159,7 @@ class Claim:
         ).fetchone()
         if claimed is None:
             raise _taken((await session.execute(_TAKEN, self._who())).one(), self.fingerprint)
-        self.created_at, fresh = claimed
+        self.created_at, fresh, self.version = claimed
         if self.attempt_id != attempt_id:
             raise _OtherAttempt()
 
@@ -157,7 +172,11 @@ class Claim:
     async def answer(self, session: AsyncSession, result: Any) -> None:
         """Store the work's answer in its (last) transaction."""
         status, body = answer = self.render(result)
-        await db.execute(session, _STORE, {"status": status, "body": Jsonb(body), **self._who()})
+        await db.execute(
+            session,
+            _STORE,
+            {"status": status, "body": Jsonb(body), "created": self.created_at, **self._who()},
+        )
 
         async def stored() -> None:
             self.answer_stored = answer
@@ -165,9 +184,19 @@ class Claim:
         uow.after_commit(session, stored)
 
     async def release(self, session: AsyncSession) -> None:
-        """Drop the claim in the work's transaction: the work undid what it had done, so a
-        retry starts afresh, as a new attempt."""
-        await session.execute(_FORGET, {"u": self.user_id, "k": self.key, "c": self.created_at})
+        """Drop the claim in the work's transaction, before the work undoes what it did, so
+        a retry starts afresh, as a new attempt. ``InProgress`` (the transaction rolls
+        back, nothing is undone) when the claim is no longer as this attempt took it: a
+        retry took it over and is resuming the work (or has answered it). First in the
+        transaction, it also keeps a takeover from starting until the undoing is done."""
+        gone = await session.execute(
+            _FORGET, {"u": self.user_id, "k": self.key, "version": self.version}
+        )
+        if gone.first() is None:
+            raise InProgress(
+                "a retry of this request with the same Idempotency-Key took it over; "
+                "retry for its answer"
+            )
 
         async def released() -> None:
             self.committed = False
@@ -265,9 +294,7 @@ async def _abandon(sessions: async_sessionmaker[AsyncSession], claim: Claim) -> 
         return  # rolled back with the work: there is no claim to mark
     try:
         async with sessions() as s:
-            await s.execute(
-                _ABANDON, {"body": ABANDONED, "created": claim.created_at, **claim._who()}
-            )
+            await s.execute(_ABANDON, {"body": ABANDONED, "version": claim.version, **claim._who()})
             await s.commit()
     except Exception:
         # unmarked, the claim is taken over once ABANDONED_AFTER old

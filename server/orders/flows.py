@@ -13,8 +13,10 @@ A cart's checkout and a flash sale's share this skeleton; what they buy from (a
    declined, the stock goes back and the order is CANCELLED; the key's answer is stored.
 
 When the provider could not be asked at all (breaker, bulkhead), a compensating
-transaction cancels the order, gives the source its hold back and drops the key's claim,
-so a retry starts afresh.
+transaction drops the key's claim, cancels the order and gives the source its hold back,
+so a retry starts afresh; unless a retry has taken the claim over meanwhile (this request
+ran past ``ABANDONED_AFTER``): the order is the retry's to resume then, and nothing is
+undone (``Claim.release``).
 
 The caller names the order (``order_id``): a retry of a checkout that crashed (or was
 answered 5xx) after placing it names the same order, never a second one, and resumes it:
@@ -285,8 +287,12 @@ async def _give_back(
     claim: Claim | None,
 ) -> None:
     """The provider could not be asked: the order is cancelled, the source gets its hold
-    back and the key's claim goes with them, so a retry starts afresh."""
+    back and the key's claim goes with them, so a retry starts afresh. The claim first:
+    one a retry took over (it resumes this order, perhaps charged by now) refuses, and
+    nothing is undone."""
     async with transaction(sessions) as session:
+        if claim is not None:
+            await claim.release(session)
         order = await session.get(Order, (unpaid.store_id, order_id))
         assert order is not None  # placed in step 1
         await source.take_back(session, order=order, now=now)
@@ -300,8 +306,6 @@ async def _give_back(
             by_customer=False,
         )
         await source.reopen(session, now=now)
-        if claim is not None:
-            await claim.release(session)
 
 
 async def _applied(
