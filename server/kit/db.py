@@ -152,6 +152,10 @@ def create_engine(url: str, settings: Settings, *, pre_ping: bool = True) -> Asy
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_s,
+        # the connection given back last is lent first: the few a load needs stay hot (their
+        # statements prepared and planned generic), the rest idle; FIFO spread every
+        # statement's first runs, parsed and custom-planned, over the whole pool
+        pool_use_lifo=True,
         connect_args={"async_creator_fn": _KeepsPrepared.connect},
     )
     if pre_ping:

@@ -5,6 +5,8 @@ rollback)."""
 
 from __future__ import annotations
 
+import contextlib
+
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -63,5 +65,27 @@ async def test_a_rollback_leaves_the_prepared_statements_prepared(services: Serv
             # and a prepared statement still runs after it (psycopg still knows its name)
             assert (await conn.execute(_MARKED, {"n": 41})).scalar_one() == 42
             await conn.commit()
+    finally:
+        await engine.dispose()
+
+
+_BACKEND = text("SELECT pg_backend_pid()")
+
+
+async def test_the_pool_lends_the_connection_given_back_last(services: Services) -> None:
+    """Under a light load one connection does the work, its statements prepared, rather
+    than every pooled connection in turn (each parsing and planning them anew)."""
+    engine = db.create_engine(services.database_url, settings_for(services, db_pool_size=4))
+    try:
+        async with contextlib.AsyncExitStack() as opened:  # four connections in the pool
+            conns = [await opened.enter_async_context(engine.connect()) for _ in range(4)]
+            pids = {(await conn.execute(_BACKEND)).scalar_one() for conn in conns}
+        assert len(pids) == 4
+        used = set()
+        for _ in range(8):  # one request after another
+            async with engine.connect() as conn:
+                used.add((await conn.execute(_BACKEND)).scalar_one())
+                await conn.commit()
+        assert len(used) == 1
     finally:
         await engine.dispose()
