@@ -49,10 +49,13 @@ class InventoryReservation(SQLModel, table=True):
     """
 
     __tablename__ = "inventory_reservations"
+    # the retention purge's scan, oldest first (migration 0023); on ``created_at``, which
+    # no update changes, so the updates of a hold stay HOT-eligible
+    __table_args__ = (Index("ix_inventory_reservations_created", "store_id", "created_at"),)
 
-    # one index only (migration 0022): the journal writer upserts ~1,000 rows a batch, each
-    # index an entry a row; no foreign keys either (0021: a trigger query a row), written
-    # only for SKUs the gate admitted from store_inventory
+    # two indexes only (migrations 0022, 0023): the journal writer upserts ~1,000 rows a
+    # batch, each index an entry a new row; no foreign keys either (0021: a trigger query a
+    # row), written only for SKUs the gate admitted from store_inventory
     store_id: str = Field(primary_key=True, max_length=20)
     order_id: str = Field(primary_key=True, max_length=50)
     sku_id: str = Field(primary_key=True, max_length=50)

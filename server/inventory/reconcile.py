@@ -52,6 +52,9 @@ LOOKS = Counter(
 )
 
 LOCK_TTL_MS = 30_000
+# ended holds a rebuild writes back as tombstones: those updated this recently by the
+# database's clock (``retention.py`` never deletes one of them)
+ENDED_WINDOW = "interval '1 day'"
 FILL_BATCH = 1000  # commands per round trip when a store is written into Redis
 
 
@@ -111,12 +114,12 @@ async def _read_books(conn: AsyncConnection, store_id: str) -> Snapshot:
     ended = {
         r[0]: r[1]
         for r in await conn.execute(
-            text("""
+            text(f"""
         SELECT order_id, CASE WHEN bool_or(status = 'COMMITTED') THEN 'COMMITTED'
                               WHEN bool_or(status = 'EXPIRED') THEN 'EXPIRED'
                               ELSE 'RELEASED' END
         FROM inventory_reservations
-        WHERE store_id = :s AND updated_at > now() - interval '1 day'
+        WHERE store_id = :s AND updated_at > now() - {ENDED_WINDOW}
         GROUP BY order_id
         HAVING bool_and(status NOT IN ('SOFT', 'HARD'))
            AND bool_or(status IN ('COMMITTED', 'EXPIRED')

@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     # soft holds reach PostgreSQL through the journal writer this often (leased loop)
     journal_interval_s: float = 0.05
     relay_interval_s: float = 0.2
+    # reservation rows of ended holds are deleted once this old (server clock), at most
+    # ``reservation_purge_batch`` a store each run of the per-store retention loop
+    reservation_retention_s: int = Field(default=7 * 24 * 3600, ge=24 * 3600)
+    reservation_purge_batch: int = Field(default=1000, ge=1)
+    reservation_purge_interval_s: float = Field(default=5.0, gt=0)
     dispatch_interval_s: float = 1.0
     # Operations levers (issue 16 point 3), each switchable so the simulation can measure
     # it; all on by default. See docs/architecture.md, "Operations levers".

@@ -1,7 +1,8 @@
 """Every background loop the API process runs, each under its own fenced Redis lease.
 
-The dispatcher and the hold-expiry sweeper are per store (``ShardedLoop``: the replicas
-share the stores); the rest are once per cluster (``LeasedLoop``).
+The dispatcher, the hold-expiry sweeper, the substitution answers and the reservations'
+retention are per store (``ShardedLoop``: the replicas share the stores); the rest are
+once per cluster (``LeasedLoop``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from server.flash.tick import tick as flash_tick
 from server.forecast.daily import run_daily_job
 from server.forecast.rollup import rollup_sales
 from server.inventory.reconcile import store_ids
+from server.inventory.retention import purge_store
 from server.inventory.sweeper import sweep_store
 from server.inventory.worker import inventory_loops
 from server.kit.background import LeasedLoop, ShardedLoop
@@ -80,6 +82,20 @@ def background_loops(resources: Resources) -> list[LeasedLoop | ShardedLoop]:
             settings.sweep_interval_s,
             stores,
             lambda store_id: sweep_store(sessions, redis, clock, store_id),
+        ),
+        # reservation rows of holds that ended longer ago than the retention go
+        ShardedLoop(
+            redis,
+            "inventory-retention",
+            settings.reservation_purge_interval_s,
+            stores,
+            lambda store_id: purge_store(
+                sessions,
+                clock,
+                store_id,
+                retention_s=settings.reservation_retention_s,
+                batch=settings.reservation_purge_batch,
+            ),
         ),
         ShardedLoop(redis, "dispatcher", settings.dispatch_interval_s, stores, dispatch),
         # substitution offers nobody answered in time get the store's fallback

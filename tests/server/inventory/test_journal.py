@@ -145,9 +145,10 @@ async def test_a_new_holds_entry_says_so_and_every_line_takes_the_holds_expiry(s
     assert await find_drift(stack.engine, stack.redis, STORE) == []
 
 
-async def test_the_writers_rows_have_one_index_their_line_key(stack) -> None:
+async def test_the_writers_rows_have_two_indexes_their_line_key_and_age(stack) -> None:
     """Each index costs an entry a row in the writer's ~1,000-row upserts (migration 0022):
-    the line's key is the only one, and a row still gets its id from the default."""
+    the line's key, and the retention purge's (store, created_at) (0023: a column no
+    update changes), and a row still gets its id from the default."""
     (a,) = _skus(stack.database_url, 1)
     await _soft(stack, "cart-ix", {a: 1})
     assert await journal.drain(stack.engine, stack.redis, STORE) == 1
@@ -160,7 +161,10 @@ async def test_the_writers_rows_have_one_index_their_line_key(stack) -> None:
             "AND order_id = 'cart-ix'",
             (STORE,),
         ).fetchall()
-    assert [i[0].split(" USING ")[1] for i in indexes] == ["btree (store_id, order_id, sku_id)"]
+    assert sorted(i[0].split(" USING ")[1] for i in indexes) == [
+        "btree (store_id, created_at)",
+        "btree (store_id, order_id, sku_id)",
+    ]
     assert len(ids) == 1 and ids[0][0] is not None
 
 
