@@ -22,12 +22,17 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.create_index(
-        "ix_inventory_reservations_created",
-        "inventory_reservations",
-        ["store_id", "created_at"],
-        unique=False,
-    )
+    # built beside the table's writes, not in front of them: a live city's table holds
+    # millions of rows and its stores keep reserving while it builds
+    with op.get_context().autocommit_block():
+        op.create_index(
+            "ix_inventory_reservations_created",
+            "inventory_reservations",
+            ["store_id", "created_at"],
+            unique=False,
+            postgresql_concurrently=True,
+            if_not_exists=True,
+        )
 
 
 def downgrade() -> None:
