@@ -102,7 +102,8 @@ async def had_expired_hold(
     session: AsyncSession, redis: aioredis.Redis, *, store_id: str, holder: str
 ) -> bool:
     """Whether some hold of the holder ran out (the sweeper expired it): its tombstone
-    in Redis, or (after Redis lost it) its rows in the books."""
+    in Redis, or (after Redis lost it) its rows in the books. Both go in time (a day, the
+    retention): a holder older than the retention cannot be answered here."""
     hold = await engine.read_hold(redis, store_id=store_id, holder=holder)
     if hold.get("_state") == "EXPIRED":
         return True

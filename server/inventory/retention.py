@@ -26,10 +26,11 @@ reads what is deleted:
 
 Two readers do see the purge, both of holds older than the retention: a cart whose hold
 expired reads as EXPIRED through its EXPIRED rows once Redis's tombstone (a day) is gone
-(``queries.had_expired_hold``), so an abandoned cart older than the retention reads as an
-empty active cart (it can take no new hold: its hold life is long over); and ``qc sim``'s
-report checks delivered orders against their COMMITTED rows, so a simulated run longer
-than the retention needs a longer one (``QC_RESERVATION_RETENTION_S``).
+(``queries.had_expired_hold``), and once they are purged too through its age (an active
+cart holding nothing that was created more than the retention ago reads EXPIRED:
+``orders.cart._had_expired_lines``); and ``qc sim``'s report checks delivered orders
+against their COMMITTED rows, so a simulated run longer than the retention needs a longer
+one (``QC_RESERVATION_RETENTION_S``).
 """
 
 from __future__ import annotations

@@ -246,13 +246,15 @@ async def cart_view(
     *,
     cart: AnyCart,
     now: datetime,
+    retention_s: int,
     dropped: list[str] | None = None,
     hold_life_s: int | None = None,
     catalog: Catalog | None = None,
     known: SoftHold | None = None,
 ) -> CartPublic:
     """The cart as the customer sees it; ``known``: its hold as this request's change left
-    it (``set_line``'s answer), else read."""
+    it (``set_line``'s answer), else read. ``retention_s``: how long ended holds' rows are
+    kept (``_had_expired_lines``)."""
     held = await priced_lines(
         session, redis, catalog, store_id=cart.store_id, holder=str(cart.cart_id), known=known
     )
@@ -270,8 +272,9 @@ async def cart_view(
     ]
     expires = min((h.expires_at for h in held), default=None)
     status = cart.status
-    if status == "ACTIVE" and not held and await _had_expired_lines(session, redis, cart):
-        status = "EXPIRED"
+    if status == "ACTIVE" and not held:
+        if await _had_expired_lines(session, redis, cart, now=now, retention_s=retention_s):
+            status = "EXPIRED"
     return _public(
         cart,
         status=status,
@@ -311,7 +314,20 @@ def _public(
     )
 
 
-async def _had_expired_lines(session: AsyncSession, redis: aioredis.Redis, cart: AnyCart) -> bool:
+async def _had_expired_lines(
+    session: AsyncSession, redis: aioredis.Redis, cart: AnyCart, *, now: datetime, retention_s: int
+) -> bool:
+    """Whether an active cart holding nothing lost its holds to expiry: its hold's
+    tombstone (a day) or EXPIRED rows (``had_expired_hold``) or, once the retention may
+    have deleted both, its age. The retention deletes the rows of a hold that ended more
+    than ``retention_s`` ago, and a cart is created before any of its holds starts, so a
+    cart whose rows may be gone was created more than ``retention_s`` ago. Its creation,
+    not its last touch (a checkout or a line's removal stamps that now) nor its hold
+    life's end (a hold may end before the life does). A cart that old is long past its
+    hold life (minutes; the retention is days): it can hold nothing, and reads EXPIRED
+    whether or not it ever held anything (the rows that would tell may be gone)."""
+    if cart.created_at is not None and now - cart.created_at > timedelta(seconds=retention_s):
+        return True
     return await had_expired_hold(session, redis, store_id=cart.store_id, holder=str(cart.cart_id))
 
 
@@ -431,10 +447,11 @@ class _CartSource(CheckoutSource):
         user: User,
         cart_id: uuid.UUID,
         soft_hold_s: int,
+        retention_s: int,
         catalog: Catalog | None = None,
     ) -> None:
         self._redis, self._user, self._cart_id = redis, user, cart_id
-        self._soft_hold_s, self._catalog = soft_hold_s, catalog
+        self._soft_hold_s, self._retention_s, self._catalog = soft_hold_s, retention_s, catalog
         self._cart: CartRow | None = None
         self._held: dict[str, int] = {}
 
@@ -452,7 +469,9 @@ class _CartSource(CheckoutSource):
             session, self._redis, self._catalog, store_id=cart.store_id, holder=str(cart.cart_id)
         )
         if not lines:
-            if await _had_expired_lines(session, self._redis, cart):
+            if await _had_expired_lines(
+                session, self._redis, cart, now=now, retention_s=self._retention_s
+            ):
                 raise CartExpired("the cart's holds expired; start a new cart")
             if await hold_moved(self._redis, store_id=cart.store_id, holder=str(cart.cart_id)):
                 raise InProgress(
@@ -515,7 +534,12 @@ async def checkout(
     payment is pending), or the payment was declined (the order cancelled, its items put
     back). ``catalog``: where the lines are priced (``priced_lines``)."""
     source = _CartSource(
-        redis, user=user, cart_id=cart_id, soft_hold_s=settings.soft_hold_s, catalog=catalog
+        redis,
+        user=user,
+        cart_id=cart_id,
+        soft_hold_s=settings.soft_hold_s,
+        retention_s=settings.reservation_retention_s,
+        catalog=catalog,
     )
     return await flows.checkout(
         sessions,

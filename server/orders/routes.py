@@ -223,6 +223,7 @@ async def get_cart(
         redis,
         cart=cart,
         now=clock.now(),
+        retention_s=settings.reservation_retention_s,
         hold_life_s=settings.cart_hold_life_s,
         catalog=resources.catalog,
     )
@@ -262,6 +263,7 @@ async def set_line(
         redis,
         cart=cart,
         now=clock.now(),
+        retention_s=settings.reservation_retention_s,
         hold_life_s=settings.cart_hold_life_s,
         catalog=resources.catalog,
         known=held,
@@ -318,6 +320,7 @@ async def switch_store(
         redis,
         cart=cart,
         now=clock.now(),
+        retention_s=settings.reservation_retention_s,
         dropped=dropped,
         hold_life_s=settings.cart_hold_life_s,
         catalog=resources.catalog,
