@@ -63,7 +63,7 @@ def seed(
     ] = 0,
 ) -> None:
     """Build the demo Bengaluru: stores, catalogue, layout, stock, staff, riders, customers."""
-    from server.seed.generate import database_is_empty, reset_database, seed_city
+    from server.seed.generate import database_is_empty, reset_database, seed_demo_city
 
     url = database(get_settings())
     if reset:
@@ -71,7 +71,7 @@ def seed(
     elif not database_is_empty(url):
         raise fail("the database already holds a city; add --reset to rebuild it")
     started = time.perf_counter()
-    summary = seed_city(
+    summary = seed_demo_city(
         url, seed=seed, stores=stores, skus=skus, riders=riders, customers=customers
     )
     console.print(
@@ -94,14 +94,14 @@ def seed(
 def _prepare_stack(settings: Settings, *, seed_demo: bool) -> tuple[str, str]:
     """Start (or reach) PostgreSQL and Redis, migrate, and seed an empty database with the
     demo city only when asked (its logins are public: never in production)."""
-    from server.seed.generate import database_is_empty, seed_city
+    from server.seed.generate import database_is_empty, seed_demo_city
 
     db_url = database(settings)
     redis_url = _redis(settings)
     if database_is_empty(db_url):
         if seed_demo:
             console.print("empty database: seeding the demo city ...")
-            _print_logins(seed_city(db_url).logins)
+            _print_logins(seed_demo_city(db_url).logins)
         else:
             console.print(
                 "empty database: no city and no logins. `qc seed` (or `qc serve --seed-demo`)"

@@ -1,5 +1,6 @@
 """Pickers: claim the most urgent order, walk the aisles in path order, scan every unit
-(grabbing the wrong product now and then), report shorts, take substitutes, pack."""
+(grabbing the wrong product now and then), report shorts, take substitutes as the store's
+policy allows (a store that asks its customers: the answer, or the fallback, first), pack."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ LINE_S = (7.0, 11.0)  # find the item on the shelf, scan the first unit
 EXTRA_UNIT_S = (1.5, 3.0)  # each further unit of the line
 PACK_S = (15.0, 25.0)
 UNITS_PER_BAG = 8
+ANSWER_LOOK_S = 15.0  # a picker waiting on a customer's answer looks at the list this often
 
 
 class Picker:
@@ -79,7 +81,7 @@ class Picker:
         seen.extend(ln.barcode for ln in task.lines if ln.barcode not in seen)
         del seen[:-500]
         await world.sleep(rng.uniform(*START_S))
-        position, aisle = 0, None
+        position, aisle, asked = 0, None, False
         for line in sorted(task.lines, key=lambda ln: ln.walk_seq or 0):
             left = line.quantity - line.picked_qty
             if left <= 0:
@@ -105,7 +107,9 @@ class Picker:
             found = line.picked_qty + (rng.randint(0, left - 1) if short else left)
             await self._scan(client, task, line, found - line.picked_qty)
             if short:
-                await self._short(client, task, line, found)
+                asked = await self._short(client, task, line, found) or asked
+        if asked:
+            await self._answered(client, task)
         await world.sleep(rng.uniform(*PACK_S))
         units = sum(ln.quantity for ln in (await client.pick_list(task.order_id)).lines)
         packed = await client.pack(task.order_id, bag_count=1 + max(0, units - 1) // UNITS_PER_BAG)
@@ -114,16 +118,22 @@ class Picker:
 
     async def _short(
         self, client: PickerClient, task: PickList, line: PickLinePublic, found: int
-    ) -> None:
+    ) -> bool:
+        """Report the line short and substitute it as the store's policy allows; whether
+        the customer was asked instead."""
         world, rng = self.world, self.rng
         reason = "damaged" if rng.random() < 0.25 else "missing"
         result = await client.short_pick(
             task.order_id, sku_id=line.sku_id, found_qty=found, reason=reason
         )
         world.count("short_picks")
+        if result.policy != "substitute":
+            # "never": the line is refunded; "ask": the customer was offered the
+            # substitutes and answers (else the store's fallback), ``_answered`` waits
+            return result.awaiting_customer_until is not None
         offers = [o for o in result.substitutes if o.available_qty > 0]
         if not offers or rng.random() >= world.config.substitute_rate:
-            return
+            return False
         offer = offers[0]
         qty = min(result.short_qty, offer.available_qty)
         try:
@@ -135,8 +145,25 @@ class Picker:
             if exc.code not in ("insufficient_stock", "not_a_substitute", "already_substituted"):
                 raise
             world.count("substitutes_refused")
-            return
+            return False
         world.count("substitutes")
         sub = next(ln for ln in updated.lines if ln.sku_id == offer.sku_id)
         await world.sleep(rng.uniform(15, 40))  # fetch it from its own aisle
         await self._scan(client, updated, sub, sub.quantity - sub.picked_qty)
+        return False
+
+    async def _answered(self, client: PickerClient, task: PickList) -> None:
+        """Lines offered to the customer (policy "ask") wait on their answer, or on the
+        store's fallback once it is due (the server's ``substitution-answers`` loop); a
+        substitute either put in the order is then fetched and scanned, before the pack
+        (which a waiting line refuses)."""
+        world, rng = self.world, self.rng
+        while True:
+            current = await client.pick_list(task.order_id)
+            if not any(ln.awaiting_customer_until for ln in current.lines):
+                break
+            await world.sleep(ANSWER_LOOK_S)
+        for line in current.lines:
+            if line.picked_qty < line.quantity:
+                await world.sleep(rng.uniform(15, 40))  # fetch it from its own aisle
+                await self._scan(client, current, line, line.quantity - line.picked_qty)

@@ -23,6 +23,30 @@ STORES: list[tuple[str, str, float, float]] = [
     ("BLR-BSK", "Banashankari", 12.9255, 77.5468),
 ]
 
+# The demo's stores settle a short line as real dark stores do (``DarkStore``'s
+# ``substitution_policy``, and under "ask" its ``substitution_fallback``): most let the
+# picker substitute (fastest to the door); some ask the customer, whose silence means the
+# proposed product or a refund; a few never substitute (the line is refunded). A store not
+# named here substitutes. Only the demo seeds this (``qc seed``, ``qc demo``, ``qc serve
+# --seed-demo``); the suite, the benchmarks and the deterministic simulation keep every
+# store on "substitute", so their figures stay as they were.
+DEMO_SUBSTITUTION: dict[str, tuple[str, str]] = {
+    "BLR-KOR": ("substitute", "substitute"),
+    "BLR-IND": ("ask", "substitute"),
+    "BLR-HSR": ("never", "substitute"),
+    "BLR-WHF": ("substitute", "substitute"),
+    "BLR-JAY": ("ask", "refund"),
+    "BLR-JPN": ("substitute", "substitute"),
+    "BLR-BTM": ("substitute", "substitute"),
+    "BLR-MAL": ("ask", "substitute"),
+    "BLR-HEB": ("substitute", "substitute"),
+    "BLR-ELC": ("never", "substitute"),
+    "BLR-MRT": ("substitute", "substitute"),
+    "BLR-BEL": ("ask", "refund"),
+    "BLR-YLK": ("substitute", "substitute"),
+    "BLR-BSK": ("ask", "substitute"),
+}
+
 # category slug -> (display name, aisle, brands, products, variants, sizes)
 # sizes: (label, grams, base price in rupees)
 Size = tuple[str, int, int]

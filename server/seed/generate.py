@@ -26,6 +26,7 @@ from server.seed.bengaluru import (
     CATEGORIES,
     CITY_ID,
     CITY_NAME,
+    DEMO_SUBSTITUTION,
     PRODUCT_SIZES,
     SHELVES_PER_AISLE,
     STORES,
@@ -356,6 +357,22 @@ def seed_city(
     summary.products = len(catalogue)
     summary.riders = riders
     summary.customers = customers
+    return summary
+
+
+def seed_demo_city(url: str, **options: Any) -> SeedSummary:
+    """``seed_city``, its stores settling short lines as the demo's dark stores do
+    (``DEMO_SUBSTITUTION``: most substitute, some ask the customer, a few never). Only the
+    demo's: ``seed_city`` alone keeps every store on "substitute" (the suite, the
+    benchmarks and the simulations, whose figures count on it). The mix draws nothing: the
+    rest of the city is ``seed_city``'s with the same options."""
+    summary = seed_city(url, **options)
+    with psycopg.connect(url) as conn, conn.cursor() as cur:
+        cur.executemany(
+            "UPDATE dark_stores SET substitution_policy = %s, substitution_fallback = %s "
+            "WHERE store_id = %s",
+            [(policy, fallback, store) for store, (policy, fallback) in DEMO_SUBSTITUTION.items()],
+        )
     return summary
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import psycopg
 
 from scanners.symbology import is_valid_ean13
-from server.seed.generate import seed_city
+from server.seed.bengaluru import DEMO_SUBSTITUTION, STORES
+from server.seed.generate import reset_database, seed_city, seed_demo_city
 
 
 def _fetch(url: str, sql: str) -> list[tuple]:
@@ -136,3 +139,33 @@ def test_seeded_names_carry_fitting_packs(city) -> None:
     names = {r[0] for r in _fetch(city.database_url, "SELECT name FROM products")}
     assert not [n for n in names if "Cheese Slices" in n and n.endswith((" L", " ml"))]
     assert not [n for n in names if " Eggs " in f"{n} " and n.endswith((" g", " kg"))]
+
+
+def test_the_demo_stores_mix_the_substitution_policies_and_the_rest_substitute(clean) -> None:
+    """The demo's stores show every policy (and both fallbacks of "ask"), the same stores
+    every time; a city seeded without the mix (the suite, the simulations) substitutes
+    everywhere, and the mix draws nothing: the rest of the city is the same."""
+    small: dict[str, Any] = {
+        "seed": 11,
+        "skus": 60,
+        "riders": 3,
+        "customers": 2,
+        "pickers_per_store": 1,
+    }
+    url = clean.database_url
+    policies = "SELECT store_id, substitution_policy, substitution_fallback FROM dark_stores"
+    stock = "SELECT * FROM store_inventory ORDER BY 1, 2"
+    seed_demo_city(url, stores=len(STORES), **small)
+    mixed = {s: (p, f) for s, p, f in _fetch(url, policies)}
+    assert mixed == {s: DEMO_SUBSTITUTION[s] for s, *_ in STORES}
+    for n in (3, 12):  # a small demo city, and qc demo's 12 stores
+        demo = [mixed[s] for s, *_ in STORES[:n]]
+        assert {p for p, _ in demo} == {"substitute", "ask", "never"}
+    assert {f for p, f in demo if p == "ask"} == {"substitute", "refund"}
+    assert sum(p == "substitute" for p, _ in demo) >= len(demo) / 2  # most let the picker
+    with_mix = [r[:8] for r in _fetch(url, stock)]
+
+    reset_database(url)
+    seed_city(url, stores=len(STORES), **small)
+    assert {(p, f) for _, p, f in _fetch(url, policies)} == {("substitute", "substitute")}
+    assert [r[:8] for r in _fetch(url, stock)] == with_mix
