@@ -373,7 +373,7 @@ async def run(
             payment_failure_rate=failure_rate,
             abandon_rate=abandon_rate,
             regular_concurrency=regular_concurrency,
-            client=f"httpx + websockets asyncio in {generators} processes, same machine",
+            client=f"httpx + websockets on uvloop in {generators} processes, same machine",
             waiting_room=(
                 "its own server (1 worker): joins, polls, sockets; checkouts at the API"
                 if waiting_room

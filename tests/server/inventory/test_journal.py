@@ -14,7 +14,7 @@ from server.inventory import journal, service
 from server.inventory.reconcile import find_drift, load_store
 from server.kit import fencing, keys
 from server.kit.db import transaction
-from tests.helpers import wait_until
+from tests.helpers import stocked_skus, wait_until
 from tests.server.inventory.helpers import ledger_sum, pg_stock, redis_stock, reservation_rows
 
 STORE = "BLR-KOR"
@@ -26,18 +26,6 @@ def _waiting_for_the_store_lock(database_url: str) -> bool:
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
         ).fetchone()
     return bool(row and row[0])
-
-
-def _skus(database_url: str, n: int) -> list[str]:
-    with psycopg.connect(database_url) as conn:
-        return [
-            r[0]
-            for r in conn.execute(
-                "SELECT sku_id FROM store_inventory WHERE store_id = %s AND available_qty >= 10 "
-                "ORDER BY sku_id LIMIT %s",
-                (STORE, n),
-            )
-        ]
 
 
 async def _soft(stack, holder: str, lines: dict[str, int]) -> None:
@@ -54,7 +42,7 @@ async def _soft(stack, holder: str, lines: dict[str, int]) -> None:
 
 
 async def test_a_batch_sums_deltas_per_sku_and_writes_one_ledger_row_per_movement(stack) -> None:
-    a, b = _skus(stack.database_url, 2)
+    a, b = stocked_skus(stack.database_url, STORE, 2, at_least=10)
     start_a, start_b = (
         pg_stock(stack.database_url, STORE, a),
         pg_stock(stack.database_url, STORE, b),
@@ -97,7 +85,7 @@ async def test_a_line_released_and_held_again_keeps_one_row_with_the_holds_expir
     stack,
 ) -> None:
     """The books keep one row per line: a RELEASED row held again is SOFT again."""
-    a, b = _skus(stack.database_url, 2)
+    a, b = stocked_skus(stack.database_url, STORE, 2, at_least=10)
     await _soft(stack, "cart-1", {a: 2, b: 1})
     await _soft(stack, "cart-1", {a: 0})
     assert await journal.drain(stack.engine, stack.redis, STORE) == 2
@@ -123,7 +111,7 @@ async def test_a_new_holds_entry_says_so_and_every_line_takes_the_holds_expiry(s
     """A new hold's entry says it is new (the writer then skips looking for its other
     lines in the books: there are none); a later change of the hold, in the same batch or
     the next, still moves each of its lines to the hold's latest expiry."""
-    a, b, c = _skus(stack.database_url, 3)
+    a, b, c = stocked_skus(stack.database_url, STORE, 3, at_least=10)
     await _soft(stack, "cart-n", {a: 1})
     stack.clock.advance(30)
     await _soft(stack, "cart-n", {b: 1})  # the same batch: not new
@@ -149,7 +137,7 @@ async def test_the_writers_rows_have_two_indexes_their_line_key_and_age(stack) -
     """Each index costs an entry a row in the writer's ~1,000-row upserts (migration 0022):
     the line's key, and the retention purge's (store, created_at) (0023: a column no
     update changes), and a row still gets its id from the default."""
-    (a,) = _skus(stack.database_url, 1)
+    (a,) = stocked_skus(stack.database_url, STORE, 1, at_least=10)
     await _soft(stack, "cart-ix", {a: 1})
     assert await journal.drain(stack.engine, stack.redis, STORE) == 1
     with psycopg.connect(stack.database_url) as conn:
@@ -171,7 +159,7 @@ async def test_the_writers_rows_have_two_indexes_their_line_key_and_age(stack) -
 async def test_a_writer_that_dies_mid_batch_applies_nothing_and_the_next_applies_once(
     stack,
 ) -> None:
-    (a,) = _skus(stack.database_url, 1)
+    (a,) = stocked_skus(stack.database_url, STORE, 1, at_least=10)
     start = pg_stock(stack.database_url, STORE, a)
     await _soft(stack, "cart-1", {a: 2})
     with pytest.raises(RuntimeError):
@@ -187,7 +175,7 @@ async def test_a_writer_that_dies_mid_batch_applies_nothing_and_the_next_applies
 async def test_checkout_writes_the_carts_pending_soft_holds_before_the_order_takes_them(
     stack,
 ) -> None:
-    (a,) = _skus(stack.database_url, 1)
+    (a,) = stocked_skus(stack.database_url, STORE, 1, at_least=10)
     start = pg_stock(stack.database_url, STORE, a)
     await _soft(stack, "cart-1", {a: 2})  # not applied: the writer has not run
     order = str(uuid.uuid4())
@@ -214,7 +202,7 @@ async def test_a_rebuild_waits_for_a_write_in_flight_and_sees_it(stack) -> None:
     """Issue 18 point 2's cause: Redis flushed while a change is between its Redis and
     PostgreSQL writes. The rebuild must wait for that transaction, then load what it
     wrote, so Redis never admits what PostgreSQL refuses."""
-    (a,) = _skus(stack.database_url, 1)
+    (a,) = stocked_skus(stack.database_url, STORE, 1, at_least=10)
     start = pg_stock(stack.database_url, STORE, a)
     rebuilt = None
     async with transaction(stack.sessions) as s:
@@ -244,7 +232,7 @@ async def test_a_batch_the_books_refuse_is_applied_entry_by_entry_and_the_store_
 ) -> None:
     """Redis drifted ahead of the books (e.g. an AOF rollback): what the books refuse is
     dropped, the rest of the batch still reaches them, and the store is loaded again."""
-    a, b = _skus(stack.database_url, 2)
+    a, b = stocked_skus(stack.database_url, STORE, 2, at_least=10)
     start_b = pg_stock(stack.database_url, STORE, b)
     with psycopg.connect(stack.database_url) as conn:  # the books lose a's stock behind Redis
         conn.execute(
@@ -266,7 +254,7 @@ async def test_the_writer_starts_at_the_hint_and_skips_what_the_books_already_ho
 ) -> None:
     """The writer reads after the applied-id hint; entries the offset already covers (a
     writer whose trim and hint were lost after its commit) are not applied again."""
-    a, b = _skus(stack.database_url, 2)
+    a, b = stocked_skus(stack.database_url, STORE, 2, at_least=10)
     start_a, start_b = (
         pg_stock(stack.database_url, STORE, a),
         pg_stock(stack.database_url, STORE, b),
@@ -286,7 +274,7 @@ async def test_the_writer_starts_at_the_hint_and_skips_what_the_books_already_ho
 
 
 async def test_a_hint_ahead_of_the_books_sends_the_writer_to_the_offset(stack) -> None:
-    (a,) = _skus(stack.database_url, 1)
+    (a,) = stocked_skus(stack.database_url, STORE, 1, at_least=10)
     start = pg_stock(stack.database_url, STORE, a)
     await _soft(stack, "cart-1", {a: 2})
     await stack.redis.set(keys.journal_applied(STORE), "99999999999999-0")
@@ -298,7 +286,7 @@ async def test_a_hint_ahead_of_the_books_sends_the_writer_to_the_offset(stack) -
 async def test_a_writer_that_lost_its_lease_applies_nothing(stack) -> None:
     """The writer's commit is fenced: once a newer holder of the lease has written, the
     old holder's batch is rolled back; the new holder applies it, once."""
-    (a,) = _skus(stack.database_url, 1)
+    (a,) = stocked_skus(stack.database_url, STORE, 1, at_least=10)
     start = pg_stock(stack.database_url, STORE, a)
     await _soft(stack, "cart-1", {a: 2})
     newer = fencing.Fence("inventory-journal", 2, "replica-b")

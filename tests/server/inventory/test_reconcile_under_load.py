@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-import psycopg
 from sqlalchemy import text
 
 from server.inventory import journal, service
@@ -24,23 +23,13 @@ from server.inventory.reconcile import (
 )
 from server.kit import db, keys
 from server.kit.db import transaction
+from tests.helpers import stocked_skus
 from tests.server.inventory.helpers import pg_stock, redis_stock, set_stock
 
 STORE = "BLR-KOR"
 WORKERS = 10  # each its own transactions, on a pool of POOL connections
 POOL = 4
 ROUNDS = 8  # reconciler runs at least this many times while the workers work
-
-
-def _skus(database_url: str, n: int) -> list[str]:
-    with psycopg.connect(database_url) as conn:
-        return [
-            r[0]
-            for r in conn.execute(
-                "SELECT sku_id FROM store_inventory WHERE store_id = %s ORDER BY sku_id LIMIT %s",
-                (STORE, n),
-            )
-        ]
 
 
 @dataclass
@@ -115,7 +104,7 @@ async def _under_load(stack, settings, reconcile) -> Load:
         stack.database_url, settings.model_copy(update={"db_pool_size": POOL})
     )
     sessions = db.session_maker(engine)
-    skus = _skus(stack.database_url, 3)
+    skus = stocked_skus(stack.database_url, STORE, 3)
     for sku in skus:
         set_stock(stack.database_url, STORE, sku, 100_000)
     await load_store(stack.engine, stack.redis, STORE, why="test")
@@ -180,7 +169,7 @@ async def test_real_drift_is_repaired_under_load(stack, settings) -> None:
 
     load = await _under_load(stack, settings, reconcile)
     repairs = [d for drift in found for d in drift]
-    skus = _skus(stack.database_url, 3)
+    skus = stocked_skus(stack.database_url, STORE, 3)
     assert [(d.kind, d.key) for d in repairs] == [("stock", skus[0])]
     (d,) = repairs
     assert isinstance(d.redis, Buckets) and isinstance(d.postgres, Buckets)

@@ -17,22 +17,11 @@ from server.kit.background import ShardedLoop
 from server.kit.db import transaction
 from server.kit.loops import background_loops
 from server.kit.resources import resources_of
+from tests.helpers import stocked_skus
 from tests.server.inventory.helpers import ledger_sum, pg_stock, redis_stock
 
 STORE = "BLR-KOR"
 WEEK_S = 7 * 24 * 3600
-
-
-def _skus(database_url: str, n: int) -> list[str]:
-    with psycopg.connect(database_url) as conn:
-        return [
-            r[0]
-            for r in conn.execute(
-                "SELECT sku_id FROM store_inventory WHERE store_id = %s AND available_qty >= 10 "
-                "ORDER BY sku_id LIMIT %s",
-                (STORE, n),
-            )
-        ]
 
 
 def _rows(database_url: str) -> dict[str, dict[str, str]]:
@@ -76,7 +65,7 @@ def _purge(stack: Any, batch: int = 100) -> Any:
 
 
 async def test_old_ended_rows_go_young_ones_and_live_holds_of_any_age_stay(stack) -> None:
-    a, b, c = _skus(stack.database_url, 3)
+    a, b, c = stocked_skus(stack.database_url, STORE, 3, at_least=10)
     now = stack.clock.now()
     old = now - timedelta(days=10)
     await _ended(stack, "cart-old-released", a, "RELEASED", old)
@@ -113,7 +102,7 @@ async def test_old_ended_rows_go_young_ones_and_live_holds_of_any_age_stay(stack
 
 
 async def test_the_drift_check_and_a_rebuild_read_the_same_books_after_a_purge(stack) -> None:
-    a, b = _skus(stack.database_url, 2)
+    a, b = stocked_skus(stack.database_url, STORE, 2, at_least=10)
     now = stack.clock.now()
     old = now - timedelta(days=8)
     await _ended(stack, "cart-old", a, "EXPIRED", old)
@@ -142,7 +131,7 @@ async def test_the_drift_check_and_a_rebuild_read_the_same_books_after_a_purge(s
 
 
 async def test_a_run_deletes_at_most_its_batch_oldest_first(stack) -> None:
-    skus = _skus(stack.database_url, 5)
+    skus = stocked_skus(stack.database_url, STORE, 5, at_least=10)
     old = stack.clock.now() - timedelta(days=9)
     await _reserve(stack, "cart-older", dict.fromkeys(skus[:3], 1), old - timedelta(days=1))
     await _settle(stack, "cart-older", "RELEASED", old - timedelta(days=1))
@@ -160,7 +149,7 @@ async def test_a_run_deletes_at_most_its_batch_oldest_first(stack) -> None:
 async def test_a_server_clock_ahead_of_the_database_keeps_the_rebuilds_tombstones(stack) -> None:
     """A sped-up clock (the demo) passes the retention in hours; a hold that ended within
     the rebuild's day of tombstones (the database's clock) is still kept."""
-    (a,) = _skus(stack.database_url, 1)
+    (a,) = stocked_skus(stack.database_url, STORE, 1, at_least=10)
     await _ended(stack, "cart-1", a, "EXPIRED", stack.clock.now() - timedelta(minutes=11))
     stack.clock.advance(8 * 24 * 3600)
     assert await _purge(stack) == 0
@@ -168,7 +157,7 @@ async def test_a_server_clock_ahead_of_the_database_keeps_the_rebuilds_tombstone
 
 
 async def test_the_app_purges_each_store_in_its_fenced_retention_loop(stack, app) -> None:
-    (a,) = _skus(stack.database_url, 1)
+    (a,) = stocked_skus(stack.database_url, STORE, 1, at_least=10)
     old = stack.clock.now() - timedelta(days=8)
     await _ended(stack, "cart-old", a, "COMMITTED", old)
     await _ended(stack, "cart-young", a, "RELEASED", stack.clock.now())
