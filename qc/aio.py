@@ -1,4 +1,5 @@
-"""The event loop qc's own processes run on (the loops' process, the simulation)."""
+"""The event loop qc's own processes run on (the loops' process, the simulation, the
+benchmarks' load processes)."""
 
 from __future__ import annotations
 

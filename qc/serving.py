@@ -51,25 +51,24 @@ RESTART_S = 1.0  # a loops' process that died is started again after this
 
 def create_served_app() -> Any:
     """The app of ``server.app`` (settings from the environment) as :func:`served`."""
+    return _worker_app(waiting_room=False)
+
+
+def create_waiting_room_app() -> Any:
+    """The waiting room's app (``create_app(waiting_room=True)``: a flash sale's line and
+    its socket) as :func:`served`, for the waiting room's own server (:func:`run`)."""
+    return _worker_app(waiting_room=True)
+
+
+def _worker_app(*, waiting_room: bool) -> Any:
     from server.app import create_app
 
     parent = multiprocessing.parent_process()
     if parent is not None and parent.pid:  # a worker (granian's, uvicorn's with --workers N)
         _die_with(parent.pid)
     settings = get_settings()
-    return served(create_app(settings), trusted_proxies=settings.trusted_proxies)
-
-
-def create_waiting_room_app() -> Any:
-    """The waiting room's app (``create_app(waiting_room=True)``: a flash sale's line and
-    its socket) as :func:`served`, for the waiting room's own server (:func:`run`)."""
-    from server.app import create_app
-
-    parent = multiprocessing.parent_process()
-    if parent is not None and parent.pid:  # a worker of the waiting room's server
-        _die_with(parent.pid)
-    settings = get_settings()
-    return served(create_app(settings, waiting_room=True), trusted_proxies=settings.trusted_proxies)
+    app = create_app(settings, waiting_room=waiting_room)
+    return served(app, trusted_proxies=settings.trusted_proxies)
 
 
 def served(app: Any, *, trusted_proxies: str) -> Any:
