@@ -6,7 +6,9 @@ either. Two concurrent requests with one key cannot both run: the second's claim
 for the first's transaction and then finds the key taken (409 until it has answered).
 The same key with a different request body is a 422. A refusal rolls the claim back with
 the rest of the work; its answer is stored afterwards (unless another request took the
-key meanwhile: then neither had done anything).
+key meanwhile: then neither had done anything). A refusal after the claim's transaction
+committed is no answer: part of the work stands (a placed order), so the claim is kept
+for the retry to resume it, as after a 5xx (409 ``request_in_progress``).
 
 A request that crashed (or answered 5xx) after its claim committed leaves it unanswered
 and marked abandoned (unmarked if its process died: then abandoned once ``ABANDONED_AFTER`` old); a
@@ -260,6 +262,19 @@ async def run_once(
             # charged its order) and a retry takes the claim over to resume it
             await _abandon(sessions, claim)
             raise
+        if claim.committed:
+            # refused after the claim's transaction committed: the work's first part stands
+            # (a checkout's order is placed), so the refusal is not the key's answer; a
+            # retry takes the claim over and resumes that work
+            log.warning(
+                "a request was refused after its work began; left for its retry",
+                extra={"code": exc.code, "detail": exc.detail},
+            )
+            await _abandon(sessions, claim)
+            raise InProgress(
+                f"this request was interrupted after it began ({exc.detail}); retry with "
+                "the same Idempotency-Key to finish it"
+            ) from exc
         return await _store_after(sessions, claim, exc.status, exc.problem())
     except BaseException:
         # a crash is not an answer, and part of the work may stand: a retry takes the

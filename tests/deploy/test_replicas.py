@@ -330,7 +330,7 @@ async def test_a_replica_killed_mid_load_loses_and_doubles_nothing(city, clock, 
     assert told <= set(in_db), "every answered checkout has its order"
     assert all(
         answer == ("CANCELLED", "payment_unavailable", False) for answer in given_back.values()
-    ), given_back
+    ), (given_back, seen.refusals)
     # the one refusal a customer may honestly get here: a payment the provider did not
     # answer in time on a starved replica (402, nothing charged, the order cancelled)
     declined = {oid for status, oid in answers.values() if status == 402}

@@ -81,14 +81,14 @@ async def test_one_key_twice_at_once_runs_one_checkout(city, client, customer) -
 
 
 async def _run_once_claiming(
-    sessions, claim_args: dict, seen: list[uuid.UUID], fail_after_claim: bool
-) -> int:
+    sessions, claim_args: dict, seen: list[uuid.UUID], failure: Exception | None
+) -> tuple[int, str]:
     """``run_once`` of a work that takes its claim in a committed transaction and then
-    answers 503 (``fail_after_claim``) or 200; the attempt ids the work ran as go to
-    ``seen``. Returns the answer's status."""
+    raises ``failure`` (a DomainError) or answers 200; the attempt ids the work ran as go
+    to ``seen``. Returns the answer's status and code."""
     from server.idempotency.service import Claim, run_once
     from server.kit.db import transaction
-    from server.kit.errors import ServiceUnavailable
+    from server.kit.errors import DomainError
 
     claim = Claim(**claim_args)
 
@@ -96,38 +96,65 @@ async def _run_once_claiming(
         async with transaction(sessions) as session:
             await claim.take(session, attempt_id=attempt_id)
         seen.append(attempt_id)
-        if fail_after_claim:
-            raise ServiceUnavailable("the store is being reloaded")
+        if failure is not None:
+            raise failure
         return "done"
 
     try:
         answer = await run_once(sessions, claim, work)
-    except ServiceUnavailable as exc:
-        return exc.status
-    return answer.status_code
+    except DomainError as exc:
+        return exc.status, exc.code
+    return answer.status_code, ""
+
+
+def _claim_args(app, database_url: str, key: str) -> dict:
+    from server.kit.resources import resources_of
+
+    with psycopg.connect(database_url) as conn:
+        [(user_id,)] = conn.execute(
+            "SELECT id FROM users WHERE role = 'customer' ORDER BY id LIMIT 1"
+        ).fetchall()
+    return {
+        "user_id": user_id,
+        "key": key,
+        "fingerprint": "f" * 64,
+        "now": resources_of(app).clock.now(),
+        "render": lambda result: (200, {"result": result}),
+    }
 
 
 async def test_a_5xx_after_the_claim_committed_keeps_it_for_the_retry(city, app) -> None:
     """Work that stands (its first transaction committed) and then fails with a 5xx is
     not forgotten: the key is marked abandoned and the retry runs as the same attempt
     (a checkout resumes its placed order instead of placing and charging a second)."""
+    from server.kit.errors import ServiceUnavailable
     from server.kit.resources import resources_of
 
     sessions = resources_of(app).sessions
-    with psycopg.connect(city.database_url) as conn:
-        [(user_id,)] = conn.execute(
-            "SELECT id FROM users WHERE role = 'customer' ORDER BY id LIMIT 1"
-        ).fetchall()
-    args = {
-        "user_id": user_id,
-        "key": "reload-1",
-        "fingerprint": "f" * 64,
-        "now": resources_of(app).clock.now(),
-        "render": lambda result: (200, {"result": result}),
-    }
+    args = _claim_args(app, city.database_url, "reload-1")
     seen: list[uuid.UUID] = []
-    assert await _run_once_claiming(sessions, args, seen, fail_after_claim=True) == 503
+    reloading = ServiceUnavailable("the store is being reloaded")
+    assert (await _run_once_claiming(sessions, args, seen, reloading))[0] == 503
     assert _keys(city.database_url) == [(None, None)]  # kept, unanswered (body: abandoned)
-    assert await _run_once_claiming(sessions, args, seen, fail_after_claim=False) == 200
+    assert (await _run_once_claiming(sessions, args, seen, None))[0] == 200
+    assert len(seen) == 2 and seen[0] == seen[1]
+    assert _keys(city.database_url) == [(200, None)]
+
+
+async def test_a_refusal_after_the_claim_committed_is_not_the_keys_answer(city, app) -> None:
+    """A 4xx raised once the work's first transaction committed (a checkout's order is
+    placed) is not stored as the key's answer, which would leave that order to nobody:
+    the request is answered 409 request_in_progress and its retry resumes the work as
+    the same attempt."""
+    from server.kit.errors import Conflict
+    from server.kit.resources import resources_of
+
+    sessions = resources_of(app).sessions
+    args = _claim_args(app, city.database_url, "refused-after-claim")
+    seen: list[uuid.UUID] = []
+    refused = Conflict("the hold changed meanwhile", code="hold_busy")
+    assert await _run_once_claiming(sessions, args, seen, refused) == (409, "request_in_progress")
+    assert _keys(city.database_url) == [(None, None)]  # kept, unanswered (body: abandoned)
+    assert (await _run_once_claiming(sessions, args, seen, None))[0] == 200
     assert len(seen) == 2 and seen[0] == seen[1]
     assert _keys(city.database_url) == [(200, None)]
