@@ -1,16 +1,19 @@
 """A checkout that died between moving the cart's hold to its order in Redis and its
 PostgreSQL commit (a replica killed mid-request): the customer's retry is told to retry
 (409 request_in_progress), not that the cart is empty, and succeeds once the reconciler
-has put the hold back from the books."""
+has put the hold back from the books; and the dead checkout's hold, in Redis only, ending
+by expiry first moves nothing in the books."""
 
 from __future__ import annotations
 
 import uuid
 
 import httpx
+import psycopg
 
-from server.inventory import engine
+from server.inventory import engine, journal
 from server.inventory.reconcile import find_drift, reconcile_store
+from server.inventory.sweeper import sweep_store
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
 from tests.conftest import Stack
@@ -53,4 +56,58 @@ async def test_a_retry_after_a_checkout_died_midway_waits_for_the_repair(
     placed = await client.post(checkout, json=ADDRESS, headers=key)
     assert placed.status_code == 201, placed.text
     assert [(i["sku_id"], i["quantity"]) for i in placed.json()["items"]] == [(sku, 2)]
+    assert await find_drift(stack.engine, stack.redis, STORE) == []
+
+
+def _reserved_against_holds(database_url: str, sku: str) -> tuple[int, int]:
+    """The stock row's reserved units, and the units its open holds in the books hold."""
+    with psycopg.connect(database_url) as conn:
+        [(reserved, held)] = conn.execute(
+            "SELECT i.reserved_qty, (SELECT coalesce(sum(r.quantity), 0) FROM "
+            "inventory_reservations r WHERE r.store_id = i.store_id AND r.sku_id = i.sku_id "
+            "AND r.status IN ('SOFT', 'HARD')) FROM store_inventory i "
+            "WHERE i.store_id = %s AND i.sku_id = %s",
+            (STORE, sku),
+        ).fetchall()
+    return reserved, held
+
+
+async def test_a_dead_checkouts_hold_expiring_first_leaves_the_books_whole(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    """The dead checkout's hold (in Redis only) comes due and the sweeper ends it before
+    the reconciler repairs the drift: the books, which never had that hold, must not move
+    (they still hold the cart's lines), so the repaired cart checks out and its paid order
+    commits its stock."""
+    [sku] = stocked_skus(stack.database_url, STORE, 1, at_least=10)
+    headers = await login(client, "customer.001", DEMO_SECRETS[Role.CUSTOMER])
+    cart = (await client.post("/v1/carts", json={"store_id": STORE}, headers=headers)).json()
+    r = await client.put(
+        f"/v1/carts/{cart['cart_id']}/lines/{sku}", json={"quantity": 2}, headers=headers
+    )
+    assert r.status_code == 200, r.text
+    await journal.drain(stack.engine, stack.redis, STORE)  # the cart's lines in the books
+    before = _reserved_against_holds(stack.database_url, sku)
+    assert before[0] == before[1] >= 2
+    now = stack.clock.now().timestamp()
+    await engine.reserve(  # the dead checkout's move, its hold already due
+        stack.redis,
+        store_id=STORE,
+        holder=cart["cart_id"],
+        lines={sku: 2},
+        mode="HARD",
+        expires_at=now - 1,
+        now=now,
+        new_holder=str(uuid.uuid4()),
+    )
+    assert await sweep_store(stack.sessions, stack.redis, stack.clock, STORE) >= 1
+    assert _reserved_against_holds(stack.database_url, sku) == before
+
+    await reconcile_store(stack.engine, stack.redis, STORE, quiesce_s=0.2)
+    key = {**headers, "Idempotency-Key": uuid.uuid4().hex}
+    placed = await client.post(f"/v1/carts/{cart['cart_id']}/checkout", json=ADDRESS, headers=key)
+    assert placed.status_code == 201, placed.text
+    assert placed.json()["status"] == "CONFIRMED"
+    reserved, held = _reserved_against_holds(stack.database_url, sku)
+    assert reserved == held == before[0] - 2  # the paid units left the books
     assert await find_drift(stack.engine, stack.redis, STORE) == []
