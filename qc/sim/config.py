@@ -27,6 +27,15 @@ class SimConfig:
     # customers
     abandon_rate: float = 0.06  # cart filled, then left to expire
     customer_cancel_rate: float = 0.02  # cancels right after paying (before picking)
+    # a short line the store asks about (policy ask): the push, the app opened, the choice
+    # read. Most take the proposed product (nearest in size and price, at no more than the
+    # original's price); the rest are split between a refusal and no answer at all
+    substitution_refuse_rate: float = 0.15  # wanted that product or none: refunded
+    substitution_silent_rate: float = 0.15  # the phone in a pocket: the store's fallback decides
+    # think time, lognormal: median 40 s, p90 ~75 s, so ~1.5 % answer after the server's
+    # 2 minutes (QC_SUBSTITUTION_ANSWER_S) and are told offer_closed
+    substitution_think_s: float = 40.0
+    substitution_think_sigma: float = 0.5
     max_concurrent_journeys: int = 200
 
     # pickers

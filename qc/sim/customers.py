@@ -1,5 +1,6 @@
 """Customers: orders arrive at the city's rate for the time of day; each is one person
-finding a store, filling a cart, paying (or not), and following the order to the door."""
+finding a store, filling a cart, paying (or not), and following the order to the door,
+answering the store when it asks about a short line (most take the offered substitute)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import math
 import random
 import uuid
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, Literal
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
@@ -62,7 +63,9 @@ class Customers:
                 continue
             for order in page.items:
                 if order.status not in TRACKED_UNTIL:
-                    self._spawn(self._track(client, str(order.order_id)))
+                    order_id = str(order.order_id)
+                    rng = self.world.rng(f"answers:{order_id}")  # the arrivals' stream untouched
+                    self._spawn(self._track(client, order_id, rng))
 
     async def run(self) -> None:
         """Poisson arrivals at ``orders_per_minute`` x the hour's profile (simulated)."""
@@ -138,7 +141,7 @@ class Customers:
                 return
             order_id = await self._shop(client, rng, store_id, home)
             if order_id is not None:
-                await self._track(client, order_id)
+                await self._track(client, order_id, rng)
         except Exception as exc:  # one unlucky customer; the city goes on
             world.error("customer", exc)
 
@@ -225,13 +228,21 @@ class Customers:
                 world.count("cancel_too_late")
         return order_id
 
-    async def _track(self, client: CustomerClient, order_id: str) -> None:
-        """Follow the order live; read the OTP once the rider has the bag."""
+    async def _track(self, client: CustomerClient, order_id: str, rng: random.Random) -> None:
+        """Follow the order live; answer what the store asks; read the OTP once the rider
+        has the bag."""
+        asked = Substitutions(self.world, client, order_id, rng)
+        try:
+            await self._follow(client, order_id, asked)
+        finally:
+            await asked.close()
+
+    async def _follow(self, client: CustomerClient, order_id: str, asked: Substitutions) -> None:
         world = self.world
         status = None
         while status not in TRACKED_UNTIL:
             try:
-                status = await self._follow_socket(client, order_id)
+                status = await self._follow_socket(client, order_id, asked)
             except ConnectionClosed:
                 # the server dropped the socket (a restart, a reader cut off as too far
                 # behind, the end of a run): the app reconnects, as this loop does; not an
@@ -250,7 +261,9 @@ class Customers:
                 await world.sleep(30)
         world.count(f"tracked:{status}")
 
-    async def _follow_socket(self, client: CustomerClient, order_id: str) -> str | None:
+    async def _follow_socket(
+        self, client: CustomerClient, order_id: str, asked: Substitutions
+    ) -> str | None:
         world = self.world
         status: str | None = None
         async with connect(
@@ -263,8 +276,13 @@ class Customers:
                 if kind == "snapshot":
                     status = message["order"]["status"]
                     otp = message["order"].get("delivery_otp")
+                    for offer in message["order"].get("substitutions", ()):
+                        asked.offered(offer)  # one made while the socket was down
                 elif kind == "order.status":
                     status = message.get("status")
+                elif kind == "order.substitution_offered":
+                    asked.offered(message)
+                    continue
                 elif kind == "error":
                     world.error("tracking", ApiError(0, "socket_refused", str(message)))
                     return None
@@ -279,3 +297,65 @@ class Customers:
                         await ws.close()
                     return status
         return status
+
+
+class Substitutions:
+    """One order's substitution offers (store policy ask), answered as its customer would:
+    the choice is drawn as an offer is seen (in the order offers come, so a seed gives the
+    same choices), and each answer is sent after its think time by a task of its own, so
+    the socket is read meanwhile."""
+
+    def __init__(
+        self, world: World, client: CustomerClient, order_id: str, rng: random.Random
+    ) -> None:
+        self.world = world
+        self.client = client
+        self.order_id = order_id
+        self.rng = rng
+        self._seen: set[str] = set()  # lines already decided (a snapshot repeats offers)
+        self._answers: set[asyncio.Task[None]] = set()
+
+    def offered(self, offer: dict[str, Any]) -> None:
+        """An ``order.substitution_offered`` (or a pending offer in a snapshot)."""
+        sku_id = offer["sku_id"]
+        if offer["status"] != "PENDING" or sku_id in self._seen:
+            return
+        self._seen.add(sku_id)
+        config, rng = self.world.config, self.rng
+        draw = rng.random()
+        if draw < config.substitution_silent_rate:
+            self.world.count("substitution:not_answered")
+            return
+        answer: Literal["accept", "refuse"] = (
+            "refuse"
+            if draw < config.substitution_silent_rate + config.substitution_refuse_rate
+            else "accept"
+        )
+        think = rng.lognormvariate(
+            math.log(config.substitution_think_s), config.substitution_think_sigma
+        )
+        task = asyncio.create_task(self._answer(sku_id, answer, think))
+        self._answers.add(task)
+        task.add_done_callback(self._answers.discard)
+
+    async def _answer(self, sku_id: str, answer: Literal["accept", "refuse"], think: float) -> None:
+        world = self.world
+        await world.sleep(think)
+        try:
+            await self.client.answer_substitution(self.order_id, sku_id, answer=answer)
+        except ApiError as exc:
+            if exc.code == "offer_closed":  # too late: the fallback (or a cancel) decided
+                world.count("substitution:too_late")
+            elif exc.code == "insufficient_stock":  # sold out meanwhile: the fallback decides
+                world.count("substitution:sold_out")
+            else:
+                world.error("substitution", exc)
+            return
+        except Exception as exc:  # one unlucky answer; the order goes on
+            world.error("substitution", exc)
+            return
+        world.count("substitution:accepted" if answer == "accept" else "substitution:refused")
+
+    async def close(self) -> None:
+        """The order is followed no longer (delivered, or the end of the run)."""
+        await cancel_and_wait(list(self._answers))

@@ -5,6 +5,7 @@ the report's "unexpected answers" (a Ctrl-C on the demo used to list a dozen).""
 from __future__ import annotations
 
 import json
+import random
 from types import SimpleNamespace
 
 from websockets.asyncio.server import ServerConnection, serve
@@ -31,7 +32,7 @@ async def test_a_dropped_order_socket_is_followed_again_not_an_error() -> None:
                 return SimpleNamespace(status="DELIVERED", delivery_otp=None)
 
         world = World(f"http://127.0.0.1:{port}", Clock(speed=60), SimConfig())
-        await Customers(world, [])._track(Client(), "o-1")  # type: ignore[arg-type]
+        await Customers(world, [])._track(Client(), "o-1", random.Random(1))  # type: ignore[arg-type]
     assert world.stats["tracking_reconnects"] == 1
     assert world.stats["tracked:DELIVERED"] == 1
     assert not world.errors
