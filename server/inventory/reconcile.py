@@ -523,3 +523,15 @@ async def store_ids(db: AsyncEngine) -> list[str]:
             r[0]
             for r in await conn.execute(text("SELECT store_id FROM dark_stores ORDER BY store_id"))
         ]
+
+
+async def ask_repair(redis: aioredis.Redis, store_id: str) -> None:
+    """A request found the store drifted (a dead checkout's moved hold): the reconciler
+    looks at it within a second (``repairs_asked``), not at its next full pass."""
+    await redis.sadd(keys.inventory_repairs(), store_id)
+
+
+async def repairs_asked(redis: aioredis.Redis, most: int = 100) -> list[str]:
+    """The stores asked for since the last call (taken: each is looked at once)."""
+    taken = await redis.spop(keys.inventory_repairs(), most)
+    return sorted(s.decode() if isinstance(s, bytes) else str(s) for s in taken or [])

@@ -11,15 +11,22 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.events.service import alert_topic, emit
 from server.inventory import journal
-from server.inventory.reconcile import Drift, load_store, reconcile_store, store_ids
+from server.inventory.reconcile import (
+    Drift,
+    load_store,
+    reconcile_store,
+    repairs_asked,
+    store_ids,
+)
 from server.inventory.sweeper import sweep_store
-from server.kit.background import LeasedLoop
+from server.kit.background import LeasedLoop, lease_ms_for
 from server.kit.clock import Clock
 from server.kit.config import Settings
 from server.kit.db import transaction
 from shared.enums import AlertKind
 
 STORE_LIST_S = 10.0  # the journal writer re-reads the list of stores this often
+REPAIR_TICK_S = 1.0  # the reconciler looks at stores a request asked for this often
 
 
 class _StoreList:
@@ -54,8 +61,15 @@ def inventory_loops(
         for store_id in await store_ids(db):
             await sweep_store(sessions, redis, clock, store_id)
 
+    full_pass_due = [float("-inf")]
+
     async def reconcile_and_alert() -> None:
-        for store_id in await store_ids(db):
+        # every store each interval; between passes, the stores a request asked for
+        asked = await repairs_asked(redis)
+        if time.monotonic() >= full_pass_due[0]:
+            full_pass_due[0] = time.monotonic() + settings.reconcile_interval_s
+            asked = await store_ids(db)
+        for store_id in asked:
             await reconcile_and_report(sessions, db, redis, clock, store_id)
 
     stores = _StoreList(db)
@@ -67,7 +81,12 @@ def inventory_loops(
         LeasedLoop(redis, "inventory-journal", settings.journal_interval_s, write_journal),
         LeasedLoop(redis, "inventory-sweeper", settings.sweep_interval_s, sweep_all),
         LeasedLoop(
-            redis, "inventory-reconciler", settings.reconcile_interval_s, reconcile_and_alert
+            redis,
+            "inventory-reconciler",
+            min(REPAIR_TICK_S, settings.reconcile_interval_s),
+            reconcile_and_alert,
+            # held as long as a full pass may take, as when it ticked once a pass
+            lease_ms=lease_ms_for(settings.reconcile_interval_s),
         ),
     ]
 

@@ -147,8 +147,13 @@ async def stop_all(loops: Sequence[_Loop], *, grace_s: float = STOP_GRACE_S) -> 
     await asyncio.gather(*(loop.stop(grace_s) for loop in loops))
 
 
+def lease_ms_for(interval_s: float) -> int:
+    """A loop's lease: three of its intervals (at least 3 s)."""
+    return max(3000, int(interval_s * 3000))
+
+
 def _lease_ms(interval_s: float, lease_ms: int | None) -> int:
-    return lease_ms or max(3000, int(interval_s * 3000))
+    return lease_ms or lease_ms_for(interval_s)
 
 
 class LeasedLoop(_Loop):

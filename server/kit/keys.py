@@ -20,6 +20,9 @@ key                                   type    holds
                                               scripts, applied to PostgreSQL in batches
 ``invapplied:{S}``                    string  the last journal id PostgreSQL holds (a hint;
                                               the truth is ``inventory_journal_offsets``)
+``invrepair``                         set     stores a request found drifted (a dead
+                                              checkout's moved hold): the reconciler looks
+                                              at them within a second, not at its next pass
 ``lease:{<name>}``                    hash    a background lease: owner, fencing token
                                               (``<name>`` is the loop, or loop:store)
 ``lease:{<name>}:fence``              string  its fence counter (INCR at each takeover)
@@ -124,6 +127,10 @@ def inventory_journal(store_id: str) -> str:
 
 def journal_applied(store_id: str) -> str:
     return f"invapplied:{{{store_id}}}"
+
+
+def inventory_repairs() -> str:
+    return "invrepair"
 
 
 # A lease and its fence counter share the hash tag {name}: lease.lua touches one slot.

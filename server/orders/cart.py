@@ -30,6 +30,7 @@ from server.inventory.queries import (
     priced_from_books,
     soft_hold,
 )
+from server.inventory.reconcile import ask_repair
 from server.kit import db
 from server.kit.config import Settings
 from server.kit.errors import Conflict, InProgress, NotFound, Unprocessable
@@ -474,9 +475,10 @@ class _CartSource(CheckoutSource):
             ):
                 raise CartExpired("the cart's holds expired; start a new cart")
             if await hold_moved(self._redis, store_id=cart.store_id, holder=str(cart.cart_id)):
+                await ask_repair(self._redis, cart.store_id)
                 raise InProgress(
                     "this cart's last checkout stopped midway and its items are being put "
-                    "back (within a minute): retry with the same request"
+                    "back (in a few seconds): retry with the same request"
                 )
             raise Unprocessable("the cart is empty", code="cart_empty")
         self._cart, self._held = cart, {h.sku_id: h.quantity for h in lines}

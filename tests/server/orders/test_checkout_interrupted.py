@@ -14,6 +14,8 @@ import psycopg
 from server.inventory import engine, journal
 from server.inventory.reconcile import find_drift, reconcile_store
 from server.inventory.sweeper import sweep_store
+from server.inventory.worker import inventory_loops
+from server.kit.config import Settings
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
 from tests.conftest import Stack
@@ -110,4 +112,51 @@ async def test_a_dead_checkouts_hold_expiring_first_leaves_the_books_whole(
     assert placed.json()["status"] == "CONFIRMED"
     reserved, held = _reserved_against_holds(stack.database_url, sku)
     assert reserved == held == before[0] - 2  # the paid units left the books
+    assert await find_drift(stack.engine, stack.redis, STORE) == []
+
+
+async def test_the_retry_asks_the_reconciler_for_the_repair_at_once(
+    stack: Stack, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """The customer's retry does not wait for the reconciler's next pass over every store
+    (30 s apart): it asks for its store, and the reconciler's next tick (a second later)
+    repairs that store alone."""
+    [reconciler] = [
+        loop
+        for loop in inventory_loops(
+            settings.model_copy(update={"reconcile_interval_s": 3600.0}),
+            stack.engine,
+            stack.sessions,
+            stack.redis,
+            stack.clock,
+        )
+        if loop.name == "inventory-reconciler"
+    ]
+    assert reconciler.interval_s == 1.0
+    await reconciler.tick()  # its pass over every store: the next is an hour away
+    [sku] = stocked_skus(stack.database_url, STORE, 1, at_least=10)
+    headers = await login(client, "customer.002", DEMO_SECRETS[Role.CUSTOMER])
+    cart = (await client.post("/v1/carts", json={"store_id": STORE}, headers=headers)).json()
+    r = await client.put(
+        f"/v1/carts/{cart['cart_id']}/lines/{sku}", json={"quantity": 1}, headers=headers
+    )
+    assert r.status_code == 200, r.text
+    now = stack.clock.now().timestamp()
+    await engine.reserve(  # the dead checkout's move
+        stack.redis,
+        store_id=STORE,
+        holder=cart["cart_id"],
+        lines={sku: 1},
+        mode="HARD",
+        expires_at=now + 600,
+        now=now,
+        new_holder=str(uuid.uuid4()),
+    )
+    checkout = f"/v1/carts/{cart['cart_id']}/checkout"
+    key = {**headers, "Idempotency-Key": uuid.uuid4().hex}
+    assert (await client.post(checkout, json=ADDRESS, headers=key)).status_code == 409
+
+    await reconciler.tick()
+    placed = await client.post(checkout, json=ADDRESS, headers=key)
+    assert placed.status_code == 201, placed.text
     assert await find_drift(stack.engine, stack.redis, STORE) == []
