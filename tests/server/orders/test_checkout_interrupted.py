@@ -1,12 +1,13 @@
 """A checkout that died between moving the cart's hold to its order in Redis and its
 PostgreSQL commit (a replica killed mid-request): the customer's retry is told to retry
-(409 request_in_progress), not that the cart is empty, and succeeds once the reconciler
-has put the hold back from the books; and the dead checkout's hold, in Redis only, ending
-by expiry first moves nothing in the books."""
+(409 request_in_progress), not that the cart is empty, asks the reconciler for its store,
+and succeeds once the hold is put back from the books; and the dead checkout's hold, in
+Redis only, ending by expiry first moves nothing in the books."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 import httpx
 import psycopg
@@ -23,41 +24,69 @@ from tests.helpers import login, stocked_skus
 from tests.server.flash.flash_helpers import ADDRESS, STORE
 
 
-async def test_a_retry_after_a_checkout_died_midway_waits_for_the_repair(
-    stack: Stack, client: httpx.AsyncClient
-) -> None:
+@dataclass(frozen=True)
+class _Interrupted:
+    sku: str
+    cart_id: str
+    checkout: str  # the cart's checkout path
+    headers: dict[str, str]  # the customer's, with the retry's Idempotency-Key
+
+
+async def _checkout_died(
+    stack: Stack,
+    client: httpx.AsyncClient,
+    *,
+    customer: str,
+    quantity: int,
+    expires_in_s: float = 600,
+    in_the_books: bool = False,
+) -> _Interrupted:
+    """A cart holding ``quantity`` of a stocked SKU, and what its dead checkout did in
+    Redis (the hold moved to an order, due in ``expires_in_s``) before its transaction
+    was lost with it. ``in_the_books``: the cart's lines applied to PostgreSQL first."""
     [sku] = stocked_skus(stack.database_url, STORE, 1, at_least=10)
-    headers = await login(client, "customer.001", DEMO_SECRETS[Role.CUSTOMER])
+    headers = await login(client, customer, DEMO_SECRETS[Role.CUSTOMER])
     cart = (await client.post("/v1/carts", json={"store_id": STORE}, headers=headers)).json()
     r = await client.put(
-        f"/v1/carts/{cart['cart_id']}/lines/{sku}", json={"quantity": 2}, headers=headers
+        f"/v1/carts/{cart['cart_id']}/lines/{sku}", json={"quantity": quantity}, headers=headers
     )
     assert r.status_code == 200, r.text
-    # what the dead checkout did in Redis before its transaction was lost with it
+    if in_the_books:
+        await journal.drain(stack.engine, stack.redis, STORE)
     now = stack.clock.now().timestamp()
     await engine.reserve(
         stack.redis,
         store_id=STORE,
         holder=cart["cart_id"],
-        lines={sku: 2},
+        lines={sku: quantity},
         mode="HARD",
-        expires_at=now + 600,
+        expires_at=now + expires_in_s,
         now=now,
         new_holder=str(uuid.uuid4()),
     )
-    checkout = f"/v1/carts/{cart['cart_id']}/checkout"
-    key = {**headers, "Idempotency-Key": uuid.uuid4().hex}
+    return _Interrupted(
+        sku,
+        cart["cart_id"],
+        f"/v1/carts/{cart['cart_id']}/checkout",
+        {**headers, "Idempotency-Key": uuid.uuid4().hex},
+    )
 
-    retried = await client.post(checkout, json=ADDRESS, headers=key)
+
+async def test_a_retry_after_a_checkout_died_midway_waits_for_the_repair(
+    stack: Stack, client: httpx.AsyncClient
+) -> None:
+    died = await _checkout_died(stack, client, customer="customer.001", quantity=2)
+
+    retried = await client.post(died.checkout, json=ADDRESS, headers=died.headers)
     assert retried.status_code == 409, retried.text
     assert retried.json()["code"] == "request_in_progress"
     assert retried.headers["retry-after"] == "5"
 
     repaired = await reconcile_store(stack.engine, stack.redis, STORE, quiesce_s=0.2)
-    assert ("hold", cart["cart_id"]) in {(d.kind, d.key) for d in repaired}
-    placed = await client.post(checkout, json=ADDRESS, headers=key)
+    assert ("hold", died.cart_id) in {(d.kind, d.key) for d in repaired}
+    placed = await client.post(died.checkout, json=ADDRESS, headers=died.headers)
     assert placed.status_code == 201, placed.text
-    assert [(i["sku_id"], i["quantity"]) for i in placed.json()["items"]] == [(sku, 2)]
+    assert [(i["sku_id"], i["quantity"]) for i in placed.json()["items"]] == [(died.sku, 2)]
     assert await find_drift(stack.engine, stack.redis, STORE) == []
 
 
@@ -82,36 +111,21 @@ async def test_a_dead_checkouts_hold_expiring_first_leaves_the_books_whole(
     (they still hold the cart's lines), so the repaired cart checks out and its paid order
     commits its stock."""
     [sku] = stocked_skus(stack.database_url, STORE, 1, at_least=10)
-    headers = await login(client, "customer.001", DEMO_SECRETS[Role.CUSTOMER])
-    cart = (await client.post("/v1/carts", json={"store_id": STORE}, headers=headers)).json()
-    r = await client.put(
-        f"/v1/carts/{cart['cart_id']}/lines/{sku}", json={"quantity": 2}, headers=headers
-    )
-    assert r.status_code == 200, r.text
-    await journal.drain(stack.engine, stack.redis, STORE)  # the cart's lines in the books
     before = _reserved_against_holds(stack.database_url, sku)
-    assert before[0] == before[1] >= 2
-    now = stack.clock.now().timestamp()
-    await engine.reserve(  # the dead checkout's move, its hold already due
-        stack.redis,
-        store_id=STORE,
-        holder=cart["cart_id"],
-        lines={sku: 2},
-        mode="HARD",
-        expires_at=now - 1,
-        now=now,
-        new_holder=str(uuid.uuid4()),
+    died = await _checkout_died(
+        stack, client, customer="customer.001", quantity=2, expires_in_s=-1, in_the_books=True
     )
+    assert died.sku == sku
+    held = _reserved_against_holds(stack.database_url, sku)
+    assert held[0] == held[1] == before[0] + 2
     assert await sweep_store(stack.sessions, stack.redis, stack.clock, STORE) >= 1
-    assert _reserved_against_holds(stack.database_url, sku) == before
+    assert _reserved_against_holds(stack.database_url, sku) == held
 
     await reconcile_store(stack.engine, stack.redis, STORE, quiesce_s=0.2)
-    key = {**headers, "Idempotency-Key": uuid.uuid4().hex}
-    placed = await client.post(f"/v1/carts/{cart['cart_id']}/checkout", json=ADDRESS, headers=key)
+    placed = await client.post(died.checkout, json=ADDRESS, headers=died.headers)
     assert placed.status_code == 201, placed.text
     assert placed.json()["status"] == "CONFIRMED"
-    reserved, held = _reserved_against_holds(stack.database_url, sku)
-    assert reserved == held == before[0] - 2  # the paid units left the books
+    assert _reserved_against_holds(stack.database_url, sku) == before  # the paid units left
     assert await find_drift(stack.engine, stack.redis, STORE) == []
 
 
@@ -134,29 +148,11 @@ async def test_the_retry_asks_the_reconciler_for_the_repair_at_once(
     ]
     assert reconciler.interval_s == 1.0
     await reconciler.tick()  # its pass over every store: the next is an hour away
-    [sku] = stocked_skus(stack.database_url, STORE, 1, at_least=10)
-    headers = await login(client, "customer.002", DEMO_SECRETS[Role.CUSTOMER])
-    cart = (await client.post("/v1/carts", json={"store_id": STORE}, headers=headers)).json()
-    r = await client.put(
-        f"/v1/carts/{cart['cart_id']}/lines/{sku}", json={"quantity": 1}, headers=headers
-    )
-    assert r.status_code == 200, r.text
-    now = stack.clock.now().timestamp()
-    await engine.reserve(  # the dead checkout's move
-        stack.redis,
-        store_id=STORE,
-        holder=cart["cart_id"],
-        lines={sku: 1},
-        mode="HARD",
-        expires_at=now + 600,
-        now=now,
-        new_holder=str(uuid.uuid4()),
-    )
-    checkout = f"/v1/carts/{cart['cart_id']}/checkout"
-    key = {**headers, "Idempotency-Key": uuid.uuid4().hex}
-    assert (await client.post(checkout, json=ADDRESS, headers=key)).status_code == 409
+    died = await _checkout_died(stack, client, customer="customer.002", quantity=1)
+    retried = await client.post(died.checkout, json=ADDRESS, headers=died.headers)
+    assert retried.status_code == 409, retried.text
 
     await reconciler.tick()
-    placed = await client.post(checkout, json=ADDRESS, headers=key)
+    placed = await client.post(died.checkout, json=ADDRESS, headers=died.headers)
     assert placed.status_code == 201, placed.text
     assert await find_drift(stack.engine, stack.redis, STORE) == []
