@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.inventory import service as inventory
 from server.kit.db import transaction
+from server.kit.errors import DomainError
 from server.orders import service as orders
 from server.orders.flows import apply_payment
 from server.orders.models import Order
@@ -63,9 +64,17 @@ async def settle_unpaid(
                 "cannot ask the provider about an unpaid order", extra={"order_id": str(order_id)}
             )
             continue
-        async with transaction(sessions) as session:
-            settled += await _settle_unpaid_order(
-                session, redis, store_id=store_id, order_id=order_id, charge=charge, now=now
+        try:
+            async with transaction(sessions) as session:
+                settled += await _settle_unpaid_order(
+                    session, redis, store_id=store_id, order_id=order_id, charge=charge, now=now
+                )
+        except DomainError as exc:
+            # refused (a store being reloaded, books short of the order's hold): the next
+            # sweep tries it again, and the orders behind it are not held up meanwhile
+            log.warning(
+                "could not settle an unpaid order",
+                extra={"order_id": str(order_id), "code": exc.code, "detail": exc.detail},
             )
     return settled
 

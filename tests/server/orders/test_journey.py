@@ -415,3 +415,43 @@ async def test_an_order_whose_payment_never_settles_is_cancelled_and_released(
             "SELECT amount_paise, reason FROM refunds WHERE order_id = %s", (order["order_id"],)
         ).fetchall()
     assert refunds == [(final["total_amount_paise"], "order_cancelled")]
+
+
+async def test_an_unpaid_order_the_books_refuse_does_not_hold_up_the_others(
+    city, app, client, customer
+) -> None:
+    """The payment sweep takes the oldest unpaid orders first: one whose settlement the
+    books refuse (here its SKU's stock row short of the hold, as a drift would leave it)
+    is left for the next sweep, and the orders behind it are still settled."""
+    from server.orders.unpaid import settle_unpaid
+
+    resources = resources_of(app)
+    simulated_provider(app).pending_rate = 1.0  # the webhook never comes
+    stuck_sku, sku = _in_stock(city.database_url, 2)
+    stuck = (
+        await _checkout(client, customer, await _cart_with(client, customer, {stuck_sku: 2}))
+    ).json()
+    resources.clock.advance(1)  # placed after it
+    behind = (
+        await _checkout(client, customer, await _cart_with(client, customer, {sku: 1}))
+    ).json()
+    assert stuck["status"] == behind["status"] == "PLACED"
+    with psycopg.connect(city.database_url) as conn:
+        conn.execute(
+            "UPDATE store_inventory SET reserved_qty = 0 WHERE store_id = %s AND sku_id = %s",
+            (STORE, stuck_sku),
+        )
+    resources.clock.advance(resources.settings.payment_window_s + 1)
+    settled = await settle_unpaid(
+        resources.sessions,
+        resources.redis,
+        gateway=resources.payments,
+        now=resources.clock.now(),
+        window_s=resources.settings.payment_window_s,
+    )
+    assert settled == 1
+    status = {
+        o: (await client.get(f"/v1/orders/{o}", headers=customer)).json()["status"]
+        for o in (stuck["order_id"], behind["order_id"])
+    }
+    assert status == {stuck["order_id"]: "PLACED", behind["order_id"]: "CANCELLED"}
