@@ -17,6 +17,7 @@ from server.inventory.service import settle_hold
 from server.kit import keys
 from server.kit.clock import Clock
 from server.kit.db import transaction
+from server.kit.errors import DomainError
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +40,19 @@ async def sweep_store(
     released = 0
     for member in due:
         holder = member.decode() if isinstance(member, bytes) else str(member)
-        async with transaction(sessions) as session:
-            result = await settle_hold(
-                session, redis, store_id=store_id, holder=holder, outcome="EXPIRED", now=now
+        try:
+            async with transaction(sessions) as session:
+                result = await settle_hold(
+                    session, redis, store_id=store_id, holder=holder, outcome="EXPIRED", now=now
+                )
+        except DomainError as exc:
+            # refused (the books short of this hold, the store being reloaded): the next
+            # sweep tries it again, and the holds due after it are not held up meanwhile
+            log.warning(
+                "could not expire a hold",
+                extra={"store_id": store_id, "holder": holder, "code": exc.code},
             )
+            continue
         if result.status == "OK":
             released += 1
         elif result.status == "NOOP":

@@ -455,3 +455,30 @@ async def test_an_unpaid_order_the_books_refuse_does_not_hold_up_the_others(
         for o in (stuck["order_id"], behind["order_id"])
     }
     assert status == {stuck["order_id"]: "PLACED", behind["order_id"]: "CANCELLED"}
+
+
+async def test_a_due_hold_the_books_refuse_does_not_hold_up_the_others(
+    city, app, client, customer
+) -> None:
+    """The expiry sweep takes a store's due holds earliest first: one whose end the books
+    refuse (its SKU's stock row short of it) is left for the next sweep, and the holds due
+    after it are still released."""
+    from server.inventory.sweeper import sweep_store
+
+    resources = resources_of(app)
+    simulated_provider(app).pending_rate = 1.0  # the orders stay PLACED, their holds HARD
+    stuck_sku, sku = _in_stock(city.database_url, 2)
+    for skus in ({stuck_sku: 2}, {sku: 1}):
+        placed = await _checkout(client, customer, await _cart_with(client, customer, skus))
+        assert placed.json()["status"] == "PLACED"
+        resources.clock.advance(1)  # the second's hold falls due after the first's
+    before = pg_stock(city.database_url, STORE, sku)
+    with psycopg.connect(city.database_url) as conn:
+        conn.execute(
+            "UPDATE store_inventory SET reserved_qty = 0 WHERE store_id = %s AND sku_id = %s",
+            (STORE, stuck_sku),
+        )
+    resources.clock.advance(resources.settings.payment_window_s + 1)
+    assert await sweep_store(resources.sessions, resources.redis, resources.clock, STORE) == 1
+    after = pg_stock(city.database_url, STORE, sku)
+    assert (after[0], after[1]) == (before[0] + 1, before[1] - 1)  # the unit back on the shelf
