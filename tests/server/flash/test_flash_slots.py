@@ -9,6 +9,9 @@ import uuid
 import psycopg
 
 from server.flash import tick
+from server.flash.models import token_holder
+from server.inventory import engine
+from server.inventory.reconcile import find_drift, reconcile_store, repairs_asked
 from server.kit.resources import resources_of
 from tests.helpers import one_row, simulated_provider
 from tests.server.flash.flash_helpers import (
@@ -202,3 +205,43 @@ async def test_payments_unavailable_keep_the_slot_and_the_unit(city, app, client
             s for (s,) in conn.execute("SELECT status FROM orders WHERE user_id = %s", (a_id,))
         )
     assert statuses == ["CANCELLED", "CONFIRMED"]
+
+
+async def test_a_retry_after_a_flash_checkout_died_midway_waits_for_the_repair(
+    city, app, client, clock
+):
+    """A checkout of the slot died after moving the unit's hold to its order in Redis (a
+    replica killed): the retry is told to retry and asks for the repair, instead of taking
+    a unit from regular stock while the books still hold the moved one; once the
+    reconciler has put the hold back, it buys the slot's unit."""
+    sku = flash_sku(city.database_url)
+    await stock_up(app, STORE, sku, 5)
+    sale = await create_sale(
+        client, manager_headers(clock, city.database_url), clock, sku=sku, units=1
+    )
+    sid = sale["sale_id"]
+    ((_, a),) = make_customers(city.database_url, clock, 1)
+    await _join(client, sid, a)
+    [(token_id, *_)] = _tokens(city.database_url, sid)
+    resources = resources_of(app)
+    now = clock.now().timestamp()
+    await engine.reserve(  # what the dead checkout did in Redis before its commit was lost
+        resources.redis,
+        store_id=STORE,
+        holder=token_holder(token_id),
+        lines={sku: 1},
+        mode="HARD",
+        expires_at=now + 600,
+        now=now,
+        new_holder=str(uuid.uuid4()),
+    )
+    retry = {**a, "Idempotency-Key": uuid.uuid4().hex}
+    checkout = f"/v1/flash-sales/{sid}/checkout"
+    told = await client.post(checkout, json=ADDRESS, headers=retry)
+    assert told.status_code == 409 and told.json()["code"] == "request_in_progress", told.text
+    assert await repairs_asked(resources.redis) == [STORE]
+
+    await reconcile_store(resources.engine, resources.redis, STORE, quiesce_s=0.2)
+    bought = await client.post(checkout, json=ADDRESS, headers=retry)
+    assert bought.status_code == 201 and bought.json()["status"] == "CONFIRMED", bought.text
+    assert await find_drift(resources.engine, resources.redis, STORE) == []
