@@ -12,7 +12,7 @@ import pytest
 
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
-from tests.helpers import login
+from tests.helpers import login, stocked_skus
 
 STORE = "BLR-KOR"
 ADDRESS = {"address": {"line1": "4th Cross, 5th Block", "lat": 12.9352, "lng": 77.6245}}
@@ -25,12 +25,7 @@ async def customer(city, client) -> dict[str, str]:
 
 
 async def _cart(city, client, headers) -> str:
-    with psycopg.connect(city.database_url) as conn:
-        [(sku,)] = conn.execute(
-            "SELECT sku_id FROM store_inventory WHERE store_id = %s AND available_qty >= 5 "
-            "ORDER BY sku_id LIMIT 1",
-            (STORE,),
-        ).fetchall()
+    [sku] = stocked_skus(city.database_url, STORE, 1, at_least=5)
     cart = (await client.post("/v1/carts", json={"store_id": STORE}, headers=headers)).json()
     r = await client.put(
         f"/v1/carts/{cart['cart_id']}/lines/{sku}", json={"quantity": 1}, headers=headers

@@ -33,7 +33,7 @@ from server.payments.provider import SimulatedProvider
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
 from shared.schemas.orders import CheckoutRequest
-from tests.helpers import login
+from tests.helpers import login, stocked_skus
 
 STORE = "BLR-KOR"
 ADDRESS = {"address": {"line1": "4th Cross, 5th Block", "lat": 12.9352, "lng": 77.6245}}
@@ -87,12 +87,7 @@ async def test_a_checkout_taken_over_by_its_retry_undoes_nothing_the_retry_resum
     resources = resources_of(app)
     sessions, redis, settings = resources.sessions, resources.redis, resources.settings
     headers = await login(client, CUSTOMER, DEMO_SECRETS[Role.CUSTOMER])
-    with psycopg.connect(city.database_url) as conn:
-        [(sku,)] = conn.execute(
-            "SELECT sku_id FROM store_inventory WHERE store_id = %s AND available_qty >= 5 "
-            "ORDER BY sku_id LIMIT 1",
-            (STORE,),
-        ).fetchall()
+    [sku] = stocked_skus(city.database_url, STORE, 1, at_least=5)
     cart = (await client.post("/v1/carts", json={"store_id": STORE}, headers=headers)).json()
     cart_id = uuid.UUID(cart["cart_id"])
     line = await client.put(
