@@ -22,10 +22,7 @@ from server.idempotency.service import Claim
 from server.identity.models import User
 from server.inventory import service as inventory
 from server.inventory.errors import InsufficientStock
-from server.inventory.queries import hold_moved
-from server.inventory.reconcile import ask_repair
 from server.kit.config import Settings
-from server.kit.errors import InProgress
 from server.orders import flows
 from server.orders.flows import CheckoutOutcome, CheckoutSource, Purchase
 from server.orders.models import Order
@@ -109,23 +106,13 @@ class _SlotSource(CheckoutSource):
             raise CheckoutInProgress("your checkout is being paid", order_id=str(token.order_id))
         if token.slot_expires_at is None or token.slot_expires_at <= now:
             raise SlotExpired("your checkout slot ran out; join the line again")
-        holder = token_holder(token.token_id)
-        if await hold_moved(self._redis, store_id=token.store_id, holder=holder):
-            # a checkout of this slot died after moving the unit's hold to its order: the
-            # reconciler puts it back from the books (asked now); taking the unit from
-            # regular stock instead would leave the books holding the moved one
-            await ask_repair(self._redis, token.store_id)
-            raise InProgress(
-                "your last checkout stopped midway and its unit is being put back (in a "
-                "few seconds): retry with the same request"
-            )
         await require_under_limit(session, self._redis, sale=sale, customer=self._customer.id)
         product = await session.get(Product, token.sku_id)
         assert product is not None  # a sale is created for an existing product
         self._sale, self._token = sale, token
         return Purchase(
             store_id=token.store_id,
-            holder=holder,
+            holder=token_holder(token.token_id),
             lines=[OrderLine(token.sku_id, 1, sale.sale_price_paise, product.mrp_paise)],
             totals=flash_totals(sale.sale_price_paise, product.mrp_paise),
             hold_actor=self._customer.id,

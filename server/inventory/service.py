@@ -27,14 +27,16 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from server.inventory import engine, journal
 from server.inventory.engine import Reserved, RestoreLine, Settled
 from server.inventory.errors import (
+    HoldNotActive,
     InsufficientStock,
     StaleVersion,
     StoreNotReady,
     UnknownSku,
 )
 from server.inventory.models import StoreInventory
+from server.inventory.reconcile import ask_repair
 from server.kit import db, uow
-from server.kit.errors import DomainError, Unprocessable
+from server.kit.errors import DomainError, InProgress, Unprocessable
 from shared.enums import Movement, ReservationStatus
 
 MAX_LINE_QTY = 50  # per SKU in one cart: beyond this it is a wholesale order, not q-commerce
@@ -334,7 +336,18 @@ async def reserve_lines(
         if soft.changed:
             uow.on_rollback(session, _soft_undo(redis, store_id, holder, soft, expires, now))
         return soft
-    result = await _synchronous(session, redis, store_id, call)
+    try:
+        result = await _synchronous(session, redis, store_id, call)
+    except HoldNotActive as refused:
+        if refused.extra.get("state") != "MOVED_AWAY":
+            raise
+        # an earlier checkout moved this hold and died before its commit: the books still
+        # hold it where it was, and the reconciler puts it back (asked now)
+        await ask_repair(redis, store_id)
+        raise InProgress(
+            "the last checkout of this stopped midway and its items are being put back (in a "
+            "few seconds): retry with the same request"
+        ) from None
 
     async def compensate() -> None:
         await engine.restore(

@@ -19,6 +19,7 @@
 --    so a caller answering with the hold never reads it back)
 --    | {"SHORT", sku, wanted_more, available, reserved, ...}
 --    | {"NOT_READY"} | {"STATE", state} | {"UNKNOWN_SKU", sku}
+--    (state MOVED_AWAY: the hold was moved to another holder by a move that died)
 local epoch = redis.call('GET', KEYS[1])
 local mode = ARGV[1]
 
@@ -47,6 +48,9 @@ local function reserve(k, a)
   local new = #raw == 0  -- no hold at all (not even a moved hold's mark)
   local state = fields._state
   if state == 'MOVED' then  -- a cart again after its checkout gave the hold back
+    -- moving it on to another holder: an earlier move died before its commit (the
+    -- caller's retry waits for the reconciler to put the hold back from the books)
+    if moved_to ~= hold then return {'STATE', 'MOVED_AWAY'} end
     redis.call('DEL', hold)
     state, fields = nil, {}
   end
