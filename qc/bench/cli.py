@@ -149,6 +149,12 @@ def bench_flash(
     warm_auth: Annotated[
         bool, typer.Option(help="diagnostic: the crowd's auth states cached before the sale")
     ] = False,
+    quiet: Annotated[
+        int, typer.Option(min=1, help="customers of a quiet client (joins one at a time)")
+    ] = 100,
+    quiet_s: Annotated[
+        float, typer.Option(min=0.0, help="the quiet client's joins spread over")
+    ] = 100.0,
     json_out: Annotated[str | None, typer.Option("--json")] = None,
 ) -> None:
     """A flash-sale crowd over real HTTP and websockets: units sold, oversold, limits, FIFO,
@@ -177,6 +183,8 @@ def bench_flash(
                 server=server,
                 waiting_room=waiting_room,
                 warm_auth=warm_auth,
+                quiet=quiet,
+                quiet_s=quiet_s,
             )
         ),
     )

@@ -55,9 +55,11 @@ from qc.bench.flash_crowd import (
     Arrival,
     Crowd,
     CrowdShare,
+    QuietShare,
     bearer,
     pct,
     play,
+    quiet_joins,
     regular_orders,
 )
 from qc.bench.flash_proof import books, print_report, verify
@@ -230,6 +232,8 @@ async def run(
     server: str = "granian",
     waiting_room: bool = True,
     warm_auth: bool = False,
+    quiet: int = 100,
+    quiet_s: float = 100.0,
 ) -> dict[str, Any]:
     store = "BLR-KOR"
     args = {
@@ -240,11 +244,12 @@ async def run(
     }
     console = Console()
     async with bench_stack(
-        settings, stores=1, skus=300, pool=4, customers=users + REGULAR_CUSTOMERS
+        settings, stores=1, skus=300, pool=4, customers=users + REGULAR_CUSTOMERS + quiet
     ) as stack:
-        minted = _mint_tokens(stack.database_url, users + REGULAR_CUSTOMERS)
+        minted = _mint_tokens(stack.database_url, users + REGULAR_CUSTOMERS + quiet)
         crowd_tokens = [t for _, t in minted[:users]]
-        regular_tokens = [t for _, t in minted[users:]]
+        regular_tokens = [t for _, t in minted[users : users + REGULAR_CUSTOMERS]]
+        quiet_tokens = [t for _, t in minted[users + REGULAR_CUSTOMERS :]]
         with psycopg.connect(stack.database_url) as conn:
             skus = [r[0] for r in conn.execute("SELECT sku_id FROM products ORDER BY sku_id")]
             manager = one_row(conn, "SELECT id FROM users WHERE login = 'manager.blr'")[0]
@@ -331,8 +336,12 @@ async def run(
                         for k in range(generators)
                     ],
                 )
+                quiet_client = Spawned(
+                    quiet_joins,
+                    [QuietShare(room_url, sale_id, store, quiet_tokens, quiet_s)],
+                )
                 with cpu_meter(pids) as cpu_s:  # while the crowd runs
-                    start = await players.start()
+                    start, _ = await asyncio.gather(players.start(), quiet_client.start())
                     done = asyncio.Event()
                     during_task = asyncio.create_task(
                         regular_orders(
@@ -347,6 +356,7 @@ async def run(
                     crowd = Crowd()
                     for seen in await players.results():
                         crowd.add(seen)
+                    (quiet_ms,) = await quiet_client.results()
                     crowd_s = time.time() - start
                 done.set()
                 during = await during_task
@@ -379,6 +389,7 @@ async def run(
                 if waiting_room
                 else "none: the API serves the line"
             ),
+            quiet_client=f"{quiet} customers of its own joining over {quiet_s:.0f} s, one at a time",
             auth_state=(
                 f"warm ({warmed} cached before the sale)" if warm_auth else "cold (joins load it)"
             ),
@@ -403,6 +414,10 @@ async def run(
             "join_p99_ms": pct(crowd.join_ms, 0.99),
             "join_from_arrival_p50_ms": pct(crowd.join_from_arrival_ms, 0.5),
             "join_from_arrival_p99_ms": pct(crowd.join_from_arrival_ms, 0.99),
+            # the same joins' server as a client with nothing else to do saw it
+            "quiet_joins": len(quiet_ms),
+            "quiet_join_p50_ms": pct(quiet_ms, 0.5),
+            "quiet_join_p99_ms": pct(quiet_ms, 0.99),
             # CPU while the crowd ran (the regular orders' too), per customer of the crowd
             **{
                 f"{name.lower()}_cpu_ms_per_customer": round(1000 * used / users, 2)

@@ -391,6 +391,41 @@ async def play(share: CrowdShare, barrier: Barrier) -> Crowd:
         return crowd
 
 
+@dataclass(frozen=True)
+class QuietShare:
+    """The quiet client: customers of their own who join one at a time from a process that
+    does nothing else, spread over ``spread_s`` from the crowd's start."""
+
+    room_url: str
+    sale_id: str
+    store: str
+    tokens: list[str]
+    spread_s: float
+
+
+async def quiet_joins(share: QuietShare, barrier: Barrier) -> list[float]:
+    """Each join's time as a client with nothing else to do saw it (``Spawned``): the
+    server's latency under the crowd without the crowd generator's own delay, which a
+    process playing 10,000 customers adds to every answer it reads. A quiet customer joins
+    and stays in line without looking again (admitted, its slot expires: a few at most)."""
+    took: list[float] = []
+    async with httpx.AsyncClient(base_url=share.room_url, timeout=httpx.Timeout(120.0)) as client:
+        await asyncio.to_thread(barrier.wait)
+        start, every = time.monotonic(), share.spread_s / max(1, len(share.tokens))
+        for n, token in enumerate(share.tokens):
+            await asyncio.sleep(max(0.0, start + n * every - time.monotonic()))
+            headers = {**bearer(token), "X-Forwarded-For": f"10.250.{n >> 8 & 255}.{n & 255}"}
+            began = time.perf_counter()
+            r = await client.post(
+                f"/v1/flash-sales/{share.sale_id}/queue",
+                json={"store_id": share.store},
+                headers=headers,
+            )
+            if r.status_code == 200:
+                took.append(_ms(time.perf_counter() - began))
+    return took
+
+
 async def _loop_lag(crowd: Crowd, every_s: float = 0.01) -> None:
     """How late this process's event loop wakes (every 10 ms): a busy generator delays
     every answer it reads by as much, and a join's figures would carry that delay."""

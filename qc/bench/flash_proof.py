@@ -121,6 +121,10 @@ def print_report(f: dict[str, Any]) -> None:
         ("customers who joined", f"{c['joins']:,}"),
         ("join p50 / p99 ms", f"{c['join_p50_ms']:,.1f} / {c['join_p99_ms']:,.1f}"),
         (
+            f"join p50 / p99 ms at a quiet client ({c['quiet_joins']:,} joins)",
+            f"{c['quiet_join_p50_ms']:,.1f} / {c['quiet_join_p99_ms']:,.1f}",
+        ),
+        (
             "join from arrival p50 / p99 ms (with the client's own wait)",
             f"{c['join_from_arrival_p50_ms']:,.1f} / {c['join_from_arrival_p99_ms']:,.1f}",
         ),

@@ -28,6 +28,8 @@ async def test_the_flash_benchmark_sells_exactly_the_units(settings, clean, warm
         poll_cap_s=2.0,  # pages far back would wait 2 minutes to hear the line closed
         generators=2,  # the crowd from two processes, merged
         warm_auth=warm_auth,  # the crowd's auth states cached before the sale, or not
+        quiet=5,  # a quiet client's customers join too, one at a time, from their own process
+        quiet_s=1.0,
     )
     proof, crowd = figures["proof"], figures["crowd"]
     assert proof["sold"] == proof["units"] == proof["confirmed_orders_at_sale_price"] == 12
@@ -41,6 +43,10 @@ async def test_the_flash_benchmark_sells_exactly_the_units(settings, clean, warm
     assert figures["conditions"]["generator_cpu_pct_per_process"] > 0
     # from arrival counts the client's own wait as well: never less than the request alone
     assert crowd["join_from_arrival_p99_ms"] >= crowd["join_p50_ms"] > 0
+    # the quiet client's customers are in line beside the crowd, not of it
+    assert (
+        crowd["quiet_joins"] == 5 and crowd["quiet_join_p99_ms"] >= crowd["quiet_join_p50_ms"] > 0
+    )
     assert crowd["api_cpu_ms_per_customer"] > 0 and crowd["generator_loop_lag_p99_ms"] >= 0
     # the line was served by the waiting room's own server (its CPU a part of the API's),
     # and its admitted customers bought at the API
