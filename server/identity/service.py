@@ -33,7 +33,7 @@ from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.identity.models import User
-from server.kit import keys, scripts
+from server.kit import db, keys, scripts
 from server.kit.cache import TTLCache
 from server.kit.coalesce import TurnBatcher
 from server.kit.errors import Unauthorized
@@ -233,6 +233,7 @@ async def load_users(
     pipeline (one ``identity/fill`` each); also how ``qc bench flash --warm-auth`` caches
     a crowd's states before a sale."""
     async with sessions() as session:
+        await db.autocommit(session)  # one read: no BEGIN and ROLLBACK round trips
         rows = await session.exec(_USERS_BY_ID, params={"ids": list(set(ids))})
         found = {user.id: user for user in rows.all()}
     fills = []
