@@ -1,9 +1,22 @@
 """The hub visits only the sockets due a look (``hub._Due``), not every socket on every
-refresh; which ones fall due, and when, is what ``Watcher.due_at`` said before."""
+refresh; which ones fall due, and when, is what ``Watcher.due_at`` said before. And it
+tells a big line a turn's share at a time, so the process's requests run in between."""
 
 from __future__ import annotations
 
-from server.flash.hub import BEYOND_REACH_EVERY_S, FAR_BACK_PER_S, NEAR_FRONT, Watcher, _Due
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+from server.flash.hub import (
+    BEYOND_REACH_EVERY_S,
+    FAR_BACK_PER_S,
+    NEAR_FRONT,
+    PUSHES_PER_TURN,
+    Watcher,
+    _Due,
+    _Line,
+)
 from server.flash.queue import within_reach
 
 
@@ -65,3 +78,27 @@ def test_a_unit_is_within_reach_of_the_units_left_a_quarter_more_and_the_slots()
     assert within_reach(1350, units_left=1000, max_slots=100)
     assert not within_reach(1351, units_left=1000, max_slots=100)
     assert not within_reach(101, units_left=0, max_slots=100)
+
+
+async def test_a_close_tells_a_big_line_a_turns_share_at_a_time() -> None:
+    """Telling thousands of sockets in one turn held the loop ~100-400 ms under the crowd;
+    the close now lets the loop turn every ``PUSHES_PER_TURN`` sockets."""
+    line = _Line.__new__(_Line)  # its listener alone: no subscription needed
+    line.watchers = {Watcher(f"c{i}") for i in range(3 * PUSHES_PER_TURN + 1)}
+    line.closed, line.admitted, line.dirty = None, set(), asyncio.Event()
+    told_when_others_ran: list[int] = []
+
+    async def one_close() -> AsyncIterator[str]:
+        yield json.dumps({"type": "closed", "reason": "sold_out"})
+
+    async def other_requests() -> None:  # what else the process runs meanwhile
+        for _ in range(10):
+            told_when_others_ran.append(sum(w.done for w in line.watchers))
+            await asyncio.sleep(0)
+
+    others = asyncio.create_task(other_requests())
+    await line._listen(one_close())
+    await others
+    everyone = len(line.watchers)
+    assert all(w.inbox.get_nowait()["type"] == "closed" for w in line.watchers)
+    assert any(0 < told < everyone for told in told_when_others_ran), told_when_others_ran
