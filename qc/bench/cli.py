@@ -138,8 +138,11 @@ def bench_flash(
     ] = 0.005,
     regular_seconds: Annotated[float, typer.Option(min=1.0, help="baseline run length")] = 20.0,
     generators: Annotated[
-        int, typer.Option(min=1, help="processes playing the crowd (one would be the limit)")
-    ] = 2,
+        int,
+        typer.Option(
+            min=1, help="processes playing the crowd (fewer: each reads its answers later)"
+        ),
+    ] = 4,
     server: Annotated[
         str, typer.Option(help="granian (what qc serve runs) or uvicorn")
     ] = "granian",
