@@ -403,26 +403,28 @@ class QuietShare:
     spread_s: float
 
 
-async def quiet_joins(share: QuietShare, barrier: Barrier) -> list[float]:
-    """Each join's time as a client with nothing else to do saw it (``Spawned``): the
-    server's latency under the crowd without the crowd generator's own delay, which a
-    process playing 10,000 customers adds to every answer it reads. A quiet customer joins
-    and stays in line without looking again (admitted, its slot expires: a few at most)."""
-    took: list[float] = []
+async def quiet_joins(share: QuietShare, barrier: Barrier) -> list[tuple[float, float]]:
+    """Each join as a client with nothing else to do saw it (``Spawned``): when it was sent
+    (wall clock) and what it took, the server's latency under the crowd without the crowd
+    generator's own delay, which a process playing 10,000 customers adds to every answer it
+    reads. A quiet customer joins and stays in line without looking again (admitted, its
+    slot expires: a few at most); the first refusal (the line closed) ends the client."""
+    took: list[tuple[float, float]] = []
     async with httpx.AsyncClient(base_url=share.room_url, timeout=httpx.Timeout(120.0)) as client:
         await asyncio.to_thread(barrier.wait)
         start, every = time.monotonic(), share.spread_s / max(1, len(share.tokens))
         for n, token in enumerate(share.tokens):
             await asyncio.sleep(max(0.0, start + n * every - time.monotonic()))
             headers = {**bearer(token), "X-Forwarded-For": f"10.250.{n >> 8 & 255}.{n & 255}"}
-            began = time.perf_counter()
+            sent, began = time.time(), time.perf_counter()
             r = await client.post(
                 f"/v1/flash-sales/{share.sale_id}/queue",
                 json={"store_id": share.store},
                 headers=headers,
             )
-            if r.status_code == 200:
-                took.append(_ms(time.perf_counter() - began))
+            if r.status_code != 200:
+                break
+            took.append((sent, _ms(time.perf_counter() - began)))
     return took
 
 
