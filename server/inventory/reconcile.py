@@ -31,6 +31,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from server.inventory import engine, journal
 from server.inventory.errors import StoreNotFound, StoreNotReady
 from server.kit import keys, scripts, uow
+from server.kit.errors import InProgress
 
 log = logging.getLogger(__name__)
 
@@ -525,10 +526,16 @@ async def store_ids(db: AsyncEngine) -> list[str]:
         ]
 
 
-async def ask_repair(redis: aioredis.Redis, store_id: str) -> None:
-    """A request found the store drifted (a dead checkout's moved hold): the reconciler
-    looks at it within a second (``repairs_asked``), not at its next full pass."""
+async def being_repaired(redis: aioredis.Redis, store_id: str, *, what: str) -> InProgress:
+    """A request met a dead checkout's moved hold (``what`` it was buying): the reconciler
+    is asked to look at the store within a second (``repairs_asked``), not at its next full
+    pass, and the refusal to raise is returned (retry shortly, with the same request)."""
     await redis.sadd(keys.inventory_repairs(), store_id)
+    return InProgress(
+        f"an earlier checkout of {what} stopped midway and what it held is being put back "
+        "(in a few seconds): retry with the same request",
+        store_id=store_id,
+    )
 
 
 async def repairs_asked(redis: aioredis.Redis, most: int = 100) -> list[str]:

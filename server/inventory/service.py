@@ -34,9 +34,9 @@ from server.inventory.errors import (
     UnknownSku,
 )
 from server.inventory.models import StoreInventory
-from server.inventory.reconcile import ask_repair
+from server.inventory.reconcile import being_repaired
 from server.kit import db, uow
-from server.kit.errors import DomainError, InProgress, Unprocessable
+from server.kit.errors import DomainError, Unprocessable
 from shared.enums import Movement, ReservationStatus
 
 MAX_LINE_QTY = 50  # per SKU in one cart: beyond this it is a wholesale order, not q-commerce
@@ -343,11 +343,7 @@ async def reserve_lines(
             raise
         # an earlier checkout moved this hold and died before its commit: the books still
         # hold it where it was, and the reconciler puts it back (asked now)
-        await ask_repair(redis, store_id)
-        raise InProgress(
-            "the last checkout of this stopped midway and its items are being put back (in a "
-            "few seconds): retry with the same request"
-        ) from None
+        raise await being_repaired(redis, store_id, what="these items") from None
 
     async def compensate() -> None:
         await engine.restore(

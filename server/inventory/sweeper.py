@@ -50,7 +50,12 @@ async def sweep_store(
             # sweep tries it again, and the holds due after it are not held up meanwhile
             log.warning(
                 "could not expire a hold",
-                extra={"store_id": store_id, "holder": holder, "code": exc.code},
+                extra={
+                    "store_id": store_id,
+                    "holder": holder,
+                    "code": exc.code,
+                    "detail": exc.detail,
+                },
             )
             continue
         if result.status == "OK":

@@ -30,10 +30,10 @@ from server.inventory.queries import (
     priced_from_books,
     soft_hold,
 )
-from server.inventory.reconcile import ask_repair
+from server.inventory.reconcile import being_repaired
 from server.kit import db
 from server.kit.config import Settings
-from server.kit.errors import Conflict, InProgress, NotFound, Unprocessable
+from server.kit.errors import Conflict, NotFound, Unprocessable
 from server.orders import flows
 from server.orders.flows import CheckoutOutcome, CheckoutSource, Purchase
 from server.orders.models import Cart
@@ -475,11 +475,7 @@ class _CartSource(CheckoutSource):
             ):
                 raise CartExpired("the cart's holds expired; start a new cart")
             if await hold_moved(self._redis, store_id=cart.store_id, holder=str(cart.cart_id)):
-                await ask_repair(self._redis, cart.store_id)
-                raise InProgress(
-                    "this cart's last checkout stopped midway and its items are being put "
-                    "back (in a few seconds): retry with the same request"
-                )
+                raise await being_repaired(self._redis, cart.store_id, what="this cart")
             raise Unprocessable("the cart is empty", code="cart_empty")
         self._cart, self._held = cart, {h.sku_id: h.quantity for h in lines}
         return Purchase(

@@ -239,6 +239,7 @@ async def test_a_retry_after_a_flash_checkout_died_midway_waits_for_the_repair(
     checkout = f"/v1/flash-sales/{sid}/checkout"
     told = await client.post(checkout, json=ADDRESS, headers=retry)
     assert told.status_code == 409 and told.json()["code"] == "request_in_progress", told.text
+    assert "stopped midway" in told.json()["detail"]  # says why, and to retry
     assert await repairs_asked(resources.redis) == [STORE]
 
     await reconcile_store(resources.engine, resources.redis, STORE, quiesce_s=0.2)

@@ -80,6 +80,7 @@ async def test_a_retry_after_a_checkout_died_midway_waits_for_the_repair(
     retried = await client.post(died.checkout, json=ADDRESS, headers=died.headers)
     assert retried.status_code == 409, retried.text
     assert retried.json()["code"] == "request_in_progress"
+    assert "earlier checkout of this cart stopped midway" in retried.json()["detail"]
     assert retried.headers["retry-after"] == "5"
 
     repaired = await reconcile_store(stack.engine, stack.redis, STORE, quiesce_s=0.2)
