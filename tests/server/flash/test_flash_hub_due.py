@@ -18,6 +18,7 @@ from server.flash.hub import (
     _Line,
 )
 from server.flash.queue import within_reach
+from server.kit.resources import resources_of
 
 
 def _looked(due: _Due, w: Watcher, *, position: int | None, at: float) -> None:
@@ -102,3 +103,25 @@ async def test_a_close_tells_a_big_line_a_turns_share_at_a_time() -> None:
     everyone = len(line.watchers)
     assert all(w.inbox.get_nowait()["type"] == "closed" for w in line.watchers)
     assert any(0 < told < everyone for told in told_when_others_ran), told_when_others_ran
+
+
+async def test_a_refresh_tells_its_sockets_a_turns_share_at_a_time(city, app) -> None:
+    """The same for a refresh's look-ups: here every socket of a line Redis does not hold
+    (so each hears it closed), and the loop turns while they are told."""
+    line = _Line.__new__(_Line)  # its look-up alone, on the app's hub and Valkey
+    line.hub, line.sale_id, line.store_id = resources_of(app).flash_hub, "no-sale", "BLR-KOR"
+    watchers = [Watcher(f"c{i}") for i in range(3 * PUSHES_PER_TURN + 1)]
+    told_when_others_ran: list[int] = []
+    looked_up = asyncio.Event()
+
+    async def other_requests() -> None:  # a turn of its own each time, to the end
+        while not looked_up.is_set():
+            told_when_others_ran.append(sum(w.done for w in watchers))
+            await asyncio.sleep(0)
+
+    others = asyncio.create_task(other_requests())
+    await line._look_up(watchers, now=0.0)
+    looked_up.set()
+    await others
+    assert all(w.inbox.get_nowait()["type"] == "closed" for w in watchers)
+    assert any(0 < told < len(watchers) for told in told_when_others_ran), told_when_others_ran
