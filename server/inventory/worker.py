@@ -1,5 +1,6 @@
 """The inventory's background work: write the soft-hold journal to the books, expire due
-holds, load lost stores, repair drift."""
+holds, load lost stores, repair drift, and (each full pass) balance the books' reserved
+units with their holds."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.events.service import alert_topic, emit
-from server.inventory import journal
+from server.inventory import books, journal
 from server.inventory.reconcile import (
     Drift,
     load_store,
@@ -65,12 +66,12 @@ def inventory_loops(
 
     async def reconcile_and_alert() -> None:
         # every store each interval; between passes, the stores a request asked for
-        asked = await repairs_asked(redis)
-        if time.monotonic() >= full_pass_due[0]:
+        asked, full = await repairs_asked(redis), time.monotonic() >= full_pass_due[0]
+        if full:
             full_pass_due[0] = time.monotonic() + settings.reconcile_interval_s
             asked = await store_ids(db)
         for store_id in asked:
-            await reconcile_and_report(sessions, db, redis, clock, store_id)
+            await reconcile_and_report(sessions, db, redis, clock, store_id, balance_books=full)
 
     stores = _StoreList(db)
 
@@ -97,10 +98,18 @@ async def reconcile_and_report(
     redis: aioredis.Redis,
     clock: Clock,
     store_id: str,
+    *,
+    balance_books: bool = False,
 ) -> list[Drift]:
-    """Repair one store's drift and tell the control tower when there was any."""
+    """Repair one store's drift and tell the control tower when there was any; with
+    ``balance_books``, first balance the books' reserved units with their holds (the reload that
+    follows takes the mended figures to Redis)."""
+    unbalanced: list[books.Unbalanced] = []
+    if balance_books:
+        async with transaction(sessions) as session:
+            unbalanced = await books.mend(session, store_id=store_id, now=clock.now())
     drift = await reconcile_store(db, redis, store_id)
-    if drift:
+    if drift or unbalanced:
         async with transaction(sessions) as session:
             await emit(
                 session,
@@ -111,6 +120,8 @@ async def reconcile_and_report(
                 payload={
                     "records": len(drift),
                     "sample": [f"{d.kind}:{d.key}" for d in drift[:3]],
+                    "books_mended": [str(u) for u in unbalanced if u.mendable][:3],
+                    "books_short": [str(u) for u in unbalanced if not u.mendable][:3],
                 },
             )
     return drift

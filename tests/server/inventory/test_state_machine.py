@@ -23,7 +23,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from server.inventory import engine, journal, service
+from server.inventory import books, engine, journal, service
 from server.inventory.errors import HoldNotActive, InsufficientStock, StockBucketShort
 from server.inventory.reconcile import find_drift, load_store
 from server.inventory.sweeper import sweep_store
@@ -303,6 +303,8 @@ class InventoryMachine(RuleBasedStateMachine):
             changed = tuple(a - b for a, b in zip(want, self.stock_base[sku], strict=True))
             assert moved == changed
         assert self.run(find_drift(self.engine, self.redis, STORE)) == []
+        # the books' own balance: reserved units are what the open holds hold
+        assert self.run(self._in_tx(lambda s: books.unbalanced(s, store_id=STORE))) == []
 
 
 @pytest.mark.slow
