@@ -61,6 +61,7 @@ from qc.bench.flash_crowd import (
     play,
     quiet_joins,
     regular_orders,
+    session,
 )
 from qc.bench.flash_proof import books, print_report, verify
 from qc.bench.harness import Spawned, conditions
@@ -271,9 +272,7 @@ async def run(
                     httpx.AsyncClient(base_url=url, timeout=timeout)
                 )
                 regular_client = await clients_stack.enter_async_context(
-                    httpx.AsyncClient(
-                        base_url=url, limits=httpx.Limits(max_connections=32), timeout=timeout
-                    )
+                    session(url, connections=32)
                 )
                 never = asyncio.Event()
                 pids = {"API": [api.pid], **service_pids(stack.database_url, stack.redis_url)}
@@ -385,7 +384,7 @@ async def run(
             payment_failure_rate=failure_rate,
             abandon_rate=abandon_rate,
             regular_concurrency=regular_concurrency,
-            client=f"httpx + websockets on uvloop in {generators} processes, same machine",
+            client=f"aiohttp + websockets on uvloop in {generators} processes, same machine",
             waiting_room=(
                 "its own server (1 worker): joins, polls, sockets; checkouts at the API"
                 if waiting_room

@@ -1,16 +1,19 @@
 """The flash-sale crowd of ``qc bench flash``: what one customer does (join the line, wait
 on the socket or by polling, check out when admitted), and the regular orders that keep
 running beside the sale. Everything here is what the clients saw, as they saw it.
+
+The customers' HTTP goes through aiohttp: ~0.17 ms of the generator's CPU a request against
+~1.6-1.8 ms through httpx (the bare ASGI app, 32 connections, uvloop, this machine), so the
+crowd's processes take a tenth of the CPU the 2-core box's servers need, and read each
+answer that much sooner.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import json
 import random
-import sys
 import time
 import uuid
 from collections import Counter
@@ -18,16 +21,11 @@ from dataclasses import dataclass, field
 from multiprocessing.synchronize import Barrier
 from typing import Any, TypeVar
 
-import httpx
+import aiohttp
+import orjson
 import websockets
 
 from qc.bench.harness import percentile
-
-# httpcore asks for ``sniffio`` on every request; it is not installed here, so each ask is
-# a failed import that searches sys.path (a third of the client's CPU at 20,000 users).
-# Marking it absent once answers the same (asyncio) at no cost.
-if importlib.util.find_spec("sniffio") is None:
-    sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 L = TypeVar("L")
 HOME = {"lat": 12.9352, "lng": 77.6245}  # BLR-KOR delivers here
@@ -88,8 +86,38 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+TIMEOUT = aiohttp.ClientTimeout(total=120.0)
+
+
+def session(url: str, *, connections: int = 100) -> aiohttp.ClientSession:
+    """A client of the server at ``url`` keeping up to ``connections`` open."""
+    return aiohttp.ClientSession(
+        base_url=url,
+        connector=aiohttp.TCPConnector(limit=connections),
+        timeout=TIMEOUT,
+        json_serialize=lambda value: orjson.dumps(value).decode(),
+    )
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A response as the crowd reads it: its status, body and ``Retry-After``."""
+
+    status_code: int
+    body: bytes
+    retry_after: str | None
+
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+
+async def request(client: aiohttp.ClientSession, method: str, url: str, **kwargs: Any) -> Answer:
+    async with client.request(method, url, **kwargs) as r:
+        return Answer(r.status, await r.read(), r.headers.get("Retry-After"))
+
+
 async def regular_orders(
-    client: httpx.AsyncClient,
+    client: aiohttp.ClientSession,
     tokens: list[str],
     skus: list[str],
     *,
@@ -112,21 +140,25 @@ async def regular_orders(
             headers = {**bearer(tokens[turn % len(tokens)]), **address}
             turn += concurrency
             try:
-                started_cart = await client.post(
-                    "/v1/carts", json={"store_id": store}, headers=headers
+                started_cart = await request(
+                    client, "POST", "/v1/carts", json={"store_id": store}, headers=headers
                 )
                 if started_cart.status_code != 201:
                     errors[f"cart {started_cart.status_code}"] += 1
                     continue
                 cart = started_cart.json()
                 for sku in rng.sample(skus, 2):
-                    await client.put(
+                    await request(
+                        client,
+                        "PUT",
                         f"/v1/carts/{cart['cart_id']}/lines/{sku}",
                         json={"quantity": 1},
                         headers=headers,
                     )
                 started = time.perf_counter()
-                r = await client.post(
+                r = await request(
+                    client,
+                    "POST",
                     f"/v1/carts/{cart['cart_id']}/checkout",
                     json=ADDRESS,
                     headers={**headers, "Idempotency-Key": uuid.uuid4().hex},
@@ -134,7 +166,7 @@ async def regular_orders(
                 checkout_ms.append(_ms(time.perf_counter() - started))
                 if r.status_code != 201:
                     errors[f"{r.status_code}"] += 1
-            except (httpx.HTTPError, KeyError, ValueError) as exc:
+            except (aiohttp.ClientError, TimeoutError, KeyError, ValueError) as exc:
                 errors[type(exc).__name__] += 1
 
     started = time.perf_counter()
@@ -150,8 +182,8 @@ async def regular_orders(
 
 
 async def _call(
-    crowd: Crowd, client: httpx.AsyncClient, method: str, url: str, **kwargs: Any
-) -> tuple[httpx.Response, float]:
+    crowd: Crowd, client: aiohttp.ClientSession, method: str, url: str, **kwargs: Any
+) -> tuple[Answer, float]:
     """One request, retried after Retry-After when refused (429 rate limit, 503 busy), and
     at once when a kept-alive connection was closed under it (every call here is safe to
     repeat: one entry per customer, checkouts carry an Idempotency-Key)."""
@@ -159,8 +191,8 @@ async def _call(
     while True:
         started = time.perf_counter()
         try:
-            r = await client.request(method, url, **kwargs)
-        except (httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError):
+            r = await request(client, method, url, **kwargs)
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
             lost += 1
             crowd.answers["connection closed by the server, repeated"] += 1
             if lost > 5:
@@ -170,7 +202,7 @@ async def _call(
         if r.status_code not in (429, 503):
             return r, took
         crowd.answers[f"{r.status_code} {r.json().get('code', '')}"] += 1
-        await asyncio.sleep(min(5.0, float(r.headers.get("retry-after", "1"))))
+        await asyncio.sleep(min(5.0, float(r.retry_after or "1")))
 
 
 async def _watch(ws_url: str, crowd: Crowd) -> dict[str, Any] | None:
@@ -202,7 +234,7 @@ async def customer(
     i: int,
     *,
     token: str,
-    lanes: dict[str, tuple[httpx.AsyncClient, asyncio.Semaphore]],
+    lanes: dict[str, tuple[aiohttp.ClientSession, asyncio.Semaphore]],
     base_ws: str,
     sale_id: str,
     store: str,
@@ -337,10 +369,6 @@ def lanes_of(lanes: dict[str, list[L]], place: int) -> dict[str, L]:
 
 async def play(share: CrowdShare, barrier: Barrier) -> Crowd:
     """One load process's customers (``harness.Spawned``), released at ``barrier``."""
-    limits = httpx.Limits(
-        max_connections=share.per_client, max_keepalive_connections=share.per_client
-    )
-    timeout = httpx.Timeout(120.0)
     async with contextlib.AsyncExitStack() as clients:
         # joins, polls and checkouts on their own connections, as each customer has their
         # own device: a checkout never waits behind the crowd's joins in this generator;
@@ -350,10 +378,9 @@ async def play(share: CrowdShare, barrier: Barrier) -> Crowd:
             kind: [
                 (
                     await clients.enter_async_context(
-                        httpx.AsyncClient(
-                            base_url=share.url if kind == "checkout" else room,
-                            limits=limits,
-                            timeout=timeout,
+                        session(
+                            share.url if kind == "checkout" else room,
+                            connections=share.per_client,
                         )
                     ),
                     asyncio.Semaphore(share.per_client),
@@ -410,14 +437,16 @@ async def quiet_joins(share: QuietShare, barrier: Barrier) -> list[tuple[float, 
     reads. A quiet customer joins and stays in line without looking again (admitted, its
     slot expires: a few at most); the first refusal (the line closed) ends the client."""
     took: list[tuple[float, float]] = []
-    async with httpx.AsyncClient(base_url=share.room_url, timeout=httpx.Timeout(120.0)) as client:
+    async with session(share.room_url, connections=1) as client:
         await asyncio.to_thread(barrier.wait)
         start, every = time.monotonic(), share.spread_s / max(1, len(share.tokens))
         for n, token in enumerate(share.tokens):
             await asyncio.sleep(max(0.0, start + n * every - time.monotonic()))
             headers = {**bearer(token), "X-Forwarded-For": f"10.250.{n >> 8 & 255}.{n & 255}"}
             sent, began = time.time(), time.perf_counter()
-            r = await client.post(
+            r = await request(
+                client,
+                "POST",
                 f"/v1/flash-sales/{share.sale_id}/queue",
                 json={"store_id": share.store},
                 headers=headers,

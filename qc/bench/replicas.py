@@ -26,7 +26,7 @@ from rich.table import Table
 
 from qc.balance import balanced
 from qc.bench.flash import SECRET, _mint_tokens, create_sale
-from qc.bench.flash_crowd import Crowd, customer, pct, regular_orders
+from qc.bench.flash_crowd import Crowd, customer, pct, regular_orders, session
 from qc.bench.harness import conditions
 from qc.bench.stack import bench_stack, one_row
 from server.identity.models import User
@@ -63,8 +63,10 @@ async def _one(
     seconds: float,
     units: int,
 ) -> dict[str, Any]:
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as client:
+    async with (
+        session(url, connections=64) as client,
+        httpx.AsyncClient(base_url=url, timeout=120) as admin,
+    ):
         cpu0, wall0 = time.process_time(), time.perf_counter()
         regular = await regular_orders(
             client,
@@ -77,7 +79,7 @@ async def _one(
         )
         client_cpu = (time.process_time() - cpu0) / (time.perf_counter() - wall0)
         sale_id = await create_sale(
-            client, boss_token, sku_id=flash_sku, store_id=STORE, units=units
+            admin, boss_token, sku_id=flash_sku, store_id=STORE, units=units
         )
         crowd = Crowd()
         lanes = {k: (client, asyncio.Semaphore(16)) for k in ("join", "poll", "checkout")}
