@@ -27,7 +27,7 @@ from typing import Any
 import jwt
 import orjson
 import redis.asyncio as aioredis
-from sqlalchemy import bindparam
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -219,9 +219,25 @@ async def _read_states(redis: aioredis.Redis, names: list[str]) -> list[Any]:
     return list(await pipe.execute())
 
 
-# one statement for every load: built per call, its IN list's parameter was cloned into a
-# reference cycle (SQLAlchemy's ``_cloned_set``), garbage for the collector on every miss
-_USERS_BY_ID = select(User).where(col(User.id).in_(bindparam("ids", expanding=True)))
+# the users' cached columns (``_CACHED``, then ``tokens_valid_after``), past the ORM: a
+# crowd's cold joins each made an ORM object, then a state of it, then a User of that
+# (the ORM's query and objects were ~12 % of a waiting room's CPU at 20,000 cold joins)
+_STATES_BY_ID = text(
+    f"SELECT id, {', '.join(_CACHED)}, tokens_valid_after FROM users "
+    "WHERE id = ANY(CAST(:ids AS uuid[]))"
+)
+
+
+def _user_of(user_id: uuid.UUID, entry: str) -> User:
+    """The User of a cached auth state (no secret: nothing on a request's path reads it)."""
+    state = orjson.loads(entry)
+    valid_after = state.pop("tokens_valid_after")
+    return User(
+        id=user_id,
+        secret_hash="",
+        tokens_valid_after=datetime.fromtimestamp(valid_after / 1e6, UTC) if valid_after else None,
+        **state,
+    )
 
 
 async def load_users(
@@ -229,25 +245,33 @@ async def load_users(
     sessions: async_sessionmaker[AsyncSession],
     ids: list[uuid.UUID],
 ) -> list[User | None]:
-    """The users of one turn's cache misses by one query, their states cached by one
+    """The users of one turn's cache misses by one statement, their states cached by one
     pipeline (one ``identity/fill`` each); also how ``qc bench flash --warm-auth`` caches
-    a crowd's states before a sale."""
+    a crowd's states before a sale. Each User is the one its state makes (``_built``), as
+    a later request that finds the state cached gets it."""
     async with sessions() as session:
         await db.autocommit(session)  # one read: no BEGIN and ROLLBACK round trips
-        rows = await session.exec(_USERS_BY_ID, params={"ids": list(set(ids))})
-        found = {user.id: user for user in rows.all()}
+        found = await db.execute(session, _STATES_BY_ID, {"ids": list(set(ids))})
+        rows = await found.fetchall()
+    entries: dict[uuid.UUID, str] = {}
     fills = []
-    for user in found.values():
-        state = {f: getattr(user, f) for f in _CACHED}
-        state["tokens_valid_after"] = _micros(user.tokens_valid_after)
-        fills.append(
-            (keys.auth_user(str(user.id)), orjson.dumps(state), state["tokens_valid_after"])
-        )
+    for user_id, *cached, valid_after in rows:
+        state: dict[str, Any] = dict(zip(_CACHED, cached, strict=True))
+        state["tokens_valid_after"] = _micros(valid_after)
+        entries[user_id] = entry = orjson.dumps(state).decode()
+        fills.append((keys.auth_user(str(user_id)), entry, state["tokens_valid_after"]))
     if fills:  # fill.lua writes only over nothing or a mark its read includes: rerunnable
         await scripts.run_each(
             redis, "identity/fill", [([k], [entry, after, AUTH_TTL_S]) for k, entry, after in fills]
         )
-    return [found.get(user_id) for user_id in ids]
+    return [await _built_user(i, entries[i]) if i in entries else None for i in ids]
+
+
+async def _built_user(user_id: uuid.UUID, entry: str) -> User:
+    async def build() -> User:
+        return _user_of(user_id, entry)
+
+    return await _built.get_or_load((user_id, entry), build)
 
 
 # the auth reads of one event-loop turn (a crowd's requests) go to Redis as one pipeline,
@@ -270,21 +294,7 @@ async def current_user(
     raw = await _state_reads.submit(redis, keys.auth_user(str(claims.user_id)))
     cached = scripts.text(raw) if raw is not None else None
     if cached is not None and not cached.startswith(_REVOKED):
-        entry = cached
-
-        async def build() -> User:
-            state = orjson.loads(entry)
-            valid_after = state.pop("tokens_valid_after")
-            return User(
-                id=claims.user_id,
-                secret_hash="",  # never cached: nothing on a request's path reads it
-                tokens_valid_after=datetime.fromtimestamp(valid_after / 1e6, UTC)
-                if valid_after
-                else None,
-                **state,
-            )
-
-        return _checked(await _built.get_or_load((claims.user_id, entry), build), claims)
+        return _checked(await _built_user(claims.user_id, cached), claims)
     return _checked(await _user_loads.submit((redis, sessions), claims.user_id), claims)
 
 

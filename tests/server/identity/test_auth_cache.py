@@ -5,10 +5,13 @@ check back to PostgreSQL."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from fastapi import FastAPI
 
@@ -89,3 +92,49 @@ async def test_without_the_cache_the_check_is_postgresqls(
     assert refused.status_code == 401 and refused.json()["code"] == "token_revoked"
     fresh = await login(client, *CUSTOMER)
     assert (await client.get("/v1/me", headers=fresh)).status_code == 200
+
+
+async def test_a_cold_users_read_is_one_statement_and_the_cached_user_is_the_same(
+    city: Services, app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """A request whose user is not cached reads PostgreSQL with one statement and no
+    transaction round trips (``db.autocommit``), and gets the User a later request that
+    finds the state cached gets."""
+    headers = await login(client, *CUSTOMER)
+    me = (await client.get("/v1/me", headers=headers)).json()
+    resources = resources_of(app)
+    await resources.redis.delete(keys.auth_user(me["id"]))
+    sent: list[str] = []
+    execute, exec_command = psycopg.AsyncCursor.execute, psycopg.AsyncConnection._exec_command
+
+    async def statement(cursor: Any, query: Any, params: Any = None, **kw: Any) -> Any:
+        sent.append(" ".join(str(query).split())[:60])
+        return await execute(cursor, query, params, **kw)
+
+    def command(conn: Any, command: Any, *args: Any, **kw: Any) -> Any:  # BEGIN, COMMIT...
+        sent.append(bytes(command).decode() if isinstance(command, bytes) else str(command))
+        return exec_command(conn, command, *args, **kw)  # a generator, as the original
+
+    setattr(psycopg.AsyncCursor, "execute", statement)  # noqa: B010 (spies that call through)
+    setattr(psycopg.AsyncConnection, "_exec_command", command)  # noqa: B010
+    try:
+        cold = await client.get("/v1/me", headers=headers)
+    finally:
+        setattr(psycopg.AsyncCursor, "execute", execute)  # noqa: B010
+        setattr(psycopg.AsyncConnection, "_exec_command", exec_command)  # noqa: B010
+    assert cold.status_code == 200 and cold.json() == me
+    assert len(sent) == 1 and sent[0].startswith("SELECT id, login"), sent  # no BEGIN/ROLLBACK
+    cached = await resources.redis.get(keys.auth_user(me["id"]))
+    assert cached is not None  # filled by the cold read
+    # the User a request that finds the state cached gets is the cold read's own
+    users = await service.load_users(resources.redis, resources.sessions, [uuid.UUID(me["id"])])
+    again = await service.current_user(
+        resources.redis,
+        resources.sessions,
+        claims=service.decode_token(
+            headers["Authorization"].split()[1],
+            key=resources.settings.secret_key_value(),
+            now=resources.clock.now(),
+        ),
+    )
+    assert users[0] is again
