@@ -413,6 +413,11 @@ async def run(
             "joins": len(crowd.join_ms),
             "join_p50_ms": pct(crowd.join_ms, 0.5),
             "join_p99_ms": pct(crowd.join_ms, 0.99),
+            # the room's pace at the crowd's scale: the joins answered from the first to the
+            # last (the arrivals came at users / arrival_s a second)
+            "joins_per_s": round(len(crowd.join_ms) / (crowd.last_join - crowd.first_join), 1)
+            if crowd.first_join and crowd.last_join and crowd.last_join > crowd.first_join
+            else None,
             "join_from_arrival_p50_ms": pct(crowd.join_from_arrival_ms, 0.5),
             "join_from_arrival_p99_ms": pct(crowd.join_from_arrival_ms, 0.99),
             # the same joins' server as a client with nothing else to do saw it

@@ -51,6 +51,7 @@ class Crowd:
     socket_messages: int = 0
     positions_rose: int = 0  # a socket's position going up (must stay 0)
     first_join: float | None = None  # wall clock (time.time): shared by the processes
+    last_join: float | None = None  # the last join's answer, as seen
     sold_out_at: float | None = None
     cpu_s: float = 0.0  # the generator's CPU (the processes that ran this crowd)
 
@@ -69,9 +70,9 @@ class Crowd:
         self.answers.update(other.answers)
         for name in ("polls", "sockets", "socket_messages", "positions_rose", "cpu_s"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        for name in ("first_join", "sold_out_at"):
+        for name, first in (("first_join", min), ("sold_out_at", min), ("last_join", max)):
             seen = [t for t in (getattr(self, name), getattr(other, name)) if t is not None]
-            setattr(self, name, min(seen, default=None))
+            setattr(self, name, first(seen, default=None))
 
 
 def _ms(seconds: float) -> float:
@@ -260,6 +261,7 @@ async def customer(
         )
     joined_at = time.time()
     crowd.first_join = crowd.first_join or joined_at
+    crowd.last_join = joined_at
     crowd.join_ms.append(_ms(took))
     crowd.join_from_arrival_ms.append(_ms(joined_at - arrival))
     if r.status_code == 409:

@@ -98,6 +98,7 @@ def verify(
 def print_report(f: dict[str, Any]) -> None:
     console = Console()
     p, c, s = f["proof"], f["crowd"], f["sale"]
+    arriving = f["conditions"]["users"] / f["conditions"]["arrival_s"]
     proof = Table(title="qc bench flash: what PostgreSQL says")
     proof.add_column("figure")
     proof.add_column("value", justify="right")
@@ -123,6 +124,10 @@ def print_report(f: dict[str, Any]) -> None:
         (
             f"join p50 / p99 ms at a quiet client ({c['quiet_joins']:,} joins)",
             f"{c['quiet_join_p50_ms']:,.1f} / {c['quiet_join_p99_ms']:,.1f}",
+        ),
+        (
+            "joins answered a second, first to last (arrivals a second)",
+            f"{c['joins_per_s'] or 0:,.1f} ({arriving:,.0f})",
         ),
         (
             "join from arrival p50 / p99 ms (with the client's own wait)",

@@ -37,6 +37,7 @@ async def test_the_flash_benchmark_sells_exactly_the_units(settings, clean, warm
     assert proof["units_that_left"] == 12 and proof["ledger_matches_stock"]
     assert proof["sold_admission_inversions"] == 0 and crowd["admission_inversions"] == 0
     assert crowd["joins"] == 60 and crowd["socket_positions_rose"] == 0
+    assert crowd["joins_per_s"] > 0  # answered from the first join to the last
     assert crowd["outcomes"]["bought"] == 12
     assert sum(crowd["outcomes"].values()) == 60  # every customer ended somewhere
     assert figures["regular"]["without_sale"]["orders"] > 0
