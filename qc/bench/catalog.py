@@ -243,7 +243,7 @@ async def run(
     connections: int = 64,
     repeats: int = 3,
     workers: tuple[int, ...] = (1, 2),
-    servers: tuple[str, ...] = ("uvicorn",),
+    servers: tuple[str, ...] = ("granian",),
 ) -> dict[str, Any]:
     """Every scenario for each server and worker count; figures, ratios, memory."""
     results: dict[str, list[dict[str, Any]]] = {}

@@ -46,7 +46,8 @@ def bench_catalog(
     repeats: Annotated[int, typer.Option(min=1)] = 3,
     workers: Annotated[list[int] | None, typer.Option(help="API workers (repeatable)")] = None,
     server: Annotated[
-        list[str] | None, typer.Option(help="uvicorn and/or granian (repeatable)")
+        list[str] | None,
+        typer.Option(help="granian (what qc serve runs) and/or uvicorn (repeatable)"),
     ] = None,
     json_out: Annotated[str | None, typer.Option("--json")] = None,
 ) -> None:
@@ -61,7 +62,7 @@ def bench_catalog(
         connections=connections,
         repeats=repeats,
         workers=tuple(workers or (1, 2)),
-        servers=tuple(server or ("uvicorn",)),
+        servers=tuple(server or ("granian",)),  # what qc serve runs
     )
     _write_json(json_out, asyncio.run(figures))
 
