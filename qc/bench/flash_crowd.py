@@ -70,9 +70,9 @@ class Crowd:
         self.answers.update(other.answers)
         for name in ("polls", "sockets", "socket_messages", "positions_rose", "cpu_s"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        for name, first in (("first_join", min), ("sold_out_at", min), ("last_join", max)):
+        for name, pick in (("first_join", min), ("sold_out_at", min), ("last_join", max)):
             seen = [t for t in (getattr(self, name), getattr(other, name)) if t is not None]
-            setattr(self, name, first(seen, default=None))
+            setattr(self, name, pick(seen, default=None))
 
 
 def _ms(seconds: float) -> float:

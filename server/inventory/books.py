@@ -44,11 +44,12 @@ _OPEN_HOLDS = """
     WHERE i.store_id = :store"""
 _UNBALANCED = text(_OPEN_HOLDS + " AND i.reserved_qty <> coalesce(h.held, 0) ORDER BY i.sku_id")
 _LOCK_ROWS = text(
-    "SELECT sku_id FROM store_inventory WHERE store_id = :store AND sku_id = ANY(CAST(:skus AS text[])) "
-    "ORDER BY sku_id FOR UPDATE"
+    "SELECT sku_id FROM store_inventory WHERE store_id = :store "
+    "AND sku_id = ANY(CAST(:skus AS text[])) ORDER BY sku_id FOR UPDATE"
 )
 # run after _LOCK_ROWS, in a statement of its own: its snapshot then sees every hold
-# committed before the rows were had, and no writer changes a row's holds without it
+# committed before the rows were had, and no writer changes the units a row's holds hold
+# without that row's lock (a hold's move to its order, or SOFT to HARD, keeps the sum)
 _MEND = text(f"""
     WITH seen AS ({_OPEN_HOLDS} AND i.sku_id = ANY(CAST(:skus AS text[]))),
     fix AS (
