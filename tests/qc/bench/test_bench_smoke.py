@@ -28,7 +28,7 @@ async def test_reserve_benchmark_reports_every_scenario(settings, clean) -> None
 @pytest.mark.slow
 async def test_http_benchmarks_complete_orders_and_reads(settings, clean) -> None:
     catalog = await run_catalog(settings, duration=1, connections=4, repeats=1, workers=(1,))
-    rows = catalog["results"]["uvicorn, 1 worker"]
+    rows = catalog["results"]["granian, 1 worker"]  # what qc serve runs
     assert [r["name"] for r in rows] == [
         "bare ASGI (limit)",
         "bare FastAPI route",
@@ -39,7 +39,7 @@ async def test_http_benchmarks_complete_orders_and_reads(settings, clean) -> Non
         "search (8 connections)",
     ]
     assert all(r["ops"] > 0 and r["errors"] == 0 and "wrk" in r["cpu"] for r in rows)
-    assert len(catalog["memory_mib"]["uvicorn, 1 worker"]) == 1
+    assert len(catalog["memory_mib"]["granian, 1 worker"]) == 1
     checkout = await run_checkout(settings, concurrency=2, duration=2, warmup=1, workers=(1,))
     (result,) = checkout["results"]["granian, 1 worker"]  # what qc serve runs
     assert result["orders_per_s"] > 0 and result["failed_steps"] == 0 and result["errors"] == 0
