@@ -35,34 +35,36 @@ BOOKS_MENDED = Counter(
 )
 MENDED_REASON = "books: reserved units set to what the open holds hold"
 
-_OPEN_HOLDS = """
+_UNEQUAL_ROWS = """
     SELECT i.sku_id, i.reserved_qty AS reserved, coalesce(h.held, 0) AS held, i.available_qty
     FROM store_inventory i LEFT JOIN (
       SELECT sku_id, sum(quantity) AS held FROM inventory_reservations
       WHERE store_id = :store AND status IN ('SOFT', 'HARD') GROUP BY sku_id) h
       ON h.sku_id = i.sku_id
-    WHERE i.store_id = :store"""
-_UNBALANCED = text(_OPEN_HOLDS + " AND i.reserved_qty <> coalesce(h.held, 0) ORDER BY i.sku_id")
+    WHERE i.store_id = :store AND i.reserved_qty <> coalesce(h.held, 0)"""
+_UNBALANCED = text(_UNEQUAL_ROWS + " ORDER BY i.sku_id")
 _LOCK_ROWS = text(
     "SELECT sku_id FROM store_inventory WHERE store_id = :store "
     "AND sku_id = ANY(CAST(:skus AS text[])) ORDER BY sku_id FOR UPDATE"
 )
 # run after _LOCK_ROWS, in a statement of its own: its snapshot then sees every hold
 # committed before the rows were had, and no writer changes the units a row's holds hold
-# without that row's lock (a hold's move to its order, or SOFT to HARD, keeps the sum)
+# without that row's lock (a hold's move to its order, or SOFT to HARD, keeps the sum).
+# Answers the rows still unbalanced as it found them; the mendable ones it mended.
 _MEND = text(f"""
-    WITH seen AS ({_OPEN_HOLDS} AND i.sku_id = ANY(CAST(:skus AS text[]))),
+    WITH seen AS ({_UNEQUAL_ROWS} AND i.sku_id = ANY(CAST(:skus AS text[]))),
     fix AS (
       SELECT sku_id, reserved - held AS freed FROM seen
-      WHERE reserved <> held AND available_qty + reserved - held >= 0),
+      WHERE available_qty + reserved - held >= 0),
     ledger AS (
       INSERT INTO stock_ledger (store_id, sku_id, movement, d_available, d_reserved,
         d_damaged, d_in_transit, reason, created_at)
-      SELECT :store, sku_id, 'ADJUSTMENT', freed, -freed, 0, 0, :reason, :now FROM fix)
-    UPDATE store_inventory s SET available_qty = s.available_qty + f.freed,
-      reserved_qty = s.reserved_qty - f.freed, version = s.version + 1, last_updated = :now
-    FROM fix f WHERE s.store_id = :store AND s.sku_id = f.sku_id
-    RETURNING s.sku_id""")
+      SELECT :store, sku_id, 'ADJUSTMENT', freed, -freed, 0, 0, :reason, :now FROM fix),
+    mended AS (
+      UPDATE store_inventory s SET available_qty = s.available_qty + f.freed,
+        reserved_qty = s.reserved_qty - f.freed, version = s.version + 1, last_updated = :now
+      FROM fix f WHERE s.store_id = :store AND s.sku_id = f.sku_id)
+    SELECT * FROM seen ORDER BY sku_id""")
 
 
 @dataclass(frozen=True)
@@ -91,23 +93,19 @@ async def unbalanced(session: AsyncSession, *, store_id: str) -> list[Unbalanced
 
 async def mend(session: AsyncSession, *, store_id: str, now: datetime) -> list[Unbalanced]:
     """Balance the store's books from its holds (see the module's note); the rows found
-    unbalanced, as they were (``mendable`` says which were mended). Redis still holds
-    the old figures: the caller's reconcile reloads it."""
+    unbalanced, as they stood with their locks had (the ``mendable`` ones are mended).
+    Redis still holds the old figures: the caller's reconcile reloads it."""
     found = await unbalanced(session, store_id=store_id)
     if not found:
         return []
     skus = [u.sku_id for u in found]
     await db.execute(session, _LOCK_ROWS, {"store": store_id, "skus": skus})
-    again = {u.sku_id: u for u in await unbalanced(session, store_id=store_id)}
-    found = [again[s] for s in skus if s in again]  # as they stand with the rows locked
     mended = await db.execute(
-        session,
-        _MEND,
-        {"store": store_id, "skus": skus, "reason": MENDED_REASON, "now": now},
+        session, _MEND, {"store": store_id, "skus": skus, "reason": MENDED_REASON, "now": now}
     )
-    done = {row[0] for row in await mended.fetchall()}
+    found = [Unbalanced(*row) for row in await mended.fetchall()]
     for u in found:
-        outcome = "mended" if u.sku_id in done else "short"
+        outcome = "mended" if u.mendable else "short"
         BOOKS_MENDED.labels(store_id, outcome).inc()
         log.warning(
             "inventory books unbalanced: %s",
