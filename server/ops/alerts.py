@@ -294,17 +294,19 @@ async def _signal_lost(session: AsyncSession, e: Event) -> tuple[str, str]:
 
 async def _drift(_session: AsyncSession, e: Event) -> tuple[str, str]:
     records = e.payload["records"]
-    told = [f"{e.store_id}: the inventory's books were mended"]
+    mended, short = e.payload.get("books_mended", []), e.payload.get("books_short", [])
+    told = []
     if records:
-        told = [
-            f"{e.store_id}: Redis and PostgreSQL disagreed on {records} stock record(s); "
+        told.append(
+            f"Redis and PostgreSQL disagreed on {records} stock record(s); "
             f"reloaded from PostgreSQL ({', '.join(e.payload['sample'])})"
-        ]
-    if mended := e.payload.get("books_mended"):
+        )
+    if mended:
         told.append(f"reserved units mended to the open holds ({'; '.join(mended)})")
-    if short := e.payload.get("books_short"):
+    if short:
         told.append(f"holds need more units than the shelf has, count them ({'; '.join(short)})")
-    return f"{records} keys", "; ".join(told)
+    subject = f"{records} keys" if records else f"{len(mended) + len(short)} SKUs"
+    return subject, f"{e.store_id}: " + "; ".join(told)
 
 
 _raise_on(AlertKind.OTP_LOCKED, AlertSeverity.CRITICAL, _otp_locked)

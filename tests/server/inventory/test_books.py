@@ -6,17 +6,20 @@ and reported; a balanced store is left alone, also while carts change around the
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 import httpx
 import psycopg
 import pytest
 
+from server.events.service import Event
 from server.inventory import books, journal, service
 from server.inventory.books import MENDED_REASON
 from server.inventory.reconcile import find_drift
 from server.inventory.worker import reconcile_and_report
 from server.kit.config import Settings
 from server.kit.db import transaction
+from server.ops.alerts import _drift
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
 from tests.conftest import LiveServer, Services, settings_for
@@ -151,8 +154,11 @@ async def test_a_hold_larger_than_the_shelf_is_left_and_reported(stack) -> None:
     assert pg_stock(stack.database_url, STORE, sku) == before  # nothing half-mended
     assert ledger_sum(stack.database_url, STORE, sku) == ledger_before
     [alert] = _alerts(stack.database_url)
-    assert "holds need more units than the shelf has" in alert
-    assert f"{sku} reserved 0, held 5" in alert
+    # Redis still had the edited-away units (reloaded); nothing was mended, and not said
+    assert alert.endswith(
+        f"; holds need more units than the shelf has, count them ({sku} reserved 0, held 5)"
+    )
+    assert "mended" not in alert
 
 
 async def test_a_balanced_store_is_left_alone_while_carts_change(
@@ -208,3 +214,29 @@ async def test_a_balanced_store_is_left_alone_while_carts_change(
         ).fetchall()
     assert adjusted == 0
     assert held >= SHOPPERS and min(changes) >= 3  # the passes ran among the carts' changes
+
+
+@pytest.mark.parametrize(
+    ("records", "mended", "short", "told"),
+    [
+        (0, [], ["S1 reserved 0, held 5"], "S: holds need more units than the shelf has, count "
+         "them (S1 reserved 0, held 5)"),
+        (0, ["S1 reserved 5, held 2"], [], "S: reserved units mended to the open holds "
+         "(S1 reserved 5, held 2)"),
+        (2, [], [], "S: Redis and PostgreSQL disagreed on 2 stock record(s); reloaded from "
+         "PostgreSQL (stock:S1, hold:c1)"),
+    ],
+)  # fmt: skip
+async def test_the_alert_says_only_what_the_pass_found(
+    records: int, mended: list[str], short: list[str], told: str
+) -> None:
+    payload = {
+        "records": records,
+        "sample": ["stock:S1", "hold:c1"][:records],
+        "books_mended": mended,
+        "books_short": short,
+    }
+    event = Event("alert.reconciliation_drift", payload, datetime.now(UTC), "S", "S")
+    subject, message = await _drift(None, event)  # type: ignore[arg-type]  # reads no rows
+    assert message == told
+    assert subject == (f"{records} keys" if records else f"{len(mended) + len(short)} SKUs")
