@@ -18,6 +18,7 @@ from server.kit.resources import resources_of
 from shared.enums import Movement, Role
 from tests.conftest import TEST_SECRET
 from tests.helpers import one_row
+from tests.server.inventory.helpers import held_units
 
 STORE = "BLR-KOR"
 HOME = {"lat": 12.9352, "lng": 77.6245}  # BLR-KOR delivers here
@@ -119,13 +120,7 @@ def books(database_url: str, store: str, sku: str, sale_id: str | None = None) -
                 (store, sku),
             )
         )
-        held = one_row(
-            conn.execute(
-                "SELECT coalesce(sum(quantity), 0) FROM inventory_reservations "
-                "WHERE store_id = %s AND sku_id = %s AND status IN ('SOFT', 'HARD')",
-                (store, sku),
-            )
-        )[0]
+        held = held_units(conn, store, sku)
         tokens: dict[str, int] = dict(
             conn.execute(
                 "SELECT status, count(*) FROM inventory_tokens WHERE store_id = %s "

@@ -35,6 +35,19 @@ async def redis_stock(redis, store_id: str, sku_id: str) -> tuple[int, int, int,
     return available, reserved, damaged, in_transit
 
 
+def held_units(db: str | psycopg.Connection, store_id: str, sku_id: str) -> int:
+    """The units the SKU's open holds (SOFT and HARD reservation rows) hold in the books."""
+    conn = _conn(db)
+    with conn if isinstance(db, str) else _nullcontext():
+        row = conn.execute(
+            "SELECT coalesce(sum(quantity), 0) FROM inventory_reservations "
+            "WHERE store_id = %s AND sku_id = %s AND status IN ('SOFT', 'HARD')",
+            (store_id, sku_id),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def ledger_sum(
     db: str | psycopg.Connection, store_id: str, sku_id: str
 ) -> tuple[int, int, int, int]:

@@ -24,7 +24,7 @@ from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
 from tests.conftest import LiveServer, Services, settings_for
 from tests.helpers import login, stocked_skus
-from tests.server.inventory.helpers import ledger_sum, pg_stock, redis_stock
+from tests.server.inventory.helpers import held_units, ledger_sum, pg_stock, redis_stock
 
 STORE = "BLR-KOR"
 POOL = 4  # the live server's connections; more shoppers than that at once
@@ -46,17 +46,6 @@ def _books_edit(database_url: str, sku: str, *, d_available: int, d_reserved: in
             "reserved_qty = reserved_qty + %s WHERE store_id = %s AND sku_id = %s",
             (d_available, d_reserved, STORE, sku),
         )
-
-
-def _held(database_url: str, sku: str) -> int:
-    with psycopg.connect(database_url) as conn:
-        row = conn.execute(
-            "SELECT coalesce(sum(quantity), 0) FROM inventory_reservations WHERE store_id = %s "
-            "AND sku_id = %s AND status IN ('SOFT', 'HARD')",
-            (STORE, sku),
-        ).fetchone()
-    assert row is not None
-    return int(row[0])
 
 
 def _alerts(database_url: str) -> list[str]:
@@ -105,7 +94,7 @@ async def test_reserved_units_no_hold_holds_go_back_on_sale(stack) -> None:
 
     after = pg_stock(stack.database_url, STORE, sku)
     assert after == (before[0] + 3, before[1] - 3, before[2], before[3])
-    assert after[1] == _held(stack.database_url, sku)
+    assert after[1] == held_units(stack.database_url, STORE, sku)
     moved = tuple(
         a - b
         for a, b in zip(ledger_sum(stack.database_url, STORE, sku), ledger_before, strict=True)
@@ -129,7 +118,7 @@ async def test_a_hold_the_books_never_reserved_takes_its_units_from_available(st
 
     after = pg_stock(stack.database_url, STORE, sku)
     assert after == (before[0] - 4, before[1] + 4, before[2], before[3])
-    assert after[1] == _held(stack.database_url, sku)
+    assert after[1] == held_units(stack.database_url, STORE, sku)
     assert await redis_stock(stack.redis, STORE, sku) == after
     with psycopg.connect(stack.database_url) as conn:
         [(reason,)] = conn.execute(

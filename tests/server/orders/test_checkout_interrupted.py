@@ -10,7 +10,6 @@ import uuid
 from dataclasses import dataclass
 
 import httpx
-import psycopg
 
 from server.inventory import engine, journal
 from server.inventory.reconcile import find_drift, reconcile_store
@@ -22,6 +21,7 @@ from shared.enums import Role
 from tests.conftest import Stack
 from tests.helpers import login, stocked_skus
 from tests.server.flash.flash_helpers import ADDRESS, STORE
+from tests.server.inventory.helpers import held_units, pg_stock
 
 
 @dataclass(frozen=True)
@@ -93,15 +93,7 @@ async def test_a_retry_after_a_checkout_died_midway_waits_for_the_repair(
 
 def _reserved_against_holds(database_url: str, sku: str) -> tuple[int, int]:
     """The stock row's reserved units, and the units its open holds in the books hold."""
-    with psycopg.connect(database_url) as conn:
-        [(reserved, held)] = conn.execute(
-            "SELECT i.reserved_qty, (SELECT coalesce(sum(r.quantity), 0) FROM "
-            "inventory_reservations r WHERE r.store_id = i.store_id AND r.sku_id = i.sku_id "
-            "AND r.status IN ('SOFT', 'HARD')) FROM store_inventory i "
-            "WHERE i.store_id = %s AND i.sku_id = %s",
-            (STORE, sku),
-        ).fetchall()
-    return reserved, held
+    return pg_stock(database_url, STORE, sku)[1], held_units(database_url, STORE, sku)
 
 
 async def test_a_dead_checkouts_hold_expiring_first_leaves_the_books_whole(
