@@ -90,7 +90,7 @@ def bearer(token: str) -> dict[str, str]:
 TIMEOUT = aiohttp.ClientTimeout(total=120.0)
 
 
-def session(url: str, *, connections: int = 100) -> aiohttp.ClientSession:
+def session(url: str, *, connections: int) -> aiohttp.ClientSession:
     """A client of the server at ``url`` keeping up to ``connections`` open."""
     return aiohttp.ClientSession(
         base_url=url,
