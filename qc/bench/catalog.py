@@ -1,6 +1,7 @@
 """``qc bench catalog``: the browse routes under wrk, beside the references in the same run.
 
-One seeded store of 5,000 SKUs. For each server (uvicorn, granian) and worker count, three
+One seeded store of 5,000 SKUs. For each server asked for (granian by default, what ``qc serve``
+runs; uvicorn too if asked) and worker count, three
 servers run side by side with the same settings: a bare ASGI app (the server's limit), a
 bare FastAPI route (what any FastAPI route costs) and the API as ``qc serve`` runs it
 (``qc.serving``: its start-up set aside from the garbage collector). Each repeat drives every
