@@ -21,6 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg._preparing import PrepareManager
 from psycopg.adapt import Dumper, PyFormat
+from psycopg.pq import TransactionStatus
 from psycopg.types.numeric import IntBinaryDumper, IntDumper
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError, DisconnectionError
@@ -176,6 +177,10 @@ class _KeepsPrepared(psycopg.AsyncConnection[Any]):
     which other loops' reads roll back every few batches, were never prepared."""
 
     async def rollback(self) -> None:
+        if self.pgconn.transaction_status == TransactionStatus.IDLE:
+            # nothing to roll back (the pool's reset after every commit): psycopg sends
+            # nothing and forgets nothing
+            return await super().rollback()
         # psycopg's own state (``_prepared``): tests/server/test_db_prepared.py fails if an
         # upgrade changes how a rollback treats it
         kept = self._prepared

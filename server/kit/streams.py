@@ -13,36 +13,59 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 import redis.asyncio as aioredis
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from server.kit import fencing, uow
+from server.kit import db, fencing, uow
 
 Entry = tuple[str, dict[str, str]]  # stream id, fields
 
 
 @dataclass(frozen=True)
 class Offsets:
-    """An offsets table: one row per shard, keyed by ``key``, with ``applied_id``."""
+    """An offsets table: one row per shard, keyed by ``key``, with ``applied_id``. Its
+    statements are built once and sent past SQLAlchemy (``db.execute``): a checkout that
+    catches its store's journal up polls ``unless_covered`` while another writer applies,
+    and through the ORM each poll cost ~0.4 ms of CPU (the statement's text built again,
+    then SQLAlchemy's execution and result)."""
 
     table: str
     key: str
 
-    async def lock(self, session: AsyncSession, shard: str) -> str:
-        """The shard's applied id, its row locked (created at ``0-0``) until the end of
-        the caller's transaction: concurrent writers of a shard queue here."""
-        found = await session.execute(
-            text(f"""
+    @cached_property
+    def _lock(self) -> TextClause:
+        return text(f"""
             INSERT INTO {self.table} ({self.key}, applied_id, applied_at)
             VALUES (:s, '0-0', now())
             ON CONFLICT ({self.key}) DO UPDATE SET {self.key} = EXCLUDED.{self.key}
-            RETURNING applied_id"""),
-            {"s": shard},
+            RETURNING applied_id""")
+
+    @cached_property
+    def _unless_covered(self) -> TextClause:
+        return text(f"""
+            SELECT c.applied_id, (
+              SELECT l.applied_id FROM {self.table} l WHERE l.{self.key} = :s
+                AND (split_part(c.applied_id, '-', 1)::bigint,
+                     split_part(c.applied_id, '-', 2)::bigint) < (:ms, :seq)
+              FOR UPDATE SKIP LOCKED)
+            FROM {self.table} c WHERE c.{self.key} = :s""")
+
+    @cached_property
+    def _advance(self) -> TextClause:
+        return text(
+            f"UPDATE {self.table} SET applied_id = :id, applied_at = now() WHERE {self.key} = :s"
         )
-        return str(found.scalar_one())
+
+    async def lock(self, session: AsyncSession, shard: str) -> str:
+        """The shard's applied id, its row locked (created at ``0-0``) until the end of
+        the caller's transaction: concurrent writers of a shard queue here."""
+        found = await (await db.execute(session, self._lock, {"s": shard})).fetchone()
+        assert found is not None  # the upsert returns its row
+        return str(found[0])
 
     async def unless_covered(
         self, session: AsyncSession, shard: str, wanted: str
@@ -51,29 +74,14 @@ class Offsets:
         write) and, unless it already covers ``wanted``, the applied id with the row
         locked (None if another transaction holds it)."""
         ms, seq = (int(x) for x in wanted.split("-"))
-        found = await session.execute(
-            text(f"""
-            SELECT c.applied_id, (
-              SELECT l.applied_id FROM {self.table} l WHERE l.{self.key} = :s
-                AND (split_part(c.applied_id, '-', 1)::bigint,
-                     split_part(c.applied_id, '-', 2)::bigint) < (:ms, :seq)
-              FOR UPDATE SKIP LOCKED)
-            FROM {self.table} c WHERE c.{self.key} = :s"""),
-            {"s": shard, "ms": ms, "seq": seq},
-        )
-        row = found.first()
+        found = await db.execute(session, self._unless_covered, {"s": shard, "ms": ms, "seq": seq})
+        row = await found.fetchone()
         if row is None:
             return None, None
         return str(row[0]), None if row[1] is None else str(row[1])
 
     async def advance(self, session: AsyncSession, shard: str, applied: str) -> None:
-        await session.execute(
-            text(
-                f"UPDATE {self.table} SET applied_id = :id, applied_at = now() "
-                f"WHERE {self.key} = :s"
-            ),
-            {"s": shard, "id": applied},
-        )
+        await db.execute(session, self._advance, {"s": shard, "id": applied})
 
 
 def as_text(value: bytes | str | None) -> str:

@@ -99,6 +99,35 @@ async def test_an_address_beyond_a_busy_stores_reach_is_refused_with_why(stack) 
     assert promise.eta_min == pytest.approx(10 + 2 + 1, abs=0.05)
 
 
+async def test_a_checkouts_store_load_is_a_second_old_at_most_and_a_pause_holds_at_once(
+    stack, monkeypatch
+) -> None:
+    """A checkout's store load is read once a second per process (counting the orders in
+    flight reads each of them); the store's own row is read every time."""
+    at = [1_000.0]
+    monkeypatch.setattr(selection._loads, "timer", lambda: at[0])
+
+    async def promise() -> selection.Candidate:
+        async with stack.sessions() as session:
+            return await selection.require_serviceable(
+                session, store_id=STORE, point=KOR, now=stack.clock.now()
+            )
+
+    idle = await promise()
+    assert idle.eta_min == pytest.approx(2 + 1, abs=0.05)  # a pick, the handover
+    _queue(stack.database_url, 10)  # 10 minutes before a pick
+    at[0] += selection.LOAD_MAX_AGE_S - 0.01
+    assert (await promise()).eta_min == idle.eta_min  # the copy, under a second old
+    at[0] += 0.02
+    assert (await promise()).eta_min == pytest.approx(10 + 2 + 1, abs=0.05)
+
+    with psycopg.connect(stack.database_url, autocommit=True) as conn:
+        conn.execute("UPDATE dark_stores SET is_operational = false WHERE store_id = %s", (STORE,))
+    with pytest.raises(Conflict) as refused:  # the load still cached: the pause holds
+        await promise()
+    assert refused.value.problem()["code"] == "not_serviceable"
+
+
 async def test_the_order_keeps_the_eta_promised_at_checkout(city, client) -> None:
     order = await place_confirmed_order(client, city.database_url, lines=1)
     placed = datetime.fromisoformat(order["placed_at"])
