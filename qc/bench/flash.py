@@ -53,9 +53,12 @@ from rich.console import Console
 
 from qc.bench.flash_crowd import (
     Arrival,
+    BareJoins,
+    BareShare,
     Crowd,
     CrowdShare,
     QuietShare,
+    bare_joins,
     bearer,
     pct,
     play,
@@ -74,8 +77,12 @@ from server.kit.config import Settings
 from shared.enums import Role
 
 API = "qc.serving:create_served_app"  # the app as qc serve runs it
+BARE = "qc.bench.serving:bare_fastapi"  # the join's reference
 SECRET = "bench-secret-key-" + "x" * 40
-REGULAR_CUSTOMERS = 200  # the regular orders rotate over them (checkouts per customer are limited)
+# the regular orders rotate over them: checkouts per customer are limited per minute, and a
+# customer's declined checkouts leave open carts (3 at most); with 200 most of them were at
+# that limit beside a sale
+REGULAR_CUSTOMERS = 1000
 IDLE_S = 5.0  # the servers' idle CPU (background loops) is metered this long
 PER_CLIENT = 8  # connections per HTTP client: httpcore's pool scans them all per request
 
@@ -264,6 +271,40 @@ async def run(
             f"[bold]qc bench flash[/]: {users:,} customers, {units:,} units, "
             f"{workers} workers; baseline first ({regular_seconds:.0f} s of regular orders)"
         )
+        with_socket = set(rng.sample(range(users), min(sockets, users)))
+        arrivals = [
+            Arrival(
+                i,
+                crowd_tokens[i],
+                rng.uniform(0, arrival_s),
+                i in with_socket,
+                rng.random() < abandon_rate,
+            )
+            for i in range(users)
+        ]
+        join_connections = max(PER_CLIENT, connections // generators)
+        # the reference first, alone on the machine: the same arrivals from the same
+        # processes on the same join connections, to the bare FastAPI route under the
+        # room's server (what any join's round trip costs this stack and this generator)
+        with serve_process(BARE, env=env, workers=1, factory=True, server=server) as bare:
+            reference = Spawned(
+                bare_joins,
+                [
+                    BareShare(
+                        bare.url,
+                        [a.arrive_at for a in arrivals[k::generators]],
+                        join_connections,
+                        PER_CLIENT,
+                    )
+                    for k in range(generators)
+                ],
+            )
+            await reference.start()
+            bare_seen = BareJoins.merged(await reference.results())
+        console.print(
+            f"reference: {len(bare_seen.took_ms):,} joins' shape to the bare FastAPI route, "
+            f"p99 {pct(bare_seen.took_ms, 0.99):,.1f} ms"
+        )
         with serve_process(API, env=env, workers=workers, factory=True, server=server) as api:
             url = api.url
             timeout = httpx.Timeout(120.0)
@@ -308,17 +349,6 @@ async def run(
                     f"{users:,} customers arrive within {arrival_s:.0f} s, "
                     f"played by {generators} processes"
                 )
-                with_socket = set(rng.sample(range(users), min(sockets, users)))
-                arrivals = [
-                    Arrival(
-                        i,
-                        crowd_tokens[i],
-                        rng.uniform(0, arrival_s),
-                        i in with_socket,
-                        rng.random() < abandon_rate,
-                    )
-                    for i in range(users)
-                ]
                 players = Spawned(
                     play,
                     [
@@ -327,7 +357,7 @@ async def run(
                             sale_id,
                             store,
                             arrivals[k::generators],
-                            max(PER_CLIENT, connections // generators),
+                            join_connections,
                             PER_CLIENT,
                             poll_cap_s,
                             room_url,
@@ -420,6 +450,16 @@ async def run(
             else None,
             "join_from_arrival_p50_ms": pct(crowd.join_from_arrival_ms, 0.5),
             "join_from_arrival_p99_ms": pct(crowd.join_from_arrival_ms, 0.99),
+            # the reference: the same arrivals to the bare FastAPI route, before the sale
+            "bare_joins": len(bare_seen.took_ms),
+            "bare_refused": bare_seen.refused,
+            "bare_join_p50_ms": pct(bare_seen.took_ms, 0.5),
+            "bare_join_p99_ms": pct(bare_seen.took_ms, 0.99),
+            "bare_joins_per_s": round(
+                len(bare_seen.took_ms) / (bare_seen.last - bare_seen.first), 1
+            )
+            if bare_seen.last > bare_seen.first
+            else None,
             # the same joins' server as a client with nothing else to do saw it
             "quiet_joins": len(quiet_ms),
             "quiet_join_p50_ms": pct(quiet_ms, 0.5),

@@ -88,6 +88,7 @@ def bearer(token: str) -> dict[str, str]:
 
 
 TIMEOUT = aiohttp.ClientTimeout(total=120.0)
+REFUSED_PAUSE_S = 1.0  # a regular customer refused a cart asks again after this
 
 
 def session(url: str, *, connections: int) -> aiohttp.ClientSession:
@@ -134,18 +135,26 @@ async def regular_orders(
     deadline = time.monotonic() + seconds if seconds else None
 
     async def worker(n: int) -> None:
-        address = {"X-Forwarded-For": f"10.255.{n >> 8 & 255}.{n & 255}"}
         turn = n
         while not until.is_set() and (deadline is None or time.monotonic() < deadline):
-            # the next customer each time: one customer's checkouts are limited per minute
-            headers = {**bearer(tokens[turn % len(tokens)]), **address}
+            # the next customer each time, from their own address: one customer's and one
+            # address's checkouts are limited per minute
+            who = turn % len(tokens)
+            headers = {
+                **bearer(tokens[who]),
+                "X-Forwarded-For": f"10.255.{who >> 8 & 255}.{who & 255}",
+            }
             turn += concurrency
             try:
                 started_cart = await request(
                     client, "POST", "/v1/carts", json={"store_id": store}, headers=headers
                 )
                 if started_cart.status_code != 201:
+                    # a customer told no (too many open carts: their declined or refused
+                    # checkouts' carts) does not ask again at once; this worker spun on
+                    # such refusals, ~150 a second beside a sale
                     errors[f"cart {started_cart.status_code}"] += 1
+                    await asyncio.sleep(REFUSED_PAUSE_S)
                     continue
                 cart = started_cart.json()
                 for sku in rng.sample(skus, 2):
@@ -457,6 +466,70 @@ async def quiet_joins(share: QuietShare, barrier: Barrier) -> list[tuple[float, 
                 break
             took.append((sent, _ms(time.perf_counter() - began)))
     return took
+
+
+@dataclass(frozen=True)
+class BareShare:
+    """One generator process's share of the flash join's reference: its crowd share's
+    arrivals, each one POST of a join's shape to the bare FastAPI route
+    (``serving.bare_fastapi``) on the same join connections as its customers'."""
+
+    url: str
+    arrivals: list[float]  # seconds after the start
+    connections: int
+    per_client: int
+
+
+@dataclass
+class BareJoins:
+    took_ms: list[float] = field(default_factory=list)
+    first: float = 0.0  # wall clock of the first and last answers
+    last: float = 0.0
+    refused: int = 0
+
+    @staticmethod
+    def merged(shares: list[BareJoins]) -> BareJoins:
+        """The processes' joins as one: all latencies, the first and the last answers."""
+        firsts = [s.first for s in shares if s.first]
+        return BareJoins(
+            [ms for s in shares for ms in s.took_ms],
+            min(firsts, default=0.0),
+            max((s.last for s in shares), default=0.0),
+            sum(s.refused for s in shares),
+        )
+
+
+async def bare_joins(share: BareShare, barrier: Barrier) -> BareJoins:
+    """The reference's joins (``Spawned``): timed as a customer's join is (``customer``),
+    on a connection of its lane, from the request to its answer."""
+    out = BareJoins()
+    async with contextlib.AsyncExitStack() as clients:
+        lanes = [
+            (
+                await clients.enter_async_context(session(share.url, connections=share.per_client)),
+                asyncio.Semaphore(share.per_client),
+            )
+            for _ in range(max(1, round(share.connections * 0.5 / share.per_client)))
+        ]
+        await asyncio.to_thread(barrier.wait)
+        start = time.time()
+
+        async def one(n: int, at: float) -> None:
+            await asyncio.sleep(max(0.0, start + at - time.time()))
+            client, gate = lanes[n % len(lanes)]
+            async with gate:
+                began = time.perf_counter()
+                r = await request(client, "POST", "/v1/bare/queue", json={"store_id": "BLR-KOR"})
+                took = time.perf_counter() - began
+            if r.status_code != 200:
+                out.refused += 1
+                return
+            out.took_ms.append(_ms(took))
+            out.last = time.time()
+            out.first = out.first or out.last
+
+        await asyncio.gather(*(one(n, at) for n, at in enumerate(share.arrivals)))
+    return out
 
 
 async def _loop_lag(crowd: Crowd, every_s: float = 0.01) -> None:

@@ -126,6 +126,15 @@ def print_report(f: dict[str, Any]) -> None:
             f"{c['quiet_join_p50_ms']:,.1f} / {c['quiet_join_p99_ms']:,.1f}",
         ),
         (
+            f"reference: the same arrivals to a bare FastAPI route, p50 / p99 ms"
+            f" ({c['bare_joins']:,} answered, {c['bare_joins_per_s'] or 0:,.0f} a second)",
+            f"{c['bare_join_p50_ms']:,.1f} / {c['bare_join_p99_ms']:,.1f}",
+        ),
+        (
+            "join p99 / the reference's p99",
+            f"{c['join_p99_ms'] / max(c['bare_join_p99_ms'], 0.1):,.1f}x",
+        ),
+        (
             "joins answered a second, first to last (arrivals a second)",
             f"{c['joins_per_s'] or 0:,.1f} ({arriving:,.0f})",
         ),

@@ -4,7 +4,7 @@ benchmarks.
 References, served exactly like the API (same server, workers, loop) so a figure's ratio to
 them is the cost of qc's own code: ``bare_app`` (a raw ASGI app: the server's limit) and
 ``bare_fastapi`` (a factory: one FastAPI route with a path parameter answering a small JSON
-document: what any FastAPI route costs). ``serve_process`` yields the URL and the server's
+document: what any FastAPI route costs; and a POST of a join's shape for the flash bench). ``serve_process`` yields the URL and the server's
 pid (its workers are its children) for the CPU split.
 """
 
@@ -22,6 +22,7 @@ from typing import cast
 
 import httpx
 from fastapi import FastAPI
+from pydantic import BaseModel
 from starlette.types import Receive, Scope, Send
 
 from qc import serving
@@ -48,6 +49,10 @@ async def bare_app(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+class BareJoin(BaseModel):
+    store_id: str
+
+
 def bare_fastapi() -> FastAPI:
     """The FastAPI reference: one route with a path parameter, a dict answered as JSON."""
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
@@ -55,6 +60,12 @@ def bare_fastapi() -> FastAPI:
     @app.get("/v1/bare/{sku_id}")
     async def bare(sku_id: str) -> dict[str, object]:
         return {"sku_id": sku_id, "name": "Amul Toned Milk 500 ml", "price_paise": 2900}
+
+    @app.post("/v1/bare/queue")
+    async def join(body: BareJoin) -> dict[str, object]:
+        """The flash bench's reference: a join's shape (a JSON body read and checked, a
+        small document answered), none of its work."""
+        return {"store_id": body.store_id, "ticket": 1, "position": 1, "status": "WAITING"}
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

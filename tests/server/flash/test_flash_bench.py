@@ -38,6 +38,9 @@ async def test_the_flash_benchmark_sells_exactly_the_units(settings, clean, warm
     assert proof["sold_admission_inversions"] == 0 and crowd["admission_inversions"] == 0
     assert crowd["joins"] == 60 and crowd["socket_positions_rose"] == 0
     assert crowd["joins_per_s"] > 0  # answered from the first join to the last
+    # the reference: the same 60 arrivals to the bare route, every one answered
+    assert crowd["bare_joins"] == 60 and crowd["bare_refused"] == 0
+    assert crowd["bare_join_p99_ms"] >= crowd["bare_join_p50_ms"] > 0
     assert crowd["outcomes"]["bought"] == 12
     assert sum(crowd["outcomes"].values()) == 60  # every customer ended somewhere
     assert figures["regular"]["without_sale"]["orders"] > 0

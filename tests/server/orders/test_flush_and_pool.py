@@ -201,6 +201,16 @@ async def test_redis_flushed_during_a_burst_of_cart_adds_gives_409s_never_500s(
     assert tuple(int(v or 0) for v in gate) == now
 
 
+async def _first_refusal(reads: list[asyncio.Task[httpx.Response]], wait_s: float = 30) -> None:
+    """Once one of ``reads`` is answered 503 (within ``wait_s``)."""
+    deadline = asyncio.get_running_loop().time() + wait_s
+    while not any(r.done() and r.result().status_code == 503 for r in reads):
+        left = deadline - asyncio.get_running_loop().time()
+        pending = [r for r in reads if not r.done()]
+        assert left > 0 and pending, "no read was refused while the pool's connection was held"
+        await asyncio.wait(pending, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+
+
 async def test_more_clients_than_pool_connections_get_503_with_retry_after_not_500(
     crowd: Services,  # noqa: F811
     tiny_pool_server: LiveServer,
@@ -214,13 +224,19 @@ async def test_more_clients_than_pool_connections_get_503_with_retry_after_not_5
             cart = await client.post("/v1/carts", json={"store_id": STORE}, headers=headers)
             assert cart.status_code == 201, cart.text
             carts.append((headers, cart.json()["cart_id"]))
-        answers = await asyncio.gather(
-            *(
-                client.get(f"/v1/carts/{cart_id}", headers=headers)
+        # the pool's one connection is held by a read waiting on the carts table's lock,
+        # so the other reads cannot have it within the pool's 20 ms wait however fast the
+        # machine (unheld, 64 quick reads could each get it in time)
+        with psycopg.connect(crowd.database_url) as blocker:
+            blocker.execute("LOCK TABLE carts IN ACCESS EXCLUSIVE MODE")
+            reads = [
+                asyncio.create_task(client.get(f"/v1/carts/{cart_id}", headers=headers))
                 for _ in range(4)
                 for headers, cart_id in carts
-            )
-        )
+            ]
+            await _first_refusal(reads)
+            blocker.rollback()  # the held read goes on
+        answers = await asyncio.gather(*reads)
     codes = sorted(a.status_code for a in answers)
     print(f"{len(answers)} cart reads on a pool of 1 connection: {codes}")
     assert set(codes) <= {200, 503}, codes
