@@ -137,6 +137,9 @@ def bench_flash(
     abandon_rate: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="admitted customers who never pay")
     ] = 0.005,
+    regular_rate: Annotated[
+        float, typer.Option(min=0.1, help="regular orders arriving a second, sale or not")
+    ] = 10.0,
     regular_seconds: Annotated[float, typer.Option(min=1.0, help="baseline run length")] = 20.0,
     generators: Annotated[
         int,
@@ -182,6 +185,7 @@ def bench_flash(
                 connections=connections,
                 failure_rate=failure_rate,
                 abandon_rate=abandon_rate,
+                regular_rate=regular_rate,
                 regular_seconds=regular_seconds,
                 generators=generators,
                 server=server,

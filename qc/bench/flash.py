@@ -6,8 +6,10 @@ regular orders (cart, two lines, checkout) without the sale, the manager creates
 customer joins the line through ``POST /v1/flash-sales/{id}/queue``. An admitted customer
 checks out at once (a few abandon their slot, which then expires and passes on);
 waiting ones learn their turn on ``/ws/flash/{id}`` (``sockets`` of them) or by polling
-``.../queue/me`` when the server says to. The same regular order workload keeps running
-meanwhile, and its checkout latency is compared with the baseline. The line is served by
+``.../queue/me`` when the server says to. The same regular orders keep arriving meanwhile
+(``regular_rate`` a second, an open loop), and their checkout latency is compared with the
+baseline. A reference runs first, alone: the crowd's arrivals from the same processes to
+a bare FastAPI route under the room's server. The line is served by
 the waiting room (``qc serve``'s own server for it, named in the sale's view) unless
 ``waiting_room`` is off; ``warm_auth`` (a diagnostic) caches the crowd's auth states
 before the sale, so that a join is not its customer's first request.
@@ -63,7 +65,7 @@ from qc.bench.flash_crowd import (
     pct,
     play,
     quiet_joins,
-    regular_orders,
+    regular_orders_at,
     session,
 )
 from qc.bench.flash_proof import books, print_report, verify
@@ -80,8 +82,7 @@ API = "qc.serving:create_served_app"  # the app as qc serve runs it
 BARE = "qc.bench.serving:bare_fastapi"  # the join's reference
 SECRET = "bench-secret-key-" + "x" * 40
 # the regular orders rotate over them: checkouts per customer are limited per minute, and a
-# customer's declined checkouts leave open carts (3 at most); with 200 most of them were at
-# that limit beside a sale
+# customer's declined checkouts leave open carts (3 at most)
 REGULAR_CUSTOMERS = 1000
 IDLE_S = 5.0  # the servers' idle CPU (background loops) is metered this long
 PER_CLIENT = 8  # connections per HTTP client: httpcore's pool scans them all per request
@@ -233,7 +234,7 @@ async def run(
     connections: int = 64,
     failure_rate: float = 0.05,
     abandon_rate: float = 0.005,
-    regular_concurrency: int = 4,
+    regular_rate: float = 10.0,
     regular_seconds: float = 20.0,
     poll_cap_s: float | None = None,
     generators: int = 4,  # two: each process's own delay was ~1/4 more of a join's time
@@ -321,12 +322,12 @@ async def run(
                     await asyncio.sleep(IDLE_S)
                 baseline_started = time.perf_counter()
                 with cpu_meter(pids) as baseline_cpu_s:  # what a regular order costs alone
-                    baseline = await regular_orders(
+                    baseline = await regular_orders_at(
                         regular_client,
                         regular_tokens,
                         regular_skus,
                         store=store,
-                        concurrency=regular_concurrency,
+                        rate=regular_rate,
                         until=never,
                         seconds=regular_seconds,
                     )
@@ -373,12 +374,12 @@ async def run(
                     start, _ = await asyncio.gather(players.start(), quiet_client.start())
                     done = asyncio.Event()
                     during_task = asyncio.create_task(
-                        regular_orders(
+                        regular_orders_at(
                             regular_client,
                             regular_tokens,
                             regular_skus,
                             store=store,
-                            concurrency=regular_concurrency,
+                            rate=regular_rate,
                             until=done,
                         )
                     )
@@ -413,7 +414,7 @@ async def run(
             client_connections=connections,
             payment_failure_rate=failure_rate,
             abandon_rate=abandon_rate,
-            regular_concurrency=regular_concurrency,
+            regular_orders=f"{regular_rate:g} a second arriving (an open loop)",
             client=f"aiohttp + websockets on uvloop in {generators} processes, same machine",
             waiting_room=(
                 "its own server (1 worker): joins, polls, sockets; checkouts at the API"

@@ -43,6 +43,8 @@ async def test_the_flash_benchmark_sells_exactly_the_units(settings, clean, warm
     assert crowd["bare_join_p99_ms"] >= crowd["bare_join_p50_ms"] > 0
     assert crowd["outcomes"]["bought"] == 12
     assert sum(crowd["outcomes"].values()) == 60  # every customer ended somewhere
+    # the regular orders are an open loop: 10 a second for the baseline's second
+    assert figures["regular"]["without_sale"]["started"] == 10
     assert figures["regular"]["without_sale"]["orders"] > 0
     assert figures["conditions"]["generator_cpu_pct_per_process"] > 0
     # from arrival counts the client's own wait as well: never less than the request alone
