@@ -283,18 +283,21 @@ async def run(
             )
             for i in range(users)
         ]
-        join_connections = max(PER_CLIENT, connections // generators)
+        process_connections = max(PER_CLIENT, connections // generators)
         # the reference first, alone on the machine: the same arrivals from the same
         # processes on the same join connections, to the bare FastAPI route under the
-        # room's server (what any join's round trip costs this stack and this generator)
-        with serve_process(BARE, env=env, workers=1, factory=True, server=server) as bare:
+        # line's server (what any join's round trip costs this stack and this generator)
+        line_workers = settings.waiting_room_workers if waiting_room else workers
+        with serve_process(
+            BARE, env=env, workers=line_workers, factory=True, server=server
+        ) as bare:
             reference = Spawned(
                 bare_joins,
                 [
                     BareShare(
                         bare.url,
                         [a.arrive_at for a in arrivals[k::generators]],
-                        join_connections,
+                        process_connections,
                         PER_CLIENT,
                     )
                     for k in range(generators)
@@ -358,7 +361,7 @@ async def run(
                             sale_id,
                             store,
                             arrivals[k::generators],
-                            join_connections,
+                            process_connections,
                             PER_CLIENT,
                             poll_cap_s,
                             room_url,
@@ -417,7 +420,8 @@ async def run(
             regular_orders=f"{regular_rate:g} a second arriving (an open loop)",
             client=f"aiohttp + websockets on uvloop in {generators} processes, same machine",
             waiting_room=(
-                "its own server (1 worker): joins, polls, sockets; checkouts at the API"
+                f"its own server ({line_workers} worker{'s' if line_workers > 1 else ''}): "
+                "joins, polls, sockets; checkouts at the API"
                 if waiting_room
                 else "none: the API serves the line"
             ),
