@@ -8,7 +8,8 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Literal, TypeVar
 
 import httpx
@@ -200,3 +201,29 @@ def one_row(cursor: psycopg.Cursor[Row]) -> Row:
     row = cursor.fetchone()
     assert row is not None, "the query found no row"
     return row
+
+
+@contextmanager
+def driver_statements(*, commands: bool = False) -> Iterator[list[str]]:
+    """Every statement sent on an async psycopg cursor in the block, its whitespace folded:
+    counted at the driver, so those sent past SQLAlchemy (``db.execute``) count too; with
+    ``commands``, the connections' own commands as well (BEGIN, COMMIT, ROLLBACK)."""
+    seen: list[str] = []
+    execute, exec_command = psycopg.AsyncCursor.execute, psycopg.AsyncConnection._exec_command
+
+    async def statement(cursor: Any, query: Any, params: Any = None, **kw: Any) -> Any:
+        seen.append(" ".join(str(query).split()))
+        return await execute(cursor, query, params, **kw)
+
+    def command(conn: Any, sent: Any, *args: Any, **kw: Any) -> Any:
+        seen.append(bytes(sent).decode() if isinstance(sent, bytes) else str(sent))
+        return exec_command(conn, sent, *args, **kw)  # a generator, as the original
+
+    setattr(psycopg.AsyncCursor, "execute", statement)  # noqa: B010 (spies that call through)
+    if commands:
+        setattr(psycopg.AsyncConnection, "_exec_command", command)  # noqa: B010
+    try:
+        yield seen
+    finally:
+        setattr(psycopg.AsyncCursor, "execute", execute)  # noqa: B010
+        setattr(psycopg.AsyncConnection, "_exec_command", exec_command)  # noqa: B010

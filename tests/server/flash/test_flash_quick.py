@@ -17,6 +17,7 @@ from server.flash.routes import _quick_entry, _quick_join
 from server.kit import keys
 from server.kit.deps import get_clock
 from server.kit.resources import resources_of
+from tests.helpers import driver_statements
 from tests.server.flash.flash_helpers import (
     STORE,
     create_sale,
@@ -144,21 +145,11 @@ async def test_a_turns_first_requests_read_postgres_once_and_a_revoked_one_is_re
             "UPDATE users SET tokens_valid_after = %s WHERE id = %s",
             (clock.now() + timedelta(seconds=1), revoked_id),
         )
-    statements: list[str] = []
-    send = psycopg.AsyncCursor.execute
-
-    async def seen(cursor, query, params=None, **kw):  # at the driver: past SQLAlchemy too
-        if "FROM users" in str(query):
-            statements.append(str(query))
-        return await send(cursor, query, params, **kw)
-
-    setattr(psycopg.AsyncCursor, "execute", seen)  # noqa: B010 (a spy that calls through)
-    try:
+    with driver_statements() as sent:  # at the driver: past SQLAlchemy too
         answers = await asyncio.gather(
             *(client.post(url, json={"store_id": STORE}, headers=h) for _, h in customers)
         )
-    finally:
-        setattr(psycopg.AsyncCursor, "execute", send)  # noqa: B010
+    statements = [s for s in sent if "FROM users" in s]
     assert len(statements) == 1  # one query for the twelve misses
     by_user = dict(zip((uid for uid, _ in customers), answers, strict=True))
     assert by_user[revoked_id].status_code == 401

@@ -8,10 +8,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Any
 
 import httpx
-import psycopg
 import pytest
 from fastapi import FastAPI
 
@@ -24,7 +22,7 @@ from server.kit.resources import resources_of
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
 from tests.conftest import Services
-from tests.helpers import login
+from tests.helpers import driver_statements, login
 
 CUSTOMER = ("customer.001", DEMO_SECRETS[Role.CUSTOMER])
 
@@ -104,24 +102,8 @@ async def test_a_cold_users_read_is_one_statement_and_the_cached_user_is_the_sam
     me = (await client.get("/v1/me", headers=headers)).json()
     resources = resources_of(app)
     await resources.redis.delete(keys.auth_user(me["id"]))
-    sent: list[str] = []
-    execute, exec_command = psycopg.AsyncCursor.execute, psycopg.AsyncConnection._exec_command
-
-    async def statement(cursor: Any, query: Any, params: Any = None, **kw: Any) -> Any:
-        sent.append(" ".join(str(query).split())[:60])
-        return await execute(cursor, query, params, **kw)
-
-    def command(conn: Any, command: Any, *args: Any, **kw: Any) -> Any:  # BEGIN, COMMIT...
-        sent.append(bytes(command).decode() if isinstance(command, bytes) else str(command))
-        return exec_command(conn, command, *args, **kw)  # a generator, as the original
-
-    setattr(psycopg.AsyncCursor, "execute", statement)  # noqa: B010 (spies that call through)
-    setattr(psycopg.AsyncConnection, "_exec_command", command)  # noqa: B010
-    try:
+    with driver_statements(commands=True) as sent:
         cold = await client.get("/v1/me", headers=headers)
-    finally:
-        setattr(psycopg.AsyncCursor, "execute", execute)  # noqa: B010
-        setattr(psycopg.AsyncConnection, "_exec_command", exec_command)  # noqa: B010
     assert cold.status_code == 200 and cold.json() == me
     assert len(sent) == 1 and sent[0].startswith("SELECT id, login"), sent  # no BEGIN/ROLLBACK
     cached = await resources.redis.get(keys.auth_user(me["id"]))

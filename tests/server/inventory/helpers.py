@@ -9,21 +9,23 @@ import psycopg
 from server.kit import keys
 
 
-def _conn(db: str | psycopg.Connection) -> psycopg.Connection:
-    # a URL opens a short-lived connection; an open connection is reused (hot loops)
-    return psycopg.connect(db, autocommit=True) if isinstance(db, str) else db
+def _one(db: str | psycopg.Connection, query: str, params: tuple[object, ...]) -> tuple:
+    """The query's one row, on ``db`` (a URL: a short-lived connection; an open connection
+    is reused: hot loops)."""
+    conn = psycopg.connect(db, autocommit=True) if isinstance(db, str) else db
+    with conn if isinstance(db, str) else _nullcontext():
+        row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return row
 
 
 def pg_stock(db: str | psycopg.Connection, store_id: str, sku_id: str) -> tuple[int, int, int, int]:
-    conn = _conn(db)
-    with conn if isinstance(db, str) else _nullcontext():
-        row = conn.execute(
-            "SELECT available_qty, reserved_qty, damaged_qty, in_transit_qty "
-            "FROM store_inventory WHERE store_id = %s AND sku_id = %s",
-            (store_id, sku_id),
-        ).fetchone()
-    assert row is not None
-    available, reserved, damaged, in_transit = row
+    available, reserved, damaged, in_transit = _one(
+        db,
+        "SELECT available_qty, reserved_qty, damaged_qty, in_transit_qty "
+        "FROM store_inventory WHERE store_id = %s AND sku_id = %s",
+        (store_id, sku_id),
+    )
     return available, reserved, damaged, in_transit
 
 
@@ -37,29 +39,30 @@ async def redis_stock(redis, store_id: str, sku_id: str) -> tuple[int, int, int,
 
 def held_units(db: str | psycopg.Connection, store_id: str, sku_id: str) -> int:
     """The units the SKU's open holds (SOFT and HARD reservation rows) hold in the books."""
-    conn = _conn(db)
-    with conn if isinstance(db, str) else _nullcontext():
-        row = conn.execute(
+    return int(
+        _one(
+            db,
             "SELECT coalesce(sum(quantity), 0) FROM inventory_reservations "
             "WHERE store_id = %s AND sku_id = %s AND status IN ('SOFT', 'HARD')",
             (store_id, sku_id),
-        ).fetchone()
-    assert row is not None
-    return int(row[0])
+        )[0]
+    )
 
 
 def ledger_sum(
     db: str | psycopg.Connection, store_id: str, sku_id: str
 ) -> tuple[int, int, int, int]:
-    conn = _conn(db)
-    with conn if isinstance(db, str) else _nullcontext():
-        row = conn.execute(
+    available, reserved, damaged, in_transit = (
+        int(v)
+        for v in _one(
+            db,
             "SELECT coalesce(sum(d_available), 0), coalesce(sum(d_reserved), 0), "
             "coalesce(sum(d_damaged), 0), coalesce(sum(d_in_transit), 0) FROM stock_ledger "
             "WHERE store_id = %s AND sku_id = %s",
             (store_id, sku_id),
-        ).fetchone()
-    return tuple(int(v) for v in row)  # type: ignore[return-value, union-attr]
+        )
+    )
+    return available, reserved, damaged, in_transit
 
 
 def reservation_rows(database_url: str, store_id: str, holder: str) -> dict[str, tuple[int, str]]:

@@ -5,8 +5,6 @@ PostgreSQL on every view and checkout; a SKU the catalogue no longer sells at th
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -15,27 +13,10 @@ from server.catalog.snapshot import catalog_changed
 from server.kit.resources import resources_of
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
-from tests.helpers import login, stocked_skus
+from tests.helpers import driver_statements, login, stocked_skus
 
 STORE = "BLR-KOR"
 ADDRESS = {"address": {"line1": "4th Cross, 5th Block", "lat": 12.9352, "lng": 77.6245}}
-
-
-@contextmanager
-def _statements() -> Iterator[list[str]]:
-    """Every statement sent on an async psycopg cursor in the block."""
-    seen: list[str] = []
-    send = psycopg.AsyncCursor.execute
-
-    async def count(cursor: Any, query: Any, params: Any = None, **kw: Any) -> Any:
-        seen.append(" ".join(str(query).split()))
-        return await send(cursor, query, params, **kw)
-
-    setattr(psycopg.AsyncCursor, "execute", count)  # noqa: B010 (a spy that calls through)
-    try:
-        yield seen
-    finally:
-        setattr(psycopg.AsyncCursor, "execute", send)  # noqa: B010
 
 
 def _books(url: str, skus: list[str]) -> dict[str, tuple[str, str, int, int]]:
@@ -67,7 +48,7 @@ async def test_lines_and_checkout_are_priced_from_the_catalogue_as_the_books_hav
     skus = stocked_skus(city.database_url, STORE, 3, at_least=5)
     cart = (await client.post("/v1/carts", json={"store_id": STORE}, headers=headers)).json()
     await resources_of(app).catalog.store(STORE)  # loaded, as a running replica has it
-    with _statements() as seen:
+    with driver_statements() as seen:
         for sku in skus:
             r = await client.put(
                 f"/v1/carts/{cart['cart_id']}/lines/{sku}", json={"quantity": 2}, headers=headers
@@ -105,7 +86,7 @@ async def test_a_line_the_catalogue_no_longer_sells_is_priced_from_the_books(
     await catalog_changed(resources_of(app).redis)  # as a catalogue change announces itself
     catalog.cache.invalidate()  # this replica checks now, not within the second
     assert skus[0] not in (await catalog.store(STORE)).items  # type: ignore[union-attr]
-    with _statements() as seen:
+    with driver_statements() as seen:
         r = await client.get(f"/v1/carts/{cart['cart_id']}", headers=headers)
     assert r.status_code == 200, r.text
     assert _priced(r.json()) == _books(city.database_url, skus)

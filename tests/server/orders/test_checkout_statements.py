@@ -11,7 +11,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import httpx
 import psycopg
@@ -25,7 +24,7 @@ from server.seed.generate import DEMO_SECRETS
 from server.stores import selection
 from shared.enums import Role
 from tests.conftest import Services, settings_for
-from tests.helpers import login
+from tests.helpers import driver_statements, login
 
 STORE = "BLR-KOR"
 ADDRESS = {"address": {"line1": "4th Cross, 5th Block", "lat": 12.9352, "lng": 77.6245}}
@@ -52,24 +51,17 @@ def _statements(app: FastAPI) -> Iterator[list[str]]:
     """Every statement the app sends in the block, through SQLAlchemy or straight on the
     session's psycopg connection (``db.execute``, the journal): counted at the driver's
     cursor, which both go through; and every commit."""
-    seen: list[str] = []
     engine = resources_of(app).engine.sync_engine
-    send = psycopg.AsyncCursor.execute
+    with driver_statements() as seen:
 
-    async def count(cursor: Any, query: Any, params: Any = None, **kw: Any) -> Any:
-        seen.append(" ".join(str(query).split())[:100])
-        return await send(cursor, query, params, **kw)
+        def commit(conn) -> None:
+            seen.append("COMMIT")
 
-    def commit(conn) -> None:
-        seen.append("COMMIT")
-
-    setattr(psycopg.AsyncCursor, "execute", count)  # noqa: B010 (a spy that calls through)
-    event.listen(engine, "commit", commit)
-    try:
-        yield seen
-    finally:
-        setattr(psycopg.AsyncCursor, "execute", send)  # noqa: B010
-        event.remove(engine, "commit", commit)
+        event.listen(engine, "commit", commit)
+        try:
+            yield seen
+        finally:
+            event.remove(engine, "commit", commit)
 
 
 def _skus(url: str, n: int) -> list[str]:
