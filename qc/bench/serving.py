@@ -4,8 +4,8 @@ benchmarks.
 References, served exactly like the API (same server, workers, loop) so a figure's ratio to
 them is the cost of qc's own code: ``bare_app`` (a raw ASGI app: the server's limit) and
 ``bare_fastapi`` (a factory: one FastAPI route with a path parameter answering a small JSON
-document: what any FastAPI route costs; and a POST of a join's shape for the flash bench). ``serve_process`` yields the URL and the server's
-pid (its workers are its children) for the CPU split.
+document: what any FastAPI route costs; and a POST of a flash join's shape). ``serve_process``
+yields the URL and the server's pid (its workers are its children) for the CPU split.
 """
 
 from __future__ import annotations
