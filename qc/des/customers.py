@@ -27,6 +27,7 @@ from server.inventory.errors import InsufficientStock, UnknownSku
 from server.kit.db import transaction
 from server.kit.errors import DomainError
 from server.orders import cart as carts
+from server.orders import cart_checkout
 from server.orders.flows import CheckoutPlaced
 from server.stores.selection import Candidate, select_stores
 from shared.enums import Role
@@ -153,7 +154,8 @@ class Customers:
                         await carts.set_line(
                             session,
                             world.redis,
-                            cart=cart,
+                            cart_id=cart.cart_id,
+                            user=user,
                             sku_id=sku,
                             quantity=demand.quantity(rng, want, 99),
                             now=now,
@@ -182,7 +184,7 @@ class Customers:
             payment_method=rng.choices(["upi", "card", "wallet"], [7, 2, 1])[0],
         )
         try:
-            outcome = await carts.checkout(
+            outcome = await cart_checkout.checkout(
                 world.sessions,
                 world.redis,
                 gateway=world.gateway,

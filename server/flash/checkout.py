@@ -217,6 +217,7 @@ async def _hold_for_token(
         hold_s=token_hold_s(sale, now, settings),
         mode="HARD",
         new_holder=holder if taken_from else None,
+        over=("MOVED",),  # the token's hold moved to the order that gave the unit back
     )
 
 

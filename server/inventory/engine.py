@@ -14,6 +14,7 @@ from typing import Any, Literal, NamedTuple
 import redis.asyncio as aioredis
 
 from server.inventory.errors import (
+    HoldChanged,
     HoldNotActive,
     InsufficientStock,
     StockBucketShort,
@@ -103,16 +104,20 @@ async def reserve(
     expires_at: float,
     now: float,
     new_holder: str | None = None,
+    over: tuple[str, ...] = (),
 ) -> Reserved:
     """Set held quantities for ``holder`` (all lines or none); see ``lua/reserve.lua``.
     A SOFT change is journaled in the same step (no PostgreSQL write by the caller) and
-    shares its script call with the store's other SOFT changes of this event-loop turn."""
+    shares its script call with the store's other SOFT changes of this event-loop turn.
+    A move (``new_holder``) must name the hold's lines as they are (else ``HoldChanged``);
+    ``over``: the ended states (``MOVED``, ``RELEASED``) a change may start the hold over
+    from, which otherwise refuse it."""
     target = new_holder or holder
     skus = sorted(lines)
     hold = keys.hold(store_id, holder)
     call = _Call(
         [hold, hold if target == holder else keys.hold(store_id, target)],
-        [holder, target, expires_at, now, len(skus)],
+        [holder, target, expires_at, now, ",".join(over), len(skus)],
     )
     for sku in skus:
         call.keys.append(keys.inventory(store_id, sku))
@@ -146,6 +151,8 @@ async def reserve(
         raise StoreNotReady(f"stock of {store_id} is being loaded")
     if status == "UNKNOWN_SKU":
         raise UnknownSku(f"{answer[1]} is not stocked at {store_id}")
+    if answer[1] == "STALE":
+        raise HoldChanged(f"hold {holder} changed since it was read; read it again")
     raise HoldNotActive(f"hold {holder} is {answer[1]}", state=answer[1])
 
 
@@ -244,6 +251,14 @@ async def settle(
             raise StoreNotReady(f"stock of {store_id} is being loaded")
         # RETRY: the hold changed between our read and the script; read it again
     raise HoldNotActive(f"hold {holder} kept changing; try again", code="hold_busy")
+
+
+async def leave(client: aioredis.Redis, *, store_id: str, holder: str) -> None:
+    """The holder (a cart) left the store: an absent hold becomes a RELEASED tombstone
+    (``lua/leave.lua``); a live one is ``settle``'s to end."""
+    await scripts.run(
+        client, "inventory/leave", keys=[keys.hold(store_id, holder)], args=[TOMBSTONE_TTL_S]
+    )
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,13 @@ class HoldNotActive(Conflict):
     code, title = "hold_not_active", "Reservation is not active"
 
 
+class HoldChanged(HoldNotActive):
+    """A move was given lines the hold no longer has: a line changed after the caller
+    read the hold (a cart's lines take no lock against its checkout)."""
+
+    code, title = "hold_changed", "The reservation changed while it was being moved"
+
+
 class UnknownSku(NotFound):
     code, title = "sku_not_found", "Unknown SKU"
 

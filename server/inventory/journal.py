@@ -204,15 +204,18 @@ _BOOKS = (
     WHERE da < 0 AND available_qty <= reorder_level AND reorder_level < available_qty - da"""
 )
 # after the books (a hold held and ended in one batch ends too): the ended holds' lines,
-# and the offset moved to ``last``; answers the entries applied
+# but a line a later reserve of the batch held again (a cart back at a store it left:
+# its hold starts over the tombstone), and the offset moved to ``last``; answers the
+# entries applied
 _ENDED = (
     _ENTRIES
     + """,
     ended AS (
-      SELECT DISTINCT ON (h) h, xo AS o, at FROM e WHERE k = 'S' ORDER BY h, ord DESC),
+      SELECT DISTINCT ON (h) h, xo AS o, at, ord FROM e WHERE k = 'S' ORDER BY h, ord DESC),
     hit AS ("""
     + _LINES_OF.format(v="ended")
-    + """),
+    + """ AND NOT EXISTS (SELECT 1 FROM mv
+        WHERE mv.k = 'R' AND mv.h = v.h AND mv.sku = r.sku_id AND mv.ord > v.ord)),
     status AS (
       UPDATE inventory_reservations r SET status = hit.o, updated_at = hit.at FROM hit
       WHERE r.store_id = %(s)s AND r.order_id = hit.h AND r.sku_id = hit.sku_id),

@@ -308,10 +308,13 @@ async def reserve_lines(
     mode: Literal["SOFT", "HARD"] = "SOFT",
     new_holder: str | None = None,
     actor_id: uuid.UUID | None = None,
+    over: tuple[str, ...] = (),
 ) -> Reserved:
     """Hold ``lines`` (sku -> wanted qty) for a cart or order: all or none.
 
-    SOFT is the cart; HARD is checkout (and may move the hold to the order id).
+    SOFT is the cart; HARD is checkout (and may move the hold to the order id: ``lines``
+    must then be the hold's as they are, else ``HoldChanged``). ``over``: the ended states
+    a change may start the hold over from (``engine.reserve``).
     """
     validate_lines(lines)
     expires = now + timedelta(seconds=hold_s)
@@ -327,6 +330,7 @@ async def reserve_lines(
             expires_at=_ts(expires),
             now=_ts(now),
             new_holder=new_holder,
+            over=over,
         )
 
     if mode == "SOFT" and target == holder:
@@ -390,6 +394,12 @@ async def reserve_lines(
     )
     await db.flush(session)
     return result
+
+
+async def leave_store(redis: aioredis.Redis, *, store_id: str, holder: str) -> None:
+    """The holder (a cart) is leaving the store: a change meant for it there is refused
+    from now (``engine.leave``); what it holds there is ``settle_hold``'s to end."""
+    await engine.leave(redis, store_id=store_id, holder=holder)
 
 
 def _soft_undo(

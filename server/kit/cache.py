@@ -91,13 +91,24 @@ class TTLCache(Generic[V]):
 
         async def fill() -> V:
             value = await load()
-            self._items[key] = (now + self.ttl_s, value)
-            self._items.move_to_end(key)
-            while len(self._items) > self.max_items:
-                self._items.popitem(last=False)
+            self._keep(key, now + self.ttl_s, value)
             return value
 
         return await self._loading.run(key, fill)
+
+    def put(self, key: Hashable, value: V) -> None:
+        """Keep ``value`` as the key's copy from now (a writer's own row, say)."""
+        self._keep(key, self.timer() + self.ttl_s, value)
+
+    def _keep(self, key: Hashable, until: float, value: V) -> None:
+        self._items[key] = (until, value)
+        self._items.move_to_end(key)
+        while len(self._items) > self.max_items:
+            self._items.popitem(last=False)
+
+    def drop(self, key: Hashable) -> None:
+        """Forget the key's copy: the next read loads it."""
+        self._items.pop(key, None)
 
     def clear(self) -> None:
         self._items.clear()

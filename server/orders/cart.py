@@ -1,24 +1,25 @@
 """Carts: a store-bound basket whose lines are soft reservations (10-minute holds).
 
-Checkout (``flows.checkout``) converts them into a hard hold moved to the new order,
-places the order and starts the payment; the payment outcome confirms or cancels it.
+A line change takes no lock (``set_line``); checkout (``cart_checkout``, through
+``flows.checkout``) converts the lines into a hard hold moved to the new order, places the
+order and starts the payment; the payment outcome confirms or cancels it.
 """
 
 from __future__ import annotations
 
 import uuid
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, NamedTuple
 
 import redis.asyncio as aioredis
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from server.catalog.pricing import cart_totals
 from server.catalog.snapshot import Catalog
-from server.idempotency.service import Claim
 from server.identity.models import User
 from server.inventory import service as inventory
 from server.inventory.errors import HoldNotActive, InsufficientStock, UnknownSku
@@ -26,21 +27,16 @@ from server.inventory.queries import (
     HeldLine,
     had_expired_hold,
     held_lines,
-    hold_moved,
     priced_from_books,
     soft_hold,
 )
 from server.inventory.reconcile import being_repaired
 from server.kit import db
-from server.kit.config import Settings
+from server.kit.cache import TTLCache
 from server.kit.errors import Conflict, NotFound, Unprocessable
-from server.orders import flows
-from server.orders.flows import CheckoutOutcome, CheckoutSource, Purchase
 from server.orders.models import Cart
-from server.orders.service import OrderLine
-from server.payments.gateway import PaymentGateway
 from server.stores.models import DarkStore
-from shared.schemas.orders import CartLine, CartPublic, CheckoutRequest
+from shared.schemas.orders import CartLine, CartPublic
 
 # a live soft hold: its quantities by SKU and its expiry
 SoftHold = tuple[dict[str, int], datetime]
@@ -140,6 +136,7 @@ async def create_cart(
     assert found is not None  # one row: the holding count
     operational, holding, made = found
     if made:
+        _facts.put((session.bind, cart.cart_id), cart)
         return cart
     if max_holding is not None and holding >= max_holding:
         raise Conflict(
@@ -176,27 +173,50 @@ async def get_cart(
     return cart
 
 
-_CART_COLUMNS = ", ".join(CartRow._fields)  # a returned row is a CartRow as it is
-# a line's change (and a checkout) locks and stamps the cart in one statement: no ORM
-# object read, then flushed back (issue 17 point 4)
-_TOUCH = text("UPDATE carts SET updated_at = :now WHERE cart_id = :cart RETURNING " + _CART_COLUMNS)
+CART_COLUMNS = ", ".join(CartRow._fields)  # a returned row is a CartRow as it is
 
 
-async def touch_cart(
-    session: AsyncSession, *, cart_id: uuid.UUID, user: User, now: datetime
+def cart_from_row(row: tuple[Any, ...]) -> CartRow:
+    """A detached cart from a row of ``CART_COLUMNS``."""
+    return CartRow(*row)
+
+
+# A line change reads its cart (owner, store, status, creation) from this process's copy,
+# at most CART_MAX_AGE_S old, and takes no lock or transaction: the lock that serialised
+# it with the cart's checkout cost three round trips and a transaction's work, three times
+# an order. A copy may be behind the row (a checkout or a store switch elsewhere): Redis
+# refuses what an old copy would get wrong (the checkout's MOVED mark, the left store's
+# RELEASED tombstone, both outliving any copy) and such a refusal is decided again from
+# the row. Keyed by engine too: a test process serves many databases.
+CART_MAX_AGE_S = 30.0
+_facts: TTLCache[CartRow] = TTLCache(CART_MAX_AGE_S, max_items=20_000)
+_READ = text("SELECT " + CART_COLUMNS + " FROM carts WHERE cart_id = :cart")
+
+
+async def read_cart(
+    session: AsyncSession, *, cart_id: uuid.UUID, user: User, fresh: bool = False
 ) -> CartRow:
-    """The customer's cart, locked to the end of the transaction and stamped ``now``; a
-    detached copy (changing it writes nothing)."""
-    row = await (await db.execute(session, _TOUCH, {"now": now, "cart": cart_id})).fetchone()
-    cart = None if row is None else _cart(row)
-    if cart is None or cart.user_id != user.id:
+    """The customer's cart as this process's copy has it, or as the row has it now
+    (``fresh``, which also renews the copy); no lock."""
+    key = (session.bind, cart_id)
+    if fresh:
+        _facts.drop(key)
+
+    async def load() -> CartRow:
+        row = await (await db.execute(session, _READ, {"cart": cart_id})).fetchone()
+        if row is None:
+            raise NotFound("no such cart", code="cart_not_found")
+        return cart_from_row(row)
+
+    cart = await _facts.get_or_load(key, load)
+    if cart.user_id != user.id:
         raise NotFound("no such cart", code="cart_not_found")
     return cart
 
 
-def _cart(row: tuple[Any, ...]) -> CartRow:
-    """A detached cart from a row of ``_CART_COLUMNS``."""
-    return CartRow(*row)
+def forget_cart(session: AsyncSession, cart_id: uuid.UUID) -> None:
+    """This process's copy of the cart is behind (its status or store changes)."""
+    _facts.drop((session.bind, cart_id))
 
 
 async def priced_lines(
@@ -255,7 +275,7 @@ async def cart_view(
 ) -> CartPublic:
     """The cart as the customer sees it; ``known``: its hold as this request's change left
     it (``set_line``'s answer), else read. ``retention_s``: how long ended holds' rows are
-    kept (``_had_expired_lines``)."""
+    kept (``had_expired_lines``)."""
     held = await priced_lines(
         session, redis, catalog, store_id=cart.store_id, holder=str(cart.cart_id), known=known
     )
@@ -274,7 +294,7 @@ async def cart_view(
     expires = min((h.expires_at for h in held), default=None)
     status = cart.status
     if status == "ACTIVE" and not held:
-        if await _had_expired_lines(session, redis, cart, now=now, retention_s=retention_s):
+        if await had_expired_lines(session, redis, cart, now=now, retention_s=retention_s):
             status = "EXPIRED"
     return _public(
         cart,
@@ -315,7 +335,7 @@ def _public(
     )
 
 
-async def _had_expired_lines(
+async def had_expired_lines(
     session: AsyncSession, redis: aioredis.Redis, cart: AnyCart, *, now: datetime, retention_s: int
 ) -> bool:
     """Whether an active cart holding nothing lost its holds to expiry: its hold's
@@ -332,7 +352,7 @@ async def _had_expired_lines(
     return await had_expired_hold(session, redis, store_id=cart.store_id, holder=str(cart.cart_id))
 
 
-def _require_active(cart: AnyCart) -> None:
+def require_active(cart: AnyCart) -> None:
     if cart.status != "ACTIVE":
         raise Conflict("this cart was checked out; start a new one", code="cart_checked_out")
 
@@ -341,35 +361,76 @@ async def set_line(
     session: AsyncSession,
     redis: aioredis.Redis,
     *,
-    cart: AnyCart,
+    cart_id: uuid.UUID,
+    user: User,
     sku_id: str,
     quantity: int,
     now: datetime,
     hold_s: int,
     hold_life_s: int | None = None,
     max_units: int | None = None,
-) -> SoftHold:
-    """Hold ``quantity`` of the SKU for the cart (0 releases it); the caller locked the
-    cart (``touch_cart``, or a cart of its own transaction). Returns the cart's hold as
-    the change left it (``reserve.lua`` answers it)."""
-    _require_active(cart)
+) -> tuple[CartRow, SoftHold]:
+    """Hold ``quantity`` of the SKU for the customer's cart (0 releases it). Returns the
+    cart and its hold as the change left it (``reserve.lua`` answers it).
+
+    No lock: the change races its cart's checkout in Redis alone. A checkout moves the
+    hold only as it priced it (a hold changed since is read again) and leaves a MOVED
+    mark that refuses the changes after it; the cart comes from this process's copy
+    (``read_cart``) and a refusal met with the copy is decided again from the row."""
     if max_units is not None and quantity > max_units:
         raise Unprocessable(
             f"at most {max_units} units of one product per cart", code="quantity_over_limit"
         )
-    hold_s = _hold_for(cart, now=now, hold_s=hold_s, hold_life_s=hold_life_s, adding=quantity > 0)
+    change = partial(
+        _hold_line,
+        session,
+        redis,
+        sku_id=sku_id,
+        quantity=quantity,
+        now=now,
+        hold_s=hold_s,
+        hold_life_s=hold_life_s,
+    )
+    cart = await read_cart(session, cart_id=cart_id, user=user)
+    if cart.status == "ACTIVE":
+        with suppress(HoldNotActive):
+            return cart, await change(cart=cart)
+    cart = await read_cart(session, cart_id=cart_id, user=user, fresh=True)
+    require_active(cart)
     try:
-        reserved = await inventory.reserve_lines(
-            session,
-            redis,
-            store_id=cart.store_id,
-            holder=str(cart.cart_id),
-            lines={sku_id: quantity},
-            now=now,
-            hold_s=hold_s,
-        )
-    except HoldNotActive as exc:
-        raise CartExpired("the cart's holds expired; start a new cart") from exc
+        # a RELEASED tombstone at the cart's store: a move to another store that did not
+        # commit, or the store the cart left and came back to with nothing held
+        return cart, await change(cart=cart, over=("RELEASED",))
+    except HoldNotActive as refused:
+        if refused.extra.get("state") == "MOVED":  # a checkout moved it, not committed yet
+            raise await being_repaired(redis, cart.store_id, what="this cart") from None
+        raise CartExpired("the cart's holds expired; start a new cart") from refused
+
+
+async def _hold_line(
+    session: AsyncSession,
+    redis: aioredis.Redis,
+    *,
+    cart: CartRow,
+    sku_id: str,
+    quantity: int,
+    now: datetime,
+    hold_s: int,
+    hold_life_s: int | None,
+    over: tuple[str, ...] = (),
+) -> SoftHold:
+    """``set_line``'s change for the cart as given (``HoldNotActive`` when Redis refuses)."""
+    hold_s = _hold_for(cart, now=now, hold_s=hold_s, hold_life_s=hold_life_s, adding=quantity > 0)
+    reserved = await inventory.reserve_lines(
+        session,
+        redis,
+        store_id=cart.store_id,
+        holder=str(cart.cart_id),
+        lines={sku_id: quantity},
+        now=now,
+        hold_s=hold_s,
+        over=over,
+    )
     assert reserved.held is not None  # a SOFT change's answer carries the hold
     # the expiry as the hold stores it (a Unix timestamp), as a read of it would give
     expires = datetime.fromtimestamp((now + timedelta(seconds=hold_s)).timestamp(), UTC)
@@ -388,12 +449,16 @@ async def switch_store(
 ) -> list[str]:
     """Move the cart to another store: old holds are released, each line is held again
     at the new store where it is in stock; returns the SKUs that could not move."""
-    _require_active(cart)
+    require_active(cart)
     if store_id == cart.store_id:
         return []
     hold_s = _hold_for(cart, now=now, hold_s=hold_s, hold_life_s=hold_life_s, adding=True)
     if await session.get(DarkStore, store_id) is None:
         raise NotFound(f"no store {store_id}", code="store_not_found")
+    # before the old hold ends: a line change from a copy of the cart that still names
+    # the old store meets a tombstone there, whether or not the cart held anything
+    await inventory.leave_store(redis, store_id=cart.store_id, holder=str(cart.cart_id))
+    forget_cart(session, cart.cart_id)
     old = {
         h.sku_id: h.quantity
         for h in await held_lines(session, redis, store_id=cart.store_id, holder=str(cart.cart_id))
@@ -420,134 +485,8 @@ async def switch_store(
                 lines={sku: qty},
                 now=now,
                 hold_s=hold_s,
+                over=("RELEASED",),  # the cart left this store before
             )
         except (InsufficientStock, UnknownSku):
             dropped.append(sku)
     return dropped
-
-
-_CHECKED_OUT = text(
-    "UPDATE carts SET status = 'CHECKED_OUT' WHERE store_id = :store AND cart_id = :cart"
-)
-# a checkout locks, stamps and checks out the customer's active cart in one statement (its
-# transaction rolls it back if the checkout fails); no row: ``touch_cart`` says why
-_CHECKING_OUT = text(
-    "UPDATE carts SET updated_at = :now, status = 'CHECKED_OUT' "
-    "WHERE cart_id = :cart AND user_id = :user AND status = 'ACTIVE' "
-    "RETURNING " + _CART_COLUMNS
-)
-
-
-class _CartSource(CheckoutSource):
-    """A cart's soft holds, bought at the store's prices."""
-
-    def __init__(
-        self,
-        redis: aioredis.Redis,
-        *,
-        user: User,
-        cart_id: uuid.UUID,
-        soft_hold_s: int,
-        retention_s: int,
-        catalog: Catalog | None = None,
-    ) -> None:
-        self._redis, self._user, self._cart_id = redis, user, cart_id
-        self._soft_hold_s, self._retention_s, self._catalog = soft_hold_s, retention_s, catalog
-        self._cart: CartRow | None = None
-        self._held: dict[str, int] = {}
-
-    async def open(self, session: AsyncSession, *, now: datetime) -> Purchase:
-        found = await db.execute(
-            session, _CHECKING_OUT, {"now": now, "cart": self._cart_id, "user": self._user.id}
-        )
-        row = await found.fetchone()
-        if row is not None:
-            cart = _cart(row)
-        else:  # not the customer's, or not active (or active again by now: checked out later)
-            cart = await touch_cart(session, cart_id=self._cart_id, user=self._user, now=now)
-            _require_active(cart)
-        lines = await priced_lines(
-            session, self._redis, self._catalog, store_id=cart.store_id, holder=str(cart.cart_id)
-        )
-        if not lines:
-            if await _had_expired_lines(
-                session, self._redis, cart, now=now, retention_s=self._retention_s
-            ):
-                raise CartExpired("the cart's holds expired; start a new cart")
-            if await hold_moved(self._redis, store_id=cart.store_id, holder=str(cart.cart_id)):
-                raise await being_repaired(self._redis, cart.store_id, what="this cart")
-            raise Unprocessable("the cart is empty", code="cart_empty")
-        self._cart, self._held = cart, {h.sku_id: h.quantity for h in lines}
-        return Purchase(
-            store_id=cart.store_id,
-            holder=str(cart.cart_id),
-            lines=[OrderLine(h.sku_id, h.quantity, h.unit_price_paise, h.mrp_paise) for h in lines],
-            totals=cart_totals([(h.unit_price_paise, h.mrp_paise, h.quantity) for h in lines]),
-            cart_id=cart.cart_id,
-        )
-
-    async def placed(self, session: AsyncSession, *, order_id: uuid.UUID, now: datetime) -> None:
-        assert self._cart is not None  # opened (locked, stamped) in this transaction
-        if self._cart.status == "ACTIVE":  # not checked out as it was opened
-            await db.execute(
-                session, _CHECKED_OUT, {"store": self._cart.store_id, "cart": self._cart.cart_id}
-            )
-
-    async def reopen(self, session: AsyncSession, *, now: datetime) -> None:
-        """The customer gets the cart back with its items held again, so a retry can
-        succeed."""
-        cart = await get_cart(session, cart_id=self._cart_id, user=self._user, for_update=True)
-        cart.status, cart.updated_at = "ACTIVE", now
-        session.add(cart)
-        for sku, qty in self._held.items():
-            try:
-                await inventory.reserve_lines(
-                    session,
-                    self._redis,
-                    store_id=cart.store_id,
-                    holder=str(self._cart_id),
-                    lines={sku: qty},
-                    now=now,
-                    hold_s=self._soft_hold_s,
-                )
-            except InsufficientStock:
-                continue  # taken meanwhile: the cart view shows what is still held
-
-
-async def checkout(
-    sessions: async_sessionmaker[AsyncSession],
-    redis: aioredis.Redis,
-    *,
-    gateway: PaymentGateway,
-    settings: Settings,
-    user: User,
-    cart_id: uuid.UUID,
-    body: CheckoutRequest,
-    order_id: uuid.UUID,
-    now: datetime,
-    claim: Claim | None = None,
-    catalog: Catalog | None = None,
-) -> CheckoutOutcome:
-    """Buy the cart as order ``order_id``: the order is CONFIRMED (or PLACED while the
-    payment is pending), or the payment was declined (the order cancelled, its items put
-    back). ``catalog``: where the lines are priced (``priced_lines``)."""
-    source = _CartSource(
-        redis,
-        user=user,
-        cart_id=cart_id,
-        soft_hold_s=settings.soft_hold_s,
-        retention_s=settings.reservation_retention_s,
-        catalog=catalog,
-    )
-    return await flows.checkout(
-        sessions,
-        redis,
-        source=source,
-        gateway=gateway,
-        settings=settings,
-        user=user,
-        address=body.address,
-        order_id=order_id,
-        now=now,
-        claim=claim,
-    )

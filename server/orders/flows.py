@@ -43,6 +43,7 @@ from server.catalog.pricing import Totals
 from server.idempotency.service import Claim
 from server.identity.models import User
 from server.inventory import service as inventory
+from server.inventory.errors import HoldChanged
 from server.kit import db
 from server.kit.cache import TTLCache
 from server.kit.config import Settings
@@ -104,6 +105,11 @@ class CheckoutSource:
     async def open(self, session: AsyncSession, *, now: datetime) -> Purchase:
         """Lock the source and check it can be bought now (a DomainError if not)."""
         raise NotImplementedError
+
+    async def reprice(self, session: AsyncSession, *, now: datetime) -> Purchase:
+        """The opened source's hold changed before it moved to the order (a cart's line
+        changes take no lock): what it sells now. By default it is opened again."""
+        return await self.open(session, now=now)
 
     async def placed(self, session: AsyncSession, *, order_id: uuid.UUID, now: datetime) -> None:
         """The order holds the stock now: the source is being paid."""
@@ -220,6 +226,31 @@ class _Unpaid:
     lines: list[OrderLine] | None = None
 
 
+async def _move_hold(
+    session: AsyncSession,
+    redis: aioredis.Redis,
+    purchase: Purchase,
+    *,
+    order_id: uuid.UUID,
+    now: datetime,
+    settings: Settings,
+) -> None:
+    """The purchase's hold, exactly as priced, becomes the order's (HARD, for the payment
+    window); ``HoldChanged`` if it is not the hold's any more."""
+    await inventory.reserve_lines(
+        session,
+        redis,
+        store_id=purchase.store_id,
+        holder=purchase.holder,
+        lines={line.sku_id: line.quantity for line in purchase.lines},
+        now=now,
+        hold_s=settings.payment_window_s,
+        mode="HARD",
+        new_holder=str(order_id),
+        actor_id=purchase.hold_actor,
+    )
+
+
 async def _place(
     session: AsyncSession,
     redis: aioredis.Redis,
@@ -243,18 +274,11 @@ async def _place(
         point=point,
         now=now,
     )
-    await inventory.reserve_lines(
-        session,
-        redis,
-        store_id=purchase.store_id,
-        holder=purchase.holder,
-        lines={line.sku_id: line.quantity for line in purchase.lines},
-        now=now,
-        hold_s=settings.payment_window_s,
-        mode="HARD",
-        new_holder=str(order_id),
-        actor_id=purchase.hold_actor,
-    )
+    try:
+        await _move_hold(session, redis, purchase, order_id=order_id, now=now, settings=settings)
+    except HoldChanged:  # a line changed since the source was read: read it again, once
+        purchase = await source.reprice(session, now=now)
+        await _move_hold(session, redis, purchase, order_id=order_id, now=now, settings=settings)
     payment_id = await orders.place_order(
         session,
         order_id=order_id,

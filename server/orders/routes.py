@@ -37,7 +37,7 @@ from server.kit.quick import (
 )
 from server.kit.resources import Resources, resources_of
 from server.orders import cart as carts
-from server.orders import service, views
+from server.orders import cart_checkout, service, views
 from server.orders.flows import CheckoutOutcome, CheckoutPlaced, PaymentDeclined
 from shared.schemas.common import Page
 from shared.schemas.orders import (
@@ -246,11 +246,11 @@ async def set_line(
     settings: SettingsDep,
     user: CustomerUser,
 ) -> CartPublic:
-    cart = await carts.touch_cart(session, cart_id=cart_id, user=user, now=clock.now())
-    held = await carts.set_line(
+    cart, held = await carts.set_line(
         session,
         redis,
-        cart=cart,
+        cart_id=cart_id,
+        user=user,
         sku_id=sku_id,
         quantity=body.quantity,
         now=clock.now(),
@@ -379,7 +379,7 @@ async def checkout(
         body=body,
         now=now,
         what_happened="the items were put back",
-        checkout=lambda order_id, claim: carts.checkout(
+        checkout=lambda order_id, claim: cart_checkout.checkout(
             resources.sessions,
             redis,
             gateway=resources.payments,

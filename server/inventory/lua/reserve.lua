@@ -9,17 +9,27 @@
 -- remembers its last entry id in `_sid`. HARD holds are written by the caller with the
 -- order, after the writer applied the hold's soft entries (answer field 4: the id to wait
 -- for, or '').
+-- A move (cart -> order) takes the hold exactly as the caller read and priced it: a cart's
+-- line changes take no lock against its checkout, so a hold that changed since (a line
+-- added, removed or set) is refused as STALE and the caller reads it again.
+-- A moved hold's mark, and a released hold's tombstone, refuse changes (a line change
+-- racing its cart's checkout, or meant for the store the cart left) unless the call names
+-- that state as one it starts the hold over from (ARGV `over`: a cart given back after a
+-- declined payment, or a flash token taking its unit back, starts over a MOVED mark; a
+-- cart moved between stores over a RELEASED tombstone).
 -- KEYS: 1 ready, 2 expiry zset, 3 inflight, 4 journal stream, 5 applied id hint,
 --       then per holder: hold, new hold (= hold when not renaming), inventory hash per line
 -- ARGV: 1 mode (SOFT|HARD), then per holder: holder, new holder, expires_at, now,
---       line count, then sku, qty per line
+--       over (states the hold may start over from, comma-separated, or ''), line count,
+--       then sku, qty per line
 -- -> one answer per holder:
 --    {"OK", old_state, old_expires, pending_id, epoch, held, sku, old, new, ...}
 --    (held: the hold's lines after the change, "sku:qty;..." or '' when it holds nothing,
 --    so a caller answering with the hold never reads it back)
 --    | {"SHORT", sku, wanted_more, available, reserved, ...}
 --    | {"NOT_READY"} | {"STATE", state} | {"UNKNOWN_SKU", sku}
---    (state MOVED_AWAY: the hold was moved to another holder by a move that died)
+--    (state MOVED_AWAY: the hold was moved to another holder by a move that died;
+--    STALE: a move's lines are not the hold's)
 local epoch = redis.call('GET', KEYS[1])
 local mode = ARGV[1]
 
@@ -34,7 +44,7 @@ end
 local function reserve(k, a)
   local hold, moved_to = KEYS[k], KEYS[k + 1]
   local holder, new_holder, expires, now = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
-  local n = tonumber(ARGV[a + 4])
+  local over, n = ',' .. ARGV[a + 4] .. ',', tonumber(ARGV[a + 5])
   -- a checkout retried after its hold already moved to the order must not touch it again
   -- (a hold moved back over the mark a move left, e.g. order -> flash token, may)
   if moved_to ~= hold and redis.call('EXISTS', moved_to) == 1
@@ -47,20 +57,31 @@ local function reserve(k, a)
   for j = 1, #raw, 2 do fields[raw[j]] = raw[j + 1] end
   local new = #raw == 0  -- no hold at all (not even a moved hold's mark)
   local state = fields._state
-  if state == 'MOVED' then  -- a cart again after its checkout gave the hold back
-    -- moving it on to another holder: an earlier move died before its commit (the
-    -- caller's retry waits for the reconciler to put the hold back from the books)
-    if moved_to ~= hold then return {'STATE', 'MOVED_AWAY'} end
-    redis.call('DEL', hold)
+  -- moving a moved hold on to another holder: an earlier move died before its commit
+  -- (the caller's retry waits for the reconciler to put the hold back from the books)
+  if state == 'MOVED' and moved_to ~= hold then return {'STATE', 'MOVED_AWAY'} end
+  if state and moved_to == hold and string.find(over, ',' .. state .. ',', 1, true) then
+    redis.call('DEL', hold)  -- the mark or tombstone goes; the hold starts afresh
     state, fields = nil, {}
   end
   if state and state ~= 'SOFT' and not (state == 'HARD' and mode == 'HARD') then
     return {'STATE', state}
   end
+  if moved_to ~= hold then
+    local given = {}
+    for i = 1, n do given[ARGV[a + 4 + 2 * i]] = tonumber(ARGV[a + 5 + 2 * i]) end
+    for f, v in pairs(fields) do
+      if string.sub(f, 1, 1) ~= '_' then
+        if given[f] ~= tonumber(v) then return {'STATE', 'STALE'} end
+        given[f] = nil
+      end
+    end
+    if next(given) then return {'STATE', 'STALE'} end
+  end
   local skus, wants, olds, deltas, stock = {}, {}, {}, {}, {}
   local short = {}
   for i = 1, n do
-    local sku, want = ARGV[a + 3 + 2 * i], tonumber(ARGV[a + 4 + 2 * i])
+    local sku, want = ARGV[a + 4 + 2 * i], tonumber(ARGV[a + 5 + 2 * i])
     local buckets = redis.call('HMGET', KEYS[k + 1 + i], 'available', 'reserved')
     if not buckets[1] then return {'UNKNOWN_SKU', sku} end
     local available = tonumber(buckets[1])
@@ -151,8 +172,8 @@ end
 local answers = {}
 local k, a = 6, 2
 while a <= #ARGV do
-  local n = tonumber(ARGV[a + 4])
+  local n = tonumber(ARGV[a + 5])
   answers[#answers + 1] = epoch and reserve(k, a) or {'NOT_READY'}
-  k, a = k + 2 + n, a + 5 + 2 * n
+  k, a = k + 2 + n, a + 6 + 2 * n
 end
 return answers

@@ -8,7 +8,7 @@ import pytest
 
 from server.inventory import journal, service
 from server.inventory.engine import Outcome
-from server.inventory.errors import HoldNotActive, InsufficientStock, UnknownSku
+from server.inventory.errors import HoldChanged, HoldNotActive, InsufficientStock, UnknownSku
 from server.inventory.reconcile import find_drift
 from server.inventory.sweeper import sweep_store
 from server.kit import keys
@@ -177,6 +177,47 @@ async def test_checkout_retried_after_the_hold_moved_does_not_touch_it(stack) ->
         await reserve(stack, "cart-1", {a: 2}, mode="HARD", new_holder=order)
     assert err.value.extra["state"] == "MOVED"
     assert pg_stock(stack.database_url, STORE, a)[1] == 2
+    await assert_books_agree(stack)
+
+
+async def test_a_move_takes_the_hold_only_as_its_caller_read_it(stack) -> None:
+    """A cart's line changes take no lock against its checkout: a move given lines the
+    hold no longer has (a line added, set or removed since it was read) is refused and
+    nothing moves; given the hold as it is, it moves."""
+    a, b, c = await _stock_skus(stack, 3)
+    await reserve(stack, "cart-1", {a: 2, c: 1})
+    await reserve(stack, "cart-1", {b: 1, c: 0})  # after the checkout read {a: 2, c: 1}
+    before = [await redis_stock(stack.redis, STORE, s) for s in (a, b, c)]
+    order = str(uuid.uuid4())
+    for read in ({a: 2, c: 1}, {a: 2}, {a: 1, b: 1}, {a: 2, b: 1, c: 1}):
+        with pytest.raises(HoldChanged):
+            await reserve(stack, "cart-1", read, mode="HARD", new_holder=order)
+    assert [await redis_stock(stack.redis, STORE, s) for s in (a, b, c)] == before
+    held = await stack.redis.hgetall(keys.hold(STORE, "cart-1"))
+    assert {k: v for k, v in held.items() if not k.startswith("_")} == {a: "2", b: "1"}
+    assert held["_state"] == "SOFT" and not await stack.redis.exists(keys.hold(STORE, order))
+    await reserve(stack, "cart-1", {a: 2, b: 1}, mode="HARD", new_holder=order)
+    assert reservation_rows(stack.database_url, STORE, order) == {a: (2, "HARD"), b: (1, "HARD")}
+    await assert_books_agree(stack)
+
+
+async def test_a_change_after_the_move_is_refused_until_the_cart_is_given_back(stack) -> None:
+    """The move's mark refuses a SOFT change of the cart (a line change racing its
+    checkout) and nothing moves; once the order gave the hold back, a change naming the
+    mark as one it starts over from (the cart reopened) holds again."""
+    (a,) = await _stock_skus(stack, 1)
+    order = str(uuid.uuid4())
+    await reserve(stack, "cart-1", {a: 2})
+    await reserve(stack, "cart-1", {a: 2}, mode="HARD", new_holder=order)
+    before = await redis_stock(stack.redis, STORE, a)
+    with pytest.raises(HoldNotActive) as err:
+        await reserve(stack, "cart-1", {a: 3})
+    assert err.value.extra["state"] == "MOVED"
+    assert await redis_stock(stack.redis, STORE, a) == before
+    assert (await stack.redis.hgetall(keys.hold(STORE, order)))[a] == "2"
+    assert (await settle(stack, order, "RELEASED")).status == "OK"
+    await reserve(stack, "cart-1", {a: 2}, over=("MOVED",))
+    assert reservation_rows(stack.database_url, STORE, "cart-1")[a] == (2, "SOFT")
     await assert_books_agree(stack)
 
 

@@ -66,7 +66,8 @@ async def test_an_expired_cart_purged_by_retention_still_reads_expired(
         await carts.set_line(
             session,
             stack.redis,
-            cart=cart,
+            cart_id=cart.cart_id,
+            user=user,
             sku_id=sku,
             quantity=2,
             now=old,

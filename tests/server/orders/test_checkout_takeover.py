@@ -25,7 +25,7 @@ from server.identity.models import User
 from server.kit.config import webhook_secret_value
 from server.kit.errors import InProgress
 from server.kit.resources import resources_of
-from server.orders import cart as carts
+from server.orders import cart_checkout
 from server.orders.flows import CheckoutOutcome, CheckoutPlaced, PaymentDeclined
 from server.payments.breaker import BreakerConfig, CircuitBreaker
 from server.payments.gateway import PaymentGateway
@@ -109,7 +109,7 @@ async def test_a_checkout_taken_over_by_its_retry_undoes_nothing_the_retry_resum
         return run_once(
             sessions,
             claim,
-            lambda order_id, claim: carts.checkout(
+            lambda order_id, claim: cart_checkout.checkout(
                 sessions,
                 redis,
                 gateway=gateway,
