@@ -1,5 +1,6 @@
 """In-process caches load single-flight: a crowd missing one key runs one load, a load
-whose caller was cancelled is taken over by a waiter, a failed load fails its waiters."""
+whose caller was cancelled is taken over by a waiter, a failed load fails its waiters; a
+writer keeps its own copy and drops one it knows is behind."""
 
 from __future__ import annotations
 
@@ -65,3 +66,22 @@ async def test_a_failed_load_fails_its_waiters_and_the_next_miss_loads_again() -
     assert all(isinstance(r, RuntimeError) for r in results) and load.runs == 1
     load.fail = None
     assert await cache.get_or_load("sale", load) == 2
+
+
+async def test_a_put_value_is_read_until_its_age_and_a_dropped_key_loads_again() -> None:
+    """A writer's own row is kept as the copy (``put``), for ``ttl_s`` from then; a key
+    known to be behind is forgotten (``drop``) and the next read loads it."""
+    now = [100.0]
+    cache: TTLCache[int] = TTLCache(30)
+    cache.timer = lambda: now[0]
+    load = Loader()
+    load.release.set()
+    cache.put("cart", 7)
+    now[0] += 29
+    assert await cache.get_or_load("cart", load) == 7 and load.runs == 0
+    now[0] += 2  # 31 s after the put
+    assert await cache.get_or_load("cart", load) == 1
+    cache.put("cart", 9)
+    cache.drop("cart")
+    cache.drop("never-kept")
+    assert await cache.get_or_load("cart", load) == 2 and load.runs == 2
