@@ -148,15 +148,17 @@ class RiderApp(ServerApp):
             self.push_screen(LoginScreen(self.ctx))
 
     async def on_unmount(self) -> None:
-        self._stop_polling()
         if self.gps_source is not None:
             with contextlib.suppress(Exception):
                 await self.gps_source.close()
         if self.link is not None:
             with contextlib.suppress(Exception):
                 await self.link.close()
-        # no push or timer is left to start one: a call in flight ends before the client
-        # closes under it (else its worker fails: "the client has been closed")
+        # after the closes above: a trip poll that answered while they ran has scheduled
+        # the next one. No push or timer is left to start a call now, and a call in flight
+        # ends before the client closes under it (else its worker fails: "the client has
+        # been closed")
+        self._stop_polling()
         self.workers.cancel_all()
         await self.client.aclose()
 

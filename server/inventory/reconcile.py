@@ -526,14 +526,21 @@ async def store_ids(db: AsyncEngine) -> list[str]:
         ]
 
 
-async def being_repaired(redis: aioredis.Redis, store_id: str, *, what: str) -> InProgress:
+async def being_repaired(
+    redis: aioredis.Redis, store_id: str, *, what: str, under_way: bool = False
+) -> InProgress:
     """A request met a dead checkout's moved hold (``what`` it was buying): the reconciler
     is asked to look at the store within a second (``repairs_asked``), not at its next full
-    pass, and the refusal to raise is returned (retry shortly, with the same request)."""
+    pass, and the refusal to raise is returned (retry shortly, with the same request).
+    ``under_way``: the checkout may as well still be running (a cart's line change takes
+    no lock against it)."""
     await redis.sadd(keys.inventory_repairs(), store_id)
+    if under_way:
+        why = f"a checkout of {what} is under way, or stopped midway and what it held is"
+    else:
+        why = f"an earlier checkout of {what} stopped midway and what it held is"
     return InProgress(
-        f"an earlier checkout of {what} stopped midway and what it held is being put back "
-        "(in a few seconds): retry with the same request",
+        why + " being put back (in a few seconds): retry with the same request",
         store_id=store_id,
     )
 

@@ -403,7 +403,9 @@ async def set_line(
         return cart, await change(cart=cart, over=("RELEASED",))
     except HoldNotActive as refused:
         if refused.extra.get("state") == "MOVED":  # a checkout moved it, not committed yet
-            raise await being_repaired(redis, cart.store_id, what="this cart") from None
+            raise await being_repaired(
+                redis, cart.store_id, what="this cart", under_way=True
+            ) from None
         raise CartExpired("the cart's holds expired; start a new cart") from refused
 
 

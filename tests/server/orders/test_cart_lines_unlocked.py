@@ -23,14 +23,14 @@ from sqlmodel import select
 
 from server.app import create_app
 from server.identity.models import User
-from server.inventory import journal
+from server.inventory import engine, journal
 from server.inventory.errors import HoldChanged
-from server.inventory.reconcile import find_drift
+from server.inventory.reconcile import find_drift, repairs_asked
 from server.kit import keys
 from server.kit.clock import Clock
 from server.kit.config import Settings
 from server.kit.db import transaction
-from server.kit.errors import Conflict
+from server.kit.errors import Conflict, InProgress
 from server.kit.resources import resources_of
 from server.orders import cart as carts
 from server.orders import cart_checkout, flows
@@ -230,6 +230,34 @@ async def test_a_copy_of_a_cart_checked_out_elsewhere_is_not_acted_on(
     assert not _lines(await stack.redis.hgetall(keys.hold(STORE, str(cart))))
     await journal.drain(stack.engine, stack.redis, STORE)
     assert reservation_rows(stack.database_url, STORE, order) == {a: (1, "COMMITTED")}
+
+
+async def test_a_change_meeting_a_checkout_under_way_is_told_to_retry(stack: Stack) -> None:
+    """The hold moved to an order whose checkout has not committed (or died): the row
+    says ACTIVE, the hold's key MOVED. The change is refused for now, nothing moves, and
+    the reconciler is asked to look at the store (a dead checkout's hold goes back)."""
+    a, b = stocked_skus(stack.database_url, STORE, 2, at_least=5)
+    user = await _user(stack)
+    cart = await _made_cart(stack, user)
+    await _set_line(stack, user, cart, a, 1)
+    moved = await engine.reserve(
+        stack.redis,
+        store_id=STORE,
+        holder=str(cart),
+        lines={a: 1},
+        mode="HARD",
+        expires_at=stack.clock.now().timestamp() + 600,
+        now=stack.clock.now().timestamp(),
+        new_holder=str(uuid.uuid4()),
+    )
+    assert moved.previous_state == "SOFT"
+    before = await stack.redis.hgetall(keys.inventory(STORE, b))
+    with pytest.raises(InProgress) as refused:
+        await _set_line(stack, user, cart, b, 1)
+    assert refused.value.code == "request_in_progress" and "under way" in refused.value.detail
+    assert await stack.redis.hgetall(keys.inventory(STORE, b)) == before
+    assert (await stack.redis.hgetall(keys.hold(STORE, str(cart))))["_state"] == "MOVED"
+    assert await repairs_asked(stack.redis) == [STORE]
 
 
 def _stocked_at_both(database_url: str, one: str, other: str) -> str:
