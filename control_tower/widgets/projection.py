@@ -12,6 +12,9 @@ from collections.abc import Sequence
 from shared.geo import EARTH_RADIUS_M, LatLng
 
 _M_PER_DEG_LAT = EARTH_RADIUS_M * math.pi / 180.0
+# Points closer than this (in degrees, ~0.1 mm) are one spot: a span near a float's
+# resolution at city coordinates (~1e-14) scaled to the grid put a dot off it.
+_MIN_SPAN = 1e-9
 
 
 class Projection:
@@ -45,8 +48,8 @@ class Projection:
         min_y, max_y = min(lats) - pad, max(lats) + pad
         span_x, span_y = max_x - min_x, max_y - min_y
         fits = [
-            (width - 1) / span_x if span_x > 0 else math.inf,
-            (height - 1) / span_y if span_y > 0 else math.inf,
+            (width - 1) / span_x if span_x > _MIN_SPAN else math.inf,
+            (height - 1) / span_y if span_y > _MIN_SPAN else math.inf,
         ]
         # A single point (or several at one spot) fits at any scale: it sits in the middle.
         scale = min(fits) if min(fits) < math.inf else 1.0

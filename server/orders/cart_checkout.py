@@ -48,7 +48,7 @@ from shared.schemas.orders import CheckoutRequest
 _TOUCH = text("UPDATE carts SET updated_at = :now WHERE cart_id = :cart RETURNING " + CART_COLUMNS)
 
 
-async def touch_cart(
+async def _touch_cart(
     session: AsyncSession, *, cart_id: uuid.UUID, user: User, now: datetime
 ) -> CartRow:
     """The customer's cart, locked to the end of the transaction and stamped ``now``; a
@@ -64,7 +64,7 @@ _CHECKED_OUT = text(
     "UPDATE carts SET status = 'CHECKED_OUT' WHERE store_id = :store AND cart_id = :cart"
 )
 # a checkout locks, stamps and checks out the customer's active cart in one statement (its
-# transaction rolls it back if the checkout fails); no row: ``touch_cart`` says why
+# transaction rolls it back if the checkout fails); no row: ``_touch_cart`` says why
 _CHECKING_OUT = text(
     "UPDATE carts SET updated_at = :now, status = 'CHECKED_OUT' "
     "WHERE cart_id = :cart AND user_id = :user AND status = 'ACTIVE' "
@@ -98,7 +98,7 @@ class CartSource(CheckoutSource):
         if row is not None:
             cart = cart_from_row(row)
         else:  # not the customer's, or not active (or active again by now: checked out later)
-            cart = await touch_cart(session, cart_id=self._cart_id, user=self._user, now=now)
+            cart = await _touch_cart(session, cart_id=self._cart_id, user=self._user, now=now)
             require_active(cart)
         self._cart = cart
         return await self._priced(session, now=now)

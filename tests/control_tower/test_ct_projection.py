@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from control_tower.widgets.projection import Projection, convex_hull
@@ -25,6 +25,9 @@ def inside(xy: tuple[int, int], width: int, height: int) -> bool:
     width=st.integers(1, 400),
     height=st.integers(1, 200),
     pad_m=st.sampled_from([0.0, 500.0, 2500.0]),
+)
+@example(  # two points a float's resolution apart: their span is one spot, not a scale
+    pts=[LatLng(13.0, 77.45000000000002), LatLng(13.0, 77.45)], width=2, height=1, pad_m=0.0
 )
 def test_fitted_points_stay_on_the_grid(
     pts: list[LatLng], width: int, height: int, pad_m: float

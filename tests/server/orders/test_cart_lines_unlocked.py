@@ -117,13 +117,14 @@ class _ChangedAfterRead(cart_checkout.CartSource):
         super().__init__(
             stack.redis, user=user, cart_id=cart_id, soft_hold_s=600, retention_s=86_400
         )
-        self._stack, self._user_row, self._changes = stack, user, changes
+        self._stack, self._changes = stack, changes
+        self._changer, self._changed = user, cart_id  # another request of the customer
         self._every_read = every_read
 
     async def _change(self) -> None:
         if self._changes:
             sku, qty = self._changes.pop(0)
-            await _set_line(self._stack, self._user_row, self._cart_id, sku, qty)
+            await _set_line(self._stack, self._changer, self._changed, sku, qty)
 
     async def open(self, session, *, now: datetime) -> Purchase:
         purchase = await super().open(session, now=now)
