@@ -171,15 +171,20 @@ def another_store(database_url: str, store_id: str, city_id: str = "BLR") -> str
     return str(row[0])
 
 
-def stocked_skus(database_url: str, store_id: str, n: int, *, at_least: int = 0) -> list[str]:
-    """The store's first ``n`` SKUs (by id) with at least ``at_least`` units available."""
+def stocked_skus(
+    database_url: str, store_id: str, n: int, *, at_least: int = 0, also_at: str | None = None
+) -> list[str]:
+    """The store's first ``n`` SKUs (by id) with at least ``at_least`` units available
+    (and as many at the store ``also_at``, when given)."""
     with psycopg.connect(database_url) as conn:
         found = [
             str(r[0])
             for r in conn.execute(
-                "SELECT sku_id FROM store_inventory WHERE store_id = %s AND available_qty >= %s "
+                "SELECT sku_id FROM store_inventory i WHERE store_id = %s AND available_qty >= %s "
+                "AND (CAST(%s AS text) IS NULL OR EXISTS (SELECT 1 FROM store_inventory o "
+                "WHERE o.store_id = %s AND o.sku_id = i.sku_id AND o.available_qty >= %s)) "
                 "ORDER BY sku_id LIMIT %s",
-                (store_id, at_least, n),
+                (store_id, at_least, also_at, also_at, at_least, n),
             )
         ]
     assert len(found) == n, f"{store_id} has {len(found)} SKUs with {at_least}+ units, not {n}"

@@ -152,7 +152,10 @@ async def reserve(
     if status == "UNKNOWN_SKU":
         raise UnknownSku(f"{answer[1]} is not stocked at {store_id}")
     if answer[1] == "STALE":
-        raise HoldChanged(f"hold {holder} changed since it was read; read it again")
+        raise HoldChanged(
+            "the items held changed while they were being bought (a line was changed "
+            "meanwhile): look at them again and retry"
+        )
     raise HoldNotActive(f"hold {holder} is {answer[1]}", state=answer[1])
 
 

@@ -44,7 +44,7 @@ SoftHold = tuple[dict[str, int], datetime]
 
 class CartRow(NamedTuple):
     """A cart's row as a statement wrote or returned it: a detached, read-only copy (an
-    ORM ``Cart`` cost ~0.1 ms to build, 4 an order)."""
+    ORM ``Cart`` cost ~0.1 ms to build)."""
 
     store_id: str
     cart_id: uuid.UUID

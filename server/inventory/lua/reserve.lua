@@ -44,7 +44,7 @@ end
 local function reserve(k, a)
   local hold, moved_to = KEYS[k], KEYS[k + 1]
   local holder, new_holder, expires, now = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
-  local over, n = ',' .. ARGV[a + 4] .. ',', tonumber(ARGV[a + 5])
+  local over, n = ARGV[a + 4], tonumber(ARGV[a + 5])
   -- a checkout retried after its hold already moved to the order must not touch it again
   -- (a hold moved back over the mark a move left, e.g. order -> flash token, may)
   if moved_to ~= hold and redis.call('EXISTS', moved_to) == 1
@@ -60,7 +60,8 @@ local function reserve(k, a)
   -- moving a moved hold on to another holder: an earlier move died before its commit
   -- (the caller's retry waits for the reconciler to put the hold back from the books)
   if state == 'MOVED' and moved_to ~= hold then return {'STATE', 'MOVED_AWAY'} end
-  if state and moved_to == hold and string.find(over, ',' .. state .. ',', 1, true) then
+  if state and moved_to == hold and over ~= ''
+    and string.find(',' .. over .. ',', ',' .. state .. ',', 1, true) then
     redis.call('DEL', hold)  -- the mark or tombstone goes; the hold starts afresh
     state, fields = nil, {}
   end

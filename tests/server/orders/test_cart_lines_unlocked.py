@@ -16,7 +16,6 @@ from datetime import datetime
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 from fastapi import FastAPI
 from sqlmodel import select
@@ -189,6 +188,7 @@ async def test_a_cart_changing_under_each_read_is_refused_and_nothing_moves(
     with pytest.raises(HoldChanged) as refused:
         await _checkout(app, stack, user, source)
     assert refused.value.status == 409 and refused.value.code == "hold_changed"
+    assert "changed while they were being bought" in refused.value.detail
     # the cart is the customer's as the changes left it; no order took anything
     hold = await stack.redis.hgetall(keys.hold(STORE, str(cart)))
     assert hold["_state"] == "SOFT" and _lines(hold) == {a: 2, b: 1, c: 1}
@@ -261,24 +261,12 @@ async def test_a_change_meeting_a_checkout_under_way_is_told_to_retry(stack: Sta
     assert await repairs_asked(stack.redis) == [STORE]
 
 
-def _stocked_at_both(database_url: str, one: str, other: str) -> str:
-    with psycopg.connect(database_url) as conn:
-        row = conn.execute(
-            "SELECT a.sku_id FROM store_inventory a JOIN store_inventory b USING (sku_id) "
-            "WHERE a.store_id = %s AND b.store_id = %s AND a.available_qty >= 5 "
-            "AND b.available_qty >= 5 ORDER BY sku_id LIMIT 1",
-            (one, other),
-        ).fetchone()
-    assert row is not None
-    return str(row[0])
-
-
 @pytest.mark.parametrize("held_before", [False, True])
 async def test_a_copy_naming_the_store_a_cart_left_holds_at_its_new_store(
     stack: Stack, client: httpx.AsyncClient, held_before: bool
 ) -> None:
     other = another_store(stack.database_url, STORE)
-    sku = _stocked_at_both(stack.database_url, STORE, other)
+    (sku,) = stocked_skus(stack.database_url, STORE, 1, at_least=5, also_at=other)
     user = await _user(stack)
     cart = await _made_cart(stack, user)  # the stack's process keeps its copy: at STORE
     if held_before:
