@@ -34,6 +34,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Literal, cast
 
 from qc.aio import loop_factory
@@ -383,7 +384,31 @@ def run_waiting_room(parent: int, server: Server, *, host: str, port: int, worke
         os.nice(step)
     except OSError as exc:  # lowering a niceness needs CAP_SYS_NICE
         print(f"qc serve: the waiting room runs at the API's priority ({exc})", file=sys.stderr)
+    try:
+        _scheduled_apart(step)
+    except OSError as exc:
+        print(
+            f"qc serve: the waiting room's scheduling group is not ahead ({exc})", file=sys.stderr
+        )
     _serve(server, host=host, port=port, workers=workers, target=ROOM_TARGET)
+
+
+AUTOGROUP = Path("/proc/self/autogroup")
+
+
+def _scheduled_apart(step: int) -> None:
+    """A scheduling group of the room's own, ``step`` ahead, where Linux groups processes
+    by session (``sched_autogroup``, on by default): a process's niceness then only
+    weighs inside its session's group, and that group (qc serve, its API workers, its
+    loops, a benchmark's clients) gets one group's share against each PostgreSQL backend
+    and Valkey, every one a session of its own. In the API's group the room got a share of
+    that one share; in a session of its own it gets a group's, ``step`` ahead, as it
+    would on a machine of its own."""
+    if not AUTOGROUP.exists():  # no autogroups: the niceness alone decides
+        return
+    if os.getsid(0) != os.getpid():
+        os.setsid()
+    AUTOGROUP.write_text(str(step))
 
 
 def run_room_alone(server: Server, *, host: str, port: int, workers: int) -> None:

@@ -74,6 +74,14 @@ def _rooms(proc: subprocess.Popen[str]) -> list[psutil.Process]:
     ]
 
 
+AUTOGROUP = Path("/proc/self/autogroup")
+
+
+def _group(process: psutil.Process) -> list[str]:
+    """The process's scheduling group and its niceness (``/autogroup-7 nice -10``)."""
+    return Path(f"/proc/{process.pid}/autogroup").read_text().split()
+
+
 async def _next(ws: websockets.ClientConnection) -> dict[str, object]:
     message: dict[str, object] = json.loads(await asyncio.wait_for(ws.recv(), timeout=30))
     return message
@@ -89,6 +97,13 @@ async def test_the_waiting_room_serves_the_line_and_the_api_the_checkout(
         if "runs at the API's priority" not in log.read_text():  # the OS let it go ahead
             ahead = max(-20, psutil.Process(proc.pid).nice() - 10)  # QC_WAITING_ROOM_NICE
             assert [p.nice() for p in [server, *server.children()]] == [ahead, ahead]
+        if AUTOGROUP.exists() and "group is not ahead" not in log.read_text():
+            # Linux weighs a niceness only inside a session's scheduling group: the room
+            # and its worker are a group of their own, the step ahead
+            room_group = _group(server)
+            assert room_group[0] != _group(psutil.Process(proc.pid))[0]
+            assert room_group[1:] == ["nice", "-10"]
+            assert [_group(p) for p in server.children()] == [room_group]
         api = httpx.AsyncClient(base_url=url, timeout=30)
         room = httpx.AsyncClient(base_url=room_url, timeout=30)
         async with api, room:
