@@ -37,6 +37,7 @@ from server.kit import db, keys, scripts
 from server.kit.cache import TTLCache
 from server.kit.coalesce import TurnBatcher
 from server.kit.errors import Unauthorized
+from server.kit.redis import get_many
 
 # scrypt parameters: ~30 ms per check on a laptop core; PINs are short, so login is
 # also rate limited (identity.throttle) and the hash is never exposed.
@@ -213,10 +214,7 @@ def _checked(user: User | None, claims: TokenClaims) -> User:
 async def _read_states(redis: aioredis.Redis, names: list[str]) -> list[Any]:
     if len(names) == 1:
         return [await redis.get(names[0])]
-    pipe = redis.pipeline(transaction=False)  # per key: a cluster's keys are on many nodes
-    for name in names:
-        pipe.get(name)
-    return list(await pipe.execute())
+    return await get_many(redis, names)
 
 
 # the users' cached columns (``_CACHED``, then ``tokens_valid_after``), past the ORM: a

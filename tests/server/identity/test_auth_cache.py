@@ -5,6 +5,7 @@ check back to PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -18,11 +19,13 @@ from server.identity import service
 from server.kit import keys, scripts
 from server.kit.clock import Clock
 from server.kit.config import Settings
+from server.kit.redis import get_many
 from server.kit.resources import resources_of
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
 from tests.conftest import Services
 from tests.helpers import driver_statements, login
+from tests.server.flash.flash_helpers import make_customers
 
 CUSTOMER = ("customer.001", DEMO_SECRETS[Role.CUSTOMER])
 
@@ -120,3 +123,34 @@ async def test_a_cold_users_read_is_one_statement_and_the_cached_user_is_the_sam
         ),
     )
     assert users[0] is again
+
+
+@pytest.mark.cluster  # one MGET on a single server, one per slot on a cluster
+async def test_one_turns_reads_of_cached_and_cold_users_each_get_their_own(
+    city: Services, app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """The auth reads of one event-loop turn go to Redis together (``get_many``): each
+    request gets its own user, whether its state was cached or read from PostgreSQL."""
+    resources = resources_of(app)
+    # six customers no request has read yet, then three of them read once (cached)
+    customers = make_customers(city.database_url, resources.clock, 6)
+    claims = [
+        service.decode_token(
+            h["Authorization"].split()[1],
+            key=resources.settings.secret_key_value(),
+            now=resources.clock.now(),
+        )
+        for _, h in customers
+    ]
+    for warm in claims[1::2]:
+        await service.current_user(resources.redis, resources.sessions, claims=warm)
+    names = [keys.auth_user(str(c.user_id)) for c in claims]
+    assert [v is None for v in await get_many(resources.redis, names)] == [True, False] * 3
+    users = await asyncio.gather(
+        *(service.current_user(resources.redis, resources.sessions, claims=c) for c in claims)
+    )
+    # make_customers' logins: each state read is its own customer's, not a neighbour's
+    assert [(u.id, u.login) for u in users] == [
+        (uid, f"fc.{i}.{uid.hex[:6]}") for i, (uid, _) in enumerate(customers)
+    ]
+    assert None not in await get_many(resources.redis, names)  # the cold ones cached now
