@@ -223,6 +223,9 @@ async def test_a_copy_of_a_cart_checked_out_elsewhere_is_not_acted_on(
     )
     assert r.status_code == 201, r.text
     order = r.json()["order_id"]
+    # the checkout's MOVED mark outlives any process's copy of the cart (the copy says
+    # ACTIVE for up to CART_MAX_AGE_S; the mark is what refuses it meanwhile)
+    assert await stack.redis.ttl(keys.hold(STORE, str(cart))) > carts.CART_MAX_AGE_S
     before = pg_stock(stack.database_url, STORE, b)
     with pytest.raises(Conflict) as refused:
         await _set_line(stack, user, cart, b, 1)
@@ -274,6 +277,8 @@ async def test_a_copy_naming_the_store_a_cart_left_holds_at_its_new_store(
     headers = await login(client, CUSTOMER, DEMO_SECRETS[Role.CUSTOMER])
     r = await client.patch(f"/v1/carts/{cart}", json={"store_id": other}, headers=headers)
     assert r.status_code == 200 and r.json()["store_id"] == other, r.text
+    # the tombstone the cart left outlives any process's copy naming this store
+    assert await stack.redis.ttl(keys.hold(STORE, str(cart))) > carts.CART_MAX_AGE_S
     at_store = pg_stock(stack.database_url, STORE, sku)
     moved, held = await _set_line(stack, user, cart, sku, 2)
     assert moved.store_id == other and held[0] == {sku: 2}
