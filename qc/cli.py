@@ -124,7 +124,11 @@ def serve(
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
     workers: Annotated[int, typer.Option(min=1, help="server worker processes")] = 1,
     server: Annotated[
-        serving.Server, typer.Option(help="granian (faster, README Benchmarks) or uvicorn")
+        serving.Server,
+        typer.Option(
+            help="granian (faster, README Benchmarks) or uvicorn; a waiting room runs "
+            "QC_WAITING_ROOM_SERVER's (uvicorn) unless that is empty"
+        ),
     ] = "granian",
     seed_demo: Annotated[
         bool, typer.Option(help="seed an empty database with the demo city and its logins")
@@ -150,8 +154,9 @@ def serve(
         get_settings.cache_clear()
     _prepare_stack(get_settings(), seed_demo=seed_demo)
     if waiting_room:
-        console.print(f"waiting room on http://{host}:{port}  ({server})")
-        serving.run_room_alone(server, host=host, port=port, workers=workers)
+        room_server = get_settings().waiting_room_server or server
+        console.print(f"waiting room on http://{host}:{port}  ({room_server})")
+        serving.run_room_alone(room_server, host=host, port=port, workers=workers)
         return
     console.print(f"API on http://{host}:{port}  (OpenAPI: http://{host}:{port}/docs, {server})")
     serving.run(server, host=host, port=port, workers=workers)

@@ -294,7 +294,8 @@ def _waiting_room(server: Server, *, host: str) -> Iterator[None]:
     url = settings.waiting_room_url
     if not url and host not in ("0.0.0.0", "::", ""):
         url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-    argv = [sys.executable, "-m", "qc.serving", "room", str(os.getpid()), server, host]
+    room_server = settings.waiting_room_server or server
+    argv = [sys.executable, "-m", "qc.serving", "room", str(os.getpid()), room_server, host]
     argv += [str(port), str(settings.waiting_room_workers)]
     with _environ(QC_WAITING_ROOM_URL=url), _kept("the waiting room", argv, {**os.environ}):
         yield

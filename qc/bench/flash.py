@@ -72,7 +72,7 @@ from qc.bench.flash_proof import books, print_report, verify
 from qc.bench.harness import Spawned, conditions
 from qc.bench.serving import free_port, serve_process
 from qc.bench.stack import bench_stack, one_row
-from qc.bench.wrk import cpu_meter, service_pids
+from qc.bench.wrk import cpu_meter, memory_meter, service_pids
 from server.identity.models import User
 from server.identity.service import issue_token
 from server.kit.config import Settings
@@ -288,8 +288,9 @@ async def run(
         # processes on the same join connections, to the bare FastAPI route under the
         # line's server (what any join's round trip costs this stack and this generator)
         line_workers = settings.waiting_room_workers if waiting_room else workers
+        line_server = (settings.waiting_room_server or server) if waiting_room else server
         with serve_process(
-            BARE, env=env, workers=line_workers, factory=True, server=server
+            BARE, env=env, workers=line_workers, factory=True, server=line_server
         ) as bare:
             reference = Spawned(
                 bare_joins,
@@ -373,7 +374,8 @@ async def run(
                     quiet_joins,
                     [QuietShare(room_url, sale_id, store, quiet_tokens, quiet_s)],
                 )
-                with cpu_meter(pids) as cpu_s:  # while the crowd runs
+                # while the crowd runs: CPU, and the line's server's memory (its sockets)
+                with cpu_meter(pids) as cpu_s, memory_meter([room_pid]) as room_mib:
                     start, _ = await asyncio.gather(players.start(), quiet_client.start())
                     done = asyncio.Event()
                     during_task = asyncio.create_task(
@@ -420,7 +422,8 @@ async def run(
             regular_orders=f"{regular_rate:g} a second arriving (an open loop)",
             client=f"aiohttp + websockets on uvloop in {generators} processes, same machine",
             waiting_room=(
-                f"its own server ({line_workers} worker{'s' if line_workers > 1 else ''}): "
+                f"its own server ({line_server}, {line_workers} worker"
+                f"{'s' if line_workers > 1 else ''}): "
                 "joins, polls, sockets; checkouts at the API"
                 if waiting_room
                 else "none: the API serves the line"
@@ -490,6 +493,15 @@ async def run(
             "sockets": crowd.sockets,
             "socket_messages": crowd.socket_messages,
             "socket_positions_rose": crowd.positions_rose,
+            # the line's server's resident memory (its workers too): before the crowd, at
+            # its peak, and that growth per socket opened (the customers' state included)
+            "line_rss_before_mib": round(room_mib["before"], 1),
+            "line_rss_peak_mib": round(room_mib["peak"], 1),
+            "line_rss_kib_per_socket": round(
+                1024 * (room_mib["peak"] - room_mib["before"]) / crowd.sockets, 1
+            )
+            if crowd.sockets
+            else None,
             "refused": dict(crowd.answers),
             "outcomes": dict(crowd.outcomes),
         },

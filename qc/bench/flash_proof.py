@@ -167,6 +167,11 @@ def print_report(f: dict[str, Any]) -> None:
         ),
         ("sockets / messages", f"{c['sockets']:,} / {c['socket_messages']:,}"),
         ("socket positions that rose", str(c["socket_positions_rose"])),
+        (
+            "line's server resident MiB before / peak (KiB per socket)",
+            f"{c['line_rss_before_mib']:,.0f} / {c['line_rss_peak_mib']:,.0f}"
+            f" ({c['line_rss_kib_per_socket']})",
+        ),
         ("polls", f"{c['polls']:,}"),
         ("refused (then retried)", json.dumps(c["refused"]) if c["refused"] else "none"),
         ("sale creation (tokens pre-generated)", f"{s['create_s']} s"),

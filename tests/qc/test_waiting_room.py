@@ -41,11 +41,11 @@ pytestmark = pytest.mark.slow
 
 @contextmanager
 def _served_with_room(
-    services: Services, log: Path, *args: str
+    services: Services, log: Path, *args: str, env: dict[str, str] | None = None
 ) -> Iterator[tuple[str, str, subprocess.Popen[str]]]:
     """``qc serve`` with its waiting room, both on free ports: the API's URL, the room's."""
     port, room_port = free_port(), free_port()
-    env = _env(services) | {"QC_WAITING_ROOM_PORT": str(room_port)}
+    env = _env(services) | {"QC_WAITING_ROOM_PORT": str(room_port)} | (env or {})
     with log.open("w") as err:
         proc = subprocess.Popen(
             [*QC, "serve", "--port", str(port), *args],
@@ -94,16 +94,17 @@ async def test_the_waiting_room_serves_the_line_and_the_api_the_checkout(
     log = tmp_path / "serve.log"
     with _served_with_room(city, log) as (url, room_url, proc):
         (server,) = _rooms(proc)
+        room = [server, *server.children()]  # uvicorn's one worker is the server itself
         if "runs at the API's priority" not in log.read_text():  # the OS let it go ahead
             ahead = max(-20, psutil.Process(proc.pid).nice() - 10)  # QC_WAITING_ROOM_NICE
-            assert [p.nice() for p in [server, *server.children()]] == [ahead, ahead]
+            assert {p.nice() for p in room} == {ahead}
         if AUTOGROUP.exists() and "group is not ahead" not in log.read_text():
             # Linux weighs a niceness only inside a session's scheduling group: the room
-            # and its worker are a group of their own, the step ahead
+            # (and any worker of its) is a group of its own, the step ahead
             room_group = _group(server)
             assert room_group[0] != _group(psutil.Process(proc.pid))[0]
             assert room_group[1:] == ["nice", "-10"]
-            assert [_group(p) for p in server.children()] == [room_group]
+            assert all(_group(p) == room_group for p in room)
         api = httpx.AsyncClient(base_url=url, timeout=30)
         room = httpx.AsyncClient(base_url=room_url, timeout=30)
         async with api, room:
@@ -188,18 +189,25 @@ async def _first_two_join(room_url: str, api_url: str, services: Services) -> No
         assert polled.status_code == 200 and polled.json()["position"] == 1
 
 
-async def test_the_waiting_room_under_uvicorn_takes_the_joins(
-    city: Services, tmp_path: Path
+@pytest.mark.parametrize(
+    ("room_server", "runs"),
+    [(None, "uvicorn"), ("", "granian")],
+    ids=["uvicorn-by-default", "qc-serve-s-own"],
+)
+async def test_the_waiting_room_runs_its_own_server_beside_the_apis(
+    city: Services, tmp_path: Path, room_server: str | None, runs: str
 ) -> None:
-    """``qc serve --server uvicorn`` runs its waiting room under uvicorn too."""
+    """The room runs ``QC_WAITING_ROOM_SERVER`` (uvicorn: more joins a second and half
+    the memory a socket than granian, docs/benchmarks.md), or qc serve's own when that
+    is empty, beside the API under granian; both take the joins and stop with serve."""
     log = tmp_path / "serve.log"
-    with _served_with_room(city, log, "--server", "uvicorn") as (url, room_url, proc):
+    env = {} if room_server is None else {"QC_WAITING_ROOM_SERVER": room_server}
+    with _served_with_room(city, log, env=env) as (url, room_url, proc):
         (server,) = _rooms(proc)
-        assert server.cmdline()[4:6] == [str(proc.pid), "uvicorn"]
+        assert server.cmdline()[4:6] == [str(proc.pid), runs]
         await _first_two_join(room_url, url, city)
         proc.send_signal(signal.SIGTERM)
-        # uvicorn re-raises the stop once it has stopped (tests/qc/test_serve_servers.py)
-        assert proc.wait(timeout=STOP_DEADLINE_S) == -signal.SIGTERM, log.read_text()[-3000:]
+        assert proc.wait(timeout=STOP_DEADLINE_S) == 0, log.read_text()[-3000:]  # granian's
         _, alive = psutil.wait_procs([server], timeout=STOP_DEADLINE_S)
         assert not alive and "Traceback" not in log.read_text()
 
@@ -229,7 +237,9 @@ async def test_a_waiting_room_of_its_own_as_deployed(city: Services, tmp_path: P
             assert httpx.post(room_url + "/v1/flash-sales", json={}).status_code == 404
             assert api.poll() is None
         room.send_signal(signal.SIGTERM)
-        assert room.wait(timeout=STOP_DEADLINE_S) == 0, log.read_text()[-3000:]
+        # under uvicorn (QC_WAITING_ROOM_SERVER): it re-raises the stop once it has stopped
+        assert room.wait(timeout=STOP_DEADLINE_S) == -signal.SIGTERM, log.read_text()[-3000:]
+        assert "waiting room on" in log.read_text() and "(uvicorn)" in log.read_text()
         assert "Traceback" not in log.read_text()
     finally:
         if room.poll() is None:

@@ -47,11 +47,13 @@ state it beside the figures).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -125,6 +127,36 @@ def cpu_meter(groups: dict[str, list[int]]) -> Iterator[dict[str, float]]:
     for name, pids in groups.items():
         after = _cpu_of(_family(pids))
         used[name] = sum(t - before[name].get(pid, 0.0) for pid, t in after.items())
+
+
+def _resident_mib(procs: Iterable[psutil.Process]) -> float:
+    total = 0
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            total += p.memory_info().rss
+    return total / 2**20
+
+
+@contextmanager
+def memory_meter(roots: list[int], every_s: float = 0.5) -> Iterator[dict[str, float]]:
+    """Resident MiB of ``roots`` and their descendants at the block's start (``before``)
+    and at its peak (``peak``, sampled every ``every_s`` by a thread), filled on exit."""
+    seen = {"before": _resident_mib(_family(roots))}
+    peak = [seen["before"]]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(every_s):
+            peak[0] = max(peak[0], _resident_mib(_family(roots)))
+
+    sampler = threading.Thread(target=sample, name="qc-memory-meter", daemon=True)
+    sampler.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        sampler.join()
+        seen["peak"] = max(peak[0], _resident_mib(_family(roots)))
 
 
 def _machine_busy() -> float:

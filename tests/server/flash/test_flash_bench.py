@@ -54,6 +54,9 @@ async def test_the_flash_benchmark_sells_exactly_the_units(settings, clean, warm
         crowd["quiet_joins"] == 5 and crowd["quiet_join_p99_ms"] >= crowd["quiet_join_p50_ms"] > 0
     )
     assert crowd["api_cpu_ms_per_customer"] > 0 and crowd["generator_loop_lag_p99_ms"] >= 0
+    # the line's server's memory: a live process's, never below where it started
+    assert crowd["line_rss_peak_mib"] >= crowd["line_rss_before_mib"] > 20
+    assert crowd["line_rss_kib_per_socket"] is not None
     # the line was served by the waiting room's own server (its CPU a part of the API's),
     # and its admitted customers bought at the API
     assert figures["conditions"]["waiting_room"].startswith("its own server")
