@@ -94,17 +94,17 @@ async def test_the_waiting_room_serves_the_line_and_the_api_the_checkout(
     log = tmp_path / "serve.log"
     with _served_with_room(city, log) as (url, room_url, proc):
         (server,) = _rooms(proc)
-        room = [server, *server.children()]  # uvicorn's one worker is the server itself
+        processes = [server, *server.children()]  # uvicorn's one worker is the server
         if "runs at the API's priority" not in log.read_text():  # the OS let it go ahead
             ahead = max(-20, psutil.Process(proc.pid).nice() - 10)  # QC_WAITING_ROOM_NICE
-            assert {p.nice() for p in room} == {ahead}
+            assert {p.nice() for p in processes} == {ahead}
         if AUTOGROUP.exists() and "group is not ahead" not in log.read_text():
             # Linux weighs a niceness only inside a session's scheduling group: the room
             # (and any worker of its) is a group of its own, the step ahead
             room_group = _group(server)
             assert room_group[0] != _group(psutil.Process(proc.pid))[0]
             assert room_group[1:] == ["nice", "-10"]
-            assert all(_group(p) == room_group for p in room)
+            assert all(_group(p) == room_group for p in processes)
         api = httpx.AsyncClient(base_url=url, timeout=30)
         room = httpx.AsyncClient(base_url=room_url, timeout=30)
         async with api, room:
