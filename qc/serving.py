@@ -407,9 +407,10 @@ def _scheduled_apart(step: int) -> None:
     would on a machine of its own."""
     if not AUTOGROUP.exists():  # no autogroups: the niceness alone decides
         return
+    api_group_nice = int(AUTOGROUP.read_text().split()[-1])  # "/autogroup-7 nice 0"
     if os.getsid(0) != os.getpid():
         os.setsid()
-    AUTOGROUP.write_text(str(step))
+    AUTOGROUP.write_text(str(max(-20, min(19, api_group_nice + step))))
 
 
 def run_room_alone(server: Server, *, host: str, port: int, workers: int) -> None:
