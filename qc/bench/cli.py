@@ -148,7 +148,11 @@ def bench_flash(
         ),
     ] = 4,
     server: Annotated[
-        str, typer.Option(help="granian (what qc serve runs) or uvicorn")
+        str,
+        typer.Option(
+            help="the API's: granian (what qc serve runs) or uvicorn; the waiting room "
+            "runs QC_WAITING_ROOM_SERVER's (uvicorn) unless that is empty"
+        ),
     ] = "granian",
     waiting_room: Annotated[
         bool, typer.Option(help="the line on its own server (qc serve's waiting room)")
