@@ -407,10 +407,18 @@ def _scheduled_apart(step: int) -> None:
     would on a machine of its own."""
     if not AUTOGROUP.exists():  # no autogroups: the niceness alone decides
         return
-    api_group_nice = int(AUTOGROUP.read_text().split()[-1])  # "/autogroup-7 nice 0"
+    api_group_nice = group_nice(AUTOGROUP.read_text())
     if os.getsid(0) != os.getpid():
         os.setsid()
     AUTOGROUP.write_text(str(max(-20, min(19, api_group_nice + step))))
+
+
+def group_nice(autogroup: str) -> int:
+    """A scheduling group's niceness from ``/proc/<pid>/autogroup`` (``/autogroup-7 nice
+    0``). The root group prints nothing: a session that never called ``setsid`` since
+    boot, e.g. under a container's init, as CI runs; it stands at 0."""
+    fields = autogroup.split()
+    return int(fields[-1]) if fields else 0
 
 
 def run_room_alone(server: Server, *, host: str, port: int, workers: int) -> None:
