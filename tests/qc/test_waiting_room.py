@@ -148,7 +148,9 @@ async def test_the_waiting_room_serves_the_line_and_the_api_the_checkout(
             assert third.json()["status"] == "WAITING" and third.json()["position"] == 2
             token = waiting["Authorization"].split()[1]
             ws_url = room_url.replace("http", "ws") + f"/ws/flash/{sid}?token={token}"
-            async with websockets.connect(ws_url) as ws:
+            async with websockets.connect(ws_url) as ws:  # offering permessage-deflate
+                assert ws.response is not None  # positions go uncompressed, as granian's
+                assert "sec-websocket-extensions" not in ws.response.headers
                 assert (await _next(ws))["position"] == 1
                 polled = await room.get(f"{line}/me", headers=waiting)
                 assert polled.status_code == 200 and polled.json()["position"] == 1
