@@ -257,8 +257,8 @@ def _serve(server: Server, *, host: str, port: int, workers: int, target: str = 
         access_log=False,
         server_header=False,  # do not advertise the server software
         # no compression of socket messages (positions: ~100 bytes of JSON): a socket's
-        # zlib streams cost the room ~40 KiB of memory each and ~14 % of its CPU in the
-        # flash crowd (docs/benchmarks.md); granian's sockets never compress
+        # zlib streams cost the room ~38 KiB of memory each in the flash crowd
+        # (docs/benchmarks.md); granian's sockets never compress
         ws_per_message_deflate=False,
         proxy_headers=False,  # the served app reads X-Forwarded-For itself (above)
         timeout_graceful_shutdown=GRACEFUL_S,
