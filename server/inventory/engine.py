@@ -105,13 +105,16 @@ async def reserve(
     now: float,
     new_holder: str | None = None,
     over: tuple[str, ...] = (),
+    if_held: dict[str, int] | None = None,
 ) -> Reserved:
     """Set held quantities for ``holder`` (all lines or none); see ``lua/reserve.lua``.
     A SOFT change is journaled in the same step (no PostgreSQL write by the caller) and
     shares its script call with the store's other SOFT changes of this event-loop turn.
     A move (``new_holder``) must name the hold's lines as they are (else ``HoldChanged``);
     ``over``: the ended states (``MOVED``, ``RELEASED``) a change may start the hold over
-    from, which otherwise refuse it."""
+    from, which otherwise refuse it. ``if_held`` (an undo): each line is set only while it
+    holds that quantity still; a line changed since is left as it is, with the hold's
+    expiry."""
     target = new_holder or holder
     skus = sorted(lines)
     hold = keys.hold(store_id, holder)
@@ -121,7 +124,8 @@ async def reserve(
     )
     for sku in skus:
         call.keys.append(keys.inventory(store_id, sku))
-        call.args.extend((sku, lines[sku]))
+        wanted = lines[sku] if if_held is None else f"{lines[sku]}@{if_held[sku]}"
+        call.args.extend((sku, wanted))
     if mode == "SOFT" and target == holder:
         answer = await _SOFT_BATCHES.submit((client, store_id), call)
     else:

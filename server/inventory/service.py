@@ -410,7 +410,9 @@ def _soft_undo(
     expires: datetime,
     now: datetime,
 ) -> Callable[[], Awaitable[None]]:
-    """The caller's transaction failed: set the lines back (journaled like any change)."""
+    """The caller's transaction failed: set the lines back (journaled like any change),
+    each only while it holds what ``done`` set: a change of the line that landed in
+    between (no lock orders them) stands."""
 
     async def undo() -> None:
         with suppress(DomainError):  # the hold moved on meanwhile: it is no longer ours
@@ -422,6 +424,7 @@ def _soft_undo(
                 mode="SOFT",
                 expires_at=done.previous_expires_at or _ts(expires),
                 now=_ts(now),
+                if_held={c.sku_id: c.new_qty for c in done.lines},
             )
 
     return undo

@@ -21,7 +21,8 @@
 --       then per holder: hold, new hold (= hold when not renaming), inventory hash per line
 -- ARGV: 1 mode (SOFT|HARD), then per holder: holder, new holder, expires_at, now,
 --       over (states the hold may start over from, comma-separated, or ''), line count,
---       then sku, qty per line
+--       then sku, qty per line (qty, or "qty@held" for a rolled back change's undo: set
+--       only if the line still holds `held`)
 -- -> one answer per holder:
 --    {"OK", old_state, old_expires, pending_id, epoch, held, sku, old, new, ...}
 --    (held: the hold's lines after the change, "sku:qty;..." or '' when it holds nothing,
@@ -82,11 +83,22 @@ local function reserve(k, a)
   local skus, wants, olds, deltas, stock = {}, {}, {}, {}, {}
   local short = {}
   for i = 1, n do
-    local sku, want = ARGV[a + 4 + 2 * i], tonumber(ARGV[a + 5 + 2 * i])
+    local sku, want = ARGV[a + 4 + 2 * i], ARGV[a + 5 + 2 * i]
     local buckets = redis.call('HMGET', KEYS[k + 1 + i], 'available', 'reserved')
     if not buckets[1] then return {'UNKNOWN_SKU', sku} end
     local available = tonumber(buckets[1])
     local old = tonumber(fields[sku] or '0')
+    -- "qty@held" (an undo's line): qty only while the line still holds what the undone
+    -- change set; a change of it since stands, and so does the hold's expiry
+    local undo_to, undo_if = string.match(want, '^(%d+)@(%d+)$')
+    if undo_to then
+      if tonumber(undo_if) == old then
+        want = undo_to
+      else
+        want, expires = old, fields._exp or expires
+      end
+    end
+    want = tonumber(want)
     skus[i], wants[i], olds[i], deltas[i] = sku, want, old, want - old
     stock[i] = {available, tonumber(buckets[2] or '0')}
     if deltas[i] > available then

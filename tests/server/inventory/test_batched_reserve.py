@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import timedelta
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -153,6 +155,52 @@ async def test_a_failed_unit_of_work_undoes_its_own_hold_only(stack) -> None:
     await journal.drain(stack.engine, stack.redis, STORE)
     assert pg_stock(stack.database_url, STORE, a) == (4, 1, 0, 0)
     assert reservation_rows(stack.database_url, STORE, "kept") == {a: (1, "SOFT")}
+    assert await find_drift(stack.engine, stack.redis, STORE) == []
+
+
+async def test_an_undo_leaves_a_line_changed_in_between_as_it_is(stack) -> None:
+    """A cart's line changes take no lock: a change of the same line can land between a
+    change's script and its rollback. The rollback sets back only the lines that still
+    hold what it set (b); the line changed since (a) keeps the later change, and the
+    books agree with Redis."""
+    a, b = stocked_skus(stack.database_url, STORE, 2)
+    await _stocked(stack, {a: 10, b: 10})
+    await _soft(stack.sessions, stack.redis, stack.clock, "cart", {a: 1})
+    later = stack.clock.now() + timedelta(seconds=5)
+
+    async with asyncio.timeout(30):
+        with pytest.raises(Refused):
+            async with transaction(stack.sessions) as s:
+                await service.reserve_lines(
+                    s,
+                    stack.redis,
+                    store_id=STORE,
+                    holder="cart",
+                    lines={a: 3, b: 2},
+                    now=stack.clock.now(),
+                    hold_s=600,
+                )
+                async with transaction(stack.sessions) as other:  # lands in between
+                    await service.reserve_lines(
+                        other,
+                        stack.redis,
+                        store_id=STORE,
+                        holder="cart",
+                        lines={a: 5},
+                        now=later,
+                        hold_s=600,
+                    )
+                raise Refused
+
+    hold = await engine.read_hold(stack.redis, store_id=STORE, holder="cart")
+    assert {sku: q for sku, q in hold.items() if not sku.startswith("_")} == {a: "5"}
+    expires = (later + timedelta(seconds=600)).timestamp()  # the later change's
+    assert float(hold["_exp"]) == pytest.approx(expires)
+    assert await stack.redis.zscore(keys.hold_expiry(STORE), "cart") == pytest.approx(expires)
+    assert await redis_stock(stack.redis, STORE, a) == (5, 5, 0, 0)
+    assert await redis_stock(stack.redis, STORE, b) == (10, 0, 0, 0)
+    await journal.drain(stack.engine, stack.redis, STORE)
+    assert reservation_rows(stack.database_url, STORE, "cart")[a] == (5, "SOFT")
     assert await find_drift(stack.engine, stack.redis, STORE) == []
 
 
