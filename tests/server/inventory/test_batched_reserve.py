@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -49,9 +49,14 @@ async def _stocked(stack, available: dict[str, int]) -> None:
 
 async def _soft(sessions, redis, clock, holder: str, lines: dict[str, int]):
     async with transaction(sessions) as s:
-        return await service.reserve_lines(
-            s, redis, store_id=STORE, holder=holder, lines=lines, now=clock.now(), hold_s=600
-        )
+        return await _hold(s, redis, holder, lines, clock.now())
+
+
+def _hold(session, redis, holder: str, lines: dict[str, int], now: datetime):
+    """The holder's SOFT lines in the caller's unit of work, held 10 minutes from ``now``."""
+    return service.reserve_lines(
+        session, redis, store_id=STORE, holder=holder, lines=lines, now=now, hold_s=600
+    )
 
 
 async def test_one_turn_of_soft_holds_each_get_their_own_outcome(stack) -> None:
@@ -133,15 +138,7 @@ async def test_a_failed_unit_of_work_undoes_its_own_hold_only(stack) -> None:
 
     async def failing() -> None:
         async with transaction(stack.sessions) as s:
-            await service.reserve_lines(
-                s,
-                stack.redis,
-                store_id=STORE,
-                holder="undone",
-                lines={a: 2},
-                now=stack.clock.now(),
-                hold_s=600,
-            )
+            await _hold(s, stack.redis, "undone", {a: 2}, stack.clock.now())
             raise Refused
 
     done = await asyncio.gather(
@@ -171,25 +168,9 @@ async def test_an_undo_leaves_a_line_changed_in_between_as_it_is(stack) -> None:
     async with asyncio.timeout(30):
         with pytest.raises(Refused):
             async with transaction(stack.sessions) as s:
-                await service.reserve_lines(
-                    s,
-                    stack.redis,
-                    store_id=STORE,
-                    holder="cart",
-                    lines={a: 3, b: 2},
-                    now=stack.clock.now(),
-                    hold_s=600,
-                )
+                await _hold(s, stack.redis, "cart", {a: 3, b: 2}, stack.clock.now())
                 async with transaction(stack.sessions) as other:  # lands in between
-                    await service.reserve_lines(
-                        other,
-                        stack.redis,
-                        store_id=STORE,
-                        holder="cart",
-                        lines={a: 5},
-                        now=later,
-                        hold_s=600,
-                    )
+                    await _hold(other, stack.redis, "cart", {a: 5}, later)
                 raise Refused
 
     hold = await engine.read_hold(stack.redis, store_id=STORE, holder="cart")
