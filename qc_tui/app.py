@@ -29,6 +29,12 @@ class ClosingApp(App[None]):
 
     _screens_closing = False
 
+    @property
+    def closing(self) -> bool:
+        """Textual has begun to close the app (its screens first, then its messages, then
+        its unmount, which closes its client): a call started now would outlive the client."""
+        return self._screens_closing
+
     async def _close_all(self) -> None:
         self._screens_closing = True
         await super()._close_all()

@@ -153,6 +153,28 @@ async def test_full_delivery_offer_pushed_over_the_socket(
 
 
 @pytest.mark.slow
+async def test_a_trip_poll_once_the_app_began_to_close_calls_nothing(
+    city, live_server, tmp_path: Path
+) -> None:
+    """Textual closes the screens, then the app's messages, then unmounts the app, which
+    closes its client: a poll started in between (a timer's, a push's) must neither call
+    the server (its worker would fail on the closed client) nor schedule the next."""
+    app = RiderApp(
+        server_url=live_server.url,
+        login=rider_near_store(city.database_url),
+        buffer_dir=tmp_path,
+        trip_poll_s=0.05,
+        socket=False,
+    )
+    async with app.run_test(size=SIZE) as pilot:
+        await log_in_and_start_shift(pilot, app)
+        await wait_for(pilot, lambda: app._poll_timer is not None, what="polling")
+        app._screens_closing = True  # as Textual's shutdown begins (ClosingApp._close_all)
+        await app.poll_trip().wait()
+        assert app._poll_timer is None
+
+
+@pytest.mark.slow
 async def test_offer_found_by_polling_with_a_simulated_gps_then_rejected(
     city, live_server, stack, tmp_path: Path
 ) -> None:
