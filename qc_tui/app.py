@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
 
 from textual import work
 from textual.app import App
 from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.reactive import reactive
-from textual.worker import WorkerFailed
+from textual.worker import Worker, WorkerFailed, WorkType
 
 from qc_tui.api import RETRY_DELAYS
 from qc_tui.clock import ServerClock
@@ -22,6 +23,7 @@ from shared.schemas.ops import ServerClockPublic
 CLOCK_SYNC_S = 30.0  # how often a terminal sets its clock by the server's again
 
 AskClock = Callable[[], Awaitable[ServerClockPublic]]
+R = TypeVar("R")
 
 
 class ClosingApp(App[None]):
@@ -29,11 +31,27 @@ class ClosingApp(App[None]):
 
     _screens_closing = False
 
-    @property
-    def closing(self) -> bool:
-        """Textual has begun to close the app (its screens first, then its messages, then
-        its unmount, which closes its client): a call started now would outlive the client."""
-        return self._screens_closing
+    def run_worker(
+        self,
+        work: WorkType[R],
+        name: str | None = "",
+        group: str = "default",
+        description: str = "",
+        exit_on_error: bool = True,
+        start: bool = True,
+        exclusive: bool = False,
+        thread: bool = False,
+    ) -> Worker[R]:
+        """Textual's, but a worker of the app's started once it began to close (a timer's
+        poll, a push's refresh) is cancelled before it runs: the app's unmount closes its
+        client, and a call started after that fails its worker ("the client has been
+        closed"). Its screens' workers go with the screens."""
+        worker = super().run_worker(
+            work, name, group, description, exit_on_error, start, exclusive, thread
+        )
+        if self._screens_closing:
+            worker.cancel()
+        return worker
 
     async def _close_all(self) -> None:
         self._screens_closing = True

@@ -280,8 +280,6 @@ class RiderApp(ServerApp):
         """Ask for the current trip; the next poll is scheduled only when this one is done.
         A push on the socket (``delivery.offered``...) polls at once."""
         self._stop_polling()
-        if self.closing:  # a timer's or a push's poll as the app closes: its client goes
-            return
         generation = self._trip_gen
         delay = self.trip_poll_s
         try:
