@@ -83,22 +83,22 @@ local function reserve(k, a)
   local skus, wants, olds, deltas, stock = {}, {}, {}, {}, {}
   local short = {}
   for i = 1, n do
-    local sku, want = ARGV[a + 4 + 2 * i], ARGV[a + 5 + 2 * i]
+    local sku, asked = ARGV[a + 4 + 2 * i], ARGV[a + 5 + 2 * i]
     local buckets = redis.call('HMGET', KEYS[k + 1 + i], 'available', 'reserved')
     if not buckets[1] then return {'UNKNOWN_SKU', sku} end
     local available = tonumber(buckets[1])
     local old = tonumber(fields[sku] or '0')
-    -- "qty@held" (an undo's line): qty only while the line still holds what the undone
-    -- change set; a change of it since stands, and so does the hold's expiry
-    local undo_to, undo_if = string.match(want, '^(%d+)@(%d+)$')
-    if undo_to then
+    local want = tonumber(asked)
+    if not want then
+      -- "qty@held" (an undo's line): qty only while the line still holds what the undone
+      -- change set; a change of it since stands, and so does the hold's expiry
+      local undo_to, undo_if = string.match(asked, '^(%d+)@(%d+)$')
       if tonumber(undo_if) == old then
-        want = undo_to
+        want = tonumber(undo_to)
       else
         want, expires = old, fields._exp or expires
       end
     end
-    want = tonumber(want)
     skus[i], wants[i], olds[i], deltas[i] = sku, want, old, want - old
     stock[i] = {available, tonumber(buckets[2] or '0')}
     if deltas[i] > available then
