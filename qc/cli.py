@@ -154,7 +154,7 @@ def serve(
         get_settings.cache_clear()
     _prepare_stack(get_settings(), seed_demo=seed_demo)
     if waiting_room:
-        room_server = get_settings().waiting_room_server or server
+        room_server = serving.room_server(get_settings(), server)
         console.print(f"waiting room on http://{host}:{port}  ({room_server})")
         serving.run_room_alone(room_server, host=host, port=port, workers=workers)
         return

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from qc.aio import loop_factory
-from server.kit.config import get_settings
+from server.kit.config import Settings, get_settings
 
 Server = Literal["granian", "uvicorn"]
 TARGET = "qc.serving:create_served_app"
@@ -281,6 +281,11 @@ def _loops_process() -> Iterator[None]:
         yield
 
 
+def room_server(settings: Settings, server: Server) -> Server:
+    """The waiting room's server: ``QC_WAITING_ROOM_SERVER``, else ``server`` (the API's)."""
+    return settings.waiting_room_server or server
+
+
 @contextmanager
 def _waiting_room(server: Server, *, host: str) -> Iterator[None]:
     """The waiting room's own server while the block runs (``QC_WAITING_ROOM_PORT``, 0:
@@ -298,8 +303,8 @@ def _waiting_room(server: Server, *, host: str) -> Iterator[None]:
     url = settings.waiting_room_url
     if not url and host not in ("0.0.0.0", "::", ""):
         url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-    room_server = settings.waiting_room_server or server
-    argv = [sys.executable, "-m", "qc.serving", "room", str(os.getpid()), room_server, host]
+    argv = [sys.executable, "-m", "qc.serving", "room", str(os.getpid())]
+    argv += [room_server(settings, server), host]
     argv += [str(port), str(settings.waiting_room_workers)]
     with _environ(QC_WAITING_ROOM_URL=url), _kept("the waiting room", argv, {**os.environ}):
         yield

@@ -46,7 +46,7 @@ import random
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import psutil
@@ -73,6 +73,7 @@ from qc.bench.harness import Spawned, conditions
 from qc.bench.serving import free_port, serve_process
 from qc.bench.stack import bench_stack, one_row
 from qc.bench.wrk import cpu_meter, memory_meter, service_pids
+from qc.serving import Server, room_server
 from server.identity.models import User
 from server.identity.service import issue_token
 from server.kit.config import Settings
@@ -288,7 +289,7 @@ async def run(
         # processes on the same join connections, to the bare FastAPI route under the
         # line's server (what any join's round trip costs this stack and this generator)
         line_workers = settings.waiting_room_workers if waiting_room else workers
-        line_server = (settings.waiting_room_server or server) if waiting_room else server
+        line_server = room_server(settings, cast(Server, server)) if waiting_room else server
         with serve_process(
             BARE, env=env, workers=line_workers, factory=True, server=line_server
         ) as bare:
