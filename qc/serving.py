@@ -389,37 +389,44 @@ def run_waiting_room(parent: int, server: Server, *, host: str, port: int, worke
     SIGTERM or SIGINT, stopped as the API's; ``QC_WAITING_ROOM_NICE`` steps ahead of the
     API in the OS's scheduling (its workers inherit it), where the OS allows it."""
     _die_with(parent)
-    step = get_settings().waiting_room_nice
-    try:
-        os.nice(step)
-    except OSError as exc:  # lowering a niceness needs CAP_SYS_NICE
-        print(f"qc serve: the waiting room runs at the API's priority ({exc})", file=sys.stderr)
-    try:
-        _scheduled_apart(step)
-    except OSError as exc:
-        print(
-            f"qc serve: the waiting room's scheduling group is not ahead ({exc})", file=sys.stderr
-        )
+    for refusal in schedule_ahead(get_settings().waiting_room_nice):
+        print(f"qc serve: the waiting room {refusal}", file=sys.stderr)
     _serve(server, host=host, port=port, workers=workers, target=ROOM_TARGET)
 
 
 AUTOGROUP = Path("/proc/self/autogroup")
 
 
+def schedule_ahead(step: int) -> list[str]:
+    """This process ``step`` ahead of its parent in the OS's scheduling, where the OS
+    allows it: its niceness, and on Linux a scheduling group of its own the same step
+    ahead (:func:`_scheduled_apart`); what was refused, said as "runs ..." phrases."""
+    refused = []
+    try:
+        os.nice(step)
+    except OSError as exc:  # lowering a niceness needs CAP_SYS_NICE
+        refused.append(f"runs at its parent's priority ({exc})")
+    try:
+        _scheduled_apart(step)
+    except OSError as exc:
+        refused.append(f"runs in its parent's scheduling group ({exc})")
+    return refused
+
+
 def _scheduled_apart(step: int) -> None:
-    """A scheduling group of the room's own, ``step`` ahead, where Linux groups processes
-    by session (``sched_autogroup``, on by default): a process's niceness then only
-    weighs inside its session's group, and that group (qc serve, its API workers, its
+    """A scheduling group of this process's own, ``step`` ahead, where Linux groups
+    processes by session (``sched_autogroup``, on by default): a process's niceness then
+    only weighs inside its session's group, and that group (qc serve, its API workers, its
     loops, a benchmark's clients) gets one group's share against each PostgreSQL backend
     and Valkey, every one a session of its own. In the API's group the room got a share of
     that one share; in a session of its own it gets a group's, ``step`` ahead, as it
     would on a machine of its own."""
     if not AUTOGROUP.exists():  # no autogroups: the niceness alone decides
         return
-    api_group_nice = group_nice(AUTOGROUP.read_text())
+    parent_group_nice = group_nice(AUTOGROUP.read_text())
     if os.getsid(0) != os.getpid():
         os.setsid()
-    AUTOGROUP.write_text(str(max(-20, min(19, api_group_nice + step))))
+    AUTOGROUP.write_text(str(max(-20, min(19, parent_group_nice + step))))
 
 
 def group_nice(autogroup: str) -> int:

@@ -166,6 +166,15 @@ def bench_flash(
     quiet_s: Annotated[
         float, typer.Option(min=0.0, help="the quiet client's joins spread over")
     ] = 100.0,
+    generator_nice: Annotated[
+        int,
+        typer.Option(
+            min=-20,
+            max=0,
+            help="the crowd's processes this step ahead of the servers where allowed "
+            "(a niceness, in a scheduling group of their own)",
+        ),
+    ] = 0,
     json_out: Annotated[str | None, typer.Option("--json")] = None,
 ) -> None:
     """A flash-sale crowd over real HTTP and websockets: units sold, oversold, limits, FIFO,
@@ -197,6 +206,7 @@ def bench_flash(
                 warm_auth=warm_auth,
                 quiet=quiet,
                 quiet_s=quiet_s,
+                generator_nice=generator_nice,
             )
         ),
     )

@@ -244,6 +244,7 @@ async def run(
     warm_auth: bool = False,
     quiet: int = 100,
     quiet_s: float = 100.0,
+    generator_nice: int = 0,
 ) -> dict[str, Any]:
     store = "BLR-KOR"
     args = {
@@ -304,6 +305,7 @@ async def run(
                     )
                     for k in range(generators)
                 ],
+                nice=generator_nice,
             )
             await reference.start()
             bare_seen = BareJoins.merged(await reference.results())
@@ -370,10 +372,12 @@ async def run(
                         )
                         for k in range(generators)
                     ],
+                    nice=generator_nice,
                 )
                 quiet_client = Spawned(
                     quiet_joins,
                     [QuietShare(room_url, sale_id, store, quiet_tokens, quiet_s)],
+                    nice=generator_nice,
                 )
                 # while the crowd runs: CPU, and the line's server's memory (its sockets)
                 with cpu_meter(pids) as cpu_s, memory_meter([room_pid]) as room_mib:
@@ -434,6 +438,11 @@ async def run(
                 f"warm ({warmed} cached before the sale)" if warm_auth else "cold (joins load it)"
             ),
             generator_cpu_pct_per_process=round(100 * crowd.cpu_s / crowd_s / generators, 1),
+            generator_scheduling=(
+                f"niceness {generator_nice} in a group of its own where allowed"
+                if generator_nice
+                else "at the servers' priority"
+            ),
             pid=os.getpid(),
         )
     ordered = [t for _, t in sorted(crowd.admissions)]

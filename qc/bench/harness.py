@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from qc.aio import loop_factory
+from qc.serving import schedule_ahead
 
 S = TypeVar("S")  # what one load process is given
 R = TypeVar("R")  # what it answers
@@ -124,9 +125,15 @@ class Spawned(Generic[S, R]):
     itself the limit long before the server): each gets ready (clients, connections), then
     waits at ``barrier``; ``start`` releases them together and returns the wall-clock start;
     ``results`` waits for every process's answer. A process that fails says why (its
-    exception) instead of leaving the parent waiting."""
+    exception) instead of leaving the parent waiting. ``nice``: each process that step
+    ahead of the servers in the OS's scheduling, where allowed (``schedule_ahead``):
+    on a machine the servers keep busy, a client's answer is read when it arrives, not
+    when the client next gets a core, and its timings are the server's, not the queue's
+    for a core (clients on phones share no CPU with the servers)."""
 
-    def __init__(self, play: Callable[[S, Barrier], Awaitable[R]], shares: list[S]) -> None:
+    def __init__(
+        self, play: Callable[[S, Barrier], Awaitable[R]], shares: list[S], *, nice: int = 0
+    ) -> None:
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked loop
         self._barrier = context.Barrier(len(shares) + 1)
         self._out: multiprocessing.Queue[R | _Failed] = context.Queue()
@@ -134,7 +141,7 @@ class Spawned(Generic[S, R]):
             # daemons: a failure in one leaves no other behind when the bench exits
             context.Process(
                 target=_play_in_process,
-                args=(play, share, self._barrier, self._out),
+                args=(play, share, self._barrier, self._out, nice),
                 daemon=True,
             )
             for share in shares
@@ -170,7 +177,10 @@ def _play_in_process(
     share: S,
     barrier: Barrier,
     out: multiprocessing.Queue[R | _Failed],
+    nice: int,
 ) -> None:
+    if nice:
+        schedule_ahead(nice)  # else at the servers' priority: the figures show the lag
     try:
         # on uvloop, as the servers it loads: a client's turn costs as little as theirs,
         # so the generator's own delay stays out of the figures it takes

@@ -153,10 +153,11 @@ async def _joins_of_turn(
 
 
 # the joins of one event-loop turn to one line go to Redis as one call, in the order they
-# came (their tickets in that order): a crowd's joins share a call's cost
+# came (their tickets in that order): a crowd's joins share a call's cost; one call out at
+# a time, the next gathering meanwhile (``coalesce``)
 _turn_joins: TurnBatcher[
     tuple[aioredis.Redis, str, str, int, float, int], tuple[str, float], list[str]
-] = TurnBatcher(_joins_of_turn, max_items=500)
+] = TurnBatcher(_joins_of_turn, max_items=500, in_flight=1)
 
 
 async def record_bought(client: aioredis.Redis, *, sale_id: str, counts: dict[str, int]) -> None:
@@ -475,10 +476,10 @@ async def _entries_of_turn(
 # a crowd's polls of one event-loop turn share one call for their entries and one per
 # line for their places (each as fresh as its own: sent after all of them asked)
 _turn_positions: TurnBatcher[tuple[aioredis.Redis, str, str], str, LineView] = TurnBatcher(
-    _positions_of_turn, max_items=500
+    _positions_of_turn, max_items=500, in_flight=1
 )
 _turn_entries: TurnBatcher[tuple[aioredis.Redis, str], str, str | None] = TurnBatcher(
-    _entries_of_turn, max_items=500
+    _entries_of_turn, max_items=500, in_flight=1
 )
 
 

@@ -7,6 +7,12 @@ whose answer holds one entry per item, in order: each caller gets its own entry,
 cost (a round trip, redis-py's per-command work) is paid once per batch. The batch is sent
 after all of its callers arrived, so each entry is as fresh as a call of its own.
 
+``in_flight`` bounds the batches of a key on their way at once: a batch due while that
+many are out waits for one to come back, still open, and takes in the calls of the turns
+meanwhile (group commit: a busy process's batches grow with the round trip instead of
+going out a few calls each). Unbounded (None), each turn's batch goes at once: what a
+caller that wants Python and Valkey working side by side on small batches asks for.
+
 A caller cancelled before its batch is sent is left out of it (as its own call would not
 have run); one cancelled later loses only its own answer. An error of the whole call
 (Redis away) is every caller's.
@@ -15,6 +21,7 @@ have run); one cancelled later loses only its own answer. An error of the whole 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Generic, TypeVar
 
@@ -33,15 +40,23 @@ class _Batch(Generic[I, A]):
 
 
 class TurnBatcher(Generic[K, I, A]):
-    """``send(key, items)`` once per key per event-loop turn (at most ``max_items`` each)."""
+    """``send(key, items)`` once per key per event-loop turn (at most ``max_items`` each),
+    at most ``in_flight`` of a key at once (None: no bound)."""
 
     def __init__(
-        self, send: Callable[[K, list[I]], Awaitable[Sequence[A]]], *, max_items: int
+        self,
+        send: Callable[[K, list[I]], Awaitable[Sequence[A]]],
+        *,
+        max_items: int,
+        in_flight: int | None = None,
     ) -> None:
         self.send = send
         self.max_items = max_items
+        self.in_flight = in_flight
         self.open: dict[K, _Batch[I, A]] = {}  # the batch the current turn joins, per key
         self.sending: set[asyncio.Task[None]] = set()
+        self.out: dict[K, int] = {}  # batches on their way, per key (with ``in_flight``)
+        self.due: dict[K, deque[_Batch[I, A]]] = {}  # batches waiting for one to return
 
     async def submit(self, key: K, item: I) -> A:
         batch = self.open.get(key)
@@ -55,11 +70,30 @@ class TurnBatcher(Generic[K, I, A]):
         return await waiter
 
     def _flush(self, key: K, batch: _Batch[I, A]) -> None:
+        if self.in_flight is not None:
+            if self.out.get(key, 0) >= self.in_flight:
+                self.due.setdefault(key, deque()).append(batch)  # still open meanwhile
+                return
+            self.out[key] = self.out.get(key, 0) + 1
         if self.open.get(key) is batch:
             del self.open[key]
         task = batch.loop.create_task(self._run(key, batch))
         self.sending.add(task)
         task.add_done_callback(self.sending.discard)
+        if self.in_flight is not None:
+            task.add_done_callback(lambda _: self._returned(key))
+
+    def _returned(self, key: K) -> None:
+        """A batch of ``key`` is back: the next one due goes."""
+        self.out[key] -= 1
+        if not self.out[key]:
+            del self.out[key]
+        due = self.due.get(key)
+        if due:
+            batch = due.popleft()
+            if not due:
+                del self.due[key]
+            self._flush(key, batch)
 
     async def _run(self, key: K, batch: _Batch[I, A]) -> None:
         live = [i for i, w in enumerate(batch.waiters) if not w.cancelled()]

@@ -59,8 +59,9 @@ class BatchedMovingWindow(MovingWindowRateLimiter):
         super().__init__(storage)
         self.redis = redis
         self.window_key = storage.bridge.prefixed_key  # limits' name of a window in Redis
+        # one batch out at a time, the next gathering meanwhile (``coalesce``)
         self.hits: TurnBatcher[None, tuple[str, int, int], int] = TurnBatcher(
-            self._count, max_items=MAX_BATCH_HITS
+            self._count, max_items=MAX_BATCH_HITS, in_flight=1
         )
 
     async def hit(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:

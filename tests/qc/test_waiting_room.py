@@ -114,10 +114,10 @@ async def test_the_waiting_room_serves_the_line_and_the_api_the_checkout(
     with _served_with_room(city, log) as (url, room_url, proc):
         (server,) = _rooms(proc)
         processes = [server, *server.children()]  # uvicorn's one worker is the server
-        if "runs at the API's priority" not in log.read_text():  # the OS let it go ahead
+        if "runs at its parent's priority" not in log.read_text():  # the OS let it go ahead
             ahead = max(-20, psutil.Process(proc.pid).nice() - 10)  # QC_WAITING_ROOM_NICE
             assert {p.nice() for p in processes} == {ahead}
-        if AUTOGROUP.exists() and "group is not ahead" not in log.read_text():
+        if AUTOGROUP.exists() and "runs in its parent's scheduling group" not in log.read_text():
             # Linux weighs a niceness only inside a session's scheduling group: the room
             # (and any worker of its) is a group of its own, the step ahead
             room_group, serve_group = _group(server), _group(psutil.Process(proc.pid))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from multiprocessing.synchronize import Barrier
+from pathlib import Path
 
 import pytest
 
@@ -27,3 +29,21 @@ async def test_a_failed_process_is_named_not_waited_for() -> None:
     await players.start()
     with pytest.raises(RuntimeError, match="ValueError: no load from -1"):
         await players.results()
+
+
+async def niceness(_: int, barrier: Barrier) -> tuple[int, bool]:
+    barrier.wait()
+    return os.nice(0), os.getsid(0) == os.getpid()
+
+
+async def test_load_processes_go_ahead_of_the_servers_where_the_os_lets_them() -> None:
+    parent = os.nice(0)
+    players = Spawned(niceness, [0, 0], nice=-1)
+    await players.start()
+    for nice, own_session in await players.results():
+        if nice == parent:  # lowering a niceness needs CAP_SYS_NICE
+            continue
+        assert nice == parent - 1
+        # a session of its own: where Linux groups processes by session, its niceness
+        # weighs against the servers', not only inside the bench's group
+        assert own_session == Path("/proc/self/autogroup").exists()

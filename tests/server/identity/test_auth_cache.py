@@ -6,16 +6,21 @@ check back to PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import httpx
+import orjson
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import inspect as sa_inspect
 
 from server.app import create_app
 from server.identity import service
+from server.identity.models import User
 from server.kit import keys, scripts
 from server.kit.clock import Clock
 from server.kit.config import Settings
@@ -154,3 +159,57 @@ async def test_one_turns_reads_of_cached_and_cold_users_each_get_their_own(
         (uid, f"fc.{i}.{uid.hex[:6]}") for i, (uid, _) in enumerate(customers)
     ]
     assert None not in await get_many(resources.redis, names)  # the cold ones cached now
+
+
+async def test_a_cached_states_user_is_the_rows_as_the_orm_loads_it(
+    city: Services, app: FastAPI
+) -> None:
+    """The User a cached state makes (built past the ORM's attribute events) holds what the
+    row holds, as the ORM loads it, and is in no session (nothing flushes it)."""
+    resources = resources_of(app)
+    ((user_id, _),) = make_customers(city.database_url, resources.clock, 1)
+    async with resources.sessions() as session:
+        row = await session.get(User, user_id)
+        assert row is not None
+        await service.revoke_tokens(
+            session, resources.redis, user_id=user_id, now=resources.clock.now(), token_ttl_s=60
+        )
+        await session.commit()
+        await session.refresh(row)
+    await resources.redis.delete(keys.auth_user(str(user_id)))
+    (user,) = await service.load_users(resources.redis, resources.sessions, [user_id])
+    assert user is not None
+    cached = set(User.model_fields) - {"secret_hash", "created_at"}  # no request reads those
+    assert {f: getattr(user, f) for f in cached} == {f: getattr(row, f) for f in cached}
+    assert user.tokens_valid_after is not None  # the revocation's time came through
+    assert user.model_fields_set == set(User.model_fields) - {"created_at"}
+    assert sa_inspect(user).transient
+
+
+def test_a_processs_first_user_from_a_cached_state_can_be_read() -> None:
+    """A worker whose first User comes from a cached state (no ``User(...)`` before it to
+    configure the ORM's mappers) can read its columns: a flash crowd's room, whose first
+    request is a cold join."""
+    entry = orjson.dumps(
+        {
+            "login": "c",
+            "name": "n",
+            "role": "customer",
+            "phone": None,
+            "store_id": None,
+            "city_id": None,
+            "is_active": True,
+            "tokens_valid_after": 0,
+        }
+    ).decode()
+    program = (
+        "import sys, uuid\n"
+        "from server.identity.service import _user_of\n"
+        "user = _user_of(uuid.uuid4(), sys.argv[1])\n"
+        "print(user.is_active, user.login)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program, entry], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "c"]
