@@ -99,4 +99,4 @@ async def end_sessions(
     disabled rider out of the city's GEO index (no store finds them near any more)."""
     if rider_city:
         await redis.zrem(keys.rider_geo(rider_city), str(user_id))
-    await publish(redis, keys.session_channel(str(user_id)), "ended")
+    await publish(redis, keys.sessions_ended(), str(user_id))

@@ -197,9 +197,10 @@ def rider_channel(rider_id: str) -> str:
     return f"events:rider:{rider_id}"
 
 
-def session_channel(user_id: str) -> str:
-    """A message here ends every open socket of the user (logout, disable)."""
-    return f"events:sessions:{user_id}"
+def sessions_ended() -> str:
+    """A user's id here ends every open socket of theirs (logout, disable): one channel for
+    all users, which each process listens to once (``kit.sockets.SessionEnds``)."""
+    return "events:sessions-ended"
 
 
 def auth_user(user_id: str) -> str:

@@ -145,7 +145,10 @@ async def test_a_socket_whose_client_left_leaves_the_line(city, live_server, sta
         resources = resources_of(app)
         async with websockets.connect(_ws_url(live_server, sid, h)) as ws:
             assert (await _next(ws))["type"] in ("admitted", "position")
-            assert resources.flash_hub.lines and resources.fanout.listeners >= 1
+            # the line's subscription beside the process's listener for ended sessions
+            assert resources.flash_hub.lines and resources.fanout.listeners == 2
     await wait_until(
-        lambda: not resources.flash_hub.lines and resources.fanout.listeners == 0, timeout=10
+        # the line's subscription gone; the process's listener for ended sessions stays
+        lambda: not resources.flash_hub.lines and resources.fanout.listeners == 1,
+        timeout=10,
     )
