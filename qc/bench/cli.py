@@ -212,6 +212,26 @@ def bench_flash(
     )
 
 
+@bench_app.command("room")
+def bench_room(
+    joins: Annotated[int, typer.Option(min=10, help="joins of each kind (cold, warm)")] = 16_000,
+    sockets: Annotated[int, typer.Option(min=1, help="sockets opened and held")] = 3000,
+    connections: Annotated[int, typer.Option(min=1, help="client HTTP connections")] = 64,
+    idle_s: Annotated[float, typer.Option(min=0.0, help="seconds the sockets are held")] = 30.0,
+    json_out: Annotated[str | None, typer.Option("--json")] = None,
+) -> None:
+    """The waiting room's CPU part by part: a join (auth cold, warm), the bare route's
+    request under the same server, a socket's handshake and a held socket."""
+    import asyncio
+
+    from qc.bench.room import run as run_room
+
+    figures = run_room(
+        get_settings(), joins=joins, sockets=sockets, connections=connections, idle_s=idle_s
+    )
+    _write_json(json_out, asyncio.run(figures))
+
+
 @bench_app.command("replicas")
 def bench_replicas(
     replicas: Annotated[str, typer.Option(help="replica counts behind HAProxy")] = "1,3",

@@ -7,6 +7,7 @@ import pytest
 from qc.bench.catalog import run as run_catalog
 from qc.bench.checkout import run as run_checkout
 from qc.bench.reserve import run as run_reserve
+from qc.bench.room import run as run_room
 
 
 @pytest.mark.slow
@@ -107,3 +108,20 @@ async def test_bench_all_runs_the_chosen_benchmarks_into_one_table(
     assert {r.bench for r in rows} == {"ops"} and len(rows) == 4
     saved = json.loads(out.read_text())
     assert saved["conditions"]["cores"] and set(saved["benchmarks"]) == {"ops"}
+
+
+@pytest.mark.slow
+async def test_room_benchmark_reports_each_part_against_the_bare_route(settings, clean) -> None:
+    figures = await run_room(settings, joins=30, sockets=5, connections=4, idle_s=0.2)
+    rows = figures["results"]
+    assert list(rows) == [
+        "bare FastAPI route (a join's shape)",
+        "join, auth cold (the customer's first request)",
+        "join, auth warm (cached before)",
+        "socket: handshake and first message",
+        "socket held open",
+    ]
+    for name in list(rows)[:4]:
+        assert rows[name]["count"] in (30, 5) and rows[name]["server_cpu_us_each"] > 0
+        assert rows[name]["vs_bare_cpu"] > 0
+    assert rows["socket held open"]["count"] == 5
