@@ -3,8 +3,9 @@ manager or admin: no more logins, tokens refused at once, a rider taken off duty
 
 Both revoke in PostgreSQL first (``users.tokens_valid_after``: every request and every new
 socket checks it, through the cached auth state, which the revocation replaces by a mark
-in the same step: ``identity.service``), then, once committed, publish on the user's session channel so that
-every open socket of theirs, on any replica, is closed (``kit.sockets.SocketGuardMiddleware``).
+in the same step: ``identity.service``), then, once committed, publish the user's id on the
+sessions-ended channel so that every open socket of theirs, on any replica, is closed
+(``kit.sockets.SocketGuardMiddleware``).
 """
 
 from __future__ import annotations

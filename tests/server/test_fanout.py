@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,7 +24,7 @@ from server.kit import keys
 from server.kit import redis as qredis
 from server.kit.fanout import Fanout
 from server.kit.redis import publish
-from server.kit.sockets import CLOSE_TRY_AGAIN
+from server.kit.sockets import CLOSE_TRY_AGAIN, SessionEnds
 from tests.conftest import LiveServer, Services
 from tests.helpers import login
 from tests.picker_app.picker_live import CUSTOMER, in_stock_skus, place_order
@@ -170,3 +171,31 @@ async def test_a_tracking_socket_that_stops_reading_is_closed_with_try_again(
     # the client's reconnect starts again from a snapshot
     async with websockets.connect(url) as again:
         assert json.loads(await again.recv())["type"] == "snapshot"
+
+
+async def test_a_sessions_listener_cut_off_ends_every_socket_it_watched(stack) -> None:
+    """``kit.sockets.SessionEnds`` fails closed: once its listener stops hearing (here its
+    inbox overflows), every socket it watched is told to end (it may have missed its
+    user's logout), and the next socket starts a listener again."""
+    fanout = Fanout(stack.redis, inbox_size=1)
+    ends = SessionEnds(fanout)
+    ended = asyncio.Event()
+    try:
+        async with ends.watching(uuid.uuid4(), ended.set):
+            deadline = time.monotonic() + 10
+            while not ended.is_set():  # others' logouts, faster than the listener reads
+                assert time.monotonic() < deadline, "the watcher was never told"
+                pipe = stack.redis.pipeline(transaction=False)
+                for _ in range(50):
+                    pipe.spublish(keys.sessions_ended(), str(uuid.uuid4()))
+                await pipe.execute()
+                await asyncio.sleep(0)  # a turn for the reader and the listener
+            assert ends.listening is None
+        told = asyncio.Event()
+        async with ends.watching(user := uuid.uuid4(), told.set):
+            assert ends.listening is not None and ends.listening.done()
+            await publish(stack.redis, keys.sessions_ended(), str(user))
+            async with asyncio.timeout(10):
+                await told.wait()  # the new listener hears this user's end
+    finally:
+        await fanout.aclose()
