@@ -10,8 +10,10 @@ after all of its callers arrived, so each entry is as fresh as a call of its own
 ``in_flight`` bounds the batches of a key on their way at once: a batch due while that
 many are out waits for one to come back, still open, and takes in the calls of the turns
 meanwhile (group commit: a busy process's batches grow with the round trip instead of
-going out a few calls each). Unbounded (None), each turn's batch goes at once: what a
-caller that wants Python and Valkey working side by side on small batches asks for.
+going out a few calls each). A batch out longer than ``stall_s`` stops holding the next
+back (one stalled connection must not stall every caller of the key behind it).
+Unbounded (None), each turn's batch goes at once: what a caller that wants Python and
+Valkey working side by side on small batches asks for.
 
 A caller cancelled before its batch is sent is left out of it (as its own call would not
 have run); one cancelled later loses only its own answer. An error of the whole call
@@ -49,10 +51,12 @@ class TurnBatcher(Generic[K, I, A]):
         *,
         max_items: int,
         in_flight: int | None = None,
+        stall_s: float = 1.0,
     ) -> None:
         self.send = send
         self.max_items = max_items
         self.in_flight = in_flight
+        self.stall_s = stall_s
         self.open: dict[K, _Batch[I, A]] = {}  # the batch the current turn joins, per key
         self.sending: set[asyncio.Task[None]] = set()
         self.out: dict[K, int] = {}  # batches on their way, per key (with ``in_flight``)
@@ -81,10 +85,20 @@ class TurnBatcher(Generic[K, I, A]):
         self.sending.add(task)
         task.add_done_callback(self.sending.discard)
         if self.in_flight is not None:
-            task.add_done_callback(lambda _: self._returned(key))
+            counted = True
+
+            def returned(_: object = None) -> None:  # back, or out too long: once
+                nonlocal counted
+                if counted:
+                    counted = False
+                    stalled.cancel()
+                    self._returned(key)
+
+            stalled = batch.loop.call_later(self.stall_s, returned)
+            task.add_done_callback(returned)
 
     def _returned(self, key: K) -> None:
-        """A batch of ``key`` is back: the next one due goes."""
+        """A batch of ``key`` is back (or stalled): the next one due goes."""
         self.out[key] -= 1
         if not self.out[key]:
             del self.out[key]

@@ -161,3 +161,21 @@ async def test_full_batches_due_behind_one_in_flight_go_one_after_another_in_ord
     sent.gates[3].set()
     assert await first == 0 and await later == [2, 4, 6, 8, 10]
     assert sent.batches == [("a", [0]), ("a", [1, 2]), ("a", [3, 4]), ("a", [5])]
+
+
+async def test_a_batch_out_too_long_stops_holding_the_next_back() -> None:
+    """One stalled round trip does not stall every later caller of its key."""
+    sent = Gated()
+    batcher: TurnBatcher[str, int, int] = TurnBatcher(
+        sent, max_items=100, in_flight=1, stall_s=0.05
+    )
+    stuck = asyncio.ensure_future(batcher.submit("a", 1))
+    await sent.next_batch()
+    later = asyncio.ensure_future(batcher.submit("a", 2))
+    await sent.next_batch()  # went once the first had been out stall_s, still unanswered
+    assert sent.batches == [("a", [1]), ("a", [2])]
+    sent.gates[1].set()
+    assert await later == 4
+    sent.gates[0].set()
+    assert await stuck == 2
+    assert batcher.out == {} and batcher.due == {}
