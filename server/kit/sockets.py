@@ -227,9 +227,10 @@ class SocketGuardMiddleware:
 
         def end() -> None:
             nonlocal ended
-            if running and not ended:  # only ever inside the route, never after it
+            if not ended:
                 ended = True
-                task.cancel()
+                if running:  # only ever inside the route, never after it
+                    task.cancel()
 
         clock, loop = resources.clock, asyncio.get_running_loop()
         timer: asyncio.TimerHandle | None = None
@@ -247,6 +248,10 @@ class SocketGuardMiddleware:
         # or disable answered right after the handshake is heard (published after its
         # commit), and one committed before this point is refused by the route's check
         async with ends.watching(claims.user_id, end):
+            if ended:  # heard before the route began (its listener stopped meanwhile)
+                with contextlib.suppress(Exception):
+                    await send({"type": "websocket.close", "code": CLOSE_UNAUTHENTICATED})
+                return
             running = True
             check_expiry()
             try:
@@ -258,9 +263,8 @@ class SocketGuardMiddleware:
                 running = False
                 if timer is not None:
                     timer.cancel()
-                if ended:
-                    while task.cancelling():  # ours, taken back: the task goes on
-                        task.uncancel()
+                if ended and task.cancelling():
+                    task.uncancel()  # ours, taken back: the task goes on
             if ended and not closed:
                 with contextlib.suppress(Exception):
                     await send({"type": "websocket.close", "code": CLOSE_UNAUTHENTICATED})
