@@ -89,7 +89,7 @@ IDLE_S = 5.0  # the servers' idle CPU (background loops) is metered this long
 PER_CLIENT = 8  # connections per HTTP client: httpcore's pool scans them all per request
 
 
-def _server_env(stack: Any, args: dict[str, Any]) -> dict[str, str]:
+def server_env(stack: Any, args: dict[str, Any]) -> dict[str, str]:
     return {
         "QC_DATABASE_URL": stack.database_url,
         "QC_REDIS_URL": stack.redis_url,
@@ -141,7 +141,7 @@ async def create_sale(
     return str(r.json()["sale_id"])
 
 
-async def _waiting_room(api: Any, client: httpx.AsyncClient, sale_id: str) -> tuple[str, int]:
+async def find_waiting_room(api: Any, client: httpx.AsyncClient, sale_id: str) -> tuple[str, int]:
     """The waiting room the sale names (its URL, its server's pid), once it answers; the
     API itself (and its pid) when it names none."""
     sale = (await client.get(f"/v1/flash-sales/{sale_id}")).json()
@@ -163,7 +163,7 @@ async def _waiting_room(api: Any, client: httpx.AsyncClient, sale_id: str) -> tu
         await asyncio.sleep(0.2)
 
 
-async def _warm_auth(stack: Any, settings: Settings, ids: list[uuid.UUID]) -> int:
+async def warm_auth_states(stack: Any, settings: Settings, ids: list[uuid.UUID]) -> int:
     """Diagnostic (``warm_auth``): the crowd's auth states cached in Valkey before the sale,
     as for customers who opened the app shortly before it (a join is then no first
     request: no PostgreSQL read of its user)."""
@@ -207,7 +207,7 @@ def _crowd_alone(
     return out
 
 
-def _mint_tokens(database_url: str, users: int) -> list[tuple[uuid.UUID, str]]:
+def mint_tokens(database_url: str, users: int) -> list[tuple[uuid.UUID, str]]:
     """Bearer tokens minted with the bench server's key (logging 20,000 people in through
     scrypt would measure password hashing, not the sale)."""
     with psycopg.connect(database_url) as conn:
@@ -257,7 +257,7 @@ async def run(
     async with bench_stack(
         settings, stores=1, skus=300, pool=4, customers=users + REGULAR_CUSTOMERS + quiet
     ) as stack:
-        minted = _mint_tokens(stack.database_url, users + REGULAR_CUSTOMERS + quiet)
+        minted = mint_tokens(stack.database_url, users + REGULAR_CUSTOMERS + quiet)
         crowd_tokens = [t for _, t in minted[:users]]
         regular_tokens = [t for _, t in minted[users : users + REGULAR_CUSTOMERS]]
         quiet_tokens = [t for _, t in minted[users + REGULAR_CUSTOMERS :]]
@@ -268,7 +268,7 @@ async def run(
         before = books(stack.database_url, store, flash_sku)
         boss = User(id=manager, login="manager.blr", name="m", role=Role.MANAGER, secret_hash="")
         boss_token = issue_token(boss, key=SECRET, now=datetime.now(UTC), ttl_s=6 * 3600)[0]
-        env = _server_env(stack, args)
+        env = server_env(stack, args)
         rng = random.Random(7)
         console.print(
             f"[bold]qc bench flash[/]: {users:,} customers, {units:,} units, "
@@ -346,10 +346,12 @@ async def run(
                     client, boss_token, sku_id=flash_sku, store_id=store, units=units
                 )
                 create_s = time.perf_counter() - created
-                room_url, room_pid = await _waiting_room(api, client, sale_id)
+                room_url, room_pid = await find_waiting_room(api, client, sale_id)
                 warmed = 0
                 if warm_auth:
-                    warmed = await _warm_auth(stack, settings, [uid for uid, _ in minted[:users]])
+                    warmed = await warm_auth_states(
+                        stack, settings, [uid for uid, _ in minted[:users]]
+                    )
                 if room_pid != api.pid:  # its CPU is the API's too, and shown on its own
                     pids["WAITING_ROOM"] = [room_pid]
                 console.print(

@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.table import Table
 
 from qc.balance import balanced
-from qc.bench.flash import SECRET, _mint_tokens, create_sale
+from qc.bench.flash import SECRET, create_sale, mint_tokens
 from qc.bench.flash_crowd import Crowd, customer, pct, regular_orders, session
 from qc.bench.harness import conditions
 from qc.bench.stack import bench_stack, one_row
@@ -140,7 +140,7 @@ async def run(
     console = Console()
     results: dict[str, Any] = {"conditions": conditions(), "runs": {}}
     async with bench_stack(settings, stores=1, skus=300, pool=4, customers=users + 40) as stack:
-        minted = [t for _, t in _mint_tokens(stack.database_url, users + 40)]
+        minted = [t for _, t in mint_tokens(stack.database_url, users + 40)]
         with psycopg.connect(stack.database_url) as conn:
             skus = [r[0] for r in conn.execute("SELECT sku_id FROM products ORDER BY sku_id")]
             manager = one_row(conn, "SELECT id FROM users WHERE login = 'manager.blr'")[0]

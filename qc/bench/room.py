@@ -41,11 +41,11 @@ from qc.bench.flash import (
     API,
     BARE,
     SECRET,
-    _mint_tokens,
-    _server_env,
-    _waiting_room,
-    _warm_auth,
     create_sale,
+    find_waiting_room,
+    mint_tokens,
+    server_env,
+    warm_auth_states,
 )
 from qc.bench.flash_crowd import bearer
 from qc.bench.harness import conditions, percentile
@@ -130,7 +130,7 @@ async def run(
     room_kind = room_server(settings, "granian")
     async with bench_stack(settings, stores=1, skus=300, pool=4, customers=users) as stack:
         embedded = stack.embedded
-        minted = _mint_tokens(stack.database_url, users)
+        minted = mint_tokens(stack.database_url, users)
         cold, warm = minted[:joins], minted[joins : 2 * joins]
         with psycopg.connect(stack.database_url) as conn:
             sku = conn.execute("SELECT sku_id FROM products ORDER BY sku_id").fetchone()
@@ -139,7 +139,7 @@ async def run(
         boss = User(id=manager[0], login="manager.blr", name="m", role=Role.MANAGER, secret_hash="")
         boss_token = issue_token(boss, key=SECRET, now=datetime.now(UTC), ttl_s=3600)[0]
         args = {"waiting_room": True, "failure_rate": 0.0, "slots": 100, "slot_seconds": 60}
-        env = _server_env(stack, args)
+        env = server_env(stack, args)
         figures: dict[str, Any] = {}
         with serve_process(BARE, env=env, workers=1, factory=True, server=room_kind) as bare:
             bare_process = psutil.Process(bare.pid)
@@ -154,7 +154,7 @@ async def run(
                 sale_id = await create_sale(
                     client, boss_token, sku_id=sku[0], store_id=STORE, units=1000
                 )
-                room_url, room_pid = await _waiting_room(api, client, sale_id)
+                room_url, room_pid = await find_waiting_room(api, client, sale_id)
             room = psutil.Process(room_pid)
             path = f"/v1/flash-sales/{sale_id}/queue"
             await _posts(room_url, path, [minted[-1][1]] * 50, connections=connections)
@@ -164,7 +164,7 @@ async def run(
                 lambda: _posts(room_url, path, [t for _, t in cold], connections=connections),
                 joins,
             )
-            await _warm_auth(stack, settings, [uid for uid, _ in warm])
+            await warm_auth_states(stack, settings, [uid for uid, _ in warm])
             figures["join, auth warm (cached before)"] = await _metered(
                 room,
                 lambda: _posts(
