@@ -171,10 +171,18 @@ def bench_flash(
         typer.Option(
             min=-20,
             max=0,
-            help="the crowd's processes this step ahead of the servers where allowed "
-            "(a niceness, in a scheduling group of their own)",
+            help="the crowd's processes, each in a scheduling group of its own, this step "
+            "ahead of the servers where allowed (a niceness; 0: beside them)",
         ),
     ] = 0,
+    generator_apart: Annotated[
+        bool,
+        typer.Option(
+            "--generator-apart/--generator-shared",
+            help="diagnostic: --generator-shared keeps the crowd's processes in the servers' "
+            "scheduling group, where they wait for a core behind the API's workers",
+        ),
+    ] = True,
     json_out: Annotated[str | None, typer.Option("--json")] = None,
 ) -> None:
     """A flash-sale crowd over real HTTP and websockets: units sold, oversold, limits, FIFO,
@@ -206,7 +214,7 @@ def bench_flash(
                 warm_auth=warm_auth,
                 quiet=quiet,
                 quiet_s=quiet_s,
-                generator_nice=generator_nice,
+                generator_nice=generator_nice if generator_apart else None,
             )
         ),
     )

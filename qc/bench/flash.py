@@ -244,7 +244,11 @@ async def run(
     warm_auth: bool = False,
     quiet: int = 100,
     quiet_s: float = 100.0,
-    generator_nice: int = 0,
+    # each crowd process in a scheduling group of its own, this step ahead of the servers
+    # (0: beside them); None: in the servers' group, where the API's workers, the loops
+    # and the crowd's four processes shared one group's CPU and a crowd process waited for
+    # a core for up to ~1 s at a time (docs/benchmarks.md, session 22)
+    generator_nice: int | None = 0,
 ) -> dict[str, Any]:
     store = "BLR-KOR"
     args = {
@@ -441,9 +445,10 @@ async def run(
             ),
             generator_cpu_pct_per_process=round(100 * crowd.cpu_s / crowd_s / generators, 1),
             generator_scheduling=(
-                f"niceness {generator_nice} in a group of its own where allowed"
-                if generator_nice
-                else "at the servers' priority"
+                "in the servers' scheduling group"
+                if generator_nice is None
+                else f"a scheduling group of its own per process, {generator_nice} from the "
+                "servers' niceness, where allowed"
             ),
             pid=os.getpid(),
         )

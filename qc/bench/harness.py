@@ -125,14 +125,19 @@ class Spawned(Generic[S, R]):
     itself the limit long before the server): each gets ready (clients, connections), then
     waits at ``barrier``; ``start`` releases them together and returns the wall-clock start;
     ``results`` waits for every process's answer. A process that fails says why (its
-    exception) instead of leaving the parent waiting. ``nice``: each process that step
-    ahead of the servers in the OS's scheduling, where allowed (``schedule_ahead``):
-    on a machine the servers keep busy, a client's answer is read when it arrives, not
-    when the client next gets a core, and its timings are the server's, not the queue's
-    for a core (clients on phones share no CPU with the servers)."""
+    exception) instead of leaving the parent waiting. ``nice``: each process in a
+    scheduling group of its own, that step ahead of the servers, where allowed
+    (``schedule_ahead``; 0: beside them, as a machine of its own would be): on a machine
+    the servers keep busy, a client's answer is read when it arrives, not when the
+    client next gets a core, and its timings are the server's, not the queue's for a
+    core (clients on phones share no CPU with the servers). None: in the caller's group."""
 
     def __init__(
-        self, play: Callable[[S, Barrier], Awaitable[R]], shares: list[S], *, nice: int = 0
+        self,
+        play: Callable[[S, Barrier], Awaitable[R]],
+        shares: list[S],
+        *,
+        nice: int | None = None,
     ) -> None:
         context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked loop
         self._barrier = context.Barrier(len(shares) + 1)
@@ -177,10 +182,10 @@ def _play_in_process(
     share: S,
     barrier: Barrier,
     out: multiprocessing.Queue[R | _Failed],
-    nice: int,
+    nice: int | None,
 ) -> None:
-    if nice:
-        schedule_ahead(nice)  # else at the servers' priority: the figures show the lag
+    if nice is not None:
+        schedule_ahead(nice)
     try:
         # on uvloop, as the servers it loads: a client's turn costs as little as theirs,
         # so the generator's own delay stays out of the figures it takes

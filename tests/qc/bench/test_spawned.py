@@ -47,3 +47,16 @@ async def test_load_processes_go_ahead_of_the_servers_where_the_os_lets_them() -
         # a session of its own: where Linux groups processes by session, its niceness
         # weighs against the servers', not only inside the bench's group
         assert own_session == Path("/proc/self/autogroup").exists()
+
+
+async def test_load_processes_stand_beside_the_servers_in_groups_of_their_own() -> None:
+    """The flash crowd's default: each process a scheduling group of its own at the
+    servers' niceness (in their group they waited for a core behind the API's workers);
+    without ``nice`` a process stays in the caller's group."""
+    parent, grouped = os.nice(0), Path("/proc/self/autogroup").exists()
+    apart = Spawned(niceness, [0, 0], nice=0)
+    await apart.start()
+    assert await apart.results() == [(parent, grouped), (parent, grouped)]
+    beside = Spawned(niceness, [0])
+    await beside.start()
+    assert await beside.results() == [(parent, False)]
