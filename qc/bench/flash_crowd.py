@@ -265,7 +265,10 @@ async def _watch(ws_url: str, crowd: Crowd) -> dict[str, Any] | None:
     could not be used (the caller polls instead)."""
     last = None
     try:
-        async with websockets.connect(ws_url, open_timeout=30, close_timeout=2) as ws:
+        # no pings of its own, as a browser's socket (the server pings to find the gone)
+        async with websockets.connect(
+            ws_url, open_timeout=30, close_timeout=2, ping_interval=None
+        ) as ws:
             crowd.sockets += 1
             async for raw in ws:
                 message = json.loads(raw)

@@ -184,7 +184,9 @@ async def run(
                 async def one(token: str) -> None:
                     async with gate:
                         started = time.perf_counter()
-                        ws = await websockets.connect(ws_url + token, open_timeout=60)
+                        ws = await websockets.connect(  # no pings, as a browser's
+                            ws_url + token, open_timeout=60, ping_interval=None
+                        )
                         opened.append(ws)
                         await ws.recv()  # the first message: where the customer stands
                         took.append(time.perf_counter() - started)
