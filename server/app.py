@@ -47,7 +47,7 @@ from server.kit.loops import background_loops
 from server.kit.metrics import MetricsMiddleware, metrics_allowed
 from server.kit.migrate import head_revision
 from server.kit.resources import Resources, install, resources_of
-from server.kit.sockets import SocketGuardMiddleware
+from server.kit.sockets import SessionEnds, SocketGuardMiddleware
 from server.ops.feed import FeedCache
 from server.ops.routes import router as ops_router
 from server.ops.routes import ws_router as ops_ws_router
@@ -170,6 +170,7 @@ async def open_resources(settings: Settings, clock: Clock) -> AsyncIterator[Reso
             sessions=db.session_maker(engine),
             redis=redis,
             fanout=fanout,
+            session_ends=SessionEnds(fanout),
             payments=payments,
             flash_payments=bulkheads.flash_gateway(payments, slots=settings.flash_payment_bulkhead),
             rate_limiter=ratelimit.rate_limiter(redis, redis_url),

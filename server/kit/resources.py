@@ -3,7 +3,8 @@ the dependencies (``server.kit.deps``), the websockets and the background loops.
 
 Everything a request may need lives here from startup on, so no handler adds a
 singleton on first use: connections, settings and clock, and the per-process guards and
-fan-outs (payment gateways, rate limiter, flash bulkheads and hub, the ops feed cache).
+fan-outs (payment gateways, rate limiter, flash bulkheads and hub, the sockets' listener
+for ended sessions, the ops feed cache).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from server.kit.clock import Clock
     from server.kit.config import Settings
     from server.kit.fanout import Fanout
+    from server.kit.sockets import SessionEnds
     from server.ops.feed import FeedCache
     from server.payments.gateway import PaymentGateway
 
@@ -40,6 +42,7 @@ class Resources:
     sessions: async_sessionmaker[AsyncSession]
     redis: aioredis.Redis
     fanout: Fanout  # the process's one pub/sub subscriber, shared by every socket
+    session_ends: SessionEnds  # the sockets' one listener for ended sessions
     payments: PaymentGateway
     flash_payments: PaymentGateway  # the same provider and breaker, its own slots
     rate_limiter: MovingWindowRateLimiter

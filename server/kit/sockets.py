@@ -178,7 +178,6 @@ class SocketGuardMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.open: Counter[uuid.UUID] = Counter()
-        self.ends: SessionEnds | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":
@@ -197,11 +196,9 @@ class SocketGuardMiddleware:
         if self.open[user] >= resources.settings.ws_max_per_user:
             await _refuse_busy(receive, send, resources.settings.ws_max_per_user)
             return
-        if self.ends is None or self.ends.fanout is not resources.fanout:
-            self.ends = SessionEnds(resources.fanout)  # an app started again: new resources
         self.open[user] += 1
         try:
-            await self._guarded(scope, receive, send, resources, claims, self.ends)
+            await self._guarded(scope, receive, send, resources, claims)
         finally:
             self.open[user] -= 1
             if not self.open[user]:
@@ -214,7 +211,6 @@ class SocketGuardMiddleware:
         send: Send,
         resources: Resources,
         claims: identity.TokenClaims,
-        ends: SessionEnds,
     ) -> None:
         task = asyncio.current_task()
         assert task is not None
@@ -247,7 +243,7 @@ class SocketGuardMiddleware:
         # listening for the user's ended sessions before the route can accept: a logout
         # or disable answered right after the handshake is heard (published after its
         # commit), and one committed before this point is refused by the route's check
-        async with ends.watching(claims.user_id, end):
+        async with resources.session_ends.watching(claims.user_id, end):
             if ended:  # heard before the route began (its listener stopped meanwhile)
                 with contextlib.suppress(Exception):
                     await send({"type": "websocket.close", "code": CLOSE_UNAUTHENTICATED})
