@@ -191,6 +191,12 @@ def bench_flash(
 
     from qc.bench.flash import run as run_flash
 
+    if generator_nice and not generator_apart:
+        raise typer.BadParameter(
+            "a step ahead needs groups of their own: --generator-nice with --generator-shared",
+            param_hint="--generator-nice",
+        )
+
     _write_json(
         json_out,
         asyncio.run(

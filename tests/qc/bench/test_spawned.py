@@ -60,3 +60,17 @@ async def test_load_processes_stand_beside_the_servers_in_groups_of_their_own() 
     beside = Spawned(niceness, [0])
     await beside.start()
     assert await beside.results() == [(parent, False)]
+
+
+def test_a_step_ahead_with_the_servers_group_is_refused_by_name() -> None:
+    """`--generator-nice` steps groups of their own ahead: with `--generator-shared` there
+    are none, so the two together are refused before anything starts."""
+    from typer.testing import CliRunner
+
+    from qc.bench.cli import bench_app
+
+    result = CliRunner().invoke(
+        bench_app, ["flash", "--generator-nice", "-3", "--generator-shared"]
+    )
+    assert result.exit_code == 2
+    assert "--generator-nice" in result.output and "--generator-shared" in result.output
