@@ -69,8 +69,8 @@ def test_a_step_ahead_with_the_servers_group_is_refused_by_name() -> None:
 
     from qc.bench.cli import bench_app
 
-    result = CliRunner().invoke(
-        bench_app, ["flash", "--generator-nice", "-3", "--generator-shared"]
+    result = CliRunner().invoke(  # wide: the message on one line
+        bench_app, ["flash", "--generator-nice", "-3", "--generator-shared"], env={"COLUMNS": "200"}
     )
     assert result.exit_code == 2
     assert "--generator-nice" in result.output and "--generator-shared" in result.output
