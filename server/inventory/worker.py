@@ -20,7 +20,7 @@ from server.inventory.reconcile import (
     store_ids,
 )
 from server.inventory.sweeper import sweep_store
-from server.kit.background import LeasedLoop, lease_ms_for
+from server.kit.background import LeasedLoop
 from server.kit.clock import Clock
 from server.kit.config import Settings
 from server.kit.db import transaction
@@ -86,8 +86,8 @@ def inventory_loops(
             "inventory-reconciler",
             min(REPAIR_TICK_S, settings.reconcile_interval_s),
             reconcile_and_alert,
-            # held as long as a full pass may take, as when it ticked once a pass
-            lease_ms=lease_ms_for(settings.reconcile_interval_s),
+            # a full pass may take longer than the lease (three ticks): it renews it
+            longest_run_s=3 * settings.reconcile_interval_s,
         ),
     ]
 

@@ -13,6 +13,11 @@ happens with its lease's ``Fence`` current (``server.kit.fencing``), so every da
 transaction it commits first checks, in that transaction, that no newer holder has written
 under the lease; a holder that stalled past its lease and wakes after a takeover has its
 writes refused and rolled back.
+
+A lease is short (three ticks), so the work of a replica that died is taken over within
+seconds; a run that may last longer (a full reconciliation pass, a forecast refit) renews
+its lease while it runs, up to its loop's ``longest_run_s``: a run hung past that loses the
+lease as a dead replica's would.
 """
 
 from __future__ import annotations
@@ -38,8 +43,11 @@ GIVE_BACK_S = 2.0  # then its leases are given back, or left to expire
 
 
 class _Lease:
-    def __init__(self, redis: aioredis.Redis, name: str, owner: str, lease_ms: int) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, name: str, owner: str, lease_ms: int, longest_run_s: float
+    ) -> None:
         self.redis, self.name, self.owner, self.lease_ms = redis, name, owner, lease_ms
+        self.longest_run_s = longest_run_s  # a run renews the lease this long at most
         self.floor = 0  # the newest token PostgreSQL refused this replica for
 
     async def take(self) -> int:
@@ -59,13 +67,32 @@ class _Lease:
         )
 
 
+async def _renew_while_running(lease: _Lease, token: int) -> None:
+    """Renew the lease every third of it while a run lasts, up to ``longest_run_s``; stop
+    at once if it was lost (taken over: the fence refuses the run's writes from then on)."""
+    until = time.monotonic() + lease.longest_run_s - lease.lease_ms / 1000
+    while True:
+        await asyncio.sleep(lease.lease_ms / 3000)
+        if time.monotonic() >= until:  # the last renewal ran out by the longest run's end
+            return
+        with contextlib.suppress(Exception):  # a Redis blip: the next beat tries again
+            if await lease.take() != token:
+                return
+
+
 async def _run_fenced(
     lease: _Lease, token: int, run: Callable[[], Awaitable[object]], store_id: str = ""
 ) -> None:
-    """``run()`` with the lease's fence current. Refused because PostgreSQL holds a newer
-    token: the lease is given back, to be taken again above that token (a holder that lost
-    it takes it no more; a Redis that lost its fence counter is set past the books')."""
+    """``run()`` with the lease's fence current, the lease renewed while it lasts. Refused
+    because PostgreSQL holds a newer token: the lease is given back, to be taken again above
+    that token (a holder that lost it takes it no more; a Redis that lost its fence counter
+    is set past the books')."""
     entered = fencing.enter(fencing.Fence(lease.name, token, lease.owner, store_id))
+    heartbeat = None
+    if lease.longest_run_s > lease.lease_ms / 1000:
+        heartbeat = asyncio.create_task(
+            _renew_while_running(lease, token), name=f"lease:{lease.name}"
+        )
     try:
         await run()
     except fencing.Fenced as exc:
@@ -73,6 +100,8 @@ async def _run_fenced(
         await lease.give_back()
         raise
     finally:
+        if heartbeat is not None:
+            heartbeat.cancel()
         fencing.leave(entered)
 
 
@@ -147,13 +176,13 @@ async def stop_all(loops: Sequence[_Loop], *, grace_s: float = STOP_GRACE_S) -> 
     await asyncio.gather(*(loop.stop(grace_s) for loop in loops))
 
 
-def lease_ms_for(interval_s: float) -> int:
-    """A loop's lease: three of its intervals (at least 3 s)."""
-    return max(3000, int(interval_s * 3000))
-
-
 def _lease_ms(interval_s: float, lease_ms: int | None) -> int:
-    return lease_ms or lease_ms_for(interval_s)
+    """A loop's lease unless given: three of its intervals (at least 3 s)."""
+    return lease_ms or max(3000, int(interval_s * 3000))
+
+
+def _longest_run_s(lease_ms: int, longest_run_s: float | None) -> float:
+    return max(lease_ms / 1000, longest_run_s or 0.0)
 
 
 class LeasedLoop(_Loop):
@@ -166,11 +195,13 @@ class LeasedLoop(_Loop):
         interval_s: float,
         run: Callable[[], Awaitable[object]],
         lease_ms: int | None = None,
+        longest_run_s: float | None = None,
     ) -> None:
         self.redis, self.name, self.interval_s, self.run = redis, name, interval_s, run
         self.lease_ms = _lease_ms(interval_s, lease_ms)
+        self.longest_run_s = _longest_run_s(self.lease_ms, longest_run_s)
         self.owner = uuid.uuid4().hex
-        self._lease = _Lease(redis, name, self.owner, self.lease_ms)
+        self._lease = _Lease(redis, name, self.owner, self.lease_ms, self.longest_run_s)
 
     async def holds_lease(self) -> bool:
         return await self._lease.take() > 0
@@ -196,10 +227,12 @@ class ShardedLoop(_Loop):
         shards: Callable[[], Awaitable[Sequence[str]]],
         run: Callable[[str], Awaitable[object]],
         lease_ms: int | None = None,
+        longest_run_s: float | None = None,
     ) -> None:
         self.redis, self.name, self.interval_s = redis, name, interval_s
         self.shards, self.run = shards, run
         self.lease_ms = _lease_ms(interval_s, lease_ms)
+        self.longest_run_s = _longest_run_s(self.lease_ms, longest_run_s)
         self.owner = uuid.uuid4().hex
         self.held: dict[str, int] = {}  # shard -> fencing token
         self._leases: dict[str, _Lease] = {}
@@ -208,7 +241,7 @@ class ShardedLoop(_Loop):
     def _lease(self, shard: str) -> _Lease:
         if shard not in self._leases:
             self._leases[shard] = _Lease(
-                self.redis, f"{self.name}:{shard}", self.owner, self.lease_ms
+                self.redis, f"{self.name}:{shard}", self.owner, self.lease_ms, self.longest_run_s
             )
         return self._leases[shard]
 

@@ -155,6 +155,6 @@ def background_loops(resources: Resources) -> list[LeasedLoop | ShardedLoop]:
             "daily-replenishment",
             60.0,
             lambda: run_daily_job(settings, sessions, redis, clock, resources.database_url),
-            lease_ms=30 * 60_000,  # a daily forecast refit may take minutes
+            longest_run_s=30 * 60.0,  # a daily forecast refit may take minutes
         ),
     ]

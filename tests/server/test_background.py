@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -242,3 +243,40 @@ def test_a_refusal_says_whether_a_newer_token_or_the_same_one_wrote() -> None:
     assert "superseded by a newer holder's 5" in str(Fenced(fence, 5))
     # the same token from another holder: the lease's counter started again (Redis lost it)
     assert "already written by another holder" in str(Fenced(fence, 4))
+
+
+async def test_a_run_longer_than_its_lease_renews_it_up_to_its_longest_run(
+    stack: Stack,
+) -> None:
+    """A short lease (a dead replica's work is taken over within seconds) does not cost a
+    long run its lease: the run renews it while it lasts, up to the loop's
+    ``longest_run_s``; a run hung past that loses it as a dead replica's would."""
+    running, release = asyncio.Event(), asyncio.Event()
+
+    async def run() -> None:
+        running.set()
+        await release.wait()  # a run still working (or hung on a dead connection)
+
+    lease_ms, longest_run_s = 2000, 6.0
+    long_run = LeasedLoop(
+        stack.redis, "renewed", 1.0, run, lease_ms=lease_ms, longest_run_s=longest_run_s
+    )
+    other = LeasedLoop(stack.redis, "renewed", 1.0, run, lease_ms=lease_ms)
+    ran = asyncio.create_task(long_run.tick())
+    await running.wait()
+    started = time.monotonic()
+    try:
+        # more than two leases long: the other replica never gets it
+        while time.monotonic() - started < 2.25 * lease_ms / 1000:
+            assert not await other.holds_lease()
+            await asyncio.sleep(0.05)
+        # hung past its longest run: the lease lapses and the other replica takes it
+        deadline = started + longest_run_s + 10
+        while not await other.holds_lease():
+            assert time.monotonic() < deadline, "the hung run's lease never lapsed"
+            await asyncio.sleep(0.05)
+        # not before its last renewal (a beat before the longest run's end) ran out
+        assert time.monotonic() - started >= longest_run_s - lease_ms / 3000
+    finally:
+        release.set()
+        await ran

@@ -6,6 +6,8 @@ Redis only, ending by expiry first moves nothing in the books."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -15,6 +17,7 @@ from server.inventory import engine, journal
 from server.inventory.reconcile import find_drift, reconcile_store
 from server.inventory.sweeper import sweep_store
 from server.inventory.worker import inventory_loops
+from server.kit.background import LeasedLoop, stop_all
 from server.kit.config import Settings
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
@@ -148,4 +151,44 @@ async def test_the_retry_asks_the_reconciler_for_the_repair_at_once(
     await reconciler.tick()
     placed = await client.post(died.checkout, json=ADDRESS, headers=died.headers)
     assert placed.status_code == 201, placed.text
+    assert await find_drift(stack.engine, stack.redis, STORE) == []
+
+
+async def test_a_replica_that_died_holding_the_reconciler_lease_delays_repairs_by_seconds(
+    stack: Stack, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """The replica killed mid-checkout may be the one holding the reconciler's lease: it
+    never gives it back, so the repair waits for that lease to lapse. The lease is three
+    ticks (a full pass, which may take longer, renews it as it runs), not three passes."""
+
+    def reconciler() -> LeasedLoop:
+        [loop] = [
+            loop
+            for loop in inventory_loops(
+                settings.model_copy(update={"reconcile_interval_s": 3600.0}),
+                stack.engine,
+                stack.sessions,
+                stack.redis,
+                stack.clock,
+            )
+            if loop.name == "inventory-reconciler"
+        ]
+        return loop
+
+    dead, alive = reconciler(), reconciler()
+    assert dead.lease_ms == 3000 and dead.longest_run_s == 3 * 3600.0
+    await dead.tick()  # it holds the lease, then its replica dies: the lease stays in Redis
+    assert not await alive.holds_lease()
+    died = await _checkout_died(stack, client, customer="customer.003", quantity=1)
+    alive.start()
+    try:
+        deadline = time.monotonic() + 25  # a 90 s lease (three passes) failed here
+        while (
+            r := await client.post(died.checkout, json=ADDRESS, headers=died.headers)
+        ).status_code == 409:
+            assert time.monotonic() < deadline, r.text
+            await asyncio.sleep(1.5)  # under the checkout rate limit (20 a minute)
+        assert r.status_code == 201, r.text
+    finally:
+        await stop_all([alive])
     assert await find_drift(stack.engine, stack.redis, STORE) == []
