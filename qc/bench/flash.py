@@ -72,7 +72,7 @@ from qc.bench.flash_proof import books, print_report, verify
 from qc.bench.harness import Spawned, conditions
 from qc.bench.serving import free_port, serve_process
 from qc.bench.stack import bench_stack, one_row
-from qc.bench.wrk import cpu_meter, memory_meter, service_pids
+from qc.bench.wrk import cpu_meter, cpu_timeline, cpu_within, memory_meter, service_pids
 from qc.serving import Server, room_server
 from server.identity.models import User
 from server.identity.service import issue_token
@@ -386,7 +386,11 @@ async def run(
                     nice=generator_nice,
                 )
                 # while the crowd runs: CPU, and the line's server's memory (its sockets)
-                with cpu_meter(pids) as cpu_s, memory_meter([room_pid]) as room_mib:
+                with (
+                    cpu_meter(pids) as cpu_s,
+                    memory_meter([room_pid]) as room_mib,
+                    cpu_timeline([room_pid]) as room_cpu,
+                ):
                     start, _ = await asyncio.gather(players.start(), quiet_client.start())
                     done = asyncio.Event()
                     during_task = asyncio.create_task(
@@ -444,6 +448,11 @@ async def run(
                 f"warm ({warmed} cached before the sale)" if warm_auth else "cold (joins load it)"
             ),
             generator_cpu_pct_per_process=round(100 * crowd.cpu_s / crowd_s / generators, 1),
+            generator_cpu_pct_per_process_while_joining=round(
+                100 * crowd.joining_cpu_s / crowd.joining_s, 1
+            )
+            if crowd.joining_s
+            else None,
             generator_scheduling=(
                 "in the servers' scheduling group"
                 if generator_nice is None
@@ -496,6 +505,16 @@ async def run(
             },
             # and without the regular orders that ran beside it, at what one cost alone
             **_crowd_alone(cpu_s, baseline_cpu_s, baseline, during, users),
+            # the line's server's share of a core from the first join's answer to the
+            # last's: short of 100 %, the joins waited on more than its CPU
+            "line_cpu_pct_while_joining": round(
+                100
+                * cpu_within(room_cpu, crowd.first_join, crowd.last_join)
+                / (crowd.last_join - crowd.first_join),
+                1,
+            )
+            if crowd.first_join and crowd.last_join and crowd.last_join > crowd.first_join
+            else None,
             "generator_loop_lag_p50_ms": pct(crowd.loop_lag_ms, 0.5),
             "generator_loop_lag_p99_ms": pct(crowd.loop_lag_ms, 0.99),
             "checkouts": len(crowd.checkout_ms),

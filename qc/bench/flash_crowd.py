@@ -32,6 +32,12 @@ HOME = {"lat": 12.9352, "lng": 77.6245}  # BLR-KOR delivers here
 ADDRESS = {"address": {"line1": "bench", **HOME}, "payment_method": "upi"}
 
 
+_SUMMED = (  # the processes' figures a merge adds up
+    *("polls", "sockets", "socket_messages", "positions_rose"),
+    *("cpu_s", "joining_cpu_s", "joining_s"),
+)
+
+
 @dataclass
 class Crowd:
     """What the customers saw, as they saw it."""
@@ -54,6 +60,11 @@ class Crowd:
     last_join: float | None = None  # the last join's answer, as seen
     sold_out_at: float | None = None
     cpu_s: float = 0.0  # the generator's CPU (the processes that ran this crowd)
+    # and while the crowd was joining (each process's start to its last join's answer):
+    # its whole run's average hides the burst that shares the box with the room's joins
+    joining_cpu_s: float = 0.0
+    joining_s: float = 0.0
+    cpu_started: float = 0.0  # this process's CPU clock when its customers were released
 
     def add(self, other: Crowd) -> None:
         """Take in what another process's customers saw."""
@@ -68,7 +79,7 @@ class Crowd:
             getattr(self, name).extend(getattr(other, name))
         self.outcomes.update(other.outcomes)
         self.answers.update(other.answers)
-        for name in ("polls", "sockets", "socket_messages", "positions_rose", "cpu_s"):
+        for name in _SUMMED:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for name, pick in (("first_join", min), ("sold_out_at", min), ("last_join", max)):
             seen = [t for t in (getattr(self, name), getattr(other, name)) if t is not None]
@@ -319,6 +330,8 @@ async def customer(
     joined_at = time.time()
     crowd.first_join = crowd.first_join or joined_at
     crowd.last_join = joined_at
+    crowd.joining_s = joined_at - start
+    crowd.joining_cpu_s = time.process_time() - crowd.cpu_started
     crowd.join_ms.append(_ms(took))
     crowd.join_from_arrival_ms.append(_ms(joined_at - arrival))
     if r.status_code == 409:
@@ -450,7 +463,7 @@ async def play(share: CrowdShare, barrier: Barrier) -> Crowd:
         }
         crowd = Crowd()
         await asyncio.to_thread(barrier.wait)
-        start, cpu = time.time(), time.process_time()
+        start, crowd.cpu_started = time.time(), time.process_time()
         base_ws = room.replace("http", "ws")
         lag = asyncio.create_task(_loop_lag(crowd))
         await asyncio.gather(
@@ -472,7 +485,7 @@ async def play(share: CrowdShare, barrier: Barrier) -> Crowd:
                 for n, a in enumerate(share.arrivals)
             )
         )
-        crowd.cpu_s = time.process_time() - cpu
+        crowd.cpu_s = time.process_time() - crowd.cpu_started
         lag.cancel()
         return crowd
 

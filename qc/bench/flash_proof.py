@@ -143,6 +143,14 @@ def print_report(f: dict[str, Any]) -> None:
             f"{c['join_from_arrival_p50_ms']:,.1f} / {c['join_from_arrival_p99_ms']:,.1f}",
         ),
         (
+            "line's server's CPU while the crowd joined, % of a core",
+            f"{c['line_cpu_pct_while_joining'] or 0:,.1f}",
+        ),
+        (
+            "generator CPU while the crowd joined, % of a core a process",
+            f"{f['conditions']['generator_cpu_pct_per_process_while_joining'] or 0:,.1f}",
+        ),
+        (
             "generator loop lag p50 / p99 ms",
             f"{c['generator_loop_lag_p50_ms']:,.1f} / {c['generator_loop_lag_p99_ms']:,.1f}",
         ),

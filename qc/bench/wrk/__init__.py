@@ -47,6 +47,7 @@ state it beside the figures).
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import json
 import os
@@ -157,6 +158,49 @@ def memory_meter(roots: list[int], every_s: float = 0.5) -> Iterator[dict[str, f
         stop.set()
         sampler.join()
         seen["peak"] = max(peak[0], _resident_mib(_family(roots)))
+
+
+@contextmanager
+def cpu_timeline(roots: list[int], every_s: float = 0.5) -> Iterator[list[tuple[float, float]]]:
+    """``(time.time(), CPU seconds)`` of ``roots`` and their descendants every ``every_s``
+    while the block runs (by a thread; the list fills as it goes, a last sample on exit):
+    what they used inside a window the block only learns later (:func:`cpu_within`)."""
+    samples: list[tuple[float, float]] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        samples.append((time.time(), sum(_cpu_of(_family(roots)).values())))
+
+    def keep_sampling() -> None:
+        while not stop.wait(every_s):
+            sample()
+
+    sample()
+    sampler = threading.Thread(target=keep_sampling, name="qc-cpu-timeline", daemon=True)
+    sampler.start()
+    try:
+        yield samples
+    finally:
+        stop.set()
+        sampler.join()
+        sample()
+
+
+def cpu_within(samples: list[tuple[float, float]], start: float, end: float) -> float:
+    """CPU seconds used from ``start`` to ``end`` (wall clock), read off a
+    :func:`cpu_timeline` by linear interpolation between its samples."""
+
+    def at(t: float) -> float:
+        times = [s[0] for s in samples]
+        i = bisect.bisect_left(times, t)
+        if i == 0:
+            return samples[0][1]
+        if i == len(samples):
+            return samples[-1][1]
+        (t0, c0), (t1, c1) = samples[i - 1], samples[i]
+        return c0 + (c1 - c0) * (t - t0) / (t1 - t0) if t1 > t0 else c1
+
+    return max(0.0, at(end) - at(start))
 
 
 def _machine_busy() -> float:

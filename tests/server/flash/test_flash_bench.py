@@ -3,6 +3,8 @@ proof it reports must hold (figures are not timed here)."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from qc.bench.flash import run
@@ -47,6 +49,10 @@ async def test_the_flash_benchmark_sells_exactly_the_units(settings, clean, warm
     assert figures["regular"]["without_sale"]["started"] == 10
     assert figures["regular"]["without_sale"]["orders"] > 0
     assert figures["conditions"]["generator_cpu_pct_per_process"] > 0
+    # and while the crowd joined: the burst the whole run's average spreads thin
+    assert figures["conditions"]["generator_cpu_pct_per_process_while_joining"] > 0
+    # the line's server's share of a core meanwhile (read off /proc in 10 ms ticks)
+    assert 0 <= crowd["line_cpu_pct_while_joining"] <= 100 * (os.cpu_count() or 1)
     # from arrival counts the client's own wait as well: never less than the request alone
     assert crowd["join_from_arrival_p99_ms"] >= crowd["join_p50_ms"] > 0
     # the quiet client's customers are in line beside the crowd, not of it
