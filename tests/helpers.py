@@ -17,6 +17,7 @@ import psycopg
 import uvicorn
 from fastapi import FastAPI
 from textual.app import App
+from textual.css.query import NoMatches
 from textual.pilot import Pilot
 
 from server.kit.resources import resources_of
@@ -72,8 +73,17 @@ async def wait_until(
 async def wait_for(
     pilot: Pilot[Any], condition: Callable[[], object], *, timeout: float = 15.0, what: str = ""
 ) -> None:
-    """Let the Textual app run until ``condition()`` holds; fail after ``timeout`` seconds."""
-    await wait_until(condition, timeout=timeout, what=what, pause=pilot.pause)
+    """Let the Textual app run until ``condition()`` holds; fail after ``timeout`` seconds.
+    A widget the condition queries that is not mounted yet (a screen just pushed composes
+    its children a moment later) counts as not yet, not as a failure."""
+
+    def holds() -> object:
+        try:
+            return condition()
+        except NoMatches:
+            return False
+
+    await wait_until(holds, timeout=timeout, what=what, pause=pilot.pause)
 
 
 class SteppedClock:

@@ -96,6 +96,8 @@ async def _run_fenced(
     try:
         await run()
     except fencing.Fenced as exc:
+        if heartbeat is not None:  # it must not take the lease back once given back
+            heartbeat.cancel()
         lease.floor = max(lease.floor, exc.newest)
         await lease.give_back()
         raise
