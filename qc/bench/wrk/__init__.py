@@ -56,7 +56,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,25 +139,36 @@ def _resident_mib(procs: Iterable[psutil.Process]) -> float:
 
 
 @contextmanager
+def _sampled(every_s: float, sample: Callable[[], object]) -> Iterator[None]:
+    """``sample()`` every ``every_s``, by a thread, while the block runs."""
+    stop = threading.Event()
+
+    def keep_sampling() -> None:
+        while not stop.wait(every_s):
+            sample()
+
+    sampler = threading.Thread(target=keep_sampling, name="qc-sampler", daemon=True)
+    sampler.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        sampler.join()
+
+
+@contextmanager
 def memory_meter(roots: list[int], every_s: float = 0.5) -> Iterator[dict[str, float]]:
     """Resident MiB of ``roots`` and their descendants at the block's start (``before``)
     and at its peak (``peak``, sampled every ``every_s`` by a thread), filled on exit."""
     seen = {"before": _resident_mib(_family(roots))}
     peak = [seen["before"]]
-    stop = threading.Event()
 
     def sample() -> None:
-        while not stop.wait(every_s):
-            peak[0] = max(peak[0], _resident_mib(_family(roots)))
+        peak[0] = max(peak[0], _resident_mib(_family(roots)))
 
-    sampler = threading.Thread(target=sample, name="qc-memory-meter", daemon=True)
-    sampler.start()
-    try:
+    with _sampled(every_s, sample):
         yield seen
-    finally:
-        stop.set()
-        sampler.join()
-        seen["peak"] = max(peak[0], _resident_mib(_family(roots)))
+    seen["peak"] = max(peak[0], _resident_mib(_family(roots)))
 
 
 @contextmanager
@@ -166,24 +177,14 @@ def cpu_timeline(roots: list[int], every_s: float = 0.5) -> Iterator[list[tuple[
     while the block runs (by a thread; the list fills as it goes, a last sample on exit):
     what they used inside a window the block only learns later (:func:`cpu_within`)."""
     samples: list[tuple[float, float]] = []
-    stop = threading.Event()
 
     def sample() -> None:
         samples.append((time.time(), sum(_cpu_of(_family(roots)).values())))
 
-    def keep_sampling() -> None:
-        while not stop.wait(every_s):
-            sample()
-
     sample()
-    sampler = threading.Thread(target=keep_sampling, name="qc-cpu-timeline", daemon=True)
-    sampler.start()
-    try:
+    with _sampled(every_s, sample):
         yield samples
-    finally:
-        stop.set()
-        sampler.join()
-        sample()
+    sample()
 
 
 def cpu_within(samples: list[tuple[float, float]], start: float, end: float) -> float:

@@ -125,13 +125,9 @@ async def test_a_dead_checkouts_hold_expiring_first_leaves_the_books_whole(
     assert await find_drift(stack.engine, stack.redis, STORE) == []
 
 
-async def test_the_retry_asks_the_reconciler_for_the_repair_at_once(
-    stack: Stack, client: httpx.AsyncClient, settings: Settings
-) -> None:
-    """The customer's retry does not wait for the reconciler's next pass over every store
-    (30 s apart): it asks for its store, and the reconciler's next tick (a second later)
-    repairs that store alone."""
-    [reconciler] = [
+def _reconciler(stack: Stack, settings: Settings) -> LeasedLoop:
+    """A replica's reconciler, its full passes an hour apart (the tests drive its ticks)."""
+    [loop] = [
         loop
         for loop in inventory_loops(
             settings.model_copy(update={"reconcile_interval_s": 3600.0}),
@@ -142,6 +138,16 @@ async def test_the_retry_asks_the_reconciler_for_the_repair_at_once(
         )
         if loop.name == "inventory-reconciler"
     ]
+    return loop
+
+
+async def test_the_retry_asks_the_reconciler_for_the_repair_at_once(
+    stack: Stack, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    """The customer's retry does not wait for the reconciler's next pass over every store
+    (30 s apart): it asks for its store, and the reconciler's next tick (a second later)
+    repairs that store alone."""
+    reconciler = _reconciler(stack, settings)
     assert reconciler.interval_s == 1.0
     await reconciler.tick()  # its pass over every store: the next is an hour away
     died = await _checkout_died(stack, client, customer="customer.002", quantity=1)
@@ -160,22 +166,7 @@ async def test_a_replica_that_died_holding_the_reconciler_lease_delays_repairs_b
     """The replica killed mid-checkout may be the one holding the reconciler's lease: it
     never gives it back, so the repair waits for that lease to lapse. The lease is three
     ticks (a full pass, which may take longer, renews it as it runs), not three passes."""
-
-    def reconciler() -> LeasedLoop:
-        [loop] = [
-            loop
-            for loop in inventory_loops(
-                settings.model_copy(update={"reconcile_interval_s": 3600.0}),
-                stack.engine,
-                stack.sessions,
-                stack.redis,
-                stack.clock,
-            )
-            if loop.name == "inventory-reconciler"
-        ]
-        return loop
-
-    dead, alive = reconciler(), reconciler()
+    dead, alive = _reconciler(stack, settings), _reconciler(stack, settings)
     assert dead.lease_ms == 3000 and dead.longest_run_s == 3 * 3600.0
     await dead.tick()  # it holds the lease, then its replica dies: the lease stays in Redis
     assert not await alive.holds_lease()
