@@ -120,12 +120,16 @@ async def test_short_pick_with_a_substitute_then_pack(city, live_server) -> None
         await wait_for(pilot, lambda: isinstance(app.screen, ShortScreen), what="short dialog")
         dialog = cast(ShortScreen, app.screen)
         assert dialog.reason == "damaged"
-        assert dialog.query_one(Input).value == "1"  # found = the one already scanned
+        # found = the one already scanned, in the field once the dialog has mounted
+        await wait_for(pilot, lambda: dialog.query_one(Input).has_focus, what="found field")
+        assert dialog.query_one(Input).value == "1"
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, SubstituteScreen), what="subs")
         subs = cast(SubstituteScreen, app.screen)
         offers = subs.short.substitutes
         assert subs.short.short_qty == 1 and subs.short.policy == "substitute" and offers
+        # a key before the list has focus (its screen mounting) would go nowhere
+        await wait_for(pilot, lambda: subs.query_one(OptionList).has_focus, what="offers")
         assert subs.query_one(OptionList).option_count == len(offers)
         await pilot.press("enter")  # the best match
         await wait_for(
