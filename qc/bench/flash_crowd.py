@@ -60,8 +60,7 @@ class Crowd:
     last_join: float | None = None  # the last join's answer, as seen
     sold_out_at: float | None = None
     cpu_s: float = 0.0  # the generator's CPU (the processes that ran this crowd)
-    # and while the crowd was joining (each process's start to its last join's answer):
-    # its whole run's average hides the burst that shares the box with the room's joins
+    # and from its start to its last join's answer (the run's average hides that burst)
     joining_cpu_s: float = 0.0
     joining_s: float = 0.0
     cpu_started: float = 0.0  # this process's CPU clock when its customers were released

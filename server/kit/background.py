@@ -44,20 +44,29 @@ GIVE_BACK_S = 2.0  # then its leases are given back, or left to expire
 
 class _Lease:
     def __init__(
-        self, redis: aioredis.Redis, name: str, owner: str, lease_ms: int, longest_run_s: float
+        self,
+        redis: aioredis.Redis,
+        name: str,
+        owner: str,
+        lease_ms: int,
+        longest_run_s: float | None = None,
     ) -> None:
         self.redis, self.name, self.owner, self.lease_ms = redis, name, owner, lease_ms
-        self.longest_run_s = longest_run_s  # a run renews the lease this long at most
+        # a run renews the lease this long at most (None: no renewal, the lease alone)
+        self.longest_run_s = max(lease_ms / 1000, longest_run_s or 0.0)
         self.floor = 0  # the newest token PostgreSQL refused this replica for
 
-    async def take(self) -> int:
-        """Take or renew the lease: its fencing token while this replica holds it, else 0."""
+    async def take(self, *, renew_only: bool = False) -> int:
+        """Take or renew the lease: its fencing token while this replica holds it, else 0.
+        ``renew_only``: a lapsed lease is not taken again (under a new token)."""
+        args: list[str | int] = [self.owner, self.lease_ms, self.floor]
+        args.append("renew" if renew_only else "")
         return int(
             await scripts.run(
                 self.redis,
                 "kit/lease",
                 keys=[keys.lease(self.name), keys.lease_fence(self.name)],
-                args=[self.owner, self.lease_ms, self.floor],
+                args=args,
             )
         )
 
@@ -76,7 +85,7 @@ async def _renew_while_running(lease: _Lease, token: int) -> None:
         if time.monotonic() >= until:  # the last renewal ran out by the longest run's end
             return
         with contextlib.suppress(Exception):  # a Redis blip: the next beat tries again
-            if await lease.take() != token:
+            if await lease.take(renew_only=True) != token:  # lost: nothing to renew
                 return
 
 
@@ -183,10 +192,6 @@ def _lease_ms(interval_s: float, lease_ms: int | None) -> int:
     return lease_ms or max(3000, int(interval_s * 3000))
 
 
-def _longest_run_s(lease_ms: int, longest_run_s: float | None) -> float:
-    return max(lease_ms / 1000, longest_run_s or 0.0)
-
-
 class LeasedLoop(_Loop):
     """Work done by one replica at a time: the holder of the loop's lease."""
 
@@ -201,9 +206,9 @@ class LeasedLoop(_Loop):
     ) -> None:
         self.redis, self.name, self.interval_s, self.run = redis, name, interval_s, run
         self.lease_ms = _lease_ms(interval_s, lease_ms)
-        self.longest_run_s = _longest_run_s(self.lease_ms, longest_run_s)
         self.owner = uuid.uuid4().hex
-        self._lease = _Lease(redis, name, self.owner, self.lease_ms, self.longest_run_s)
+        self._lease = _Lease(redis, name, self.owner, self.lease_ms, longest_run_s)
+        self.longest_run_s = self._lease.longest_run_s
 
     async def holds_lease(self) -> bool:
         return await self._lease.take() > 0
@@ -229,12 +234,10 @@ class ShardedLoop(_Loop):
         shards: Callable[[], Awaitable[Sequence[str]]],
         run: Callable[[str], Awaitable[object]],
         lease_ms: int | None = None,
-        longest_run_s: float | None = None,
     ) -> None:
         self.redis, self.name, self.interval_s = redis, name, interval_s
         self.shards, self.run = shards, run
         self.lease_ms = _lease_ms(interval_s, lease_ms)
-        self.longest_run_s = _longest_run_s(self.lease_ms, longest_run_s)
         self.owner = uuid.uuid4().hex
         self.held: dict[str, int] = {}  # shard -> fencing token
         self._leases: dict[str, _Lease] = {}
@@ -243,7 +246,7 @@ class ShardedLoop(_Loop):
     def _lease(self, shard: str) -> _Lease:
         if shard not in self._leases:
             self._leases[shard] = _Lease(
-                self.redis, f"{self.name}:{shard}", self.owner, self.lease_ms, self.longest_run_s
+                self.redis, f"{self.name}:{shard}", self.owner, self.lease_ms
             )
         return self._leases[shard]
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from server.kit import keys
-from server.kit.background import LeasedLoop, ShardedLoop, stop_all
+from server.kit.background import LeasedLoop, ShardedLoop, _Lease, stop_all
 from server.kit.db import transaction
 from server.kit.redis import sync_client
 from tests.conftest import Stack
@@ -281,3 +281,20 @@ async def test_a_run_longer_than_its_lease_renews_it_up_to_its_longest_run(
     finally:
         release.set()
         await ran
+
+
+async def test_a_heartbeat_renews_a_held_lease_and_never_takes_a_lapsed_one(
+    stack: Stack,
+) -> None:
+    """The renewal a running holder sends only extends a lease it holds: once the lease
+    lapsed (the run outlived it), the heartbeat must not take it again under a new token
+    that its own run never writes with and another replica then waits out."""
+    lease = _Lease(stack.redis, "heartbeat", "replica-a", 60_000)
+    token = await lease.take()
+    assert token > 0 and await lease.take(renew_only=True) == token
+    await lease.give_back()  # as if it lapsed
+    assert await lease.take(renew_only=True) == 0
+    assert not await stack.redis.exists(keys.lease("heartbeat"))
+    other = _Lease(stack.redis, "heartbeat", "replica-b", 60_000)
+    assert await other.take() > token  # a new holder, a larger token
+    assert await lease.take(renew_only=True) == 0  # and never the old holder's again

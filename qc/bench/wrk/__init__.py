@@ -191,8 +191,9 @@ def cpu_within(samples: list[tuple[float, float]], start: float, end: float) -> 
     """CPU seconds used from ``start`` to ``end`` (wall clock), read off a
     :func:`cpu_timeline` by linear interpolation between its samples."""
 
+    times = [s[0] for s in samples]
+
     def at(t: float) -> float:
-        times = [s[0] for s in samples]
         i = bisect.bisect_left(times, t)
         if i == 0:
             return samples[0][1]
