@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import httpx
 import psycopg
@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from textual.app import App
 from textual.css.query import NoMatches
 from textual.pilot import Pilot
+from textual.screen import Screen
 
 from server.kit.resources import resources_of
 from server.payments.provider import SimulatedProvider
@@ -84,6 +85,31 @@ async def wait_for(
             return False
 
     await wait_until(holds, timeout=timeout, what=what, pause=pilot.pause)
+
+
+S = TypeVar("S", bound=Screen[Any])
+
+
+def screen_ready(app: App[Any], kind: type[Screen[Any]]) -> bool:
+    """The app shows a ``kind`` screen that is mounted and has its focus (or nothing to
+    focus): keys pressed now reach it. A screen just pushed composes its children and
+    focuses the first a moment later; keys before that go nowhere or to the wrong widget."""
+    screen = app.screen
+    return (
+        isinstance(screen, kind)
+        and screen.is_mounted
+        and (screen.focused is not None or not screen.focus_chain)
+    )
+
+
+async def wait_for_screen(
+    pilot: Pilot[Any], kind: type[S], *, timeout: float = 15.0, what: str = ""
+) -> S:
+    """Let the app run until a ``kind`` screen is ready for keys (``screen_ready``)."""
+    await wait_for(
+        pilot, lambda: screen_ready(pilot.app, kind), timeout=timeout, what=what or kind.__name__
+    )
+    return cast(S, pilot.app.screen)
 
 
 class SteppedClock:

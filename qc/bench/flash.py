@@ -61,16 +61,13 @@ from qc.bench.flash_crowd import (
     CrowdShare,
     QuietShare,
     bare_joins,
-    bearer,
-    pct,
     play,
     quiet_joins,
-    regular_orders_at,
-    session,
 )
 from qc.bench.flash_proof import books, print_report, verify
 from qc.bench.harness import Spawned, conditions
 from qc.bench.serving import free_port, serve_process
+from qc.bench.shopper import bearer, pct, regular_orders_at, session
 from qc.bench.stack import bench_stack, one_row
 from qc.bench.wrk import cpu_meter, cpu_timeline, cpu_within, memory_meter, service_pids
 from qc.serving import Server, room_server

@@ -26,8 +26,9 @@ from rich.table import Table
 
 from qc.balance import balanced
 from qc.bench.flash import SECRET, create_sale, mint_tokens
-from qc.bench.flash_crowd import Crowd, customer, pct, regular_orders, session
+from qc.bench.flash_crowd import Crowd, customer
 from qc.bench.harness import conditions
+from qc.bench.shopper import pct, regular_orders, session
 from qc.bench.stack import bench_stack, one_row
 from server.identity.models import User
 from server.identity.service import issue_token

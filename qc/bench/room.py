@@ -47,9 +47,9 @@ from qc.bench.flash import (
     server_env,
     warm_auth_states,
 )
-from qc.bench.flash_crowd import bearer
 from qc.bench.harness import conditions, percentile
 from qc.bench.serving import serve_process
+from qc.bench.shopper import bearer
 from qc.bench.stack import bench_stack
 from qc.serving import room_server
 from server.identity.models import User

@@ -12,7 +12,7 @@ from control_tower.app import ControlTowerApp
 from control_tower.screens.overview import OverviewScreen
 from control_tower.screens.store import StoreScreen
 from control_tower.widgets.stores_table import StoresTable
-from tests.helpers import wait_for
+from tests.helpers import wait_for, wait_for_screen
 
 SIZE = (130, 40)
 RISK_ORDER = ["BLR-KOR", "BLR-HSR", "BLR-JPN", "BLR-IND", "BLR-WHF"]
@@ -32,12 +32,12 @@ async def overview(pilot: Pilot[Any], app: ControlTowerApp) -> OverviewScreen:
 
 async def drill_down(pilot: Pilot[Any], app: ControlTowerApp) -> StoreScreen:
     await pilot.press("enter")  # the cursor starts on the riskiest store
-    await wait_for(pilot, lambda: isinstance(app.screen, StoreScreen), what="store screen")
+    await wait_for_screen(pilot, StoreScreen, what="store screen")
     return cast(StoreScreen, app.screen)
 
 
 async def dialog(pilot: Pilot[Any], app: ControlTowerApp, kind: type) -> Any:
-    await wait_for(pilot, lambda: isinstance(app.screen, kind), what=kind.__name__)
+    await wait_for_screen(pilot, kind)
     await pilot.pause()
     return app.screen
 

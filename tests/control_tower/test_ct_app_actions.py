@@ -33,7 +33,7 @@ from tests.control_tower.ct_pilot import (
     plain,
     stores_table,
 )
-from tests.helpers import wait_for
+from tests.helpers import wait_for, wait_for_screen
 
 # --- the manager's actions -------------------------------------------------------
 
@@ -130,7 +130,7 @@ async def test_acknowledge_the_selected_alert_from_the_overview(feed: FakeFeedSe
         panel = screen.query_one(CityAlertsPanel)
         panel.focus()
         await pilot.press("down", "a")  # `a` opens the alerts screen, never acknowledges
-        await wait_for(pilot, lambda: isinstance(app.screen, AlertsScreen))
+        await wait_for_screen(pilot, AlertsScreen)
         assert not api.called("acknowledge_alert")
         await pilot.press("escape")
         await wait_for(pilot, lambda: app.screen is screen)
@@ -184,7 +184,7 @@ async def test_reassign_an_order_to_another_rider_of_the_store(feed: FakeFeedSer
                 {"rider_id": str(uid("e1000001")), "reason": "rider not responding"},
             )
         ]
-        await wait_for(pilot, lambda: isinstance(app.screen, StoreScreen))
+        await wait_for_screen(pilot, StoreScreen)
 
 
 @pytest.mark.slow

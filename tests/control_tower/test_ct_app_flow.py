@@ -52,7 +52,7 @@ from tests.control_tower.ct_pilot import (
     shown_keys,
     stores_table,
 )
-from tests.helpers import wait_for
+from tests.helpers import wait_for, wait_for_screen
 
 # --- log in, overview, live updates --------------------------------------------------
 
@@ -61,7 +61,7 @@ async def test_log_in_and_watch_the_city_update_in_place(feed: FakeFeedServer) -
     api = FakeOpsApi(socket_url=feed.url)
     app = tower(api, login="manager.blr")
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, LoginScreen), what="login")
+        await wait_for_screen(pilot, LoginScreen, what="login")
         await pilot.press(*"manager-demo", "enter")
         screen = await overview(pilot, app)
         assert feed.queries == [{"city": "BLR", "token": "tok-manager.blr"}]
@@ -99,7 +99,7 @@ async def test_wrong_password_and_non_managers_stay_on_the_login_screen() -> Non
     api = FakeOpsApi()
     app = tower(api, login="manager.blr", feed=False)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, LoginScreen))
+        await wait_for_screen(pilot, LoginScreen)
         error = app.screen.query_one("#login-error", Static)
         await pilot.press(*"nope", "enter")
         await wait_for(pilot, lambda: "Wrong login" in plain(error.content), what="refusal")
@@ -261,7 +261,7 @@ async def test_store_drill_down_shows_pipeline_people_and_stock(feed: FakeFeedSe
         assert dict(riders.rows) == row_objects  # same order: cells updated, rows kept
 
         await pilot.press("escape")
-        await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen), what="back")
+        await wait_for_screen(pilot, OverviewScreen, what="back")
 
 
 PAUSE_ENTRY = AuditEntry(
@@ -282,7 +282,7 @@ async def test_map_and_alerts_screens(feed: FakeFeedServer) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await overview(pilot, app)
         await pilot.press("m")
-        await wait_for(pilot, lambda: isinstance(app.screen, MapScreen), what="map")
+        await wait_for_screen(pilot, MapScreen, what="map")
         city_map = app.screen.query_one(CityMap)
         await wait_for(pilot, lambda: "Koramangala" in city_map.render().plain)
         assert len(city_map.riders) == 5 and len(city_map.drops) == 8
@@ -290,10 +290,10 @@ async def test_map_and_alerts_screens(feed: FakeFeedServer) -> None:
         await pilot.press("plus")
         assert city_map.zoom == 2
         await pilot.press("escape")
-        await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen))
+        await wait_for_screen(pilot, OverviewScreen)
 
         await pilot.press("a")
-        await wait_for(pilot, lambda: isinstance(app.screen, AlertsScreen), what="alerts")
+        await wait_for_screen(pilot, AlertsScreen, what="alerts")
         screen = cast(AlertsScreen, app.screen)
         audit = screen.query_one("#audit", KeyedTable)
         await wait_for(pilot, lambda: audit.row_count == 1, what="audit log")
@@ -311,13 +311,13 @@ async def test_map_and_alerts_screens(feed: FakeFeedServer) -> None:
         await wait_for(pilot, lambda: panel.alerts[-1].acknowledged, what="shown acknowledged")
         await wait_for(pilot, lambda: len(api.called("audit_log")) == 2, what="audit reloaded")
         await pilot.press("a")
-        await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen))
+        await wait_for_screen(pilot, OverviewScreen)
 
 
 async def test_footer_shows_the_keys() -> None:
     app = tower(logged_in_api(), feed=False)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen))
+        await wait_for_screen(pilot, OverviewScreen)
         app.post_message(FeedReceived(snapshot()))
         await overview(pilot, app)
         keys = shown_keys(app)
@@ -351,7 +351,7 @@ def utc_machine(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 async def test_times_are_shown_in_the_citys_zone_by_default(utc_machine: None) -> None:
     app = tower(logged_in_api(), feed=False, tz=None)  # no --tz: the city's zone
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen))
+        await wait_for_screen(pilot, OverviewScreen)
         app.post_message(FeedReceived(snapshot()))  # BLR, in Asia/Kolkata
         screen = await overview(pilot, app)
         assert plain(screen.query_one("#title", Static).content).endswith("as of 18:30:00 IST")
@@ -360,7 +360,7 @@ async def test_times_are_shown_in_the_citys_zone_by_default(utc_machine: None) -
         api = cast(FakeOpsApi, app.client)
         api.audit = [PAUSE_ENTRY]
         await pilot.press("a")
-        await wait_for(pilot, lambda: isinstance(app.screen, AlertsScreen), what="alerts")
+        await wait_for_screen(pilot, AlertsScreen, what="alerts")
         table = app.screen.query_one("#audit", KeyedTable)
         await wait_for(pilot, lambda: table.row_count == 1, what="the audit log")
         assert plain(table.get_row_at(0)[0]) == "18:30:00"
@@ -370,7 +370,7 @@ async def test_times_are_shown_in_the_chosen_zone() -> None:
     ist = ZoneInfo("Asia/Kolkata")
     app = tower(logged_in_api(), feed=False, tz=ist)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen))
+        await wait_for_screen(pilot, OverviewScreen)
         app.post_message(FeedReceived(snapshot()))
         screen = await overview(pilot, app)
         assert plain(screen.query_one("#title", Static).content).endswith("as of 18:30:00 IST")

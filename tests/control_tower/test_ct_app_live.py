@@ -29,7 +29,7 @@ from server.kit.config import Settings
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import OrderStatus, Role
 from tests.control_tower.ct_app_fakes import fixed_monotonic
-from tests.helpers import ThreadedServer, wait_for
+from tests.helpers import ThreadedServer, wait_for, wait_for_screen
 from tests.picker_app.picker_live import STORE, in_stock_skus, place_order
 
 MANAGER = ("manager.blr", DEMO_SECRETS[Role.MANAGER])
@@ -107,7 +107,7 @@ async def test_manager_sees_the_seeded_city_and_pauses_a_store(city, live_server
         # pause the store under the cursor, with a reason
         store_id = table.store_ids[table.cursor_row]
         await pilot.press("p")
-        await wait_for(pilot, lambda: isinstance(app.screen, ReasonScreen), what="reason")
+        await wait_for_screen(pilot, ReasonScreen, what="reason")
         await pilot.press(*"stock count", "enter")
         await wait_for(pilot, lambda: state_of(table, store_id) == "PAUSED", what="paused")
         assert seeded_stores(city.database_url)[store_id][1] is False
@@ -122,10 +122,10 @@ async def test_manager_sees_the_seeded_city_and_pauses_a_store(city, live_server
         # and resume it from its drill-down
         table.move_cursor(row=table.store_ids.index(store_id))
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, StoreScreen), what="store")
+        await wait_for_screen(pilot, StoreScreen, what="store")
         assert "PAUSED (stock count)" in str(app.screen.query_one("#title", Static).content)
         await pilot.press("p")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
+        await wait_for_screen(pilot, ConfirmScreen, what="confirm")
         await pilot.press("y")
         await wait_for(pilot, lambda: seeded_stores(city.database_url)[store_id][1] is True)
         await pilot.press("escape")
@@ -162,7 +162,7 @@ async def test_an_order_on_the_board_cancelled_from_the_app(city, live_server) -
         table = await stores_shown(pilot, app, len(seeded_stores(city.database_url)))
         table.move_cursor(row=table.store_ids.index(STORE))
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, StoreScreen), what="store")
+        await wait_for_screen(pilot, StoreScreen, what="store")
         board = app.screen.query_one(PipelineBoard)
         confirmed = board.columns[OrderStatus.CONFIRMED].timers
 
@@ -171,11 +171,11 @@ async def test_an_order_on_the_board_cancelled_from_the_app(city, live_server) -
 
         await wait_for(pilot, lambda: order_id in on_board(), timeout=30, what="the order")
         await pilot.press("x")
-        await wait_for(pilot, lambda: isinstance(app.screen, ChoiceScreen), what="orders")
+        await wait_for_screen(pilot, ChoiceScreen, what="orders")
         options = app.screen.query_one(OptionList)
         options.highlighted = next(i for i, o in enumerate(options.options) if o.id == order_id)
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, ReasonScreen), what="reason")
+        await wait_for_screen(pilot, ReasonScreen, what="reason")
         await pilot.press(*"customer called", "enter")
         await wait_for(pilot, lambda: order_id not in on_board(), timeout=30, what="gone")
         with psycopg.connect(city.database_url) as conn:

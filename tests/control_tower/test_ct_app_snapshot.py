@@ -35,7 +35,7 @@ from tests.control_tower.ct_app_fakes import (
     snapshot,
     tower,
 )
-from tests.helpers import wait_for
+from tests.helpers import wait_for, wait_for_screen
 
 SIZE = (120, 36)
 
@@ -46,7 +46,7 @@ def snapshot_app() -> ControlTowerApp:
 
 async def city_shown(pilot: Pilot[Any]) -> None:
     app = pilot.app
-    await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen), what="overview")
+    await wait_for_screen(pilot, OverviewScreen, what="overview")
     app.post_message(FeedReceived(snapshot()))
     await wait_for(pilot, lambda: app.screen.query_one(StoresTable).row_count == 5)
     await pilot.pause()
@@ -89,7 +89,7 @@ def test_login_snapshot(snap_compare: Callable[..., bool]) -> None:
     app = tower(FakeOpsApi(), feed=False, login="manager.blr")
 
     async def shown(pilot: Pilot[Any]) -> None:
-        await wait_for(pilot, lambda: isinstance(pilot.app.screen, LoginScreen), what="login")
+        await wait_for_screen(pilot, LoginScreen, what="login")
         # the screen focuses its first empty input once mounted; the picture is taken after
         # (taken before, the focus styling and the footer's keys came and went)
         await wait_for(pilot, lambda: isinstance(pilot.app.focused, Input), what="focus")
@@ -103,7 +103,7 @@ def test_map_snapshot(snap_compare: Callable[..., bool]) -> None:
         await city_shown(pilot)
         await pilot.press("m")
         app = pilot.app
-        await wait_for(pilot, lambda: isinstance(app.screen, MapScreen), what="map")
+        await wait_for_screen(pilot, MapScreen, what="map")
         city_map = app.screen.query_one(CityMap)
         await wait_for(pilot, lambda: "Koramangala" in city_map.render().plain, what="stores")
         await pilot.pause()
@@ -138,7 +138,7 @@ def test_alerts_and_audit_snapshot(snap_compare: Callable[..., bool]) -> None:
         await city_shown(pilot)
         await pilot.press("a")
         app = pilot.app
-        await wait_for(pilot, lambda: isinstance(app.screen, AlertsScreen), what="alerts")
+        await wait_for_screen(pilot, AlertsScreen, what="alerts")
         audit = app.screen.query_one("#audit", KeyedTable)
         await wait_for(pilot, lambda: audit.row_count == 2, what="the audit log")
         await pilot.pause()
@@ -151,7 +151,7 @@ def test_stages_snapshot(snap_compare: Callable[..., bool]) -> None:
         await city_shown(pilot)
         await pilot.press("w")
         app = pilot.app
-        await wait_for(pilot, lambda: isinstance(app.screen, StagesScreen), what="stages")
+        await wait_for_screen(pilot, StagesScreen, what="stages")
         await wait_for(pilot, lambda: app.screen.query_one(KeyedTable).row_count == 3)
         await pilot.pause()
 
@@ -168,7 +168,7 @@ def test_help_with_the_demo_logins_snapshot(snap_compare: Callable[..., bool]) -
     async def helped(pilot: Pilot[Any]) -> None:
         await city_shown(pilot)
         await pilot.press("question_mark")
-        await wait_for(pilot, lambda: isinstance(pilot.app.screen, HelpScreen), what="help")
+        await wait_for_screen(pilot, HelpScreen, what="help")
         await pilot.pause()
 
     app = tower(logged_in_api(), feed=False, notes=notes)

@@ -7,7 +7,7 @@ from control_tower.screens.store import StoreScreen
 from control_tower.widgets.stores_table import StoresTable
 from tests.control_tower.ct_app_fakes import logged_in_api, tower
 from tests.control_tower.ct_pilot import SIZE, overview, plain
-from tests.helpers import wait_for
+from tests.helpers import wait_for_screen
 
 
 async def test_a_closed_store_says_when_it_opens(feed) -> None:
@@ -20,6 +20,6 @@ async def test_a_closed_store_says_when_it_opens(feed) -> None:
         assert states["BLR-KOR"] == "live" and states["BLR-WHF"] == "PAUSED"
         table.move_cursor(row=table.get_row_index("BLR-JPN"))
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, StoreScreen), what="store")
+        await wait_for_screen(pilot, StoreScreen, what="store")
         title = plain(app.screen.query_one("#title").content)  # type: ignore[attr-defined]
         assert title.startswith("BLR-JPN · JP Nagar · closed · opens Tue 06:00")

@@ -18,7 +18,7 @@ from tests.control_tower.ct_app_fakes import logged_in_api, tower, uid
 from tests.control_tower.ct_pilot import SIZE, dialog, drill_down, overview, plain
 from tests.control_tower.test_ct_app_snapshot import SIZE as SNAP_SIZE
 from tests.control_tower.test_ct_app_snapshot import city_shown, snapshot_app
-from tests.helpers import wait_for
+from tests.helpers import wait_for, wait_for_screen
 
 
 def _choosing(app: Any, title: str) -> bool:
@@ -80,9 +80,9 @@ def test_move_rider_choice_snapshot(snap_compare: Callable[..., bool]) -> None:
     async def choosing(pilot: Pilot[Any]) -> None:
         await city_shown(pilot)
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(pilot.app.screen, StoreScreen))
+        await wait_for_screen(pilot, StoreScreen)
         await pilot.press("t")
-        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ChoiceScreen))
+        await wait_for_screen(pilot, ChoiceScreen)
         await pilot.press("enter")  # Ravi Kumar: now the stores to send him to
         await wait_for(
             pilot,

@@ -12,17 +12,17 @@ from control_tower.screens.base import KeyedTable
 from control_tower.screens.overview import OverviewScreen
 from control_tower.screens.stages import COLUMNS, StagesScreen
 from tests.control_tower.ct_app_fakes import logged_in_api, tower
-from tests.helpers import footer_keys, wait_for
+from tests.helpers import footer_keys, wait_for, wait_for_screen
 
 
 async def test_w_opens_the_stage_breakdown_per_store() -> None:
     api = logged_in_api()
     app = tower(api, feed=False)
     async with app.run_test(size=(160, 40)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen), what="overview")
+        await wait_for_screen(pilot, OverviewScreen, what="overview")
         assert footer_keys(app)["w"] == "Minutes"
         await pilot.press("w")
-        await wait_for(pilot, lambda: isinstance(app.screen, StagesScreen), what="stages")
+        await wait_for_screen(pilot, StagesScreen, what="stages")
         screen = cast(StagesScreen, app.screen)
         table = screen.query_one(KeyedTable)
         await wait_for(pilot, lambda: table.row_count == 3, what="stores listed")
@@ -44,4 +44,4 @@ async def test_w_opens_the_stage_breakdown_per_store() -> None:
         screen.load()  # the periodic ask, now
         await wait_for(pilot, lambda: len(api.called("stage_breakdown")) >= 2, what="asked again")
         await pilot.press("escape")
-        await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen), what="back")
+        await wait_for_screen(pilot, OverviewScreen, what="back")

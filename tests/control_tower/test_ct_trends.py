@@ -19,7 +19,7 @@ from tests.control_tower.ct_app_fakes import (
     stores,
     tower,
 )
-from tests.helpers import wait_for
+from tests.helpers import wait_for, wait_for_screen
 
 MIN = timedelta(minutes=1)
 
@@ -86,7 +86,7 @@ async def test_the_overview_shows_the_trends_after_a_few_feed_messages(
 ) -> None:
     app = tower(logged_in_api(socket_url=feed.url))
     async with app.run_test(size=(160, 48)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, OverviewScreen), what="overview")
+        await wait_for_screen(pilot, OverviewScreen, what="overview")
         panel = app.screen.query_one(TrendsPanel)
         await wait_for(pilot, lambda: bool(panel.series), what="first trends")
         feed.send(changes(at=AT + MIN, stores=idle(6)))

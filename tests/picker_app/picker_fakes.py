@@ -26,7 +26,7 @@ from shared.schemas.picking import (
     SubstituteOption,
 )
 from tests.fake_api import FakeApi
-from tests.helpers import SteppedClock, wait_for
+from tests.helpers import SteppedClock, wait_for_screen
 
 T = TypeVar("T")
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -255,9 +255,9 @@ def fake_app(api: FakePickingApi, **kwargs: object) -> tuple[PickerApp, SteppedC
 
 
 async def open_task(pilot: Pilot[Any], app: PickerApp) -> PickScreen:
-    await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen), what="queue")
+    await wait_for_screen(pilot, QueueScreen, what="queue")
     await pilot.press("enter")
-    await wait_for(pilot, lambda: isinstance(app.screen, PickScreen), what="pick screen")
+    await wait_for_screen(pilot, PickScreen, what="pick screen")
     return cast(PickScreen, app.screen)
 
 

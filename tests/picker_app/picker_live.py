@@ -18,7 +18,7 @@ from picker_app.screens.pick import PickScreen
 from picker_app.screens.queue import QueueScreen
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import Role
-from tests.helpers import SteppedClock, login, wait_for
+from tests.helpers import SteppedClock, login, wait_for, wait_for_screen
 
 STORE = "BLR-KOR"
 PICKER_LOGIN = "picker.kor.1"
@@ -127,7 +127,7 @@ async def log_in(pilot: Pilot[Any], app: PickerApp) -> QueueScreen:
     await wait_for(pilot, lambda: app.screen.query("#login"), what="login screen")
     assert app.screen.query_one("#store", Input).value == STORE
     await pilot.press(*PICKER_LOGIN, "enter", *PICKER_PIN, "enter")
-    await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen), what="queue")
+    await wait_for_screen(pilot, QueueScreen, what="queue")
     return cast(QueueScreen, app.screen)
 
 
@@ -139,7 +139,7 @@ async def claim(pilot: Pilot[Any], app: PickerApp, order_id: str) -> PickScreen:
     table = queue.query_one(DataTable)
     assert table.get_row(order_id)[1] == order_id[:8]
     await pilot.press("enter")
-    await wait_for(pilot, lambda: isinstance(app.screen, PickScreen), what="pick screen")
+    await wait_for_screen(pilot, PickScreen, what="pick screen")
     screen = cast(PickScreen, app.screen)
     assert screen.order_id == order_id
     return screen
@@ -147,7 +147,7 @@ async def claim(pilot: Pilot[Any], app: PickerApp, order_id: str) -> PickScreen:
 
 async def pack(pilot: Pilot[Any], app: PickerApp, clock: SteppedClock) -> PackScreen:
     await person_presses(pilot, clock, "p")
-    await wait_for(pilot, lambda: isinstance(app.screen, PackScreen), what="pack screen")
+    await wait_for_screen(pilot, PackScreen, what="pack screen")
     screen = cast(PackScreen, app.screen)
     await pilot.press("enter")  # the suggested bag count
     await wait_for(pilot, lambda: screen.packed, what="packed")

@@ -15,7 +15,7 @@ from picker_app.screens.pick import WAIT_RECHECK_S, PickScreen
 from picker_app.widgets.pick_lines import PickLineRow
 from server.events.relay import relay_once
 from shared.client.customer import CustomerClient
-from tests.helpers import SteppedClock, scanner_types, wait_for
+from tests.helpers import SteppedClock, scanner_types, wait_for, wait_for_screen
 from tests.picker_app.picker_fakes import BANANA, FakePickingApi, fake_app, open_task
 from tests.picker_app.picker_live import (
     CUSTOMER,
@@ -41,7 +41,7 @@ async def short_milk(pilot, app: PickerApp, clock: SteppedClock) -> PickScreen:
     await person_presses(pilot, clock, "down")
     await wait_for(pilot, lambda: getattr(screen.selected(), "sku_id", "") == MILK)
     await person_presses(pilot, clock, "s")
-    await wait_for(pilot, lambda: isinstance(app.screen, ShortScreen), what="short dialog")
+    await wait_for_screen(pilot, ShortScreen, what="short dialog")
     await pilot.press("enter")  # found: the one already scanned
     await wait_for(pilot, lambda: "offered to the customer" in screen.feedback.text)
     return screen

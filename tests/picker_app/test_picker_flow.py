@@ -12,7 +12,7 @@ from picker_app.app import PickerApp
 from picker_app.screens.exception import ShortScreen, SubstituteScreen
 from picker_app.screens.queue import QueueScreen
 from picker_app.widgets.pick_lines import PickLines
-from tests.helpers import SteppedClock, scanner_types, wait_for
+from tests.helpers import SteppedClock, scanner_types, wait_for, wait_for_screen
 from tests.picker_app.picker_live import (
     PICKER_LOGIN,
     STORE,
@@ -88,7 +88,7 @@ async def test_log_in_claim_scan_in_walking_order_refuse_wrong_item_and_pack(
 
         # Enter: on to the next task - the queue is empty now
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen), what="back to queue")
+        await wait_for_screen(pilot, QueueScreen, what="back to queue")
         status = app.screen.query_one("#queue-status", Static)
         await wait_for(
             pilot,
@@ -117,14 +117,14 @@ async def test_short_pick_with_a_substitute_then_pack(city, live_server) -> None
         await scanner_types(pilot, clock, screen.pick.lines[target].barcode)
         await wait_for(pilot, lambda: picked(screen, short_sku) == 1, what="first unit")
         await person_presses(pilot, clock, "d")
-        await wait_for(pilot, lambda: isinstance(app.screen, ShortScreen), what="short dialog")
+        await wait_for_screen(pilot, ShortScreen, what="short dialog")
         dialog = cast(ShortScreen, app.screen)
         assert dialog.reason == "damaged"
         # found = the one already scanned, in the field once the dialog has mounted
         await wait_for(pilot, lambda: dialog.query_one(Input).has_focus, what="found field")
         assert dialog.query_one(Input).value == "1"
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, SubstituteScreen), what="subs")
+        await wait_for_screen(pilot, SubstituteScreen, what="subs")
         subs = cast(SubstituteScreen, app.screen)
         offers = subs.short.substitutes
         assert subs.short.short_qty == 1 and subs.short.policy == "substitute" and offers

@@ -8,7 +8,7 @@ from textual.widgets import Static
 from picker_app.screens.login import LoginScreen
 from picker_app.screens.pack import PackScreen
 from picker_app.screens.queue import QueueScreen
-from tests.helpers import footer_keys, wait_for
+from tests.helpers import footer_keys, wait_for, wait_for_screen
 from tests.picker_app.picker_fakes import FakePickingApi, fake_app, open_task
 from tests.picker_app.picker_live import person_presses
 
@@ -17,10 +17,10 @@ async def test_every_screen_says_how_to_quit() -> None:
     api = FakePickingApi(logged_in=False)
     app, clock = fake_app(api)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, LoginScreen), what="login")
+        await wait_for_screen(pilot, LoginScreen, what="login")
         assert footer_keys(app)["ctrl+q"] == "Quit"
         await pilot.press(*"picker.kor.1", "enter", *"1234", "enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen), what="queue")
+        await wait_for_screen(pilot, QueueScreen, what="queue")
         assert footer_keys(app)["ctrl+q"] == "Quit"
         pick = await open_task(pilot, app)
         assert footer_keys(app)["ctrl+q"] == "Quit"
@@ -29,7 +29,7 @@ async def test_every_screen_says_how_to_quit() -> None:
         await person_presses(pilot, clock, "r")
         await wait_for(pilot, lambda: "Press P" in str(pick.query_one("#next-item").render()))
         await person_presses(pilot, clock, "p")
-        await wait_for(pilot, lambda: isinstance(app.screen, PackScreen), what="pack")
+        await wait_for_screen(pilot, PackScreen, what="pack")
         assert footer_keys(app)["ctrl+q"] == "Quit"
 
 

@@ -18,7 +18,7 @@ from picker_app.screens.exception import ManualCodeScreen, ShortScreen, Substitu
 from picker_app.screens.login import LoginScreen
 from picker_app.screens.queue import QueueScreen
 from shared.schemas.picking import PickTaskSummary
-from tests.helpers import scanner_types, wait_for
+from tests.helpers import scanner_types, wait_for, wait_for_screen
 from tests.picker_app.picker_fakes import (
     BANANA,
     FakePickingApi,
@@ -95,9 +95,9 @@ async def test_a_short_and_a_substitute_whose_answers_were_lost_are_sent_again()
         await wait_for(pilot, lambda: getattr(screen.selected(), "sku_id", "") == MILK)
         api.lose_answers = 1
         await person_presses(pilot, clock, "s")
-        await wait_for(pilot, lambda: isinstance(app.screen, ShortScreen), what="short dialog")
+        await wait_for_screen(pilot, ShortScreen, what="short dialog")
         await pilot.press("enter")  # found: the one already scanned
-        await wait_for(pilot, lambda: isinstance(app.screen, SubstituteScreen), what="offers")
+        await wait_for_screen(pilot, SubstituteScreen, what="offers")
         assert cast(SubstituteScreen, app.screen).short.short_qty == 2
         api.lose_answers = 1
         await pilot.press("enter")
@@ -124,7 +124,7 @@ async def test_typing_by_hand_is_not_a_scan_but_runs_the_keys() -> None:
         assert scans_sent(api) == [] and len(app.outbox) == 0
         # a command key gets through the detector to its binding
         await person_presses(pilot, clock, "m")
-        await wait_for(pilot, lambda: isinstance(app.screen, ManualCodeScreen), what="dialog")
+        await wait_for_screen(pilot, ManualCodeScreen, what="dialog")
         # typed once the field is there (keys from before it was shown are not taken)
         await wait_for(pilot, lambda: app.screen.query_one(Input).has_focus, what="field")
         await pilot.press(*barcode, "enter")  # typed into the dialog's field
@@ -151,7 +151,7 @@ async def test_the_queue_polls_again_only_after_each_poll_has_finished() -> None
     api.queue = slow_queue  # type: ignore[method-assign]
     app, _ = fake_app(api, queue_poll_s=0.01)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen))
+        await wait_for_screen(pilot, QueueScreen)
         queue = cast(QueueScreen, app.screen)
         await wait_for(pilot, lambda: len(queue.tasks) == 1, what="first poll")
         api.tasks = queue_rows()  # new orders arrive
@@ -199,7 +199,7 @@ async def test_login_refusals_are_shown() -> None:
     api = FakePickingApi(logged_in=False)
     app, _ = fake_app(api, store="BLR-IND")
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, LoginScreen))
+        await wait_for_screen(pilot, LoginScreen)
         error = app.screen.query_one("#login-error", Static)
         await pilot.press(*"picker.kor.1", "enter", *"0000", "enter")
         await wait_for(pilot, lambda: "Wrong picker or PIN" in str(error.content))
@@ -208,7 +208,7 @@ async def test_login_refusals_are_shown() -> None:
         await wait_for(pilot, lambda: "works at BLR-KOR" in str(error.content))
         app.screen.query_one("#store", Input).value = ""  # the picker's own store
         await pilot.press("enter")  # the PIN is still there
-        await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen), what="queue")
+        await wait_for_screen(pilot, QueueScreen, what="queue")
         assert app.store_id == "BLR-KOR"
 
 

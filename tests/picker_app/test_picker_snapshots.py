@@ -15,7 +15,7 @@ from picker_app.screens.login import LoginScreen
 from picker_app.screens.pack import PackScreen
 from picker_app.screens.pick import PickScreen
 from picker_app.screens.queue import QueueScreen
-from tests.helpers import SteppedClock, scanner_types, wait_for
+from tests.helpers import SteppedClock, scanner_types, wait_for, wait_for_screen
 from tests.picker_app.picker_fakes import FakePickingApi, fake_app, open_task
 from tests.picker_app.picker_live import person_presses
 
@@ -56,7 +56,7 @@ def test_login_snapshot(snap_compare: Callable[..., bool]) -> None:
     app, _ = fake_app(FakePickingApi(logged_in=False))
 
     async def shown(pilot: Pilot[Any]) -> None:
-        await wait_for(pilot, lambda: isinstance(app.screen, LoginScreen), what="login")
+        await wait_for_screen(pilot, LoginScreen, what="login")
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=shown)
@@ -68,7 +68,7 @@ async def milk_short(pilot: Pilot[Any], app: PickerApp, clock: SteppedClock) -> 
     await person_presses(pilot, clock, "down")
     await wait_for(pilot, lambda: getattr(screen.selected(), "sku_id", "") == "SKU00031")
     await person_presses(pilot, clock, "s")
-    await wait_for(pilot, lambda: isinstance(app.screen, ShortScreen), what="short dialog")
+    await wait_for_screen(pilot, ShortScreen, what="short dialog")
     await pilot.pause()
 
 
@@ -87,7 +87,7 @@ def test_substitute_snapshot(snap_compare: Callable[..., bool]) -> None:
     async def substitute(pilot: Pilot[Any]) -> None:
         await milk_short(pilot, app, clock)
         await pilot.press("enter")  # found: the one already scanned
-        await wait_for(pilot, lambda: isinstance(app.screen, SubstituteScreen), what="offers")
+        await wait_for_screen(pilot, SubstituteScreen, what="offers")
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=substitute)
@@ -116,7 +116,7 @@ def test_pack_snapshot(snap_compare: Callable[..., bool]) -> None:
     async def packing(pilot: Pilot[Any]) -> None:
         await open_task(pilot, app)
         await person_presses(pilot, clock, "p")
-        await wait_for(pilot, lambda: isinstance(app.screen, PackScreen), what="pack")
+        await wait_for_screen(pilot, PackScreen, what="pack")
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=packing)

@@ -27,7 +27,7 @@ from shared.schemas.delivery import (
 )
 from shared.schemas.identity import UserPublic
 from tests.fake_api import FakeApi
-from tests.helpers import wait_for
+from tests.helpers import wait_for, wait_for_screen
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 KOR = (12.9352, 77.6245)
@@ -214,10 +214,10 @@ def trip_api(status: str) -> FakeRiderApi:
 
 async def open_from_trip(pilot: Pilot[Any], app: RiderApp, key: str, screen: type) -> None:
     """On the trip screen, once the rider is loaded, ``key`` opens ``screen``."""
-    await wait_for(pilot, lambda: isinstance(app.screen, TripScreen), what="trip")
+    await wait_for_screen(pilot, TripScreen, what="trip")
     await wait_for(pilot, lambda: app.rider is not None, what="the rider loaded")
     await pilot.press(key)
-    await wait_for(pilot, lambda: isinstance(app.screen, screen), what=screen.__name__)
+    await wait_for_screen(pilot, screen)
 
 
 class QueueSource:

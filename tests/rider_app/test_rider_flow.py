@@ -25,7 +25,7 @@ from server.delivery import locations
 from server.delivery.worker import dispatch_all
 from server.events.relay import relay_once
 from shared.geo import destination
-from tests.helpers import SteppedClock, scanner_types, wait_for
+from tests.helpers import SteppedClock, scanner_types, wait_for, wait_for_screen
 from tests.picker_app.picker_live import order_as_customer
 from tests.rider_app.rider_fakes import QueueSource
 from tests.rider_app.rider_live import (
@@ -53,10 +53,10 @@ def fixes_acked(app: RiderApp) -> int:
 
 
 async def log_in_and_start_shift(pilot: Pilot[Any], app: RiderApp) -> None:
-    await wait_for(pilot, lambda: isinstance(app.screen, LoginScreen), what="login screen")
+    await wait_for_screen(pilot, LoginScreen, what="login screen")
     assert app.screen.query_one("#login", Input).value == app.ctx.login_hint
     await pilot.press(*RIDER_PIN, "enter")  # the login is prefilled: the PIN has the focus
-    await wait_for(pilot, lambda: isinstance(app.screen, ShiftScreen), what="shift screen")
+    await wait_for_screen(pilot, ShiftScreen, what="shift screen")
     await wait_for(pilot, lambda: app.rider is not None, what="rider loaded")
     assert not app.on_duty
     await pilot.press("s")
@@ -122,16 +122,16 @@ async def test_full_delivery_offer_pushed_over_the_socket(
 
         # the bag label, read by a (simulated) USB wedge scanner
         await pilot.press("p")
-        await wait_for(pilot, lambda: isinstance(app.screen, PickupScreen), what="pickup")
+        await wait_for_screen(pilot, PickupScreen, what="pickup")
         await scanner_types(pilot, keys, bag)
         await wait_for(pilot, lambda: trip_status(app) == "PICKED_UP", what="picked up")
-        await wait_for(pilot, lambda: isinstance(app.screen, TripScreen), what="back to trip")
+        await wait_for_screen(pilot, TripScreen, what="back to trip")
         assert (await order_as_customer(live_server.url, order_id))["status"] == "DISPATCHED"
 
         await pilot.press("d")
         await wait_for(pilot, lambda: trip_status(app) == "OUT", what="departed")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, DropScreen), what="drop screen")
+        await wait_for_screen(pilot, DropScreen, what="drop screen")
         drop = cast(DropScreen, app.screen)
 
         otp = (await order_as_customer(live_server.url, order_id))["delivery_otp"]
@@ -144,7 +144,7 @@ async def test_full_delivery_offer_pushed_over_the_socket(
         assert drop.query_one(Input).value == ""
 
         await pilot.press(*otp, "enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, ShiftScreen), what="trip done")
+        await wait_for_screen(pilot, ShiftScreen, what="trip done")
         assert app.trip is None
     order = await order_as_customer(live_server.url, order_id)
     assert order["status"] == "DELIVERED"
@@ -208,9 +208,9 @@ async def test_offer_found_by_polling_with_a_simulated_gps_then_rejected(
         assert "0 m away" in store
 
         await pilot.press("x")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
+        await wait_for_screen(pilot, ConfirmScreen, what="confirm")
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, ShiftScreen), what="handed back")
+        await wait_for_screen(pilot, ShiftScreen, what="handed back")
         assert app.trip is None
     status = db_one(city.database_url, "SELECT status FROM trips WHERE trip_id = %s", trip.trip_id)
     assert status == "CANCELLED"

@@ -18,7 +18,7 @@ from rider_app.screens.login import LoginScreen
 from rider_app.screens.pickup import PickupScreen
 from rider_app.screens.shift import ShiftScreen
 from rider_app.screens.trip import TripScreen
-from tests.helpers import SteppedClock, footer_keys, scanner_types, wait_for
+from tests.helpers import SteppedClock, footer_keys, scanner_types, wait_for, wait_for_screen
 from tests.rider_app.rider_fakes import (
     HERE,
     NOW,
@@ -57,14 +57,14 @@ async def test_typed_bag_labels_a_wrong_one_refused(tmp_path: Path) -> None:
     api.bag_labels = {first: "QC-KOR-AAA111", second: "QC-KOR-BBB222"}
     app = fake_app(api, tmp_path, keys)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, TripScreen), what="trip")
+        await wait_for_screen(pilot, TripScreen, what="trip")
         await pilot.press("enter")  # at the store: Enter scans the bags
-        await wait_for(pilot, lambda: isinstance(app.screen, PickupScreen), what="pickup")
+        await wait_for_screen(pilot, PickupScreen, what="pickup")
         pickup = cast(PickupScreen, app.screen)
 
         # one label typed by hand (lower case is fine), one read by the scanner
         await person_presses(pilot, keys, "m")
-        await wait_for(pilot, lambda: isinstance(app.screen, TypeLabelScreen), what="dialog")
+        await wait_for_screen(pilot, TypeLabelScreen, what="dialog")
         # typed once the field is there (keys from before it was shown are not taken)
         await wait_for(pilot, lambda: app.screen.query_one(Input).has_focus, what="field")
         await pilot.press(*"qc-kor-aaa111", "enter")
@@ -82,7 +82,7 @@ async def test_typed_bag_labels_a_wrong_one_refused(tmp_path: Path) -> None:
 
         for label in ("QC-KOR-BBB222", "QC-KOR-AAA111"):
             await scanner_types(pilot, keys, label)
-        await wait_for(pilot, lambda: isinstance(app.screen, TripScreen), what="picked up")
+        await wait_for_screen(pilot, TripScreen, what="picked up")
         assert app.trip is not None and app.trip.status == "PICKED_UP"
 
 
@@ -95,17 +95,17 @@ async def test_a_failed_drop_with_its_reason_completes_the_trip(tmp_path: Path) 
     )
     app = fake_app(api, tmp_path, keys)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, TripScreen), what="trip")
+        await wait_for_screen(pilot, TripScreen, what="trip")
         await pilot.press("o")
-        await wait_for(pilot, lambda: isinstance(app.screen, DropScreen), what="drop")
+        await wait_for_screen(pilot, DropScreen, what="drop")
         drop = cast(DropScreen, app.screen)
         assert drop.order_id == str(second.order_id)  # the next open drop in route order
         assert drop.query_one(Input).has_focus
         await pilot.press("ctrl+f")
-        await wait_for(pilot, lambda: isinstance(app.screen, FailReasonScreen), what="reasons")
+        await wait_for_screen(pilot, FailReasonScreen, what="reasons")
         assert app.screen.query_one(OptionList).option_count >= 3
         await pilot.press("down", "enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, ShiftScreen), what="trip closed")
+        await wait_for_screen(pilot, ShiftScreen, what="trip closed")
         assert ("fail_drop", (str(second.order_id), "customer not at the address")) in api.calls
         assert app.trip is None
 
@@ -156,14 +156,14 @@ async def test_every_screen_says_how_to_quit(tmp_path: Path) -> None:
     api, keys = FakeRiderApi(logged_in=False), SteppedClock()
     app = fake_app(api, tmp_path, keys)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, LoginScreen), what="login")
+        await wait_for_screen(pilot, LoginScreen, what="login")
         assert footer_keys(app)["ctrl+q"] == "Quit"
         await pilot.press(*"rider.001", "enter", *"4321", "enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, ShiftScreen), what="shift")
+        await wait_for_screen(pilot, ShiftScreen, what="shift")
         assert footer_keys(app)["ctrl+q"] == "Quit"
         api.trip = offered_trip()
         app.poll_trip()
-        await wait_for(pilot, lambda: isinstance(app.screen, TripScreen), what="trip")
+        await wait_for_screen(pilot, TripScreen, what="trip")
         assert footer_keys(app)["ctrl+q"] == "Quit"
 
 
@@ -172,15 +172,15 @@ async def test_the_drop_shows_the_customers_notes_and_c_shows_the_number(tmp_pat
     api.trip = offered_trip().model_copy(update={"status": "OUT"})
     app = fake_app(api, tmp_path, keys)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, TripScreen), what="trip")
+        await wait_for_screen(pilot, TripScreen, what="trip")
         await pilot.press("o")
-        await wait_for(pilot, lambda: isinstance(app.screen, DropScreen), what="drop")
+        await wait_for_screen(pilot, DropScreen, what="drop")
         notes = str(app.screen.query_one("#drop-notes", Static).render())
         assert "3rd floor, ring twice" in notes
         assert "+919876543201" not in notes and "3201" in notes  # masked until asked
         await pilot.press("c")  # the OTP field has the focus: c still calls
-        await wait_for(pilot, lambda: isinstance(app.screen, CallScreen), what="call")
+        await wait_for_screen(pilot, CallScreen, what="call")
         assert app.screen.query_one(Digits).value == "+919876543201"
         await pilot.press("escape")
-        await wait_for(pilot, lambda: isinstance(app.screen, DropScreen), what="back")
+        await wait_for_screen(pilot, DropScreen, what="back")
         assert app.screen.query_one(Input).value == ""

@@ -18,7 +18,7 @@ from rider_app.screens.route import RouteScreen
 from rider_app.screens.trip import TripScreen
 from rider_app.widgets.route_map import RouteMap
 from shared.geo import LatLng
-from tests.helpers import wait_for
+from tests.helpers import wait_for, wait_for_screen
 from tests.rider_app.rider_fakes import HERE, KOR, offered_trip, open_from_trip, trip_api
 from tests.rider_app.test_rider_snapshot import SIZE, rider_app
 
@@ -70,7 +70,7 @@ async def test_v_shows_the_route_and_a_pushed_change_redraws_it(tmp_path: Path) 
         assert [line.split()[0] for line in turns.splitlines() if line.strip()] == ["2"]
         assert len(api.called("my_trip")) == asked + 1  # one, on the push
         await pilot.press("escape")
-        await wait_for(pilot, lambda: isinstance(app.screen, TripScreen), what="back")
+        await wait_for_screen(pilot, TripScreen, what="back")
 
 
 def test_route_snapshot(snap_compare: Callable[..., bool], tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from rider_app.screens.login import LoginScreen
 from rider_app.screens.pickup import PickupScreen
 from rider_app.screens.shift import ShiftScreen
 from rider_app.screens.trip import TripScreen
-from tests.helpers import SteppedClock, wait_for
+from tests.helpers import SteppedClock, wait_for, wait_for_screen
 from tests.rider_app.rider_fakes import (
     FakeRiderApi,
     fixed_clock,
@@ -45,7 +45,7 @@ def test_login_snapshot(snap_compare: Callable[..., bool], tmp_path: Path) -> No
     app = rider_app(FakeRiderApi(logged_in=False), tmp_path)
 
     async def shown(pilot: Pilot[Any]) -> None:
-        await wait_for(pilot, lambda: isinstance(app.screen, LoginScreen), what="login")
+        await wait_for_screen(pilot, LoginScreen, what="login")
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=shown)
@@ -57,7 +57,7 @@ def test_shift_snapshot(snap_compare: Callable[..., bool], tmp_path: Path) -> No
 
     async def waiting(pilot: Pilot[Any]) -> None:
         await wait_for(pilot, lambda: app.rider_status == "IDLE", what="the rider loaded")
-        await wait_for(pilot, lambda: isinstance(app.screen, ShiftScreen), what="shift")
+        await wait_for_screen(pilot, ShiftScreen, what="shift")
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=waiting)

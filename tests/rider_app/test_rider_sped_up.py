@@ -24,7 +24,7 @@ from server.delivery.worker import dispatch_all
 from server.kit import keys as qc_keys
 from server.kit.clock import Clock
 from shared.geo import LatLng, haversine_m
-from tests.helpers import SteppedClock, scanner_types, wait_for
+from tests.helpers import SteppedClock, scanner_types, wait_for, wait_for_screen
 from tests.picker_app.picker_live import order_as_customer
 from tests.rider_app.rider_live import (
     KOR,
@@ -115,7 +115,7 @@ async def test_rider_keeps_the_trip_on_a_sped_up_server(
             city.database_url, "SELECT status FROM trips WHERE trip_id = %s", trip.trip_id
         ) == ("AT_STORE")
         await pilot.press("p")
-        await wait_for(pilot, lambda: isinstance(app.screen, PickupScreen), what="pickup")
+        await wait_for_screen(pilot, PickupScreen, what="pickup")
         await scanner_types(pilot, keys, bag)
         await wait_for(pilot, lambda: trip_status(app) == "PICKED_UP", what="picked up")
         picked = server.now()
@@ -135,12 +135,12 @@ async def test_rider_keeps_the_trip_on_a_sped_up_server(
         assert lag < SIGNAL_LOST, lag
 
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, DropScreen), what="drop screen")
+        await wait_for_screen(pilot, DropScreen, what="drop screen")
         drop = cast(DropScreen, app.screen)
         assert drop.is_active
         otp = (await order_as_customer(live_server.url, order_id))["delivery_otp"]
         await pilot.press(*otp, "enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, ShiftScreen), what="trip done")
+        await wait_for_screen(pilot, ShiftScreen, what="trip done")
     assert (await order_as_customer(live_server.url, order_id))["status"] == "DELIVERED"
     assert db_one(
         city.database_url, "SELECT status FROM trips WHERE trip_id = %s", trip.trip_id

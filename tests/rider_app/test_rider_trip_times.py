@@ -17,7 +17,7 @@ from rider_app.app import RiderApp
 from rider_app.screens.dialogs import ReleaseReasonScreen
 from rider_app.screens.shift import ShiftScreen
 from rider_app.screens.trip import TripScreen
-from tests.helpers import SteppedClock, wait_for
+from tests.helpers import SteppedClock, wait_for, wait_for_screen
 from tests.rider_app.rider_fakes import NOW, FakeRiderApi, fixed_clock, offered_trip, trip_api
 
 
@@ -49,7 +49,7 @@ async def test_offer_countdown_and_etas_follow_a_sped_up_server_clock(tmp_path: 
     )
     app = fake_app(api, tmp_path, keys)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, TripScreen), what="trip")
+        await wait_for_screen(pilot, TripScreen, what="trip")
         await wait_for(pilot, lambda: "Answer within 01:00" in next_step(app), what="countdown")
         assert [eta_cell(app, 0), eta_cell(app, 1)] == ["7 min", "11 min"]
 
@@ -80,7 +80,7 @@ async def test_an_older_server_without_server_times_shows_no_offer_countdown(
     api.trip = offered_trip().model_copy(update={"server_now": None, "offer_expires_at": None})
     app = fake_app(api, tmp_path, keys)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, TripScreen), what="trip")
+        await wait_for_screen(pilot, TripScreen, what="trip")
         await wait_for(pilot, lambda: "NEW OFFER" in next_step(app), what="offer")
         assert "Answer within" not in next_step(app)
         assert app.ctx.clock.now() == NOW  # deadlines fall back to the handheld's clock
@@ -90,25 +90,25 @@ async def test_a_trip_stuck_at_the_store_is_given_back_with_a_reason(tmp_path: P
     api, keys = trip_api("AT_STORE"), SteppedClock()
     app = fake_app(api, tmp_path, keys)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, TripScreen), what="trip")
+        await wait_for_screen(pilot, TripScreen, what="trip")
         assert "G: give back" in next_step(app)
 
         # backing out of the confirmation gives nothing back
         await pilot.press("g")
-        await wait_for(pilot, lambda: isinstance(app.screen, ReleaseReasonScreen), what="why")
+        await wait_for_screen(pilot, ReleaseReasonScreen, what="why")
         assert app.screen.query_one(OptionList).option_count >= 2
         await pilot.press("enter")  # "bags not ready"
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
+        await wait_for_screen(pilot, ConfirmScreen, what="confirm")
         await pilot.press("n")
-        await wait_for(pilot, lambda: isinstance(app.screen, TripScreen), what="back")
+        await wait_for_screen(pilot, TripScreen, what="back")
         assert not api.called("release_trip")
 
         await pilot.press("g")
-        await wait_for(pilot, lambda: isinstance(app.screen, ReleaseReasonScreen), what="why")
+        await wait_for_screen(pilot, ReleaseReasonScreen, what="why")
         await pilot.press("down", "enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="confirm")
+        await wait_for_screen(pilot, ConfirmScreen, what="confirm")
         await pilot.press("y")
-        await wait_for(pilot, lambda: isinstance(app.screen, ShiftScreen), what="trip closed")
+        await wait_for_screen(pilot, ShiftScreen, what="trip closed")
         assert api.called("release_trip") == ["vehicle problem"]
         assert app.trip is None
 
@@ -117,7 +117,7 @@ async def test_give_back_is_not_offered_once_the_bags_are_on_board(tmp_path: Pat
     api, keys = trip_api("PICKED_UP"), SteppedClock()
     app = fake_app(api, tmp_path, keys)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, TripScreen), what="trip")
+        await wait_for_screen(pilot, TripScreen, what="trip")
         trip_screen = cast(TripScreen, app.screen)
         assert trip_screen.check_action("release", ()) is False
         await pilot.press("g")
