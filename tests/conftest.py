@@ -112,15 +112,20 @@ def _worker_redis_url(url: str) -> str:
     worker's (``/15`` -> 15 for gw0, 14 for gw1, ...)."""
     from urllib.parse import urlsplit, urlunsplit
 
-    worker = _xdist_worker()
-    if worker is None:
-        return url
+    from qc.bench.stack import BENCH_REDIS_DB
+
+    worker = _xdist_worker() or 0
     parts = urlsplit(url)
     number = int(parts.path.lstrip("/") or 0) - worker
     if number < 0:
         raise pytest.UsageError(
             f"{url} leaves no Redis database for xdist worker gw{worker}: "
             "start at a higher number or use fewer workers"
+        )
+    if number == BENCH_REDIS_DB:  # the benchmarks' smoke tests flush it and serve from it
+        raise pytest.UsageError(
+            f"{url} gives xdist worker gw{worker} Redis database {number}, the benchmarks' "
+            "own: start at another number (the Makefile's external runs use /15)"
         )
     return urlunsplit(parts._replace(path=f"/{number}"))
 
