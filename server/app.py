@@ -43,6 +43,7 @@ from server.kit.errors import PROBLEM_JSON, DomainError, problem_body
 from server.kit.fanout import Fanout
 from server.kit.headers import SecurityHeadersMiddleware
 from server.kit.logs import configure_logging
+from server.kit.looplag import measure_lag
 from server.kit.loops import background_loops
 from server.kit.metrics import MetricsMiddleware, metrics_allowed
 from server.kit.migrate import head_revision
@@ -223,9 +224,11 @@ def create_app(
                     "redis": redact_url(resources.redis_url),
                 },
             )
+            lag = asyncio.create_task(measure_lag(), name="event-loop-lag")
             try:
                 yield
             finally:
+                lag.cancel()
                 await stop_all(loops)
 
     app = FastAPI(

@@ -69,7 +69,15 @@ from qc.bench.harness import Spawned, conditions
 from qc.bench.serving import free_port, serve_process
 from qc.bench.shopper import bearer, pct, regular_orders_at, session
 from qc.bench.stack import bench_stack, one_row
-from qc.bench.wrk import cpu_meter, cpu_timeline, cpu_within, memory_meter, service_pids
+from qc.bench.wrk import (
+    cpu_meter,
+    cpu_timeline,
+    cpu_within,
+    lag_p99_within,
+    lag_timeline,
+    memory_meter,
+    service_pids,
+)
 from qc.serving import Server, room_server
 from server.identity.models import User
 from server.identity.service import issue_token
@@ -387,6 +395,7 @@ async def run(
                     cpu_meter(pids) as cpu_s,
                     memory_meter([room_pid]) as room_mib,
                     cpu_timeline([room_pid]) as room_cpu,
+                    lag_timeline(room_url + "/metrics") as room_lag,
                 ):
                     start, _ = await asyncio.gather(players.start(), quiet_client.start())
                     done = asyncio.Event()
@@ -511,6 +520,14 @@ async def run(
                 1,
             )
             if crowd.first_join and crowd.last_join and crowd.last_join > crowd.first_join
+            else None,
+            # how late its event loop ran a timer meanwhile (a bucket's bound): well under
+            # the joins' p99, their tail is their waits, not its turns (one process only:
+            # /metrics is a process's own)
+            "line_loop_lag_p99_ms_while_joining": lag_p99_within(
+                room_lag, crowd.first_join, crowd.last_join
+            )
+            if waiting_room and line_workers == 1 and crowd.first_join and crowd.last_join
             else None,
             "generator_loop_lag_p50_ms": pct(crowd.loop_lag_ms, 0.5),
             "generator_loop_lag_p99_ms": pct(crowd.loop_lag_ms, 0.99),

@@ -147,6 +147,12 @@ def print_report(f: dict[str, Any]) -> None:
             f"{c['line_cpu_pct_while_joining'] or 0:,.1f}",
         ),
         (
+            "line's server's event-loop lag p99 while the crowd joined, ms (within)",
+            "-"
+            if c["line_loop_lag_p99_ms_while_joining"] is None
+            else f"{c['line_loop_lag_p99_ms_while_joining']:,.1f}",
+        ),
+        (
             "generator CPU while the crowd joined, % of a core a process",
             f"{f['conditions']['generator_cpu_pct_per_process_while_joining'] or 0:,.1f}",
         ),

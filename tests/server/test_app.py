@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import httpx
+from prometheus_client import REGISTRY
 
 from server.kit.errors import PROBLEM_JSON
 from server.kit.resources import install, resources_of
+from tests.helpers import wait_until
 
 
 async def test_healthz_is_green_with_schema_at_head(client: httpx.AsyncClient) -> None:
@@ -37,6 +40,27 @@ async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClien
     await client.get("/healthz")
     text = (await client.get("/metrics")).text
     assert 'qc_http_requests_total{method="GET",route="/healthz",status="200"}' in text
+
+
+def _late_turns() -> float:
+    """The lag observations of this process so far that came 25 ms or more late."""
+    total = REGISTRY.get_sample_value("qc_event_loop_lag_seconds_count") or 0.0
+    prompt = REGISTRY.get_sample_value("qc_event_loop_lag_seconds_bucket", {"le": "0.025"})
+    return total - (prompt or 0.0)
+
+
+async def test_a_turn_that_blocks_the_loop_shows_in_its_lag_metric(
+    client: httpx.AsyncClient,
+) -> None:
+    """The app's lifespan measures its event loop's lag: a callback that holds the loop
+    80 ms is seen late by the next wake-up, and /metrics says so."""
+    count = "qc_event_loop_lag_seconds_count"
+    await wait_until(lambda: (REGISTRY.get_sample_value(count) or 0) > 0, what="a lag sample")
+    before = _late_turns()
+    time.sleep(0.08)  # the long turn the metric is there to see
+    await wait_until(lambda: _late_turns() > before, what="the long turn's lag")
+    text = (await client.get("/metrics")).text
+    assert "qc_event_loop_lag_seconds_bucket" in text
 
 
 async def test_unknown_route_is_a_problem_document(client: httpx.AsyncClient) -> None:

@@ -62,7 +62,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
+from prometheus_client.parser import text_string_to_metric_families
 
 from qc.bench.harness import Result
 
@@ -203,6 +205,65 @@ def cpu_within(samples: list[tuple[float, float]], start: float, end: float) -> 
         return c0 + (c1 - c0) * (t - t0) / (t1 - t0) if t1 > t0 else c1
 
     return max(0.0, at(end) - at(start))
+
+
+LAG_METRIC = "qc_event_loop_lag_seconds"  # server.kit.looplag's histogram
+LagCounts = dict[float, float]  # a bucket's upper bound (s) -> the observations up to it
+
+
+def _lag_counts(metrics_url: str) -> LagCounts | None:
+    try:
+        text = httpx.get(metrics_url, timeout=2.0).text
+    except httpx.HTTPError:
+        return None  # a scrape lost to a busy moment: the window's ends come from others
+    for family in text_string_to_metric_families(text):
+        if family.name == LAG_METRIC:
+            return {
+                float(s.labels["le"]): s.value
+                for s in family.samples
+                if s.name == LAG_METRIC + "_bucket"
+            }
+    return None
+
+
+@contextmanager
+def lag_timeline(metrics_url: str, every_s: float = 0.5) -> Iterator[list[tuple[float, LagCounts]]]:
+    """``(time.time(), its event-loop lag buckets)`` of a one-process server, read off its
+    ``/metrics`` every ``every_s`` while the block runs (by a thread): how late its loop ran
+    inside a window the block only learns later (:func:`lag_p99_within`)."""
+    samples: list[tuple[float, LagCounts]] = []
+
+    def sample() -> None:
+        counts = _lag_counts(metrics_url)
+        if counts is not None:
+            samples.append((time.time(), counts))
+
+    sample()
+    with _sampled(every_s, sample):
+        yield samples
+    sample()
+
+
+def lag_p99_within(
+    samples: list[tuple[float, LagCounts]], start: float, end: float
+) -> float | None:
+    """The bucket bound (ms) the loop's lag stayed within 99 % of the time from ``start`` to
+    ``end`` (wall clock): the samples just outside the window, their difference. None
+    without two such samples or observations between them, past the last bound (1 s), or
+    where a count went down (a server of several processes answers from any of them)."""
+    before = [c for t, c in samples if t <= start]
+    after = [c for t, c in samples if t >= end]
+    if not before or not after:
+        return None
+    first, last = before[-1], after[0]
+    if set(first) != set(last) or any(last[b] < first[b] for b in first):
+        return None
+    seen = {b: last[b] - first[b] for b in sorted(first)}
+    total = seen.get(float("inf"), 0.0)
+    if total <= 0:
+        return None
+    bound = next(b for b, n in seen.items() if n >= 0.99 * total)
+    return None if bound == float("inf") else round(bound * 1000, 1)
 
 
 def _machine_busy() -> float:

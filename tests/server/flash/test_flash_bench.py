@@ -53,6 +53,19 @@ async def test_the_flash_benchmark_sells_exactly_the_units(settings, clean, warm
     assert figures["conditions"]["generator_cpu_pct_per_process_while_joining"] > 0
     # the line's server's share of a core meanwhile (read off /proc in 10 ms ticks)
     assert 0 <= crowd["line_cpu_pct_while_joining"] <= 100 * (os.cpu_count() or 1)
+    # and how late its event loop ran a timer meanwhile, off its /metrics (a bucket's bound)
+    assert crowd["line_loop_lag_p99_ms_while_joining"] in (
+        1.0,
+        2.5,
+        5.0,
+        10.0,
+        25.0,
+        50.0,
+        100.0,
+        250.0,
+        500.0,
+        1000.0,
+    )
     # from arrival counts the client's own wait as well: never less than the request alone
     assert crowd["join_from_arrival_p99_ms"] >= crowd["join_p50_ms"] > 0
     # the quiet client's customers are in line beside the crowd, not of it
