@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -229,6 +230,8 @@ def create_app(
                 yield
             finally:
                 lag.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await lag
                 await stop_all(loops)
 
     app = FastAPI(

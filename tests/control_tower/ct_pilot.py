@@ -12,7 +12,7 @@ from control_tower.app import ControlTowerApp
 from control_tower.screens.overview import OverviewScreen
 from control_tower.screens.store import StoreScreen
 from control_tower.widgets.stores_table import StoresTable
-from tests.helpers import wait_for, wait_for_screen
+from tests.helpers import screen_ready, wait_for, wait_for_screen
 
 SIZE = (130, 40)
 RISK_ORDER = ["BLR-KOR", "BLR-HSR", "BLR-JPN", "BLR-IND", "BLR-WHF"]
@@ -22,8 +22,7 @@ async def overview(pilot: Pilot[Any], app: ControlTowerApp) -> OverviewScreen:
     await wait_for(
         pilot,
         lambda: (
-            isinstance(app.screen, OverviewScreen)
-            and app.screen.query_one(StoresTable).row_count == 5
+            screen_ready(app, OverviewScreen) and app.screen.query_one(StoresTable).row_count == 5
         ),
         what="overview with stores",
     )

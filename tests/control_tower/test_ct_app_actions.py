@@ -33,7 +33,7 @@ from tests.control_tower.ct_pilot import (
     plain,
     stores_table,
 )
-from tests.helpers import wait_for, wait_for_screen
+from tests.helpers import screen_ready, wait_for, wait_for_screen
 
 # --- the manager's actions -------------------------------------------------------
 
@@ -166,9 +166,7 @@ async def test_reassign_an_order_to_another_rider_of_the_store(feed: FakeFeedSer
         third = plain(orders.query_one(OptionList).get_option_at_index(2).prompt)
         assert third.endswith("· Anil P")
         await pilot.press("down", "down", "enter")  # a1000005, carried by Anil P
-        await wait_for(
-            pilot, lambda: app.screen is not orders and isinstance(app.screen, ChoiceScreen)
-        )
+        await wait_for(pilot, lambda: app.screen is not orders and screen_ready(app, ChoiceScreen))
         riders = app.screen
         names = [plain(o.prompt) for o in riders.query_one(OptionList).options]
         assert names == [

@@ -52,7 +52,7 @@ from tests.control_tower.ct_pilot import (
     shown_keys,
     stores_table,
 )
-from tests.helpers import wait_for, wait_for_screen
+from tests.helpers import screen_ready, wait_for, wait_for_screen
 
 # --- log in, overview, live updates --------------------------------------------------
 
@@ -137,7 +137,7 @@ async def test_another_city_refused_by_the_feed_goes_back_to_login(feed: FakeFee
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(
             pilot,
-            lambda: isinstance(app.screen, LoginScreen) and app.screen.query("#login-error"),
+            lambda: screen_ready(app, LoginScreen) and app.screen.query("#login-error"),
             what="login",
         )
         error = plain(app.screen.query_one("#login-error", Static).content)

@@ -29,7 +29,7 @@ from server.kit.config import Settings
 from server.seed.generate import DEMO_SECRETS
 from shared.enums import OrderStatus, Role
 from tests.control_tower.ct_app_fakes import fixed_monotonic
-from tests.helpers import ThreadedServer, wait_for, wait_for_screen
+from tests.helpers import ThreadedServer, screen_ready, wait_for, wait_for_screen
 from tests.picker_app.picker_live import STORE, in_stock_skus, place_order
 
 MANAGER = ("manager.blr", DEMO_SECRETS[Role.MANAGER])
@@ -65,14 +65,14 @@ def live_app(url: str, **kwargs: Any) -> ControlTowerApp:
 async def log_in(pilot: Pilot[Any], app: ControlTowerApp) -> OverviewScreen:
     await wait_for(
         pilot,
-        lambda: isinstance(app.screen, LoginScreen) and app.screen.query("#password"),
+        lambda: screen_ready(app, LoginScreen) and app.screen.query("#password"),
         what="login screen",
     )
     assert app.screen.query_one("#login", Input).value == MANAGER[0]
     await pilot.press(*MANAGER[1], "enter")
     await wait_for(
         pilot,
-        lambda: isinstance(app.screen, OverviewScreen) and app.screen.query(StoresTable),
+        lambda: screen_ready(app, OverviewScreen) and app.screen.query(StoresTable),
         what="overview composed",
     )
     return cast(OverviewScreen, app.screen)
@@ -136,13 +136,13 @@ async def test_a_city_that_is_not_the_managers_is_refused(city, live_server) -> 
     app = live_app(live_server.url, login=MANAGER[0], city="DEL")
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(
-            pilot, lambda: isinstance(app.screen, LoginScreen) and app.screen.query("#password")
+            pilot, lambda: screen_ready(app, LoginScreen) and app.screen.query("#password")
         )
         await pilot.press(*MANAGER[1], "enter")
         await wait_for(
             pilot,
             lambda: (
-                isinstance(app.screen, LoginScreen)
+                screen_ready(app, LoginScreen)
                 and "Not allowed to watch city DEL"
                 in str(app.screen.query_one("#login-error", Static).content)
             ),

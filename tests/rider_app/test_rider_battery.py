@@ -19,7 +19,7 @@ from rider_app.screens.shift import ShiftScreen
 from server.delivery import locations
 from server.events.relay import relay_once
 from shared.geo import destination
-from tests.helpers import login, wait_for
+from tests.helpers import login, screen_ready, wait_for
 from tests.rider_app.rider_fakes import NOW, RIDER, FakeRiderApi, QueueSource
 from tests.rider_app.rider_live import KOR, db_one, rider_near_store
 from tests.rider_app.test_rider_flow import fixes_acked, log_in_and_start_shift
@@ -69,7 +69,7 @@ async def test_each_fix_carries_the_battery_as_it_is_sent_and_low_is_warned(
     battery = SteppingBattery(80.0, 80.0, 41.0, 12.0)
     app = fake_app(api, gps, tmp_path, battery)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, ShiftScreen) and app.on_duty)
+        await wait_for(pilot, lambda: screen_ready(app, ShiftScreen) and app.on_duty)
         await wait_for(pilot, lambda: "Battery 80 %" in shown(app, "#battery"), what="80 %")
         for i in range(3):
             gps.put(Fix(KOR.lat, KOR.lng, NOW + timedelta(seconds=5 * i), 6.0, source="test"))
@@ -83,7 +83,7 @@ async def test_no_battery_on_the_machine_sends_none_and_shows_nothing(tmp_path: 
     api, gps = FakeRiderApi(on_duty=True), QueueSource()
     app = fake_app(api, gps, tmp_path, lambda: None)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, ShiftScreen) and app.on_duty)
+        await wait_for(pilot, lambda: screen_ready(app, ShiftScreen) and app.on_duty)
         gps.put(Fix(KOR.lat, KOR.lng, NOW, 6.0, source="test"))
         await wait_for(pilot, lambda: len(api.stored) == 1, what="fix stored")
         assert api.stored[0].battery_pct is None
@@ -115,7 +115,7 @@ async def test_a_move_to_another_store_is_told_and_the_store_shown(tmp_path: Pat
     api, gps = FakeRiderApi(on_duty=True), QueueSource()
     app = fake_app(api, gps, tmp_path, lambda: 70.0)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, ShiftScreen) and app.on_duty)
+        await wait_for(pilot, lambda: screen_ready(app, ShiftScreen) and app.on_duty)
         await wait_for(pilot, lambda: shown(app, "#home-store") == "Store: qc Koramangala")
 
         api.home_store = ("BLR-IND", "qc Indiranagar")  # the manager moved the rider

@@ -15,7 +15,7 @@ from rider_app.app import RiderApp
 from rider_app.gps.fix import Fix
 from rider_app.screens.shift import ShiftScreen
 from rider_app.tracking import buffer_path
-from tests.helpers import wait_for
+from tests.helpers import screen_ready, wait_for
 from tests.rider_app.rider_fakes import NOW, RIDER, FakeRiderApi, QueueSource
 
 
@@ -48,7 +48,7 @@ async def test_fixes_kept_while_offline_are_replayed_in_order(tmp_path: Path) ->
     app = offline_app(api, gps, tmp_path)
     track = fixes(4)
     async with app.run_test(size=(100, 30)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, ShiftScreen) and app.on_duty)
+        await wait_for(pilot, lambda: screen_ready(app, ShiftScreen) and app.on_duty)
         gps.put(track[0])
         await wait_for(pilot, lambda: len(api.stored) == 1, what="first fix stored")
 
@@ -108,7 +108,7 @@ async def test_a_fix_the_server_refuses_for_good_does_not_take_the_batch_with_it
     track = [stale, *fixes(2)]
     app = offline_app(api, gps, tmp_path)
     async with app.run_test() as pilot:
-        await wait_for(pilot, lambda: app.rider is None and isinstance(app.screen, ShiftScreen))
+        await wait_for(pilot, lambda: app.rider is None and screen_ready(app, ShiftScreen))
         app.on_duty = True
         for n, fix in enumerate(track, start=1):
             gps.put(fix)
