@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -51,6 +52,36 @@ def _with_db(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
+def bench_database_url(settings: Settings) -> str:
+    """The benchmarks' own database on the configured PostgreSQL."""
+    return _with_db(db.resolve_database_url(settings), BENCH_DATABASE)
+
+
+def _alone_on(url: str, *, wait_s: float) -> None:
+    """Refuse a bench database another client is connected to: a benchmark still running,
+    or the servers of one that was killed, whose requests and loops would change the books
+    this run compares (and the Redis database beside them). A server stopped a moment ago
+    may leave its backends a little longer: waited for, up to ``wait_s``."""
+    deadline = time.monotonic() + wait_s
+    with psycopg.connect(url, autocommit=True) as conn:
+        while True:
+            others, names = one_row(
+                conn,
+                "SELECT count(*), string_agg(DISTINCT application_name, ', ') "
+                "FROM pg_stat_activity WHERE datname = current_database() "
+                "AND backend_type = 'client backend' AND pid <> pg_backend_pid()",
+            )
+            if not others:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{others} other connection(s) to the benchmarks' database "
+                    f"{BENCH_DATABASE} ({names or 'unnamed'}): another benchmark is running, "
+                    "or a stopped one's servers still are; stop them and run again"
+                )
+            time.sleep(0.2)
+
+
 @asynccontextmanager
 async def bench_stack(
     settings: Settings,
@@ -60,11 +91,13 @@ async def bench_stack(
     pool: int = 20,
     customers: int = 1,
     riders: int = 1,
+    alone_wait_s: float = 10.0,
 ) -> AsyncIterator[BenchStack]:
-    """Fresh ``qc_bench`` database (seeded) and Redis DB 13 on the configured servers."""
-    base = db.resolve_database_url(settings)
-    url = _with_db(base, BENCH_DATABASE)
+    """Fresh ``qc_bench`` database (seeded) and Redis DB 13 on the configured servers,
+    once nothing else is connected to the database (``_alone_on``)."""
+    url = bench_database_url(settings)
     db.ensure_database(url)
+    _alone_on(url, wait_s=alone_wait_s)
     upgrade_to_head(url)
     reset_database(url)
     seed_city(

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 
 from qc.bench.catalog import run as run_catalog
 from qc.bench.checkout import run as run_checkout
 from qc.bench.reserve import run as run_reserve
 from qc.bench.room import run as run_room
+from qc.bench.stack import bench_database_url, bench_stack
+from server.kit import db
+
+
+async def test_a_bench_refuses_a_database_another_client_is_using(settings, clean) -> None:
+    """Servers left running by a killed benchmark would change the books the next run
+    compares: a bench refuses the database while another client is connected, naming it."""
+    url = bench_database_url(settings)
+    db.ensure_database(url)
+    with psycopg.connect(url, application_name="a left-over bench server"):
+        with pytest.raises(RuntimeError, match="a left-over bench server"):
+            async with bench_stack(settings, skus=10, alone_wait_s=0.5):
+                pass
 
 
 @pytest.mark.slow
