@@ -123,9 +123,10 @@ def _worker_redis_url(url: str) -> str:
             "start at a higher number or use fewer workers"
         )
     if number == BENCH_REDIS_DB:  # the benchmarks' smoke tests flush it and serve from it
+        who = "the tests" if _xdist_worker() is None else f"xdist worker gw{worker}"
         raise pytest.UsageError(
-            f"{url} gives xdist worker gw{worker} Redis database {number}, the benchmarks' "
-            "own: start at another number (the Makefile's external runs use /15)"
+            f"{url} gives {who} Redis database {number}, the benchmarks' own: start at "
+            "another number (the Makefile's external runs use /15)"
         )
     return urlunsplit(parts._replace(path=f"/{number}"))
 

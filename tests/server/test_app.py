@@ -9,6 +9,7 @@ import httpx
 from prometheus_client import REGISTRY
 
 from server.kit.errors import PROBLEM_JSON
+from server.kit.looplag import LAG_METRIC
 from server.kit.resources import install, resources_of
 from tests.helpers import wait_until
 
@@ -44,8 +45,8 @@ async def test_metrics_count_requests_by_route_template(client: httpx.AsyncClien
 
 def _late_turns() -> float:
     """The lag observations of this process so far that came 25 ms or more late."""
-    total = REGISTRY.get_sample_value("qc_event_loop_lag_seconds_count") or 0.0
-    prompt = REGISTRY.get_sample_value("qc_event_loop_lag_seconds_bucket", {"le": "0.025"})
+    total = REGISTRY.get_sample_value(LAG_METRIC + "_count") or 0.0
+    prompt = REGISTRY.get_sample_value(LAG_METRIC + "_bucket", {"le": "0.025"})
     return total - (prompt or 0.0)
 
 
@@ -55,13 +56,13 @@ async def test_a_turn_that_blocks_the_loop_shows_in_its_lag_metric(
     """The app's lifespan measures its event loop's lag: a callback that holds the loop
     100 ms, longer than the timer's interval, makes the wake-up due within it come 50 ms
     late or more, and /metrics says so."""
-    count = "qc_event_loop_lag_seconds_count"
+    count = LAG_METRIC + "_count"
     await wait_until(lambda: (REGISTRY.get_sample_value(count) or 0) > 0, what="a lag sample")
     before = _late_turns()
     time.sleep(0.1)  # the long turn the metric is there to see
     await wait_until(lambda: _late_turns() > before, what="the long turn's lag")
     text = (await client.get("/metrics")).text
-    assert "qc_event_loop_lag_seconds_bucket" in text
+    assert LAG_METRIC + "_bucket" in text
 
 
 async def test_unknown_route_is_a_problem_document(client: httpx.AsyncClient) -> None:

@@ -67,6 +67,7 @@ import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
 from qc.bench.harness import Result
+from server.kit.looplag import LAG_METRIC
 
 HERE = Path(__file__).parent
 LIB = HERE / "lib.lua"
@@ -207,7 +208,6 @@ def cpu_within(samples: list[tuple[float, float]], start: float, end: float) -> 
     return max(0.0, at(end) - at(start))
 
 
-LAG_METRIC = "qc_event_loop_lag_seconds"  # server.kit.looplag's histogram
 LagCounts = dict[float, float]  # a bucket's upper bound (s) -> the observations up to it
 
 
