@@ -28,10 +28,11 @@ START_AND_WRITE = textwrap.dedent("""
     s = Settings(home=sys.argv[1])
     db, rd = resolve_database_url(s), resolve_redis_url(s)
     with psycopg.connect(db, autocommit=True) as c:
-        try:
+        # IF NOT EXISTS races in PostgreSQL (a peer's table, or its row type, appears between
+        # the check and the create): peers create it one at a time
+        with c.transaction():
+            c.execute("SELECT pg_advisory_xact_lock(4242)")
             c.execute("CREATE TABLE IF NOT EXISTS marks (who text)")
-        except psycopg.errors.UniqueViolation:
-            pass  # the peer created it in the same instant (IF NOT EXISTS races in PostgreSQL)
         c.execute("INSERT INTO marks VALUES (%s)", (sys.argv[2],))
         rows = sorted(r[0] for r in c.execute("SELECT who FROM marks"))
     r = redis.Redis.from_url(rd, decode_responses=True)
