@@ -160,6 +160,7 @@ async def open_resources(settings: Settings, clock: Clock) -> AsyncIterator[Reso
     redis = qredis.create_redis(redis_url)
     redis_pubsub = qredis.create_pubsub_client(redis_url)
     fanout = Fanout(redis_pubsub)
+    session_ends = SessionEnds(fanout)
     try:
         payments = payment_gateway(settings, redis)
         resources = Resources(
@@ -172,7 +173,7 @@ async def open_resources(settings: Settings, clock: Clock) -> AsyncIterator[Reso
             sessions=db.session_maker(engine),
             redis=redis,
             fanout=fanout,
-            session_ends=SessionEnds(fanout),
+            session_ends=session_ends,
             payments=payments,
             flash_payments=bulkheads.flash_gateway(payments, slots=settings.flash_payment_bulkhead),
             rate_limiter=ratelimit.rate_limiter(redis, redis_url),
@@ -194,6 +195,7 @@ async def open_resources(settings: Settings, clock: Clock) -> AsyncIterator[Reso
         await load_missing_stores(engine, redis)
         yield resources
     finally:
+        await session_ends.aclose()
         await fanout.aclose()
         await redis_pubsub.aclose()
         await redis.aclose()

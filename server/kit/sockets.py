@@ -296,6 +296,15 @@ class SessionEnds:
             if not mine and self.watchers.get(user) is mine:
                 del self.watchers[user]
 
+    async def aclose(self) -> None:
+        """Stop the listener (the app's shutdown; its watchers are told): a task still
+        pending when the event loop closes is destroyed inside its subscription, which
+        cannot be left then ("coroutine ignored GeneratorExit")."""
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
     async def _listen(self, listening: asyncio.Future[None]) -> None:
         try:
             async with self.fanout.subscribe(keys.sessions_ended()) as messages:

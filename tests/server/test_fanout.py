@@ -199,3 +199,20 @@ async def test_a_sessions_listener_cut_off_ends_every_socket_it_watched(stack) -
                 await told.wait()  # the new listener hears this user's end
     finally:
         await fanout.aclose()
+
+
+async def test_closing_the_sessions_listener_ends_its_task_and_tells_its_watchers(stack) -> None:
+    """The app's shutdown stops ``SessionEnds``' listener (else it stays pending inside its
+    subscription and is destroyed with the event loop); the sockets it watched are told."""
+    fanout = Fanout(stack.redis)
+    ends = SessionEnds(fanout)
+    told = asyncio.Event()
+    try:
+        async with ends.watching(uuid.uuid4(), told.set):
+            assert ends.task is not None and not ends.task.done()
+            await ends.aclose()
+            assert ends.task.done() and told.is_set()
+            assert ends.listening is None  # the next socket would start a listener again
+    finally:
+        await fanout.aclose()
+    await ends.aclose()  # again, or with no listener: nothing to do
