@@ -175,7 +175,7 @@ def test_a_killed_waiting_room_is_started_again_and_stops_with_serve(
     with _served_with_room(city, log) as (url, room_url, proc):
         (first,) = _rooms(proc)
         first.kill()
-        first.wait(timeout=10)
+        first.wait(timeout=60)  # gone once qc serve has reaped it: seconds on a loaded box
         _wait_for("another waiting room", lambda: [r for r in _rooms(proc) if r.pid != first.pid])
         _wait_healthy(room_url, proc, deadline_s=180)
         (second,) = _rooms(proc)

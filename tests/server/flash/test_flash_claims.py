@@ -73,7 +73,7 @@ async def test_a_buyer_never_waits_for_another_buyers_open_transaction(city, app
     try:
         held = await claim_in(first)  # row locked, transaction left open
         async with sessions() as second:
-            async with asyncio.timeout(2):  # would block until `first` ends without SKIP LOCKED
+            async with asyncio.timeout(15):  # would block until `first` ends without SKIP LOCKED
                 other = await claim_in(second)
             await second.commit()
         assert held and other and held != other
