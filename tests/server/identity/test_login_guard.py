@@ -106,7 +106,7 @@ async def test_a_login_flood_does_not_stall_the_server(city, live_server, settin
         attackers = [asyncio.create_task(attacker(n, http)) for n in range(16)]
         latencies = []
         async with live_server.client() as probe:
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + 30
             while logins < 16:  # the flood is on: every attacker has been answered once
                 assert time.monotonic() < deadline, "the flood never started"
                 await asyncio.sleep(0.01)

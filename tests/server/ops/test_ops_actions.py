@@ -135,7 +135,7 @@ async def test_a_reassigned_order_reaches_the_new_riders_socket(city, live_serve
             assert r.status_code == 200, r.text
             assert r.json()["rider_id"] == second_id
             await relay_once(stack.engine, stack.redis)
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + 30
             event: dict[str, Any] = {}
             while event.get("type") != "delivery.offered" and time.monotonic() < deadline:
                 event = json.loads(await ws.recv())
