@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Coroutine
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -10,6 +11,21 @@ from qc.terminal import fail
 from server.kit.config import get_settings
 
 bench_app = typer.Typer(help="benchmarks: figures with their conditions, side by side")
+T = TypeVar("T")
+
+
+def _run(bench: Coroutine[Any, Any, T]) -> T:
+    """Run a benchmark; a refusal (its database in use, a server out of reach) is one
+    line and exit code 2, not a traceback."""
+    import asyncio
+
+    from qc.bench.stack import BenchDatabaseInUse
+    from server.kit.embedded import ServiceConfigError
+
+    try:
+        return asyncio.run(bench)
+    except (BenchDatabaseInUse, ServiceConfigError) as exc:
+        raise fail(str(exc)) from None
 
 
 @bench_app.command("reserve")
@@ -20,12 +36,11 @@ def bench_reserve(
     json_out: Annotated[str | None, typer.Option("--json", help="write figures here")] = None,
 ) -> None:
     """Reservations/s and p50/p99: engine vs trivial Lua vs PostgreSQL row lock."""
-    import asyncio
     import json
 
     from qc.bench.reserve import run
 
-    figures = asyncio.run(run(get_settings(), ops=ops, concurrency=concurrency, repeats=repeats))
+    figures = _run(run(get_settings(), ops=ops, concurrency=concurrency, repeats=repeats))
     if json_out:
         with open(json_out, "w") as fh:
             json.dump(figures, fh, indent=2)
@@ -52,7 +67,6 @@ def bench_catalog(
     json_out: Annotated[str | None, typer.Option("--json")] = None,
 ) -> None:
     """Browse routes under wrk vs a bare FastAPI route and a bare ASGI app, same server."""
-    import asyncio
 
     from qc.bench.catalog import run
 
@@ -64,7 +78,7 @@ def bench_catalog(
         workers=tuple(workers or (1, 2)),
         servers=tuple(server or ("granian",)),  # what qc serve runs
     )
-    _write_json(json_out, asyncio.run(figures))
+    _write_json(json_out, _run(figures))
 
 
 @bench_app.command("checkout")
@@ -83,14 +97,13 @@ def bench_checkout(
 ) -> None:
     """Complete orders/s (cart, lines, checkout, payment, CONFIRMED) driven by wrk, with the
     bare FastAPI route under the same server as the reference."""
-    import asyncio
 
     from qc.bench.checkout import run
 
     counts = tuple(int(w) for w in workers.split(",") if w.strip())
     _write_json(
         json_out,
-        asyncio.run(
+        _run(
             run(
                 get_settings(),
                 concurrency=concurrency,
@@ -115,12 +128,11 @@ def bench_dispatch(
     json_out: Annotated[str | None, typer.Option("--json")] = None,
 ) -> None:
     """Assignment latency (orders x riders) and location ingest fixes/s with fan-out."""
-    import asyncio
 
     from qc.bench.dispatch import run
 
     figures = run(get_settings(), orders=orders, riders=riders, fixes=fixes, processes=processes)
-    _write_json(json_out, asyncio.run(figures))
+    _write_json(json_out, _run(figures))
 
 
 @bench_app.command("flash")
@@ -187,7 +199,6 @@ def bench_flash(
 ) -> None:
     """A flash-sale crowd over real HTTP and websockets: units sold, oversold, limits, FIFO,
     join/checkout latency, and regular checkout latency with and without the sale."""
-    import asyncio
 
     from qc.bench.flash import run as run_flash
 
@@ -199,7 +210,7 @@ def bench_flash(
 
     _write_json(
         json_out,
-        asyncio.run(
+        _run(
             run_flash(
                 get_settings(),
                 users=users,
@@ -236,14 +247,13 @@ def bench_room(
 ) -> None:
     """The waiting room's CPU part by part: a join (auth cold, warm), the bare route's
     request under the same server, a socket's handshake and a held socket."""
-    import asyncio
 
     from qc.bench.room import run as run_room
 
     figures = run_room(
         get_settings(), joins=joins, sockets=sockets, connections=connections, idle_s=idle_s
     )
-    _write_json(json_out, asyncio.run(figures))
+    _write_json(json_out, _run(figures))
 
 
 @bench_app.command("replicas")
@@ -256,12 +266,11 @@ def bench_replicas(
     json_out: Annotated[str | None, typer.Option("--json")] = None,
 ) -> None:
     """Regular checkout and a flash sale through HAProxy on 1 and on 3 API replicas."""
-    import asyncio
 
     from qc.bench.replicas import run
 
     counts = tuple(int(c) for c in replicas.split(",") if c.strip())
-    figures = asyncio.run(
+    figures = _run(
         run(
             get_settings(),
             counts=counts,
@@ -282,15 +291,12 @@ def bench_ops(
     json_out: Annotated[str | None, typer.Option("--json")] = None,
 ) -> None:
     """Control-tower feed: city snapshot build, diff and alert evaluation vs a bare query."""
-    import asyncio
 
     from qc.bench.ops import run_and_report
 
     _write_json(
         json_out,
-        asyncio.run(
-            run_and_report(get_settings(), active=active, delivered=delivered, repeats=repeats)
-        ),
+        _run(run_and_report(get_settings(), active=active, delivered=delivered, repeats=repeats)),
     )
 
 
@@ -305,11 +311,10 @@ def bench_all(
     json_out: Annotated[str | None, typer.Option("--json")] = None,
 ) -> None:
     """Every benchmark in one run, then one table of all their figures and conditions."""
-    import asyncio
 
     from qc.bench.all import BENCHMARKS, run_all
 
     unknown = sorted(set(only or []) - set(BENCHMARKS))
     if unknown:
         raise fail(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
-    asyncio.run(run_all(get_settings(), quick=quick, only=only, json_path=json_out))
+    _run(run_all(get_settings(), quick=quick, only=only, json_path=json_out))

@@ -57,6 +57,10 @@ def bench_database_url(settings: Settings) -> str:
     return _with_db(db.resolve_database_url(settings), BENCH_DATABASE)
 
 
+class BenchDatabaseInUse(RuntimeError):
+    """Another client is connected to the benchmarks' database (``_alone_on``)."""
+
+
 def _alone_on(url: str, *, wait_s: float) -> None:
     """Refuse a bench database another client is connected to: a benchmark still running,
     or the servers of one that was killed, whose requests and loops would change the books
@@ -74,7 +78,7 @@ def _alone_on(url: str, *, wait_s: float) -> None:
             if not others:
                 return
             if time.monotonic() > deadline:
-                raise RuntimeError(
+                raise BenchDatabaseInUse(
                     f"{others} other connection(s) to the benchmarks' database "
                     f"{BENCH_DATABASE} ({names or 'unnamed'}): another benchmark is running, "
                     "or a stopped one's servers still are; stop them and run again"

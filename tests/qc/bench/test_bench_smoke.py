@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from typer.testing import CliRunner
 
 from qc.bench.catalog import run as run_catalog
 from qc.bench.checkout import run as run_checkout
+from qc.bench.cli import bench_app
 from qc.bench.reserve import run as run_reserve
 from qc.bench.room import run as run_room
-from qc.bench.stack import bench_database_url, bench_stack
+from qc.bench.stack import BenchDatabaseInUse, bench_database_url, bench_stack
 from server.kit import db
+from server.kit.config import get_settings
+from tests.conftest import TEST_SECRET
 
 
 async def test_a_bench_refuses_a_database_another_client_is_using(settings, clean) -> None:
@@ -19,9 +23,35 @@ async def test_a_bench_refuses_a_database_another_client_is_using(settings, clea
     url = bench_database_url(settings)
     db.ensure_database(url)
     with psycopg.connect(url, application_name="a left-over bench server"):
-        with pytest.raises(RuntimeError, match="a left-over bench server"):
+        with pytest.raises(BenchDatabaseInUse, match="a left-over bench server"):
             async with bench_stack(settings, skus=10, alone_wait_s=0.5):
                 pass
+
+
+@pytest.mark.slow
+def test_qc_bench_says_in_one_line_that_its_database_is_in_use(
+    settings, clean, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command's refusal is one line naming the other client and exit code 2, not a
+    traceback (after the bench's wait for a just-stopped server's backends)."""
+    for name, value in {
+        "QC_HOME": str(settings.home),
+        "QC_DATABASE_URL": settings.database_url,
+        "QC_REDIS_URL": settings.redis_url,
+        "QC_SECRET_KEY": TEST_SECRET,
+    }.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    url = bench_database_url(settings)
+    db.ensure_database(url)
+    try:
+        with psycopg.connect(url, application_name="a left-over bench server"):
+            result = CliRunner().invoke(bench_app, ["reserve", "--ops", "100", "--repeats", "1"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2, result.output
+    assert "error:" in result.output and "a left-over bench server" in result.output
+    assert "Traceback" not in result.output
 
 
 @pytest.mark.slow
